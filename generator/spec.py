@@ -1,0 +1,449 @@
+"""Pydantic models of every input file kind.
+
+Two families:
+
+* ``Settings`` and its groups describe the *resolved* settings tree every target reads:
+  every field required, fully typed.
+* :func:`partial` derives the *layer* form of the same tree (every field optional,
+  ``None`` meaning "not set here"), which is what tiers, environments, services and
+  tenants write. One source of truth, so a field added to the tree is automatically
+  accepted in every layer, validated, exported in the JSON Schema and merged.
+
+All models forbid unknown keys (typos are errors) and use strict types (``"3"`` is not
+an integer; an unquoted account id is a number, not a string, and says so).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
+
+# --- shared value types -------------------------------------------------------------
+
+#: A tenant or environment name ends up in S3 bucket names, IAM role names, ElastiCache ids
+#: (40 chars), Kubernetes namespaces and file paths; 20 characters keeps every derived
+#: name inside every limit, and the pattern keeps every path inside rendered/.
+NAME_PATTERN = r"^[a-z][a-z0-9-]{0,18}[a-z0-9]$"
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+AccountId = Annotated[str, StringConstraints(pattern=r"^[0-9]{12}$")]
+AwsRegion = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$")]
+Email = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")]
+CostCenter = Annotated[str, StringConstraints(pattern=r"^CC-[0-9]{3,6}$")]
+Quantity = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti)?$")]
+ImageTag = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")]
+Duration = Annotated[str, StringConstraints(pattern=r"^[0-9]+(s|m|h)$")]
+#: CloudWatch Logs accepts only these retention periods.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
+
+
+class Strict(BaseModel):
+    """Base of every input model: unknown keys are errors, types are not coerced."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+# --- the settings tree (resolved form) -----------------------------------------------
+
+
+class NetworkSettings(Strict):
+    """VPC shape. ``nat_gateways: per_az`` is the prod default (one NAT per AZ)."""
+
+    az_count: int = Field(ge=2, le=3)
+    nat_gateways: Literal["single", "per_az"]
+    vpc_endpoints: list[Literal["s3", "sts", "ssm", "ecr.api", "ecr.dkr", "logs"]]
+    public_ingress: bool
+
+
+class DatabaseSettings(Strict):
+    """RDS PostgreSQL (dedicated) or the tenant's schema on the pooled instance."""
+
+    engine_version: str
+    instance_class: str
+    allocated_storage_gb: int = Field(ge=20, le=65536)
+    max_allocated_storage_gb: int = Field(ge=20, le=65536)
+    multi_az: bool
+    backup_retention_days: int = Field(ge=1, le=35)
+    pitr: bool
+    deletion_protection: bool
+    cross_region_copy: bool
+    read_replicas: int = Field(ge=0, le=5)
+
+
+class CacheSettings(Strict):
+    """ElastiCache Redis in cluster mode."""
+
+    node_type: str
+    shards: int = Field(ge=1, le=500)
+    replicas_per_shard: int = Field(ge=0, le=5)
+    snapshot_retention_days: int = Field(ge=0, le=35)
+
+
+class LifecycleSettings(Strict):
+    """S3 lifecycle: transition to IA, then Glacier, then expire noncurrent versions."""
+
+    ia_days: int = Field(ge=30)
+    glacier_days: int = Field(ge=1)
+    expire_days: int = Field(ge=1)
+
+
+class StorageSettings(Strict):
+    versioning: bool
+    object_lock: Literal["none", "governance", "compliance"]
+    object_lock_days: int = Field(ge=1, le=36500)
+    lifecycle: LifecycleSettings
+
+
+class KmsSettings(Strict):
+    #: AWS accepts a custom rotation period of 90 to 2560 days.
+    rotation_days: int = Field(ge=90, le=2560)
+
+
+class LogsSettings(Strict):
+    retention_days: Literal[LOG_RETENTION_DAYS]  # type: ignore[valid-type]
+
+
+class BudgetSettings(Strict):
+    monthly_usd: int = Field(ge=1, le=10_000_000)
+    alert_thresholds: list[Annotated[int, Field(ge=1, le=1000)]]
+    notify: list[Email]
+
+
+class QuotaSettings(Strict):
+    """Per-namespace ResourceQuota and LimitRange defaults."""
+
+    requests_cpu: Quantity
+    requests_memory: Quantity
+    limits_cpu: Quantity
+    limits_memory: Quantity
+    pods: int = Field(ge=1, le=10_000)
+
+
+class ResourceAmounts(Strict):
+    cpu: Quantity
+    memory: Quantity
+
+
+class Resources(Strict):
+    requests: ResourceAmounts
+    limits: ResourceAmounts
+
+
+class AutoscalingSettings(Strict):
+    enabled: bool
+    min_replicas: int = Field(ge=1, le=1000)
+    max_replicas: int = Field(ge=1, le=1000)
+    target_cpu_percent: int = Field(ge=1, le=100)
+
+
+class CanarySettings(Strict):
+    enabled: bool
+
+
+class ServiceSettings(Strict):
+    """Per-service knobs every layer may tune (``settings.services.<name>``)."""
+
+    replicas: int = Field(ge=0, le=1000)
+    resources: Resources
+    autoscaling: AutoscalingSettings
+    canary: CanarySettings
+    #: Pins the image tag (the rollback lever); ``None`` means the service's release tag.
+    image_tag: ImageTag | None
+
+
+class Settings(Strict):
+    """The one settings tree that every layer speaks."""
+
+    network: NetworkSettings
+    database: DatabaseSettings
+    cache: CacheSettings
+    storage: StorageSettings
+    kms: KmsSettings
+    logs: LogsSettings
+    budget: BudgetSettings
+    quota: QuotaSettings
+    services: dict[str, ServiceSettings]
+
+
+# --- the layer form, derived ------------------------------------------------------------
+
+#: Fields whose resolved value may legitimately be None.
+NULLABLE_LEAVES = frozenset({"image_tag"})
+
+
+@functools.cache
+def partial(model: type[BaseModel]) -> type[BaseModel]:
+    """Return a twin of ``model`` in which every field is optional and nested models are
+    partial too: the form in which a single layer writes part of the settings tree."""
+    fields: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        annotation = _partial_annotation(info.annotation)
+        fields[name] = (annotation | None, Field(default=None, description=info.description, json_schema_extra=None, **_constraints(info)))
+    return create_model(f"{model.__name__}Layer", __base__=Strict, __doc__=model.__doc__, **fields)
+
+
+def _constraints(info: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for meta in info.metadata:
+        for attr in ("ge", "le", "gt", "lt", "min_length", "max_length"):
+            value = getattr(meta, attr, None)
+            if value is not None:
+                out[attr] = value
+    return out
+
+
+def _partial_annotation(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return partial(annotation)
+    origin = get_origin(annotation)
+    if origin is dict:
+        key, value = get_args(annotation)
+        return dict[key, _partial_annotation(value)]  # type: ignore[valid-type]
+    if origin is Union:
+        return Union[tuple(_partial_annotation(a) for a in get_args(annotation) if a is not type(None))]
+    return annotation
+
+
+SettingsLayer = partial(Settings)
+
+
+# --- guardrails -----------------------------------------------------------------------
+
+
+class Guardrail(Strict):
+    """A bound a tier puts on a settings path; lower layers cannot weaken it."""
+
+    min: int | None = None
+    max: int | None = None
+    equals: bool | int | str | None = None
+    one_of: list[str] | None = None
+    environments: list[Name] | None = Field(default=None, description="Only enforce in these environments (default: all).")
+    reason: str = Field(min_length=1)
+
+
+# --- file kinds -----------------------------------------------------------------------
+
+
+class ChangeWindow(Strict):
+    """When production changes may sync: a cron start, a duration and a time zone
+    (Argo CD ``syncWindows`` semantics)."""
+
+    schedule: str
+    duration: Duration
+    timezone: str = "UTC"
+
+
+class Promotion(Strict):
+    after: Name | None = Field(default=None, description="The environment a release must reach first.")
+    requires_approval: bool = False
+    reviewers: list[str] = Field(default_factory=list, description="GitHub teams that approve (org/team).")
+
+
+class Previews(Strict):
+    enabled: bool
+    ttl_hours: int = Field(ge=1, le=720)
+
+
+class AwsPlacement(Strict):
+    region: AwsRegion
+    dr_region: AwsRegion
+    allowed_regions: list[AwsRegion]
+
+
+class EnvironmentAccounts(Strict):
+    shared_services: AccountId
+    dr_verify: AccountId
+    pools: dict[Name, AccountId] = Field(default_factory=dict, description="Account of each pooled tier's data plane.")
+
+
+class SyncPolicy(Strict):
+    automated: bool
+    prune: bool
+    self_heal: bool
+
+
+class RetentionBounds(Strict):
+    min_days: int = Field(ge=1)
+    max_days: int = Field(ge=1)
+
+
+class Environment(Strict):
+    """``environments/<name>.yaml``."""
+
+    name: Name
+    description: str = ""
+    aws: AwsPlacement
+    accounts: EnvironmentAccounts
+    domain: str
+    kubernetes_version: Annotated[str, StringConstraints(pattern=r"^1\.[0-9]{2}$")]
+    promotion: Promotion
+    change_window: ChangeWindow | None = None
+    sync: SyncPolicy
+    progressive_delivery: bool
+    previews: Previews | None = None
+    log_retention: RetentionBounds
+    rpo_minutes: int = Field(ge=1)
+    rto_minutes: int = Field(ge=1)
+    settings: SettingsLayer = Field(default_factory=SettingsLayer)  # type: ignore[valid-type]
+
+
+class InstanceClasses(Strict):
+    database: list[str]
+    cache: list[str]
+
+
+class Tier(Strict):
+    """``catalog/tiers/<name>.yaml``."""
+
+    name: Name
+    description: str = ""
+    isolation: Literal["dedicated", "pooled"]
+    allowed_instance_classes: InstanceClasses
+    settings: SettingsLayer = Field(default_factory=SettingsLayer)  # type: ignore[valid-type]
+    guardrails: dict[str, Guardrail] = Field(default_factory=dict, description="Dotted settings path -> bound.")
+
+
+class Port(Strict):
+    name: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,14}$")]
+    port: int = Field(ge=1, le=65535)
+    protocol: Literal["TCP", "UDP"] = "TCP"
+
+
+class Probe(Strict):
+    path: Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9/._-]*$")]
+    port: str
+    initial_delay_seconds: int = Field(default=5, ge=0, le=600)
+    period_seconds: int = Field(default=10, ge=1, le=600)
+
+
+class Probes(Strict):
+    readiness: Probe
+    liveness: Probe
+    startup: Probe | None = None
+
+
+class Image(Strict):
+    repository: str
+    tag: ImageTag
+
+
+class Migrations(Strict):
+    """How a service migrates its schema; every run is plan -> dry-run -> apply."""
+
+    command: list[str] = Field(min_length=1)
+    plan_args: list[str] = Field(default_factory=lambda: ["--plan"])
+    dry_run_args: list[str] = Field(default_factory=lambda: ["--dry-run"])
+    apply_args: list[str] = Field(default_factory=list)
+    path: str = Field(description="Where the service's migration files live, for CI dry-runs.")
+
+
+class CanaryStep(Strict):
+    weight: int = Field(ge=1, le=100)
+    pause: Duration | None = None
+
+
+class Analysis(Strict):
+    success_rate_min: float = Field(ge=0.0, le=1.0)
+    interval: Duration = "1m"
+    failure_limit: int = Field(default=1, ge=0, le=10)
+    prometheus_address: str = "http://prometheus.monitoring.svc:9090"
+
+
+class Canary(Strict):
+    steps: list[CanaryStep] = Field(min_length=1)
+    analysis: Analysis
+
+
+class SecretRef(Strict):
+    """A value the service reads from AWS Secrets Manager through ExternalSecrets."""
+
+    env: Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]*$")]
+    key: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9/_.{}-]+$")] = Field(
+        description="Secrets Manager name; {tenant} and {env} are substituted."
+    )
+    property: str | None = None
+
+
+class Ingress(Strict):
+    enabled: bool
+    path: str = "/"
+
+
+class Service(Strict):
+    """``catalog/services/<name>.yaml``."""
+
+    name: Name
+    description: str = ""
+    image: Image
+    chart: Name = Field(description="A chart name from catalog/platform.yaml `charts`.")
+    ports: list[Port] = Field(default_factory=list)
+    probes: Probes | None = None
+    ingress: Ingress = Field(default_factory=lambda: Ingress(enabled=False))
+    uses_database: bool = False
+    secrets: list[SecretRef] = Field(default_factory=list)
+    migrations: Migrations | None = None
+    canary: Canary | None = None
+    defaults: partial(ServiceSettings) = Field(default_factory=partial(ServiceSettings))  # type: ignore[valid-type]
+
+
+class Tenant(Strict):
+    """``tenants/<name>.yaml``."""
+
+    name: Name
+    tier: Name
+    owner: Email
+    cost_center: CostCenter
+    environments: list[Name] = Field(min_length=1)
+    services: list[Name] = Field(min_length=1)
+    canary: bool = Field(default=False, description="Receives changes in the first progressive-sync wave.")
+    accounts: dict[Name, AccountId] = Field(default_factory=dict, description="Dedicated tiers: AWS account per environment.")
+    settings: SettingsLayer = Field(default_factory=SettingsLayer)  # type: ignore[valid-type]
+    overrides: dict[Name, SettingsLayer] = Field(default_factory=dict)  # type: ignore[valid-type]
+
+
+class Chart(Strict):
+    repository: str
+    name: str
+    version: Annotated[str, StringConstraints(pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$")]
+
+
+class TerraformState(Strict):
+    bucket: str
+    dynamodb_table: str
+    region: AwsRegion
+    kms_key_id: str
+    account: AccountId
+
+
+class Repository(Strict):
+    url: str
+    revision: str = "main"
+    github: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")]
+
+
+class Platform(Strict):
+    """``catalog/platform.yaml``: organisation-wide facts every target needs."""
+
+    organization: Name
+    repository: Repository
+    terraform_state: TerraformState
+    charts: dict[Name, Chart]
+    secret_store: str = "aws-secrets-manager"
+    ingress_class: str = "alb"
+    tenant_canary_wave_size: int = Field(default=1, ge=1)
+
+
+#: Kind name -> model, used by load.py and `companyos schema`.
+FILE_KINDS: dict[str, type[Strict]] = {
+    "platform": Platform,
+    "environment": Environment,
+    "tier": Tier,
+    "service": Service,
+    "tenant": Tenant,
+}
+
+
+def is_valid_name(value: str) -> bool:
+    return re.fullmatch(NAME_PATTERN, value) is not None

@@ -1,0 +1,7 @@
+"""All output kinds, in the order they render. One module per kind."""
+
+from __future__ import annotations
+
+from generator.targets import helm
+
+TARGETS = (helm,)

@@ -1,0 +1,77 @@
+"""Helm values per tenant, environment and service: ``rendered/helm/<env>/<tenant>/<service>.yaml``.
+
+Values are written for the chart the service names in ``catalog/platform.yaml`` (the sample
+uses stakater's ``application`` chart). Secrets never appear here: the values only tell
+the chart to create ExternalSecrets that copy named Secrets Manager entries into the pod.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from generator import naming
+from generator.model import Deployment, Model
+from generator.spec import Service
+from generator.targets.base import RenderedFile
+from generator.templating import Templates
+
+NAME = "helm"
+TEMPLATE = "helm/values.yaml.j2"
+
+
+def values_path(env: str, tenant: str, service: str) -> str:
+    return f"rendered/helm/{env}/{tenant}/{service}.yaml"
+
+
+def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
+    template_source = templates.path(TEMPLATE)
+    for d in model.deployments:
+        for service in d.services:
+            yield RenderedFile(
+                path=values_path(d.env, d.name, service.name),
+                text=templates.render(TEMPLATE, **context(model, d, service)),
+                sources=(*d.sources, model.source("service", service.name), template_source),
+                tenant=d.name,
+                environment=d.env,
+            )
+
+
+def secret_files(model: Model, d: Deployment, service: Service) -> dict[str, Any]:
+    """ExternalSecret entries: key -> Secrets Manager reference (never a value)."""
+    files: dict[str, Any] = {}
+    if service.secrets:
+        files["app-secrets"] = {
+            "data": {
+                ref.env: {"remoteRef": {"key": naming.secret_key(ref.key, d.name, d.env), **({"property": ref.property} if ref.property else {})}}
+                for ref in service.secrets
+            }
+        }
+    if service.uses_database:
+        files["database"] = {"dataFrom": {"key": naming.db_secret_key(model.platform, d.env, d.name, service.name)}}
+    return files
+
+
+def context(model: Model, d: Deployment, service: Service) -> dict[str, Any]:
+    probes = []
+    if service.probes:
+        probes = [(f"{kind}Probe", getattr(service.probes, kind)) for kind in ("readiness", "liveness", "startup") if getattr(service.probes, kind)]
+    ingress_enabled = service.ingress.enabled and d.settings.network.public_ingress
+    return {
+        "d": d,
+        "service": service,
+        "platform": model.platform,
+        "chart": model.platform.charts[service.chart],
+        "settings": d.settings.services[service.name],
+        "image_tag": d.image_tag(service.name),
+        "labels": {
+            "companyos.io/tenant": d.name,
+            "companyos.io/tier": d.tier.name,
+            "companyos.io/environment": d.env,
+        },
+        "probes": probes,
+        "secret_files": secret_files(model, d, service),
+        "ingress_enabled": ingress_enabled,
+        "ingress_group": naming.resource_prefix(model.platform, d.env, d.name),
+        "host": naming.hostname(service.name, d.name, d.environment),
+        "role_arn": naming.irsa_role_arn(d.account_id, model.platform, d.env, d.name, service.name),
+    }

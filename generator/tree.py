@@ -13,6 +13,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable
 
 from generator.errors import UsageError
 from generator.render import MANIFEST_PATH, RenderResult
@@ -147,12 +148,12 @@ def _remove_empty_parents(folder: Path, root: Path) -> None:
         folder = folder.parent
 
 
-def unified_diff(result: RenderResult, root: Path, st: TreeStatus, context: int = 3) -> str:
-    """A unified diff from the tree on disk to the rendered result."""
+def unified_diff(result: RenderResult, root: Path, paths: Iterable[str], context: int = 3) -> str:
+    """A unified diff from the tree on disk to the rendered result, for ``paths``."""
     import difflib
 
     chunks: list[str] = []
-    for rel in sorted({*st.changed, *st.missing, *st.stale}):
+    for rel in sorted(set(paths)):
         old = _read(root / rel)
         new = result.files.get(rel)
         old_lines = old.decode("utf-8", "replace").splitlines(keepends=True) if old is not None else []

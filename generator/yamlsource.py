@@ -93,6 +93,10 @@ def parse_yaml(path: str, raw: bytes) -> tuple[SourceDoc | None, list[CatalogErr
         return None, [CatalogError(Location(path), f"YAML error: {exc}")]
     if node is None:
         return None, [CatalogError(Location(path), "file is empty; expected a mapping")]
+    if "!" in text:  # explicit tags on plain scalars are resolved silently; find them in the events
+        tagged = _first_explicit_tag(text)
+        if tagged is not None:
+            return None, [CatalogError(Location(path, tagged[0], tagged[1]), f"YAML tag {tagged[2]} is not allowed in the catalog")]
     if not isinstance(node, CommentedMap):
         return None, [CatalogError(Location(path), "expected a mapping at the top of the file")]
     doc = SourceDoc(path, {})
@@ -101,6 +105,16 @@ def parse_yaml(path: str, raw: bytes) -> tuple[SourceDoc | None, list[CatalogErr
     except _Rejected as exc:
         return None, [CatalogError(Location(path, exc.line, exc.col), exc.message)]
     return doc, []
+
+
+def _first_explicit_tag(text: str) -> tuple[int, int, str] | None:
+    """Position and name of the first explicitly tagged node, from the parser's events."""
+    for event in _yaml().parse(text):
+        tag = getattr(event, "tag", None)
+        if tag is not None:  # the parser sets a tag only when the document spells one out
+            mark = event.start_mark
+            return mark.line + 1, mark.column + 1, str(getattr(tag, "value", tag))
+    return None
 
 
 def _check_node(node: Any, line: int, col: int) -> None:

@@ -1,0 +1,121 @@
+"""render / check / diff against a real tree: atomic writes, pruning, exit codes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import edit_yaml, snapshot
+
+from generator import pipeline, tree
+from generator.render import MANIFEST_PATH
+
+
+def manifest_files(root: Path) -> dict[str, dict]:
+    return json.loads((root / MANIFEST_PATH).read_text())["files"]
+
+
+def test_render_from_scratch_matches_committed_tree(companyos, repo, tmp_path):
+    shutil.rmtree(repo / "rendered")
+    result = companyos("render", cwd=repo)
+    assert result.code == 0, result.err
+    fresh = snapshot(repo / "rendered")
+    from conftest import REPO
+
+    assert fresh == snapshot(REPO / "rendered")
+
+
+def test_noop_render_writes_nothing(companyos, repo):
+    before = {p: p.stat().st_mtime_ns for p in (repo / "rendered").rglob("*") if p.is_file()}
+    result = companyos("render", cwd=repo)
+    assert result.code == 0 and " 0 written" in result.out
+    after = {p: p.stat().st_mtime_ns for p in (repo / "rendered").rglob("*") if p.is_file()}
+    assert before == after
+
+
+def test_check_passes_then_fails_with_changed_missing_stale_and_unmanaged(companyos, repo):
+    assert companyos("check", cwd=repo).code == 0
+    changed = repo / "rendered/helm/prod/globex/api.yaml"
+    changed.write_text(changed.read_text().replace("replicas: 3", "replicas: 30"))
+    missing = repo / "rendered/helm/dev/globex/web.yaml"
+    missing.unlink()
+    unmanaged = repo / "rendered/helm/dev/notes.txt"
+    unmanaged.write_text("hand-made\n")
+    edit_yaml(repo / "tenants/hooli.yaml", lambda d: d.__setitem__("services", ["api", "worker"]))
+    result = companyos("check", "--format", "json", cwd=repo)
+    assert result.code == 1
+    report = json.loads(result.out)
+    assert {"rendered/.companyos-manifest.json", "rendered/helm/prod/globex/api.yaml"} <= set(report["changed"])
+    assert not [p for p in report["changed"] if p.startswith("rendered/helm/") and p != "rendered/helm/prod/globex/api.yaml"]
+    assert report["missing"] == ["rendered/helm/dev/globex/web.yaml"]
+    assert [p for p in report["stale"] if p.startswith("rendered/helm/")] == [f"rendered/helm/{env}/hooli/web.yaml" for env in ("dev", "prod")]
+    assert report["unmanaged"] == ["rendered/helm/dev/notes.txt"]
+    text = companyos("check", cwd=repo)
+    assert text.code == 1 and "-  replicas: 30" in text.out and "+  replicas: 3" in text.out
+
+
+def test_render_prunes_only_generated_files(companyos, repo):
+    hand_written = repo / ".github/workflows/hand-written.yml"
+    hand_written.parent.mkdir(parents=True, exist_ok=True)
+    hand_written.write_text("name: mine\n")
+    unmanaged = repo / "rendered/README.txt"
+    unmanaged.write_text("not ours\n")
+    before = manifest_files(repo)
+    (repo / "tenants/hooli.yaml").unlink()
+    result = companyos("render", cwd=repo)
+    assert result.code == 0, result.err
+    after = manifest_files(repo)
+    removed = sorted(set(before) - set(after))
+    assert removed and all(before[p].get("tenant") == "hooli" for p in removed)
+    assert all(not (repo / p).exists() for p in removed)
+    assert not (repo / "rendered/helm/dev/hooli").exists(), "emptied folders are removed"
+    assert hand_written.read_text() == "name: mine\n" and unmanaged.exists()
+    assert "rendered/README.txt is under rendered/ but was not generated" in result.err
+    assert companyos("check", cwd=repo).code == 1  # the unmanaged file still fails check
+    unmanaged.unlink()
+    assert companyos("check", cwd=repo).code == 0
+
+
+def test_failed_write_leaves_previous_tree_intact(repo, monkeypatch):
+    edit_yaml(repo / "catalog/services/api.yaml", lambda d: d["image"].__setitem__("tag", "9.9.9"))
+    built = pipeline.build(repo)
+    before = snapshot(repo)
+    calls = {"n": 0}
+    real = Path.write_bytes
+
+    def flaky(self: Path, data: bytes) -> int:
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise OSError("disk full")
+        return real(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", flaky)
+    with pytest.raises(OSError):
+        tree.write(built.result, repo)
+    monkeypatch.undo()
+    assert snapshot(repo) == before
+    assert not list(repo.rglob("*" + tree.TMP_SUFFIX))
+
+
+def test_diff_prints_unified_diff(companyos, repo):
+    edit_yaml(repo / "catalog/services/web.yaml", lambda d: d["image"].__setitem__("tag", "3.3.0"))
+    result = companyos("diff", cwd=repo)
+    assert result.code == 1
+    assert "--- a/rendered/helm/dev/globex/web.yaml" in result.out
+    assert '-    tag: "3.2.0"' in result.out and '+    tag: "3.3.0"' in result.out
+
+
+def test_manifest_records_hash_sources_and_owner(sample):
+    import hashlib
+
+    files = sample.result.manifest["files"]
+    assert set(files) == set(sample.result.files) - {MANIFEST_PATH}
+    for path, entry in files.items():
+        assert entry["sha256"] == hashlib.sha256(sample.result.files[path]).hexdigest()
+        assert entry["sources"] and all(not s.startswith("/") for s in entry["sources"])
+    entry = files["rendered/helm/prod/acme/api.yaml"]
+    assert entry["tenant"] == "acme" and entry["environment"] == "prod"
+    assert {"tenants/acme.yaml", "catalog/services/api.yaml", "catalog/tiers/regulated.yaml", "environments/prod.yaml"} <= set(entry["sources"])
+    assert "catalog/services/web.yaml" not in entry["sources"]

@@ -82,27 +82,36 @@ def _read(path: Path) -> bytes | None:
         return None
 
 
+def _existing_files(root: Path, rels: Iterable[str]) -> set[str]:
+    """Which of the top-level output folders' files exist: one directory walk instead of
+    one failed open() per missing file (which dominates a cold render of a large tree)."""
+    found: set[str] = set()
+    for top in sorted({rel.split("/", 2)[0] + ("/" + rel.split("/", 2)[1] if rel.startswith(".github/") else "") for rel in rels}):
+        base = root / top
+        if not base.is_dir():
+            continue
+        for folder, _dirs, names in os.walk(base):
+            prefix = Path(folder).relative_to(root).as_posix()
+            found.update(f"{prefix}/{name}" for name in names)
+    return found
+
+
 def status(result: RenderResult, root: Path) -> TreeStatus:
     """Compare ``result`` with the files under ``root``."""
     st = TreeStatus()
+    previous = read_manifest(root)
+    existing = _existing_files(root, [*result.files, *previous, *(f"{d}/x" for d in OWNED_DIRS)])
     for rel, data in result.files.items():
-        current = _read(root / rel)
+        current = _read(root / rel) if rel in existing else None
         if current is None:
             st.missing.append(rel)
         elif current != data:
             st.changed.append(rel)
         else:
             st.unchanged += 1
-    previous = read_manifest(root)
-    st.stale = sorted(rel for rel in previous if rel not in result.files and (root / rel).is_file())
+    st.stale = sorted(rel for rel in previous if rel not in result.files and rel in existing)
     known = set(result.files) | set(previous)
-    for owned in OWNED_DIRS:
-        base = root / owned
-        if base.is_dir():
-            for path in sorted(base.rglob("*")):
-                rel = path.relative_to(root).as_posix()
-                if path.is_file() and rel not in known and not rel.endswith(TMP_SUFFIX):
-                    st.unmanaged.append(rel)
+    st.unmanaged = sorted(rel for rel in existing if rel.split("/", 1)[0] in OWNED_DIRS and rel not in known and not rel.endswith(TMP_SUFFIX))
     return st
 
 
@@ -112,10 +121,13 @@ def write(result: RenderResult, root: Path) -> WriteReport:
     report = WriteReport(unchanged=st.unchanged, unmanaged=st.unmanaged)
     todo = sorted(rel for rel in (*st.changed, *st.missing) if rel != MANIFEST_PATH)
     staged: list[tuple[Path, Path]] = []
+    made: set[Path] = set()
     try:
         for rel in todo:
             target = _safe(root, rel)
-            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.parent not in made:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                made.add(target.parent)
             tmp = target.with_name(target.name + TMP_SUFFIX)
             tmp.write_bytes(result.files[rel])
             staged.append((tmp, target))

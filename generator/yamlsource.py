@@ -1,31 +1,57 @@
 """Read one YAML file into plain Python data plus a map of where every value came from.
 
-ruamel.yaml's round-trip loader keeps line and column marks; we copy them into a flat
-``positions`` dict keyed by the value's path (``("settings", "kms", "rotation_days")``)
-and hand the rest of the program plain dicts, lists and scalars. That keeps pydantic in
-strict mode happy and lets any later stage blame the exact ``file:line:col``.
+libyaml (through PyYAML's C composer) parses each file into a node graph that carries
+line and column marks; we walk it once, copying positions into a flat dict keyed by the
+value's path (``("settings", "kms", "rotation_days")``) and handing the rest of the program
+plain dicts, lists and scalars. That keeps pydantic in strict mode happy and lets any
+later stage blame the exact ``file:line:col``. (ruamel's round-trip loader gives the same
+marks but is pure Python and ~30x slower; it is still what we use to *edit* YAML.)
+
+Scalars resolve by the YAML 1.2 core schema, not PyYAML's 1.1 default: ``no``/``on`` stay
+strings, ``0777`` is decimal. Dates are kept as ISO strings.
 
 Hostile input is refused here, before anything else sees it: bytes that are not UTF-8,
 explicit YAML tags (``!!python/object``...), anchors and aliases (the "billion laughs"
 bomb needs them, and the catalog's layering makes them unnecessary), duplicate keys,
-non-string keys, and documents that are not a single mapping.
+non-string keys, deep nesting, and documents that are not a single mapping.
 """
 
 from __future__ import annotations
 
 import datetime
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
+import yaml
 
 from generator.errors import CatalogError, Location
 
 KeyPath = tuple[str | int, ...]
 MAX_FILE_BYTES = 1_000_000
 MAX_DEPTH = 32
+
+_BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
+    """libyaml composer with YAML 1.2 core-schema implicit typing."""
+
+    yaml_implicit_resolvers: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
+
+
+for _tag, _pattern, _first in (
+    ("bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    ("int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", "-+0123456789"),
+    ("float", r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$", "-+0123456789."),
+    ("null", r"^(?:~|null|Null|NULL|)$", "~nN"),
+    ("timestamp", r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", "0123456789"),
+):
+    _Loader.add_implicit_resolver(f"tag:yaml.org,2002:{_tag}", re.compile(_pattern), list(_first))
+_Loader.add_implicit_resolver("tag:yaml.org,2002:null", re.compile(r"^$"), [""])
+
+_STR, _INT, _FLOAT, _BOOL, _NULL, _DATE = (f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "timestamp"))
+_MAP, _SEQ = "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
 
 
 @dataclass
@@ -53,19 +79,9 @@ class SourceDoc:
 
 
 class _Rejected(Exception):
-    def __init__(self, line: int, col: int, message: str) -> None:
-        self.line, self.col, self.message = line, col, message
-
-
-def _yaml() -> YAML:
-    loader = YAML(typ="rt", pure=True)
-    loader.allow_duplicate_keys = False
-    return loader
-
-
-def _mark(exc: MarkedYAMLError) -> tuple[int, int]:
-    mark = exc.problem_mark or exc.context_mark
-    return (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    def __init__(self, mark: Any, message: str) -> None:
+        self.line, self.col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        self.message = message
 
 
 def parse_yaml(path: str, raw: bytes) -> tuple[SourceDoc | None, list[CatalogError]]:
@@ -79,100 +95,98 @@ def parse_yaml(path: str, raw: bytes) -> tuple[SourceDoc | None, list[CatalogErr
         line = before.count(b"\n") + 1
         col = exc.start - (before.rfind(b"\n") + 1) + 1
         return None, [CatalogError(Location(path, line, col), "file is not valid UTF-8")]
-    if text.startswith("\ufeff"):
-        text = text[1:]
     try:
-        node = _yaml().load(text)
-    except MarkedYAMLError as exc:
-        line, col = _mark(exc)
-        problem = (exc.problem or exc.context or "invalid YAML").strip()
-        if "duplicate key" in problem:
-            problem = problem.split(" with value")[0]
-        return None, [CatalogError(Location(path, line, col), f"YAML error: {problem}")]
-    except YAMLError as exc:  # pragma: no cover - unmarked errors are rare
-        return None, [CatalogError(Location(path), f"YAML error: {exc}")]
-    if node is None:
-        return None, [CatalogError(Location(path), "file is empty; expected a mapping")]
-    if "!" in text:  # explicit tags on plain scalars are resolved silently; find them in the events
-        tagged = _first_explicit_tag(text)
-        if tagged is not None:
-            return None, [CatalogError(Location(path, tagged[0], tagged[1]), f"YAML tag {tagged[2]} is not allowed in the catalog")]
-    if not isinstance(node, CommentedMap):
-        return None, [CatalogError(Location(path), "expected a mapping at the top of the file")]
-    doc = SourceDoc(path, {})
-    try:
+        if "!" in text or "&" in text or "*" in text:
+            _refuse_tags_and_aliases(text)
+        node = yaml.compose(text, Loader=_Loader)
+        if node is None:
+            return None, [CatalogError(Location(path), "file is empty; expected a mapping")]
+        if not isinstance(node, yaml.MappingNode):
+            raise _Rejected(node.start_mark, "expected a mapping at the top of the file")
+        doc = SourceDoc(path, {})
         doc.data = _plain(node, (), doc, 0)
+        return doc, []
     except _Rejected as exc:
         return None, [CatalogError(Location(path, exc.line, exc.col), exc.message)]
-    return doc, []
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = (exc.problem or exc.context or "invalid YAML").strip()
+        return None, [CatalogError(Location(path, line, col), f"YAML error: {problem}")]
+    except yaml.YAMLError as exc:
+        return None, [CatalogError(Location(path), f"YAML error: {exc}")]
 
 
-def _first_explicit_tag(text: str) -> tuple[int, int, str] | None:
-    """Position and name of the first explicitly tagged node, from the parser's events."""
-    for event in _yaml().parse(text):
+def _refuse_tags_and_aliases(text: str) -> None:
+    """Scan parser events (libyaml, cheap) for explicit tags, anchors and aliases: the
+    composed graph no longer says whether a tag was written or inferred."""
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise _Rejected(event.start_mark, "YAML anchors and aliases are not allowed in the catalog")
         tag = getattr(event, "tag", None)
-        if tag is not None:  # the parser sets a tag only when the document spells one out
-            mark = event.start_mark
-            return mark.line + 1, mark.column + 1, str(getattr(tag, "value", tag))
-    return None
+        if tag is not None and not (isinstance(event, yaml.ScalarEvent) and tag == "!" and event.implicit[1]):
+            raise _Rejected(event.start_mark, f"YAML tag {tag} is not allowed in the catalog")
 
 
-def _check_node(node: Any, line: int, col: int) -> None:
-    """Refuse anchors and explicit tags on a mapping or sequence node."""
-    anchor = getattr(node, "anchor", None)
-    if anchor is not None and getattr(anchor, "value", None):
-        raise _Rejected(line, col, "YAML anchors and aliases are not allowed in the catalog")
-    tag = getattr(node, "tag", None)
-    tag_value = getattr(tag, "value", tag) if tag is not None else None
-    if tag_value:
-        raise _Rejected(line, col, f"YAML tag {tag_value!s} is not allowed in the catalog")
+def _scalar(node: yaml.ScalarNode) -> Any:
+    tag, value = node.tag, node.value
+    if tag == _STR:
+        return value
+    if tag == _NULL:
+        return None
+    if tag == _BOOL:
+        return value.lower() == "true"
+    if tag == _INT:
+        if value.startswith("0x"):
+            return int(value[2:], 16)
+        if value.startswith("0o"):
+            return int(value[2:], 8)
+        return int(value, 10)
+    if tag == _FLOAT:
+        lowered = value.lower()
+        if lowered.endswith(".inf"):
+            return float("-inf") if lowered.startswith("-") else float("inf")
+        if lowered == ".nan":
+            return float("nan")
+        return float(value)
+    if tag == _DATE:
+        try:
+            return datetime.date.fromisoformat(value).isoformat()
+        except ValueError:
+            raise _Rejected(node.start_mark, f"invalid date {value!r}") from None
+    raise _Rejected(node.start_mark, f"YAML tag {tag} is not allowed in the catalog")
 
 
-def _plain(node: Any, keypath: KeyPath, doc: SourceDoc, depth: int) -> Any:
-    """Copy the ruamel tree into plain Python, recording positions and refusing tricks."""
+def _plain(node: yaml.Node, keypath: KeyPath, doc: SourceDoc, depth: int) -> Any:
+    """Copy the node graph into plain Python, recording positions and refusing tricks."""
     if depth > MAX_DEPTH:
-        line, col = doc.positions.get(keypath, (1, 1))
-        raise _Rejected(line, col, f"nesting deeper than {MAX_DEPTH} levels")
-    if isinstance(node, CommentedMap):
-        line, col = node.lc.line + 1, node.lc.col + 1
-        _check_node(node, line, col)
+        raise _Rejected(node.start_mark, f"nesting deeper than {MAX_DEPTH} levels")
+    if isinstance(node, yaml.ScalarNode):
+        return _scalar(node)
+    if isinstance(node, yaml.MappingNode):
+        if node.tag != _MAP:
+            raise _Rejected(node.start_mark, f"YAML tag {node.tag} is not allowed in the catalog")
         out: dict[str, Any] = {}
-        for key, value in node.items():
-            kline, kcol = (p + 1 for p in node.lc.key(key))
-            if not isinstance(key, str):
-                raise _Rejected(kline, kcol, f"mapping key {key!r} must be a string")
-            child = (*keypath, str(key))
-            doc.key_positions[child] = (kline, kcol)
-            vline, vcol = (p + 1 for p in node.lc.value(key))
-            doc.positions[child] = (vline, vcol)
-            out[str(key)] = _plain(value, child, doc, depth + 1)
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != _STR:
+                raise _Rejected(key_node.start_mark, f"mapping key {getattr(key_node, 'value', '?')!r} must be a string")
+            key = key_node.value
+            if key == "<<":
+                raise _Rejected(key_node.start_mark, "YAML merge keys (<<) are not allowed in the catalog")
+            if key in out:
+                raise _Rejected(key_node.start_mark, f'duplicate key "{key}"')
+            child = (*keypath, key)
+            doc.key_positions[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            doc.positions[child] = (value_node.start_mark.line + 1, value_node.start_mark.column + 1)
+            out[key] = _plain(value_node, child, doc, depth + 1)
         return out
-    if isinstance(node, CommentedSeq):
-        _check_node(node, node.lc.line + 1, node.lc.col + 1)
+    if isinstance(node, yaml.SequenceNode):
+        if node.tag != _SEQ:
+            raise _Rejected(node.start_mark, f"YAML tag {node.tag} is not allowed in the catalog")
         items = []
-        for index, value in enumerate(node):
+        for index, item in enumerate(node.value):
             child = (*keypath, index)
-            iline, icol = (p + 1 for p in node.lc.item(index))
-            doc.positions[child] = (iline, icol)
-            items.append(_plain(value, child, doc, depth + 1))
+            doc.positions[child] = (item.start_mark.line + 1, item.start_mark.column + 1)
+            items.append(_plain(item, child, doc, depth + 1))
         return items
-    line, col = doc.positions.get(keypath, (1, 1))
-    if hasattr(node, "anchor") and getattr(node.anchor, "value", None):
-        raise _Rejected(line, col, "YAML anchors and aliases are not allowed in the catalog")
-    type_name = type(node).__name__
-    if type_name == "TaggedScalar":
-        tag = getattr(node.tag, "value", node.tag)
-        raise _Rejected(line, col, f"YAML tag {tag} is not allowed in the catalog")
-    if isinstance(node, bool) or node is None:
-        return node
-    if isinstance(node, int):
-        return int(node)
-    if isinstance(node, float):
-        return float(node)
-    if isinstance(node, str):
-        return str(node)
-    if isinstance(node, datetime.datetime):
-        return node.isoformat()
-    if isinstance(node, datetime.date):
-        return node.isoformat()
-    raise _Rejected(line, col, f"unsupported YAML value of type {type_name}")
+    raise _Rejected(node.start_mark, "unsupported YAML node")  # pragma: no cover

@@ -38,7 +38,9 @@ def test_noop_render_writes_nothing(companyos, repo):
 def test_check_passes_then_fails_with_changed_missing_stale_and_unmanaged(companyos, repo):
     assert companyos("check", cwd=repo).code == 0
     changed = repo / "rendered/helm/prod/globex/api.yaml"
-    changed.write_text(changed.read_text().replace("replicas: 3", "replicas: 30"))
+    original = changed.read_text()
+    changed.write_text(original.replace('applicationName: "api"', 'applicationName: "hand-edited"'))
+    assert changed.read_text() != original
     missing = repo / "rendered/helm/dev/globex/web.yaml"
     missing.unlink()
     unmanaged = repo / "rendered/helm/dev/notes.txt"
@@ -53,7 +55,7 @@ def test_check_passes_then_fails_with_changed_missing_stale_and_unmanaged(compan
     assert [p for p in report["stale"] if p.startswith("rendered/helm/")] == [f"rendered/helm/{env}/hooli/web.yaml" for env in ("dev", "prod")]
     assert report["unmanaged"] == ["rendered/helm/dev/notes.txt"]
     text = companyos("check", cwd=repo)
-    assert text.code == 1 and "-  replicas: 30" in text.out and "+  replicas: 3" in text.out
+    assert text.code == 1 and '-applicationName: "hand-edited"' in text.out and '+applicationName: "api"' in text.out
 
 
 def test_render_prunes_only_generated_files(companyos, repo):

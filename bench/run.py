@@ -1,0 +1,205 @@
+"""Benchmark: companyos against a bare Jinja2 loop on the same templates.
+
+For synthetic catalogs of 10, 100 and 1000 tenants x 3 environments it reports cold
+``render`` (empty rendered/), no-op ``render`` (nothing changed), ``check`` on an unchanged
+tree, peak RSS, files written, and the same template work done by a bare Jinja2 loop (a
+plain ``jinja2.Environment`` over templates/, rendering every (template, context) pair the
+targets render and writing each result to a file) in the same run, as a ratio.
+
+Each measurement runs in its own process so peak RSS and caches are per measurement.
+
+    python bench/run.py                 # 10, 100, 1000 tenants
+    python bench/run.py --sizes 10 100  # a subset
+    python bench/run.py --markdown      # table for docs/benchmark.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+COPY = ("catalog", "environments", "templates")
+SERVICES = ("api", "worker", "web")
+
+
+def make_catalog(root: Path, tenants: int) -> None:
+    """A copy of the sample catalog with ``tenants`` synthetic tenants (1 in 4 regulated)."""
+    for item in COPY:
+        shutil.copytree(REPO / item, root / item)
+    (root / "tenants").mkdir()
+    envs = ("dev", "stage", "prod")
+    for i in range(tenants):
+        name = f"t{i:05d}"
+        regulated = i % 4 == 0
+        lines = [
+            f"name: {name}",
+            f"tier: {'regulated' if regulated else 'standard'}",
+            f"owner: team-{i}@example.com",
+            f"cost_center: CC-{1000 + i % 9000}",
+            f"environments: [{', '.join(envs)}]",
+            f"services: [{', '.join(SERVICES[: 1 + i % 3])}]",
+        ]
+        if regulated:
+            lines.append("accounts:")
+            lines += [f'  {env}: "{5 + n}{i:011d}"' for n, env in enumerate(envs)]
+        if i % 3 == 0:
+            lines += ["overrides:", "  prod:", "    services:", "      api:", f"        replicas: {3 + i % 5}"]
+        (root / "tenants" / f"{name}.yaml").write_text("\n".join(lines) + "\n")
+    networks = _networks_module()
+    if networks is not None and hasattr(networks, "allocate"):
+        networks.allocate(root, write=True)
+
+
+def _networks_module():
+    if not (REPO / "generator" / "networks.py").exists():
+        return None
+    try:
+        import generator.networks as networks
+    except ImportError:
+        return None
+    return networks
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# --- workers (each runs in its own process) ----------------------------------------------
+
+def worker_render(root: Path) -> dict:
+    from generator import pipeline, tree
+
+    start = time.perf_counter()
+    built = pipeline.build(root)
+    report = tree.write(built.result, root)
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "files": len(built.result.files), "written": len(report.written), "rss_mb": _rss_mb()}
+
+
+def worker_check(root: Path) -> dict:
+    from generator import pipeline
+
+    start = time.perf_counter()
+    _, status = pipeline.check(root)
+    seconds = time.perf_counter() - start
+    assert status.clean, status.as_dict()
+    return {"seconds": seconds, "rss_mb": _rss_mb()}
+
+
+def worker_bare(root: Path) -> dict:
+    """Record every (template, context) the targets render, then time a bare Jinja2 loop
+    that renders exactly those with a plain Environment and writes each to a file."""
+    import jinja2
+
+    from generator import pipeline, templating
+
+    calls: list[tuple[str, dict]] = []
+    real_render = templating.Templates.render
+
+    def recording(self, name, **context):
+        calls.append((name, context))
+        return real_render(self, name, **context)
+
+    templating.Templates.render = recording  # type: ignore[method-assign]
+    pipeline.build(root)
+    templating.Templates.render = real_render  # type: ignore[method-assign]
+
+    out = root / "bare"
+    start = time.perf_counter()
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(root / "templates"), keep_trailing_newline=True,
+                             trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(templating.FILTERS)
+    made: set[Path] = set()
+    for index, (name, context) in enumerate(calls):
+        text = env.get_template(name).render(**context)
+        path = out / name.split("/")[0] / f"{index // 100}" / f"{index}.out"
+        if path.parent not in made:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            made.add(path.parent)
+        path.write_text(text, encoding="utf-8")
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "files": len(calls), "rss_mb": _rss_mb()}
+
+
+WORKERS = {"render": worker_render, "check": worker_check, "bare": worker_bare}
+
+
+def run_worker(kind: str, root: Path) -> dict:
+    proc = subprocess.run([sys.executable, __file__, "--worker", kind, str(root)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"{kind} worker failed:\n{proc.stderr}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def bench(tenants: int, workdir: Path) -> dict:
+    root = workdir / f"catalog-{tenants}"
+    make_catalog(root, tenants)
+    cold = run_worker("render", root)
+    noop = run_worker("render", root)
+    check = run_worker("check", root)
+    bare = run_worker("bare", root)
+    return {
+        "tenants": tenants,
+        "deployments": tenants * 3,
+        "files": cold["files"],
+        "cold_render_s": round(cold["seconds"], 3),
+        "files_written_cold": cold["written"],
+        "noop_render_s": round(noop["seconds"], 3),
+        "files_written_noop": noop["written"],
+        "check_s": round(check["seconds"], 3),
+        "peak_rss_mb": round(max(cold["rss_mb"], noop["rss_mb"], check["rss_mb"]), 1),
+        "bare_jinja2_s": round(bare["seconds"], 3),
+        "bare_templates_rendered": bare["files"],
+        "render_vs_bare": round(cold["seconds"] / bare["seconds"], 2),
+        "check_vs_render": round(check["seconds"] / cold["seconds"], 2),
+    }
+
+
+def markdown(rows: list[dict]) -> str:
+    head = ("| tenants x envs | files | cold render s | no-op render s | check s | peak RSS MB | bare jinja2 s | render / bare | check / render |\n"
+            "|---|---|---|---|---|---|---|---|---|")
+    lines = [head]
+    for r in rows:
+        lines.append(f"| {r['tenants']} x 3 | {r['files']} | {r['cold_render_s']} | {r['noop_render_s']} | {r['check_s']} | "
+                     f"{r['peak_rss_mb']} | {r['bare_jinja2_s']} | {r['render_vs_bare']} | {r['check_vs_render']} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
+    parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="keep the generated catalogs")
+    parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
+    parser.add_argument("root", nargs="?", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(WORKERS[args.worker](Path(args.root))))
+        return
+    workdir = Path(tempfile.mkdtemp(prefix="companyos-bench-"))
+    try:
+        rows = []
+        for size in args.sizes:
+            row = bench(size, workdir)
+            rows.append(row)
+            if not args.markdown:
+                print(json.dumps(row), flush=True)
+        if args.markdown:
+            print(markdown(rows))
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(REPO))
+    main()

@@ -140,13 +140,25 @@ def run_worker(kind: str, root: Path) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def bench(tenants: int, workdir: Path) -> dict:
+def _median(runs: list[dict]) -> dict:
+    runs = sorted(runs, key=lambda r: r["seconds"])
+    return runs[len(runs) // 2]
+
+
+def bench(tenants: int, workdir: Path, repeat: int) -> dict:
+    """Median of ``repeat`` runs of each measurement; cold and bare runs interleave so that
+    file-system noise hits both sides alike."""
     root = workdir / f"catalog-{tenants}"
     make_catalog(root, tenants)
-    cold = run_worker("render", root)
-    noop = run_worker("render", root)
-    check = run_worker("check", root)
-    bare = run_worker("bare", root)
+    colds, bares = [], []
+    for _ in range(repeat):
+        shutil.rmtree(root / "rendered", ignore_errors=True)
+        shutil.rmtree(root / "bare", ignore_errors=True)
+        colds.append(run_worker("render", root))
+        bares.append(run_worker("bare", root))
+    cold, bare = _median(colds), _median(bares)
+    noop = _median([run_worker("render", root) for _ in range(repeat)])
+    check = _median([run_worker("check", root) for _ in range(repeat)])
     return {
         "tenants": tenants,
         "deployments": tenants * 3,
@@ -179,17 +191,20 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the generated catalogs")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement; the median is reported")
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="where to build the catalogs (e.g. /dev/shm to take disk noise out)")
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     parser.add_argument("root", nargs="?", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(WORKERS[args.worker](Path(args.root))))
         return
-    workdir = Path(tempfile.mkdtemp(prefix="companyos-bench-"))
+    workdir = Path(tempfile.mkdtemp(prefix="companyos-bench-", dir=args.workdir))
     try:
         rows = []
         for size in args.sizes:
-            row = bench(size, workdir)
+            row = bench(size, workdir, args.repeat)
             rows.append(row)
             if not args.markdown:
                 print(json.dumps(row), flush=True)

@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from generator import spec
+from generator import networks, spec
 from generator.errors import CatalogError, ErrorSink, Location
 from generator.yamlsource import SourceDoc, parse_yaml
 
@@ -43,6 +43,9 @@ LAYOUT: list[FileKind] = [
     FileKind("service", "catalog/services/*.yaml", spec.Service),
     FileKind("environment", "environments/*.yaml", spec.Environment),
     FileKind("tenant", "tenants/*.yaml", spec.Tenant, required=False),
+    FileKind("waivers", "catalog/waivers.yaml", spec.Waivers, single=True, required=False),
+    FileKind("pricing", "catalog/pricing.yaml", spec.Pricing, single=True, required=False),
+    FileKind("networks", "catalog/networks.yaml", networks.Networks, single=True),
 ]
 
 #: Template folders that are not render templates (copier's tenant scaffold).
@@ -70,7 +73,13 @@ class Catalog:
 
     root: Path
     entries: dict[str, dict[str, Entry[Any]]] = field(default_factory=dict)
+    #: kind -> file stems that failed to load; references to them are not reported again.
+    broken: dict[str, set[str]] = field(default_factory=dict)
     templates: dict[str, str] = field(default_factory=dict)
+
+    def defines(self, kind: str, name: str) -> bool:
+        """True when ``name`` is defined, or its file exists but failed to load (already reported)."""
+        return name in self.entries.get(kind, {}) or name in self.broken.get(kind, set())
 
     def of(self, kind: str) -> dict[str, Entry[Any]]:
         return self.entries.get(kind, {})
@@ -118,19 +127,22 @@ def load_catalog(root: Path, *, validate_references: bool = True) -> Catalog:
     sink = ErrorSink()
     catalog = Catalog(root=root)
     for kind in LAYOUT:
-        catalog.entries[kind.kind] = _load_kind(root, kind, sink)
+        catalog.entries[kind.kind] = _load_kind(root, kind, sink, catalog.broken.setdefault(kind.kind, set()))
     catalog.templates = _load_templates(root, sink)
-    sink.raise_if_any()
+    if catalog.single("platform") is None:
+        sink.raise_if_any()
     if validate_references:
         from generator.references import check_references
 
         sink.extend(check_references(catalog))
-        sink.raise_if_any()
+    sink.raise_if_any()
     return catalog
 
 
-def _load_kind(root: Path, kind: FileKind, sink: ErrorSink) -> dict[str, Entry[Any]]:
+def _load_kind(root: Path, kind: FileKind, sink: ErrorSink, broken: set[str]) -> dict[str, Entry[Any]]:
     paths = sorted(root.glob(kind.pattern))
+    if kind.pattern.endswith("*.yaml"):  # a stray .yml must not be silently ignored
+        paths = sorted({*paths, *root.glob(kind.pattern[: -len(".yaml")] + ".yml")})
     if not paths and kind.required:
         sink.add(Location(kind.pattern), f"no {kind.kind} file found (expected {kind.pattern})")
     entries: dict[str, Entry[Any]] = {}
@@ -141,6 +153,7 @@ def _load_kind(root: Path, kind: FileKind, sink: ErrorSink) -> dict[str, Entry[A
             continue
         entry = load_entry(rel, path.read_bytes(), kind.model, sink)
         if entry is None:
+            broken.add(path.stem)
             continue
         name = kind.kind if kind.single else entry.spec.name
         if not kind.single and kind.named and path.stem != name:

@@ -49,3 +49,120 @@ def db_secret_key(platform: spec.Platform, env: str, tenant: str, service: str) 
 def account_role_arn(account_id: str, platform: spec.Platform) -> str:
     """The role Terraform and CI assume in an account."""
     return f"arn:aws:iam::{account_id}:role/{platform.organization}-terraform"
+
+
+def ci_role_arn(account_id: str, platform: spec.Platform, purpose: str) -> str:
+    """A narrow role GitHub Actions assumes by OIDC for one job kind (``deploy``,
+    ``ecr-read``, ``restore-drill``), so a deploy can never run Terraform."""
+    return f"arn:aws:iam::{account_id}:role/{platform.organization}-ci-{purpose}"
+
+
+def preview_namespace(pr_number: str) -> str:
+    """The ephemeral namespace of a pull request's preview in dev (``pr-<number>``)."""
+    return f"pr-{pr_number}"
+
+
+def terraform_root_dir(env: str, root: str) -> str:
+    """``rendered/terraform/<env>/<root>``: the manifest's ``root`` field and CI's working dir."""
+    return f"rendered/terraform/{env}/{root}"
+
+
+def workflow_path(name: str) -> str:
+    return f".github/workflows/{name}.yml"
+
+
+# --- Argo CD delivery (targets/argocd.py, targets/migrations.py) ---------------------
+
+
+def argocd_project(tenant: str, env: str) -> str:
+    """The tenant's AppProject in one environment (one Argo CD may serve every environment)."""
+    return f"{tenant}-{env}"
+
+
+def platform_project(platform: spec.Platform, env: str) -> str:
+    """The platform team's AppProject: the only one allowed to create Namespaces."""
+    return f"{platform.organization}-platform-{env}"
+
+
+def applicationset_name(env: str) -> str:
+    return f"{env}-services"
+
+
+def application_name(env: str, tenant: str, service: str) -> str:
+    """What the ApplicationSet names each generated Application (Argo CD's go template
+    builds the same string from the element's labels)."""
+    return f"{env}-{tenant}-{service}"
+
+
+def workload_name(service: str) -> str:
+    """The Deployment stakater's chart renders: ``applicationName``, which the Helm values
+    set to the service name. The Rollout's ``workloadRef`` points at it."""
+    return service
+
+
+def migration_job_name(service: str) -> str:
+    return f"{service}-migrate"
+
+
+def migration_secret_name(service: str) -> str:
+    """The Secret the migration Job's own ExternalSecret fills (the chart's one is created
+    only in the Sync phase, after PreSync hooks ran)."""
+    return f"{service}-migrate-db"
+
+
+def analysis_template_name(service: str) -> str:
+    return f"{service}-success-rate"
+
+
+# --- Terraform roots and the AWS resources they name ---------------------------------------
+
+#: The control-plane root of an environment (shared-services account).
+SHARED_ROOT = "shared"
+
+
+def pool_root(tier: str) -> str:
+    """The root of a pooled tier's data plane in one environment (``pool-<tier>``)."""
+    return f"pool-{tier}"
+
+
+def tenant_root(tenant: str) -> str:
+    """A tenant's own root (``tenant-<name>``)."""
+    return f"tenant-{tenant}"
+
+
+def terraform_state_key(env: str, root: str) -> str:
+    return f"{env}/{root}/terraform.tfstate"
+
+
+def bucket_name(platform: spec.Platform, env: str, owner: str) -> str:
+    """S3 bucket of a tenant or pool (``owner`` is the tenant name or ``pool-<tier>``)."""
+    return f"{resource_prefix(platform, env, owner)}-data"
+
+
+def tenant_s3_prefix(tenant: str) -> str:
+    """A pooled tenant's prefix in its pool's bucket; its IAM policy stops there."""
+    return f"tenants/{tenant}/"
+
+
+def kms_alias(platform: spec.Platform, env: str, owner: str) -> str:
+    """KMS alias without the ``alias/`` prefix (the kms module adds it)."""
+    return f"{platform.organization}/{env}/{owner}"
+
+
+def cache_id(env: str, owner: str) -> str:
+    """ElastiCache replication group id (at most 40 characters)."""
+    return f"{owner}-{env}"[:40].rstrip("-")
+
+
+def log_group(platform: spec.Platform, env: str, owner: str) -> str:
+    return f"/{platform.organization}/{env}/{owner}"
+
+
+def ingress_origin_hostname(tenant: str, env: spec.Environment) -> str:
+    """The record external-dns keeps pointing at the tenant's ALB; CloudFront's origin."""
+    return f"origin.{tenant}.{env.domain}"
+
+
+def gitops_project(platform: spec.Platform, env: str) -> str:
+    """The AppProject of the root Application that applies rendered/argocd/<env>/."""
+    return f"{platform.organization}-gitops-{env}"

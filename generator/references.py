@@ -8,12 +8,15 @@ reference, all at once.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from generator import spec
+from generator import naming, spec
+from generator.argocd_cron import cron_problem
 from generator.errors import CatalogError, Location
 from generator.load import Catalog
+from generator.networks import check_networks
 
 
 def check_references(catalog: Catalog) -> list[CatalogError]:
@@ -22,6 +25,8 @@ def check_references(catalog: Catalog) -> list[CatalogError]:
         *_tiers(catalog),
         *_services(catalog),
         *_tenants(catalog),
+        *check_networks(catalog),
+        *_kubernetes_names(catalog),
     ]
 
 
@@ -38,7 +43,7 @@ def _settings_services(catalog: Catalog, layer: spec.SettingsLayer | None, entry
     if layer is None or not layer.services:
         return
     for name in layer.services:
-        if name not in catalog.services:
+        if not catalog.defines("service", name):
             yield _err(entry.locate(*keypath, "services", name, key=True), _unknown("service", name, catalog.services))
 
 
@@ -52,20 +57,28 @@ def _environments(catalog: Catalog) -> Iterator[CatalogError]:
             yield _err(entry.locate("aws", "dr_region"), "dr_region must differ from region")
         if env.aws.dr_region not in env.aws.allowed_regions:
             yield _err(entry.locate("aws", "dr_region"), f"DR region '{env.aws.dr_region}' is not in this environment's allowed_regions")
-        if env.promotion.after is not None and env.promotion.after not in envs:
+        if env.promotion.after is not None and not catalog.defines("environment", env.promotion.after):
             yield _err(entry.locate("promotion", "after"), _unknown("environment", env.promotion.after, envs))
         if env.log_retention.min_days > env.log_retention.max_days:
             yield _err(entry.locate("log_retention"), "log_retention.min_days is greater than max_days")
         for tier in env.accounts.pools:
-            if tier not in catalog.tiers:
+            if not catalog.defines("tier", tier):
                 yield _err(entry.locate("accounts", "pools", tier, key=True), _unknown("tier", tier, catalog.tiers))
         if env.change_window is not None:
             try:
                 ZoneInfo(env.change_window.timezone)
             except (ZoneInfoNotFoundError, ValueError):
                 yield _err(entry.locate("change_window", "timezone"), f"unknown time zone '{env.change_window.timezone}'")
+            problem = cron_problem(env.change_window.schedule)
+            if problem:
+                yield _err(entry.locate("change_window", "schedule"), f"change_window.schedule '{env.change_window.schedule}' is not a cron schedule Argo CD can use: {problem}")
         yield from _settings_services(catalog, env.settings, entry, ("settings",))
     yield from _promotion_chain(catalog)
+
+
+def promotion_chain_errors(catalog: Catalog) -> list[CatalogError]:
+    """The promotion-chain problems alone (policy rule CO011 reports them too)."""
+    return list(_promotion_chain(catalog))
 
 
 def _promotion_chain(catalog: Catalog) -> Iterator[CatalogError]:
@@ -102,7 +115,7 @@ def _tiers(catalog: Catalog) -> Iterator[CatalogError]:
             if not settings_path_exists(path):
                 yield _err(entry.locate("guardrails", path, key=True), f"guardrail names '{path}', which is not a settings path")
             for env in rail.environments or []:
-                if env not in catalog.environments:
+                if not catalog.defines("environment", env):
                     yield _err(entry.locate("guardrails", path, "environments"), _unknown("environment", env, catalog.environments))
         yield from _settings_services(catalog, tier.settings, entry, ("settings",))
 
@@ -158,15 +171,15 @@ def _tenants(catalog: Catalog) -> Iterator[CatalogError]:
     for name, entry in catalog.tenants.items():
         tenant: spec.Tenant = entry.spec
         tier_entry = tiers.get(tenant.tier)
-        if tier_entry is None:
+        if tier_entry is None and not catalog.defines("tier", tenant.tier):
             yield _err(entry.locate("tier"), _unknown("tier", tenant.tier, tiers))
         for i, env in enumerate(tenant.environments):
-            if env not in envs:
+            if not catalog.defines("environment", env):
                 yield _err(entry.locate("environments", i), _unknown("environment", env, envs))
         if len(set(tenant.environments)) != len(tenant.environments):
             yield _err(entry.locate("environments"), "environments are listed more than once")
         for i, svc in enumerate(tenant.services):
-            if svc not in services:
+            if not catalog.defines("service", svc):
                 yield _err(entry.locate("services", i), _unknown("service", svc, services))
         if len(set(tenant.services)) != len(tenant.services):
             yield _err(entry.locate("services"), "services are listed more than once")
@@ -201,3 +214,18 @@ def _tenant_services(tenant: spec.Tenant, layer: spec.SettingsLayer, entry, keyp
     for svc in layer.services:
         if svc not in tenant.services:
             yield _err(entry.locate(*keypath, "services", svc, key=True), f"settings for service '{svc}', which this tenant does not run (services: {', '.join(tenant.services)})")
+
+
+#: A DNS-1123 label: what Kubernetes accepts as a namespace name.
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def _kubernetes_names(catalog: Catalog) -> Iterator[CatalogError]:
+    """Every tenant's derived namespace must be a DNS-1123 label of at most 63 characters;
+    Kubernetes would refuse it only at sync time, after everything else was applied."""
+    for name, entry in catalog.tenants.items():
+        namespace = naming.namespace(name)
+        if len(namespace) > naming.MAX_LABEL:
+            yield _err(entry.locate("name"), f"namespace '{namespace}' derived from tenant '{name}' is {len(namespace)} characters; Kubernetes allows at most {naming.MAX_LABEL}")
+        elif not _DNS_LABEL.match(namespace):
+            yield _err(entry.locate("name"), f"namespace '{namespace}' derived from tenant '{name}' is not a valid Kubernetes name (lowercase letters, digits and '-')")

@@ -300,6 +300,7 @@ class Tier(Strict):
     name: Name
     description: str = ""
     isolation: Literal["dedicated", "pooled"]
+    regulated: bool = Field(default=False, description="Regulated data: the organisation's regulated-tenant policy rules (CO001-CO006) apply.")
     allowed_instance_classes: InstanceClasses
     settings: SettingsLayer = Field(default_factory=SettingsLayer)  # type: ignore[valid-type]
     guardrails: dict[str, Guardrail] = Field(default_factory=dict, description="Dotted settings path -> bound.")
@@ -329,6 +330,16 @@ class Image(Strict):
     tag: ImageTag
 
 
+class MigrationStep(Strict):
+    """One schema version that matters for ordering: an ``expand`` (additive) or a
+    ``contract`` (removes what the ``expands`` version made obsolete)."""
+
+    version: int = Field(ge=1)
+    kind: Literal["expand", "contract"]
+    expands: int | None = Field(default=None, ge=1, description="For a contract: the version of the expand it completes.")
+    description: str = ""
+
+
 class Migrations(Strict):
     """How a service migrates its schema; every run is plan -> dry-run -> apply."""
 
@@ -337,6 +348,10 @@ class Migrations(Strict):
     dry_run_args: list[str] = Field(default_factory=lambda: ["--dry-run"])
     apply_args: list[str] = Field(default_factory=list)
     path: str = Field(description="Where the service's migration files live, for CI dry-runs.")
+    versions: dict[Name, Annotated[int, Field(ge=0)]] = Field(
+        default_factory=dict, description="Schema version each environment runs; forward-only, dev >= stage >= prod."
+    )
+    history: list[MigrationStep] = Field(default_factory=list, description="Expand/contract steps that need ordering (see docs/guardrails.md).")
 
 
 class CanaryStep(Strict):
@@ -423,6 +438,35 @@ class Repository(Strict):
     github: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")]
 
 
+ActionName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")]
+CronSchedule = Annotated[str, StringConstraints(pattern=r"^\S+( \S+){4}$")]
+
+
+class ActionPin(Strict):
+    """A GitHub Action pinned by full commit SHA; the tag is a comment for humans and bots."""
+
+    sha: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{40}$")]
+    tag: str = Field(min_length=1)
+
+
+class Ci(Strict):
+    """How the generated GitHub Actions workflows run (``.github/workflows/``).
+
+    Tool versions and action pins live in the catalog, not in templates, so an upgrade is
+    a reviewed one-line catalog change that re-renders every workflow."""
+
+    runner: str = "ubuntu-24.04"
+    python_version: str
+    terraform_version: Annotated[str, StringConstraints(pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$")]
+    kubectl_version: Annotated[str, StringConstraints(pattern=r"^v[0-9]+\.[0-9]+\.[0-9]+$")]
+    helm_version: Annotated[str, StringConstraints(pattern=r"^v[0-9]+\.[0-9]+\.[0-9]+$")]
+    drift_schedule: CronSchedule
+    restore_drill_schedule: CronSchedule
+    chaos_drill_schedule: CronSchedule
+    chaos_environments: list[Name] = Field(default_factory=lambda: ["dev", "stage"])
+    actions: dict[ActionName, ActionPin]
+
+
 class Platform(Strict):
     """``catalog/platform.yaml``: organisation-wide facts every target needs."""
 
@@ -433,6 +477,59 @@ class Platform(Strict):
     secret_store: str = "aws-secrets-manager"
     ingress_class: str = "alb"
     tenant_canary_wave_size: int = Field(default=1, ge=1)
+    argocd_namespace: str = Field(default="argocd", description="Where Argo CD's AppProjects and ApplicationSets live.")
+    ingress_namespace: str = Field(default="kube-system", description="Namespace of the ingress controller allowed to reach service ports.")
+    monitoring_namespace: str = Field(default="monitoring", description="Namespace of the Prometheus that scrapes service ports.")
+    ci: Ci = Field(description="GitHub Actions settings and action pins.")
+    owner: Email = Field(description="Who owns the shared control plane and pools (the `owner` tag of non-tenant infrastructure).")
+    cost_center: CostCenter = Field(description="Cost center of the shared control plane and pools.")
+
+
+class Waiver(Strict):
+    """A time-boxed, approved exception to one policy rule for one tenant."""
+
+    rule: Annotated[str, StringConstraints(pattern=r"^CO[0-9]{3}$")]
+    tenant: Name
+    environment: Name | None = Field(default=None, description="Only this environment (default: all of the tenant's).")
+    reason: str = Field(min_length=10)
+    approver: str = Field(min_length=3, description="Who approved it: e-mail or GitHub handle.")
+    expires: Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")] = Field(description="Last day the waiver applies (YYYY-MM-DD).")
+
+
+class Waivers(Strict):
+    """``catalog/waivers.yaml``."""
+
+    waivers: list[Waiver] = Field(default_factory=list)
+
+
+class UsageAssumptions(Strict):
+    """Monthly usage the price table cannot derive from settings, per tenant and environment."""
+
+    nat_processed_gb: float = Field(ge=0)
+    s3_stored_gb: float = Field(ge=0)
+    log_ingested_gb_per_replica: float = Field(ge=0)
+    egress_gb: float = Field(ge=0)
+
+
+class Pricing(Strict):
+    """``catalog/pricing.yaml``: list prices for the cost guard (``companyos cost``)."""
+
+    currency: Literal["USD"] = "USD"
+    hours_per_month: float = Field(default=730, gt=0)
+    database_instance_hourly: dict[str, Annotated[float, Field(ge=0)]]
+    database_storage_gb_month: float = Field(ge=0)
+    cache_node_hourly: dict[str, Annotated[float, Field(ge=0)]]
+    nat_gateway_hourly: float = Field(ge=0)
+    nat_gateway_gb_processed: float = Field(ge=0)
+    interface_endpoint_hourly: float = Field(ge=0, description="Per endpoint and AZ; the s3 gateway endpoint is free.")
+    vcpu_hourly: float = Field(ge=0)
+    memory_gb_hourly: float = Field(ge=0)
+    s3_gb_month: float = Field(ge=0)
+    kms_key_month: float = Field(ge=0)
+    log_ingest_gb: float = Field(ge=0)
+    log_storage_gb_month: float = Field(ge=0)
+    egress_gb: float = Field(ge=0)
+    usage: dict[Name, UsageAssumptions] = Field(description="Usage assumptions per environment; `default` for the rest.")
 
 
 #: Kind name -> model, used by load.py and `companyos schema`.
@@ -442,6 +539,8 @@ FILE_KINDS: dict[str, type[Strict]] = {
     "tier": Tier,
     "service": Service,
     "tenant": Tenant,
+    "waivers": Waivers,
+    "pricing": Pricing,
 }
 
 

@@ -12,6 +12,7 @@ import yaml
 from conftest import SHARED, edit_yaml, load_yaml_docs
 
 from generator import pipeline
+from generator.argocd_rollouts import canary_enabled
 
 SCHEMA = SHARED / "schemas/helm/application-9.2.0.values.schema.json"
 DEFAULTS = SHARED / "schemas/helm/application-9.2.0.values.yaml"
@@ -78,7 +79,10 @@ def test_hardened_defaults_and_irsa(sample, helm_files):
             arn = values["rbac"]["serviceAccount"]["annotations"]["eks.amazonaws.com/role-arn"]
             assert arn == f"arn:aws:iam::{d.account_id}:role/companyos-{d.env}-{d.name}-{s.name}"
             assert values["deployment"]["image"]["tag"] == d.image_tag(s.name)
-            assert values["deployment"]["replicas"] == d.settings.services[s.name].replicas
+            if canary_enabled(d, s):  # the Argo Rollout owns the pods (docs/delivery.md)
+                assert "replicas" not in values["deployment"] and values["autoscaling"]["enabled"] is False
+            else:
+                assert values["deployment"]["replicas"] == d.settings.services[s.name].replicas
 
 
 def test_secrets_are_references_only(helm_files):
@@ -94,9 +98,9 @@ def test_secrets_are_references_only(helm_files):
 
 
 def test_tenant_override_and_image_pin_reach_the_values(repo):
-    edit_yaml(repo / "tenants/globex.yaml", lambda d: d.__setitem__("overrides", {"prod": {"services": {"web": {"replicas": 7, "image_tag": "3.1.9"}}}}))
+    edit_yaml(repo / "tenants/globex.yaml", lambda d: d.__setitem__("overrides", {"prod": {"services": {"web": {"replicas": 7, "image_tag": "3.1.9", "canary": {"enabled": False}}}}}))
     files = pipeline.build(repo).result.files
     (prod,) = load_yaml_docs(files["rendered/helm/prod/globex/web.yaml"])
-    (stage,) = load_yaml_docs(files["rendered/helm/stage/globex/web.yaml"])
+    (dev,) = load_yaml_docs(files["rendered/helm/dev/globex/web.yaml"])
     assert (prod["deployment"]["replicas"], prod["deployment"]["image"]["tag"]) == (7, "3.1.9")
-    assert (stage["deployment"]["replicas"], stage["deployment"]["image"]["tag"]) == (2, "3.2.0")
+    assert (dev["deployment"]["replicas"], dev["deployment"]["image"]["tag"]) == (2, "3.2.0")

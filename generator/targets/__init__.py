@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from generator.targets import helm
+from generator.targets import argocd, helm, migrations, terraform, workflows
 
-TARGETS = (helm,)
+TARGETS = (helm, argocd, migrations, terraform, workflows,)

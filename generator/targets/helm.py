@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 from generator import naming
+from generator.argocd_rollouts import canary_enabled
 from generator.model import Deployment, Model
 from generator.spec import Service
 from generator.targets.base import RenderedFile
@@ -71,6 +72,9 @@ def context(model: Model, d: Deployment, service: Service) -> dict[str, Any]:
         "probes": probes,
         "secret_files": secret_files(model, d, service),
         "ingress_enabled": ingress_enabled,
+        # An Argo Rollout owns the pods (workloadRef): the Deployment gets no replica
+        # count of its own and the chart's HPA stays off (the Rollout's HPA scales).
+        "rollout": canary_enabled(d, service),
         "ingress_group": naming.resource_prefix(model.platform, d.env, d.name),
         "host": naming.hostname(service.name, d.name, d.environment),
         "role_arn": naming.irsa_role_arn(d.account_id, model.platform, d.env, d.name, service.name),

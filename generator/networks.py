@@ -1,0 +1,345 @@
+"""VPC address allocation: ``catalog/networks.yaml``, its checks and ``companyos allocate``.
+
+Every VPC the Terraform target renders (per environment: ``shared``, one ``pool-<tier>`` per
+pooled tier in use, one ``tenant-<name>`` per dedicated tenant) gets a CIDR that overlaps no
+other VPC of that environment, nor any VPC of the environment's DR region. The allocation is
+*recorded* in a committed file rather than computed from the tenant list, because a computed
+layout (say, "the n-th tenant gets the n-th block") would renumber every tenant after a
+removed one, and renumbering a VPC destroys it. With a record, adding or removing a tenant
+touches exactly one line, and review sees it.
+
+Each environment owns two address spaces of equal size: ``primary`` (its region) and
+``dr`` (its DR region). A VPC's DR twin sits at the same offset in ``dr``, so the DR side
+never needs its own records and can never overlap the primary side.
+
+The file is validated on load (malformed or overlapping CIDRs, entries for unknown tenants or
+environments, missing entries), every problem with its ``path:line:col``. :func:`allocate`
+fills in what is missing, first fit, lowest address first, and releases entries whose tenant
+is gone; everything else in the file stays byte-for-byte as it was.
+"""
+
+from __future__ import annotations
+
+import io
+import ipaddress
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+from pydantic import AfterValidator, Field
+
+from generator import naming, spec
+from generator.errors import CatalogError, CatalogErrors, Location
+
+if TYPE_CHECKING:
+    from generator.load import Catalog
+
+NETWORKS_PATH = "catalog/networks.yaml"
+ALLOCATE_HINT = "run `companyos allocate` to assign one"
+
+
+def _cidr(value: str) -> str:
+    try:
+        net = ipaddress.IPv4Network(value, strict=True)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not an IPv4 CIDR block with its host bits zero ({exc})") from None
+    if not net.is_private:
+        raise ValueError(f"{value!r} is not a private (RFC 1918) range")
+    if str(net) != value:
+        raise ValueError(f"{value!r} is not in canonical form; write {str(net)!r}")
+    return value
+
+
+Cidr = Annotated[str, AfterValidator(_cidr)]
+VpcKey = Annotated[str, Field(pattern=r"^(shared|pool-[a-z][a-z0-9-]{0,18}[a-z0-9]|tenant-[a-z][a-z0-9-]{0,18}[a-z0-9])$")]
+
+
+class EnvironmentNetworks(spec.Strict):
+    """One environment's address spaces and its recorded VPC allocations."""
+
+    primary: Cidr = Field(description="Address space of the environment's VPCs in its region.")
+    dr: Cidr = Field(description="Equal-sized space for their twins in the DR region.")
+    vpcs: dict[VpcKey, Cidr] = Field(default_factory=dict, description="shared | pool-<tier> | tenant-<name> -> CIDR.")
+
+
+class Networks(spec.Strict):
+    """``catalog/networks.yaml``."""
+
+    vpc_prefix: int = Field(default=20, ge=16, le=24, description="Prefix length of pool and tenant VPCs.")
+    shared_prefix: int = Field(default=16, ge=16, le=24, description="Prefix length of the shared (EKS) VPC.")
+    environments: dict[spec.Name, EnvironmentNetworks] = Field(default_factory=dict)
+
+
+# --- what must be allocated ----------------------------------------------------------------
+
+
+def required_vpcs(catalog: Catalog) -> dict[str, list[str]]:
+    """Environment -> VPC keys that need a CIDR, in allocation order (shared, pools, tenants)."""
+    out: dict[str, list[str]] = {}
+    for env in sorted(catalog.environments):
+        pools: set[str] = set()
+        tenants: list[str] = []
+        for name, entry in sorted(catalog.tenants.items()):
+            tenant: spec.Tenant = entry.spec
+            tier = catalog.tiers.get(tenant.tier)
+            if tier is None or env not in tenant.environments:
+                continue
+            if tier.spec.isolation == "dedicated":
+                tenants.append(naming.tenant_root(name))
+            else:
+                pools.add(naming.pool_root(tenant.tier))
+        out[env] = [naming.SHARED_ROOT, *sorted(pools), *tenants]
+    return out
+
+
+def _stale_reason(catalog: Catalog, env: str, key: str) -> str | None:
+    """Why the allocation ``key`` in ``env`` refers to nothing, or None when it is fine."""
+    if key.startswith("tenant-"):
+        name = key.removeprefix("tenant-")
+        entry = catalog.tenants.get(name)
+        if entry is None:
+            # a tenant file that failed to load was already reported; do not pile on
+            return None if catalog.defines("tenant", name) else f"allocation for unknown tenant '{name}'"
+        tier = catalog.tiers.get(entry.spec.tier)
+        if tier is not None and tier.spec.isolation != "dedicated":
+            return f"allocation for tenant '{name}', whose tier '{entry.spec.tier}' is pooled (it uses pool-{entry.spec.tier})"
+        if env not in entry.spec.environments:
+            return f"allocation for tenant '{name}', which is not deployed to '{env}'"
+    elif key.startswith("pool-"):
+        tier_name = key.removeprefix("pool-")
+        tier = catalog.tiers.get(tier_name)
+        if tier is None:
+            return None if catalog.defines("tier", tier_name) else f"allocation for unknown tier '{tier_name}'"
+        if tier.spec.isolation != "pooled":
+            return f"allocation for tier '{tier_name}', which is dedicated (its tenants get their own VPCs)"
+    return None
+
+
+# --- checks run at load time -------------------------------------------------------------------
+
+
+def check_networks(catalog: Catalog) -> list[CatalogError]:
+    """Every problem with ``catalog/networks.yaml`` (structure, stale and missing entries)."""
+    return [*_structural(catalog), *stale_errors(catalog), *missing_errors(catalog), *missing_spaces(catalog)]
+
+
+def _entry(catalog: Catalog):  # type: ignore[no-untyped-def]
+    return catalog.single("networks")
+
+
+def _structural(catalog: Catalog) -> Iterator[CatalogError]:
+    entry = _entry(catalog)
+    if entry is None:
+        return
+    nets: Networks = entry.spec
+    for env, block in nets.environments.items():
+        if env not in catalog.environments and not catalog.defines("environment", env):
+            yield CatalogError(entry.locate("environments", env, key=True), f"address space for unknown environment '{env}' (known: {', '.join(sorted(catalog.environments)) or 'none'})")
+        primary, dr = ipaddress.IPv4Network(block.primary), ipaddress.IPv4Network(block.dr)
+        if primary.prefixlen != dr.prefixlen:
+            yield CatalogError(entry.locate("environments", env, "dr"), f"dr space {dr} must be the same size as primary {primary} (/{primary.prefixlen})")
+        if primary.overlaps(dr):
+            yield CatalogError(entry.locate("environments", env, "dr"), f"dr space {dr} overlaps primary {primary}; the DR region's VPCs must not overlap the primary region's")
+        if primary.prefixlen > nets.shared_prefix or primary.prefixlen > nets.vpc_prefix:
+            yield CatalogError(entry.locate("environments", env, "primary"), f"primary space {primary} is smaller than one VPC (/{min(nets.shared_prefix, nets.vpc_prefix)})")
+        seen: list[tuple[ipaddress.IPv4Network, str]] = []
+        for key, value in block.vpcs.items():
+            net = ipaddress.IPv4Network(value)
+            where = entry.locate("environments", env, "vpcs", key)
+            if not net.subnet_of(primary):
+                yield CatalogError(where, f"{key} {net} is outside the environment's primary space {primary}")
+            for other, other_key in seen:
+                if net.overlaps(other):
+                    yield CatalogError(where, f"{key} {net} overlaps {other_key} {other} in '{env}'")
+            if net.prefixlen > 24:
+                yield CatalogError(where, f"{key} {net} is too small for a VPC with subnets in three zones (at most /24)")
+            seen.append((net, key))
+
+
+def stale_errors(catalog: Catalog) -> list[CatalogError]:
+    """Allocations that name a tenant, tier or environment that no longer needs them."""
+    entry = _entry(catalog)
+    if entry is None:
+        return []
+    out = []
+    for env, block in entry.spec.environments.items():
+        if env not in catalog.environments:
+            continue
+        for key in block.vpcs:
+            reason = _stale_reason(catalog, env, key)
+            if reason:
+                out.append(CatalogError(entry.locate("environments", env, "vpcs", key, key=True), f"{reason} in '{env}'; run `companyos allocate` to release it"))
+    return out
+
+
+def missing_errors(catalog: Catalog) -> list[CatalogError]:
+    """VPCs that need a CIDR and have none recorded (``companyos allocate`` adds them)."""
+    entry = _entry(catalog)
+    if entry is None:
+        return []
+    nets: Networks = entry.spec
+    out = []
+    for env, keys in required_vpcs(catalog).items():
+        block = nets.environments.get(env)
+        if block is None:
+            continue  # reported by missing_spaces: allocate cannot invent an address space
+        for key in keys:
+            if key in block.vpcs:
+                continue
+            where = _blame_missing(catalog, env, key) or entry.locate("environments", env, "vpcs", key=True)
+            out.append(CatalogError(where, f"no network allocation for {key} in '{env}' ({NETWORKS_PATH}); {ALLOCATE_HINT}"))
+    return out
+
+
+def missing_spaces(catalog: Catalog) -> list[CatalogError]:
+    """Environments that need VPCs but have no address space in the file."""
+    entry = _entry(catalog)
+    if entry is None:
+        return []
+    return [
+        CatalogError(entry.locate("environments", key=True), f"no address space for environment '{env}': add environments.{env} with primary and dr CIDRs, then run `companyos allocate`")
+        for env in required_vpcs(catalog)
+        if env not in entry.spec.environments
+    ]
+
+
+def _blame_missing(catalog: Catalog, env: str, key: str) -> Location | None:
+    if key.startswith("tenant-"):
+        tenant = catalog.tenants.get(key.removeprefix("tenant-"))
+        if tenant is not None and env in tenant.spec.environments:
+            return tenant.locate("environments", tenant.spec.environments.index(env))
+    return None
+
+
+# --- what the Terraform target reads ------------------------------------------------------------
+
+
+def vpc_cidr(nets: Networks, env: str, key: str) -> ipaddress.IPv4Network:
+    return ipaddress.IPv4Network(nets.environments[env].vpcs[key])
+
+
+def dr_cidr(nets: Networks, env: str, key: str) -> ipaddress.IPv4Network:
+    """The VPC's twin in the DR region: same offset, in the environment's ``dr`` space."""
+    block = nets.environments[env]
+    primary, dr = ipaddress.IPv4Network(block.primary), ipaddress.IPv4Network(block.dr)
+    net = vpc_cidr(nets, env, key)
+    offset = int(net.network_address) - int(primary.network_address)
+    return ipaddress.IPv4Network((int(dr.network_address) + offset, net.prefixlen))
+
+
+def subnets(cidr: ipaddress.IPv4Network, az_count: int) -> tuple[list[str], list[str]]:
+    """(private, public) subnets, one per zone: a quarter of the VPC per private subnet,
+    and a sixteenth per public one from the last quarter (ALBs and NAT gateways only)."""
+    quarters = list(cidr.subnets(prefixlen_diff=2))
+    public = list(quarters[3].subnets(prefixlen_diff=2))
+    return [str(q) for q in quarters[:az_count]], [str(p) for p in public[:az_count]]
+
+
+# --- companyos allocate --------------------------------------------------------------------------
+
+
+def allocate(root: Path, *, write: bool = True) -> list[str]:
+    """Record a CIDR for every VPC that lacks one and release allocations that refer to
+    nothing; return one line per change. Raises CatalogErrors for any other catalog
+    mistake, or when an environment's space is full (nothing is written then)."""
+    from generator.load import load_catalog
+    from generator.references import check_references
+
+    catalog = load_catalog(root, validate_references=False)
+    fixable = {*stale_errors(catalog), *missing_errors(catalog)}
+    errors = [e for e in check_references(catalog) if e not in fixable]
+    if errors:
+        raise CatalogErrors(errors)
+    entry = _entry(catalog)
+    assert entry is not None, "networks.yaml is required and checked at load time"
+    nets: Networks = entry.spec
+    changes: list[tuple[str, str, str | None]] = []  # (env, key, cidr or None for release)
+    lines: list[str] = []
+    for env, block in nets.environments.items():
+        for key in block.vpcs:
+            if env in catalog.environments and _stale_reason(catalog, env, key):
+                changes.append((env, key, None))
+                lines.append(f"{env}: released {key} {block.vpcs[key]}")
+    sink: list[CatalogError] = []
+    for env, keys in required_vpcs(catalog).items():
+        block = nets.environments[env]
+        taken = [ipaddress.IPv4Network(c) for k, c in block.vpcs.items() if (env, k, None) not in changes]
+        primary = ipaddress.IPv4Network(block.primary)
+        for key in keys:
+            if key in block.vpcs:
+                continue
+            prefix = nets.shared_prefix if key == naming.SHARED_ROOT else nets.vpc_prefix
+            net = _first_free(primary, prefix, taken)
+            if net is None:
+                sink.append(CatalogError(entry.locate("environments", env, "primary"), f"no free /{prefix} left in {primary} for {key} in '{env}' ({len(taken)} VPCs allocated); widen environments.{env}.primary and dr, or lower vpc_prefix"))
+                continue
+            taken.append(net)
+            changes.append((env, key, str(net)))
+            twin = _twin(block, net)
+            lines.append(f"{env}: {key} -> {net} (DR twin {twin})")
+    if sink:
+        raise CatalogErrors(sink)
+    if changes and write:
+        path = root / NETWORKS_PATH
+        _write_atomic(path, _edited(path.read_text(encoding="utf-8"), changes))
+    return lines
+
+
+def _twin(block: EnvironmentNetworks, net: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
+    primary, dr = ipaddress.IPv4Network(block.primary), ipaddress.IPv4Network(block.dr)
+    return ipaddress.IPv4Network((int(dr.network_address) + int(net.network_address) - int(primary.network_address), net.prefixlen))
+
+
+def _first_free(space: ipaddress.IPv4Network, prefix: int, taken: list[ipaddress.IPv4Network]) -> ipaddress.IPv4Network | None:
+    """Lowest aligned /prefix block in ``space`` that overlaps nothing in ``taken``."""
+    if prefix < space.prefixlen:
+        return None
+    size = 1 << (32 - prefix)
+    start, end = int(space.network_address), int(space.broadcast_address) + 1
+    busy = sorted((int(t.network_address), int(t.broadcast_address) + 1) for t in taken)
+    candidate = start
+    for lo, hi in busy:
+        if candidate + size <= lo:
+            break
+        if hi > candidate:
+            candidate = -(-hi // size) * size  # round up to the block size
+    if candidate + size > end:
+        return None
+    return ipaddress.IPv4Network((candidate, prefix))
+
+
+def _edited(text: str, changes: list[tuple[str, str, str | None]]) -> str:
+    """Apply ``changes`` with ruamel's round-trip mode, so comments and order survive."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.comments import CommentedMap
+
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    yaml.width = 4096
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    data = yaml.load(text)
+    for env, key, cidr in changes:
+        block = data["environments"][env]
+        if block.get("vpcs") is None:
+            block["vpcs"] = CommentedMap()
+        if cidr is None:
+            del block["vpcs"][key]
+        else:
+            block["vpcs"][key] = cidr
+    out = io.StringIO()
+    yaml.dump(data, out)
+    return out.getvalue()
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

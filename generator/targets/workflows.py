@@ -1,0 +1,269 @@
+"""GitHub Actions workflows: ``.github/workflows/<name>.yml``.
+
+Workflows are text templates (``templates/workflows/*.yml.j2``) because a human reviews
+their diff, but everything that varies comes from the model: environments in promotion
+order, their accounts and change windows, the services with migrations, tool versions and
+the action pins in ``catalog/platform.yaml`` (``ci``). Only these files are generated; a
+hand-written workflow beside them is never in the manifest, so it is never touched.
+
+Security rules the templates follow and ``tests/test_workflows.py`` enforces: top-level
+``permissions: {}`` and the least each job needs; every ``uses:`` pinned by full commit SHA
+from ``ci.actions`` (tag in a comment); no ``${{ ... }}`` expansion inside ``run:`` (values
+go through ``env:``); ``persist-credentials: false`` on every checkout. Catalog values that
+reach a workflow are shell-quoted at render time and may not contain ``${{``, which GitHub
+would evaluate.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from generator import naming
+from generator.errors import CatalogError, CatalogErrors, Location
+from generator.model import Model
+from generator.targets.base import RenderedFile
+from generator.templating import Templates
+
+NAME = "workflows"
+TEMPLATE_DIR = "workflows"
+MACROS = f"{TEMPLATE_DIR}/_steps.j2"
+PREVIEW_TEMPLATE = f"{TEMPLATE_DIR}/preview-values.yaml.j2"
+
+#: GitHub runs at most 256 jobs per matrix; bigger matrices are split into shards of this size.
+MAX_MATRIX = 250
+
+#: The migration dry-run database; the tag follows the engine version the catalog runs.
+POSTGRES_IMAGE = "postgres"
+
+
+@dataclass(frozen=True)
+class Workflow:
+    name: str
+    #: Which kinds of catalog file the workflow's content depends on (header + manifest).
+    needs: tuple[str, ...]
+
+
+WORKFLOWS = (
+    Workflow("render-check", ("platform",)),
+    Workflow("terraform", ("platform", "environment")),
+    Workflow("drift", ("platform",)),
+    Workflow("migrations", ("platform", "service")),
+    Workflow("deploy", ("platform", "environment", "service")),
+    Workflow("previews", ("platform", "environment", "service")),
+    Workflow("restore-drill", ("platform", "environment", "tenant")),
+    Workflow("chaos-drill", ("platform", "environment", "tenant")),
+)
+
+
+def preview_values_path(service: str) -> str:
+    return f"rendered/previews/dev/{service}.yaml"
+
+
+def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
+    ctx = context(model)
+    macros = templates.path(MACROS)
+    for wf in WORKFLOWS:
+        if wf.name == "migrations" and not ctx["migrations"]:
+            continue
+        if wf.name == "previews" and ctx["preview"] is None:
+            continue
+        template = f"{TEMPLATE_DIR}/{wf.name}.yml.j2"
+        sources = sorted({model.source(kind, name) for kind, name in model.sources if kind in wf.needs})
+        yield RenderedFile(
+            path=naming.workflow_path(wf.name),
+            text=templates.render(template, **ctx),
+            sources=(*sources, templates.path(template), macros),
+        )
+    if ctx["preview"] is not None:
+        for svc in ctx["preview"]["services"]:
+            yield RenderedFile(
+                path=preview_values_path(svc["name"]),
+                text=templates.render(PREVIEW_TEMPLATE, svc=svc, chart=svc["chart"]),
+                sources=(model.source("platform", "platform"), model.source("service", svc["name"]), templates.path(PREVIEW_TEMPLATE)),
+                environment=ctx["preview"]["env"],
+            )
+
+
+def gh(expression: str) -> str:
+    """A GitHub expression, ``${{ expression }}`` (Jinja owns ``{{ }}`` in templates)."""
+    return "${{ " + expression + " }}"
+
+
+class _Guard:
+    """Rejects catalog strings GitHub would evaluate (``${{``) before they reach a workflow."""
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+        self.errors: list[CatalogError] = []
+
+    def text(self, value: str, kind: str, name: str, *keypath: str | int) -> str:
+        if "${{" in value:
+            entry = self.model.catalog.entries.get(kind, {}).get(name)
+            where = entry.locate(*keypath) if entry is not None else Location(self.model.source(kind, name))
+            self.errors.append(CatalogError(where, "'${{' is not allowed here: GitHub Actions would evaluate it inside a generated workflow"))
+        return value
+
+
+def context(model: Model) -> dict[str, Any]:
+    """Everything the workflow templates read; values already checked and quoted."""
+    guard = _Guard(model)
+    ci = model.platform.ci
+    for key in ("runner", "python_version"):
+        guard.text(getattr(ci, key), "platform", "platform", "ci", key)
+
+    def uses(action: str) -> str:
+        pin = ci.actions.get(action)
+        if pin is None:
+            entry = model.catalog.platform
+            raise CatalogErrors([CatalogError(entry.locate("ci", "actions", key=True),
+                                              f"the generated workflows use {action}; pin it under ci.actions (sha and tag)")])
+        return f"{action}@{pin.sha} # {pin.tag}"
+
+    envs = [_environment(model, e) for e in model.environments]
+    total_roots = sum(e["max_roots"] for e in envs)
+    ctx = {
+        "ci": ci,
+        "platform": model.platform,
+        "uses": uses,
+        "gh": gh,
+        "sh": shlex.quote,
+        "environments": envs,
+        "env_names": [e["name"] for e in envs],
+        "services": sorted(model.services),
+        "migrations": _migrations(model, guard),
+        "preview": _preview(model, envs),
+        "all_shards": shards(total_roots),
+        "restore_chunks": _chunks(_restore_targets(model)),
+        "chaos": [_chaos(model, e) for e in envs if e["name"] in ci.chaos_environments],
+    }
+    if guard.errors:
+        raise CatalogErrors(guard.errors)
+    return ctx
+
+
+def _chunks(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Static matrix rows split into jobs of at most MAX_MATRIX rows."""
+    parts = [rows[i:i + MAX_MATRIX] for i in range(0, len(rows), MAX_MATRIX)]
+    if len(parts) <= 1:
+        return [{"job": "", "rows": rows}]
+    return [{"job": f"-{k}", "rows": part} for k, part in enumerate(parts, start=1)]
+
+
+def shards(count: int) -> list[dict[str, Any]]:
+    """How to split a matrix of up to ``count`` rows into jobs GitHub accepts: one job
+    (no suffix, no ``--shard``) for small catalogs, else ``-k`` jobs reading ``--shard k/N``."""
+    n = max(1, -(-count // MAX_MATRIX))
+    if n == 1:
+        return [{"job": "", "out": "", "arg": ""}]
+    return [{"job": f"-{k}", "out": f"_{k}", "arg": f" --shard {k}/{n}"} for k in range(1, n + 1)]
+
+
+def _environment(model: Model, env: Any) -> dict[str, Any]:
+    shared = env.accounts.shared_services
+    # Upper bound on the environment's Terraform roots: shared, one per pool, one per tenant.
+    max_roots = 1 + len(env.accounts.pools) + len(model.in_environment(env.name))
+    return {
+        "max_roots": max_roots,
+        "shards": shards(max_roots),
+        "name": env.name,
+        "region": env.aws.region,
+        "cluster": naming.cluster_name(model.platform, env.name),
+        "deploy_role": naming.ci_role_arn(shared, model.platform, "deploy"),
+        "requires_approval": env.promotion.requires_approval,
+        "reviewers": env.promotion.reviewers,
+        "change_window": env.change_window,
+        "previews": env.previews,
+        "dr_region": env.aws.dr_region,
+        "dr_verify_role": naming.ci_role_arn(env.accounts.dr_verify, model.platform, "restore-drill"),
+        "rto_minutes": env.rto_minutes,
+        "rpo_minutes": env.rpo_minutes,
+    }
+
+
+def _chaos(model: Model, env: dict[str, Any]) -> dict[str, Any]:
+    shared = next(e for e in model.environments if e.name == env["name"]).accounts.shared_services
+    return {
+        **env,
+        "chaos_role": naming.ci_role_arn(shared, model.platform, "chaos"),
+        "namespaces": sorted({d.namespace for d in model.in_environment(env["name"])}),
+    }
+
+
+def _postgres_tag(model: Model, service: str) -> str:
+    """The newest engine version any deployment of ``service`` runs (CI tests against it)."""
+    versions = {d.settings.database.engine_version for d in model.deployments if any(s.name == service for s in d.services)}
+    if not versions:
+        return "16"
+    return max(versions, key=lambda v: tuple(int(p) if p.isdigit() else 0 for p in v.split(".")))
+
+
+def _ecr(repository: str) -> dict[str, str] | None:
+    """Account, region and host of an ECR repository URL; None for other registries."""
+    host = repository.split("/", 1)[0]
+    parts = host.split(".")
+    if len(parts) == 6 and parts[1:3] == ["dkr", "ecr"] and parts[4:] == ["amazonaws", "com"] and parts[0].isdigit():
+        return {"host": host, "account": parts[0], "region": parts[3]}
+    return None
+
+
+def _migrations(model: Model, guard: _Guard) -> list[dict[str, Any]]:
+    out = []
+    for name, svc in model.services.items():
+        m = svc.migrations
+        if m is None:
+            continue
+        for i, word in enumerate(m.command):
+            guard.text(word, "service", name, "migrations", "command", i)
+        for key in ("plan_args", "dry_run_args"):
+            for i, word in enumerate(getattr(m, key)):
+                guard.text(word, "service", name, "migrations", key, i)
+        guard.text(m.path, "service", name, "migrations", "path")
+        guard.text(svc.image.repository, "service", name, "image", "repository")
+        ecr = _ecr(svc.image.repository)
+        out.append({
+            "name": name,
+            "path": m.path.strip("/"),
+            "image": f"{svc.image.repository}:{svc.image.tag}",
+            "plan": shlex.join([*m.command, *m.plan_args]),
+            "dry_run": shlex.join([*m.command, *m.dry_run_args]),
+            "postgres": f"{POSTGRES_IMAGE}:{_postgres_tag(model, name)}",
+            "ecr": ecr,
+            "ecr_role": naming.ci_role_arn(ecr["account"], model.platform, "ecr-read") if ecr else None,
+        })
+    return out
+
+
+def _preview(model: Model, envs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Previews run in the first environment of the promotion chain (dev) when it enables them."""
+    first = model.environments[0]
+    if first.previews is None or not first.previews.enabled:
+        return None
+    services = []
+    for name, svc in model.services.items():
+        chart = model.platform.charts[svc.chart]
+        services.append({"name": name, "service": svc, "chart": chart, "release": name})
+    return {"env": first.name, "ttl_hours": first.previews.ttl_hours, "services": services, "target": envs[0]}
+
+
+def _restore_targets(model: Model) -> list[dict[str, Any]]:
+    """Every database of the last environment (prod): each dedicated tenant's instance
+    and each pool's shared one, named as the terraform target names them."""
+    last = model.environments[-1]
+    out: dict[str, dict[str, Any]] = {}
+    for d in model.in_environment(last.name):
+        if not any(s.uses_database for s in d.services):
+            continue
+        owner = d.name if d.dedicated else naming.pool_root(d.tier.name)
+        out.setdefault(owner, {
+            "owner": owner,
+            "environment": last.name,
+            "db_instance": naming.resource_prefix(model.platform, last.name, owner),
+            "source_account": d.account_id,
+            #: Where the copy lives: the DR region when backups are copied across regions.
+            "region": last.aws.dr_region if d.settings.database.cross_region_copy else last.aws.region,
+            "rpo_minutes": last.rpo_minutes,
+            "rto_minutes": last.rto_minutes,
+        })
+    return [out[k] for k in sorted(out)]

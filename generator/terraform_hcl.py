@@ -1,0 +1,155 @@
+"""The last step of every rendered ``.tf`` file: lay it out the way ``terraform fmt`` does.
+
+Templates write the structure; this pass makes the whitespace canonical, so a reviewer's
+diff shows only meaning and a later ``terraform fmt -check`` finds nothing to change:
+
+* trailing whitespace removed, runs of blank lines collapsed to one, no blank line right
+  after an opening brace or right before a closing one;
+* the ``=`` of consecutive single-line attributes aligned one space after the longest name,
+  which is hclwrite's rule: an attribute whose value opens a multi-line bracket, a blank
+  line, a comment line or a block header ends the run.
+
+The scanner understands strings and ``${...}`` interpolation, so an ``=`` or a brace inside a
+string is never mistaken for syntax. Indentation is the template's job (two spaces per level).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+_OPEN, _CLOSE = "{[(", "}])"
+#: A string literal without interpolation (most of them): its contents are never syntax.
+_PLAIN_STRING = re.compile(r'"(?:[^"\\$%]|\\.|[$%](?!\{))*"')
+_ASSIGN = re.compile(r"(?<![=!<>])=(?![=>])")
+
+
+def _blank_strings(match: re.Match[str]) -> str:
+    return '"' + "x" * (len(match.group()) - 2) + '"'
+
+
+def _net(text: str) -> int:
+    return text.count("{") + text.count("[") + text.count("(") - text.count("}") - text.count("]") - text.count(")")
+
+
+@functools.lru_cache(maxsize=1 << 18)
+def _scan(line: str) -> tuple[int | None, int]:
+    """(index of the line's assignment ``=`` or None, net bracket change of the line).
+
+    Fast path: blank out plain string literals (same length, so indexes stay valid) and
+    count on what is left; lines with interpolation take the exact scanner."""
+    masked = _PLAIN_STRING.sub(_blank_strings, line) if '"' in line else line
+    if "${" in masked or "%{" in masked:
+        return _scan_exact(line)
+    for marker in ("#", "//"):
+        cut = masked.find(marker)
+        if cut != -1:
+            masked = masked[:cut]
+    net = _net(masked)
+    match = _ASSIGN.search(masked)
+    if match is None:
+        return None, net
+    return (match.start() if _net(masked[: match.start()]) == 0 else None), net
+
+
+def _scan_exact(line: str) -> tuple[int | None, int]:
+    """Character scanner that tracks strings and ``${...}`` nesting exactly."""
+    stack: list[list[int] | str] = []  # "s" = inside a string; [depth] = inside ${...}
+    net = 0
+    assign: int | None = None
+    i, n = 0, len(line)
+    while i < n:
+        ch = line[i]
+        top = stack[-1] if stack else None
+        if top == "s":
+            if ch == "\\" or line.startswith(("$$", "%%"), i):
+                i += 2
+                continue
+            if ch == '"':
+                stack.pop()
+            elif ch in "$%" and line.startswith("{", i + 1):
+                stack.append([0])
+                i += 2
+                continue
+            i += 1
+            continue
+        if ch == '"':
+            stack.append("s")
+        elif ch == "#" or line.startswith("//", i):
+            break
+        elif ch in _OPEN:
+            if isinstance(top, list):
+                top[0] += 1
+            else:
+                net += 1
+        elif ch in _CLOSE:
+            if isinstance(top, list):
+                if top[0] == 0:
+                    stack.pop()
+                else:
+                    top[0] -= 1
+            else:
+                net -= 1
+        elif ch == "=" and not stack and assign is None and net == 0:
+            prev = line[i - 1] if i else ""
+            nxt = line[i + 1] if i + 1 < n else ""
+            if prev not in "=!<>" and nxt not in "=>":
+                assign = i
+        i += 1
+    return assign, net
+
+
+_TRAILING_SPACE = re.compile(r"[ \t]+\n")
+_BLANK_RUNS = re.compile(r"\n{3,}")
+_BLANK_BEFORE_CLOSE = re.compile(r"\n\n(?=[ ]*[}\])])")
+
+
+def _tidy(text: str) -> list[str]:
+    text += "\n"
+    if " \n" in text or "\t\n" in text:
+        text = _TRAILING_SPACE.sub("\n", text)
+    if "\n\n\n" in text:
+        text = _BLANK_RUNS.sub("\n\n", text)
+    for opener in "{[(":
+        text = text.replace(opener + "\n\n", opener + "\n")
+    text = _BLANK_BEFORE_CLOSE.sub("\n", text)
+    return text.strip("\n").split("\n")
+
+
+@functools.lru_cache(maxsize=1 << 18)
+def _line(line: str) -> tuple[int, str, str] | str:
+    """``(indent, name, value)`` for a single-line attribute, else the line as it stays."""
+    stripped = line.lstrip(" ")
+    if not stripped or stripped.startswith(("#", "//")):
+        return line
+    assign, net = _scan(stripped)
+    if assign is None:
+        return line
+    indent = len(line) - len(stripped)
+    name, value = stripped[:assign].rstrip(), stripped[assign + 1:].strip()
+    if net != 0:  # the value opens a multi-line bracket: spaced, never padded
+        return f"{' ' * indent}{name} = {value}"
+    return indent, name, value
+
+
+def format_hcl(text: str) -> str:
+    """``text`` with canonical blank lines and aligned ``=``; idempotent."""
+    lines = [_line(line) for line in _tidy(text)]
+    result: list[str] = []
+    i, count = 0, len(lines)
+    while i < count:
+        item = lines[i]
+        if isinstance(item, str):
+            result.append(item)
+            i += 1
+            continue
+        indent = item[0]
+        j = i + 1
+        while j < count and not isinstance(lines[j], str) and lines[j][0] == indent:  # type: ignore[index]
+            j += 1
+        run = lines[i:j]
+        width = max(len(entry[1]) for entry in run)  # type: ignore[index]
+        pad = " " * indent
+        result.extend(f"{pad}{entry[1].ljust(width)} = {entry[2]}" for entry in run)  # type: ignore[index]
+        i = j
+    return "\n".join(result) + "\n"

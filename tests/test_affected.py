@@ -1,0 +1,155 @@
+"""`companyos affected`: what a change touches, from the manifest at a git ref versus the
+working tree -- exercised in real temporary git repositories."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import git
+import pytest
+from conftest import copy_repo, edit_yaml
+
+from generator import naming
+from generator.affected import FileChange, diff_manifests
+
+
+def init(root: Path) -> git.Repo:
+    repo = git.Repo.init(root)
+    with repo.config_writer() as config:
+        config.set_value("user", "name", "test")
+        config.set_value("user", "email", "test@example.com")
+        config.set_value("commit", "gpgsign", "false")
+    return repo
+
+
+def commit(repo: git.Repo, message: str, *paths: str) -> str:
+    repo.git.add(*(paths or ("-A",)))
+    repo.git.commit("-q", "-m", message)
+    return repo.head.commit.hexsha
+
+
+@pytest.fixture
+def gitrepo(tmp_path: Path) -> tuple[Path, git.Repo]:
+    """A scratch copy of the repository, committed once (rendered tree included)."""
+    root = copy_repo(tmp_path / "repo")
+    repo = init(root)
+    commit(repo, "base")
+    return root, repo
+
+
+def affected_json(companyos, root: Path, *args: str) -> dict:
+    result = companyos("affected", "--base", "HEAD", "--format", "json", *args, cwd=root)
+    assert result.code == 0, result.err
+    assert result.out.count("\n") == 1, "one line, for $GITHUB_OUTPUT"
+    return json.loads(result.out)
+
+
+def test_one_tenant_change_reports_exactly_its_environment_and_root(gitrepo, companyos):
+    root, _ = gitrepo
+    edit_yaml(root / "tenants/acme.yaml", lambda d: d["overrides"]["prod"]["database"].__setitem__("instance_class", "db.r6g.2xlarge"))
+    assert companyos("render", "-q", cwd=root).code == 0
+    out = affected_json(companyos, root)
+    tenant_root = naming.terraform_root_dir("prod", naming.tenant_root("acme"))
+    assert out["tenants"] == ["acme"]
+    assert out["environments"] == ["prod"]
+    assert out["roots"] == [tenant_root]
+    assert out["count"] == 1 and out["removed_roots"] == []
+    (row,) = out["include"]
+    assert row == {
+        "root": tenant_root, "environment": "prod", "name": "tenant-acme", "id": "prod-tenant-acme",
+        "account_id": "410000000101", "role_arn": "arn:aws:iam::410000000101:role/companyos-terraform", "region": "eu-west-1",
+    }
+    assert out["files"]["changed"] >= 1 and out["files"]["added"] == out["files"]["removed"] == 0
+    # One apply stage at a time: only prod has work.
+    assert affected_json(companyos, root, "--env", "dev")["count"] == 0
+    assert affected_json(companyos, root, "--env", "prod")["roots"] == [tenant_root]
+    summary = companyos("affected", "--base", "HEAD", "--format", "markdown", cwd=root)
+    assert summary.code == 0 and "| prod | acme |" in summary.out and f"`{tenant_root}`" in summary.out
+
+
+def test_nothing_changed_means_an_empty_matrix(gitrepo, companyos):
+    root, _ = gitrepo
+    out = affected_json(companyos, root)
+    assert out["count"] == 0 and out["include"] == [] and out["tenants"] == [] and out["files"] == {"added": 0, "changed": 0, "removed": 0}
+
+
+def test_a_removed_tenant_reports_its_roots_as_removed_not_planned(gitrepo, companyos):
+    root, _ = gitrepo
+    (root / "tenants/initech.yaml").unlink()
+    result = companyos("render", "-q", cwd=root)
+    assert result.code == 0, result.err
+    out = affected_json(companyos, root)
+    gone = [naming.terraform_root_dir(env, naming.tenant_root("initech")) for env in ("dev", "stage", "prod")]
+    assert sorted(out["removed_roots"]) == sorted(gone)
+    assert not set(gone) & set(out["roots"])
+    assert "initech" in out["tenants"] and "acme" not in out["tenants"]
+    assert out["files"]["removed"] > 0
+
+
+def test_an_older_base_without_a_manifest_reports_everything_added(tmp_path: Path, companyos):
+    root = copy_repo(tmp_path / "repo")
+    repo = init(root)
+    (root / "README").write_text("before the first render\n", encoding="utf-8")
+    base = commit(repo, "empty", "README")
+    result = companyos("affected", "--base", base, "--format", "json", cwd=root)
+    assert result.code == 0, result.err
+    out = json.loads(result.out)
+    manifest = json.loads((root / "rendered/.companyos-manifest.json").read_text(encoding="utf-8"))["files"]
+    assert out["files"]["added"] == len(manifest)
+    assert out["count"] == len({e["root"] for e in manifest.values() if e.get("root")})
+
+
+def test_changed_migrations_are_reported_per_service(gitrepo, companyos, sample):
+    root, _ = gitrepo
+    path = sample.model.services["api"].migrations.path
+    (root / path).mkdir(parents=True)
+    (root / path / "0042_add_index.sql").write_text("create index ...;\n", encoding="utf-8")
+    assert affected_json(companyos, root)["migrations"] == ["api"]
+
+
+def test_unknown_ref_is_a_usage_error(gitrepo, companyos):
+    root, _ = gitrepo
+    result = companyos("affected", "--base", "no-such-branch", cwd=root)
+    assert result.code == 2
+    assert "git ref 'no-such-branch' does not exist" in result.err and "Traceback" not in result.err
+
+
+def test_outside_a_git_repository_is_a_usage_error(repo, companyos):
+    result = companyos("affected", "--base", "HEAD", cwd=repo)
+    assert result.code == 2
+    assert "not inside a git repository" in result.err
+
+
+def test_roots_lists_every_root_with_shared_first(sample, companyos):
+    from conftest import REPO
+
+    result = companyos("roots", "--format", "json", cwd=REPO)
+    assert result.code == 0, result.err
+    out = json.loads(result.out)
+    manifest_roots = {e["root"] for e in sample.result.manifest["files"].values() if e.get("root")}
+    assert set(out["roots"]) == manifest_roots and out["count"] == len(manifest_roots)
+    envs = [e.name for e in sample.model.environments]
+    first_of_each = [next(r for r in out["include"] if r["environment"] == env) for env in envs if any(r["environment"] == env for r in out["include"])]
+    assert all(r["name"] == naming.SHARED_ROOT for r in first_of_each)
+    assert [envs.index(r["environment"]) for r in out["include"]] == sorted(envs.index(r["environment"]) for r in out["include"])
+
+
+def test_diff_manifests_compares_sha256_per_file():
+    old = {"a": {"sha256": "1", "tenant": "t1", "environment": "dev"}, "b": {"sha256": "2"}, "c": {"sha256": "3", "root": "r"}}
+    new = {"a": {"sha256": "1", "tenant": "t1", "environment": "dev"}, "b": {"sha256": "9"}, "d": {"sha256": "4", "tenant": "t2"}}
+    assert diff_manifests(old, new) == [
+        FileChange("b", "changed"),
+        FileChange("c", "removed", root="r"),
+        FileChange("d", "added", tenant="t2"),
+    ]
+
+
+def test_shards_partition_the_roots(sample, companyos):
+    from conftest import REPO
+
+    full = json.loads(companyos("roots", "--format", "json", cwd=REPO).out)["roots"]
+    parts = [json.loads(companyos("roots", "--format", "json", "--shard", f"{k}/3", cwd=REPO).out)["roots"] for k in (1, 2, 3)]
+    assert sorted(r for part in parts for r in part) == sorted(full)
+    assert all(len(part) <= -(-len(full) // 3) for part in parts)
+    assert companyos("roots", "--shard", "0/3", cwd=REPO).code == 2

@@ -1,0 +1,131 @@
+"""``companyos check --base REF``: a change that destroys something fails unless it is
+acknowledged, and the message lists what would be destroyed."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import edit_yaml, snapshot
+from test_policy import override
+
+
+def commit_all(root: Path, message: str) -> str:
+    import git
+
+    repo = git.Repo.init(root) if not (root / ".git").exists() else git.Repo(root)
+    repo.git.add("-A")
+    actor = git.Actor("companyos tests", "tests@example.com")
+    return repo.index.commit(message, author=actor, committer=actor).hexsha
+
+
+@pytest.fixture(scope="session")
+def based_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Once per session: a scratch repository rendered and committed as the base."""
+    from conftest import copy_repo
+
+    from generator import pipeline
+
+    root = copy_repo(tmp_path_factory.mktemp("based") / "repo")
+    pipeline.render_to_disk(root)
+    commit_all(root, "base")
+    return root
+
+
+@pytest.fixture
+def based(based_template: Path, tmp_path: Path) -> Path:
+    """A private copy (git history included) of :func:`based_template`."""
+    return Path(shutil.copytree(based_template, tmp_path / "repo", symlinks=True))
+
+
+def check_base(companyos, root: Path, *extra: str):
+    assert companyos("render", "--quiet", cwd=root).code == 0
+    before = snapshot(root)
+    result = companyos("check", "--base", "HEAD", *extra, cwd=root)
+    assert "Traceback" not in result.err
+    assert snapshot(root) == before, "check never writes"
+    return result
+
+
+def listed(text: str) -> list[str]:
+    return [line.strip()[2:] for line in text.splitlines() if line.strip().startswith("- ")]
+
+
+def test_unchanged_catalog_passes(companyos, based):
+    result = check_base(companyos, based)
+    assert result.code == 0, result.err
+    assert "would destroy" not in result.out + result.err
+
+
+def test_harmless_change_passes(companyos, based):
+    override(based, "globex", "prod", {"services": {"api": {"replicas": 4}}})
+    result = check_base(companyos, based)
+    assert result.code == 0, result.err
+
+
+def test_dropping_a_tenant_is_blocked_and_listed(companyos, based):
+    base_roots = sorted(p.relative_to(based).as_posix() for p in (based / "rendered/terraform").glob("*/tenant-hooli"))
+    (based / "tenants/hooli.yaml").unlink()
+    result = check_base(companyos, based)
+    assert result.code == 1
+    items = listed(result.err)
+    assert "tenant 'hooli' (tenants/hooli.yaml removed)" in items
+    assert "allow-destruction" in result.err and "--acknowledge-destruction" in result.err
+    for root in base_roots:
+        assert f"Terraform root {root} (terraform destroy of its whole state)" in items
+    apps = [i for i in items if i.startswith("Argo CD")]
+    assert apps and all("hooli" in i for i in apps)
+    assert not [i for i in items if "acme" in i or "globex" in i]
+
+
+def test_acknowledged_destruction_passes_and_still_lists(companyos, based):
+    (based / "tenants/hooli.yaml").unlink()
+    result = check_base(companyos, based, "--acknowledge-destruction")
+    assert result.code == 0, result.err
+    assert "tenant 'hooli' (tenants/hooli.yaml removed)" in listed(result.out)
+    assert "acknowledged" in result.out
+
+
+def test_tenant_leaving_an_environment(companyos, based):
+    edit_yaml(based / "tenants/hooli.yaml", lambda d: d.__setitem__("environments", ["prod"]))
+    result = check_base(companyos, based)
+    assert result.code == 1
+    items = listed(result.err)
+    assert "tenant 'hooli' in environment 'dev' (removed from its environments)" in items
+    assert not any("prod" in i for i in items), items
+
+
+def test_turning_off_deletion_protection(companyos, based):
+    override(based, "globex", "prod", {"database": {"deletion_protection": False}})
+    result = check_base(companyos, based, "--format", "json")
+    assert result.code == 1
+    import json
+
+    data = json.loads(result.out)
+    assert "deletion protection of tenant 'globex' database in prod (database.deletion_protection turned off)" in data["destroyed"]
+    assert data["acknowledged"] is False
+
+
+def test_rendered_terraform_deletion_protection_removed(based):
+    """The text comparison catches protection switched off by a template, not a setting."""
+    from generator import baseline, destructive, pipeline
+
+    built = pipeline.build(based)
+    path = next(p for p in built.result.files if p.startswith("rendered/terraform/") and b"deletion_protection" in built.result.files[p])
+    files = dict(built.result.files)
+    files[path] = files[path].replace(b"= true", b"= false")
+    with baseline.at(based, "HEAD") as base:
+        found = destructive.compare(built.model, type(built.result)(files, built.result.manifest), base)
+    assert any(path in item for item in found.items), found.items
+
+
+def test_unknown_base_ref_is_a_usage_error(companyos, based):
+    result = companyos("check", "--base", "no-such-ref", cwd=based)
+    assert result.code == 2
+    assert "no-such-ref" in result.err and "Traceback" not in result.err
+
+
+def test_base_without_git_is_a_usage_error(companyos, repo):
+    result = companyos("check", "--base", "HEAD", cwd=repo)
+    assert result.code == 2 and "git" in result.err and "Traceback" not in result.err

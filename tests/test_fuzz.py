@@ -1,0 +1,204 @@
+"""Hostile catalog files, generated: every run ends in exit 0 or 2, never a traceback, never
+a write outside rendered/ and .github/workflows/, never a partially written tree; and
+template syntax inside values comes out literally.
+
+One scratch repository per module; each example writes one file, runs ``render``
+in-process, checks the tree, and puts everything back."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import copy_repo, load_yaml_docs, snapshot
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from generator import pipeline
+from generator.render import MANIFEST_PATH
+
+OUTPUT_PREFIXES = ("rendered/", ".github/workflows/")
+
+#: Files a pull request typically edits, one of each kind.
+TARGETS = (
+    "tenants/globex.yaml",
+    "tenants/acme.yaml",
+    "catalog/services/web.yaml",
+    "catalog/tiers/standard.yaml",
+    "environments/dev.yaml",
+    "catalog/platform.yaml",
+    "catalog/waivers.yaml",
+    "catalog/pricing.yaml",
+)
+
+NASTY_STRINGS = [
+    "../../../etc/passwd", "..", "a/b", "/abs/path", "x\\y", "{{ 7*7 }}", "{% for i in range(10) %}x{% endfor %}",
+    "{{ cycler.__init__.__globals__.os }}", "${{ github.token }}", "$(id)", "\x00", "\u202e", "é", "ﬁ", "  ", "",
+    "A" * 300, "-leading-dash", "null", "~", "yes", "0x10", "1e400", "*", "&anchor", "!!python/object", "\ud7ff",
+]
+
+scalars = st.one_of(
+    st.none(), st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(NASTY_STRINGS),
+    st.text(max_size=20),
+)
+values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(["name", "tier", "x", "..", "a/b", "{{x}}"]) | st.text(max_size=8), inner, max_size=3)), max_leaves=8)
+
+RAW_HOSTILE = [
+    b"a: &a [1,2]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: [*c,*c,*c,*c,*c,*c,*c,*c,*c]\n",
+    b"name: !!python/object/apply:os.system ['touch /tmp/companyos-pwned']\n",
+    b"!!python/name:os.system\n",
+    b"\xff\xfe\x00n\x00a\x00m\x00e",
+    b"name: caf\xe9\n",
+    b"\xef\xbb\xbfname: globex\n",
+    b"[" * 200 + b"]" * 200,
+    b"a:\n" + b"".join(b" " * (2 * i) + b"a:\n" for i in range(1, 60)),
+    b"- just\n- a\n- list\n",
+    b"",
+    b"name: globex\nname: other\n",
+    b"? [complex, key]\n: value\n",
+    b"1: integer key\n",
+    b"x: " + b"9" * 5000 + b"\n",
+    b"%YAML 1.1\n---\nname: a\n---\nname: b\n",
+    b"<<: {tier: standard}\n",
+]
+
+
+@pytest.fixture(scope="module")
+def fuzz_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = copy_repo(tmp_path_factory.mktemp("fuzz") / "repo")
+    for tenant in ("hooli", "initech"):  # two pooled tenants fewer: a faster render, same code paths
+        (root / f"tenants/{tenant}.yaml").unlink()
+    pipeline.render_to_disk(root)
+    return root
+
+
+def _mutate(data: Any, path: list[int], value: Any, mode: str) -> Any:
+    """Replace, delete or add at a pseudo-random path through ``data``."""
+    if not path or not isinstance(data, (dict, list)) or not data:
+        return value
+    if isinstance(data, dict):
+        keys = sorted(data)
+        key = keys[path[0] % len(keys)]
+        if len(path) == 1 and mode == "delete":
+            return {k: v for k, v in data.items() if k != key}
+        if len(path) == 1 and mode == "add":
+            return {**data, f"{key}_extra": value}
+        return {**data, key: _mutate(data[key], path[1:], value, mode)}
+    index = path[0] % len(data)
+    out = list(data)
+    out[index] = _mutate(out[index], path[1:], value, mode)
+    return out
+
+
+def _complete(root: Path) -> None:
+    """The tree on disk is whole: every manifest entry exists with its hash, and nothing
+    under rendered/ is missing from the manifest."""
+    manifest = json.loads((root / MANIFEST_PATH).read_text(encoding="utf-8"))["files"]
+    for rel, entry in manifest.items():
+        assert rel.startswith(OUTPUT_PREFIXES) and ".." not in rel.split("/"), rel
+        assert hashlib.sha256((root / rel).read_bytes()).hexdigest() == entry["sha256"], f"partial tree: {rel}"
+    for path in (root / "rendered").rglob("*"):
+        rel = path.relative_to(root).as_posix()
+        assert path.is_dir() or rel == MANIFEST_PATH or rel in manifest, f"unlisted file {rel}"
+
+
+def run_case(companyos, root: Path, rel: str, data: bytes) -> int:
+    before = snapshot(root)
+    outside_before = sorted(p.name for p in root.parent.iterdir())
+    target = root / rel
+    original = target.read_bytes() if target.exists() else None
+    changed: set[str] = set()
+    try:
+        target.write_bytes(data)
+        result = companyos("render", "--quiet", cwd=root)
+        assert result.code in (0, 2), (result.code, result.err[-2000:])
+        assert "Traceback" not in result.err and "Traceback" not in result.out
+        after = snapshot(root)
+        changed = {p for p in set(before) | set(after) if before.get(p) != after.get(p)} - {rel}
+        assert sorted(p.name for p in root.parent.iterdir()) == outside_before, "wrote beside the repository"
+        if result.code == 2:
+            assert changed == set(), f"a failed render changed {sorted(changed)[:5]}"
+            assert result.err.strip(), "exit 2 must say why"
+        else:
+            outside = sorted(p for p in changed if not p.startswith(OUTPUT_PREFIXES))
+            assert outside == [], f"wrote outside the output folders: {outside}"
+            _complete(root)
+        return result.code
+    finally:
+        if original is None:
+            target.unlink(missing_ok=True)
+        else:
+            target.write_bytes(original)
+        for p in changed:
+            path = root / p
+            if p in before:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(before[p])
+            else:
+                path.unlink(missing_ok=True)
+
+
+FUZZ = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+                derandomize=True)
+
+
+@FUZZ
+@given(
+    rel=st.sampled_from(TARGETS),
+    path=st.lists(st.integers(min_value=0, max_value=50), min_size=1, max_size=5),
+    value=values,
+    mode=st.sampled_from(["replace", "delete", "add"]),
+)
+def test_mutated_catalog_files(companyos, fuzz_root, rel, path, value, mode):
+    data = yaml.safe_load((fuzz_root / rel).read_text(encoding="utf-8"))
+    mutated = _mutate(data, path, value, mode)
+    try:
+        text = yaml.safe_dump(mutated, allow_unicode=True, sort_keys=False)
+    except (yaml.YAMLError, ValueError):
+        return
+    run_case(companyos, fuzz_root, rel, text.encode("utf-8", "surrogatepass"))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture], derandomize=True)
+@given(
+    rel=st.sampled_from(TARGETS) | st.sampled_from(["tenants/..yaml", "tenants/a..b.yaml", "tenants/UPPER.yaml", "tenants/café.yaml",
+                                                  "tenants/" + "x" * 60 + ".yaml", "catalog/services/new.yaml"]),
+    data=st.sampled_from(RAW_HOSTILE) | st.binary(max_size=300),
+)
+def test_raw_hostile_bytes(companyos, fuzz_root, rel, data):
+    run_case(companyos, fuzz_root, rel, data)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture], derandomize=True)
+@given(name=st.sampled_from(NASTY_STRINGS) | st.text(min_size=1, max_size=25))
+def test_hostile_tenant_names(companyos, fuzz_root, name):
+    tenant = yaml.safe_load((fuzz_root / "tenants/globex.yaml").read_text(encoding="utf-8"))
+    tenant["name"] = name
+    stem = name if name and "/" not in name and "\x00" not in name and name not in (".", "..") else "evil"
+    text = yaml.safe_dump(tenant, allow_unicode=True).encode("utf-8", "surrogatepass")
+    try:
+        code = run_case(companyos, fuzz_root, f"tenants/{stem}.yaml", text)
+    except OSError:  # the file system refused the name itself: nothing to test
+        return
+    if code == 0:
+        assert name == stem and name.isascii() and "/" not in name
+
+
+def test_template_syntax_in_values_is_literal(companyos, repo):
+    """Jinja inside a catalog value is data: it reaches the output verbatim."""
+    hostile = "registry.example/{{ 7*7 }}/{% if true %}x{% endif %}/{#c#}"
+    path = repo / "catalog/services/web.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace(
+        "repository: 100000000001.dkr.ecr.eu-west-1.amazonaws.com/companyos/web", f"repository: {json.dumps(hostile)}"), encoding="utf-8")
+    result = companyos("render", "--quiet", cwd=repo)
+    assert result.code == 0, result.err
+    values = load_yaml_docs((repo / "rendered/helm/prod/globex/web.yaml").read_bytes())[0]
+    assert values["deployment"]["image"]["repository"] == hostile
+    assert b"/49/" not in (repo / "rendered/helm/prod/globex/web.yaml").read_bytes()

@@ -1,0 +1,67 @@
+"""The hand-written justfile gives the operating model's commands (rust-just from PyPI)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+JUST = Path(sys.executable).parent / "just"
+
+
+def just(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    tool = str(JUST) if JUST.is_file() else shutil.which("just")
+    assert tool, "just is not installed: run `make install-test` (rust-just)"
+    return subprocess.run([tool, *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize(("args", "env", "service"), [
+    (("deploy", "env=dev", "service=all"), "dev", "all"),
+    (("deploy", "env=prod", "service=api"), "prod", "api"),
+    (("deploy", "stage"), "stage", "all"),
+])
+def test_deploy_dispatches_the_deploy_workflow(args, env, service):
+    result = just("--dry-run", *args)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == f"gh workflow run deploy.yml --ref 'main' -f 'env={env}' -f 'service={service}'"
+
+
+def test_deploy_arguments_are_shell_quoted():
+    result = just("--dry-run", "deploy", "env=dev; rm -rf /", "service=all")
+    assert "-f 'env=dev; rm -rf /'" in result.stderr
+
+
+def test_the_deploy_workflow_it_dispatches_is_generated():
+    assert (REPO / ".github/workflows/deploy.yml").is_file()
+
+
+def test_infra_runs_terraform_over_the_environments_roots_in_order(tmp_path):
+    # A fake terraform on PATH records what `just infra` runs, over the real rendered roots.
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    log = tmp_path / "calls"
+    fake = bindir / "terraform"
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {log}\n', encoding="utf-8")
+    fake.chmod(0o755)
+    env = {"PATH": f"{bindir}:{Path(sys.executable).parent}:/usr/bin:/bin"}
+    tool = str(JUST) if JUST.is_file() else shutil.which("just")
+    result = subprocess.run([tool, "infra", "env=dev", "plan"], cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    calls = log.read_text(encoding="utf-8").splitlines()
+    roots = [c.split()[0].removeprefix("-chdir=") for c in calls if c.split()[1] == "plan"]
+    assert roots[0] == "rendered/terraform/dev/shared"
+    assert roots and all(r.startswith("rendered/terraform/dev/") for r in roots)
+    assert all((REPO / r / "main.tf").is_file() or (REPO / r / "versions.tf").is_file() for r in roots)
+    assert len(calls) == 2 * len(roots)  # init + plan each
+    bad = subprocess.run([tool, "infra", "env=dev", "destroy"], cwd=REPO, capture_output=True, text=True, timeout=60, env=env)
+    assert bad.returncode != 0 and "usage: just infra" in bad.stderr
+
+
+@pytest.mark.parametrize("recipe", ["render", "check", "test"])
+def test_everyday_recipes_exist(recipe):
+    result = just("--dry-run", recipe)
+    assert result.returncode == 0 and result.stderr.strip() == f"make {recipe}"

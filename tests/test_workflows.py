@@ -1,0 +1,335 @@
+"""The workflows target: structure, security rules and catalog-driven content of the
+rendered .github/workflows/*.yml, parsed with PyYAML (a different parser than jinja wrote)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import yaml
+from conftest import SHARED, edit_yaml, snapshot
+
+from generator import naming
+from generator.targets import workflows as target
+
+PINS = json.loads((SHARED / "schemas" / "github-actions-pins.json").read_text(encoding="utf-8"))
+USES = re.compile(r"^(?P<action>[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)@(?P<sha>[0-9a-f]{40}) # (?P<tag>\S+)$")
+
+
+@pytest.fixture(scope="session")
+def texts(sample) -> dict[str, str]:
+    return {p: b.decode("utf-8") for p, b in sample.result.files.items() if p.startswith(".github/workflows/")}
+
+
+@pytest.fixture(scope="session")
+def docs(texts) -> dict[str, dict[str, Any]]:
+    return {p: yaml.safe_load(t) for p, t in texts.items()}
+
+
+def jobs(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return doc["jobs"]
+
+
+def steps(docs: dict[str, dict[str, Any]]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, doc in docs.items():
+        for job_id, job in jobs(doc).items():
+            for step in job.get("steps", []):
+                yield path, job_id, step
+
+
+def on(doc: dict[str, Any]) -> dict[str, Any]:
+    # PyYAML (YAML 1.1) reads the key `on` as the boolean True.
+    return doc.get("on", doc.get(True))
+
+
+def test_every_workflow_is_rendered_and_tracked(sample, texts):
+    assert set(texts) == {naming.workflow_path(w.name) for w in target.WORKFLOWS}
+    for path in texts:
+        entry = sample.result.entry(path)
+        assert entry["target"] == "workflows"
+        assert "catalog/platform.yaml" in entry["sources"]
+
+
+def test_top_level_permissions_are_empty_and_every_job_declares_its_own(docs):
+    for path, doc in docs.items():
+        assert doc["permissions"] == {}, path
+        for job_id, job in jobs(doc).items():
+            assert isinstance(job.get("permissions"), dict) and job["permissions"], (path, job_id)
+            assert set(job["permissions"].values()) <= {"read", "write"}
+            assert "write-all" not in str(job["permissions"])
+
+
+def test_only_jobs_that_talk_to_aws_get_an_oidc_token(docs):
+    for path, doc in docs.items():
+        for job_id, job in jobs(doc).items():
+            uses_aws = any("configure-aws-credentials" in s.get("uses", "") for s in job.get("steps", []))
+            assert (job["permissions"].get("id-token") == "write") == uses_aws, (path, job_id)
+
+
+def test_every_action_is_pinned_to_the_real_sha_of_the_recorded_tag(texts):
+    seen = set()
+    for path, text in texts.items():
+        for line in text.splitlines():
+            stripped = line.strip().removeprefix("- ")
+            if not stripped.startswith("uses:"):
+                continue
+            value = stripped.removeprefix("uses:").strip()
+            match = USES.match(value)
+            assert match, f"{path}: not pinned by full SHA with a tag comment: {value}"
+            pin = PINS.get(match["action"])
+            assert pin is not None, f"{path}: {match['action']} is not in github-actions-pins.json"
+            assert (match["sha"], match["tag"]) == (pin["sha"], pin["tag"]), f"{path}: {value}"
+            seen.add(match["action"])
+    assert {"actions/checkout", "aws-actions/configure-aws-credentials", "hashicorp/setup-terraform"} <= seen
+
+
+def test_catalog_pins_match_the_upstream_record(sample):
+    for action, pin in sample.model.platform.ci.actions.items():
+        assert PINS[action]["sha"] == pin.sha and PINS[action]["tag"] == pin.tag, action
+
+
+def test_steps_pass_only_inputs_the_action_declares_and_all_required_ones(docs):
+    for path, job_id, step in steps(docs):
+        if "uses" not in step:
+            continue
+        action = step["uses"].split("@", 1)[0]
+        declared = PINS[action]["inputs"]
+        given = set(step.get("with", {}))
+        unknown = given - set(declared)
+        assert not unknown, f"{path} {job_id}: {action} has no inputs {sorted(unknown)}"
+        deprecated = {name for name in given if declared[name].get("deprecated")}
+        assert not deprecated, f"{path} {job_id}: deprecated inputs {deprecated}"
+        missing = {name for name, spec in declared.items() if spec["required"] and spec["default"] is None} - given
+        assert not missing, f"{path} {job_id}: {action} needs {sorted(missing)}"
+
+
+def test_checkouts_never_persist_credentials(docs):
+    count = 0
+    for path, job_id, step in steps(docs):
+        if step.get("uses", "").startswith("actions/checkout@"):
+            count += 1
+            assert step["with"]["persist-credentials"] is False, (path, job_id)
+    assert count >= 10
+
+
+def test_no_expression_is_expanded_inside_run(docs):
+    for path, job_id, step in steps(docs):
+        assert "${{" not in step.get("run", ""), f"{path} {job_id} {step.get('name')}: pass values through env:"
+        if "script" in step.get("with", {}):
+            assert "${{" not in step["with"]["script"], f"{path} {job_id}: github-script must read process.env"
+
+
+def test_jobs_have_timeouts_and_a_pinned_runner(sample, docs):
+    for path, doc in docs.items():
+        for job_id, job in jobs(doc).items():
+            assert job["runs-on"] == sample.model.platform.ci.runner
+            assert 0 < job["timeout-minutes"] <= 180, (path, job_id)
+
+
+# --- the workflows' content follows the catalog ---------------------------------------
+
+
+def test_render_check_runs_check_validators_lint_cost_and_the_summary(docs):
+    doc = docs[".github/workflows/render-check.yml"]
+    paths = on(doc)["pull_request"]["paths"]
+    for folder in ("catalog", "tenants", "environments", "templates", "generator"):
+        assert f"{folder}/**" in paths
+    runs = [s.get("run", "") for s in jobs(doc)["render-check"]["steps"]]
+    joined = "\n".join(runs)
+    for command in ("make install-test", ".venv/bin/companyos check", "companyos lint", 'companyos cost --base "$BASE_SHA"',
+                    "check-jsonschema --builtin-schema vendor.github-workflows",
+                    'companyos affected --base "$BASE_SHA" --format markdown >> "$GITHUB_STEP_SUMMARY"'):
+        assert command in joined
+    assert joined.index("companyos check") < joined.index("companyos lint")
+
+
+def test_terraform_plans_affected_roots_and_applies_in_promotion_order(sample, docs):
+    doc = docs[".github/workflows/terraform.yml"]
+    envs = [e.name for e in sample.model.environments]
+    affected = jobs(doc)["affected"]
+    assert set(affected["outputs"]) == {"all", *envs}
+    assert "fetch-depth" in affected["steps"][0]["with"]
+    plan = jobs(doc)["plan"]
+    assert plan["strategy"]["matrix"]["include"] == "${{ fromJSON(needs.affected.outputs.all).include }}"
+    commands = [s.get("run", "") for s in plan["steps"]]
+    for needle in ("terraform fmt -check", "terraform init", "terraform validate", "-out=tfplan"):
+        assert any(needle in c for c in commands), needle
+    upload = next(s for s in plan["steps"] if s.get("uses", "").startswith("actions/upload-artifact@"))
+    assert "tfplan" in upload["with"]["path"]
+    previous = None
+    for env in sample.model.environments:
+        job = jobs(doc)[f"apply-{env.name}"]
+        assert job["environment"] == env.name
+        assert job["needs"] == (["affected"] if previous is None else ["affected", f"apply-{previous}"])
+        assert f"needs.affected.outputs.{env.name}" in job["strategy"]["matrix"]["include"]
+        assert job["concurrency"] == {"group": "terraform-${{ matrix.id }}", "cancel-in-progress": False}
+        gate = [s for s in job["steps"] if "window-open" in s.get("run", "")]
+        assert bool(gate) == (env.change_window is not None), env.name
+        if gate:
+            assert gate[0]["run"].endswith(f"--env {env.name}")
+        oidc = next(s for s in job["steps"] if "configure-aws-credentials" in s.get("uses", ""))
+        assert oidc["with"]["role-to-assume"] == "${{ matrix.role_arn }}"
+        assert any("terraform apply" in s.get("run", "") for s in job["steps"])
+        previous = env.name
+
+
+def test_drift_runs_every_root_nightly_and_files_issues(sample, docs):
+    doc = docs[".github/workflows/drift.yml"]
+    assert on(doc)["schedule"] == [{"cron": sample.model.platform.ci.drift_schedule}]
+    drift = jobs(doc)["drift"]
+    assert drift["permissions"]["issues"] == "write"
+    plan = next(s for s in drift["steps"] if s.get("id") == "plan")
+    assert "-detailed-exitcode" in plan["run"]
+    script = next(s for s in drift["steps"] if "github-script" in s.get("uses", ""))["with"]["script"]
+    assert "EXIT_CODE === '2'" in script and "issues.create" in script and "issues.update" in script
+
+
+def test_migrations_watch_each_services_migration_folder(sample, docs):
+    doc = docs[".github/workflows/migrations.yml"]
+    with_migrations = {n: s for n, s in sample.model.services.items() if s.migrations}
+    assert on(doc)["pull_request"]["paths"] == [f"{s.migrations.path}/**" for s in with_migrations.values()]
+    for name, svc in with_migrations.items():
+        job = jobs(doc)[f"dry-run-{name}"]
+        assert job["services"]["postgres"]["image"].startswith("postgres:")
+        runs = [s["run"] for s in job["steps"] if "run" in s]
+        assert any(r.endswith(" ".join([*svc.migrations.command, *svc.migrations.dry_run_args])) for r in runs)
+        assert f"'{name}'" in job["if"]
+
+
+def test_deploy_is_dispatched_with_env_and_service_and_gates_the_change_window(sample, docs):
+    doc = docs[".github/workflows/deploy.yml"]
+    inputs = on(doc)["workflow_dispatch"]["inputs"]
+    assert inputs["env"]["options"] == [e.name for e in sample.model.environments]
+    assert inputs["service"]["options"] == ["all", *sorted(sample.model.services)]
+    for env in sample.model.environments:
+        job = jobs(doc)[f"deploy-{env.name}"]
+        runs = [s.get("run", "") for s in job["steps"]]
+        gated = [i for i, r in enumerate(runs) if "window-open" in r]
+        sync = next(i for i, r in enumerate(runs) if "applications.argoproj.io" in r)
+        assert bool(gated) == (env.change_window is not None)
+        if gated:
+            assert gated[0] < sync
+        assert any(f"companyos smoke --env {env.name}" in r for r in runs)
+        assert naming.cluster_name(sample.model.platform, env.name) in "\n".join(runs)
+
+
+def test_previews_use_a_pr_namespace_and_tear_down_on_close(sample, docs):
+    doc = docs[".github/workflows/previews.yml"]
+    assert set(on(doc)["pull_request"]["types"]) >= {"opened", "synchronize", "closed"}
+    deploy, teardown = jobs(doc)["deploy"], jobs(doc)["teardown"]
+    assert deploy["env"]["NAMESPACE"] == "pr-${{ github.event.pull_request.number }}"
+    assert "closed" in teardown["if"] and "!= 'closed'" in deploy["if"]
+    assert any("kubectl delete namespace" in s.get("run", "") for s in teardown["steps"])
+    for name in sample.model.services:
+        values = yaml.safe_load(sample.result.files[target.preview_values_path(name)])
+        assert values["deployment"]["env"]["DATA_MODE"] == {"value": "synthetic"}
+        assert values["externalSecret"]["enabled"] is False and values["ingress"]["enabled"] is False
+        assert "annotations" not in values["rbac"]["serviceAccount"]  # no IAM role in previews
+
+
+def test_restore_drill_restores_every_prod_database_into_dr_verify(sample, docs):
+    doc = docs[".github/workflows/restore-drill.yml"]
+    ci = sample.model.platform.ci
+    assert on(doc)["schedule"] == [{"cron": ci.restore_drill_schedule}]
+    restore = jobs(doc)["restore"]
+    prod = sample.model.environments[-1]
+    oidc = next(s for s in restore["steps"] if "configure-aws-credentials" in s.get("uses", ""))
+    assert f"::{prod.accounts.dr_verify}:" in oidc["with"]["role-to-assume"]
+    owners = {row["owner"] for row in restore["strategy"]["matrix"]["include"]}
+    with_db = [d for d in sample.model.in_environment(prod.name) if any(s.uses_database for s in d.services)]
+    assert owners == {d.name if d.dedicated else naming.pool_root(d.tier.name) for d in with_db}
+    assert any("delete-db-instance" in s.get("run", "") and s.get("if") for s in restore["steps"])
+    script = next(s for s in jobs(doc)["evidence"]["steps"] if "github-script" in s.get("uses", ""))["with"]["script"]
+    assert "ops/backup-verification/" in script
+
+
+def test_chaos_drill_runs_monthly_in_dev_and_stage(sample, docs):
+    doc = docs[".github/workflows/chaos-drill.yml"]
+    ci = sample.model.platform.ci
+    assert on(doc)["schedule"] == [{"cron": ci.chaos_drill_schedule}]
+    rows = jobs(doc)["chaos"]["strategy"]["matrix"]["include"]
+    assert [row["environment"] for row in rows] == ci.chaos_environments
+    for row in rows:
+        assert row["namespaces"].split() == sorted({d.namespace for d in sample.model.in_environment(row["environment"])})
+    assert any("companyos smoke" in s.get("run", "") for s in jobs(doc)["chaos"]["steps"])
+
+
+def test_no_workflow_takes_dispatch_inputs_except_deploy(docs):
+    # Inputs are an injection surface (and checkov CKV_GHA_7); only the one-command deploy needs them.
+    for path, doc in docs.items():
+        dispatch = on(doc).get("workflow_dispatch") if isinstance(on(doc), dict) else None
+        if dispatch and path != ".github/workflows/deploy.yml":
+            assert not dispatch.get("inputs"), path
+
+
+# --- bad input and ownership of .github/workflows --------------------------------------
+
+
+def test_expression_in_a_catalog_value_is_a_located_error(repo, companyos):
+    before = snapshot(repo)
+    edit_yaml(repo / "catalog/services/api.yaml", lambda d: d["migrations"]["command"].append("${{ github.event.issue.title }}"))
+    result = companyos("render", cwd=repo)
+    assert result.code == 2
+    assert re.search(r"catalog/services/api\.yaml:\d+:\d+: '\$\{\{' is not allowed here", result.err), result.err
+    after = snapshot(repo)
+    after.pop("catalog/services/api.yaml"), before.pop("catalog/services/api.yaml")
+    assert after == before
+
+
+def test_an_unpinned_action_is_a_located_error(repo, companyos):
+    edit_yaml(repo / "catalog/platform.yaml", lambda d: d["ci"]["actions"].pop("hashicorp/setup-terraform"))
+    result = companyos("render", cwd=repo)
+    assert result.code == 2
+    assert re.search(r"catalog/platform\.yaml:\d+:\d+: .*hashicorp/setup-terraform; pin it under ci.actions", result.err), result.err
+
+
+def test_a_short_sha_pin_is_rejected(repo, companyos):
+    edit_yaml(repo / "catalog/platform.yaml", lambda d: d["ci"]["actions"]["actions/checkout"].__setitem__("sha", "3d3c42e"))
+    result = companyos("render", cwd=repo)
+    assert result.code == 2 and "catalog/platform.yaml:" in result.err and "sha" in result.err
+
+
+def test_hand_written_workflows_survive_render_and_prune(repo, companyos):
+    custom = repo / ".github/workflows/custom.yml"
+    custom.parent.mkdir(parents=True, exist_ok=True)
+    custom.write_text("name: custom\non: push\njobs: {}\n", encoding="utf-8")
+    assert companyos("render", cwd=repo).code == 0
+    # Dropping the only service with migrations makes migrations.yml stale: it is pruned,
+    # the hand-written workflow is not.
+    edit_yaml(repo / "catalog/services/api.yaml", lambda d: d.pop("migrations"))
+    result = companyos("render", cwd=repo)
+    assert result.code == 0, result.err
+    assert "pruned .github/workflows/migrations.yml" in result.out
+    assert not (repo / ".github/workflows/migrations.yml").exists()
+    assert custom.read_text(encoding="utf-8") == "name: custom\non: push\njobs: {}\n"
+    assert (repo / ".github/workflows/deploy.yml").is_file()
+    assert companyos("check", cwd=repo).code == 0
+
+
+def test_changing_a_pin_rewrites_every_workflow_that_uses_it(repo, companyos):
+    new_sha = "0" * 40
+    edit_yaml(repo / "catalog/platform.yaml", lambda d: d["ci"]["actions"]["actions/checkout"].__setitem__("sha", new_sha))
+    assert companyos("render", cwd=repo).code == 0
+    for path in (repo / ".github/workflows").glob("*.yml"):
+        text = path.read_text(encoding="utf-8")
+        assert "actions/checkout@3d3c42e" not in text
+    assert f"actions/checkout@{new_sha} # v7.0.1" in (repo / ".github/workflows/render-check.yml").read_text(encoding="utf-8")
+
+
+def test_workflow_values_are_shell_quoted(tmp_path: Path, repo, companyos):
+    edit_yaml(repo / "catalog/services/api.yaml", lambda d: d["migrations"]["dry_run_args"].append("--label=a b; rm -rf /"))
+    assert companyos("render", cwd=repo).code == 0, "a hostile argument is data, not an error"
+    text = (repo / ".github/workflows/migrations.yml").read_text(encoding="utf-8")
+    assert "'--label=a b; rm -rf /'" in text
+
+
+def test_big_matrices_are_split_into_jobs_github_accepts(docs):
+    assert target.shards(target.MAX_MATRIX) == [{"job": "", "out": "", "arg": ""}]
+    split = target.shards(2 * target.MAX_MATRIX + 1)
+    assert [s["arg"] for s in split] == [" --shard 1/3", " --shard 2/3", " --shard 3/3"]
+    assert target.MAX_MATRIX <= 256  # GitHub's limit of jobs per matrix
+    # The sample catalog is small: one job per kind, no --shard.
+    assert "plan" in jobs(docs[".github/workflows/terraform.yml"]) and "drift" in jobs(docs[".github/workflows/drift.yml"])

@@ -1,0 +1,94 @@
+"""`companyos window-open` (the prod change-window gate of the deploy and terraform
+workflows) and `companyos smoke --list`, with fixed clocks and the sample catalog."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+from conftest import REPO, edit_yaml
+
+from generator import changewindow, naming, spec
+
+# environments/prod.yaml: "0 8 * * 1-4" for 8h in Europe/Dublin (UTC+0 in winter, UTC+1 in summer).
+CASES = [
+    ("2026-11-26T08:00:00+00:00", True),   # Thursday 08:00 Dublin (GMT): opens
+    ("2026-11-26T15:59:00+00:00", True),   # last minute
+    ("2026-11-26T16:00:00+00:00", False),  # closed at 16:00
+    ("2026-11-27T10:00:00+00:00", False),  # Friday
+    ("2026-11-30T07:59:00+00:00", False),  # Monday, a minute early
+    ("2026-07-02T07:00:00+00:00", True),   # Thursday 08:00 Dublin (IST = UTC+1)
+    ("2026-07-02T06:30:00+00:00", False),  # 07:30 Dublin in summer
+    ("2026-07-02T10:00:00+02:00", True),   # any offset is converted
+]
+
+
+@pytest.mark.parametrize(("at", "is_open"), CASES)
+def test_window_open_exit_code_follows_the_prod_window(companyos, at, is_open):
+    result = companyos("window-open", "--env", "prod", "--at", at, cwd=REPO)
+    assert result.code == (0 if is_open else 1), result.out + result.err
+    assert ("is open until" in result.out) == is_open
+    if not is_open:
+        assert "it next opens" in result.err
+
+
+def test_environments_without_a_window_are_always_open(companyos):
+    result = companyos("window-open", "--env", "dev", "--at", "2026-11-28T03:00:00+00:00", cwd=REPO)
+    assert result.code == 0 and "no change window" in result.out
+
+
+@pytest.mark.parametrize("args", [("--env", "nope"), ("--env", "prod", "--at", "tomorrow"), ("--env", "prod", "--at", "2026-11-26T08:00:00")])
+def test_bad_arguments_are_usage_errors(companyos, args):
+    result = companyos("window-open", *args, cwd=REPO)
+    assert result.code == 2 and "Traceback" not in result.err
+
+
+def test_the_window_comes_from_the_environment_file(repo, companyos):
+    edit_yaml(repo / "environments/prod.yaml", lambda d: d["change_window"].__setitem__("schedule", "0 20 * * 5"))
+    assert companyos("window-open", "--env", "prod", "--at", "2026-11-27T21:00:00+00:00", cwd=repo).code == 0
+    assert companyos("window-open", "--env", "prod", "--at", "2026-11-26T09:00:00+00:00", cwd=repo).code == 1
+
+
+def test_next_opening_and_cron_rules():
+    window = spec.ChangeWindow(schedule="30 22 * * sun", duration="3h", timezone="UTC")
+    st = changewindow.state(window, datetime(2026, 11, 30, 0, 15, tzinfo=timezone.utc))  # Monday 00:15, window from Sunday
+    assert st.open and st.end == datetime(2026, 11, 30, 1, 30, tzinfo=timezone.utc)
+    st = changewindow.state(window, datetime(2026, 11, 30, 2, 0, tzinfo=timezone.utc))
+    assert not st.open and st.start == datetime(2026, 12, 6, 22, 30, tzinfo=timezone.utc)
+    # day-of-month and day-of-week both restricted: either matches (Vixie cron, robfig/cron).
+    either = changewindow.parse_cron("0 0 1 * 1")
+    assert either.matches_day(datetime(2026, 12, 1).date()) and either.matches_day(datetime(2026, 11, 30).date())
+    assert changewindow.parse_cron("@daily") == changewindow.parse_cron("0 0 * * *")
+    assert changewindow.parse_cron("0 8 * * 7").weekdays == frozenset({0})
+    for bad, why in (("0 8 * *", "5 cron fields"), ("61 8 * * *", "minute: 61"), ("0 8 * * 5-1", "backwards"), ("0 8 * foo *", "month")):
+        with pytest.raises(ValueError, match=why):
+            changewindow.parse_cron(bad)
+
+
+def test_smoke_lists_the_readiness_url_of_every_public_service(sample, companyos):
+    result = companyos("smoke", "--env", "dev", "--service", "all", "--list", cwd=REPO)
+    assert result.code == 0, result.err
+    expected = [
+        f"https://{naming.hostname(s.name, d.name, d.environment)}{s.probes.readiness.path}"
+        for d in sample.model.in_environment("dev") if d.settings.network.public_ingress
+        for s in d.services if s.ingress.enabled and s.probes
+    ]
+    assert result.out.split() == expected and expected
+    only_api = companyos("smoke", "--env", "dev", "--service", "api", "--list", cwd=REPO).out.split()
+    assert only_api and all(url.startswith("https://api.") for url in only_api)
+    assert companyos("smoke", "--env", "dev", "--service", "nope", cwd=REPO).code == 2
+
+
+def test_smoke_retries_then_reports_what_still_fails():
+    from generator import smoke
+
+    items = [smoke.Check("acme", "api", "https://a/ready"), smoke.Check("hooli", "api", "https://b/ready")]
+    calls: list[str] = []
+
+    def check(url: str) -> str | None:
+        calls.append(url)
+        return "HTTP 503" if url == "https://b/ready" or len(calls) < 2 else None
+
+    failing = smoke.run(items, attempts=3, delay=0, check=check, sleep=lambda _: None)
+    assert [(c.tenant, reason) for c, reason in failing] == [("hooli", "HTTP 503")]
+    assert calls.count("https://b/ready") == 3 and calls.count("https://a/ready") == 2

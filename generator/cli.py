@@ -49,6 +49,7 @@ def render(root: RootOption = None, quiet: Annotated[bool, typer.Option("--quiet
             typer.echo(f"  pruned {rel}")
         for rel in report.unmanaged:
             typer.echo(f"  warning: {rel} is under rendered/ but was not generated; remove it", err=True)
+        _echo_waived(built.model)
 
 
 @app.command()
@@ -136,15 +137,11 @@ def validate(
     base: Annotated[Optional[str], typer.Option("--base", help="Also check forward-only schema versions against this git ref.")] = None,
 ) -> None:
     """Check the catalog (syntax, references, policy rules and waivers) without rendering."""
-    from datetime import date
-
-    from generator import policy
     from generator.load import find_root, load_catalog
     from generator.model import resolve
 
     model = resolve(load_catalog(find_root(root or Path.cwd())))
-    for waived in policy.evaluate(model, date.today()).waived:
-        typer.echo(str(waived))
+    _echo_waived(model)
     if base is not None:
         from generator.schema_versions import check_base
 
@@ -312,6 +309,17 @@ def allocate(
 
 # --- guardrails (issue 7): logic in generator.policy / waivers / cost / lint / destructive ---
 
+
+def _echo_waived(model) -> None:
+    """Violations that a valid waiver covers: a note on stdout, never an error."""
+    from datetime import date
+
+    from generator import policy
+
+    for waived in policy.evaluate(model, date.today()).waived:
+        typer.echo(str(waived))
+
+
 policy_app = typer.Typer(help="Policy rules over the resolved catalog (guardrails as code).", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 
@@ -343,6 +351,8 @@ def cost(
 
     folder = find_root(root or Path.cwd())
     report = lib.run_at(folder, resolve(load_catalog(folder)), base, max_increase)
+    if report.note:
+        typer.echo(f"companyos: warning: {report.note}", err=True)
     typer.echo(json.dumps(report.as_dict(), indent=2) if format == "json" else lib.format_text(report), nl=format == "json")
     for row in report.exceeded:
         typer.echo(f"companyos: tenant '{row.tenant}' monthly estimate rises {row.change_percent:+.1f}% "

@@ -175,6 +175,8 @@ class CostReport:
     max_increase: float
     tenants: list[Row] = field(default_factory=list)
     deployments: list[Row] = field(default_factory=list)
+    #: Why the base could not be compared, if it could not.
+    note: str | None = None
 
     @property
     def exceeded(self) -> list[Row]:
@@ -190,6 +192,7 @@ class CostReport:
             "tenants": [r.as_dict() for r in self.tenants],
             "deployments": [r.as_dict() for r in self.deployments],
             "exceeded": [r.tenant for r in self.exceeded],
+            "note": self.note,
         }
 
 
@@ -274,5 +277,9 @@ def run_at(root: Any, model: Model, base_ref: str | None, max_increase: float = 
     with baseline.at(root, base_ref) as base:
         base_model = base.model()
         if base_model is None:
-            raise UsageError(f"cannot estimate {base_ref}: {base.model_error}")
+            # A change to the catalog format itself: nothing comparable to price. Say so
+            # loudly and show today's estimate; the format change is reviewed on its own.
+            report = run(model, max_increase=max_increase)
+            report.note = f"not compared with {base_ref}: {base.model_error}"
+            return report
         return run(model, base_model, base_ref, max_increase)

@@ -32,7 +32,7 @@ import yaml
 from pydantic import Field, StringConstraints
 
 from generator import spec
-from generator.errors import CatalogErrors, ErrorSink, Location, UsageError
+from generator.errors import ErrorSink, UsageError
 from generator.load import load_entry
 from generator.pipeline import Build
 

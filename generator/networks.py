@@ -26,9 +26,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
-
-from pydantic import AfterValidator, Field
+from typing import TYPE_CHECKING
 
 from generator import naming, spec
 from generator.errors import CatalogError, CatalogErrors, Location
@@ -40,36 +38,9 @@ NETWORKS_PATH = "catalog/networks.yaml"
 ALLOCATE_HINT = "run `companyos allocate` to assign one"
 
 
-def _cidr(value: str) -> str:
-    try:
-        net = ipaddress.IPv4Network(value, strict=True)
-    except ValueError as exc:
-        raise ValueError(f"{value!r} is not an IPv4 CIDR block with its host bits zero ({exc})") from None
-    if not net.is_private:
-        raise ValueError(f"{value!r} is not a private (RFC 1918) range")
-    if str(net) != value:
-        raise ValueError(f"{value!r} is not in canonical form; write {str(net)!r}")
-    return value
-
-
-Cidr = Annotated[str, AfterValidator(_cidr)]
-VpcKey = Annotated[str, Field(pattern=r"^(shared|pool-[a-z][a-z0-9-]{0,18}[a-z0-9]|tenant-[a-z][a-z0-9-]{0,18}[a-z0-9])$")]
-
-
-class EnvironmentNetworks(spec.Strict):
-    """One environment's address spaces and its recorded VPC allocations."""
-
-    primary: Cidr = Field(description="Address space of the environment's VPCs in its region.")
-    dr: Cidr = Field(description="Equal-sized space for their twins in the DR region.")
-    vpcs: dict[VpcKey, Cidr] = Field(default_factory=dict, description="shared | pool-<tier> | tenant-<name> -> CIDR.")
-
-
-class Networks(spec.Strict):
-    """``catalog/networks.yaml``."""
-
-    vpc_prefix: int = Field(default=20, ge=16, le=24, description="Prefix length of pool and tenant VPCs.")
-    shared_prefix: int = Field(default=16, ge=16, le=24, description="Prefix length of the shared (EKS) VPC.")
-    environments: dict[spec.Name, EnvironmentNetworks] = Field(default_factory=dict)
+#: The file's models live in ``spec`` (so ``companyos schema`` exports them); re-exported here.
+EnvironmentNetworks = spec.EnvironmentNetworks
+Networks = spec.Networks
 
 
 # --- what must be allocated ----------------------------------------------------------------

@@ -44,9 +44,15 @@ class Violation:
     message: str
     tenant: str | None = None
     environment: str | None = None
+    #: The settings path at fault, when there is one (joins a guardrail and a rule on it).
+    setting: str | None = None
 
-    def error(self) -> CatalogError:
-        return CatalogError(self.location, f"[{self.rule}] {self.message}")
+    def error(self, also: tuple[str, ...] = ()) -> CatalogError:
+        suffix = f" (also breaks {', '.join(also)})" if also else ""
+        return CatalogError(self.location, f"[{self.rule}] {self.message}{suffix}")
+
+    def key(self) -> tuple[str, Location, str, str, str]:
+        return (self.rule, self.location, self.message, self.tenant or "", self.environment or "")
 
 
 @dataclass(frozen=True)
@@ -55,18 +61,20 @@ class Rule:
     name: str
     rationale: str
     check: Callable[[Model], Iterable[Violation]] = field(repr=False)
+    #: False for rules about the catalog's shape rather than one tenant: no waiver applies.
+    waivable: bool = True
 
 
 #: Every rule, in id order. Ids are stable: waivers and docs refer to them.
 RULES: dict[str, Rule] = {}
 
 
-def rule(rule_id: str, name: str, rationale: str) -> Callable[[Callable[[Model], Iterable[Violation]]], Callable[[Model], Iterable[Violation]]]:
+def rule(rule_id: str, name: str, rationale: str, *, waivable: bool = True) -> Callable[[Callable[[Model], Iterable[Violation]]], Callable[[Model], Iterable[Violation]]]:
     """Register ``check`` as rule ``rule_id``."""
 
     def register(check: Callable[[Model], Iterable[Violation]]) -> Callable[[Model], Iterable[Violation]]:
         assert rule_id not in RULES, f"duplicate rule id {rule_id}"
-        RULES[rule_id] = Rule(rule_id, name, rationale, check)
+        RULES[rule_id] = Rule(rule_id, name, rationale, check, waivable)
         return check
 
     return register
@@ -105,7 +113,7 @@ def violations(model: Model) -> list[Violation]:
     found: set[Violation] = set()
     for item in RULES.values():
         found.update(item.check(model))
-    return sorted(found)
+    return sorted(found, key=Violation.key)
 
 
 def evaluate(model: Model, today: datetime.date) -> PolicyReport:
@@ -116,6 +124,25 @@ def evaluate(model: Model, today: datetime.date) -> PolicyReport:
 
     errors, waived = apply_waivers(model, violations(model), today)
     return PolicyReport(sorted(errors), waived)
+
+
+def merge_same_setting(found: list[Violation]) -> list[CatalogError]:
+    """One line per offending value: when a tier guardrail (CO012) and an organisation
+    rule reject the same setting of the same deployment at the same place, print the
+    guardrail's message (it names both ends) and list the rule's id after it. Each rule
+    still needs its own waiver: this only joins what is left after waivers."""
+    guard = {(v.setting, v.location, v.tenant, v.environment): v for v in found if v.rule == "CO012" and v.setting}
+    also: dict[Violation, list[str]] = {}
+    out: list[CatalogError] = []
+    for v in found:
+        twin = guard.get((v.setting, v.location, v.tenant, v.environment)) if v.rule != "CO012" and v.setting else None
+        if twin is not None:
+            also.setdefault(twin, []).append(v.rule)
+    for v in found:
+        if v.rule != "CO012" and v.setting and (v.setting, v.location, v.tenant, v.environment) in guard:
+            continue
+        out.append(v.error(tuple(sorted(set(also.get(v, []))))))
+    return out
 
 
 def check_guardrails(model: Model, today: datetime.date | None = None) -> list[CatalogError]:
@@ -135,7 +162,11 @@ def blame(d: Deployment, path: str, fallback: str) -> Location:
 
 
 def value_of(d: Deployment, path: str) -> Any:
-    return lookup(d.settings.model_dump(), tuple(path.split(".")))
+    """The resolved value at a dotted settings path (no model_dump: rules run per deployment)."""
+    node: Any = d.settings
+    for part in path.split("."):
+        node = node.get(part) if isinstance(node, dict) else getattr(node, part, None)
+    return node
 
 
 def production(model: Model) -> str | None:
@@ -158,13 +189,14 @@ def _setting_rule(rule_id: str, model: Model, deployments: Iterable[Deployment],
                 f"{path} = {json.dumps(value)} for tenant '{d.name}' in {d.env}: {expectation}",
                 d.name,
                 d.env,
+                path,
             )
 
 
 # --- organisation rules ------------------------------------------------------------------
 
 
-@rule("CO001", "regulated-dedicated", "A regulated tier isolates each tenant: dedicated accounts, never a pooled data plane.")
+@rule("CO001", "regulated-dedicated", "A regulated tier isolates each tenant: dedicated accounts, never a pooled data plane.", waivable=False)
 def _regulated_dedicated(model: Model) -> Iterator[Violation]:
     for name, tier in model.tiers.items():
         if tier.regulated and tier.isolation != "dedicated":
@@ -265,7 +297,7 @@ def _log_retention(model: Model) -> Iterator[Violation]:
                             f"({rule_at}): {bounds.min_days}-{bounds.max_days} days", d.name, d.env)
 
 
-@rule("CO011", "promotion-chain", "Environments form one promotion chain (dev -> stage -> prod), so every change is tried before production.")
+@rule("CO011", "promotion-chain", "Environments form one promotion chain (dev -> stage -> prod), so every change is tried before production.", waivable=False)
 def _promotion_chain(model: Model) -> Iterator[Violation]:
     # Also enforced while loading (references), because resolving needs a chain; kept here
     # so the rule is listed, documented and reported with its id.
@@ -294,6 +326,7 @@ def _tier_guardrails(model: Model) -> Iterator[Violation]:
                     f"({rule_at}): {path} {problem} ({rail.reason})",
                     d.name,
                     d.env,
+                    path,
                 )
 
 
@@ -309,14 +342,14 @@ def _guardrail_problem(rail: spec.Guardrail, value: Any) -> str | None:
     return None
 
 
-@rule("CO013", "schema-promotion-order", "A schema version reaches an environment only after the one before it in the chain (dev >= stage >= prod).")
+@rule("CO013", "schema-promotion-order", "A schema version reaches an environment only after the one before it in the chain (dev >= stage >= prod).", waivable=False)
 def _schema_order(model: Model) -> Iterator[Violation]:
     from generator.schema_versions import promotion_order_violations
 
     yield from promotion_order_violations(model)
 
 
-@rule("CO014", "contract-after-expand", "A contract migration reaches any environment only once its expand runs in production.")
+@rule("CO014", "contract-after-expand", "A contract migration reaches any environment only once its expand runs in production.", waivable=False)
 def _contract_after_expand(model: Model) -> Iterator[Violation]:
     from generator.schema_versions import expand_contract_violations
 
@@ -325,4 +358,9 @@ def _contract_after_expand(model: Model) -> Iterator[Violation]:
 
 def describe_rules() -> list[dict[str, str]]:
     """``companyos policy list``: id, name and rationale of every rule."""
-    return [{"id": r.id, "name": r.name, "rationale": r.rationale} for r in sorted(RULES.values(), key=lambda r: r.id)]
+    from generator.schema_versions import BASE_RULES
+
+    rules = [{"id": r.id, "name": r.name, "rationale": r.rationale, "waivable": r.waivable} for r in RULES.values()]
+    rules += [{"id": rule_id, "name": name, "rationale": f"{rationale} (needs --base)", "waivable": False}
+              for rule_id, (name, rationale) in BASE_RULES.items()]
+    return sorted(rules, key=lambda r: r["id"])

@@ -19,7 +19,7 @@ import functools
 import re
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, create_model
 
 # --- shared value types -------------------------------------------------------------
 
@@ -35,6 +35,13 @@ CostCenter = Annotated[str, StringConstraints(pattern=r"^CC-[0-9]{3,6}$")]
 Quantity = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti)?$")]
 ImageTag = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")]
 Duration = Annotated[str, StringConstraints(pattern=r"^[0-9]+(s|m|h)$")]
+#: A DNS name: lowercase labels of at most 63 characters joined by dots.
+DomainName = Annotated[str, StringConstraints(max_length=253, pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$")]
+#: One argv element: printable, one line (it lands in Job specs and workflow `run:` steps).
+Argument = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$")]
+#: A repository-relative folder: segments never start with '.', so no '..', no absolute
+#: paths, no spaces or control characters.
+RepoPath = Annotated[str, StringConstraints(max_length=256, pattern=r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*(/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*$")]
 #: CloudWatch Logs accepts only these retention periods.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
 
@@ -276,7 +283,7 @@ class Environment(Strict):
     description: str = ""
     aws: AwsPlacement
     accounts: EnvironmentAccounts
-    domain: str
+    domain: DomainName
     kubernetes_version: Annotated[str, StringConstraints(pattern=r"^1\.[0-9]{2}$")]
     promotion: Promotion
     change_window: ChangeWindow | None = None
@@ -326,7 +333,7 @@ class Probes(Strict):
 
 
 class Image(Strict):
-    repository: str
+    repository: Annotated[str, StringConstraints(max_length=255, pattern=r"^[a-z0-9][a-z0-9._-]*(:[0-9]+)?(/[a-z0-9][a-z0-9._-]*)+$")]
     tag: ImageTag
 
 
@@ -340,14 +347,15 @@ class MigrationStep(Strict):
     description: str = ""
 
 
+
 class Migrations(Strict):
     """How a service migrates its schema; every run is plan -> dry-run -> apply."""
 
-    command: list[str] = Field(min_length=1)
-    plan_args: list[str] = Field(default_factory=lambda: ["--plan"])
-    dry_run_args: list[str] = Field(default_factory=lambda: ["--dry-run"])
-    apply_args: list[str] = Field(default_factory=list)
-    path: str = Field(description="Where the service's migration files live, for CI dry-runs.")
+    command: list[Argument] = Field(min_length=1)
+    plan_args: list[Argument] = Field(default_factory=lambda: ["--plan"])
+    dry_run_args: list[Argument] = Field(default_factory=lambda: ["--dry-run"])
+    apply_args: list[Argument] = Field(default_factory=list)
+    path: RepoPath = Field(description="Where the service's migration files live, for CI dry-runs.")
     versions: dict[Name, Annotated[int, Field(ge=0)]] = Field(
         default_factory=dict, description="Schema version each environment runs; forward-only, dev >= stage >= prod."
     )
@@ -419,8 +427,8 @@ class Tenant(Strict):
 
 
 class Chart(Strict):
-    repository: str
-    name: str
+    repository: Annotated[str, StringConstraints(max_length=255, pattern=r"^(https|oci)://[A-Za-z0-9._~:/@%+-]+$")]
+    name: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")]
     version: Annotated[str, StringConstraints(pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$")]
 
 
@@ -433,8 +441,8 @@ class TerraformState(Strict):
 
 
 class Repository(Strict):
-    url: str
-    revision: str = "main"
+    url: Annotated[str, StringConstraints(max_length=255, pattern=r"^(https://|ssh://)[A-Za-z0-9._~:/@%+-]+$")]
+    revision: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")] = "main"
     github: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")]
 
 
@@ -532,6 +540,41 @@ class Pricing(Strict):
     usage: dict[Name, UsageAssumptions] = Field(description="Usage assumptions per environment; `default` for the rest.")
 
 
+def _cidr(value: str) -> str:
+    """A canonical, private IPv4 CIDR block (``catalog/networks.yaml``)."""
+    import ipaddress
+
+    try:
+        net = ipaddress.IPv4Network(value, strict=True)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not an IPv4 CIDR block with its host bits zero ({exc})") from None
+    if not net.is_private:
+        raise ValueError(f"{value!r} is not a private (RFC 1918) range")
+    if str(net) != value:
+        raise ValueError(f"{value!r} is not in canonical form; write {str(net)!r}")
+    return value
+
+
+Cidr = Annotated[str, AfterValidator(_cidr)]
+VpcKey = Annotated[str, StringConstraints(pattern=r"^(shared|pool-[a-z][a-z0-9-]{0,18}[a-z0-9]|tenant-[a-z][a-z0-9-]{0,18}[a-z0-9])$")]
+
+
+class EnvironmentNetworks(Strict):
+    """One environment's address spaces and its recorded VPC allocations."""
+
+    primary: Cidr = Field(description="Address space of the environment's VPCs in its region.")
+    dr: Cidr = Field(description="Equal-sized space for their twins in the DR region (same offsets).")
+    vpcs: dict[VpcKey, Cidr] = Field(default_factory=dict, description="shared | pool-<tier> | tenant-<name> -> CIDR; written by `companyos allocate`.")
+
+
+class Networks(Strict):
+    """``catalog/networks.yaml``: VPC CIDR allocations (see generator/networks.py)."""
+
+    vpc_prefix: int = Field(default=20, ge=16, le=24, description="Prefix length of pool and tenant VPCs.")
+    shared_prefix: int = Field(default=16, ge=16, le=24, description="Prefix length of the shared (EKS) VPC.")
+    environments: dict[Name, EnvironmentNetworks] = Field(default_factory=dict)
+
+
 #: Kind name -> model, used by load.py and `companyos schema`.
 FILE_KINDS: dict[str, type[Strict]] = {
     "platform": Platform,
@@ -541,6 +584,7 @@ FILE_KINDS: dict[str, type[Strict]] = {
     "tenant": Tenant,
     "waivers": Waivers,
     "pricing": Pricing,
+    "networks": Networks,
 }
 
 

@@ -52,16 +52,29 @@ class WriteReport:
     unmanaged: list[str] = field(default_factory=list)
 
 
-def _safe(root: Path, rel: str) -> Path:
-    """``root/rel``, refusing anything that would land outside ``root`` (links included)."""
-    path = root / rel
-    resolved_root = root.resolve()
-    parent = path.parent.resolve() if path.parent.exists() else path.parent
-    if not str(parent).startswith(str(resolved_root)):
-        raise UsageError(f"refusing to touch {rel}: it resolves outside {root}")
-    if path.is_symlink():
-        raise UsageError(f"refusing to touch {rel}: it is a symbolic link")
-    return path
+class _Guard:
+    """Maps repository-relative paths to real ones, refusing any that would land outside the
+    root (through ``..`` or a symbolic link on the way) or that are links themselves. Each
+    folder is checked once per run: a large tree has thousands of files in few folders."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.real_root = root.resolve()
+        self.checked: set[Path] = set()
+
+    def __call__(self, rel: str) -> Path:
+        path = self.root / rel
+        folder = path.parent
+        if folder not in self.checked:
+            probe = folder
+            while not probe.exists() and probe != self.root:
+                probe = probe.parent
+            if not probe.resolve().is_relative_to(self.real_root) or ".." in Path(rel).parts:
+                raise UsageError(f"refusing to touch {rel}: it resolves outside {self.root}")
+            self.checked.add(folder)
+        if path.is_symlink():
+            raise UsageError(f"refusing to touch {rel}: it is a symbolic link")
+        return path
 
 
 def read_manifest(root: Path) -> dict[str, dict[str, object]]:
@@ -122,9 +135,10 @@ def write(result: RenderResult, root: Path) -> WriteReport:
     todo = sorted(rel for rel in (*st.changed, *st.missing) if rel != MANIFEST_PATH)
     staged: list[tuple[Path, Path]] = []
     made: set[Path] = set()
+    safe = _Guard(root)
     try:
         for rel in todo:
-            target = _safe(root, rel)
+            target = safe(rel)
             if target.parent not in made:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 made.add(target.parent)
@@ -139,11 +153,11 @@ def write(result: RenderResult, root: Path) -> WriteReport:
         os.replace(tmp, target)
     report.written = todo
     for rel in st.stale:
-        path = _safe(root, rel)
+        path = safe(rel)
         path.unlink(missing_ok=True)
         report.pruned.append(rel)
         _remove_empty_parents(path.parent, root)
-    manifest = _safe(root, MANIFEST_PATH)
+    manifest = safe(MANIFEST_PATH)
     if _read(manifest) != result.files[MANIFEST_PATH]:
         manifest.parent.mkdir(parents=True, exist_ok=True)
         tmp = manifest.with_name(manifest.name + TMP_SUFFIX)

@@ -69,6 +69,8 @@ def apply_waivers(model: Model, violations: list[Violation], today: datetime.dat
         expires = _expiry(waiver)
         if waiver.rule not in RULES:
             errors.append(CatalogError(where, f"{label} names an unknown rule (see `companyos policy list`)"))
+        elif not RULES[waiver.rule].waivable:
+            errors.append(CatalogError(where, f"{label}: {waiver.rule} is about the catalog's shape, not one tenant, and cannot be waived"))
         elif waiver.tenant not in model.tenants:
             errors.append(CatalogError(where, f"{label} names an unknown tenant"))
         elif waiver.environment is not None and waiver.environment not in model.tenants[waiver.tenant].environments:
@@ -79,15 +81,19 @@ def apply_waivers(model: Model, violations: list[Violation], today: datetime.dat
             errors.append(CatalogError(where, f"{label} expired on {waiver.expires} (approved by {waiver.approver}); fix the violation or get a new approval"))
         else:
             active.append((waiver, where))
+    from generator.policy import merge_same_setting
+
     used: set[int] = set()
     waived: list[Waived] = []
+    unwaived: list[Violation] = []
     for violation in violations:
         match = next((i for i, (w, _) in enumerate(active) if _covers(w, violation)), None)
         if match is None:
-            errors.append(violation.error())
+            unwaived.append(violation)
         else:
             used.add(match)
             waived.append(Waived(violation, *active[match]))
+    errors.extend(merge_same_setting(unwaived))
     for i, (waiver, where) in enumerate(active):
         if i not in used:
             errors.append(CatalogError(where, f"waiver of {waiver.rule} for tenant '{waiver.tenant}' is unused: nothing it covers is violated; remove it"))

@@ -137,6 +137,8 @@ def _scalar(node: yaml.ScalarNode) -> Any:
     if tag == _BOOL:
         return value.lower() == "true"
     if tag == _INT:
+        if len(value) > 64:  # also keeps int() clear of Python's digit limit
+            raise _Rejected(node.start_mark, f"number with {len(value)} digits is too large")
         if value.startswith("0x"):
             return int(value[2:], 16)
         if value.startswith("0o"):

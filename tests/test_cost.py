@@ -168,3 +168,16 @@ def test_removed_pooled_tenant_shifts_its_share_to_the_pool(companyos, committed
         assert rows[tenant]["change"] > 0
     for tenant in ("acme", "umbrella"):  # dedicated: unaffected
         assert rows[tenant]["change"] == 0
+
+
+def test_base_that_no_longer_loads_is_reported_not_compared(companyos, repo):
+    path = repo / "tenants/globex.yaml"
+    good = path.read_text(encoding="utf-8")
+    path.write_text(good + "retired_field: true\n", encoding="utf-8")  # a format today's code rejects
+    commit_all(repo, "old format")
+    path.write_text(good, encoding="utf-8")
+    result = companyos("cost", "--base", "HEAD", "--max-increase", "0", "--format", "json", cwd=repo)
+    assert result.code == 0, result.err
+    assert "warning: not compared with HEAD" in result.err and "retired_field" in result.err
+    data = json.loads(result.out)
+    assert data["base"] is None and data["exceeded"] == [] and data["tenants"]

@@ -129,3 +129,42 @@ def test_unknown_base_ref_is_a_usage_error(companyos, based):
 def test_base_without_git_is_a_usage_error(companyos, repo):
     result = companyos("check", "--base", "HEAD", cwd=repo)
     assert result.code == 2 and "git" in result.err and "Traceback" not in result.err
+
+
+def test_dropped_environment_is_listed(based):
+    from generator import baseline, destructive, pipeline
+
+    built = pipeline.build(based)
+    with baseline.at(based, "HEAD") as base:
+        # the base had one more environment than the working catalog
+        (base.root / "environments/qa.yaml").write_text("name: qa\n", encoding="utf-8")
+        found = destructive.compare(built.model, built.result, base)
+    assert found.items == ["environment 'qa' (environments/qa.yaml removed)"]
+
+
+def test_applicationset_elements_inside_matrix_generators():
+    from generator.destructive import argocd_objects
+
+    doc = b"""apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata: {name: svc, namespace: argocd}
+spec:
+  generators:
+    - matrix:
+        generators:
+          - list:
+              elements:
+                - {tenant: acme, service: api}
+                - {tenant: globex, service: api}
+          - clusters: {}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: root}
+"""
+    found = argocd_objects([("rendered/argocd/x.yaml", doc)])
+    assert found == {
+        "Argo CD ApplicationSet argocd/svc element (tenant=acme, service=api)",
+        "Argo CD ApplicationSet argocd/svc element (tenant=globex, service=api)",
+        "Argo CD Application argocd/root",
+    }

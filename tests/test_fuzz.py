@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import yaml
 from conftest import copy_repo, load_yaml_docs, snapshot
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from generator import pipeline
@@ -109,7 +110,7 @@ def _complete(root: Path) -> None:
         assert path.is_dir() or rel == MANIFEST_PATH or rel in manifest, f"unlisted file {rel}"
 
 
-def run_case(companyos, root: Path, rel: str, data: bytes) -> int:
+def run_case(companyos, root: Path, rel: str, data: bytes, inspect: Callable[[Path], None] | None = None) -> int:
     before = snapshot(root)
     outside_before = sorted(p.name for p in root.parent.iterdir())
     target = root / rel
@@ -130,6 +131,8 @@ def run_case(companyos, root: Path, rel: str, data: bytes) -> int:
             outside = sorted(p for p in changed if not p.startswith(OUTPUT_PREFIXES))
             assert outside == [], f"wrote outside the output folders: {outside}"
             _complete(root)
+            if inspect is not None:
+                inspect(root)
         return result.code
     finally:
         if original is None:
@@ -145,8 +148,12 @@ def run_case(companyos, root: Path, rel: str, data: bytes) -> int:
                 path.unlink(missing_ok=True)
 
 
+#: Shrinking a render-sized example can take minutes; the examples are derandomized, so a
+#: failure reproduces as printed.
+NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate)
+
 FUZZ = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-                derandomize=True)
+                derandomize=True, database=None, phases=NO_SHRINK)
 
 
 @FUZZ
@@ -166,7 +173,7 @@ def test_mutated_catalog_files(companyos, fuzz_root, rel, path, value, mode):
     run_case(companyos, fuzz_root, rel, text.encode("utf-8", "surrogatepass"))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture], derandomize=True)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture], derandomize=True, database=None, phases=NO_SHRINK)
 @given(
     rel=st.sampled_from(TARGETS) | st.sampled_from(["tenants/..yaml", "tenants/a..b.yaml", "tenants/UPPER.yaml", "tenants/café.yaml",
                                                   "tenants/" + "x" * 60 + ".yaml", "catalog/services/new.yaml"]),
@@ -176,7 +183,7 @@ def test_raw_hostile_bytes(companyos, fuzz_root, rel, data):
     run_case(companyos, fuzz_root, rel, data)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture], derandomize=True)
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture], derandomize=True, database=None, phases=NO_SHRINK)
 @given(name=st.sampled_from(NASTY_STRINGS) | st.text(min_size=1, max_size=25))
 def test_hostile_tenant_names(companyos, fuzz_root, name):
     tenant = yaml.safe_load((fuzz_root / "tenants/globex.yaml").read_text(encoding="utf-8"))
@@ -191,14 +198,80 @@ def test_hostile_tenant_names(companyos, fuzz_root, name):
         assert name == stem and name.isascii() and "/" not in name
 
 
+#: Free-text fields that reach the output (Helm values, Jobs, Terraform, workflows): a
+#: hostile value here usually renders, so these examples exercise the success path.
+FREE_TEXT = (
+    ("catalog/services/web.yaml", ("image", "repository")),
+    ("catalog/services/api.yaml", ("migrations", "command", 0)),
+    ("environments/dev.yaml", ("domain",)),
+)
+
+
+def _strings(node: Any) -> Iterator[str]:
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield str(key)
+            yield from _strings(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _strings(value)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture], derandomize=True, database=None, phases=NO_SHRINK)
+@given(field=st.sampled_from(FREE_TEXT), value=st.sampled_from(NASTY_STRINGS) | st.text(min_size=1, max_size=40))
+@example(field=FREE_TEXT[2], value='x\nresource "null_resource" "injected" {}')  # HCL injection through a comment
+@example(field=FREE_TEXT[1], value="--x\n  injected: true")  # YAML injection through a run: script
+@example(field=FREE_TEXT[0], value="repo\x7f")  # a character YAML forbids unescaped
+def test_hostile_free_text_renders_verbatim(companyos, fuzz_root, field, value):
+    """When a hostile string is accepted, every output still parses and carries it verbatim."""
+    import hcl2
+
+    rel, keys = field
+    data = yaml.safe_load((fuzz_root / rel).read_text(encoding="utf-8"))
+    node = data
+    for key in keys[:-1]:
+        node = node[key]
+    node[keys[-1]] = value
+    text = yaml.safe_dump(data, allow_unicode=True).encode("utf-8", "surrogatepass")
+    before = snapshot(fuzz_root)
+    outputs: dict[str, bytes] = {}
+
+    def inspect(root: Path) -> None:
+        after = snapshot(root)
+        outputs.update({p: b for p, b in after.items() if before.get(p) != b and p.startswith(OUTPUT_PREFIXES)})
+
+    code = run_case(companyos, fuzz_root, rel, text, inspect=inspect)
+    if code != 0:
+        return
+    found = False
+    tf_parsed = 0
+    for path, raw in sorted(outputs.items()):
+        if path.endswith((".yaml", ".yml")):
+            docs = load_yaml_docs(raw)
+            found = found or any(value in s for doc in docs for s in _strings(doc))
+        elif path.endswith(".json"):
+            json.loads(raw)
+        elif path.endswith(".tf") and tf_parsed < 2:
+            hcl2.loads(raw.decode("utf-8"))
+            tf_parsed += 1
+    if value.strip() and outputs:
+        assert found, f"{value!r} accepted but not found verbatim in any changed YAML output"
+
+
 def test_template_syntax_in_values_is_literal(companyos, repo):
     """Jinja inside a catalog value is data: it reaches the output verbatim."""
-    hostile = "registry.example/{{ 7*7 }}/{% if true %}x{% endif %}/{#c#}"
-    path = repo / "catalog/services/web.yaml"
-    path.write_text(path.read_text(encoding="utf-8").replace(
-        "repository: 100000000001.dkr.ecr.eu-west-1.amazonaws.com/companyos/web", f"repository: {json.dumps(hostile)}"), encoding="utf-8")
+    hostile = "--label={{ 7*7 }}{% if true %}x{% endif %}{#c#}"
+    path = repo / "catalog/services/api.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["migrations"]["command"] = ["/app/bin/migrate", hostile]
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     result = companyos("render", "--quiet", cwd=repo)
     assert result.code == 0, result.err
-    values = load_yaml_docs((repo / "rendered/helm/prod/globex/web.yaml").read_bytes())[0]
-    assert values["deployment"]["image"]["repository"] == hostile
-    assert b"/49/" not in (repo / "rendered/helm/prod/globex/web.yaml").read_bytes()
+    jobs = sorted((repo / "rendered/migrations").rglob("api.yaml"))
+    assert jobs
+    for job in jobs:
+        strings = [s for doc in load_yaml_docs(job.read_bytes()) for s in _strings(doc)]
+        assert hostile in strings, job
+        assert not any("49" in s and "label" in s for s in strings)

@@ -6,7 +6,6 @@ must be caught by the tool responsible for it (proof that the wiring works)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 from conftest import REPO, SHARED, edit_yaml
@@ -129,7 +128,8 @@ def test_cli_without_checkov(companyos, repo):
 
 
 def test_missing_checkov_is_a_usage_error(companyos, repo, monkeypatch):
+    # the scratch repository has no .venv-tools; nothing on PATH or in $CHECKOV either
     monkeypatch.setenv("CHECKOV", str(repo / "no-such-checkov"))
-    monkeypatch.setattr(lint, "checkov_binary", lambda root: (_ for _ in ()).throw(lint.UsageError("checkov not found")))
+    monkeypatch.setenv("PATH", str(repo / "empty-bin"))
     result = companyos("lint", cwd=repo)
     assert result.code == 2 and "checkov not found" in result.err and "Traceback" not in result.err

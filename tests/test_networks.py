@@ -149,6 +149,7 @@ def test_running_out_of_space_is_an_error_not_an_overlap(repo):
         (lambda d: d["environments"]["dev"]["vpcs"].__setitem__("tenant-globex", "10.2.0.0/20"), "is pooled"),
         (lambda d: d["environments"].__setitem__("qa", {"primary": "10.96.0.0/12", "dr": "10.112.0.0/12"}), "unknown environment 'qa'"),
     ],
+    ids=["host-bits", "malformed", "overlap", "outside-space", "dr-overlap", "unknown-tenant", "not-deployed", "pooled-tenant", "unknown-env"],
 )
 def test_bad_allocations_are_located_errors_and_nothing_is_written(repo, companyos, change, message):
     edit_yaml(repo / NETWORKS, change)

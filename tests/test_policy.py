@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import pytest
 from conftest import edit_yaml, snapshot
 
 from generator import policy
@@ -65,6 +64,11 @@ def override(repo: Path, tenant: str, env: str | None, change: dict[str, Any]) -
     return path
 
 
+def drop_guardrails(repo: Path, tier: str = "regulated") -> None:
+    """Delete a tier's guardrails: the organisation rules must hold on their own."""
+    edit_yaml(repo / f"catalog/tiers/{tier}.yaml", lambda d: d.__setitem__("guardrails", {}))
+
+
 def _merge(node: Any, change: dict[str, Any]) -> None:
     for key, value in change.items():
         if isinstance(value, dict):
@@ -86,13 +90,13 @@ def test_rule_ids_are_unique_and_documented(companyos, repo):
     result = companyos("policy", "list", cwd=repo)
     assert result.code == 0, result.err
     listed = [line.split()[0] for line in result.out.splitlines()]
-    assert listed == sorted(policy.RULES)
-    assert len(listed) >= 14
+    assert listed == sorted([*policy.RULES, "CO015"])
+    assert "(needs --base)" in result.out.splitlines()[-1]
     for rule in policy.RULES.values():
         assert rule.rationale and "\n" not in rule.rationale
         assert rule.id in result.out and rule.rationale in result.out
     docs = (Path(__file__).resolve().parents[1] / "docs/guardrails.md").read_text(encoding="utf-8")
-    for rule_id in policy.RULES:
+    for rule_id in listed:
         assert rule_id in docs, f"{rule_id} is not documented in docs/guardrails.md"
 
 
@@ -132,7 +136,7 @@ def test_co002_regulated_tenant_never_in_a_shared_account(companyos, repo):
 
 def test_co003_kms_rotation_holds_without_the_tier_guardrail(companyos, repo):
     # Deleting the tier's guardrail does not switch the organisation rule off.
-    edit_yaml(repo / "catalog/tiers/regulated.yaml", lambda d: d["guardrails"].pop("kms.rotation_days"))
+    drop_guardrails(repo)
     path = override(repo, "acme", "prod", {"kms": {"rotation_days": 180}})
     (err,) = validate_errors(companyos, repo)
     assert err["rule"] == "CO003"
@@ -141,6 +145,7 @@ def test_co003_kms_rotation_holds_without_the_tier_guardrail(companyos, repo):
 
 
 def test_co004_object_lock_compliance(companyos, repo):
+    drop_guardrails(repo)
     path = override(repo, "umbrella", None, {"storage": {"object_lock": "governance"}})
     errors = validate_errors(companyos, repo)
     co004 = by_rule(errors, "CO004")
@@ -151,6 +156,7 @@ def test_co004_object_lock_compliance(companyos, repo):
 
 
 def test_co005_backup_retention(companyos, repo):
+    drop_guardrails(repo)
     path = override(repo, "acme", "stage", {"database": {"backup_retention_days": 14}})
     errors = validate_errors(companyos, repo)
     (err,) = by_rule(errors, "CO005")
@@ -159,6 +165,7 @@ def test_co005_backup_retention(companyos, repo):
 
 
 def test_co006_pitr_and_cross_region_copy(companyos, repo):
+    drop_guardrails(repo)
     path = override(repo, "umbrella", "prod", {"database": {"pitr": False, "cross_region_copy": False}})
     errors = validate_errors(companyos, repo)
     co006 = by_rule(errors, "CO006")
@@ -246,9 +253,21 @@ def test_co014_contract_before_expand_reached_prod(companyos, repo):
     assert "contract 42" in err["message"] and "expand 40" in err["message"] and "dev" in err["message"]
 
 
+def test_guardrail_and_rule_on_one_value_print_one_line(companyos, repo):
+    """A regulated override that breaks the tier guardrail and CO005 is one error line,
+    naming the override, the guardrail and both rule ids."""
+    path = override(repo, "acme", "prod", {"database": {"backup_retention_days": 14}})
+    (err,) = validate_errors(companyos, repo)
+    assert err["rule"] == "CO012" and err["message"].endswith("(also breaks CO005)")
+    assert at(err) == ("tenants/acme.yaml", line_of(path, "backup_retention_days: 14"))
+    rule_line = line_of(repo / "catalog/tiers/regulated.yaml", "database.backup_retention_days:")
+    assert f"catalog/tiers/regulated.yaml:{rule_line}:" in err["message"]
+
+
 def test_all_violations_are_reported_at_once(companyos, repo):
     override(repo, "globex", "prod", {"database": {"multi_az": False}})
     override(repo, "acme", "prod", {"database": {"backup_retention_days": 14}})
     override(repo, "hooli", None, {"budget": {"notify": []}})
     errors = validate_errors(companyos, repo)
-    assert {"CO005", "CO007", "CO008", "CO012"} <= {e["rule"] for e in errors}
+    assert {"CO007", "CO008", "CO012"} <= {e["rule"] for e in errors}
+    assert any(e["message"].endswith("(also breaks CO005)") for e in errors)

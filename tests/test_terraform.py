@@ -180,6 +180,10 @@ def _interval(constraint: str) -> tuple[tuple[int, ...], tuple[int, ...] | None]
             bump[-1] += 1
             top = tuple(bump) + (0,) * (3 - len(bump))
             high = top if high is None else min(high, top)
+        if op == "=":
+            exact = parts + (0,) * (3 - len(parts))
+            top = (*exact[:-1], exact[-1] + 1)
+            high = top if high is None else min(high, top)
         if op == "<":
             top = parts + (0,) * (3 - len(parts))
             high = top if high is None else min(high, top)
@@ -197,6 +201,7 @@ def test_constraint_helper():
     assert _within("~> 6.42", ">= 6.28") and not _within("~> 6.20", ">= 6.28")
     assert _within("~> 1.13.0", ">= 1.11.1") and not _within(">= 1.0", ">= 1.5.7")
     assert not _within(">= 6.0", "< 6.5")
+    assert _within("= 1.13.4", "~> 1.13.0") and not _within("= 1.9.8", "~> 1.13.0")
 
 
 def test_required_version_and_providers_satisfy_every_module(tf, upstream):
@@ -371,6 +376,7 @@ def test_irsa_roles_have_exactly_the_names_helm_annotates(sample, tf):
             role = modules[f"irsa_{service.name}"]
             assert annotated == f"arn:aws:iam::{d.account_id}:role{role['path']}{role['name']}"
             assert role["use_name_prefix"] is False
+            assert role["trust_condition_test"] == "StringEquals"
             (provider,) = role["oidc_providers"].values()
             assert provider["namespace_service_accounts"] == [f"{naming.namespace(d.name)}:{service.name}"]
             assert outputs[service.name] == f"${{module.irsa_{service.name}.arn}}"
@@ -441,3 +447,23 @@ def test_bad_input_is_a_located_error_and_nothing_is_written(repo, companyos, pa
     assert file == path and int(line) > 1 and int(col) >= 1
     assert snapshot(repo) == before
     assert "Traceback" not in result.err
+
+
+def test_ci_runs_a_terraform_release_the_roots_accept(sample):
+    version = sample.model.platform.ci.terraform_version
+    assert _within(f"= {version}", TERRAFORM_VERSION), (version, TERRAFORM_VERSION)
+
+
+def test_remote_state_reads_only_outputs_the_shared_root_declares(tf):
+    read = 0
+    for path, doc in tf.items():
+        env = path.split("/")[2]
+        declared = set(blocks(tf[f"rendered/terraform/{env}/shared/outputs.tf"], "output"))
+        for name in re.findall(r"data\.terraform_remote_state\.shared\.outputs\.([a-z0-9_]+)", json.dumps(doc)):
+            assert name in declared, (path, name)
+            read += 1
+        if "data" in doc:
+            state = blocks(doc, "data").get(("terraform_remote_state", "shared"))
+            if state:
+                assert state["config"]["key"] == f"{env}/shared/terraform.tfstate"
+    assert read > 0

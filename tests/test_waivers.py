@@ -7,7 +7,7 @@ import datetime
 from pathlib import Path
 
 from conftest import edit_yaml
-from test_policy import at, by_rule, errors_of, line_of, override, validate_errors
+from test_policy import at, by_rule, line_of, override, validate_errors
 
 from generator import policy
 from generator.load import load_catalog
@@ -41,8 +41,9 @@ def test_waived_violation_is_reported_not_failed(companyos, repo):
     assert "[CO007]" in note and "tenants/globex.yaml:" in note
     assert f"catalog/waivers.yaml:{line_of(path, '- rule: CO007')}:" in note
     assert "cto@example.com" in note and FUTURE in note
-    # and render goes ahead
-    assert companyos("render", cwd=repo).code == 0
+    # and render goes ahead, with the same note
+    rendered = companyos("render", cwd=repo)
+    assert rendered.code == 0 and note in rendered.out.splitlines()
 
 
 def test_expired_waiver_is_an_error_and_the_violation_returns(companyos, repo):
@@ -60,6 +61,13 @@ def test_unused_waiver_is_an_error(companyos, repo):
     (err,) = validate_errors(companyos, repo)
     assert at(err) == ("catalog/waivers.yaml", line_of(path, "- rule: CO005"))
     assert "unused" in err["message"]
+
+
+def test_rules_about_the_catalog_shape_cannot_be_waived(companyos, repo):
+    path = waive(repo, entry("CO013", "acme"))
+    (err,) = validate_errors(companyos, repo)
+    assert at(err) == ("catalog/waivers.yaml", line_of(path, "- rule: CO013"))
+    assert "cannot be waived" in err["message"]
 
 
 def test_waiver_names_unknown_rule_or_tenant(companyos, repo):
@@ -101,6 +109,18 @@ def test_environment_scoped_waiver_covers_only_that_environment(repo):
     report = policy.evaluate(unenforced_model(repo), datetime.date(2026, 1, 1))
     assert [w.violation.environment for w in report.waived] == ["prod"]
     assert sorted(e.message.split(" in ")[1].split(" ")[0] for e in report.errors) == ["dev", "stage"]
+
+
+def test_each_rule_on_one_value_needs_its_own_waiver(repo):
+    # backup retention 14 breaks both the regulated tier guardrail (CO012) and CO005
+    override(repo, "acme", "prod", {"database": {"backup_retention_days": 14}})
+    waive(repo, entry("CO012", "acme", environment="prod"))
+    report = policy.evaluate(unenforced_model(repo), datetime.date(2026, 1, 1))
+    assert [w.violation.rule for w in report.waived] == ["CO012"]
+    assert [e.message.split("]")[0] for e in report.errors] == ["[CO005"]
+    waive(repo, entry("CO012", "acme", environment="prod"), entry("CO005", "acme", environment="prod"))
+    report = policy.evaluate(unenforced_model(repo), datetime.date(2026, 1, 1))
+    assert report.ok and sorted(w.violation.rule for w in report.waived) == ["CO005", "CO012"]
 
 
 def test_waiver_for_one_tenant_does_not_cover_another(repo):

@@ -90,6 +90,9 @@ module "irsa_api" {
     }
   }
 
+  # Exact match: only system:serviceaccount:tenant-hooli:api may assume the role.
+  trust_condition_test = "StringEquals"
+
   create_inline_policy = true
   inline_policy_permissions = {
     list_prefix = {
@@ -140,6 +143,9 @@ module "irsa_worker" {
     }
   }
 
+  # Exact match: only system:serviceaccount:tenant-hooli:worker may assume the role.
+  trust_condition_test = "StringEquals"
+
   create_inline_policy = true
   inline_policy_permissions = {
     list_prefix = {
@@ -189,6 +195,9 @@ module "irsa_web" {
       namespace_service_accounts = ["tenant-hooli:web"]
     }
   }
+
+  # Exact match: only system:serviceaccount:tenant-hooli:web may assume the role.
+  trust_condition_test = "StringEquals"
 
   create_inline_policy = true
   inline_policy_permissions = {

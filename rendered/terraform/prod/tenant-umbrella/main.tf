@@ -445,6 +445,9 @@ module "irsa_api" {
     }
   }
 
+  # Exact match: only system:serviceaccount:tenant-umbrella:api may assume the role.
+  trust_condition_test = "StringEquals"
+
   create_inline_policy = true
   inline_policy_permissions = {
     data = {
@@ -482,6 +485,9 @@ module "irsa_worker" {
       namespace_service_accounts = ["tenant-umbrella:worker"]
     }
   }
+
+  # Exact match: only system:serviceaccount:tenant-umbrella:worker may assume the role.
+  trust_condition_test = "StringEquals"
 
   create_inline_policy = true
   inline_policy_permissions = {

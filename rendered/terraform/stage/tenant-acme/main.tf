@@ -445,6 +445,9 @@ module "irsa_api" {
     }
   }
 
+  # Exact match: only system:serviceaccount:tenant-acme:api may assume the role.
+  trust_condition_test = "StringEquals"
+
   create_inline_policy = true
   inline_policy_permissions = {
     data = {
@@ -483,6 +486,9 @@ module "irsa_worker" {
     }
   }
 
+  # Exact match: only system:serviceaccount:tenant-acme:worker may assume the role.
+  trust_condition_test = "StringEquals"
+
   create_inline_policy = true
   inline_policy_permissions = {
     data = {
@@ -520,6 +526,9 @@ module "irsa_web" {
       namespace_service_accounts = ["tenant-acme:web"]
     }
   }
+
+  # Exact match: only system:serviceaccount:tenant-acme:web may assume the role.
+  trust_condition_test = "StringEquals"
 
   create_inline_policy = true
   inline_policy_permissions = {

@@ -90,6 +90,9 @@ module "irsa_api" {
     }
   }
 
+  # Exact match: only system:serviceaccount:tenant-globex:api may assume the role.
+  trust_condition_test = "StringEquals"
+
   create_inline_policy = true
   inline_policy_permissions = {
     list_prefix = {
@@ -139,6 +142,9 @@ module "irsa_web" {
       namespace_service_accounts = ["tenant-globex:web"]
     }
   }
+
+  # Exact match: only system:serviceaccount:tenant-globex:web may assume the role.
+  trust_condition_test = "StringEquals"
 
   create_inline_policy = true
   inline_policy_permissions = {

@@ -25,6 +25,7 @@ from typing import Any, Iterable
 
 from generator import naming
 from generator.errors import UsageError
+from generator.git import git_path, require_repo, resolve_commit
 from generator.model import Model
 from generator.render import MANIFEST_PATH
 
@@ -143,36 +144,9 @@ def working_manifest(root: Path) -> dict[str, dict[str, Any]]:
         raise UsageError(f"{MANIFEST_PATH} is not valid JSON: {exc}") from None
 
 
-def _repo(root: Path) -> Any:
-    import git
-
-    try:
-        return git.Repo(root, search_parent_directories=True)
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-        raise UsageError(f"{root} is not inside a git repository; `affected` compares against a git ref") from None
-
-
-def _commit(repo: Any, ref: str) -> Any:
-    import git
-    from gitdb.exc import BadName, BadObject
-
-    if not ref or ref.startswith("-"):
-        raise UsageError(f"invalid git ref {ref!r}")
-    try:
-        return repo.commit(ref)
-    except (BadName, BadObject, ValueError, git.GitCommandError):
-        raise UsageError(f"git ref {ref!r} does not exist in {repo.working_tree_dir} (fetch it first, e.g. `git fetch origin main`)") from None
-
-
-def _relative(repo: Any, root: Path, rel: str) -> str:
-    """``rel`` (relative to the catalog root) as a path inside the git repository."""
-    top = Path(repo.working_tree_dir).resolve()
-    return (PurePosixPath(root.resolve().relative_to(top).as_posix()) / rel).as_posix().removeprefix("./")
-
-
 def manifest_at(repo: Any, commit: Any, root: Path) -> dict[str, dict[str, Any]]:
     """The manifest's files at ``commit``; empty when that commit had no manifest yet."""
-    rel = _relative(repo, root, MANIFEST_PATH)
+    rel = git_path(repo, root, MANIFEST_PATH)
     try:
         blob = commit.tree / rel
     except KeyError:
@@ -260,8 +234,8 @@ def all_roots(model: Model, manifest: dict[str, dict[str, Any]]) -> list[Root]:
 
 def affected(root: Path, base: str, model: Model) -> Affected:
     """Compare the manifest at ``base`` with the working tree's (see the module docstring)."""
-    repo = _repo(root)
-    commit = _commit(repo, base)
+    repo = require_repo(root, "`affected` compares against a git ref")
+    commit = resolve_commit(repo, base)
     new = working_manifest(root)
     changes = diff_manifests(manifest_at(repo, commit, root), new)
     live_roots = {e["root"] for e in new.values() if e.get("root")}

@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from generator.errors import CatalogErrors, UsageError
+from generator.git import git_path, require_repo, resolve_commit
 from generator.yamlsource import parse_yaml
 
 #: What a base needs: catalog inputs, templates and the committed output.
@@ -68,35 +69,12 @@ class Baseline:
         return self._model_error
 
 
-def _repo(root: Path) -> Any:
-    import git
-
-    try:
-        return git.Repo(root, search_parent_directories=True)
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-        raise UsageError(f"{root} is not inside a git repository; --base compares against a git ref") from None
-
-
-def _commit(repo: Any, ref: str) -> Any:
-    import git
-    from gitdb.exc import BadName, BadObject
-
-    if not ref or ref.startswith("-"):
-        raise UsageError(f"invalid git ref {ref!r}")
-    try:
-        return repo.commit(ref)
-    except (BadName, BadObject, ValueError, git.GitCommandError):
-        raise UsageError(f"git ref {ref!r} does not exist (fetch it first, e.g. `git fetch origin main`)") from None
-
-
 def export(root: Path, ref: str, dest: Path) -> None:
     """Write the :data:`EXPORTED` folders of ``ref`` (relative to ``root``) into ``dest``."""
-    repo = _repo(root)
-    commit = _commit(repo, ref)
-    top = Path(repo.working_tree_dir).resolve()
-    prefix = PurePosixPath(root.resolve().relative_to(top).as_posix())
+    repo = require_repo(root, "--base compares against a git ref")
+    commit = resolve_commit(repo, ref)
     for item in EXPORTED:
-        rel = (prefix / item).as_posix().removeprefix("./")
+        rel = git_path(repo, root, item)
         try:
             tree = commit.tree / rel
         except KeyError:

@@ -8,9 +8,11 @@ so "08:00 Monday to Thursday in Europe/Dublin" stays 08:00 across daylight savin
 The deploy and terraform workflows run ``companyos window-open --env prod``, which exits 1
 outside the window; keeping the logic here (and not in shell) makes it testable with a
 fixed clock. Standard cron rules: ``*``, ``?``, lists, ranges, steps, three-letter names
-and ``@daily``-style descriptors (``generator.argocd_cron`` checks the syntax at load time);
-day-of-week 0 and 7 are Sunday; when both day-of-month and day-of-week are restricted a
-day matching either one matches (Vixie cron and robfig/cron, which Argo CD uses, agree).
+and ``@daily``-style descriptors; day-of-week runs 0-6 from Sunday, as in robfig/cron (which
+Argo CD uses, and which rejects 7); when both day-of-month and day-of-week are restricted a
+day matching either one matches (Vixie cron and robfig/cron agree). ``references`` calls
+:func:`cron_problem` at load time, so a schedule Argo CD could not parse never reaches an
+AppProject.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ _FIELDS = (
     ("hour", 0, 23, {}),
     ("day of month", 1, 31, {}),
     ("month", 1, 12, _MONTHS),
-    ("day of week", 0, 7, _DAYS),
+    ("day of week", 0, 6, _DAYS),
 )
 
 
@@ -64,45 +66,59 @@ def parse_cron(expr: str) -> Cron:
     parts = _DESCRIPTORS.get(expr.strip().lower(), expr).split()
     parts = [("*" if p == "?" and i in (2, 4) else p) for i, p in enumerate(parts)]
     if len(parts) != 5:
-        raise ValueError(f"expected 5 cron fields (minute hour day-of-month month day-of-week), got {len(parts)}")
-    sets = [_field(part, *spec_) for part, spec_ in zip(parts, _FIELDS)]
-    weekdays = frozenset(0 if d == 7 else d for d in sets[4])
+        raise ValueError(f"expected 5 fields (minute hour day-of-month month day-of-week), got {len(parts)}")
+    sets = []
+    for part, (name, low, high, names) in zip(parts, _FIELDS):
+        try:
+            sets.append(_field(part, low, high, names))
+        except ValueError as exc:
+            raise ValueError(f"{name} field '{part}': {exc}") from None
+    weekdays = sets[4]
     return Cron(
         minutes=sets[0], hours=sets[1], days=sets[2], months=sets[3], weekdays=weekdays,
         days_restricted=parts[2] != "*", weekdays_restricted=parts[4] != "*",
     )
 
 
-def _field(text: str, name: str, low: int, high: int, names: dict[str, int]) -> frozenset[int]:
+def cron_problem(expr: str) -> str | None:
+    """Why ``expr`` is not a cron schedule Argo CD accepts, or None when it is."""
+    try:
+        parse_cron(expr)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _field(text: str, low: int, high: int, names: dict[str, int]) -> frozenset[int]:
     values: set[int] = set()
     for item in text.split(","):
         base, _, step_text = item.partition("/")
         try:
             step = int(step_text) if step_text else 1
         except ValueError:
-            raise ValueError(f"{name}: step {step_text!r} is not a number") from None
+            raise ValueError(f"step '{step_text}' must be a positive number") from None
         if step < 1:
-            raise ValueError(f"{name}: step must be at least 1")
+            raise ValueError(f"step '{step_text}' must be a positive number")
         if base == "*":
             start, end = low, high
         else:
             first, dash, last = base.partition("-")
-            start = _value(first, name, low, high, names)
-            end = _value(last, name, low, high, names) if dash else (high if step_text else start)
+            start = _value(first, low, high, names)
+            end = _value(last, low, high, names) if dash else (high if step_text else start)
             if end < start:
-                raise ValueError(f"{name}: range {base!r} runs backwards")
+                raise ValueError(f"range {base} runs backwards")
         values.update(range(start, end + 1, step))
     return frozenset(values)
 
 
-def _value(text: str, name: str, low: int, high: int, names: dict[str, int]) -> int:
+def _value(text: str, low: int, high: int, names: dict[str, int]) -> int:
     if text.lower() in names:
         return names[text.lower()]
     if not text.isdigit():
-        raise ValueError(f"{name}: {text!r} is not a number" + (f" or one of {', '.join(names)}" if names else ""))
+        raise ValueError(f"'{text}' is not a number from {low}-{high}" + (f" or one of {', '.join(names)}" if names else ""))
     value = int(text)
     if not low <= value <= high:
-        raise ValueError(f"{name}: {value} is outside {low}-{high}")
+        raise ValueError(f"{value} is outside {low}-{high}")
     return value
 
 

@@ -45,6 +45,26 @@ def open_repo(root: Path) -> "gitpython.Repo | None":
         return None
 
 
+def require_repo(root: Path, purpose: str) -> "gitpython.Repo":
+    """Like :func:`open_repo`, but a missing repository is a usage error naming ``purpose``."""
+    repo = open_repo(root)
+    if repo is None:
+        raise UsageError(f"{root} is not inside a git repository; {purpose}")
+    return repo
+
+
+def resolve_commit(repo: "gitpython.Repo", ref: str) -> "gitpython.Commit":
+    """The commit ``ref`` names; a ref that is missing (or looks like an option) is a usage error."""
+    from gitdb.exc import BadName, BadObject
+
+    if not ref or ref.startswith("-"):
+        raise UsageError(f"invalid git ref {ref!r}")
+    try:
+        return repo.commit(ref)
+    except (BadName, BadObject, ValueError, gitpython.GitCommandError):
+        raise UsageError(f"git ref {ref!r} does not exist in {repo.working_tree_dir} (fetch it first, e.g. `git fetch origin main`)") from None
+
+
 def git_path(repo: "gitpython.Repo", root: Path, rel: str) -> str:
     """``rel`` (relative to the catalog root) as a path relative to the repository top."""
     top = Path(repo.working_tree_dir or root).resolve()

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from generator import naming, spec
-from generator.argocd_cron import cron_problem
+from generator.changewindow import cron_problem
 from generator.errors import CatalogError, Location
 from generator.load import Catalog
 from generator.networks import check_networks

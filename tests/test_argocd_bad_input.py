@@ -9,7 +9,7 @@ import pytest
 from conftest import edit_yaml, snapshot
 
 from generator import naming
-from generator.argocd_cron import cron_problem
+from generator.changewindow import cron_problem
 
 
 def _line_of(path, pattern: str) -> int:

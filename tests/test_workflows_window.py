@@ -59,8 +59,8 @@ def test_next_opening_and_cron_rules():
     either = changewindow.parse_cron("0 0 1 * 1")
     assert either.matches_day(datetime(2026, 12, 1).date()) and either.matches_day(datetime(2026, 11, 30).date())
     assert changewindow.parse_cron("@daily") == changewindow.parse_cron("0 0 * * *")
-    assert changewindow.parse_cron("0 8 * * 7").weekdays == frozenset({0})
-    for bad, why in (("0 8 * *", "5 cron fields"), ("61 8 * * *", "minute: 61"), ("0 8 * * 5-1", "backwards"), ("0 8 * foo *", "month")):
+    assert changewindow.parse_cron("0 8 * * 0").weekdays == frozenset({0})
+    for bad, why in (("0 8 * *", "5 fields"), ("61 8 * * *", "minute field '61'"), ("0 8 * * 7", "outside 0-6"), ("0 8 * * 5-1", "backwards"), ("0 8 * foo *", "month")):
         with pytest.raises(ValueError, match=why):
             changewindow.parse_cron(bad)
 

@@ -86,11 +86,11 @@ def worker_render(root: Path) -> dict:
     return {"seconds": seconds, "files": len(built.result.files), "written": len(report.written), "rss_mb": _rss_mb()}
 
 
-def worker_check(root: Path) -> dict:
+def worker_check(root: Path, use_cache: bool = True) -> dict:
     from generator import pipeline
 
     start = time.perf_counter()
-    _, status = pipeline.check(root)
+    _, status = pipeline.check(root, use_cache=use_cache)
     seconds = time.perf_counter() - start
     assert status.clean, status.as_dict()
     return {"seconds": seconds, "rss_mb": _rss_mb()}
@@ -131,7 +131,11 @@ def worker_bare(root: Path) -> dict:
     return {"seconds": seconds, "files": len(calls), "rss_mb": _rss_mb()}
 
 
-WORKERS = {"render": worker_render, "check": worker_check, "bare": worker_bare}
+def worker_check_full(root: Path) -> dict:
+    return worker_check(root, use_cache=False)
+
+
+WORKERS = {"render": worker_render, "check": worker_check, "check-full": worker_check_full, "bare": worker_bare}
 
 
 def run_worker(kind: str, root: Path) -> dict:
@@ -153,13 +157,14 @@ def bench(tenants: int, workdir: Path, repeat: int) -> dict:
     make_catalog(root, tenants)
     colds, bares = [], []
     for _ in range(repeat):
-        shutil.rmtree(root / "rendered", ignore_errors=True)
-        shutil.rmtree(root / "bare", ignore_errors=True)
+        for folder in ("rendered", ".github", ".companyos-cache", "bare"):
+            shutil.rmtree(root / folder, ignore_errors=True)
         colds.append(run_worker("render", root))
         bares.append(run_worker("bare", root))
     cold, bare = _median(colds), _median(bares)
     noop = _median([run_worker("render", root) for _ in range(repeat)])
     check = _median([run_worker("check", root) for _ in range(repeat)])
+    check_full = _median([run_worker("check-full", root) for _ in range(repeat)])
     return {
         "tenants": tenants,
         "deployments": tenants * 3,
@@ -169,21 +174,23 @@ def bench(tenants: int, workdir: Path, repeat: int) -> dict:
         "noop_render_s": round(noop["seconds"], 3),
         "files_written_noop": noop["written"],
         "check_s": round(check["seconds"], 3),
-        "peak_rss_mb": round(max(cold["rss_mb"], noop["rss_mb"], check["rss_mb"]), 1),
+        "check_full_s": round(check_full["seconds"], 3),
+        "peak_rss_mb": round(max(cold["rss_mb"], noop["rss_mb"], check["rss_mb"], check_full["rss_mb"]), 1),
         "bare_jinja2_s": round(bare["seconds"], 3),
         "bare_templates_rendered": bare["files"],
         "render_vs_bare": round(cold["seconds"] / bare["seconds"], 2),
         "check_vs_render": round(check["seconds"] / cold["seconds"], 2),
+        "check_full_vs_render": round(check_full["seconds"] / cold["seconds"], 2),
     }
 
 
 def markdown(rows: list[dict]) -> str:
-    head = ("| tenants x envs | files | cold render s | no-op render s | check s | peak RSS MB | bare jinja2 s | render / bare | check / render |\n"
-            "|---|---|---|---|---|---|---|---|---|")
+    head = ("| tenants x envs | files | cold render s | no-op render s | check s (cache) | check --full s | peak RSS MB | bare jinja2 s | render / bare | check / render | check --full / render |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|")
     lines = [head]
     for r in rows:
-        lines.append(f"| {r['tenants']} x 3 | {r['files']} | {r['cold_render_s']} | {r['noop_render_s']} | {r['check_s']} | "
-                     f"{r['peak_rss_mb']} | {r['bare_jinja2_s']} | {r['render_vs_bare']} | {r['check_vs_render']} |")
+        lines.append(f"| {r['tenants']} x 3 | {r['files']} | {r['cold_render_s']} | {r['noop_render_s']} | {r['check_s']} | {r['check_full_s']} | "
+                     f"{r['peak_rss_mb']} | {r['bare_jinja2_s']} | {r['render_vs_bare']} | {r['check_vs_render']} | {r['check_full_vs_render']} |")
     return "\n".join(lines)
 
 

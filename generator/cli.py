@@ -58,14 +58,16 @@ def check(
     format: FormatOption = "text",
     base: Annotated[Optional[str], typer.Option("--base", help="Also compare with this git ref: destructive changes, forward-only schema versions.")] = None,
     acknowledge_destruction: Annotated[bool, typer.Option("--acknowledge-destruction", help="Accept that the change destroys what --base lists (CI: the allow-destruction PR label).")] = False,
+    full: Annotated[bool, typer.Option("--full", help="Always render and compare; skip the verified-clean cache.")] = False,
 ) -> None:
     """Exit 1 when the files on disk differ from what the catalog renders (or, with --base,
     when the change destroys something without --acknowledge-destruction)."""
-    built, st = pipeline.check(root)
+    built, st = pipeline.check(root, use_cache=not full and base is None)
     destruction = None
     if base is not None:
         from generator.destructive import check_base
 
+        assert built is not None  # --base never takes the cached path
         destruction = check_base(built.model, built.result, base)
         if destruction.errors:
             raise CatalogErrors(destruction.errors)
@@ -90,6 +92,7 @@ def check(
             typer.echo(f"ok: {st.unchanged} files match the catalog")
         else:
             # Short form: only edited files (missing/stale ones are listed above), no manifest.
+            assert built is not None  # the cached path only ever reports a clean tree
             edited = [rel for rel in st.changed if rel != MANIFEST_PATH]
             diff = tree.unified_diff(built.result, built.root, edited, context=1)
             lines = diff.splitlines()
@@ -105,6 +108,7 @@ def check(
 def diff(root: RootOption = None) -> None:
     """Print the full unified diff between the tree on disk and a fresh render."""
     built, st = pipeline.check(root)
+    assert built is not None
     sys.stdout.write(tree.unified_diff(built.result, built.root, [*st.changed, *st.missing, *st.stale]))
     if not st.clean:
         raise typer.Exit(EXIT_DIFFERENT)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from generator import tree
+from generator import checkcache, tree
 from generator.load import find_root, load_catalog
 from generator.model import Model, resolve
 from generator.render import RenderResult, render
@@ -27,9 +27,23 @@ def build(root: Path | None = None) -> Build:
 
 def render_to_disk(root: Path | None = None) -> tuple[Build, tree.WriteReport]:
     built = build(root)
-    return built, tree.write(built.result, built.root)
+    report = tree.write(built.result, built.root)
+    if not report.unmanaged:
+        checkcache.remember_clean(built.root, len(built.result.files))
+    return built, report
 
 
-def check(root: Path | None = None) -> tuple[Build, tree.TreeStatus]:
+def check(root: Path | None = None, *, use_cache: bool = False) -> tuple[Build | None, tree.TreeStatus]:
+    """Compare the tree with a fresh render. With ``use_cache``, a tree verified clean before
+    and unchanged since (inputs, code and outputs hash the same) is reported clean without
+    rendering; the Build is then None (see ``checkcache``)."""
+    root = find_root(root or Path.cwd())
+    if use_cache:
+        files = checkcache.known_clean(root)
+        if files is not None:
+            return None, tree.TreeStatus(unchanged=files)
     built = build(root)
-    return built, tree.status(built.result, built.root)
+    status = tree.status(built.result, built.root)
+    if status.clean:
+        checkcache.remember_clean(built.root, len(built.result.files))
+    return built, status

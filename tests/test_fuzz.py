@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 from generator import pipeline
 from generator.render import MANIFEST_PATH
 
-OUTPUT_PREFIXES = ("rendered/", ".github/workflows/")
+#: Where a run may write: the outputs, and the verified-clean cache (generator/checkcache.py).
+OUTPUT_PREFIXES = ("rendered/", ".github/workflows/", ".companyos-cache/")
 
 #: Files a pull request typically edits, one of each kind.
 TARGETS = (

@@ -1,0 +1,114 @@
+"""Remember a verified-clean tree, so an unchanged repository checks in a fraction of a render.
+
+``check`` must render the whole catalog to compare it with the tree, which is most of a
+render's time. But the answer only depends on (a) every input byte -- catalog files,
+templates, the generator's own code and the versions of the libraries that shape output --
+and (b) every output byte on disk. After a full ``check`` or ``render`` finds the tree
+clean, we store one digest of each in ``.companyos-cache/check.json``. A later ``check``
+that computes the same two digests (hashing files is cheap; parsing and rendering are not)
+knows the answer without rendering. Any difference at all, a missing or unreadable cache,
+``--full`` or ``--base`` takes the full path, which stays the authority: CI clones have no
+cache, so CI always checks in full.
+
+The cache lives outside ``rendered/`` and is ignored by git (``.gitignore``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from importlib import metadata
+from pathlib import Path
+from typing import Iterable
+
+from generator.render import MANIFEST_PATH
+
+CACHE_PATH = ".companyos-cache/check.json"
+CACHE_VERSION = 1
+#: Folders whose every file is an input to the render.
+INPUT_DIRS = ("catalog", "environments", "tenants", "templates")
+#: Libraries whose version can change the bytes we write.
+OUTPUT_LIBRARIES = ("jinja2", "pyyaml", "pydantic", "pydantic-core")
+OUTPUT_DIRS = ("rendered",)
+
+
+def _walk(root: Path, folders: Iterable[str]) -> list[str]:
+    found = []
+    for folder in folders:
+        for dirpath, _dirs, names in os.walk(root / folder):
+            base = Path(dirpath).relative_to(root).as_posix()
+            found.extend(f"{base}/{name}" for name in names)
+    return sorted(found)
+
+
+def _digest(root: Path, paths: Iterable[str]) -> str:
+    total = hashlib.sha256()
+    for rel in paths:
+        try:
+            data = (root / rel).read_bytes()
+        except OSError:
+            data = b"\0missing"
+        total.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
+    return total.hexdigest()
+
+
+def inputs_digest(root: Path) -> str:
+    """Every input file, the generator's code and the output-shaping library versions."""
+    package = Path(__file__).resolve().parent
+    code = _digest(package, [p.relative_to(package).as_posix() for p in sorted(package.rglob("*")) if p.suffix in (".py", ".yaml")])
+    versions = []
+    for name in OUTPUT_LIBRARIES:
+        try:
+            versions.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            versions.append(f"{name}==?")
+    head = hashlib.sha256(f"{CACHE_VERSION}|{code}|{','.join(versions)}".encode()).hexdigest()
+    return hashlib.sha256((head + _digest(root, _walk(root, INPUT_DIRS))).encode()).hexdigest()
+
+
+def _output_paths(root: Path) -> list[str]:
+    """Everything under rendered/ plus the generated workflows the manifest on disk lists."""
+    paths = set(_walk(root, OUTPUT_DIRS))
+    try:
+        listed = json.loads((root / MANIFEST_PATH).read_text(encoding="utf-8")).get("files", {})
+    except (OSError, ValueError, AttributeError):
+        listed = {}
+    paths.update(p for p in listed if isinstance(p, str) and not p.startswith("rendered/"))
+    return sorted(paths)
+
+
+def outputs_digest(root: Path) -> str:
+    return _digest(root, _output_paths(root))
+
+
+def _read(root: Path) -> dict[str, object]:
+    try:
+        data = json.loads((root / CACHE_PATH).read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def known_clean(root: Path) -> int | None:
+    """The number of generated files when the tree is exactly as last verified clean, else None."""
+    cached = _read(root)
+    if cached.get("version") != CACHE_VERSION or "inputs" not in cached:
+        return None
+    if cached["inputs"] != inputs_digest(root) or cached.get("outputs") != outputs_digest(root):
+        return None
+    files = cached.get("files")
+    return files if isinstance(files, int) else None
+
+
+def remember_clean(root: Path, files: int) -> None:
+    """Record that the tree as it is now matches the catalog as it is now (best effort)."""
+    entry = {"version": CACHE_VERSION, "inputs": inputs_digest(root), "outputs": outputs_digest(root), "files": files}
+    path = root / CACHE_PATH
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(entry, sort_keys=True) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only checkout simply never takes the fast path

@@ -1,0 +1,66 @@
+"""The verified-clean cache: `check` skips rendering only when nothing that could change the
+answer changed, and any change at all sends it back to a full render."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import edit_yaml
+
+from generator import pipeline
+from generator.checkcache import CACHE_PATH
+
+
+@pytest.fixture
+def rendered_repo(repo, companyos):
+    assert companyos("render", cwd=repo).code == 0
+    assert (repo / CACHE_PATH).is_file()
+    return repo
+
+
+def no_render(monkeypatch):
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("check rendered although the tree was verified clean")
+
+    monkeypatch.setattr(pipeline, "build", refuse)
+
+
+def test_unchanged_tree_checks_without_rendering(rendered_repo, companyos, monkeypatch):
+    no_render(monkeypatch)
+    result = companyos("check", cwd=rendered_repo)
+    assert result.code == 0 and "files match the catalog" in result.out
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(lambda r: edit_yaml(r / "tenants/globex.yaml", lambda d: d.__setitem__("cost_center", "CC-2999")), id="catalog"),
+        pytest.param(lambda r: (r / "templates/helm/values.yaml.j2").write_text((r / "templates/helm/values.yaml.j2").read_text() + "# x\n"), id="template"),
+        pytest.param(lambda r: (r / "rendered/helm/dev/globex/api.yaml").write_text("edited: true\n"), id="hand-edited output"),
+        pytest.param(lambda r: (r / "rendered/helm/dev/stray.yaml").write_text("a: 1\n"), id="unmanaged file"),
+        pytest.param(lambda r: (r / "rendered/helm/dev/globex/api.yaml").unlink(), id="deleted output"),
+    ],
+)
+def test_any_change_forces_a_full_check(rendered_repo, companyos, change):
+    change(rendered_repo)
+    assert companyos("check", cwd=rendered_repo).code == 1
+
+
+def test_generator_code_is_part_of_the_key(rendered_repo, monkeypatch):
+    from generator import checkcache
+
+    before = checkcache.inputs_digest(rendered_repo)
+    monkeypatch.setattr(checkcache, "OUTPUT_LIBRARIES", (*checkcache.OUTPUT_LIBRARIES, "jsonschema"))
+    assert checkcache.inputs_digest(rendered_repo) != before
+
+
+def test_full_flag_and_base_ignore_the_cache(rendered_repo, companyos, monkeypatch):
+    calls = []
+    real = pipeline.build
+    monkeypatch.setattr(pipeline, "build", lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert companyos("check", "--full", cwd=rendered_repo).code == 0
+    assert calls
+
+
+def test_corrupt_cache_is_ignored(rendered_repo, companyos):
+    (rendered_repo / CACHE_PATH).write_text("{not json")
+    assert companyos("check", cwd=rendered_repo).code == 0

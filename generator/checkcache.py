@@ -3,7 +3,7 @@
 ``check`` must render the whole catalog to compare it with the tree, which is most of a
 render's time. But the answer only depends on (a) every input byte -- catalog files,
 templates, the generator's own code and the versions of the libraries that shape output --
-and (b) every output byte on disk. After a full ``check`` or ``render`` finds the tree
+(b) every output byte on disk, and (c) today's date, because waivers expire. After a full ``check`` or ``render`` finds the tree
 clean, we store one digest of each in ``.companyos-cache/check.json``. A later ``check``
 that computes the same two digests (hashing files is cheap; parsing and rendering are not)
 knows the answer without rendering. Any difference at all, a missing or unreadable cache,
@@ -15,12 +15,13 @@ The cache lives outside ``rendered/`` and is ignored by git (``.gitignore``).
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import os
 from importlib import metadata
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from generator.render import MANIFEST_PATH
 
@@ -42,13 +43,16 @@ def _walk(root: Path, folders: Iterable[str]) -> list[str]:
     return sorted(found)
 
 
-def _digest(root: Path, paths: Iterable[str]) -> str:
+def _digest(root: Path, paths: Iterable[str], known: Mapping[str, bytes] | None = None) -> str:
+    """One hash over (path, content hash) pairs; ``known`` supplies contents already in memory."""
     total = hashlib.sha256()
     for rel in paths:
-        try:
-            data = (root / rel).read_bytes()
-        except OSError:
-            data = b"\0missing"
+        data = known.get(rel) if known is not None else None
+        if data is None:
+            try:
+                data = (root / rel).read_bytes()
+            except OSError:
+                data = b"\0missing"
         total.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
     return total.hexdigest()
 
@@ -63,7 +67,8 @@ def inputs_digest(root: Path) -> str:
             versions.append(f"{name}=={metadata.version(name)}")
         except metadata.PackageNotFoundError:
             versions.append(f"{name}==?")
-    head = hashlib.sha256(f"{CACHE_VERSION}|{code}|{','.join(versions)}".encode()).hexdigest()
+    today = datetime.date.today().isoformat()  # an expired waiver turns a clean catalog into an error
+    head = hashlib.sha256(f"{CACHE_VERSION}|{today}|{code}|{','.join(versions)}".encode()).hexdigest()
     return hashlib.sha256((head + _digest(root, _walk(root, INPUT_DIRS))).encode()).hexdigest()
 
 
@@ -101,9 +106,13 @@ def known_clean(root: Path) -> int | None:
     return files if isinstance(files, int) else None
 
 
-def remember_clean(root: Path, files: int) -> None:
-    """Record that the tree as it is now matches the catalog as it is now (best effort)."""
-    entry = {"version": CACHE_VERSION, "inputs": inputs_digest(root), "outputs": outputs_digest(root), "files": files}
+def remember_clean(root: Path, files: int, written: Mapping[str, bytes] | None = None) -> None:
+    """Record that the tree as it is now matches the catalog as it is now (best effort).
+
+    ``written``: the complete set of output files just written (a render with no unmanaged
+    files), so their digest comes from memory instead of reading the tree back."""
+    outputs = _digest(root, sorted(written), written) if written is not None else outputs_digest(root)
+    entry = {"version": CACHE_VERSION, "inputs": inputs_digest(root), "outputs": outputs, "files": files}
     path = root / CACHE_PATH
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

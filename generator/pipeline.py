@@ -28,8 +28,8 @@ def build(root: Path | None = None) -> Build:
 def render_to_disk(root: Path | None = None) -> tuple[Build, tree.WriteReport]:
     built = build(root)
     report = tree.write(built.result, built.root)
-    if not report.unmanaged:
-        checkcache.remember_clean(built.root, len(built.result.files))
+    if not report.unmanaged:  # then the tree now holds exactly built.result.files
+        checkcache.remember_clean(built.root, len(built.result.files), built.result.files)
     return built, report
 
 

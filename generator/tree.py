@@ -1,8 +1,9 @@
 """The rendered tree on disk: compare, write atomically, prune what we generated.
 
 Only this module (and ``load``) touches the file system. Writing is all-or-nothing:
-every changed file is first written to a temporary sibling; only when all of them exist
-are they moved into place (``os.replace`` is atomic per file), then files that the
+new files are written in place and deleted again on failure; every changed file is first
+written to a temporary sibling, and only when all of them exist are they moved into place
+(``os.replace`` is atomic per file), then files that the
 previous manifest lists and this render no longer produces are pruned, and the new
 manifest lands last. A file we never generated is never deleted.
 """
@@ -133,7 +134,9 @@ def write(result: RenderResult, root: Path) -> WriteReport:
     st = status(result, root)
     report = WriteReport(unchanged=st.unchanged, unmanaged=st.unmanaged)
     todo = sorted(rel for rel in (*st.changed, *st.missing) if rel != MANIFEST_PATH)
+    new_files = set(st.missing)
     staged: list[tuple[Path, Path]] = []
+    created: list[Path] = []
     made: set[Path] = set()
     safe = _Guard(root)
     try:
@@ -142,12 +145,20 @@ def write(result: RenderResult, root: Path) -> WriteReport:
             if target.parent not in made:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 made.add(target.parent)
-            tmp = target.with_name(target.name + TMP_SUFFIX)
-            tmp.write_bytes(result.files[rel])
-            staged.append((tmp, target))
+            if rel in new_files:
+                # Nothing to protect: write in place (half the file-system operations of a
+                # cold render), and delete it again if anything fails.
+                created.append(target)
+                target.write_bytes(result.files[rel])
+            else:
+                tmp = target.with_name(target.name + TMP_SUFFIX)
+                staged.append((tmp, target))
+                tmp.write_bytes(result.files[rel])
     except BaseException:
-        for tmp, _ in staged:
-            tmp.unlink(missing_ok=True)
+        for path in (*(tmp for tmp, _ in staged), *created):
+            path.unlink(missing_ok=True)
+        for folder in sorted(made, key=lambda p: len(p.parts), reverse=True):
+            _remove_empty_parents(folder, root)
         raise
     for tmp, target in staged:
         os.replace(tmp, target)

@@ -121,3 +121,26 @@ def test_manifest_records_hash_sources_and_owner(sample):
     assert entry["tenant"] == "acme" and entry["environment"] == "prod"
     assert {"tenants/acme.yaml", "catalog/services/api.yaml", "catalog/tiers/regulated.yaml", "environments/prod.yaml"} <= set(entry["sources"])
     assert "catalog/services/web.yaml" not in entry["sources"]
+
+
+def test_failed_cold_render_leaves_no_files_behind(repo, monkeypatch):
+    """New files are written in place (no temporary sibling); a failure must delete them."""
+    shutil.rmtree(repo / "rendered")
+    built = pipeline.build(repo)
+    before = snapshot(repo)
+    calls = {"n": 0}
+    real = Path.write_bytes
+
+    def flaky(self: Path, data: bytes) -> int:
+        calls["n"] += 1
+        if calls["n"] == 50:
+            raise KeyboardInterrupt
+        return real(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        tree.write(built.result, repo)
+    monkeypatch.undo()
+    assert calls["n"] == 50
+    assert snapshot(repo) == before
+    assert not any(p.is_file() for p in (repo / "rendered").rglob("*"))

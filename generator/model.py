@@ -80,6 +80,13 @@ class Model:
     sources: dict[tuple[str, str], str]
     templates: dict[str, str] = field(repr=False)
     catalog: Catalog = field(repr=False, compare=False)
+    #: (tier or None, environment) -> settings of infrastructure no single tenant owns: a
+    #: pool is sized by defaults, tier and environment; the shared control plane (tier
+    #: None) by defaults and environment. Tenant layers never size shared things.
+    shared_settings: dict[tuple[str | None, str], spec.Settings] = field(default_factory=dict, repr=False)
+
+    def base_settings(self, tier: str | None, env: str) -> spec.Settings:
+        return self.shared_settings[(tier, env)]
 
     def in_environment(self, env: str) -> tuple[Deployment, ...]:
         return tuple(d for d in self.deployments if d.env == env)
@@ -150,6 +157,7 @@ def resolve(catalog: Catalog) -> Model:
             services = tuple(catalog.services[s].spec for s in tenant.services)
             sources = tuple(sorted({catalog.platform.path, tier_entry.path, env_entry.path, tenant_entry.path}))
             deployments.append(Deployment(tenant, env_entry.spec, tier_entry.spec, settings, merged.provenance, services, sources))
+    shared_settings = _shared_settings(catalog, defaults, order, sink)
     sink.raise_if_any()
     sources = {(kind, name): entry.path for kind, entries in catalog.entries.items() for name, entry in entries.items()}
     model = Model(
@@ -162,12 +170,35 @@ def resolve(catalog: Catalog) -> Model:
         sources=sources,
         templates=catalog.templates,
         catalog=catalog,
+        shared_settings=shared_settings,
     )
     from generator.policy import check_guardrails
 
     sink.extend(check_guardrails(model))
     sink.raise_if_any()
     return model
+
+
+def _shared_settings(catalog: Catalog, defaults: Merged, envs: list[str], sink: ErrorSink) -> dict[tuple[str | None, str], spec.Settings]:
+    """Settings of the shared control plane and of every tier's pool, per environment."""
+    out: dict[tuple[str | None, str], spec.Settings] = {}
+    for env_name in envs:
+        env_layer = Layer(f"environment {env_name}", catalog.environments[env_name].doc, ("settings",))
+        for tier in (None, *sorted(catalog.tiers)):
+            merged = defaults
+            if tier is not None:
+                merged = apply(merged, Layer(f"tier {tier}", catalog.tiers[tier].doc, ("settings",)), defaults)
+            merged = apply(merged, env_layer, defaults)
+            values = {**merged.values, "services": {}}
+            try:
+                out[(tier, env_name)] = spec.Settings.model_validate(values)
+            except ValidationError as exc:
+                for err in exc.errors(include_url=False):
+                    path = ".".join(str(p) for p in err["loc"])
+                    origins = merged.provenance.get(path, ())
+                    where = origins[-1].location if origins else Location(catalog.environments[env_name].path)
+                    sink.add(where, f"resolved setting {path} for {'tier ' + tier if tier else 'the shared control plane'} in {env_name}: {err['msg']}")
+    return out
 
 
 def _defaults(builtin: SourceDoc, services: list[str]) -> Merged:

@@ -22,13 +22,11 @@ CIDRs, guardrail values, which providers); the templates in ``templates/terrafor
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from generator import naming, networks, spec
-from generator.layers import EMPTY, Layer, apply
-from generator.model import Deployment, Model, builtin_doc
+from generator.model import Deployment, Model
 from generator.targets.base import RenderedFile
 from generator.templating import Templates
 from generator.terraform_hcl import format_hcl
@@ -170,7 +168,7 @@ def _platform_tags(model: Model, env: spec.Environment, tenant: str) -> dict[str
 
 
 def _shared(model: Model, env: spec.Environment, nets: networks.Networks) -> Root:
-    settings = base_settings(model, None, env.name)
+    settings = model.base_settings(None, env.name)
     account = env.accounts.shared_services
     name = naming.SHARED_ROOT
     prefix = f"{model.platform.organization}-{env.name}"
@@ -195,7 +193,7 @@ def _shared(model: Model, env: spec.Environment, nets: networks.Networks) -> Roo
 
 
 def _pool(model: Model, env: spec.Environment, tier: spec.Tier, nets: networks.Networks, shared: Root) -> Root:
-    settings = base_settings(model, tier.name, env.name)
+    settings = model.base_settings(tier.name, env.name)
     account = env.accounts.pools[tier.name]
     name = naming.pool_root(tier.name)
     providers = [_provider(model, env, name, account, env.aws.region)]
@@ -296,25 +294,6 @@ def _budget(settings: spec.Settings, extra_notify: list[str], tag_filter: str | 
 
 
 # --- settings of infrastructure that no single tenant owns ----------------------------------------
-
-
-@functools.cache
-def _defaults_doc():  # type: ignore[no-untyped-def]
-    return builtin_doc()
-
-
-def base_settings(model: Model, tier: str | None, env: str) -> spec.Settings:
-    """The settings a pool (tier over environment over defaults) or the shared control plane
-    (environment over defaults) is built with: tenant layers never size shared things."""
-    doc = _defaults_doc()
-    merged = apply(EMPTY, Layer("built-in defaults", doc, ("settings",)), EMPTY)
-    defaults = merged
-    if tier is not None:
-        merged = apply(merged, Layer(f"tier {tier}", model.catalog.tiers[tier].doc, ("settings",)), defaults)
-    merged = apply(merged, Layer(f"environment {env}", model.catalog.environments[env].doc, ("settings",)), defaults)
-    values = dict(merged.values)
-    values["services"] = {}
-    return spec.Settings.model_validate(values)
 
 
 # --- files ------------------------------------------------------------------------------------

@@ -110,7 +110,7 @@ def worker_bare(root: Path) -> dict:
         return real_render(self, name, **context)
 
     templating.Templates.render = recording  # type: ignore[method-assign]
-    pipeline.build(root)
+    pipeline.build(root, jobs=1)  # record in this process
     templating.Templates.render = real_render  # type: ignore[method-assign]
 
     out = root / "bare"

@@ -42,6 +42,10 @@ class CatalogErrors(Exception):
         self.errors = sorted(set(errors))
         super().__init__("\n".join(str(e) for e in self.errors))
 
+    def __reduce__(self) -> tuple[type, tuple[list[CatalogError]]]:
+        # Rebuild from the errors (not the message) when crossing a process boundary.
+        return (type(self), (self.errors,))
+
 
 class ErrorSink:
     """Collects errors from many independent checks, then raises them together."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,11 +19,19 @@ class Build:
     result: RenderResult
 
 
-def build(root: Path | None = None) -> Build:
+def default_jobs() -> int:
+    """Worker processes for rendering: ``COMPANYOS_JOBS``, else one per core."""
+    try:
+        return max(1, int(os.environ.get("COMPANYOS_JOBS", "")))
+    except ValueError:
+        return os.cpu_count() or 1
+
+
+def build(root: Path | None = None, jobs: int | None = None) -> Build:
     """Load, resolve and render the catalog at ``root`` (default: found from the cwd)."""
     root = find_root(root or Path.cwd())
     model = resolve(load_catalog(root))
-    return Build(root, model, render(model))
+    return Build(root, model, render(model, jobs=jobs if jobs is not None else default_jobs()))
 
 
 def render_to_disk(root: Path | None = None) -> tuple[Build, tree.WriteReport]:

@@ -13,7 +13,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from generator import emit
+from generator import emit, parallel
 from generator.errors import CatalogError, CatalogErrors, Location
 from generator.model import Model
 from generator.targets import TARGETS
@@ -35,14 +35,19 @@ class RenderResult:
         return self.manifest["files"].get(path)
 
 
-def render(model: Model, targets: Iterable[Target] | None = None) -> RenderResult:
-    """Render ``model`` with every target (or the given ones)."""
-    templates = Templates(model.templates)
+def render(model: Model, targets: Iterable[Target] | None = None, jobs: int = 1) -> RenderResult:
+    """Render ``model`` with every target (or the given ones), on up to ``jobs`` processes
+    for a large catalog (``parallel``); the bytes are the same for any ``jobs``."""
+    chosen = list(targets if targets is not None else TARGETS)
     files: dict[str, bytes] = {}
     entries: dict[str, dict[str, Any]] = {}
-    for target in targets if targets is not None else TARGETS:
-        for item in target.render(model, templates):
-            _add(files, entries, target.NAME, item)
+    if parallel.usable(model, jobs):
+        produced = parallel.render_parallel(model, chosen, jobs, finalize)
+    else:
+        templates = Templates(model.templates)
+        produced = (finalize(target.NAME, item) for target in chosen for item in target.render(model, templates))
+    for path, data, entry in produced:
+        _add(files, entries, path, data, entry)
     manifest = {
         "generator": emit.GENERATOR,
         "version": MANIFEST_VERSION,
@@ -52,13 +57,11 @@ def render(model: Model, targets: Iterable[Target] | None = None) -> RenderResul
     return RenderResult(dict(sorted(files.items())), manifest)
 
 
-def _add(files: dict[str, bytes], entries: dict[str, dict[str, Any]], target: str, item: RenderedFile) -> None:
-    if item.path in files:
-        raise CatalogErrors([CatalogError(Location(item.path), f"two outputs claim this path (targets {entries[item.path]['target']} and {target})")])
+def finalize(target: str, item: RenderedFile) -> tuple[str, bytes, dict[str, Any]]:
+    """One target's record -> (path, final bytes, manifest entry); refuses escaping paths."""
     if not (item.path.startswith("rendered/") or item.path.startswith(".github/workflows/")) or ".." in item.path.split("/"):
         raise CatalogErrors([CatalogError(Location(item.path), "outputs must stay under rendered/ or .github/workflows/")])
     data = emit.finalize(item.text, item.sources, item.comment)
-    files[item.path] = data
     entry: dict[str, Any] = {
         "sha256": hashlib.sha256(data).hexdigest(),
         "sources": sorted(set(item.sources)),
@@ -68,4 +71,11 @@ def _add(files: dict[str, bytes], entries: dict[str, dict[str, Any]], target: st
         value = getattr(item, key)
         if value is not None:
             entry[key] = value
-    entries[item.path] = entry
+    return item.path, data, entry
+
+
+def _add(files: dict[str, bytes], entries: dict[str, dict[str, Any]], path: str, data: bytes, entry: dict[str, Any]) -> None:
+    if path in files:
+        raise CatalogErrors([CatalogError(Location(path), f"two outputs claim this path (targets {entries[path]['target']} and {entry['target']})")])
+    files[path] = data
+    entries[path] = entry

@@ -137,6 +137,7 @@ def write(result: RenderResult, root: Path) -> WriteReport:
     new_files = set(st.missing)
     staged: list[tuple[Path, Path]] = []
     created: list[Path] = []
+    writes: list[tuple[Path, bytes]] = []
     made: set[Path] = set()
     safe = _Guard(root)
     try:
@@ -149,11 +150,13 @@ def write(result: RenderResult, root: Path) -> WriteReport:
                 # Nothing to protect: write in place (half the file-system operations of a
                 # cold render), and delete it again if anything fails.
                 created.append(target)
-                target.write_bytes(result.files[rel])
+                writes.append((target, result.files[rel]))
             else:
                 tmp = target.with_name(target.name + TMP_SUFFIX)
                 staged.append((tmp, target))
-                tmp.write_bytes(result.files[rel])
+                writes.append((tmp, result.files[rel]))
+        for path, data in writes:
+            path.write_bytes(data)
     except BaseException:
         for path in (*(tmp for tmp, _ in staged), *created):
             path.unlink(missing_ok=True)

@@ -36,6 +36,10 @@ from generator.targets.helm import values_path
 from generator.templating import Templates
 
 NAME = "argocd"
+#: Each environment's files depend on that environment's slice of the model only (see parallel.py).
+PER_ENVIRONMENT = True
+#: Rough work per deployment relative to the Helm target (only schedules parallel renders).
+RELATIVE_COST = 3
 API = "argoproj.io/v1alpha1"
 T_APPSETS = "argocd/applicationsets.yaml.j2"
 T_PROJECT = "argocd/project.yaml.j2"

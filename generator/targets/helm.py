@@ -17,6 +17,8 @@ from generator.targets.base import RenderedFile
 from generator.templating import Templates
 
 NAME = "helm"
+#: Each environment's files depend on that environment's slice of the model only (see parallel.py).
+PER_ENVIRONMENT = True
 TEMPLATE = "helm/values.yaml.j2"
 
 

@@ -25,6 +25,8 @@ from generator.targets.base import RenderedFile
 from generator.templating import Templates
 
 NAME = "migrations"
+#: Each environment's files depend on that environment's slice of the model only (see parallel.py).
+PER_ENVIRONMENT = True
 TEMPLATE = "migrations/job.yaml.j2"
 
 #: The Job may retry once (a transient DB failover); a migration is idempotent by policy.

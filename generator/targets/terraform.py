@@ -33,6 +33,10 @@ from generator.terraform_hcl import format_hcl
 from generator.terraform_modules import MODULES, TERRAFORM_VERSION, required_providers
 
 NAME = "terraform"
+#: Each environment's files depend on that environment's slice of the model only (see parallel.py).
+PER_ENVIRONMENT = True
+#: Rough work per deployment relative to the Helm target (only schedules parallel renders).
+RELATIVE_COST = 8
 COMMON = ("versions.tf", "backend.tf", "providers.tf")
 MACROS = "terraform/_blocks.tf.j2"
 #: Root kind -> its main.tf / outputs.tf template folder.

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from generator.render import MANIFEST_PATH
+from generator.tree import files_under
 
 CACHE_PATH = ".companyos-cache/check.json"
 CACHE_VERSION = 1
@@ -31,16 +32,9 @@ CACHE_VERSION = 1
 INPUT_DIRS = ("catalog", "environments", "tenants", "templates")
 #: Libraries whose version can change the bytes we write.
 OUTPUT_LIBRARIES = ("jinja2", "pyyaml", "pydantic", "pydantic-core")
+#: Outputs whose every file counts; generated workflows are added from the manifest (the
+#: folder may also hold hand-written ones, which do not affect `check`).
 OUTPUT_DIRS = ("rendered",)
-
-
-def _walk(root: Path, folders: Iterable[str]) -> list[str]:
-    found = []
-    for folder in folders:
-        for dirpath, _dirs, names in os.walk(root / folder):
-            base = Path(dirpath).relative_to(root).as_posix()
-            found.extend(f"{base}/{name}" for name in names)
-    return sorted(found)
 
 
 def _digest(root: Path, paths: Iterable[str], known: Mapping[str, bytes] | None = None) -> str:
@@ -69,12 +63,12 @@ def inputs_digest(root: Path) -> str:
             versions.append(f"{name}==?")
     today = datetime.date.today().isoformat()  # an expired waiver turns a clean catalog into an error
     head = hashlib.sha256(f"{CACHE_VERSION}|{today}|{code}|{','.join(versions)}".encode()).hexdigest()
-    return hashlib.sha256((head + _digest(root, _walk(root, INPUT_DIRS))).encode()).hexdigest()
+    return hashlib.sha256((head + _digest(root, files_under(root, INPUT_DIRS))).encode()).hexdigest()
 
 
 def _output_paths(root: Path) -> list[str]:
     """Everything under rendered/ plus the generated workflows the manifest on disk lists."""
-    paths = set(_walk(root, OUTPUT_DIRS))
+    paths = set(files_under(root, OUTPUT_DIRS))
     try:
         listed = json.loads((root / MANIFEST_PATH).read_text(encoding="utf-8")).get("files", {})
     except (OSError, ValueError, AttributeError):

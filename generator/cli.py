@@ -30,12 +30,12 @@ EXIT_DIFFERENT = 1
 EXIT_USER_ERROR = 2
 
 
-def _fail(errors: CatalogErrors) -> None:
+def _report(errors: CatalogErrors) -> None:
+    """Every catalog error on its own `path:line:col: message` line, then a count."""
     for error in errors.errors:
         typer.echo(str(error), err=True)
     count = len(errors.errors)
     typer.echo(f"companyos: {count} error{'s' if count != 1 else ''}; nothing was written.", err=True)
-    raise typer.Exit(EXIT_USER_ERROR)
 
 
 @app.command()
@@ -484,7 +484,8 @@ def main() -> None:
         if isinstance(code, int) and code:
             sys.exit(code)
     except CatalogErrors as errors:
-        _fail_plain(errors)
+        _report(errors)
+        sys.exit(EXIT_USER_ERROR)
     except UsageError as exc:
         typer.echo(f"companyos: {exc}", err=True)
         sys.exit(EXIT_USER_ERROR)
@@ -499,13 +500,6 @@ def main() -> None:
             exc.show()
             sys.exit(EXIT_USER_ERROR)
         raise
-
-
-def _fail_plain(errors: CatalogErrors) -> None:
-    try:
-        _fail(errors)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
 
 
 if __name__ == "__main__":

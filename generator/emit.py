@@ -140,11 +140,6 @@ def to_json(data: Any) -> str:
     return json.dumps(data, ensure_ascii=False, sort_keys=False, separators=(", ", ": "))
 
 
-def yaml_documents(docs: Iterable[Any]) -> str:
-    """Several YAML documents separated by ``---``."""
-    return "---\n".join(to_yaml(doc) + "\n" for doc in docs)
-
-
 def manifest_bytes(data: dict[str, Any]) -> bytes:
     """The manifest as JSON with one line per generated file: reviewable in a diff (a
     change touches exactly the lines of the files it changes) and fast to write, because

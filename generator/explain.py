@@ -44,11 +44,21 @@ def explain(model: Model, tenant: str, env: str, key: str | None = None) -> list
         envs = ", ".join(model.tenants[tenant].environments)
         raise UsageError(f"tenant '{tenant}' is not deployed to '{env}' (its environments: {envs})")
     values = d.settings.model_dump()
-    keys = sorted(k for k in d.provenance if _under(k, key) and lookup(values, tuple(k.split("."))) is not None or (_under(k, key) and k.split(".")[-1] == "image_tag"))
-    keys = [k for k in keys if not k.startswith("services.") or k.split(".")[1] in d.settings.services]
+    # Provenance also remembers what layers said about services this tenant does not run.
+    keys = sorted(k for k in d.provenance if _under(k, key) and _resolved(values, k))
     if key and not keys:
         raise UsageError(f"no setting '{key}' for {tenant} in {env}" + _hint(key, d.provenance))
     return [Explanation(k, lookup(values, tuple(k.split("."))), d.provenance[k]) for k in keys]
+
+
+def _resolved(values: dict[str, Any], dotted: str) -> bool:
+    """True when ``dotted`` is a path of the resolved settings (its value may be None)."""
+    node: Any = values
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
 
 
 def _under(name: str, key: str | None) -> bool:

@@ -224,38 +224,9 @@ def _suggestion(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
 
 
 def _allowed_keys(model: Any, loc: tuple[Any, ...]) -> list[str]:
-    """Field names accepted at ``loc`` inside ``model`` (walks nested models and dicts)."""
-    from typing import Union, get_args, get_origin
-
-    current: Any = model
-    for part in loc:
-        current = _unwrap_model(current)
-        if isinstance(current, type) and issubclass(current, BaseModel):
-            field_info = current.model_fields.get(str(part))
-            if field_info is None:
-                return []
-            current = field_info.annotation
-        elif get_origin(current) is dict:
-            current = get_args(current)[1]
-        elif get_origin(current) is list:
-            current = get_args(current)[0]
-        else:
-            return []
-    current = _unwrap_model(current)
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return list(current.model_fields)
-    return []
-
-
-def _unwrap_model(annotation: Any) -> Any:
-    from typing import Union, get_args, get_origin
-    import types
-
-    if get_origin(annotation) in (Union, types.UnionType):
-        for arg in get_args(annotation):
-            if arg is not type(None):
-                return arg
-    return annotation
+    """Field names accepted at ``loc`` inside ``model``."""
+    found = spec.annotation_at(model, loc)
+    return list(found.model_fields) if isinstance(found, type) and issubclass(found, BaseModel) else []
 
 
 def _load_templates(root: Path, sink: ErrorSink) -> dict[str, str]:

@@ -122,22 +122,7 @@ def _tiers(catalog: Catalog) -> Iterator[CatalogError]:
 
 def settings_path_exists(dotted: str) -> bool:
     """True when ``dotted`` names a field of the settings tree (``services.*`` allowed)."""
-    from typing import get_args, get_origin
-
-    from pydantic import BaseModel
-
-    current: object = spec.Settings
-    for part in dotted.split("."):
-        if isinstance(current, type) and issubclass(current, BaseModel):
-            info = current.model_fields.get(part)
-            if info is None:
-                return False
-            current = info.annotation
-        elif get_origin(current) is dict:
-            current = get_args(current)[1]
-        else:
-            return False
-    return True
+    return spec.annotation_at(spec.Settings, dotted.split(".")) is not None
 
 
 def _services(catalog: Catalog) -> Iterator[CatalogError]:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import functools
 import re
+import types
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, create_model
@@ -586,6 +588,33 @@ FILE_KINDS: dict[str, type[Strict]] = {
     "pricing": Pricing,
     "networks": Networks,
 }
+
+
+def annotation_at(model: type[BaseModel], path: Sequence[str | int]) -> Any:
+    """The type found by following ``path`` from ``model`` through fields, dict values and
+    (for integer steps) list items, Optional unwrapped; None when the path leaves the model.
+    Used to check guardrail paths and to suggest keys for typos."""
+    current: Any = model
+    for part in path:
+        current = _without_none(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            info = current.model_fields.get(str(part))
+            if info is None:
+                return None
+            current = info.annotation
+        elif get_origin(current) is dict:
+            current = get_args(current)[1]
+        elif get_origin(current) is list and isinstance(part, int):
+            current = get_args(current)[0]
+        else:
+            return None
+    return _without_none(current)
+
+
+def _without_none(annotation: Any) -> Any:
+    if get_origin(annotation) in (Union, types.UnionType):
+        return next((arg for arg in get_args(annotation) if arg is not type(None)), annotation)
+    return annotation
 
 
 def is_valid_name(value: str) -> bool:

@@ -96,25 +96,26 @@ def _read(path: Path) -> bytes | None:
         return None
 
 
-def _existing_files(root: Path, rels: Iterable[str]) -> set[str]:
-    """Which of the top-level output folders' files exist: one directory walk instead of
-    one failed open() per missing file (which dominates a cold render of a large tree)."""
-    found: set[str] = set()
-    for top in sorted({rel.split("/", 2)[0] + ("/" + rel.split("/", 2)[1] if rel.startswith(".github/") else "") for rel in rels}):
-        base = root / top
-        if not base.is_dir():
-            continue
-        for folder, _dirs, names in os.walk(base):
-            prefix = Path(folder).relative_to(root).as_posix()
-            found.update(f"{prefix}/{name}" for name in names)
-    return found
+#: Every folder render writes into (render.py refuses any other path).
+OUTPUT_DIRS = ("rendered", ".github/workflows")
+
+
+def files_under(root: Path, folders: Iterable[str]) -> list[str]:
+    """Repository-relative paths of every file below ``folders``, sorted. One directory walk
+    is far cheaper than one failed open() per missing file on a cold render."""
+    found: list[str] = []
+    for folder in folders:
+        for dirpath, _dirs, names in os.walk(root / folder):
+            prefix = Path(dirpath).relative_to(root).as_posix()
+            found.extend(f"{prefix}/{name}" for name in names)
+    return sorted(found)
 
 
 def status(result: RenderResult, root: Path) -> TreeStatus:
     """Compare ``result`` with the files under ``root``."""
     st = TreeStatus()
     previous = read_manifest(root)
-    existing = _existing_files(root, [*result.files, *previous, *(f"{d}/x" for d in OWNED_DIRS)])
+    existing = set(files_under(root, OUTPUT_DIRS))
     for rel, data in result.files.items():
         current = _read(root / rel) if rel in existing else None
         if current is None:

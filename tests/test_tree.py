@@ -13,6 +13,21 @@ from generator import pipeline, tree
 from generator.render import MANIFEST_PATH
 
 
+def fail_on_write(monkeypatch, call: int, error: BaseException) -> dict[str, int]:
+    """Make the ``call``-th Path.write_bytes raise ``error``; returns the call counter."""
+    calls = {"n": 0}
+    real = Path.write_bytes
+
+    def flaky(self: Path, data: bytes) -> int:
+        calls["n"] += 1
+        if calls["n"] == call:
+            raise error
+        return real(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", flaky)
+    return calls
+
+
 def manifest_files(root: Path) -> dict[str, dict]:
     return json.loads((root / MANIFEST_PATH).read_text())["files"]
 
@@ -84,16 +99,7 @@ def test_failed_write_leaves_previous_tree_intact(repo, monkeypatch):
     edit_yaml(repo / "catalog/services/api.yaml", lambda d: d["image"].__setitem__("tag", "9.9.9"))
     built = pipeline.build(repo)
     before = snapshot(repo)
-    calls = {"n": 0}
-    real = Path.write_bytes
-
-    def flaky(self: Path, data: bytes) -> int:
-        calls["n"] += 1
-        if calls["n"] == 5:
-            raise OSError("disk full")
-        return real(self, data)
-
-    monkeypatch.setattr(Path, "write_bytes", flaky)
+    fail_on_write(monkeypatch, 5, OSError("disk full"))
     with pytest.raises(OSError):
         tree.write(built.result, repo)
     monkeypatch.undo()
@@ -128,16 +134,7 @@ def test_failed_cold_render_leaves_no_files_behind(repo, monkeypatch):
     shutil.rmtree(repo / "rendered")
     built = pipeline.build(repo)
     before = snapshot(repo)
-    calls = {"n": 0}
-    real = Path.write_bytes
-
-    def flaky(self: Path, data: bytes) -> int:
-        calls["n"] += 1
-        if calls["n"] == 50:
-            raise KeyboardInterrupt
-        return real(self, data)
-
-    monkeypatch.setattr(Path, "write_bytes", flaky)
+    calls = fail_on_write(monkeypatch, 50, KeyboardInterrupt())
     with pytest.raises(KeyboardInterrupt):
         tree.write(built.result, repo)
     monkeypatch.undo()

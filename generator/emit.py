@@ -55,7 +55,7 @@ _STRINGS: dict[str, str] = {}
 def _string(value: str) -> str:
     emitted = _STRINGS.get(value)
     if emitted is None:
-        emitted = value if _PLAIN.match(value) and value.lower() not in _RESERVED else _quoted(value)
+        emitted = value if _PLAIN.fullmatch(value) and value.lower() not in _RESERVED else _quoted(value)
         if len(_STRINGS) < 200_000:
             _STRINGS[value] = emitted
     return emitted

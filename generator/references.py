@@ -212,5 +212,5 @@ def _kubernetes_names(catalog: Catalog) -> Iterator[CatalogError]:
         namespace = naming.namespace(name)
         if len(namespace) > naming.MAX_LABEL:
             yield _err(entry.locate("name"), f"namespace '{namespace}' derived from tenant '{name}' is {len(namespace)} characters; Kubernetes allows at most {naming.MAX_LABEL}")
-        elif not _DNS_LABEL.match(namespace):
+        elif not _DNS_LABEL.fullmatch(namespace):
             yield _err(entry.locate("name"), f"namespace '{namespace}' derived from tenant '{name}' is not a valid Kubernetes name (lowercase letters, digits and '-')")

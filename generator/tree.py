@@ -53,29 +53,81 @@ class WriteReport:
     unmanaged: list[str] = field(default_factory=list)
 
 
+@dataclass
+class _Listing:
+    """What one walk of the output folders found, as repository-relative paths."""
+
+    files: set[str]
+    #: Symbolic links anywhere below the output folders (to files or folders). We never
+    #: write through one: a link could point anywhere, and the walk does not follow them.
+    links: set[str]
+
+
+def _walk(root: Path, folders: Iterable[str]) -> _Listing:
+    """One ``os.scandir`` walk (it knows each entry's type without a stat on Linux); far
+    cheaper than a failed ``open()`` per missing file on a cold render."""
+    listing = _Listing(set(), set())
+    base = os.fspath(root)
+    pending = [folder for folder in folders if os.path.isdir(os.path.join(base, folder))]
+    while pending:
+        folder = pending.pop()
+        try:
+            entries = list(os.scandir(os.path.join(base, folder)))
+        except OSError:
+            continue
+        for entry in entries:
+            rel = f"{folder}/{entry.name}"
+            if entry.is_symlink():
+                listing.links.add(rel)
+                if not entry.is_dir():
+                    listing.files.add(rel)
+            elif entry.is_dir():
+                pending.append(rel)
+            else:
+                listing.files.add(rel)
+    return listing
+
+
+def files_under(root: Path, folders: Iterable[str]) -> list[str]:
+    """Repository-relative paths of every file below ``folders``, sorted (links to folders
+    are not followed)."""
+    return sorted(_walk(root, folders).files)
+
+
 class _Guard:
-    """Maps repository-relative paths to real ones, refusing any that would land outside the
-    root (through ``..`` or a symbolic link on the way) or that are links themselves. Each
-    folder is checked once per run: a large tree has thousands of files in few folders."""
+    """Refuses any output path that would be written through a symbolic link, or whose
+    output folder resolves outside the repository. Paths come from ``render.finalize``
+    (under rendered/ or .github/workflows/, no ``..``); each folder is checked once."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, listing: _Listing) -> None:
         self.root = root
+        self.base = os.fspath(root)
         self.real_root = root.resolve()
-        self.checked: set[Path] = set()
+        self.links = listing.links
+        self.checked: set[str] = set()
 
-    def __call__(self, rel: str) -> Path:
-        path = self.root / rel
-        folder = path.parent
+    def folder_of(self, rel: str) -> str:
+        """The absolute folder of ``rel`` (as a string), after checking it is safe."""
+        folder = rel.rpartition("/")[0]
         if folder not in self.checked:
-            probe = folder
-            while not probe.exists() and probe != self.root:
-                probe = probe.parent
-            if not probe.resolve().is_relative_to(self.real_root) or ".." in Path(rel).parts:
+            if ".." in rel.split("/"):
                 raise UsageError(f"refusing to touch {rel}: it resolves outside {self.root}")
+            parts = folder.split("/")
+            for depth in range(1, len(parts) + 1):
+                if "/".join(parts[:depth]) in self.links:
+                    raise UsageError(f"refusing to touch {rel}: {'/'.join(parts[:depth])} is a symbolic link")
+            top = next((d for d in OUTPUT_DIRS if folder == d or folder.startswith(d + "/")), folder)
+            if top not in self.checked:  # the walk cannot see links above or at the top
+                probe = self.root / top
+                while not probe.exists() and probe != self.root:
+                    probe = probe.parent
+                if not probe.resolve().is_relative_to(self.real_root):
+                    raise UsageError(f"refusing to touch {rel}: it resolves outside {self.root}")
+                self.checked.add(top)
             self.checked.add(folder)
-        if path.is_symlink():
+        if rel in self.links:
             raise UsageError(f"refusing to touch {rel}: it is a symbolic link")
-        return path
+        return os.path.join(self.base, folder)
 
 
 def read_manifest(root: Path) -> dict[str, dict[str, object]]:
@@ -89,35 +141,37 @@ def read_manifest(root: Path) -> dict[str, dict[str, object]]:
         return {}
 
 
-def _read(path: Path) -> bytes | None:
+def _read(path: str | Path) -> bytes | None:
     try:
-        return path.read_bytes()
+        with open(path, "rb") as handle:
+            return handle.read()
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         return None
+
+
+def _write_file(path: str, data: bytes, new: bool) -> None:
+    """Write one file; a ``new`` one must not exist yet (O_EXCL: never clobbers, never
+    follows a link planted after the walk)."""
+    with open(path, "xb" if new else "wb") as handle:
+        handle.write(data)
 
 
 #: Every folder render writes into (render.py refuses any other path).
 OUTPUT_DIRS = ("rendered", ".github/workflows")
 
 
-def files_under(root: Path, folders: Iterable[str]) -> list[str]:
-    """Repository-relative paths of every file below ``folders``, sorted. One directory walk
-    is far cheaper than one failed open() per missing file on a cold render."""
-    found: list[str] = []
-    for folder in folders:
-        for dirpath, _dirs, names in os.walk(root / folder):
-            prefix = Path(dirpath).relative_to(root).as_posix()
-            found.extend(f"{prefix}/{name}" for name in names)
-    return sorted(found)
-
-
 def status(result: RenderResult, root: Path) -> TreeStatus:
     """Compare ``result`` with the files under ``root``."""
+    return _status(result, root, _walk(root, OUTPUT_DIRS))
+
+
+def _status(result: RenderResult, root: Path, listing: _Listing) -> TreeStatus:
     st = TreeStatus()
     previous = read_manifest(root)
-    existing = set(files_under(root, OUTPUT_DIRS))
+    existing = listing.files
+    base = os.fspath(root)
     for rel, data in result.files.items():
-        current = _read(root / rel) if rel in existing else None
+        current = _read(os.path.join(base, rel)) if rel in existing else None
         if current is None:
             st.missing.append(rel)
         elif current != data:
@@ -132,54 +186,72 @@ def status(result: RenderResult, root: Path) -> TreeStatus:
 
 def write(result: RenderResult, root: Path) -> WriteReport:
     """Make the tree under ``root`` match ``result``; all or nothing for content."""
-    st = status(result, root)
+    listing = _walk(root, OUTPUT_DIRS)
+    st = _status(result, root, listing)
     report = WriteReport(unchanged=st.unchanged, unmanaged=st.unmanaged)
     todo = sorted(rel for rel in (*st.changed, *st.missing) if rel != MANIFEST_PATH)
     new_files = set(st.missing)
-    staged: list[tuple[Path, Path]] = []
-    created: list[Path] = []
-    writes: list[tuple[Path, bytes]] = []
-    made: set[Path] = set()
-    safe = _Guard(root)
+    staged: list[tuple[str, str]] = []
+    created: list[str] = []
+    made: list[str] = []
+    folders: set[str] = set()
+    safe = _Guard(root, listing)
     try:
         for rel in todo:
-            target = safe(rel)
-            if target.parent not in made:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                made.add(target.parent)
+            folder = safe.folder_of(rel)
+            if folder not in folders:
+                made.extend(_make_folders(folder))
+                folders.add(folder)
+            target = os.path.join(folder, rel.rpartition("/")[2])
             if rel in new_files:
                 # Nothing to protect: write in place (half the file-system operations of a
                 # cold render), and delete it again if anything fails.
                 created.append(target)
-                writes.append((target, result.files[rel]))
+                _write_file(target, result.files[rel], new=True)
             else:
-                tmp = target.with_name(target.name + TMP_SUFFIX)
+                tmp = target + TMP_SUFFIX
                 staged.append((tmp, target))
-                writes.append((tmp, result.files[rel]))
-        for path, data in writes:
-            path.write_bytes(data)
+                _write_file(tmp, result.files[rel], new=False)
     except BaseException:
         for path in (*(tmp for tmp, _ in staged), *created):
-            path.unlink(missing_ok=True)
-        for folder in sorted(made, key=lambda p: len(p.parts), reverse=True):
-            _remove_empty_parents(folder, root)
+            _unlink(path)
+        for folder in reversed(made):
+            _remove_empty_parents(Path(folder), root)
         raise
     for tmp, target in staged:
         os.replace(tmp, target)
     report.written = todo
     for rel in st.stale:
-        path = safe(rel)
-        path.unlink(missing_ok=True)
+        path = os.path.join(safe.folder_of(rel), rel.rpartition("/")[2])
+        _unlink(path)
         report.pruned.append(rel)
-        _remove_empty_parents(path.parent, root)
-    manifest = safe(MANIFEST_PATH)
+        _remove_empty_parents(Path(path).parent, root)
+    manifest = os.path.join(safe.folder_of(MANIFEST_PATH), MANIFEST_PATH.rpartition("/")[2])
     if _read(manifest) != result.files[MANIFEST_PATH]:
-        manifest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = manifest.with_name(manifest.name + TMP_SUFFIX)
-        tmp.write_bytes(result.files[MANIFEST_PATH])
-        os.replace(tmp, manifest)
+        _make_folders(os.path.dirname(manifest))
+        _write_file(manifest + TMP_SUFFIX, result.files[MANIFEST_PATH], new=False)
+        os.replace(manifest + TMP_SUFFIX, manifest)
         report.written.append(MANIFEST_PATH)
     return report
+
+
+def _make_folders(folder: str) -> list[str]:
+    """Create ``folder`` and missing parents; returns the ones created, outermost first."""
+    missing: list[str] = []
+    probe = folder
+    while not os.path.isdir(probe):
+        missing.append(probe)
+        probe = os.path.dirname(probe)
+    for path in reversed(missing):
+        os.mkdir(path)
+    return missing[::-1]
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def _remove_empty_parents(folder: Path, root: Path) -> None:

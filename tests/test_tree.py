@@ -14,17 +14,17 @@ from generator.render import MANIFEST_PATH
 
 
 def fail_on_write(monkeypatch, call: int, error: BaseException) -> dict[str, int]:
-    """Make the ``call``-th Path.write_bytes raise ``error``; returns the call counter."""
+    """Make the ``call``-th file write of ``tree.write`` raise ``error``; returns the call counter."""
     calls = {"n": 0}
-    real = Path.write_bytes
+    real = tree._write_file
 
-    def flaky(self: Path, data: bytes) -> int:
+    def flaky(path: str, data: bytes, new: bool) -> None:
         calls["n"] += 1
         if calls["n"] == call:
             raise error
-        return real(self, data)
+        real(path, data, new)
 
-    monkeypatch.setattr(Path, "write_bytes", flaky)
+    monkeypatch.setattr(tree, "_write_file", flaky)
     return calls
 
 
@@ -141,3 +141,22 @@ def test_failed_cold_render_leaves_no_files_behind(repo, monkeypatch):
     assert calls["n"] == 50
     assert snapshot(repo) == before
     assert not any(p.is_file() for p in (repo / "rendered").rglob("*"))
+
+
+@pytest.mark.parametrize("link", ["rendered/helm/dev", "rendered/helm/dev/acme/api.yaml", "rendered"])
+def test_render_never_writes_through_a_symbolic_link(companyos, repo, tmp_path, link):
+    """A link planted in the output tree (to a folder or a file outside the repository) is
+    refused with exit 2 before anything is written, and its target stays untouched."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "api.yaml").write_text("mine\n")
+    edit_yaml(repo / "catalog/services/api.yaml", lambda d: d["image"].__setitem__("tag", "9.9.9"))
+    planted = repo / link
+    shutil.rmtree(planted) if planted.is_dir() else planted.unlink()
+    planted.symlink_to(outside if link != "rendered/helm/dev/acme/api.yaml" else outside / "api.yaml")
+    before = snapshot(repo)
+    result = companyos("render", cwd=repo)
+    assert result.code == 2, result.err
+    assert "refusing to touch" in result.err and "Traceback" not in result.err
+    assert snapshot(repo) == before
+    assert sorted(p.name for p in outside.iterdir()) == ["api.yaml"] and (outside / "api.yaml").read_text() == "mine\n"

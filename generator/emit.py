@@ -140,20 +140,23 @@ def to_json(data: Any) -> str:
     return json.dumps(data, ensure_ascii=False, sort_keys=False, separators=(", ", ": "))
 
 
+#: One encoder for every manifest line (``json.dumps`` with options builds a new one per call).
+_MANIFEST_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(", ", ": "))
+
+
 def manifest_bytes(data: dict[str, Any]) -> bytes:
     """The manifest as JSON with one line per generated file: reviewable in a diff (a
     change touches exactly the lines of the files it changes) and fast to write, because
     each line goes through the C encoder (``indent`` would force the pure-Python one)."""
-    compact = {"ensure_ascii": False, "sort_keys": True, "separators": (", ", ": ")}
+    encode = _MANIFEST_ENCODER.encode
     lines = ["{"]
     for key, value in sorted(data.items()):
         if isinstance(value, dict) and key == "files":
-            lines.append(f'  "files": {{')
-            entries = [f"    {json.dumps(path)}: {json.dumps(entry, **compact)}" for path, entry in sorted(value.items())]
-            lines.append(",\n".join(entries))
+            lines.append('  "files": {')
+            lines.append(",\n".join(f"    {encode(path)}: {encode(entry)}" for path, entry in sorted(value.items())))
             lines.append("  },")
         else:
-            lines.append(f"  {json.dumps(key)}: {json.dumps(value, **compact)},")
+            lines.append(f"  {encode(key)}: {encode(value)},")
     lines[-1] = lines[-1].rstrip(",")
     lines.append("}")
     return ("\n".join(line for line in lines if line) + "\n").encode("utf-8")

@@ -7,7 +7,9 @@ instead of an empty string in a committed file.
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 from typing import Any
 
 import jinja2
@@ -18,14 +20,16 @@ from generator.errors import CatalogError, CatalogErrors, Location
 
 def hcl_value(value: Any) -> str:
     """A Python value as an HCL literal (strings, numbers, bools, lists, maps)."""
+    if isinstance(value, str):
+        return _hcl_string(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:
         return "null"
-    if isinstance(value, (int, float)):
+    if isinstance(value, int):
+        return int.__repr__(value)
+    if isinstance(value, float):
         return json.dumps(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False).replace("${", "$${").replace("%{", "%%{")
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(hcl_value(v) for v in value) + "]"
     if isinstance(value, dict):
@@ -33,6 +37,18 @@ def hcl_value(value: Any) -> str:
             return "{}"
         return "{ " + ", ".join(f"{_hcl_key(k)} = {hcl_value(v)}" for k, v in value.items()) + " }"
     raise TypeError(f"cannot express {type(value).__name__} in HCL")
+
+
+#: Strings that JSON and HCL quote verbatim: no quote, backslash, control character or
+#: template sequence start. Most strings in a root are like this, and names repeat a lot.
+_VERBATIM = re.compile(r'[^"\\\x00-\x1f$%]*')
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _hcl_string(value: str) -> str:
+    if _VERBATIM.fullmatch(value):
+        return f'"{value}"'
+    return json.dumps(value, ensure_ascii=False).replace("${", "$${").replace("%{", "%%{")
 
 
 def _hcl_key(key: str) -> str:

@@ -99,21 +99,7 @@ def _scan_exact(line: str) -> tuple[int | None, int]:
     return assign, net
 
 
-_TRAILING_SPACE = re.compile(r"[ \t]+\n")
-_BLANK_RUNS = re.compile(r"\n{3,}")
-_BLANK_BEFORE_CLOSE = re.compile(r"\n\n(?=[ ]*[}\])])")
-
-
-def _tidy(text: str) -> list[str]:
-    text += "\n"
-    if " \n" in text or "\t\n" in text:
-        text = _TRAILING_SPACE.sub("\n", text)
-    if "\n\n\n" in text:
-        text = _BLANK_RUNS.sub("\n\n", text)
-    for opener in "{[(":
-        text = text.replace(opener + "\n\n", opener + "\n")
-    text = _BLANK_BEFORE_CLOSE.sub("\n", text)
-    return text.strip("\n").split("\n")
+_TRAILING_SPACE = re.compile(r"[ \t]+(?=\n)")
 
 
 @functools.lru_cache(maxsize=1 << 18)
@@ -133,8 +119,30 @@ def _line(line: str) -> tuple[int, str, str] | str:
 
 
 def format_hcl(text: str) -> str:
-    """``text`` with canonical blank lines and aligned ``=``; idempotent."""
-    lines = [_line(line) for line in _tidy(text)]
+    """``text`` with canonical blank lines and aligned ``=``; idempotent.
+
+    Alignment runs never cross a blank line, so the text is laid out one paragraph (the
+    lines between blank lines) at a time, and paragraphs repeat a lot between roots of the
+    same shape: each distinct one is laid out once per process."""
+    if " \n" in text or "\t\n" in text or text.endswith((" ", "\t")):
+        text = _TRAILING_SPACE.sub("", text.rstrip(" \t"))
+    paragraphs = [_paragraph(chunk.strip("\n")) for chunk in text.split("\n\n") if chunk.strip("\n")]
+    if not paragraphs:
+        return "\n"
+    out = [paragraphs[0]]
+    for previous, paragraph in zip(paragraphs, paragraphs[1:]):
+        # No blank line right after an opening bracket or right before a closing one.
+        tight = previous[-1] in _OPEN or paragraph.lstrip(" ")[:1] in ("}", "]", ")")
+        out.append("\n" if tight else "\n\n")
+        out.append(paragraph)
+    out.append("\n")
+    return "".join(out)
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _paragraph(text: str) -> str:
+    """Lines without blank ones between them, with every run of ``=`` aligned."""
+    lines = [_line(line) for line in text.split("\n")]
     result: list[str] = []
     i, count = 0, len(lines)
     while i < count:
@@ -152,4 +160,4 @@ def format_hcl(text: str) -> str:
         pad = " " * indent
         result.extend(f"{pad}{entry[1].ljust(width)} = {entry[2]}" for entry in run)  # type: ignore[index]
         i = j
-    return "\n".join(result) + "\n"
+    return "\n".join(result)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
+import hypothesis
+from hypothesis import strategies as st
+
 from generator.terraform_hcl import format_hcl
 
 
@@ -74,3 +79,34 @@ def test_fast_path_agrees_with_the_exact_scanner(sample):
         if path.endswith(".tf"):
             for line in data.decode().splitlines():
                 assert _scan(line.lstrip()) == _scan_exact(line.lstrip()), (path, line)
+
+
+@hypothesis.settings(max_examples=400, deadline=None)
+@hypothesis.given(st.text())
+def test_hcl_string_fast_path_agrees_with_json_quoting(text):
+    """Verbatim quoting is only a shortcut: every string must come out exactly as JSON
+    quoting plus HCL's template-sequence escapes would write it."""
+    from generator.templating import hcl_value
+
+    expected = json.dumps(text, ensure_ascii=False).replace("${", "$${").replace("%{", "%%{")
+    assert hcl_value(text) == expected
+
+
+def test_hcl_value_scalars_and_collections():
+    from generator.templating import hcl_value
+
+    assert [hcl_value(v) for v in (True, False, None, 0, -12, 2.5)] == ["true", "false", "null", "0", "-12", "2.5"]
+    assert hcl_value(["a", 1, {"k-1": "x${y}", "1x": []}]) == '["a", 1, { k-1 = "x$${y}", "1x" = [] }]'
+
+
+_LINES = ["", "  ", "\t", 'x "y" {', "}", "  a = 1", '  long_name = "v = {"', "  tags = {", "  # note", "]",
+          "  b = [", '    k = "${a.b}"', "  c = f(1) # z = {", "  }  ", "    ccc = true", ")"]
+
+
+@hypothesis.settings(max_examples=300, deadline=None)
+@hypothesis.given(st.lists(st.sampled_from(_LINES), max_size=40))
+def test_layout_is_idempotent_and_tidy(lines):
+    once = format_hcl("\n".join(lines))
+    assert format_hcl(once) == once
+    assert "\n\n\n" not in once and not any(line != line.rstrip() for line in once.split("\n"))
+    assert once.endswith("\n") and not once.startswith("\n") or once == "\n"

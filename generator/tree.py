@@ -149,11 +149,21 @@ def _read(path: str | Path) -> bytes | None:
         return None
 
 
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+_ANY_FILE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+
+
 def _write_file(path: str, data: bytes, new: bool) -> None:
     """Write one file; a ``new`` one must not exist yet (O_EXCL: never clobbers, never
-    follows a link planted after the walk)."""
-    with open(path, "xb" if new else "wb") as handle:
-        handle.write(data)
+    follows a link planted after the walk). Plain descriptors: a buffered file object per
+    file costs more than the write itself on a 30,000-file render."""
+    fd = os.open(path, _NEW_FILE if new else _ANY_FILE, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
 
 
 #: Every folder render writes into (render.py refuses any other path).
@@ -195,6 +205,7 @@ def write(result: RenderResult, root: Path) -> WriteReport:
     created: list[str] = []
     made: list[str] = []
     folders: set[str] = set()
+    plan: list[tuple[str, bytes, bool]] = []
     safe = _Guard(root, listing)
     try:
         for rel in todo:
@@ -206,12 +217,12 @@ def write(result: RenderResult, root: Path) -> WriteReport:
             if rel in new_files:
                 # Nothing to protect: write in place (half the file-system operations of a
                 # cold render), and delete it again if anything fails.
-                created.append(target)
-                _write_file(target, result.files[rel], new=True)
+                plan.append((target, result.files[rel], True))
             else:
                 tmp = target + TMP_SUFFIX
                 staged.append((tmp, target))
-                _write_file(tmp, result.files[rel], new=False)
+                plan.append((tmp, result.files[rel], False))
+        _write_all(plan, created)
     except BaseException:
         for path in (*(tmp for tmp, _ in staged), *created):
             _unlink(path)
@@ -233,6 +244,16 @@ def write(result: RenderResult, root: Path) -> WriteReport:
         os.replace(manifest + TMP_SUFFIX, manifest)
         report.written.append(MANIFEST_PATH)
     return report
+
+
+def _write_all(plan: list[tuple[str, bytes, bool]], created: list[str]) -> None:
+    """Write every planned file, recording in ``created`` each new file that now exists
+    (and only those: a file someone else created is never ours to delete). Two threads
+    were tried here and gained under 5%: what is left per file is the system calls."""
+    for path, data, new in plan:
+        _write_file(path, data, new)
+        if new:
+            created.append(path)
 
 
 def _make_folders(folder: str) -> list[str]:

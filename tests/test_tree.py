@@ -160,3 +160,22 @@ def test_render_never_writes_through_a_symbolic_link(companyos, repo, tmp_path, 
     assert "refusing to touch" in result.err and "Traceback" not in result.err
     assert snapshot(repo) == before
     assert sorted(p.name for p in outside.iterdir()) == ["api.yaml"] and (outside / "api.yaml").read_text() == "mine\n"
+
+
+def test_a_file_that_appears_during_the_write_is_never_clobbered_or_deleted(repo, monkeypatch):
+    """New files are opened with O_EXCL: if something creates one between our walk and our
+    write, the write fails, our own new files are removed again, and theirs stays."""
+    shutil.rmtree(repo / "rendered/helm")
+    built = pipeline.build(repo)
+    listing = tree._walk(repo, tree.OUTPUT_DIRS)  # the tree as our walk saw it
+    before = snapshot(repo)
+    theirs = repo / "rendered/helm/prod/acme/api.yaml"
+    theirs.parent.mkdir(parents=True)
+    theirs.write_text("theirs\n")
+    monkeypatch.setattr(tree, "_walk", lambda root, folders: listing)
+    with pytest.raises(FileExistsError):
+        tree.write(built.result, repo)
+    monkeypatch.undo()
+    assert theirs.read_text() == "theirs\n"
+    theirs.unlink()
+    assert snapshot(repo) == before

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 GENERATOR = "companyos"
 
@@ -144,16 +144,23 @@ def to_json(data: Any) -> str:
 _MANIFEST_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(", ", ": "))
 
 
-def manifest_bytes(data: dict[str, Any]) -> bytes:
+def manifest_entry(entry: dict[str, Any]) -> str:
+    """One file's manifest entry as it appears on its line of the manifest."""
+    return _MANIFEST_ENCODER.encode(entry)
+
+
+def manifest_bytes(data: dict[str, Any], encoded: Mapping[str, str] | None = None) -> bytes:
     """The manifest as JSON with one line per generated file: reviewable in a diff (a
     change touches exactly the lines of the files it changes) and fast to write, because
-    each line goes through the C encoder (``indent`` would force the pure-Python one)."""
+    each line goes through the C encoder (``indent`` would force the pure-Python one).
+    ``encoded``: entries already encoded by ``manifest_entry`` (render workers do that)."""
     encode = _MANIFEST_ENCODER.encode
+    encoded = encoded or {}
     lines = ["{"]
     for key, value in sorted(data.items()):
         if isinstance(value, dict) and key == "files":
             lines.append('  "files": {')
-            lines.append(",\n".join(f"    {encode(path)}: {encode(entry)}" for path, entry in sorted(value.items())))
+            lines.append(",\n".join(f"    {encode(path)}: {encoded.get(path) or encode(entry)}" for path, entry in sorted(value.items())))
             lines.append("  },")
         else:
             lines.append(f"  {encode(key)}: {encode(value)},")

@@ -24,8 +24,8 @@ from generator.templating import Templates
 MIN_DEPLOYMENTS = 64
 
 Unit = tuple[int, str | None]
-#: (path, final bytes, manifest entry), as ``render.finalize`` returns it.
-Finished = tuple[str, bytes, dict[str, Any]]
+#: (path, final bytes, manifest entry, its manifest line), as ``render.finalize`` returns it.
+Finished = tuple[str, bytes, dict[str, Any], str]
 _STATE: dict[str, Any] = {}
 
 

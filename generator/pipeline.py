@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,11 +30,28 @@ def default_jobs() -> int:
         return os.cpu_count() or 1
 
 
+@contextmanager
+def fewer_collections() -> Iterator[None]:
+    """Run the cyclic garbage collector rarely while we build.
+
+    Loading and rendering allocate millions of short-lived objects (Jinja contexts, strings,
+    small dicts) on top of a large live model; with CPython's default thresholds a full
+    collection walks that whole heap again and again, about a tenth of a large render's
+    time. Reference counting still frees nearly everything at once; cycles wait a little."""
+    previous = gc.get_threshold()
+    gc.set_threshold(50_000, 20, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
+
+
 def build(root: Path | None = None, jobs: int | None = None) -> Build:
     """Load, resolve and render the catalog at ``root`` (default: found from the cwd)."""
     root = find_root(root or Path.cwd())
-    model = resolve(load_catalog(root))
-    return Build(root, model, render(model, jobs=jobs if jobs is not None else default_jobs()))
+    with fewer_collections():
+        model = resolve(load_catalog(root))
+        return Build(root, model, render(model, jobs=jobs if jobs is not None else default_jobs()))
 
 
 def render_to_disk(root: Path | None = None) -> tuple[Build, tree.WriteReport]:

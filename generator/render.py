@@ -41,24 +41,27 @@ def render(model: Model, targets: Iterable[Target] | None = None, jobs: int = 1)
     chosen = list(targets if targets is not None else TARGETS)
     files: dict[str, bytes] = {}
     entries: dict[str, dict[str, Any]] = {}
+    encoded: dict[str, str] = {}
     if parallel.usable(model, jobs):
         produced = parallel.render_parallel(model, chosen, jobs, finalize)
     else:
         templates = Templates(model.templates)
         produced = (finalize(target.NAME, item) for target in chosen for item in target.render(model, templates))
-    for path, data, entry in produced:
+    for path, data, entry, line in produced:
         _add(files, entries, path, data, entry)
+        encoded[path] = line
     manifest = {
         "generator": emit.GENERATOR,
         "version": MANIFEST_VERSION,
         "files": dict(sorted(entries.items())),
     }
-    files[MANIFEST_PATH] = emit.manifest_bytes(manifest)
+    files[MANIFEST_PATH] = emit.manifest_bytes(manifest, encoded)
     return RenderResult(dict(sorted(files.items())), manifest)
 
 
-def finalize(target: str, item: RenderedFile) -> tuple[str, bytes, dict[str, Any]]:
-    """One target's record -> (path, final bytes, manifest entry); refuses escaping paths."""
+def finalize(target: str, item: RenderedFile) -> tuple[str, bytes, dict[str, Any], str]:
+    """One target's record -> (path, final bytes, manifest entry, its manifest line); refuses
+    escaping paths. Runs in the render workers for a large catalog."""
     if not (item.path.startswith("rendered/") or item.path.startswith(".github/workflows/")) or ".." in item.path.split("/"):
         raise CatalogErrors([CatalogError(Location(item.path), "outputs must stay under rendered/ or .github/workflows/")])
     data = emit.finalize(item.text, item.sources, item.comment)
@@ -71,7 +74,7 @@ def finalize(target: str, item: RenderedFile) -> tuple[str, bytes, dict[str, Any
         value = getattr(item, key)
         if value is not None:
             entry[key] = value
-    return item.path, data, entry
+    return item.path, data, entry, emit.manifest_entry(entry)
 
 
 def _add(files: dict[str, bytes], entries: dict[str, dict[str, Any]], path: str, data: bytes, entry: dict[str, Any]) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from generator.render import MANIFEST_PATH
-from generator.tree import files_under
+from generator.tree import files_under, read_file
 
 CACHE_PATH = ".companyos-cache/check.json"
 CACHE_VERSION = 1
@@ -40,12 +40,15 @@ OUTPUT_DIRS = ("rendered",)
 def _digest(root: Path, paths: Iterable[str], known: Mapping[str, bytes] | None = None) -> str:
     """One hash over (path, content hash) pairs; ``known`` supplies contents already in memory."""
     total = hashlib.sha256()
+    base = os.fspath(root)
     for rel in paths:
         data = known.get(rel) if known is not None else None
         if data is None:
             try:
-                data = (root / rel).read_bytes()
+                data = read_file(os.path.join(base, rel))
             except OSError:
+                data = None
+            if data is None:
                 data = b"\0missing"
         total.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
     return total.hexdigest()
@@ -103,8 +106,9 @@ def known_clean(root: Path) -> int | None:
 def remember_clean(root: Path, files: int, written: Mapping[str, bytes] | None = None) -> None:
     """Record that the tree as it is now matches the catalog as it is now (best effort).
 
-    ``written``: the complete set of output files just written (a render with no unmanaged
-    files), so their digest comes from memory instead of reading the tree back."""
+    ``written``: every output file exactly as it now is on disk (after a render with no
+    unmanaged files, or a check that found the tree clean), so their digest comes from
+    memory instead of reading the tree back."""
     outputs = _digest(root, sorted(written), written) if written is not None else outputs_digest(root)
     entry = {"version": CACHE_VERSION, "inputs": inputs_digest(root), "outputs": outputs, "files": files}
     path = root / CACHE_PATH

@@ -73,6 +73,6 @@ def check(root: Path | None = None, *, use_cache: bool = False) -> tuple[Build |
             return None, tree.TreeStatus(unchanged=files)
     built = build(root)
     status = tree.status(built.result, built.root)
-    if status.clean:
-        checkcache.remember_clean(built.root, len(built.result.files))
+    if status.clean:  # the tree holds exactly these bytes: hash them from memory
+        checkcache.remember_clean(built.root, len(built.result.files), built.result.files)
     return built, status

@@ -141,12 +141,26 @@ def read_manifest(root: Path) -> dict[str, dict[str, object]]:
         return {}
 
 
-def _read(path: str | Path) -> bytes | None:
+def read_file(path: str | Path, limit: int = -1) -> bytes | None:
+    """The file's bytes (at most ``limit``), or None when there is no file to read. Plain
+    descriptors: a buffered file object per file costs more than the read itself."""
     try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except (FileNotFoundError, NotADirectoryError):
         return None
+    try:
+        chunks: list[bytes] = []
+        wanted = limit if limit >= 0 else 1 << 20
+        while True:
+            chunk = os.read(fd, wanted)
+            chunks.append(chunk)
+            if not chunk or limit >= 0 and (wanted := wanted - len(chunk)) <= 0:
+                break
+        return b"".join(chunks)
+    except IsADirectoryError:
+        return None
+    finally:
+        os.close(fd)
 
 
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
@@ -181,7 +195,8 @@ def _status(result: RenderResult, root: Path, listing: _Listing) -> TreeStatus:
     existing = listing.files
     base = os.fspath(root)
     for rel, data in result.files.items():
-        current = _read(os.path.join(base, rel)) if rel in existing else None
+        # One byte more than expected is enough to tell "longer" from "equal".
+        current = read_file(os.path.join(base, rel), len(data) + 1) if rel in existing else None
         if current is None:
             st.missing.append(rel)
         elif current != data:
@@ -238,7 +253,7 @@ def write(result: RenderResult, root: Path) -> WriteReport:
         report.pruned.append(rel)
         _remove_empty_parents(Path(path).parent, root)
     manifest = os.path.join(safe.folder_of(MANIFEST_PATH), MANIFEST_PATH.rpartition("/")[2])
-    if _read(manifest) != result.files[MANIFEST_PATH]:
+    if read_file(manifest) != result.files[MANIFEST_PATH]:
         _make_folders(os.path.dirname(manifest))
         _write_file(manifest + TMP_SUFFIX, result.files[MANIFEST_PATH], new=False)
         os.replace(manifest + TMP_SUFFIX, manifest)
@@ -288,7 +303,7 @@ def unified_diff(result: RenderResult, root: Path, paths: Iterable[str], context
 
     chunks: list[str] = []
     for rel in sorted(set(paths)):
-        old = _read(root / rel)
+        old = read_file(root / rel)
         new = result.files.get(rel)
         old_lines = old.decode("utf-8", "replace").splitlines(keepends=True) if old is not None else []
         new_lines = new.decode("utf-8", "replace").splitlines(keepends=True) if new is not None else []

@@ -74,15 +74,21 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _cpu_s() -> float:
+    """User + system CPU seconds of this process and its (finished) render workers."""
+    return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+
 # --- workers (each runs in its own process) ----------------------------------------------
 
 def worker_render(root: Path) -> dict:
     from generator import pipeline
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu_s()
     built, report = pipeline.render_to_disk(root)
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "files": len(built.result.files), "written": len(report.written), "rss_mb": _rss_mb()}
+    return {"seconds": seconds, "cpu_s": _cpu_s() - cpu, "files": len(built.result.files), "written": len(report.written),
+            "rss_mb": _rss_mb()}
 
 
 def worker_check(root: Path, use_cache: bool = True) -> dict:
@@ -114,7 +120,7 @@ def worker_bare(root: Path) -> dict:
     templating.Templates.render = real_render  # type: ignore[method-assign]
 
     out = root / "bare"
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu_s()
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(root / "templates"), keep_trailing_newline=True,
                              trim_blocks=True, lstrip_blocks=True)
     env.filters.update(templating.FILTERS)
@@ -127,7 +133,7 @@ def worker_bare(root: Path) -> dict:
             made.add(path.parent)
         path.write_text(text, encoding="utf-8")
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "files": len(calls), "rss_mb": _rss_mb()}
+    return {"seconds": seconds, "cpu_s": _cpu_s() - cpu, "files": len(calls), "rss_mb": _rss_mb()}
 
 
 def worker_check_full(root: Path) -> dict:
@@ -190,6 +196,13 @@ def _median(runs: list[dict]) -> dict:
     return runs[len(runs) // 2]
 
 
+def _median_ratio(tops: list[dict], bottoms: list[dict], key: str = "seconds") -> float:
+    """Median of the ratios of runs made back to back: this shared machine's speed drifts
+    by tens of percent within minutes, and a drift hits both runs of a pair alike."""
+    ratios = sorted(top[key] / bottom[key] for top, bottom in zip(tops, bottoms))
+    return round(ratios[len(ratios) // 2], 2)
+
+
 def bench(tenants: int, workdir: Path, repeat: int) -> dict:
     """Median of ``repeat`` runs of each measurement; cold and bare runs interleave so that
     file-system noise hits both sides alike."""
@@ -219,9 +232,13 @@ def bench(tenants: int, workdir: Path, repeat: int) -> dict:
         "peak_rss_mb": round(max(cold["rss_mb"], noop["rss_mb"], check["rss_mb"], check_full["rss_mb"]), 1),
         "bare_jinja2_s": round(bare["seconds"], 3),
         "bare_templates_rendered": bare["files"],
-        "render_vs_bare": round(cold["seconds"] / bare["seconds"], 2),
+        "render_vs_bare": _median_ratio(colds, bares),
+        "render_vs_bare_each": [round(c["seconds"] / b["seconds"], 2) for c, b in zip(colds, bares)],
+        "render_cpu_s": round(cold["cpu_s"], 3),
+        "bare_cpu_s": round(bare["cpu_s"], 3),
+        "render_vs_bare_cpu": _median_ratio(colds, bares, "cpu_s"),
         "bare_targets_s": round(bare_target["seconds"], 3),
-        "render_vs_bare_targets": round(cold["seconds"] / bare_target["seconds"], 2),
+        "render_vs_bare_targets": _median_ratio(colds, bare_targets),
         "check_vs_render": round(check["seconds"] / cold["seconds"], 2),
         "check_full_vs_render": round(check_full["seconds"] / cold["seconds"], 2),
     }
@@ -229,13 +246,16 @@ def bench(tenants: int, workdir: Path, repeat: int) -> dict:
 
 def markdown(rows: list[dict]) -> str:
     head = ("| tenants x envs | files | cold render s | no-op render s | check s (cache) | check --full s | peak RSS MB "
-            "| bare jinja2 s | render / bare | bare targets s | render / bare targets | check / render | check --full / render |\n"
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+            "| bare jinja2 s | render / bare (each run) | render / bare, CPU s | bare targets s | render / bare targets "
+            "| check / render | check --full / render |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     lines = [head]
     for r in rows:
-        lines.append(f"| {r['tenants']} x 3 | {r['files']} | {r['cold_render_s']} | {r['noop_render_s']} | {r['check_s']} | {r['check_full_s']} | "
-                     f"{r['peak_rss_mb']} | {r['bare_jinja2_s']} | {r['render_vs_bare']} | {r['bare_targets_s']} | {r['render_vs_bare_targets']} | "
-                     f"{r['check_vs_render']} | {r['check_full_vs_render']} |")
+        each = ", ".join(str(x) for x in r["render_vs_bare_each"])
+        lines.append(f"| {r['tenants']} x 3 | {r['files']} | {r['cold_render_s']} | {r['noop_render_s']} | {r['check_s']} | "
+                     f"{r['check_full_s']} | {r['peak_rss_mb']} | {r['bare_jinja2_s']} | **{r['render_vs_bare']}** ({each}) | "
+                     f"{r['render_cpu_s']} / {r['bare_cpu_s']} = {r['render_vs_bare_cpu']} | {r['bare_targets_s']} | "
+                     f"{r['render_vs_bare_targets']} | {r['check_vs_render']} | {r['check_full_vs_render']} |")
     return "\n".join(lines)
 
 

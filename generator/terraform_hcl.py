@@ -102,9 +102,23 @@ def _scan_exact(line: str) -> tuple[int | None, int]:
 _TRAILING_SPACE = re.compile(r"[ \t]+(?=\n)")
 
 
+_PLAIN_VALUE = r'(?:"[^"\\$%]*"|[\w.\-]+)'
+#: ``name = value`` where the value is a plain string, a bare word (number, bool,
+#: reference) or a flat list of those: most attribute lines, and none needs the scanner.
+_SIMPLE_ATTRIBUTE = re.compile(rf"( *)([A-Za-z_][\w-]*) = ({_PLAIN_VALUE}|\[(?:{_PLAIN_VALUE}(?:, {_PLAIN_VALUE})*)?\])")
+
+
 @functools.lru_cache(maxsize=1 << 18)
 def _line(line: str) -> tuple[int, str, str] | str:
     """``(indent, name, value)`` for a single-line attribute, else the line as it stays."""
+    simple = _SIMPLE_ATTRIBUTE.fullmatch(line)
+    if simple is not None:
+        return len(simple[1]), simple[2], simple[3]
+    return _line_scanned(line)
+
+
+def _line_scanned(line: str) -> tuple[int, str, str] | str:
+    """``_line`` for any line, through the scanner."""
     stripped = line.lstrip(" ")
     if not stripped or stripped.startswith(("#", "//")):
         return line

@@ -110,3 +110,17 @@ def test_layout_is_idempotent_and_tidy(lines):
     assert format_hcl(once) == once
     assert "\n\n\n" not in once and not any(line != line.rstrip() for line in once.split("\n"))
     assert once.endswith("\n") and not once.startswith("\n") or once == "\n"
+
+
+def test_simple_attribute_fast_path_agrees_with_the_scanner(sample):
+    from generator.terraform_hcl import _SIMPLE_ATTRIBUTE, _line, _line_scanned
+
+    fast = 0
+    for path, data in sample.result.files.items():
+        if path.endswith(".tf"):
+            for line in data.decode().splitlines():
+                assert _line(line) == _line_scanned(line), (path, line)
+                fast += _SIMPLE_ATTRIBUTE.fullmatch(line) is not None
+    assert fast > 1000  # the fast path is really taken
+    for line in ['  a = "x${y}"', '  b = "q\\"uote"', "  c = [1, [2]]", "  d = f(1)", "  e = 1 # x = {", '  "k" = 1']:
+        assert _SIMPLE_ATTRIBUTE.fullmatch(line) is None, line

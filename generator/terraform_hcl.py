@@ -140,17 +140,18 @@ def format_hcl(text: str) -> str:
     same shape: each distinct one is laid out once per process."""
     if " \n" in text or "\t\n" in text or text.endswith((" ", "\t")):
         text = _TRAILING_SPACE.sub("", text.rstrip(" \t"))
-    paragraphs = [_paragraph(chunk.strip("\n")) for chunk in text.split("\n\n") if chunk.strip("\n")]
+    chunks = [chunk.strip("\n") for chunk in text.split("\n\n")]
+    paragraphs: list[str] = []
+    for chunk in filter(None, chunks):
+        # No blank line right after an opening bracket or right before a closing one: such
+        # chunks join the paragraph before them (and so its alignment runs).
+        if paragraphs and (paragraphs[-1][-1] in _OPEN or chunk.lstrip(" ")[:1] in ("}", "]", ")")):
+            paragraphs[-1] += "\n" + chunk
+        else:
+            paragraphs.append(chunk)
     if not paragraphs:
         return "\n"
-    out = [paragraphs[0]]
-    for previous, paragraph in zip(paragraphs, paragraphs[1:]):
-        # No blank line right after an opening bracket or right before a closing one.
-        tight = previous[-1] in _OPEN or paragraph.lstrip(" ")[:1] in ("}", "]", ")")
-        out.append("\n" if tight else "\n\n")
-        out.append(paragraph)
-    out.append("\n")
-    return "".join(out)
+    return "\n\n".join(map(_paragraph, paragraphs)) + "\n"
 
 
 @functools.lru_cache(maxsize=1 << 17)

@@ -105,6 +105,7 @@ _LINES = ["", "  ", "\t", 'x "y" {', "}", "  a = 1", '  long_name = "v = {"', " 
 
 @hypothesis.settings(max_examples=300, deadline=None)
 @hypothesis.given(st.lists(st.sampled_from(_LINES), max_size=40))
+@hypothesis.example(["  c = f(1) # z = {", "", '  long_name = "v = {"'])  # a blank line dropped after a brace
 def test_layout_is_idempotent_and_tidy(lines):
     once = format_hcl("\n".join(lines))
     assert format_hcl(once) == once

@@ -267,9 +267,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement; the median is reported")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="where to build the catalogs (e.g. /dev/shm to take disk noise out)")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="render processes (sets COMPANYOS_JOBS; default: one per core)")
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     parser.add_argument("root", nargs="?", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.jobs is not None:
+        os.environ["COMPANYOS_JOBS"] = str(args.jobs)  # inherited by every worker process
     if args.worker:
         print(json.dumps(WORKERS[args.worker](Path(args.root))))
         return

@@ -55,11 +55,12 @@ def build(root: Path | None = None, jobs: int | None = None) -> Build:
 
 
 def render_to_disk(root: Path | None = None) -> tuple[Build, tree.WriteReport]:
-    built = build(root)
-    report = tree.write(built.result, built.root)
-    if not report.unmanaged:  # then the tree now holds exactly built.result.files
-        checkcache.remember_clean(built.root, len(built.result.files), built.result.files)
-    return built, report
+    with fewer_collections():  # reading the old manifest allocates a dict per file, too
+        built = build(root)
+        report = tree.write(built.result, built.root)
+        if not report.unmanaged:  # then the tree now holds exactly built.result.files
+            checkcache.remember_clean(built.root, len(built.result.files), built.result.files)
+        return built, report
 
 
 def check(root: Path | None = None, *, use_cache: bool = False) -> tuple[Build | None, tree.TreeStatus]:
@@ -71,8 +72,9 @@ def check(root: Path | None = None, *, use_cache: bool = False) -> tuple[Build |
         files = checkcache.known_clean(root)
         if files is not None:
             return None, tree.TreeStatus(unchanged=files)
-    built = build(root)
-    status = tree.status(built.result, built.root)
+    with fewer_collections():
+        built = build(root)
+        status = tree.status(built.result, built.root)
     if status.clean:  # the tree holds exactly these bytes: hash them from memory
         checkcache.remember_clean(built.root, len(built.result.files), built.result.files)
     return built, status

@@ -171,7 +171,9 @@ def manifest_bytes(data: dict[str, Any], encoded: Mapping[str, str] | None = Non
 
 def finalize(text: str, sources: Iterable[str], comment: str | None = "#") -> bytes:
     """Header + body, LF endings, exactly one trailing newline, UTF-8."""
-    body = text.replace("\r\n", "\n").replace("\r", "\n").strip("\n") + "\n"
+    if "\r" in text:  # one scan instead of two copies for the usual LF-only text
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    body = text.strip("\n") + "\n"
     if comment is not None:
         body = header(sources, comment) + body
     return body.encode("utf-8")

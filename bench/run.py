@@ -245,14 +245,14 @@ def bench(tenants: int, workdir: Path, repeat: int) -> dict:
 
 
 def markdown(rows: list[dict]) -> str:
-    head = ("| tenants x envs | files | cold render s | no-op render s | check s (cache) | check --full s | peak RSS MB "
+    head = ("| tenants x envs | files | written cold / no-op | cold render s | no-op render s | check s (cache) | check --full s | peak RSS MB "
             "| bare jinja2 s | render / bare (each run) | render / bare, CPU s | bare targets s | render / bare targets "
             "| check / render | check --full / render |\n"
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     lines = [head]
     for r in rows:
         each = ", ".join(str(x) for x in r["render_vs_bare_each"])
-        lines.append(f"| {r['tenants']} x 3 | {r['files']} | {r['cold_render_s']} | {r['noop_render_s']} | {r['check_s']} | "
+        lines.append(f"| {r['tenants']} x 3 | {r['files']} | {r['files_written_cold']} / {r['files_written_noop']} | {r['cold_render_s']} | {r['noop_render_s']} | {r['check_s']} | "
                      f"{r['check_full_s']} | {r['peak_rss_mb']} | {r['bare_jinja2_s']} | **{r['render_vs_bare']}** ({each}) | "
                      f"{r['render_cpu_s']} / {r['bare_cpu_s']} = {r['render_vs_bare_cpu']} | {r['bare_targets_s']} | "
                      f"{r['render_vs_bare_targets']} | {r['check_vs_render']} | {r['check_full_vs_render']} |")

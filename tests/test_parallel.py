@@ -52,3 +52,21 @@ def test_worker_errors_keep_their_locations():
     original = CatalogErrors([CatalogError(Location("templates/x.j2", 3, 1), "boom")])
     copy = pickle.loads(pickle.dumps(original))
     assert copy.errors == original.errors and str(copy) == str(original)
+
+
+def test_benchmark_runs_end_to_end_and_compares_like_with_like(tmp_path):
+    """The benchmark itself must not rot: one small run, every figure present, the cold
+    render writes every file and the no-op none, and the bare loop renders exactly the
+    templates the render did (every file but the manifest). No timing is asserted."""
+    import json
+    import subprocess
+
+    out = subprocess.run([sys.executable, str(Path(bench.__file__)), "--sizes", "10", "--repeat", "1", "--workdir", str(tmp_path)],
+                         capture_output=True, text=True, check=True).stdout
+    row = json.loads(out.strip().splitlines()[-1])
+    assert row["files_written_cold"] == row["files"] and row["files_written_noop"] == 0
+    assert row["bare_templates_rendered"] == row["files"] - 1
+    for key in ("cold_render_s", "noop_render_s", "check_s", "check_full_s", "bare_jinja2_s", "bare_targets_s", "peak_rss_mb", "render_cpu_s"):
+        assert row[key] > 0, key
+    assert len(row["render_vs_bare_each"]) == 1
+    assert list(tmp_path.iterdir()) == [], "the bench cleans up after itself"

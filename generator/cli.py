@@ -28,6 +28,7 @@ FormatOption = Annotated[str, typer.Option("--format", help="text or json.")]
 
 EXIT_DIFFERENT = 1
 EXIT_USER_ERROR = 2
+EXIT_FILE_SYSTEM = 3
 
 
 def _report(errors: CatalogErrors) -> None:
@@ -494,6 +495,12 @@ def main() -> None:
     except (typer.Abort, KeyboardInterrupt):
         typer.echo("companyos: interrupted; nothing was written", err=True)
         sys.exit(130)
+    except OSError as exc:
+        # Disk full, permission denied, a file that appeared mid-write: not a catalog
+        # mistake and not a bug. Writers roll back, so say what failed, not how.
+        where = f"{exc.filename}: " if exc.filename else ""
+        typer.echo(f"companyos: {where}{exc.strerror or exc}", err=True)
+        sys.exit(EXIT_FILE_SYSTEM)
     except Exception as exc:
         # Usage errors from the (vendored) click parser: bad option, missing argument.
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):

@@ -164,7 +164,9 @@ def read_file(path: str | Path, limit: int = -1) -> bytes | None:
 
 
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-_ANY_FILE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+#: Temporary siblings: O_NOFOLLOW, so a link planted under a temporary name fails the write
+#: instead of redirecting it.
+_ANY_FILE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
 
 
 def _write_file(path: str, data: bytes, new: bool) -> None:

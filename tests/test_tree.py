@@ -179,3 +179,26 @@ def test_a_file_that_appears_during_the_write_is_never_clobbered_or_deleted(repo
     assert theirs.read_text() == "theirs\n"
     theirs.unlink()
     assert snapshot(repo) == before
+
+
+def test_a_file_system_error_is_reported_with_exit_3_and_the_tree_is_restored(companyos, repo, monkeypatch):
+    import errno
+
+    edit_yaml(repo / "catalog/services/api.yaml", lambda d: d["image"].__setitem__("tag", "9.9.9"))
+    before = snapshot(repo)
+    fail_on_write(monkeypatch, 3, OSError(errno.ENOSPC, "No space left on device", "rendered/helm/dev/acme/api.yaml"))
+    result = companyos("render", cwd=repo)
+    assert result.code == 3
+    assert "rendered/helm/dev/acme/api.yaml: No space left on device" in result.err and "Traceback" not in result.err
+    assert snapshot(repo) == before
+
+
+def test_a_link_planted_under_a_temporary_name_is_not_written_through(companyos, repo, tmp_path):
+    outside = tmp_path / "outside.yaml"
+    outside.write_text("mine\n")
+    edit_yaml(repo / "catalog/services/api.yaml", lambda d: d["image"].__setitem__("tag", "9.9.9"))
+    (repo / ("rendered/helm/dev/acme/api.yaml" + tree.TMP_SUFFIX)).symlink_to(outside)
+    result = companyos("render", cwd=repo)
+    assert result.code == 3 and "Traceback" not in result.err
+    assert outside.read_text() == "mine\n"
+    assert "tag: \"9.9.9\"" not in (repo / "rendered/helm/dev/acme/api.yaml").read_text()

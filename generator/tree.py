@@ -149,14 +149,15 @@ def read_file(path: str | Path, limit: int = -1) -> bytes | None:
     except (FileNotFoundError, NotADirectoryError):
         return None
     try:
-        chunks: list[bytes] = []
-        wanted = limit if limit >= 0 else 1 << 20
-        while True:
-            chunk = os.read(fd, wanted)
-            chunks.append(chunk)
-            if not chunk or limit >= 0 and (wanted := wanted - len(chunk)) <= 0:
-                break
-        return b"".join(chunks)
+        if limit < 0:
+            chunks = []
+            while chunk := os.read(fd, 1 << 20):
+                chunks.append(chunk)
+            return b"".join(chunks)
+        data = b""
+        while len(data) < limit and (chunk := os.read(fd, limit - len(data))):
+            data += chunk
+        return data
     except IsADirectoryError:
         return None
     finally:

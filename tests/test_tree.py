@@ -202,3 +202,12 @@ def test_a_link_planted_under_a_temporary_name_is_not_written_through(companyos,
     assert result.code == 3 and "Traceback" not in result.err
     assert outside.read_text() == "mine\n"
     assert "tag: \"9.9.9\"" not in (repo / "rendered/helm/dev/acme/api.yaml").read_text()
+
+
+def test_read_file_limits_and_missing(tmp_path):
+    path = tmp_path / "f"
+    path.write_bytes(b"x" * 3_000_000)
+    assert tree.read_file(path) == b"x" * 3_000_000  # more than one read
+    assert tree.read_file(path, 5) == b"xxxxx" and tree.read_file(path, 0) == b""
+    assert tree.read_file(tmp_path / "missing") is None and tree.read_file(tmp_path) is None
+    assert tree.read_file(tmp_path / "f" / "below-a-file") is None

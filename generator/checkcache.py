@@ -15,6 +15,7 @@ The cache lives outside ``rendered/`` and is ignored by git (``.gitignore``).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import json
@@ -44,13 +45,9 @@ def _digest(root: Path, paths: Iterable[str], known: Mapping[str, bytes] | None 
     for rel in paths:
         data = known.get(rel) if known is not None else None
         if data is None:
-            try:
+            with contextlib.suppress(OSError):  # unreadable counts as missing
                 data = read_file(os.path.join(base, rel))
-            except OSError:
-                data = None
-            if data is None:
-                data = b"\0missing"
-        total.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
+        total.update(rel.encode() + b"\0" + hashlib.sha256(b"\0missing" if data is None else data).digest())
     return total.hexdigest()
 
 

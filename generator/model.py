@@ -8,10 +8,11 @@ themselves.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -20,6 +21,9 @@ from generator.errors import CatalogError, ErrorSink, Location
 from generator.layers import EMPTY, Layer, Merged, Origin, Provenance, apply
 from generator.load import Catalog
 from generator.yamlsource import SourceDoc, parse_yaml
+
+if TYPE_CHECKING:
+    from generator.waivers import Waived
 
 BUILTIN_PATH = "generator/defaults.yaml"
 
@@ -84,6 +88,8 @@ class Model:
     #: pool is sized by defaults, tier and environment; the shared control plane (tier
     #: None) by defaults and environment. Tenant layers never size shared things.
     shared_settings: dict[tuple[str | None, str], spec.Settings] = field(default_factory=dict, repr=False)
+    #: Policy violations that a valid waiver covers: reported as notes, never as errors.
+    waived: tuple[Waived, ...] = ()
 
     def base_settings(self, tier: str | None, env: str) -> spec.Settings:
         return self.shared_settings[(tier, env)]
@@ -132,6 +138,9 @@ def resolve(catalog: Catalog) -> Model:
     defaults = _defaults(builtin, service_names)
     env_specs = {n: e.spec for n, e in catalog.environments.items()}
     order = promotion_order(env_specs)
+    with_services = defaults
+    for svc in service_names:
+        with_services = apply(with_services, Layer(f"service {svc}", catalog.services[svc].doc, ("defaults",), ("services", svc)), defaults)
     bases: dict[tuple[str, str], Merged] = {}
     deployments: list[Deployment] = []
     for env_name in order:
@@ -143,10 +152,7 @@ def resolve(catalog: Catalog) -> Model:
             tier_entry = catalog.tiers[tenant.tier]
             key = (tenant.tier, env_name)
             if key not in bases:
-                merged = defaults
-                for svc in service_names:
-                    merged = apply(merged, Layer(f"service {svc}", catalog.services[svc].doc, ("defaults",), ("services", svc)), defaults)
-                merged = apply(merged, Layer(f"tier {tenant.tier}", tier_entry.doc, ("settings",)), defaults)
+                merged = apply(with_services, Layer(f"tier {tenant.tier}", tier_entry.doc, ("settings",)), defaults)
                 merged = apply(merged, Layer(f"environment {env_name}", env_entry.doc, ("settings",)), defaults)
                 bases[key] = merged
             merged = apply(bases[key], Layer(f"tenant {tenant_name}", tenant_entry.doc, ("settings",)), defaults)
@@ -174,9 +180,10 @@ def resolve(catalog: Catalog) -> Model:
     )
     from generator.policy import check_guardrails
 
-    sink.extend(check_guardrails(model))
+    report = check_guardrails(model)
+    sink.extend(report.errors)
     sink.raise_if_any()
-    return model
+    return dataclasses.replace(model, waived=tuple(report.waived))
 
 
 def _shared_settings(catalog: Catalog, defaults: Merged, envs: list[str], sink: ErrorSink) -> dict[tuple[str | None, str], spec.Settings]:

@@ -145,11 +145,12 @@ def merge_same_setting(found: list[Violation]) -> list[CatalogError]:
     return out
 
 
-def check_guardrails(model: Model, today: datetime.date | None = None) -> list[CatalogError]:
-    """What ``model.resolve`` calls: the errors of :func:`evaluate` (waived ones dropped)."""
+def check_guardrails(model: Model, today: datetime.date | None = None) -> PolicyReport:
+    """What ``model.resolve`` calls: :func:`evaluate` for today, or nothing at all under
+    :func:`not_enforced`."""
     if not _ENFORCE.get():
-        return []
-    return evaluate(model, today or datetime.date.today()).errors
+        return PolicyReport([], [])
+    return evaluate(model, today or datetime.date.today())
 
 
 # --- helpers -----------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Iterable
 
 from generator import naming
@@ -28,6 +28,7 @@ from generator.errors import UsageError
 from generator.git import git_path, require_repo, resolve_commit
 from generator.model import Model
 from generator.render import MANIFEST_PATH
+from generator.tree import manifest_roots
 
 KINDS = ("added", "changed", "removed")
 
@@ -226,7 +227,7 @@ def _sorted_roots(model: Model, roots: Iterable[str]) -> list[Root]:
 
 def all_roots(model: Model, manifest: dict[str, dict[str, Any]]) -> list[Root]:
     """Every Terraform root the manifest lists (the nightly drift matrix)."""
-    return _sorted_roots(model, {e["root"] for e in manifest.values() if e.get("root")})
+    return _sorted_roots(model, manifest_roots(manifest))
 
 
 # --- the query -------------------------------------------------------------------------
@@ -238,7 +239,7 @@ def affected(root: Path, base: str, model: Model) -> Affected:
     commit = resolve_commit(repo, base)
     new = working_manifest(root)
     changes = diff_manifests(manifest_at(repo, commit, root), new)
-    live_roots = {e["root"] for e in new.values() if e.get("root")}
+    live_roots = manifest_roots(new)
     touched = {c.root for c in changes if c.root}
     paths = changed_paths(repo, commit, root)
     migrations = sorted(

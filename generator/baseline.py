@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from generator.errors import CatalogErrors, UsageError
+from generator.errors import CatalogErrors
 from generator.git import git_path, require_repo, resolve_commit
 from generator.yamlsource import parse_yaml
 

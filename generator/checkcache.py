@@ -24,8 +24,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from generator.render import MANIFEST_PATH
-from generator.tree import files_under, read_file
+from generator.tree import files_under, read_file, read_manifest
 
 CACHE_PATH = ".companyos-cache/check.json"
 CACHE_VERSION = 1
@@ -69,11 +68,7 @@ def inputs_digest(root: Path) -> str:
 def _output_paths(root: Path) -> list[str]:
     """Everything under rendered/ plus the generated workflows the manifest on disk lists."""
     paths = set(files_under(root, OUTPUT_DIRS))
-    try:
-        listed = json.loads((root / MANIFEST_PATH).read_text(encoding="utf-8")).get("files", {})
-    except (OSError, ValueError, AttributeError):
-        listed = {}
-    paths.update(p for p in listed if isinstance(p, str) and not p.startswith("rendered/"))
+    paths.update(p for p in read_manifest(root) if not p.startswith("rendered/"))
     return sorted(paths)
 
 

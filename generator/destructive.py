@@ -30,6 +30,7 @@ from generator.baseline import Baseline
 from generator.errors import CatalogError
 from generator.model import Model
 from generator.render import MANIFEST_PATH, RenderResult
+from generator.tree import manifest_files, manifest_roots
 
 ACK_LABEL = "allow-destruction"
 #: ApplicationSet list-element keys that identify what the element deploys.
@@ -55,14 +56,6 @@ class Destruction:
         lines = [f"this change would destroy (compared with {self.ref}):"]
         lines += [f"  - {item}" for item in self.items]
         return "\n".join(lines)
-
-
-def _manifest(data: bytes | None) -> dict[str, dict[str, Any]]:
-    try:
-        files = json.loads(data.decode("utf-8")).get("files", {}) if data else {}
-    except (ValueError, AttributeError):
-        return {}
-    return files if isinstance(files, dict) else {}
 
 
 def _docs(data: bytes) -> Iterator[dict[str, Any]]:
@@ -143,10 +136,8 @@ def compare(model: Model, result: RenderResult, base: Baseline) -> Destruction:
         for env in envs if isinstance(envs, list) else []:
             if isinstance(env, str) and env in current_envs and (name, env) not in current_pairs:
                 items.append(f"tenant '{name}' in environment '{env}' (removed from its environments)")
-    old_manifest = _manifest(base.file(MANIFEST_PATH))
-    new_manifest = result.manifest["files"]
-    old_roots = {e["root"] for e in old_manifest.values() if isinstance(e, dict) and isinstance(e.get("root"), str)}
-    new_roots = {e["root"] for e in new_manifest.values() if e.get("root")}
+    old_roots = manifest_roots(manifest_files(base.file(MANIFEST_PATH)))
+    new_roots = manifest_roots(result.manifest["files"])
     items += [f"Terraform root {root} (terraform destroy of its whole state)" for root in sorted(old_roots - new_roots)]
     old_argo = argocd_objects(_base_files(base, "rendered"))
     new_argo = argocd_objects((p, d) for p, d in result.files.items() if p.startswith("rendered/"))

@@ -14,7 +14,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from generator.errors import UsageError
 from generator.render import MANIFEST_PATH, RenderResult
@@ -130,15 +130,27 @@ class _Guard:
         return os.path.join(self.base, folder, name)
 
 
-def read_manifest(root: Path) -> dict[str, dict[str, object]]:
+def read_manifest(root: Path) -> dict[str, dict[str, Any]]:
     """Files listed by the manifest on disk (empty when absent or unreadable)."""
-    path = root / MANIFEST_PATH
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        files = data.get("files", {})
-        return files if isinstance(files, dict) else {}
-    except (OSError, ValueError):
+        return manifest_files(read_file(root / MANIFEST_PATH))
+    except OSError:
         return {}
+
+
+def manifest_files(data: bytes | None) -> dict[str, dict[str, Any]]:
+    """The ``files`` map of manifest bytes; empty for anything that is not a manifest (a
+    base commit may predate it, a hand edit may have broken it)."""
+    try:
+        files = json.loads(data.decode("utf-8")).get("files", {}) if data else {}
+    except (ValueError, AttributeError):
+        return {}
+    return files if isinstance(files, dict) else {}
+
+
+def manifest_roots(files: dict[str, dict[str, Any]]) -> set[str]:
+    """The Terraform roots a manifest's entries name."""
+    return {e["root"] for e in files.values() if isinstance(e, dict) and isinstance(e.get("root"), str)}
 
 
 def read_file(path: str | Path, limit: int = -1) -> bytes | None:

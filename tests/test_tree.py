@@ -211,3 +211,13 @@ def test_read_file_limits_and_missing(tmp_path):
     assert tree.read_file(path, 5) == b"xxxxx" and tree.read_file(path, 0) == b""
     assert tree.read_file(tmp_path / "missing") is None and tree.read_file(tmp_path) is None
     assert tree.read_file(tmp_path / "f" / "below-a-file") is None
+
+
+@pytest.mark.parametrize("broken", ["[]", "not json", '{"files": 3}'])
+def test_a_broken_manifest_on_disk_is_treated_as_absent(companyos, repo, broken):
+    """Nothing is pruned on its word (it lists nothing) and render rewrites it."""
+    (repo / MANIFEST_PATH).write_text(broken)
+    assert tree.read_manifest(repo) == {}
+    result = companyos("render", cwd=repo)
+    assert result.code == 0, result.err
+    assert companyos("check", "--full", cwd=repo).code == 0

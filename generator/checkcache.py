@@ -84,25 +84,26 @@ def _read(root: Path) -> dict[str, object]:
         return {}
 
 
-def known_clean(root: Path) -> int | None:
-    """The number of generated files when the tree is exactly as last verified clean, else None."""
+def known_clean(root: Path, inputs: str | None = None) -> int | None:
+    """The number of generated files when the tree is exactly as last verified clean, else
+    None. ``inputs``: :func:`inputs_digest`, when the caller has it already."""
     cached = _read(root)
     if cached.get("version") != CACHE_VERSION or "inputs" not in cached:
         return None
-    if cached["inputs"] != inputs_digest(root) or cached.get("outputs") != outputs_digest(root):
+    if cached["inputs"] != (inputs or inputs_digest(root)) or cached.get("outputs") != outputs_digest(root):
         return None
     files = cached.get("files")
     return files if isinstance(files, int) else None
 
 
-def remember_clean(root: Path, files: int, written: Mapping[str, bytes] | None = None) -> None:
+def remember_clean(root: Path, outputs: Mapping[str, bytes], inputs: str | None = None) -> None:
     """Record that the tree as it is now matches the catalog as it is now (best effort).
 
-    ``written``: every output file exactly as it now is on disk (after a render with no
+    ``outputs``: every output file exactly as it now is on disk (after a render with no
     unmanaged files, or a check that found the tree clean), so their digest comes from
-    memory instead of reading the tree back."""
-    outputs = _digest(root, sorted(written), written) if written is not None else outputs_digest(root)
-    entry = {"version": CACHE_VERSION, "inputs": inputs_digest(root), "outputs": outputs, "files": files}
+    memory instead of reading the tree back. ``inputs``: as for :func:`known_clean`."""
+    entry = {"version": CACHE_VERSION, "inputs": inputs or inputs_digest(root),
+             "outputs": _digest(root, sorted(outputs), outputs), "files": len(outputs)}
     path = root / CACHE_PATH
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

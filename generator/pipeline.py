@@ -59,7 +59,7 @@ def render_to_disk(root: Path | None = None) -> tuple[Build, tree.WriteReport]:
         built = build(root)
         report = tree.write(built.result, built.root)
         if not report.unmanaged:  # then the tree now holds exactly built.result.files
-            checkcache.remember_clean(built.root, len(built.result.files), built.result.files)
+            checkcache.remember_clean(built.root, built.result.files)
         return built, report
 
 
@@ -68,13 +68,14 @@ def check(root: Path | None = None, *, use_cache: bool = False) -> tuple[Build |
     and unchanged since (inputs, code and outputs hash the same) is reported clean without
     rendering; the Build is then None (see ``checkcache``)."""
     root = find_root(root or Path.cwd())
-    if use_cache:
-        files = checkcache.known_clean(root)
+    inputs = checkcache.inputs_digest(root) if use_cache else None
+    if inputs is not None:
+        files = checkcache.known_clean(root, inputs)
         if files is not None:
             return None, tree.TreeStatus(unchanged=files)
     with fewer_collections():
         built = build(root)
         status = tree.status(built.result, built.root)
     if status.clean:  # the tree holds exactly these bytes: hash them from memory
-        checkcache.remember_clean(built.root, len(built.result.files), built.result.files)
+        checkcache.remember_clean(built.root, built.result.files, inputs)
     return built, status

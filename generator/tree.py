@@ -267,7 +267,7 @@ def write(result: RenderResult, root: Path) -> WriteReport:
         report.pruned.append(rel)
         _remove_empty_parents(Path(path).parent, root)
     manifest = safe(MANIFEST_PATH)
-    if read_file(manifest) != result.files[MANIFEST_PATH]:
+    if MANIFEST_PATH in st.changed or MANIFEST_PATH in st.missing:
         _make_folders(os.path.dirname(manifest))
         _write_file(manifest + TMP_SUFFIX, result.files[MANIFEST_PATH], new=False)
         os.replace(manifest + TMP_SUFFIX, manifest)

@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from generator import pipeline, tree
+from generator.cost import DEFAULT_MAX_INCREASE
 from generator.errors import CatalogErrors, UsageError
 from generator.render import MANIFEST_PATH
 
@@ -37,6 +38,15 @@ def _report(errors: CatalogErrors) -> None:
         typer.echo(str(error), err=True)
     count = len(errors.errors)
     typer.echo(f"companyos: {count} error{'s' if count != 1 else ''}; nothing was written.", err=True)
+
+
+def _model(root: Optional[Path]):
+    """(repository root, resolved model) for ``--root`` or the current folder."""
+    from generator.load import find_root, load_catalog
+    from generator.model import resolve
+
+    folder = find_root(root or Path.cwd())
+    return folder, resolve(load_catalog(folder))
 
 
 @app.command()
@@ -125,10 +135,8 @@ def explain(
 ) -> None:
     """Show resolved settings and the file:line that set each (and what it overrode)."""
     from generator.explain import explain as run, format_text
-    from generator.load import find_root, load_catalog
-    from generator.model import resolve
 
-    model = resolve(load_catalog(find_root(root or Path.cwd())))
+    _, model = _model(root)
     items = run(model, tenant, environment, key)
     if format == "json":
         typer.echo(json.dumps([i.as_dict() for i in items], indent=2))
@@ -142,10 +150,7 @@ def validate(
     base: Annotated[Optional[str], typer.Option("--base", help="Also check forward-only schema versions against this git ref.")] = None,
 ) -> None:
     """Check the catalog (syntax, references, policy rules and waivers) without rendering."""
-    from generator.load import find_root, load_catalog
-    from generator.model import resolve
-
-    model = resolve(load_catalog(find_root(root or Path.cwd())))
+    _, model = _model(root)
     _echo_waived(model)
     if base is not None:
         from generator.schema_versions import check_base
@@ -183,14 +188,6 @@ def schema(
 
 
 # --- CI and operations (issue 5): logic in generator.affected / changewindow / smoke ---
-
-
-def _model(root: Optional[Path]):
-    from generator.load import find_root, load_catalog
-    from generator.model import resolve
-
-    folder = find_root(root or Path.cwd())
-    return folder, resolve(load_catalog(folder))
 
 
 @app.command()
@@ -341,17 +338,15 @@ def policy_list(format: FormatOption = "text") -> None:
 @app.command()
 def cost(
     base: Annotated[Optional[str], typer.Option("--base", help="Git ref to compare with; exit 1 when a tenant rises more than --max-increase.")] = None,
-    max_increase: Annotated[float, typer.Option("--max-increase", help="Allowed rise of a tenant's monthly estimate, in percent.")] = 10.0,
+    max_increase: Annotated[float, typer.Option("--max-increase", help="Allowed rise of a tenant's monthly estimate, in percent.")] = DEFAULT_MAX_INCREASE,
     root: RootOption = None,
     format: FormatOption = "text",
 ) -> None:
     """Monthly cost estimate per tenant and environment from catalog/pricing.yaml."""
     from generator import cost as lib
-    from generator.load import find_root, load_catalog
-    from generator.model import resolve
 
-    folder = find_root(root or Path.cwd())
-    report = lib.run_at(folder, resolve(load_catalog(folder)), base, max_increase)
+    folder, model = _model(root)
+    report = lib.run_at(folder, model, base, max_increase)
     if report.note:
         typer.echo(f"companyos: warning: {report.note}", err=True)
     typer.echo(json.dumps(report.as_dict(), indent=2) if format == "json" else lib.format_text(report), nl=format == "json")

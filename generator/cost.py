@@ -38,14 +38,19 @@ _UNITS = {"": 1.0, "m": 0.001, "Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti"
 
 def cpu(quantity: str) -> float:
     """Kubernetes CPU quantity in cores: ``250m`` -> 0.25."""
-    number, unit = re.fullmatch(r"([0-9.]+)([A-Za-z]*)", quantity).groups()  # type: ignore[union-attr]
-    return float(number) * _UNITS[unit]
+    return _quantity(quantity)
 
 
 def memory_gib(quantity: str) -> float:
     """Kubernetes memory quantity in GiB: ``256Mi`` -> 0.25."""
+    return _quantity(quantity) / 2.0**30
+
+
+def _quantity(quantity: str) -> float:
+    """A Kubernetes quantity as a plain number (``250m`` -> 0.25, ``1Gi`` -> 2**30); the
+    spec's pattern has already refused anything else."""
     number, unit = re.fullmatch(r"([0-9.]+)([A-Za-z]*)", quantity).groups()  # type: ignore[union-attr]
-    return float(number) * _UNITS[unit] / 2.0**30
+    return float(number) * _UNITS[unit]
 
 
 @dataclass(frozen=True)

@@ -192,12 +192,8 @@ def vpc_cidr(nets: Networks, env: str, key: str) -> ipaddress.IPv4Network:
 
 
 def dr_cidr(nets: Networks, env: str, key: str) -> ipaddress.IPv4Network:
-    """The VPC's twin in the DR region: same offset, in the environment's ``dr`` space."""
-    block = nets.environments[env]
-    primary, dr = ipaddress.IPv4Network(block.primary), ipaddress.IPv4Network(block.dr)
-    net = vpc_cidr(nets, env, key)
-    offset = int(net.network_address) - int(primary.network_address)
-    return ipaddress.IPv4Network((int(dr.network_address) + offset, net.prefixlen))
+    """The VPC's twin in the DR region (see :func:`_twin`)."""
+    return _twin(nets.environments[env], vpc_cidr(nets, env, key))
 
 
 def subnets(cidr: ipaddress.IPv4Network, az_count: int) -> tuple[list[str], list[str]]:
@@ -259,6 +255,7 @@ def allocate(root: Path, *, write: bool = True) -> list[str]:
 
 
 def _twin(block: EnvironmentNetworks, net: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
+    """``net``'s twin in the DR region: the same offset in the environment's ``dr`` space."""
     primary, dr = ipaddress.IPv4Network(block.primary), ipaddress.IPv4Network(block.dr)
     return ipaddress.IPv4Network((int(dr.network_address) + int(net.network_address) - int(primary.network_address), net.prefixlen))
 

@@ -56,7 +56,9 @@ def _run(unit: Unit) -> list[Finished]:
     model: Model = _STATE["model"]
     index, env = unit
     scope = model if env is None else restrict(model, env)
-    templates = _STATE.setdefault("templates", Templates(model.templates))
+    if "templates" not in _STATE:  # compiled once per worker, on its first unit
+        _STATE["templates"] = Templates(model.templates)
+    templates = _STATE["templates"]
     target = _STATE["targets"][index]
     finish = _STATE["finish"]
     return [finish(target.NAME, item) for item in target.render(scope, templates)]

@@ -75,8 +75,15 @@ class Affected:
 
     @property
     def environments(self) -> list[str]:
-        names = {c.environment for c in self.changes if c.environment}
-        return sorted(names, key=lambda n: (self.env_order.index(n) if n in self.env_order else len(self.env_order), n))
+        return sorted({c.environment for c in self.changes if c.environment}, key=self.env_rank)
+
+    def env_rank(self, name: str) -> tuple[int, str]:
+        """Sort key: promotion order, then anything else (e.g. "(all)") by name."""
+        return (self.env_order.index(name) if name in self.env_order else len(self.env_order), name)
+
+    @property
+    def file_counts(self) -> dict[str, int]:
+        return {kind: sum(1 for c in self.changes if c.kind == kind) for kind in KINDS}
 
     def only(self, env: str) -> Affected:
         """The same answer restricted to one environment (one apply stage)."""
@@ -97,12 +104,11 @@ class Affected:
         return Affected(self.base, self.changes, select_shard(self.roots, spec), self.removed_roots, self.migrations, self.env_order)
 
     def as_dict(self) -> dict[str, Any]:
-        counts = {kind: sum(1 for c in self.changes if c.kind == kind) for kind in KINDS}
         return {
             "base": self.base,
             "count": len(self.roots),
             "environments": self.environments,
-            "files": counts,
+            "files": self.file_counts,
             "include": [asdict(r) for r in self.roots],
             "migrations": self.migrations,
             "removed_roots": self.removed_roots,
@@ -161,8 +167,7 @@ def manifest_at(repo: Any, commit: Any, root: Path) -> dict[str, dict[str, Any]]
 def changed_paths(repo: Any, commit: Any, root: Path) -> list[str]:
     """Paths (relative to ``root``) that differ between ``commit`` and the working tree,
     untracked files included."""
-    top = Path(repo.working_tree_dir).resolve()
-    prefix = root.resolve().relative_to(top).as_posix()
+    prefix = git_path(repo, root, ".")
     prefix = "" if prefix == "." else prefix + "/"
     names = repo.git.diff("--name-only", "--no-renames", commit.hexsha, "--").splitlines()
     names += repo.untracked_files
@@ -283,7 +288,7 @@ def to_text(result: Affected) -> str:
 
 def to_markdown(result: Affected) -> str:
     """The render-check job summary: what the change does per environment and tenant."""
-    counts = result.as_dict()["files"]
+    counts = result.file_counts
     out = [
         f"### Rendered changes against `{result.base[:12]}`",
         "",
@@ -295,9 +300,8 @@ def to_markdown(result: Affected) -> str:
     for c in result.changes:
         key = (c.environment or "(all)", c.tenant or "(shared)")
         rows.setdefault(key, dict.fromkeys(KINDS, 0))[c.kind] += 1
-    order = list(result.env_order)
     out += ["", "| environment | tenant | added | changed | removed |", "| --- | --- | ---: | ---: | ---: |"]
-    for (env, tenant), n in sorted(rows.items(), key=lambda kv: (order.index(kv[0][0]) if kv[0][0] in order else len(order), kv[0])):
+    for (env, tenant), n in sorted(rows.items(), key=lambda kv: (result.env_rank(kv[0][0]), kv[0][1])):
         out.append(f"| {env} | {tenant} | {n['added']} | {n['changed']} | {n['removed']} |")
     if result.roots:
         out += ["", "Terraform roots to plan: " + ", ".join(f"`{r.root}`" for r in result.roots)]

@@ -28,12 +28,7 @@ DEFAULT_REQUESTS = {"cpu": "100m", "memory": "128Mi"}
 
 
 def namespace_labels(d: Deployment) -> dict[str, str]:
-    return {
-        "companyos.io/tenant": d.name,
-        "companyos.io/tier": d.tier.name,
-        "companyos.io/environment": d.env,
-        "app.kubernetes.io/managed-by": emit.GENERATOR,
-    }
+    return {**naming.tenant_labels(d), "app.kubernetes.io/managed-by": emit.GENERATOR}
 
 
 def documents(model: Model, d: Deployment) -> list[dict[str, Any]]:
@@ -96,7 +91,7 @@ def documents(model: Model, d: Deployment) -> list[dict[str, Any]]:
         ports = [{"protocol": p.protocol, "port": p.port} for p in service.ports]
         if ports:
             sources = [_namespace_peer(model.platform.monitoring_namespace)]
-            if service.ingress.enabled and d.settings.network.public_ingress:
+            if d.public_ingress(service):
                 sources.insert(0, _namespace_peer(model.platform.ingress_namespace))
             ingress.append({"from": sources, "ports": ports})
         egress_ports = [{"protocol": "TCP", "port": HTTPS_PORT}]

@@ -65,6 +65,12 @@ class Deployment:
             return self.tenant.accounts[self.env]
         return self.environment.accounts.pools[self.tier.name]
 
+    def public_ingress(self, service: spec.Service) -> bool:
+        """Whether ``service`` is published to the internet here: it asks for an ingress and
+        this deployment's network allows public ones (Helm ingress, CloudFront + WAF, the
+        ingress controller's NetworkPolicy peer and the smoke test all follow this rule)."""
+        return service.ingress.enabled and self.settings.network.public_ingress
+
     def image_tag(self, service: str) -> str:
         pinned = self.settings.services[service].image_tag
         return pinned if pinned is not None else next(s.image.tag for s in self.services if s.name == service)

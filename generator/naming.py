@@ -4,7 +4,12 @@ AppProject that fences it) cannot drift apart."""
 
 from __future__ import annotations
 
-from generator import spec
+from typing import TYPE_CHECKING
+
+from generator import emit, spec
+
+if TYPE_CHECKING:
+    from generator.model import Deployment
 
 #: Kubernetes object names (DNS-1123 labels) and many AWS ids stop at 63 characters.
 MAX_LABEL = 63
@@ -69,6 +74,23 @@ def terraform_root_dir(env: str, root: str) -> str:
 
 def workflow_path(name: str) -> str:
     return f".github/workflows/{name}.yml"
+
+
+# --- Kubernetes labels ---------------------------------------------------------------------
+
+
+def tenant_labels(d: Deployment) -> dict[str, str]:
+    """Who a tenant's object belongs to: tenant, tier and environment (in this order)."""
+    return {
+        "companyos.io/tenant": d.name,
+        "companyos.io/tier": d.tier.name,
+        "companyos.io/environment": d.env,
+    }
+
+
+def environment_labels(env: str) -> dict[str, str]:
+    """Labels of an object the generator manages for a whole environment."""
+    return {"app.kubernetes.io/managed-by": emit.GENERATOR, "companyos.io/environment": env}
 
 
 # --- Argo CD delivery (targets/argocd.py, targets/migrations.py) ---------------------

@@ -34,10 +34,8 @@ def checks(model: Model, env: str, service: str = "all") -> list[Check]:
         raise UsageError(f"unknown service '{service}' (expected all or one of: {', '.join(model.services)})")
     out = []
     for d in model.in_environment(env):
-        if not d.settings.network.public_ingress:
-            continue
         for svc in d.services:
-            if service not in ("all", svc.name) or not svc.ingress.enabled or svc.probes is None:
+            if service not in ("all", svc.name) or not d.public_ingress(svc) or svc.probes is None:
                 continue
             out.append(Check(d.name, svc.name, f"https://{naming.hostname(svc.name, d.name, d.environment)}{svc.probes.readiness.path}"))
     return out

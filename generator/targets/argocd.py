@@ -148,9 +148,7 @@ def app_labels(d: Deployment, service: spec.Service) -> dict[str, str]:
     return {
         "app.kubernetes.io/part-of": service.name,
         "app.kubernetes.io/managed-by": emit.GENERATOR,
-        "companyos.io/tenant": d.name,
-        "companyos.io/tier": d.tier.name,
-        "companyos.io/environment": d.env,
+        **naming.tenant_labels(d),
     }
 
 
@@ -204,7 +202,7 @@ def applicationset(model: Model, env: spec.Environment, deployments: tuple[Deplo
         "apiVersion": API,
         "kind": "ApplicationSet",
         "metadata": {"name": naming.applicationset_name(env.name), "namespace": model.platform.argocd_namespace,
-                     "labels": {"app.kubernetes.io/managed-by": emit.GENERATOR, "companyos.io/environment": env.name}},
+                     "labels": naming.environment_labels(env.name)},
         "spec": {
             "goTemplate": True,
             "goTemplateOptions": ["missingkey=error"],
@@ -302,7 +300,7 @@ def platform_documents(model: Model, env: spec.Environment, deployments: tuple[D
     cluster = naming.cluster_name(model.platform, env.name)
     project_name = naming.platform_project(model.platform, env.name)
     repo = model.platform.repository
-    labels = {"app.kubernetes.io/managed-by": emit.GENERATOR, "companyos.io/environment": env.name}
+    labels = naming.environment_labels(env.name)
     docs: list[dict[str, Any]] = [{
         "apiVersion": API,
         "kind": "AppProject",
@@ -345,7 +343,7 @@ def bootstrap_documents(model: Model, env: spec.Environment) -> list[dict[str, A
     Argo CD's namespace, and the Application that syncs this environment's files."""
     repo = model.platform.repository
     name = naming.gitops_project(model.platform, env.name)
-    labels = {"app.kubernetes.io/managed-by": emit.GENERATOR, "companyos.io/environment": env.name}
+    labels = naming.environment_labels(env.name)
     argo_ns = model.platform.argocd_namespace
     return [
         {

@@ -58,7 +58,6 @@ def context(model: Model, d: Deployment, service: Service) -> dict[str, Any]:
     probes = []
     if service.probes:
         probes = [(f"{kind}Probe", getattr(service.probes, kind)) for kind in ("readiness", "liveness", "startup") if getattr(service.probes, kind)]
-    ingress_enabled = service.ingress.enabled and d.settings.network.public_ingress
     return {
         "d": d,
         "service": service,
@@ -66,14 +65,10 @@ def context(model: Model, d: Deployment, service: Service) -> dict[str, Any]:
         "chart": model.platform.charts[service.chart],
         "settings": d.settings.services[service.name],
         "image_tag": d.image_tag(service.name),
-        "labels": {
-            "companyos.io/tenant": d.name,
-            "companyos.io/tier": d.tier.name,
-            "companyos.io/environment": d.env,
-        },
+        "labels": naming.tenant_labels(d),
         "probes": probes,
         "secret_files": secret_files(model, d, service),
-        "ingress_enabled": ingress_enabled,
+        "ingress_enabled": d.public_ingress(service),
         # An Argo Rollout owns the pods (workloadRef): the Deployment gets no replica
         # count of its own and the chart's HPA stays off (the Rollout's HPA scales).
         "rollout": canary_enabled(d, service),

@@ -74,9 +74,7 @@ def labels(d: Deployment, service: Service) -> dict[str, str]:
         "app.kubernetes.io/part-of": service.name,
         "app.kubernetes.io/component": "migration",
         "app.kubernetes.io/managed-by": emit.GENERATOR,
-        "companyos.io/tenant": d.name,
-        "companyos.io/tier": d.tier.name,
-        "companyos.io/environment": d.env,
+        **naming.tenant_labels(d),
     }
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from generator import naming, networks, spec
+from generator import emit, naming, networks, spec
 from generator.model import Deployment, Model
 from generator.targets.base import RenderedFile
 from generator.templating import Templates
@@ -89,7 +89,6 @@ class Root:
     providers: list[Provider]
     sources: list[str]
     prefix: str
-    tenant: str | None = None
     deployment: Deployment | None = None
     network: Network | None = None
     shared_cidr: str = ""
@@ -99,6 +98,11 @@ class Root:
     irsa: list[dict[str, str]] = field(default_factory=list)
     names: dict[str, str] = field(default_factory=dict)
     budget: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tenant(self) -> str | None:
+        """The tenant of a tenant root (its deployment's name); None for shared and pools."""
+        return self.deployment.name if self.deployment is not None else None
 
     @property
     def dir(self) -> str:
@@ -157,17 +161,19 @@ def _azs(region: str, count: int) -> list[str]:
 
 
 def _provider(model: Model, env: spec.Environment, root: str, account: str, region: str, alias: str | None = None) -> Provider:
-    session = f"{model.platform.organization}-{env.name}-{root}"[:64]
+    session = naming.resource_prefix(model.platform, env.name, root)[:64]
     return Provider(alias, region, account, naming.account_role_arn(account, model.platform), session)
 
 
-def _platform_tags(model: Model, env: spec.Environment, tenant: str) -> dict[str, str]:
+def _tags(env: spec.Environment, tenant: str, payer: spec.Platform | spec.Tenant) -> dict[str, str]:
+    """Default tags of every resource of a root; ``payer`` (the platform for shared and pool
+    roots, the tenant for its own) supplies the owner and cost center."""
     return {
         "environment": env.name,
         "tenant": tenant,
-        "owner": model.platform.owner,
-        "cost-center": model.platform.cost_center,
-        "managed-by": "companyos",
+        "owner": payer.owner,
+        "cost-center": payer.cost_center,
+        "managed-by": emit.GENERATOR,
     }
 
 
@@ -178,7 +184,7 @@ def _shared(model: Model, env: spec.Environment, nets: networks.Networks) -> Roo
     prefix = f"{model.platform.organization}-{env.name}"
     return Root(
         env=env, name=name, kind="shared", account=account, settings=settings,
-        tags=_platform_tags(model, env, "shared"),
+        tags=_tags(env, "shared", model.platform),
         providers=[
             _provider(model, env, name, account, env.aws.region),
             _provider(model, env, name, account, env.aws.dr_region, "dr"),
@@ -206,7 +212,7 @@ def _pool(model: Model, env: spec.Environment, tier: spec.Tier, nets: networks.N
     providers.append(_provider(model, env, name, env.accounts.shared_services, env.aws.region, "shared"))
     return Root(
         env=env, name=name, kind="pool", account=account, settings=settings,
-        tags=_platform_tags(model, env, name),
+        tags=_tags(env, name, model.platform),
         providers=providers,
         sources=[model.source("platform", "platform"), model.source("environment", env.name), model.source("tier", tier.name), networks.NETWORKS_PATH],
         prefix=naming.resource_prefix(model.platform, env.name, name),
@@ -235,11 +241,7 @@ def _tenant(model: Model, d: Deployment, nets: networks.Networks, shared: Root) 
     providers = [_provider(model, env, name, account, env.aws.region)]
     if d.dedicated and d.settings.database.cross_region_copy:
         providers.append(_provider(model, env, name, account, env.aws.dr_region, "dr"))
-    edge = [
-        (svc.name, naming.hostname(svc.name, tenant.name, env))
-        for svc in d.services
-        if svc.ingress.enabled and d.settings.network.public_ingress
-    ]
+    edge = [(svc.name, naming.hostname(svc.name, tenant.name, env)) for svc in d.services if d.public_ingress(svc)]
     if edge:
         providers.append(_provider(model, env, name, account, EDGE_REGION, "edge"))
     if edge or d.dedicated:
@@ -254,17 +256,10 @@ def _tenant(model: Model, d: Deployment, nets: networks.Networks, shared: Root) 
         sources.append(networks.NETWORKS_PATH)
     return Root(
         env=env, name=name, kind="dedicated" if d.dedicated else "pooled", account=account, settings=d.settings,
-        tags={
-            "environment": env.name,
-            "tenant": tenant.name,
-            "owner": tenant.owner,
-            "cost-center": tenant.cost_center,
-            "managed-by": "companyos",
-        },
+        tags=_tags(env, tenant.name, tenant),
         providers=providers,
         sources=sources,
         prefix=naming.resource_prefix(model.platform, env.name, tenant.name),
-        tenant=tenant.name,
         deployment=d,
         network=_network(nets, env, name, d.settings.network.az_count) if d.dedicated else None,
         shared_cidr=shared.network.cidr,
@@ -297,9 +292,6 @@ def _budget(settings: spec.Settings, extra_notify: list[str], tag_filter: str | 
     }
 
 
-# --- settings of infrastructure that no single tenant owns ----------------------------------------
-
-
 # --- files ------------------------------------------------------------------------------------
 
 
@@ -315,7 +307,7 @@ def _files(model: Model, templates: Templates, root: Root) -> Iterator[RenderedF
         yield RenderedFile(
             path=f"{root.dir}/{filename}",
             text=format_hcl(templates.render(template, **context)),
-            sources=tuple(sorted(set(sources))),
+            sources=tuple(sources),
             tenant=root.tenant,
             environment=root.env.name,
             root=root.dir,

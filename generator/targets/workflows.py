@@ -20,7 +20,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from generator import naming
+from generator import naming, spec
 from generator.errors import CatalogError, CatalogErrors, Location
 from generator.model import Model
 from generator.targets.base import RenderedFile
@@ -43,31 +43,33 @@ class Workflow:
     name: str
     #: Which kinds of catalog file the workflow's content depends on (header + manifest).
     needs: tuple[str, ...]
+    #: The context key that must be truthy for the workflow to exist (None: always written).
+    when: str | None = None
 
 
 WORKFLOWS = (
     Workflow("render-check", ("platform",)),
     Workflow("terraform", ("platform", "environment")),
     Workflow("drift", ("platform",)),
-    Workflow("migrations", ("platform", "service")),
+    Workflow("migrations", ("platform", "service"), when="migrations"),
     Workflow("deploy", ("platform", "environment", "service")),
-    Workflow("previews", ("platform", "environment", "service")),
+    Workflow("previews", ("platform", "environment", "service"), when="preview"),
     Workflow("restore-drill", ("platform", "environment", "tenant")),
     Workflow("chaos-drill", ("platform", "environment", "tenant")),
 )
 
 
-def preview_values_path(service: str) -> str:
-    return f"rendered/previews/dev/{service}.yaml"
+def preview_values_path(service: str, env: str = "dev") -> str:
+    """The preview Helm values of ``service`` in the environment previews run in (the first
+    of the promotion chain; ``dev`` in the sample catalog)."""
+    return f"rendered/previews/{env}/{service}.yaml"
 
 
 def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
     ctx = context(model)
     macros = templates.path(MACROS)
     for wf in WORKFLOWS:
-        if wf.name == "migrations" and not ctx["migrations"]:
-            continue
-        if wf.name == "previews" and ctx["preview"] is None:
+        if wf.when is not None and not ctx[wf.when]:
             continue
         template = f"{TEMPLATE_DIR}/{wf.name}.yml.j2"
         sources = sorted({model.source(kind, name) for kind, name in model.sources if kind in wf.needs})
@@ -79,7 +81,7 @@ def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
     if ctx["preview"] is not None:
         for svc in ctx["preview"]["services"]:
             yield RenderedFile(
-                path=preview_values_path(svc["name"]),
+                path=svc["values_file"],
                 text=templates.render(PREVIEW_TEMPLATE, svc=svc, chart=svc["chart"]),
                 sources=(model.source("platform", "platform"), model.source("service", svc["name"]), templates.path(PREVIEW_TEMPLATE)),
                 environment=ctx["preview"]["env"],
@@ -136,7 +138,7 @@ def context(model: Model) -> dict[str, Any]:
         "preview": _preview(model, envs),
         "all_shards": shards(total_roots),
         "restore_chunks": _chunks(_restore_targets(model)),
-        "chaos": [_chaos(model, e) for e in envs if e["name"] in ci.chaos_environments],
+        "chaos": [_chaos(model, env, row) for env, row in zip(model.environments, envs) if env.name in ci.chaos_environments],
     }
     if guard.errors:
         raise CatalogErrors(guard.errors)
@@ -182,12 +184,12 @@ def _environment(model: Model, env: Any) -> dict[str, Any]:
     }
 
 
-def _chaos(model: Model, env: dict[str, Any]) -> dict[str, Any]:
-    shared = next(e for e in model.environments if e.name == env["name"]).accounts.shared_services
+def _chaos(model: Model, env: spec.Environment, row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` is ``env``'s entry of the context's ``environments``."""
     return {
-        **env,
-        "chaos_role": naming.ci_role_arn(shared, model.platform, "chaos"),
-        "namespaces": sorted({d.namespace for d in model.in_environment(env["name"])}),
+        **row,
+        "chaos_role": naming.ci_role_arn(env.accounts.shared_services, model.platform, "chaos"),
+        "namespaces": sorted({d.namespace for d in model.in_environment(env.name)}),
     }
 
 
@@ -243,8 +245,17 @@ def _preview(model: Model, envs: list[dict[str, Any]]) -> dict[str, Any] | None:
     services = []
     for name, svc in model.services.items():
         chart = model.platform.charts[svc.chart]
-        services.append({"name": name, "service": svc, "chart": chart, "release": name})
-    return {"env": first.name, "ttl_hours": first.previews.ttl_hours, "services": services, "target": envs[0]}
+        services.append({"name": name, "service": svc, "chart": chart, "release": name, "values_file": preview_values_path(name, first.name)})
+    return {
+        "env": first.name,
+        "ttl_hours": first.previews.ttl_hours,
+        "services": services,
+        "target": envs[0],
+        # What the comment at the top of the workflow shows, and the namespace a PR's preview runs in.
+        "values_pattern": preview_values_path("<service>", first.name),
+        "namespace_pattern": naming.preview_namespace("<number>"),
+        "namespace": naming.preview_namespace(gh("github.event.pull_request.number")),
+    }
 
 
 def _restore_targets(model: Model) -> list[dict[str, Any]]:
@@ -263,7 +274,5 @@ def _restore_targets(model: Model) -> list[dict[str, Any]]:
             "source_account": d.account_id,
             #: Where the copy lives: the DR region when backups are copied across regions.
             "region": last.aws.dr_region if d.settings.database.cross_region_copy else last.aws.region,
-            "rpo_minutes": last.rpo_minutes,
-            "rto_minutes": last.rto_minutes,
         })
     return [out[k] for k in sorted(out)]

@@ -176,7 +176,7 @@ def against_base(model: Model, result: RenderResult, base: Baseline) -> Destruct
     from generator.schema_versions import against_base as schema_against_base, base_versions
 
     out = compare(model, result, base)
-    out.errors = schema_against_base(model, base_versions(None, base.raw("catalog/services/*.yaml")), base.ref)
+    out.errors = schema_against_base(model, base_versions(base.raw("catalog/services/*.yaml")), base.ref)
     return out
 
 

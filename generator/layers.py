@@ -66,6 +66,13 @@ def dotted(path: tuple[str, ...]) -> str:
     return ".".join(path)
 
 
+def in_force(provenance: Provenance, path: str, fallback: str) -> Location:
+    """The file:line:col of the layer whose value is in force at dotted ``path`` (the file
+    ``fallback`` when no layer set it)."""
+    origins = provenance.get(path, ())
+    return origins[-1].location if origins else Location(fallback)
+
+
 def lookup(tree: Any, path: tuple[str, ...]) -> Any:
     for part in path:
         if not isinstance(tree, dict) or part not in tree:

@@ -32,11 +32,10 @@ class FileKind:
     model: type[BaseModel]
     single: bool = False
     required: bool = True
-    #: For per-name files: the file stem must equal the document's ``name``.
-    named: bool = True
 
 
-#: Adding an input kind is one row here (and its model in ``spec``).
+#: Adding an input kind is one row here (and its model in ``spec``); ``companyos schema``
+#: exports a JSON Schema for every row.
 LAYOUT: list[FileKind] = [
     FileKind("platform", "catalog/platform.yaml", spec.Platform, single=True),
     FileKind("tier", "catalog/tiers/*.yaml", spec.Tier),
@@ -109,9 +108,6 @@ class Catalog:
     def tenants(self) -> dict[str, Entry[spec.Tenant]]:
         return self.of("tenant")
 
-    def source_paths(self) -> list[str]:
-        return sorted(entry.path for kind in self.entries.values() for entry in kind.values())
-
 
 def find_root(start: Path) -> Path:
     """The repository root: the nearest folder at or above ``start`` with catalog/platform.yaml."""
@@ -156,7 +152,7 @@ def _load_kind(root: Path, kind: FileKind, sink: ErrorSink, broken: set[str]) ->
             broken.add(path.stem)
             continue
         name = kind.kind if kind.single else entry.spec.name
-        if not kind.single and kind.named and path.stem != name:
+        if not kind.single and path.stem != name:  # per-name files: the stem is the name
             sink.add(entry.locate("name"), f"{kind.kind} name '{name}' does not match its file name '{path.name}' (expected {path.stem!s})")
             continue
         if name in entries:

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from generator import naming, spec
-from generator.errors import CatalogError, ErrorSink, Location
-from generator.layers import EMPTY, Layer, Merged, Origin, Provenance, apply
+from generator.errors import ErrorSink
+from generator.layers import EMPTY, Layer, Merged, Provenance, apply, in_force
 from generator.load import Catalog
 from generator.yamlsource import SourceDoc, parse_yaml
 
@@ -206,11 +206,8 @@ def _shared_settings(catalog: Catalog, defaults: Merged, envs: list[str], sink: 
             try:
                 out[(tier, env_name)] = spec.Settings.model_validate(values)
             except ValidationError as exc:
-                for err in exc.errors(include_url=False):
-                    path = ".".join(str(p) for p in err["loc"])
-                    origins = merged.provenance.get(path, ())
-                    where = origins[-1].location if origins else Location(catalog.environments[env_name].path)
-                    sink.add(where, f"resolved setting {path} for {'tier ' + tier if tier else 'the shared control plane'} in {env_name}: {err['msg']}")
+                owner = f"tier {tier}" if tier else "the shared control plane"
+                _report_invalid(exc, merged, catalog.environments[env_name].path, f"{owner} in {env_name}", sink)
     return out
 
 
@@ -227,9 +224,12 @@ def _validated(merged: Merged, tenant: spec.Tenant, doc: SourceDoc, sink: ErrorS
     try:
         return spec.Settings.model_validate(values)
     except ValidationError as exc:
-        for err in exc.errors(include_url=False):
-            path = ".".join(str(p) for p in err["loc"])
-            origins = merged.provenance.get(path, ())
-            where = origins[-1].location if origins else Location(doc.path)
-            sink.add(where, f"resolved setting {path} for tenant '{tenant.name}': {err['msg']}")
+        _report_invalid(exc, merged, doc.path, f"tenant '{tenant.name}'", sink)
         return None
+
+
+def _report_invalid(exc: ValidationError, merged: Merged, fallback: str, subject: str, sink: ErrorSink) -> None:
+    """Each problem of a resolved tree, at the file:line of the layer whose value is in force."""
+    for err in exc.errors(include_url=False):
+        path = ".".join(str(p) for p in err["loc"])
+        sink.add(in_force(merged.provenance, path, fallback), f"resolved setting {path} for {subject}: {err['msg']}")

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from generator import spec
 from generator.errors import CatalogError, Location
-from generator.layers import lookup
+from generator.layers import in_force, lookup
 
 if TYPE_CHECKING:
     from generator.model import Deployment, Model
@@ -158,8 +158,7 @@ def check_guardrails(model: Model, today: datetime.date | None = None) -> Policy
 
 def blame(d: Deployment, path: str, fallback: str) -> Location:
     """The file:line:col of the layer whose value is in force for ``path``."""
-    origins = d.provenance.get(path, ())
-    return origins[-1].location if origins else Location(fallback)
+    return in_force(d.provenance, path, fallback)
 
 
 def value_of(d: Deployment, path: str) -> Any:

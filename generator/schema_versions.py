@@ -32,7 +32,6 @@ from generator.errors import CatalogError
 from generator.policy import Violation, production
 
 if TYPE_CHECKING:
-    from generator.load import Catalog
     from generator.model import Model
 
 BASE_RULES = {
@@ -107,7 +106,7 @@ def expand_contract_violations(model: Model) -> Iterator[Violation]:
 # --- against a base ref -------------------------------------------------------------------
 
 
-def base_versions(base: Catalog | None, raw_services: dict[str, dict[str, Any]]) -> dict[str, dict[str, int]]:
+def base_versions(raw_services: dict[str, dict[str, Any]]) -> dict[str, dict[str, int]]:
     """Schema versions per service at the base ref, from raw service files (a base that no
     longer validates under today's spec still has comparable versions)."""
     out: dict[str, dict[str, int]] = {}
@@ -151,4 +150,4 @@ def check_base(model: Model, ref: str) -> list[CatalogError]:
     from generator import baseline
 
     with baseline.at(model.catalog.root, ref) as base:
-        return against_base(model, base_versions(None, base.raw("catalog/services/*.yaml")), ref)
+        return against_base(model, base_versions(base.raw("catalog/services/*.yaml")), ref)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from generator.spec import FILE_KINDS
+from generator.load import LAYOUT
 
 SCHEMA_DIR = "catalog/schemas"
 
@@ -12,7 +12,7 @@ SCHEMA_DIR = "catalog/schemas"
 def json_schemas() -> dict[str, str]:
     """``{file name: JSON text}`` for every input file kind."""
     out = {}
-    for kind, model in sorted(FILE_KINDS.items()):
+    for kind, model in ((k.kind, k.model) for k in sorted(LAYOUT, key=lambda k: k.kind)):
         schema = model.model_json_schema()
         schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": f"CompanyOS {kind} file", **schema}
         schema.setdefault("properties", {})["$schema"] = {"type": "string", "description": "Editor hint; ignored."}

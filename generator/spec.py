@@ -178,10 +178,6 @@ class Settings(Strict):
 
 # --- the layer form, derived ------------------------------------------------------------
 
-#: Fields whose resolved value may legitimately be None.
-NULLABLE_LEAVES = frozenset({"image_tag"})
-
-
 @functools.cache
 def partial(model: type[BaseModel]) -> type[BaseModel]:
     """Return a twin of ``model`` in which every field is optional and nested models are
@@ -575,19 +571,6 @@ class Networks(Strict):
     vpc_prefix: int = Field(default=20, ge=16, le=24, description="Prefix length of pool and tenant VPCs.")
     shared_prefix: int = Field(default=16, ge=16, le=24, description="Prefix length of the shared (EKS) VPC.")
     environments: dict[Name, EnvironmentNetworks] = Field(default_factory=dict)
-
-
-#: Kind name -> model, used by load.py and `companyos schema`.
-FILE_KINDS: dict[str, type[Strict]] = {
-    "platform": Platform,
-    "environment": Environment,
-    "tier": Tier,
-    "service": Service,
-    "tenant": Tenant,
-    "waivers": Waivers,
-    "pricing": Pricing,
-    "networks": Networks,
-}
 
 
 def annotation_at(model: type[BaseModel], path: Sequence[str | int]) -> Any:

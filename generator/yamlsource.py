@@ -71,9 +71,6 @@ class SourceDoc:
             if probe in table:
                 line, col = table[probe]
                 return Location(self.path, line, col)
-            if not key and probe in self.key_positions:
-                line, col = self.key_positions[probe]
-                return Location(self.path, line, col)
             probe = probe[:-1]
         return Location(self.path, 1, 1)
 

@@ -55,19 +55,9 @@ def make_catalog(root: Path, tenants: int) -> None:
         if i % 3 == 0:
             lines += ["overrides:", "  prod:", "    services:", "      api:", f"        replicas: {3 + i % 5}"]
         (root / "tenants" / f"{name}.yaml").write_text("\n".join(lines) + "\n")
-    networks = _networks_module()
-    if networks is not None and hasattr(networks, "allocate"):
-        networks.allocate(root, write=True)
+    from generator import networks
 
-
-def _networks_module():
-    if not (REPO / "generator" / "networks.py").exists():
-        return None
-    try:
-        import generator.networks as networks
-    except ImportError:
-        return None
-    return networks
+    networks.allocate(root, write=True)
 
 
 def _rss_mb() -> float:
@@ -126,24 +116,37 @@ def worker_bare(root: Path) -> dict:
     return {"seconds": seconds, "cpu_s": cpu, "files": len(calls), "rss_mb": _rss_mb()}
 
 
-def _bare_loop(root: Path, calls: list[tuple[str, dict]]) -> None:
-    """What anyone would write: a plain Environment, render, write the text to a file."""
+def _plain_environment(root: Path):
+    """A plain ``jinja2.Environment`` over the templates: the same filters and whitespace
+    options as the render, nothing else (no StrictUndefined, no precompiled set)."""
     import jinja2
 
-    from generator import templating
+    from generator.templating import FILTERS
 
-    out = root / "bare"
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(root / "templates"), keep_trailing_newline=True,
                              trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(templating.FILTERS)
-    made: set[Path] = set()
-    for index, (name, context) in enumerate(calls):
-        text = env.get_template(name).render(**context)
-        path = out / name.split("/")[0] / f"{index // 100}" / f"{index}.out"
-        if path.parent not in made:
+    env.filters.update(FILTERS)
+    return env
+
+
+class _PlainWriter:
+    """What anyone would write: make the folder once, then ``write_text``."""
+
+    def __init__(self) -> None:
+        self.made: set[Path] = set()
+
+    def __call__(self, path: Path, text: str) -> None:
+        if path.parent not in self.made:
             path.parent.mkdir(parents=True, exist_ok=True)
-            made.add(path.parent)
+            self.made.add(path.parent)
         path.write_text(text, encoding="utf-8")
+
+
+def _bare_loop(root: Path, calls: list[tuple[str, dict]]) -> None:
+    """Render every recorded (template, context) with a plain Environment, write each."""
+    env, write, out = _plain_environment(root), _PlainWriter(), root / "bare"
+    for index, (name, context) in enumerate(calls):
+        write(out / name.split("/")[0] / f"{index // 100}" / f"{index}.out", env.get_template(name).render(**context))
 
 
 def worker_check_full(root: Path) -> dict:
@@ -156,19 +159,15 @@ def worker_bare_targets(root: Path) -> dict:
     StrictUndefined), writing each file directly -- what is left out is exactly the
     framework: loading and validation, layering and provenance, guardrails, headers,
     manifest and hashes, atomic staging and pruning."""
-    import jinja2
-
     from generator import pipeline
     from generator.load import load_catalog
     from generator.model import resolve
     from generator.targets import TARGETS
-    from generator.templating import FILTERS, Templates
+    from generator.templating import Templates
 
     model = resolve(load_catalog(root))
     out = root / "bare-targets"
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(root / "templates"), keep_trailing_newline=True,
-                             trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(FILTERS)
+    env, write = _plain_environment(root), _PlainWriter()
 
     class Plain:
         path = staticmethod(Templates.path)
@@ -177,17 +176,12 @@ def worker_bare_targets(root: Path) -> dict:
         def render(name: str, **context: object) -> str:
             return env.get_template(name).render(**context)
 
-    made: set[Path] = set()
     count = 0
     with pipeline.fewer_collections():  # as the render and the bare loop run
         start = time.perf_counter()
         for target in TARGETS:
             for item in target.render(model, Plain()):  # type: ignore[arg-type]
-                path = out / item.path
-                if path.parent not in made:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    made.add(path.parent)
-                path.write_text(item.text, encoding="utf-8")
+                write(out / item.path, item.text)
                 count += 1
         seconds = time.perf_counter() - start
     return {"seconds": seconds, "files": count, "rss_mb": _rss_mb()}

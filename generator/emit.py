@@ -146,18 +146,17 @@ def manifest_entry(entry: dict[str, Any]) -> str:
     return _MANIFEST_ENCODER.encode(entry)
 
 
-def manifest_bytes(data: dict[str, Any], encoded: Mapping[str, str] | None = None) -> bytes:
+def manifest_bytes(data: dict[str, Any], encoded: Mapping[str, str]) -> bytes:
     """The manifest as JSON with one line per generated file: reviewable in a diff (a
     change touches exactly the lines of the files it changes) and fast to write, because
     each line goes through the C encoder (``indent`` would force the pure-Python one).
-    ``encoded``: entries already encoded by ``manifest_entry`` (render workers do that)."""
+    ``encoded``: every file's entry as ``manifest_entry`` encoded it (in the render workers)."""
     encode = _MANIFEST_ENCODER.encode
-    encoded = encoded or {}
     lines = ["{"]
     for key, value in sorted(data.items()):
         if isinstance(value, dict) and key == "files":
             lines.append('  "files": {')
-            lines.append(",\n".join(f"    {encode(path)}: {encoded.get(path) or encode(entry)}" for path, entry in sorted(value.items())))
+            lines.append(",\n".join(f"    {encode(path)}: {encoded[path]}" for path in sorted(value)))
             lines.append("  },")
         else:
             lines.append(f"  {encode(key)}: {encode(value)},")

@@ -66,7 +66,6 @@ class Templates:
     """A compiled template set. Build one per render; templates compile on first use."""
 
     def __init__(self, sources: dict[str, str]) -> None:
-        self.sources = sources
         self.env = jinja2.Environment(
             loader=jinja2.DictLoader(sources),
             undefined=jinja2.StrictUndefined,

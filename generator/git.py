@@ -13,6 +13,11 @@ leave exactly one reviewable commit on a new branch. Both are done here so
   index, so whatever the user had staged never leaks into the tenant's commit, then
   creates the branch and switches to it without touching the working tree.
 
+``update-tenants`` also needs throw-away repositories for copier's three-way merge:
+:func:`tree_at` finds the template folder as of a commit, :func:`scratch_repo` makes a
+repository that no user configuration (identity, signing, hooks) can disturb,
+:func:`export_tree` writes a committed folder into it and :func:`commit_all` commits it.
+
 Problems a user can fix (no repository, no commit yet, branch exists, no identity)
 become :class:`~generator.errors.UsageError`; the CLI turns that into exit code 2.
 """
@@ -35,10 +40,15 @@ else:
     _IMPORT_ERROR = None
 
 
-def open_repo(root: Path) -> "gitpython.Repo | None":
-    """The repository whose working tree contains ``root``, or None when there is none."""
+def _require_gitpython() -> None:
+    """Refuse, as a usage problem, to go on without gitpython (or a git executable)."""
     if gitpython is None:
         raise UsageError(f"git is not usable here: {_IMPORT_ERROR}")
+
+
+def open_repo(root: Path) -> "gitpython.Repo | None":
+    """The repository whose working tree contains ``root``, or None when there is none."""
+    _require_gitpython()
     try:
         return gitpython.Repo(root, search_parent_directories=True)
     except (gitpython.InvalidGitRepositoryError, gitpython.NoSuchPathError):
@@ -63,6 +73,17 @@ def resolve_commit(repo: "gitpython.Repo", ref: str) -> "gitpython.Commit":
         return repo.commit(ref)
     except (BadName, BadObject, ValueError, gitpython.GitCommandError):
         raise UsageError(f"git ref {ref!r} does not exist in {repo.working_tree_dir} (fetch it first, e.g. `git fetch origin main`)") from None
+
+
+def tree_at(repo: "gitpython.Repo", commit: str, path: str) -> "gitpython.Tree | None":
+    """The tree of folder ``path`` (repository-relative) as of ``commit``; None when the
+    commit is not in this clone (a shallow clone, a rewritten history) or has no such folder."""
+    from gitdb.exc import BadName, BadObject
+
+    try:
+        return repo.commit(commit).tree / path
+    except (KeyError, ValueError, BadName, BadObject):
+        return None
 
 
 def git_path(repo: "gitpython.Repo", root: Path, rel: str) -> str:
@@ -176,3 +197,37 @@ def _undo_branch(repo: "gitpython.Repo", branch: str, base: str, previous_ref: s
     if specs:
         repo.git.reset("-q", base, "--", *specs)
     repo.git.branch("-D", branch)
+
+
+# --- throw-away repositories ------------------------------------------------------------------
+
+
+def scratch_repo(path: Path) -> "gitpython.Repo":
+    """A new repository at ``path`` whose commits and tags do not depend on the user's git
+    configuration: a fixed identity, no signing, no hooks."""
+    _require_gitpython()
+    repo = gitpython.Repo.init(path)
+    with repo.config_writer() as cfg:
+        cfg.set_value("user", "name", "companyos")
+        cfg.set_value("user", "email", "companyos@localhost")
+        cfg.set_value("commit", "gpgsign", "false")
+        cfg.set_value("tag", "gpgsign", "false")
+        cfg.set_value("core", "hooksPath", os.devnull)
+    return repo
+
+
+def commit_all(repo: "gitpython.Repo", message: str) -> None:
+    """Commit the whole working tree (additions and deletions), even when nothing changed;
+    hooks are skipped. For :func:`scratch_repo` repositories only."""
+    repo.git.add("-A")
+    repo.git.commit("--allow-empty", "--no-verify", "-q", "-m", message)
+
+
+def export_tree(tree: "gitpython.Tree", dest: Path) -> None:
+    """Write every file of the committed folder ``tree`` below ``dest``, with paths
+    relative to that folder (``templates/tenant/copier.yml`` -> ``dest/copier.yml``)."""
+    for item in tree.traverse():
+        if item.type == "blob":
+            target = dest / Path(item.path).relative_to(tree.path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(item.data_stream.read())

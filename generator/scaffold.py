@@ -553,17 +553,17 @@ def update_tenants(root: Path | None, names: Sequence[str] = (), *, render: bool
     file (three-way, through copier), keeping hand edits. Conflicts are left inline in the
     file; the render runs only when none remain."""
     root = find_root(root or Path.cwd())
-    repo = git.open_repo(root)
-    if repo is None or git.head_commit(repo) is None:
-        raise UsageError("update-tenants needs the repository's git history (the template version of each tenant is a commit)")
+    needs_history = "update-tenants needs the repository's git history (the template version of each tenant is a commit)"
+    repo = git.require_repo(root, needs_history)
+    head = git.head_commit(repo)
+    if head is None:
+        raise UsageError(needs_history)
     dirty = git.dirty_paths(repo, root, [TENANTS_DIR, TEMPLATE_DIR])
     if dirty:
         raise UsageError("uncommitted changes in " + ", ".join(dirty[:8])
                          + "; commit them first so the update is one reviewable diff")
-    head = git.head_commit(repo)
-    assert head is not None
     template_git = git.git_path(repo, root, TEMPLATE_DIR)
-    new_tree = _template_tree(repo, head, template_git)
+    new_tree = git.tree_at(repo, head, template_git)
     if new_tree is None:
         raise UsageError(f"{TEMPLATE_DIR} is not committed")
     available = sorted(p.stem for p in (root / TENANTS_DIR).glob("*.yaml"))
@@ -587,17 +587,6 @@ def update_tenants(root: Path | None, names: Sequence[str] = (), *, render: bool
     return result
 
 
-def _template_tree(repo: Any, commit: str, template_git: str) -> Any:
-    try:
-        return repo.commit(commit).tree / template_git
-    except (KeyError, ValueError):
-        return None
-    except Exception as exc:  # gitdb.BadName / BadObject for a commit not in this clone
-        if type(exc).__name__ in {"BadName", "BadObject"}:
-            return None
-        raise
-
-
 def _update_one(root: Path, repo: Any, tx: FileTransaction, name: str, head: str, template_git: str,
                 new_tree: Any, tmp: Path, scratch: dict[str, Path]) -> TenantUpdate:
     answers_file = root / answers_path(name)
@@ -607,7 +596,7 @@ def _update_one(root: Path, repo: Any, tx: FileTransaction, name: str, head: str
     old = answers.get("_commit")
     if not old:
         return TenantUpdate(name, "error", f"{answers_path(name)} records no template version (_commit)")
-    old_tree = _template_tree(repo, str(old), template_git)
+    old_tree = git.tree_at(repo, str(old), template_git)
     if old_tree is None:
         return TenantUpdate(name, "error", f"template version {old} is not in this clone's history "
                             "(a shallow clone? fetch the full history)")
@@ -615,9 +604,8 @@ def _update_one(root: Path, repo: Any, tx: FileTransaction, name: str, head: str
         return TenantUpdate(name, "up-to-date")
     if old_tree.hexsha not in scratch:
         scratch[old_tree.hexsha] = _template_repo(tmp / f"template-{len(scratch)}", old_tree, new_tree)
-    merged, new_answers = _copier_update(scratch[old_tree.hexsha], tmp / f"tenant-{name}", name,
-                                        (root / tenant_path(name)).read_bytes(), answers)
     current = (root / tenant_path(name)).read_bytes()
+    merged, new_answers = _copier_update(scratch[old_tree.hexsha], tmp / f"tenant-{name}", name, current, answers)
     if merged != current:
         tx.write(tenant_path(name), merged)
     tx.write(answers_path(name), answers_text(new_answers, head))
@@ -627,44 +615,18 @@ def _update_one(root: Path, repo: Any, tx: FileTransaction, name: str, head: str
     return TenantUpdate(name, "updated" if merged != current else "up-to-date")
 
 
-def _scratch_repo(path: Path) -> Any:
-    import git as gitpython
-
-    repo = gitpython.Repo.init(path)
-    with repo.config_writer() as cfg:
-        cfg.set_value("user", "name", "companyos")
-        cfg.set_value("user", "email", "companyos@localhost")
-        cfg.set_value("commit", "gpgsign", "false")
-        cfg.set_value("tag", "gpgsign", "false")
-        cfg.set_value("core", "hooksPath", os.devnull)
-    return repo
-
-
-def _commit_all(repo: Any, message: str) -> None:
-    repo.git.add("-A")
-    repo.git.commit("--allow-empty", "--no-verify", "-q", "-m", message)
-
-
-def _export_tree(tree_obj: Any, dest: Path) -> None:
-    for item in tree_obj.traverse():
-        if item.type == "blob":
-            rel = Path(item.path).relative_to(tree_obj.path)
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            (dest / rel).write_bytes(item.data_stream.read())
-
-
 def _template_repo(path: Path, old_tree: Any, new_tree: Any) -> Path:
     """A repository whose tag 1.0.0 is the template as the tenant last saw it and 2.0.0
     is the template at HEAD: the versioned template copier's update needs."""
-    repo = _scratch_repo(path)
-    _export_tree(old_tree, path)
-    _commit_all(repo, "template as last applied")
+    repo = git.scratch_repo(path)
+    git.export_tree(old_tree, path)
+    git.commit_all(repo, "template as last applied")
     repo.create_tag("1.0.0")
     for child in path.iterdir():
         if child.name != ".git":
             shutil.rmtree(child) if child.is_dir() else child.unlink()
-    _export_tree(new_tree, path)
-    _commit_all(repo, "template at HEAD")
+    git.export_tree(new_tree, path)
+    git.commit_all(repo, "template at HEAD")
     repo.create_tag("2.0.0")
     return path
 
@@ -674,12 +636,12 @@ def _copier_update(template: Path, dst: Path, name: str, current: bytes, answers
     from copier import run_update
     from copier.errors import CopierError
 
-    repo = _scratch_repo(dst)
+    repo = git.scratch_repo(dst)
     (dst / TENANTS_DIR).mkdir(parents=True, exist_ok=True)
     (dst / tenant_path(name)).write_bytes(current)
     (dst / answers_path(name)).parent.mkdir(parents=True, exist_ok=True)
     (dst / answers_path(name)).write_bytes(answers_text(answers, "1.0.0", src_path=str(template)))
-    _commit_all(repo, "tenant as committed")
+    git.commit_all(repo, "tenant as committed")
     try:
         run_update(dst, vcs_ref="2.0.0", answers_file=answers_path(name),
                    defaults=True, overwrite=True, unsafe=False, skip_tasks=True, quiet=True,

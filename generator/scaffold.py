@@ -394,11 +394,12 @@ def _allocate(root: Path, tx: FileTransaction) -> list[str]:
 
 def _render(root: Path, tx: FileTransaction) -> tuple[pipeline.Build, tree.WriteReport]:
     """Render the whole catalog and write it, tracking every file the write may touch."""
+    def track(st: tree.TreeStatus) -> None:
+        touched = [*st.changed, *st.missing, *st.stale, MANIFEST_PATH]
+        tx.track(*touched, *(rel + tree.TMP_SUFFIX for rel in touched))
+
     built = pipeline.build(root)
-    st = tree.status(built.result, root)
-    touched = [*st.changed, *st.missing, *st.stale, MANIFEST_PATH]
-    tx.track(*touched, *(rel + tree.TMP_SUFFIX for rel in touched))
-    return built, tree.write(built.result, root)
+    return built, tree.write(built.result, root, before=track)
 
 
 def _git_state(root: Path, *, commit: bool, allow_dirty: bool, branch: str | None) -> tuple[Any, list[str]]:

@@ -14,7 +14,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from generator.errors import UsageError
 from generator.render import MANIFEST_PATH, RenderResult
@@ -224,10 +224,14 @@ def _status(result: RenderResult, root: Path, listing: _Listing) -> TreeStatus:
     return st
 
 
-def write(result: RenderResult, root: Path) -> WriteReport:
-    """Make the tree under ``root`` match ``result``; all or nothing for content."""
+def write(result: RenderResult, root: Path, *, before: Callable[[TreeStatus], None] | None = None) -> WriteReport:
+    """Make the tree under ``root`` match ``result``; all or nothing for content.
+    ``before`` sees the status once it is known and before anything changes (new-tenant
+    saves what the write will touch, to undo it if a later step fails)."""
     listing = _walk(root, OUTPUT_DIRS)
     st = _status(result, root, listing)
+    if before is not None:
+        before(st)
     report = WriteReport(unchanged=st.unchanged, unmanaged=st.unmanaged)
     todo = sorted(rel for rel in (*st.changed, *st.missing) if rel != MANIFEST_PATH)
     new_files = set(st.missing)

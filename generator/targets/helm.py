@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from generator import naming
+from generator import hardening, naming
 from generator.argocd_rollouts import canary_enabled
 from generator.model import Deployment, Model
 from generator.spec import Service
@@ -75,4 +75,6 @@ def context(model: Model, d: Deployment, service: Service) -> dict[str, Any]:
         "ingress_group": naming.resource_prefix(model.platform, d.env, d.name),
         "host": naming.hostname(service.name, d.name, d.environment),
         "role_arn": naming.irsa_role_arn(d.account_id, model.platform, d.env, d.name, service.name),
+        "pod_security": hardening.pod_security_context(),
+        "container_security": hardening.container_security_context(),
     }

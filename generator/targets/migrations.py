@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from generator import emit, naming
+from generator import emit, hardening, naming
 from generator.model import Deployment, Model
 from generator.spec import Service
 from generator.targets.base import RenderedFile
@@ -33,7 +33,6 @@ TEMPLATE = "migrations/job.yaml.j2"
 BACKOFF_LIMIT = 1
 ACTIVE_DEADLINE_SECONDS = 1800
 TTL_SECONDS_AFTER_FINISHED = 86400
-RUN_AS = 10001
 EXTERNAL_SECRETS_API = "external-secrets.io/v1"
 
 
@@ -132,13 +131,7 @@ def documents(model: Model, d: Deployment, service: Service) -> list[dict[str, A
                 "spec": {
                     "restartPolicy": "Never",
                     "automountServiceAccountToken": False,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": RUN_AS,
-                        "runAsGroup": RUN_AS,
-                        "fsGroup": RUN_AS,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
+                    "securityContext": hardening.pod_security_context(),
                     "initContainers": [container("plan", migrations.plan_args), container("dry-run", migrations.dry_run_args)],
                     "containers": [container("apply", migrations.apply_args)],
                     "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],

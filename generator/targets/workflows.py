@@ -20,7 +20,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from generator import naming, spec
+from generator import hardening, naming, spec
 from generator.errors import CatalogError, CatalogErrors, Location
 from generator.model import Model
 from generator.targets.base import RenderedFile
@@ -82,7 +82,8 @@ def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
         for svc in ctx["preview"]["services"]:
             yield RenderedFile(
                 path=svc["values_file"],
-                text=templates.render(PREVIEW_TEMPLATE, svc=svc, chart=svc["chart"]),
+                text=templates.render(PREVIEW_TEMPLATE, svc=svc, chart=svc["chart"], pod_security=hardening.pod_security_context(),
+                                      container_security=hardening.container_security_context()),
                 sources=(model.source("platform", "platform"), model.source("service", svc["name"]), templates.path(PREVIEW_TEMPLATE)),
                 environment=ctx["preview"]["env"],
             )

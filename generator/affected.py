@@ -201,7 +201,7 @@ def root_info(model: Model, root: str) -> Root:
     if len(parts) != 4 or parts[:2] != ["rendered", "terraform"]:
         raise UsageError(f"manifest root {root!r} is not rendered/terraform/<env>/<root>")
     env_name, name = parts[2], parts[3]
-    env = next((e for e in model.environments if e.name == env_name), None)
+    env = model.environment(env_name)
     if env is None:
         raise UsageError(f"manifest root {root!r}: unknown environment '{env_name}'")
     accounts = {naming.SHARED_ROOT: env.accounts.shared_services}

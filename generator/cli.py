@@ -247,7 +247,7 @@ def window_open(
     from generator import changewindow
 
     _, model = _model(root)
-    environment = next((e for e in model.environments if e.name == env), None)
+    environment = model.environment(env)
     if environment is None:
         raise UsageError(f"unknown environment '{env}' (expected one of: {', '.join(e.name for e in model.environments)})")
     try:

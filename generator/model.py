@@ -100,6 +100,9 @@ class Model:
     def base_settings(self, tier: str | None, env: str) -> spec.Settings:
         return self.shared_settings[(tier, env)]
 
+    def environment(self, name: str) -> spec.Environment | None:
+        return next((e for e in self.environments if e.name == name), None)
+
     def in_environment(self, env: str) -> tuple[Deployment, ...]:
         return tuple(d for d in self.deployments if d.env == env)
 

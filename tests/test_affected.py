@@ -11,16 +11,12 @@ import pytest
 from conftest import copy_repo, edit_yaml
 
 from generator import naming
+from generator.git import scratch_repo
 from generator.affected import FileChange, diff_manifests
 
 
 def init(root: Path) -> git.Repo:
-    repo = git.Repo.init(root)
-    with repo.config_writer() as config:
-        config.set_value("user", "name", "test")
-        config.set_value("user", "email", "test@example.com")
-        config.set_value("commit", "gpgsign", "false")
-    return repo
+    return scratch_repo(root)  # fixed identity, no signing, no hooks
 
 
 def commit(repo: git.Repo, message: str, *paths: str) -> str:

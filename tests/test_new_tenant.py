@@ -11,7 +11,7 @@ import pytest
 import yaml
 from conftest import REPO, copy_repo, snapshot
 
-from generator import pipeline, scaffold, spec
+from generator import git, pipeline, scaffold, spec
 from generator.errors import UsageError
 from generator.load import load_catalog
 from generator.model import promotion_order
@@ -20,11 +20,7 @@ OWNER = ["--owner", "team-foo@example.com", "--cost-center", "CC-4242"]
 
 
 def init_git(root: Path) -> gitpython.Repo:
-    repo = gitpython.Repo.init(root)
-    with repo.config_writer() as cfg:
-        cfg.set_value("user", "name", "Test")
-        cfg.set_value("user", "email", "test@example.com")
-        cfg.set_value("commit", "gpgsign", "false")
+    repo = git.scratch_repo(root)  # fixed identity, no signing, no hooks
     repo.git.checkout("-q", "-b", "main")
     repo.git.add("-A")
     repo.git.commit("-q", "-m", "catalog")

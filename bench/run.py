@@ -55,9 +55,9 @@ def make_catalog(root: Path, tenants: int) -> None:
         if i % 3 == 0:
             lines += ["overrides:", "  prod:", "    services:", "      api:", f"        replicas: {3 + i % 5}"]
         (root / "tenants" / f"{name}.yaml").write_text("\n".join(lines) + "\n")
-    from generator import networks
+    from generator.ops.allocate import allocate
 
-    networks.allocate(root, write=True)
+    allocate(root, write=True)
 
 
 def _rss_mb() -> float:
@@ -94,7 +94,8 @@ def worker_check(root: Path, use_cache: bool = True) -> dict:
 def worker_bare(root: Path) -> dict:
     """Record every (template, context) the targets render, then time a bare Jinja2 loop
     that renders exactly those with a plain Environment and writes each to a file."""
-    from generator import pipeline, templating
+    from generator import pipeline
+    from generator.formats import templating
 
     calls: list[tuple[str, dict]] = []
     real_render = templating.Templates.render
@@ -121,7 +122,7 @@ def _plain_environment(root: Path):
     options as the render, nothing else (no StrictUndefined, no precompiled set)."""
     import jinja2
 
-    from generator.templating import FILTERS
+    from generator.formats.templating import FILTERS
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(root / "templates"), keep_trailing_newline=True,
                              trim_blocks=True, lstrip_blocks=True)
@@ -160,12 +161,10 @@ def worker_bare_targets(root: Path) -> dict:
     framework: loading and validation, layering and provenance, guardrails, headers,
     manifest and hashes, atomic staging and pruning."""
     from generator import pipeline
-    from generator.load import load_catalog
-    from generator.model import resolve
     from generator.targets import TARGETS
-    from generator.templating import Templates
+    from generator.formats.templating import Templates
 
-    model = resolve(load_catalog(root))
+    model = pipeline.resolve_only(root)
     out = root / "bare-targets"
     env, write = _plain_environment(root), _PlainWriter()
 

@@ -2,18 +2,33 @@
 
 The library API is small on purpose::
 
-    from generator import load_catalog, resolve, render
-    catalog = load_catalog(Path("."))
-    model = resolve(catalog)
-    result = render(model)          # {relative path: bytes}, deterministic
+    from generator import pipeline
+    build = pipeline.build(Path("."))   # load -> references -> resolve -> policy -> render
+    build.result.files                  # {relative path: bytes}, deterministic
 
-Everything that touches the file system lives in ``load`` (reading) and ``tree`` (writing);
-the steps in between are pure functions, which is what makes ``check`` trustworthy.
+The stages live in packages named for them (``catalog``, ``model``, ``policy``,
+``targets``, ``output``; see docs/architecture.md). Names are imported lazily, so
+``import generator`` costs nothing until one is used.
 """
 
-from generator.errors import CatalogError, CatalogErrors, Location
-from generator.load import load_catalog
-from generator.model import resolve
-from generator.render import render
+from __future__ import annotations
 
-__all__ = ["CatalogError", "CatalogErrors", "Location", "load_catalog", "resolve", "render"]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "CatalogError": "generator.errors",
+    "CatalogErrors": "generator.errors",
+    "Location": "generator.errors",
+    "load_catalog": "generator.catalog.load",
+    "resolve": "generator.model.resolve",
+    "render": "generator.output.render",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'generator' has no attribute {name!r}")

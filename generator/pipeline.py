@@ -1,7 +1,14 @@
-"""The library API the CLI and the tests share: load -> resolve -> render, and the tree ops."""
+"""The pipeline, wired in one place: load -> references -> resolve -> policy -> render.
+
+This is the library API the CLI, the lifecycle commands and the tests share. Each stage is
+a plain function of the one before; only :func:`load` reads and ``output.tree`` writes.
+Code that needs a model without the policy verdict (an old git ref, ``explain`` while a
+rule fails) calls :func:`resolve_only` and says so.
+"""
 
 from __future__ import annotations
 
+import datetime
 import gc
 import os
 from collections.abc import Iterator
@@ -9,10 +16,23 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from generator import checkcache, tree
-from generator.load import find_root, load_catalog
-from generator.model import Model, resolve
-from generator.render import RenderResult, render
+from generator.catalog.load import Catalog, find_root, read_catalog
+from generator.catalog.snapshot import Baseline
+from generator.errors import CatalogErrors, ErrorSink
+from generator.model.references import check_references
+from generator.model.resolve import Model, resolve
+from generator.output import checkcache, tree
+from generator.output.render import RenderResult, render
+from generator.policy.core import PolicyReport
+from generator.policy.evaluate import evaluate
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A resolved model and the policy verdict on it (errors empty: it may be rendered)."""
+
+    model: Model
+    policy: PolicyReport
 
 
 @dataclass(frozen=True)
@@ -20,6 +40,7 @@ class Build:
     root: Path
     model: Model
     result: RenderResult
+    policy: PolicyReport
 
 
 def default_jobs() -> int:
@@ -32,12 +53,7 @@ def default_jobs() -> int:
 
 @contextmanager
 def fewer_collections() -> Iterator[None]:
-    """Run the cyclic garbage collector rarely while we build.
-
-    Loading and rendering allocate millions of short-lived objects (Jinja contexts, strings,
-    small dicts) on top of a large live model; with CPython's default thresholds a full
-    collection walks that whole heap again and again, about a tenth of a large render's
-    time. Reference counting still frees nearly everything at once; cycles wait a little."""
+    """Run the cyclic garbage collector rarely while we build (see docs/benchmark.md)."""
     previous = gc.get_threshold()
     gc.set_threshold(50_000, 20, 100)
     try:
@@ -46,12 +62,52 @@ def fewer_collections() -> Iterator[None]:
         gc.set_threshold(*previous)
 
 
-def build(root: Path | None = None, jobs: int | None = None) -> Build:
-    """Load, resolve and render the catalog at ``root`` (default: found from the cwd)."""
+def load(root: Path) -> Catalog:
+    """Read every file, then the cross-file checks; raise CatalogErrors with all problems."""
+    catalog, errors = read_catalog(root)
+    sink = ErrorSink()
+    sink.extend(errors)
+    sink.extend(check_references(catalog))
+    sink.raise_if_any()
+    return catalog
+
+
+def resolve_only(root: Path) -> Model:
+    """Load and resolve without judging: for old git refs and for ``explain``."""
+    return resolve(load(root))
+
+
+def judge(model: Model, today: datetime.date | None = None) -> PolicyReport:
+    """The policy stage: every rule, minus what valid waivers cover, for ``today``."""
+    return evaluate(model, today or datetime.date.today())
+
+
+def resolve_checked(root: Path, today: datetime.date | None = None) -> Judged:
+    """Load, resolve and judge; raise CatalogErrors when any rule fails."""
+    model = resolve_only(root)
+    report = judge(model, today)
+    if report.errors:
+        raise CatalogErrors(report.errors)
+    return Judged(model, report)
+
+
+def model_at(base: Baseline) -> tuple[Model | None, str | None]:
+    """The catalog at a base git ref, resolved with today's code and not judged (yesterday's
+    catalog is not held to today's waivers): the model, or None and why it does not load."""
+    try:
+        return resolve_only(base.root), None
+    except CatalogErrors as errors:
+        first = errors.errors[0] if errors.errors else "unknown error"
+        return None, f"the catalog at {base.ref} does not load with this version of companyos ({len(errors.errors)} errors; first: {first})"
+
+
+def build(root: Path | None = None, jobs: int | None = None, today: datetime.date | None = None) -> Build:
+    """Load, resolve, judge and render the catalog at ``root`` (default: found from the cwd)."""
     root = find_root(root or Path.cwd())
     with fewer_collections():
-        model = resolve(load_catalog(root))
-        return Build(root, model, render(model, jobs=jobs if jobs is not None else default_jobs()))
+        judged = resolve_checked(root, today)
+        result = render(judged.model, jobs=jobs if jobs is not None else default_jobs())
+        return Build(root, judged.model, result, judged.policy)
 
 
 def render_to_disk(root: Path | None = None) -> tuple[Build, tree.WriteReport]:
@@ -66,7 +122,7 @@ def render_to_disk(root: Path | None = None) -> tuple[Build, tree.WriteReport]:
 def check(root: Path | None = None, *, use_cache: bool = False) -> tuple[Build | None, tree.TreeStatus]:
     """Compare the tree with a fresh render. With ``use_cache``, a tree verified clean before
     and unchanged since (inputs, code and outputs hash the same) is reported clean without
-    rendering; the Build is then None (see ``checkcache``)."""
+    rendering; the Build is then None (see ``output.checkcache``)."""
     root = find_root(root or Path.cwd())
     inputs = checkcache.inputs_digest(root) if use_cache else None
     if inputs is not None:

@@ -10,9 +10,9 @@ import git
 import pytest
 from conftest import copy_repo, edit_yaml
 
-from generator import naming
+from generator.model import naming
 from generator.git import scratch_repo
-from generator.affected import FileChange, diff_manifests
+from generator.ops.affected import FileChange, diff_manifests
 
 
 def init(root: Path) -> git.Repo:

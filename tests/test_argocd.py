@@ -11,8 +11,10 @@ import pytest
 from conftest import REPO, edit_yaml, load_yaml_docs
 from test_argocd_support import applications, brace_paths, delivery_docs, validation  # noqa: F401 (fixtures)
 
-from generator import naming, pipeline
-from generator.targets import argocd, helm
+from generator import pipeline
+from generator.model import naming
+from generator.targets import common, helm
+from generator.targets.argocd import target as argocd
 
 CRD_KINDS = ("ApplicationSet", "Application", "AppProject", "Rollout", "AnalysisTemplate")
 CORE_KINDS = ("Namespace", "ResourceQuota", "LimitRange", "NetworkPolicy", "HorizontalPodAutoscaler", "Job")
@@ -60,7 +62,7 @@ def test_application_sources_point_at_rendered_files(sample, applications):
         chart_src, values_src, extras_src = app["spec"]["sources"]
         assert (chart_src["repoURL"], chart_src["chart"], chart_src["targetRevision"]) == (chart.repository, chart.name, chart.version)
         [value_file] = chart_src["helm"]["valueFiles"]
-        assert value_file == "$values/" + helm.values_path(env, params["tenant"], params["service"])
+        assert value_file == "$values/" + common.values_path(env, params["tenant"], params["service"])
         assert value_file.removeprefix("$values/") in files
         assert values_src == {"repoURL": repo.url, "targetRevision": repo.revision, "ref": "values"}
         assert extras_src["path"] == "rendered" and extras_src["repoURL"] == repo.url
@@ -133,7 +135,7 @@ def test_rollouts_follow_service_steps_and_reference_the_chart_deployment(sample
         assert weights == [s.weight for s in service.canary.steps]
         pauses = [s["pause"]["duration"] for s in canary["steps"] if "pause" in s]
         assert pauses == [s.pause for s in service.canary.steps if s.pause]
-        values = load_yaml_docs(sample.result.files[helm.values_path(d.env, d.name, service.name)])[0]
+        values = load_yaml_docs(sample.result.files[common.values_path(d.env, d.name, service.name)])[0]
         ref = doc.data["spec"]["workloadRef"]
         assert (ref["kind"], ref["name"]) == ("Deployment", values["applicationName"])
         # The Rollout owns the pods: the Deployment has no replica count and no chart HPA.
@@ -148,7 +150,7 @@ def test_rollouts_follow_service_steps_and_reference_the_chart_deployment(sample
 
 
 def test_disabling_the_canary_for_a_tenant_removes_the_rollout(repo):
-    target = helm.values_path("prod", "globex", "web")
+    target = common.values_path("prod", "globex", "web")
     rollout = argocd.rollout_path("prod", "globex", "web")
     before = pipeline.build(repo).result.files
     assert rollout in before and b"replicas:" not in before[target]

@@ -8,8 +8,8 @@ import re
 import pytest
 from conftest import edit_yaml, snapshot
 
-from generator import naming
-from generator.changewindow import cron_problem
+from generator.model import naming
+from generator.catalog.changewindow import cron_problem
 
 
 def _line_of(path, pattern: str) -> int:

@@ -7,7 +7,7 @@ import pytest
 from conftest import edit_yaml
 
 from generator import pipeline
-from generator.checkcache import CACHE_PATH
+from generator.output.checkcache import CACHE_PATH
 
 
 @pytest.fixture
@@ -46,7 +46,7 @@ def test_any_change_forces_a_full_check(rendered_repo, companyos, change):
 
 
 def test_generator_code_is_part_of_the_key(rendered_repo, monkeypatch):
-    from generator import checkcache
+    from generator.output import checkcache
 
     before = checkcache.inputs_digest(rendered_repo)
     monkeypatch.setattr(checkcache, "OUTPUT_LIBRARIES", (*checkcache.OUTPUT_LIBRARIES, "jsonschema"))

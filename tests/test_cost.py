@@ -12,7 +12,8 @@ from conftest import edit_yaml
 from test_destructive import commit_all
 from test_policy import override
 
-from generator import cost, spec
+from generator.ops import cost
+from generator.catalog import spec
 
 #: A tiny price table with round numbers, so the expected figures below can be checked
 #: with pencil and paper.

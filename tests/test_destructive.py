@@ -109,7 +109,9 @@ def test_turning_off_deletion_protection(companyos, based):
 
 def test_rendered_terraform_deletion_protection_removed(based):
     """The text comparison catches protection switched off by a template, not a setting."""
-    from generator import baseline, destructive, pipeline
+    from generator import pipeline
+    from generator.catalog import snapshot as baseline
+    from generator.ops import destructive
 
     built = pipeline.build(based)
     path = next(p for p in built.result.files if p.startswith("rendered/terraform/") and b"deletion_protection" in built.result.files[p])
@@ -132,7 +134,9 @@ def test_base_without_git_is_a_usage_error(companyos, repo):
 
 
 def test_dropped_environment_is_listed(based):
-    from generator import baseline, destructive, pipeline
+    from generator import pipeline
+    from generator.catalog import snapshot as baseline
+    from generator.ops import destructive
 
     built = pipeline.build(based)
     with baseline.at(based, "HEAD") as base:
@@ -143,7 +147,7 @@ def test_dropped_environment_is_listed(based):
 
 
 def test_applicationset_elements_inside_matrix_generators():
-    from generator.destructive import argocd_objects
+    from generator.ops.destructive import argocd_objects
 
     doc = b"""apiVersion: argoproj.io/v1alpha1
 kind: ApplicationSet

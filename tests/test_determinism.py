@@ -12,7 +12,7 @@ from pathlib import Path
 from conftest import REPO
 
 from generator import pipeline
-from generator.render import MANIFEST_PATH
+from generator.output.render import MANIFEST_PATH
 
 DIGEST = "import hashlib,sys; from pathlib import Path; from generator import pipeline; r = pipeline.build(Path(sys.argv[1])).result; print(hashlib.sha256(b''.join(p.encode() + b'\\0' + d for p, d in sorted(r.files.items()))).hexdigest())"
 

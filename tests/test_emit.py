@@ -12,7 +12,7 @@ from ruamel.yaml import YAML
 from yamllint import linter
 from yamllint.config import YamlLintConfig
 
-from generator.emit import finalize, to_json, to_yaml
+from generator.formats.emit import finalize, to_json, to_yaml
 
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-(2**63), max_value=2**63),

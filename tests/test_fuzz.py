@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from generator import pipeline
-from generator.render import MANIFEST_PATH
+from generator.output.render import MANIFEST_PATH
 
 #: Where a run may write: the outputs, and the verified-clean cache (generator/checkcache.py).
 OUTPUT_PREFIXES = ("rendered/", ".github/workflows/", ".companyos-cache/")

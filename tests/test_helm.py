@@ -12,7 +12,7 @@ import yaml
 from conftest import SHARED, edit_yaml, load_yaml_docs
 
 from generator import pipeline
-from generator.argocd_rollouts import canary_enabled
+from generator.targets.common import canary_enabled
 
 SCHEMA = SHARED / "schemas/helm/application-9.2.0.values.schema.json"
 DEFAULTS = SHARED / "schemas/helm/application-9.2.0.values.yaml"

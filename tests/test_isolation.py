@@ -7,7 +7,7 @@ import fnmatch
 
 from test_argocd_support import applications, delivery_docs  # noqa: F401 (fixtures)
 
-from generator import naming
+from generator.model import naming
 
 
 def isolation_problems(model, delivery_docs, applications) -> list[str]:

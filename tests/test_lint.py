@@ -10,9 +10,10 @@ from __future__ import annotations
 import pytest
 from conftest import REPO, SHARED, edit_yaml
 
-from generator import lint, pipeline
+from generator import pipeline
+from generator.ops import lint
 from generator.errors import CatalogErrors
-from generator.render import RenderResult
+from generator.output.render import RenderResult
 
 CANARY = "rendered/zz-lint-canary"
 CANARIES = {
@@ -60,7 +61,7 @@ def checkov_available() -> bool:
 @pytest.fixture(scope="session")
 def linted(sample) -> lint.LintReport:
     files = {**sample.result.files, **CANARIES}
-    build = pipeline.Build(sample.root, sample.model, RenderResult(dict(sorted(files.items())), sample.result.manifest))
+    build = pipeline.Build(sample.root, sample.model, RenderResult(dict(sorted(files.items())), sample.result.manifest), sample.policy)
     return lint.run(build, use_checkov=checkov_available(), shared=SHARED / "schemas" / "k8s-crds")
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from conftest import edit_yaml, load_yaml_docs
 from test_argocd_support import applications, delivery_docs, validation  # noqa: F401 (fixtures)
 
-from generator import naming, pipeline
-from generator.targets import migrations
+from generator import pipeline
+from generator.model import naming
+from generator.targets import common, migrations
 
 
 def _jobs(delivery_docs):
@@ -14,7 +15,7 @@ def _jobs(delivery_docs):
 
 
 def test_a_job_for_every_service_with_migrations_and_none_without(sample, delivery_docs):
-    expected = {migrations.job_path(d.env, d.name, s.name) for d in sample.model.deployments for s in d.services if s.migrations}
+    expected = {common.job_path(d.env, d.name, s.name) for d in sample.model.deployments for s in d.services if s.migrations}
     rendered = {p for p in sample.result.files if p.startswith("rendered/migrations/")}
     assert expected and rendered == expected
     assert {d.path for d in _jobs(delivery_docs)} == expected
@@ -64,7 +65,7 @@ def test_external_secret_is_an_earlier_hook_reading_the_database_key(sample, del
 def test_image_tag_pin_moves_the_job_and_the_deployment_together(sample, repo):
     """The rollback lever: umbrella pins api to 1.14.1 in prod only."""
     def image(files, env, tenant):
-        job = load_yaml_docs(files[migrations.job_path(env, tenant, "api")])[1]
+        job = load_yaml_docs(files[common.job_path(env, tenant, "api")])[1]
         return job["spec"]["template"]["spec"]["containers"][0]["image"].rsplit(":", 1)[1]
 
     files = sample.result.files

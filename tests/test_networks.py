@@ -12,7 +12,9 @@ import pytest
 from conftest import edit_yaml, snapshot
 from ruamel.yaml import YAML
 
-from generator import networks
+from generator.model import networks
+from generator.ops.allocate import allocate
+from generator.targets.terraform.addressing import subnets
 from generator.errors import CatalogErrors
 
 NETWORKS = "catalog/networks.yaml"
@@ -56,7 +58,7 @@ def test_sample_has_an_allocation_for_every_vpc_it_renders(sample):
 
 def test_allocate_is_a_no_op_on_the_sample(repo):
     before = snapshot(repo)
-    assert networks.allocate(repo) == []
+    assert allocate(repo) == []
     assert snapshot(repo) == before
 
 
@@ -93,7 +95,7 @@ def test_removing_a_tenant_releases_its_block_only(repo, companyos):
     assert result.code == 2
     assert f"{NETWORKS}:" in result.err and "unknown tenant 'umbrella'" in result.err and "release" in result.err
 
-    lines = networks.allocate(repo)
+    lines = allocate(repo)
     assert sorted(lines) == sorted(f"{env}: released tenant-umbrella {before[env]['tenant-umbrella']}" for env in ("stage", "prod"))
     after = _vpcs(repo)
     for env, vpcs in before.items():
@@ -104,7 +106,7 @@ def test_removing_a_tenant_releases_its_block_only(repo, companyos):
 def test_dry_run_writes_nothing(repo):
     _add_dedicated_tenant(repo, "zeta", {"dev": "210000000199", "stage": "310000000199", "prod": "410000000199"})
     before = snapshot(repo)
-    lines = networks.allocate(repo, write=False)
+    lines = allocate(repo, write=False)
     assert len(lines) == 3
     assert snapshot(repo) == before
 
@@ -129,7 +131,7 @@ def test_running_out_of_space_is_an_error_not_an_overlap(repo):
     _add_dedicated_tenant(repo, "zeta", {"dev": "210000000199", "stage": "310000000199", "prod": "410000000199"})
     before = snapshot(repo)
     with pytest.raises(CatalogErrors) as info:
-        networks.allocate(repo)
+        allocate(repo)
     (error,) = info.value.errors
     assert error.location.path == NETWORKS and error.location.line > 1
     assert "no free /20 left in 10.0.0.0/15 for tenant-zeta in 'dev'" in error.message
@@ -172,7 +174,7 @@ def test_missing_address_space_for_an_environment_is_explained(repo, companyos):
 
 def test_subnets_are_inside_the_vpc_and_disjoint():
     vpc = ipaddress.IPv4Network("10.1.16.0/20")
-    private, public = networks.subnets(vpc, 3)
+    private, public = subnets(vpc, 3)
     nets = [ipaddress.IPv4Network(s) for s in private + public]
     assert len(nets) == 6 and all(n.subnet_of(vpc) for n in nets)
     for a, b in itertools.combinations(nets, 2):

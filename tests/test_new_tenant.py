@@ -11,10 +11,14 @@ import pytest
 import yaml
 from conftest import REPO, copy_repo, snapshot
 
-from generator import git, pipeline, scaffold, spec
+from generator import git, pipeline
+from generator.lifecycle import new_tenant as new_tenant_lib
+from generator.lifecycle import remove_tenant as remove_tenant_lib
+from generator.lifecycle import request as tenant_request
+from generator.lifecycle import template as tenant_template
+from generator.catalog import spec
 from generator.errors import UsageError
-from generator.load import load_catalog
-from generator.model import promotion_order
+from generator.model.resolve import promotion_order
 
 OWNER = ["--owner", "team-foo@example.com", "--cost-center", "CC-4242"]
 
@@ -57,8 +61,8 @@ def manifest(root: Path) -> dict[str, dict]:
     return json.loads((root / "rendered/.companyos-manifest.json").read_text())["files"]
 
 
-def facts() -> scaffold.CatalogFacts:
-    return scaffold.CatalogFacts.of(load_catalog(REPO))
+def facts() -> tenant_request.CatalogFacts:
+    return tenant_request.CatalogFacts.of(pipeline.load(REPO))
 
 
 def test_new_tenant_creates_files_branch_and_one_commit(git_repo, companyos):
@@ -68,12 +72,12 @@ def test_new_tenant_creates_files_branch_and_one_commit(git_repo, companyos):
 
     tenant = yaml.safe_load((git_repo / "tenants/foo.yaml").read_text())
     spec.Tenant.model_validate(tenant)
-    catalog = load_catalog(git_repo)
+    catalog = pipeline.load(git_repo)
     envs = {n: e.spec for n, e in catalog.environments.items()}
     assert tenant["environments"] == promotion_order(envs), "default: every environment, in promotion order"
     assert sorted(tenant["services"]) == sorted(catalog.services), "default: every service"
     assert (tenant["tier"], tenant["owner"], tenant["cost_center"]) == ("standard", "team-foo@example.com", "CC-4242")
-    answers = yaml.safe_load((git_repo / scaffold.answers_path("foo")).read_text())
+    answers = yaml.safe_load((git_repo / tenant_request.answers_path("foo")).read_text())
     assert answers["_commit"] == base and answers["_src_path"] == "templates/tenant"
 
     repo = gitpython.Repo(git_repo)
@@ -84,7 +88,7 @@ def test_new_tenant_creates_files_branch_and_one_commit(git_repo, companyos):
     committed = {d.b_path or d.a_path for d in head.parents[0].diff(head)}
     outputs = {p for p, e in manifest(git_repo).items() if e.get("tenant") == "foo"}
     assert outputs and outputs <= committed
-    assert {"tenants/foo.yaml", scaffold.answers_path("foo"), "rendered/.companyos-manifest.json"} <= committed
+    assert {"tenants/foo.yaml", tenant_request.answers_path("foo"), "rendered/.companyos-manifest.json"} <= committed
     assert all(p.startswith(("tenants/", "rendered/", ".github/", "catalog/networks.yaml")) for p in committed)
     assert "git push -u origin tenant/foo" in res.out
     assert gitpython.Repo(git_repo).heads["main"].commit.hexsha == base, "main is untouched"
@@ -170,7 +174,7 @@ def test_not_a_git_repository_is_refused_unless_no_commit(repo, companyos):
     res = companyos("new-tenant", "foo", "--tier", "standard", *OWNER, "--no-input", "--no-commit", cwd=repo)
     assert res.code == 0, res.err
     assert (repo / "tenants/foo.yaml").is_file()
-    assert "_commit" not in yaml.safe_load((repo / scaffold.answers_path("foo")).read_text())
+    assert "_commit" not in yaml.safe_load((repo / tenant_request.answers_path("foo")).read_text())
     assert companyos("check", cwd=repo).code == 0
 
 
@@ -253,8 +257,8 @@ def test_interactive_prompts_ask_only_for_missing_answers(git_repo, monkeypatch)
         return {name: typed[name]}
 
     monkeypatch.setattr(copier._main, "unsafe_prompt", fake_prompt)
-    request = scaffold.TenantRequest(name="foo", tier="standard")
-    result = scaffold.new_tenant(git_repo, request, interactive=True)
+    request = tenant_request.TenantRequest(name="foo", tier="standard")
+    result = new_tenant_lib.new_tenant(git_repo, request, interactive=True)
     assert asked == ["owner", "cost_center", "environments", "services", "canary"], "tier was given; accounts never for pooled"
     assert result.branch == "tenant/foo"
     tenant = yaml.safe_load((git_repo / "tenants/foo.yaml").read_text())
@@ -262,7 +266,7 @@ def test_interactive_prompts_ask_only_for_missing_answers(git_repo, monkeypatch)
 
     typed["cost_center"] = "4242"
     with pytest.raises(UsageError, match="'4242' is not a cost center"):
-        scaffold.new_tenant(git_repo, scaffold.TenantRequest(name="bar", tier="standard"), interactive=True, allow_dirty=True)
+        new_tenant_lib.new_tenant(git_repo, tenant_request.TenantRequest(name="bar", tier="standard"), interactive=True, allow_dirty=True)
     assert not (git_repo / "tenants/bar.yaml").exists()
 
 
@@ -279,7 +283,7 @@ def test_template_validators_use_the_spec_patterns():
     assert pattern(spec.Email) in questions["owner"]["validator"]
     assert pattern(spec.CostCenter) in questions["cost_center"]["validator"]
     assert pattern(spec.AccountId) in questions["accounts"]["validator"]
-    assert questions["_answers_file"].startswith(scaffold.ANSWERS_DIR + "/")
+    assert questions["_answers_file"].startswith(tenant_request.ANSWERS_DIR + "/")
 
 
 def test_template_output_loads_as_a_tenant_for_every_tier(tmp_path):
@@ -287,10 +291,10 @@ def test_template_output_loads_as_a_tenant_for_every_tier(tmp_path):
     f = facts()
     for tier in f.tiers:
         accounts = {env: f"9{i:011d}" for i, env in enumerate(f.environments)} if tier in f.dedicated_tiers else {}
-        request = scaffold.complete(scaffold.TenantRequest("probe", tier, "a@example.com", "CC-123", accounts=accounts), f)
-        assert scaffold.check_request(request, f) == []
-        out = scaffold.render_template(REPO / "templates/tenant", "probe",
-                                       {**f.template_data(), **scaffold._answers_data(request, f)}, interactive=False)
+        request = tenant_request.complete(tenant_request.TenantRequest("probe", tier, "a@example.com", "CC-123", accounts=accounts), f)
+        assert tenant_request.check_request(request, f) == []
+        out = tenant_template.render_template(REPO / "templates/tenant", "probe",
+                                       {**f.template_data(), **tenant_request.answers_data(request, f)}, interactive=False)
         tenant = spec.Tenant.model_validate(yaml.safe_load(out.tenant_text))
         assert tenant.tier == tier and tenant.accounts == accounts
         assert out.answers["name"] == "probe" and "known_tiers" not in out.answers

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from generator import parallel
-from generator.load import load_catalog
-from generator.model import resolve
-from generator.render import render
+from generator.output import parallel
+from generator import pipeline
+from generator.output.render import render
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import run as bench  # noqa: E402  (the benchmark's synthetic catalog generator)
@@ -20,7 +19,7 @@ import run as bench  # noqa: E402  (the benchmark's synthetic catalog generator)
 def large_model(tmp_path_factory):
     root = tmp_path_factory.mktemp("large") / "repo"
     bench.make_catalog(root, 40)
-    model = resolve(load_catalog(root))
+    model = pipeline.resolve_only(root)
     assert len(model.deployments) >= parallel.MIN_DEPLOYMENTS
     return model
 

@@ -9,7 +9,7 @@ import jsonschema
 import yaml
 from conftest import REPO
 
-from generator.schemas import json_schemas
+from generator.catalog.json_schema import json_schemas
 
 
 def test_committed_schemas_are_up_to_date(companyos):

@@ -2,7 +2,7 @@
 
 from conftest import REPO
 
-from generator import tree
+from generator.output import tree
 
 
 def test_committed_rendered_tree_matches_catalog(sample):

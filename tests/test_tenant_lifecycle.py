@@ -13,7 +13,10 @@ import yaml
 from conftest import snapshot
 from test_new_tenant import OWNER, git_repo, git_state, git_template  # noqa: F401 - fixtures
 
-from generator import scaffold
+from generator.lifecycle import new_tenant as new_tenant_lib
+from generator.lifecycle import remove_tenant as remove_tenant_lib
+from generator.lifecycle import request as tenant_request
+from generator.lifecycle import template as tenant_template
 
 TEMPLATE = Path("templates/tenant/tenants/{{ name }}.yaml.jinja")
 CANARY_LINE = 'canary: {{ "true" if canary else "false" }}\n'
@@ -42,8 +45,8 @@ def onboarded_template(git_template: Path, tmp_path_factory: pytest.TempPathFact
     """Once per session: a repository where `foo` was scaffolded and committed on its branch."""
     root = tmp_path_factory.mktemp("onboarded") / "repo"
     shutil.copytree(git_template, root, symlinks=True)
-    request = scaffold.TenantRequest("foo", "standard", "team-foo@example.com", "CC-4242")
-    assert scaffold.new_tenant(root, request).branch == "tenant/foo"
+    request = tenant_request.TenantRequest("foo", "standard", "team-foo@example.com", "CC-4242")
+    assert new_tenant_lib.new_tenant(root, request).branch == "tenant/foo"
     return root
 
 
@@ -70,7 +73,7 @@ def test_update_applies_template_change_and_keeps_hand_edit(onboarded, companyos
     text = (root / "tenants/foo.yaml").read_text()
     assert "# Owner and cost center feed the mandatory tags.\n" in text, "template change applied"
     assert yaml.safe_load(text)["settings"] == {"budget": {"monthly_usd": 2500}}, "hand edit kept"
-    answers = yaml.safe_load((root / scaffold.answers_path("foo")).read_text())
+    answers = yaml.safe_load((root / tenant_request.answers_path("foo")).read_text())
     assert answers["_commit"] == head and answers["owner"] == "team-foo@example.com"
     changed = gitpython.Repo(root).git.status("--porcelain").splitlines()
     assert sorted(line[3:] for line in changed) == ["tenants/.copier-answers/foo.yml", "tenants/foo.yaml"]
@@ -119,7 +122,7 @@ def test_update_refuses_uncommitted_tenant_changes(onboarded, companyos):
 
 
 def test_update_reports_a_version_missing_from_history(onboarded, companyos):
-    answers = onboarded / scaffold.answers_path("foo")
+    answers = onboarded / tenant_request.answers_path("foo")
     answers.write_text(answers.read_text().replace(yaml.safe_load(answers.read_text())["_commit"], "deadbeef" * 5))
     commit_all(onboarded, "lose the version")
     res = companyos("update-tenants", "--tenant", "foo", cwd=onboarded)
@@ -168,7 +171,7 @@ def test_remove_scaffolded_tenant_removes_answers(onboarded, companyos):
     assert res.code == 0, res.err
     assert not (onboarded / "tenants/foo.yaml").exists()
     assert not (onboarded / "tenants/.copier-answers").exists()
-    assert f"removed   {scaffold.answers_path('foo')}" in res.out
+    assert f"removed   {tenant_request.answers_path('foo')}" in res.out
 
 
 def test_remove_unknown_tenant(git_repo, companyos):  # noqa: F811

@@ -14,8 +14,8 @@ import pytest
 from conftest import SHARED, edit_yaml, snapshot
 from hcl2 import SerializationOptions
 
-from generator import naming
-from generator.terraform_modules import MODULES, PROVIDERS, TERRAFORM_VERSION
+from generator.model import naming
+from generator.targets.terraform.modules import MODULES, PROVIDERS, TERRAFORM_VERSION
 
 MODULE_INPUTS = SHARED / "schemas/terraform/terraform-aws-modules-inputs.json"
 #: Meta-arguments Terraform accepts on every module block.

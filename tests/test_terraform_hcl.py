@@ -7,7 +7,7 @@ import json
 import hypothesis
 from hypothesis import strategies as st
 
-from generator.terraform_hcl import format_hcl
+from generator.targets.terraform.hcl import format_hcl
 
 
 def test_aligns_consecutive_single_line_attributes():
@@ -73,7 +73,7 @@ def test_escaped_interpolation_and_comments_after_values():
 
 
 def test_fast_path_agrees_with_the_exact_scanner(sample):
-    from generator.terraform_hcl import _scan, _scan_exact
+    from generator.targets.terraform.hcl import _scan, _scan_exact
 
     for path, data in sample.result.files.items():
         if path.endswith(".tf"):
@@ -86,14 +86,14 @@ def test_fast_path_agrees_with_the_exact_scanner(sample):
 def test_hcl_string_fast_path_agrees_with_json_quoting(text):
     """Verbatim quoting is only a shortcut: every string must come out exactly as JSON
     quoting plus HCL's template-sequence escapes would write it."""
-    from generator.templating import hcl_value
+    from generator.formats.templating import hcl_value
 
     expected = json.dumps(text, ensure_ascii=False).replace("${", "$${").replace("%{", "%%{")
     assert hcl_value(text) == expected
 
 
 def test_hcl_value_scalars_and_collections():
-    from generator.templating import hcl_value
+    from generator.formats.templating import hcl_value
 
     assert [hcl_value(v) for v in (True, False, None, 0, -12, 2.5)] == ["true", "false", "null", "0", "-12", "2.5"]
     assert hcl_value(["a", 1, {"k-1": "x${y}", "1x": []}]) == '["a", 1, { k-1 = "x$${y}", "1x" = [] }]'
@@ -114,7 +114,7 @@ def test_layout_is_idempotent_and_tidy(lines):
 
 
 def test_simple_attribute_fast_path_agrees_with_the_scanner(sample):
-    from generator.terraform_hcl import _SIMPLE_ATTRIBUTE, _line, _line_scanned
+    from generator.targets.terraform.hcl import _SIMPLE_ATTRIBUTE, _line, _line_scanned
 
     fast = 0
     for path, data in sample.result.files.items():

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from conftest import edit_yaml, snapshot
 
-from generator import pipeline, tree
-from generator.render import MANIFEST_PATH
+from generator import pipeline
+from generator.output import tree
+from generator.output.render import MANIFEST_PATH
 
 
 def fail_on_write(monkeypatch, call: int, error: BaseException) -> dict[str, int]:

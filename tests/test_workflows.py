@@ -12,7 +12,7 @@ import pytest
 import yaml
 from conftest import SHARED, edit_yaml, snapshot
 
-from generator import naming
+from generator.model import naming
 from generator.targets import workflows as target
 
 PINS = json.loads((SHARED / "schemas" / "github-actions-pins.json").read_text(encoding="utf-8"))

@@ -8,7 +8,9 @@ from datetime import datetime, timezone
 import pytest
 from conftest import REPO, edit_yaml
 
-from generator import changewindow, naming, spec
+from generator.catalog import changewindow
+from generator.model import naming
+from generator.catalog import spec
 
 # environments/prod.yaml: "0 8 * * 1-4" for 8h in Europe/Dublin (UTC+0 in winter, UTC+1 in summer).
 CASES = [
@@ -80,7 +82,7 @@ def test_smoke_lists_the_readiness_url_of_every_public_service(sample, companyos
 
 
 def test_smoke_retries_then_reports_what_still_fails():
-    from generator import smoke
+    from generator.ops import smoke
 
     items = [smoke.Check("acme", "api", "https://a/ready"), smoke.Check("hooli", "api", "https://b/ready")]
     calls: list[str] = []

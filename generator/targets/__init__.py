@@ -1,7 +1,13 @@
-"""All output kinds, in the order they render. One module per kind."""
+"""The output kinds, in the order they render: an explicit table, one module per kind.
+
+Adding a kind means writing its module (``render(model, templates)``) and listing it here.
+"""
 
 from __future__ import annotations
 
-from generator.targets import argocd, helm, migrations, terraform, workflows
+from generator.targets import helm, migrations, workflows
+from generator.targets.argocd import target as argocd
+from generator.targets.base import Target
+from generator.targets.terraform import target as terraform
 
-TARGETS = (helm, argocd, migrations, terraform, workflows,)
+TARGETS: tuple[Target, ...] = (helm, argocd, migrations, terraform, workflows)

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Protocol
 
 if TYPE_CHECKING:
-    from generator.model import Model
-    from generator.templating import Templates
+    from generator.formats.templating import Templates
+    from generator.model.resolve import Model
 
 
 @dataclass(frozen=True)

@@ -9,21 +9,19 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from generator import hardening, naming
-from generator.argocd_rollouts import canary_enabled
-from generator.model import Deployment, Model
-from generator.spec import Service
+from generator.catalog.spec import Service
+from generator.formats.templating import Templates
+from generator.model import naming
+from generator.model.resolve import Deployment, Model
+from generator.targets import common as hardening
 from generator.targets.base import RenderedFile
-from generator.templating import Templates
+from generator.targets.common import canary_enabled, values_path
 
 NAME = "helm"
 #: Each environment's files depend on that environment's slice of the model only (see parallel.py).
 PER_ENVIRONMENT = True
 TEMPLATE = "helm/values.yaml.j2"
 
-
-def values_path(env: str, tenant: str, service: str) -> str:
-    return f"rendered/helm/{env}/{tenant}/{service}.yaml"
 
 
 def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:

@@ -18,11 +18,14 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from generator import emit, hardening, naming
-from generator.model import Deployment, Model
-from generator.spec import Service
+from generator.catalog.spec import Service
+from generator.formats import emit
+from generator.formats.templating import Templates
+from generator.model import naming
+from generator.model.resolve import Deployment, Model
+from generator.targets import common as hardening
 from generator.targets.base import RenderedFile
-from generator.templating import Templates
+from generator.targets.common import job_path
 
 NAME = "migrations"
 #: Each environment's files depend on that environment's slice of the model only (see parallel.py).
@@ -35,9 +38,6 @@ ACTIVE_DEADLINE_SECONDS = 1800
 TTL_SECONDS_AFTER_FINISHED = 86400
 EXTERNAL_SECRETS_API = "external-secrets.io/v1"
 
-
-def job_path(env: str, tenant: str, service: str) -> str:
-    return f"rendered/migrations/{env}/{tenant}/{service}.yaml"
 
 
 def has_job(service: Service) -> bool:

@@ -20,11 +20,13 @@ import shlex
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from generator import hardening, naming, spec
+from generator.catalog import spec
 from generator.errors import CatalogError, CatalogErrors, Location
-from generator.model import Model
+from generator.formats.templating import Templates
+from generator.model import naming
+from generator.model.resolve import Model
+from generator.targets import common as hardening
 from generator.targets.base import RenderedFile
-from generator.templating import Templates
 
 NAME = "workflows"
 TEMPLATE_DIR = "workflows"

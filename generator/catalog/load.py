@@ -1,0 +1,249 @@
+"""Read the catalog from disk: the only module (with ``tree``) that touches the file system.
+
+:func:`load_catalog` reads every input file, parses it safely (``yamlsource``), validates it
+against its pydantic model (``spec``) and collects *every* error with its ``file:line:col``
+before raising one :class:`CatalogErrors`. Cross-file checks (does the tier exist?) live in
+``references``; merging lives in ``layers``. Templates are read here too, so the render that
+follows is a pure function of what was loaded.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from generator.catalog import spec
+from generator.catalog.yaml_source import SourceDoc, parse_yaml
+from generator.errors import CatalogError, CatalogErrors, ErrorSink, Location
+
+T = TypeVar("T", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class FileKind:
+    """Where one kind of input file lives and which model validates it."""
+
+    kind: str
+    pattern: str
+    model: type[BaseModel]
+    single: bool = False
+    required: bool = True
+
+
+#: Adding an input kind is one row here (and its model in ``spec``); ``companyos schema``
+#: exports a JSON Schema for every row.
+LAYOUT: list[FileKind] = [
+    FileKind("platform", "catalog/platform.yaml", spec.Platform, single=True),
+    FileKind("tier", "catalog/tiers/*.yaml", spec.Tier),
+    FileKind("service", "catalog/services/*.yaml", spec.Service),
+    FileKind("environment", "environments/*.yaml", spec.Environment),
+    FileKind("tenant", "tenants/*.yaml", spec.Tenant, required=False),
+    FileKind("waivers", "catalog/waivers.yaml", spec.Waivers, single=True, required=False),
+    FileKind("pricing", "catalog/pricing.yaml", spec.Pricing, single=True, required=False),
+    FileKind("networks", "catalog/networks.yaml", spec.Networks, single=True),
+]
+
+#: Template folders that are not render templates (copier's tenant scaffold).
+NON_RENDER_TEMPLATE_DIRS = ("tenant",)
+
+
+@dataclass(frozen=True)
+class Entry(Generic[T]):
+    """A validated document together with the parsed file it came from."""
+
+    spec: T
+    doc: SourceDoc
+
+    @property
+    def path(self) -> str:
+        return self.doc.path
+
+    def locate(self, *keypath: str | int, key: bool = False) -> Location:
+        return self.doc.locate(keypath, key=key)
+
+
+@dataclass
+class Catalog:
+    """Everything read from disk, validated file by file."""
+
+    root: Path
+    entries: dict[str, dict[str, Entry[Any]]] = field(default_factory=dict)
+    #: kind -> file stems that failed to load; references to them are not reported again.
+    broken: dict[str, set[str]] = field(default_factory=dict)
+    templates: dict[str, str] = field(default_factory=dict)
+
+    def defines(self, kind: str, name: str) -> bool:
+        """True when ``name`` is defined, or its file exists but failed to load (already reported)."""
+        return name in self.entries.get(kind, {}) or name in self.broken.get(kind, set())
+
+    def of(self, kind: str) -> dict[str, Entry[Any]]:
+        return self.entries.get(kind, {})
+
+    def single(self, kind: str) -> Entry[Any] | None:
+        return self.entries.get(kind, {}).get(kind)
+
+    @property
+    def platform(self) -> Entry[spec.Platform]:
+        entry = self.single("platform")
+        assert entry is not None, "platform.yaml is required and checked at load time"
+        return entry
+
+    @property
+    def tiers(self) -> dict[str, Entry[spec.Tier]]:
+        return self.of("tier")
+
+    @property
+    def services(self) -> dict[str, Entry[spec.Service]]:
+        return self.of("service")
+
+    @property
+    def environments(self) -> dict[str, Entry[spec.Environment]]:
+        return self.of("environment")
+
+    @property
+    def tenants(self) -> dict[str, Entry[spec.Tenant]]:
+        return self.of("tenant")
+
+
+def find_root(start: Path) -> Path:
+    """The repository root: the nearest folder at or above ``start`` with catalog/platform.yaml."""
+    start = start.resolve()
+    for candidate in (start, *start.parents):
+        if (candidate / "catalog" / "platform.yaml").is_file():
+            return candidate
+    return start
+
+
+def read_catalog(root: Path) -> tuple[Catalog, list[CatalogError]]:
+    """Read and validate every file under ``root`` on its own, keeping going after mistakes.
+
+    Returns what loaded (broken files are listed in ``Catalog.broken``) and every error, so
+    the cross-file checks (``model.references``) can add theirs and all are reported at once.
+    Raises only when there is no platform file: nothing else can be checked without it."""
+    sink = ErrorSink()
+    catalog = Catalog(root=root)
+    for kind in LAYOUT:
+        catalog.entries[kind.kind] = _load_kind(root, kind, sink, catalog.broken.setdefault(kind.kind, set()))
+    catalog.templates = _load_templates(root, sink)
+    if catalog.single("platform") is None:
+        sink.raise_if_any()
+    return catalog, sink.errors
+
+
+def load_catalog(root: Path) -> Catalog:
+    """:func:`read_catalog`, raising CatalogErrors on any mistake (no cross-file checks)."""
+    catalog, errors = read_catalog(root)
+    if errors:
+        raise CatalogErrors(errors)
+    return catalog
+
+
+def _load_kind(root: Path, kind: FileKind, sink: ErrorSink, broken: set[str]) -> dict[str, Entry[Any]]:
+    paths = sorted(root.glob(kind.pattern))
+    if kind.pattern.endswith("*.yaml"):  # a stray .yml must not be silently ignored
+        paths = sorted({*paths, *root.glob(kind.pattern[: -len(".yaml")] + ".yml")})
+    if not paths and kind.required:
+        sink.add(Location(kind.pattern), f"no {kind.kind} file found (expected {kind.pattern})")
+    entries: dict[str, Entry[Any]] = {}
+    for path in paths:
+        rel = path.relative_to(root).as_posix()
+        if path.is_symlink() or not path.is_file():
+            sink.add(Location(rel), "catalog files must be regular files, not links or folders")
+            continue
+        entry = load_entry(rel, path.read_bytes(), kind.model, sink)
+        if entry is None:
+            broken.add(path.stem)
+            continue
+        name = kind.kind if kind.single else entry.spec.name
+        if not kind.single and path.stem != name:  # per-name files: the stem is the name
+            sink.add(entry.locate("name"), f"{kind.kind} name '{name}' does not match its file name '{path.name}' (expected {path.stem!s})")
+            continue
+        if name in entries:
+            sink.add(entry.locate("name"), f"duplicate {kind.kind} '{name}' (also in {entries[name].path})")
+            continue
+        entries[name] = entry
+    return entries
+
+
+def load_entry(rel: str, raw: bytes, model: type[T], sink: ErrorSink) -> Entry[T] | None:
+    """Parse and validate one file's bytes; report problems to ``sink``."""
+    doc, errors = parse_yaml(rel, raw)
+    if doc is None:
+        sink.extend(errors)
+        return None
+    data = {k: v for k, v in doc.data.items() if k != "$schema"}
+    try:
+        return Entry(model.model_validate(data), doc)
+    except ValidationError as exc:
+        sink.extend(validation_errors(doc, model, exc))
+        return None
+
+
+def validation_errors(doc: SourceDoc, model: type[BaseModel], exc: ValidationError) -> list[CatalogError]:
+    """Turn pydantic's errors into located, human messages."""
+    out = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(part for part in err["loc"] if not isinstance(part, str) or not part.startswith("function-"))
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            where = doc.locate(loc, key=True)
+            message = f"unknown key '{loc[-1]}'" + _suggestion(model, loc)
+        elif kind == "missing":
+            where = doc.locate(loc[:-1], key=True) if len(loc) > 1 else Location(doc.path, 1, 1)
+            message = f"missing required key '{'.'.join(map(str, loc))}'"
+        else:
+            where = doc.locate(loc)
+            message = f"{'.'.join(map(str, loc))}: {_describe(err)}"
+        out.append(CatalogError(where, message))
+    return out
+
+
+def _describe(err: Any) -> str:
+    kind, value = err["type"], err.get("input")
+    if kind == "string_pattern_mismatch":
+        pattern = err.get("ctx", {}).get("pattern")
+        if pattern == spec.NAME_PATTERN:
+            return f"{value!r} is not a valid name: use 2-20 lowercase letters, digits and '-', starting with a letter and not ending with '-'"
+        return f"{value!r} does not match the pattern {pattern}"
+    if kind == "string_type" and isinstance(value, int) and not isinstance(value, bool):
+        return f"expected a string, got the number {value}; quote it: \"{value}\""
+    if kind in {"int_type", "bool_type", "float_type", "string_type", "list_type", "dict_type", "model_type"}:
+        return f"{err['msg'].removeprefix('Input should be ')}; got {type(value).__name__} {value!r}".replace("a valid ", "expected a ")
+    return str(err["msg"])
+
+
+def _suggestion(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
+    allowed = _allowed_keys(model, loc[:-1])
+    if not allowed:
+        return ""
+    close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+    if close:
+        return f"; did you mean '{close[0]}'?"
+    return "; expected one of: " + ", ".join(sorted(allowed))
+
+
+def _allowed_keys(model: Any, loc: tuple[Any, ...]) -> list[str]:
+    """Field names accepted at ``loc`` inside ``model``."""
+    found = spec.annotation_at(model, loc)
+    return list(found.model_fields) if isinstance(found, type) and issubclass(found, BaseModel) else []
+
+
+def _load_templates(root: Path, sink: ErrorSink) -> dict[str, str]:
+    templates: dict[str, str] = {}
+    base = root / "templates"
+    if not base.is_dir():
+        sink.add(Location("templates"), "templates/ folder is missing")
+        return templates
+    for path in sorted(base.rglob("*.j2")):
+        rel = path.relative_to(base).as_posix()
+        if rel.split("/", 1)[0] in NON_RENDER_TEMPLATE_DIRS:
+            continue
+        try:
+            templates[rel] = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            sink.add(Location(f"templates/{rel}"), "template is not valid UTF-8")
+    return templates

@@ -1,0 +1,47 @@
+"""What every command module shares: options, exit codes, error printing, the model.
+
+The CLI is thin on purpose: parse flags, call the library, map outcomes to exit codes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from generator import pipeline
+from generator.catalog.load import find_root
+from generator.errors import CatalogErrors
+from generator.model.resolve import Model
+from generator.policy.core import PolicyReport
+
+RootOption = Annotated[Optional[Path], typer.Option("--root", help="Repository root (default: found from the current folder).")]
+FormatOption = Annotated[str, typer.Option("--format", help="text or json.")]
+
+EXIT_DIFFERENT = 1
+EXIT_USER_ERROR = 2
+EXIT_FILE_SYSTEM = 3
+EXIT_INTERRUPTED = 130
+
+
+def report(errors: CatalogErrors) -> None:
+    """Every catalog error on its own `path:line:col: message` line, then a count."""
+    for error in errors.errors:
+        typer.echo(str(error), err=True)
+    count = len(errors.errors)
+    typer.echo(f"companyos: {count} error{'s' if count != 1 else ''}; nothing was written.", err=True)
+
+
+def model_for(root: Optional[Path]) -> tuple[Path, Model]:
+    """(repository root, resolved and judged model) for ``--root`` or the current folder;
+    waived violations are printed as notes."""
+    folder = find_root(root or Path.cwd())
+    judged = pipeline.resolve_checked(folder)
+    return folder, judged.model
+
+
+def echo_waived(policy: PolicyReport) -> None:
+    """Violations that a valid waiver covers: a note on stdout, never an error."""
+    for waived in policy.waived:
+        typer.echo(str(waived))

@@ -1,0 +1,148 @@
+"""``affected``, ``roots``, ``window-open``, ``smoke``, ``cost``, ``lint``: what CI and operators run."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Optional
+
+import typer
+
+from generator import pipeline
+from generator.cli.common import EXIT_DIFFERENT, FormatOption, RootOption, model_for
+from generator.errors import UsageError
+from generator.ops.cost import DEFAULT_MAX_INCREASE
+
+
+def affected(
+    base: Annotated[str, typer.Option("--base", help="Git ref to compare with (branch, tag or commit).")],
+    env: Annotated[Optional[str], typer.Option("--env", help="Only this environment (one apply stage).")] = None,
+    shard: Annotated[Optional[str], typer.Option("--shard", help="K/N: only every N-th root, starting at the K-th.")] = None,
+    root: RootOption = None,
+    format: Annotated[str, typer.Option("--format", help="text, json (one line, a workflow matrix) or markdown.")] = "text",
+) -> None:
+    """Tenants, environments and Terraform roots whose rendered files differ from REF."""
+    from generator.ops import affected as lib
+
+    if format not in ("text", "json", "markdown"):
+        raise UsageError(f"unknown format '{format}' (expected text, json or markdown)")
+    folder, model = model_for(root)
+    result = lib.affected(folder, base, model)
+    if env is not None:
+        if env not in {e.name for e in model.environments}:
+            raise UsageError(f"unknown environment '{env}'")
+        result = result.only(env)
+    result = result.shard(shard)
+    render_ = {"json": lambda r: lib.to_json(r) + "\n", "markdown": lib.to_markdown, "text": lib.to_text}[format]
+    typer.echo(render_(result), nl=False)
+
+
+def roots(
+    env: Annotated[Optional[str], typer.Option("--env", help="Only this environment.")] = None,
+    shard: Annotated[Optional[str], typer.Option("--shard", help="K/N: only every N-th root, starting at the K-th.")] = None,
+    root: RootOption = None,
+    format: FormatOption = "text",
+) -> None:
+    """Every Terraform root with its environment, account role and region (the drift matrix)."""
+    from generator.ops import affected as lib
+
+    folder, model = model_for(root)
+    items = [r for r in lib.all_roots(model, lib.working_manifest(folder)) if env in (None, r.environment)]
+    if shard is not None:
+        items = lib.select_shard(items, shard)
+    if format == "json":
+        typer.echo(lib.roots_json(items))
+    else:
+        for r in items:
+            typer.echo(f"{r.root}  {r.role_arn}  {r.region}")
+
+
+def window_open(
+    env: Annotated[str, typer.Option("--env", help="Environment whose change window to test.")],
+    at: Annotated[Optional[str], typer.Option("--at", help="ISO 8601 time with offset (default: now).")] = None,
+    root: RootOption = None,
+) -> None:
+    """Exit 0 inside the environment's change window (or if it has none), 1 outside."""
+    from datetime import datetime, timezone
+
+    from generator.catalog import changewindow
+
+    _, model = model_for(root)
+    environment = model.environment(env)
+    if environment is None:
+        raise UsageError(f"unknown environment '{env}' (expected one of: {', '.join(e.name for e in model.environments)})")
+    try:
+        now = datetime.fromisoformat(at) if at else datetime.now(timezone.utc)
+    except ValueError:
+        raise UsageError(f"--at {at!r} is not an ISO 8601 time") from None
+    if now.tzinfo is None:
+        raise UsageError("--at needs a UTC offset, e.g. 2026-01-05T09:00:00+00:00")
+    st = changewindow.is_open(environment, now)
+    if environment.change_window is None:
+        typer.echo(f"{env} has no change window: changes may go out at any time")
+    elif st.open:
+        typer.echo(f"{env} change window is open until {st.end:%Y-%m-%d %H:%M} UTC")
+    else:
+        nxt = f"; it next opens {st.start:%Y-%m-%d %H:%M} UTC" if st.start else ""
+        typer.echo(f"{env} change window is closed{nxt} ({environment.change_window.schedule} for "
+                   f"{environment.change_window.duration}, {environment.change_window.timezone})", err=True)
+        raise typer.Exit(EXIT_DIFFERENT)
+
+
+def smoke(
+    env: Annotated[str, typer.Option("--env")],
+    service: Annotated[str, typer.Option("--service", help="A service name or all.")] = "all",
+    list_only: Annotated[bool, typer.Option("--list", help="Print the URLs, do not probe them.")] = False,
+    attempts: Annotated[int, typer.Option("--attempts", min=1)] = 10,
+    root: RootOption = None,
+) -> None:
+    """Probe the readiness endpoint of every public service in an environment; exit 1 if any fails."""
+    from generator.ops import smoke as lib
+
+    _, model = model_for(root)
+    items = lib.checks(model, env, service)
+    if list_only:
+        for item in items:
+            typer.echo(item.url)
+        return
+    failing = lib.run(items, attempts=attempts)
+    for item, reason in failing:
+        typer.echo(f"FAIL {item.url}: {reason}", err=True)
+    typer.echo(f"{len(items) - len(failing)}/{len(items)} smoke checks passed")
+    if failing:
+        raise typer.Exit(EXIT_DIFFERENT)
+
+
+def cost(
+    base: Annotated[Optional[str], typer.Option("--base", help="Git ref to compare with; exit 1 when a tenant rises more than --max-increase.")] = None,
+    max_increase: Annotated[float, typer.Option("--max-increase", help="Allowed rise of a tenant's monthly estimate, in percent.")] = DEFAULT_MAX_INCREASE,
+    root: RootOption = None,
+    format: FormatOption = "text",
+) -> None:
+    """Monthly cost estimate per tenant and environment from catalog/pricing.yaml."""
+    from generator.ops import cost as lib
+
+    folder, model = model_for(root)
+    report = lib.run_at(folder, model, base, max_increase)
+    if report.note:
+        typer.echo(f"companyos: warning: {report.note}", err=True)
+    typer.echo(json.dumps(report.as_dict(), indent=2) if format == "json" else lib.format_text(report), nl=format == "json")
+    for row in report.exceeded:
+        typer.echo(f"companyos: tenant '{row.tenant}' monthly estimate rises {row.change_percent:+.1f}% "
+                   f"({row.base:,.2f} -> {row.current:,.2f} USD), more than {max_increase:g}%", err=True)
+    if report.exceeded:
+        raise typer.Exit(EXIT_DIFFERENT)
+
+
+def lint(
+    root: RootOption = None,
+    format: FormatOption = "text",
+    checkov: Annotated[bool, typer.Option("--checkov/--no-checkov", help="Run checkov (slow) besides the structural validators.")] = True,
+) -> None:
+    """Lint a fresh render: checkov (skips in catalog/lint.yaml) and structural validators."""
+    from generator.ops import lint as lib
+
+    built = pipeline.build(root)
+    report = lib.run(built, use_checkov=checkov)
+    typer.echo(json.dumps(report.as_dict(), indent=2) if format == "json" else lib.format_text(report), nl=format == "json")
+    if not report.ok:
+        raise typer.Exit(EXIT_DIFFERENT)

@@ -1,0 +1,134 @@
+"""All-or-nothing file changes for the lifecycle commands, and the steps they share.
+
+A :class:`FileTransaction` remembers every file's bytes before its first change; any
+failure (a catalog error found by the render, a git error, Ctrl-C) puts them back.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from generator import git, pipeline
+from generator.errors import UsageError
+from generator.lifecycle.request import CLEAN_FOLDERS
+from generator.model import networks
+from generator.ops.allocate import allocate
+from generator.output import tree
+from generator.output.render import MANIFEST_PATH
+
+
+class FileTransaction:
+    """Remembers each file's bytes before its first change; :meth:`rollback` puts them back.
+
+    Files that did not exist are deleted again, with the folders created for them.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.saved: dict[str, bytes | None] = {}
+
+    def track(self, *rels: str) -> None:
+        for rel in rels:
+            if rel not in self.saved:
+                path = self.root / rel
+                self.saved[rel] = path.read_bytes() if path.is_file() else None
+
+    def write(self, rel: str, data: bytes) -> None:
+        self.track(rel)
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + tree.TMP_SUFFIX)
+        self.track(tmp.relative_to(self.root).as_posix())
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+
+    def delete(self, rel: str) -> None:
+        self.track(rel)
+        (self.root / rel).unlink(missing_ok=True)
+        prune_empty_folders((self.root / rel).parent, self.root)
+
+    def changed(self) -> list[str]:
+        """Tracked files whose bytes differ now (created, changed or deleted)."""
+        out = []
+        for rel, before in self.saved.items():
+            path = self.root / rel
+            now = path.read_bytes() if path.is_file() else None
+            if now != before:
+                out.append(rel)
+        return sorted(out)
+
+    def rollback(self) -> None:
+        for rel, data in self.saved.items():
+            path = self.root / rel
+            if data is None:
+                if path.is_file() or path.is_symlink():
+                    path.unlink()
+                prune_empty_folders(path.parent, self.root)
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                if not path.is_file() or path.read_bytes() != data:
+                    path.write_bytes(data)
+
+
+def prune_empty_folders(folder: Path, root: Path) -> None:
+    root = root.resolve()
+    while folder.resolve() != root and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+        folder = folder.parent
+
+
+@contextmanager
+def transaction(root: Path) -> Iterator[FileTransaction]:
+    tx = FileTransaction(root)
+    try:
+        yield tx
+    except BaseException:
+        tx.rollback()
+        raise
+
+
+def allocate_networks(root: Path, tx: FileTransaction) -> list[str]:
+    """Record (or release) the tenant's VPC CIDRs in catalog/networks.yaml."""
+    tx.track(networks.NETWORKS_PATH)
+    return allocate(root, write=True)
+
+
+def render_tracked(root: Path, tx: FileTransaction) -> tuple[pipeline.Build, tree.WriteReport]:
+    """Render the whole catalog and write it, tracking every file the write may touch."""
+    def track(st: tree.TreeStatus) -> None:
+        touched = [*st.changed, *st.missing, *st.stale, MANIFEST_PATH]
+        tx.track(*touched, *(rel + tree.TMP_SUFFIX for rel in touched))
+
+    built = pipeline.build(root)
+    return built, tree.write(built.result, root, before=track)
+
+
+def git_state(root: Path, *, commit: bool, allow_dirty: bool, branch: str | None) -> tuple[Any, list[str]]:
+    """The repository (or None) and every git-related reason to refuse."""
+    problems: list[str] = []
+    repo = git.open_repo(root)
+    if repo is None:
+        if commit:
+            problems.append(f"{root} is not inside a git repository; run `git init` and commit the catalog, "
+                            "or pass --no-commit to only write the files")
+        return None, problems
+    if commit:
+        if git.head_commit(repo) is None:
+            problems.append("the repository has no commit yet; commit the catalog first")
+        if branch is not None and git.branch_exists(repo, branch):
+            problems.append(f"branch '{branch}' already exists; delete it (git branch -D {branch}) or pick another name")
+    if not allow_dirty:
+        dirty = git.dirty_paths(repo, root, [f for f in CLEAN_FOLDERS if (root / f).exists()])
+        if dirty:
+            shown = ", ".join(dirty[:8]) + (f" and {len(dirty) - 8} more" if len(dirty) > 8 else "")
+            problems.append(f"uncommitted changes in {shown}; commit or stash them first (or pass --allow-dirty)")
+    return repo, problems
+
+
+def refusal(what: str, problems: list[str], hint: str = "") -> UsageError:
+    lines = "\n".join(f"  - {p}" for p in problems)
+    return UsageError(f"{what}:\n{lines}\n{hint + '; ' if hint else ''}nothing was written")

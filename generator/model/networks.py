@@ -1,0 +1,217 @@
+"""VPC address plan: ``catalog/networks.yaml``, its checks and the CIDR lookups targets use.
+
+Every VPC the Terraform target renders (per environment: ``shared``, one ``pool-<tier>`` per
+pooled tier in use, one ``tenant-<name>`` per dedicated tenant) gets a CIDR that overlaps no
+other VPC of that environment, nor any VPC of the environment's DR region. The allocation is
+*recorded* in a committed file rather than computed from the tenant list, because a computed
+layout (say, "the n-th tenant gets the n-th block") would renumber every tenant after a
+removed one, and renumbering a VPC destroys it. With a record, adding or removing a tenant
+touches exactly one line, and review sees it.
+
+Each environment owns two address spaces of equal size: ``primary`` (its region) and
+``dr`` (its DR region). A VPC's DR twin sits at the same offset in ``dr``, so the DR side
+never needs its own records and can never overlap the primary side.
+
+The file is validated on load (malformed or overlapping CIDRs, entries for unknown tenants or
+environments, missing entries), every problem with its ``path:line:col``. :func:`allocate`
+fills in what is missing, first fit, lowest address first, and releases entries whose tenant
+is gone; everything else in the file stays byte-for-byte as it was.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+
+from generator.catalog import spec
+from generator.catalog.load import Catalog, Entry
+from generator.errors import CatalogError, Location
+from generator.model import naming
+
+NETWORKS_PATH = "catalog/networks.yaml"
+ALLOCATE_HINT = "run `companyos allocate` to assign one"
+
+
+#: The file's models live in ``spec`` (so ``companyos schema`` exports them); re-exported here.
+EnvironmentNetworks = spec.EnvironmentNetworks
+Networks = spec.Networks
+
+
+# --- what must be allocated ----------------------------------------------------------------
+
+
+def required_vpcs(catalog: Catalog) -> dict[str, list[str]]:
+    """Environment -> VPC keys that need a CIDR, in allocation order (shared, pools, tenants)."""
+    out: dict[str, list[str]] = {}
+    for env in sorted(catalog.environments):
+        pools: set[str] = set()
+        tenants: list[str] = []
+        for name, entry in sorted(catalog.tenants.items()):
+            tenant: spec.Tenant = entry.spec
+            tier = catalog.tiers.get(tenant.tier)
+            if tier is None or env not in tenant.environments:
+                continue
+            if tier.spec.isolation == "dedicated":
+                tenants.append(naming.tenant_root(name))
+            else:
+                pools.add(naming.pool_root(tenant.tier))
+        out[env] = [naming.SHARED_ROOT, *sorted(pools), *tenants]
+    return out
+
+
+def stale_reason(catalog: Catalog, env: str, key: str) -> str | None:
+    """Why the allocation ``key`` in ``env`` refers to nothing, or None when it is fine."""
+    if key.startswith("tenant-"):
+        name = key.removeprefix("tenant-")
+        entry = catalog.tenants.get(name)
+        if entry is None:
+            # a tenant file that failed to load was already reported; do not pile on
+            return None if catalog.defines("tenant", name) else f"allocation for unknown tenant '{name}'"
+        tier = catalog.tiers.get(entry.spec.tier)
+        if tier is not None and tier.spec.isolation != "dedicated":
+            return f"allocation for tenant '{name}', whose tier '{entry.spec.tier}' is pooled (it uses pool-{entry.spec.tier})"
+        if env not in entry.spec.environments:
+            return f"allocation for tenant '{name}', which is not deployed to '{env}'"
+    elif key.startswith("pool-"):
+        tier_name = key.removeprefix("pool-")
+        tier = catalog.tiers.get(tier_name)
+        if tier is None:
+            return None if catalog.defines("tier", tier_name) else f"allocation for unknown tier '{tier_name}'"
+        if tier.spec.isolation != "pooled":
+            return f"allocation for tier '{tier_name}', which is dedicated (its tenants get their own VPCs)"
+    return None
+
+
+# --- checks run at load time -------------------------------------------------------------------
+
+
+def check_networks(catalog: Catalog) -> list[CatalogError]:
+    """Every problem with ``catalog/networks.yaml`` (structure, stale and missing entries)."""
+    return [*_structural(catalog), *stale_errors(catalog), *missing_errors(catalog), *missing_spaces(catalog)]
+
+
+def networks_entry(catalog: Catalog) -> Entry[spec.Networks] | None:
+    return catalog.single("networks")
+
+
+def _structural(catalog: Catalog) -> Iterator[CatalogError]:
+    entry = networks_entry(catalog)
+    if entry is None:
+        return
+    nets: Networks = entry.spec
+    for env, block in nets.environments.items():
+        if env not in catalog.environments and not catalog.defines("environment", env):
+            yield CatalogError(entry.locate("environments", env, key=True), f"address space for unknown environment '{env}' (known: {', '.join(sorted(catalog.environments)) or 'none'})")
+        primary, dr = ipaddress.IPv4Network(block.primary), ipaddress.IPv4Network(block.dr)
+        if primary.prefixlen != dr.prefixlen:
+            yield CatalogError(entry.locate("environments", env, "dr"), f"dr space {dr} must be the same size as primary {primary} (/{primary.prefixlen})")
+        if primary.overlaps(dr):
+            yield CatalogError(entry.locate("environments", env, "dr"), f"dr space {dr} overlaps primary {primary}; the DR region's VPCs must not overlap the primary region's")
+        if primary.prefixlen > nets.shared_prefix or primary.prefixlen > nets.vpc_prefix:
+            yield CatalogError(entry.locate("environments", env, "primary"), f"primary space {primary} is smaller than one VPC (/{min(nets.shared_prefix, nets.vpc_prefix)})")
+        seen: list[tuple[ipaddress.IPv4Network, str]] = []
+        for key, value in block.vpcs.items():
+            net = ipaddress.IPv4Network(value)
+            where = entry.locate("environments", env, "vpcs", key)
+            if not net.subnet_of(primary):
+                yield CatalogError(where, f"{key} {net} is outside the environment's primary space {primary}")
+            for other, other_key in seen:
+                if net.overlaps(other):
+                    yield CatalogError(where, f"{key} {net} overlaps {other_key} {other} in '{env}'")
+            if net.prefixlen > 24:
+                yield CatalogError(where, f"{key} {net} is too small for a VPC with subnets in three zones (at most /24)")
+            seen.append((net, key))
+
+
+def stale_errors(catalog: Catalog) -> list[CatalogError]:
+    """Allocations that name a tenant, tier or environment that no longer needs them."""
+    entry = networks_entry(catalog)
+    if entry is None:
+        return []
+    out = []
+    for env, block in entry.spec.environments.items():
+        if env not in catalog.environments:
+            continue
+        for key in block.vpcs:
+            reason = stale_reason(catalog, env, key)
+            if reason:
+                out.append(CatalogError(entry.locate("environments", env, "vpcs", key, key=True), f"{reason} in '{env}'; run `companyos allocate` to release it"))
+    return out
+
+
+def missing_errors(catalog: Catalog) -> list[CatalogError]:
+    """VPCs that need a CIDR and have none recorded (``companyos allocate`` adds them)."""
+    entry = networks_entry(catalog)
+    if entry is None:
+        return []
+    nets: Networks = entry.spec
+    out = []
+    for env, keys in required_vpcs(catalog).items():
+        block = nets.environments.get(env)
+        if block is None:
+            continue  # reported by missing_spaces: allocate cannot invent an address space
+        for key in keys:
+            if key in block.vpcs:
+                continue
+            where = _blame_missing(catalog, env, key) or entry.locate("environments", env, "vpcs", key=True)
+            out.append(CatalogError(where, f"no network allocation for {key} in '{env}' ({NETWORKS_PATH}); {ALLOCATE_HINT}"))
+    return out
+
+
+def missing_spaces(catalog: Catalog) -> list[CatalogError]:
+    """Environments that need VPCs but have no address space in the file."""
+    entry = networks_entry(catalog)
+    if entry is None:
+        return []
+    return [
+        CatalogError(entry.locate("environments", key=True), f"no address space for environment '{env}': add environments.{env} with primary and dr CIDRs, then run `companyos allocate`")
+        for env in required_vpcs(catalog)
+        if env not in entry.spec.environments
+    ]
+
+
+def _blame_missing(catalog: Catalog, env: str, key: str) -> Location | None:
+    if key.startswith("tenant-"):
+        tenant = catalog.tenants.get(key.removeprefix("tenant-"))
+        if tenant is not None and env in tenant.spec.environments:
+            return tenant.locate("environments", tenant.spec.environments.index(env))
+    return None
+
+
+# --- what the Terraform target reads ------------------------------------------------------------
+
+
+def vpc_cidr(nets: Networks, env: str, key: str) -> ipaddress.IPv4Network:
+    return ipaddress.IPv4Network(nets.environments[env].vpcs[key])
+
+
+def dr_cidr(nets: Networks, env: str, key: str) -> ipaddress.IPv4Network:
+    """The VPC's twin in the DR region (see :func:`twin`)."""
+    return twin(nets.environments[env], vpc_cidr(nets, env, key))
+
+
+# --- address arithmetic ----------------------------------------------------------------------
+
+
+def twin(block: EnvironmentNetworks, net: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
+    """``net``'s twin in the DR region: the same offset in the environment's ``dr`` space."""
+    primary, dr = ipaddress.IPv4Network(block.primary), ipaddress.IPv4Network(block.dr)
+    return ipaddress.IPv4Network((int(dr.network_address) + int(net.network_address) - int(primary.network_address), net.prefixlen))
+
+
+def first_free(space: ipaddress.IPv4Network, prefix: int, taken: list[ipaddress.IPv4Network]) -> ipaddress.IPv4Network | None:
+    """Lowest aligned /prefix block in ``space`` that overlaps nothing in ``taken``."""
+    if prefix < space.prefixlen:
+        return None
+    size = 1 << (32 - prefix)
+    start, end = int(space.network_address), int(space.broadcast_address) + 1
+    busy = sorted((int(t.network_address), int(t.broadcast_address) + 1) for t in taken)
+    candidate = start
+    for lo, hi in busy:
+        if candidate + size <= lo:
+            break
+        if hi > candidate:
+            candidate = -(-hi // size) * size  # round up to the block size
+    if candidate + size > end:
+        return None
+    return ipaddress.IPv4Network((candidate, prefix))

@@ -1,0 +1,231 @@
+"""The resolved model: what every target reads.
+
+:func:`resolve` merges the layers for each (tenant, environment) pair, validates the
+resolved settings, applies the tier guardrails (``policy``) and returns a frozen
+:class:`Model`. Targets never see raw YAML, never read files, and never merge anything
+themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from importlib import resources
+from typing import Any
+
+from pydantic import ValidationError
+
+from generator.catalog import spec
+from generator.catalog.load import Catalog
+from generator.catalog.yaml_source import SourceDoc, parse_yaml
+from generator.errors import ErrorSink
+from generator.model import naming
+from generator.model.layers import EMPTY, Layer, Merged, Provenance, apply, in_force
+
+BUILTIN_PATH = "generator/defaults.yaml"
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One tenant in one environment, fully resolved."""
+
+    tenant: spec.Tenant
+    environment: spec.Environment
+    tier: spec.Tier
+    settings: spec.Settings
+    provenance: Provenance = field(repr=False)
+    services: tuple[spec.Service, ...]
+    #: Catalog files every output of this deployment depends on (platform, tier,
+    #: environment, tenant); a target adds the service file and templates it uses.
+    sources: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return self.tenant.name
+
+    @property
+    def env(self) -> str:
+        return self.environment.name
+
+    @property
+    def dedicated(self) -> bool:
+        return self.tier.isolation == "dedicated"
+
+    @property
+    def namespace(self) -> str:
+        return naming.namespace(self.tenant.name)
+
+    @property
+    def account_id(self) -> str:
+        """The AWS account that holds this tenant's data plane in this environment."""
+        if self.dedicated:
+            return self.tenant.accounts[self.env]
+        return self.environment.accounts.pools[self.tier.name]
+
+    def public_ingress(self, service: spec.Service) -> bool:
+        """Whether ``service`` is published to the internet here: it asks for an ingress and
+        this deployment's network allows public ones (Helm ingress, CloudFront + WAF, the
+        ingress controller's NetworkPolicy peer and the smoke test all follow this rule)."""
+        return service.ingress.enabled and self.settings.network.public_ingress
+
+    def image_tag(self, service: str) -> str:
+        pinned = self.settings.services[service].image_tag
+        return pinned if pinned is not None else next(s.image.tag for s in self.services if s.name == service)
+
+
+@dataclass(frozen=True)
+class Model:
+    platform: spec.Platform
+    #: In promotion order (dev, stage, prod).
+    environments: tuple[spec.Environment, ...]
+    tiers: dict[str, spec.Tier]
+    services: dict[str, spec.Service]
+    tenants: dict[str, spec.Tenant]
+    #: Sorted by environment promotion order, then tenant name.
+    deployments: tuple[Deployment, ...]
+    #: (kind, name) -> repository-relative source file.
+    sources: dict[tuple[str, str], str]
+    templates: dict[str, str] = field(repr=False)
+    catalog: Catalog = field(repr=False, compare=False)
+    #: (tier or None, environment) -> settings of infrastructure no single tenant owns: a
+    #: pool is sized by defaults, tier and environment; the shared control plane (tier
+    #: None) by defaults and environment. Tenant layers never size shared things.
+    shared_settings: dict[tuple[str | None, str], spec.Settings] = field(default_factory=dict, repr=False)
+
+    def base_settings(self, tier: str | None, env: str) -> spec.Settings:
+        return self.shared_settings[(tier, env)]
+
+    def environment(self, name: str) -> spec.Environment | None:
+        return next((e for e in self.environments if e.name == name), None)
+
+    def in_environment(self, env: str) -> tuple[Deployment, ...]:
+        return tuple(d for d in self.deployments if d.env == env)
+
+    def deployment(self, tenant: str, env: str) -> Deployment | None:
+        return self._index.get((tenant, env))
+
+    @cached_property
+    def _index(self) -> dict[tuple[str, str], Deployment]:
+        return {(d.name, d.env): d for d in self.deployments}
+
+    def source(self, kind: str, name: str) -> str:
+        return self.sources[(kind, name)]
+
+
+def builtin_doc() -> SourceDoc:
+    raw = resources.files("generator").joinpath("defaults.yaml").read_bytes()
+    doc, errors = parse_yaml(BUILTIN_PATH, raw)
+    if doc is None:  # pragma: no cover - a packaging bug, not a user mistake
+        raise RuntimeError("; ".join(map(str, errors)))
+    return doc
+
+
+def promotion_order(envs: dict[str, spec.Environment]) -> list[str]:
+    """Environments along the promotion chain (validated by ``references``)."""
+    order = [n for n, e in sorted(envs.items()) if e.promotion.after is None]
+    remaining = {n for n in envs if n not in order}
+    while remaining:
+        nxt = sorted(n for n in remaining if envs[n].promotion.after == order[-1])
+        if not nxt:
+            order.extend(sorted(remaining))
+            break
+        order.append(nxt[0])
+        remaining.discard(nxt[0])
+    return order
+
+
+def resolve(catalog: Catalog) -> Model:
+    """Merge and validate every (tenant, environment); raise CatalogErrors on mistakes.
+
+    Only resolves: policy is the next stage (``pipeline`` runs it), so a caller that needs an
+    unjudged model (an old git ref, ``explain`` under failure) simply does not run it."""
+    sink = ErrorSink()
+    builtin = builtin_doc()
+    service_names = sorted(catalog.services)
+    defaults = _defaults(builtin, service_names)
+    env_specs = {n: e.spec for n, e in catalog.environments.items()}
+    order = promotion_order(env_specs)
+    with_services = defaults
+    for svc in service_names:
+        with_services = apply(with_services, Layer(f"service {svc}", catalog.services[svc].doc, ("defaults",), ("services", svc)), defaults)
+    bases: dict[tuple[str, str], Merged] = {}
+    deployments: list[Deployment] = []
+    for env_name in order:
+        env_entry = catalog.environments[env_name]
+        for tenant_name, tenant_entry in sorted(catalog.tenants.items()):
+            tenant: spec.Tenant = tenant_entry.spec
+            if env_name not in tenant.environments:
+                continue
+            tier_entry = catalog.tiers[tenant.tier]
+            key = (tenant.tier, env_name)
+            if key not in bases:
+                merged = apply(with_services, Layer(f"tier {tenant.tier}", tier_entry.doc, ("settings",)), defaults)
+                merged = apply(merged, Layer(f"environment {env_name}", env_entry.doc, ("settings",)), defaults)
+                bases[key] = merged
+            merged = apply(bases[key], Layer(f"tenant {tenant_name}", tenant_entry.doc, ("settings",)), defaults)
+            merged = apply(merged, Layer(f"tenant {tenant_name} x {env_name}", tenant_entry.doc, ("overrides", env_name)), defaults)
+            settings = _validated(merged, tenant, tenant_entry.doc, sink)
+            if settings is None:
+                continue
+            services = tuple(catalog.services[s].spec for s in tenant.services)
+            sources = tuple(sorted({catalog.platform.path, tier_entry.path, env_entry.path, tenant_entry.path}))
+            deployments.append(Deployment(tenant, env_entry.spec, tier_entry.spec, settings, merged.provenance, services, sources))
+    shared_settings = _shared_settings(catalog, defaults, order, sink)
+    sink.raise_if_any()
+    sources = {(kind, name): entry.path for kind, entries in catalog.entries.items() for name, entry in entries.items()}
+    model = Model(
+        platform=catalog.platform.spec,
+        environments=tuple(env_specs[n] for n in order),
+        tiers={n: e.spec for n, e in sorted(catalog.tiers.items())},
+        services={n: e.spec for n, e in sorted(catalog.services.items())},
+        tenants={n: e.spec for n, e in sorted(catalog.tenants.items())},
+        deployments=tuple(deployments),
+        sources=sources,
+        templates=catalog.templates,
+        catalog=catalog,
+        shared_settings=shared_settings,
+    )
+    return model
+
+
+def _shared_settings(catalog: Catalog, defaults: Merged, envs: list[str], sink: ErrorSink) -> dict[tuple[str | None, str], spec.Settings]:
+    """Settings of the shared control plane and of every tier's pool, per environment."""
+    out: dict[tuple[str | None, str], spec.Settings] = {}
+    for env_name in envs:
+        env_layer = Layer(f"environment {env_name}", catalog.environments[env_name].doc, ("settings",))
+        for tier in (None, *sorted(catalog.tiers)):
+            merged = defaults
+            if tier is not None:
+                merged = apply(merged, Layer(f"tier {tier}", catalog.tiers[tier].doc, ("settings",)), defaults)
+            merged = apply(merged, env_layer, defaults)
+            values = {**merged.values, "services": {}}
+            try:
+                out[(tier, env_name)] = spec.Settings.model_validate(values)
+            except ValidationError as exc:
+                owner = f"tier {tier}" if tier else "the shared control plane"
+                _report_invalid(exc, merged, catalog.environments[env_name].path, f"{owner} in {env_name}", sink)
+    return out
+
+
+def _defaults(builtin: SourceDoc, services: list[str]) -> Merged:
+    merged = apply(EMPTY, Layer("built-in defaults", builtin, ("settings",)), EMPTY)
+    for svc in services:
+        merged = apply(merged, Layer("built-in defaults", builtin, ("service_defaults",), ("services", svc)), EMPTY)
+    return merged
+
+
+def _validated(merged: Merged, tenant: spec.Tenant, doc: SourceDoc, sink: ErrorSink) -> spec.Settings | None:
+    values: dict[str, Any] = dict(merged.values)
+    values["services"] = {s: values["services"][s] for s in tenant.services if s in values.get("services", {})}
+    try:
+        return spec.Settings.model_validate(values)
+    except ValidationError as exc:
+        _report_invalid(exc, merged, doc.path, f"tenant '{tenant.name}'", sink)
+        return None
+
+
+def _report_invalid(exc: ValidationError, merged: Merged, fallback: str, subject: str, sink: ErrorSink) -> None:
+    """Each problem of a resolved tree, at the file:line of the layer whose value is in force."""
+    for err in exc.errors(include_url=False):
+        path = ".".join(str(p) for p in err["loc"])
+        sink.add(in_force(merged.provenance, path, fallback), f"resolved setting {path} for {subject}: {err['msg']}")

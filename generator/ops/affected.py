@@ -1,0 +1,317 @@
+"""What a change touches: tenants, environments and Terraform roots, from the manifest.
+
+CI must plan only the Terraform roots a pull request changes, and the render-check summary
+must say which tenants and environments a catalog edit reaches. Both questions are answered
+the same way: compare the manifest committed at a base ref (``git show
+REF:rendered/.companyos-manifest.json``) with the manifest in the working tree, file by
+file (sha256), and map each added, changed or removed file to the tenant, environment and
+root the manifest recorded for it. No guessing from catalog paths: a tier edit that changes
+three tenants' files reports exactly those three.
+
+Run ``companyos render`` first (CI's render-check guarantees the committed manifest matches
+the catalog). The JSON form is what a workflow matrix takes as is::
+
+    strategy:
+      matrix:
+        include: ${{ fromJSON(needs.affected.outputs.dev).include }}
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from generator.errors import UsageError
+from generator.git import git_path, require_repo, resolve_commit
+from generator.model import naming
+from generator.model.resolve import Model
+from generator.output.render import MANIFEST_PATH
+from generator.output.tree import manifest_roots
+
+KINDS = ("added", "changed", "removed")
+
+
+@dataclass(frozen=True, order=True)
+class FileChange:
+    path: str
+    kind: str  # added | changed | removed
+    tenant: str | None = None
+    environment: str | None = None
+    root: str | None = None
+    target: str | None = None
+
+
+@dataclass(frozen=True)
+class Root:
+    """A Terraform root directory and how CI reaches its account (one matrix row)."""
+
+    root: str  # rendered/terraform/<env>/<name>
+    environment: str
+    name: str
+    id: str  # <env>-<name>: artifact names and concurrency groups cannot hold '/'
+    account_id: str
+    role_arn: str
+    region: str
+
+
+@dataclass
+class Affected:
+    base: str
+    changes: list[FileChange] = field(default_factory=list)
+    #: Roots that still exist in the working tree, in promotion order then by name.
+    roots: list[Root] = field(default_factory=list)
+    #: Roots whose files were all deleted: `terraform destroy` needs the old code, so CI
+    #: reports them for a human instead of planning them.
+    removed_roots: list[str] = field(default_factory=list)
+    #: Services whose migrations folder (``service.migrations.path``) changed.
+    migrations: list[str] = field(default_factory=list)
+    env_order: tuple[str, ...] = ()
+
+    @property
+    def tenants(self) -> list[str]:
+        return sorted({c.tenant for c in self.changes if c.tenant})
+
+    @property
+    def environments(self) -> list[str]:
+        return sorted({c.environment for c in self.changes if c.environment}, key=self.env_rank)
+
+    def env_rank(self, name: str) -> tuple[int, str]:
+        """Sort key: promotion order, then anything else (e.g. "(all)") by name."""
+        return (self.env_order.index(name) if name in self.env_order else len(self.env_order), name)
+
+    @property
+    def file_counts(self) -> dict[str, int]:
+        return {kind: sum(1 for c in self.changes if c.kind == kind) for kind in KINDS}
+
+    def only(self, env: str) -> Affected:
+        """The same answer restricted to one environment (one apply stage)."""
+        return Affected(
+            base=self.base,
+            changes=[c for c in self.changes if c.environment == env],
+            roots=[r for r in self.roots if r.environment == env],
+            removed_roots=[r for r in self.removed_roots if _root_env(r) == env],
+            migrations=self.migrations,
+            env_order=self.env_order,
+        )
+
+    def shard(self, spec: str | None) -> Affected:
+        """Only every N-th root (``K/N``): GitHub runs at most 256 jobs per matrix, so the
+        generated workflows split big matrices into N jobs with one shard each."""
+        if spec is None:
+            return self
+        return Affected(self.base, self.changes, select_shard(self.roots, spec), self.removed_roots, self.migrations, self.env_order)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "base": self.base,
+            "count": len(self.roots),
+            "environments": self.environments,
+            "files": self.file_counts,
+            "include": [asdict(r) for r in self.roots],
+            "migrations": self.migrations,
+            "removed_roots": self.removed_roots,
+            "roots": [r.root for r in self.roots],
+            "tenants": self.tenants,
+        }
+
+
+# --- manifests -------------------------------------------------------------------------
+
+
+def diff_manifests(old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]) -> list[FileChange]:
+    """Files added, changed (sha256) or removed between two manifests' ``files`` maps."""
+    changes = []
+    for path in sorted(set(old) | set(new)):
+        before, after = old.get(path), new.get(path)
+        if before is not None and after is not None and before.get("sha256") == after.get("sha256"):
+            continue
+        kind = "added" if before is None else "removed" if after is None else "changed"
+        entry = after if after is not None else before
+        assert entry is not None
+        changes.append(FileChange(path, kind, entry.get("tenant"), entry.get("environment"), entry.get("root"), entry.get("target")))
+    return changes
+
+
+def _files(data: Any, where: str) -> dict[str, dict[str, Any]]:
+    files = data.get("files") if isinstance(data, dict) else None
+    if not isinstance(files, dict):
+        raise UsageError(f"{where} is not a companyos manifest (no 'files' map)")
+    return files
+
+
+def working_manifest(root: Path) -> dict[str, dict[str, Any]]:
+    path = root / MANIFEST_PATH
+    try:
+        return _files(json.loads(path.read_text(encoding="utf-8")), MANIFEST_PATH)
+    except FileNotFoundError:
+        raise UsageError(f"{MANIFEST_PATH} does not exist: run `companyos render` first") from None
+    except ValueError as exc:
+        raise UsageError(f"{MANIFEST_PATH} is not valid JSON: {exc}") from None
+
+
+def manifest_at(repo: Any, commit: Any, root: Path) -> dict[str, dict[str, Any]]:
+    """The manifest's files at ``commit``; empty when that commit had no manifest yet."""
+    rel = git_path(repo, root, MANIFEST_PATH)
+    try:
+        blob = commit.tree / rel
+    except KeyError:
+        return {}
+    try:
+        return _files(json.loads(blob.data_stream.read().decode("utf-8")), f"{rel} at {commit.hexsha[:12]}")
+    except ValueError as exc:
+        raise UsageError(f"{rel} at {commit.hexsha[:12]} is not valid JSON: {exc}") from None
+
+
+def changed_paths(repo: Any, commit: Any, root: Path) -> list[str]:
+    """Paths (relative to ``root``) that differ between ``commit`` and the working tree,
+    untracked files included."""
+    prefix = git_path(repo, root, ".")
+    prefix = "" if prefix == "." else prefix + "/"
+    names = repo.git.diff("--name-only", "--no-renames", commit.hexsha, "--").splitlines()
+    names += repo.untracked_files
+    return sorted({n.removeprefix(prefix) for n in names if n.startswith(prefix)})
+
+
+# --- roots -----------------------------------------------------------------------------
+
+
+def _root_env(root: str) -> str:
+    parts = root.split("/")
+    return parts[2] if len(parts) >= 4 else ""
+
+
+def select_shard(items: list[Root], spec: str) -> list[Root]:
+    """Items ``K-1, K-1+N, ...`` for ``spec`` = ``K/N`` (1-based), a stable partition."""
+    k_text, _, n_text = spec.partition("/")
+    if not (k_text.isdigit() and n_text.isdigit() and 1 <= int(k_text) <= int(n_text)):
+        raise UsageError(f"--shard {spec!r}: expected K/N with 1 <= K <= N, e.g. 2/3")
+    return items[int(k_text) - 1::int(n_text)]
+
+
+def root_info(model: Model, root: str) -> Root:
+    """Which account (and so which OIDC role) a Terraform root applies to.
+
+    Root names come from ``naming`` like the terraform target's: ``shared`` (the
+    environment's shared-services account), ``pool-<tier>`` (the pooled tier's account) and
+    ``tenant-<name>`` (the tenant's account: its own for dedicated tiers, the pool's otherwise).
+    """
+    parts = root.split("/")
+    if len(parts) != 4 or parts[:2] != ["rendered", "terraform"]:
+        raise UsageError(f"manifest root {root!r} is not rendered/terraform/<env>/<root>")
+    env_name, name = parts[2], parts[3]
+    env = model.environment(env_name)
+    if env is None:
+        raise UsageError(f"manifest root {root!r}: unknown environment '{env_name}'")
+    accounts = {naming.SHARED_ROOT: env.accounts.shared_services}
+    accounts.update({naming.pool_root(tier): acct for tier, acct in env.accounts.pools.items()})
+    accounts.update({naming.tenant_root(d.name): d.account_id for d in model.in_environment(env_name)})
+    account = accounts.get(name)
+    if account is None:
+        raise UsageError(f"manifest root {root!r}: cannot tell which AWS account it belongs to")
+    return Root(
+        root=naming.terraform_root_dir(env_name, name),
+        environment=env_name,
+        name=name,
+        id=f"{env_name}-{name}",
+        account_id=account,
+        role_arn=naming.account_role_arn(account, model.platform),
+        region=env.aws.region,
+    )
+
+
+def _sorted_roots(model: Model, roots: Iterable[str]) -> list[Root]:
+    order = [e.name for e in model.environments]
+    infos = [root_info(model, r) for r in set(roots)]
+    # Within an environment: the shared root, then pools, then tenants (the apply order
+    # `just infra` uses, since tenant roots read what shared and pool roots create).
+    rank = {naming.SHARED_ROOT: 0}
+    return sorted(infos, key=lambda r: (order.index(r.environment), rank.get(r.name, 1 if r.name.startswith(naming.pool_root("")) else 2), r.name))
+
+
+def all_roots(model: Model, manifest: dict[str, dict[str, Any]]) -> list[Root]:
+    """Every Terraform root the manifest lists (the nightly drift matrix)."""
+    return _sorted_roots(model, manifest_roots(manifest))
+
+
+# --- the query -------------------------------------------------------------------------
+
+
+def affected(root: Path, base: str, model: Model) -> Affected:
+    """Compare the manifest at ``base`` with the working tree's (see the module docstring)."""
+    repo = require_repo(root, "`affected` compares against a git ref")
+    commit = resolve_commit(repo, base)
+    new = working_manifest(root)
+    changes = diff_manifests(manifest_at(repo, commit, root), new)
+    live_roots = manifest_roots(new)
+    touched = {c.root for c in changes if c.root}
+    paths = changed_paths(repo, commit, root)
+    migrations = sorted(
+        name for name, svc in model.services.items()
+        if svc.migrations is not None and any(_under(p, svc.migrations.path) for p in paths)
+    )
+    return Affected(
+        base=commit.hexsha,
+        changes=changes,
+        roots=_sorted_roots(model, touched & live_roots),
+        removed_roots=sorted(touched - live_roots),
+        migrations=migrations,
+        env_order=tuple(e.name for e in model.environments),
+    )
+
+
+def _under(path: str, folder: str) -> bool:
+    folder = folder.strip("/")
+    return path == folder or path.startswith(folder + "/")
+
+
+# --- output ----------------------------------------------------------------------------
+
+
+def to_json(result: Affected) -> str:
+    """One line, so ``echo "dev=$(companyos affected ... --format json)" >> $GITHUB_OUTPUT`` works."""
+    return json.dumps(result.as_dict(), sort_keys=True, separators=(",", ":"))
+
+
+def to_text(result: Affected) -> str:
+    lines = [f"{c.kind:<8} {c.path}" for c in result.changes]
+    lines.append(f"tenants: {', '.join(result.tenants) or '-'}")
+    lines.append(f"environments: {', '.join(result.environments) or '-'}")
+    lines.append(f"roots: {', '.join(r.root for r in result.roots) or '-'}")
+    if result.removed_roots:
+        lines.append(f"removed roots: {', '.join(result.removed_roots)}")
+    if result.migrations:
+        lines.append(f"migrations: {', '.join(result.migrations)}")
+    return "\n".join(lines) + "\n"
+
+
+def to_markdown(result: Affected) -> str:
+    """The render-check job summary: what the change does per environment and tenant."""
+    counts = result.file_counts
+    out = [
+        f"### Rendered changes against `{result.base[:12]}`",
+        "",
+        f"{len(result.changes)} generated files differ: {counts['added']} added, {counts['changed']} changed, {counts['removed']} removed.",
+    ]
+    if not result.changes:
+        return "\n".join(out) + "\n"
+    rows: dict[tuple[str, str], dict[str, int]] = {}
+    for c in result.changes:
+        key = (c.environment or "(all)", c.tenant or "(shared)")
+        rows.setdefault(key, dict.fromkeys(KINDS, 0))[c.kind] += 1
+    out += ["", "| environment | tenant | added | changed | removed |", "| --- | --- | ---: | ---: | ---: |"]
+    for (env, tenant), n in sorted(rows.items(), key=lambda kv: (result.env_rank(kv[0][0]), kv[0][1])):
+        out.append(f"| {env} | {tenant} | {n['added']} | {n['changed']} | {n['removed']} |")
+    if result.roots:
+        out += ["", "Terraform roots to plan: " + ", ".join(f"`{r.root}`" for r in result.roots)]
+    if result.removed_roots:
+        out += ["", "**Removed Terraform roots** (destroy them by hand before merging): " + ", ".join(f"`{r}`" for r in result.removed_roots)]
+    if result.migrations:
+        out += ["", "Migrations changed: " + ", ".join(f"`{s}`" for s in result.migrations)]
+    return "\n".join(out) + "\n"
+
+
+def roots_json(roots: list[Root]) -> str:
+    return json.dumps({"count": len(roots), "include": [asdict(r) for r in roots], "roots": [r.root for r in roots]},
+                      sort_keys=True, separators=(",", ":"))

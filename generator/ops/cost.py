@@ -1,0 +1,291 @@
+"""The cost guard (FinOps scorecard): monthly cost per tenant and environment.
+
+``companyos cost [--base REF] [--max-increase PCT]`` prices every deployment's resolved
+settings with ``catalog/pricing.yaml`` and, against a base ref, fails (exit 1) when a
+tenant's monthly total rises by more than PCT percent. The estimate is deliberately
+simple and stated in one place (:func:`estimate`), so a reviewer can redo it by hand:
+
+* database: instance-hours x copies (2 when Multi-AZ, +1 per read replica) plus
+  allocated storage x copies;
+* cache: node-hours x shards x (1 + replicas per shard);
+* network: NAT gateways (one, or one per AZ) plus the NAT data processed, plus an
+  interface endpoint per AZ for each VPC endpoint except the free s3 gateway;
+* pooled tiers share the database, cache and network of their pool equally among the
+  tenants in it (show-back, not a bill);
+* compute: every service's requests (cpu, memory) x replicas (``min_replicas`` when
+  autoscaling) at Fargate-style per-vCPU and per-GB prices;
+* storage, one KMS key, logs (ingested per replica and stored for the retention period)
+  and egress, from the usage assumptions of the environment.
+
+Pure: the model and the price table in, numbers out.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from generator import pipeline
+from generator.catalog import spec
+from generator.errors import CatalogError, CatalogErrors, Location, UsageError
+from generator.model.resolve import Deployment, Model
+
+PRICING_PATH = "catalog/pricing.yaml"
+DEFAULT_MAX_INCREASE = 10.0
+
+_UNITS = {"": 1.0, "m": 0.001, "Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40}
+
+
+def cpu(quantity: str) -> float:
+    """Kubernetes CPU quantity in cores: ``250m`` -> 0.25."""
+    return _quantity(quantity)
+
+
+def memory_gib(quantity: str) -> float:
+    """Kubernetes memory quantity in GiB: ``256Mi`` -> 0.25."""
+    return _quantity(quantity) / 2.0**30
+
+
+def _quantity(quantity: str) -> float:
+    """A Kubernetes quantity as a plain number (``250m`` -> 0.25, ``1Gi`` -> 2**30); the
+    spec's pattern has already refused anything else."""
+    number, unit = re.fullmatch(r"([0-9.]+)([A-Za-z]*)", quantity).groups()  # type: ignore[union-attr]
+    return float(number) * _UNITS[unit]
+
+
+@dataclass(frozen=True)
+class Estimate:
+    tenant: str
+    environment: str
+    #: Component -> USD per month, before rounding.
+    parts: dict[str, float]
+    budget: int
+
+    @property
+    def total(self) -> float:
+        return round(sum(self.parts.values()), 2)
+
+
+def _price(table: dict[str, float], key: str, what: str, where: Location) -> float:
+    if key not in table:
+        raise CatalogErrors([CatalogError(where, f"no price for {what} '{key}' in {PRICING_PATH}")])
+    return table[key]
+
+
+def estimate(model: Model, pricing: spec.Pricing, pricing_at: Any = None) -> list[Estimate]:
+    """Monthly estimate of every deployment (see the module docstring for the formula)."""
+    pool_sizes: dict[tuple[str, str], int] = {}
+    for d in model.deployments:
+        if not d.dedicated:
+            pool_sizes[(d.tier.name, d.env)] = pool_sizes.get((d.tier.name, d.env), 0) + 1
+    missing: list[CatalogError] = []
+    out = []
+    for d in model.deployments:
+        try:
+            out.append(_estimate(d, pricing, 1 if d.dedicated else pool_sizes[(d.tier.name, d.env)], pricing_at))
+        except CatalogErrors as exc:
+            missing.extend(exc.errors)
+    if missing:
+        raise CatalogErrors(missing)
+    return out
+
+
+def _estimate(d: Deployment, p: spec.Pricing, pool_size: int, pricing_at: Any) -> Estimate:
+    def locate(*keys: str) -> Location:
+        return pricing_at.locate(*keys, key=True) if pricing_at is not None else Location(PRICING_PATH)
+
+    s, hours = d.settings, p.hours_per_month
+    usage = p.usage.get(d.env) or p.usage.get("default")
+    if usage is None:
+        raise CatalogErrors([CatalogError(locate("usage"), f"no usage assumptions for environment '{d.env}' and no 'default' in {PRICING_PATH}")])
+    db = s.database
+    copies = (2 if db.multi_az else 1) + db.read_replicas
+    database = (_price(p.database_instance_hourly, db.instance_class, "database instance class", locate("database_instance_hourly")) * hours * copies
+                + db.allocated_storage_gb * p.database_storage_gb_month * copies)
+    cache = (_price(p.cache_node_hourly, s.cache.node_type, "cache node type", locate("cache_node_hourly")) * hours
+             * s.cache.shards * (1 + s.cache.replicas_per_shard))
+    nat_count = s.network.az_count if s.network.nat_gateways == "per_az" else 1
+    interface_endpoints = sum(1 for e in s.network.vpc_endpoints if e != "s3")
+    network = (nat_count * p.nat_gateway_hourly * hours + usage.nat_processed_gb * p.nat_gateway_gb_processed
+               + interface_endpoints * s.network.az_count * p.interface_endpoint_hourly * hours)
+    replicas = 0
+    compute = 0.0
+    for name, svc in sorted(s.services.items()):
+        count = svc.autoscaling.min_replicas if svc.autoscaling.enabled else svc.replicas
+        replicas += count
+        requests = svc.resources.requests
+        compute += count * (cpu(requests.cpu) * p.vcpu_hourly + memory_gib(requests.memory) * p.memory_gb_hourly) * hours
+    ingested = replicas * usage.log_ingested_gb_per_replica
+    share = 1.0 / pool_size
+    parts = {
+        "database": database * share,
+        "cache": cache * share,
+        "network": network * share,
+        "compute": compute,
+        "storage": usage.s3_stored_gb * p.s3_gb_month,
+        "kms": p.kms_key_month,
+        "logs": ingested * p.log_ingest_gb + ingested * s.logs.retention_days / 30 * p.log_storage_gb_month,
+        "egress": usage.egress_gb * p.egress_gb,
+    }
+    return Estimate(d.name, d.env, parts, s.budget.monthly_usd)
+
+
+def pricing_of(model: Model) -> tuple[spec.Pricing, Any]:
+    entry = model.catalog.single("pricing")
+    if entry is None:
+        raise UsageError(f"{PRICING_PATH} is missing: the cost guard needs a price table")
+    return entry.spec, entry
+
+
+# --- comparison ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    tenant: str
+    environment: str | None  # None: the tenant's total over its environments
+    base: float | None
+    current: float | None
+    budget: int | None = None
+    #: False when there is no base to compare with (no "new"/"removed" status then).
+    compared: bool = True
+
+    @property
+    def change(self) -> float:
+        return round((self.current or 0.0) - (self.base or 0.0), 2)
+
+    @property
+    def change_percent(self) -> float | None:
+        if not self.base or self.current is None:
+            return None
+        return round(100.0 * (self.current - self.base) / self.base, 1)
+
+    @property
+    def status(self) -> str:
+        if not self.compared:
+            return ""
+        if self.base is None and self.current is not None:
+            return "new"
+        if self.current is None:
+            return "removed"
+        return ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "change": self.change, "change_percent": self.change_percent, "status": self.status}
+
+
+@dataclass
+class CostReport:
+    base: str | None
+    max_increase: float
+    tenants: list[Row] = field(default_factory=list)
+    deployments: list[Row] = field(default_factory=list)
+    #: Why the base could not be compared, if it could not.
+    note: str | None = None
+
+    @property
+    def exceeded(self) -> list[Row]:
+        """Tenants whose monthly total rose by more than :attr:`max_increase` percent."""
+        if self.base is None:
+            return []
+        return [r for r in self.tenants if r.change_percent is not None and r.change_percent > self.max_increase]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "base": self.base,
+            "max_increase_percent": self.max_increase,
+            "tenants": [r.as_dict() for r in self.tenants],
+            "deployments": [r.as_dict() for r in self.deployments],
+            "exceeded": [r.tenant for r in self.exceeded],
+            "note": self.note,
+        }
+
+
+def _by_change(row: Row) -> tuple[float, float, str, str]:
+    return (-row.change, -(row.change_percent or 0.0), row.tenant, row.environment or "")
+
+
+def compare(current: list[Estimate], base: list[Estimate] | None, base_ref: str | None, max_increase: float) -> CostReport:
+    """Rows per deployment and per tenant, sorted by change (largest rise first)."""
+    now = {(e.tenant, e.environment): e for e in current}
+    before = {(e.tenant, e.environment): e for e in base or []}
+    report = CostReport(base_ref, max_increase)
+    for key in sorted(set(now) | set(before)):
+        cur, old = now.get(key), before.get(key)
+        report.deployments.append(Row(key[0], key[1], old.total if old else None,
+                                      cur.total if cur else None, cur.budget if cur else None, base is not None))
+    for tenant in sorted({k[0] for k in (*now, *before)}):
+        cur_rows = [e for k, e in now.items() if k[0] == tenant]
+        old_rows = [e for k, e in before.items() if k[0] == tenant]
+        report.tenants.append(Row(
+            tenant, None,
+            round(sum(e.total for e in old_rows), 2) if old_rows else None,
+            round(sum(e.total for e in cur_rows), 2) if cur_rows else None,
+            sum(e.budget for e in cur_rows) if cur_rows else None,
+            base is not None,
+        ))
+    report.deployments.sort(key=_by_change)
+    report.tenants.sort(key=_by_change)
+    return report
+
+
+def run(model: Model, base_model: Model | None = None, base_ref: str | None = None,
+        max_increase: float = DEFAULT_MAX_INCREASE) -> CostReport:
+    """Estimate ``model`` (and the base, priced with its own table when it has one)."""
+    pricing, entry = pricing_of(model)
+    current = estimate(model, pricing, entry)
+    base = None
+    if base_model is not None:
+        base_entry = base_model.catalog.single("pricing")
+        base_pricing = base_entry.spec if base_entry is not None else pricing
+        base = estimate(base_model, base_pricing, base_entry)
+    return compare(current, base, base_ref, max_increase)
+
+
+def _money(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.2f}"
+
+
+def format_text(report: CostReport) -> str:
+    """Two tables: tenants (what the threshold applies to), then tenant x environment.
+    Without a base there is nothing to compare, so only the estimate and budget columns."""
+    compared = report.base is not None
+    lines = []
+    header = f"{'tenant':<20} {'environment':<12} " + (f"{'base':>12} " if compared else "") + f"{'current':>12} " \
+        + (f"{'change':>11} {'%':>7} " if compared else "") + f"{'budget':>10}  note"
+    for title, rows in (("monthly estimate per tenant (USD)", report.tenants), ("per tenant and environment", report.deployments)):
+        lines += [title + (f", against {report.base}" if compared else ""), header]
+        for r in rows:
+            notes = [r.status] if r.status else []
+            if r.budget is not None and r.current is not None and r.current > r.budget:
+                notes.append("over budget")
+            if r in report.exceeded:
+                notes.append(f"rises more than {report.max_increase:g}%")
+            line = f"{r.tenant:<20} {r.environment or 'all':<12} "
+            if compared:
+                line += f"{_money(r.base):>12} "
+            line += f"{_money(r.current):>12} "
+            if compared:
+                pct = "" if r.change_percent is None else f"{r.change_percent:+.1f}"
+                line += f"{r.change:>+11,.2f} {pct:>7} "
+            lines.append(f"{line}{_money(r.budget):>10}  {', '.join(notes)}".rstrip())
+        lines.append("")
+    return "\n".join(lines)
+
+
+def run_at(root: Any, model: Model, base_ref: str | None, max_increase: float = DEFAULT_MAX_INCREASE) -> CostReport:
+    """:func:`run` with the base catalog read from git (``cost --base REF``)."""
+    if base_ref is None:
+        return run(model, max_increase=max_increase)
+    from generator.catalog import snapshot as baseline
+
+    with baseline.at(root, base_ref) as base:
+        base_model, base_error = pipeline.model_at(base)
+        if base_model is None:
+            # A change to the catalog format itself: nothing comparable to price. Say so
+            # loudly and show today's estimate; the format change is reviewed on its own.
+            report = run(model, max_increase=max_increase)
+            report.note = f"not compared with {base_ref}: {base_error}"
+            return report
+        return run(model, base_model, base_ref, max_increase)

@@ -1,0 +1,189 @@
+"""The destructive-change guard: what would this change delete in AWS or the cluster?
+
+``companyos check --base REF`` compares the base ref (its catalog, its resolved settings
+and its committed rendered output) with the working catalog's fresh render, and lists
+everything the change would destroy:
+
+* a tenant, an environment, or a tenant leaving an environment;
+* a Terraform root (``terraform destroy`` of a whole state);
+* an Argo CD Application, or an element of an ApplicationSet generator (Argo CD prunes
+  the Application it generated, and with it the tenant's workloads);
+* deletion protection switched off (resolved ``database.deletion_protection``, and any
+  ``*deletion_protection* = true`` in rendered Terraform that is no longer there).
+
+Unless acknowledged (``--acknowledge-destruction`` locally, the ``allow-destruction`` PR
+label in CI), that is a failed check (exit 1) with the list as the message. The schema
+version guard against the base (CO015, ``schema_versions``) runs in the same pass.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from generator import pipeline
+from generator.catalog.snapshot import Baseline
+from generator.errors import CatalogError
+from generator.model.resolve import Model
+from generator.output.render import MANIFEST_PATH, RenderResult
+from generator.output.tree import manifest_files, manifest_roots
+from generator.policy.rules.migrations import against_base as schema_against_base
+from generator.policy.rules.migrations import base_versions
+
+ACK_LABEL = "allow-destruction"
+#: ApplicationSet list-element keys that identify what the element deploys.
+IDENTITY_KEYS = ("tenant", "environment", "env", "service", "name", "cluster", "namespace", "root", "path")
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_PROTECTED = re.compile(r"^\s*(\w*deletion_protection\w*)\s*=\s*true\b", re.MULTILINE)
+
+
+@dataclass
+class Destruction:
+    ref: str
+    items: list[str] = field(default_factory=list)
+    #: Comparisons that could not run (e.g. the base catalog no longer loads).
+    notes: list[str] = field(default_factory=list)
+    #: CO015 errors from the schema-version comparison.
+    errors: list[CatalogError] = field(default_factory=list)
+
+    @property
+    def destructive(self) -> bool:
+        return bool(self.items)
+
+    def message(self) -> str:
+        lines = [f"this change would destroy (compared with {self.ref}):"]
+        lines += [f"  - {item}" for item in self.items]
+        return "\n".join(lines)
+
+
+def _docs(data: bytes) -> Iterator[dict[str, Any]]:
+    try:
+        for doc in yaml.load_all(data.decode("utf-8"), Loader=_LOADER):
+            if isinstance(doc, dict):
+                yield doc
+    except (yaml.YAMLError, UnicodeDecodeError):
+        return
+
+
+def _list_elements(generator: Any) -> Iterator[dict[str, Any]]:
+    """List-generator elements, also inside matrix/merge generators."""
+    if not isinstance(generator, dict):
+        return
+    listed = generator.get("list")
+    if isinstance(listed, dict):
+        for element in listed.get("elements") or []:
+            if isinstance(element, dict):
+                yield element
+    for nested in ("matrix", "merge"):
+        inner = generator.get(nested)
+        if isinstance(inner, dict):
+            for child in inner.get("generators") or []:
+                yield from _list_elements(child)
+
+
+def _element_id(element: dict[str, Any]) -> str:
+    keys = {k: element[k] for k in IDENTITY_KEYS if isinstance(element.get(k), (str, int))}
+    if not keys:
+        return json.dumps(element, sort_keys=True)
+    return ", ".join(f"{k}={v}" for k, v in keys.items())
+
+
+def argocd_objects(files: Iterable[tuple[str, bytes]]) -> set[str]:
+    """Applications and ApplicationSet elements in rendered YAML, as readable identities."""
+    found: set[str] = set()
+    for path, data in files:
+        if not path.endswith((".yaml", ".yml")) or b"argoproj.io/" not in data:
+            continue
+        for doc in _docs(data):
+            if doc.get("apiVersion") != "argoproj.io/v1alpha1":
+                continue
+            meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+            name = f"{meta.get('namespace') or 'argocd'}/{meta.get('name')}"
+            if doc.get("kind") == "Application":
+                found.add(f"Argo CD Application {name}")
+            elif doc.get("kind") == "ApplicationSet":
+                spec = doc.get("spec") if isinstance(doc.get("spec"), dict) else {}
+                for generator in spec.get("generators") or []:
+                    for element in _list_elements(generator):
+                        found.add(f"Argo CD ApplicationSet {name} element ({_element_id(element)})")
+    return found
+
+
+def _base_files(base: Baseline, prefix: str) -> Iterator[tuple[str, bytes]]:
+    folder = base.root / prefix
+    if folder.is_dir():
+        for path in sorted(folder.rglob("*.y*ml")):
+            if path.is_file():
+                yield path.relative_to(base.root).as_posix(), path.read_bytes()
+
+
+def compare(model: Model, result: RenderResult, base: Baseline) -> Destruction:
+    """Everything the working render drops compared with ``base`` (see module docstring)."""
+    out = Destruction(base.ref)
+    items: list[str] = []
+    old_tenants = base.raw("tenants/*.yaml")
+    old_envs = set(base.raw("environments/*.yaml"))
+    for name in sorted(set(old_tenants) - set(model.tenants)):
+        items.append(f"tenant '{name}' (tenants/{name}.yaml removed)")
+    current_envs = {e.name for e in model.environments}
+    for name in sorted(old_envs - current_envs):
+        items.append(f"environment '{name}' (environments/{name}.yaml removed)")
+    current_pairs = {(d.name, d.env) for d in model.deployments}
+    for name, data in sorted(old_tenants.items()):
+        envs = data.get("environments") if name in model.tenants else None
+        for env in envs if isinstance(envs, list) else []:
+            if isinstance(env, str) and env in current_envs and (name, env) not in current_pairs:
+                items.append(f"tenant '{name}' in environment '{env}' (removed from its environments)")
+    old_roots = manifest_roots(manifest_files(base.file(MANIFEST_PATH)))
+    new_roots = manifest_roots(result.manifest["files"])
+    items += [f"Terraform root {root} (terraform destroy of its whole state)" for root in sorted(old_roots - new_roots)]
+    old_argo = argocd_objects(_base_files(base, "rendered"))
+    new_argo = argocd_objects((p, d) for p, d in result.files.items() if p.startswith("rendered/"))
+    items += sorted(old_argo - new_argo)
+    items += _deletion_protection(model, result, base, out.notes)
+    out.items = items
+    return out
+
+
+def _deletion_protection(model: Model, result: RenderResult, base: Baseline, notes: list[str]) -> list[str]:
+    items = []
+    old_model, error = pipeline.model_at(base)
+    if old_model is None:
+        notes.append(f"resolved settings not compared: {error}")
+    else:
+        for d in model.deployments:
+            old = old_model.deployment(d.name, d.env)
+            if old is not None and old.settings.database.deletion_protection and not d.settings.database.deletion_protection:
+                items.append(f"deletion protection of tenant '{d.name}' database in {d.env} (database.deletion_protection turned off)")
+    for path, data in sorted(result.files.items()):
+        if not path.startswith("rendered/terraform/") or not path.endswith(".tf"):
+            continue
+        before = base.file(path)
+        if before is None:
+            continue
+        old_on = _PROTECTED.findall(before.decode("utf-8", "replace"))
+        new_on = _PROTECTED.findall(data.decode("utf-8", "replace"))
+        for attr in sorted(set(old_on)):
+            if new_on.count(attr) < old_on.count(attr):
+                items.append(f"{attr} = true removed in {path}")
+    return items
+
+
+def against_base(model: Model, result: RenderResult, base: Baseline) -> Destruction:
+    """The full ``check --base`` comparison: destruction plus forward-only schema versions."""
+    out = compare(model, result, base)
+    out.errors = schema_against_base(model, base_versions(base.raw("catalog/services/*.yaml")), base.ref)
+    return out
+
+
+def check_base(model: Model, result: RenderResult, ref: str) -> Destruction:
+    """Export ``ref`` to a temporary folder and compare (what ``check --base`` calls)."""
+    from generator.catalog import snapshot as baseline
+
+    with baseline.at(model.catalog.root, ref) as base:
+        return against_base(model, result, base)

@@ -1,0 +1,308 @@
+"""``companyos lint``: lint a fresh render with checkov and the structural validators.
+
+The render is written to a temporary folder (never the working tree), then:
+
+* **checkov** (from the separate tools environment: ``$CHECKOV``, else
+  ``.venv-tools/bin/checkov`` under the repository root, else ``PATH``) over Terraform,
+  Kubernetes manifests and GitHub Actions workflows, in one run, with the skips listed,
+  each with its reason, in ``catalog/lint.yaml``;
+* **yamllint** on every rendered YAML file (rules in ``catalog/lint.yaml``);
+* **check-jsonschema** with SchemaStore's GitHub workflow schema on generated workflows;
+* **kubernetes-validate** (strict) for core Kubernetes kinds, and the Argo CD / Argo
+  Rollouts CRD schemas from ``../shared/schemas/k8s-crds`` for ``argoproj.io`` kinds
+  when that folder exists. A manifest whose kind has no schema at all is an error.
+
+Whatever output kinds exist are linted; an absent kind is reported as "no files", not as
+a failure, so the command works while targets are being added.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import Field, StringConstraints
+
+from generator.catalog import spec
+from generator.catalog.load import load_entry
+from generator.errors import ErrorSink, UsageError
+from generator.pipeline import Build
+
+CONFIG_PATH = "catalog/lint.yaml"
+CHECKOV_FRAMEWORKS = ("terraform", "kubernetes", "github_actions")
+KUBERNETES_VERSION = "1.33"
+
+
+class CheckovSkip(spec.Strict):
+    id: Annotated[str, StringConstraints(pattern=r"^CKV2?_[A-Z0-9]+_[0-9]+$")]
+    reason: str = Field(min_length=10, description="Why the check does not apply or is handled elsewhere.")
+    paths: list[str] = Field(default_factory=list, description="Only files under these rendered paths (default: everywhere).")
+
+
+class CheckovConfig(spec.Strict):
+    skip: list[CheckovSkip] = Field(default_factory=list)
+
+
+class UnvalidatedKind(spec.Strict):
+    """A Kubernetes kind with no schema offline (not core, not in ../shared): accepted unvalidated."""
+
+    api_version: str
+    kind: str
+    reason: str = Field(min_length=10)
+
+
+class LintConfig(spec.Strict):
+    """``catalog/lint.yaml``."""
+
+    checkov: CheckovConfig = Field(default_factory=CheckovConfig)
+    unvalidated_kinds: list[UnvalidatedKind] = Field(default_factory=list)
+    yamllint: dict[str, Any] = Field(default_factory=dict, description="A yamllint configuration (the `rules:` etc.).")
+
+
+@dataclass
+class ToolResult:
+    name: str
+    files: int = 0
+    errors: list[str] = field(default_factory=list)
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "files": self.files, "errors": self.errors, "note": self.note}
+
+
+@dataclass
+class LintReport:
+    tools: list[ToolResult] = field(default_factory=list)
+    #: Framework -> {passed, failed, skipped, parsing_errors}.
+    checkov: dict[str, dict[str, int]] = field(default_factory=dict)
+    checkov_version: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not any(t.errors for t in self.tools)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "tools": [t.as_dict() for t in self.tools], "checkov": self.checkov, "checkov_version": self.checkov_version}
+
+
+def load_config(root: Path) -> LintConfig:
+    path = root / CONFIG_PATH
+    if not path.is_file():
+        return LintConfig()
+    sink = ErrorSink()
+    entry = load_entry(CONFIG_PATH, path.read_bytes(), LintConfig, sink)
+    sink.raise_if_any()
+    assert entry is not None
+    return entry.spec
+
+
+def _write(build: Build, dest: Path) -> list[str]:
+    written = []
+    for rel, data in build.result.files.items():
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        written.append(rel)
+    return written
+
+
+def run(build: Build, *, use_checkov: bool = True, shared: Path | None = None) -> LintReport:
+    """Lint ``build``'s render (see the module docstring)."""
+    config = load_config(build.root)
+    report = LintReport()
+    with tempfile.TemporaryDirectory(prefix="companyos-lint-") as tmp:
+        folder = Path(tmp)
+        files = _write(build, folder)
+        yaml_files = [f for f in files if f.endswith((".yaml", ".yml"))]
+        report.tools.append(_yamllint(folder, yaml_files, config))
+        workflows = [f for f in yaml_files if f.startswith(".github/workflows/")]
+        report.tools.append(_workflow_schema(folder, workflows))
+        unvalidated = {(k.api_version, k.kind) for k in config.unvalidated_kinds}
+        report.tools.append(_kubernetes(folder, yaml_files, shared or build.root.parent / "shared" / "schemas" / "k8s-crds", unvalidated))
+        if use_checkov:
+            report.tools.append(_checkov(folder, build.root, config, report))
+    return report
+
+
+# --- yamllint --------------------------------------------------------------------------
+
+
+def _yamllint(folder: Path, files: list[str], config: LintConfig) -> ToolResult:
+    from yamllint import linter
+    from yamllint.config import YamlLintConfig
+
+    result = ToolResult("yamllint", len(files))
+    conf = YamlLintConfig(yaml.safe_dump(config.yamllint or {"extends": "default"}))
+    for rel in files:
+        text = (folder / rel).read_text(encoding="utf-8")
+        for problem in linter.run(text, conf, rel):
+            if problem.level == "error":
+                result.errors.append(f"{rel}:{problem.line}:{problem.column}: {problem.desc} ({problem.rule})")
+    return result
+
+
+# --- workflows -------------------------------------------------------------------------
+
+
+def _workflow_schema(folder: Path, files: list[str]) -> ToolResult:
+    result = ToolResult("check-jsonschema (github-workflows)", len(files))
+    if not files:
+        result.note = "no generated workflows"
+        return result
+    proc = subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows", "-o", "json", *files],
+        cwd=folder, capture_output=True, text=True, check=False,
+    )
+    if proc.returncode != 0:
+        try:
+            data = json.loads(proc.stdout)
+            for err in data.get("errors", []) + data.get("parse_errors", []):
+                result.errors.append(f"{err.get('filename')}: {err.get('path', '')}: {err.get('message')}")
+        except ValueError:
+            pass
+        if not result.errors:
+            result.errors.append((proc.stdout + proc.stderr).strip()[:2000] or f"check-jsonschema exited {proc.returncode}")
+    return result
+
+
+# --- Kubernetes manifests --------------------------------------------------------------
+
+
+def _kubernetes(folder: Path, files: list[str], crd_dir: Path, unvalidated: set[tuple[str, str]]) -> ToolResult:
+    import jsonschema
+    import kubernetes_validate
+    from kubernetes_validate import utils
+
+    result = ToolResult("kubernetes-validate + CRD schemas")
+    validators: dict[Path, Any] = {}
+    manifests = 0
+    accepted: dict[str, int] = {}
+    for rel in files:
+        if rel.startswith(".github/"):
+            continue
+        try:
+            docs = [d for d in yaml.safe_load_all((folder / rel).read_text(encoding="utf-8")) if d is not None]
+        except yaml.YAMLError as exc:
+            result.errors.append(f"{rel}: not YAML: {exc}")
+            continue
+        kube_docs = [d for d in docs if isinstance(d, dict) and "apiVersion" in d and "kind" in d]
+        if not kube_docs:
+            continue  # Helm values and other plain data files
+        manifests += 1
+        for i, doc in enumerate(kube_docs):
+            api, kind = str(doc["apiVersion"]), str(doc["kind"])
+            where = f"{rel}[{i}] {kind}/{(doc.get('metadata') or {}).get('name')}"
+            if (api, kind) in unvalidated:
+                accepted[f"{api} {kind}"] = accepted.get(f"{api} {kind}", 0) + 1
+                continue
+            if api.startswith("argoproj.io/"):
+                group, version = api.split("/", 1)
+                schema_path = crd_dir / f"{group}_{version}_{kind}.json"
+                if not crd_dir.is_dir():
+                    result.note = f"{crd_dir} not found: argoproj.io kinds not validated"
+                    continue
+                if not schema_path.is_file():
+                    result.errors.append(f"{where}: no schema for {api} {kind}")
+                    continue
+                if schema_path not in validators:
+                    schema = json.loads(schema_path.read_text(encoding="utf-8"))
+                    validators[schema_path] = jsonschema.Draft7Validator(schema, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
+                for err in sorted(validators[schema_path].iter_errors(doc), key=lambda e: list(e.absolute_path)):
+                    result.errors.append(f"{where}: {'.'.join(map(str, err.absolute_path)) or '<root>'}: {err.message}")
+                continue
+            try:
+                kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+            except utils.SchemaNotFoundError:
+                result.errors.append(f"{where}: no schema for {api} {kind} (Kubernetes {KUBERNETES_VERSION})")
+            except utils.ValidationError as exc:
+                result.errors.append(f"{where}: {'.'.join(map(str, exc.path)) or '<root>'}: {exc.message}")
+    result.files = manifests
+    if not manifests:
+        result.note = "no Kubernetes manifests rendered"
+    elif accepted:
+        result.note = "not validated (catalog/lint.yaml unvalidated_kinds): " + ", ".join(f"{k} x{n}" for k, n in sorted(accepted.items()))
+    return result
+
+
+# --- checkov ---------------------------------------------------------------------------
+
+
+def checkov_binary(root: Path) -> str:
+    """``$CHECKOV``, else ``.venv-tools/bin/checkov`` under ``root``, else ``checkov`` on PATH."""
+    for candidate in (os.environ.get("CHECKOV"), str(root / ".venv-tools" / "bin" / "checkov"), shutil.which("checkov")):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    raise UsageError("checkov not found: set CHECKOV, run `make install-test` (creates .venv-tools/bin/checkov), or pass --no-checkov")
+
+
+def _checkov(folder: Path, root: Path, config: LintConfig, report: LintReport) -> ToolResult:
+    result = ToolResult("checkov")
+    binary = checkov_binary(root)
+    global_skips = sorted({s.id for s in config.checkov.skip if not s.paths})
+    scoped = [s for s in config.checkov.skip if s.paths]
+    args = [binary, "-d", str(folder), "--framework", *CHECKOV_FRAMEWORKS, "-o", "json", "--quiet", "--compact",
+            "--skip-download", "--download-external-modules", "false", "--no-fail-on-crash"]
+    if global_skips:
+        args += ["--skip-check", ",".join(global_skips)]
+    env = {**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false", "LOG_LEVEL": "ERROR"}
+    proc = subprocess.run(args, capture_output=True, text=True, check=False, env=env, cwd=folder)
+    try:
+        data = json.loads(proc.stdout) if proc.stdout.strip() else []
+    except ValueError:
+        result.errors.append(f"checkov output is not JSON (exit {proc.returncode}): {(proc.stdout + proc.stderr).strip()[:2000]}")
+        return result
+    reports = data if isinstance(data, list) else [data]
+    version = _checkov_version(binary)
+    report.checkov_version = version
+    for item in reports:
+        if not isinstance(item, dict) or "check_type" not in item:
+            continue  # "no files found" summary
+        framework = item["check_type"]
+        results = item.get("results", {})
+        summary = item.get("summary", {})
+        failed = []
+        skipped = len(results.get("skipped_checks", []))
+        for check in results.get("failed_checks", []):
+            rel = str(check.get("file_path", "")).lstrip("/")
+            if any(check.get("check_id") == s.id and any(rel.startswith(p) for p in s.paths) for s in scoped):
+                skipped += 1
+                continue
+            failed.append(check)
+            lines = check.get("file_line_range") or [1]
+            result.errors.append(f"{rel}:{lines[0]}: {check.get('check_id')} {check.get('check_name')} ({check.get('resource')}) [{framework}]")
+        report.checkov[framework] = {
+            "passed": int(summary.get("passed", 0)),
+            "failed": len(failed),
+            "skipped": skipped,
+            "parsing_errors": int(summary.get("parsing_errors", 0)),
+        }
+        if summary.get("parsing_errors"):
+            result.errors.append(f"checkov could not parse {summary['parsing_errors']} {framework} file(s)")
+        result.files += int(summary.get("resource_count", 0))
+    if not report.checkov:
+        result.note = "no Terraform, Kubernetes or workflow files rendered"
+    return result
+
+
+def _checkov_version(binary: str) -> str:
+    proc = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
+    return proc.stdout.strip()
+
+
+def format_text(report: LintReport) -> str:
+    lines = []
+    for tool in report.tools:
+        status = "FAIL" if tool.errors else "ok"
+        lines.append(f"{status:<4} {tool.name}: {tool.files} checked" + (f" ({tool.note})" if tool.note else ""))
+        lines += [f"     {e}" for e in tool.errors]
+    for framework, counts in sorted(report.checkov.items()):
+        lines.append(f"     checkov {framework}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return "\n".join(lines)

@@ -1,0 +1,40 @@
+"""Every policy rule, listed once (like pre-commit's table of languages).
+
+A rule that is written but not listed here never runs; ids are stable because waivers and
+docs refer to them.
+"""
+
+from __future__ import annotations
+
+from generator.policy.core import Rule
+from generator.policy.rules import (
+    availability,
+    delivery,
+    migrations,
+    ownership,
+    regulated,
+    tier_guardrails,
+)
+
+RULES: dict[str, Rule] = {
+    r.id: r
+    for r in (
+        regulated.regulated_dedicated,
+        regulated.regulated_own_account,
+        regulated.kms_rotation,
+        regulated.object_lock,
+        regulated.backup_retention,
+        regulated.pitr_copy,
+        availability.prod_multi_az,
+        ownership.cost_ownership,
+        tier_guardrails.instance_classes,
+        ownership.log_retention,
+        delivery.promotion_chain,
+        tier_guardrails.tier_guardrails,
+        migrations.schema_order,
+        migrations.contract_after_expand,
+    )
+}
+
+#: Rules that compare against a base git ref (``--base``): listed, not run by :data:`RULES`.
+BASE_RULES = migrations.BASE_RULES

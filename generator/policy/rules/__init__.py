@@ -1,0 +1,1 @@
+"""One module per family of policy rules; ``policy/registry.py`` lists them all."""

@@ -1,0 +1,382 @@
+"""Argo CD delivery: ApplicationSets, AppProjects, tenant namespaces and canary Rollouts.
+
+Per environment, under ``rendered/argocd/<env>/``:
+
+``applicationsets.yaml``
+    One ApplicationSet whose list generator holds one element per (tenant, service). Each
+    generated Application has three sources: the service's chart at its pinned version
+    (values from this repository through the ``$values`` ref), this repository as the
+    ``values`` ref, and this repository's ``rendered/`` directory filtered (``include``)
+    to exactly that tenant and service's extra manifests -- its migration Job
+    (``rendered/migrations/<env>/<tenant>/<service>.yaml``) and its canary
+    (``rollouts/<tenant>/<service>.yaml``), whichever exist.
+    RollingSync updates the waves in order: canary tenants, pooled tiers, dedicated tiers.
+``projects/<tenant>.yaml``
+    The tenant's AppProject: its namespace only, this repository and its charts only,
+    no cluster-scoped resources, sync windows from the environment's change window.
+``platform.yaml`` and ``namespaces/<tenant>.yaml``
+    The platform AppProject, the only one that may create Namespaces, and one Application
+    per tenant that applies the tenant's Namespace, quota, limits and network policy.
+``rollouts/<tenant>/<service>.yaml``
+    Rollout + AnalysisTemplate (+ HPA) where a canary is enabled (``argocd_rollouts``).
+``bootstrap.yaml``
+    Applied once by hand: the GitOps AppProject and the Application that keeps all of the
+    above (AppProjects first, sync-wave -1) in sync from this repository.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from generator.catalog import spec
+from generator.formats import emit
+from generator.formats.templating import Templates
+from generator.model import naming
+from generator.model.resolve import Deployment, Model
+from generator.targets.argocd import namespaces as argocd_namespaces
+from generator.targets.argocd import rollouts as argocd_rollouts
+from generator.targets.base import RenderedFile
+from generator.targets.common import canary_enabled, job_path, values_path
+
+NAME = "argocd"
+#: Each environment's files depend on that environment's slice of the model only (see parallel.py).
+PER_ENVIRONMENT = True
+#: Rough work per deployment relative to the Helm target (only schedules parallel renders).
+RELATIVE_COST = 3
+API = "argoproj.io/v1alpha1"
+T_APPSETS = "argocd/applicationsets.yaml.j2"
+T_PROJECT = "argocd/project.yaml.j2"
+T_PLATFORM = "argocd/platform.yaml.j2"
+T_NAMESPACE = "argocd/namespace.yaml.j2"
+T_ROLLOUT = "argocd/rollout.yaml.j2"
+T_BOOTSTRAP = "argocd/bootstrap.yaml.j2"
+#: Where Argo CD itself runs, as Argo CD names its own cluster.
+IN_CLUSTER = "in-cluster"
+CANARY_WAVE = "canary"
+#: AppProjects sync before the Applications that name them.
+PROJECT_FIRST = {"argocd.argoproj.io/sync-wave": "-1"}
+
+#: What a tenant's Applications may create in the tenant's namespace: what the chart
+#: renders with our values, the migration hooks and the canary objects. Namespace-level
+#: policy (ResourceQuota, LimitRange, NetworkPolicy) and RBAC are deliberately absent.
+TENANT_KINDS: tuple[tuple[str, str], ...] = (
+    ("", "ConfigMap"),
+    ("", "Service"),
+    ("", "ServiceAccount"),
+    ("apps", "Deployment"),
+    ("argoproj.io", "AnalysisTemplate"),
+    ("argoproj.io", "Rollout"),
+    ("autoscaling", "HorizontalPodAutoscaler"),
+    ("batch", "Job"),
+    ("external-secrets.io", "ExternalSecret"),
+    ("networking.k8s.io", "Ingress"),
+    ("policy", "PodDisruptionBudget"),
+)
+PLATFORM_NAMESPACED_KINDS: tuple[tuple[str, str], ...] = (
+    ("", "LimitRange"),
+    ("", "ResourceQuota"),
+    ("networking.k8s.io", "NetworkPolicy"),
+)
+
+
+def argocd_dir(env: str) -> str:
+    return f"rendered/argocd/{env}"
+
+
+def rollout_path(env: str, tenant: str, service: str) -> str:
+    return f"{argocd_dir(env)}/rollouts/{tenant}/{service}.yaml"
+
+
+def namespace_path(env: str, tenant: str) -> str:
+    return f"{argocd_dir(env)}/namespaces/{tenant}.yaml"
+
+
+def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
+    for env in model.environments:
+        deployments = model.in_environment(env.name)
+        if not deployments:
+            continue
+        env_sources = (model.source("platform", "platform"), model.source("environment", env.name))
+        yield _file(templates, T_APPSETS, f"{argocd_dir(env.name)}/applicationsets.yaml",
+                    (*sorted({s for d in deployments for s in d.sources}),
+                     *(model.source("service", s.name) for s in _services(deployments))),
+                    env=env, waves=waves(deployments), documents=[applicationset(model, env, deployments)], environment=env.name)
+        yield _file(templates, T_BOOTSTRAP, f"{argocd_dir(env.name)}/bootstrap.yaml", env_sources,
+                    env=env, documents=bootstrap_documents(model, env), environment=env.name)
+        yield _file(templates, T_PLATFORM, f"{argocd_dir(env.name)}/platform.yaml", (*env_sources, *(model.source("tenant", d.name) for d in deployments)),
+                    env=env, documents=platform_documents(model, env, deployments), environment=env.name)
+        for d in deployments:
+            service_sources = tuple(model.source("service", s.name) for s in d.services)
+            yield _file(templates, T_PROJECT, f"{argocd_dir(env.name)}/projects/{d.name}.yaml", (*d.sources, *service_sources),
+                        d=d, documents=[app_project(model, d)], tenant=d.name, environment=env.name)
+            yield _file(templates, T_NAMESPACE, namespace_path(env.name, d.name), (*d.sources, *service_sources),
+                        d=d, documents=argocd_namespaces.documents(model, d), tenant=d.name, environment=env.name)
+            for service in d.services:
+                if canary_enabled(d, service):
+                    yield _file(templates, T_ROLLOUT, rollout_path(env.name, d.name, service.name), (*d.sources, model.source("service", service.name)),
+                                d=d, service=service, documents=argocd_rollouts.rollout_documents(d, service, app_labels(d, service)),
+                                tenant=d.name, environment=env.name)
+
+
+def _file(templates: Templates, template: str, path: str, sources: tuple[str, ...], *, tenant: str | None = None,
+          environment: str | None = None, **context: Any) -> RenderedFile:
+    return RenderedFile(path=path, text=templates.render(template, **context), sources=(*sources, templates.path(template)),
+                        tenant=tenant, environment=environment)
+
+
+def _services(deployments: tuple[Deployment, ...]) -> list[spec.Service]:
+    return sorted({s.name: s for d in deployments for s in d.services}.values(), key=lambda s: s.name)
+
+
+# --- waves -------------------------------------------------------------------------------
+
+
+def wave(d: Deployment) -> str:
+    """The progressive-sync wave label of a tenant: ``canary`` or its tier's name."""
+    return CANARY_WAVE if d.tenant.canary else d.tier.name
+
+
+def waves(deployments: tuple[Deployment, ...]) -> list[str]:
+    """Waves in sync order: canary tenants, then pooled tiers, then dedicated tiers (each
+    group by name), so shared data planes see a release before isolated ones."""
+    present = {wave(d) for d in deployments}
+    tiers = sorted({d.tier.name: d.tier for d in deployments if not d.tenant.canary}.values(), key=lambda t: (t.isolation == "dedicated", t.name))
+    return ([CANARY_WAVE] if CANARY_WAVE in present else []) + [t.name for t in tiers if t.name in present]
+
+
+# --- ApplicationSet ----------------------------------------------------------------------
+
+
+def app_labels(d: Deployment, service: spec.Service) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/part-of": service.name,
+        "app.kubernetes.io/managed-by": emit.GENERATOR,
+        **naming.tenant_labels(d),
+    }
+
+
+def extras_include(env: str) -> str:
+    """The ``directory.include`` glob of the extras source, in go-template form: the two
+    places a (tenant, service)'s extra manifests can be, relative to ``rendered/``. The
+    same glob for every element; it matches whichever of the files exist, possibly none
+    (an Application with no extra manifests). ``rendered/`` itself always exists, which
+    a per-tenant directory would not for a tenant whose services have neither."""
+    candidates = (job_path(env, "{{.tenant}}", "{{.service}}"), rollout_path(env, "{{.tenant}}", "{{.service}}"))
+    return "{" + ",".join(p.removeprefix("rendered/") for p in candidates) + "}"
+
+
+def element(model: Model, d: Deployment, service: spec.Service) -> dict[str, str]:
+    chart = model.platform.charts[service.chart]
+    return {
+        "name": naming.application_name(d.env, d.name, service.name),
+        "tenant": d.name,
+        "service": service.name,
+        "tier": d.tier.name,
+        "wave": wave(d),
+        "project": naming.argocd_project(d.name, d.env),
+        "namespace": d.namespace,
+        "chartRepo": chart.repository,
+        "chart": chart.name,
+        "chartVersion": chart.version,
+    }
+
+
+def sync_policy(env: spec.Environment) -> dict[str, Any]:
+    policy: dict[str, Any] = {}
+    if env.sync.automated:
+        policy["automated"] = {"prune": env.sync.prune, "selfHeal": env.sync.self_heal}
+    # The namespace comes from the platform Application; never let a tenant app create one.
+    policy["syncOptions"] = ["CreateNamespace=false", "PruneLast=true"]
+    policy["retry"] = {"limit": 5, "backoff": {"duration": "30s", "factor": 2, "maxDuration": "10m"}}
+    return policy
+
+
+def applicationset(model: Model, env: spec.Environment, deployments: tuple[Deployment, ...]) -> dict[str, Any]:
+    repo = model.platform.repository
+    elements = [element(model, d, s) for d in deployments for s in d.services]
+    steps = []
+    for name in waves(deployments):
+        step: dict[str, Any] = {"matchExpressions": [{"key": "companyos.io/wave", "operator": "In", "values": [name]}]}
+        if name == CANARY_WAVE:
+            step["maxUpdate"] = model.platform.tenant_canary_wave_size
+        steps.append(step)
+    helm_values = values_path(env.name, "{{.tenant}}", "{{.service}}")
+    return {
+        "apiVersion": API,
+        "kind": "ApplicationSet",
+        "metadata": {"name": naming.applicationset_name(env.name), "namespace": model.platform.argocd_namespace,
+                     "labels": naming.environment_labels(env.name)},
+        "spec": {
+            "goTemplate": True,
+            "goTemplateOptions": ["missingkey=error"],
+            "generators": [{"list": {"elements": elements}}],
+            "strategy": {"type": "RollingSync", "rollingSync": {"steps": steps}},
+            "syncPolicy": {"preserveResourcesOnDeletion": False},
+            "template": {
+                "metadata": {
+                    "name": "{{.name}}",
+                    "labels": {
+                        "app.kubernetes.io/part-of": "{{.service}}",
+                        "app.kubernetes.io/managed-by": emit.GENERATOR,
+                        "companyos.io/tenant": "{{.tenant}}",
+                        "companyos.io/tier": "{{.tier}}",
+                        "companyos.io/wave": "{{.wave}}",
+                        "companyos.io/environment": env.name,
+                    },
+                    "finalizers": ["resources-finalizer.argocd.argoproj.io"],
+                },
+                "spec": {
+                    "project": "{{.project}}",
+                    "destination": {"name": naming.cluster_name(model.platform, env.name), "namespace": "{{.namespace}}"},
+                    "sources": [
+                        {
+                            "repoURL": "{{.chartRepo}}",
+                            "chart": "{{.chart}}",
+                            "targetRevision": "{{.chartVersion}}",
+                            "helm": {"releaseName": "{{.service}}", "valueFiles": [f"$values/{helm_values}"]},
+                        },
+                        {"repoURL": repo.url, "targetRevision": repo.revision, "ref": "values"},
+                        {
+                            "repoURL": repo.url,
+                            "targetRevision": repo.revision,
+                            "path": "rendered",
+                            "directory": {"recurse": True, "include": extras_include(env.name)},
+                        },
+                    ],
+                    "syncPolicy": sync_policy(env),
+                },
+            },
+        },
+    }
+
+
+# --- AppProjects -------------------------------------------------------------------------
+
+
+def sync_windows(env: spec.Environment) -> list[dict[str, Any]]:
+    """With an allow window, Argo CD refuses syncs outside it (automated and manual);
+    ``manualSync`` lets an operator sync by hand anyway -- the emergency rollback path."""
+    window = env.change_window
+    if window is None:
+        return []
+    return [{
+        "kind": "allow",
+        "schedule": window.schedule,
+        "duration": window.duration,
+        "timeZone": window.timezone,
+        "applications": ["*"],
+        "manualSync": True,
+    }]
+
+
+def _kinds(kinds: tuple[tuple[str, str], ...]) -> list[dict[str, str]]:
+    return [{"group": group, "kind": kind} for group, kind in kinds]
+
+
+def source_repos(model: Model, services: tuple[spec.Service, ...] | list[spec.Service]) -> list[str]:
+    charts = sorted({model.platform.charts[s.chart].repository for s in services})
+    return [model.platform.repository.url, *charts]
+
+
+def app_project(model: Model, d: Deployment) -> dict[str, Any]:
+    project: dict[str, Any] = {
+        "apiVersion": API,
+        "kind": "AppProject",
+        "metadata": {"name": naming.argocd_project(d.name, d.env), "namespace": model.platform.argocd_namespace,
+                     "labels": argocd_namespaces.namespace_labels(d), "annotations": PROJECT_FIRST},
+        "spec": {
+            "description": f"Tenant {d.name} ({d.tier.name}) in {d.env}; owner {d.tenant.owner}",
+            "sourceRepos": source_repos(model, d.services),
+            "destinations": [{"name": naming.cluster_name(model.platform, d.env), "namespace": d.namespace}],
+            "clusterResourceWhitelist": [],
+            "namespaceResourceWhitelist": _kinds(TENANT_KINDS),
+            "orphanedResources": {"warn": True},
+        },
+    }
+    windows = sync_windows(d.environment)
+    if windows:
+        project["spec"]["syncWindows"] = windows
+    return project
+
+
+def platform_documents(model: Model, env: spec.Environment, deployments: tuple[Deployment, ...]) -> list[dict[str, Any]]:
+    cluster = naming.cluster_name(model.platform, env.name)
+    project_name = naming.platform_project(model.platform, env.name)
+    repo = model.platform.repository
+    labels = naming.environment_labels(env.name)
+    docs: list[dict[str, Any]] = [{
+        "apiVersion": API,
+        "kind": "AppProject",
+        "metadata": {"name": project_name, "namespace": model.platform.argocd_namespace, "labels": labels, "annotations": PROJECT_FIRST},
+        "spec": {
+            "description": f"Platform-owned tenant namespaces in {env.name}",
+            "sourceRepos": [repo.url],
+            "destinations": [{"name": cluster, "namespace": d.namespace} for d in deployments],
+            "clusterResourceWhitelist": [{"group": "", "kind": "Namespace"}],
+            "namespaceResourceWhitelist": _kinds(PLATFORM_NAMESPACED_KINDS),
+        },
+    }]
+    for d in deployments:
+        docs.append({
+            "apiVersion": API,
+            "kind": "Application",
+            "metadata": {"name": f"{env.name}-namespace-{d.name}", "namespace": model.platform.argocd_namespace,
+                         "labels": {**labels, "companyos.io/tenant": d.name}},
+            "spec": {
+                "project": project_name,
+                "destination": {"name": cluster, "namespace": d.namespace},
+                "source": {
+                    "repoURL": repo.url,
+                    "targetRevision": repo.revision,
+                    "path": f"{argocd_dir(env.name)}/namespaces",
+                    "directory": {"include": f"{d.name}.yaml"},
+                },
+                # Always automated: the fence must exist before (and whatever) the tenant syncs.
+                "syncPolicy": {"automated": {"prune": True, "selfHeal": True}, "syncOptions": ["PruneLast=true"]},
+            },
+        })
+    return docs
+
+
+# --- bootstrap -----------------------------------------------------------------------------
+
+
+def bootstrap_documents(model: Model, env: spec.Environment) -> list[dict[str, Any]]:
+    """The app-of-apps root: an AppProject that may only manage Argo CD's own objects in
+    Argo CD's namespace, and the Application that syncs this environment's files."""
+    repo = model.platform.repository
+    name = naming.gitops_project(model.platform, env.name)
+    labels = naming.environment_labels(env.name)
+    argo_ns = model.platform.argocd_namespace
+    return [
+        {
+            "apiVersion": API,
+            "kind": "AppProject",
+            "metadata": {"name": name, "namespace": argo_ns, "labels": labels},
+            "spec": {
+                "description": f"Argo CD's own configuration for {env.name}: AppProjects, ApplicationSets, Applications",
+                "sourceRepos": [repo.url],
+                "destinations": [{"name": IN_CLUSTER, "namespace": argo_ns}],
+                "clusterResourceWhitelist": [],
+                "namespaceResourceWhitelist": [{"group": "argoproj.io", "kind": k} for k in ("AppProject", "Application", "ApplicationSet")],
+            },
+        },
+        {
+            "apiVersion": API,
+            "kind": "Application",
+            "metadata": {"name": name, "namespace": argo_ns, "labels": labels},
+            "spec": {
+                "project": name,
+                "destination": {"name": IN_CLUSTER, "namespace": argo_ns},
+                "source": {
+                    "repoURL": repo.url,
+                    "targetRevision": repo.revision,
+                    "path": argocd_dir(env.name),
+                    "directory": {"recurse": True, "include": "{bootstrap.yaml,platform.yaml,applicationsets.yaml,projects/*.yaml}"},
+                },
+                # Prune stays off: deleting an AppProject or ApplicationSet by accident would
+                # cascade to every tenant's workloads.
+                "syncPolicy": {"automated": {"prune": False, "selfHeal": True}},
+            },
+        },
+    ]

@@ -71,14 +71,20 @@ def _cpu_s() -> float:
 
 # --- workers (each runs in its own process) ----------------------------------------------
 
+
 def worker_render(root: Path) -> dict:
     from generator import pipeline
 
     start, cpu = time.perf_counter(), _cpu_s()
     built, report = pipeline.render_to_disk(root)
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "cpu_s": _cpu_s() - cpu, "files": len(built.result.files), "written": len(report.written),
-            "rss_mb": _rss_mb()}
+    return {
+        "seconds": seconds,
+        "cpu_s": _cpu_s() - cpu,
+        "files": len(built.result.files),
+        "written": len(report.written),
+        "rss_mb": _rss_mb(),
+    }
 
 
 def worker_check(root: Path, use_cache: bool = True) -> dict:
@@ -124,8 +130,9 @@ def _plain_environment(root: Path):
 
     from generator.formats.templating import FILTERS
 
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(root / "templates"), keep_trailing_newline=True,
-                             trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(root / "templates"), keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True
+    )
     env.filters.update(FILTERS)
     return env
 
@@ -161,8 +168,8 @@ def worker_bare_targets(root: Path) -> dict:
     framework: loading and validation, layering and provenance, guardrails, headers,
     manifest and hashes, atomic staging and pruning."""
     from generator import pipeline
-    from generator.targets import TARGETS
     from generator.formats.templating import Templates
+    from generator.targets import TARGETS
 
     model = pipeline.resolve_only(root)
     out = root / "bare-targets"
@@ -186,8 +193,13 @@ def worker_bare_targets(root: Path) -> dict:
     return {"seconds": seconds, "files": count, "rss_mb": _rss_mb()}
 
 
-WORKERS = {"render": worker_render, "check": worker_check, "check-full": worker_check_full, "bare": worker_bare,
-           "bare-targets": worker_bare_targets}
+WORKERS = {
+    "render": worker_render,
+    "check": worker_check,
+    "check-full": worker_check_full,
+    "bare": worker_bare,
+    "bare-targets": worker_bare_targets,
+}
 
 
 def run_worker(kind: str, root: Path) -> dict:
@@ -251,17 +263,21 @@ def bench(tenants: int, workdir: Path, repeat: int) -> dict:
 
 
 def markdown(rows: list[dict]) -> str:
-    head = ("| tenants x envs | files | written cold / no-op | cold render s | no-op render s | check s (cache) | check --full s | peak RSS MB "
-            "| bare jinja2 s | render / bare (each run) | render / bare, CPU s | bare targets s | render / bare targets "
-            "| check / render | check --full / render |\n"
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    head = (
+        "| tenants x envs | files | written cold / no-op | cold render s | no-op render s | check s (cache) | check --full s | peak RSS MB "
+        "| bare jinja2 s | render / bare (each run) | render / bare, CPU s | bare targets s | render / bare targets "
+        "| check / render | check --full / render |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    )
     lines = [head]
     for r in rows:
         each = ", ".join(str(x) for x in r["render_vs_bare_each"])
-        lines.append(f"| {r['tenants']} x 3 | {r['files']} | {r['files_written_cold']} / {r['files_written_noop']} | {r['cold_render_s']} | {r['noop_render_s']} | {r['check_s']} | "
-                     f"{r['check_full_s']} | {r['peak_rss_mb']} | {r['bare_jinja2_s']} | **{r['render_vs_bare']}** ({each}) | "
-                     f"{r['render_cpu_s']} / {r['bare_cpu_s']} = {r['render_vs_bare_cpu']} | {r['bare_targets_s']} | "
-                     f"{r['render_vs_bare_targets']} | {r['check_vs_render']} | {r['check_full_vs_render']} |")
+        lines.append(
+            f"| {r['tenants']} x 3 | {r['files']} | {r['files_written_cold']} / {r['files_written_noop']} | {r['cold_render_s']} | {r['noop_render_s']} | {r['check_s']} | "
+            f"{r['check_full_s']} | {r['peak_rss_mb']} | {r['bare_jinja2_s']} | **{r['render_vs_bare']}** ({each}) | "
+            f"{r['render_cpu_s']} / {r['bare_cpu_s']} = {r['render_vs_bare_cpu']} | {r['bare_targets_s']} | "
+            f"{r['render_vs_bare_targets']} | {r['check_vs_render']} | {r['check_full_vs_render']} |"
+        )
     return "\n".join(lines)
 
 
@@ -271,10 +287,8 @@ def main() -> None:
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the generated catalogs")
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement; the median is reported")
-    parser.add_argument("--workdir", type=Path, default=None,
-                        help="where to build the catalogs (e.g. /dev/shm to take disk noise out)")
-    parser.add_argument("--jobs", type=int, default=None,
-                        help="render processes (sets COMPANYOS_JOBS; default: one per core)")
+    parser.add_argument("--workdir", type=Path, default=None, help="where to build the catalogs (e.g. /dev/shm to take disk noise out)")
+    parser.add_argument("--jobs", type=int, default=None, help="render processes (sets COMPANYOS_JOBS; default: one per core)")
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     parser.add_argument("root", nargs="?", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -8,8 +8,8 @@ every mistake at once. The CLI maps that to exit code 2.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 
 @dataclass(frozen=True, order=True)

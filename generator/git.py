@@ -46,7 +46,7 @@ def _require_gitpython() -> None:
         raise UsageError(f"git is not usable here: {_IMPORT_ERROR}")
 
 
-def open_repo(root: Path) -> "gitpython.Repo | None":
+def open_repo(root: Path) -> gitpython.Repo | None:
     """The repository whose working tree contains ``root``, or None when there is none."""
     _require_gitpython()
     try:
@@ -55,7 +55,7 @@ def open_repo(root: Path) -> "gitpython.Repo | None":
         return None
 
 
-def require_repo(root: Path, purpose: str) -> "gitpython.Repo":
+def require_repo(root: Path, purpose: str) -> gitpython.Repo:
     """Like :func:`open_repo`, but a missing repository is a usage error naming ``purpose``."""
     repo = open_repo(root)
     if repo is None:
@@ -63,7 +63,7 @@ def require_repo(root: Path, purpose: str) -> "gitpython.Repo":
     return repo
 
 
-def resolve_commit(repo: "gitpython.Repo", ref: str) -> "gitpython.Commit":
+def resolve_commit(repo: gitpython.Repo, ref: str) -> gitpython.Commit:
     """The commit ``ref`` names; a ref that is missing (or looks like an option) is a usage error."""
     from gitdb.exc import BadName, BadObject
 
@@ -72,10 +72,12 @@ def resolve_commit(repo: "gitpython.Repo", ref: str) -> "gitpython.Commit":
     try:
         return repo.commit(ref)
     except (BadName, BadObject, ValueError, gitpython.GitCommandError):
-        raise UsageError(f"git ref {ref!r} does not exist in {repo.working_tree_dir} (fetch it first, e.g. `git fetch origin main`)") from None
+        raise UsageError(
+            f"git ref {ref!r} does not exist in {repo.working_tree_dir} (fetch it first, e.g. `git fetch origin main`)"
+        ) from None
 
 
-def tree_at(repo: "gitpython.Repo", commit: str, path: str) -> "gitpython.Tree | None":
+def tree_at(repo: gitpython.Repo, commit: str, path: str) -> gitpython.Tree | None:
     """The tree of folder ``path`` (repository-relative) as of ``commit``; None when the
     commit is not in this clone (a shallow clone, a rewritten history) or has no such folder."""
     from gitdb.exc import BadName, BadObject
@@ -86,13 +88,13 @@ def tree_at(repo: "gitpython.Repo", commit: str, path: str) -> "gitpython.Tree |
         return None
 
 
-def git_path(repo: "gitpython.Repo", root: Path, rel: str) -> str:
+def git_path(repo: gitpython.Repo, root: Path, rel: str) -> str:
     """``rel`` (relative to the catalog root) as a path relative to the repository top."""
     top = Path(repo.working_tree_dir or root).resolve()
     return (root.resolve() / rel).relative_to(top).as_posix()
 
 
-def head_commit(repo: "gitpython.Repo") -> str | None:
+def head_commit(repo: gitpython.Repo) -> str | None:
     """The full sha of HEAD, or None in a repository without commits."""
     try:
         return repo.head.commit.hexsha
@@ -100,11 +102,11 @@ def head_commit(repo: "gitpython.Repo") -> str | None:
         return None
 
 
-def branch_exists(repo: "gitpython.Repo", branch: str) -> bool:
+def branch_exists(repo: gitpython.Repo, branch: str) -> bool:
     return any(head.name == branch for head in repo.heads)
 
 
-def dirty_paths(repo: "gitpython.Repo", root: Path, folders: Iterable[str]) -> list[str]:
+def dirty_paths(repo: gitpython.Repo, root: Path, folders: Iterable[str]) -> list[str]:
     """Changed, staged, deleted or untracked files under ``folders`` (relative to ``root``).
 
     Ignored files do not count: they are not part of any commit either.
@@ -126,7 +128,7 @@ def dirty_paths(repo: "gitpython.Repo", root: Path, folders: Iterable[str]) -> l
     return sorted(set(paths))
 
 
-def tracked(repo: "gitpython.Repo", paths: Sequence[str]) -> set[str]:
+def tracked(repo: gitpython.Repo, paths: Sequence[str]) -> set[str]:
     """Which of ``paths`` (repository-relative) HEAD or the index knows."""
     if not paths:
         return set()
@@ -135,7 +137,7 @@ def tracked(repo: "gitpython.Repo", paths: Sequence[str]) -> set[str]:
 
 
 def commit_paths_on_new_branch(
-    repo: "gitpython.Repo",
+    repo: gitpython.Repo,
     root: Path,
     branch: str,
     paths: Iterable[str],
@@ -188,7 +190,7 @@ def commit_paths_on_new_branch(
             raise
 
 
-def _undo_branch(repo: "gitpython.Repo", branch: str, base: str, previous_ref: str | None, specs: list[str]) -> None:
+def _undo_branch(repo: gitpython.Repo, branch: str, base: str, previous_ref: str | None, specs: list[str]) -> None:
     """Put HEAD, the index entries of ``specs`` and the branch list back as they were."""
     if previous_ref is not None:
         repo.git.symbolic_ref("HEAD", previous_ref)
@@ -202,7 +204,7 @@ def _undo_branch(repo: "gitpython.Repo", branch: str, base: str, previous_ref: s
 # --- throw-away repositories ------------------------------------------------------------------
 
 
-def scratch_repo(path: Path) -> "gitpython.Repo":
+def scratch_repo(path: Path) -> gitpython.Repo:
     """A new repository at ``path`` whose commits and tags do not depend on the user's git
     configuration: a fixed identity, no signing, no hooks."""
     _require_gitpython()
@@ -216,14 +218,14 @@ def scratch_repo(path: Path) -> "gitpython.Repo":
     return repo
 
 
-def commit_all(repo: "gitpython.Repo", message: str) -> None:
+def commit_all(repo: gitpython.Repo, message: str) -> None:
     """Commit the whole working tree (additions and deletions), even when nothing changed;
     hooks are skipped. For :func:`scratch_repo` repositories only."""
     repo.git.add("-A")
     repo.git.commit("--allow-empty", "--no-verify", "-q", "-m", message)
 
 
-def export_tree(tree: "gitpython.Tree", dest: Path) -> None:
+def export_tree(tree: gitpython.Tree, dest: Path) -> None:
     """Write every file of the committed folder ``tree`` below ``dest``, with paths
     relative to that folder (``templates/tenant/copier.yml`` -> ``dest/copier.yml``)."""
     for item in tree.traverse():

@@ -10,8 +10,8 @@ import git
 import pytest
 from conftest import copy_repo, edit_yaml
 
-from generator.model import naming
 from generator.git import scratch_repo
+from generator.model import naming
 from generator.ops.affected import FileChange, diff_manifests
 
 
@@ -53,8 +53,13 @@ def test_one_tenant_change_reports_exactly_its_environment_and_root(gitrepo, com
     assert out["count"] == 1 and out["removed_roots"] == []
     (row,) = out["include"]
     assert row == {
-        "root": tenant_root, "environment": "prod", "name": "tenant-acme", "id": "prod-tenant-acme",
-        "account_id": "410000000101", "role_arn": "arn:aws:iam::410000000101:role/companyos-terraform", "region": "eu-west-1",
+        "root": tenant_root,
+        "environment": "prod",
+        "name": "tenant-acme",
+        "id": "prod-tenant-acme",
+        "account_id": "410000000101",
+        "role_arn": "arn:aws:iam::410000000101:role/companyos-terraform",
+        "region": "eu-west-1",
     }
     assert out["files"]["changed"] >= 1 and out["files"]["added"] == out["files"]["removed"] == 0
     # One apply stage at a time: only prod has work.
@@ -126,7 +131,9 @@ def test_roots_lists_every_root_with_shared_first(sample, companyos):
     manifest_roots = {e["root"] for e in sample.result.manifest["files"].values() if e.get("root")}
     assert set(out["roots"]) == manifest_roots and out["count"] == len(manifest_roots)
     envs = [e.name for e in sample.model.environments]
-    first_of_each = [next(r for r in out["include"] if r["environment"] == env) for env in envs if any(r["environment"] == env for r in out["include"])]
+    first_of_each = [
+        next(r for r in out["include"] if r["environment"] == env) for env in envs if any(r["environment"] == env for r in out["include"])
+    ]
     assert all(r["name"] == naming.SHARED_ROOT for r in first_of_each)
     assert [envs.index(r["environment"]) for r in out["include"]] == sorted(envs.index(r["environment"]) for r in out["include"])
 

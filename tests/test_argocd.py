@@ -13,7 +13,7 @@ from test_argocd_support import applications, brace_paths, delivery_docs, valida
 
 from generator import pipeline
 from generator.model import naming
-from generator.targets import common, helm
+from generator.targets import common
 from generator.targets.argocd import target as argocd
 
 CRD_KINDS = ("ApplicationSet", "Application", "AppProject", "Rollout", "AnalysisTemplate")
@@ -88,8 +88,9 @@ def test_rolling_sync_waves_canary_then_standard_then_regulated(sample, delivery
         spec = doc.data["spec"]
         assert spec["strategy"]["type"] == "RollingSync"
         steps = [s["matchExpressions"][0]["values"] for s in spec["strategy"]["rollingSync"]["steps"]]
-        assert [v for [v] in steps] == [w for w in ("canary", "standard", "regulated") if any(
-            env == doc.environment and p["wave"] == w for env, p, _ in applications)]
+        assert [v for [v] in steps] == [
+            w for w in ("canary", "standard", "regulated") if any(env == doc.environment and p["wave"] == w for env, p, _ in applications)
+        ]
         for env, params, app in applications:
             if env == doc.environment:
                 label = app["metadata"]["labels"]["companyos.io/wave"]
@@ -118,8 +119,16 @@ def test_prod_projects_sync_only_inside_the_change_window(sample, delivery_docs)
         if env.change_window is None:
             assert windows == []
         else:
-            assert windows == [{"kind": "allow", "schedule": env.change_window.schedule, "duration": env.change_window.duration,
-                                "timeZone": env.change_window.timezone, "applications": ["*"], "manualSync": True}]
+            assert windows == [
+                {
+                    "kind": "allow",
+                    "schedule": env.change_window.schedule,
+                    "duration": env.change_window.duration,
+                    "timeZone": env.change_window.timezone,
+                    "applications": ["*"],
+                    "manualSync": True,
+                }
+            ]
     assert any(d.environment == "prod" and d.data["spec"].get("syncWindows") for d in projects)
 
 
@@ -157,6 +166,7 @@ def test_disabling_the_canary_for_a_tenant_removes_the_rollout(repo):
 
     def disable(data):
         data["overrides"] = {"prod": {"services": {"web": {"canary": {"enabled": False}}}}}
+
     edit_yaml(repo / "tenants" / "globex.yaml", disable)
     after = pipeline.build(repo).result.files
     assert rollout not in after
@@ -174,6 +184,7 @@ def test_environment_without_progressive_delivery_renders_no_rollouts(repo):
 def test_sync_policy_change_in_catalog_changes_the_applicationset(repo):
     def manual(data):
         data["sync"]["automated"] = False
+
     edit_yaml(repo / "environments" / "dev.yaml", manual)
     files = pipeline.build(repo).result.files
     appset = load_yaml_docs(files["rendered/argocd/dev/applicationsets.yaml"])[0]
@@ -199,8 +210,13 @@ def test_namespace_manifests_come_from_the_tier_and_environment_quota(sample, de
     assert len(quotas) == len(sample.model.deployments)
     for doc in quotas:
         quota = sample.model.deployment(doc.tenant, doc.environment).settings.quota
-        assert doc.data["spec"]["hard"] == {"requests.cpu": quota.requests_cpu, "requests.memory": quota.requests_memory,
-                                            "limits.cpu": quota.limits_cpu, "limits.memory": quota.limits_memory, "pods": str(quota.pods)}
+        assert doc.data["spec"]["hard"] == {
+            "requests.cpu": quota.requests_cpu,
+            "requests.memory": quota.requests_memory,
+            "limits.cpu": quota.limits_cpu,
+            "limits.memory": quota.limits_memory,
+            "pods": str(quota.pods),
+        }
     deny = [d for d in delivery_docs if d.kind == "NetworkPolicy" and d.data["metadata"]["name"] == "default-deny"]
     assert len(deny) == len(sample.model.deployments)
     assert all(d.data["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]} for d in deny)
@@ -224,8 +240,12 @@ def test_bootstrap_applies_projects_before_applications(sample, delivery_docs):
         [root] = [d for d in delivery_docs if d.kind == "Application" and d.path == f"rendered/argocd/{env.name}/bootstrap.yaml"]
         include = root.data["spec"]["source"]["directory"]["include"]
         patterns = include.strip("{}").split(",")
-        env_files = [p.removeprefix(f"rendered/argocd/{env.name}/") for p in sample.result.files
-                     if p.startswith(f"rendered/argocd/{env.name}/") and any(x.kind in ("AppProject", "ApplicationSet") for x in delivery_docs if x.path == p)]
+        env_files = [
+            p.removeprefix(f"rendered/argocd/{env.name}/")
+            for p in sample.result.files
+            if p.startswith(f"rendered/argocd/{env.name}/")
+            and any(x.kind in ("AppProject", "ApplicationSet") for x in delivery_docs if x.path == p)
+        ]
         assert env_files and all(any(fnmatch.fnmatchcase(f, pat) for pat in patterns) for f in env_files)
         assert not any(fnmatch.fnmatchcase(f"namespaces/{t}.yaml", pat) for t in sample.model.tenants for pat in patterns)
     for doc in delivery_docs:

@@ -8,8 +8,8 @@ import re
 import pytest
 from conftest import edit_yaml, snapshot
 
-from generator.model import naming
 from generator.catalog.changewindow import cron_problem
+from generator.model import naming
 
 
 def _line_of(path, pattern: str) -> int:
@@ -52,17 +52,22 @@ def test_canary_weights_not_increasing(companyos, repo):
     _render_fails(companyos, repo, f"catalog/services/web.yaml:{line}:{col}: canary step weights must increase strictly; got [10, 5, 100]")
 
 
-@pytest.mark.parametrize(("schedule", "problem"), [
-    ("0 25 * * 1-4", "hour field '25'"),
-    ("at eight on weekdays", "expected 5 fields"),
-    ("0 8 * * MON-XYZ", "day of week field 'MON-XYZ'"),
-    ("*/0 8 * * *", "step '0' must be a positive number"),
-])
+@pytest.mark.parametrize(
+    ("schedule", "problem"),
+    [
+        ("0 25 * * 1-4", "hour field '25'"),
+        ("at eight on weekdays", "expected 5 fields"),
+        ("0 8 * * MON-XYZ", "day of week field 'MON-XYZ'"),
+        ("*/0 8 * * *", "step '0' must be a positive number"),
+    ],
+)
 def test_change_window_that_does_not_parse(companyos, repo, schedule, problem):
     path = repo / "environments" / "prod.yaml"
     edit_yaml(path, lambda data: data["change_window"].__setitem__("schedule", schedule))
     line = _line_of(path, r"^  schedule:")
-    err = _render_fails(companyos, repo, f"environments/prod.yaml:{line}:13: change_window.schedule '{schedule}' is not a cron schedule Argo CD can use:")
+    err = _render_fails(
+        companyos, repo, f"environments/prod.yaml:{line}:13: change_window.schedule '{schedule}' is not a cron schedule Argo CD can use:"
+    )
     assert problem in err
 
 
@@ -82,7 +87,11 @@ def test_namespace_over_63_characters(companyos, repo, monkeypatch):
     monkeypatch.setattr(naming, "namespace", lambda tenant: f"tenant-{'x' * 50}-{tenant}")
     line = _line_of(repo / "tenants" / "umbrella.yaml", r"^name:")
     namespace = f"tenant-{'x' * 50}-umbrella"
-    err = _render_fails(companyos, repo, f"tenants/umbrella.yaml:{line}:7: namespace '{namespace}' derived from tenant 'umbrella' is 66 characters; Kubernetes allows at most 63")
+    err = _render_fails(
+        companyos,
+        repo,
+        f"tenants/umbrella.yaml:{line}:7: namespace '{namespace}' derived from tenant 'umbrella' is 66 characters; Kubernetes allows at most 63",
+    )
     assert "tenants/acme.yaml" not in err  # 62 characters still fit
 
 

@@ -45,10 +45,12 @@ class Doc:
 def expand(value: Any, params: dict[str, str]) -> Any:
     """Substitute ``{{.key}}`` like Argo CD's goTemplate with missingkey=error."""
     if isinstance(value, str):
+
         def sub(match: re.Match[str]) -> str:
             if match.group(1) not in params:
                 raise KeyError(f"template uses {{{{.{match.group(1)}}}}}, which the element does not define")
             return params[match.group(1)]
+
         return PLACEHOLDER.sub(sub, value)
     if isinstance(value, list):
         return [expand(v, params) for v in value]
@@ -64,8 +66,12 @@ def generated_applications(appset: dict[str, Any]) -> list[tuple[dict[str, str],
     for generator in appset["spec"]["generators"]:
         for params in generator["list"]["elements"]:
             body = expand(template, params)
-            app = {"apiVersion": appset["apiVersion"], "kind": "Application",
-                   "metadata": {**body["metadata"], "namespace": appset["metadata"]["namespace"]}, "spec": body["spec"]}
+            app = {
+                "apiVersion": appset["apiVersion"],
+                "kind": "Application",
+                "metadata": {**body["metadata"], "namespace": appset["metadata"]["namespace"]},
+                "spec": body["spec"],
+            }
             out.append((params, app))
     return out
 

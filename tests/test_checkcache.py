@@ -34,7 +34,10 @@ def test_unchanged_tree_checks_without_rendering(rendered_repo, companyos, monke
     "change",
     [
         pytest.param(lambda r: edit_yaml(r / "tenants/globex.yaml", lambda d: d.__setitem__("cost_center", "CC-2999")), id="catalog"),
-        pytest.param(lambda r: (r / "templates/helm/values.yaml.j2").write_text((r / "templates/helm/values.yaml.j2").read_text() + "# x\n"), id="template"),
+        pytest.param(
+            lambda r: (r / "templates/helm/values.yaml.j2").write_text((r / "templates/helm/values.yaml.j2").read_text() + "# x\n"),
+            id="template",
+        ),
         pytest.param(lambda r: (r / "rendered/helm/dev/globex/api.yaml").write_text("edited: true\n"), id="hand-edited output"),
         pytest.param(lambda r: (r / "rendered/helm/dev/stray.yaml").write_text("a: 1\n"), id="unmanaged file"),
         pytest.param(lambda r: (r / "rendered/helm/dev/globex/api.yaml").unlink(), id="deleted output"),

@@ -12,8 +12,8 @@ from conftest import edit_yaml
 from test_destructive import commit_all
 from test_policy import override
 
-from generator.ops import cost
 from generator.catalog import spec
+from generator.ops import cost
 
 #: A tiny price table with round numbers, so the expected figures below can be checked
 #: with pencil and paper.
@@ -38,23 +38,38 @@ TINY_PRICING = {
 #: A tiny resolved settings tree: one service, everything cost-relevant spelled out.
 TINY_SETTINGS = {
     "network": {"az_count": 2, "nat_gateways": "per_az", "vpc_endpoints": ["s3", "sts", "ssm"], "public_ingress": True},
-    "database": {"engine_version": "16.4", "instance_class": "db.tiny", "allocated_storage_gb": 100, "max_allocated_storage_gb": 200,
-                 "multi_az": True, "backup_retention_days": 35, "pitr": True, "deletion_protection": True,
-                 "cross_region_copy": True, "read_replicas": 1},
+    "database": {
+        "engine_version": "16.4",
+        "instance_class": "db.tiny",
+        "allocated_storage_gb": 100,
+        "max_allocated_storage_gb": 200,
+        "multi_az": True,
+        "backup_retention_days": 35,
+        "pitr": True,
+        "deletion_protection": True,
+        "cross_region_copy": True,
+        "read_replicas": 1,
+    },
     "cache": {"node_type": "cache.tiny", "shards": 2, "replicas_per_shard": 1, "snapshot_retention_days": 1},
-    "storage": {"versioning": True, "object_lock": "compliance", "object_lock_days": 1,
-                "lifecycle": {"ia_days": 30, "glacier_days": 90, "expire_days": 365}},
+    "storage": {
+        "versioning": True,
+        "object_lock": "compliance",
+        "object_lock_days": 1,
+        "lifecycle": {"ia_days": 30, "glacier_days": 90, "expire_days": 365},
+    },
     "kms": {"rotation_days": 90},
     "logs": {"retention_days": 60},
     "budget": {"monthly_usd": 1000, "alert_thresholds": [80, 100], "notify": ["a@example.com"]},
     "quota": {"requests_cpu": "1", "requests_memory": "1Gi", "limits_cpu": "1", "limits_memory": "1Gi", "pods": 10},
-    "services": {"app": {
-        "replicas": 2,
-        "resources": {"requests": {"cpu": "500m", "memory": "2Gi"}, "limits": {"cpu": "1", "memory": "2Gi"}},
-        "autoscaling": {"enabled": True, "min_replicas": 3, "max_replicas": 9, "target_cpu_percent": 70},
-        "canary": {"enabled": False},
-        "image_tag": None,
-    }},
+    "services": {
+        "app": {
+            "replicas": 2,
+            "resources": {"requests": {"cpu": "500m", "memory": "2Gi"}, "limits": {"cpu": "1", "memory": "2Gi"}},
+            "autoscaling": {"enabled": True, "min_replicas": 3, "max_replicas": 9, "target_cpu_percent": 70},
+            "canary": {"enabled": False},
+            "image_tag": None,
+        }
+    },
 }
 
 #: The same, by hand (hours_per_month = 100):
@@ -68,8 +83,16 @@ TINY_SETTINGS = {
 #: kms:                                                                         ->  1
 #: logs:     30 GB ingested (3 replicas x 10) x 0.5 = 15; stored 30 GB x 60/30 months x 0.03 = 1.8 -> 16.8
 #: egress:   100 GB x 0.1                                                       -> 10
-EXPECTED_PARTS = {"database": 330.0, "cache": 200.0, "network": 54.0, "compute": 21.0,
-                  "storage": 10.0, "kms": 1.0, "logs": 16.8, "egress": 10.0}
+EXPECTED_PARTS = {
+    "database": 330.0,
+    "cache": 200.0,
+    "network": 54.0,
+    "compute": 21.0,
+    "storage": 10.0,
+    "kms": 1.0,
+    "logs": 16.8,
+    "egress": 10.0,
+}
 EXPECTED_TOTAL = 642.8
 
 

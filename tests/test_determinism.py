@@ -3,7 +3,6 @@ order in which the file system lists the catalog."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys

@@ -15,14 +15,49 @@ from yamllint.config import YamlLintConfig
 from generator.formats.emit import finalize, to_json, to_yaml
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(2**63), max_value=2**63),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**63),
     st.floats(allow_nan=False, allow_infinity=False),
     st.text(max_size=30),
-    st.sampled_from(["yes", "No", "on", "OFF", "y", "null", "~", "true", "1.10", "0777", "0x1F", "1e3", "-", "- a",
-                     "a: b", "#x", "&a", "*a", "!t", "|", ">", "@x", "`x", "%x", "'q'", '"q"', "2026-01-01", ".inf", "x #y"]),
+    st.sampled_from(
+        [
+            "yes",
+            "No",
+            "on",
+            "OFF",
+            "y",
+            "null",
+            "~",
+            "true",
+            "1.10",
+            "0777",
+            "0x1F",
+            "1e3",
+            "-",
+            "- a",
+            "a: b",
+            "#x",
+            "&a",
+            "*a",
+            "!t",
+            "|",
+            ">",
+            "@x",
+            "`x",
+            "%x",
+            "'q'",
+            '"q"',
+            "2026-01-01",
+            ".inf",
+            "x #y",
+        ]
+    ),
 )
 keys = st.one_of(st.text(min_size=0, max_size=12), st.sampled_from(["true", "no", "null", "a.b/c", "1", "-x", "key: x"]))
-documents = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(keys, inner, max_size=4)), max_leaves=25)
+documents = st.recursive(
+    scalars, lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(keys, inner, max_size=4)), max_leaves=25
+)
 
 
 @settings(max_examples=300, deadline=None)

@@ -63,7 +63,9 @@ def test_duplicate_key(companyos, repo):
 
 def test_unknown_key_suggests_the_real_one(companyos, repo):
     path = repo / "tenants/acme.yaml"
-    path.write_text(path.read_text().replace("  database:\n    instance_class: db.r6g.large", "  databse:\n    instance_class: db.r6g.large", 1))
+    path.write_text(
+        path.read_text().replace("  database:\n    instance_class: db.r6g.large", "  databse:\n    instance_class: db.r6g.large", 1)
+    )
     (err,) = run_expect_errors(companyos, repo)
     assert (err["path"], int(err["line"]), int(err["col"])) == ("tenants/acme.yaml", line_of(path, "databse:"), 3)
     assert "unknown key 'databse'" in err["message"] and "did you mean 'database'" in err["message"]

@@ -18,7 +18,9 @@ def test_tier_default_environment_value_and_tenant_override(companyos):
     items = explain_json(companyos, REPO, "acme", "prod")
     tier = items["kms.rotation_days"]
     assert tier["value"] == 90
-    assert tier["set_by"]["location"].startswith(f"catalog/tiers/regulated.yaml:{line_of(REPO / 'catalog/tiers/regulated.yaml', 'rotation_days: 90')}:")
+    assert tier["set_by"]["location"].startswith(
+        f"catalog/tiers/regulated.yaml:{line_of(REPO / 'catalog/tiers/regulated.yaml', 'rotation_days: 90')}:"
+    )
     assert [o["layer"] for o in tier["overrode"]] == ["built-in defaults"]
 
     env = items["logs.retention_days"]
@@ -28,7 +30,9 @@ def test_tier_default_environment_value_and_tenant_override(companyos):
     override = items["database.instance_class"]
     assert override["value"] == "db.r6g.xlarge"
     assert override["set_by"]["layer"] == "tenant acme x prod"
-    assert override["set_by"]["location"].startswith(f"tenants/acme.yaml:{line_of(REPO / 'tenants/acme.yaml', 'instance_class: db.r6g.xlarge')}:")
+    assert override["set_by"]["location"].startswith(
+        f"tenants/acme.yaml:{line_of(REPO / 'tenants/acme.yaml', 'instance_class: db.r6g.xlarge')}:"
+    )
     assert [o["layer"] for o in override["overrode"]] == ["tenant acme", "tier regulated", "built-in defaults"]
     assert [o["value"] for o in override["overrode"]] == ["db.r6g.large", "db.r6g.large", "db.t4g.medium"]
 
@@ -38,7 +42,7 @@ def test_prefix_filter_and_text_output(companyos):
     assert result.code == 0
     keys = [line.split(" = ")[0] for line in result.out.splitlines() if " = " in line]
     assert keys and all(k.startswith("database.") for k in keys)
-    assert "database.instance_class = \"db.t4g.large\"" in result.out
+    assert 'database.instance_class = "db.t4g.large"' in result.out
     assert "set by   tenants/acme.yaml:" in result.out
 
 
@@ -50,6 +54,7 @@ def test_service_settings_come_from_the_service_file(companyos):
 def test_explicit_null_resets_to_builtin_default(companyos, repo):
     def reset(data):
         data["overrides"]["prod"]["database"]["instance_class"] = None
+
     edit_yaml(repo / "tenants/acme.yaml", lambda d: d["overrides"]["prod"].__setitem__("budget", {"monthly_usd": None}))
     items = explain_json(companyos, repo, "acme", "prod", "budget.monthly_usd")
     item = items["budget.monthly_usd"]

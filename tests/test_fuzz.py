@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,19 +38,51 @@ TARGETS = (
 )
 
 NASTY_STRINGS = [
-    "../../../etc/passwd", "..", "a/b", "/abs/path", "x\\y", "{{ 7*7 }}", "{% for i in range(10) %}x{% endfor %}",
-    "{{ cycler.__init__.__globals__.os }}", "${{ github.token }}", "$(id)", "\x00", "\u202e", "é", "ﬁ", "  ", "",
-    "A" * 300, "-leading-dash", "null", "~", "yes", "0x10", "1e400", "*", "&anchor", "!!python/object", "\ud7ff",
+    "../../../etc/passwd",
+    "..",
+    "a/b",
+    "/abs/path",
+    "x\\y",
+    "{{ 7*7 }}",
+    "{% for i in range(10) %}x{% endfor %}",
+    "{{ cycler.__init__.__globals__.os }}",
+    "${{ github.token }}",
+    "$(id)",
+    "\x00",
+    "\u202e",
+    "é",
+    "ﬁ",
+    "  ",
+    "",
+    "A" * 300,
+    "-leading-dash",
+    "null",
+    "~",
+    "yes",
+    "0x10",
+    "1e400",
+    "*",
+    "&anchor",
+    "!!python/object",
+    "\ud7ff",
 ]
 
 scalars = st.one_of(
-    st.none(), st.booleans(),
+    st.none(),
+    st.booleans(),
     st.integers(min_value=-(2**70), max_value=2**70),
     st.floats(allow_nan=True, allow_infinity=True),
     st.sampled_from(NASTY_STRINGS),
     st.text(max_size=20),
 )
-values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(["name", "tier", "x", "..", "a/b", "{{x}}"]) | st.text(max_size=8), inner, max_size=3)), max_leaves=8)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(st.sampled_from(["name", "tier", "x", "..", "a/b", "{{x}}"]) | st.text(max_size=8), inner, max_size=3),
+    ),
+    max_leaves=8,
+)
 
 RAW_HOSTILE = [
     b"a: &a [1,2]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: [*c,*c,*c,*c,*c,*c,*c,*c,*c]\n",
@@ -153,8 +185,14 @@ def run_case(companyos, root: Path, rel: str, data: bytes, inspect: Callable[[Pa
 #: failure reproduces as printed.
 NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate)
 
-FUZZ = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-                derandomize=True, database=None, phases=NO_SHRINK)
+FUZZ = settings(
+    max_examples=50,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    derandomize=True,
+    database=None,
+    phases=NO_SHRINK,
+)
 
 
 @FUZZ
@@ -174,17 +212,40 @@ def test_mutated_catalog_files(companyos, fuzz_root, rel, path, value, mode):
     run_case(companyos, fuzz_root, rel, text.encode("utf-8", "surrogatepass"))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture], derandomize=True, database=None, phases=NO_SHRINK)
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    derandomize=True,
+    database=None,
+    phases=NO_SHRINK,
+)
 @given(
-    rel=st.sampled_from(TARGETS) | st.sampled_from(["tenants/..yaml", "tenants/a..b.yaml", "tenants/UPPER.yaml", "tenants/café.yaml",
-                                                  "tenants/" + "x" * 60 + ".yaml", "catalog/services/new.yaml"]),
+    rel=st.sampled_from(TARGETS)
+    | st.sampled_from(
+        [
+            "tenants/..yaml",
+            "tenants/a..b.yaml",
+            "tenants/UPPER.yaml",
+            "tenants/café.yaml",
+            "tenants/" + "x" * 60 + ".yaml",
+            "catalog/services/new.yaml",
+        ]
+    ),
     data=st.sampled_from(RAW_HOSTILE) | st.binary(max_size=300),
 )
 def test_raw_hostile_bytes(companyos, fuzz_root, rel, data):
     run_case(companyos, fuzz_root, rel, data)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture], derandomize=True, database=None, phases=NO_SHRINK)
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    derandomize=True,
+    database=None,
+    phases=NO_SHRINK,
+)
 @given(name=st.sampled_from(NASTY_STRINGS) | st.text(min_size=1, max_size=25))
 def test_hostile_tenant_names(companyos, fuzz_root, name):
     tenant = yaml.safe_load((fuzz_root / "tenants/globex.yaml").read_text(encoding="utf-8"))
@@ -220,7 +281,14 @@ def _strings(node: Any) -> Iterator[str]:
             yield from _strings(value)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture], derandomize=True, database=None, phases=NO_SHRINK)
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    derandomize=True,
+    database=None,
+    phases=NO_SHRINK,
+)
 @given(field=st.sampled_from(FREE_TEXT), value=st.sampled_from(NASTY_STRINGS) | st.text(min_size=1, max_size=40))
 @example(field=FREE_TEXT[2], value='x\nresource "null_resource" "injected" {}')  # HCL injection through a comment
 @example(field=FREE_TEXT[1], value="--x\n  injected: true")  # YAML injection through a run: script

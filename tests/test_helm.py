@@ -20,8 +20,19 @@ DEFAULTS = SHARED / "schemas/helm/application-9.2.0.values.yaml"
 #: Kubernetes probe fields the chart passes through verbatim (its README notes upstream's own
 #: ci/values.yaml sets readinessProbe.initialDelaySeconds) but does not declare.
 PASS_THROUGH = {("deployment", probe, "initialDelaySeconds") for probe in ("readinessProbe", "livenessProbe", "startupProbe")}
-FREE_FORM = {"additionalLabels", "annotations", "env", "envFrom", "files", "resources", "securityContext",
-             "containerSecurityContext", "httpGet", "podLabels", "selector"}
+FREE_FORM = {
+    "additionalLabels",
+    "annotations",
+    "env",
+    "envFrom",
+    "files",
+    "resources",
+    "securityContext",
+    "containerSecurityContext",
+    "httpGet",
+    "podLabels",
+    "selector",
+}
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +109,12 @@ def test_secrets_are_references_only(helm_files):
 
 
 def test_tenant_override_and_image_pin_reach_the_values(repo):
-    edit_yaml(repo / "tenants/globex.yaml", lambda d: d.__setitem__("overrides", {"prod": {"services": {"web": {"replicas": 7, "image_tag": "3.1.9", "canary": {"enabled": False}}}}}))
+    edit_yaml(
+        repo / "tenants/globex.yaml",
+        lambda d: d.__setitem__(
+            "overrides", {"prod": {"services": {"web": {"replicas": 7, "image_tag": "3.1.9", "canary": {"enabled": False}}}}}
+        ),
+    )
     files = pipeline.build(repo).result.files
     (prod,) = load_yaml_docs(files["rendered/helm/prod/globex/web.yaml"])
     (dev,) = load_yaml_docs(files["rendered/helm/dev/globex/web.yaml"])

@@ -19,11 +19,14 @@ def just(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     return subprocess.run([tool, *args], cwd=cwd, capture_output=True, text=True, timeout=60)
 
 
-@pytest.mark.parametrize(("args", "env", "service"), [
-    (("deploy", "env=dev", "service=all"), "dev", "all"),
-    (("deploy", "env=prod", "service=api"), "prod", "api"),
-    (("deploy", "stage"), "stage", "all"),
-])
+@pytest.mark.parametrize(
+    ("args", "env", "service"),
+    [
+        (("deploy", "env=dev", "service=all"), "dev", "all"),
+        (("deploy", "env=prod", "service=api"), "prod", "api"),
+        (("deploy", "stage"), "stage", "all"),
+    ],
+)
 def test_deploy_dispatches_the_deploy_workflow(args, env, service):
     result = just("--dry-run", *args)
     assert result.returncode == 0, result.stderr

@@ -6,13 +6,12 @@ must be caught by the tool responsible for it (proof that the wiring works)."""
 
 from __future__ import annotations
 
-
 import pytest
 from conftest import REPO, SHARED, edit_yaml
 
 from generator import pipeline
-from generator.ops import lint
 from generator.errors import CatalogErrors
+from generator.ops import lint
 from generator.output.render import RenderResult
 
 CANARY = "rendered/zz-lint-canary"

@@ -7,7 +7,7 @@ from test_argocd_support import applications, delivery_docs, validation  # noqa:
 
 from generator import pipeline
 from generator.model import naming
-from generator.targets import common, migrations
+from generator.targets import common
 
 
 def _jobs(delivery_docs):
@@ -64,6 +64,7 @@ def test_external_secret_is_an_earlier_hook_reading_the_database_key(sample, del
 
 def test_image_tag_pin_moves_the_job_and_the_deployment_together(sample, repo):
     """The rollback lever: umbrella pins api to 1.14.1 in prod only."""
+
     def image(files, env, tenant):
         job = load_yaml_docs(files[common.job_path(env, tenant, "api")])[1]
         return job["spec"]["template"]["spec"]["containers"][0]["image"].rsplit(":", 1)[1]
@@ -77,6 +78,7 @@ def test_image_tag_pin_moves_the_job_and_the_deployment_together(sample, repo):
 
     def pin(data):
         data["overrides"] = {"stage": {"services": {"api": {"image_tag": "1.13.9"}}}}
+
     edit_yaml(repo / "tenants" / "acme.yaml", pin)
     after = pipeline.build(repo).result.files
     assert image(after, "stage", "acme") == "1.13.9"

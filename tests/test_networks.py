@@ -12,10 +12,10 @@ import pytest
 from conftest import edit_yaml, snapshot
 from ruamel.yaml import YAML
 
+from generator.errors import CatalogErrors
 from generator.model import networks
 from generator.ops.allocate import allocate
 from generator.targets.terraform.addressing import subnets
-from generator.errors import CatalogErrors
 
 NETWORKS = "catalog/networks.yaml"
 
@@ -121,13 +121,19 @@ def test_running_out_of_space_is_an_error_not_an_overlap(repo):
 
     edit_yaml(repo / NETWORKS, shrink)
     for i in range(16 - 2):  # fill the rest of 10.1.0.0/16 with /20 blocks
-        edit_yaml(repo / NETWORKS, lambda data, i=i: data["environments"]["dev"]["vpcs"].__setitem__(f"tenant-x{i:02d}", f"10.1.{32 + 16 * i}.0/20"))
+        edit_yaml(
+            repo / NETWORKS,
+            lambda data, i=i: data["environments"]["dev"]["vpcs"].__setitem__(f"tenant-x{i:02d}", f"10.1.{32 + 16 * i}.0/20"),
+        )
     for i in range(14):
-        (repo / f"tenants/x{i:02d}.yaml").write_text((repo / "tenants/acme.yaml").read_text()
-                                                     .replace("name: acme", f"name: x{i:02d}")
-                                                     .replace("210000000101", f"2100000002{i:02d}")
-                                                     .replace("310000000101", f"3100000002{i:02d}")
-                                                     .replace("410000000101", f"4100000002{i:02d}"))
+        (repo / f"tenants/x{i:02d}.yaml").write_text(
+            (repo / "tenants/acme.yaml")
+            .read_text()
+            .replace("name: acme", f"name: x{i:02d}")
+            .replace("210000000101", f"2100000002{i:02d}")
+            .replace("310000000101", f"3100000002{i:02d}")
+            .replace("410000000101", f"4100000002{i:02d}")
+        )
     _add_dedicated_tenant(repo, "zeta", {"dev": "210000000199", "stage": "310000000199", "prod": "410000000199"})
     before = snapshot(repo)
     with pytest.raises(CatalogErrors) as info:
@@ -151,7 +157,17 @@ def test_running_out_of_space_is_an_error_not_an_overlap(repo):
         (lambda d: d["environments"]["dev"]["vpcs"].__setitem__("tenant-globex", "10.2.0.0/20"), "is pooled"),
         (lambda d: d["environments"].__setitem__("qa", {"primary": "10.96.0.0/12", "dr": "10.112.0.0/12"}), "unknown environment 'qa'"),
     ],
-    ids=["host-bits", "malformed", "overlap", "outside-space", "dr-overlap", "unknown-tenant", "not-deployed", "pooled-tenant", "unknown-env"],
+    ids=[
+        "host-bits",
+        "malformed",
+        "overlap",
+        "outside-space",
+        "dr-overlap",
+        "unknown-tenant",
+        "not-deployed",
+        "pooled-tenant",
+        "unknown-env",
+    ],
 )
 def test_bad_allocations_are_located_errors_and_nothing_is_written(repo, companyos, change, message):
     edit_yaml(repo / NETWORKS, change)

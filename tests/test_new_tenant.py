@@ -12,12 +12,11 @@ import yaml
 from conftest import REPO, copy_repo, snapshot
 
 from generator import git, pipeline
-from generator.lifecycle import new_tenant as new_tenant_lib
-from generator.lifecycle import remove_tenant as remove_tenant_lib
-from generator.lifecycle import request as tenant_request
-from generator.lifecycle import template as tenant_template
 from generator.catalog import spec
 from generator.errors import UsageError
+from generator.lifecycle import new_tenant as new_tenant_lib
+from generator.lifecycle import request as tenant_request
+from generator.lifecycle import template as tenant_template
 from generator.model.resolve import promotion_order
 
 OWNER = ["--owner", "team-foo@example.com", "--cost-center", "CC-4242"]
@@ -51,8 +50,7 @@ def git_repo(git_template: Path, tmp_path: Path) -> Path:
 
 def git_state(root: Path) -> tuple[str, str, list[str], bool]:
     repo = gitpython.Repo(root)
-    return (repo.head.commit.hexsha, repo.active_branch.name, sorted(h.name for h in repo.heads),
-            repo.is_dirty(untracked_files=True))
+    return (repo.head.commit.hexsha, repo.active_branch.name, sorted(h.name for h in repo.heads), repo.is_dirty(untracked_files=True))
 
 
 def manifest(root: Path) -> dict[str, dict]:
@@ -98,9 +96,24 @@ def test_new_tenant_creates_files_branch_and_one_commit(git_repo, companyos):
 
 
 def test_dedicated_tenant_gets_accounts_and_network_allocations(git_repo, companyos):
-    res = companyos("new-tenant", "bank", "--tier", "regulated", *OWNER, "--environments", "prod,stage",
-                    "--services", "api", "--account", "prod=620000000001", "--account", "stage=520000000001",
-                    "--canary", "--no-input", cwd=git_repo)
+    res = companyos(
+        "new-tenant",
+        "bank",
+        "--tier",
+        "regulated",
+        *OWNER,
+        "--environments",
+        "prod,stage",
+        "--services",
+        "api",
+        "--account",
+        "prod=620000000001",
+        "--account",
+        "stage=520000000001",
+        "--canary",
+        "--no-input",
+        cwd=git_repo,
+    )
     assert res.code == 0, res.err
     tenant = yaml.safe_load((git_repo / "tenants/bank.yaml").read_text())
     assert tenant["environments"] == ["stage", "prod"], "reordered into promotion order"
@@ -193,8 +206,19 @@ def test_allow_dirty_commits_only_the_tenant(git_repo, companyos):
 def test_render_error_rolls_everything_back(git_repo, companyos):
     """The account is acme's: only the full catalog check, after the files are in place, sees it."""
     before, git_before = snapshot(git_repo), git_state(git_repo)
-    res = companyos("new-tenant", "bank", "--tier", "regulated", *OWNER, "--environments", "dev",
-                    "--account", "dev=210000000101", "--no-input", cwd=git_repo)
+    res = companyos(
+        "new-tenant",
+        "bank",
+        "--tier",
+        "regulated",
+        *OWNER,
+        "--environments",
+        "dev",
+        "--account",
+        "dev=210000000101",
+        "--no-input",
+        cwd=git_repo,
+    )
     assert res.code == 2
     assert "tenants/bank.yaml" in res.err and "already used by" in res.err
     assert snapshot(git_repo) == before
@@ -248,8 +272,13 @@ def test_interactive_prompts_ask_only_for_missing_answers(git_repo, monkeypatch)
     import copier._main
 
     asked: list[str] = []
-    typed = {"owner": "team-foo@example.com", "cost_center": "CC-4242", "environments": ["dev", "prod"],
-             "services": ["web"], "canary": False}
+    typed = {
+        "owner": "team-foo@example.com",
+        "cost_center": "CC-4242",
+        "environments": ["dev", "prod"],
+        "services": ["web"],
+        "canary": False,
+    }
 
     def fake_prompt(questions, answers=None):
         name = questions[0]["name"]
@@ -273,8 +302,9 @@ def test_interactive_prompts_ask_only_for_missing_answers(git_repo, monkeypatch)
 def test_template_validators_use_the_spec_patterns():
     """copier.yml validates while prompting; its patterns must be the catalog's own."""
     questions = yaml.safe_load((REPO / "templates/tenant/copier.yml").read_text())
-    questions = {k: {**v, "validator": v.get("validator", "").replace("\\\\", "\\")} if isinstance(v, dict) else v
-                 for k, v in questions.items()}  # undo the escaping of Jinja string literals
+    questions = {
+        k: {**v, "validator": v.get("validator", "").replace("\\\\", "\\")} if isinstance(v, dict) else v for k, v in questions.items()
+    }  # undo the escaping of Jinja string literals
 
     def pattern(annotated) -> str:
         return next(m.pattern for m in annotated.__metadata__ if getattr(m, "pattern", None))
@@ -293,8 +323,9 @@ def test_template_output_loads_as_a_tenant_for_every_tier(tmp_path):
         accounts = {env: f"9{i:011d}" for i, env in enumerate(f.environments)} if tier in f.dedicated_tiers else {}
         request = tenant_request.complete(tenant_request.TenantRequest("probe", tier, "a@example.com", "CC-123", accounts=accounts), f)
         assert tenant_request.check_request(request, f) == []
-        out = tenant_template.render_template(REPO / "templates/tenant", "probe",
-                                       {**f.template_data(), **tenant_request.answers_data(request, f)}, interactive=False)
+        out = tenant_template.render_template(
+            REPO / "templates/tenant", "probe", {**f.template_data(), **tenant_request.answers_data(request, f)}, interactive=False
+        )
         tenant = spec.Tenant.model_validate(yaml.safe_load(out.tenant_text))
         assert tenant.tier == tier and tenant.accounts == accounts
         assert out.answers["name"] == "probe" and "known_tiers" not in out.answers

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from generator.output import parallel
 from generator import pipeline
+from generator.output import parallel
 from generator.output.render import render
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-import run as bench  # noqa: E402  (the benchmark's synthetic catalog generator)
+import run as bench
 
 
 @pytest.fixture(scope="module")
@@ -60,12 +60,25 @@ def test_benchmark_runs_end_to_end_and_compares_like_with_like(tmp_path):
     import json
     import subprocess
 
-    out = subprocess.run([sys.executable, str(Path(bench.__file__)), "--sizes", "10", "--repeat", "1", "--workdir", str(tmp_path)],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, str(Path(bench.__file__)), "--sizes", "10", "--repeat", "1", "--workdir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     row = json.loads(out.strip().splitlines()[-1])
     assert row["files_written_cold"] == row["files"] and row["files_written_noop"] == 0
     assert row["bare_templates_rendered"] == row["files"] - 1
-    for key in ("cold_render_s", "noop_render_s", "check_s", "check_full_s", "bare_jinja2_s", "bare_targets_s", "peak_rss_mb", "render_cpu_s"):
+    for key in (
+        "cold_render_s",
+        "noop_render_s",
+        "check_s",
+        "check_full_s",
+        "bare_jinja2_s",
+        "bare_targets_s",
+        "peak_rss_mb",
+        "render_cpu_s",
+    ):
         assert row[key] > 0, key
     assert len(row["render_vs_bare_each"]) == 1
     assert list(tmp_path.iterdir()) == [], "the bench cleans up after itself"

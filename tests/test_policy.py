@@ -177,8 +177,10 @@ def test_co007_production_is_multi_az(companyos, repo):
     path = override(repo, "globex", "prod", {"database": {"multi_az": False}, "cache": {"replicas_per_shard": 0}})
     errors = validate_errors(companyos, repo)
     co007 = by_rule(errors, "CO007")
-    assert {at(e) for e in co007} == {("tenants/globex.yaml", line_of(path, "multi_az: false")),
-                                     ("tenants/globex.yaml", line_of(path, "replicas_per_shard: 0"))}
+    assert {at(e) for e in co007} == {
+        ("tenants/globex.yaml", line_of(path, "multi_az: false")),
+        ("tenants/globex.yaml", line_of(path, "replicas_per_shard: 0")),
+    }
     assert errors == co007, "stage and dev may be single-AZ"
 
 

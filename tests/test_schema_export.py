@@ -19,10 +19,15 @@ def test_committed_schemas_are_up_to_date(companyos):
 
 def test_sample_files_point_at_their_schema_and_validate():
     schemas = json_schemas()
-    for folder, kind in (("tenants", "tenant"), ("environments", "environment"), ("catalog/tiers", "tier"), ("catalog/services", "service")):
+    for folder, kind in (
+        ("tenants", "tenant"),
+        ("environments", "environment"),
+        ("catalog/tiers", "tier"),
+        ("catalog/services", "service"),
+    ):
         for path in sorted((REPO / folder).glob("*.yaml")):
             text = path.read_text()
-            assert text.startswith(f"# yaml-language-server: $schema=") and f"{kind}.schema.json" in text.splitlines()[0], path
+            assert text.startswith("# yaml-language-server: $schema=") and f"{kind}.schema.json" in text.splitlines()[0], path
             jsonschema.Draft202012Validator(json.loads(schemas[f"{kind}.schema.json"])).validate(yaml.safe_load(text))
 
 

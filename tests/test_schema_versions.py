@@ -37,12 +37,15 @@ def committed(repo: Path) -> Path:
 # --- ordering inside one catalog (no base needed) ------------------------------------------
 
 
-@pytest.mark.parametrize(("versions", "ok"), [
-    ({"dev": 42, "stage": 41, "prod": 41}, True),   # the sample: dev ahead
-    ({"dev": 42, "stage": 42, "prod": 42}, True),   # all equal
-    ({"dev": 41, "stage": 42, "prod": 41}, False),  # stage ahead of dev
-    ({"dev": 42, "stage": 41, "prod": 42}, False),  # prod ahead of stage
-])
+@pytest.mark.parametrize(
+    ("versions", "ok"),
+    [
+        ({"dev": 42, "stage": 41, "prod": 41}, True),  # the sample: dev ahead
+        ({"dev": 42, "stage": 42, "prod": 42}, True),  # all equal
+        ({"dev": 41, "stage": 42, "prod": 41}, False),  # stage ahead of dev
+        ({"dev": 42, "stage": 41, "prod": 42}, False),  # prod ahead of stage
+    ],
+)
 def test_promotion_order(companyos, repo, versions, ok):
     set_versions(repo, **versions)
     if ok:
@@ -75,12 +78,15 @@ def test_contract_waits_for_expand_in_prod(companyos, repo):
     assert companyos("validate", cwd=repo).code == 0
 
 
-@pytest.mark.parametrize(("history", "needle"), [
-    ([{"version": 42, "kind": "contract"}], "must name an earlier expand"),
-    ([{"version": 42, "kind": "contract", "expands": 41}], "must name an earlier expand"),  # 41 is no expand
-    ([{"version": 40, "kind": "expand"}, {"version": 40, "kind": "contract", "expands": 40}], "twice"),
-    ([{"version": 40, "kind": "expand", "expands": 39}], "only a contract names"),
-])
+@pytest.mark.parametrize(
+    ("history", "needle"),
+    [
+        ([{"version": 42, "kind": "contract"}], "must name an earlier expand"),
+        ([{"version": 42, "kind": "contract", "expands": 41}], "must name an earlier expand"),  # 41 is no expand
+        ([{"version": 40, "kind": "expand"}, {"version": 40, "kind": "contract", "expands": 40}], "twice"),
+        ([{"version": 40, "kind": "expand", "expands": 39}], "only a contract names"),
+    ],
+)
 def test_inconsistent_history(companyos, repo, history, needle):
     set_history(repo, history)
     errors = validate_errors(companyos, repo)

@@ -14,9 +14,7 @@ from conftest import snapshot
 from test_new_tenant import OWNER, git_repo, git_state, git_template  # noqa: F401 - fixtures
 
 from generator.lifecycle import new_tenant as new_tenant_lib
-from generator.lifecycle import remove_tenant as remove_tenant_lib
 from generator.lifecycle import request as tenant_request
-from generator.lifecycle import template as tenant_template
 
 TEMPLATE = Path("templates/tenant/tenants/{{ name }}.yaml.jinja")
 CANARY_LINE = 'canary: {{ "true" if canary else "false" }}\n'

@@ -399,7 +399,9 @@ def test_vpc_cidrs_come_from_the_allocations(sample, tf):
             assert blocks(tf[path], "module")["vpc"]["cidr"] == cidr
 
 
-@pytest.mark.parametrize(("env", "name"), [("prod", "tenant-acme"), ("dev", "tenant-acme"), ("prod", "pool-standard"), ("dev", "pool-standard")])
+@pytest.mark.parametrize(
+    ("env", "name"), [("prod", "tenant-acme"), ("dev", "tenant-acme"), ("prod", "pool-standard"), ("dev", "pool-standard")]
+)
 def test_data_vpcs_peer_with_the_shared_vpc_on_every_route_table(sample, tf, env, name):
     nets = sample.model.catalog.single("networks").spec
     resources = blocks(root(tf, env, name)["main.tf"], "resource")
@@ -424,14 +426,27 @@ def test_no_secret_material_in_terraform(sample):
 # --- bad input: path:line:col, exit 2, nothing written ---------------------------------------------
 
 BAD_INPUTS = [
-    pytest.param("tenants/globex.yaml", lambda d: d.setdefault("settings", {}).setdefault("database", {}).__setitem__("instance_class", "db.r6g.16xlarge"),
-                 "not allowed for tier 'standard'", id="instance-class"),
-    pytest.param("environments/dev.yaml", lambda d: d["aws"].__setitem__("region", "us-east-1"),
-                 "is not in this environment's allowed_regions", id="region"),
-    pytest.param("tenants/acme.yaml", lambda d: d["accounts"].__setitem__("dev", "21000000010"),
-                 "does not match the pattern", id="account-id"),
-    pytest.param("tenants/acme.yaml", lambda d: d["overrides"]["prod"]["database"].__setitem__("multi_az", False),
-                 "breaks tier 'regulated' guardrail", id="guardrail-override"),
+    pytest.param(
+        "tenants/globex.yaml",
+        lambda d: d.setdefault("settings", {}).setdefault("database", {}).__setitem__("instance_class", "db.r6g.16xlarge"),
+        "not allowed for tier 'standard'",
+        id="instance-class",
+    ),
+    pytest.param(
+        "environments/dev.yaml",
+        lambda d: d["aws"].__setitem__("region", "us-east-1"),
+        "is not in this environment's allowed_regions",
+        id="region",
+    ),
+    pytest.param(
+        "tenants/acme.yaml", lambda d: d["accounts"].__setitem__("dev", "21000000010"), "does not match the pattern", id="account-id"
+    ),
+    pytest.param(
+        "tenants/acme.yaml",
+        lambda d: d["overrides"]["prod"]["database"].__setitem__("multi_az", False),
+        "breaks tier 'regulated' guardrail",
+        id="guardrail-override",
+    ),
 ]
 
 

@@ -16,19 +16,7 @@ def test_aligns_consecutive_single_line_attributes():
 
 
 def test_multi_line_value_blank_line_and_nesting_end_a_run():
-    text = (
-        'module "x" {\n'
-        '  a = 1\n'
-        '  long_name = 2\n'
-        '\n'
-        '  b = 3\n'
-        '  tags = {\n'
-        '    k = "v"\n'
-        '    longer = "w"\n'
-        '  }\n'
-        '  c = 4\n'
-        '}\n'
-    )
+    text = 'module "x" {\n  a = 1\n  long_name = 2\n\n  b = 3\n  tags = {\n    k = "v"\n    longer = "w"\n  }\n  c = 4\n}\n'
     lines = format_hcl(text).splitlines()
     assert lines[1:3] == ["  a         = 1", "  long_name = 2"]
     assert lines[4] == "  b = 3"  # the blank line ended the first run
@@ -46,7 +34,7 @@ def test_equals_and_braces_inside_strings_and_interpolation_are_not_syntax():
 
 
 def test_blank_lines_collapse_and_never_follow_an_open_brace():
-    text = 'x {\n\n\n  a = 1\n\n\n\n  b = 2\n\n}\n\n\ny {}\n\n'
+    text = "x {\n\n\n  a = 1\n\n\n\n  b = 2\n\n}\n\n\ny {}\n\n"
     assert format_hcl(text) == "x {\n  a = 1\n\n  b = 2\n}\n\ny {}\n"
 
 
@@ -99,8 +87,24 @@ def test_hcl_value_scalars_and_collections():
     assert hcl_value(["a", 1, {"k-1": "x${y}", "1x": []}]) == '["a", 1, { k-1 = "x$${y}", "1x" = [] }]'
 
 
-_LINES = ["", "  ", "\t", 'x "y" {', "}", "  a = 1", '  long_name = "v = {"', "  tags = {", "  # note", "]",
-          "  b = [", '    k = "${a.b}"', "  c = f(1) # z = {", "  }  ", "    ccc = true", ")"]
+_LINES = [
+    "",
+    "  ",
+    "\t",
+    'x "y" {',
+    "}",
+    "  a = 1",
+    '  long_name = "v = {"',
+    "  tags = {",
+    "  # note",
+    "]",
+    "  b = [",
+    '    k = "${a.b}"',
+    "  c = f(1) # z = {",
+    "  }  ",
+    "    ccc = true",
+    ")",
+]
 
 
 @hypothesis.settings(max_examples=300, deadline=None)
@@ -110,7 +114,7 @@ def test_layout_is_idempotent_and_tidy(lines):
     once = format_hcl("\n".join(lines))
     assert format_hcl(once) == once
     assert "\n\n\n" not in once and not any(line != line.rstrip() for line in once.split("\n"))
-    assert once.endswith("\n") and not once.startswith("\n") or once == "\n"
+    assert (once.endswith("\n") and not once.startswith("\n")) or once == "\n"
 
 
 def test_simple_attribute_fast_path_agrees_with_the_scanner(sample):

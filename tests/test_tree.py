@@ -68,7 +68,9 @@ def test_check_passes_then_fails_with_changed_missing_stale_and_unmanaged(compan
     assert {"rendered/.companyos-manifest.json", "rendered/helm/prod/globex/api.yaml"} <= set(report["changed"])
     assert not [p for p in report["changed"] if p.startswith("rendered/helm/") and p != "rendered/helm/prod/globex/api.yaml"]
     assert report["missing"] == ["rendered/helm/dev/globex/web.yaml"]
-    assert [p for p in report["stale"] if p.startswith("rendered/helm/")] == [f"rendered/helm/{env}/hooli/web.yaml" for env in ("dev", "prod")]
+    assert [p for p in report["stale"] if p.startswith("rendered/helm/")] == [
+        f"rendered/helm/{env}/hooli/web.yaml" for env in ("dev", "prod")
+    ]
     assert report["unmanaged"] == ["rendered/helm/dev/notes.txt"]
     text = companyos("check", cwd=repo)
     assert text.code == 1 and '-applicationName: "hand-edited"' in text.out and '+applicationName: "api"' in text.out
@@ -126,7 +128,9 @@ def test_manifest_records_hash_sources_and_owner(sample):
         assert entry["sources"] and all(not s.startswith("/") for s in entry["sources"])
     entry = files["rendered/helm/prod/acme/api.yaml"]
     assert entry["tenant"] == "acme" and entry["environment"] == "prod"
-    assert {"tenants/acme.yaml", "catalog/services/api.yaml", "catalog/tiers/regulated.yaml", "environments/prod.yaml"} <= set(entry["sources"])
+    assert {"tenants/acme.yaml", "catalog/services/api.yaml", "catalog/tiers/regulated.yaml", "environments/prod.yaml"} <= set(
+        entry["sources"]
+    )
     assert "catalog/services/web.yaml" not in entry["sources"]
 
 
@@ -202,7 +206,7 @@ def test_a_link_planted_under_a_temporary_name_is_not_written_through(companyos,
     result = companyos("render", cwd=repo)
     assert result.code == 3 and "Traceback" not in result.err
     assert outside.read_text() == "mine\n"
-    assert "tag: \"9.9.9\"" not in (repo / "rendered/helm/dev/acme/api.yaml").read_text()
+    assert 'tag: "9.9.9"' not in (repo / "rendered/helm/dev/acme/api.yaml").read_text()
 
 
 def test_read_file_limits_and_missing(tmp_path):

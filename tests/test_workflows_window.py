@@ -3,25 +3,24 @@ workflows) and `companyos smoke --list`, with fixed clocks and the sample catalo
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from conftest import REPO, edit_yaml
 
-from generator.catalog import changewindow
+from generator.catalog import changewindow, spec
 from generator.model import naming
-from generator.catalog import spec
 
 # environments/prod.yaml: "0 8 * * 1-4" for 8h in Europe/Dublin (UTC+0 in winter, UTC+1 in summer).
 CASES = [
-    ("2026-11-26T08:00:00+00:00", True),   # Thursday 08:00 Dublin (GMT): opens
-    ("2026-11-26T15:59:00+00:00", True),   # last minute
+    ("2026-11-26T08:00:00+00:00", True),  # Thursday 08:00 Dublin (GMT): opens
+    ("2026-11-26T15:59:00+00:00", True),  # last minute
     ("2026-11-26T16:00:00+00:00", False),  # closed at 16:00
     ("2026-11-27T10:00:00+00:00", False),  # Friday
     ("2026-11-30T07:59:00+00:00", False),  # Monday, a minute early
-    ("2026-07-02T07:00:00+00:00", True),   # Thursday 08:00 Dublin (IST = UTC+1)
+    ("2026-07-02T07:00:00+00:00", True),  # Thursday 08:00 Dublin (IST = UTC+1)
     ("2026-07-02T06:30:00+00:00", False),  # 07:30 Dublin in summer
-    ("2026-07-02T10:00:00+02:00", True),   # any offset is converted
+    ("2026-07-02T10:00:00+02:00", True),  # any offset is converted
 ]
 
 
@@ -39,7 +38,9 @@ def test_environments_without_a_window_are_always_open(companyos):
     assert result.code == 0 and "no change window" in result.out
 
 
-@pytest.mark.parametrize("args", [("--env", "nope"), ("--env", "prod", "--at", "tomorrow"), ("--env", "prod", "--at", "2026-11-26T08:00:00")])
+@pytest.mark.parametrize(
+    "args", [("--env", "nope"), ("--env", "prod", "--at", "tomorrow"), ("--env", "prod", "--at", "2026-11-26T08:00:00")]
+)
 def test_bad_arguments_are_usage_errors(companyos, args):
     result = companyos("window-open", *args, cwd=REPO)
     assert result.code == 2 and "Traceback" not in result.err
@@ -53,16 +54,22 @@ def test_the_window_comes_from_the_environment_file(repo, companyos):
 
 def test_next_opening_and_cron_rules():
     window = spec.ChangeWindow(schedule="30 22 * * sun", duration="3h", timezone="UTC")
-    st = changewindow.state(window, datetime(2026, 11, 30, 0, 15, tzinfo=timezone.utc))  # Monday 00:15, window from Sunday
-    assert st.open and st.end == datetime(2026, 11, 30, 1, 30, tzinfo=timezone.utc)
-    st = changewindow.state(window, datetime(2026, 11, 30, 2, 0, tzinfo=timezone.utc))
-    assert not st.open and st.start == datetime(2026, 12, 6, 22, 30, tzinfo=timezone.utc)
+    st = changewindow.state(window, datetime(2026, 11, 30, 0, 15, tzinfo=UTC))  # Monday 00:15, window from Sunday
+    assert st.open and st.end == datetime(2026, 11, 30, 1, 30, tzinfo=UTC)
+    st = changewindow.state(window, datetime(2026, 11, 30, 2, 0, tzinfo=UTC))
+    assert not st.open and st.start == datetime(2026, 12, 6, 22, 30, tzinfo=UTC)
     # day-of-month and day-of-week both restricted: either matches (Vixie cron, robfig/cron).
     either = changewindow.parse_cron("0 0 1 * 1")
     assert either.matches_day(datetime(2026, 12, 1).date()) and either.matches_day(datetime(2026, 11, 30).date())
     assert changewindow.parse_cron("@daily") == changewindow.parse_cron("0 0 * * *")
     assert changewindow.parse_cron("0 8 * * 0").weekdays == frozenset({0})
-    for bad, why in (("0 8 * *", "5 fields"), ("61 8 * * *", "minute field '61'"), ("0 8 * * 7", "outside 0-6"), ("0 8 * * 5-1", "backwards"), ("0 8 * foo *", "month")):
+    for bad, why in (
+        ("0 8 * *", "5 fields"),
+        ("61 8 * * *", "minute field '61'"),
+        ("0 8 * * 7", "outside 0-6"),
+        ("0 8 * * 5-1", "backwards"),
+        ("0 8 * foo *", "month"),
+    ):
         with pytest.raises(ValueError, match=why):
             changewindow.parse_cron(bad)
 
@@ -72,8 +79,10 @@ def test_smoke_lists_the_readiness_url_of_every_public_service(sample, companyos
     assert result.code == 0, result.err
     expected = [
         f"https://{naming.hostname(s.name, d.name, d.environment)}{s.probes.readiness.path}"
-        for d in sample.model.in_environment("dev") if d.settings.network.public_ingress
-        for s in d.services if s.ingress.enabled and s.probes
+        for d in sample.model.in_environment("dev")
+        if d.settings.network.public_ingress
+        for s in d.services
+        if s.ingress.enabled and s.probes
     ]
     assert result.out.split() == expected and expected
     only_api = companyos("smoke", "--env", "dev", "--service", "api", "--list", cwd=REPO).out.split()

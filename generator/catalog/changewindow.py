@@ -18,7 +18,7 @@ AppProject.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from generator.catalog import spec
@@ -27,8 +27,13 @@ _MONTHS = {m: i for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun",
 _DAYS = {d: i for i, d in enumerate(("sun", "mon", "tue", "wed", "thu", "fri", "sat"))}
 
 _DESCRIPTORS = {
-    "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *", "@weekly": "0 0 * * 0",
-    "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *",
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
 }
 
 #: (name, lowest, highest, names) per cron field, in order.
@@ -75,8 +80,13 @@ def parse_cron(expr: str) -> Cron:
             raise ValueError(f"{name} field '{part}': {exc}") from None
     weekdays = sets[4]
     return Cron(
-        minutes=sets[0], hours=sets[1], days=sets[2], months=sets[3], weekdays=weekdays,
-        days_restricted=parts[2] != "*", weekdays_restricted=parts[4] != "*",
+        minutes=sets[0],
+        hours=sets[1],
+        days=sets[2],
+        months=sets[3],
+        weekdays=weekdays,
+        days_restricted=parts[2] != "*",
+        weekdays_restricted=parts[4] != "*",
     )
 
 
@@ -165,7 +175,7 @@ def _starts(cron: Cron, zone: ZoneInfo, first_day: date, days: int):
             continue
         for hour in sorted(cron.hours):
             for minute in sorted(cron.minutes):
-                yield datetime(day.year, day.month, day.day, hour, minute, tzinfo=zone).astimezone(timezone.utc)
+                yield datetime(day.year, day.month, day.day, hour, minute, tzinfo=zone).astimezone(UTC)
 
 
 def is_open(env: spec.Environment, now: datetime) -> WindowState:

@@ -207,10 +207,12 @@ def _describe(err: Any) -> str:
     if kind == "string_pattern_mismatch":
         pattern = err.get("ctx", {}).get("pattern")
         if pattern == spec.NAME_PATTERN:
-            return f"{value!r} is not a valid name: use 2-20 lowercase letters, digits and '-', starting with a letter and not ending with '-'"
+            return (
+                f"{value!r} is not a valid name: use 2-20 lowercase letters, digits and '-', starting with a letter and not ending with '-'"
+            )
         return f"{value!r} does not match the pattern {pattern}"
     if kind == "string_type" and isinstance(value, int) and not isinstance(value, bool):
-        return f"expected a string, got the number {value}; quote it: \"{value}\""
+        return f'expected a string, got the number {value}; quote it: "{value}"'
     if kind in {"int_type", "bool_type", "float_type", "string_type", "list_type", "dict_type", "model_type"}:
         return f"{err['msg'].removeprefix('Input should be ')}; got {type(value).__name__} {value!r}".replace("a valid ", "expected a ")
     return str(err["msg"])

@@ -45,7 +45,9 @@ Quantity = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi
 ImageTag = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")]
 Duration = Annotated[str, StringConstraints(pattern=r"^[0-9]+(s|m|h)$")]
 #: A DNS name: lowercase labels of at most 63 characters joined by dots.
-DomainName = Annotated[str, StringConstraints(max_length=253, pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$")]
+DomainName = Annotated[
+    str, StringConstraints(max_length=253, pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$")
+]
 #: One argv element: printable, one line (it lands in Job specs and workflow `run:` steps).
 Argument = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$")]
 #: A repository-relative folder: segments never start with '.', so no '..', no absolute
@@ -185,6 +187,7 @@ class Settings(Strict):
 
 # --- the layer form, derived ------------------------------------------------------------
 
+
 @functools.cache
 def partial(model: type[BaseModel]) -> type[BaseModel]:
     """Return a twin of ``model`` in which every field is optional and nested models are
@@ -312,7 +315,9 @@ class Tier(Strict):
     name: Name
     description: str = ""
     isolation: Literal["dedicated", "pooled"]
-    regulated: bool = Field(default=False, description="Regulated data: the organisation's regulated-tenant policy rules (CO001-CO006) apply.")
+    regulated: bool = Field(
+        default=False, description="Regulated data: the organisation's regulated-tenant policy rules (CO001-CO006) apply."
+    )
     allowed_instance_classes: InstanceClasses
     settings: SettingsLayer = Field(default_factory=SettingsLayer)  # type: ignore[valid-type]
     guardrails: dict[str, Guardrail] = Field(default_factory=dict, description="Dotted settings path -> bound.")
@@ -352,7 +357,6 @@ class MigrationStep(Strict):
     description: str = ""
 
 
-
 class Migrations(Strict):
     """How a service migrates its schema; every run is plan -> dry-run -> apply."""
 
@@ -364,7 +368,9 @@ class Migrations(Strict):
     versions: dict[Name, Annotated[int, Field(ge=0)]] = Field(
         default_factory=dict, description="Schema version each environment runs; forward-only, dev >= stage >= prod."
     )
-    history: list[MigrationStep] = Field(default_factory=list, description="Expand/contract steps that need ordering (see docs/guardrails.md).")
+    history: list[MigrationStep] = Field(
+        default_factory=list, description="Expand/contract steps that need ordering (see docs/guardrails.md)."
+    )
 
 
 class CanaryStep(Strict):
@@ -506,7 +512,9 @@ class Waiver(Strict):
     environment: Name | None = Field(default=None, description="Only this environment (default: all of the tenant's).")
     reason: str = Field(min_length=10)
     approver: str = Field(min_length=3, description="Who approved it: e-mail or GitHub handle.")
-    expires: Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")] = Field(description="Last day the waiver applies (YYYY-MM-DD).")
+    expires: Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")] = Field(
+        description="Last day the waiver applies (YYYY-MM-DD)."
+    )
 
 
 class Waivers(Strict):
@@ -569,7 +577,9 @@ class EnvironmentNetworks(Strict):
 
     primary: Cidr = Field(description="Address space of the environment's VPCs in its region.")
     dr: Cidr = Field(description="Equal-sized space for their twins in the DR region (same offsets).")
-    vpcs: dict[VpcKey, Cidr] = Field(default_factory=dict, description="shared | pool-<tier> | tenant-<name> -> CIDR; written by `companyos allocate`.")
+    vpcs: dict[VpcKey, Cidr] = Field(
+        default_factory=dict, description="shared | pool-<tier> | tenant-<name> -> CIDR; written by `companyos allocate`."
+    )
 
 
 class Networks(Strict):

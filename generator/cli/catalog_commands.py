@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -23,7 +23,7 @@ from generator.errors import CatalogErrors
 def explain(
     tenant: str,
     environment: str,
-    key: Annotated[Optional[str], typer.Argument(help="Dotted settings key or prefix, e.g. database.instance_class")] = None,
+    key: Annotated[str | None, typer.Argument(help="Dotted settings key or prefix, e.g. database.instance_class")] = None,
     root: RootOption = None,
     format: FormatOption = "text",
 ) -> None:
@@ -41,7 +41,7 @@ def explain(
 
 def validate(
     root: RootOption = None,
-    base: Annotated[Optional[str], typer.Option("--base", help="Also check forward-only schema versions against this git ref.")] = None,
+    base: Annotated[str | None, typer.Option("--base", help="Also check forward-only schema versions against this git ref.")] = None,
 ) -> None:
     """Check the catalog (syntax, references, policy rules and waivers) without rendering."""
     folder = find_root(root or Path.cwd())
@@ -58,7 +58,7 @@ def validate(
 
 
 def schema(
-    out: Annotated[Optional[Path], typer.Option("--out", help="Write <kind>.schema.json files here (default: catalog/schemas).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write <kind>.schema.json files here (default: catalog/schemas).")] = None,
     root: RootOption = None,
     check_only: Annotated[bool, typer.Option("--check", help="Exit 1 if the files on disk are out of date.")] = False,
 ) -> None:

@@ -6,7 +6,7 @@ The CLI is thin on purpose: parse flags, call the library, map outcomes to exit 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -16,7 +16,7 @@ from generator.errors import CatalogErrors
 from generator.model.resolve import Model
 from generator.policy.core import PolicyReport
 
-RootOption = Annotated[Optional[Path], typer.Option("--root", help="Repository root (default: found from the current folder).")]
+RootOption = Annotated[Path | None, typer.Option("--root", help="Repository root (default: found from the current folder).")]
 FormatOption = Annotated[str, typer.Option("--format", help="text or json.")]
 
 EXIT_DIFFERENT = 1
@@ -33,7 +33,7 @@ def report(errors: CatalogErrors) -> None:
     typer.echo(f"companyos: {count} error{'s' if count != 1 else ''}; nothing was written.", err=True)
 
 
-def model_for(root: Optional[Path]) -> tuple[Path, Model]:
+def model_for(root: Path | None) -> tuple[Path, Model]:
     """(repository root, resolved and judged model) for ``--root`` or the current folder;
     waived violations are printed as notes."""
     folder = find_root(root or Path.cwd())

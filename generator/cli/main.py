@@ -88,4 +88,3 @@ def main() -> None:
             exc.show()
             sys.exit(EXIT_USER_ERROR)
         raise
-

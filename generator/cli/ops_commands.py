@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Optional
+from datetime import UTC
+from typing import Annotated
 
 import typer
 
@@ -15,8 +16,8 @@ from generator.ops.cost import DEFAULT_MAX_INCREASE
 
 def affected(
     base: Annotated[str, typer.Option("--base", help="Git ref to compare with (branch, tag or commit).")],
-    env: Annotated[Optional[str], typer.Option("--env", help="Only this environment (one apply stage).")] = None,
-    shard: Annotated[Optional[str], typer.Option("--shard", help="K/N: only every N-th root, starting at the K-th.")] = None,
+    env: Annotated[str | None, typer.Option("--env", help="Only this environment (one apply stage).")] = None,
+    shard: Annotated[str | None, typer.Option("--shard", help="K/N: only every N-th root, starting at the K-th.")] = None,
     root: RootOption = None,
     format: Annotated[str, typer.Option("--format", help="text, json (one line, a workflow matrix) or markdown.")] = "text",
 ) -> None:
@@ -37,8 +38,8 @@ def affected(
 
 
 def roots(
-    env: Annotated[Optional[str], typer.Option("--env", help="Only this environment.")] = None,
-    shard: Annotated[Optional[str], typer.Option("--shard", help="K/N: only every N-th root, starting at the K-th.")] = None,
+    env: Annotated[str | None, typer.Option("--env", help="Only this environment.")] = None,
+    shard: Annotated[str | None, typer.Option("--shard", help="K/N: only every N-th root, starting at the K-th.")] = None,
     root: RootOption = None,
     format: FormatOption = "text",
 ) -> None:
@@ -58,11 +59,11 @@ def roots(
 
 def window_open(
     env: Annotated[str, typer.Option("--env", help="Environment whose change window to test.")],
-    at: Annotated[Optional[str], typer.Option("--at", help="ISO 8601 time with offset (default: now).")] = None,
+    at: Annotated[str | None, typer.Option("--at", help="ISO 8601 time with offset (default: now).")] = None,
     root: RootOption = None,
 ) -> None:
     """Exit 0 inside the environment's change window (or if it has none), 1 outside."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from generator.catalog import changewindow
 
@@ -71,7 +72,7 @@ def window_open(
     if environment is None:
         raise UsageError(f"unknown environment '{env}' (expected one of: {', '.join(e.name for e in model.environments)})")
     try:
-        now = datetime.fromisoformat(at) if at else datetime.now(timezone.utc)
+        now = datetime.fromisoformat(at) if at else datetime.now(UTC)
     except ValueError:
         raise UsageError(f"--at {at!r} is not an ISO 8601 time") from None
     if now.tzinfo is None:
@@ -83,8 +84,11 @@ def window_open(
         typer.echo(f"{env} change window is open until {st.end:%Y-%m-%d %H:%M} UTC")
     else:
         nxt = f"; it next opens {st.start:%Y-%m-%d %H:%M} UTC" if st.start else ""
-        typer.echo(f"{env} change window is closed{nxt} ({environment.change_window.schedule} for "
-                   f"{environment.change_window.duration}, {environment.change_window.timezone})", err=True)
+        typer.echo(
+            f"{env} change window is closed{nxt} ({environment.change_window.schedule} for "
+            f"{environment.change_window.duration}, {environment.change_window.timezone})",
+            err=True,
+        )
         raise typer.Exit(EXIT_DIFFERENT)
 
 
@@ -113,8 +117,12 @@ def smoke(
 
 
 def cost(
-    base: Annotated[Optional[str], typer.Option("--base", help="Git ref to compare with; exit 1 when a tenant rises more than --max-increase.")] = None,
-    max_increase: Annotated[float, typer.Option("--max-increase", help="Allowed rise of a tenant's monthly estimate, in percent.")] = DEFAULT_MAX_INCREASE,
+    base: Annotated[
+        str | None, typer.Option("--base", help="Git ref to compare with; exit 1 when a tenant rises more than --max-increase.")
+    ] = None,
+    max_increase: Annotated[
+        float, typer.Option("--max-increase", help="Allowed rise of a tenant's monthly estimate, in percent.")
+    ] = DEFAULT_MAX_INCREASE,
     root: RootOption = None,
     format: FormatOption = "text",
 ) -> None:
@@ -127,8 +135,11 @@ def cost(
         typer.echo(f"companyos: warning: {report.note}", err=True)
     typer.echo(json.dumps(report.as_dict(), indent=2) if format == "json" else lib.format_text(report), nl=format == "json")
     for row in report.exceeded:
-        typer.echo(f"companyos: tenant '{row.tenant}' monthly estimate rises {row.change_percent:+.1f}% "
-                   f"({row.base:,.2f} -> {row.current:,.2f} USD), more than {max_increase:g}%", err=True)
+        typer.echo(
+            f"companyos: tenant '{row.tenant}' monthly estimate rises {row.change_percent:+.1f}% "
+            f"({row.base:,.2f} -> {row.current:,.2f} USD), more than {max_increase:g}%",
+            err=True,
+        )
     if report.exceeded:
         raise typer.Exit(EXIT_DIFFERENT)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -25,16 +25,24 @@ class _rolled_back_on_interrupt:
 
 def new_tenant(
     name: Annotated[str, typer.Argument(help="Tenant name: 2-20 lowercase letters, digits and '-'.")],
-    tier: Annotated[Optional[str], typer.Option("--tier", help="Tier from catalog/tiers/.")] = None,
-    owner: Annotated[Optional[str], typer.Option("--owner", help="Owning team's e-mail address.")] = None,
-    cost_center: Annotated[Optional[str], typer.Option("--cost-center", help="Cost center, e.g. CC-2001.")] = None,
-    environments: Annotated[Optional[list[str]], typer.Option("--environments", help="Comma-separated or repeated (default: all, in promotion order).")] = None,
-    services: Annotated[Optional[list[str]], typer.Option("--services", help="Comma-separated or repeated (default: all).")] = None,
-    canary: Annotated[Optional[bool], typer.Option("--canary/--no-canary", help="Receive changes in the first progressive-sync wave.")] = None,
-    account: Annotated[Optional[list[str]], typer.Option("--account", help="ENV=ACCOUNT_ID, once per environment (dedicated tiers).")] = None,
+    tier: Annotated[str | None, typer.Option("--tier", help="Tier from catalog/tiers/.")] = None,
+    owner: Annotated[str | None, typer.Option("--owner", help="Owning team's e-mail address.")] = None,
+    cost_center: Annotated[str | None, typer.Option("--cost-center", help="Cost center, e.g. CC-2001.")] = None,
+    environments: Annotated[
+        list[str] | None, typer.Option("--environments", help="Comma-separated or repeated (default: all, in promotion order).")
+    ] = None,
+    services: Annotated[list[str] | None, typer.Option("--services", help="Comma-separated or repeated (default: all).")] = None,
+    canary: Annotated[
+        bool | None, typer.Option("--canary/--no-canary", help="Receive changes in the first progressive-sync wave.")
+    ] = None,
+    account: Annotated[
+        list[str] | None, typer.Option("--account", help="ENV=ACCOUNT_ID, once per environment (dedicated tiers).")
+    ] = None,
     no_input: Annotated[bool, typer.Option("--no-input", help="Never prompt; missing required values are errors.")] = False,
     no_commit: Annotated[bool, typer.Option("--no-commit", help="Write the files only: no branch, no commit.")] = False,
-    allow_dirty: Annotated[bool, typer.Option("--allow-dirty", help="Run over uncommitted changes in the catalog and rendered tree.")] = False,
+    allow_dirty: Annotated[
+        bool, typer.Option("--allow-dirty", help="Run over uncommitted changes in the catalog and rendered tree.")
+    ] = False,
     root: RootOption = None,
 ) -> None:
     """Scaffold tenants/NAME.yaml from templates/tenant/, allocate, render, and commit it on branch tenant/NAME."""
@@ -42,9 +50,14 @@ def new_tenant(
     from generator.lifecycle.request import TenantRequest, parse_accounts, split_list
 
     request = TenantRequest(
-        name=name, tier=tier, owner=owner, cost_center=cost_center,
-        environments=split_list(environments), services=split_list(services),
-        canary=canary, accounts=parse_accounts(account or []),
+        name=name,
+        tier=tier,
+        owner=owner,
+        cost_center=cost_center,
+        environments=split_list(environments),
+        services=split_list(services),
+        canary=canary,
+        accounts=parse_accounts(account or []),
     )
     interactive = not no_input and sys.stdin.isatty() and sys.stdout.isatty()
     with _rolled_back_on_interrupt():
@@ -53,8 +66,10 @@ def new_tenant(
         typer.echo(f"created   {rel}")
     for line in result.allocations:
         typer.echo(f"allocated {line}")
-    typer.echo(f"rendered  {len(result.tenant_outputs)} files for tenant '{result.name}' "
-               f"({len(result.report.written)} written, {len(result.report.pruned)} pruned in total)")
+    typer.echo(
+        f"rendered  {len(result.tenant_outputs)} files for tenant '{result.name}' "
+        f"({len(result.report.written)} written, {len(result.report.pruned)} pruned in total)"
+    )
     if result.commit:
         typer.echo(f"committed {len(result.files)} files as {result.commit[:12]} on branch {result.branch} (now checked out)")
         typer.echo(f"next: git push -u origin {result.branch}, then open a pull request (e.g. gh pr create --fill)")
@@ -63,7 +78,7 @@ def new_tenant(
 
 
 def update_tenants(
-    tenant: Annotated[Optional[list[str]], typer.Option("--tenant", help="Only these tenants (repeatable; default: all).")] = None,
+    tenant: Annotated[list[str] | None, typer.Option("--tenant", help="Only these tenants (repeatable; default: all).")] = None,
     root: RootOption = None,
 ) -> None:
     """Merge changes of templates/tenant/ into existing tenant files (three-way; keeps hand edits)."""
@@ -72,8 +87,7 @@ def update_tenants(
     with _rolled_back_on_interrupt():
         result = lib.update_tenants(root, tenant or ())
     for item in result.tenants:
-        typer.echo(f"{item.status:<10} {item.name}" + (f": {item.detail}" if item.detail else ""),
-                   err=item.status in {"conflict", "error"})
+        typer.echo(f"{item.status:<10} {item.name}" + (f": {item.detail}" if item.detail else ""), err=item.status in {"conflict", "error"})
     if result.report is not None:
         typer.echo(f"rendered: {len(result.report.written)} written, {len(result.report.pruned)} pruned")
     if result.conflicts or result.errors:
@@ -83,7 +97,9 @@ def update_tenants(
 
 def remove_tenant(
     name: str,
-    acknowledge_data_retention: Annotated[bool, typer.Option("--acknowledge-data-retention", help="Required for dedicated (regulated) tenants.")] = False,
+    acknowledge_data_retention: Annotated[
+        bool, typer.Option("--acknowledge-data-retention", help="Required for dedicated (regulated) tenants.")
+    ] = False,
     root: RootOption = None,
 ) -> None:
     """Remove a tenant from the catalog and re-render; prints the decommission checklist (destroys nothing)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -19,8 +19,10 @@ def render(root: RootOption = None, quiet: Annotated[bool, typer.Option("--quiet
     """Render the catalog into rendered/ and .github/workflows/ (atomic, prunes stale output)."""
     built, report = pipeline.render_to_disk(root)
     if not quiet:
-        typer.echo(f"rendered {len(built.result.files)} files: {len(report.written)} written, "
-                   f"{report.unchanged} unchanged, {len(report.pruned)} pruned")
+        typer.echo(
+            f"rendered {len(built.result.files)} files: {len(report.written)} written, "
+            f"{report.unchanged} unchanged, {len(report.pruned)} pruned"
+        )
         for rel in report.pruned:
             typer.echo(f"  pruned {rel}")
         for rel in report.unmanaged:
@@ -31,8 +33,15 @@ def render(root: RootOption = None, quiet: Annotated[bool, typer.Option("--quiet
 def check(
     root: RootOption = None,
     format: FormatOption = "text",
-    base: Annotated[Optional[str], typer.Option("--base", help="Also compare with this git ref: destructive changes, forward-only schema versions.")] = None,
-    acknowledge_destruction: Annotated[bool, typer.Option("--acknowledge-destruction", help="Accept that the change destroys what --base lists (CI: the allow-destruction PR label).")] = False,
+    base: Annotated[
+        str | None, typer.Option("--base", help="Also compare with this git ref: destructive changes, forward-only schema versions.")
+    ] = None,
+    acknowledge_destruction: Annotated[
+        bool,
+        typer.Option(
+            "--acknowledge-destruction", help="Accept that the change destroys what --base lists (CI: the allow-destruction PR label)."
+        ),
+    ] = False,
     full: Annotated[bool, typer.Option("--full", help="Always render and compare; skip the verified-clean cache.")] = False,
 ) -> None:
     """Exit 1 when the files on disk differ from what the catalog renders (or, with --base,
@@ -52,8 +61,12 @@ def check(
             typer.echo(f"note: {note}", err=True)
         if destruction.destructive and format != "json":
             typer.echo(destruction.message(), err=blocked)
-            typer.echo("companyos: re-run with --acknowledge-destruction (in CI: add the PR label 'allow-destruction') if this is intended"
-                       if blocked else "acknowledged (--acknowledge-destruction)", err=blocked)
+            typer.echo(
+                "companyos: re-run with --acknowledge-destruction (in CI: add the PR label 'allow-destruction') if this is intended"
+                if blocked
+                else "acknowledged (--acknowledge-destruction)",
+                err=blocked,
+            )
     if format == "json":
         data = st.as_dict()
         if destruction is not None:

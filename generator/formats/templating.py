@@ -85,7 +85,9 @@ class Templates:
             try:
                 template = self.env.get_template(name)
             except jinja2.TemplateSyntaxError as exc:
-                raise CatalogErrors([CatalogError(Location(f"templates/{name}", exc.lineno or 1, 1), f"template syntax error: {exc.message}")]) from None
+                raise CatalogErrors(
+                    [CatalogError(Location(f"templates/{name}", exc.lineno or 1, 1), f"template syntax error: {exc.message}")]
+                ) from None
             except jinja2.TemplateNotFound:
                 raise CatalogErrors([CatalogError(Location(f"templates/{name}"), "template not found")]) from None
             self._compiled[name] = template

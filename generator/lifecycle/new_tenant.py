@@ -76,8 +76,11 @@ def new_tenant(
     repo, git_problems = git_state(root, commit=commit, allow_dirty=allow_dirty, branch=branch)
     problems += git_problems
     if problems:
-        hint = "" if interactive or not any(p.startswith("missing --") for p in problems) else \
-            "pass the missing options (prompts need a terminal and no --no-input)"
+        hint = (
+            ""
+            if interactive or not any(p.startswith("missing --") for p in problems)
+            else "pass the missing options (prompts need a terminal and no --no-input)"
+        )
         raise refusal(f"cannot create tenant '{name}'", problems, hint)
 
     data = {**facts.template_data(), **answers_data(request, facts)}
@@ -104,7 +107,9 @@ def new_tenant(
         result = NewTenantResult(name, str(request.tier), created, allocations, report, files, outputs)
         if commit and repo is not None:
             result.branch = branch
-            result.commit = git.commit_paths_on_new_branch(repo, root, branch_name(name), files, _commit_message(request, allocations, outputs))
+            result.commit = git.commit_paths_on_new_branch(
+                repo, root, branch_name(name), files, _commit_message(request, allocations, outputs)
+            )
     return result
 
 

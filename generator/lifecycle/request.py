@@ -110,8 +110,10 @@ def known_list(kind: str, names: Sequence[str]) -> str:
 
 def check_name(root: Path, name: str, facts: CatalogFacts) -> list[str]:
     if not spec.is_valid_name(name):
-        return [f"'{name}' is not a valid tenant name: use 2-20 lowercase letters, digits and '-', "
-                "starting with a letter and not ending with '-'"]
+        return [
+            f"'{name}' is not a valid tenant name: use 2-20 lowercase letters, digits and '-', "
+            "starting with a letter and not ending with '-'"
+        ]
     if name in facts.tenants or (root / tenant_path(name)).exists():
         return [f"tenant '{name}' already exists ({tenant_path(name)})"]
     if (root / answers_path(name)).exists():
@@ -176,8 +178,10 @@ def check_request(request: TenantRequest, facts: CatalogFacts) -> list[str]:
     if dedicated:
         missing = [e for e in envs if e not in request.accounts]
         if missing:
-            problems.append(f"tier '{request.tier}' is dedicated: give the tenant's own AWS account per environment with "
-                            + " ".join(f"--account {e}=<12-digit id>" for e in missing))
+            problems.append(
+                f"tier '{request.tier}' is dedicated: give the tenant's own AWS account per environment with "
+                + " ".join(f"--account {e}=<12-digit id>" for e in missing)
+            )
     elif request.accounts and request.tier in facts.tiers:
         problems.append(f"tier '{request.tier}' is pooled: its tenants run in the pool account, so drop --account")
     return problems

@@ -42,8 +42,17 @@ def render_template(template: Path, name: str, data: dict[str, Any], *, interact
     with tempfile.TemporaryDirectory(prefix="companyos-tenant-") as tmp:
         dst = Path(tmp) / "out"
         try:
-            run_copy(str(template), dst, data=data, defaults=not interactive, unsafe=False,
-                     skip_tasks=True, quiet=True, overwrite=True, cleanup_on_error=True)
+            run_copy(
+                str(template),
+                dst,
+                data=data,
+                defaults=not interactive,
+                unsafe=False,
+                skip_tasks=True,
+                quiet=True,
+                overwrite=True,
+                cleanup_on_error=True,
+            )
         except KeyboardInterrupt:
             raise
         except (CopierError, ValueError) as exc:

@@ -99,6 +99,7 @@ def allocate_networks(root: Path, tx: FileTransaction) -> list[str]:
 
 def render_tracked(root: Path, tx: FileTransaction) -> tuple[pipeline.Build, tree.WriteReport]:
     """Render the whole catalog and write it, tracking every file the write may touch."""
+
     def track(st: tree.TreeStatus) -> None:
         touched = [*st.changed, *st.missing, *st.stale, MANIFEST_PATH]
         tx.track(*touched, *(rel + tree.TMP_SUFFIX for rel in touched))
@@ -113,8 +114,9 @@ def git_state(root: Path, *, commit: bool, allow_dirty: bool, branch: str | None
     repo = git.open_repo(root)
     if repo is None:
         if commit:
-            problems.append(f"{root} is not inside a git repository; run `git init` and commit the catalog, "
-                            "or pass --no-commit to only write the files")
+            problems.append(
+                f"{root} is not inside a git repository; run `git init` and commit the catalog, or pass --no-commit to only write the files"
+            )
         return None, problems
     if commit:
         if git.head_commit(repo) is None:

@@ -63,8 +63,7 @@ def update_tenants(root: Path | None, names: Sequence[str] = (), *, render: bool
         raise UsageError(needs_history)
     dirty = git.dirty_paths(repo, root, [TENANTS_DIR, TEMPLATE_DIR])
     if dirty:
-        raise UsageError("uncommitted changes in " + ", ".join(dirty[:8])
-                         + "; commit them first so the update is one reviewable diff")
+        raise UsageError("uncommitted changes in " + ", ".join(dirty[:8]) + "; commit them first so the update is one reviewable diff")
     template_git = git.git_path(repo, root, TEMPLATE_DIR)
     new_tree = git.tree_at(repo, head, template_git)
     if new_tree is None:
@@ -86,12 +85,14 @@ def update_tenants(root: Path | None, names: Sequence[str] = (), *, render: bool
                 raise UsageError(
                     f"the template change, merged into {', '.join(updated)}, breaks the catalog:\n"
                     + "\n".join(f"  {e}" for e in exc.errors)
-                    + f"\nfix {TEMPLATE_DIR} and commit; nothing was written") from exc
+                    + f"\nfix {TEMPLATE_DIR} and commit; nothing was written"
+                ) from exc
     return result
 
 
-def _update_one(root: Path, repo: Any, tx: FileTransaction, name: str, head: str, template_git: str,
-                new_tree: Any, tmp: Path, scratch: dict[str, Path]) -> TenantUpdate:
+def _update_one(
+    root: Path, repo: Any, tx: FileTransaction, name: str, head: str, template_git: str, new_tree: Any, tmp: Path, scratch: dict[str, Path]
+) -> TenantUpdate:
     answers_file = root / answers_path(name)
     if not answers_file.is_file():
         return TenantUpdate(name, "skipped", f"no {answers_path(name)}: not scaffolded from the template")
@@ -101,8 +102,9 @@ def _update_one(root: Path, repo: Any, tx: FileTransaction, name: str, head: str
         return TenantUpdate(name, "error", f"{answers_path(name)} records no template version (_commit)")
     old_tree = git.tree_at(repo, str(old), template_git)
     if old_tree is None:
-        return TenantUpdate(name, "error", f"template version {old} is not in this clone's history "
-                            "(a shallow clone? fetch the full history)")
+        return TenantUpdate(
+            name, "error", f"template version {old} is not in this clone's history (a shallow clone? fetch the full history)"
+        )
     if old_tree.hexsha == new_tree.hexsha:  # keep the recorded commit: no churn in the answers
         return TenantUpdate(name, "up-to-date")
     if old_tree.hexsha not in scratch:
@@ -113,8 +115,7 @@ def _update_one(root: Path, repo: Any, tx: FileTransaction, name: str, head: str
         tx.write(tenant_path(name), merged)
     tx.write(answers_path(name), answers_text(new_answers, head))
     if any(line.rstrip() in CONFLICT_MARKERS for line in merged.splitlines()):
-        return TenantUpdate(name, "conflict", f"{tenant_path(name)} has conflict markers; resolve them, "
-                            "then run `companyos render`")
+        return TenantUpdate(name, "conflict", f"{tenant_path(name)} has conflict markers; resolve them, then run `companyos render`")
     return TenantUpdate(name, "updated" if merged != current else "up-to-date")
 
 
@@ -146,9 +147,18 @@ def _copier_update(template: Path, dst: Path, name: str, current: bytes, answers
     (dst / answers_path(name)).write_bytes(answers_text(answers, "1.0.0", src_path=str(template)))
     git.commit_all(repo, "tenant as committed")
     try:
-        run_update(dst, vcs_ref="2.0.0", answers_file=answers_path(name),
-                   defaults=True, overwrite=True, unsafe=False, skip_tasks=True, quiet=True,
-                   conflict="inline", skip_answered=True)
+        run_update(
+            dst,
+            vcs_ref="2.0.0",
+            answers_file=answers_path(name),
+            defaults=True,
+            overwrite=True,
+            unsafe=False,
+            skip_tasks=True,
+            quiet=True,
+            conflict="inline",
+            skip_answered=True,
+        )
     except KeyboardInterrupt:
         raise
     except (CopierError, ValueError) as exc:

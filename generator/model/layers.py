@@ -17,8 +17,9 @@ base layers shared by many tenants (defaults, tier, environment) are merged once
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from generator.catalog.yaml_source import KeyPath, SourceDoc
 from generator.errors import Location
@@ -91,8 +92,15 @@ def apply(base: Merged, layer: Layer, defaults: Merged) -> Merged:
     return Merged(values, provenance)
 
 
-def _apply_mapping(current: Any, incoming: dict[str, Any], prefix: tuple[str, ...], rel: tuple[str, ...],
-                   layer: Layer, provenance: dict[str, tuple[Origin, ...]], defaults: Merged) -> dict[str, Any]:
+def _apply_mapping(
+    current: Any,
+    incoming: dict[str, Any],
+    prefix: tuple[str, ...],
+    rel: tuple[str, ...],
+    layer: Layer,
+    provenance: dict[str, tuple[Origin, ...]],
+    defaults: Merged,
+) -> dict[str, Any]:
     if prefix:
         head, rest = prefix[0], prefix[1:]
         out = dict(current) if isinstance(current, dict) else {}
@@ -101,7 +109,7 @@ def _apply_mapping(current: Any, incoming: dict[str, Any], prefix: tuple[str, ..
     out = dict(current) if isinstance(current, dict) else {}
     for key, value in incoming.items():
         path = rel + (key,)
-        source_keypath = (*layer.keypath, *path[len(layer.prefix):])
+        source_keypath = (*layer.keypath, *path[len(layer.prefix) :])
         if value is None and defaults is not EMPTY:
             out[key] = copy.deepcopy(lookup(defaults.values, path))
             _reset(path, layer, source_keypath, provenance, defaults)
@@ -115,8 +123,9 @@ def _apply_mapping(current: Any, incoming: dict[str, Any], prefix: tuple[str, ..
     return out
 
 
-def _reset(path: tuple[str, ...], layer: Layer, source_keypath: KeyPath,
-           provenance: dict[str, tuple[Origin, ...]], defaults: Merged) -> None:
+def _reset(
+    path: tuple[str, ...], layer: Layer, source_keypath: KeyPath, provenance: dict[str, tuple[Origin, ...]], defaults: Merged
+) -> None:
     prefix = dotted(path)
     location = layer.doc.locate(source_keypath)
     touched = [k for k in provenance if k == prefix or k.startswith(prefix + ".")]

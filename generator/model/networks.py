@@ -101,14 +101,25 @@ def _structural(catalog: Catalog) -> Iterator[CatalogError]:
     nets: Networks = entry.spec
     for env, block in nets.environments.items():
         if env not in catalog.environments and not catalog.defines("environment", env):
-            yield CatalogError(entry.locate("environments", env, key=True), f"address space for unknown environment '{env}' (known: {', '.join(sorted(catalog.environments)) or 'none'})")
+            yield CatalogError(
+                entry.locate("environments", env, key=True),
+                f"address space for unknown environment '{env}' (known: {', '.join(sorted(catalog.environments)) or 'none'})",
+            )
         primary, dr = ipaddress.IPv4Network(block.primary), ipaddress.IPv4Network(block.dr)
         if primary.prefixlen != dr.prefixlen:
-            yield CatalogError(entry.locate("environments", env, "dr"), f"dr space {dr} must be the same size as primary {primary} (/{primary.prefixlen})")
+            yield CatalogError(
+                entry.locate("environments", env, "dr"), f"dr space {dr} must be the same size as primary {primary} (/{primary.prefixlen})"
+            )
         if primary.overlaps(dr):
-            yield CatalogError(entry.locate("environments", env, "dr"), f"dr space {dr} overlaps primary {primary}; the DR region's VPCs must not overlap the primary region's")
+            yield CatalogError(
+                entry.locate("environments", env, "dr"),
+                f"dr space {dr} overlaps primary {primary}; the DR region's VPCs must not overlap the primary region's",
+            )
         if primary.prefixlen > nets.shared_prefix or primary.prefixlen > nets.vpc_prefix:
-            yield CatalogError(entry.locate("environments", env, "primary"), f"primary space {primary} is smaller than one VPC (/{min(nets.shared_prefix, nets.vpc_prefix)})")
+            yield CatalogError(
+                entry.locate("environments", env, "primary"),
+                f"primary space {primary} is smaller than one VPC (/{min(nets.shared_prefix, nets.vpc_prefix)})",
+            )
         seen: list[tuple[ipaddress.IPv4Network, str]] = []
         for key, value in block.vpcs.items():
             net = ipaddress.IPv4Network(value)
@@ -135,7 +146,12 @@ def stale_errors(catalog: Catalog) -> list[CatalogError]:
         for key in block.vpcs:
             reason = stale_reason(catalog, env, key)
             if reason:
-                out.append(CatalogError(entry.locate("environments", env, "vpcs", key, key=True), f"{reason} in '{env}'; run `companyos allocate` to release it"))
+                out.append(
+                    CatalogError(
+                        entry.locate("environments", env, "vpcs", key, key=True),
+                        f"{reason} in '{env}'; run `companyos allocate` to release it",
+                    )
+                )
     return out
 
 
@@ -164,7 +180,10 @@ def missing_spaces(catalog: Catalog) -> list[CatalogError]:
     if entry is None:
         return []
     return [
-        CatalogError(entry.locate("environments", key=True), f"no address space for environment '{env}': add environments.{env} with primary and dr CIDRs, then run `companyos allocate`")
+        CatalogError(
+            entry.locate("environments", key=True),
+            f"no address space for environment '{env}': add environments.{env} with primary and dr CIDRs, then run `companyos allocate`",
+        )
         for env in required_vpcs(catalog)
         if env not in entry.spec.environments
     ]

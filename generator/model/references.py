@@ -72,7 +72,10 @@ def _environments(catalog: Catalog) -> Iterator[CatalogError]:
                 yield _err(entry.locate("change_window", "timezone"), f"unknown time zone '{env.change_window.timezone}'")
             problem = cron_problem(env.change_window.schedule)
             if problem:
-                yield _err(entry.locate("change_window", "schedule"), f"change_window.schedule '{env.change_window.schedule}' is not a cron schedule Argo CD can use: {problem}")
+                yield _err(
+                    entry.locate("change_window", "schedule"),
+                    f"change_window.schedule '{env.change_window.schedule}' is not a cron schedule Argo CD can use: {problem}",
+                )
         yield from _settings_services(catalog, env.settings, entry, ("settings",))
     yield from _promotion_chain(catalog)
 
@@ -94,19 +97,28 @@ def _promotion_chain(catalog: Catalog) -> Iterator[CatalogError]:
             followers.setdefault(entry.spec.promotion.after, []).append(name)
     if len(firsts) != 1:
         where = envs[firsts[1]].locate("promotion") if len(firsts) > 1 else next(iter(envs.values())).locate("promotion")
-        yield _err(where, f"environments must form one promotion chain with exactly one first environment; found {len(firsts)}: {', '.join(sorted(firsts)) or 'none'}")
+        yield _err(
+            where,
+            f"environments must form one promotion chain with exactly one first environment; found {len(firsts)}: {', '.join(sorted(firsts)) or 'none'}",
+        )
         return
     for parent, children in sorted(followers.items()):
         if len(children) > 1:
             second = sorted(children)[1]
-            yield _err(envs[second].locate("promotion", "after"), f"'{parent}' is promoted to by more than one environment ({', '.join(sorted(children))}); promotion must be a chain")
+            yield _err(
+                envs[second].locate("promotion", "after"),
+                f"'{parent}' is promoted to by more than one environment ({', '.join(sorted(children))}); promotion must be a chain",
+            )
     seen, current = set(), firsts[0]
     while current in followers and current not in seen:
         seen.add(current)
         current = sorted(followers[current])[0]
     seen.add(current)
     for name in sorted(set(envs) - seen):
-        yield _err(envs[name].locate("promotion", "after"), f"environment '{name}' is not reachable from '{firsts[0]}' in the promotion chain (cycle?)")
+        yield _err(
+            envs[name].locate("promotion", "after"),
+            f"environment '{name}' is not reachable from '{firsts[0]}' in the promotion chain (cycle?)",
+        )
 
 
 def _tiers(catalog: Catalog) -> Iterator[CatalogError]:
@@ -137,7 +149,10 @@ def _services(catalog: Catalog) -> Iterator[CatalogError]:
             for probe_name in ("readiness", "liveness", "startup"):
                 probe = getattr(svc.probes, probe_name)
                 if probe is not None and probe.port not in port_names:
-                    yield _err(entry.locate("probes", probe_name, "port"), f"probe port '{probe.port}' is not one of the service's ports ({', '.join(sorted(port_names)) or 'none'})")
+                    yield _err(
+                        entry.locate("probes", probe_name, "port"),
+                        f"probe port '{probe.port}' is not one of the service's ports ({', '.join(sorted(port_names)) or 'none'})",
+                    )
         if svc.canary:
             weights = [step.weight for step in svc.canary.steps]
             if any(b <= a for a, b in zip(weights, weights[1:])):
@@ -171,27 +186,43 @@ def _tenants(catalog: Catalog) -> Iterator[CatalogError]:
             yield _err(entry.locate("services"), "services are listed more than once")
         for env in tenant.overrides:
             if env not in tenant.environments:
-                yield _err(entry.locate("overrides", env, key=True), f"override for environment '{env}', which this tenant is not deployed to")
+                yield _err(
+                    entry.locate("overrides", env, key=True), f"override for environment '{env}', which this tenant is not deployed to"
+                )
             yield from _tenant_services(tenant, tenant.overrides[env], entry, ("overrides", env))
         yield from _tenant_services(tenant, tenant.settings, entry, ("settings",))
         dedicated = tier_entry is not None and tier_entry.spec.isolation == "dedicated"
         for env in tenant.accounts:
             if env not in tenant.environments:
-                yield _err(entry.locate("accounts", env, key=True), f"account for environment '{env}', which this tenant is not deployed to")
+                yield _err(
+                    entry.locate("accounts", env, key=True), f"account for environment '{env}', which this tenant is not deployed to"
+                )
         for env in tenant.environments:
             if env not in envs:
                 continue
             if dedicated and env not in tenant.accounts:
-                yield _err(entry.locate("accounts") if tenant.accounts else entry.locate("tier"), f"tier '{tenant.tier}' is dedicated: the tenant needs its own AWS account for '{env}' under accounts")
+                yield _err(
+                    entry.locate("accounts") if tenant.accounts else entry.locate("tier"),
+                    f"tier '{tenant.tier}' is dedicated: the tenant needs its own AWS account for '{env}' under accounts",
+                )
             if not dedicated and tier_entry is not None:
                 if env in tenant.accounts:
-                    yield _err(entry.locate("accounts", env), f"tier '{tenant.tier}' is pooled: the tenant runs in the pool account, so it must not name its own account")
+                    yield _err(
+                        entry.locate("accounts", env),
+                        f"tier '{tenant.tier}' is pooled: the tenant runs in the pool account, so it must not name its own account",
+                    )
                 elif tenant.tier not in envs[env].spec.accounts.pools:
-                    yield _err(entry.locate("tier"), f"environment '{env}' has no pool account for tier '{tenant.tier}' (environments/{env}.yaml accounts.pools)")
+                    yield _err(
+                        entry.locate("tier"),
+                        f"environment '{env}' has no pool account for tier '{tenant.tier}' (environments/{env}.yaml accounts.pools)",
+                    )
         for env, account in tenant.accounts.items():
             owner = account_owner.setdefault(account, f"{entry.path} accounts.{env}")
             if owner != f"{entry.path} accounts.{env}":
-                yield _err(entry.locate("accounts", env), f"account {account} is already used by {owner}; each dedicated tenant and environment needs its own account")
+                yield _err(
+                    entry.locate("accounts", env),
+                    f"account {account} is already used by {owner}; each dedicated tenant and environment needs its own account",
+                )
 
 
 def _tenant_services(tenant: spec.Tenant, layer: spec.SettingsLayer, entry, keypath: tuple) -> Iterator[CatalogError]:  # type: ignore[valid-type]
@@ -199,7 +230,10 @@ def _tenant_services(tenant: spec.Tenant, layer: spec.SettingsLayer, entry, keyp
         return
     for svc in layer.services:
         if svc not in tenant.services:
-            yield _err(entry.locate(*keypath, "services", svc, key=True), f"settings for service '{svc}', which this tenant does not run (services: {', '.join(tenant.services)})")
+            yield _err(
+                entry.locate(*keypath, "services", svc, key=True),
+                f"settings for service '{svc}', which this tenant does not run (services: {', '.join(tenant.services)})",
+            )
 
 
 #: A DNS-1123 label: what Kubernetes accepts as a namespace name.
@@ -212,6 +246,12 @@ def _kubernetes_names(catalog: Catalog) -> Iterator[CatalogError]:
     for name, entry in catalog.tenants.items():
         namespace = naming.namespace(name)
         if len(namespace) > naming.MAX_LABEL:
-            yield _err(entry.locate("name"), f"namespace '{namespace}' derived from tenant '{name}' is {len(namespace)} characters; Kubernetes allows at most {naming.MAX_LABEL}")
+            yield _err(
+                entry.locate("name"),
+                f"namespace '{namespace}' derived from tenant '{name}' is {len(namespace)} characters; Kubernetes allows at most {naming.MAX_LABEL}",
+            )
         elif not _DNS_LABEL.fullmatch(namespace):
-            yield _err(entry.locate("name"), f"namespace '{namespace}' derived from tenant '{name}' is not a valid Kubernetes name (lowercase letters, digits and '-')")
+            yield _err(
+                entry.locate("name"),
+                f"namespace '{namespace}' derived from tenant '{name}' is not a valid Kubernetes name (lowercase letters, digits and '-')",
+            )

@@ -19,9 +19,10 @@ the catalog). The JSON form is what a workflow matrix takes as is::
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from generator.errors import UsageError
 from generator.git import git_path, require_repo, resolve_commit
@@ -187,7 +188,7 @@ def select_shard(items: list[Root], spec: str) -> list[Root]:
     k_text, _, n_text = spec.partition("/")
     if not (k_text.isdigit() and n_text.isdigit() and 1 <= int(k_text) <= int(n_text)):
         raise UsageError(f"--shard {spec!r}: expected K/N with 1 <= K <= N, e.g. 2/3")
-    return items[int(k_text) - 1::int(n_text)]
+    return items[int(k_text) - 1 :: int(n_text)]
 
 
 def root_info(model: Model, root: str) -> Root:
@@ -227,7 +228,9 @@ def _sorted_roots(model: Model, roots: Iterable[str]) -> list[Root]:
     # Within an environment: the shared root, then pools, then tenants (the apply order
     # `just infra` uses, since tenant roots read what shared and pool roots create).
     rank = {naming.SHARED_ROOT: 0}
-    return sorted(infos, key=lambda r: (order.index(r.environment), rank.get(r.name, 1 if r.name.startswith(naming.pool_root("")) else 2), r.name))
+    return sorted(
+        infos, key=lambda r: (order.index(r.environment), rank.get(r.name, 1 if r.name.startswith(naming.pool_root("")) else 2), r.name)
+    )
 
 
 def all_roots(model: Model, manifest: dict[str, dict[str, Any]]) -> list[Root]:
@@ -248,8 +251,7 @@ def affected(root: Path, base: str, model: Model) -> Affected:
     touched = {c.root for c in changes if c.root}
     paths = changed_paths(repo, commit, root)
     migrations = sorted(
-        name for name, svc in model.services.items()
-        if svc.migrations is not None and any(_under(p, svc.migrations.path) for p in paths)
+        name for name, svc in model.services.items() if svc.migrations is not None and any(_under(p, svc.migrations.path) for p in paths)
     )
     return Affected(
         base=commit.hexsha,
@@ -306,12 +308,18 @@ def to_markdown(result: Affected) -> str:
     if result.roots:
         out += ["", "Terraform roots to plan: " + ", ".join(f"`{r.root}`" for r in result.roots)]
     if result.removed_roots:
-        out += ["", "**Removed Terraform roots** (destroy them by hand before merging): " + ", ".join(f"`{r}`" for r in result.removed_roots)]
+        out += [
+            "",
+            "**Removed Terraform roots** (destroy them by hand before merging): " + ", ".join(f"`{r}`" for r in result.removed_roots),
+        ]
     if result.migrations:
         out += ["", "Migrations changed: " + ", ".join(f"`{s}`" for s in result.migrations)]
     return "\n".join(out) + "\n"
 
 
 def roots_json(roots: list[Root]) -> str:
-    return json.dumps({"count": len(roots), "include": [asdict(r) for r in roots], "roots": [r.root for r in roots]},
-                      sort_keys=True, separators=(",", ":"))
+    return json.dumps(
+        {"count": len(roots), "include": [asdict(r) for r in roots], "roots": [r.root for r in roots]},
+        sort_keys=True,
+        separators=(",", ":"),
+    )

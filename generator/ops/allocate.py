@@ -48,7 +48,12 @@ def allocate(root: Path, *, write: bool = True) -> list[str]:
             prefix = nets.shared_prefix if key == naming.SHARED_ROOT else nets.vpc_prefix
             net = networks.first_free(primary, prefix, taken)
             if net is None:
-                sink.append(CatalogError(entry.locate("environments", env, "primary"), f"no free /{prefix} left in {primary} for {key} in '{env}' ({len(taken)} VPCs allocated); widen environments.{env}.primary and dr, or lower vpc_prefix"))
+                sink.append(
+                    CatalogError(
+                        entry.locate("environments", env, "primary"),
+                        f"no free /{prefix} left in {primary} for {key} in '{env}' ({len(taken)} VPCs allocated); widen environments.{env}.primary and dr, or lower vpc_prefix",
+                    )
+                )
                 continue
             taken.append(net)
             changes.append((env, key, str(net)))

@@ -98,17 +98,30 @@ def _estimate(d: Deployment, p: spec.Pricing, pool_size: int, pricing_at: Any) -
     s, hours = d.settings, p.hours_per_month
     usage = p.usage.get(d.env) or p.usage.get("default")
     if usage is None:
-        raise CatalogErrors([CatalogError(locate("usage"), f"no usage assumptions for environment '{d.env}' and no 'default' in {PRICING_PATH}")])
+        raise CatalogErrors(
+            [CatalogError(locate("usage"), f"no usage assumptions for environment '{d.env}' and no 'default' in {PRICING_PATH}")]
+        )
     db = s.database
     copies = (2 if db.multi_az else 1) + db.read_replicas
-    database = (_price(p.database_instance_hourly, db.instance_class, "database instance class", locate("database_instance_hourly")) * hours * copies
-                + db.allocated_storage_gb * p.database_storage_gb_month * copies)
-    cache = (_price(p.cache_node_hourly, s.cache.node_type, "cache node type", locate("cache_node_hourly")) * hours
-             * s.cache.shards * (1 + s.cache.replicas_per_shard))
+    database = (
+        _price(p.database_instance_hourly, db.instance_class, "database instance class", locate("database_instance_hourly"))
+        * hours
+        * copies
+        + db.allocated_storage_gb * p.database_storage_gb_month * copies
+    )
+    cache = (
+        _price(p.cache_node_hourly, s.cache.node_type, "cache node type", locate("cache_node_hourly"))
+        * hours
+        * s.cache.shards
+        * (1 + s.cache.replicas_per_shard)
+    )
     nat_count = s.network.az_count if s.network.nat_gateways == "per_az" else 1
     interface_endpoints = sum(1 for e in s.network.vpc_endpoints if e != "s3")
-    network = (nat_count * p.nat_gateway_hourly * hours + usage.nat_processed_gb * p.nat_gateway_gb_processed
-               + interface_endpoints * s.network.az_count * p.interface_endpoint_hourly * hours)
+    network = (
+        nat_count * p.nat_gateway_hourly * hours
+        + usage.nat_processed_gb * p.nat_gateway_gb_processed
+        + interface_endpoints * s.network.az_count * p.interface_endpoint_hourly * hours
+    )
     replicas = 0
     compute = 0.0
     for name, svc in sorted(s.services.items()):
@@ -213,25 +226,30 @@ def compare(current: list[Estimate], base: list[Estimate] | None, base_ref: str 
     report = CostReport(base_ref, max_increase)
     for key in sorted(set(now) | set(before)):
         cur, old = now.get(key), before.get(key)
-        report.deployments.append(Row(key[0], key[1], old.total if old else None,
-                                      cur.total if cur else None, cur.budget if cur else None, base is not None))
+        report.deployments.append(
+            Row(key[0], key[1], old.total if old else None, cur.total if cur else None, cur.budget if cur else None, base is not None)
+        )
     for tenant in sorted({k[0] for k in (*now, *before)}):
         cur_rows = [e for k, e in now.items() if k[0] == tenant]
         old_rows = [e for k, e in before.items() if k[0] == tenant]
-        report.tenants.append(Row(
-            tenant, None,
-            round(sum(e.total for e in old_rows), 2) if old_rows else None,
-            round(sum(e.total for e in cur_rows), 2) if cur_rows else None,
-            sum(e.budget for e in cur_rows) if cur_rows else None,
-            base is not None,
-        ))
+        report.tenants.append(
+            Row(
+                tenant,
+                None,
+                round(sum(e.total for e in old_rows), 2) if old_rows else None,
+                round(sum(e.total for e in cur_rows), 2) if cur_rows else None,
+                sum(e.budget for e in cur_rows) if cur_rows else None,
+                base is not None,
+            )
+        )
     report.deployments.sort(key=_by_change)
     report.tenants.sort(key=_by_change)
     return report
 
 
-def run(model: Model, base_model: Model | None = None, base_ref: str | None = None,
-        max_increase: float = DEFAULT_MAX_INCREASE) -> CostReport:
+def run(
+    model: Model, base_model: Model | None = None, base_ref: str | None = None, max_increase: float = DEFAULT_MAX_INCREASE
+) -> CostReport:
     """Estimate ``model`` (and the base, priced with its own table when it has one)."""
     pricing, entry = pricing_of(model)
     current = estimate(model, pricing, entry)
@@ -252,8 +270,13 @@ def format_text(report: CostReport) -> str:
     Without a base there is nothing to compare, so only the estimate and budget columns."""
     compared = report.base is not None
     lines = []
-    header = f"{'tenant':<20} {'environment':<12} " + (f"{'base':>12} " if compared else "") + f"{'current':>12} " \
-        + (f"{'change':>11} {'%':>7} " if compared else "") + f"{'budget':>10}  note"
+    header = (
+        f"{'tenant':<20} {'environment':<12} "
+        + (f"{'base':>12} " if compared else "")
+        + f"{'current':>12} "
+        + (f"{'change':>11} {'%':>7} " if compared else "")
+        + f"{'budget':>10}  note"
+    )
     for title, rows in (("monthly estimate per tenant (USD)", report.tenants), ("per tenant and environment", report.deployments)):
         lines += [title + (f", against {report.base}" if compared else ""), header]
         for r in rows:

@@ -159,7 +159,10 @@ def _workflow_schema(folder: Path, files: list[str]) -> ToolResult:
         return result
     proc = subprocess.run(
         [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows", "-o", "json", *files],
-        cwd=folder, capture_output=True, text=True, check=False,
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if proc.returncode != 0:
         try:
@@ -248,8 +251,21 @@ def _checkov(folder: Path, root: Path, config: LintConfig, report: LintReport) -
     binary = checkov_binary(root)
     global_skips = sorted({s.id for s in config.checkov.skip if not s.paths})
     scoped = [s for s in config.checkov.skip if s.paths]
-    args = [binary, "-d", str(folder), "--framework", *CHECKOV_FRAMEWORKS, "-o", "json", "--quiet", "--compact",
-            "--skip-download", "--download-external-modules", "false", "--no-fail-on-crash"]
+    args = [
+        binary,
+        "-d",
+        str(folder),
+        "--framework",
+        *CHECKOV_FRAMEWORKS,
+        "-o",
+        "json",
+        "--quiet",
+        "--compact",
+        "--skip-download",
+        "--download-external-modules",
+        "false",
+        "--no-fail-on-crash",
+    ]
     if global_skips:
         args += ["--skip-check", ",".join(global_skips)]
     env = {**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false", "LOG_LEVEL": "ERROR"}
@@ -277,7 +293,9 @@ def _checkov(folder: Path, root: Path, config: LintConfig, report: LintReport) -
                 continue
             failed.append(check)
             lines = check.get("file_line_range") or [1]
-            result.errors.append(f"{rel}:{lines[0]}: {check.get('check_id')} {check.get('check_name')} ({check.get('resource')}) [{framework}]")
+            result.errors.append(
+                f"{rel}:{lines[0]}: {check.get('check_id')} {check.get('check_name')} ({check.get('resource')}) [{framework}]"
+            )
         report.checkov[framework] = {
             "passed": int(summary.get("passed", 0)),
             "failed": len(failed),

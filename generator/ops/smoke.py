@@ -11,8 +11,8 @@ from __future__ import annotations
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from generator.errors import UsageError
 from generator.model import naming
@@ -45,7 +45,7 @@ def probe(url: str, timeout: float = 10.0) -> str | None:
     """None when ``url`` answers 2xx, else a one-line reason."""
     request = urllib.request.Request(url, headers={"User-Agent": "companyos-smoke"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - https URLs built from the model
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return None if 200 <= response.status < 300 else f"HTTP {response.status}"
     except urllib.error.HTTPError as exc:
         return f"HTTP {exc.code}"
@@ -53,8 +53,13 @@ def probe(url: str, timeout: float = 10.0) -> str | None:
         return str(getattr(exc, "reason", exc))
 
 
-def run(items: list[Check], attempts: int = 10, delay: float = 15.0,
-        check: Callable[[str], str | None] = probe, sleep: Callable[[float], None] = time.sleep) -> list[tuple[Check, str]]:
+def run(
+    items: list[Check],
+    attempts: int = 10,
+    delay: float = 15.0,
+    check: Callable[[str], str | None] = probe,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[tuple[Check, str]]:
     """Probe every URL, retrying failures; return the ones still failing at the end."""
     failing = list(items)
     reasons: dict[str, str] = {}

@@ -20,9 +20,9 @@ import datetime
 import hashlib
 import json
 import os
+from collections.abc import Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import Iterable, Mapping
 
 from generator.output.tree import files_under, read_file, read_manifest
 
@@ -102,8 +102,12 @@ def remember_clean(root: Path, outputs: Mapping[str, bytes], inputs: str | None 
     ``outputs``: every output file exactly as it now is on disk (after a render with no
     unmanaged files, or a check that found the tree clean), so their digest comes from
     memory instead of reading the tree back. ``inputs``: as for :func:`known_clean`."""
-    entry = {"version": CACHE_VERSION, "inputs": inputs or inputs_digest(root),
-             "outputs": _digest(root, sorted(outputs), outputs), "files": len(outputs)}
+    entry = {
+        "version": CACHE_VERSION,
+        "inputs": inputs or inputs_digest(root),
+        "outputs": _digest(root, sorted(outputs), outputs),
+        "files": len(outputs),
+    }
     path = root / CACHE_PATH
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -64,8 +64,9 @@ def _run(unit: Unit) -> list[Finished]:
     return [finish(target.NAME, item) for item in target.render(scope, templates)]
 
 
-def render_parallel(model: Model, targets: Sequence[Target], jobs: int,
-                    finish: Callable[[str, RenderedFile], Finished]) -> Iterator[Finished]:
+def render_parallel(
+    model: Model, targets: Sequence[Target], jobs: int, finish: Callable[[str, RenderedFile], Finished]
+) -> Iterator[Finished]:
     """Every target's finished files (``finish`` runs in the workers too: headers and hashes
     are a third of the work), in the order a serial run produces them per unit."""
     work = units(model, targets)

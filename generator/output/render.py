@@ -10,8 +10,9 @@ files back to roots and tenants.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from generator.errors import CatalogError, CatalogErrors, Location
 from generator.formats import emit
@@ -80,6 +81,8 @@ def finalize(target: str, item: RenderedFile) -> tuple[str, bytes, dict[str, Any
 
 def _add(files: dict[str, bytes], entries: dict[str, dict[str, Any]], path: str, data: bytes, entry: dict[str, Any]) -> None:
     if path in files:
-        raise CatalogErrors([CatalogError(Location(path), f"two outputs claim this path (targets {entries[path]['target']} and {entry['target']})")])
+        raise CatalogErrors(
+            [CatalogError(Location(path), f"two outputs claim this path (targets {entries[path]['target']} and {entry['target']})")]
+        )
     files[path] = data
     entries[path] = entry

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from generator.errors import UsageError
 from generator.output.render import MANIFEST_PATH, RenderResult
@@ -41,8 +42,14 @@ class TreeStatus:
         return not (self.changed or self.missing or self.stale or self.unmanaged)
 
     def as_dict(self) -> dict[str, object]:
-        return {"clean": self.clean, "changed": self.changed, "missing": self.missing,
-                "stale": self.stale, "unmanaged": self.unmanaged, "unchanged": self.unchanged}
+        return {
+            "clean": self.clean,
+            "changed": self.changed,
+            "missing": self.missing,
+            "stale": self.stale,
+            "unmanaged": self.unmanaged,
+            "unchanged": self.unchanged,
+        }
 
 
 @dataclass
@@ -190,7 +197,7 @@ def _write_file(path: str, data: bytes, new: bool) -> None:
     try:
         view = memoryview(data)
         while view:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
     finally:
         os.close(fd)
 
@@ -220,7 +227,9 @@ def _status(result: RenderResult, root: Path, listing: _Listing) -> TreeStatus:
             st.unchanged += 1
     st.stale = sorted(rel for rel in previous if rel not in result.files and rel in existing)
     known = set(result.files) | set(previous)
-    st.unmanaged = sorted(rel for rel in existing if rel.split("/", 1)[0] in OWNED_DIRS and rel not in known and not rel.endswith(TMP_SUFFIX))
+    st.unmanaged = sorted(
+        rel for rel in existing if rel.split("/", 1)[0] in OWNED_DIRS and rel not in known and not rel.endswith(TMP_SUFFIX)
+    )
     return st
 
 
@@ -315,10 +324,13 @@ def unified_diff(result: RenderResult, root: Path, paths: Iterable[str], context
         new = result.files.get(rel)
         old_lines = old.decode("utf-8", "replace").splitlines(keepends=True) if old is not None else []
         new_lines = new.decode("utf-8", "replace").splitlines(keepends=True) if new is not None else []
-        chunks.extend(difflib.unified_diff(
-            old_lines, new_lines,
-            fromfile=f"a/{rel}" if old is not None else "/dev/null",
-            tofile=f"b/{rel}" if new is not None else "/dev/null",
-            n=context,
-        ))
+        chunks.extend(
+            difflib.unified_diff(
+                old_lines,
+                new_lines,
+                fromfile=f"a/{rel}" if old is not None else "/dev/null",
+                tofile=f"b/{rel}" if new is not None else "/dev/null",
+                n=context,
+            )
+        )
     return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in chunks)

@@ -71,8 +71,9 @@ class Waived:
 
     def __str__(self) -> str:
         v, w = self.violation, self.waiver
-        return (f"waived: {v.location}: [{v.rule}] {v.message} "
-                f"(waiver {self.location}, approved by {w.approver} until {w.expires}: {w.reason})")
+        return (
+            f"waived: {v.location}: [{v.rule}] {v.message} (waiver {self.location}, approved by {w.approver} until {w.expires}: {w.reason})"
+        )
 
 
 @dataclass
@@ -126,8 +127,9 @@ def regulated(model: Model) -> Iterator[Deployment]:
     return (d for d in model.deployments if d.tier.regulated)
 
 
-def setting_rule(rule_id: str, model: Model, deployments: Iterable[Deployment], path: str,
-                  ok: Callable[[Any], bool], expectation: str) -> Iterator[Violation]:
+def setting_rule(
+    rule_id: str, model: Model, deployments: Iterable[Deployment], path: str, ok: Callable[[Any], bool], expectation: str
+) -> Iterator[Violation]:
     for d in deployments:
         value = value_of(d, path)
         if not ok(value):

@@ -31,7 +31,11 @@ def evaluate(model: Model, today: datetime.date) -> PolicyReport:
 
 def describe_rules() -> list[dict[str, object]]:
     """``companyos policy list``: id, name and rationale of every rule."""
-    rules: list[dict[str, object]] = [{"id": r.id, "name": r.name, "rationale": r.rationale, "waivable": r.waivable} for r in RULES.values()]
-    rules += [{"id": rule_id, "name": name, "rationale": f"{rationale} (needs --base)", "waivable": False}
-              for rule_id, (name, rationale) in BASE_RULES.items()]
+    rules: list[dict[str, object]] = [
+        {"id": r.id, "name": r.name, "rationale": r.rationale, "waivable": r.waivable} for r in RULES.values()
+    ]
+    rules += [
+        {"id": rule_id, "name": name, "rationale": f"{rationale} (needs --base)", "waivable": False}
+        for rule_id, (name, rationale) in BASE_RULES.items()
+    ]
     return sorted(rules, key=lambda r: str(r["id"]))

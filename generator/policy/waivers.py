@@ -36,11 +36,16 @@ def _expiry(waiver: spec.Waiver) -> datetime.date | None:
 
 
 def _covers(waiver: spec.Waiver, violation: Violation) -> bool:
-    return (waiver.rule == violation.rule and waiver.tenant == violation.tenant
-            and (waiver.environment is None or waiver.environment == violation.environment))
+    return (
+        waiver.rule == violation.rule
+        and waiver.tenant == violation.tenant
+        and (waiver.environment is None or waiver.environment == violation.environment)
+    )
 
 
-def apply_waivers(model: Model, violations: list[Violation], today: datetime.date, rules: dict[str, Rule]) -> tuple[list[CatalogError], list[Waived]]:
+def apply_waivers(
+    model: Model, violations: list[Violation], today: datetime.date, rules: dict[str, Rule]
+) -> tuple[list[CatalogError], list[Waived]]:
     """Split ``violations`` into errors and waived notes; add the waivers' own errors."""
     errors: list[CatalogError] = []
     active: list[tuple[spec.Waiver, Location]] = []
@@ -58,7 +63,11 @@ def apply_waivers(model: Model, violations: list[Violation], today: datetime.dat
         elif expires is None:
             errors.append(CatalogError(where, f"{label}: expires '{waiver.expires}' is not a real date"))
         elif expires < today:
-            errors.append(CatalogError(where, f"{label} expired on {waiver.expires} (approved by {waiver.approver}); fix the violation or get a new approval"))
+            errors.append(
+                CatalogError(
+                    where, f"{label} expired on {waiver.expires} (approved by {waiver.approver}); fix the violation or get a new approval"
+                )
+            )
         else:
             active.append((waiver, where))
     used: set[int] = set()
@@ -74,5 +83,9 @@ def apply_waivers(model: Model, violations: list[Violation], today: datetime.dat
     errors.extend(merge_same_setting(unwaived))
     for i, (waiver, where) in enumerate(active):
         if i not in used:
-            errors.append(CatalogError(where, f"waiver of {waiver.rule} for tenant '{waiver.tenant}' is unused: nothing it covers is violated; remove it"))
+            errors.append(
+                CatalogError(
+                    where, f"waiver of {waiver.rule} for tenant '{waiver.tenant}' is unused: nothing it covers is violated; remove it"
+                )
+            )
     return errors, waived

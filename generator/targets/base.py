@@ -8,8 +8,9 @@ is one module here plus one folder in ``templates/`` and a line in ``targets/__i
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from generator.formats.templating import Templates

@@ -7,7 +7,8 @@ the chart to create ExternalSecrets that copy named Secrets Manager entries into
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from generator.catalog.spec import Service
 from generator.formats.templating import Templates
@@ -21,7 +22,6 @@ NAME = "helm"
 #: Each environment's files depend on that environment's slice of the model only (see parallel.py).
 PER_ENVIRONMENT = True
 TEMPLATE = "helm/values.yaml.j2"
-
 
 
 def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
@@ -43,7 +43,9 @@ def secret_files(model: Model, d: Deployment, service: Service) -> dict[str, Any
     if service.secrets:
         files["app-secrets"] = {
             "data": {
-                ref.env: {"remoteRef": {"key": naming.secret_key(ref.key, d.name, d.env), **({"property": ref.property} if ref.property else {})}}
+                ref.env: {
+                    "remoteRef": {"key": naming.secret_key(ref.key, d.name, d.env), **({"property": ref.property} if ref.property else {})}
+                }
                 for ref in service.secrets
             }
         }
@@ -55,7 +57,11 @@ def secret_files(model: Model, d: Deployment, service: Service) -> dict[str, Any
 def context(model: Model, d: Deployment, service: Service) -> dict[str, Any]:
     probes = []
     if service.probes:
-        probes = [(f"{kind}Probe", getattr(service.probes, kind)) for kind in ("readiness", "liveness", "startup") if getattr(service.probes, kind)]
+        probes = [
+            (f"{kind}Probe", getattr(service.probes, kind))
+            for kind in ("readiness", "liveness", "startup")
+            if getattr(service.probes, kind)
+        ]
     return {
         "d": d,
         "service": service,

@@ -16,7 +16,8 @@ next sync replaces it; ``ttlSecondsAfterFinished`` cleans up if no sync follows.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from generator.catalog.spec import Service
 from generator.formats import emit
@@ -37,7 +38,6 @@ BACKOFF_LIMIT = 1
 ACTIVE_DEADLINE_SECONDS = 1800
 TTL_SECONDS_AFTER_FINISHED = 86400
 EXTERNAL_SECRETS_API = "external-secrets.io/v1"
-
 
 
 def has_job(service: Service) -> bool:
@@ -121,7 +121,12 @@ def documents(model: Model, d: Deployment, service: Service) -> list[dict[str, A
     job = {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": naming.migration_job_name(service.name), "namespace": d.namespace, "labels": meta_labels, "annotations": hook_annotations(-1)},
+        "metadata": {
+            "name": naming.migration_job_name(service.name),
+            "namespace": d.namespace,
+            "labels": meta_labels,
+            "annotations": hook_annotations(-1),
+        },
         "spec": {
             "backoffLimit": BACKOFF_LIMIT,
             "activeDeadlineSeconds": ACTIVE_DEADLINE_SECONDS,

@@ -17,8 +17,9 @@ would evaluate.
 from __future__ import annotations
 
 import shlex
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from generator.catalog import spec
 from generator.errors import CatalogError, CatalogErrors, Location
@@ -84,8 +85,13 @@ def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
         for svc in ctx["preview"]["services"]:
             yield RenderedFile(
                 path=svc["values_file"],
-                text=templates.render(PREVIEW_TEMPLATE, svc=svc, chart=svc["chart"], pod_security=hardening.pod_security_context(),
-                                      container_security=hardening.container_security_context()),
+                text=templates.render(
+                    PREVIEW_TEMPLATE,
+                    svc=svc,
+                    chart=svc["chart"],
+                    pod_security=hardening.pod_security_context(),
+                    container_security=hardening.container_security_context(),
+                ),
                 sources=(model.source("platform", "platform"), model.source("service", svc["name"]), templates.path(PREVIEW_TEMPLATE)),
                 environment=ctx["preview"]["env"],
             )
@@ -107,7 +113,9 @@ class _Guard:
         if "${{" in value:
             entry = self.model.catalog.entries.get(kind, {}).get(name)
             where = entry.locate(*keypath) if entry is not None else Location(self.model.source(kind, name))
-            self.errors.append(CatalogError(where, "'${{' is not allowed here: GitHub Actions would evaluate it inside a generated workflow"))
+            self.errors.append(
+                CatalogError(where, "'${{' is not allowed here: GitHub Actions would evaluate it inside a generated workflow")
+            )
         return value
 
 
@@ -122,8 +130,14 @@ def context(model: Model) -> dict[str, Any]:
         pin = ci.actions.get(action)
         if pin is None:
             entry = model.catalog.platform
-            raise CatalogErrors([CatalogError(entry.locate("ci", "actions", key=True),
-                                              f"the generated workflows use {action}; pin it under ci.actions (sha and tag)")])
+            raise CatalogErrors(
+                [
+                    CatalogError(
+                        entry.locate("ci", "actions", key=True),
+                        f"the generated workflows use {action}; pin it under ci.actions (sha and tag)",
+                    )
+                ]
+            )
         return f"{action}@{pin.sha} # {pin.tag}"
 
     envs = [_environment(model, e) for e in model.environments]
@@ -150,7 +164,7 @@ def context(model: Model) -> dict[str, Any]:
 
 def _chunks(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Static matrix rows split into jobs of at most MAX_MATRIX rows."""
-    parts = [rows[i:i + MAX_MATRIX] for i in range(0, len(rows), MAX_MATRIX)]
+    parts = [rows[i : i + MAX_MATRIX] for i in range(0, len(rows), MAX_MATRIX)]
     if len(parts) <= 1:
         return [{"job": "", "rows": rows}]
     return [{"job": f"-{k}", "rows": part} for k, part in enumerate(parts, start=1)]
@@ -227,16 +241,18 @@ def _migrations(model: Model, guard: _Guard) -> list[dict[str, Any]]:
         guard.text(m.path, "service", name, "migrations", "path")
         guard.text(svc.image.repository, "service", name, "image", "repository")
         ecr = _ecr(svc.image.repository)
-        out.append({
-            "name": name,
-            "path": m.path.strip("/"),
-            "image": f"{svc.image.repository}:{svc.image.tag}",
-            "plan": shlex.join([*m.command, *m.plan_args]),
-            "dry_run": shlex.join([*m.command, *m.dry_run_args]),
-            "postgres": f"{POSTGRES_IMAGE}:{_postgres_tag(model, name)}",
-            "ecr": ecr,
-            "ecr_role": naming.ci_role_arn(ecr["account"], model.platform, "ecr-read") if ecr else None,
-        })
+        out.append(
+            {
+                "name": name,
+                "path": m.path.strip("/"),
+                "image": f"{svc.image.repository}:{svc.image.tag}",
+                "plan": shlex.join([*m.command, *m.plan_args]),
+                "dry_run": shlex.join([*m.command, *m.dry_run_args]),
+                "postgres": f"{POSTGRES_IMAGE}:{_postgres_tag(model, name)}",
+                "ecr": ecr,
+                "ecr_role": naming.ci_role_arn(ecr["account"], model.platform, "ecr-read") if ecr else None,
+            }
+        )
     return out
 
 
@@ -248,7 +264,9 @@ def _preview(model: Model, envs: list[dict[str, Any]]) -> dict[str, Any] | None:
     services = []
     for name, svc in model.services.items():
         chart = model.platform.charts[svc.chart]
-        services.append({"name": name, "service": svc, "chart": chart, "release": name, "values_file": preview_values_path(name, first.name)})
+        services.append(
+            {"name": name, "service": svc, "chart": chart, "release": name, "values_file": preview_values_path(name, first.name)}
+        )
     return {
         "env": first.name,
         "ttl_hours": first.previews.ttl_hours,
@@ -270,12 +288,15 @@ def _restore_targets(model: Model) -> list[dict[str, Any]]:
         if not any(s.uses_database for s in d.services):
             continue
         owner = d.name if d.dedicated else naming.pool_root(d.tier.name)
-        out.setdefault(owner, {
-            "owner": owner,
-            "environment": last.name,
-            "db_instance": naming.resource_prefix(model.platform, last.name, owner),
-            "source_account": d.account_id,
-            #: Where the copy lives: the DR region when backups are copied across regions.
-            "region": last.aws.dr_region if d.settings.database.cross_region_copy else last.aws.region,
-        })
+        out.setdefault(
+            owner,
+            {
+                "owner": owner,
+                "environment": last.name,
+                "db_instance": naming.resource_prefix(model.platform, last.name, owner),
+                "source_account": d.account_id,
+                #: Where the copy lives: the DR region when backups are copied across regions.
+                "region": last.aws.dr_region if d.settings.database.cross_region_copy else last.aws.region,
+            },
+        )
     return [out[k] for k in sorted(out)]

@@ -1,5 +1,4 @@
-"""The promotion chain (CO011): every change is tried before production.
-"""
+"""The promotion chain (CO011): every change is tried before production."""
 
 from __future__ import annotations
 
@@ -10,7 +9,12 @@ from generator.model.resolve import Model
 from generator.policy.core import Violation, rule
 
 
-@rule("CO011", "promotion-chain", "Environments form one promotion chain (dev -> stage -> prod), so every change is tried before production.", waivable=False)
+@rule(
+    "CO011",
+    "promotion-chain",
+    "Environments form one promotion chain (dev -> stage -> prod), so every change is tried before production.",
+    waivable=False,
+)
 def promotion_chain(model: Model) -> Iterator[Violation]:
     # Also enforced while loading (references), because resolving needs a chain; kept here
     # so the rule is listed, documented and reported with its id.

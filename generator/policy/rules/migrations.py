@@ -34,7 +34,10 @@ from generator.model.resolve import Model
 from generator.policy.core import Violation, production, rule
 
 BASE_RULES = {
-    "CO015": ("forward-only-migrations", "Against the base ref no schema version goes down, and expand and contract never reach production in the same change."),
+    "CO015": (
+        "forward-only-migrations",
+        "Against the base ref no schema version goes down, and expand and contract never reach production in the same change.",
+    ),
 }
 
 
@@ -55,20 +58,29 @@ def promotion_order_violations(model: Model) -> Iterator[Violation]:
         entry = model.catalog.services[name]
         for env in mig.versions:
             if env not in order:
-                yield Violation("CO013", entry.locate("migrations", "versions", env, key=True), f"service '{name}' declares a schema version for unknown environment '{env}'")
+                yield Violation(
+                    "CO013",
+                    entry.locate("migrations", "versions", env, key=True),
+                    f"service '{name}' declares a schema version for unknown environment '{env}'",
+                )
         if not mig.versions:
             continue
         for env in sorted(_deployed_envs(model, name) - set(mig.versions), key=order.index):
-            yield Violation("CO013", entry.locate("migrations", "versions"), f"service '{name}' runs in {env} but declares no schema version for it")
+            yield Violation(
+                "CO013", entry.locate("migrations", "versions"), f"service '{name}' runs in {env} but declares no schema version for it"
+            )
         previous: tuple[str, int] | None = None
         for env in order:
             if env not in mig.versions:
                 continue
             version = mig.versions[env]
             if previous is not None and version > previous[1]:
-                yield Violation("CO013", entry.locate("migrations", "versions", env),
-                                f"service '{name}' schema version {version} in {env} is ahead of {previous[1]} in {previous[0]}; "
-                                f"a version reaches {env} only after {previous[0]} (dev >= stage >= prod)")
+                yield Violation(
+                    "CO013",
+                    entry.locate("migrations", "versions", env),
+                    f"service '{name}' schema version {version} in {env} is ahead of {previous[1]} in {previous[0]}; "
+                    f"a version reaches {env} only after {previous[0]} (dev >= stage >= prod)",
+                )
             previous = (env, version)
 
 
@@ -85,21 +97,30 @@ def expand_contract_violations(model: Model) -> Iterator[Violation]:
                 continue
             steps[step.version] = step
             if step.kind == "expand" and step.expands is not None:
-                yield Violation("CO014", entry.locate("migrations", "history", i, "expands"), f"migration {step.version} of '{name}' is an expand; only a contract names the expand it completes")
+                yield Violation(
+                    "CO014",
+                    entry.locate("migrations", "history", i, "expands"),
+                    f"migration {step.version} of '{name}' is an expand; only a contract names the expand it completes",
+                )
             if step.kind != "contract":
                 continue
             expand = next((s for s in mig.history if s.version == step.expands and s.kind == "expand"), None)
             if step.expands is None or expand is None or step.expands >= step.version:
-                yield Violation("CO014", where, f"contract {step.version} of '{name}' must name an earlier expand in its history under 'expands'")
+                yield Violation(
+                    "CO014", where, f"contract {step.version} of '{name}' must name an earlier expand in its history under 'expands'"
+                )
                 continue
             prod_version = mig.versions.get(prod) if prod else None
             if prod_version is None or prod_version >= step.expands:
                 continue
             for env, version in sorted(mig.versions.items()):
                 if version >= step.version:
-                    yield Violation("CO014", entry.locate("migrations", "versions", env),
-                                    f"service '{name}' runs version {version} in {env}, which includes contract {step.version}, "
-                                    f"but its expand {step.expands} has not reached {prod} (at {prod_version}); ship the expand to {prod} first")
+                    yield Violation(
+                        "CO014",
+                        entry.locate("migrations", "versions", env),
+                        f"service '{name}' runs version {version} in {env}, which includes contract {step.version}, "
+                        f"but its expand {step.expands} has not reached {prod} (at {prod_version}); ship the expand to {prod} first",
+                    )
 
 
 # --- against a base ref -------------------------------------------------------------------
@@ -128,9 +149,13 @@ def against_base(model: Model, before: dict[str, dict[str, int]], ref: str) -> l
             continue
         for env, version in sorted(mig.versions.items()):
             if env in old and version < old[env]:
-                errors.append(CatalogError(entry.locate("migrations", "versions", env),
-                                           f"[CO015] service '{name}' schema version in {env} goes down from {old[env]} (at {ref}) to {version}: "
-                                           "migrations are forward-only; roll forward with a new migration instead"))
+                errors.append(
+                    CatalogError(
+                        entry.locate("migrations", "versions", env),
+                        f"[CO015] service '{name}' schema version in {env} goes down from {old[env]} (at {ref}) to {version}: "
+                        "migrations are forward-only; roll forward with a new migration instead",
+                    )
+                )
         old_prod = old.get(prod, 0) if prod else 0
         for step in mig.history:
             if step.kind != "contract" or step.expands is None:
@@ -138,9 +163,13 @@ def against_base(model: Model, before: dict[str, dict[str, int]], ref: str) -> l
             for env, version in sorted(mig.versions.items()):
                 newly = version >= step.version and old.get(env, 0) < step.version
                 if newly and old_prod < step.expands:
-                    errors.append(CatalogError(entry.locate("migrations", "versions", env),
-                                               f"[CO015] service '{name}': contract {step.version} reaches {env} in this change, but its expand "
-                                               f"{step.expands} was not in {prod} at {ref} (was {old_prod}); ship the expand to {prod} in an earlier change"))
+                    errors.append(
+                        CatalogError(
+                            entry.locate("migrations", "versions", env),
+                            f"[CO015] service '{name}': contract {step.version} reaches {env} in this change, but its expand "
+                            f"{step.expands} was not in {prod} at {ref} (was {old_prod}); ship the expand to {prod} in an earlier change",
+                        )
+                    )
     return errors
 
 
@@ -150,11 +179,21 @@ def check_base(model: Model, ref: str) -> list[CatalogError]:
         return against_base(model, base_versions(base.raw("catalog/services/*.yaml")), ref)
 
 
-@rule("CO013", "schema-promotion-order", "A schema version reaches an environment only after the one before it in the chain (dev >= stage >= prod).", waivable=False)
+@rule(
+    "CO013",
+    "schema-promotion-order",
+    "A schema version reaches an environment only after the one before it in the chain (dev >= stage >= prod).",
+    waivable=False,
+)
 def schema_order(model: Model) -> Iterator[Violation]:
     yield from promotion_order_violations(model)
 
 
-@rule("CO014", "contract-after-expand", "A contract migration reaches any environment only once its expand runs in production.", waivable=False)
+@rule(
+    "CO014",
+    "contract-after-expand",
+    "A contract migration reaches any environment only once its expand runs in production.",
+    waivable=False,
+)
 def contract_after_expand(model: Model) -> Iterator[Violation]:
     yield from expand_contract_violations(model)

@@ -1,5 +1,4 @@
-"""Tier guardrails as data (CO009, CO012): bounds and allowed classes no override may weaken.
-"""
+"""Tier guardrails as data (CO009, CO012): bounds and allowed classes no override may weaken."""
 
 from __future__ import annotations
 

@@ -60,32 +60,48 @@ def documents(model: Model, d: Deployment) -> list[dict[str, Any]]:
             "apiVersion": "v1",
             "kind": "ResourceQuota",
             "metadata": meta("tenant-quota"),
-            "spec": {"hard": {
-                "requests.cpu": quota.requests_cpu,
-                "requests.memory": quota.requests_memory,
-                "limits.cpu": quota.limits_cpu,
-                "limits.memory": quota.limits_memory,
-                "pods": str(quota.pods),
-            }},
+            "spec": {
+                "hard": {
+                    "requests.cpu": quota.requests_cpu,
+                    "requests.memory": quota.requests_memory,
+                    "limits.cpu": quota.limits_cpu,
+                    "limits.memory": quota.limits_memory,
+                    "pods": str(quota.pods),
+                }
+            },
         },
         {
             "apiVersion": "v1",
             "kind": "LimitRange",
             "metadata": meta("tenant-limits"),
-            "spec": {"limits": [{
-                "type": "Container",
-                "default": DEFAULT_LIMITS,
-                "defaultRequest": DEFAULT_REQUESTS,
-                "max": {"cpu": quota.limits_cpu, "memory": quota.limits_memory},
-            }]},
+            "spec": {
+                "limits": [
+                    {
+                        "type": "Container",
+                        "default": DEFAULT_LIMITS,
+                        "defaultRequest": DEFAULT_REQUESTS,
+                        "max": {"cpu": quota.limits_cpu, "memory": quota.limits_memory},
+                    }
+                ]
+            },
         },
         _policy(meta("default-deny"), {}, ingress=[], egress=[]),
         _policy(meta("allow-same-namespace"), {}, ingress=[{"from": [{"podSelector": {}}]}], egress=[{"to": [{"podSelector": {}}]}]),
-        _policy(meta("allow-dns"), {}, egress=[{
-            "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
-                    "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
-            "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
-        }]),
+        _policy(
+            meta("allow-dns"),
+            {},
+            egress=[
+                {
+                    "to": [
+                        {
+                            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                        }
+                    ],
+                    "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+                }
+            ],
+        ),
     ]
     for service in d.services:
         ingress: list[dict[str, Any]] = []
@@ -98,12 +114,22 @@ def documents(model: Model, d: Deployment) -> list[dict[str, Any]]:
         egress_ports = [{"protocol": "TCP", "port": HTTPS_PORT}]
         if service.uses_database:
             egress_ports.append({"protocol": "TCP", "port": POSTGRES_PORT})
-        docs.append(_policy(meta(f"allow-{service.name}"), {"app.kubernetes.io/name": naming.workload_name(service.name)},
-                            ingress=ingress or None, egress=[{"ports": egress_ports}]))
+        docs.append(
+            _policy(
+                meta(f"allow-{service.name}"),
+                {"app.kubernetes.io/name": naming.workload_name(service.name)},
+                ingress=ingress or None,
+                egress=[{"ports": egress_ports}],
+            )
+        )
         if service.migrations is not None and service.uses_database:
-            docs.append(_policy(meta(f"allow-{naming.migration_job_name(service.name)}"),
-                                {"app.kubernetes.io/name": naming.migration_job_name(service.name)},
-                                egress=[{"ports": [{"protocol": "TCP", "port": POSTGRES_PORT}]}]))
+            docs.append(
+                _policy(
+                    meta(f"allow-{naming.migration_job_name(service.name)}"),
+                    {"app.kubernetes.io/name": naming.migration_job_name(service.name)},
+                    egress=[{"ports": [{"protocol": "TCP", "port": POSTGRES_PORT}]}],
+                )
+            )
     return docs
 
 
@@ -111,7 +137,9 @@ def _namespace_peer(namespace: str) -> dict[str, Any]:
     return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}
 
 
-def _policy(metadata: dict[str, Any], match: dict[str, str], *, ingress: list[Any] | None = None, egress: list[Any] | None = None) -> dict[str, Any]:
+def _policy(
+    metadata: dict[str, Any], match: dict[str, str], *, ingress: list[Any] | None = None, egress: list[Any] | None = None
+) -> dict[str, Any]:
     """A NetworkPolicy; ``ingress``/``egress`` None means "this policy says nothing about
     that direction", an empty list means "deny" (with the other policies adding up)."""
     spec: dict[str, Any] = {"podSelector": {"matchLabels": match} if match else {}}

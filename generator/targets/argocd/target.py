@@ -26,7 +26,8 @@ Per environment, under ``rendered/argocd/<env>/``:
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from generator.catalog import spec
 from generator.formats import emit
@@ -97,31 +98,88 @@ def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
         if not deployments:
             continue
         env_sources = (model.source("platform", "platform"), model.source("environment", env.name))
-        yield _file(templates, T_APPSETS, f"{argocd_dir(env.name)}/applicationsets.yaml",
-                    (*sorted({s for d in deployments for s in d.sources}),
-                     *(model.source("service", s.name) for s in _services(deployments))),
-                    env=env, waves=waves(deployments), documents=[applicationset(model, env, deployments)], environment=env.name)
-        yield _file(templates, T_BOOTSTRAP, f"{argocd_dir(env.name)}/bootstrap.yaml", env_sources,
-                    env=env, documents=bootstrap_documents(model, env), environment=env.name)
-        yield _file(templates, T_PLATFORM, f"{argocd_dir(env.name)}/platform.yaml", (*env_sources, *(model.source("tenant", d.name) for d in deployments)),
-                    env=env, documents=platform_documents(model, env, deployments), environment=env.name)
+        yield _file(
+            templates,
+            T_APPSETS,
+            f"{argocd_dir(env.name)}/applicationsets.yaml",
+            (*sorted({s for d in deployments for s in d.sources}), *(model.source("service", s.name) for s in _services(deployments))),
+            env=env,
+            waves=waves(deployments),
+            documents=[applicationset(model, env, deployments)],
+            environment=env.name,
+        )
+        yield _file(
+            templates,
+            T_BOOTSTRAP,
+            f"{argocd_dir(env.name)}/bootstrap.yaml",
+            env_sources,
+            env=env,
+            documents=bootstrap_documents(model, env),
+            environment=env.name,
+        )
+        yield _file(
+            templates,
+            T_PLATFORM,
+            f"{argocd_dir(env.name)}/platform.yaml",
+            (*env_sources, *(model.source("tenant", d.name) for d in deployments)),
+            env=env,
+            documents=platform_documents(model, env, deployments),
+            environment=env.name,
+        )
         for d in deployments:
             service_sources = tuple(model.source("service", s.name) for s in d.services)
-            yield _file(templates, T_PROJECT, f"{argocd_dir(env.name)}/projects/{d.name}.yaml", (*d.sources, *service_sources),
-                        d=d, documents=[app_project(model, d)], tenant=d.name, environment=env.name)
-            yield _file(templates, T_NAMESPACE, namespace_path(env.name, d.name), (*d.sources, *service_sources),
-                        d=d, documents=argocd_namespaces.documents(model, d), tenant=d.name, environment=env.name)
+            yield _file(
+                templates,
+                T_PROJECT,
+                f"{argocd_dir(env.name)}/projects/{d.name}.yaml",
+                (*d.sources, *service_sources),
+                d=d,
+                documents=[app_project(model, d)],
+                tenant=d.name,
+                environment=env.name,
+            )
+            yield _file(
+                templates,
+                T_NAMESPACE,
+                namespace_path(env.name, d.name),
+                (*d.sources, *service_sources),
+                d=d,
+                documents=argocd_namespaces.documents(model, d),
+                tenant=d.name,
+                environment=env.name,
+            )
             for service in d.services:
                 if canary_enabled(d, service):
-                    yield _file(templates, T_ROLLOUT, rollout_path(env.name, d.name, service.name), (*d.sources, model.source("service", service.name)),
-                                d=d, service=service, documents=argocd_rollouts.rollout_documents(d, service, app_labels(d, service)),
-                                tenant=d.name, environment=env.name)
+                    yield _file(
+                        templates,
+                        T_ROLLOUT,
+                        rollout_path(env.name, d.name, service.name),
+                        (*d.sources, model.source("service", service.name)),
+                        d=d,
+                        service=service,
+                        documents=argocd_rollouts.rollout_documents(d, service, app_labels(d, service)),
+                        tenant=d.name,
+                        environment=env.name,
+                    )
 
 
-def _file(templates: Templates, template: str, path: str, sources: tuple[str, ...], *, tenant: str | None = None,
-          environment: str | None = None, **context: Any) -> RenderedFile:
-    return RenderedFile(path=path, text=templates.render(template, **context), sources=(*sources, templates.path(template)),
-                        tenant=tenant, environment=environment)
+def _file(
+    templates: Templates,
+    template: str,
+    path: str,
+    sources: tuple[str, ...],
+    *,
+    tenant: str | None = None,
+    environment: str | None = None,
+    **context: Any,
+) -> RenderedFile:
+    return RenderedFile(
+        path=path,
+        text=templates.render(template, **context),
+        sources=(*sources, templates.path(template)),
+        tenant=tenant,
+        environment=environment,
+    )
 
 
 def _services(deployments: tuple[Deployment, ...]) -> list[spec.Service]:
@@ -140,7 +198,9 @@ def waves(deployments: tuple[Deployment, ...]) -> list[str]:
     """Waves in sync order: canary tenants, then pooled tiers, then dedicated tiers (each
     group by name), so shared data planes see a release before isolated ones."""
     present = {wave(d) for d in deployments}
-    tiers = sorted({d.tier.name: d.tier for d in deployments if not d.tenant.canary}.values(), key=lambda t: (t.isolation == "dedicated", t.name))
+    tiers = sorted(
+        {d.tier.name: d.tier for d in deployments if not d.tenant.canary}.values(), key=lambda t: (t.isolation == "dedicated", t.name)
+    )
     return ([CANARY_WAVE] if CANARY_WAVE in present else []) + [t.name for t in tiers if t.name in present]
 
 
@@ -204,8 +264,11 @@ def applicationset(model: Model, env: spec.Environment, deployments: tuple[Deplo
     return {
         "apiVersion": API,
         "kind": "ApplicationSet",
-        "metadata": {"name": naming.applicationset_name(env.name), "namespace": model.platform.argocd_namespace,
-                     "labels": naming.environment_labels(env.name)},
+        "metadata": {
+            "name": naming.applicationset_name(env.name),
+            "namespace": model.platform.argocd_namespace,
+            "labels": naming.environment_labels(env.name),
+        },
         "spec": {
             "goTemplate": True,
             "goTemplateOptions": ["missingkey=error"],
@@ -259,14 +322,16 @@ def sync_windows(env: spec.Environment) -> list[dict[str, Any]]:
     window = env.change_window
     if window is None:
         return []
-    return [{
-        "kind": "allow",
-        "schedule": window.schedule,
-        "duration": window.duration,
-        "timeZone": window.timezone,
-        "applications": ["*"],
-        "manualSync": True,
-    }]
+    return [
+        {
+            "kind": "allow",
+            "schedule": window.schedule,
+            "duration": window.duration,
+            "timeZone": window.timezone,
+            "applications": ["*"],
+            "manualSync": True,
+        }
+    ]
 
 
 def _kinds(kinds: tuple[tuple[str, str], ...]) -> list[dict[str, str]]:
@@ -282,8 +347,12 @@ def app_project(model: Model, d: Deployment) -> dict[str, Any]:
     project: dict[str, Any] = {
         "apiVersion": API,
         "kind": "AppProject",
-        "metadata": {"name": naming.argocd_project(d.name, d.env), "namespace": model.platform.argocd_namespace,
-                     "labels": argocd_namespaces.namespace_labels(d), "annotations": PROJECT_FIRST},
+        "metadata": {
+            "name": naming.argocd_project(d.name, d.env),
+            "namespace": model.platform.argocd_namespace,
+            "labels": argocd_namespaces.namespace_labels(d),
+            "annotations": PROJECT_FIRST,
+        },
         "spec": {
             "description": f"Tenant {d.name} ({d.tier.name}) in {d.env}; owner {d.tenant.owner}",
             "sourceRepos": source_repos(model, d.services),
@@ -304,37 +373,49 @@ def platform_documents(model: Model, env: spec.Environment, deployments: tuple[D
     project_name = naming.platform_project(model.platform, env.name)
     repo = model.platform.repository
     labels = naming.environment_labels(env.name)
-    docs: list[dict[str, Any]] = [{
-        "apiVersion": API,
-        "kind": "AppProject",
-        "metadata": {"name": project_name, "namespace": model.platform.argocd_namespace, "labels": labels, "annotations": PROJECT_FIRST},
-        "spec": {
-            "description": f"Platform-owned tenant namespaces in {env.name}",
-            "sourceRepos": [repo.url],
-            "destinations": [{"name": cluster, "namespace": d.namespace} for d in deployments],
-            "clusterResourceWhitelist": [{"group": "", "kind": "Namespace"}],
-            "namespaceResourceWhitelist": _kinds(PLATFORM_NAMESPACED_KINDS),
-        },
-    }]
-    for d in deployments:
-        docs.append({
+    docs: list[dict[str, Any]] = [
+        {
             "apiVersion": API,
-            "kind": "Application",
-            "metadata": {"name": f"{env.name}-namespace-{d.name}", "namespace": model.platform.argocd_namespace,
-                         "labels": {**labels, "companyos.io/tenant": d.name}},
-            "spec": {
-                "project": project_name,
-                "destination": {"name": cluster, "namespace": d.namespace},
-                "source": {
-                    "repoURL": repo.url,
-                    "targetRevision": repo.revision,
-                    "path": f"{argocd_dir(env.name)}/namespaces",
-                    "directory": {"include": f"{d.name}.yaml"},
-                },
-                # Always automated: the fence must exist before (and whatever) the tenant syncs.
-                "syncPolicy": {"automated": {"prune": True, "selfHeal": True}, "syncOptions": ["PruneLast=true"]},
+            "kind": "AppProject",
+            "metadata": {
+                "name": project_name,
+                "namespace": model.platform.argocd_namespace,
+                "labels": labels,
+                "annotations": PROJECT_FIRST,
             },
-        })
+            "spec": {
+                "description": f"Platform-owned tenant namespaces in {env.name}",
+                "sourceRepos": [repo.url],
+                "destinations": [{"name": cluster, "namespace": d.namespace} for d in deployments],
+                "clusterResourceWhitelist": [{"group": "", "kind": "Namespace"}],
+                "namespaceResourceWhitelist": _kinds(PLATFORM_NAMESPACED_KINDS),
+            },
+        }
+    ]
+    for d in deployments:
+        docs.append(
+            {
+                "apiVersion": API,
+                "kind": "Application",
+                "metadata": {
+                    "name": f"{env.name}-namespace-{d.name}",
+                    "namespace": model.platform.argocd_namespace,
+                    "labels": {**labels, "companyos.io/tenant": d.name},
+                },
+                "spec": {
+                    "project": project_name,
+                    "destination": {"name": cluster, "namespace": d.namespace},
+                    "source": {
+                        "repoURL": repo.url,
+                        "targetRevision": repo.revision,
+                        "path": f"{argocd_dir(env.name)}/namespaces",
+                        "directory": {"include": f"{d.name}.yaml"},
+                    },
+                    # Always automated: the fence must exist before (and whatever) the tenant syncs.
+                    "syncPolicy": {"automated": {"prune": True, "selfHeal": True}, "syncOptions": ["PruneLast=true"]},
+                },
+            }
+        )
     return docs
 
 
@@ -358,7 +439,9 @@ def bootstrap_documents(model: Model, env: spec.Environment) -> list[dict[str, A
                 "sourceRepos": [repo.url],
                 "destinations": [{"name": IN_CLUSTER, "namespace": argo_ns}],
                 "clusterResourceWhitelist": [],
-                "namespaceResourceWhitelist": [{"group": "argoproj.io", "kind": k} for k in ("AppProject", "Application", "ApplicationSet")],
+                "namespaceResourceWhitelist": [
+                    {"group": "argoproj.io", "kind": k} for k in ("AppProject", "Application", "ApplicationSet")
+                ],
             },
         },
         {

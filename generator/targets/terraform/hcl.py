@@ -126,7 +126,7 @@ def _line_scanned(line: str) -> tuple[int, str, str] | str:
     if assign is None:
         return line
     indent = len(line) - len(stripped)
-    name, value = stripped[:assign].rstrip(), stripped[assign + 1:].strip()
+    name, value = stripped[:assign].rstrip(), stripped[assign + 1 :].strip()
     if net != 0:  # the value opens a multi-line bracket: spaced, never padded
         return f"{' ' * indent}{name} = {value}"
     return indent, name, value

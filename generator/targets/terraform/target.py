@@ -22,8 +22,9 @@ CIDRs, guardrail values, which providers); the templates in ``templates/terrafor
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from generator.catalog import spec
 from generator.formats import emit
@@ -52,7 +53,19 @@ KIND_TEMPLATES = {"shared": "shared", "pool": "pool", "dedicated": "tenant-dedic
 KIND_MODULES = {
     "shared": {"vpc", "vpc_endpoints", "eks", "kms", "sns"},
     "pool": {"vpc", "vpc_endpoints", "kms", "iam_oidc_provider", "security_group_postgresql", "rds", "elasticache", "s3_bucket", "sns"},
-    "dedicated": {"vpc", "vpc_endpoints", "kms", "iam_oidc_provider", "security_group_postgresql", "rds", "elasticache", "s3_bucket", "sqs", "sns", "iam_irsa"},
+    "dedicated": {
+        "vpc",
+        "vpc_endpoints",
+        "kms",
+        "iam_oidc_provider",
+        "security_group_postgresql",
+        "rds",
+        "elasticache",
+        "s3_bucket",
+        "sqs",
+        "sns",
+        "iam_irsa",
+    },
     "pooled": {"kms", "sqs", "iam_irsa"},
 }
 EDGE_MODULES = {"cloudfront", "wafv2"}
@@ -160,7 +173,9 @@ def _network(nets: networks.Networks, env: spec.Environment, key: str, az_count:
     dr = networks.dr_cidr(nets, env.name, key)
     private, public = addressing.subnets(cidr, az_count)
     dr_private, dr_public = addressing.subnets(dr, az_count)
-    return Network(str(cidr), str(dr), _azs(env.aws.region, az_count), _azs(env.aws.dr_region, az_count), private, public, dr_private, dr_public)
+    return Network(
+        str(cidr), str(dr), _azs(env.aws.region, az_count), _azs(env.aws.dr_region, az_count), private, public, dr_private, dr_public
+    )
 
 
 def _azs(region: str, count: int) -> list[str]:
@@ -190,7 +205,11 @@ def _shared(model: Model, env: spec.Environment, nets: networks.Networks) -> Roo
     name = naming.SHARED_ROOT
     prefix = f"{model.platform.organization}-{env.name}"
     return Root(
-        env=env, name=name, kind="shared", account=account, settings=settings,
+        env=env,
+        name=name,
+        kind="shared",
+        account=account,
+        settings=settings,
         tags=_tags(env, "shared", model.platform),
         providers=[
             _provider(model, env, name, account, env.aws.region),
@@ -218,10 +237,19 @@ def _pool(model: Model, env: spec.Environment, tier: spec.Tier, nets: networks.N
         providers.append(_provider(model, env, name, account, env.aws.dr_region, "dr"))
     providers.append(_provider(model, env, name, env.accounts.shared_services, env.aws.region, "shared"))
     return Root(
-        env=env, name=name, kind="pool", account=account, settings=settings,
+        env=env,
+        name=name,
+        kind="pool",
+        account=account,
+        settings=settings,
         tags=_tags(env, name, model.platform),
         providers=providers,
-        sources=[model.source("platform", "platform"), model.source("environment", env.name), model.source("tier", tier.name), networks.NETWORKS_PATH],
+        sources=[
+            model.source("platform", "platform"),
+            model.source("environment", env.name),
+            model.source("tier", tier.name),
+            networks.NETWORKS_PATH,
+        ],
         prefix=naming.resource_prefix(model.platform, env.name, name),
         network=_network(nets, env, name, settings.network.az_count),
         shared_cidr=shared.network.cidr,
@@ -262,7 +290,11 @@ def _tenant(model: Model, d: Deployment, nets: networks.Networks, shared: Root) 
     if d.dedicated:
         sources.append(networks.NETWORKS_PATH)
     return Root(
-        env=env, name=name, kind="dedicated" if d.dedicated else "pooled", account=account, settings=d.settings,
+        env=env,
+        name=name,
+        kind="dedicated" if d.dedicated else "pooled",
+        account=account,
+        settings=d.settings,
         tags=_tags(env, tenant.name, tenant),
         providers=providers,
         sources=sources,

@@ -1,15 +1,15 @@
 """`companyos window-open` (the prod change-window gate of the deploy and terraform
-workflows) and `companyos smoke --list`, with fixed clocks and the sample catalog."""
+workflows) and the cron rules of change windows, with fixed clocks and the sample catalog."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 import pytest
-from conftest import REPO, edit_yaml
 
 from generator.catalog import changewindow, spec
-from generator.model import naming
+from helpers.catalog_edit import edit_yaml
+from helpers.repo import REPO
 
 # environments/prod.yaml: "0 8 * * 1-4" for 8h in Europe/Dublin (UTC+0 in winter, UTC+1 in summer).
 CASES = [
@@ -72,34 +72,3 @@ def test_next_opening_and_cron_rules():
     ):
         with pytest.raises(ValueError, match=why):
             changewindow.parse_cron(bad)
-
-
-def test_smoke_lists_the_readiness_url_of_every_public_service(sample, companyos):
-    result = companyos("smoke", "--env", "dev", "--service", "all", "--list", cwd=REPO)
-    assert result.code == 0, result.err
-    expected = [
-        f"https://{naming.hostname(s.name, d.name, d.environment)}{s.probes.readiness.path}"
-        for d in sample.model.in_environment("dev")
-        if d.settings.network.public_ingress
-        for s in d.services
-        if s.ingress.enabled and s.probes
-    ]
-    assert result.out.split() == expected and expected
-    only_api = companyos("smoke", "--env", "dev", "--service", "api", "--list", cwd=REPO).out.split()
-    assert only_api and all(url.startswith("https://api.") for url in only_api)
-    assert companyos("smoke", "--env", "dev", "--service", "nope", cwd=REPO).code == 2
-
-
-def test_smoke_retries_then_reports_what_still_fails():
-    from generator.ops import smoke
-
-    items = [smoke.Check("acme", "api", "https://a/ready"), smoke.Check("hooli", "api", "https://b/ready")]
-    calls: list[str] = []
-
-    def check(url: str) -> str | None:
-        calls.append(url)
-        return "HTTP 503" if url == "https://b/ready" or len(calls) < 2 else None
-
-    failing = smoke.run(items, attempts=3, delay=0, check=check, sleep=lambda _: None)
-    assert [(c.tenant, reason) for c, reason in failing] == [("hooli", "HTTP 503")]
-    assert calls.count("https://b/ready") == 3 and calls.count("https://a/ready") == 2

@@ -7,9 +7,9 @@ import json
 
 import jsonschema
 import yaml
-from conftest import REPO
 
 from generator.catalog.json_schema import json_schemas
+from helpers.repo import REPO
 
 
 def test_committed_schemas_are_up_to_date(companyos):

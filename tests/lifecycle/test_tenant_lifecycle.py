@@ -10,11 +10,11 @@ from pathlib import Path
 import git as gitpython
 import pytest
 import yaml
-from conftest import snapshot
-from test_new_tenant import OWNER, git_repo, git_state, git_template  # noqa: F401 - fixtures
 
 from generator.lifecycle import new_tenant as new_tenant_lib
 from generator.lifecycle import request as tenant_request
+from helpers.repo import snapshot
+from helpers.tenants import git_state
 
 TEMPLATE = Path("templates/tenant/tenants/{{ name }}.yaml.jinja")
 CANARY_LINE = 'canary: {{ "true" if canary else "false" }}\n'
@@ -39,7 +39,7 @@ def change_template(root: Path, old: str, new: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def onboarded_template(git_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
+def onboarded_template(git_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Once per session: a repository where `foo` was scaffolded and committed on its branch."""
     root = tmp_path_factory.mktemp("onboarded") / "repo"
     shutil.copytree(git_template, root, symlinks=True)
@@ -127,7 +127,7 @@ def test_update_reports_a_version_missing_from_history(onboarded, companyos):
     assert res.code == 2 and "error      foo: template version deadbeef" in res.err
 
 
-def test_remove_tenant_prunes_exactly_its_files(git_repo, companyos):  # noqa: F811
+def test_remove_tenant_prunes_exactly_its_files(git_repo, companyos):
     before = manifest(git_repo)
     before_files = snapshot(git_repo)
     own = {p for p, e in before.items() if e.get("tenant") == "globex"}
@@ -147,7 +147,7 @@ def test_remove_tenant_prunes_exactly_its_files(git_repo, companyos):  # noqa: F
     assert companyos("check", cwd=git_repo).code == 0
 
 
-def test_remove_regulated_tenant_needs_acknowledgement(git_repo, companyos):  # noqa: F811
+def test_remove_regulated_tenant_needs_acknowledgement(git_repo, companyos):
     before, git_before = snapshot(git_repo), git_state(git_repo)
     res = companyos("remove-tenant", "acme", cwd=git_repo)
     assert res.code == 2 and "--acknowledge-data-retention" in res.err and "nothing was written" in res.err
@@ -172,14 +172,14 @@ def test_remove_scaffolded_tenant_removes_answers(onboarded, companyos):
     assert f"removed   {tenant_request.answers_path('foo')}" in res.out
 
 
-def test_remove_unknown_tenant(git_repo, companyos):  # noqa: F811
+def test_remove_unknown_tenant(git_repo, companyos):
     before = snapshot(git_repo)
     res = companyos("remove-tenant", "nobody", cwd=git_repo)
     assert res.code == 2 and "unknown tenant 'nobody'" in res.err
     assert snapshot(git_repo) == before
 
 
-def test_remove_render_failure_restores_the_tenant(git_repo, companyos, monkeypatch):  # noqa: F811
+def test_remove_render_failure_restores_the_tenant(git_repo, companyos, monkeypatch):
     from generator import pipeline
 
     def broken(*args, **kwargs):

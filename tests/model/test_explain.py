@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
-from conftest import REPO, edit_yaml
-from test_errors import line_of
+from helpers.catalog_edit import edit_yaml
+from helpers.diagnostics import line_of
+from helpers.repo import REPO
 
 
 def explain_json(companyos, cwd, *args):

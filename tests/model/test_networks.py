@@ -9,13 +9,14 @@ import itertools
 from pathlib import Path
 
 import pytest
-from conftest import edit_yaml, snapshot
 from ruamel.yaml import YAML
 
 from generator.errors import CatalogErrors
 from generator.model import networks
 from generator.ops.allocate import allocate
 from generator.targets.terraform.addressing import subnets
+from helpers.catalog_edit import edit_yaml
+from helpers.repo import snapshot
 
 NETWORKS = "catalog/networks.yaml"
 

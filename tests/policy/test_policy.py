@@ -4,81 +4,12 @@ violations at once, exit 2 -- and the rule list the CLI prints."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
-from typing import Any
-
-from conftest import edit_yaml, snapshot
 
 from generator.policy import evaluate as policy
 from generator.policy.registry import RULES
-
-ERROR_LINE = re.compile(r"^(?P<path>[^:\s]+):(?P<line>\d+):(?P<col>\d+): (?:\[(?P<rule>CO\d{3})\] )?(?P<message>.+)$")
-
-
-def errors_of(err: str) -> list[dict[str, Any]]:
-    return [m.groupdict() for line in err.splitlines() if (m := ERROR_LINE.match(line))]
-
-
-def line_of(path: Path, needle: str, after: str | None = None) -> int:
-    """1-based line of the first line containing ``needle`` (after the line containing
-    ``after``): expected positions come from the file, not from the test author's memory."""
-    lines = path.read_text(encoding="utf-8").splitlines()
-    start = next(i for i, line in enumerate(lines) if after in line) if after else 0
-    for number, line in enumerate(lines[start:], start=start + 1):
-        if needle in line:
-            return number
-    raise AssertionError(f"{needle!r} not in {path}")
-
-
-def validate_errors(companyos, repo: Path, *args: str) -> list[dict[str, Any]]:
-    """Run ``validate``; it must fail with exit 2, no traceback, nothing written."""
-    before = snapshot(repo)
-    result = companyos("validate", *args, cwd=repo)
-    assert result.code == 2, (result.out, result.err)
-    assert "Traceback" not in result.err
-    assert snapshot(repo) == before
-    errors = errors_of(result.err)
-    assert errors, result.err
-    return errors
-
-
-def by_rule(errors: list[dict[str, Any]], rule: str) -> list[dict[str, Any]]:
-    return [e for e in errors if e["rule"] == rule]
-
-
-def at(error: dict[str, Any]) -> tuple[str, int]:
-    return error["path"], int(error["line"])
-
-
-def override(repo: Path, tenant: str, env: str | None, change: dict[str, Any]) -> Path:
-    """Deep-merge ``change`` into a tenant's settings (or its override for ``env``)."""
-    path = repo / f"tenants/{tenant}.yaml"
-
-    def apply(data: Any) -> None:
-        if env is None:
-            node = data.setdefault("settings", {})
-        else:
-            node = data.setdefault("overrides", {}).setdefault(env, {})
-        _merge(node, change)
-
-    edit_yaml(path, apply)
-    return path
-
-
-def drop_guardrails(repo: Path, tier: str = "regulated") -> None:
-    """Delete a tier's guardrails: the organisation rules must hold on their own."""
-    edit_yaml(repo / f"catalog/tiers/{tier}.yaml", lambda d: d.__setitem__("guardrails", {}))
-
-
-def _merge(node: Any, change: dict[str, Any]) -> None:
-    for key, value in change.items():
-        if isinstance(value, dict):
-            if key not in node or node[key] is None:
-                node[key] = {}
-            _merge(node[key], value)
-        else:
-            node[key] = value
-
+from helpers.catalog_edit import drop_guardrails, edit_yaml, override
+from helpers.diagnostics import at, by_rule, line_of, validate_errors
+from helpers.repo import REPO
 
 # --- the sample catalog ---------------------------------------------------------------------
 
@@ -92,11 +23,12 @@ def test_rule_ids_are_unique_and_documented(companyos, repo):
     assert result.code == 0, result.err
     listed = [line.split()[0] for line in result.out.splitlines()]
     assert listed == sorted([*RULES, "CO015"])
-    assert "(needs --base)" in result.out.splitlines()[-1]
+    (base,) = [line for line in result.out.splitlines() if line.startswith("CO015")]
+    assert "(needs --base)" in base
     for rule in RULES.values():
         assert rule.rationale and "\n" not in rule.rationale
         assert rule.id in result.out and rule.rationale in result.out
-    docs = (Path(__file__).resolve().parents[1] / "docs/guardrails.md").read_text(encoding="utf-8")
+    docs = (REPO / "docs/guardrails.md").read_text(encoding="utf-8")
     for rule_id in listed:
         assert rule_id in docs, f"{rule_id} is not documented in docs/guardrails.md"
 

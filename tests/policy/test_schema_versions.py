@@ -7,9 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import edit_yaml
-from test_destructive import commit_all
-from test_policy import at, line_of, validate_errors
+
+from helpers.catalog_edit import edit_yaml
+from helpers.diagnostics import at, line_of, validate_errors
+from helpers.gitrepo import commit_all
 
 API = "catalog/services/api.yaml"
 

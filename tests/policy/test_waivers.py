@@ -6,11 +6,10 @@ from __future__ import annotations
 import datetime
 from pathlib import Path
 
-from conftest import edit_yaml
-from test_policy import at, by_rule, line_of, override, validate_errors
-
 from generator import pipeline
 from generator.policy import evaluate as policy
+from helpers.catalog_edit import edit_yaml, override
+from helpers.diagnostics import at, by_rule, line_of, validate_errors
 
 FUTURE = "2999-12-31"
 

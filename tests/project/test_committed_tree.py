@@ -1,8 +1,7 @@
 """The sample catalog renders and the committed tree matches it."""
 
-from conftest import REPO
-
 from generator.output import tree
+from helpers.repo import REPO
 
 
 def test_committed_rendered_tree_matches_catalog(sample):

@@ -15,12 +15,13 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import copy_repo, load_yaml_docs, snapshot
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from generator import pipeline
 from generator.output.render import MANIFEST_PATH
+from helpers.repo import copy_repo, snapshot
+from helpers.yaml_docs import load_yaml_docs
 
 #: Where a run may write: the outputs, and the verified-clean cache (generator/checkcache.py).
 OUTPUT_PREFIXES = ("rendered/", ".github/workflows/", ".companyos-cache/")

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+
+from helpers.repo import REPO
 
 JUST = Path(sys.executable).parent / "just"
 

@@ -1,32 +1,21 @@
-"""The few git operations the tenant lifecycle needs, through gitpython.
+"""The git operations the tenant lifecycle and the ``--base`` guards need, through gitpython.
 
-``new-tenant`` must refuse to mix its output with someone's unfinished work, and must
-leave exactly one reviewable commit on a new branch. Both are done here so
-``scaffold`` reads as the lifecycle and not as git plumbing:
-
-* :func:`open_repo` finds the repository that holds the catalog root (the catalog may
-  live in a subfolder of a larger repository, so every path given to git is converted
-  with :func:`git_path`);
-* :func:`dirty_paths` lists uncommitted changes, untracked files included, under a few
-  folders only -- an unrelated edit elsewhere in the repository does not block anyone;
-* :func:`commit_paths_on_new_branch` commits *only the given paths* through a temporary
-  index, so whatever the user had staged never leaks into the tenant's commit, then
-  creates the branch and switches to it without touching the working tree.
-
-``update-tenants`` also needs throw-away repositories for copier's three-way merge:
-:func:`tree_at` finds the template folder as of a commit, :func:`scratch_repo` makes a
-repository that no user configuration (identity, signing, hooks) can disturb,
-:func:`export_tree` writes a committed folder into it and :func:`commit_all` commits it.
-
-Problems a user can fix (no repository, no commit yet, branch exists, no identity)
-become :class:`~generator.errors.UsageError`; the CLI turns that into exit code 2.
+Find the repository that holds the catalog root (paths are converted with :func:`git_path`, as
+the catalog may sit in a subfolder), list uncommitted changes under a few folders, commit only
+given paths on a new branch through a temporary index, read trees and blobs at a ref, and make
+throw-away repositories for copier's three-way merge. Problems a user can fix become
+:class:`~generator.errors.UsageError` (exit 2). The rules: docs/tenants.md ("Git rules").
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
-from collections.abc import Iterable, Sequence
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from generator.errors import UsageError
@@ -34,7 +23,7 @@ from generator.errors import UsageError
 try:  # gitpython needs a git executable; report its absence as a usage problem.
     import git as gitpython
 except ImportError as exc:  # pragma: no cover - depends on the machine
-    gitpython = None  # type: ignore[assignment]
+    gitpython = None  # type: ignore[assignment]  # a module or None: _require_gitpython() checks
     _IMPORT_ERROR: Exception | None = exc
 else:
     _IMPORT_ERROR = None
@@ -64,17 +53,40 @@ def require_repo(root: Path, purpose: str) -> gitpython.Repo:
 
 
 def resolve_commit(repo: gitpython.Repo, ref: str) -> gitpython.Commit:
-    """The commit ``ref`` names; a ref that is missing (or looks like an option) is a usage error."""
+    """The commit ``ref`` names, with its tree present in this clone.
+
+    A ref that is missing, looks like an option, or points past the edge of a shallow clone
+    (``HEAD~1`` after ``git clone --depth 1``) is a usage error with a hint to fetch: git
+    itself resolves the ref, and the commit's tree is read here, inside the ``try``, rather
+    than lazily by whoever uses the commit (where a missing object was a traceback)."""
     from gitdb.exc import BadName, BadObject
 
     if not ref or ref.startswith("-"):
         raise UsageError(f"invalid git ref {ref!r}")
     try:
-        return repo.commit(ref)
+        sha = repo.git.rev_parse("--verify", "--quiet", f"{ref}^{{commit}}")
+        commit = repo.commit(sha)
+        commit.tree.hexsha  # noqa: B018 - loads the commit object now, not later
+        return commit
     except (BadName, BadObject, ValueError, gitpython.GitCommandError):
-        raise UsageError(
-            f"git ref {ref!r} does not exist in {repo.working_tree_dir} (fetch it first, e.g. `git fetch origin main`)"
-        ) from None
+        raise UsageError(f"git ref {ref!r} does not exist in the history of {repo.working_tree_dir}; {_fetch_hint(repo, ref)}") from None
+
+
+def is_shallow(repo: gitpython.Repo) -> bool:
+    """True in a clone made with ``--depth`` (or ``--shallow-since``): older commits are absent."""
+    try:
+        return bool(repo.git.rev_parse("--is-shallow-repository") == "true")
+    except gitpython.GitCommandError:  # git older than 2.15
+        return (Path(repo.common_dir) / "shallow").is_file()
+
+
+def _fetch_hint(repo: gitpython.Repo, ref: str) -> str:
+    if is_shallow(repo):
+        return (
+            "this is a shallow clone, so older commits are missing: fetch more history with "
+            "`git fetch --deepen=50` (or all of it with `git fetch --unshallow`), then run again"
+        )
+    return f"fetch it first (e.g. `git fetch origin {ref.split('~')[0].split('^')[0]}`) or check its spelling"
 
 
 def tree_at(repo: gitpython.Repo, commit: str, path: str) -> gitpython.Tree | None:
@@ -112,7 +124,7 @@ def dirty_paths(repo: gitpython.Repo, root: Path, folders: Iterable[str]) -> lis
     Ignored files do not count: they are not part of any commit either.
     """
     specs = [git_path(repo, root, folder) for folder in folders]
-    out = repo.git.status("--porcelain=v1", "-z", "--untracked-files=all", "--", *specs)
+    out = run_git(repo, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--", *specs)
     paths: list[str] = []
     entries = out.split("\0")
     i = 0
@@ -132,7 +144,7 @@ def tracked(repo: gitpython.Repo, paths: Sequence[str]) -> set[str]:
     """Which of ``paths`` (repository-relative) HEAD or the index knows."""
     if not paths:
         return set()
-    out = repo.git.ls_files("-z", "--", *paths)
+    out = run_git(repo, "ls-files", "-z", "--", *paths)
     return {p for p in out.split("\0") if p}
 
 
@@ -153,52 +165,209 @@ def commit_paths_on_new_branch(
     working tree: HEAD moves to the branch and the index entries of ``paths`` are
     refreshed, so ``git status`` afterwards shows exactly what it showed before minus
     the committed paths. On failure the branch and HEAD are put back as they were.
+
+    The whole function is a critical section (:func:`deferred_signals`): a Ctrl-C before
+    the branch exists undoes nothing (only unreachable objects were written) and is raised
+    at once; one that arrives later lets branch, HEAD and index finish together, and is
+    raised when the caller's section ends. The git commands run in their own process
+    group, so the terminal's Ctrl-C does not kill one of them half-way.
     """
-    base = head_commit(repo)
-    if base is None:
-        raise UsageError("the repository has no commit yet; commit the catalog first (git add -A && git commit)")
-    if branch_exists(repo, branch):
-        raise UsageError(f"branch '{branch}' already exists; delete it or pick another tenant name")
-    specs = sorted({git_path(repo, root, p) for p in paths})
-    # Deleted files are staged by pathspec only if git knows them; new files always.
-    known = tracked(repo, specs)
-    top = Path(repo.working_tree_dir or root)
-    specs = [p for p in specs if (top / p).exists() or p in known]
-    previous_ref = None if repo.head.is_detached else repo.head.ref.path
-    created = False
-    with tempfile.TemporaryDirectory(prefix="companyos-index-") as tmp:
-        env = {"GIT_INDEX_FILE": os.path.join(tmp, "index")}
-        try:
-            repo.git.read_tree(base, env=env)
-            if specs:
-                repo.git.add("-A", "--", *specs, env=env)
-            tree = repo.git.write_tree(env=env)
-            sha = repo.git.commit_tree(tree, "-p", base, "-m", message)
-            repo.git.branch(branch, sha)
-            created = True
-            if switch:
-                repo.git.symbolic_ref("HEAD", f"refs/heads/{branch}")
+    with deferred_signals() as section:
+        base = head_commit(repo)
+        if base is None:
+            raise UsageError("the repository has no commit yet; commit the catalog first (git add -A && git commit)")
+        if branch_exists(repo, branch):
+            raise UsageError(f"branch '{branch}' already exists; delete it or pick another tenant name")
+        refuse_lock_files(repo, branch)
+        specs = sorted({git_path(repo, root, p) for p in paths})
+        # Deleted files are staged by pathspec only if git knows them; new files always.
+        known = tracked(repo, specs)
+        top = Path(repo.working_tree_dir or root)
+        specs = [p for p in specs if (top / p).exists() or p in known]
+        previous_ref = None if repo.head.is_detached else repo.head.ref.path
+        created = switched = staged = False
+        with tempfile.TemporaryDirectory(prefix="companyos-index-") as tmp:
+            env = {"GIT_INDEX_FILE": os.path.join(tmp, "index")}
+            try:
+                run_git(repo, "read-tree", base, env=env)
                 if specs:
-                    repo.git.add("-A", "--", *specs)
-            return sha
-        except BaseException as exc:
-            if created:
-                _undo_branch(repo, branch, base, previous_ref, specs if switch else [])
-            if isinstance(exc, gitpython.GitCommandError):
-                detail = (exc.stderr or "").strip().removeprefix("stderr:").strip(" '\n")
-                raise UsageError(f"git could not create branch '{branch}': {detail or exc}") from exc
-            raise
+                    run_git(repo, "add", "-A", "--", *specs, env=env)
+                tree = run_git(repo, "write-tree", env=env)
+                sha = run_git(repo, "commit-tree", tree, "-p", base, "-m", message)
+                section.checkpoint()  # last moment at which Ctrl-C leaves nothing behind
+                run_git(repo, "branch", branch, sha)
+                created = True
+                if switch:
+                    run_git(repo, "symbolic-ref", "HEAD", f"refs/heads/{branch}")
+                    switched = True
+                    if specs:
+                        run_git(repo, "add", "-A", "--", *specs)
+                        staged = True
+                return sha
+            except BaseException as exc:
+                left = _undo_branch(repo, branch, base, previous_ref, head_moved=switched, specs=specs if staged else []) if created else []
+                if isinstance(exc, gitpython.GitCommandError):
+                    raise UsageError(f"git could not create branch '{branch}': {git_error_detail(exc)}" + _left_over(left)) from None
+                if left:
+                    raise UsageError(f"creating branch '{branch}' failed ({type(exc).__name__}: {exc})" + _left_over(left)) from exc
+                raise
 
 
-def _undo_branch(repo: gitpython.Repo, branch: str, base: str, previous_ref: str | None, specs: list[str]) -> None:
-    """Put HEAD, the index entries of ``specs`` and the branch list back as they were."""
-    if previous_ref is not None:
-        repo.git.symbolic_ref("HEAD", previous_ref)
-    else:
-        repo.git.update_ref("--no-deref", "HEAD", base)
+def _undo_branch(
+    repo: gitpython.Repo, branch: str, base: str, previous_ref: str | None, *, head_moved: bool, specs: list[str]
+) -> list[str]:
+    """Put HEAD (if it moved), the branch list and the index entries of ``specs`` back as
+    they were; ``previous_ref`` None means HEAD was detached at ``base``.
+
+    Each step is tried even when an earlier one fails (a lock file can block the index but
+    not the refs); returns what could not be undone, for the error message."""
+    steps: list[tuple[str, tuple[str, ...]]] = []
+    if head_moved:
+        restore = ("symbolic-ref", "HEAD", previous_ref) if previous_ref is not None else ("update-ref", "--no-deref", "HEAD", base)
+        steps.append(("HEAD", restore))
+    steps.append((f"branch '{branch}'", ("branch", "-D", branch)))
     if specs:
-        repo.git.reset("-q", base, "--", *specs)
-    repo.git.branch("-D", branch)
+        steps.append(("the index entries of the tenant's files", ("reset", "-q", base, "--", *specs)))
+    left = []
+    for what, args in steps:
+        try:
+            run_git(repo, *args)
+        except gitpython.GitCommandError as exc:
+            left.append(f"{what}: {git_error_detail(exc)}")
+    return left
+
+
+def _left_over(left: list[str]) -> str:
+    if not left:
+        return "; every change was undone"
+    return "; could not undo: " + "; ".join(left) + " (fix by hand with git)"
+
+
+#: How long a git command waits for a lock another git process holds (an editor's
+#: background `git status` takes index.lock for a moment) before failing.
+LOCK_WAIT_SECONDS = 2.0
+
+
+def run_git(repo: gitpython.Repo, *args: str, env: dict[str, str] | None = None) -> str:
+    """``git ARGS`` in the repository, in a process group of its own: a Ctrl-C at the
+    terminal reaches this process (which defers it) but not git, so git never dies half-way.
+
+    A command that failed only because a lock file exists did nothing, so it is retried
+    for up to :data:`LOCK_WAIT_SECONDS`."""
+    command = [gitpython.Git.GIT_PYTHON_GIT_EXECUTABLE or "git", *args]
+    deadline, delay = time.monotonic() + LOCK_WAIT_SECONDS, 0.05
+    while True:
+        try:
+            return str(repo.git.execute(command, env=env, process_group=0))
+        except gitpython.GitCommandError as exc:
+            if not _lock_failure(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.4)
+
+
+def _lock_failure(exc: gitpython.GitCommandError) -> bool:
+    text = str(exc.stderr or "")
+    return ".lock" in text and ("File exists" in text or "cannot lock ref" in text or "Unable to create" in text)
+
+
+def git_error_detail(exc: BaseException) -> str:
+    """git's own words from a failed command (its stderr), without gitpython's framing."""
+    if gitpython is not None and isinstance(exc, gitpython.GitCommandError):
+        detail = str(exc.stderr or "").strip().removeprefix("stderr:").strip(" '\n")
+        return " ".join(detail.split()) or f"`git {exc.command[1] if len(exc.command) > 1 else ''}` exited with {exc.status}"
+    return str(exc)
+
+
+def is_git_error(exc: BaseException) -> bool:
+    """True for gitpython's failures (a git command failed, git is missing, a bad object)."""
+    return gitpython is not None and isinstance(exc, gitpython.GitError)
+
+
+#: Lock files git leaves behind when a git process dies; while one exists every git command
+#: that writes the same thing fails. Relative to the git directory (and its common directory).
+LOCK_FILES = ("index.lock", "HEAD.lock", "config.lock", "packed-refs.lock", "shallow.lock", "ORIG_HEAD.lock")
+
+
+def lock_files(repo: gitpython.Repo, branch: str | None = None) -> list[Path]:
+    """Git lock files present now: the index, HEAD, config and packed refs, and any ref lock
+    under refs/heads (the new branch's own among them)."""
+    folders = sorted({Path(repo.git_dir), Path(repo.common_dir)})
+    found = {folder / name for folder in folders for name in LOCK_FILES if (folder / name).exists()}
+    for folder in folders:
+        heads = folder / "refs" / "heads"
+        if heads.is_dir():
+            found.update(p for p in heads.rglob("*.lock") if p.is_file())
+    if branch is not None:
+        own = Path(repo.common_dir) / "refs" / "heads" / f"{branch}.lock"
+        if own.exists():
+            found.add(own)
+    return sorted(found)
+
+
+def refuse_lock_files(repo: gitpython.Repo, branch: str | None = None) -> None:
+    """A usage error naming every git lock file, before anything is written."""
+    found = lock_files(repo, branch)
+    if found:
+        raise UsageError(lock_files_message(found))
+
+
+def lock_files_message(found: Sequence[Path]) -> str:
+    names = ", ".join(str(p) for p in found)
+    return (
+        f"git lock file {names} exists: another git command is running in this repository, or one was "
+        "killed and left it behind. Wait for the other command to finish; if none is running, delete "
+        f"the file (rm {' '.join(str(p) for p in found)}) and run again"
+    )
+
+
+class SignalSection:
+    """The state of one :func:`deferred_signals` section: the signals it has held back."""
+
+    def __init__(self) -> None:
+        self.received: list[int] = []
+
+    def pending(self) -> bool:
+        return bool(self.received)
+
+    def checkpoint(self) -> None:
+        """Raise the held-back Ctrl-C now, at a point where stopping leaves nothing half-done."""
+        if self.received:
+            self.received.clear()
+            raise KeyboardInterrupt
+
+
+_SECTIONS: list[SignalSection] = []
+DEFERRED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextmanager
+def deferred_signals() -> Iterator[SignalSection]:
+    """A critical section: SIGINT and SIGTERM are recorded, not acted on, until it ends;
+    then a recorded one is raised as KeyboardInterrupt (exit 130). Nested sections share the
+    outermost one, so a caller can widen a section around a callee's. Outside the main
+    thread (no signal handlers there) it defers nothing."""
+    if _SECTIONS:
+        yield _SECTIONS[-1]
+        return
+    section = SignalSection()
+    if threading.current_thread() is not threading.main_thread():
+        yield section
+        return
+
+    def hold(signum: int, frame: object) -> None:
+        section.received.append(signum)
+
+    previous = {sig: signal.signal(sig, hold) for sig in DEFERRED_SIGNALS}
+    _SECTIONS.append(section)
+    try:
+        yield section
+    finally:
+        _SECTIONS.remove(section)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+    if section.received:  # only reached when the section itself ended without an exception
+        raise KeyboardInterrupt
 
 
 # --- throw-away repositories ------------------------------------------------------------------
@@ -228,8 +397,15 @@ def commit_all(repo: gitpython.Repo, message: str) -> None:
 def export_tree(tree: gitpython.Tree, dest: Path) -> None:
     """Write every file of the committed folder ``tree`` below ``dest``, with paths
     relative to that folder (``templates/tenant/copier.yml`` -> ``dest/copier.yml``)."""
+    for item in blobs(tree):
+        target = dest / Path(item.path).relative_to(tree.path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(item.data_stream.read())
+
+
+def blobs(tree: gitpython.Tree) -> Iterator[gitpython.Blob]:
+    """Every file (blob) below ``tree``, folders and submodules left out; gitpython types
+    ``traverse()`` as also yielding edge tuples, so the blobs are picked by class."""
     for item in tree.traverse():
-        if item.type == "blob":
-            target = dest / Path(item.path).relative_to(tree.path)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(item.data_stream.read())
+        if isinstance(item, gitpython.Blob):
+            yield item

@@ -1,15 +1,16 @@
-"""Read the catalog from disk: the only module (with ``tree``) that touches the file system.
+"""Read the catalog from disk: every input file and template, each validated on its own.
 
-:func:`load_catalog` reads every input file, parses it safely (``yamlsource``), validates it
-against its pydantic model (``spec``) and collects *every* error with its ``file:line:col``
-before raising one :class:`CatalogErrors`. Cross-file checks (does the tier exist?) live in
-``references``; merging lives in ``layers``. Templates are read here too, so the render that
-follows is a pure function of what was loaded.
+:func:`read_catalog` finds the input files (``LAYOUT``), parses each safely (``yaml_source``),
+validates it against its pydantic model (``spec``) and collects *every* error with its
+``file:line:col``. Cross-file checks live in ``model.references``. Templates are read here
+too, so the render that follows is a pure function of what was loaded.
 """
 
 from __future__ import annotations
 
 import difflib
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -45,6 +46,7 @@ LAYOUT: list[FileKind] = [
     FileKind("waivers", "catalog/waivers.yaml", spec.Waivers, single=True, required=False),
     FileKind("pricing", "catalog/pricing.yaml", spec.Pricing, single=True, required=False),
     FileKind("networks", "catalog/networks.yaml", spec.Networks, single=True),
+    FileKind("addon", "catalog/addons/*.yaml", spec.Addon, required=False),
 ]
 
 #: Template folders that are not render templates (copier's tenant scaffold).
@@ -151,10 +153,13 @@ def _load_kind(root: Path, kind: FileKind, sink: ErrorSink, broken: set[str]) ->
     entries: dict[str, Entry[Any]] = {}
     for path in paths:
         rel = path.relative_to(root).as_posix()
-        if path.is_symlink() or not path.is_file():
-            sink.add(Location(rel), "catalog files must be regular files, not links or folders")
+        link = linked_part(root, rel)
+        if link is not None or not path.is_file():
+            through = f" ('{link}' is a symbolic link, which may point outside the repository)" if link not in (None, rel) else ""
+            sink.add(Location(rel), f"catalog files must be regular files, not links or folders{through}")
+            broken.add(path.stem)  # reported here; references to it are not reported again
             continue
-        entry = load_entry(rel, path.read_bytes(), kind.model, sink)
+        entry: Entry[Any] | None = load_entry(rel, path.read_bytes(), kind.model, sink)  # the model varies by kind
         if entry is None:
             broken.add(path.stem)
             continue
@@ -179,12 +184,13 @@ def load_entry(rel: str, raw: bytes, model: type[T], sink: ErrorSink) -> Entry[T
     try:
         return Entry(model.model_validate(data), doc)
     except ValidationError as exc:
-        sink.extend(validation_errors(doc, model, exc))
+        sink.extend(validation_errors(doc, model, exc, raw))
         return None
 
 
-def validation_errors(doc: SourceDoc, model: type[BaseModel], exc: ValidationError) -> list[CatalogError]:
-    """Turn pydantic's errors into located, human messages."""
+def validation_errors(doc: SourceDoc, model: type[BaseModel], exc: ValidationError, raw: bytes | None = None) -> list[CatalogError]:
+    """Turn pydantic's errors into located, human messages (``raw``, the file's bytes, lets a
+    hint quote a value as it was written: ``012345678901``, not the number YAML made of it)."""
     out = []
     for err in exc.errors(include_url=False):
         loc = tuple(part for part in err["loc"] if not isinstance(part, str) or not part.startswith("function-"))
@@ -197,12 +203,23 @@ def validation_errors(doc: SourceDoc, model: type[BaseModel], exc: ValidationErr
             message = f"missing required key '{'.'.join(map(str, loc))}'"
         else:
             where = doc.locate(loc)
-            message = f"{'.'.join(map(str, loc))}: {_describe(err)}"
+            message = f"{'.'.join(map(str, loc))}: {_describe(err, _written(raw, where) if where.path == doc.path else None)}"
         out.append(CatalogError(where, message))
     return out
 
 
-def _describe(err: Any) -> str:
+def _written(raw: bytes | None, where: Location) -> str | None:
+    """The plain scalar at ``where`` exactly as the file spells it, or None."""
+    if raw is None:
+        return None
+    lines = raw.decode("utf-8", errors="replace").splitlines()
+    if not 0 < where.line <= len(lines):
+        return None
+    match = re.match(r"[^\s,\[\]{}#\"']+", lines[where.line - 1][where.col - 1 :])
+    return match.group(0) if match else None
+
+
+def _describe(err: Any, written: str | None = None) -> str:
     kind, value = err["type"], err.get("input")
     if kind == "string_pattern_mismatch":
         pattern = err.get("ctx", {}).get("pattern")
@@ -211,8 +228,11 @@ def _describe(err: Any) -> str:
                 f"{value!r} is not a valid name: use 2-20 lowercase letters, digits and '-', starting with a letter and not ending with '-'"
             )
         return f"{value!r} does not match the pattern {pattern}"
-    if kind == "string_type" and isinstance(value, int) and not isinstance(value, bool):
-        return f'expected a string, got the number {value}; quote it: "{value}"'
+    if kind == "string_type" and isinstance(value, int | float) and not isinstance(value, bool):
+        # YAML reads 012345678901 as 12345678901 and 1.10 as 1.1: quote what was written.
+        literal = written if written is not None and re.fullmatch(r"[-+0-9._a-zA-Z]+", written) else str(value)
+        read_as = f" (read as {value})" if literal != str(value) else ""
+        return f'expected a string, got the number {literal}{read_as}; quote it: "{literal}"'
     if kind in {"int_type", "bool_type", "float_type", "string_type", "list_type", "dict_type", "model_type"}:
         return f"{err['msg'].removeprefix('Input should be ')}; got {type(value).__name__} {value!r}".replace("a valid ", "expected a ")
     return str(err["msg"])
@@ -234,15 +254,50 @@ def _allowed_keys(model: Any, loc: tuple[Any, ...]) -> list[str]:
     return list(found.model_fields) if isinstance(found, type) and issubclass(found, BaseModel) else []
 
 
+def linked_part(root: Path, rel: str) -> str | None:
+    """The first part of ``rel`` (relative to ``root``) that is a symbolic link, or None.
+
+    Catalog files, templates and the folders holding them are read only when no part of
+    their path is a link: a link can point outside the repository, so what is rendered
+    would depend on files no reviewer sees."""
+    parts = Path(rel).parts
+    for depth in range(1, len(parts) + 1):
+        if (root.joinpath(*parts[:depth])).is_symlink():
+            return "/".join(parts[:depth])
+    return None
+
+
+def template_links(root: Path, folder: str = "templates") -> list[str]:
+    """Every symbolic link at or below ``folder`` (relative to ``root``), never followed."""
+    base = root / folder
+    if base.is_symlink():
+        return [folder]
+    found = []
+    for here, dirs, files in os.walk(base):  # followlinks=False: a linked folder is listed, not entered
+        for name in (*dirs, *files):
+            path = Path(here) / name
+            if path.is_symlink():
+                found.append(path.relative_to(root).as_posix())
+    return sorted(found)
+
+
 def _load_templates(root: Path, sink: ErrorSink) -> dict[str, str]:
     templates: dict[str, str] = {}
     base = root / "templates"
+    links = template_links(root)
+    for link in links:
+        sink.add(Location(link), "templates must be regular files and folders, not symbolic links (they may point outside the repository)")
+    if links == ["templates"]:
+        return templates
     if not base.is_dir():
         sink.add(Location("templates"), "templates/ folder is missing")
         return templates
     for path in sorted(base.rglob("*.j2")):
         rel = path.relative_to(base).as_posix()
-        if rel.split("/", 1)[0] in NON_RENDER_TEMPLATE_DIRS:
+        if rel.split("/", 1)[0] in NON_RENDER_TEMPLATE_DIRS or path.is_symlink():
+            continue
+        if not path.is_file():
+            sink.add(Location(f"templates/{rel}"), "a template must be a regular file")
             continue
         try:
             templates[rel] = path.read_text(encoding="utf-8")

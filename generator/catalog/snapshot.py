@@ -17,8 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from git.exc import GitError
+from gitdb.exc import BadName, BadObject
+
 from generator.catalog.yaml_source import parse_yaml
-from generator.git import git_path, require_repo, resolve_commit
+from generator.errors import UsageError
+from generator.git import blobs, git_path, require_repo, resolve_commit
 
 #: What a base needs: catalog inputs, templates and the committed output.
 EXPORTED = ("catalog", "tenants", "environments", "templates", "rendered")
@@ -49,6 +53,15 @@ def export(root: Path, ref: str, dest: Path) -> None:
     """Write the :data:`EXPORTED` folders of ``ref`` (relative to ``root``) into ``dest``."""
     repo = require_repo(root, "--base compares against a git ref")
     commit = resolve_commit(repo, ref)
+    try:
+        _export_commit(repo, root, commit, dest)
+    except (ValueError, GitError, BadName, BadObject) as exc:
+        # An object of the base is not in this clone (a partial or damaged clone): the
+        # same usage problem as a missing ref, with the same remedy.
+        raise UsageError(f"git ref {ref!r} is only partly in this clone ({exc}); fetch it first (e.g. `git fetch --unshallow`)") from None
+
+
+def _export_commit(repo: Any, root: Path, commit: Any, dest: Path) -> None:
     for item in EXPORTED:
         rel = git_path(repo, root, item)
         try:
@@ -57,8 +70,8 @@ def export(root: Path, ref: str, dest: Path) -> None:
             continue
         if tree.type != "tree":
             continue
-        for blob in tree.traverse():
-            if blob.type != "blob" or blob.mode not in _REGULAR_FILE_MODES:
+        for blob in blobs(tree):
+            if blob.mode not in _REGULAR_FILE_MODES:
                 continue
             inner = PurePosixPath(blob.path).relative_to(PurePosixPath(rel))
             if any(part in ("", ".", "..") for part in inner.parts):

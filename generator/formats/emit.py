@@ -37,9 +37,10 @@ _PLAIN = re.compile(r"^[A-Za-z_/][A-Za-z0-9_./-]*$")
 #: Words YAML 1.1 or 1.2 would read as booleans or null when written plain.
 _RESERVED = frozenset({"y", "n", "yes", "no", "on", "off", "true", "false", "null"})
 #: Characters json.dumps(ensure_ascii=False) escapes, plus those YAML does not allow
-#: unescaped (DEL, C1 controls, non-characters); without them quoting is '"' + s + '"'.
-_NEEDS_ESCAPE = re.compile('["\\\\\x00-\x1f\x7f-\x9f\ufffe\uffff]')
-_NOT_PRINTABLE = re.compile("[\x7f-\x9f\ufffe\uffff]")
+#: unescaped (DEL, C1 controls, non-characters) or reads as line breaks (U+2028, U+2029,
+#: YAML 1.1); without them quoting is '"' + s + '"'.
+_NEEDS_ESCAPE = re.compile('["\\\\\x00-\x1f\x7f-\x9f\u2028\u2029\ufffe\uffff]')
+_NOT_PRINTABLE = re.compile("[\x7f-\x9f\u2028\u2029\ufffe\uffff]")
 
 
 def _quoted(text: str) -> str:

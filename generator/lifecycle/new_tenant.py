@@ -24,6 +24,7 @@ from generator.lifecycle.request import (
 )
 from generator.lifecycle.template import answers_text, render_template
 from generator.lifecycle.transaction import (
+    Progress,
     allocate_networks,
     git_state,
     refusal,
@@ -54,9 +55,14 @@ def new_tenant(
     interactive: bool = False,
     commit: bool = True,
     allow_dirty: bool = False,
+    progress: Progress | None = None,
 ) -> NewTenantResult:
     """Scaffold ``tenants/<name>.yaml``, allocate its networks, render, and (``commit``)
-    create branch ``tenant/<name>`` holding exactly that change; switch to it."""
+    create branch ``tenant/<name>`` holding exactly that change; switch to it.
+
+    Ctrl-C leaves either nothing (every file restored, no branch) or the finished commit:
+    the commit, the branch, the switch and "keep the files" are one critical section, and
+    ``progress`` (when given) records which of the two happened."""
     root = find_root(root or Path.cwd())
     if not (root / "catalog" / "platform.yaml").is_file():
         raise UsageError(f"{root} is not a CompanyOS repository (no catalog/platform.yaml)")
@@ -97,7 +103,7 @@ def new_tenant(
 
     template_commit = git.head_commit(repo) if repo is not None else None
     created = [tenant_path(name), answers_path(name)]
-    with transaction(root) as tx:
+    with transaction(root, progress) as tx:
         tx.write(tenant_path(name), rendered.tenant_text)
         tx.write(answers_path(name), answers_text(rendered.answers, template_commit))
         allocations = allocate_networks(root, tx)
@@ -106,10 +112,12 @@ def new_tenant(
         outputs = sorted(p for p, e in built.result.manifest["files"].items() if e.get("tenant") == name)
         result = NewTenantResult(name, str(request.tier), created, allocations, report, files, outputs)
         if commit and repo is not None:
-            result.branch = branch
-            result.commit = git.commit_paths_on_new_branch(
-                repo, root, branch_name(name), files, _commit_message(request, allocations, outputs)
-            )
+            with git.deferred_signals():  # a Ctrl-C in here is raised once the commit is final
+                sha = git.commit_paths_on_new_branch(repo, root, branch_name(name), files, _commit_message(request, allocations, outputs))
+                tx.keep()
+                result.branch, result.commit = branch_name(name), sha
+                if progress is not None:
+                    progress.committed = f"tenant '{name}' is commit {sha[:12]} on branch {result.branch} (checked out)"
     return result
 
 

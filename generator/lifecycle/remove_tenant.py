@@ -12,6 +12,7 @@ from generator.catalog.load import find_root
 from generator.errors import UsageError
 from generator.lifecycle.request import answers_path
 from generator.lifecycle.transaction import (
+    Progress,
     allocate_networks,
     render_tracked,
     transaction,
@@ -31,7 +32,9 @@ class RemoveResult:
     checklist: list[str]
 
 
-def remove_tenant(root: Path | None, name: str, *, acknowledge_data_retention: bool = False) -> RemoveResult:
+def remove_tenant(
+    root: Path | None, name: str, *, acknowledge_data_retention: bool = False, progress: Progress | None = None
+) -> RemoveResult:
     """Delete the tenant's file and answers, release its networks and re-render (which
     prunes its generated files). Destroys no cloud resource: the returned checklist says
     what a human must do, in order."""
@@ -52,7 +55,7 @@ def remove_tenant(root: Path | None, name: str, *, acknowledge_data_retention: b
             "(backups, object lock, logs) and its accounts must be closed by hand. Read the checklist "
             "below, then re-run with --acknowledge-data-retention; nothing was written.\n" + "\n".join(checklist)
         )
-    with transaction(root) as tx:
+    with transaction(root, progress) as tx:
         removed = []
         for rel in (entry.path, answers_path(name)):
             if (root / rel).is_file():

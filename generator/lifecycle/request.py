@@ -174,7 +174,9 @@ def check_request(request: TenantRequest, facts: CatalogFacts) -> list[str]:
         if env not in envs:
             problems.append(f"--account for environment '{env}', which the tenant is not deployed to")
         if not _matches(spec.AccountId, account):
-            problems.append(f"--account {env}={account}: an AWS account id is 12 digits")
+            lost_zero = account.isdigit() and len(account) < 12  # YAML read an unquoted id as a number
+            hint = f" (got {len(account)}; an unquoted id loses its leading 0: write it quoted, '{account.zfill(12)}')" if lost_zero else ""
+            problems.append(f"--account {env}={account}: an AWS account id is 12 digits{hint}")
     if dedicated:
         missing = [e for e in envs if e not in request.accounts]
         if missing:

@@ -1,14 +1,17 @@
 """All-or-nothing file changes for the lifecycle commands, and the steps they share.
 
 A :class:`FileTransaction` remembers every file's bytes before its first change; any
-failure (a catalog error found by the render, a git error, Ctrl-C) puts them back.
+failure (a catalog error found by the render, a git error, Ctrl-C) puts them back. The
+roll-back itself runs with Ctrl-C deferred, so a second Ctrl-C cannot leave it half-done,
+and :class:`Progress` tells the CLI what is true when a Ctrl-C does stop a command.
 """
 
 from __future__ import annotations
 
-import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +20,8 @@ from generator.errors import UsageError
 from generator.lifecycle.request import CLEAN_FOLDERS
 from generator.model import networks
 from generator.ops.allocate import allocate
-from generator.output import tree
+from generator.output import lock, tree
+from generator.output.atomic import write_atomic
 from generator.output.render import MANIFEST_PATH
 
 
@@ -30,6 +34,8 @@ class FileTransaction:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.saved: dict[str, bytes | None] = {}
+        #: Set by :meth:`keep` once the change is final (committed): nothing to roll back.
+        self.kept = False
 
     def track(self, *rels: str) -> None:
         for rel in rels:
@@ -38,13 +44,13 @@ class FileTransaction:
                 self.saved[rel] = path.read_bytes() if path.is_file() else None
 
     def write(self, rel: str, data: bytes) -> None:
+        """Replace one file atomically (the project's one helper); its mode is kept."""
         self.track(rel)
-        path = self.root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + tree.TMP_SUFFIX)
-        self.track(tmp.relative_to(self.root).as_posix())
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        _replace(self.root / rel, data)
+
+    def keep(self) -> None:
+        """The change is final (e.g. committed): a later failure must not undo it."""
+        self.kept = True
 
     def delete(self, rel: str) -> None:
         self.track(rel)
@@ -62,16 +68,24 @@ class FileTransaction:
         return sorted(out)
 
     def rollback(self) -> None:
+        if self.kept:
+            return
         for rel, data in self.saved.items():
             path = self.root / rel
             if data is None:
                 if path.is_file() or path.is_symlink():
                     path.unlink()
                 prune_empty_folders(path.parent, self.root)
-            else:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                if not path.is_file() or path.read_bytes() != data:
-                    path.write_bytes(data)
+            elif path.is_symlink() or not path.is_file() or path.read_bytes() != data:
+                _replace(path, data)
+
+
+def _replace(path: Path, data: bytes) -> None:
+    try:
+        mode = stat.S_IMODE(path.lstat().st_mode) if path.is_file() and not path.is_symlink() else 0o644
+    except OSError:
+        mode = 0o644
+    write_atomic(path, data, mode=mode)
 
 
 def prune_empty_folders(folder: Path, root: Path) -> None:
@@ -81,14 +95,46 @@ def prune_empty_folders(folder: Path, root: Path) -> None:
         folder = folder.parent
 
 
+@dataclass
+class Progress:
+    """What a lifecycle command has made permanent so far, so that the message printed on
+    Ctrl-C is true whenever the Ctrl-C arrives (the CLI owns it, the command fills it in)."""
+
+    tx: FileTransaction | None = None
+    #: Set inside the git critical section, together with the commit it describes.
+    committed: str | None = None
+
+    def interrupted(self) -> str:
+        """One line for an interrupted command: what is on disk and in git now."""
+        if self.committed is not None:
+            return f"interrupted after the change was committed: {self.committed}; nothing was undone"
+        changed = [] if self.tx is None else [rel for rel in self.tx.changed() if not rel.endswith(tree.TMP_SUFFIX)]
+        if not changed:
+            return "interrupted; every file was restored and no branch was made"
+        return f"interrupted after the change was written ({len(changed)} files changed; see `git status`); no branch was made"
+
+
 @contextmanager
-def transaction(root: Path) -> Iterator[FileTransaction]:
+def transaction(root: Path, progress: Progress | None = None) -> Iterator[FileTransaction]:
+    """Changes made through the yielded transaction are rolled back on any exception; the
+    roll-back runs with Ctrl-C deferred (a second Ctrl-C waits for it to finish). The whole
+    transaction holds the repository's writer lock (re-entrant, so the render inside it
+    takes it again): a concurrent ``render`` cannot interleave with a lifecycle command."""
     tx = FileTransaction(root)
-    try:
-        yield tx
-    except BaseException:
-        tx.rollback()
-        raise
+    if progress is not None:
+        progress.tx = tx
+    with lock.hold(root):
+        try:
+            yield tx
+        except BaseException:
+            while True:  # roll-back is idempotent: a Ctrl-C that slips in before it starts retries it
+                try:
+                    with git.deferred_signals():
+                        tx.rollback()
+                    break
+                except KeyboardInterrupt:
+                    continue
+            raise
 
 
 def allocate_networks(root: Path, tx: FileTransaction) -> list[str]:
@@ -121,6 +167,9 @@ def git_state(root: Path, *, commit: bool, allow_dirty: bool, branch: str | None
     if commit:
         if git.head_commit(repo) is None:
             problems.append("the repository has no commit yet; commit the catalog first")
+        locks = git.lock_files(repo, branch)
+        if locks:
+            problems.append(git.lock_files_message(locks))
         if branch is not None and git.branch_exists(repo, branch):
             problems.append(f"branch '{branch}' already exists; delete it (git branch -D {branch}) or pick another name")
     if not allow_dirty:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from generator import git
-from generator.catalog.load import find_root
+from generator.catalog.load import find_root, linked_part
 from generator.errors import CatalogErrors, UsageError
 from generator.lifecycle.request import (
     TEMPLATE_DIR,
@@ -25,7 +25,7 @@ from generator.lifecycle.request import (
     tenant_path,
 )
 from generator.lifecycle.template import CONFLICT_MARKERS, answers_text, read_answers
-from generator.lifecycle.transaction import FileTransaction, render_tracked, transaction
+from generator.lifecycle.transaction import FileTransaction, Progress, render_tracked, transaction
 from generator.output import tree
 
 
@@ -51,7 +51,7 @@ class UpdateResult:
         return [t for t in self.tenants if t.status == "error"]
 
 
-def update_tenants(root: Path | None, names: Sequence[str] = (), *, render: bool = True) -> UpdateResult:
+def update_tenants(root: Path | None, names: Sequence[str] = (), *, render: bool = True, progress: Progress | None = None) -> UpdateResult:
     """Merge the changes of templates/tenant/ since each tenant's recorded version into its
     file (three-way, through copier), keeping hand edits. Conflicts are left inline in the
     file; the render runs only when none remain."""
@@ -74,7 +74,7 @@ def update_tenants(root: Path | None, names: Sequence[str] = (), *, render: bool
         raise UsageError(f"unknown tenant {', '.join(unknown)} (known: {', '.join(available)})")
     result = UpdateResult([])
     scratch: dict[str, Path] = {}
-    with tempfile.TemporaryDirectory(prefix="companyos-update-") as tmp, transaction(root) as tx:
+    with tempfile.TemporaryDirectory(prefix="companyos-update-") as tmp, transaction(root, progress) as tx:
         for name in names or available:
             result.tenants.append(_update_one(root, repo, tx, name, head, template_git, new_tree, Path(tmp), scratch))
         updated = [t.name for t in result.tenants if t.status == "updated"]
@@ -93,6 +93,10 @@ def update_tenants(root: Path | None, names: Sequence[str] = (), *, render: bool
 def _update_one(
     root: Path, repo: Any, tx: FileTransaction, name: str, head: str, template_git: str, new_tree: Any, tmp: Path, scratch: dict[str, Path]
 ) -> TenantUpdate:
+    for rel in (tenant_path(name), answers_path(name)):
+        link = linked_part(root, rel)
+        if link is not None:  # never read through (or replace) a link: it may point outside the repository
+            return TenantUpdate(name, "error", f"{rel}:1:1: '{link}' is a symbolic link; catalog files must be regular files")
     answers_file = root / answers_path(name)
     if not answers_file.is_file():
         return TenantUpdate(name, "skipped", f"no {answers_path(name)}: not scaffolded from the template")

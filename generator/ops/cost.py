@@ -1,27 +1,15 @@
 """The cost guard (FinOps scorecard): monthly cost per tenant and environment.
 
-``companyos cost [--base REF] [--max-increase PCT]`` prices every deployment's resolved
-settings with ``catalog/pricing.yaml`` and, against a base ref, fails (exit 1) when a
-tenant's monthly total rises by more than PCT percent. The estimate is deliberately
-simple and stated in one place (:func:`estimate`), so a reviewer can redo it by hand:
-
-* database: instance-hours x copies (2 when Multi-AZ, +1 per read replica) plus
-  allocated storage x copies;
-* cache: node-hours x shards x (1 + replicas per shard);
-* network: NAT gateways (one, or one per AZ) plus the NAT data processed, plus an
-  interface endpoint per AZ for each VPC endpoint except the free s3 gateway;
-* pooled tiers share the database, cache and network of their pool equally among the
-  tenants in it (show-back, not a bill);
-* compute: every service's requests (cpu, memory) x replicas (``min_replicas`` when
-  autoscaling) at Fargate-style per-vCPU and per-GB prices;
-* storage, one KMS key, logs (ingested per replica and stored for the retention period)
-  and egress, from the usage assumptions of the environment.
-
-Pure: the model and the price table in, numbers out.
+``companyos cost [--base REF] [--max-increase PCT]`` prices every deployment's resolved settings
+with ``catalog/pricing.yaml`` and, against a base ref, fails (exit 1) when a tenant's monthly
+total rises by more than PCT percent. The estimate is stated in one place (:func:`estimate`) so
+a reviewer can redo it by hand; docs/guardrails.md ("Cost guard") spells it out. Pure: the
+model and the price table in, numbers out.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -50,7 +38,9 @@ def memory_gib(quantity: str) -> float:
 def _quantity(quantity: str) -> float:
     """A Kubernetes quantity as a plain number (``250m`` -> 0.25, ``1Gi`` -> 2**30); the
     spec's pattern has already refused anything else."""
-    number, unit = re.fullmatch(r"([0-9.]+)([A-Za-z]*)", quantity).groups()  # type: ignore[union-attr]
+    match = re.fullmatch(r"([0-9.]+)([A-Za-z]*)", quantity)
+    assert match is not None, f"not a Kubernetes quantity: {quantity!r}"
+    number, unit = match.groups()
     return float(number) * _UNITS[unit]
 
 
@@ -124,7 +114,7 @@ def _estimate(d: Deployment, p: spec.Pricing, pool_size: int, pricing_at: Any) -
     )
     replicas = 0
     compute = 0.0
-    for name, svc in sorted(s.services.items()):
+    for _name, svc in sorted(s.services.items()):
         count = svc.autoscaling.min_replicas if svc.autoscaling.enabled else svc.replicas
         replicas += count
         requests = svc.resources.requests
@@ -148,7 +138,24 @@ def pricing_of(model: Model) -> tuple[spec.Pricing, Any]:
     entry = model.catalog.single("pricing")
     if entry is None:
         raise UsageError(f"{PRICING_PATH} is missing: the cost guard needs a price table")
+    infinite = [
+        CatalogError(entry.locate(*keypath), f"{'.'.join(map(str, keypath))}: a price must be a finite number, got {value}")
+        for keypath, value in _non_finite(entry.doc.data)
+    ]
+    if infinite:
+        raise CatalogErrors(infinite)
     return entry.spec, entry
+
+
+def _non_finite(data: Any, keypath: tuple[str | int, ...] = ()) -> list[tuple[tuple[str | int, ...], float]]:
+    """Every ``.inf`` or ``.nan`` in a parsed file, with its key path."""
+    if isinstance(data, float):
+        return [] if math.isfinite(data) else [(keypath, data)]
+    if isinstance(data, dict):
+        return [found for key, value in data.items() for found in _non_finite(value, (*keypath, key))]
+    if isinstance(data, list):
+        return [found for index, value in enumerate(data) for found in _non_finite(value, (*keypath, index))]
+    return []
 
 
 # --- comparison ------------------------------------------------------------------------
@@ -185,7 +192,22 @@ class Row:
         return ""
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "change": self.change, "change_percent": self.change_percent, "status": self.status}
+        """The row as JSON-ready data: every number finite. A number that is not (an
+        overflowing estimate, a rise from a base of 0) is null, and ``undefined`` says why."""
+        out: dict[str, Any] = {**asdict(self), "change": self.change, "change_percent": self.change_percent, "status": self.status}
+        why: dict[str, str] = {}
+        for key in ("base", "current", "budget", "change", "change_percent"):
+            value = out[key]
+            if isinstance(value, float) and not math.isfinite(value):
+                out[key] = None
+                why[key] = "not a finite number: the estimate overflows (check the prices in catalog/pricing.yaml)"
+        if "change_percent" not in why and out["change_percent"] is None and self.compared and self.current is not None:
+            if self.base is None:
+                why["change_percent"] = "no base cost: the deployment is new"
+            elif self.base == 0:
+                why["change_percent"] = "the base cost is 0: a rise from 0 has no percentage"
+        out["undefined"] = why
+        return out
 
 
 @dataclass

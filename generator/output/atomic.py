@@ -25,6 +25,11 @@ def write_atomic(path: Path, data: bytes | str, *, mode: int = 0o644) -> None:
             fh.write(raw)
         os.chmod(tmp, mode)
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if exc.filename is None:  # a failed write (disk full) names no file; say which one
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -24,6 +24,8 @@ from collections.abc import Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
 
+from generator.output import tree
+from generator.output.atomic import write_atomic
 from generator.output.tree import files_under, read_file, read_manifest
 
 CACHE_PATH = ".companyos-cache/check.json"
@@ -33,7 +35,8 @@ INPUT_DIRS = ("catalog", "environments", "tenants", "templates")
 #: Libraries whose version can change the bytes we write.
 OUTPUT_LIBRARIES = ("jinja2", "pyyaml", "pydantic", "pydantic-core")
 #: Outputs whose every file counts; generated workflows are added from the manifest (the
-#: folder may also hold hand-written ones, which do not affect `check`).
+#: folder may also hold hand-written ones, which do not affect `check`), and leftover
+#: temporary files from every output folder.
 OUTPUT_DIRS = ("rendered",)
 
 
@@ -52,7 +55,7 @@ def _digest(root: Path, paths: Iterable[str], known: Mapping[str, bytes] | None 
 
 def inputs_digest(root: Path) -> str:
     """Every input file, the generator's code and the output-shaping library versions."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]  # the whole ``generator`` package, not just output/
     code = _digest(package, [p.relative_to(package).as_posix() for p in sorted(package.rglob("*")) if p.suffix in (".py", ".yaml")])
     versions = []
     for name in OUTPUT_LIBRARIES:
@@ -69,6 +72,9 @@ def _output_paths(root: Path) -> list[str]:
     """Everything under rendered/ plus the generated workflows the manifest on disk lists."""
     paths = set(files_under(root, OUTPUT_DIRS))
     paths.update(p for p in read_manifest(root) if not p.startswith("rendered/"))
+    # Temporary files an interrupted write left there make ``check`` fail: they must not
+    # match a digest taken without them.
+    paths.update(p for p in files_under(root, tree.OUTPUT_DIRS) if p.endswith(tree.TMP_SUFFIX))
     return sorted(paths)
 
 
@@ -108,11 +114,5 @@ def remember_clean(root: Path, outputs: Mapping[str, bytes], inputs: str | None 
         "outputs": _digest(root, sorted(outputs), outputs),
         "files": len(outputs),
     }
-    path = root / CACHE_PATH
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(entry, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only checkout simply never takes the fast path
+    with contextlib.suppress(OSError):  # a read-only checkout simply never takes the fast path
+        write_atomic(root / CACHE_PATH, json.dumps(entry, sort_keys=True) + "\n")

@@ -11,21 +11,31 @@ render (tested byte for byte).
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
+import errno
 import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from generator.formats.templating import Templates
 from generator.model.resolve import Model
+from generator.output.contracts import Declared
 from generator.targets.base import RenderedFile, Target
 
 #: Below this many deployments a serial render is faster than starting workers.
 MIN_DEPLOYMENTS = 64
 
 Unit = tuple[int, str | None]
-#: (path, final bytes, manifest entry, its manifest line), as ``render.finalize`` returns it.
-Finished = tuple[str, bytes, dict[str, Any], str]
+#: (path, final bytes, manifest entry, its manifest line, its contracts), as ``render.finalize`` returns it.
+Finished = tuple[str, bytes, dict[str, Any], str, Declared]
 _STATE: dict[str, Any] = {}
 
 
@@ -64,8 +74,17 @@ def _run(unit: Unit) -> list[Finished]:
     return [finish(target.NAME, item) for item in target.render(scope, templates)]
 
 
+def _run_at(job: tuple[int, Unit]) -> tuple[int, list[Finished]]:
+    """:func:`_run`, tagged with the unit's position so results can arrive in any order."""
+    return job[0], _run(job[1])
+
+
 def render_parallel(
-    model: Model, targets: Sequence[Target], jobs: int, finish: Callable[[str, RenderedFile], Finished]
+    model: Model,
+    targets: Sequence[Target],
+    jobs: int,
+    finish: Callable[[str, RenderedFile], Finished],
+    progress: Callable[[int, int], None] | None = None,
 ) -> Iterator[Finished]:
     """Every target's finished files (``finish`` runs in the workers too: headers and hashes
     are a third of the work), in the order a serial run produces them per unit."""
@@ -75,16 +94,57 @@ def render_parallel(
     order = sorted(range(len(work)), key=lambda i: -_cost(model, targets, work[i]))
     _STATE.clear()
     _STATE.update(model=model, targets=list(targets), finish=finish)
+    results: list[list[Finished]] = [[] for _ in work]
+    # concurrent.futures rather than multiprocessing.Pool: a worker that dies (killed, out
+    # of memory) fails the render with BrokenProcessPool instead of hanging it forever.
+    context = multiprocessing.get_context("fork")
     try:
-        with multiprocessing.get_context("fork").Pool(min(jobs, len(work))) as pool:
-            done = pool.map(_run, [work[i] for i in order], chunksize=1)
+        with ProcessPoolExecutor(min(jobs, len(work)), mp_context=context, initializer=_worker_init, initargs=(os.getpid(),)) as pool:
+            pending = [pool.submit(_run_at, (i, work[i])) for i in order]
+            try:
+                for count, future in enumerate(as_completed(pending), 1):
+                    position, items = future.result()
+                    results[position] = items
+                    if progress is not None:
+                        progress(count, len(work))
+            except BrokenProcessPool:
+                raise OSError(errno.ECHILD, "a render worker process died (killed or out of memory); nothing was written") from None
+            finally:
+                for future in pending:
+                    future.cancel()
     finally:
         _STATE.clear()
-    results: list[list[Finished]] = [[] for _ in work]
-    for position, items in zip(order, done):
-        results[position] = items
     for items in results:
         yield from items
+
+
+#: prctl(2) option: the signal a process gets when its parent dies (Linux).
+_PR_SET_PDEATHSIG = 1
+
+
+def _worker_init(parent: int) -> None:
+    """Each worker leaves Ctrl-C to the parent (which stops the pool: one message, no
+    traceback per worker) and dies with it: a parent killed by SIGKILL cannot stop its
+    pool, so on Linux the kernel sends the worker SIGKILL (PR_SET_PDEATHSIG), elsewhere a
+    watcher thread notices the new parent and exits."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the pool stops its workers with SIGTERM: no handler may turn it into a traceback
+    armed = False
+    if sys.platform.startswith("linux"):
+        try:
+            armed = ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            armed = False
+    if not armed:
+        threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
+    if os.getppid() != parent:  # the parent died before the guard was in place
+        os._exit(1)
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
 
 
 def _cost(model: Model, targets: Sequence[Target], unit: Unit) -> int:

@@ -1,29 +1,22 @@
 """GitHub Actions workflows: ``.github/workflows/<name>.yml``.
 
-Workflows are text templates (``templates/workflows/*.yml.j2``) because a human reviews
-their diff, but everything that varies comes from the model: environments in promotion
-order, their accounts and change windows, the services with migrations, tool versions and
-the action pins in ``catalog/platform.yaml`` (``ci``). Only these files are generated; a
-hand-written workflow beside them is never in the manifest, so it is never touched.
-
-Security rules the templates follow and ``tests/test_workflows.py`` enforces: top-level
-``permissions: {}`` and the least each job needs; every ``uses:`` pinned by full commit SHA
-from ``ci.actions`` (tag in a comment); no ``${{ ... }}`` expansion inside ``run:`` (values
-go through ``env:``); ``persist-credentials: false`` on every checkout. Catalog values that
-reach a workflow are shell-quoted at render time and may not contain ``${{``, which GitHub
-would evaluate.
+Text templates (``templates/workflows/*.yml.j2``) whose varying parts all come from the model:
+environments in promotion order, accounts, change windows, services with migrations, tool
+versions and action pins (``ci`` in ``catalog/platform.yaml``). Hand-written workflows beside
+them are never in the manifest, so never touched. The security rules the templates follow
+(least permissions, SHA-pinned actions, no ``${{`` in ``run:``, context-quoted catalog values):
+docs/ci.md ("Security rules").
 """
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from generator.catalog import spec
 from generator.errors import CatalogError, CatalogErrors, Location
-from generator.formats.templating import Templates
+from generator.formats.templating import Templates, comment_text, shell_join, shell_word
 from generator.model import naming
 from generator.model.resolve import Model
 from generator.targets import common as hardening
@@ -102,29 +95,50 @@ def gh(expression: str) -> str:
     return "${{ " + expression + " }}"
 
 
+#: Catalog kinds whose values reach a workflow (directly, or through names derived from them).
+GUARDED_KINDS = ("platform", "environment", "service", "tenant", "tier")
+
+
 class _Guard:
-    """Rejects catalog strings GitHub would evaluate (``${{``) before they reach a workflow."""
+    """Rejects catalog strings GitHub would evaluate (``${{``) before they reach a workflow.
+
+    Quoting keeps a value inside its YAML string, but GitHub evaluates ``${{ }}`` inside any
+    string (step names, ``env:``, ``with:``), so every string of every catalog file the
+    workflows read is checked, keys included, not a list of fields that could go stale."""
 
     def __init__(self, model: Model) -> None:
         self.model = model
         self.errors: list[CatalogError] = []
 
-    def text(self, value: str, kind: str, name: str, *keypath: str | int) -> str:
+    def scan(self) -> None:
+        for kind in GUARDED_KINDS:
+            for entry in self.model.catalog.of(kind).values():
+                self._walk(entry, entry.doc.data, ())
+
+    def _walk(self, entry: Any, value: Any, keypath: tuple[str | int, ...]) -> None:
+        if isinstance(value, str):
+            self._check(value, entry.locate(*keypath))
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(key, str):
+                    self._check(key, entry.locate(*keypath, key, key=True))
+                self._walk(entry, item, (*keypath, key))
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                self._walk(entry, item, (*keypath, i))
+
+    def _check(self, value: str, where: Location) -> None:
         if "${{" in value:
-            entry = self.model.catalog.entries.get(kind, {}).get(name)
-            where = entry.locate(*keypath) if entry is not None else Location(self.model.source(kind, name))
             self.errors.append(
                 CatalogError(where, "'${{' is not allowed here: GitHub Actions would evaluate it inside a generated workflow")
             )
-        return value
 
 
 def context(model: Model) -> dict[str, Any]:
     """Everything the workflow templates read; values already checked and quoted."""
     guard = _Guard(model)
+    guard.scan()
     ci = model.platform.ci
-    for key in ("runner", "python_version"):
-        guard.text(getattr(ci, key), "platform", "platform", "ci", key)
 
     def uses(action: str) -> str:
         pin = ci.actions.get(action)
@@ -138,7 +152,7 @@ def context(model: Model) -> dict[str, Any]:
                     )
                 ]
             )
-        return f"{action}@{pin.sha} # {pin.tag}"
+        return f"{action}@{pin.sha} # {comment_text(pin.tag)}"
 
     envs = [_environment(model, e) for e in model.environments]
     total_roots = sum(e["max_roots"] for e in envs)
@@ -147,15 +161,15 @@ def context(model: Model) -> dict[str, Any]:
         "platform": model.platform,
         "uses": uses,
         "gh": gh,
-        "sh": shlex.quote,
+        "sh": shell_word,
         "environments": envs,
         "env_names": [e["name"] for e in envs],
         "services": sorted(model.services),
-        "migrations": _migrations(model, guard),
+        "migrations": _migrations(model),
         "preview": _preview(model, envs),
         "all_shards": shards(total_roots),
         "restore_chunks": _chunks(_restore_targets(model)),
-        "chaos": [_chaos(model, env, row) for env, row in zip(model.environments, envs) if env.name in ci.chaos_environments],
+        "chaos": [_chaos(model, env, row) for env, row in zip(model.environments, envs, strict=True) if env.name in ci.chaos_environments],
     }
     if guard.errors:
         raise CatalogErrors(guard.errors)
@@ -227,27 +241,20 @@ def _ecr(repository: str) -> dict[str, str] | None:
     return None
 
 
-def _migrations(model: Model, guard: _Guard) -> list[dict[str, Any]]:
+def _migrations(model: Model) -> list[dict[str, Any]]:
     out = []
     for name, svc in model.services.items():
         m = svc.migrations
         if m is None:
             continue
-        for i, word in enumerate(m.command):
-            guard.text(word, "service", name, "migrations", "command", i)
-        for key in ("plan_args", "dry_run_args"):
-            for i, word in enumerate(getattr(m, key)):
-                guard.text(word, "service", name, "migrations", key, i)
-        guard.text(m.path, "service", name, "migrations", "path")
-        guard.text(svc.image.repository, "service", name, "image", "repository")
         ecr = _ecr(svc.image.repository)
         out.append(
             {
                 "name": name,
                 "path": m.path.strip("/"),
                 "image": f"{svc.image.repository}:{svc.image.tag}",
-                "plan": shlex.join([*m.command, *m.plan_args]),
-                "dry_run": shlex.join([*m.command, *m.dry_run_args]),
+                "plan": shell_join([*m.command, *m.plan_args]),
+                "dry_run": shell_join([*m.command, *m.dry_run_args]),
                 "postgres": f"{POSTGRES_IMAGE}:{_postgres_tag(model, name)}",
                 "ecr": ecr,
                 "ecr_role": naming.ci_role_arn(ecr["account"], model.platform, "ecr-read") if ecr else None,

@@ -7,7 +7,10 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import edit_yaml, snapshot
+
+from helpers.catalog_edit import edit_yaml
+from helpers.diagnostics import line_of
+from helpers.repo import snapshot
 
 ERROR_LINE = re.compile(r"^(?P<path>[^:\s]+):(?P<line>\d+):(?P<col>\d+): (?P<message>.+)$")
 
@@ -15,15 +18,6 @@ ERROR_LINE = re.compile(r"^(?P<path>[^:\s]+):(?P<line>\d+):(?P<col>\d+): (?P<mes
 def errors_of(err: str) -> list[dict[str, str]]:
     found = [m.groupdict() for line in err.splitlines() if (m := ERROR_LINE.match(line))]
     return found
-
-
-def line_of(path: Path, needle: str) -> int:
-    """1-based line of the first line containing ``needle``: expected positions are
-    derived from the file, not hard-coded."""
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if needle in line:
-            return number
-    raise AssertionError(f"{needle!r} not in {path}")
 
 
 def run_expect_errors(companyos, repo: Path, *args: str) -> list[dict[str, str]]:

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import git
 import pytest
-from conftest import copy_repo, edit_yaml
 
 from generator.git import scratch_repo
 from generator.model import naming
 from generator.ops.affected import FileChange, diff_manifests
+from helpers.catalog_edit import edit_yaml
+from helpers.repo import REPO, copy_repo
 
 
 def init(root: Path) -> git.Repo:
@@ -123,8 +124,6 @@ def test_outside_a_git_repository_is_a_usage_error(repo, companyos):
 
 
 def test_roots_lists_every_root_with_shared_first(sample, companyos):
-    from conftest import REPO
-
     result = companyos("roots", "--format", "json", cwd=REPO)
     assert result.code == 0, result.err
     out = json.loads(result.out)
@@ -149,8 +148,6 @@ def test_diff_manifests_compares_sha256_per_file():
 
 
 def test_shards_partition_the_roots(sample, companyos):
-    from conftest import REPO
-
     full = json.loads(companyos("roots", "--format", "json", cwd=REPO).out)["roots"]
     parts = [json.loads(companyos("roots", "--format", "json", "--shard", f"{k}/3", cwd=REPO).out)["roots"] for k in (1, 2, 3)]
     assert sorted(r for part in parts for r in part) == sorted(full)

@@ -3,11 +3,16 @@ answer changed, and any change at all sends it back to a full render."""
 
 from __future__ import annotations
 
-import pytest
-from conftest import edit_yaml
+from pathlib import Path
 
+import pytest
+
+import generator
 from generator import pipeline
+from generator.output import checkcache
 from generator.output.checkcache import CACHE_PATH
+from helpers.catalog_edit import edit_yaml
+from helpers.gitrepo import commit_all
 
 
 @pytest.fixture
@@ -22,6 +27,14 @@ def no_render(monkeypatch):
         raise AssertionError("check rendered although the tree was verified clean")
 
     monkeypatch.setattr(pipeline, "build", refuse)
+
+
+def count_renders(monkeypatch) -> list[int]:
+    """Let ``pipeline.build`` run, and record each call (one entry per full check)."""
+    calls: list[int] = []
+    real = pipeline.build
+    monkeypatch.setattr(pipeline, "build", lambda *a, **k: calls.append(1) or real(*a, **k))
+    return calls
 
 
 def test_unchanged_tree_checks_without_rendering(rendered_repo, companyos, monkeypatch):
@@ -43,25 +56,58 @@ def test_unchanged_tree_checks_without_rendering(rendered_repo, companyos, monke
         pytest.param(lambda r: (r / "rendered/helm/dev/globex/api.yaml").unlink(), id="deleted output"),
     ],
 )
-def test_any_change_forces_a_full_check(rendered_repo, companyos, change):
+def test_any_change_forces_a_full_check(rendered_repo, companyos, monkeypatch, change):
     change(rendered_repo)
+    calls = count_renders(monkeypatch)
     assert companyos("check", cwd=rendered_repo).code == 1
+    assert calls, "check answered from the cache"
 
 
-def test_generator_code_is_part_of_the_key(rendered_repo, monkeypatch):
-    from generator.output import checkcache
+@pytest.mark.parametrize(
+    "module",
+    # one module of each pipeline stage: editing any of them can change the render's bytes
+    [
+        "pipeline.py",
+        "catalog/spec.py",
+        "model/layers.py",
+        "policy/evaluate.py",
+        "targets/helm.py",
+        "targets/terraform/hcl.py",
+        "output/render.py",
+    ],
+)
+def test_generator_code_is_part_of_the_key(rendered_repo, monkeypatch, module):
+    source = Path(generator.__file__).resolve().parent / module
+    assert source.is_file(), source
+    before = checkcache.inputs_digest(rendered_repo)
+    real = checkcache.read_file
 
+    def edited(path: str) -> bytes:
+        data = real(path)
+        return data + b"\n# edited\n" if Path(path).resolve() == source else data
+
+    monkeypatch.setattr(checkcache, "read_file", edited)  # the module "edited" on disk
+    assert checkcache.inputs_digest(rendered_repo) != before
+
+
+def test_output_library_versions_are_part_of_the_key(rendered_repo, monkeypatch):
     before = checkcache.inputs_digest(rendered_repo)
     monkeypatch.setattr(checkcache, "OUTPUT_LIBRARIES", (*checkcache.OUTPUT_LIBRARIES, "jsonschema"))
     assert checkcache.inputs_digest(rendered_repo) != before
 
 
-def test_full_flag_and_base_ignore_the_cache(rendered_repo, companyos, monkeypatch):
-    calls = []
-    real = pipeline.build
-    monkeypatch.setattr(pipeline, "build", lambda *a, **k: calls.append(1) or real(*a, **k))
+def test_full_flag_ignores_the_cache(rendered_repo, companyos, monkeypatch):
+    calls = count_renders(monkeypatch)
     assert companyos("check", "--full", cwd=rendered_repo).code == 0
-    assert calls
+    assert calls, "check --full answered from the cache"
+
+
+def test_base_ignores_the_cache(rendered_repo, companyos, monkeypatch):
+    commit_all(rendered_repo, "base")  # --base needs a git ref to compare with
+    calls = count_renders(monkeypatch)
+    result = companyos("check", "--base", "HEAD", cwd=rendered_repo)
+    assert result.code == 0, result.err
+    assert calls, "check --base answered from the cache"
 
 
 def test_corrupt_cache_is_ignored(rendered_repo, companyos):

@@ -11,12 +11,14 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import SHARED, edit_yaml, snapshot
 
+from generator import vendor
 from generator.model import naming
 from generator.targets import workflows as target
+from helpers.catalog_edit import edit_yaml
+from helpers.repo import snapshot
 
-PINS = json.loads((SHARED / "schemas" / "github-actions-pins.json").read_text(encoding="utf-8"))
+PINS = json.loads(vendor.action_pins().read_text(encoding="utf-8"))
 USES = re.compile(r"^(?P<action>[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)@(?P<sha>[0-9a-f]{40}) # (?P<tag>\S+)$")
 
 

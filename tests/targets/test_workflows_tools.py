@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+
+from helpers.repo import REPO
 
 pytestmark = pytest.mark.slow
 

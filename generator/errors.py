@@ -38,13 +38,17 @@ class CatalogError:
 class CatalogErrors(Exception):
     """All the mistakes of one run; raised once, after everything was checked."""
 
-    def __init__(self, errors: Iterable[CatalogError]) -> None:
-        self.errors = sorted(set(errors))
+    def __init__(self, errors: Iterable[CatalogError], root_causes: Iterable[CatalogError] = ()) -> None:
+        first = sorted(set(root_causes))
+        self.errors = first + sorted(set(errors) - set(first))
+        #: How many of :attr:`errors` (at the front) are root causes: a broken rule at the
+        #: line that was changed, listed before the structural consequences it has.
+        self.root_cause_count = len(first)
         super().__init__("\n".join(str(e) for e in self.errors))
 
-    def __reduce__(self) -> tuple[type, tuple[list[CatalogError]]]:
+    def __reduce__(self) -> tuple[type, tuple[list[CatalogError], list[CatalogError]]]:
         # Rebuild from the errors (not the message) when crossing a process boundary.
-        return (type(self), (self.errors,))
+        return (type(self), (self.errors[self.root_cause_count :], self.errors[: self.root_cause_count]))
 
 
 class ErrorSink:

@@ -11,20 +11,20 @@ from __future__ import annotations
 import datetime
 import gc
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from generator.catalog.load import Catalog, find_root, read_catalog
 from generator.catalog.snapshot import Baseline
-from generator.errors import CatalogErrors, ErrorSink
+from generator.errors import CatalogErrors
 from generator.model.references import check_references
 from generator.model.resolve import Model, resolve
-from generator.output import checkcache, tree
+from generator.output import checkcache, lock, tree
 from generator.output.render import RenderResult, render
 from generator.policy.core import PolicyReport
-from generator.policy.evaluate import evaluate
+from generator.policy.evaluate import evaluate, root_causes
 
 
 @dataclass(frozen=True)
@@ -63,12 +63,13 @@ def fewer_collections() -> Iterator[None]:
 
 
 def load(root: Path) -> Catalog:
-    """Read every file, then the cross-file checks; raise CatalogErrors with all problems."""
+    """Read every file, then the cross-file checks; raise CatalogErrors with all problems.
+    Every command loads first, so this is where an interrupted tree write is repaired."""
+    tree.recover(root)
     catalog, errors = read_catalog(root)
-    sink = ErrorSink()
-    sink.extend(errors)
-    sink.extend(check_references(catalog))
-    sink.raise_if_any()
+    errors = [*errors, *check_references(catalog)]
+    if errors:
+        raise CatalogErrors(errors, root_causes=root_causes(catalog))
     return catalog
 
 
@@ -101,21 +102,27 @@ def model_at(base: Baseline) -> tuple[Model | None, str | None]:
         return None, f"the catalog at {base.ref} does not load with this version of companyos ({len(errors.errors)} errors; first: {first})"
 
 
-def build(root: Path | None = None, jobs: int | None = None, today: datetime.date | None = None) -> Build:
+def build(
+    root: Path | None = None,
+    jobs: int | None = None,
+    today: datetime.date | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Build:
     """Load, resolve, judge and render the catalog at ``root`` (default: found from the cwd)."""
     root = find_root(root or Path.cwd())
     with fewer_collections():
         judged = resolve_checked(root, today)
-        result = render(judged.model, jobs=jobs if jobs is not None else default_jobs())
+        result = render(judged.model, jobs=jobs if jobs is not None else default_jobs(), progress=progress)
         return Build(root, judged.model, result, judged.policy)
 
 
-def render_to_disk(root: Path | None = None) -> tuple[Build, tree.WriteReport]:
+def render_to_disk(root: Path | None = None, progress: Callable[[int, int], None] | None = None) -> tuple[Build, tree.WriteReport]:
     with fewer_collections():  # reading the old manifest allocates a dict per file, too
-        built = build(root)
-        report = tree.write(built.result, built.root)
-        if not report.unmanaged:  # then the tree now holds exactly built.result.files
-            checkcache.remember_clean(built.root, built.result.files)
+        built = build(root, progress=progress)
+        with lock.hold(built.root):  # no other write between ours and the cache entry
+            report = tree.write(built.result, built.root)
+            if not report.unmanaged and not report.kept:  # the tree holds exactly built.result.files
+                checkcache.remember_clean(built.root, built.result.files)
         return built, report
 
 
@@ -124,14 +131,17 @@ def check(root: Path | None = None, *, use_cache: bool = False) -> tuple[Build |
     and unchanged since (inputs, code and outputs hash the same) is reported clean without
     rendering; the Build is then None (see ``output.checkcache``)."""
     root = find_root(root or Path.cwd())
+    tree.recover(root)
     inputs = checkcache.inputs_digest(root) if use_cache else None
     if inputs is not None:
-        files = checkcache.known_clean(root, inputs)
+        with tree.quiescent(root):  # never read a tree while it is being written
+            files = checkcache.known_clean(root, inputs)
         if files is not None:
             return None, tree.TreeStatus(unchanged=files)
     with fewer_collections():
         built = build(root)
-        status = tree.status(built.result, built.root)
-    if status.clean:  # the tree holds exactly these bytes: hash them from memory
-        checkcache.remember_clean(built.root, built.result.files, inputs)
+        with tree.quiescent(root):
+            status = tree.status(built.result, built.root)
+            if status.clean:  # the tree holds exactly these bytes: hash them from memory
+                checkcache.remember_clean(built.root, built.result.files, inputs)
     return built, status

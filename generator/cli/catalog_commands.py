@@ -1,8 +1,10 @@
-"""``explain``, ``validate``, ``schema``, ``allocate``: questions and upkeep of the catalog itself."""
+"""``explain``, ``validate``, ``schema``, ``allocate``, ``record-pod-groups``: questions and upkeep of the catalog itself."""
 
 from __future__ import annotations
 
 import json
+import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -15,37 +17,126 @@ from generator.cli.common import (
     FormatOption,
     RootOption,
     echo_waived,
-    model_for,
 )
-from generator.errors import CatalogErrors
+from generator.errors import CatalogError, CatalogErrors, Location, UsageError
+from generator.model.explain import Explanation
 
 
 def explain(
-    tenant: str,
-    environment: str,
+    subject: Annotated[
+        str,
+        typer.Argument(
+            metavar="TENANT|RENDERED_PATH:LINE",
+            help="A tenant, or a rendered file and line, e.g. rendered/terraform/prod/tenant-acme/main.tf:42",
+        ),
+    ],
+    environment: Annotated[str | None, typer.Argument(help="Environment of the tenant (not with a rendered path).")] = None,
     key: Annotated[str | None, typer.Argument(help="Dotted settings key or prefix, e.g. database.instance_class")] = None,
     root: RootOption = None,
     format: FormatOption = "text",
+    contracts: Annotated[
+        bool, typer.Option("--contracts", help="List the deployment's contracts: each consumed one with its producer paths.")
+    ] = False,
 ) -> None:
-    """Show resolved settings and the file:line that set each (and what it overrode)."""
+    """Show resolved settings and the file:line that set each, or which catalog lines made a rendered line.
+
+    Works while a policy rule fails: violating values are marked with the rule (exit 0)."""
     from generator.model.explain import explain as run
     from generator.model.explain import format_text
+    from generator.ops import trace
 
-    _, model = model_for(root)
-    items = run(model, tenant, environment, key)
+    folder = find_root(root or Path.cwd())
+    if contracts:
+        if environment is None or key is not None:
+            raise UsageError("explain --contracts takes TENANT ENVIRONMENT")
+        explain_contracts(folder, subject, environment, format)
+        return
+    spec = trace.parse_spec(subject)
+    if spec is not None:
+        if environment is not None:
+            raise UsageError("explain RENDERED_PATH:LINE takes no environment or key")
+        result = trace.trace_line(folder, *spec)
+        typer.echo(json.dumps(result.as_dict(), indent=2) if format == "json" else trace.format_text(result), nl=format == "json")
+        return
+    if environment is None:
+        raise UsageError("explain needs TENANT ENVIRONMENT [KEY], or RENDERED_PATH:LINE")
+    model = pipeline.resolve_only(folder)
+    items = run(model, subject, environment, key)
+    items, unattached = attach_violations(items, pipeline.judge(model).errors, subject, environment)
     if format == "json":
         typer.echo(json.dumps([i.as_dict() for i in items], indent=2))
     else:
-        typer.echo(format_text(items, tenant, environment, model.tenants[tenant].tier), nl=False)
+        typer.echo(format_text(items, subject, environment, model.tenants[subject].tier), nl=False)
+        for error in unattached:
+            typer.echo(f"policy: {error}")
+
+
+def explain_contracts(folder: Path, tenant: str, environment: str, format: str) -> None:
+    """Every contract a file of this deployment consumes or provides to a consumer, rendered in
+    memory without the check (so a broken one is listed, not raised)."""
+    from generator.output import contracts as checker
+    from generator.output.render import render
+
+    model = pipeline.resolve_checked(folder).model
+    if not any(d.name == tenant and d.env == environment for d in model.deployments):
+        raise UsageError(f"no deployment of tenant '{tenant}' in environment '{environment}'")
+    result = render(model, check=False)
+    files = result.manifest["files"]
+    mine = {path for path, entry in files.items() if entry.get("tenant") == tenant and entry.get("environment") == environment}
+    found = [link for link in checker.links(result.declared) if link.consumer in mine or mine.intersection(link.producers)]
+    if format == "json":
+        rows = [
+            {
+                "kind": link.contract.kind,
+                "name": link.contract.name,
+                "detail": link.contract.detail,
+                "consumer": link.consumer,
+                "producers": list(link.producers),
+                "status": link.status,
+                "message": link.message,
+                "location": str(link.location),
+            }
+            for link in found
+        ]
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for link in found:
+        producers = ", ".join(link.producers) or "(none)"
+        typer.echo(f"{link.status:8} {link.contract.kind} {link.contract.name}: {link.consumer} <- {producers}")
+        if link.status != "ok":
+            note = "" if link.strict else " (listed, not enforced: output/contracts.STRICT)"
+            typer.echo(f"         {link.location}: {link.message}{note}")
+
+
+def attach_violations(
+    items: list[Explanation], errors: list[CatalogError], tenant: str, environment: str
+) -> tuple[list[Explanation], list[CatalogError]]:
+    """Mark each explained value with the policy errors blamed on the line that set it."""
+    by_location: dict[Location, list[str]] = {}
+    for error in errors:
+        by_location.setdefault(error.location, []).append(error.message)
+    used: set[Location] = set()
+    marked = []
+    for item in items:
+        where = item.origins[-1].location if item.origins else None
+        # Rule messages name the deployment ("for tenant 'acme' in prod"); keep this one's.
+        found = [m for m in by_location.get(where, []) if f"'{tenant}' in {environment}" in m or "tenant '" not in m] if where else []
+        if found and where is not None:
+            used.add(where)
+            item = replace(item, problems=tuple(found))
+        marked.append(item)
+    return marked, [e for e in errors if e.location not in used and f"'{tenant}' in {environment}" in e.message]
 
 
 def validate(
     root: RootOption = None,
     base: Annotated[str | None, typer.Option("--base", help="Also check forward-only schema versions against this git ref.")] = None,
 ) -> None:
-    """Check the catalog (syntax, references, policy rules and waivers) without rendering."""
+    """Check the catalog (syntax, references, policy rules and waivers) and the contracts and
+    consumer limits of its render, done in memory (nothing is written)."""
     folder = find_root(root or Path.cwd())
-    judged = pipeline.resolve_checked(folder)
+    built = pipeline.build(folder)
+    judged = pipeline.Judged(built.model, built.policy)
     model = judged.model
     echo_waived(judged.policy)
     if base is not None:
@@ -95,3 +186,22 @@ def allocate(
         typer.echo(line)
     if not lines:
         typer.echo("ok: every VPC has an allocation")
+
+
+def record_pod_groups(
+    environment: Annotated[str, typer.Argument(help="Environment whose shared root was applied.")],
+    outputs: Annotated[
+        Path | None, typer.Option("--outputs", help="`terraform output -json` of rendered/terraform/<env>/shared (default: stdin).")
+    ] = None,
+    root: RootOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be recorded; write nothing.")] = False,
+) -> None:
+    """Record the shared root's pod security group ids in catalog/networks.yaml (SecurityGroupPolicy needs ids)."""
+    from generator.ops.pod_groups import record_pod_groups as run
+
+    text = outputs.read_text(encoding="utf-8") if outputs else sys.stdin.read()
+    lines = run(find_root(root or Path.cwd()), environment, text, write=not dry_run)
+    for line in lines:
+        typer.echo(line)
+    if not lines:
+        typer.echo(f"ok: every tenant of {environment} has its pod security group id recorded")

@@ -31,6 +31,9 @@ def report(errors: CatalogErrors) -> None:
         typer.echo(str(error), err=True)
     count = len(errors.errors)
     typer.echo(f"companyos: {count} error{'s' if count != 1 else ''}; nothing was written.", err=True)
+    if errors.root_cause_count and count > errors.root_cause_count:
+        first = "the first error" if errors.root_cause_count == 1 else f"the first {errors.root_cause_count} errors"
+        typer.echo(f"companyos: fix {first} above (the root cause); the others follow from it.", err=True)
 
 
 def model_for(root: Path | None) -> tuple[Path, Model]:

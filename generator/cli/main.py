@@ -7,12 +7,17 @@ Every command is a plain function in a ``*_commands`` module; this table registe
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from collections.abc import Callable
-from typing import Any
+from importlib import metadata
+from types import FrameType
+from typing import Annotated, Any
 
 import typer
 
+from generator import git
 from generator.cli import (
     catalog_commands,
     ops_commands,
@@ -20,16 +25,31 @@ from generator.cli import (
     tenant_commands,
     tree_commands,
 )
-from generator.cli.common import EXIT_FILE_SYSTEM, EXIT_USER_ERROR, report
+from generator.cli.common import EXIT_FILE_SYSTEM, EXIT_INTERRUPTED, EXIT_USER_ERROR, report
 from generator.errors import CatalogErrors, UsageError
 
 app = typer.Typer(
     name="companyos",
     help="Render the platform catalog into Terraform, Argo CD, Helm values, migration Jobs and workflows.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"companyos {metadata.version('companyos')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+) -> None:
+    """Render the platform catalog into Terraform, Argo CD, Helm values, migration Jobs and workflows."""
+
+
 policy_app = typer.Typer(help="Policy rules over the resolved catalog (guardrails as code).", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 
@@ -41,6 +61,7 @@ COMMANDS: tuple[tuple[typer.Typer, str | None, Callable[..., Any]], ...] = (
     (app, None, catalog_commands.validate),
     (app, None, catalog_commands.schema),
     (app, None, catalog_commands.allocate),
+    (app, "record-pod-groups", catalog_commands.record_pod_groups),
     (app, None, ops_commands.affected),
     (app, None, ops_commands.roots),
     (app, None, ops_commands.window_open),
@@ -57,34 +78,80 @@ for _typer, _name, _command in COMMANDS:
 
 
 def main() -> None:
-    """Entry point: run the app, turning user mistakes into exit code 2 without a traceback."""
+    """Entry point: run the app and map every outcome to an exit code, without a traceback
+    for anything but a bug. A Ctrl-C anywhere -- while a command runs or while an error is
+    being printed -- is one line and exit 130."""
+    previous = _terminate_as_interrupt()
+    try:
+        code = _run()
+    except KeyboardInterrupt:
+        code = _say("companyos: interrupted; nothing was written", EXIT_INTERRUPTED)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    if code:
+        sys.exit(code)
+
+
+def _terminate_as_interrupt() -> signal.Handlers | Callable[[int, FrameType | None], Any] | int | None:
+    """SIGTERM (a cancelled CI job, ``timeout``, ``kill``) stops a command the way Ctrl-C
+    does -- roll-back, one line, exit 130 -- instead of killing it mid-write. Returns the
+    handler to put back (None outside the main thread, where handlers cannot be set)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, interrupt)
+
+
+def _run() -> int:
     try:
         # With standalone_mode off, click returns the code of a typer.Exit instead of exiting.
         code = app(standalone_mode=False)
-        if code == 130:  # typer turns Ctrl-C into a silent exit 130
+        if code == EXIT_INTERRUPTED:  # typer turns Ctrl-C into a silent exit 130
             typer.echo("companyos: interrupted", err=True)
-        if isinstance(code, int) and code:
-            sys.exit(code)
+        return code if isinstance(code, int) else 0
     except CatalogErrors as errors:
         report(errors)
-        sys.exit(EXIT_USER_ERROR)
+        return EXIT_USER_ERROR
     except UsageError as exc:
-        typer.echo(f"companyos: {exc}", err=True)
-        sys.exit(EXIT_USER_ERROR)
+        return _say(f"companyos: {exc}", EXIT_USER_ERROR)
+    except tenant_commands.Interrupted as exc:
+        return _say(f"companyos: {exc}", EXIT_INTERRUPTED)
     except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except (typer.Abort, KeyboardInterrupt):
-        typer.echo("companyos: interrupted; nothing was written", err=True)
-        sys.exit(130)
+        return int(exc.exit_code)
+    except typer.Abort:
+        return _say("companyos: interrupted; nothing was written", EXIT_INTERRUPTED)
     except OSError as exc:
         # Disk full, permission denied, a file that appeared mid-write: not a catalog
-        # mistake and not a bug. Writers roll back, so say what failed, not how.
-        where = f"{exc.filename}: " if exc.filename else ""
-        typer.echo(f"companyos: {where}{exc.strerror or exc}", err=True)
-        sys.exit(EXIT_FILE_SYSTEM)
+        # mistake and not a bug. Writers roll back, so say what failed (and where), not how.
+        return _say(f"companyos: {describe_os_error(exc)}", EXIT_FILE_SYSTEM)
     except Exception as exc:
+        if git.is_git_error(exc):  # a git command failed (lock file, corrupt object, no git)
+            return _say(f"companyos: git failed: {git.git_error_detail(exc)}; nothing was written", EXIT_USER_ERROR)
         # Usage errors from the (vendored) click parser: bad option, missing argument.
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):
             exc.show()
-            sys.exit(EXIT_USER_ERROR)
+            return EXIT_USER_ERROR
         raise
+
+
+def describe_os_error(exc: OSError) -> str:
+    """``path: reason`` (``source -> target: reason`` for a rename or link)."""
+    reason = exc.strerror or str(exc)
+    if exc.filename is not None and exc.filename2 is not None:
+        return f"{exc.filename} -> {exc.filename2}: {reason}"
+    if exc.filename is not None:
+        return f"{exc.filename}: {reason}"
+    return reason
+
+
+def _say(line: str, code: int) -> int:
+    """Print one line on stderr; a Ctrl-C while printing it changes nothing."""
+    try:  # noqa: SIM105 - plain try: contextlib.suppress would widen the window for a Ctrl-C
+        typer.echo(line, err=True)
+    except (KeyboardInterrupt, OSError):
+        pass
+    return code

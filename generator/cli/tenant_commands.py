@@ -3,23 +3,36 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
 from generator.cli.common import EXIT_DIFFERENT, EXIT_USER_ERROR, RootOption
 
+if TYPE_CHECKING:
+    from generator.lifecycle.transaction import Progress
+
+
+class Interrupted(Exception):
+    """A lifecycle command stopped by Ctrl-C (or SIGTERM); the message says what is true now.
+
+    Not a KeyboardInterrupt: typer would turn that into a bare exit 130 and lose the message;
+    the entry point prints this one line and exits 130."""
+
 
 class _rolled_back_on_interrupt:
-    """typer turns Ctrl-C into a silent exit 130; say that the lifecycle command undid its work."""
+    """Turn Ctrl-C into :class:`Interrupted` with the command's own account of what it left:
+    nothing (every file restored, no branch), the written change, or the finished commit."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
 
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: object, exc: object, tb: object) -> bool:
-        if kind is KeyboardInterrupt:
-            typer.echo("companyos: interrupted; every file was restored and no branch was made", err=True)
-            raise typer.Exit(130) from None
+    def __exit__(self, kind: object, exc: object, tb: object) -> Literal[False]:
+        if isinstance(exc, KeyboardInterrupt):
+            raise Interrupted(self.progress.interrupted()) from None
         return False
 
 
@@ -32,12 +45,8 @@ def new_tenant(
         list[str] | None, typer.Option("--environments", help="Comma-separated or repeated (default: all, in promotion order).")
     ] = None,
     services: Annotated[list[str] | None, typer.Option("--services", help="Comma-separated or repeated (default: all).")] = None,
-    canary: Annotated[
-        bool | None, typer.Option("--canary/--no-canary", help="Receive changes in the first progressive-sync wave.")
-    ] = None,
-    account: Annotated[
-        list[str] | None, typer.Option("--account", help="ENV=ACCOUNT_ID, once per environment (dedicated tiers).")
-    ] = None,
+    canary: Annotated[bool | None, typer.Option("--canary/--no-canary", help="Receive changes in the first progressive-sync wave.")] = None,
+    account: Annotated[list[str] | None, typer.Option("--account", help="ENV=ACCOUNT_ID, once per environment (dedicated tiers).")] = None,
     no_input: Annotated[bool, typer.Option("--no-input", help="Never prompt; missing required values are errors.")] = False,
     no_commit: Annotated[bool, typer.Option("--no-commit", help="Write the files only: no branch, no commit.")] = False,
     allow_dirty: Annotated[
@@ -48,6 +57,7 @@ def new_tenant(
     """Scaffold tenants/NAME.yaml from templates/tenant/, allocate, render, and commit it on branch tenant/NAME."""
     from generator.lifecycle import new_tenant as lib
     from generator.lifecycle.request import TenantRequest, parse_accounts, split_list
+    from generator.lifecycle.transaction import Progress
 
     request = TenantRequest(
         name=name,
@@ -60,8 +70,9 @@ def new_tenant(
         accounts=parse_accounts(account or []),
     )
     interactive = not no_input and sys.stdin.isatty() and sys.stdout.isatty()
-    with _rolled_back_on_interrupt():
-        result = lib.new_tenant(root, request, interactive=interactive, commit=not no_commit, allow_dirty=allow_dirty)
+    progress = Progress()
+    with _rolled_back_on_interrupt(progress):
+        result = lib.new_tenant(root, request, interactive=interactive, commit=not no_commit, allow_dirty=allow_dirty, progress=progress)
     for rel in result.created:
         typer.echo(f"created   {rel}")
     for line in result.allocations:
@@ -83,9 +94,11 @@ def update_tenants(
 ) -> None:
     """Merge changes of templates/tenant/ into existing tenant files (three-way; keeps hand edits)."""
     from generator.lifecycle import update_tenants as lib
+    from generator.lifecycle.transaction import Progress
 
-    with _rolled_back_on_interrupt():
-        result = lib.update_tenants(root, tenant or ())
+    progress = Progress()
+    with _rolled_back_on_interrupt(progress):
+        result = lib.update_tenants(root, tenant or (), progress=progress)
     for item in result.tenants:
         typer.echo(f"{item.status:<10} {item.name}" + (f": {item.detail}" if item.detail else ""), err=item.status in {"conflict", "error"})
     if result.report is not None:
@@ -104,9 +117,11 @@ def remove_tenant(
 ) -> None:
     """Remove a tenant from the catalog and re-render; prints the decommission checklist (destroys nothing)."""
     from generator.lifecycle import remove_tenant as lib
+    from generator.lifecycle.transaction import Progress
 
-    with _rolled_back_on_interrupt():
-        result = lib.remove_tenant(root, name, acknowledge_data_retention=acknowledge_data_retention)
+    progress = Progress()
+    with _rolled_back_on_interrupt(progress):
+        result = lib.remove_tenant(root, name, acknowledge_data_retention=acknowledge_data_retention, progress=progress)
     for rel in result.removed:
         typer.echo(f"removed   {rel}")
     for line in result.released:

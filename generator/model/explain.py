@@ -21,6 +21,9 @@ class Explanation:
     key: str
     value: Any
     origins: tuple[Origin, ...]
+    #: Policy findings about this value (``[CO012] ...``), filled in by the caller that
+    #: judged the model; explain itself never runs policy.
+    problems: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -28,6 +31,7 @@ class Explanation:
             "value": self.value,
             "set_by": _origin_dict(self.origins[-1]) if self.origins else None,
             "overrode": [_origin_dict(o) for o in reversed(self.origins[:-1])],
+            "violates": list(self.problems),
         }
 
 
@@ -80,4 +84,6 @@ def format_text(explanations: list[Explanation], tenant: str, env: str, tier: st
             lines.append(f"    {verb:<9}{last.location}  [{last.layer}]")
             for older in reversed(item.origins[:-1]):
                 lines.append(f"    overrode {older.location}  [{older.layer}] {json.dumps(older.value)}")
+        for problem in item.problems:
+            lines.append(f"    VIOLATES {problem}")
     return "\n".join(lines) + "\n"

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from generator.catalog import spec
+from generator.catalog.load import Catalog
 from generator.errors import CatalogError, Location
 from generator.model.layers import in_force
 from generator.model.resolve import Deployment, Model
@@ -47,16 +48,24 @@ class Rule:
     check: Check = field(repr=False)
     #: False for rules about the catalog's shape rather than one tenant: no waiver applies.
     waivable: bool = True
+    #: The same rule over the loaded catalog alone, for rules that need no resolved model:
+    #: run when the catalog does not resolve, so a broken rule is reported as the root
+    #: cause before its structural consequences (only for rules no waiver can cover).
+    catalog_check: CatalogCheck | None = field(default=None, repr=False)
 
 
 Check = Callable[[Model], Iterable[Violation]]
+CatalogCheck = Callable[[Catalog], Iterable[Violation]]
 
 
-def rule(rule_id: str, name: str, rationale: str, *, waivable: bool = True) -> Callable[[Check], Rule]:
+def rule(
+    rule_id: str, name: str, rationale: str, *, waivable: bool = True, catalog_check: CatalogCheck | None = None
+) -> Callable[[Check], Rule]:
     """Make ``check`` rule ``rule_id``; list it in ``policy/registry.py`` to switch it on."""
+    assert catalog_check is None or not waivable, "a catalog-level check cannot see waivers"
 
     def make(check: Check) -> Rule:
-        return Rule(rule_id, name, rationale, check, waivable)
+        return Rule(rule_id, name, rationale, check, waivable, catalog_check)
 
     return make
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime
 
+from generator.catalog.load import Catalog
+from generator.errors import CatalogError
 from generator.model.resolve import Model
 from generator.policy.core import PolicyReport, Violation
 from generator.policy.registry import BASE_RULES, RULES
@@ -21,6 +23,16 @@ def violations(model: Model) -> list[Violation]:
     for item in RULES.values():
         found.update(item.check(model))
     return sorted(found, key=Violation.key)
+
+
+def root_causes(catalog: Catalog) -> list[CatalogError]:
+    """The rules that can judge the loaded catalog alone (see ``Rule.catalog_check``): what
+    the pipeline reports first when the catalog does not resolve."""
+    found: set[Violation] = set()
+    for item in RULES.values():
+        if item.catalog_check is not None:
+            found.update(item.catalog_check(catalog))
+    return [v.error() for v in sorted(found, key=Violation.key)]
 
 
 def evaluate(model: Model, today: datetime.date) -> PolicyReport:

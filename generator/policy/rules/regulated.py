@@ -8,22 +8,31 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from generator.catalog.load import Catalog
 from generator.model.resolve import Model
 from generator.policy.core import Violation, regulated, rule, setting_rule
 
 
-@rule(
-    "CO001", "regulated-dedicated", "A regulated tier isolates each tenant: dedicated accounts, never a pooled data plane.", waivable=False
-)
-def regulated_dedicated(model: Model) -> Iterator[Violation]:
-    for name, tier in model.tiers.items():
+def _regulated_tiers_dedicated(catalog: Catalog) -> Iterator[Violation]:
+    for name, entry in sorted(catalog.tiers.items()):
+        tier = entry.spec
         if tier.regulated and tier.isolation != "dedicated":
-            entry = model.catalog.tiers[name]
             yield Violation(
                 "CO001",
                 entry.locate("isolation"),
                 f"tier '{name}' is regulated, so its isolation must be 'dedicated', not '{tier.isolation}'",
             )
+
+
+@rule(
+    "CO001",
+    "regulated-dedicated",
+    "A regulated tier isolates each tenant: dedicated accounts, never a pooled data plane.",
+    waivable=False,
+    catalog_check=_regulated_tiers_dedicated,
+)
+def regulated_dedicated(model: Model) -> Iterator[Violation]:
+    yield from _regulated_tiers_dedicated(model.catalog)
 
 
 @rule("CO002", "regulated-own-account", "No regulated tenant runs in a pooled, shared-services, DR-verify or state account.")

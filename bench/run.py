@@ -217,7 +217,7 @@ def _median(runs: list[dict]) -> dict:
 def _median_ratio(tops: list[dict], bottoms: list[dict], key: str = "seconds") -> float:
     """Median of the ratios of runs made back to back: this shared machine's speed drifts
     by tens of percent within minutes, and a drift hits both runs of a pair alike."""
-    ratios = sorted(top[key] / bottom[key] for top, bottom in zip(tops, bottoms))
+    ratios = sorted(top[key] / bottom[key] for top, bottom in zip(tops, bottoms, strict=False))
     return round(ratios[len(ratios) // 2], 2)
 
 
@@ -251,7 +251,7 @@ def bench(tenants: int, workdir: Path, repeat: int) -> dict:
         "bare_jinja2_s": round(bare["seconds"], 3),
         "bare_templates_rendered": bare["files"],
         "render_vs_bare": _median_ratio(colds, bares),
-        "render_vs_bare_each": [round(c["seconds"] / b["seconds"], 2) for c, b in zip(colds, bares)],
+        "render_vs_bare_each": [round(c["seconds"] / b["seconds"], 2) for c, b in zip(colds, bares, strict=False)],
         "render_cpu_s": round(cold["cpu_s"], 3),
         "bare_cpu_s": round(bare["cpu_s"], 3),
         "render_vs_bare_cpu": _median_ratio(colds, bares, "cpu_s"),

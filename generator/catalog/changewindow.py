@@ -17,6 +17,7 @@ AppProject.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -37,7 +38,7 @@ _DESCRIPTORS = {
 }
 
 #: (name, lowest, highest, names) per cron field, in order.
-_FIELDS = (
+_FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
     ("minute", 0, 59, {}),
     ("hour", 0, 23, {}),
     ("day of month", 1, 31, {}),
@@ -73,7 +74,7 @@ def parse_cron(expr: str) -> Cron:
     if len(parts) != 5:
         raise ValueError(f"expected 5 fields (minute hour day-of-month month day-of-week), got {len(parts)}")
     sets = []
-    for part, (name, low, high, names) in zip(parts, _FIELDS):
+    for part, (name, low, high, names) in zip(parts, _FIELDS, strict=False):
         try:
             sets.append(_field(part, low, high, names))
         except ValueError as exc:
@@ -167,7 +168,7 @@ def state(window: spec.ChangeWindow, now: datetime, horizon_days: int = 400) -> 
     return WindowState(False, None, None)
 
 
-def _starts(cron: Cron, zone: ZoneInfo, first_day: date, days: int):
+def _starts(cron: Cron, zone: ZoneInfo, first_day: date, days: int) -> Iterator[datetime]:
     """Every start time the cron produces on ``days`` consecutive local days, in order."""
     for offset in range(days + 1):
         day = first_day + timedelta(days=offset)

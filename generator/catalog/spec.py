@@ -19,16 +19,21 @@ import functools
 import re
 import types
 from collections.abc import Sequence
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 
+import promql_parser
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
     StringConstraints,
     create_model,
+    field_validator,
+    model_validator,
 )
+from pydantic_core import CoreSchema, core_schema
 
 # --- shared value types -------------------------------------------------------------
 
@@ -40,6 +45,43 @@ Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 AccountId = Annotated[str, StringConstraints(pattern=r"^[0-9]{12}$")]
 AwsRegion = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$")]
 Email = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")]
+
+#: AWS tagging rules: a key has at most 128 characters, a value at most 256, both only
+#: letters, digits, spaces and ``_ . : / = + - @``. A catalog value that becomes a tag is
+#: checked here, so the error points at its catalog line rather than at ``terraform apply``.
+TAG_KEY_MAX = 128
+TAG_VALUE_MAX = 256
+_TAG_CHARS = re.compile(r"^[\w .:/=+@-]*$")
+
+
+def _tag_value(value: str) -> str:
+    if len(value) > TAG_VALUE_MAX:
+        raise ValueError(f"this value becomes an AWS tag value, which may have at most {TAG_VALUE_MAX} characters; it has {len(value)}")
+    if not _TAG_CHARS.fullmatch(value):
+        raise ValueError(f"{value!r} becomes an AWS tag value, which may only contain letters, digits, spaces and _ . : / = + - @")
+    return value
+
+
+#: An e-mail address that also becomes the ``owner`` tag of AWS resources.
+TagEmail = Annotated[Email, AfterValidator(_tag_value)]
+
+
+def _per_tenant_template(value: str) -> str:
+    """A name template substituted per tenant and environment must contain both
+    placeholders, or every tenant (environment) is pointed at the same object."""
+    placeholders = re.findall(r"\{([^{}]*)\}", value)
+    unknown = sorted(set(placeholders) - {"tenant", "env"})
+    if unknown:
+        raise ValueError(f"unknown placeholder {{{unknown[0]}}} in {value!r}; only {{tenant}} and {{env}} are substituted")
+    if "{" in re.sub(r"\{[^{}]*\}", "", value) or "}" in re.sub(r"\{[^{}]*\}", "", value):
+        raise ValueError(f"unbalanced '{{' or '}}' in {value!r}")
+    if "tenant" not in placeholders:
+        raise ValueError(f"{value!r} must contain {{tenant}}: without it every tenant would read the same secret")
+    if "env" not in placeholders:
+        raise ValueError(f"{value!r} must contain {{env}}: without it every environment would read the same secret (dev would read prod's)")
+    return value
+
+
 CostCenter = Annotated[str, StringConstraints(pattern=r"^CC-[0-9]{3,6}$")]
 Quantity = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti)?$")]
 ImageTag = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")]
@@ -49,12 +91,25 @@ DomainName = Annotated[
     str, StringConstraints(max_length=253, pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$")
 ]
 #: One argv element: printable, one line (it lands in Job specs and workflow `run:` steps).
-Argument = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$")]
+Argument = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]+$")]
 #: A repository-relative folder: segments never start with '.', so no '..', no absolute
 #: paths, no spaces or control characters.
 RepoPath = Annotated[str, StringConstraints(max_length=256, pattern=r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*(/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*$")]
+#: Free-form-looking catalog strings that land in generated files get the shape of what they
+#: name, so a quote, newline or '#' is refused at its catalog line, not quoted downstream.
+EngineVersion = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+){0,2}$")]
+DbInstanceClass = Annotated[str, StringConstraints(pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$")]
+CacheNodeType = Annotated[str, StringConstraints(pattern=r"^cache\.[a-z0-9]+\.[a-z0-9]+$")]
+#: An IANA time zone name (Europe/Dublin, UTC, America/Argentina/Buenos_Aires, Etc/GMT+1).
+TimeZoneName = Annotated[str, StringConstraints(max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9][A-Za-z0-9_+-]*)*$")]
+#: A GitHub user login or an org/team slug.
+GithubPrincipal = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(/[A-Za-z0-9][A-Za-z0-9_.-]{0,99})?$")]
+#: Kubernetes names: a namespace (DNS-1123 label) and an object name (DNS-1123 subdomain).
+K8sNamespace = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
+K8sName = Annotated[str, StringConstraints(max_length=253, pattern=r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")]
 #: CloudWatch Logs accepts only these retention periods.
-LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
+LogRetentionDays = Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653]
+LOG_RETENTION_DAYS: tuple[int, ...] = get_args(LogRetentionDays)
 
 
 class Strict(BaseModel):
@@ -78,8 +133,8 @@ class NetworkSettings(Strict):
 class DatabaseSettings(Strict):
     """RDS PostgreSQL (dedicated) or the tenant's schema on the pooled instance."""
 
-    engine_version: str
-    instance_class: str
+    engine_version: EngineVersion
+    instance_class: DbInstanceClass
     allocated_storage_gb: int = Field(ge=20, le=65536)
     max_allocated_storage_gb: int = Field(ge=20, le=65536)
     multi_az: bool
@@ -93,7 +148,7 @@ class DatabaseSettings(Strict):
 class CacheSettings(Strict):
     """ElastiCache Redis in cluster mode."""
 
-    node_type: str
+    node_type: CacheNodeType
     shards: int = Field(ge=1, le=500)
     replicas_per_shard: int = Field(ge=0, le=5)
     snapshot_retention_days: int = Field(ge=0, le=35)
@@ -120,7 +175,7 @@ class KmsSettings(Strict):
 
 
 class LogsSettings(Strict):
-    retention_days: Literal[LOG_RETENTION_DAYS]  # type: ignore[valid-type]
+    retention_days: LogRetentionDays
 
 
 class BudgetSettings(Strict):
@@ -160,6 +215,161 @@ class CanarySettings(Strict):
     enabled: bool
 
 
+# --- service level objectives (settings.services.<name>.slo) -----------------------------
+#
+# The two PromQL-shaped strings are types with their own validator rather than
+# ``Annotated[str, AfterValidator]``: partial() keeps a field's type, not its validators, so a
+# tier, environment or tenant layer is checked at its own line too.
+
+#: Labels the generator sets on every SLI selector; a catalog selector must not pin them.
+SLO_SCOPE_LABELS = ("namespace", "service")
+
+
+def _promql_selector(value: str) -> str:
+    try:
+        expr = promql_parser.parse(value)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not valid PromQL: {exc}") from None
+    if not isinstance(expr, promql_parser.VectorSelector) or expr.offset is not None or expr.at is not None:
+        raise ValueError(f"{value!r} must be a plain series selector (a metric name and matchers; no functions, ranges, offset or @)")
+    if not expr.name:
+        raise ValueError(f"{value!r} must name its metric")
+    pinned = sorted({m.name for m in expr.matchers.matchers} & set(SLO_SCOPE_LABELS))
+    if pinned:
+        raise ValueError(f"{value!r} matches on {pinned[0]!r}; the generator adds the namespace and service of each tenant's workload")
+    return value
+
+
+def _prometheus_duration(value: str) -> str:
+    if not re.fullmatch(r"([0-9]+(ms|s|m|h|d|w|y))+", value):
+        raise ValueError(f"{value!r} is not a Prometheus duration such as 5m, 1h30m or 30d")
+    try:
+        promql_parser.parse_duration(value)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a Prometheus duration: {exc}") from None
+    return value
+
+
+class PromqlSelector(str):
+    """A PromQL series selector (metric name and matchers) that parses."""
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(_promql_selector, core_schema.str_schema(strict=True, max_length=512))
+
+
+class PromDuration(str):
+    """A Prometheus duration (``5m``, ``1h30m``, ``30d``), greater than zero."""
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(_prometheus_duration, core_schema.str_schema(strict=True, max_length=32))
+
+
+def duration_seconds(value: str) -> float:
+    """Seconds of a validated Prometheus duration."""
+    return float(promql_parser.parse_duration(value).total_seconds())
+
+
+MetricName = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")]
+
+
+class SloAvailability(Strict):
+    """Availability SLI: good events over all events, from two counters."""
+
+    objective: float = Field(gt=0, lt=100, description="Percent of events that must be good over the window (0 < objective < 100).")
+    good: PromqlSelector = Field(description="Counter of good events (a PromQL selector); namespace and service matchers are added.")
+    total: PromqlSelector = Field(description="Counter of all events (a PromQL selector); namespace and service matchers are added.")
+
+
+class SloLatency(Strict):
+    """Latency SLI: the share of requests faster than ``threshold_seconds``, from a histogram."""
+
+    enabled: bool
+    objective: float = Field(gt=0, lt=100, description="Percent of requests that must be faster than the threshold.")
+    threshold_seconds: float = Field(gt=0, le=3600, description="Must be one of the histogram's bucket bounds (its `le` label).")
+    histogram: MetricName = Field(description="Histogram metric name without the _bucket/_count suffix.")
+
+
+class BurnRateAlert(Strict):
+    """One multi-window burn-rate alert (SRE workbook ch. 5): fires when the error ratio over
+    both windows exceeds ``factor`` times the error budget."""
+
+    severity: Literal["page", "ticket"]
+    long_window: PromDuration
+    short_window: PromDuration
+    factor: float = Field(gt=0, le=1000)
+
+    @field_validator("short_window")
+    @classmethod
+    def _shorter(cls, value: str, info: Any) -> str:
+        long = info.data.get("long_window")
+        if long is not None and duration_seconds(value) >= duration_seconds(long):
+            raise ValueError(f"short_window {value} must be shorter than long_window {long}")
+        return value
+
+
+class SloSettings(Strict):
+    """Service level objectives; alerts (PrometheusRule) and the canary analysis derive from them."""
+
+    enabled: bool
+    window: PromDuration = Field(description="Compliance window of the error budget (Prometheus duration, e.g. 30d).")
+    availability: SloAvailability
+    latency: SloLatency
+    burn_rate_alerts: list[BurnRateAlert] = Field(min_length=1, description="Multi-window burn-rate alerts; factors x budget < 1.")
+    canary_max_burn_rate: float = Field(gt=0, le=1000, description="A canary fails when it burns the budget faster than this.")
+    compare_baseline: bool = Field(description="Also fail a canary whose error ratio exceeds the stable pods' by more than the budget.")
+
+    @model_validator(mode="after")
+    def _alerts_can_fire(self) -> SloSettings:
+        """An alert whose threshold is an error ratio of 1 or more can never fire."""
+        objectives = [("availability", self.availability.objective)]
+        if self.latency.enabled:
+            objectives.append(("latency", self.latency.objective))
+        for sli, objective in objectives:
+            for factor in [a.factor for a in self.burn_rate_alerts] + [self.canary_max_burn_rate]:
+                if factor * (100 - objective) / 100 >= 1:
+                    raise ValueError(
+                        f"burn rate {factor} x the {sli} budget of {100 - objective:g}% is an error ratio of 100% or more; it can never fire"
+                    )
+        return self
+
+
+# --- metrics scraping (settings.services.<name>.metrics; Service.metrics) -----------------
+
+#: Labels a metric relabeling may not drop: the SLI scope (``SLO_SCOPE_LABELS``), the canary's
+#: pod-template hash the AnalysisTemplates select on, histogram buckets and the target identity.
+#: Dropping one would merge series (a failed scrape) or blind the SLO and the canary analysis.
+PROTECTED_METRIC_LABELS = (*SLO_SCOPE_LABELS, "rollouts_pod_template_hash", "le", "job", "instance", "pod", "container", "endpoint")
+
+
+def _droppable_label(value: str) -> str:
+    if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", value) or value.startswith("__"):
+        raise ValueError(f"{value!r} is not a Prometheus label name (letters, digits and _, not starting with a digit or __)")
+    if value in PROTECTED_METRIC_LABELS:
+        raise ValueError(f"label {value!r} may not be dropped: the SLO rules, the canary analysis or Prometheus itself need it")
+    return value
+
+
+class DroppableLabel(str):
+    """A Prometheus label name a ServiceMonitor may drop from every scraped series (a type with
+    its own validator, so tier, environment and tenant layers are checked at their line too)."""
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(_droppable_label, core_schema.str_schema(strict=True, max_length=128))
+
+
+class MetricsSettings(Strict):
+    """How Prometheus scrapes a service (its ServiceMonitor): how often, and the per-target cap
+    against high-cardinality costs. A scrape over ``sample_limit`` fails as a whole (``up == 0``),
+    so a canary whose series explode fails its analysis instead of inflating Prometheus."""
+
+    interval: PromDuration = Field(description="Scrape interval; a quarter of the canary analysis interval or less keeps rate() fed.")
+    sample_limit: int = Field(ge=1, le=10_000_000, description="Most samples one scrape of one pod may return; more fails the scrape.")
+    drop_labels: list[DroppableLabel] = Field(description="High-cardinality labels removed from every scraped series (labeldrop).")
+
+
 class ServiceSettings(Strict):
     """Per-service knobs every layer may tune (``settings.services.<name>``)."""
 
@@ -167,6 +377,8 @@ class ServiceSettings(Strict):
     resources: Resources
     autoscaling: AutoscalingSettings
     canary: CanarySettings
+    slo: SloSettings
+    metrics: MetricsSettings
     #: Pins the image tag (the rollback lever); ``None`` means the service's release tag.
     image_tag: ImageTag | None
 
@@ -202,7 +414,7 @@ def partial(model: type[BaseModel]) -> type[BaseModel]:
 def _constraints(info: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for meta in info.metadata:
-        for attr in ("ge", "le", "gt", "lt", "min_length", "max_length"):
+        for attr in ("ge", "le", "gt", "lt", "min_length", "max_length", "pattern"):
             value = getattr(meta, attr, None)
             if value is not None:
                 out[attr] = value
@@ -215,13 +427,23 @@ def _partial_annotation(annotation: Any) -> Any:
     origin = get_origin(annotation)
     if origin is dict:
         key, value = get_args(annotation)
-        return dict[key, _partial_annotation(value)]  # type: ignore[valid-type]
+        return types.GenericAlias(dict, (key, _partial_annotation(value)))  # dict[key, ...] built at runtime
     if origin is Union:
-        return Union[tuple(_partial_annotation(a) for a in get_args(annotation) if a is not type(None))]
+        return Union[tuple(_partial_annotation(a) for a in get_args(annotation) if a is not type(None))]  # noqa: UP007 - built at runtime from a tuple
     return annotation
 
 
-SettingsLayer = partial(Settings)
+if TYPE_CHECKING:  # what type checkers see of the derived layer models: the fields code reads
+
+    class ServiceSettingsLayer(Strict):
+        pass
+
+    class SettingsLayer(Strict):
+        services: dict[str, ServiceSettingsLayer] | None = None
+
+else:
+    ServiceSettingsLayer = partial(ServiceSettings)
+    SettingsLayer = partial(Settings)
 
 
 # --- guardrails -----------------------------------------------------------------------
@@ -245,15 +467,17 @@ class ChangeWindow(Strict):
     """When production changes may sync: a cron start, a duration and a time zone
     (Argo CD ``syncWindows`` semantics)."""
 
-    schedule: str
+    #: One line of printable ASCII here; whether it is a cron schedule Argo CD can use is
+    #: checked with the cron parser (model.references), which says what is wrong with it.
+    schedule: Annotated[str, StringConstraints(max_length=100, pattern=r"^[ -~]+$")]
     duration: Duration
-    timezone: str = "UTC"
+    timezone: TimeZoneName = "UTC"
 
 
 class Promotion(Strict):
     after: Name | None = Field(default=None, description="The environment a release must reach first.")
     requires_approval: bool = False
-    reviewers: list[str] = Field(default_factory=list, description="GitHub teams that approve (org/team).")
+    reviewers: list[GithubPrincipal] = Field(default_factory=list, description="GitHub teams that approve (org/team).")
 
 
 class Previews(Strict):
@@ -301,12 +525,12 @@ class Environment(Strict):
     log_retention: RetentionBounds
     rpo_minutes: int = Field(ge=1)
     rto_minutes: int = Field(ge=1)
-    settings: SettingsLayer = Field(default_factory=SettingsLayer)  # type: ignore[valid-type]
+    settings: SettingsLayer = Field(default_factory=SettingsLayer)
 
 
 class InstanceClasses(Strict):
-    database: list[str]
-    cache: list[str]
+    database: list[DbInstanceClass]
+    cache: list[CacheNodeType]
 
 
 class Tier(Strict):
@@ -319,7 +543,7 @@ class Tier(Strict):
         default=False, description="Regulated data: the organisation's regulated-tenant policy rules (CO001-CO006) apply."
     )
     allowed_instance_classes: InstanceClasses
-    settings: SettingsLayer = Field(default_factory=SettingsLayer)  # type: ignore[valid-type]
+    settings: SettingsLayer = Field(default_factory=SettingsLayer)
     guardrails: dict[str, Guardrail] = Field(default_factory=dict, description="Dotted settings path -> bound.")
 
 
@@ -382,7 +606,8 @@ class Analysis(Strict):
     success_rate_min: float = Field(ge=0.0, le=1.0)
     interval: Duration = "1m"
     failure_limit: int = Field(default=1, ge=0, le=10)
-    prometheus_address: str = "http://prometheus.monitoring.svc:9090"
+    #: The Service of catalog/addons/kube-prometheus-stack.yaml (``<fullnameOverride>-prometheus``).
+    prometheus_address: str = "http://kube-prometheus-stack-prometheus.monitoring.svc:9090"
 
 
 class Canary(Strict):
@@ -390,19 +615,37 @@ class Canary(Strict):
     analysis: Analysis
 
 
+class SecretRotation(Strict):
+    """Rotation of a service's secret by a Lambda function in the tenant's account (the
+    Terraform root creates ``aws_secretsmanager_secret_rotation`` pointing at it)."""
+
+    lambda_name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")] = Field(
+        description="Rotation Lambda function name in the tenant's account and region."
+    )
+    days: int = Field(default=30, ge=1, le=1000, description="Rotate automatically after this many days.")
+
+
 class SecretRef(Strict):
     """A value the service reads from AWS Secrets Manager through ExternalSecrets."""
 
     env: Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]*$")]
-    key: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9/_.{}-]+$")] = Field(
+    key: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9/_.{}-]+$"), AfterValidator(_per_tenant_template)] = Field(
         description="Secrets Manager name; {tenant} and {env} are substituted."
     )
     property: str | None = None
+    rotation: SecretRotation | None = None
 
 
 class Ingress(Strict):
     enabled: bool
-    path: str = "/"
+    path: Annotated[str, StringConstraints(max_length=256, pattern=r"^/[A-Za-z0-9/._~-]*$")] = "/"
+
+
+class MetricsEndpoint(Strict):
+    """Where a service exposes Prometheus metrics (``Service.metrics``): one of its ports, by name."""
+
+    port: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,14}$")] = Field(description="Name of one of the service's `ports`.")
+    path: Annotated[str, StringConstraints(max_length=256, pattern=r"^/[A-Za-z0-9/._~-]*$")] = "/metrics"
 
 
 class Service(Strict):
@@ -416,10 +659,33 @@ class Service(Strict):
     probes: Probes | None = None
     ingress: Ingress = Field(default_factory=lambda: Ingress(enabled=False))
     uses_database: bool = False
+    uses_cache: bool = Field(default=False, description="Reads the tenant's Redis endpoint (ExternalSecret 'cache').")
     secrets: list[SecretRef] = Field(default_factory=list)
     migrations: Migrations | None = None
     canary: Canary | None = None
-    defaults: partial(ServiceSettings) = Field(default_factory=partial(ServiceSettings))  # type: ignore[valid-type]
+    metrics: MetricsEndpoint | None = Field(
+        default=None,
+        description="Metrics port and path; default: the port named `metrics` (else the first port) at /metrics, scraped when an SLO is enabled.",
+    )
+    defaults: ServiceSettingsLayer = Field(default_factory=ServiceSettingsLayer)
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics_port_exists(cls, value: MetricsEndpoint | None, info: Any) -> MetricsEndpoint | None:
+        ports = [p.name for p in info.data.get("ports") or ()]
+        if value is not None and value.port not in ports:
+            raise ValueError(f"metrics port {value.port!r} is not one of the service's ports ({', '.join(ports) or 'none declared'})")
+        return value
+
+    def metrics_endpoint(self) -> MetricsEndpoint | None:
+        """The declared endpoint, else the port named ``metrics`` or the first port at /metrics;
+        None without ports (nothing to scrape)."""
+        if self.metrics is not None:
+            return self.metrics
+        names = [p.name for p in self.ports]
+        if not names:
+            return None
+        return MetricsEndpoint(port="metrics" if "metrics" in names else names[0])
 
 
 class Tenant(Strict):
@@ -427,14 +693,14 @@ class Tenant(Strict):
 
     name: Name
     tier: Name
-    owner: Email
+    owner: TagEmail
     cost_center: CostCenter
     environments: list[Name] = Field(min_length=1)
     services: list[Name] = Field(min_length=1)
     canary: bool = Field(default=False, description="Receives changes in the first progressive-sync wave.")
     accounts: dict[Name, AccountId] = Field(default_factory=dict, description="Dedicated tiers: AWS account per environment.")
-    settings: SettingsLayer = Field(default_factory=SettingsLayer)  # type: ignore[valid-type]
-    overrides: dict[Name, SettingsLayer] = Field(default_factory=dict)  # type: ignore[valid-type]
+    settings: SettingsLayer = Field(default_factory=SettingsLayer)
+    overrides: dict[Name, SettingsLayer] = Field(default_factory=dict)
 
 
 class Chart(Strict):
@@ -444,10 +710,10 @@ class Chart(Strict):
 
 
 class TerraformState(Strict):
-    bucket: str
-    dynamodb_table: str
+    bucket: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
+    dynamodb_table: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{3,255}$")]
     region: AwsRegion
-    kms_key_id: str
+    kms_key_id: Annotated[str, StringConstraints(max_length=2048, pattern=r"^[A-Za-z0-9][A-Za-z0-9:/_.-]*$")]
     account: AccountId
 
 
@@ -465,7 +731,9 @@ class ActionPin(Strict):
     """A GitHub Action pinned by full commit SHA; the tag is a comment for humans and bots."""
 
     sha: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{40}$")]
-    tag: str = Field(min_length=1)
+    tag: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/+-]{0,99}$")] = Field(
+        description="The release the sha is, for humans and Dependabot (it lands in a YAML comment)."
+    )
 
 
 class Ci(Strict):
@@ -474,8 +742,10 @@ class Ci(Strict):
     Tool versions and action pins live in the catalog, not in templates, so an upgrade is
     a reviewed one-line catalog change that re-renders every workflow."""
 
-    runner: str = "ubuntu-24.04"
-    python_version: str
+    runner: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")] = Field(
+        default="ubuntu-24.04", description="A runner label (GitHub-hosted image or self-hosted label)."
+    )
+    python_version: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,31}$")]
     terraform_version: Annotated[str, StringConstraints(pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$")]
     kubectl_version: Annotated[str, StringConstraints(pattern=r"^v[0-9]+\.[0-9]+\.[0-9]+$")]
     helm_version: Annotated[str, StringConstraints(pattern=r"^v[0-9]+\.[0-9]+\.[0-9]+$")]
@@ -484,6 +754,34 @@ class Ci(Strict):
     chaos_drill_schedule: CronSchedule
     chaos_environments: list[Name] = Field(default_factory=lambda: ["dev", "stage"])
     actions: dict[ActionName, ActionPin]
+    conftest_version: Annotated[str, StringConstraints(pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$")] = Field(
+        default="0.68.2", description="Conftest release the terraform workflow runs the rendered Rego policies with."
+    )
+    conftest_sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] = Field(
+        default="e8144c6d6d2ae0260b869caa60c7c262a1f95ac63ec1e5d2fb19be452d606347",
+        description="SHA-256 of conftest_<version>_Linux_x86_64.tar.gz (the release's checksums.txt).",
+    )
+
+
+class OrgAccounts(Strict):
+    """How the organization root names the accounts it vends and adopts."""
+
+    email_pattern: Annotated[str, StringConstraints(max_length=200, pattern=r"^[A-Za-z0-9._%+{}-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")] = Field(
+        description="Root e-mail of each account; {org}, {tenant} and {env} are replaced (platform accounts use their role as tenant)."
+    )
+
+
+class AwsOrganization(Strict):
+    """``aws_organization`` in catalog/platform.yaml: the organization root (rendered/terraform/org)."""
+
+    log_archive_account: AccountId = Field(description="The account the organization's logs are archived in.")
+    audit_account: AccountId = Field(description="The security tooling (delegated administrator) account.")
+    accounts: OrgAccounts
+    required_tags: list[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,62}$")]] = Field(
+        default_factory=lambda: ["tenant", "environment", "owner", "cost-center"],
+        min_length=1,
+        description="Tags the SCP, the tag policy and the Rego plan policies require on the core resources.",
+    )
 
 
 class Platform(Strict):
@@ -493,15 +791,21 @@ class Platform(Strict):
     repository: Repository
     terraform_state: TerraformState
     charts: dict[Name, Chart]
-    secret_store: str = "aws-secrets-manager"
-    ingress_class: str = "alb"
+    secret_store: K8sName = "aws-secrets-manager"
+    ingress_class: K8sName = "alb"
     tenant_canary_wave_size: int = Field(default=1, ge=1)
-    argocd_namespace: str = Field(default="argocd", description="Where Argo CD's AppProjects and ApplicationSets live.")
-    ingress_namespace: str = Field(default="kube-system", description="Namespace of the ingress controller allowed to reach service ports.")
-    monitoring_namespace: str = Field(default="monitoring", description="Namespace of the Prometheus that scrapes service ports.")
+    argocd_namespace: K8sNamespace = Field(default="argocd", description="Where Argo CD's AppProjects and ApplicationSets live.")
+    ingress_namespace: K8sNamespace = Field(
+        default="kube-system", description="Namespace of the ingress controller allowed to reach service ports."
+    )
+    monitoring_namespace: K8sNamespace = Field(default="monitoring", description="Namespace of the Prometheus that scrapes service ports.")
     ci: Ci = Field(description="GitHub Actions settings and action pins.")
-    owner: Email = Field(description="Who owns the shared control plane and pools (the `owner` tag of non-tenant infrastructure).")
+    owner: TagEmail = Field(description="Who owns the shared control plane and pools (the `owner` tag of non-tenant infrastructure).")
     cost_center: CostCenter = Field(description="Cost center of the shared control plane and pools.")
+    management_account: AccountId | None = Field(
+        default=None, description="The organization's management account (applies rendered/terraform/org)."
+    )
+    aws_organization: AwsOrganization | None = Field(default=None, description="OUs, accounts and guardrails of the organization root.")
 
 
 class Waiver(Strict):
@@ -570,6 +874,8 @@ def _cidr(value: str) -> str:
 
 Cidr = Annotated[str, AfterValidator(_cidr)]
 VpcKey = Annotated[str, StringConstraints(pattern=r"^(shared|pool-[a-z][a-z0-9-]{0,18}[a-z0-9]|tenant-[a-z][a-z0-9-]{0,18}[a-z0-9])$")]
+#: An EC2 security group id: the VPC resource controller accepts nothing else (docs/isolation.md).
+SecurityGroupId = Annotated[str, StringConstraints(pattern=r"^sg-[0-9a-f]{8,17}$")]
 
 
 class EnvironmentNetworks(Strict):
@@ -579,6 +885,10 @@ class EnvironmentNetworks(Strict):
     dr: Cidr = Field(description="Equal-sized space for their twins in the DR region (same offsets).")
     vpcs: dict[VpcKey, Cidr] = Field(
         default_factory=dict, description="shared | pool-<tier> | tenant-<name> -> CIDR; written by `companyos allocate`."
+    )
+    pod_security_groups: dict[Name, SecurityGroupId] = Field(
+        default_factory=dict,
+        description="tenant -> id of its pod security group (shared root output pod_security_group_ids); written by `companyos record-pod-groups`.",
     )
 
 
@@ -619,3 +929,81 @@ def _without_none(annotation: Any) -> Any:
 
 def is_valid_name(value: str) -> bool:
     return re.fullmatch(NAME_PATTERN, value) is not None
+
+
+# --- platform add-ons (catalog/addons/*.yaml) -------------------------------------------------
+
+#: An exact chart version: Argo CD would accept a range, which makes a render non-reproducible.
+ExactSemver = Annotated[str, StringConstraints(pattern=r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$")]
+ChartRepository = Annotated[
+    str, StringConstraints(max_length=256, pattern=r"^(https|oci)://[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[A-Za-z0-9._~-]+)*/?$")
+]
+#: ``group/Kind`` as a CRD defines it (``argoproj.io/Rollout``).
+CrdKind = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?/[A-Z][A-Za-z0-9]*$")]
+#: Placeholders an add-on's IAM resources and values may use, filled per environment.
+ADDON_PLACEHOLDERS = ("region", "account", "env", "zone_id", "cluster", "org", "domain")
+
+
+def _iam_action(value: str) -> str:
+    """One IAM action; a wildcard over a whole service (``*``, ``s3:*``) is never least privilege."""
+    service, _, action = value.partition(":")
+    if value == "*" or action == "*":
+        raise ValueError(
+            f"{value!r} grants every action of {'every service' if value == '*' else service}; list the actions the add-on needs"
+        )
+    if not re.fullmatch(r"[a-z0-9-]+", service) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9]*\*?", action):
+        raise ValueError(f"{value!r} is not an IAM action (service:Action)")
+    return value
+
+
+IamAction = Annotated[str, AfterValidator(_iam_action)]
+
+
+class IamCondition(Strict):
+    """One condition of a policy statement, as the IAM module takes it."""
+
+    test: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]+$")] = Field(
+        description="Condition operator: StringEquals, StringLike, Null, ..."
+    )
+    variable: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9:/._{}-]+$")]
+    values: list[Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\"\\$]+$")]] = Field(min_length=1)
+
+
+class IamStatement(Strict):
+    """One Allow statement of an add-on's IRSA policy; resources may use the placeholders
+    {region} {account} {env} {zone_id} {cluster} {org} {domain}."""
+
+    sid: Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9]{0,63}$")]
+    actions: list[IamAction] = Field(min_length=1)
+    resources: list[Annotated[str, StringConstraints(min_length=1, max_length=512, pattern=r"^[^\x00-\x1f\"\\$]+$")]] = Field(min_length=1)
+    conditions: list[IamCondition] = Field(default_factory=list)
+
+
+class AddonChart(Strict):
+    repository: ChartRepository = Field(description="Helm repository: an https URL or oci://.")
+    name: K8sName
+    version: ExactSemver = Field(description="Exact chart version X.Y.Z (no ranges).")
+
+
+#: Add-on names are chart-like (``aws-load-balancer-controller``): longer than tenant names,
+#: still a DNS label; the IRSA role name's 64-character limit is checked in model.addons.
+AddonName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")]
+
+
+class Addon(Strict):
+    """``catalog/addons/<name>.yaml``: a cluster add-on installed before any tenant workload."""
+
+    name: AddonName
+    description: str = Field(default="", max_length=256)
+    chart: AddonChart
+    namespace: K8sNamespace
+    sync_wave: int = Field(ge=-100, le=-3, description="Argo CD sync wave; tenants sync at -1 and later, so add-ons are at most -3.")
+    values: dict[str, Any] = Field(default_factory=dict, description="Helm values; strings may use the same placeholders as IAM resources.")
+    service_account: K8sName | None = Field(
+        default=None, description="Service account that gets an IRSA role (set as the chart's serviceAccount.name and annotated)."
+    )
+    iam_policy: list[IamStatement] = Field(
+        default_factory=list, description="Statements of the IRSA role's policy (needs service_account)."
+    )
+    provides_crds: list[CrdKind] = Field(default_factory=list, description="CRD kinds (group/Kind) this add-on installs.")
+    environments: list[Name] | None = Field(default=None, description="Only install in these environments (default: all).")

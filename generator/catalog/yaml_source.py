@@ -1,19 +1,11 @@
 """Read one YAML file into plain Python data plus a map of where every value came from.
 
-libyaml (through PyYAML's C composer) parses each file into a node graph that carries
-line and column marks; we walk it once, copying positions into a flat dict keyed by the
-value's path (``("settings", "kms", "rotation_days")``) and handing the rest of the program
-plain dicts, lists and scalars. That keeps pydantic in strict mode happy and lets any
-later stage blame the exact ``file:line:col``. (ruamel's round-trip loader gives the same
-marks but is pure Python and ~30x slower; it is still what we use to *edit* YAML.)
-
-Scalars resolve by the YAML 1.2 core schema, not PyYAML's 1.1 default: ``no``/``on`` stay
-strings, ``0777`` is decimal. Dates are kept as ISO strings.
-
-Hostile input is refused here, before anything else sees it: bytes that are not UTF-8,
-explicit YAML tags (``!!python/object``...), anchors and aliases (the "billion laughs"
-bomb needs them, and the catalog's layering makes them unnecessary), duplicate keys,
-non-string keys, deep nesting, and documents that are not a single mapping.
+libyaml (PyYAML's C composer) gives every node its line and column; they are copied into a flat
+dict keyed by the value's path (``("settings", "kms", "rotation_days")``) and the rest of the
+program gets plain dicts, lists and scalars, resolved by the YAML 1.2 core schema. Hostile input
+is refused here, before anything else sees it: non-UTF-8 bytes, explicit tags, anchors and
+aliases, duplicate or non-string keys, deep nesting, a document that is not one mapping.
+Why libyaml and YAML 1.2: docs/architecture.md ("Reading YAML").
 """
 
 from __future__ import annotations
@@ -21,7 +13,7 @@ from __future__ import annotations
 import datetime
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import yaml
 
@@ -31,13 +23,16 @@ KeyPath = tuple[str | int, ...]
 MAX_FILE_BYTES = 1_000_000
 MAX_DEPTH = 32
 
-_BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+if TYPE_CHECKING:  # libyaml's CSafeLoader when present; both share SafeLoader's resolver API
+    _BaseLoader = yaml.SafeLoader
+else:
+    _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
+class _Loader(_BaseLoader):
     """libyaml composer with YAML 1.2 core-schema implicit typing."""
 
-    yaml_implicit_resolvers: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
+    yaml_implicit_resolvers: dict[str, list[tuple[str, re.Pattern[str]]]] = {}  # noqa: RUF012 - PyYAML's own class-level table, filled below
 
 
 for _tag, _pattern, _first in (
@@ -75,8 +70,15 @@ class SourceDoc:
         return Location(self.path, 1, 1)
 
 
+class _Mark(Protocol):
+    """Where a node or event starts: PyYAML's and libyaml's marks (0-based)."""
+
+    line: int
+    column: int
+
+
 class _Rejected(Exception):
-    def __init__(self, mark: Any, message: str) -> None:
+    def __init__(self, mark: _Mark | None, message: str) -> None:
         self.line, self.col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
         self.message = message
 

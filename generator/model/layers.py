@@ -104,11 +104,11 @@ def _apply_mapping(
     if prefix:
         head, rest = prefix[0], prefix[1:]
         out = dict(current) if isinstance(current, dict) else {}
-        out[head] = _apply_mapping(out.get(head), incoming, rest, rel + (head,), layer, provenance, defaults)
+        out[head] = _apply_mapping(out.get(head), incoming, rest, (*rel, head), layer, provenance, defaults)
         return out
     out = dict(current) if isinstance(current, dict) else {}
     for key, value in incoming.items():
-        path = rel + (key,)
+        path = (*rel, key)
         source_keypath = (*layer.keypath, *path[len(layer.prefix) :])
         if value is None and defaults is not EMPTY:
             out[key] = copy.deepcopy(lookup(defaults.values, path))
@@ -118,7 +118,7 @@ def _apply_mapping(
         else:
             name = dotted(path)
             origin = Origin(layer.name, layer.doc.locate(source_keypath), value)
-            provenance[name] = provenance.get(name, ()) + (origin,)
+            provenance[name] = (*provenance.get(name, ()), origin)
             out[key] = value
     return out
 
@@ -134,4 +134,4 @@ def _reset(
         touched = [prefix]
     for name in touched:
         default = lookup(defaults.values, tuple(name.split(".")))
-        provenance[name] = provenance.get(name, ()) + (Origin(layer.name, location, default, reset=True),)
+        provenance[name] = (*provenance.get(name, ()), Origin(layer.name, location, default, reset=True))

@@ -4,13 +4,23 @@ AppProject that fences it) cannot drift apart."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from generator.catalog import spec
 from generator.formats import emit
 
-if TYPE_CHECKING:
-    from generator.model.resolve import Deployment
+
+class Placed(Protocol):
+    """What the common labels need of a deployment. ``model.resolve.Deployment`` has it;
+    typing against this instead of importing ``Deployment`` keeps naming below resolve."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def env(self) -> str: ...
+    @property
+    def tier(self) -> spec.Tier: ...
+
 
 #: Kubernetes object names (DNS-1123 labels) and many AWS ids stop at 63 characters.
 MAX_LABEL = 63
@@ -38,6 +48,34 @@ def irsa_role_arn(account_id: str, platform: spec.Platform, env: str, tenant: st
     return f"arn:aws:iam::{account_id}:role/{irsa_role_name(platform, env, tenant, service)}"
 
 
+def secret_prefix(platform: spec.Platform, env: str, tenant: str) -> str:
+    """Every Secrets Manager name of one tenant in one environment starts with this; its
+    secret-reader role may read nothing else."""
+    return f"{platform.organization}/{env}/{tenant}/"
+
+
+def secret_reader_role_name(platform: spec.Platform, env: str, tenant: str) -> str:
+    """The role, in the account holding the tenant's secrets, that the External Secrets
+    Operator assumes to read them (one per tenant, pooled tenants included)."""
+    return f"{resource_prefix(platform, env, tenant)}-{SECRET_READER_SUFFIX}"
+
+
+def secret_reader_role_arn(account_id: str, platform: spec.Platform, env: str, tenant: str) -> str:
+    return f"arn:aws:iam::{account_id}:role/{secret_reader_role_name(platform, env, tenant)}"
+
+
+def secret_reader_external_id(platform: spec.Platform, env: str, tenant: str) -> str:
+    """The ``sts:ExternalId`` the tenant's SecretStore passes and its reader role demands."""
+    return resource_prefix(platform, env, tenant)
+
+
+#: Suffix of the per-tenant secret-reader role (a service may not be named like it).
+SECRET_READER_SUFFIX = "secret-reader"
+#: The namespaced SecretStore in every tenant namespace that reads secrets (its name is
+#: ``platform.secret_store``); the session tag ESO adds naming the ExternalSecret's namespace.
+ESO_NAMESPACE_TAG = "esoNamespace"
+
+
 def hostname(service: str, tenant: str, env: spec.Environment) -> str:
     return f"{service}.{tenant}.{env.domain}"
 
@@ -50,6 +88,27 @@ def secret_key(template: str, tenant: str, env: str) -> str:
 def db_secret_key(platform: spec.Platform, env: str, tenant: str, service: str) -> str:
     """Where the tenant's database credentials for ``service`` live in Secrets Manager."""
     return f"{platform.organization}/{env}/{tenant}/{service}/database"
+
+
+def cache_secret_key(platform: spec.Platform, env: str, tenant: str) -> str:
+    """The Secrets Manager entry Terraform fills with the tenant's Redis endpoint (no password:
+    the cache has TLS in transit and sits in a private subnet reached only from the cluster)."""
+    return f"{platform.organization}/{env}/{tenant}/cache"
+
+
+def db_username(tenant: str, service: str) -> str:
+    """The PostgreSQL role a tenant's service logs in as (IAM database authentication)."""
+    return f"{tenant}_{service}".replace("-", "_")
+
+
+def db_replica_identifier(platform: spec.Platform, env: str, owner: str, index: int) -> str:
+    """RDS identifier of the ``index``-th (1-based) read replica of a tenant's or pool's database."""
+    return f"{resource_prefix(platform, env, owner)}-replica-{index}"
+
+
+def rotation_lambda_arn(region: str, account_id: str, function: str) -> str:
+    """The rotation Lambda a service declares, in the account and region of its secret."""
+    return f"arn:aws:lambda:{region}:{account_id}:function:{function}"
 
 
 def account_role_arn(account_id: str, platform: spec.Platform) -> str:
@@ -80,7 +139,7 @@ def workflow_path(name: str) -> str:
 # --- Kubernetes labels ---------------------------------------------------------------------
 
 
-def tenant_labels(d: Deployment) -> dict[str, str]:
+def tenant_labels(d: Placed) -> dict[str, str]:
     """Who a tenant's object belongs to: tenant, tier and environment (in this order)."""
     return {
         "companyos.io/tenant": d.name,
@@ -189,3 +248,106 @@ def ingress_origin_hostname(tenant: str, env: spec.Environment) -> str:
 def gitops_project(platform: spec.Platform, env: str) -> str:
     """The AppProject of the root Application that applies rendered/argocd/<env>/."""
     return f"{platform.organization}-gitops-{env}"
+
+
+def namespace_application(env: str, tenant: str) -> str:
+    """The platform's Application that creates a tenant's namespace (platform.yaml of an env)."""
+    return f"{env}-namespace-{tenant}"
+
+
+# --- what the registry of names (model/name_registry.py) needs beyond the functions above ----
+
+#: The owner the shared root names its CloudWatch log group after (``/<org>/<env>/platform``).
+PLATFORM_LOG_OWNER = "platform"
+
+#: The purposes of the narrow CI roles (``ci_role_arn``) the workflows assume.
+CI_ROLE_PURPOSES = ("deploy", "ecr-read", "restore-drill", "chaos")
+
+#: Namespaces every cluster has, or the platform installs into, besides Argo CD's,
+#: the ingress controller's and Prometheus's (which ``spec.Platform`` names).
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", "platform-system")
+
+#: The NetworkPolicies every tenant namespace has (``targets/argocd/namespaces.py``);
+#: each service adds ``allow-<workload>``.
+NAMESPACE_POLICIES = ("default-deny", "allow-same-namespace", "allow-dns")
+
+
+def network_policy_name(workload: str) -> str:
+    """The NetworkPolicy that lets one workload (a service or its migration Job) talk."""
+    return f"allow-{workload}"
+
+
+#: AWS resources the Terraform templates name ``<resource prefix><suffix>``, by root kind
+#: (``terraform/<kind>/main.tf.j2`` and the macros in ``_blocks.tf.j2``). Suffix "" is the
+#: prefix itself. tests/hardening/test_names.py checks every suffix in the templates is here.
+PREFIX_NAMES: dict[str, tuple[tuple[str, str], ...]] = {
+    "shared": (
+        ("AWS Budgets budget", "-monthly"),
+        ("Cost Explorer anomaly monitor", "-account"),
+        ("SNS topic", "-alerts"),
+        ("IAM policy", "-route53-query-logs"),
+    ),
+    "pool": (
+        ("RDS instance", ""),
+        ("security group", "-db"),
+        ("IAM role", "-rds-monitoring"),
+        ("SNS topic", "-events"),
+        ("AWS Budgets budget", "-monthly"),
+        ("Cost Explorer anomaly monitor", "-account"),
+    ),
+    "dedicated": (
+        ("RDS instance", ""),
+        ("security group", "-db"),
+        ("IAM role", "-rds-monitoring"),
+        ("SQS queue", ""),
+        ("SNS topic", "-events"),
+        ("AWS Budgets budget", "-monthly"),
+        ("Cost Explorer anomaly monitor", "-costs"),
+    ),
+    "pooled": (
+        ("SQS queue", ""),
+        ("AWS Budgets budget", "-monthly"),
+        ("Cost Explorer anomaly monitor", "-costs"),
+    ),
+}
+
+#: A tenant root with a public service adds CloudFront + a WAF web ACL named after the prefix.
+EDGE_NAMES = (("WAF web ACL", ""),)
+
+
+def reserved_tenant_names(platform: spec.Platform) -> dict[str, str]:
+    """Words a tenant name may not be nor start with (``word`` or ``word-...``; a key ending
+    in '-' is a plain prefix), each with the platform object it would impersonate."""
+    org, env = platform.organization, "<env>"
+    reserved = {
+        org: f"the platform's own objects are named after the organization ({platform_project(platform, env)}, "
+        f"{gitops_project(platform, env)}, {org}-ci-* roles)",
+        SHARED_ROOT: f"the shared control plane's Terraform root and KMS alias are named '{SHARED_ROOT}'",
+        PLATFORM_LOG_OWNER: f"the control plane's log group is {log_group(platform, env, PLATFORM_LOG_OWNER)}",
+        pool_root(""): f"the pooled tiers' roots, KMS aliases, buckets and budgets are named {pool_root('<tier>')}",
+        preview_namespace(""): f"preview namespaces are named {preview_namespace('<number>')}",
+        "kube-": "Kubernetes reserves kube-* names",
+        "argocd": "Argo CD's namespace and objects",
+    }
+    for ns in (*SYSTEM_NAMESPACES, platform.argocd_namespace, platform.ingress_namespace, platform.monitoring_namespace):
+        if reserved_word(ns, reserved) is None:
+            reserved[ns] = f"'{ns}' is a namespace the platform uses"
+    return reserved
+
+
+def reserved_word(name: str, reserved: dict[str, str]) -> str | None:
+    """The reserved word ``name`` is or starts with (as ``word-``), else None."""
+    for word in reserved:
+        if name == word.rstrip("-") or name.startswith(word if word.endswith("-") else f"{word}-"):
+            return word
+    return None
+
+
+def addon_project(platform: spec.Platform, env: str) -> str:
+    """The AppProject every platform add-on of ``env`` syncs through."""
+    return f"{platform.organization}-addons-{env}"
+
+
+def addon_application(env: str, addon: str) -> str:
+    """One add-on's Argo CD Application in ``env``."""
+    return f"{env}-addon-{addon}"

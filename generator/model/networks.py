@@ -1,21 +1,10 @@
 """VPC address plan: ``catalog/networks.yaml``, its checks and the CIDR lookups targets use.
 
-Every VPC the Terraform target renders (per environment: ``shared``, one ``pool-<tier>`` per
-pooled tier in use, one ``tenant-<name>`` per dedicated tenant) gets a CIDR that overlaps no
-other VPC of that environment, nor any VPC of the environment's DR region. The allocation is
-*recorded* in a committed file rather than computed from the tenant list, because a computed
-layout (say, "the n-th tenant gets the n-th block") would renumber every tenant after a
-removed one, and renumbering a VPC destroys it. With a record, adding or removing a tenant
-touches exactly one line, and review sees it.
-
-Each environment owns two address spaces of equal size: ``primary`` (its region) and
-``dr`` (its DR region). A VPC's DR twin sits at the same offset in ``dr``, so the DR side
-never needs its own records and can never overlap the primary side.
-
-The file is validated on load (malformed or overlapping CIDRs, entries for unknown tenants or
-environments, missing entries), every problem with its ``path:line:col``. :func:`allocate`
-fills in what is missing, first fit, lowest address first, and releases entries whose tenant
-is gone; everything else in the file stays byte-for-byte as it was.
+Allocations are a committed record, not a formula (renumbering a VPC destroys it). Each
+environment owns equal ``primary`` and ``dr`` spaces; a VPC's DR twin sits at the same offset.
+The file is checked on load (malformed or overlapping CIDRs, unknown or missing entries), every
+problem with its ``path:line:col``; ``ops.allocate`` fills in what is missing. Why and how:
+docs/terraform.md ("Networks").
 """
 
 from __future__ import annotations

@@ -8,15 +8,18 @@ reference, all at once.
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from generator.catalog import spec
 from generator.catalog.changewindow import cron_problem
-from generator.catalog.load import Catalog
+from generator.catalog.load import Catalog, Entry
 from generator.errors import CatalogError, Location
 from generator.model import naming
+from generator.model.addons import check_addons
+from generator.model.name_registry import check_names
 from generator.model.networks import check_networks
 
 
@@ -28,6 +31,8 @@ def check_references(catalog: Catalog) -> list[CatalogError]:
         *_tenants(catalog),
         *check_networks(catalog),
         *_kubernetes_names(catalog),
+        *check_names(catalog),
+        *check_addons(catalog),
     ]
 
 
@@ -35,12 +40,14 @@ def _err(location: Location, message: str) -> CatalogError:
     return CatalogError(location, message)
 
 
-def _unknown(kind: str, name: str, known: dict[str, object]) -> str:
+def _unknown(kind: str, name: str, known: Mapping[str, object]) -> str:
     options = ", ".join(sorted(known)) or "none defined"
     return f"unknown {kind} '{name}' (known: {options})"
 
 
-def _settings_services(catalog: Catalog, layer: spec.SettingsLayer | None, entry, keypath: tuple) -> Iterator[CatalogError]:  # type: ignore[valid-type]
+def _settings_services(
+    catalog: Catalog, layer: spec.SettingsLayer | None, entry: Entry[spec.Environment] | Entry[spec.Tier], keypath: tuple[str, ...]
+) -> Iterator[CatalogError]:
     if layer is None or not layer.services:
         return
     for name in layer.services:
@@ -50,7 +57,7 @@ def _settings_services(catalog: Catalog, layer: spec.SettingsLayer | None, entry
 
 def _environments(catalog: Catalog) -> Iterator[CatalogError]:
     envs = catalog.environments
-    for name, entry in envs.items():
+    for _name, entry in envs.items():
         env: spec.Environment = entry.spec
         if env.aws.region not in env.aws.allowed_regions:
             yield _err(entry.locate("aws", "region"), f"region '{env.aws.region}' is not in this environment's allowed_regions")
@@ -122,7 +129,7 @@ def _promotion_chain(catalog: Catalog) -> Iterator[CatalogError]:
 
 
 def _tiers(catalog: Catalog) -> Iterator[CatalogError]:
-    for name, entry in catalog.tiers.items():
+    for _name, entry in catalog.tiers.items():
         tier: spec.Tier = entry.spec
         for path, rail in tier.guardrails.items():
             if not settings_path_exists(path):
@@ -140,7 +147,7 @@ def settings_path_exists(dotted: str) -> bool:
 
 def _services(catalog: Catalog) -> Iterator[CatalogError]:
     charts = catalog.platform.spec.charts
-    for name, entry in catalog.services.items():
+    for _name, entry in catalog.services.items():
         svc: spec.Service = entry.spec
         if svc.chart not in charts:
             yield _err(entry.locate("chart"), _unknown("chart", svc.chart, charts))
@@ -155,7 +162,7 @@ def _services(catalog: Catalog) -> Iterator[CatalogError]:
                     )
         if svc.canary:
             weights = [step.weight for step in svc.canary.steps]
-            if any(b <= a for a, b in zip(weights, weights[1:])):
+            if any(b <= a for a, b in itertools.pairwise(weights)):
                 yield _err(entry.locate("canary", "steps"), f"canary step weights must increase strictly; got {weights}")
             if weights[-1] != 100:
                 yield _err(entry.locate("canary", "steps"), "the last canary step must reach weight 100")
@@ -164,12 +171,12 @@ def _services(catalog: Catalog) -> Iterator[CatalogError]:
 def _tenants(catalog: Catalog) -> Iterator[CatalogError]:
     envs, tiers, services = catalog.environments, catalog.tiers, catalog.services
     account_owner: dict[str, str] = {}
-    for env_name, env_entry in envs.items():
+    for _env_name, env_entry in envs.items():
         accounts = env_entry.spec.accounts
         account_owner.setdefault(accounts.shared_services, f"{env_entry.path} shared_services")
         for tier, account in accounts.pools.items():
             account_owner.setdefault(account, f"{env_entry.path} pools.{tier}")
-    for name, entry in catalog.tenants.items():
+    for _name, entry in catalog.tenants.items():
         tenant: spec.Tenant = entry.spec
         tier_entry = tiers.get(tenant.tier)
         if tier_entry is None and not catalog.defines("tier", tenant.tier):
@@ -225,7 +232,9 @@ def _tenants(catalog: Catalog) -> Iterator[CatalogError]:
                 )
 
 
-def _tenant_services(tenant: spec.Tenant, layer: spec.SettingsLayer, entry, keypath: tuple) -> Iterator[CatalogError]:  # type: ignore[valid-type]
+def _tenant_services(
+    tenant: spec.Tenant, layer: spec.SettingsLayer, entry: Entry[spec.Tenant], keypath: tuple[str, ...]
+) -> Iterator[CatalogError]:
     if layer is None or not layer.services:
         return
     for svc in layer.services:

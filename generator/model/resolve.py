@@ -1,9 +1,9 @@
 """The resolved model: what every target reads.
 
-:func:`resolve` merges the layers for each (tenant, environment) pair, validates the
-resolved settings, applies the tier guardrails (``policy``) and returns a frozen
-:class:`Model`. Targets never see raw YAML, never read files, and never merge anything
-themselves.
+:func:`resolve` merges the layers for each (tenant, environment) pair, validates the resolved
+settings and returns a frozen :class:`Model`. It only resolves: the policy stage runs after it
+(``pipeline.judge``). Targets never see raw YAML, never read files, and never merge anything
+themselves. The one read is the package's own ``defaults.yaml`` (the built-in layer).
 """
 
 from __future__ import annotations
@@ -168,8 +168,8 @@ def resolve(catalog: Catalog) -> Model:
             if settings is None:
                 continue
             services = tuple(catalog.services[s].spec for s in tenant.services)
-            sources = tuple(sorted({catalog.platform.path, tier_entry.path, env_entry.path, tenant_entry.path}))
-            deployments.append(Deployment(tenant, env_entry.spec, tier_entry.spec, settings, merged.provenance, services, sources))
+            files = tuple(sorted({catalog.platform.path, tier_entry.path, env_entry.path, tenant_entry.path}))
+            deployments.append(Deployment(tenant, env_entry.spec, tier_entry.spec, settings, merged.provenance, services, files))
     shared_settings = _shared_settings(catalog, defaults, order, sink)
     sink.raise_if_any()
     sources = {(kind, name): entry.path for kind, entries in catalog.entries.items() for name, entry in entries.items()}

@@ -1,19 +1,9 @@
 """What a change touches: tenants, environments and Terraform roots, from the manifest.
 
-CI must plan only the Terraform roots a pull request changes, and the render-check summary
-must say which tenants and environments a catalog edit reaches. Both questions are answered
-the same way: compare the manifest committed at a base ref (``git show
-REF:rendered/.companyos-manifest.json``) with the manifest in the working tree, file by
-file (sha256), and map each added, changed or removed file to the tenant, environment and
-root the manifest recorded for it. No guessing from catalog paths: a tier edit that changes
-three tenants' files reports exactly those three.
-
-Run ``companyos render`` first (CI's render-check guarantees the committed manifest matches
-the catalog). The JSON form is what a workflow matrix takes as is::
-
-    strategy:
-      matrix:
-        include: ${{ fromJSON(needs.affected.outputs.dev).include }}
+The manifest committed at a base ref is compared with the working tree's, file by file
+(sha256), and each added, changed or removed file is mapped to the tenant, environment and
+root the manifest recorded for it: no guessing from catalog paths. The JSON form is what a
+workflow matrix takes as is. See docs/ci.md ("companyos affected").
 """
 
 from __future__ import annotations

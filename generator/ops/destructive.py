@@ -1,19 +1,10 @@
 """The destructive-change guard: what would this change delete in AWS or the cluster?
 
-``companyos check --base REF`` compares the base ref (its catalog, its resolved settings
-and its committed rendered output) with the working catalog's fresh render, and lists
-everything the change would destroy:
-
-* a tenant, an environment, or a tenant leaving an environment;
-* a Terraform root (``terraform destroy`` of a whole state);
-* an Argo CD Application, or an element of an ApplicationSet generator (Argo CD prunes
-  the Application it generated, and with it the tenant's workloads);
-* deletion protection switched off (resolved ``database.deletion_protection``, and any
-  ``*deletion_protection* = true`` in rendered Terraform that is no longer there).
-
-Unless acknowledged (``--acknowledge-destruction`` locally, the ``allow-destruction`` PR
-label in CI), that is a failed check (exit 1) with the list as the message. The schema
-version guard against the base (CO015, ``schema_versions``) runs in the same pass.
+``companyos check --base REF`` compares the base ref (its catalog, resolved settings and
+committed output) with a fresh render and lists every tenant, environment, Terraform root,
+Argo CD Application or deletion protection the change would remove. Unless acknowledged
+(``--acknowledge-destruction``, the ``allow-destruction`` PR label in CI) that fails the
+check (exit 1). See docs/guardrails.md ("Destructive-change guard").
 """
 
 from __future__ import annotations
@@ -102,12 +93,16 @@ def argocd_objects(files: Iterable[tuple[str, bytes]]) -> set[str]:
         for doc in _docs(data):
             if doc.get("apiVersion") != "argoproj.io/v1alpha1":
                 continue
-            meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+            meta = doc.get("metadata")
+            if not isinstance(meta, dict):
+                meta = {}
             name = f"{meta.get('namespace') or 'argocd'}/{meta.get('name')}"
             if doc.get("kind") == "Application":
                 found.add(f"Argo CD Application {name}")
             elif doc.get("kind") == "ApplicationSet":
-                spec = doc.get("spec") if isinstance(doc.get("spec"), dict) else {}
+                spec = doc.get("spec")
+                if not isinstance(spec, dict):
+                    spec = {}
                 for generator in spec.get("generators") or []:
                     for element in _list_elements(generator):
                         found.add(f"Argo CD ApplicationSet {name} element ({_element_id(element)})")

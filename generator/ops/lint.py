@@ -1,19 +1,10 @@
 """``companyos lint``: lint a fresh render with checkov and the structural validators.
 
-The render is written to a temporary folder (never the working tree), then:
-
-* **checkov** (from the separate tools environment: ``$CHECKOV``, else
-  ``.venv-tools/bin/checkov`` under the repository root, else ``PATH``) over Terraform,
-  Kubernetes manifests and GitHub Actions workflows, in one run, with the skips listed,
-  each with its reason, in ``catalog/lint.yaml``;
-* **yamllint** on every rendered YAML file (rules in ``catalog/lint.yaml``);
-* **check-jsonschema** with SchemaStore's GitHub workflow schema on generated workflows;
-* **kubernetes-validate** (strict) for core Kubernetes kinds, and the Argo CD / Argo
-  Rollouts CRD schemas from ``../shared/schemas/k8s-crds`` for ``argoproj.io`` kinds
-  when that folder exists. A manifest whose kind has no schema at all is an error.
-
-Whatever output kinds exist are linted; an absent kind is reported as "no files", not as
-a failure, so the command works while targets are being added.
+The render is written to a temporary folder (never the working tree); then checkov, yamllint,
+check-jsonschema (workflows) and kubernetes-validate plus the vendored CRD schemas
+(``generator.vendor``) run over it, with the exceptions listed in ``catalog/lint.yaml``. A
+manifest whose kind has no schema is an error; an absent output kind is "no files". Tools,
+flags and exceptions: docs/guardrails.md ("Lint of rendered output").
 """
 
 from __future__ import annotations
@@ -31,6 +22,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import Field, StringConstraints
 
+from generator import vendor
 from generator.catalog import spec
 from generator.catalog.load import load_entry
 from generator.errors import ErrorSink, UsageError
@@ -52,7 +44,7 @@ class CheckovConfig(spec.Strict):
 
 
 class UnvalidatedKind(spec.Strict):
-    """A Kubernetes kind with no schema offline (not core, not in ../shared): accepted unvalidated."""
+    """A Kubernetes kind with no schema offline (not core, not vendored): accepted unvalidated."""
 
     api_version: str
     kind: str
@@ -114,8 +106,8 @@ def _write(build: Build, dest: Path) -> list[str]:
     return written
 
 
-def run(build: Build, *, use_checkov: bool = True, shared: Path | None = None) -> LintReport:
-    """Lint ``build``'s render (see the module docstring)."""
+def run(build: Build, *, use_checkov: bool = True, crd_dir: Path | None = None) -> LintReport:
+    """Lint ``build``'s render (see the module docstring); ``crd_dir`` replaces the vendored CRD schemas."""
     config = load_config(build.root)
     report = LintReport()
     with tempfile.TemporaryDirectory(prefix="companyos-lint-") as tmp:
@@ -126,7 +118,7 @@ def run(build: Build, *, use_checkov: bool = True, shared: Path | None = None) -
         workflows = [f for f in yaml_files if f.startswith(".github/workflows/")]
         report.tools.append(_workflow_schema(folder, workflows))
         unvalidated = {(k.api_version, k.kind) for k in config.unvalidated_kinds}
-        report.tools.append(_kubernetes(folder, yaml_files, shared or build.root.parent / "shared" / "schemas" / "k8s-crds", unvalidated))
+        report.tools.append(_kubernetes(folder, yaml_files, crd_dir or vendor.crd_schema_dir(), unvalidated))
         if use_checkov:
             report.tools.append(_checkov(folder, build.root, config, report))
     return report
@@ -179,6 +171,11 @@ def _workflow_schema(folder: Path, files: list[str]) -> ToolResult:
 # --- Kubernetes manifests --------------------------------------------------------------
 
 
+def _is_custom(group: str) -> bool:
+    """A CRD's API group (``argoproj.io``), not a core one (``apps``, ``networking.k8s.io``)."""
+    return "." in group and not group.endswith(".k8s.io")
+
+
 def _kubernetes(folder: Path, files: list[str], crd_dir: Path, unvalidated: set[tuple[str, str]]) -> ToolResult:
     import jsonschema
     import kubernetes_validate
@@ -206,14 +203,13 @@ def _kubernetes(folder: Path, files: list[str], crd_dir: Path, unvalidated: set[
             if (api, kind) in unvalidated:
                 accepted[f"{api} {kind}"] = accepted.get(f"{api} {kind}", 0) + 1
                 continue
-            if api.startswith("argoproj.io/"):
-                group, version = api.split("/", 1)
-                schema_path = crd_dir / f"{group}_{version}_{kind}.json"
-                if not crd_dir.is_dir():
-                    result.note = f"{crd_dir} not found: argoproj.io kinds not validated"
-                    continue
+            group, _, version = api.rpartition("/")
+            schema_path = crd_dir / f"{group}_{version}_{kind}.json"
+            if schema_path.is_file() or _is_custom(group):
+                # Every custom resource is validated against its vendored CRD schema; a
+                # custom kind with no schema is an error, never a silent skip.
                 if not schema_path.is_file():
-                    result.errors.append(f"{where}: no schema for {api} {kind}")
+                    result.errors.append(f"{where}: no schema for {api} {kind} in {crd_dir}")
                     continue
                 if schema_path not in validators:
                     schema = json.loads(schema_path.read_text(encoding="utf-8"))

@@ -10,6 +10,7 @@ from generator.policy.core import Rule
 from generator.policy.rules import (
     availability,
     delivery,
+    isolation,
     migrations,
     ownership,
     regulated,
@@ -33,6 +34,7 @@ RULES: dict[str, Rule] = {
         tier_guardrails.tier_guardrails,
         migrations.schema_order,
         migrations.contract_after_expand,
+        isolation.regulated_not_shared,
     )
 }
 

@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from generator.targets.contracts import Contract
+
 if TYPE_CHECKING:
     from generator.formats.templating import Templates
     from generator.model.resolve import Model
@@ -32,6 +34,9 @@ class RenderedFile:
     environment: str | None = None
     #: Terraform root directory (``rendered/terraform/<env>/<root>``) when relevant.
     root: str | None = None
+    #: What this file's objects give to, and need from, the rest of the render (targets/contracts.py).
+    provides: tuple[Contract, ...] = ()
+    consumes: tuple[Contract, ...] = ()
 
 
 class Target(Protocol):

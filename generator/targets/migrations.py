@@ -1,17 +1,10 @@
 """Migration Jobs: ``rendered/migrations/<env>/<tenant>/<service>.yaml``.
 
-One file per service that declares ``migrations``, holding two Argo CD PreSync hooks that
-run before the service's chart is applied in the same sync:
-
-1. an ExternalSecret (sync-wave -2) that fills ``<service>-migrate-db`` from Secrets
-   Manager -- the chart's own ExternalSecret is a Sync-phase resource, so on a first
-   install it would not exist yet when the PreSync Job starts;
-2. a ``batch/v1`` Job (sync-wave -1): init containers run the plan and the dry-run, the
-   main container applies. Same image and tag as the service (``Deployment.image_tag``,
-   so a rollback pin moves the Job too). Credentials come only from the Secret.
-
-``hook-delete-policy: BeforeHookCreation`` keeps the last run for inspection until the
-next sync replaces it; ``ttlSecondsAfterFinished`` cleans up if no sync follows.
+Two Argo CD PreSync hooks per migrating service: an ExternalSecret (wave -2) that fills the
+Job's database secret, and a ``batch/v1`` Job (wave -1) whose init containers plan and
+dry-run and whose main container applies, to ``MIGRATION_TARGET_VERSION``: the schema
+version the catalog declares for this environment. Why hooks, waves and this secret:
+docs/delivery.md ("Migrations").
 """
 
 from __future__ import annotations
@@ -27,6 +20,8 @@ from generator.model.resolve import Deployment, Model
 from generator.targets import common as hardening
 from generator.targets.base import RenderedFile
 from generator.targets.common import job_path
+from generator.targets.contracts import Contract, deployed_kinds
+from generator.targets.contracts import at as contract_at
 
 NAME = "migrations"
 #: Each environment's files depend on that environment's slice of the model only (see parallel.py).
@@ -38,6 +33,8 @@ BACKOFF_LIMIT = 1
 ACTIVE_DEADLINE_SECONDS = 1800
 TTL_SECONDS_AFTER_FINISHED = 86400
 EXTERNAL_SECRETS_API = "external-secrets.io/v1"
+#: The variable the migration command reads its target schema version from.
+TARGET_VERSION_ENV = "MIGRATION_TARGET_VERSION"
 
 
 def has_job(service: Service) -> bool:
@@ -50,13 +47,30 @@ def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
         for service in d.services:
             if not has_job(service):
                 continue
+            docs = documents(model, d, service)
             yield RenderedFile(
                 path=job_path(d.env, d.name, service.name),
-                text=templates.render(TEMPLATE, d=d, service=service, documents=documents(model, d, service)),
+                text=templates.render(TEMPLATE, d=d, service=service, documents=docs),
                 sources=(*d.sources, model.source("service", service.name), template_source),
                 tenant=d.name,
                 environment=d.env,
+                consumes=consumes(model, d, service, docs),
             )
+
+
+def consumes(model: Model, d: Deployment, service: Service, docs: list[dict[str, Any]]) -> tuple[Contract, ...]:
+    """The namespace's SecretStore (assuming the tenant's reader role) and the database
+    secret read through it, the tenant's namespace and the kinds in its AppProject."""
+    where = contract_at(model, "service", service.name, "migrations")
+    key = naming.db_secret_key(model.platform, d.env, d.name, service.name)
+    reader = hardening.secret_reader(model, d)
+    ref = docs[0]["spec"]["secretStoreRef"]
+    return (
+        Contract("secret_store", f"{d.namespace}/{ref['name']}", d.env, detail=reader.role_arn if reader else "", at=where),
+        Contract("secret", key, d.env, detail=reader.secret_detail if reader else "", at=where),
+        Contract("namespace", d.namespace, d.env, at=where),
+        *deployed_kinds(docs, naming.argocd_project(d.name, d.env), d.env, at=where),
+    )
 
 
 def hook_annotations(wave: int) -> dict[str, str]:
@@ -89,13 +103,18 @@ def documents(model: Model, d: Deployment, service: Service) -> list[dict[str, A
         "metadata": {"name": secret_name, "namespace": d.namespace, "labels": meta_labels, "annotations": hook_annotations(-2)},
         "spec": {
             "refreshInterval": "1h",
-            "secretStoreRef": {"name": model.platform.secret_store, "kind": "ClusterSecretStore"},
+            # The namespace's own SecretStore (targets/argocd/namespaces.py).
+            "secretStoreRef": {"name": model.platform.secret_store, "kind": "SecretStore"},
             "target": {"name": secret_name, "creationPolicy": "Owner"},
             "dataFrom": [{"extract": {"key": naming.db_secret_key(model.platform, d.env, d.name, service.name)}}],
         },
     }
     image = f"{service.image.repository}:{d.image_tag(service.name)}"
     resources = d.settings.services[service.name].resources.model_dump()
+    env = [{"name": "TENANT", "value": d.name}, {"name": "ENVIRONMENT", "value": d.env}]
+    target = migrations.versions.get(d.env)
+    if target is not None:
+        env.append({"name": TARGET_VERSION_ENV, "value": str(target)})
 
     def container(name: str, args: list[str]) -> dict[str, Any]:
         return {
@@ -104,7 +123,7 @@ def documents(model: Model, d: Deployment, service: Service) -> list[dict[str, A
             "imagePullPolicy": "IfNotPresent",
             "command": list(migrations.command),
             "args": list(args),
-            "env": [{"name": "TENANT", "value": d.name}, {"name": "ENVIRONMENT", "value": d.env}],
+            "env": [dict(var) for var in env],
             "envFrom": [{"secretRef": {"name": secret_name}}],
             "resources": resources,
             "securityContext": {

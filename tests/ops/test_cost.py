@@ -3,25 +3,25 @@ order, and the threshold tripping against a base ref."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 from pathlib import Path
 
 import pytest
-from conftest import edit_yaml
-from test_destructive import commit_all
-from test_policy import override
 
 from generator.catalog import spec
 from generator.ops import cost
+from helpers.catalog_edit import edit_yaml, override
+from helpers.gitrepo import commit_all
 
 #: A tiny price table with round numbers, so the expected figures below can be checked
 #: with pencil and paper.
 TINY_PRICING = {
     "hours_per_month": 100,
-    "database_instance_hourly": {"db.tiny": 1.0},
+    "database_instance_hourly": {"db.t4g.tiny": 1.0},
     "database_storage_gb_month": 0.1,
-    "cache_node_hourly": {"cache.tiny": 0.5},
+    "cache_node_hourly": {"cache.t4g.tiny": 0.5},
     "nat_gateway_hourly": 0.2,
     "nat_gateway_gb_processed": 0.01,
     "interface_endpoint_hourly": 0.01,
@@ -40,7 +40,7 @@ TINY_SETTINGS = {
     "network": {"az_count": 2, "nat_gateways": "per_az", "vpc_endpoints": ["s3", "sts", "ssm"], "public_ingress": True},
     "database": {
         "engine_version": "16.4",
-        "instance_class": "db.tiny",
+        "instance_class": "db.t4g.tiny",
         "allocated_storage_gb": 100,
         "max_allocated_storage_gb": 200,
         "multi_az": True,
@@ -50,7 +50,7 @@ TINY_SETTINGS = {
         "cross_region_copy": True,
         "read_replicas": 1,
     },
-    "cache": {"node_type": "cache.tiny", "shards": 2, "replicas_per_shard": 1, "snapshot_retention_days": 1},
+    "cache": {"node_type": "cache.t4g.tiny", "shards": 2, "replicas_per_shard": 1, "snapshot_retention_days": 1},
     "storage": {
         "versioning": True,
         "object_lock": "compliance",
@@ -100,7 +100,11 @@ EXPECTED_TOTAL = 642.8
 def tiny(sample):
     """A dedicated deployment of the sample, with the tiny settings tree swapped in."""
     d = next(d for d in sample.model.deployments if d.dedicated)
-    return dataclasses.replace(d, settings=spec.Settings.model_validate(TINY_SETTINGS))
+    # SLO and metrics settings do not affect cost: take the sample's, so the tree is complete
+    donor = next(iter(d.settings.services.values()))
+    settings = copy.deepcopy(TINY_SETTINGS)
+    settings["services"]["app"].update(slo=donor.slo.model_dump(), metrics=donor.metrics.model_dump())
+    return dataclasses.replace(d, settings=spec.Settings.model_validate(settings))
 
 
 def test_tiny_catalog_by_hand(tiny):

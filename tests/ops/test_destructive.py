@@ -7,26 +7,16 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import edit_yaml, snapshot
-from test_policy import override
 
-
-def commit_all(root: Path, message: str) -> str:
-    import git
-
-    repo = git.Repo.init(root) if not (root / ".git").exists() else git.Repo(root)
-    repo.git.add("-A")
-    actor = git.Actor("companyos tests", "tests@example.com")
-    return repo.index.commit(message, author=actor, committer=actor).hexsha
+from generator import pipeline
+from helpers.catalog_edit import edit_yaml, override
+from helpers.gitrepo import commit_all
+from helpers.repo import copy_repo, snapshot
 
 
 @pytest.fixture(scope="session")
 def based_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Once per session: a scratch repository rendered and committed as the base."""
-    from conftest import copy_repo
-
-    from generator import pipeline
-
     root = copy_repo(tmp_path_factory.mktemp("based") / "repo")
     pipeline.render_to_disk(root)
     commit_all(root, "base")

@@ -7,12 +7,13 @@ must be caught by the tool responsible for it (proof that the wiring works)."""
 from __future__ import annotations
 
 import pytest
-from conftest import REPO, SHARED, edit_yaml
 
-from generator import pipeline
+from generator import pipeline, vendor
 from generator.errors import CatalogErrors
 from generator.ops import lint
 from generator.output.render import RenderResult
+from helpers.catalog_edit import edit_yaml
+from helpers.repo import REPO
 
 CANARY = "rendered/zz-lint-canary"
 CANARIES = {
@@ -34,6 +35,22 @@ metadata:
   name: canary
 datta:
   key: value
+""",
+    # caught only if the vendored Argo CD CRD schemas are found and read (lint's default)
+    f"{CANARY}/crd-typo.yaml": b"""apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: canary
+  namespace: argocd
+spec:
+  project: default
+  source:
+    repoURL: https://example.com/repo.git
+    path: app
+  destination:
+    server: https://kubernetes.default.svc
+    namespace: default
+  syncPolicyy: {}
 """,
     f"{CANARY}/style.yaml": b"""key: 1
 key: 2
@@ -61,7 +78,7 @@ def checkov_available() -> bool:
 def linted(sample) -> lint.LintReport:
     files = {**sample.result.files, **CANARIES}
     build = pipeline.Build(sample.root, sample.model, RenderResult(dict(sorted(files.items())), sample.result.manifest), sample.policy)
-    return lint.run(build, use_checkov=checkov_available(), shared=SHARED / "schemas" / "k8s-crds")
+    return lint.run(build, use_checkov=checkov_available())  # the default CRD schemas: the vendored ones
 
 
 def tool(report: lint.LintReport, prefix: str) -> lint.ToolResult:
@@ -83,6 +100,7 @@ def test_every_validator_catches_its_canary(linted):
     assert any("style.yaml" in e and "key-duplicates" in e for e in tool(linted, "yamllint").errors)
     assert any("zz-canary.yml" in e for e in tool(linted, "check-jsonschema").errors)
     assert any("typo.yaml" in e and "datta" in e for e in tool(linted, "kubernetes-validate").errors)
+    assert any("crd-typo.yaml" in e and "syncPolicyy" in e for e in tool(linted, "kubernetes-validate").errors)
     if checkov_available():
         assert any("privileged.yaml" in e and "CKV_K8S_16" in e for e in tool(linted, "checkov").errors)
 
@@ -90,8 +108,10 @@ def test_every_validator_catches_its_canary(linted):
 def test_validators_saw_every_output_kind(linted, sample):
     paths = list(sample.result.files)
     yaml_count = sum(p.endswith((".yaml", ".yml")) for p in paths)
-    assert tool(linted, "yamllint").files == yaml_count + 4
+    assert tool(linted, "yamllint").files == yaml_count + len(CANARIES)
     kube = tool(linted, "kubernetes-validate")
+    assert "not found" not in (kube.note or ""), kube.note
+    assert vendor.crd_schema_dir().is_dir()  # what lint read: inside the package, not beside the checkout
     if any(p.startswith(("rendered/argocd/", "rendered/migrations/")) for p in paths):
         assert kube.files > 2
     if not checkov_available():

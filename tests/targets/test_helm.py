@@ -9,13 +9,14 @@ import re
 import jsonschema
 import pytest
 import yaml
-from conftest import SHARED, edit_yaml, load_yaml_docs
 
-from generator import pipeline
+from generator import pipeline, vendor
 from generator.targets.common import canary_enabled
+from helpers.catalog_edit import edit_yaml
+from helpers.yaml_docs import load_yaml_docs
 
-SCHEMA = SHARED / "schemas/helm/application-9.2.0.values.schema.json"
-DEFAULTS = SHARED / "schemas/helm/application-9.2.0.values.yaml"
+SCHEMA = vendor.helm_values_schema()
+DEFAULTS = SCHEMA.with_name("application-9.2.0.values.yaml")
 #: Maps whose keys are user-chosen names in the chart (not chart options).
 #: Kubernetes probe fields the chart passes through verbatim (its README notes upstream's own
 #: ci/values.yaml sets readinessProbe.initialDelaySeconds) but does not declare.
@@ -58,15 +59,15 @@ def test_values_validate_against_chart_schema(helm_files):
 def _known_paths(node, prefix=()):
     if isinstance(node, dict):
         for key, value in node.items():
-            yield prefix + (key,)
+            yield (*prefix, key)
             if key not in FREE_FORM:
-                yield from _known_paths(value, prefix + (key,))
+                yield from _known_paths(value, (*prefix, key))
 
 
 def _schema_paths(schema, prefix=()):
     for key, sub in (schema.get("properties") or {}).items():
-        yield prefix + (key,)
-        yield from _schema_paths(sub, prefix + (key,))
+        yield (*prefix, key)
+        yield from _schema_paths(sub, (*prefix, key))
 
 
 def test_values_use_only_keys_the_chart_defines(helm_files):
@@ -99,7 +100,7 @@ def test_hardened_defaults_and_irsa(sample, helm_files):
 def test_secrets_are_references_only(helm_files):
     for path, data in helm_files.items():
         (values,) = load_yaml_docs(data)
-        for name, entry in (values.get("externalSecret", {}).get("files") or {}).items():
+        for entry in (values.get("externalSecret", {}).get("files") or {}).values():
             for ref in (entry.get("data") or {}).values():
                 assert set(ref) == {"remoteRef"} and set(ref["remoteRef"]) <= {"key", "property"}
             if "dataFrom" in entry:

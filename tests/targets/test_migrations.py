@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from conftest import edit_yaml, load_yaml_docs
-from test_argocd_support import applications, delivery_docs, validation  # noqa: F401 (fixtures)
-
 from generator import pipeline
 from generator.model import naming
 from generator.targets import common
+from helpers.catalog_edit import edit_yaml
+from helpers.yaml_docs import load_yaml_docs
 
 
 def _jobs(delivery_docs):
@@ -46,20 +45,26 @@ def test_job_runs_plan_then_dry_run_then_apply_as_a_presync_hook(sample, deliver
             assert container["resources"]["requests"] and container["resources"]["limits"]
             # Credentials only by reference: the Secret the hook's ExternalSecret fills.
             assert container["envFrom"] == [{"secretRef": {"name": naming.migration_secret_name(service.name)}}]
-            assert all(set(e) == {"name", "value"} and e["name"] in {"TENANT", "ENVIRONMENT"} for e in container["env"])
+            assert all(
+                set(e) == {"name", "value"} and e["name"] in {"TENANT", "ENVIRONMENT", "MIGRATION_TARGET_VERSION"} for e in container["env"]
+            )
 
 
 def test_external_secret_is_an_earlier_hook_reading_the_database_key(sample, delivery_docs):
     for job in _jobs(delivery_docs):
         [secret] = [d for d in delivery_docs if d.path == job.path and d.kind == "ExternalSecret"]
         service = job.data["metadata"]["labels"]["app.kubernetes.io/part-of"]
-        wave = lambda doc: int(doc.data["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])  # noqa: E731
+
+        def wave(doc):
+            return int(doc.data["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
+
         assert secret.data["metadata"]["annotations"]["argocd.argoproj.io/hook"] == "PreSync"
         assert wave(secret) < wave(job)
         spec = secret.data["spec"]
         assert spec["target"]["name"] == naming.migration_secret_name(service)
         assert spec["dataFrom"] == [{"extract": {"key": naming.db_secret_key(sample.model.platform, job.environment, job.tenant, service)}}]
-        assert spec["secretStoreRef"] == {"name": sample.model.platform.secret_store, "kind": "ClusterSecretStore"}
+        # the tenant namespace's own SecretStore (tests/targets/test_secret_access.py)
+        assert spec["secretStoreRef"] == {"name": sample.model.platform.secret_store, "kind": "SecretStore"}
 
 
 def test_image_tag_pin_moves_the_job_and_the_deployment_together(sample, repo):

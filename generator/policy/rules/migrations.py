@@ -1,25 +1,10 @@
-"""Forward-only database migrations, checked from the catalog.
+"""Forward-only database migrations (CO013, CO014, CO015), checked from the catalog.
 
-Each service that migrates declares the schema version every environment runs and the
-expand/contract steps whose order matters::
-
-    # catalog/services/api.yaml
-    migrations:
-      versions: {dev: 42, stage: 41, prod: 41}
-      history:
-        - {version: 40, kind: expand, description: add orders.customer_ref}
-        - {version: 42, kind: contract, expands: 40, description: drop orders.customer_id}
-
-Three promises follow from the operating model ("forward-only, additive-first;
-expand/contract; migrations run in stage before prod"):
-
-* CO013 -- versions follow the promotion chain: an environment never runs ahead of the
-  one before it (dev >= stage >= prod);
-* CO014 -- a ``contract`` reaches an environment only once its ``expand`` runs in
-  production, because production code may still read what the contract removes;
-* CO015 (needs ``--base REF``) -- no version goes down against the base ref, and a
-  contract that reaches an environment in this change needs its expand in production
-  *at the base*: expand and contract never ship to production in the same change.
+Each service that migrates declares the schema version every environment runs and its
+expand/contract history. Versions follow the promotion chain (CO013), a contract reaches an
+environment only once its expand runs in production (CO014), and against ``--base REF`` no
+version goes down and expand and contract never ship to production in one change (CO015).
+The example and the rules: docs/guardrails.md ("Forward-only migrations").
 """
 
 from __future__ import annotations

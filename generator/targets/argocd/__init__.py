@@ -1,1 +1,3 @@
-"""targets/argocd"""
+"""The Argo CD output kind: ApplicationSets and AppProjects (``target``), tenant namespaces
+(``namespaces``) and canary Rollouts (``rollouts``).
+"""

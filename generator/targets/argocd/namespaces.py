@@ -3,7 +3,7 @@
 These are the fence around everything the tenant's Applications deploy, so the tenant's
 own AppProject may not create or change any of them (a Namespace is cluster-scoped, and
 quota or network policy edited from inside the fence would be no fence). They are
-applied by the platform AppProject instead (``targets/argocd.py``).
+applied by the platform AppProject instead (``targets/argocd/target.py``).
 
 Network policy: deny everything, then allow exactly what the services need -- traffic
 inside the namespace, DNS, the ingress controller and Prometheus to the service ports,
@@ -16,11 +16,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from generator.errors import Location
 from generator.formats import emit
-from generator.model import naming
+from generator.model import name_registry, naming, networks
 from generator.model.resolve import Deployment, Model
+from generator.targets import common
+from generator.targets.contracts import Contract
 
 POSTGRES_PORT = 5432
+#: Redis (ElastiCache, TLS) for services that declare ``uses_cache``.
+REDIS_PORT = 6379
 HTTPS_PORT = 443
 #: Applied to containers that declare no resources (an injected sidecar); every container
 #: the generator renders declares its own.
@@ -36,6 +41,7 @@ def documents(model: Model, d: Deployment) -> list[dict[str, Any]]:
     ns = d.namespace
     labels = namespace_labels(d)
     quota = d.settings.quota
+    group_id = pod_security_group_id(model, d)
 
     def meta(name: str) -> dict[str, Any]:
         return {"name": name, "namespace": ns, "labels": labels}
@@ -59,14 +65,15 @@ def documents(model: Model, d: Deployment) -> list[dict[str, Any]]:
         {
             "apiVersion": "v1",
             "kind": "ResourceQuota",
-            "metadata": meta("tenant-quota"),
+            "metadata": _quota_metadata(meta("tenant-quota"), group_id),
             "spec": {
                 "hard": {
                     "requests.cpu": quota.requests_cpu,
                     "requests.memory": quota.requests_memory,
                     "limits.cpu": quota.limits_cpu,
                     "limits.memory": quota.limits_memory,
-                    "pods": str(quota.pods),
+                    # no pod may start before its security group is attached (docs/isolation.md)
+                    "pods": str(quota.pods) if group_id else "0",
                 }
             },
         },
@@ -111,15 +118,15 @@ def documents(model: Model, d: Deployment) -> list[dict[str, Any]]:
             if d.public_ingress(service):
                 sources.insert(0, _namespace_peer(model.platform.ingress_namespace))
             ingress.append({"from": sources, "ports": ports})
-        egress_ports = [{"protocol": "TCP", "port": HTTPS_PORT}]
-        if service.uses_database:
-            egress_ports.append({"protocol": "TCP", "port": POSTGRES_PORT})
+        data_ports = [POSTGRES_PORT] if service.uses_database else []
+        if service.uses_cache:
+            data_ports.append(REDIS_PORT)
         docs.append(
             _policy(
                 meta(f"allow-{service.name}"),
                 {"app.kubernetes.io/name": naming.workload_name(service.name)},
                 ingress=ingress or None,
-                egress=[{"ports": egress_ports}],
+                egress=[*_https_egress(model, d), *_data_egress(model, d, data_ports)],
             )
         )
         if service.migrations is not None and service.uses_database:
@@ -127,10 +134,138 @@ def documents(model: Model, d: Deployment) -> list[dict[str, Any]]:
                 _policy(
                     meta(f"allow-{naming.migration_job_name(service.name)}"),
                     {"app.kubernetes.io/name": naming.migration_job_name(service.name)},
-                    egress=[{"ports": [{"protocol": "TCP", "port": POSTGRES_PORT}]}],
+                    egress=_data_egress(model, d, [POSTGRES_PORT]),
                 )
             )
+    if group_id:
+        docs.append(security_group_policy(model, d, meta(name_registry.SECURITY_GROUP_POLICY), group_id))
+    reader = common.secret_reader(model, d)
+    if reader is not None:
+        docs.append(secret_store(reader, meta(reader.store)))
     return docs
+
+
+# --- the tenant's SecretStore: cross-account reads of its own secrets only ---------------------
+
+SECRET_STORE_API = "external-secrets.io/v1"
+
+
+def secret_store(reader: common.SecretReader, metadata: dict[str, Any]) -> dict[str, Any]:
+    """A namespaced SecretStore, so only this namespace's ExternalSecrets can use it. No
+    ``auth``: the operator signs in with its own IRSA role (shared-services account; a
+    namespaced store's ``serviceAccountRef`` could only name a service account in this
+    namespace), then assumes the tenant's reader role in the account holding the secrets,
+    passing the ExternalId and the ``esoNamespace`` session tag that role's trust demands.
+    Applied by the platform project: the tenant's own AppProject may not create stores."""
+    aws = {
+        "service": "SecretsManager",
+        "region": reader.region,
+        "role": reader.role_arn,
+        "externalID": reader.external_id,
+        # ESO adds esoNamespace (the ExternalSecret's namespace), esoStoreName, esoStoreKind.
+        "sessionTagsPolicy": "Simple",
+    }
+    return {"apiVersion": SECRET_STORE_API, "kind": "SecretStore", "metadata": metadata, "spec": {"provider": {"aws": aws}}}
+
+
+def secret_store_contracts(model: Model, d: Deployment, docs: list[dict[str, Any]], at: Location) -> tuple[list[Contract], list[Contract]]:
+    """Provides the SecretStore (with the role it assumes, as rendered); consumes that role
+    trusting exactly ESO's role for this namespace and reading only this tenant's prefix, and
+    ESO's role being allowed to assume it."""
+    reader = common.secret_reader(model, d)
+    provides: list[Contract] = []
+    consumes: list[Contract] = []
+    for doc in docs:
+        if doc["kind"] != "SecretStore" or reader is None:
+            continue
+        role = str(doc["spec"]["provider"]["aws"].get("role", ""))
+        provides.append(Contract("secret_store", f"{doc['metadata']['namespace']}/{doc['metadata']['name']}", d.env, detail=role, at=at))
+        consumes.append(Contract("iam_role", role, d.env, detail=reader.trust_detail, at=at))
+        consumes.append(Contract("iam_role", role, d.env, detail=reader.assume_detail, at=at))
+    return provides, consumes
+
+
+# --- isolation: named egress destinations and the pod security group (docs/isolation.md) -------
+
+#: Never an HTTPS destination outside the shared VPC's endpoint subnets: the private ranges,
+#: where the other tenants' data VPCs and the cluster itself live.
+PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+
+
+def _addresses(model: Model, d: Deployment) -> tuple[list[str], str]:
+    """(the shared VPC's private subnets, which hold its interface endpoints; the CIDR of the VPC
+    holding ``d``'s database and cache). Subnets as ``targets/terraform/addressing.py`` lays
+    them out: a quarter of the VPC per zone (a test keeps the two in step)."""
+    entry = networks.networks_entry(model.catalog)
+    assert entry is not None, "networks.yaml is required and checked at load time"
+    shared = networks.vpc_cidr(entry.spec, d.env, naming.SHARED_ROOT)
+    zones = model.base_settings(None, d.env).network.az_count
+    endpoints = [str(q) for q in list(shared.subnets(prefixlen_diff=2))[:zones]]
+    key = naming.tenant_root(d.name) if d.dedicated else naming.pool_root(d.tier.name)
+    return endpoints, str(networks.vpc_cidr(entry.spec, d.env, key))
+
+
+def _https_egress(model: Model, d: Deployment) -> list[dict[str, Any]]:
+    """HTTPS to the VPC endpoints, and to public AWS endpoints the environment has no interface
+    endpoint for (SQS, SNS, KMS, Secrets Manager; S3 through its gateway endpoint), which are
+    public addresses: never to a private range, so never to another tenant's VPC."""
+    endpoints, _data = _addresses(model, d)
+    public = {"ipBlock": {"cidr": "0.0.0.0/0", "except": list(PRIVATE_RANGES)}}
+    return [
+        {"to": [{"ipBlock": {"cidr": cidr}} for cidr in endpoints], "ports": [{"protocol": "TCP", "port": HTTPS_PORT}]},
+        {"to": [public], "ports": [{"protocol": "TCP", "port": HTTPS_PORT}]},
+    ]
+
+
+def _data_egress(model: Model, d: Deployment, ports: list[int]) -> list[dict[str, Any]]:
+    """The database and cache ports, to the tenant's own data VPC (or its tier's pool) only."""
+    if not ports:
+        return []
+    _endpoints, data = _addresses(model, d)
+    return [{"to": [{"ipBlock": {"cidr": data}}], "ports": [{"protocol": "TCP", "port": port} for port in ports]}]
+
+
+#: Applied after the Namespace (-10) and before the ResourceQuota (wave 0) that lets pods start.
+SECURITY_GROUP_POLICY_WAVE = "-5"
+#: On the ResourceQuota of a namespace held at ``pods: 0`` because its group id is not recorded.
+HOLD_ANNOTATION = "companyos.io/held"
+
+
+def pod_security_group_id(model: Model, d: Deployment) -> str | None:
+    """The id of ``d``'s pod security group as recorded in ``catalog/networks.yaml``
+    (``companyos record-pod-groups``, from the shared root's ``pod_security_group_ids``), or
+    None before the shared root has created it. Never derived from the name: the VPC resource
+    controller resolves ids only."""
+    entry = networks.networks_entry(model.catalog)
+    assert entry is not None, "networks.yaml is required and checked at load time"
+    env = entry.spec.environments.get(d.env)
+    return None if env is None else env.pod_security_groups.get(d.name)
+
+
+def _quota_metadata(metadata: dict[str, Any], group_id: str | None) -> dict[str, Any]:
+    """The quota applies after the SecurityGroupPolicy (default wave 0 > -5); a namespace whose
+    group id is not recorded yet says why its quota holds it at zero pods."""
+    if group_id:
+        return metadata
+    return {
+        **metadata,
+        "annotations": {HOLD_ANNOTATION: "pod security group id not recorded: apply the shared root, then run companyos record-pod-groups"},
+    }
+
+
+def security_group_policy(model: Model, d: Deployment, metadata: dict[str, Any], group_id: str) -> dict[str, Any]:
+    """Every pod of the namespace gets the tenant's pod security group (shared root,
+    ``aws_security_group.pods``), the only group the tenant's database and cache admit, by the
+    recorded id (the controller accepts nothing else); its Name tag is kept as an annotation
+    for people."""
+    group = name_registry.isolation_names(model.platform, d.env, d.name)["pods"]
+    annotations = {"companyos.io/security-group-name": group, "argocd.argoproj.io/sync-wave": SECURITY_GROUP_POLICY_WAVE}
+    return {
+        "apiVersion": "vpcresources.k8s.aws/v1beta1",
+        "kind": "SecurityGroupPolicy",
+        "metadata": {**metadata, "annotations": annotations},
+        "spec": {"podSelector": {}, "securityGroups": {"groupIds": [group_id]}},
+    }
 
 
 def _namespace_peer(namespace: str) -> dict[str, Any]:

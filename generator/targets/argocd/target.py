@@ -1,27 +1,11 @@
 """Argo CD delivery: ApplicationSets, AppProjects, tenant namespaces and canary Rollouts.
 
-Per environment, under ``rendered/argocd/<env>/``:
-
-``applicationsets.yaml``
-    One ApplicationSet whose list generator holds one element per (tenant, service). Each
-    generated Application has three sources: the service's chart at its pinned version
-    (values from this repository through the ``$values`` ref), this repository as the
-    ``values`` ref, and this repository's ``rendered/`` directory filtered (``include``)
-    to exactly that tenant and service's extra manifests -- its migration Job
-    (``rendered/migrations/<env>/<tenant>/<service>.yaml``) and its canary
-    (``rollouts/<tenant>/<service>.yaml``), whichever exist.
-    RollingSync updates the waves in order: canary tenants, pooled tiers, dedicated tiers.
-``projects/<tenant>.yaml``
-    The tenant's AppProject: its namespace only, this repository and its charts only,
-    no cluster-scoped resources, sync windows from the environment's change window.
-``platform.yaml`` and ``namespaces/<tenant>.yaml``
-    The platform AppProject, the only one that may create Namespaces, and one Application
-    per tenant that applies the tenant's Namespace, quota, limits and network policy.
-``rollouts/<tenant>/<service>.yaml``
-    Rollout + AnalysisTemplate (+ HPA) where a canary is enabled (``argocd_rollouts``).
-``bootstrap.yaml``
-    Applied once by hand: the GitOps AppProject and the Application that keeps all of the
-    above (AppProjects first, sync-wave -1) in sync from this repository.
+Per environment, under ``rendered/argocd/<env>/``: ``applicationsets.yaml`` (one Application
+per tenant and service, three sources each), ``projects/<tenant>.yaml``, ``platform.yaml`` and
+``namespaces/<tenant>.yaml``, ``rollouts/<tenant>/<service>.yaml`` where a canary is enabled,
+and ``bootstrap.yaml`` (applied once by hand). Namespaces and Rollouts are built by the
+sibling modules ``namespaces`` and ``rollouts``. What each file holds and who applies it:
+docs/delivery.md.
 """
 
 from __future__ import annotations
@@ -30,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from generator.catalog import spec
+from generator.errors import Location
 from generator.formats import emit
 from generator.formats.templating import Templates
 from generator.model import naming
@@ -37,7 +22,9 @@ from generator.model.resolve import Deployment, Model
 from generator.targets.argocd import namespaces as argocd_namespaces
 from generator.targets.argocd import rollouts as argocd_rollouts
 from generator.targets.base import RenderedFile
-from generator.targets.common import canary_enabled, job_path, values_path
+from generator.targets.common import canary_enabled, job_path, slo_rules_path, values_path
+from generator.targets.contracts import Contract, deployed_kinds, whitelist
+from generator.targets.contracts import at as contract_at
 
 NAME = "argocd"
 #: Each environment's files depend on that environment's slice of the model only (see parallel.py).
@@ -58,7 +45,7 @@ CANARY_WAVE = "canary"
 PROJECT_FIRST = {"argocd.argoproj.io/sync-wave": "-1"}
 
 #: What a tenant's Applications may create in the tenant's namespace: what the chart
-#: renders with our values, the migration hooks and the canary objects. Namespace-level
+#: renders with our values, the migration hooks, the canary objects, the SLO rules and the scrape. Namespace-level
 #: policy (ResourceQuota, LimitRange, NetworkPolicy) and RBAC are deliberately absent.
 TENANT_KINDS: tuple[tuple[str, str], ...] = (
     ("", "ConfigMap"),
@@ -70,6 +57,8 @@ TENANT_KINDS: tuple[tuple[str, str], ...] = (
     ("autoscaling", "HorizontalPodAutoscaler"),
     ("batch", "Job"),
     ("external-secrets.io", "ExternalSecret"),
+    ("monitoring.coreos.com", "PrometheusRule"),
+    ("monitoring.coreos.com", "ServiceMonitor"),
     ("networking.k8s.io", "Ingress"),
     ("policy", "PodDisruptionBudget"),
 )
@@ -77,6 +66,10 @@ PLATFORM_NAMESPACED_KINDS: tuple[tuple[str, str], ...] = (
     ("", "LimitRange"),
     ("", "ResourceQuota"),
     ("networking.k8s.io", "NetworkPolicy"),
+    # The pod security group of the namespace (namespaces.security_group_policy); found by the contract check.
+    ("vpcresources.k8s.aws", "SecurityGroupPolicy"),
+    # The tenant's SecretStore (namespaces.secret_store): tenants read through it, never create one.
+    ("external-secrets.io", "SecretStore"),
 )
 
 
@@ -98,6 +91,9 @@ def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
         if not deployments:
             continue
         env_sources = (model.source("platform", "platform"), model.source("environment", env.name))
+        gitops = naming.gitops_project(model.platform, env.name)
+        in_env = contract_at(model, "environment", env.name)
+        appset = applicationset(model, env, deployments)
         yield _file(
             templates,
             T_APPSETS,
@@ -105,51 +101,72 @@ def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
             (*sorted({s for d in deployments for s in d.sources}), *(model.source("service", s.name) for s in _services(deployments))),
             env=env,
             waves=waves(deployments),
-            documents=[applicationset(model, env, deployments)],
+            documents=[appset],
             environment=env.name,
+            consumes=(
+                *deployed_kinds([appset], gitops, env.name, at=in_env),
+                *(Contract("namespace", d.namespace, env.name, at=contract_at(model, "tenant", d.name, "name")) for d in deployments),
+            ),
         )
+        boot = bootstrap_documents(model, env)
         yield _file(
             templates,
             T_BOOTSTRAP,
             f"{argocd_dir(env.name)}/bootstrap.yaml",
             env_sources,
             env=env,
-            documents=bootstrap_documents(model, env),
+            documents=boot,
             environment=env.name,
+            provides=project_whitelist(boot[0], env.name, in_env),
         )
+        platform = platform_documents(model, env, deployments)
         yield _file(
             templates,
             T_PLATFORM,
             f"{argocd_dir(env.name)}/platform.yaml",
             (*env_sources, *(model.source("tenant", d.name) for d in deployments)),
             env=env,
-            documents=platform_documents(model, env, deployments),
+            documents=platform,
             environment=env.name,
+            provides=project_whitelist(platform[0], env.name, in_env),
+            consumes=tuple(deployed_kinds(platform, gitops, env.name, at=in_env)),
         )
         for d in deployments:
             service_sources = tuple(model.source("service", s.name) for s in d.services)
+            in_tenant = contract_at(model, "tenant", d.name, "name")
+            project = app_project(model, d)
             yield _file(
                 templates,
                 T_PROJECT,
                 f"{argocd_dir(env.name)}/projects/{d.name}.yaml",
                 (*d.sources, *service_sources),
                 d=d,
-                documents=[app_project(model, d)],
+                documents=[project],
                 tenant=d.name,
                 environment=env.name,
+                provides=project_whitelist(project, env.name, in_tenant),
+                consumes=tuple(deployed_kinds([project], gitops, env.name, at=in_tenant)),
             )
+            fence = argocd_namespaces.documents(model, d)
+            store_provides, store_consumes = argocd_namespaces.secret_store_contracts(model, d, fence, in_tenant)
             yield _file(
                 templates,
                 T_NAMESPACE,
                 namespace_path(env.name, d.name),
                 (*d.sources, *service_sources),
                 d=d,
-                documents=argocd_namespaces.documents(model, d),
+                documents=fence,
                 tenant=d.name,
                 environment=env.name,
+                provides=(Contract("namespace", d.namespace, env.name, at=in_tenant), *store_provides),
+                consumes=(
+                    *deployed_kinds(fence, naming.platform_project(model.platform, env.name), env.name, at=in_tenant),
+                    *store_consumes,
+                ),
             )
             for service in d.services:
                 if canary_enabled(d, service):
+                    canary = argocd_rollouts.rollout_documents(d, service, app_labels(d, service))
                     yield _file(
                         templates,
                         T_ROLLOUT,
@@ -157,10 +174,33 @@ def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
                         (*d.sources, model.source("service", service.name)),
                         d=d,
                         service=service,
-                        documents=argocd_rollouts.rollout_documents(d, service, app_labels(d, service)),
+                        documents=canary,
                         tenant=d.name,
                         environment=env.name,
+                        consumes=rollout_consumes(model, d, service, canary),
                     )
+
+
+def project_whitelist(project: dict[str, Any], env: str, at: Location) -> tuple[Contract, ...]:
+    """An AppProject's cluster and namespace whitelists, as ``argocd_kind`` contracts."""
+    spec_ = project["spec"]
+    entries = [*spec_.get("clusterResourceWhitelist", []), *spec_.get("namespaceResourceWhitelist", [])]
+    return tuple(whitelist(project["metadata"]["name"], env, entries, at=at))
+
+
+def rollout_consumes(model: Model, d: Deployment, service: spec.Service, docs: list[dict[str, Any]]) -> tuple[Contract, ...]:
+    """The kinds (in the tenant's AppProject, CRDs from an add-on), the namespace and the
+    Prometheus every AnalysisTemplate queries."""
+    where = contract_at(model, "service", service.name, "canary")
+    project = naming.argocd_project(d.name, d.env)
+    out = [Contract("namespace", d.namespace, d.env, at=where), *deployed_kinds(docs, project, d.env, at=where)]
+    for doc in docs:
+        if doc.get("kind") == "AnalysisTemplate":
+            for metric in doc["spec"].get("metrics", []):
+                prometheus = metric.get("provider", {}).get("prometheus")
+                if prometheus is not None:
+                    out.append(Contract("prometheus_endpoint", prometheus["address"], d.env, at=where))
+    return tuple(out)
 
 
 def _file(
@@ -171,6 +211,8 @@ def _file(
     *,
     tenant: str | None = None,
     environment: str | None = None,
+    provides: tuple[Contract, ...] = (),
+    consumes: tuple[Contract, ...] = (),
     **context: Any,
 ) -> RenderedFile:
     return RenderedFile(
@@ -179,6 +221,8 @@ def _file(
         sources=(*sources, templates.path(template)),
         tenant=tenant,
         environment=environment,
+        provides=provides,
+        consumes=consumes,
     )
 
 
@@ -221,7 +265,11 @@ def extras_include(env: str) -> str:
     same glob for every element; it matches whichever of the files exist, possibly none
     (an Application with no extra manifests). ``rendered/`` itself always exists, which
     a per-tenant directory would not for a tenant whose services have neither."""
-    candidates = (job_path(env, "{{.tenant}}", "{{.service}}"), rollout_path(env, "{{.tenant}}", "{{.service}}"))
+    candidates = (
+        job_path(env, "{{.tenant}}", "{{.service}}"),
+        rollout_path(env, "{{.tenant}}", "{{.service}}"),
+        slo_rules_path(env, "{{.tenant}}", "{{.service}}"),
+    )
     return "{" + ",".join(p.removeprefix("rendered/") for p in candidates) + "}"
 
 
@@ -455,7 +503,10 @@ def bootstrap_documents(model: Model, env: spec.Environment) -> list[dict[str, A
                     "repoURL": repo.url,
                     "targetRevision": repo.revision,
                     "path": argocd_dir(env.name),
-                    "directory": {"recurse": True, "include": "{bootstrap.yaml,platform.yaml,applicationsets.yaml,projects/*.yaml}"},
+                    "directory": {
+                        "recurse": True,
+                        "include": "{bootstrap.yaml,platform.yaml,applicationsets.yaml,addons.yaml,projects/*.yaml}",
+                    },
                 },
                 # Prune stays off: deleting an AppProject or ApplicationSet by accident would
                 # cascade to every tenant's workloads.

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import re
+from typing import cast
 
 _OPEN, _CLOSE = "{[(", "}])"
 #: A string literal without interpolation (most of them): its contents are never syntax.
@@ -168,11 +169,11 @@ def _paragraph(text: str) -> str:
             continue
         indent = item[0]
         j = i + 1
-        while j < count and not isinstance(lines[j], str) and lines[j][0] == indent:  # type: ignore[index]
+        while j < count and not isinstance(lines[j], str) and lines[j][0] == indent:
             j += 1
-        run = lines[i:j]
-        width = max(len(entry[1]) for entry in run)  # type: ignore[index]
+        run = cast("list[tuple[int, str, str]]", lines[i:j])  # the loop above took only attributes
+        width = max(len(entry[1]) for entry in run)
         pad = " " * indent
-        result.extend(f"{pad}{entry[1].ljust(width)} = {entry[2]}" for entry in run)  # type: ignore[index]
+        result.extend(f"{pad}{entry[1].ljust(width)} = {entry[2]}" for entry in run)
         i = j
     return "\n".join(result)

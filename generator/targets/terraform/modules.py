@@ -1,7 +1,7 @@
 """The Terraform versions every rendered root pins: one table, reviewed like a lock file.
 
 Modules are the public terraform-aws-modules at exact versions (the ones whose inputs are
-recorded in ``../shared/schemas/terraform/terraform-aws-modules-inputs.json``; a test keeps
+recorded in ``generator/vendor/terraform/terraform-aws-modules-inputs.json``; a test keeps
 this table and that file in step). Upgrading a module is one line here plus a render, and
 the module-input test then tells you which rendered arguments the new version no longer
 accepts.

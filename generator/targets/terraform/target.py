@@ -1,38 +1,32 @@
 """Terraform roots: ``rendered/terraform/<env>/<root>/*.tf``.
 
 One root per unit of blast radius and state, in the account that owns its resources:
-
-* ``shared``: the environment's control plane in the shared-services account (VPC, EKS with
-  managed node groups and a Fargate profile for system pods, the DNS zone, platform logs and
-  alerts) plus a pre-provisioned standby VPC in the DR region;
-* ``pool-<tier>``: a pooled tier's data plane in its pool account (VPC, RDS PostgreSQL, Redis
-  in cluster mode, the S3 bucket tenants get prefixes in, an SNS topic), present only when
-  the tier has tenants in the environment;
-* ``tenant-<name>``: what belongs to one tenant. Dedicated tiers: the tenant's own account
-  with VPC, KMS, RDS, Redis, S3, SQS/SNS. Pooled tiers: the tenant's CMK, queue and the IAM
-  policy that fences it into its S3 prefix. Both: an IRSA role per service (named exactly as
-  the Helm values annotate it), a budget with anomaly detection, and CloudFront + WAF in
-  front of public services.
-
-Every root is the same five files: ``versions.tf``, ``backend.tf``, ``providers.tf``,
-``main.tf`` and ``outputs.tf``. The Python side decides *what* a root contains (names,
-CIDRs, guardrail values, which providers); the templates in ``templates/terraform/`` decide
-*how* it reads, and :func:`generator.targets.terraform.hcl.format_hcl` makes the layout canonical.
+``shared`` (the environment's control plane), ``pool-<tier>`` (a pooled tier's data plane)
+and ``tenant-<name>``; each is the same five files. The Python side decides *what* a root
+contains (names, CIDRs, guardrail values, providers); the templates in ``templates/terraform/``
+decide *how* it reads, and :func:`generator.targets.terraform.hcl.format_hcl` makes the layout
+canonical. What each root holds: docs/terraform.md ("Roots").
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from typing import Any
 
 from generator.catalog import spec
+from generator.errors import Location
 from generator.formats import emit
 from generator.formats.templating import Templates
-from generator.model import naming, networks
+from generator.model import name_registry, naming, networks
 from generator.model.resolve import Deployment, Model
 from generator.targets.base import RenderedFile
-from generator.targets.terraform import addressing
+from generator.targets.common import SecretReader, reader_assume_detail, reader_trust_detail, secret_access_detail, secret_reader
+from generator.targets.contracts import EKS_CRDS, Contract
+from generator.targets.contracts import at as contract_at
+from generator.targets.terraform import addon_roles, addressing, isolation
 from generator.targets.terraform.hcl import format_hcl
 from generator.targets.terraform.modules import (
     MODULES,
@@ -47,6 +41,8 @@ PER_ENVIRONMENT = True
 RELATIVE_COST = 8
 COMMON = ("versions.tf", "backend.tf", "providers.tf")
 MACROS = "terraform/_blocks.tf.j2"
+#: Producers of what other targets consume (secrets, replicas, origin certificate).
+PRODUCER_MACROS = "terraform/_producers.tf.j2"
 #: Root kind -> its main.tf / outputs.tf template folder.
 KIND_TEMPLATES = {"shared": "shared", "pool": "pool", "dedicated": "tenant-dedicated", "pooled": "tenant-pooled"}
 #: Modules each kind of root calls (for required_providers); edge modules are added per root.
@@ -116,8 +112,20 @@ class Root:
     shared_route_tables: int = 0
     edge: list[tuple[str, str]] = field(default_factory=list)
     irsa: list[dict[str, str]] = field(default_factory=list)
+    #: Shared root only: the platform add-ons' IRSA roles (``addons.tf``, see addon_roles.py).
+    addon_roles: list[dict[str, Any]] = field(default_factory=list)
     names: dict[str, str] = field(default_factory=dict)
     budget: dict[str, Any] = field(default_factory=dict)
+    #: Secrets Manager entries this root creates: one per key an ExternalSecret reads.
+    secrets: list[dict[str, Any]] = field(default_factory=list)
+    #: Tenant roots: the role ESO assumes to read (only) this tenant's secrets (common.SecretReader).
+    secret_reader: SecretReader | None = None
+    #: RDS identifiers of the database's read replicas (pool and dedicated roots).
+    replicas: list[str] = field(default_factory=list)
+    #: Shared root: one security group for pods per tenant namespace (terraform/isolation.py).
+    pod_groups: list[dict[str, str]] = field(default_factory=list)
+    #: Pool and dedicated roots: the tenants whose pod groups (only) reach the data stores.
+    data_clients: list[str] = field(default_factory=list)
 
     @property
     def tenant(self) -> str | None:
@@ -131,6 +139,8 @@ class Root:
     @property
     def modules(self) -> set[str]:
         used = set(KIND_MODULES[self.kind])
+        if self.addon_roles:
+            used.add("iam_irsa")
         if self.edge:
             used |= EDGE_MODULES
         if self.settings.database.cross_region_copy and self.kind in ("pool", "dedicated"):
@@ -140,6 +150,12 @@ class Root:
     @property
     def route_tables(self) -> int:
         return route_tables(self.settings)
+
+    @property
+    def vpc(self) -> Network:
+        """This root's VPC, for roots that always have one (shared, pools)."""
+        assert self.network is not None, f"{self.dir} has no VPC of its own"
+        return self.network
 
 
 def route_tables(settings: spec.Settings) -> int:
@@ -157,7 +173,9 @@ def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
 
 def roots(model: Model) -> Iterator[Root]:
     """Every root of every environment, in promotion order, then shared, pools, tenants."""
-    nets: networks.Networks = model.catalog.single("networks").spec
+    entry = networks.networks_entry(model.catalog)
+    assert entry is not None, "networks.yaml is required and checked at load time"
+    nets = entry.spec
     for env in model.environments:
         deployments = model.in_environment(env.name)
         shared = _shared(model, env, nets)
@@ -216,7 +234,15 @@ def _shared(model: Model, env: spec.Environment, nets: networks.Networks) -> Roo
             _provider(model, env, name, account, env.aws.dr_region, "dr"),
             _provider(model, env, name, account, EDGE_REGION, "edge"),
         ],
-        sources=[model.source("platform", "platform"), model.source("environment", env.name), networks.NETWORKS_PATH],
+        sources=[
+            model.source("platform", "platform"),
+            model.source("environment", env.name),
+            networks.NETWORKS_PATH,
+            # one pod security group per tenant, its egress by its tier's isolation
+            *sorted(
+                {p for d in model.in_environment(env.name) for p in (model.source("tenant", d.name), model.source("tier", d.tier.name))}
+            ),
+        ],
         prefix=prefix,
         network=_network(nets, env, name, settings.network.az_count),
         names={
@@ -225,6 +251,8 @@ def _shared(model: Model, env: spec.Environment, nets: networks.Networks) -> Roo
             "log_group": naming.log_group(model.platform, env.name, "platform"),
         },
         budget=_budget(settings, [], tag_filter=None),
+        addon_roles=addon_roles.roles(model, env),
+        pod_groups=isolation.pod_groups(model, env.name, nets),
     )
 
 
@@ -252,11 +280,68 @@ def _pool(model: Model, env: spec.Environment, tier: spec.Tier, nets: networks.N
         ],
         prefix=naming.resource_prefix(model.platform, env.name, name),
         network=_network(nets, env, name, settings.network.az_count),
-        shared_cidr=shared.network.cidr,
+        shared_cidr=shared.vpc.cidr,
         shared_route_tables=shared.route_tables,
         names=_data_names(model, env, name),
         budget=_budget(settings, [], tag_filter=None),
+        replicas=_replicas(model, env, name, settings),
+        data_clients=isolation.pool_clients(model, env.name, tier.name),
     )
+
+
+def _replicas(model: Model, env: spec.Environment, owner: str, settings: spec.Settings) -> list[str]:
+    """``database.read_replicas`` as real instances (ops/cost.py prices the same count)."""
+    return [naming.db_replica_identifier(model.platform, env.name, owner, i) for i in range(1, settings.database.read_replicas + 1)]
+
+
+def _secrets(model: Model, d: Deployment) -> list[dict[str, Any]]:
+    """Every Secrets Manager name the tenant's ExternalSecrets read (``targets/helm.py`` and
+    ``targets/migrations.py`` derive them with the same naming functions), once each."""
+    found: dict[str, dict[str, Any]] = {}
+    account, region = d.account_id, d.environment.aws.region
+    for svc in d.services:
+        slug = svc.name.replace("-", "_")
+        for ref in svc.secrets:
+            key = naming.secret_key(ref.key, d.name, d.env)
+            rotation = None
+            if ref.rotation is not None:
+                rotation = {"lambda_arn": naming.rotation_lambda_arn(region, account, ref.rotation.lambda_name), "days": ref.rotation.days}
+            found.setdefault(
+                key,
+                {
+                    "address": f"{slug}_{ref.env.lower()}",
+                    "name": key,
+                    "kind": "app",
+                    "service": svc.name,
+                    "description": f"{ref.env} of {svc.name} for tenant {d.name} in {d.env}; value set out of band",
+                    "rotation": rotation,
+                },
+            )
+        if svc.uses_database:
+            key = naming.db_secret_key(model.platform, d.env, d.name, svc.name)
+            found.setdefault(
+                key,
+                {
+                    "address": f"db_{slug}",
+                    "name": key,
+                    "kind": "database",
+                    "service": svc.name,
+                    "username": naming.db_username(d.name, svc.name),
+                    "description": f"Database endpoint and role of {svc.name} (IAM authentication, no password)",
+                    "rotation": None,
+                },
+            )
+    if any(svc.uses_cache for svc in d.services):
+        key = naming.cache_secret_key(model.platform, d.env, d.name)
+        found[key] = {
+            "address": "cache",
+            "name": key,
+            "kind": "cache",
+            "service": "",
+            "description": f"Redis endpoint of tenant {d.name} in {d.env}",
+            "rotation": None,
+        }
+    return list(found.values())
 
 
 def _data_names(model: Model, env: spec.Environment, owner: str) -> dict[str, str]:
@@ -266,6 +351,7 @@ def _data_names(model: Model, env: spec.Environment, owner: str) -> dict[str, st
         "cache_id": naming.cache_id(env.name, owner),
         "db": naming.resource_prefix(model.platform, env.name, owner),
         "log_group": naming.log_group(model.platform, env.name, owner),
+        "cache_sg": name_registry.isolation_names(model.platform, env.name, owner)["cache"],
     }
 
 
@@ -282,6 +368,7 @@ def _tenant(model: Model, d: Deployment, nets: networks.Networks, shared: Root) 
     if edge or d.dedicated:
         providers.append(_provider(model, env, name, env.accounts.shared_services, env.aws.region, "shared"))
     names = _data_names(model, env, tenant.name)
+    names.update(isolation.tenant_names(model, env.name, tenant.name))
     if not d.dedicated:
         names["bucket"] = naming.bucket_name(model.platform, env.name, naming.pool_root(d.tier.name))
         names["s3_prefix"] = naming.tenant_s3_prefix(tenant.name)
@@ -301,7 +388,7 @@ def _tenant(model: Model, d: Deployment, nets: networks.Networks, shared: Root) 
         prefix=naming.resource_prefix(model.platform, env.name, tenant.name),
         deployment=d,
         network=_network(nets, env, name, d.settings.network.az_count) if d.dedicated else None,
-        shared_cidr=shared.network.cidr,
+        shared_cidr=shared.vpc.cidr,
         shared_route_tables=shared.route_tables,
         edge=edge,
         irsa=[
@@ -316,6 +403,10 @@ def _tenant(model: Model, d: Deployment, nets: networks.Networks, shared: Root) 
         ],
         names=names,
         budget=_budget(d.settings, [tenant.owner], tag_filter=None if d.dedicated else tenant.name),
+        secrets=_secrets(model, d),
+        secret_reader=secret_reader(model, d),
+        replicas=_replicas(model, env, tenant.name, d.settings) if d.dedicated else [],
+        data_clients=[tenant.name] if d.dedicated else [],
     )
 
 
@@ -339,18 +430,117 @@ def _files(model: Model, templates: Templates, root: Root) -> Iterator[RenderedF
     context = _context(model, root)
     names = [(f, f"terraform/{f}.j2") for f in COMMON]
     names += [(f, f"terraform/{folder}/{f}.j2") for f in ("main.tf", "outputs.tf")]
+    if root.addon_roles:
+        names.append((addon_roles.FILENAME, addon_roles.TEMPLATE))
     for filename, template in names:
         sources = [*root.sources, templates.path(template)]
-        if filename == "main.tf":
+        if filename in ("main.tf", addon_roles.FILENAME):
             sources.append(templates.path(MACROS))
+        if filename == "main.tf":
+            sources.append(templates.path(PRODUCER_MACROS))
+            sources.append(templates.path(isolation.MACROS))
+        if filename == addon_roles.FILENAME:
+            sources += [role["source"] for role in root.addon_roles]
+        text = format_hcl(templates.render(template, **context))
+        provides, consumes = contracts(model, root, filename, text)
         yield RenderedFile(
             path=f"{root.dir}/{filename}",
-            text=format_hcl(templates.render(template, **context)),
+            text=text,
             sources=tuple(sources),
             tenant=root.tenant,
             environment=root.env.name,
             root=root.dir,
+            provides=provides,
+            consumes=consumes,
         )
+
+
+# --- contracts (targets/contracts.py): read from the rendered HCL where it says it -----------
+
+_OUTPUT = re.compile(r'^output "([A-Za-z0-9_-]+)"', re.MULTILINE)
+_REMOTE = re.compile(r"data\.terraform_remote_state\.([A-Za-z0-9_]+)\.outputs\.([A-Za-z0-9_]+)")
+_SECRET = re.compile(r'^resource "aws_secretsmanager_secret" "[A-Za-z0-9_-]+" \{\n\s*name\s*=\s*"([^"]+)"', re.MULTILINE)
+#: The secret-reader role as rendered (templates/terraform/_producers.tf.j2): its trust's
+#: principals and esoNamespace tag, and what its ReadTenantSecrets statement grants.
+_READER_DOC = re.compile(r'^data "aws_iam_policy_document" "(secret_reader(?:_trust)?)" \{\n(.*?)^\}', re.MULTILINE | re.DOTALL)
+_READER_PRINCIPALS = re.compile(r'principals \{\s*type\s*=\s*"AWS"\s*identifiers\s*=\s*\[([^\]]*)\]')
+_READER_TAG = re.compile(r'variable\s*=\s*"aws:RequestTag/esoNamespace"\s*values\s*=\s*\[([^\]]*)\]')
+_READER_GRANT = re.compile(r'sid\s*=\s*"ReadTenantSecrets"\s*actions\s*=\s*\[[^\]]*\]\s*resources\s*=\s*\[([^\]]*)\]')
+_STRING = re.compile(r'"([^"]*)"')
+
+
+def rendered_reader(text: str) -> tuple[list[str], list[str], list[str]] | None:
+    """(trusted principals, esoNamespace values, readable secret ARNs) of the secret-reader
+    role in a rendered main.tf, or None if it has none. Read from the text, so a template
+    that widens the policy or the trust breaks the contract, not only a test."""
+    docs = dict(_READER_DOC.findall(text))
+    if "secret_reader_trust" not in docs or "secret_reader" not in docs:
+        return None
+
+    def strings(pattern: re.Pattern[str], body: str) -> list[str]:
+        return [v for m in pattern.findall(body) for v in _STRING.findall(m)]
+
+    trust, grant = docs["secret_reader_trust"], docs["secret_reader"]
+    return strings(_READER_PRINCIPALS, trust), strings(_READER_TAG, trust), strings(_READER_GRANT, grant)
+
+
+def contracts(model: Model, root: Root, filename: str, text: str) -> tuple[tuple[Contract, ...], tuple[Contract, ...]]:
+    """Outputs provided and remote-state outputs read, secrets, DNS records and certificates
+    as the rendered text declares them; IAM roles (and the service account each trust names)."""
+    env = root.env.name
+    where = contract_at(model, "tenant", root.tenant, "name") if root.tenant is not None else contract_at(model, "environment", env)
+    provides: list[Contract] = [Contract("terraform_output", f"{root.dir}:{name}", env, at=where) for name in _OUTPUT.findall(text)]
+    states = {"shared": naming.terraform_root_dir(env, naming.SHARED_ROOT)}
+    if root.deployment is not None and not root.deployment.dedicated:
+        states["pool"] = naming.terraform_root_dir(env, naming.pool_root(root.deployment.tier.name))
+    consumes = [
+        Contract("terraform_output", f"{states.get(alias, alias)}:{name}", env, at=where)
+        for alias, name in sorted(set(_REMOTE.findall(text)))
+    ]
+    if filename == "main.tf":
+        provides += _secret_contracts(root, text, where)
+        hosts = [host for _, host in root.edge]
+        if 'resource "aws_route53_record" "edge"' in text:
+            provides += [Contract("dns_name", host, env, at=where) for host in hosts]
+        if 'resource "aws_acm_certificate" "edge"' in text:
+            provides += [Contract("certificate", host, env, detail=EDGE_REGION, at=where) for host in hosts]
+        if 'resource "aws_acm_certificate" "origin"' in text:
+            covered = [root.names["origin"], *hosts]
+            provides += [Contract("certificate", host, env, detail=root.env.aws.region, at=where) for host in covered]
+        if hosts:  # CloudFront's origin: the record external-dns keeps for the tenant's Ingress
+            consumes.append(Contract("dns_name", root.names["origin"], env, at=where))
+        for role in root.irsa:
+            provides.append(Contract("iam_role", role["arn"], env, detail=role["subject"], at=where))
+            consumes.append(Contract("service_account", role["subject"], env, at=where))
+        if root.kind == "shared":
+            provides += [Contract("crd_kind", kind, env, detail="eks", at=where) for kind in EKS_CRDS]
+    if filename == addon_roles.FILENAME:
+        for role in root.addon_roles:
+            at_addon = contract_at(model, "addon", role["addon"], "service_account")
+            arn = f"arn:aws:iam::{root.account}:role/{role['role']}"
+            provides.append(Contract("iam_role", arn, env, detail=role["subject"], at=at_addon))
+            consumes.append(Contract("service_account", role["subject"], env, at=at_addon))
+            # The tenants' reader roles this role may assume (each SecretStore needs its own).
+            provides += [Contract("iam_role", reader, env, detail=reader_assume_detail(arn), at=at_addon) for reader in role["assumes"]]
+    return tuple(provides), tuple(consumes)
+
+
+def _secret_contracts(root: Root, text: str, where: Location) -> list[Contract]:
+    """Each secret, with its account and the reader role whose rendered policy covers it
+    (none: no SecretStore can read it), and the reader role with its rendered trust."""
+    reader = root.secret_reader
+    found = rendered_reader(text) if reader is not None else None
+    readable = found[2] if found is not None else []
+    out: list[Contract] = []
+    for name in _SECRET.findall(text):
+        arn = f"arn:aws:secretsmanager:{root.env.aws.region}:{root.account}:secret:{name}-AbCdEf"  # AWS appends 6 characters
+        role = reader.role_arn if reader is not None and any(fnmatchcase(arn, grant) for grant in readable) else "no reader role"
+        out.append(Contract("secret", name, root.env.name, detail=secret_access_detail(root.account, role), at=where))
+    if reader is not None and found is not None:
+        principals, namespaces, _ = found
+        trust = reader_trust_detail(", ".join(sorted(set(principals))), ", ".join(sorted(set(namespaces))) or "any namespace", readable)
+        out.append(Contract("iam_role", reader.role_arn, root.env.name, detail=trust, at=where))
+    return out
 
 
 def _context(model: Model, root: Root) -> dict[str, Any]:
@@ -362,7 +552,8 @@ def _context(model: Model, root: Root) -> dict[str, Any]:
         "platform": model.platform,
         "m": {short: {"source": source, "version": version} for short, (source, version) in MODULES.items()},
         "terraform_version": TERRAFORM_VERSION,
-        "providers": required_providers(root.modules),
+        "providers": isolation.providers(required_providers(root.modules), bool(root.edge)),
+        "isolation": isolation.context(),
         "state": {
             "bucket": state.bucket,
             "region": state.region,
@@ -371,6 +562,9 @@ def _context(model: Model, root: Root) -> dict[str, Any]:
             "role_arn": naming.account_role_arn(state.account, model.platform),
             "key": naming.terraform_state_key(root.env.name, root.name),
             "shared_key": naming.terraform_state_key(root.env.name, naming.SHARED_ROOT),
+            "pool_key": naming.terraform_state_key(root.env.name, naming.pool_root(root.deployment.tier.name))
+            if root.deployment is not None and not root.deployment.dedicated
+            else "",
         },
         "shared_account": root.env.accounts.shared_services,
         "cluster": naming.cluster_name(model.platform, root.env.name),

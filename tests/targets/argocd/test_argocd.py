@@ -8,15 +8,17 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, edit_yaml, load_yaml_docs
-from test_argocd_support import applications, brace_paths, delivery_docs, validation  # noqa: F401 (fixtures)
 
 from generator import pipeline
 from generator.model import naming
 from generator.targets import common
 from generator.targets.argocd import target as argocd
+from helpers.catalog_edit import edit_yaml
+from helpers.k8s import brace_paths
+from helpers.repo import REPO
+from helpers.yaml_docs import load_yaml_docs
 
-CRD_KINDS = ("ApplicationSet", "Application", "AppProject", "Rollout", "AnalysisTemplate")
+CRD_KINDS = ("ApplicationSet", "Application", "AppProject", "Rollout", "AnalysisTemplate", "ExternalSecret", "SecretStore")
 CORE_KINDS = ("Namespace", "ResourceQuota", "LimitRange", "NetworkPolicy", "HorizontalPodAutoscaler", "Job")
 
 
@@ -36,11 +38,11 @@ def test_core_documents_validate_with_kubernetes_validate(validation, kind):
     assert not bad, bad
 
 
-def test_only_external_secrets_go_unvalidated(validation, delivery_docs):
-    """ExternalSecret is a CRD with no schema in ../shared/schemas; nothing else may slip by."""
+def test_nothing_goes_unvalidated(validation, delivery_docs):
+    """ExternalSecret and SecretStore validate against their vendored CRD schemas; nothing may slip by."""
     unvalidated = validation.get("unvalidated", {})
     kinds = {d.kind for d in delivery_docs if d.where in unvalidated}
-    assert kinds == {"ExternalSecret"}
+    assert kinds == set()
 
 
 def test_one_application_per_tenant_and_service(sample, applications):
@@ -70,14 +72,20 @@ def test_application_sources_point_at_rendered_files(sample, applications):
         wanted = {f"migrations/{env}/{d.name}/{service.name}.yaml"} if service.migrations else set()
         if d.environment.progressive_delivery and service.canary and d.settings.services[service.name].canary.enabled:
             wanted.add(f"argocd/{env}/rollouts/{d.name}/{service.name}.yaml")
+        if d.settings.services[service.name].slo.enabled:
+            wanted.add(f"argocd/{env}/observability/{d.name}/{service.name}.yaml")
         matched = {p for p in brace_paths(extras_src["directory"]["include"]) if "rendered/" + p in files}
         assert matched == wanted
 
 
 def test_migration_and_rollout_files_are_all_reachable(sample, applications):
-    """Every rendered migration Job and Rollout file is applied by exactly one Application."""
+    """Every rendered migration Job, Rollout and SLO rule file is applied by exactly one Application."""
     included = [p for _, _, app in applications for p in brace_paths(app["spec"]["sources"][2]["directory"]["include"])]
-    extras = sorted(p.removeprefix("rendered/") for p in sample.result.files if p.startswith("rendered/migrations/") or "/rollouts/" in p)
+    extras = sorted(
+        p.removeprefix("rendered/")
+        for p in sample.result.files
+        if p.startswith("rendered/migrations/") or "/rollouts/" in p or "/observability/" in p
+    )
     assert extras and sorted(p for p in included if "rendered/" + p in sample.result.files) == extras
 
 
@@ -152,7 +160,10 @@ def test_rollouts_follow_service_steps_and_reference_the_chart_deployment(sample
         template = next(x for x in delivery_docs if x.kind == "AnalysisTemplate" and x.path == doc.path)
         assert canary["analysis"]["templates"] == [{"templateName": template.data["metadata"]["name"]}]
         metric = template.data["spec"]["metrics"][0]
-        assert str(service.canary.analysis.success_rate_min) in metric["successCondition"]
+        # Thresholds come from the SLO (tests/targets/test_slo.py checks the arithmetic).
+        slo = d.settings.services[service.name].slo
+        assert metric["name"] == "availability-burn-rate"
+        assert metric["successCondition"].endswith(f"<= {(100 - slo.availability.objective) / 100 * slo.canary_max_burn_rate:.6g}")
     # dev has progressive_delivery: false; worker declares no canary.
     assert not any(d.environment == "dev" for d in rollouts)
     assert not any(d.data["metadata"]["name"] == "worker" for d in rollouts)

@@ -6,10 +6,11 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import edit_yaml, snapshot
 
 from generator.catalog.changewindow import cron_problem
 from generator.model import naming
+from helpers.catalog_edit import edit_yaml
+from helpers.repo import snapshot
 
 
 def _line_of(path, pattern: str) -> int:

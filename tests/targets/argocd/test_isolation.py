@@ -5,8 +5,6 @@ from __future__ import annotations
 import copy
 import fnmatch
 
-from test_argocd_support import applications, delivery_docs  # noqa: F401 (fixtures)
-
 from generator.model import naming
 
 

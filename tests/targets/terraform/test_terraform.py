@@ -11,13 +11,15 @@ from typing import Any
 
 import hcl2
 import pytest
-from conftest import SHARED, edit_yaml, snapshot
 from hcl2 import SerializationOptions
 
+from generator import vendor
 from generator.model import naming
 from generator.targets.terraform.modules import MODULES, PROVIDERS, TERRAFORM_VERSION
+from helpers.catalog_edit import edit_yaml
+from helpers.repo import snapshot
 
-MODULE_INPUTS = SHARED / "schemas/terraform/terraform-aws-modules-inputs.json"
+MODULE_INPUTS = vendor.terraform_data_dir() / "terraform-aws-modules-inputs.json"
 #: Meta-arguments Terraform accepts on every module block.
 META = {"source", "version", "providers", "count", "for_each", "depends_on", "__is_block__"}
 ROOT_FILES = {"versions.tf", "backend.tf", "providers.tf", "main.tf", "outputs.tf"}
@@ -32,7 +34,12 @@ def upstream() -> dict[str, Any]:
 def tf(sample) -> dict[str, dict[str, Any]]:
     """Every rendered .tf, parsed once: path -> python-hcl2 document."""
     options = SerializationOptions(strip_string_quotes=True, with_comments=False)
-    files = {p: d.decode() for p, d in sample.result.files.items() if p.startswith("rendered/terraform/")}
+    # The environments' roots; the organization root (rendered/terraform/org) has tests/targets/terraform/test_org.py.
+    files = {
+        p: d.decode()
+        for p, d in sample.result.files.items()
+        if p.startswith("rendered/terraform/") and not p.startswith("rendered/terraform/org/")
+    }
     assert all(p.endswith(".tf") for p in files)
     return {path: hcl2.loads(text, serialization_options=options) for path, text in files.items()}
 
@@ -73,13 +80,17 @@ def test_one_root_per_environment_pool_and_tenant_with_the_five_files(sample, tf
         _, _, env, name, filename = path.split("/")
         found.setdefault((env, name), set()).add(filename)
     assert set(found) == expected
-    assert all(files == ROOT_FILES for files in found.values())
+    # The shared root adds addons.tf (the platform add-ons' IRSA roles, tests/targets/test_addons.py).
+    assert all(files == ROOT_FILES | ({"addons.tf"} if name == "shared" else set()) for (_, name), files in found.items())
     assert ("dev", "tenant-umbrella") not in found  # a root exists only where it has work
 
 
 def test_manifest_records_root_tenant_and_environment(sample):
     entries = {p: e for p, e in sample.result.manifest["files"].items() if p.startswith("rendered/terraform/")}
     for path, entry in entries.items():
+        if path.startswith("rendered/terraform/org/"):
+            assert "root" not in entry and "environment" not in entry  # not an environment's root (test_org.py)
+            continue
         env, name = path.split("/")[2:4]
         assert entry["root"] == naming.terraform_root_dir(env, name)
         assert entry["environment"] == env

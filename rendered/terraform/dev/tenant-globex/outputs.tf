@@ -18,6 +18,14 @@ output "queue_url" {
   value = module.queue.queue_url
 }
 
+output "secret_arns" {
+  description = "Secrets Manager name -> ARN of every secret the tenant's ExternalSecrets read."
+  value = {
+    "companyos/dev/globex/api/stripe"   = aws_secretsmanager_secret.api_stripe_api_key.arn
+    "companyos/dev/globex/api/database" = aws_secretsmanager_secret.db_api.arn
+  }
+}
+
 output "bucket_prefix" {
   value = "s3://companyos-dev-pool-standard-data/tenants/globex/"
 }

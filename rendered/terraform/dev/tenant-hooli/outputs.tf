@@ -19,6 +19,15 @@ output "queue_url" {
   value = module.queue.queue_url
 }
 
+output "secret_arns" {
+  description = "Secrets Manager name -> ARN of every secret the tenant's ExternalSecrets read."
+  value = {
+    "companyos/dev/hooli/api/stripe"      = aws_secretsmanager_secret.api_stripe_api_key.arn
+    "companyos/dev/hooli/api/database"    = aws_secretsmanager_secret.db_api.arn
+    "companyos/dev/hooli/worker/database" = aws_secretsmanager_secret.db_worker.arn
+  }
+}
+
 output "bucket_prefix" {
   value = "s3://companyos-dev-pool-standard-data/tenants/hooli/"
 }

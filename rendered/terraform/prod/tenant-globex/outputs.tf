@@ -18,6 +18,14 @@ output "queue_url" {
   value = module.queue.queue_url
 }
 
+output "secret_arns" {
+  description = "Secrets Manager name -> ARN of every secret the tenant's ExternalSecrets read."
+  value = {
+    "companyos/prod/globex/api/stripe"   = aws_secretsmanager_secret.api_stripe_api_key.arn
+    "companyos/prod/globex/api/database" = aws_secretsmanager_secret.db_api.arn
+  }
+}
+
 output "bucket_prefix" {
   value = "s3://companyos-prod-pool-standard-data/tenants/globex/"
 }

@@ -19,6 +19,15 @@ output "queue_url" {
   value = module.queue.queue_url
 }
 
+output "secret_arns" {
+  description = "Secrets Manager name -> ARN of every secret the tenant's ExternalSecrets read."
+  value = {
+    "companyos/prod/hooli/api/stripe"      = aws_secretsmanager_secret.api_stripe_api_key.arn
+    "companyos/prod/hooli/api/database"    = aws_secretsmanager_secret.db_api.arn
+    "companyos/prod/hooli/worker/database" = aws_secretsmanager_secret.db_worker.arn
+  }
+}
+
 output "bucket_prefix" {
   value = "s3://companyos-prod-pool-standard-data/tenants/hooli/"
 }

@@ -18,6 +18,16 @@ output "db_endpoint" {
   value = module.db.db_instance_endpoint
 }
 
+output "db_address" {
+  description = "Host of the pool database, for the tenants' database secrets."
+  value       = module.db.db_instance_address
+}
+
+output "db_replica_addresses" {
+  description = "Hosts of the read replicas (database.read_replicas)."
+  value       = []
+}
+
 output "db_master_user_secret_arn" {
   value = module.db.db_instance_master_user_secret_arn
 }

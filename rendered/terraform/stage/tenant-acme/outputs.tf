@@ -31,6 +31,19 @@ output "db_master_user_secret_arn" {
   value = module.db.db_instance_master_user_secret_arn
 }
 
+output "db_replica_addresses" {
+  value = []
+}
+
+output "secret_arns" {
+  description = "Secrets Manager name -> ARN of every secret the tenant's ExternalSecrets read."
+  value = {
+    "companyos/stage/acme/api/stripe"      = aws_secretsmanager_secret.api_stripe_api_key.arn
+    "companyos/stage/acme/api/database"    = aws_secretsmanager_secret.db_api.arn
+    "companyos/stage/acme/worker/database" = aws_secretsmanager_secret.db_worker.arn
+  }
+}
+
 output "cache_configuration_endpoint" {
   value = module.cache.replication_group_configuration_endpoint_address
 }

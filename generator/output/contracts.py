@@ -1,0 +1,125 @@
+"""The contract check: every consumed contract has a producer in the same render.
+
+Targets declare what each rendered file provides and consumes (``targets/contracts.py``);
+after every target rendered, :func:`check` indexes the producers in one dict and looks each
+consumer up: a missing producer, a detail the two sides disagree on (an IRSA trust naming
+another service account, a secret in another account) or a CRD kind two add-ons provide is a
+``path:line:col`` error at the catalog line that caused the consumer. :data:`STRICT` says,
+per kind, which findings fail the render; the rest are only listed (``explain --contracts``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from generator.errors import CatalogError, Location
+from generator.targets.contracts import Contract, Kind
+
+#: kind -> (a missing producer fails the render, a detail mismatch fails the render). The one
+#: switch per kind; a finding that does not fail is still listed by ``explain --contracts``.
+STRICT: dict[Kind, tuple[bool, bool]] = {
+    "secret": (True, True),
+    "iam_role": (True, True),
+    "namespace": (True, True),
+    "service_account": (True, True),
+    "dns_name": (True, True),
+    "certificate": (True, True),
+    "crd_kind": (True, True),
+    "prometheus_endpoint": (True, True),
+    "terraform_output": (True, True),
+    "argocd_kind": (True, True),
+    "secret_store": (True, True),
+}
+
+#: Where a producer of each kind comes from, for the error message.
+PRODUCERS: dict[Kind, str] = {
+    "secret": "an aws_secretsmanager_secret in the tenant's Terraform root",
+    "iam_role": "an IRSA role in a Terraform root (tenant root, or the shared root's addons.tf)",
+    "namespace": "the platform's namespace Application (or an add-on's CreateNamespace)",
+    "service_account": "the chart values of a service or an add-on",
+    "dns_name": "a Route 53 record in a Terraform root, or external-dns from an Ingress annotation",
+    "certificate": "an ACM certificate in a Terraform root",
+    "crd_kind": "exactly one add-on listing it in provides_crds (catalog/addons/)",
+    "prometheus_endpoint": "a Prometheus add-on (catalog/addons/)",
+    "terraform_output": 'an output "..." block of the Terraform root read through remote state',
+    "argocd_kind": "the AppProject's resource whitelist",
+    "secret_store": "the namespace file's SecretStore (targets/argocd/namespaces.py), assuming the tenant's secret-reader role",
+}
+
+#: (path, provides, consumes, first source) of one rendered file.
+Declared = tuple[str, tuple[Contract, ...], tuple[Contract, ...], str]
+
+
+@dataclass(frozen=True)
+class Link:
+    """One consumed contract, its producers and what is wrong (``ok``, ``missing``,
+    ``mismatch`` or ``ambiguous``); ``strict`` when that finding fails the render."""
+
+    contract: Contract
+    consumer: str
+    producers: tuple[str, ...]
+    status: str
+    message: str
+    location: Location
+    strict: bool
+
+
+def links(declared: Iterable[Declared], *, broken_only: bool = False) -> list[Link]:
+    """Every consumed contract with its producers (or only the broken ones), in rendered-path
+    order. One pass to index the producers, one to look each consumer up: O(contracts)."""
+    items = list(declared)
+    producers: dict[tuple[str, str, str], list[tuple[Contract, str]]] = {}
+    for path, provides, _, _ in items:
+        for c in provides:
+            producers.setdefault(c.key(), []).append((c, path))
+    out: list[Link] = []
+    for path, _, consumes, source in items:
+        for c in dict.fromkeys(consumes):
+            found = producers.get(c.key())
+            if found is None and c.kind == "argocd_kind":
+                found = producers.get((c.kind, c.scope, c.name.split(":", 1)[0] + ":*/*"))
+            if broken_only and found and (not c.detail or any(p.detail == c.detail for p, _ in found)) and c.kind != "crd_kind":
+                continue
+            out.append(_judge(c, path, found or [], c.at or Location(source)))
+    return out
+
+
+def _judge(c: Contract, consumer: str, found: list[tuple[Contract, str]], where: Location) -> Link:
+    paths = tuple(sorted({p for _, p in found}))
+    missing_strict, mismatch_strict = STRICT[c.kind]
+    what = f"{c.kind} '{c.name}'" + (f" in {c.scope}" if c.scope else "")
+    if not found:
+        message = f"{consumer} consumes {what}, but no rendered file provides it (producer: {PRODUCERS[c.kind]})"
+        return Link(c, consumer, paths, "missing", message, where, missing_strict)
+    if c.kind == "crd_kind":
+        owners = sorted({p.detail for p, _ in found})
+        if len(owners) > 1:
+            message = f"{consumer} uses {what}, provided by {len(owners)} add-ons ({', '.join(owners)}); exactly one must provide it"
+            return Link(c, consumer, paths, "ambiguous", message, where, mismatch_strict)
+    if c.detail and all(p.detail != c.detail for p, _ in found):
+        given = ", ".join(sorted({f"{p.detail} ({path})" for p, path in found}))
+        message = f"{consumer} consumes {what} {_needs(c)}, but the producer gives {given}"
+        return Link(c, consumer, paths, "mismatch", message, where, mismatch_strict)
+    return Link(c, consumer, paths, "ok", "", where, False)
+
+
+def _needs(c: Contract) -> str:
+    if c.kind == "iam_role" and c.detail.startswith(("trusts ", "assumable by ")):
+        return f"that {c.detail}"
+    if c.kind == "iam_role":
+        return f"for service account {c.detail}: its trust must name exactly that namespace:serviceaccount"
+    if c.kind == "secret":
+        return f"in {c.detail} (the role its namespace's SecretStore assumes)"
+    if c.kind == "secret_store":
+        return f"assuming {c.detail}"
+    if c.kind == "certificate":
+        return f"in region {c.detail}"
+    return f"with {c.detail}"
+
+
+def check(declared: Iterable[Declared]) -> list[CatalogError]:
+    """The errors of :func:`links` that :data:`STRICT` makes fatal, one per broken contract."""
+    return sorted(
+        {CatalogError(link.location, link.message) for link in links(declared, broken_only=True) if link.strict and link.status != "ok"}
+    )

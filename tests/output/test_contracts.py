@@ -1,0 +1,165 @@
+"""The contract check and the consumer limits at render: the sample is a closed world, and
+each planted break (in a scratch copy's templates or catalog, or a target's output) fails
+``check`` with exit 2, nothing written, at the catalog line that caused the consumer."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from generator import pipeline
+from generator.errors import CatalogErrors
+from generator.output import contracts, limits
+from generator.targets.contracts import KINDS
+from generator.targets.terraform import target as terraform
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def line_of(root: Path, location: str) -> str:
+    """The text at ``path:line:col`` of the scratch repository."""
+    path, line, _ = location.rsplit(":", 2)
+    return (root / path).read_text(encoding="utf-8").splitlines()[int(line) - 1]
+
+
+def broken(companyos: Any, repo: Path, needle: str) -> list[str]:
+    """``companyos check`` fails with exit 2 and the lines naming ``needle``; nothing written."""
+    before = {p: p.read_bytes() for p in (repo / "rendered").rglob("*") if p.is_file()}
+    result = companyos("check", cwd=repo)
+    assert result.code == 2, result.out + result.err
+    assert "Traceback" not in result.err
+    assert {p: p.read_bytes() for p in (repo / "rendered").rglob("*") if p.is_file()} == before
+    lines = [line for line in result.err.splitlines() if needle in line]
+    assert lines, result.err
+    return lines
+
+
+# --- the sample -------------------------------------------------------------------------------
+
+
+def test_the_sample_has_no_broken_enforced_contract_and_every_kind_is_declared(sample: pipeline.Build) -> None:
+    found = contracts.links(sample.result.declared)
+    statuses = Counter((link.contract.kind, link.status) for link in found)
+    assert not [link.message for link in found if link.strict and link.status != "ok"]
+    for kind in KINDS:
+        assert statuses[(kind, "ok")] > 0, f"no {kind} contract was checked: {statuses}"
+    # Every kind is enforced in full, the secrets' account included (each namespace's
+    # SecretStore assumes a reader role in the account holding its secrets).
+    assert all(contracts.STRICT[kind] == (True, True) for kind in KINDS)
+    assert not [link.message for link in found if link.status != "ok"]
+
+
+def test_the_strictness_table_names_every_kind_once() -> None:
+    assert sorted(contracts.STRICT) == sorted(KINDS) == sorted(contracts.PRODUCERS)
+
+
+def test_validate_runs_the_contract_check(companyos: Any, repo: Path) -> None:
+    assert companyos("validate", cwd=repo).code == 0
+    edit(repo / "catalog/addons/argo-rollouts.yaml", "  - argoproj.io/Rollout\n", "")
+    result = companyos("validate", cwd=repo)
+    assert result.code == 2 and "crd_kind 'argoproj.io/Rollout'" in result.err
+
+
+# --- planted broken contracts --------------------------------------------------------------------
+
+
+def test_an_external_secret_key_with_no_secret(companyos: Any, repo: Path) -> None:
+    producers = repo / "templates/terraform/_producers.tf.j2"
+    edit(producers, "{% for sec in r.secrets %}", '{% for sec in r.secrets if sec.kind != "app" %}')
+    lines = broken(companyos, repo, "consumes secret 'companyos/dev/acme/api/stripe' in dev")
+    location = lines[0].split(": ", 1)[0]
+    assert location.startswith("catalog/services/api.yaml:")
+    assert "key:" in line_of(repo, location)  # the SecretRef's key line
+    assert "rendered/helm/dev/acme/api.yaml consumes" in lines[0] and "aws_secretsmanager_secret" in lines[0]
+
+
+def test_a_kind_with_no_add_on(companyos: Any, repo: Path) -> None:
+    edit(repo / "catalog/addons/argo-rollouts.yaml", "  - argoproj.io/AnalysisTemplate\n", "")
+    lines = broken(companyos, repo, "consumes crd_kind 'argoproj.io/AnalysisTemplate'")
+    assert all("rendered/argocd/" in line and "/rollouts/" in line for line in lines)
+    assert "exactly one add-on listing it in provides_crds" in lines[0]
+    assert "canary" in line_of(repo, lines[0].split(": ", 1)[0])  # the service's canary block
+
+
+def test_an_irsa_trust_naming_the_wrong_service_account(monkeypatch: pytest.MonkeyPatch, repo: Path) -> None:
+    original = terraform._tenant
+
+    def wrong_subject(*args: Any) -> terraform.Root:
+        root = original(*args)
+        if root.tenant == "acme" and root.env.name == "dev":
+            root.irsa[0]["subject"] = root.irsa[0]["subject"] + "-typo"
+        return root
+
+    monkeypatch.setattr(terraform, "_tenant", wrong_subject)
+    with pytest.raises(CatalogErrors) as raised:
+        pipeline.build(repo, jobs=1)
+    messages = [str(e) for e in raised.value.errors]
+    mismatch = [m for m in messages if "its trust must name exactly that namespace:serviceaccount" in m]
+    assert len(mismatch) == 1, messages
+    assert "rendered/helm/dev/acme/" in mismatch[0] and "-typo (rendered/terraform/dev/tenant-acme/main.tf)" in mismatch[0]
+    assert mismatch[0].startswith("tenants/acme.yaml:")
+    assert any("consumes service_account 'tenant-acme:" in m and "-typo'" in m for m in messages)
+
+
+def test_a_host_with_no_record(companyos: Any, repo: Path) -> None:
+    blocks = repo / "templates/terraform/_blocks.tf.j2"
+    text = blocks.read_text(encoding="utf-8")
+    start = text.index('resource "aws_route53_record" "edge" {')
+    end = text.index("{% endmacro %}", start)
+    blocks.write_text(text[:start] + text[end:], encoding="utf-8")
+    lines = broken(companyos, repo, "consumes dns_name 'api.acme.")
+    assert "no rendered file provides it" in lines[0] and "Route 53 record" in lines[0]
+    assert "ingress" in line_of(repo, lines[0].split(": ", 1)[0])
+
+
+def test_a_missing_remote_state_output(companyos: Any, repo: Path) -> None:
+    outputs = repo / "templates/terraform/shared/outputs.tf.j2"
+    text = outputs.read_text(encoding="utf-8")
+    outputs.write_text(re.sub(r'output "zone_id" \{.*?\n\}\n', "", text, count=1, flags=re.DOTALL), encoding="utf-8")
+    lines = broken(companyos, repo, "consumes terraform_output 'rendered/terraform/dev/shared:zone_id'")
+    assert any("rendered/terraform/dev/tenant-" in line for line in lines)
+    assert 'output "..." block' in lines[0]
+
+
+# --- consumer limits ----------------------------------------------------------------------------
+
+
+def test_an_oversized_add_on_application_fails_at_its_values(companyos: Any, repo: Path) -> None:
+    addon = repo / "catalog/addons/metrics-server.yaml"
+    edit(addon, "  replicas: 2\n", "  replicas: 2\n  padding: " + "x" * (300 * 1024) + "\n")
+    lines = broken(companyos, repo, "Application dev-addon-metrics-server")
+    assert "client-side apply stores the object in an annotation" in lines[0]
+    assert lines[0].startswith("catalog/addons/metrics-server.yaml:")
+    assert line_of(repo, lines[0].split(": ", 1)[0]).startswith("values:")
+
+
+def test_names_and_labels_over_their_limits(sample: pipeline.Build) -> None:
+    path = "rendered/argocd/dev/namespaces/acme.yaml"
+    docs = [d for d in yaml.safe_load_all(sample.result.files[path]) if d]
+    namespace = next(d for d in docs if d["kind"] == "Namespace")
+    namespace["metadata"]["name"] = "n" * 64
+    namespace["metadata"]["labels"]["companyos.io/tenant"] = "acme"
+    files = dict(sample.result.files)
+    files[path] = yaml.safe_dump_all(docs).encode()
+    sources = {p: e["sources"] for p, e in sample.result.manifest["files"].items()}
+    errors = limits.check(sample.model, files, sources, sample.result.declared)
+    assert [str(e) for e in errors] == [
+        f"{sample.model.catalog.tenants['acme'].locate('name', key=True)}: {path}: Namespace {'n' * 64}: name is 64 characters; a Namespace name may have at most 63"
+    ]
+
+
+def test_a_static_matrix_over_256_jobs(sample: pipeline.Build) -> None:
+    workflow = {"jobs": {"drill": {"strategy": {"matrix": {"include": [{"n": i} for i in range(257)]}}}}}
+    files = {**sample.result.files, ".github/workflows/big.yml": yaml.safe_dump(workflow).encode()}
+    errors = limits.check(sample.model, files, {".github/workflows/big.yml": ["tenants/acme.yaml"]}, ())
+    assert [e.message for e in errors] == [".github/workflows/big.yml: job drill's matrix has 257 jobs; GitHub runs at most 256"]
+    assert errors[0].location.path == "tenants/acme.yaml"

@@ -509,8 +509,10 @@ def bootstrap_documents(model: Model, env: spec.Environment) -> list[dict[str, A
                     },
                 },
                 # Prune stays off: deleting an AppProject or ApplicationSet by accident would
-                # cascade to every tenant's workloads.
-                "syncPolicy": {"automated": {"prune": False, "selfHeal": True}},
+                # cascade to every tenant's workloads. Server-side apply: the ApplicationSet
+                # lists every (tenant, service) pair and outgrows client-side apply's
+                # last-applied annotation (256 KiB) at about 500 tenants.
+                "syncPolicy": {"automated": {"prune": False, "selfHeal": True}, "syncOptions": ["ServerSideApply=true"]},
             },
         },
     ]

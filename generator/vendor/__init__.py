@@ -1,9 +1,9 @@
 """Upstream-derived validation data vendored into the package.
 
 CRD JSON Schemas, the stakater ``application`` chart's values schema, Terraform module
-and provider data, GitHub Action pins and the validator scripts used to live in
-``../shared/schemas``, outside the repository. They are copied here byte for byte so a
-checkout (and an installed package) is self-contained; provenance is in ``README.md``
+and provider data, GitHub Action pins and the validator scripts are copied here byte for
+byte from the team's upstream schema folder, so a checkout (and an installed package) is
+self-contained; provenance is in ``README.md``
 and ``python -m generator.vendor.refresh`` re-copies them. Nothing in this folder is
 authored by the project.
 """

@@ -1,13 +1,13 @@
-"""Re-copy the vendored upstream data from a fresh copy of the team's ``shared/schemas``.
+"""Re-copy the vendored upstream data from a fresh copy of the upstream schema folder.
 
-Why: the tool and the tests read this data from inside the package, so nobody needs
-``../shared`` beside the checkout any more; this script is how the vendored copy is kept
-byte-identical to its source. ``VENDORED`` below is the one definition of the vendored
+Why: the tool and the tests read this data from inside the package only; this script is
+how the vendored copy is kept byte-identical to its source. ``VENDORED`` below is the one definition of the vendored
 file set. Stdlib only, so it runs before the project's dependencies are installed.
 
-    python -m generator.vendor.refresh [--from PATH] [--check]
+    python -m generator.vendor.refresh --from PATH [--check]
 
-``--from`` defaults to ``../shared/schemas`` beside the repository root. Without ``--check``
+``--from`` names the schema folder to copy from (it is never looked up implicitly: the
+project reads nothing outside its repository). Without ``--check``
 it copies every file of the set that is missing or differs and removes vendored files whose
 source is gone; with ``--check`` it writes nothing, lists the missing, differing and stale
 files, and exits 1 if there are any.
@@ -26,7 +26,7 @@ VENDOR_DIR = Path(__file__).resolve().parent
 
 
 class Rule(NamedTuple):
-    folder: str  #: sub-folder, the same in shared/schemas and here ("" = the top level)
+    folder: str  #: sub-folder, the same in the source folder and here ("" = the top level)
     pattern: str  #: glob within that folder
     rename: str | None = None  #: vendored name when it differs (then ``pattern`` is a plain file name)
 
@@ -45,21 +45,13 @@ VENDORED: tuple[Rule, ...] = (
 )
 
 
-def default_source() -> Path | None:
-    """``../shared/schemas`` next to the repository root (the first parent holding pyproject.toml)."""
-    for parent in VENDOR_DIR.parents:
-        if (parent / "pyproject.toml").is_file():
-            return parent.parent / "shared" / "schemas"
-    return None
-
-
 def plan(source: Path) -> dict[str, Path]:
     """Vendored path (relative, POSIX) -> source file, for every rule; every rule must match."""
     out: dict[str, Path] = {}
     for rule in VENDORED:
         matches = sorted(p for p in (source / rule.folder).glob(rule.pattern) if p.is_file())
         if not matches:
-            raise ValueError(f"{source / rule.folder / rule.pattern} matches no file; is {source} a shared/schemas copy?")
+            raise ValueError(f"{source / rule.folder / rule.pattern} matches no file; is {source} the upstream schema folder?")
         for src in matches:
             out[(Path(rule.folder) / (rule.rename or src.name)).as_posix()] = src
     return out
@@ -101,13 +93,13 @@ def write(dest: Path, data: bytes) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m generator.vendor.refresh", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--from", dest="source", type=Path, default=None, metavar="PATH",
-                    help="a shared/schemas copy (default: ../shared/schemas beside the repository)")
+    ap.add_argument("--from", dest="source", type=Path, required=True, metavar="PATH",
+                    help="a fresh copy of the upstream schema folder to copy from")
     ap.add_argument("--check", action="store_true", help="write nothing; exit 1 listing files that differ, are missing or are stale")
     args = ap.parse_args(argv)
-    source: Path | None = args.source or default_source()
-    if source is None or not source.is_dir():
-        ap.error(f"no shared/schemas folder at {source}; pass --from PATH")
+    source: Path = args.source
+    if not source.is_dir():
+        ap.error(f"no schema folder at {source}")
     try:
         wanted = plan(source)
     except ValueError as e:

@@ -161,6 +161,62 @@ def worker_check_full(root: Path) -> dict:
     return worker_check(root, use_cache=False)
 
 
+# --- incremental (docs/incremental.md): one tenant edited, or nothing -----------------------
+
+#: The tenant the one-tenant scenarios edit (its owner, which lands in its tags).
+EDITED = "t00001"
+
+
+def _edit_one_tenant(root: Path) -> None:
+    path = root / "tenants" / f"{EDITED}.yaml"
+    lines = [f"owner: team-{time.time_ns()}@example.com" if line.startswith("owner:") else line for line in path.read_text().splitlines()]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def worker_check_incremental(root: Path) -> dict:
+    """``check`` without the verified-clean cache: every unit verified against its record."""
+    from generator import pipeline
+
+    start = time.perf_counter()
+    _, status = pipeline.check(root, full=False)
+    seconds = time.perf_counter() - start
+    assert status.clean, status.as_dict()
+    return {"seconds": seconds, "rss_mb": _rss_mb()}
+
+
+def worker_edit_render(root: Path) -> dict:
+    """``render`` after one tenant's file changed: that tenant renders, the rest is reused."""
+    _edit_one_tenant(root)
+    return worker_render(root)
+
+
+def worker_check_base(root: Path) -> dict:
+    """A pull request that edits one tenant, checked as CI does: ``check --base`` against the
+    committed base (the base's tree exported from git is part of the time)."""
+    from generator import pipeline
+    from generator.catalog import snapshot
+
+    _edit_one_tenant(root)
+    pipeline.render_to_disk(root)
+    start = time.perf_counter()
+    with snapshot.at(root, "HEAD") as base:
+        exported = time.perf_counter() - start
+        _, status = pipeline.check(root, full=False, base=base)
+    seconds = time.perf_counter() - start
+    assert status.clean, status.as_dict()
+    return {"seconds": seconds, "export_s": exported, "rss_mb": _rss_mb()}
+
+
+def _commit(root: Path) -> None:
+    """The benchmark catalog, rendered, as the base commit of ``check --base``."""
+    from generator.git import scratch_repo
+
+    shutil.copy(REPO / ".gitignore", root / ".gitignore")  # the lock, the journal and the caches stay out
+    repo = scratch_repo(root)
+    repo.git.add("-A")
+    repo.git.commit("-q", "-m", "base")
+
+
 def worker_bare_targets(root: Path) -> dict:
     """A second, looser baseline: the targets' own code builds every context over the
     already-resolved model and renders through a plain ``jinja2.Environment`` (no
@@ -197,6 +253,9 @@ WORKERS = {
     "render": worker_render,
     "check": worker_check,
     "check-full": worker_check_full,
+    "check-incremental": worker_check_incremental,
+    "edit-render": worker_edit_render,
+    "check-base": worker_check_base,
     "bare": worker_bare,
     "bare-targets": worker_bare_targets,
 }
@@ -237,6 +296,10 @@ def bench(tenants: int, workdir: Path, repeat: int) -> dict:
     noop = _median([run_worker("render", root) for _ in range(repeat)])
     check = _median([run_worker("check", root) for _ in range(repeat)])
     check_full = _median([run_worker("check-full", root) for _ in range(repeat)])
+    check_incremental = _median([run_worker("check-incremental", root) for _ in range(repeat)])
+    edit_render = _median([run_worker("edit-render", root) for _ in range(repeat)])
+    _commit(root)
+    check_base = _median([run_worker("check-base", root) for _ in range(repeat)])
     return {
         "tenants": tenants,
         "deployments": tenants * 3,
@@ -247,6 +310,11 @@ def bench(tenants: int, workdir: Path, repeat: int) -> dict:
         "files_written_noop": noop["written"],
         "check_s": round(check["seconds"], 3),
         "check_full_s": round(check_full["seconds"], 3),
+        "check_incremental_s": round(check_incremental["seconds"], 3),
+        "edit_render_s": round(edit_render["seconds"], 3),
+        "files_written_edit": edit_render["written"],
+        "check_base_s": round(check_base["seconds"], 3),
+        "check_base_export_s": round(check_base["export_s"], 3),
         "peak_rss_mb": round(max(cold["rss_mb"], noop["rss_mb"], check["rss_mb"], check_full["rss_mb"]), 1),
         "bare_jinja2_s": round(bare["seconds"], 3),
         "bare_templates_rendered": bare["files"],
@@ -266,8 +334,9 @@ def markdown(rows: list[dict]) -> str:
     head = (
         "| tenants x envs | files | written cold / no-op | cold render s | no-op render s | check s (cache) | check --full s | peak RSS MB "
         "| bare jinja2 s | render / bare (each run) | render / bare, CPU s | bare targets s | render / bare targets "
-        "| check / render | check --full / render |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "| check / render | check --full / render | check, no cache s | one-tenant edit: render s (written) "
+        "| one-tenant PR: check --base s (of it, git export s) |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     )
     lines = [head]
     for r in rows:
@@ -276,7 +345,8 @@ def markdown(rows: list[dict]) -> str:
             f"| {r['tenants']} x 3 | {r['files']} | {r['files_written_cold']} / {r['files_written_noop']} | {r['cold_render_s']} | {r['noop_render_s']} | {r['check_s']} | "
             f"{r['check_full_s']} | {r['peak_rss_mb']} | {r['bare_jinja2_s']} | **{r['render_vs_bare']}** ({each}) | "
             f"{r['render_cpu_s']} / {r['bare_cpu_s']} = {r['render_vs_bare_cpu']} | {r['bare_targets_s']} | "
-            f"{r['render_vs_bare_targets']} | {r['check_vs_render']} | {r['check_full_vs_render']} |"
+            f"{r['render_vs_bare_targets']} | {r['check_vs_render']} | {r['check_full_vs_render']} | "
+            f"{r['check_incremental_s']} | {r['edit_render_s']} ({r['files_written_edit']}) | {r['check_base_s']} ({r['check_base_export_s']}) |"
         )
     return "\n".join(lines)
 

@@ -21,7 +21,7 @@ from generator.catalog.snapshot import Baseline
 from generator.errors import CatalogErrors
 from generator.model.references import check_references
 from generator.model.resolve import Model, resolve
-from generator.output import checkcache, lock, tree
+from generator.output import checkcache, lock, tree, units
 from generator.output.render import RenderResult, render
 from generator.policy.core import PolicyReport
 from generator.policy.evaluate import evaluate, root_causes
@@ -113,23 +113,49 @@ def build(
     with fewer_collections():
         judged = resolve_checked(root, today)
         result = render(judged.model, jobs=jobs if jobs is not None else default_jobs(), progress=progress)
-        return Build(root, judged.model, result, judged.policy)
+        return Build(root, judged.model, units.with_units(judged.model, units.digests(root, judged.model), result), judged.policy)
 
 
-def render_to_disk(root: Path | None = None, progress: Callable[[int, int], None] | None = None) -> tuple[Build, tree.WriteReport]:
+def build_incremental(
+    root: Path | None = None, base: Baseline | None = None, today: datetime.date | None = None
+) -> tuple[Build, units.Plan]:
+    """Load, resolve and judge everything (policy runs every time), then render only the
+    tenants whose inputs changed since their recorded unit (``output.units``): recorded in
+    the working tree, or with ``base`` in the base commit (``check --base``: nothing in the
+    working tree's manifests is trusted)."""
+    root = find_root(root or Path.cwd())
+    with fewer_collections():
+        judged = resolve_checked(root, today)
+        found = units.digests(root, judged.model)
+        recorded = units.working_tree(root) if base is None else (lambda unit: base.file(units.unit_path(unit)))
+        result, plan = units.render_incremental(judged.model, root, found, recorded, jobs=default_jobs())
+        return Build(root, judged.model, result, judged.policy), plan
+
+
+def render_to_disk(
+    root: Path | None = None, progress: Callable[[int, int], None] | None = None, *, full: bool = False
+) -> tuple[Build, tree.WriteReport]:
+    """Render into the tree: incrementally (``output.units``), or everything with ``full``."""
+    root = find_root(root or Path.cwd())
     with fewer_collections():  # reading the old manifest allocates a dict per file, too
-        built = build(root, progress=progress)
-        with lock.hold(built.root):  # no other write between ours and the cache entry
+        # The lock is taken before the recorded units are read: the files reused from the
+        # tree are the ones the write compares with, and nobody writes in between.
+        with lock.hold(root):
+            built = build(root, progress=progress) if full else build_incremental(root)[0]
             report = tree.write(built.result, built.root)
             if not report.unmanaged and not report.kept:  # the tree holds exactly built.result.files
                 checkcache.remember_clean(built.root, built.result.files)
         return built, report
 
 
-def check(root: Path | None = None, *, use_cache: bool = False) -> tuple[Build | None, tree.TreeStatus]:
-    """Compare the tree with a fresh render. With ``use_cache``, a tree verified clean before
-    and unchanged since (inputs, code and outputs hash the same) is reported clean without
-    rendering; the Build is then None (see ``output.checkcache``)."""
+def check(
+    root: Path | None = None, *, use_cache: bool = False, full: bool = True, base: Baseline | None = None
+) -> tuple[Build | None, tree.TreeStatus]:
+    """Compare the tree with a render: everything with ``full``, else only the tenants whose
+    inputs differ from their recorded units (in the tree, or in ``base``: ``check --base``).
+    With ``use_cache``, a tree verified clean before and unchanged since (inputs, code and
+    outputs hash the same) is reported clean without rendering; the Build is then None (see
+    ``output.checkcache``)."""
     root = find_root(root or Path.cwd())
     tree.recover(root)
     inputs = checkcache.inputs_digest(root) if use_cache else None
@@ -139,9 +165,15 @@ def check(root: Path | None = None, *, use_cache: bool = False) -> tuple[Build |
         if files is not None:
             return None, tree.TreeStatus(unchanged=files)
     with fewer_collections():
-        built = build(root)
+        if full and base is None:
+            built = build(root)
+            with tree.quiescent(root):
+                status = tree.status(built.result, built.root)
+        else:
+            with tree.quiescent(root):  # the reused files are read under the lock, as compared
+                built = build_incremental(root, base)[0]
+                status = tree.status(built.result, built.root)
         with tree.quiescent(root):
-            status = tree.status(built.result, built.root)
             if status.clean:  # the tree holds exactly these bytes: hash them from memory
                 checkcache.remember_clean(built.root, built.result.files, inputs)
     return built, status

@@ -46,6 +46,7 @@ LAYOUT: list[FileKind] = [
     FileKind("waivers", "catalog/waivers.yaml", spec.Waivers, single=True, required=False),
     FileKind("pricing", "catalog/pricing.yaml", spec.Pricing, single=True, required=False),
     FileKind("networks", "catalog/networks.yaml", spec.Networks, single=True),
+    FileKind("retired_accounts", "catalog/retired-accounts.yaml", spec.RetiredAccounts, single=True, required=False),
     FileKind("addon", "catalog/addons/*.yaml", spec.Addon, required=False),
 ]
 

@@ -28,6 +28,10 @@ from pydantic import (
     ConfigDict,
     Field,
     GetCoreSchemaHandler,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
     StringConstraints,
     create_model,
     field_validator,
@@ -143,6 +147,10 @@ class DatabaseSettings(Strict):
     deletion_protection: bool
     cross_region_copy: bool
     read_replicas: int = Field(ge=0, le=5)
+    proxy: bool = Field(
+        default=False,
+        description="Connection pooling: an RDS Proxy (IAM auth, TLS) in front of the database (targets/terraform/capacity.py).",
+    )
 
 
 class CacheSettings(Strict):
@@ -152,6 +160,15 @@ class CacheSettings(Strict):
     shards: int = Field(ge=1, le=500)
     replicas_per_shard: int = Field(ge=0, le=5)
     snapshot_retention_days: int = Field(ge=0, le=35)
+    eviction_policy: Literal[
+        "volatile-lru", "allkeys-lru", "volatile-lfu", "allkeys-lfu", "volatile-random", "allkeys-random", "volatile-ttl", "noeviction"
+    ] = Field(default="volatile-lru", description="Redis maxmemory-policy (the parameter group).")
+    default_ttl_seconds: int = Field(
+        default=3600,
+        ge=0,
+        le=31_536_000,
+        description="TTL clients put on keys they write (Redis has no server-side default; 0: none): CACHE_DEFAULT_TTL_SECONDS.",
+    )
 
 
 class LifecycleSettings(Strict):
@@ -174,8 +191,54 @@ class KmsSettings(Strict):
     rotation_days: int = Field(ge=90, le=2560)
 
 
+class LogArchiveSettings(Strict):
+    """Long-term archive of a root's CloudWatch log group to S3 through Firehose (``log_archive.tf``,
+    ``targets/terraform/log_archive.py``): objects move to Glacier, then expire."""
+
+    glacier_after_days: int = Field(
+        ge=1, le=3650, description="Days after which archived log objects move to S3 Glacier Flexible Retrieval."
+    )
+    expire_after_days: int = Field(ge=2, le=36500, description="Days after which archived log objects are deleted.")
+
+    @model_validator(mode="after")
+    def _expires_after_the_move(self) -> LogArchiveSettings:
+        """S3 rejects a lifecycle rule whose expiration is not later than its transition."""
+        if self.expire_after_days <= self.glacier_after_days:
+            raise ValueError(
+                f"expire_after_days ({self.expire_after_days}) must be later than glacier_after_days ({self.glacier_after_days})"
+            )
+        return self
+
+
 class LogsSettings(Strict):
     retention_days: LogRetentionDays
+    archive: LogArchiveSettings | None = Field(
+        default=None, description="Archive the root's log group to S3 (Glacier, then expiry); unset: no archive."
+    )
+
+
+class AlarmSettings(Strict):
+    """CloudWatch alarm thresholds of the AWS-managed pieces (``alarms.tf`` of each data and
+    tenant root, ``targets/terraform/alarms.py``); an alarm fires after ``evaluation_periods``
+    five-minute periods over its threshold and notifies the root owner's alarm topic."""
+
+    database_cpu_percent: int = Field(ge=1, le=100, description="RDS CPUUtilization (average) above this.")
+    database_free_storage_gb: int = Field(ge=1, le=65536, description="RDS FreeStorageSpace (minimum) below this.")
+    replica_lag_seconds: int = Field(ge=1, le=86400, description="RDS ReplicaLag (maximum) of a read replica above this.")
+    cache_cpu_percent: int = Field(ge=1, le=100, description="ElastiCache EngineCPUUtilization (average) of a node above this.")
+    cache_evictions: int = Field(ge=1, le=100_000_000, description="ElastiCache Evictions (sum per period) of a node above this.")
+    queue_oldest_message_seconds: int = Field(ge=60, le=1209600, description="SQS ApproximateAgeOfOldestMessage above this.")
+    edge_5xx_percent: float = Field(gt=0, le=100, description="CloudFront 5xxErrorRate (average) above this.")
+    database_connections: int = Field(
+        ge=1, le=100_000, description="RDS DatabaseConnections (maximum) above this: size it below the class's max_connections."
+    )
+    nat_port_allocation_errors: int = Field(
+        default=0, ge=0, le=1_000_000, description="NAT gateway ErrorPortAllocation (sum per period) above this: source ports exhausted."
+    )
+    nat_packets_dropped: int = Field(
+        default=1000, ge=0, le=1_000_000_000, description="NAT gateway PacketsDropCount (sum per period) above this."
+    )
+    evaluation_periods: int = Field(ge=1, le=288, description="Consecutive five-minute periods over the threshold before alarming.")
 
 
 class BudgetSettings(Strict):
@@ -204,11 +267,19 @@ class Resources(Strict):
     limits: ResourceAmounts
 
 
+#: An SQS queue a service owns (``Service.queues``); the full name is prefixed per tenant.
+QueueName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,18}[a-z0-9]$")]
+
+
 class AutoscalingSettings(Strict):
     enabled: bool
     min_replicas: int = Field(ge=1, le=1000)
     max_replicas: int = Field(ge=1, le=1000)
     target_cpu_percent: int = Field(ge=1, le=100)
+    target_memory_percent: int = Field(default=80, ge=1, le=100, description="Memory utilization target of the HPA (with the CPU one).")
+    scale_to_zero: bool = Field(default=False, description="KEDA may scale the service to zero replicas while idle (its queue empty).")
+    queue: QueueName | None = Field(default=None, description="One of the service's own `queues`: KEDA scales on its depth (ScaledObject).")
+    messages_per_replica: int = Field(default=20, ge=1, le=100_000, description="Queue depth one replica is expected to keep up with.")
 
 
 class CanarySettings(Strict):
@@ -272,6 +343,20 @@ def duration_seconds(value: str) -> float:
 
 
 MetricName = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")]
+
+
+def _digest_string(value: str) -> str:
+    if not re.fullmatch(r"sha256:[0-9a-f]{64}", value):
+        raise ValueError(f"{value!r} is not an image digest: 'sha256:' followed by 64 lowercase hex digits")
+    return value
+
+
+class DigestString(str):
+    """An OCI image digest (``sha256:`` + 64 hex); a type so every settings layer checks it at its line."""
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(_digest_string, core_schema.str_schema(strict=True, max_length=71))
 
 
 class SloAvailability(Strict):
@@ -370,6 +455,40 @@ class MetricsSettings(Strict):
     drop_labels: list[DroppableLabel] = Field(description="High-cardinality labels removed from every scraped series (labeldrop).")
 
 
+# --- feature flags (settings.services.<name>.flags; OpenFeature FeatureFlag objects) ---------
+
+FlagName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,62}$")]
+VariantName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
+VariantValue = StrictBool | StrictInt | StrictFloat | Annotated[StrictStr, StringConstraints(max_length=1024)]
+
+
+class FlagSettings(Strict):
+    """One feature flag served by flagd. Layers are the targeting: a tier, environment or tenant
+    layer changes ``default_variant`` (``companyos flag``) or ``state`` for the deployments it covers."""
+
+    variants: dict[VariantName, VariantValue] = Field(min_length=1, description="Variant name -> value (all of one JSON type).")
+    default_variant: VariantName = Field(description="The variant served; must be one of `variants`.")
+    state: Literal["ENABLED", "DISABLED"] = Field(description="DISABLED makes flagd answer FLAG_DISABLED: the code's default is used.")
+    description: str = Field(max_length=256, description="What the flag gates (rendered as flag metadata).")
+
+    @field_validator("variants")
+    @classmethod
+    def _one_type(cls, value: dict[str, Any]) -> dict[str, Any]:
+        kinds = {"number" if type(v) in (int, float) else type(v).__name__ for v in value.values()}
+        if len(kinds) > 1:
+            raise ValueError(f"variants mix value types ({', '.join(sorted(kinds))}); a flag has one type")
+        return value
+
+    @field_validator("default_variant")
+    @classmethod
+    def _default_is_a_variant(cls, value: str, info: Any) -> str:
+        """Checked at ``default_variant`` so the error points at the layer that set it."""
+        variants = info.data.get("variants")
+        if variants is not None and value not in variants:
+            raise ValueError(f"default_variant {value!r} is not one of the variants ({', '.join(sorted(variants))})")
+        return value
+
+
 class ServiceSettings(Strict):
     """Per-service knobs every layer may tune (``settings.services.<name>``)."""
 
@@ -379,8 +498,15 @@ class ServiceSettings(Strict):
     canary: CanarySettings
     slo: SloSettings
     metrics: MetricsSettings
+    flags: dict[FlagName, FlagSettings]
+    capacity: Literal["on-demand", "spot"] = Field(
+        default="on-demand",
+        description="Workload class: the Karpenter NodePool its pods go to (spot only for interruptible, non-critical work).",
+    )
     #: Pins the image tag (the rollback lever); ``None`` means the service's release tag.
     image_tag: ImageTag | None
+    #: The digest of the pinned tag, so a rollback is deployed by digest too (``None``: by tag).
+    image_digest: DigestString | None = None
 
 
 class Settings(Strict):
@@ -392,6 +518,7 @@ class Settings(Strict):
     storage: StorageSettings
     kms: KmsSettings
     logs: LogsSettings
+    alarms: AlarmSettings
     budget: BudgetSettings
     quota: QuotaSettings
     services: dict[str, ServiceSettings]
@@ -480,9 +607,21 @@ class Promotion(Strict):
     reviewers: list[GithubPrincipal] = Field(default_factory=list, description="GitHub teams that approve (org/team).")
 
 
+class PreviewHours(Strict):
+    """When previews run: KEDA's cron scaler keeps one replica between ``start`` and ``end``
+    and none outside (idle previews scale to zero)."""
+
+    timezone: TimeZoneName = "UTC"
+    start: Annotated[str, StringConstraints(pattern=r"^[0-9*/,-]+( [0-9*/,-]+){4}$")] = "0 7 * * 1-5"
+    end: Annotated[str, StringConstraints(pattern=r"^[0-9*/,-]+( [0-9*/,-]+){4}$")] = "0 19 * * 1-5"
+
+
 class Previews(Strict):
     enabled: bool
     ttl_hours: int = Field(ge=1, le=720)
+    awake_hours: PreviewHours | None = Field(
+        default=None, description="Scale previews to zero outside these hours (needs the KEDA add-on)."
+    )
 
 
 class AwsPlacement(Strict):
@@ -508,6 +647,49 @@ class RetentionBounds(Strict):
     max_days: int = Field(ge=1)
 
 
+class DisasterRecovery(Strict):
+    """A warm standby of the environment in ``aws.dr_region`` (issue 15); docs/resilience.md."""
+
+    replication: Literal["replica", "backup_replication", "snapshot_copy"] = Field(
+        default="replica",
+        description="How databases reach the DR region: cross-region read replica (RPO about 1 min), "
+        "automated-backup replication (about 15 min) or the daily snapshot copy (24 h); rpo_minutes must be reachable.",
+    )
+    standby_nodes: int = Field(default=2, ge=1, le=50, description="Nodes of the scaled-down standby EKS cluster until failover.")
+    standby_instance_type: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")] = "m7g.large"
+    health_check_path: Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9/._-]*$")] = Field(
+        default="/healthz", description="Path Route53 health checks request on each public host."
+    )
+    region_drill_schedule: str = Field(description="Cron of the quarterly region-failover drill (UTC).")
+    chaos_schedule: str = Field(description="Cron of the monthly AWS FIS chaos experiments in this environment (UTC).")
+    active: bool = Field(
+        default=False,
+        description="Serve from the DR region: the failover workflow commits true (the standby Applications scale up "
+        "to the tenants' replicas on the next render), the failback workflow false.",
+    )
+
+
+#: Best RPO (minutes) each way of reaching the DR region can promise: an asynchronous replica
+#: lags seconds; replicated automated backups ship transaction logs every 5-15 minutes; the
+#: daily snapshot copy loses up to a day (policy rule CO021, targets/terraform/disaster_recovery.py).
+ACHIEVABLE_RPO_MINUTES: dict[str, int] = {"replica": 1, "backup_replication": 15, "snapshot_copy": 24 * 60}
+
+
+class Cell(Strict):
+    """One cluster ("cell") of an environment and how many tenants it may host."""
+
+    name: Name
+    max_tenants: int = Field(ge=1, description="Capacity: tenants beyond it are an error; add a cell or move tenants.")
+
+
+class NodeLimits(Strict):
+    """The most an environment's tenant (and spot) NodePools may grow to: a budget in the catalog,
+    so the NodePools do not change when a tenant is added (CO034 checks the quotas fit)."""
+
+    cpu: int = Field(ge=1, le=1_000_000, description="Cores per NodePool.")
+    memory_gib: int = Field(ge=1, le=10_000_000, description="Memory per NodePool, GiB.")
+
+
 class Environment(Strict):
     """``environments/<name>.yaml``."""
 
@@ -525,7 +707,19 @@ class Environment(Strict):
     log_retention: RetentionBounds
     rpo_minutes: int = Field(ge=1)
     rto_minutes: int = Field(ge=1)
+    disaster_recovery: DisasterRecovery | None = Field(
+        default=None, description="A warm standby in aws.dr_region with failover automation and drills (prod in the sample)."
+    )
     settings: SettingsLayer = Field(default_factory=SettingsLayer)
+    node_limits: NodeLimits = Field(
+        default_factory=lambda: NodeLimits(cpu=2000, memory_gib=8000),
+        description="Karpenter NodePool limits for tenant workloads; the tenants' namespace quotas must fit (CO034).",
+    )
+    cells: list[Cell] = Field(
+        default_factory=list,
+        description="Clusters of the environment (the first keeps the environment's cluster name); none: one cell 'main' with no limit. "
+        "Tenants are assigned in catalog/networks.yaml by `companyos allocate`, moved only by `companyos move-tenant`.",
+    )
 
 
 class InstanceClasses(Strict):
@@ -543,6 +737,7 @@ class Tier(Strict):
         default=False, description="Regulated data: the organisation's regulated-tenant policy rules (CO001-CO006) apply."
     )
     allowed_instance_classes: InstanceClasses
+    spot_allowed: bool = Field(default=True, description="Whether this tier's tenants may run services on spot capacity (CO032).")
     settings: SettingsLayer = Field(default_factory=SettingsLayer)
     guardrails: dict[str, Guardrail] = Field(default_factory=dict, description="Dotted settings path -> bound.")
 
@@ -566,9 +761,44 @@ class Probes(Strict):
     startup: Probe | None = None
 
 
+#: An OCI content digest; images are deployed by digest, so a tag can never move under a release.
+ImageDigest = DigestString
+
+
+class ImageRelease(Strict):
+    """What one environment runs: the digest it pulls, and the tag it was built as (kept as a label)."""
+
+    tag: ImageTag
+    digest: ImageDigest
+
+
 class Image(Strict):
     repository: Annotated[str, StringConstraints(max_length=255, pattern=r"^[a-z0-9][a-z0-9._-]*(:[0-9]+)?(/[a-z0-9][a-z0-9._-]*)+$")]
     tag: ImageTag
+    releases: dict[Name, ImageRelease] = Field(
+        default_factory=dict,
+        description="Per environment: the release it runs (tag and digest). The release workflow writes the first environment's; "
+        "`companyos promote` copies it along the promotion chain.",
+    )
+
+
+class BuildTest(Strict):
+    """One test command the release workflow runs before building (in the service's repository)."""
+
+    name: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,30}$")]
+    run: list[Argument] = Field(min_length=1, description="argv of the command, run from the repository root.")
+
+
+class ServiceBuild(Strict):
+    """Where a service's image is built from (the release workflow): its source folder in this
+    repository (beside its migrations) and its Dockerfile; pull requests touching it are checked."""
+
+    context: RepoPath = Field(description="The service's source folder in this repository: the build context.")
+    dockerfile: RepoPath = Field(default="Dockerfile", description="The Dockerfile, relative to the context.")
+    codeql_languages: list[
+        Literal["actions", "c-cpp", "csharp", "go", "java-kotlin", "javascript-typescript", "python", "ruby", "swift"]
+    ] = Field(default_factory=list, description="CodeQL languages to analyse (none: no CodeQL job).")
+    tests: list[BuildTest] = Field(default_factory=list, description="Unit and integration tests, run before the image is built.")
 
 
 class MigrationStep(Strict):
@@ -603,7 +833,8 @@ class CanaryStep(Strict):
 
 
 class Analysis(Strict):
-    success_rate_min: float = Field(ge=0.0, le=1.0)
+    """How the canary's AnalysisRun samples; what it judges (the burn rate) comes from the SLO."""
+
     interval: Duration = "1m"
     failure_limit: int = Field(default=1, ge=0, le=10)
     #: The Service of catalog/addons/kube-prometheus-stack.yaml (``<fullnameOverride>-prometheus``).
@@ -612,7 +843,7 @@ class Analysis(Strict):
 
 class Canary(Strict):
     steps: list[CanaryStep] = Field(min_length=1)
-    analysis: Analysis
+    analysis: Analysis = Field(default_factory=Analysis)
 
 
 class SecretRotation(Strict):
@@ -639,6 +870,10 @@ class SecretRef(Strict):
 class Ingress(Strict):
     enabled: bool
     path: Annotated[str, StringConstraints(max_length=256, pattern=r"^/[A-Za-z0-9/._~-]*$")] = "/"
+    static_paths: list[Annotated[str, StringConstraints(max_length=255, pattern=r"^/[A-Za-z0-9/._~*-]*$")]] = Field(
+        default_factory=list,
+        description="CloudFront path patterns of static assets: cached and compressed at the edge (everything else is not cached).",
+    )
 
 
 class MetricsEndpoint(Strict):
@@ -660,9 +895,13 @@ class Service(Strict):
     ingress: Ingress = Field(default_factory=lambda: Ingress(enabled=False))
     uses_database: bool = False
     uses_cache: bool = Field(default=False, description="Reads the tenant's Redis endpoint (ExternalSecret 'cache').")
+    queues: list[QueueName] = Field(default_factory=list, description="SQS queues the service owns (consumes); KEDA may scale on them.")
     secrets: list[SecretRef] = Field(default_factory=list)
     migrations: Migrations | None = None
     canary: Canary | None = None
+    build: ServiceBuild | None = Field(
+        default=None, description="Source repository and Dockerfile: the release workflow builds, signs and records the image."
+    )
     metrics: MetricsEndpoint | None = Field(
         default=None,
         description="Metrics port and path; default: the port named `metrics` (else the first port) at /metrics, scraped when an SLO is enabled.",
@@ -699,6 +938,10 @@ class Tenant(Strict):
     services: list[Name] = Field(min_length=1)
     canary: bool = Field(default=False, description="Receives changes in the first progressive-sync wave.")
     accounts: dict[Name, AccountId] = Field(default_factory=dict, description="Dedicated tiers: AWS account per environment.")
+    vended_accounts: dict[Name, AccountId] = Field(
+        default_factory=dict,
+        description="Ids AWS assigned to the accounts the org root vended (output tenant_<name>_account_ids); written by `companyos record-accounts`.",
+    )
     settings: SettingsLayer = Field(default_factory=SettingsLayer)
     overrides: dict[Name, SettingsLayer] = Field(default_factory=dict)
 
@@ -723,7 +966,8 @@ class Repository(Strict):
     github: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")]
 
 
-ActionName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")]
+#: ``owner/repo``, or ``owner/repo/path`` for an action in a subfolder (``github/codeql-action/init``).
+ActionName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")]
 CronSchedule = Annotated[str, StringConstraints(pattern=r"^\S+( \S+){4}$")]
 
 
@@ -821,10 +1065,29 @@ class Waiver(Strict):
     )
 
 
+class AdmissionWaiver(Strict):
+    """A time-boxed exception to one admission policy (Kyverno) for one tenant's namespace:
+    rendered as a PolicyException, refused once expired."""
+
+    policy: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,62}$")] = Field(
+        description="An admission policy name (generator/model/admission.py POLICIES)."
+    )
+    tenant: Name
+    environment: Name | None = Field(default=None, description="Only this environment (default: all of the tenant's).")
+    reason: str = Field(min_length=10, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$")
+    approver: str = Field(
+        min_length=3, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$", description="Who approved it: e-mail or GitHub handle."
+    )
+    expires: Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")] = Field(
+        description="Last day the waiver applies (YYYY-MM-DD)."
+    )
+
+
 class Waivers(Strict):
     """``catalog/waivers.yaml``."""
 
     waivers: list[Waiver] = Field(default_factory=list)
+    admission: list[AdmissionWaiver] = Field(default_factory=list, description="Exceptions to admission policies (PolicyExceptions).")
 
 
 class UsageAssumptions(Strict):
@@ -834,6 +1097,11 @@ class UsageAssumptions(Strict):
     s3_stored_gb: float = Field(ge=0)
     log_ingested_gb_per_replica: float = Field(ge=0)
     egress_gb: float = Field(ge=0)
+    requests_k: float = Field(
+        default=0, ge=0, description="Thousands of requests a tenant serves a month: the unit of the unit cost (0: none)."
+    )
+    idle_share: float = Field(default=0, ge=0, le=1, description="Share of the month a scale-to-zero service sits at zero replicas.")
+    log_archive_months: float = Field(default=0, ge=0, description="Months exported logs stay in S3 Glacier after their retention.")
 
 
 class Pricing(Strict):
@@ -854,6 +1122,15 @@ class Pricing(Strict):
     log_ingest_gb: float = Field(ge=0)
     log_storage_gb_month: float = Field(ge=0)
     egress_gb: float = Field(ge=0)
+    spot_discount_percent: float = Field(default=0, ge=0, lt=100, description="Average spot discount on compute of spot services.")
+    karpenter_utilization_percent: float = Field(
+        default=100, gt=0, le=100, description="Share of node capacity pods request once Karpenter consolidates; compute is divided by it."
+    )
+    rds_proxy_vcpu_hourly: float = Field(default=0, ge=0, description="RDS Proxy price per vCPU of the target instance (at least 2).")
+    database_instance_vcpus: dict[str, Annotated[int, Field(ge=1)]] = Field(
+        default_factory=dict, description="vCPUs of each instance class."
+    )
+    log_archive_gb_month: float = Field(default=0, ge=0, description="Exported logs in S3 Glacier, per GB-month.")
     usage: dict[Name, UsageAssumptions] = Field(description="Usage assumptions per environment; `default` for the rest.")
 
 
@@ -890,6 +1167,30 @@ class EnvironmentNetworks(Strict):
         default_factory=dict,
         description="tenant -> id of its pod security group (shared root output pod_security_group_ids); written by `companyos record-pod-groups`.",
     )
+    cells: dict[Name, Name] = Field(
+        default_factory=dict,
+        description="tenant -> cell it runs in (environments with several cells); written by `companyos allocate`, changed only by `companyos move-tenant`.",
+    )
+
+
+class RetiredAccount(Strict):
+    """An account of a removed tenant: still in the organization (OU ``suspended``, deny-all SCP)
+    until a human closes it; name and e-mail as created, so the org plan only moves it."""
+
+    tenant: Name
+    environment: Name
+    account: AccountId | None = Field(default=None, description="Its id when known (adopted, or recorded by record-accounts).")
+    name: Annotated[str, StringConstraints(min_length=1, max_length=50)]
+    email: Email
+    owner: TagEmail
+    cost_center: CostCenter
+
+
+class RetiredAccounts(Strict):
+    """``catalog/retired-accounts.yaml``: written by ``companyos remove-tenant``; an entry goes
+    once its account is closed and removed from the org root's state (docs/governance.md)."""
+
+    accounts: list[RetiredAccount] = Field(default_factory=list)
 
 
 class Networks(Strict):
@@ -939,6 +1240,8 @@ ChartRepository = Annotated[
     str, StringConstraints(max_length=256, pattern=r"^(https|oci)://[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[A-Za-z0-9._~-]+)*/?$")
 ]
 #: ``group/Kind`` as a CRD defines it (``argoproj.io/Rollout``).
+#: Helm chart versions are exact; some charts (cert-manager, the OpenFeature operator) publish theirs with a ``v``.
+ChartVersion = Annotated[str, StringConstraints(pattern=r"^v?(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$")]
 CrdKind = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?/[A-Z][A-Za-z0-9]*$")]
 #: Placeholders an add-on's IAM resources and values may use, filled per environment.
 ADDON_PLACEHOLDERS = ("region", "account", "env", "zone_id", "cluster", "org", "domain")
@@ -979,10 +1282,29 @@ class IamStatement(Strict):
     conditions: list[IamCondition] = Field(default_factory=list)
 
 
+class AddonBucket(Strict):
+    """An S3 bucket of an add-on in the shared root (encrypted, private, its lifecycle here); the
+    add-on's IRSA role may read and write it, nothing else may. Helm values name it
+    ``{bucket_<name>}``."""
+
+    name: Annotated[str, StringConstraints(pattern=r"^[a-z]{1,12}$")] = Field(
+        description="Short name; the bucket is <org>-<env>-<addon>-<name>-<account>."
+    )
+    expire_after_days: int = Field(
+        ge=1, le=3650, description="Objects are deleted after this many days (a backstop behind the add-on's own retention)."
+    )
+    glacier_after_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=3650,
+        description="Move objects to Glacier Flexible Retrieval after this many days (archives only: an add-on cannot read Glacier).",
+    )
+
+
 class AddonChart(Strict):
     repository: ChartRepository = Field(description="Helm repository: an https URL or oci://.")
     name: K8sName
-    version: ExactSemver = Field(description="Exact chart version X.Y.Z (no ranges).")
+    version: ChartVersion = Field(description="Exact chart version X.Y.Z as the chart publishes it (some prefix a v); no ranges.")
 
 
 #: Add-on names are chart-like (``aws-load-balancer-controller``): longer than tenant names,
@@ -1006,4 +1328,11 @@ class Addon(Strict):
         default_factory=list, description="Statements of the IRSA role's policy (needs service_account)."
     )
     provides_crds: list[CrdKind] = Field(default_factory=list, description="CRD kinds (group/Kind) this add-on installs.")
+    requires_crds: list[CrdKind] = Field(
+        default_factory=list, description="CRD kinds the chart's own objects use (another add-on must provide them)."
+    )
     environments: list[Name] | None = Field(default=None, description="Only install in these environments (default: all).")
+    environment_values: dict[Name, dict[str, Any]] = Field(
+        default_factory=dict, description="Helm values merged over `values` in one environment (replicas in prod, say)."
+    )
+    buckets: list[AddonBucket] = Field(default_factory=list, description="S3 buckets the add-on stores in (needs service_account).")

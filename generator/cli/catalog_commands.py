@@ -180,12 +180,17 @@ def allocate(
     """Record a VPC CIDR in catalog/networks.yaml for every VPC that lacks one."""
     from generator.catalog.load import find_root
     from generator.ops.allocate import allocate as run
+    from generator.ops.allocate import headroom
 
-    lines = run(find_root(root or Path.cwd()), write=not dry_run)
+    where = find_root(root or Path.cwd())
+    lines = run(where, write=not dry_run)
     for line in lines:
         typer.echo(line)
     if not lines:
         typer.echo("ok: every VPC has an allocation")
+    if not dry_run:
+        for line in headroom(where):
+            typer.echo(line)
 
 
 def record_pod_groups(
@@ -205,3 +210,21 @@ def record_pod_groups(
         typer.echo(line)
     if not lines:
         typer.echo(f"ok: every tenant of {environment} has its pod security group id recorded")
+
+
+def record_accounts(
+    outputs: Annotated[
+        Path | None, typer.Option("--outputs", help="`terraform output -json` of rendered/terraform/org (default: stdin).")
+    ] = None,
+    root: RootOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be recorded; write nothing.")] = False,
+) -> None:
+    """Record the ids of the accounts the org root vended in the tenant files (vended_accounts)."""
+    from generator.ops.accounts import record_accounts as run
+
+    text = outputs.read_text(encoding="utf-8") if outputs else sys.stdin.read()
+    lines = run(find_root(root or Path.cwd()), text, write=not dry_run)
+    for line in lines:
+        typer.echo(line)
+    if not lines:
+        typer.echo("ok: every vended account has its id recorded")

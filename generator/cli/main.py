@@ -20,8 +20,12 @@ import typer
 from generator import git
 from generator.cli import (
     catalog_commands,
+    flag_commands,
+    fleet_commands,
     ops_commands,
     policy_commands,
+    release_commands,
+    standby_commands,
     tenant_commands,
     tree_commands,
 )
@@ -62,16 +66,25 @@ COMMANDS: tuple[tuple[typer.Typer, str | None, Callable[..., Any]], ...] = (
     (app, None, catalog_commands.schema),
     (app, None, catalog_commands.allocate),
     (app, "record-pod-groups", catalog_commands.record_pod_groups),
+    (app, "record-accounts", catalog_commands.record_accounts),
     (app, None, ops_commands.affected),
     (app, None, ops_commands.roots),
     (app, None, ops_commands.window_open),
     (app, None, ops_commands.smoke),
     (app, None, ops_commands.cost),
     (app, None, ops_commands.lint),
+    (app, None, ops_commands.isolation),
     (policy_app, "list", policy_commands.policy_list),
     (app, None, tenant_commands.new_tenant),
     (app, None, tenant_commands.update_tenants),
     (app, None, tenant_commands.remove_tenant),
+    (app, None, release_commands.promote),
+    (app, None, flag_commands.flag),
+    (app, "move-tenant", fleet_commands.move_tenant),
+    (app, "list-tenants", fleet_commands.list_tenants),
+    (app, None, fleet_commands.batches),
+    (app, "restore-targets", fleet_commands.restore_targets),
+    (app, None, standby_commands.standby),
 )
 for _typer, _name, _command in COMMANDS:
     _typer.command(_name)(_command)

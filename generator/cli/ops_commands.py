@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from datetime import UTC
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from generator import pipeline
+from generator.catalog.load import find_root
 from generator.cli.common import EXIT_DIFFERENT, FormatOption, RootOption, model_for
+from generator.cli.fleet_commands import BatchOption, MaxJobsOption
 from generator.errors import UsageError
 from generator.ops.cost import DEFAULT_MAX_INCREASE
 
@@ -41,16 +44,26 @@ def roots(
     env: Annotated[str | None, typer.Option("--env", help="Only this environment.")] = None,
     shard: Annotated[str | None, typer.Option("--shard", help="K/N: only every N-th root, starting at the K-th.")] = None,
     root: RootOption = None,
-    format: FormatOption = "text",
+    format: Annotated[str, typer.Option("--format", help="text, json, or matrix (batches, like `companyos batches`).")] = "text",
+    max_jobs: MaxJobsOption = 256,
+    batch: BatchOption = None,
 ) -> None:
-    """Every Terraform root with its environment, account role and region (the drift matrix)."""
+    """Every Terraform root with its environment, account role and region (the drift
+    workflow's matrix: ``--format matrix`` cuts it into at most ``--max-jobs`` batches and
+    ``--batch K/N`` prints batch K's roots, one per line: directory, id, role ARN, region)."""
     from generator.ops import affected as lib
 
+    if format not in ("text", "json", "matrix"):
+        raise UsageError(f"unknown format '{format}' (expected text, json or matrix)")
     folder, model = model_for(root)
     items = [r for r in lib.all_roots(model, lib.working_manifest(folder)) if env in (None, r.environment)]
     if shard is not None:
         items = lib.select_shard(items, shard)
-    if format == "json":
+    if batch is not None:
+        typer.echo(lib.roots_tsv(lib.select_batch(items, batch, max_jobs)), nl=False)
+    elif format == "matrix":
+        typer.echo(lib.batch_matrix(items, max_jobs))
+    elif format == "json":
         typer.echo(lib.roots_json(items))
     else:
         for r in items:
@@ -123,6 +136,13 @@ def cost(
     max_increase: Annotated[
         float, typer.Option("--max-increase", help="Allowed rise of a tenant's monthly estimate, in percent.")
     ] = DEFAULT_MAX_INCREASE,
+    max_unit_increase: Annotated[
+        float | None,
+        typer.Option(
+            "--max-unit-increase",
+            help="Allowed rise of a tenant's cost per declared unit (1k requests), in percent (default: --max-increase).",
+        ),
+    ] = None,
     root: RootOption = None,
     format: FormatOption = "text",
 ) -> None:
@@ -130,7 +150,8 @@ def cost(
     from generator.ops import cost as lib
 
     folder, model = model_for(root)
-    report = lib.run_at(folder, model, base, max_increase)
+    unit_limit = max_increase if max_unit_increase is None else max_unit_increase
+    report = lib.run_at(folder, model, base, max_increase, unit_limit)
     if report.note:
         typer.echo(f"companyos: warning: {report.note}", err=True)
     typer.echo(json.dumps(report.as_dict(), indent=2) if format == "json" else lib.format_text(report), nl=format == "json")
@@ -140,7 +161,29 @@ def cost(
             f"({row.base:,.2f} -> {row.current:,.2f} USD), more than {max_increase:g}%",
             err=True,
         )
-    if report.exceeded:
+    for unit in report.unit_exceeded:
+        top = ", ".join(f"{part} {change:+,.2f} USD/month" for part, change in unit.contributors) or "none rose"
+        typer.echo(
+            f"companyos: tenant '{unit.tenant}' cost per 1k requests rises {unit.change_percent:+.1f}% "
+            f"({unit.base:,.4f} -> {unit.current:,.4f} USD), more than {unit_limit:g}%; top contributors: {top}",
+            err=True,
+        )
+    if report.exceeded or report.unit_exceeded:
+        raise typer.Exit(EXIT_DIFFERENT)
+
+
+def isolation(root: RootOption = None, format: FormatOption = "text") -> None:
+    """Prove from the rendered tree that no tenant reaches another (docs/isolation.md); exit 1
+    with each path found, hop by hop with its rendered file:line."""
+    from generator.ops import isolation as lib
+
+    if format not in ("text", "json"):
+        raise UsageError(f"unknown format '{format}' (expected text or json)")
+    folder = find_root(root or Path.cwd())
+    organization = pipeline.load(folder).platform.spec.organization
+    findings = lib.analyze(folder, organization)
+    typer.echo(lib.to_json(findings) if format == "json" else lib.to_text(findings), nl=False)
+    if findings:
         raise typer.Exit(EXIT_DIFFERENT)
 
 

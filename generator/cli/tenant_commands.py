@@ -77,6 +77,8 @@ def new_tenant(
         typer.echo(f"created   {rel}")
     for line in result.allocations:
         typer.echo(f"allocated {line}")
+    for line in result.vended:
+        typer.echo(f"vends     {line} (created when rendered/terraform/org applies)")
     typer.echo(
         f"rendered  {len(result.tenant_outputs)} files for tenant '{result.name}' "
         f"({len(result.report.written)} written, {len(result.report.pruned)} pruned in total)"
@@ -126,6 +128,8 @@ def remove_tenant(
         typer.echo(f"removed   {rel}")
     for line in result.released:
         typer.echo(f"network   {line}")
+    for line in result.retired:
+        typer.echo(f"account   {line} (kept, never closed by companyos: see the checklist)")
     typer.echo(f"pruned    {len(result.report.pruned)} generated files ({len(result.report.written)} rewritten)")
     typer.echo("\nNothing was destroyed. Decommission checklist:")
     typer.echo("\n".join(result.checklist))

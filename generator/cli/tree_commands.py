@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from generator import pipeline
+from generator.catalog import snapshot
+from generator.catalog.load import find_root
 from generator.cli.common import EXIT_DIFFERENT, FormatOption, RootOption, echo_waived
 from generator.cli.progress import render_progress
 from generator.errors import CatalogErrors
@@ -25,10 +28,15 @@ NEXT_STEP = {
 }
 
 
-def render(root: RootOption = None, quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False) -> None:
-    """Render the catalog into rendered/ and .github/workflows/ (atomic, prunes stale output)."""
+def render(
+    root: RootOption = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    full: Annotated[bool, typer.Option("--full", help="Re-render every unit, not only those whose inputs changed.")] = False,
+) -> None:
+    """Render the catalog into rendered/ and .github/workflows/ (atomic, prunes stale output;
+    re-renders only the tenants whose inputs changed, see docs/incremental.md)."""
     with render_progress(enabled=not quiet) as progress:
-        built, report = pipeline.render_to_disk(root, progress=progress)
+        built, report = pipeline.render_to_disk(root, progress=progress, full=full)
     if not quiet:
         typer.echo(
             f"rendered {len(built.result.files)} files: {len(report.written)} written, "
@@ -57,11 +65,19 @@ def check(
             "--acknowledge-destruction", help="Accept that the change destroys what --base lists (CI: the allow-destruction PR label)."
         ),
     ] = False,
-    full: Annotated[bool, typer.Option("--full", help="Always render and compare; skip the verified-clean cache.")] = False,
+    full: Annotated[
+        bool, typer.Option("--full", help="Render every unit and compare; skip the verified-clean cache and the recorded units.")
+    ] = False,
 ) -> None:
     """Exit 1 when the files on disk differ from what the catalog renders (or, with --base,
-    when the change destroys something without --acknowledge-destruction)."""
-    built, st = pipeline.check(root, use_cache=not full and base is None)
+    when the change destroys something without --acknowledge-destruction). With --base, only
+    the tenants whose inputs differ from the base commit are rendered; every other unit must
+    be byte-equal to the base's record (docs/incremental.md)."""
+    if base is not None and not full:
+        with snapshot.at(find_root(root or Path.cwd()), base) as baseline:
+            built, st = pipeline.check(root, full=False, base=baseline)
+    else:
+        built, st = pipeline.check(root, use_cache=not full and base is None, full=full)
     destruction = None
     if base is not None:
         from generator.ops.destructive import check_base
@@ -103,7 +119,7 @@ def check(
         else:
             # Short form: only edited files (missing/stale ones are listed above), no manifest.
             assert built is not None  # the cached path only ever reports a clean tree
-            edited = [rel for rel in st.changed if rel != MANIFEST_PATH]
+            edited = [rel for rel in st.changed if rel != MANIFEST_PATH and not rel.startswith(tree.UNITS_DIR + "/")]
             diff = tree.unified_diff(built.result, built.root, edited, context=1)
             lines = diff.splitlines()
             typer.echo("\n".join(lines[:200]))

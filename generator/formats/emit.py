@@ -21,6 +21,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 GENERATOR = "companyos"
+#: How a fleet-wide file names the tenant files it read: one pattern, not each file, so
+#: adding a tenant does not change its header or its manifest entry (parallel pull requests).
+TENANT_FILES = "tenants/*.yaml"
 
 
 def header(sources: Iterable[str], comment: str = "#") -> str:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from generator import git, pipeline
@@ -31,6 +32,8 @@ from generator.lifecycle.transaction import (
     render_tracked,
     transaction,
 )
+from generator.model import organization as orgmodel
+from generator.model.resolve import Model
 from generator.output import tree
 
 
@@ -46,6 +49,8 @@ class NewTenantResult:
     tenant_outputs: list[str]
     branch: str | None = None
     commit: str | None = None
+    #: Accounts the org root will create for the tenant (none when every id was given).
+    vended: list[str] = field(default_factory=list)
 
 
 def new_tenant(
@@ -111,9 +116,11 @@ def new_tenant(
         files = [rel for rel in tx.changed() if not rel.endswith(tree.TMP_SUFFIX)]
         outputs = sorted(p for p, e in built.result.manifest["files"].items() if e.get("tenant") == name)
         result = NewTenantResult(name, str(request.tier), created, allocations, report, files, outputs)
+        result.vended = vended_accounts(built.model, name)
         if commit and repo is not None:
+            message = _commit_message(request, allocations, outputs, result.vended)
             with git.deferred_signals():  # a Ctrl-C in here is raised once the commit is final
-                sha = git.commit_paths_on_new_branch(repo, root, branch_name(name), files, _commit_message(request, allocations, outputs))
+                sha = git.commit_paths_on_new_branch(repo, root, branch_name(name), files, message)
                 tx.keep()
                 result.branch, result.commit = branch_name(name), sha
                 if progress is not None:
@@ -121,7 +128,19 @@ def new_tenant(
     return result
 
 
-def _commit_message(request: TenantRequest, allocations: list[str], outputs: list[str]) -> str:
+def vended_accounts(model: Model, tenant: str) -> list[str]:
+    """One line per account the org root creates for ``tenant`` (what the PR must say)."""
+    org, _ = orgmodel.layout(model)
+    if org is None:
+        return []
+    return [
+        f"{a.name} <{a.email}> in OU {org.ou(a.ou).name} ({a.env})"
+        for a in org.accounts
+        if a.tenant and a.role == tenant and a.adopt is None and not a.retired
+    ]
+
+
+def _commit_message(request: TenantRequest, allocations: list[str], outputs: list[str], vended: Sequence[str] = ()) -> str:
     lines = [
         f"Add tenant {request.name} ({request.tier} tier)",
         "",
@@ -134,5 +153,11 @@ def _commit_message(request: TenantRequest, allocations: list[str], outputs: lis
     ]
     if allocations:
         lines += ["", "Network allocations:", *(f"- {a}" for a in allocations)]
+    if vended:
+        lines += [
+            "",
+            f"AWS accounts to create (rendered/terraform/org/tenant-{request.name}.tf; the org root applies first):",
+            *(f"- {a}" for a in vended),
+        ]
     lines += ["", f"Rendered {len(outputs)} files for the tenant."]
     return "\n".join(lines) + "\n"

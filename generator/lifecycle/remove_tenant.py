@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from generator import pipeline
 from generator.catalog.load import find_root
@@ -17,8 +22,16 @@ from generator.lifecycle.transaction import (
     render_tracked,
     transaction,
 )
-from generator.model.resolve import resolve
+from generator.model import organization as orgmodel
+from generator.model.resolve import Model, resolve
 from generator.output import tree
+
+#: Removed tenants' accounts, kept in OU suspended until closed (model/organization.py).
+RETIRED_PATH = "catalog/retired-accounts.yaml"
+RETIRED_HEADER = (
+    "# Accounts of removed tenants (written by `companyos remove-tenant`): the org root keeps them in\n"
+    "# OU suspended (deny-all SCP) until a human closes them; see docs/governance.md for the checklist.\n"
+)
 
 
 @dataclass
@@ -30,6 +43,8 @@ class RemoveResult:
     released: list[str]
     report: tree.WriteReport
     checklist: list[str]
+    #: Accounts moved to OU suspended (recorded in catalog/retired-accounts.yaml).
+    retired: list[str] = field(default_factory=list)
 
 
 def remove_tenant(
@@ -48,6 +63,7 @@ def remove_tenant(
     tier = catalog.tiers[tenant.tier].spec
     dedicated = tier.isolation == "dedicated"
     roots = sorted({str(e["root"]) for e in tree.read_manifest(root).values() if e.get("tenant") == name and e.get("root")})
+    retiring = retired_entries(model, name)
     checklist = decommission_checklist(model, name, roots)
     if dedicated and not acknowledge_data_retention:
         raise UsageError(
@@ -61,9 +77,50 @@ def remove_tenant(
             if (root / rel).is_file():
                 tx.delete(rel)
                 removed.append(rel)
+        if retiring:
+            path = root / RETIRED_PATH
+            tx.write(RETIRED_PATH, _with_retired(path.read_text(encoding="utf-8") if path.is_file() else "", retiring).encode())
         released = allocate_networks(root, tx)
         _, report = render_tracked(root, tx)
-    return RemoveResult(name, tenant.tier, dedicated, removed, released, report, checklist)
+    retired = [f"{e['name']} ({e.get('account', 'vended, id not recorded')}) -> OU {orgmodel.SUSPENDED_OU}" for e in retiring]
+    return RemoveResult(name, tenant.tier, dedicated, removed, released, report, checklist, retired)
+
+
+def retired_entries(model: Model, name: str) -> list[dict[str, str]]:
+    """The org root's accounts of tenant ``name`` as catalog/retired-accounts.yaml entries: the
+    name and e-mail they were created with and the id when the catalog knows it."""
+    org, _ = orgmodel.layout(model)
+    if org is None:
+        return []
+    tenant = model.catalog.tenants[name].spec
+    out = []
+    for a in org.accounts:
+        if not a.tenant or a.retired or a.role != name:
+            continue
+        entry = {"tenant": name, "environment": a.env}
+        account = a.adopt or tenant.vended_accounts.get(a.env)
+        if account:
+            entry["account"] = account
+        entry |= {"name": a.name, "email": a.email, "owner": tenant.owner, "cost_center": tenant.cost_center}
+        out.append(entry)
+    return out
+
+
+def _with_retired(text: str, entries: list[dict[str, str]]) -> str:
+    """``text`` (the record, or empty) with ``entries`` appended; comments and order kept."""
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    yaml.width = 4096
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    data = yaml.load(text) if text.strip() else None
+    if data is None:
+        data = CommentedMap()
+    seq = data.setdefault("accounts", CommentedSeq())
+    for e in entries:
+        seq.append(CommentedMap({k: DoubleQuotedScalarString(v) if k == "account" else v for k, v in e.items()}))
+    out = io.StringIO()
+    yaml.dump(data, out)
+    return out.getvalue() if text.strip() else RETIRED_HEADER + out.getvalue()
 
 
 def decommission_checklist(model: Any, name: str, roots: Sequence[str] = ()) -> list[str]:
@@ -86,7 +143,8 @@ def decommission_checklist(model: Any, name: str, roots: Sequence[str] = ()) -> 
 
     for d in deployments:
         s = d.settings
-        where = f"account {d.account_id}" + ("" if d.dedicated else f" (pool of tier '{d.tier.name}')")
+        label = f"of {d.name}/{d.env} (vended; its id is in the org root's state)" if d.account_pending else d.account_id
+        where = f"account {label}" + ("" if d.dedicated else f" (pool of tier '{d.tier.name}')")
         add(
             f"[{d.env}] final snapshot: snapshot the tenant's database ({'its own RDS instance' if d.dedicated else 'its schema on the pooled instance: pg_dump'}) "
             f"in {where} and copy it to {d.environment.aws.dr_region}; record it in ops/backup-verification"
@@ -105,8 +163,12 @@ def decommission_checklist(model: Any, name: str, roots: Sequence[str] = ()) -> 
         )
         if d.dedicated:
             add(
-                f"[{d.env}] account closure: once retention ends and the account's resources are gone (deletion protection and "
-                f"object lock keep them until then; the VPC range is already released for reuse), close AWS account {d.account_id} in AWS Organizations"
+                f"[{d.env}] account closure: the account stays in the organization, moved to OU {orgmodel.SUSPENDED_OU} (deny-all SCP) "
+                f"and recorded in {RETIRED_PATH}; once retention ends and its resources are gone (deletion protection and "
+                f"object lock keep them until then; the VPC range is already released for reuse), close AWS account {label} "
+                "(`aws organizations close-account`), then `terraform state rm "
+                f"aws_organizations_account.{orgmodel.slug(d.name, d.env)}` in rendered/terraform/{orgmodel.ORG_ROOT} "
+                f"and delete its entry from {RETIRED_PATH} in one PR"
             )
     add("budget and cost reports: confirm the tenant's budget alerts stopped and its cost center is closed")
     return items

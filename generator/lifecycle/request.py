@@ -82,6 +82,8 @@ class CatalogFacts:
     environments: tuple[str, ...]  # promotion order
     services: tuple[str, ...]
     tenants: tuple[str, ...]
+    #: platform.yaml has aws_organization: a dedicated tenant without ids gets vended accounts.
+    vends_accounts: bool = False
 
     @classmethod
     def of(cls, catalog: Any) -> CatalogFacts:
@@ -92,6 +94,7 @@ class CatalogFacts:
             environments=tuple(promotion_order(envs)),
             services=tuple(sorted(catalog.services)),
             tenants=tuple(sorted(catalog.tenants)),
+            vends_accounts=catalog.platform.spec.aws_organization is not None,
         )
 
     def template_data(self) -> dict[str, Any]:
@@ -101,6 +104,7 @@ class CatalogFacts:
             "dedicated_tiers": list(self.dedicated_tiers),
             "known_environments": list(self.environments),
             "known_services": list(self.services),
+            "vends_accounts": self.vends_accounts,
         }
 
 
@@ -179,7 +183,7 @@ def check_request(request: TenantRequest, facts: CatalogFacts) -> list[str]:
             problems.append(f"--account {env}={account}: an AWS account id is 12 digits{hint}")
     if dedicated:
         missing = [e for e in envs if e not in request.accounts]
-        if missing:
+        if missing and not facts.vends_accounts:  # else the org root vends the missing ones
             problems.append(
                 f"tier '{request.tier}' is dedicated: give the tenant's own AWS account per environment with "
                 + " ".join(f"--account {e}=<12-digit id>" for e in missing)

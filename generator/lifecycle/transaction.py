@@ -147,7 +147,7 @@ def render_tracked(root: Path, tx: FileTransaction) -> tuple[pipeline.Build, tre
     """Render the whole catalog and write it, tracking every file the write may touch."""
 
     def track(st: tree.TreeStatus) -> None:
-        touched = [*st.changed, *st.missing, *st.stale, MANIFEST_PATH]
+        touched = [*st.changed, *st.missing, *st.stale, MANIFEST_PATH]  # the fleet-wide one: pruned once
         tx.track(*touched, *(rel + tree.TMP_SUFFIX for rel in touched))
 
     built = pipeline.build(root)

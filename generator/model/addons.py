@@ -64,6 +64,54 @@ def placeholders(platform: spec.Platform, env: spec.Environment) -> dict[str, st
     }
 
 
+#: S3 bucket names stop at 63 characters.
+MAX_BUCKET_NAME = 63
+#: The chart of the node-local OpenTelemetry collector the services send OTLP to.
+COLLECTOR_CHART = "opentelemetry-collector"
+#: OTLP over HTTP (the SDKs' ``http/protobuf``) and gRPC, the chart's default receiver ports.
+OTLP_HTTP_PORT = 4318
+OTLP_GRPC_PORT = 4317
+
+
+def bucket_name(platform: spec.Platform, env: spec.Environment, addon: str, bucket: str) -> str:
+    """``<org>-<env>-<addon>-<bucket>-<account>``: the account id keeps it globally unique."""
+    return f"{platform.organization}-{env.name}-{addon}-{bucket}-{env.accounts.shared_services}"
+
+
+def addon_placeholders(platform: spec.Platform, env: spec.Environment, addon: spec.Addon) -> dict[str, str]:
+    """``placeholders`` plus ``{bucket_<name>}`` for each of the add-on's own buckets."""
+    return {**placeholders(platform, env), **{f"bucket_{b.name}": bucket_name(platform, env, addon.name, b.name) for b in addon.buckets}}
+
+
+def merged_values(addon: spec.Addon, env: str) -> dict[str, Any]:
+    """``values`` with the environment's ``environment_values`` merged over them (mappings
+    merge key by key, anything else is replaced)."""
+    return _merge(dict(addon.values), addon.environment_values.get(env, {}))
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def collector(catalog: Catalog, env: str) -> spec.Addon | None:
+    """The environment's OpenTelemetry collector add-on, if it installs one."""
+    return next((a for a in in_environment(catalog, env) if a.chart.name == COLLECTOR_CHART), None)
+
+
+def collector_selector(addon: spec.Addon) -> dict[str, str]:
+    """The chart's selector labels of the collector's pods (name: chart name, instance: release)."""
+    return {"app.kubernetes.io/name": str(addon.values.get("nameOverride") or addon.chart.name), "app.kubernetes.io/instance": addon.name}
+
+
+def otlp_endpoint(addon: spec.Addon) -> str:
+    """The collector's Service, OTLP/HTTP: ``internalTrafficPolicy: Local`` (the chart's default
+    for a DaemonSet) keeps each pod's telemetry on its own node."""
+    return f"http://{addon.values.get('fullnameOverride') or addon.name}.{addon.namespace}.svc:{OTLP_HTTP_PORT}"
+
+
 def fill(text: str, known: Mapping[str, str]) -> str:
     """Replace each ``{name}`` in ``known``; anything else (a Go template, say) stays."""
     return _PLACEHOLDER.sub(lambda m: known.get(m.group(1), m.group(0)), text)
@@ -104,9 +152,14 @@ def _each(catalog: Catalog) -> Iterator[CatalogError]:
                 entry.locate("namespace"),
                 f"namespace '{a.namespace}': prefixes {', '.join(RESERVED_PREFIXES)} are reserved for tenants and previews",
             )
+        for env in a.environment_values:
+            if not catalog.defines("environment", env):
+                known = ", ".join(sorted(catalog.environments)) or "none defined"
+                yield CatalogError(entry.locate("environment_values", env, key=True), f"unknown environment '{env}' (known: {known})")
+        yield from _buckets(catalog, entry)
         if a.iam_policy and a.service_account is None:
             yield CatalogError(entry.locate("iam_policy"), "iam_policy needs service_account: the role is assumed by that service account")
-        if a.service_account is not None and not a.iam_policy:
+        if a.service_account is not None and not a.iam_policy and not a.buckets:
             yield CatalogError(
                 entry.locate("service_account"), "service_account gets an IRSA role; give it an iam_policy (or drop service_account)"
             )
@@ -117,6 +170,30 @@ def _each(catalog: Catalog) -> Iterator[CatalogError]:
             )
         yield from _statements(entry)
         yield from _value_placeholders(entry, entry.doc.data.get("values"), ("values",))
+        for env, over in (entry.doc.data.get("environment_values") or {}).items():
+            yield from _value_placeholders(entry, over, ("environment_values", env))
+
+
+def _buckets(catalog: Catalog, entry: Entry[spec.Addon]) -> Iterator[CatalogError]:
+    """Buckets need the role that may use them, a unique name, a Glacier move before expiry,
+    and a name within S3's limit in the longest environment."""
+    a = entry.spec
+    longest = max((len(e) for e in catalog.environments), default=0)
+    seen: set[str] = set()
+    for i, b in enumerate(a.buckets):
+        if a.service_account is None:
+            yield CatalogError(entry.locate("buckets", i), "buckets need service_account: its IRSA role is what may read and write them")
+        if b.name in seen:
+            yield CatalogError(entry.locate("buckets", i, "name"), f"bucket '{b.name}' is declared twice")
+        seen.add(b.name)
+        if b.glacier_after_days is not None and b.glacier_after_days >= b.expire_after_days:
+            yield CatalogError(
+                entry.locate("buckets", i, "glacier_after_days"),
+                f"glacier_after_days ({b.glacier_after_days}) must be below expire_after_days ({b.expire_after_days})",
+            )
+        length = len(f"{catalog.platform.spec.organization}--{a.name}-{b.name}-") + longest + 12
+        if length > MAX_BUCKET_NAME:
+            yield CatalogError(entry.locate("buckets", i, "name"), f"bucket name would be {length} characters; S3 allows {MAX_BUCKET_NAME}")
 
 
 def _statements(entry: Entry[spec.Addon]) -> Iterator[CatalogError]:
@@ -137,8 +214,13 @@ def _statements(entry: Entry[spec.Addon]) -> Iterator[CatalogError]:
 
 def _value_placeholders(entry: Entry[spec.Addon], value: Any, keypath: tuple[str | int, ...]) -> Iterator[CatalogError]:
     if isinstance(value, str):
-        for name in sorted(set(_PLACEHOLDER.findall(value)) & TERRAFORM_ONLY):
+        found = set(_PLACEHOLDER.findall(value))
+        for name in sorted(found & TERRAFORM_ONLY):
             yield CatalogError(entry.locate(*keypath), f"{{{name}}} is only known to Terraform; it cannot be used in Helm values")
+        mine = {f"bucket_{b.name}" for b in entry.spec.buckets}
+        for name in sorted(n for n in found if n.startswith("bucket_") and n not in mine):
+            known = ", ".join("{" + m + "}" for m in sorted(mine)) or "none: declare it under buckets"
+            yield CatalogError(entry.locate(*keypath), f"{{{name}}} names no bucket of this add-on (known: {known})")
     elif isinstance(value, dict):
         for k, v in value.items():
             yield from _value_placeholders(entry, v, (*keypath, k))

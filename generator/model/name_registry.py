@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 from generator.catalog import spec
 from generator.catalog.load import Catalog, Entry
 from generator.errors import CatalogError
-from generator.model import naming
+from generator.model import naming, networks
 
 #: Who derives a name: ("platform", env) | ("pool", tier, env) | ("tenant", name, part).
 #: ``part`` is "" for the tenant as a whole, "service 'api'", "origin record", ... Two
@@ -171,6 +171,16 @@ def _platform_names(
             claim("Argo CD Application", naming.addon_application(env, addon.name), owner)
     cluster = naming.cluster_name(platform, env)
     claim("EKS cluster", cluster, org)
+    # Cells beyond the first: their cluster, ApplicationSet and add-on Applications (the first
+    # cell keeps the names above, so declaring cells renames nothing).
+    for i, cell in enumerate(env_entry.spec.cells[1:], start=1):
+        # its own identity: a clash with a platform name of the same environment is reported
+        at_cell = Owner(("platform", env, f"cell {cell.name}"), env_entry, ("cells", i, "name"), f"cell '{cell.name}'")
+        claim("EKS cluster", networks.cell_cluster(platform, env_entry.spec, cell.name), at_cell)
+        claim("Argo CD ApplicationSet", f"{naming.applicationset_name(env)}-{cell.name}", at_cell)
+        for addon_entry in catalog.of("addon").values():
+            if addon_entry.spec.environments is None or env in addon_entry.spec.environments:
+                claim("Argo CD Application", f"{naming.addon_application(env, addon_entry.spec.name)}-{cell.name}", at_cell)
     in_cluster = f"in cluster '{cluster}'"
     for key in ("argocd_namespace", "ingress_namespace", "monitoring_namespace"):
         claim("Kubernetes namespace", getattr(platform, key), Owner(("platform", env), platform_entry, (key,)), in_cluster)

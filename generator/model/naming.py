@@ -4,6 +4,7 @@ AppProject that fences it) cannot drift apart."""
 
 from __future__ import annotations
 
+import re
 from typing import Protocol
 
 from generator.catalog import spec
@@ -111,6 +112,16 @@ def rotation_lambda_arn(region: str, account_id: str, function: str) -> str:
     return f"arn:aws:lambda:{region}:{account_id}:function:{function}"
 
 
+#: Stands for the id of an account the organization root vends (a dedicated tenant without
+#: ``accounts.<env>``): AWS assigns the id at apply, so no catalog file holds it. Terraform
+#: roots turn the marker into the org root's output (``targets/terraform/org.py``).
+VENDED_ACCOUNT = re.compile(r"<account:([a-z0-9-]+)/([a-z0-9-]+)>")
+
+
+def vended_account(tenant: str, env: str) -> str:
+    return f"<account:{tenant}/{env}>"
+
+
 def account_role_arn(account_id: str, platform: spec.Platform) -> str:
     """The role Terraform and CI assume in an account."""
     return f"arn:aws:iam::{account_id}:role/{platform.organization}-terraform"
@@ -120,6 +131,38 @@ def ci_role_arn(account_id: str, platform: spec.Platform, purpose: str) -> str:
     """A narrow role GitHub Actions assumes by OIDC for one job kind (``deploy``,
     ``ecr-read``, ``restore-drill``), so a deploy can never run Terraform."""
     return f"arn:aws:iam::{account_id}:role/{platform.organization}-ci-{purpose}"
+
+
+def ecr_repository_name(repository: str) -> str:
+    """The ECR repository name of a catalog image repository: its path (``companyos/api``)."""
+    return repository.split("/", 1)[1]
+
+
+def ecr_repository_url(env: spec.Environment, repository: str) -> str:
+    """The environment's own copy of an image repository: ECR in its shared-services account
+    (the shared root creates it), so each environment pulls from a registry in its region."""
+    return f"{env.accounts.shared_services}.dkr.ecr.{env.aws.region}.amazonaws.com/{ecr_repository_name(repository)}"
+
+
+#: The OIDC issuer of GitHub Actions tokens: what cosign keyless certificates are issued for.
+GITHUB_OIDC_ISSUER = "https://token.actions.githubusercontent.com"
+
+
+def release_workflow_name(service: str) -> str:
+    return f"release-{service}"
+
+
+def release_identity(platform: spec.Platform, service: str) -> str:
+    """The certificate identity cosign keyless records for an image the release workflow of
+    ``service`` signed on the platform revision: admission and promotion verify exactly this."""
+    repo = platform.repository
+    return f"https://github.com/{repo.github}/.github/workflows/{release_workflow_name(service)}.yml@refs/heads/{repo.revision}"
+
+
+def release_identity_pattern(platform: spec.Platform) -> str:
+    """A regular expression matching any service's :func:`release_identity`."""
+    repo = platform.repository
+    return f"^https://github\\.com/{re.escape(repo.github)}/\\.github/workflows/release-[a-z0-9-]+\\.yml@refs/heads/{re.escape(repo.revision)}$"
 
 
 def preview_namespace(pr_number: str) -> str:
@@ -159,6 +202,17 @@ def environment_labels(env: str) -> dict[str, str]:
 def argocd_project(tenant: str, env: str) -> str:
     """The tenant's AppProject in one environment (one Argo CD may serve every environment)."""
     return f"{tenant}-{env}"
+
+
+def tenant_group(platform: spec.Platform, tenant: str) -> str:
+    """The tenant team's group in the identity provider: Argo CD SSO groups, Kubernetes RBAC
+    subjects (EKS access entries) and IAM Identity Center all name this one group."""
+    return tenant_group_of(platform.organization, tenant)
+
+
+def tenant_group_of(organization: str, tenant: str) -> str:
+    """:func:`tenant_group` from the organization's name alone (the isolation analyzer)."""
+    return f"{organization}-tenant-{tenant}"
 
 
 def platform_project(platform: spec.Platform, env: str) -> str:
@@ -261,7 +315,7 @@ def namespace_application(env: str, tenant: str) -> str:
 PLATFORM_LOG_OWNER = "platform"
 
 #: The purposes of the narrow CI roles (``ci_role_arn``) the workflows assume.
-CI_ROLE_PURPOSES = ("deploy", "ecr-read", "restore-drill", "chaos")
+CI_ROLE_PURPOSES = ("deploy", "ecr-read", "ecr-push", "restore-drill", "chaos")
 
 #: Namespaces every cluster has, or the platform installs into, besides Argo CD's,
 #: the ingress controller's and Prometheus's (which ``spec.Platform`` names).

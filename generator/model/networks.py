@@ -76,7 +76,16 @@ def stale_reason(catalog: Catalog, env: str, key: str) -> str | None:
 
 def check_networks(catalog: Catalog) -> list[CatalogError]:
     """Every problem with ``catalog/networks.yaml`` (structure, stale and missing entries)."""
-    return [*_structural(catalog), *stale_errors(catalog), *missing_errors(catalog), *missing_spaces(catalog)]
+    return [
+        *_structural(catalog),
+        *stale_errors(catalog),
+        *missing_errors(catalog),
+        *missing_spaces(catalog),
+        *cell_errors(catalog),
+        *stale_cell_errors(catalog),
+        *missing_cell_errors(catalog),
+        *capacity_errors(catalog),
+    ]
 
 
 def networks_entry(catalog: Catalog) -> Entry[spec.Networks] | None:
@@ -184,6 +193,148 @@ def _blame_missing(catalog: Catalog, env: str, key: str) -> Location | None:
         if tenant is not None and env in tenant.spec.environments:
             return tenant.locate("environments", tenant.spec.environments.index(env))
     return None
+
+
+# --- cells: which cluster of an environment runs a tenant ---------------------------------------
+
+#: The one cell of an environment that declares none (no capacity limit).
+DEFAULT_CELL = spec.Cell(name="main", max_tenants=1_000_000)
+
+
+def cells(env: spec.Environment) -> list[spec.Cell]:
+    """The environment's cells in declaration order (the first is the original cluster)."""
+    return list(env.cells) or [DEFAULT_CELL]
+
+
+def cell_cluster(platform: spec.Platform, env: spec.Environment, cell: str) -> str:
+    """The EKS cluster of ``cell``: the first cell keeps the environment's cluster name, so
+    declaring more cells never renames the cluster every tenant already runs on."""
+    base = naming.cluster_name(platform, env.name)
+    return base if cell == cells(env)[0].name else f"{base}-{cell}"
+
+
+def tenants_in(catalog: Catalog, env: str) -> list[str]:
+    """Tenants deployed to ``env`` whose files loaded, by name."""
+    return sorted(name for name, entry in catalog.tenants.items() if env in entry.spec.environments)
+
+
+def recorded_cells(catalog: Catalog, env: str) -> dict[str, str]:
+    entry = networks_entry(catalog)
+    block = entry.spec.environments.get(env) if entry is not None else None
+    return dict(block.cells) if block is not None else {}
+
+
+def tenant_cell(catalog: Catalog, env: str, tenant: str) -> str:
+    """The cell ``tenant`` runs in: its record, or the only cell of a single-cell
+    environment (no record needed there, so onboarding a tenant adds no line)."""
+    environment = catalog.environments[env].spec
+    record = recorded_cells(catalog, env).get(tenant)
+    return record if record is not None else cells(environment)[0].name
+
+
+def cell_members(catalog: Catalog, env: str) -> dict[str, list[str]]:
+    """Cell -> tenants of ``env`` in it (unknown cells included, so they can be reported).
+    In a several-cell environment an unrecorded tenant is in no cell yet (reported missing)."""
+    declared = cells(catalog.environments[env].spec)
+    out: dict[str, list[str]] = {c.name: [] for c in declared}
+    recorded = recorded_cells(catalog, env)
+    for tenant in tenants_in(catalog, env):
+        if len(declared) > 1 and tenant not in recorded:
+            continue
+        out.setdefault(tenant_cell(catalog, env, tenant), []).append(tenant)
+    return out
+
+
+def cell_errors(catalog: Catalog) -> list[CatalogError]:
+    """Tenants pinned to a cell their environment does not declare."""
+    entry = networks_entry(catalog)
+    if entry is None:
+        return []
+    out = []
+    for env, block in entry.spec.environments.items():
+        if env not in catalog.environments:
+            continue
+        known = [c.name for c in cells(catalog.environments[env].spec)]
+        for tenant, cell in block.cells.items():
+            if cell not in known:
+                out.append(
+                    CatalogError(
+                        entry.locate("environments", env, "cells", tenant),
+                        f"tenant '{tenant}' is pinned to unknown cell '{cell}' in '{env}' (cells: {', '.join(known)})",
+                    )
+                )
+    return out
+
+
+def stale_cell_reason(catalog: Catalog, env: str, tenant: str) -> str | None:
+    entry = catalog.tenants.get(tenant)
+    if entry is None:
+        return None if catalog.defines("tenant", tenant) else f"cell record for unknown tenant '{tenant}'"
+    if env not in entry.spec.environments:
+        return f"cell record for tenant '{tenant}', which is not deployed to '{env}'"
+    return None
+
+
+def stale_cell_errors(catalog: Catalog) -> list[CatalogError]:
+    """Cell records of tenants that are gone (``companyos allocate`` releases them)."""
+    entry = networks_entry(catalog)
+    if entry is None:
+        return []
+    out = []
+    for env, block in entry.spec.environments.items():
+        if env not in catalog.environments:
+            continue
+        for tenant in block.cells:
+            reason = stale_cell_reason(catalog, env, tenant)
+            if reason:
+                where = entry.locate("environments", env, "cells", tenant, key=True)
+                out.append(CatalogError(where, f"{reason} in '{env}'; run `companyos allocate` to release it"))
+    return out
+
+
+def missing_cell_errors(catalog: Catalog) -> list[CatalogError]:
+    """Tenants of a several-cell environment with no recorded cell (``allocate`` adds them)."""
+    entry = networks_entry(catalog)
+    if entry is None:
+        return []
+    out = []
+    for env, env_entry in sorted(catalog.environments.items()):
+        if len(cells(env_entry.spec)) < 2 or env not in entry.spec.environments:
+            continue
+        recorded = entry.spec.environments[env].cells
+        for tenant in tenants_in(catalog, env):
+            if tenant not in recorded:
+                where = _blame_missing(catalog, env, naming.tenant_root(tenant)) or entry.locate("environments", env, key=True)
+                out.append(CatalogError(where, f"tenant '{tenant}' has no cell in '{env}' ({NETWORKS_PATH}); {ALLOCATE_HINT}"))
+    return out
+
+
+def capacity_errors(catalog: Catalog) -> list[CatalogError]:
+    """Cells holding more tenants than their ``max_tenants``."""
+    out = []
+    for env, env_entry in sorted(catalog.environments.items()):
+        members = cell_members(catalog, env)
+        for i, cell in enumerate(env_entry.spec.cells):
+            count = len(members.get(cell.name, []))
+            if count > cell.max_tenants:
+                out.append(
+                    CatalogError(
+                        env_entry.locate("cells", i, "max_tenants"),
+                        f"cell '{cell.name}' of '{env}' is over capacity: {count} tenants, max_tenants {cell.max_tenants}; "
+                        "raise it, add a cell, or move tenants with `companyos move-tenant`",
+                    )
+                )
+    return out
+
+
+def free_vpcs(nets: Networks, env: str) -> int:
+    """How many more dedicated (``vpc_prefix``) VPCs fit in ``env``'s primary space."""
+    block = nets.environments[env]
+    primary = ipaddress.IPv4Network(block.primary)
+    taken = [ipaddress.IPv4Network(c) for c in block.vpcs.values()]
+    size = 1 << (32 - nets.vpc_prefix)
+    used = sum(max(size, t.num_addresses) // size for t in taken if t.subnet_of(primary))
+    return max(0, primary.num_addresses // size - used)
 
 
 # --- what the Terraform target reads ------------------------------------------------------------

@@ -13,7 +13,7 @@ import string
 from dataclasses import dataclass, field
 
 from generator.catalog import spec
-from generator.catalog.load import Entry
+from generator.catalog.load import Catalog, Entry
 from generator.errors import CatalogError, Location
 from generator.model.resolve import Model
 
@@ -114,6 +114,8 @@ class Account:
     adopt: str | None
     at: Location
     tenant: bool = False
+    #: A removed tenant's account (catalog/retired-accounts.yaml): kept, in OU suspended.
+    retired: bool = False
 
 
 @dataclass
@@ -172,6 +174,8 @@ def layout(model: Model) -> tuple[Organization | None, list[CatalogError]]:
     emails: dict[str, Account] = {}
 
     def owner_label(identity: tuple[str, str]) -> str:
+        if identity[0] == "retired":
+            return f"the retired account {identity[1]} (catalog/retired-accounts.yaml)"
         return f"tenant '{identity[1]}'" if identity[0] == "tenant" else f"the platform's {identity[1]} account"
 
     def claim(identity: tuple[str, str], account_id: str | None, at: Location) -> bool:
@@ -230,6 +234,11 @@ def layout(model: Model) -> tuple[Organization | None, list[CatalogError]]:
 
     if platform.management_account is not None:
         claim(("platform", "management"), platform.management_account, p_entry.locate("management_account"))
+    # Retired accounts first: a tenant that names one is the claim reported, at its own line.
+    retired = catalog.single("retired_accounts")
+    if retired is not None:
+        for i, r in enumerate(retired.spec.accounts):
+            claim(("retired", f"{r.tenant}/{r.environment}"), r.account, retired.locate("accounts", i))
     add(
         ("platform", "log-archive"),
         "log-archive",
@@ -298,11 +307,39 @@ def layout(model: Model) -> tuple[Organization | None, list[CatalogError]]:
                 t_entry = catalog.tenants[d.name]
                 adopt = d.tenant.accounts.get(env.name)
                 at = t_entry.locate("accounts", env.name) if adopt is not None else t_entry.locate("name")
+                recorded = d.tenant.vended_accounts.get(env.name)
+                if adopt is None and recorded is not None:  # vended, id recorded: still its own
+                    claim(("tenant", d.name), recorded, t_entry.locate("vended_accounts", env.name))
                 add(("tenant", d.name), d.name, env.name, tier_ou(env.name, d.tier.name), adopt, at, d.tenant)
         out.ous += [Ou(tier_ou(env.name, tier), f"{env.name}-{tier}", env_ou(env.name)) for tier in sorted(tiers)]
+    _retired(catalog, out, errors)
     # One pattern mistake shows in every account it names: report it once, at the pattern.
     at_pattern = [e for e in errors if e.location == pattern_at]
     return out, [e for e in errors if e.location != pattern_at] + at_pattern[:1]
+
+
+def _retired(catalog: Catalog, out: Organization, errors: list[CatalogError]) -> None:
+    """Removed tenants' accounts stay in the root, moved to OU ``suspended`` (same address, name
+    and e-mail, so the plan only changes ``parent_id``) until closed by hand; never destroyed."""
+    entry = catalog.single("retired_accounts")
+    if entry is None:
+        return
+    for i, r in enumerate(entry.spec.accounts):
+        at = entry.locate("accounts", i)
+        address = slug(r.tenant, r.environment)
+        if any(a.address == address for a in out.accounts):
+            errors.append(
+                CatalogError(
+                    at,
+                    f"retired account {r.tenant}/{r.environment} has the Terraform address of a live account "
+                    f"({address}); a returning tenant adopts it by id (tenants/{r.tenant}.yaml accounts) and this entry goes",
+                )
+            )
+            continue
+        tags = {"tenant": r.tenant, "environment": r.environment, "owner": r.owner, "cost-center": r.cost_center}
+        out.accounts.append(
+            Account(address, r.tenant, r.environment, r.name, r.email, SUSPENDED_OU, tags, None, at, tenant=True, retired=True)
+        )
 
 
 def _email(pattern: str, org: str, tenant: str, env: str, at: Location, errors: list[CatalogError]) -> str:

@@ -17,7 +17,7 @@ from generator.catalog import spec
 from generator.catalog.changewindow import cron_problem
 from generator.catalog.load import Catalog, Entry
 from generator.errors import CatalogError, Location
-from generator.model import naming
+from generator.model import admission, naming
 from generator.model.addons import check_addons
 from generator.model.name_registry import check_names
 from generator.model.networks import check_networks
@@ -28,6 +28,8 @@ def check_references(catalog: Catalog) -> list[CatalogError]:
         *_environments(catalog),
         *_tiers(catalog),
         *_services(catalog),
+        *_releases(catalog),
+        *admission.waiver_errors(catalog),
         *_tenants(catalog),
         *check_networks(catalog),
         *_kubernetes_names(catalog),
@@ -83,6 +85,14 @@ def _environments(catalog: Catalog) -> Iterator[CatalogError]:
                     entry.locate("change_window", "schedule"),
                     f"change_window.schedule '{env.change_window.schedule}' is not a cron schedule Argo CD can use: {problem}",
                 )
+        if env.disaster_recovery is not None:
+            for key in ("region_drill_schedule", "chaos_schedule"):
+                expr = getattr(env.disaster_recovery, key)
+                problem = cron_problem(expr)
+                if problem:
+                    yield _err(
+                        entry.locate("disaster_recovery", key), f"disaster_recovery.{key} '{expr}' is not a cron schedule: {problem}"
+                    )
         yield from _settings_services(catalog, env.settings, entry, ("settings",))
     yield from _promotion_chain(catalog)
 
@@ -168,6 +178,26 @@ def _services(catalog: Catalog) -> Iterator[CatalogError]:
                 yield _err(entry.locate("canary", "steps"), "the last canary step must reach weight 100")
 
 
+def _releases(catalog: Catalog) -> Iterator[CatalogError]:
+    """``image.releases`` name known environments, and a release moves only along the
+    promotion chain: an environment runs a release only if the one it is promoted from does."""
+    envs = catalog.environments
+    for _name, entry in catalog.services.items():
+        svc: spec.Service = entry.spec
+        for env, _release in svc.image.releases.items():
+            where = entry.locate("image", "releases", env, key=True)
+            if env not in envs:
+                yield _err(where, _unknown("environment", env, envs))
+                continue
+            after = envs[env].spec.promotion.after
+            if after is not None and after in envs and after not in svc.image.releases:
+                yield _err(
+                    where,
+                    f"{env} runs a release of '{svc.name}' but {after}, which {env} is promoted from, has none: "
+                    f"a promotion cannot skip {after} (record {after}'s first)",
+                )
+
+
 def _tenants(catalog: Catalog) -> Iterator[CatalogError]:
     envs, tiers, services = catalog.environments, catalog.tiers, catalog.services
     account_owner: dict[str, str] = {}
@@ -207,10 +237,11 @@ def _tenants(catalog: Catalog) -> Iterator[CatalogError]:
         for env in tenant.environments:
             if env not in envs:
                 continue
-            if dedicated and env not in tenant.accounts:
+            if dedicated and env not in tenant.accounts and catalog.platform.spec.aws_organization is None:
                 yield _err(
                     entry.locate("accounts") if tenant.accounts else entry.locate("tier"),
-                    f"tier '{tenant.tier}' is dedicated: the tenant needs its own AWS account for '{env}' under accounts",
+                    f"tier '{tenant.tier}' is dedicated: the tenant needs its own AWS account for '{env}' under accounts "
+                    "(or platform.yaml aws_organization, which vends one)",
                 )
             if not dedicated and tier_entry is not None:
                 if env in tenant.accounts:

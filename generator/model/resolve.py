@@ -59,8 +59,23 @@ class Deployment:
     def account_id(self) -> str:
         """The AWS account that holds this tenant's data plane in this environment."""
         if self.dedicated:
-            return self.tenant.accounts[self.env]
+            return (
+                self.tenant.accounts.get(self.env)
+                or self.tenant.vended_accounts.get(self.env)
+                or naming.vended_account(self.name, self.env)
+            )
         return self.environment.accounts.pools[self.tier.name]
+
+    @property
+    def vended(self) -> bool:
+        """A dedicated account the organization root creates (never imported)."""
+        return self.dedicated and self.env not in self.tenant.accounts
+
+    @property
+    def account_pending(self) -> bool:
+        """Vended and its id not yet recorded (``companyos record-accounts``): Terraform reads it
+        from the org state, the Kubernetes side is held (no file may hold a placeholder)."""
+        return self.vended and self.env not in self.tenant.vended_accounts
 
     def public_ingress(self, service: spec.Service) -> bool:
         """Whether ``service`` is published to the internet here: it asks for an ingress and
@@ -70,7 +85,34 @@ class Deployment:
 
     def image_tag(self, service: str) -> str:
         pinned = self.settings.services[service].image_tag
-        return pinned if pinned is not None else next(s.image.tag for s in self.services if s.name == service)
+        if pinned is not None:
+            return pinned
+        svc = next(s for s in self.services if s.name == service)
+        release = svc.image.releases.get(self.env)
+        return release.tag if release is not None else svc.image.tag
+
+    def image_digest(self, service: str) -> str | None:
+        """The digest this deployment pulls: a pinned tag's own digest (or none: by tag), else
+        the environment's release (``image.releases``); None when the catalog records none."""
+        settings = self.settings.services[service]
+        if settings.image_tag is not None:
+            return settings.image_digest
+        svc = next(s for s in self.services if s.name == service)
+        release = svc.image.releases.get(self.env)
+        return release.digest if release is not None else None
+
+    def image_repository(self, service: str) -> str:
+        """A built service (``build``) is pulled from this environment's own ECR copy, where
+        the release workflow pushed or ``promote`` copied it; any other image as catalogued."""
+        svc = next(s for s in self.services if s.name == service)
+        return naming.ecr_repository_url(self.environment, svc.image.repository) if svc.build else svc.image.repository
+
+    def image_ref(self, service: str) -> str:
+        """``repository:tag@digest`` when a digest is recorded (the runtime pulls by digest; the
+        tag stays for people), else ``repository:tag``."""
+        digest = self.image_digest(service)
+        ref = f"{self.image_repository(service)}:{self.image_tag(service)}"
+        return f"{ref}@{digest}" if digest else ref
 
 
 @dataclass(frozen=True)
@@ -99,7 +141,25 @@ class Model:
         return next((e for e in self.environments if e.name == name), None)
 
     def in_environment(self, env: str) -> tuple[Deployment, ...]:
-        return tuple(d for d in self.deployments if d.env == env)
+        return self._by_env.get(env, ())
+
+    def of_tenant(self, tenant: str) -> tuple[Deployment, ...]:
+        """The tenant's deployments in promotion order (indexed: fleet-wide loops stay linear)."""
+        return self._by_tenant.get(tenant, ())
+
+    @cached_property
+    def _by_env(self) -> dict[str, tuple[Deployment, ...]]:
+        out: dict[str, list[Deployment]] = {}
+        for d in self.deployments:
+            out.setdefault(d.env, []).append(d)
+        return {env: tuple(ds) for env, ds in out.items()}
+
+    @cached_property
+    def _by_tenant(self) -> dict[str, tuple[Deployment, ...]]:
+        out: dict[str, list[Deployment]] = {}
+        for d in self.deployments:
+            out.setdefault(d.name, []).append(d)
+        return {name: tuple(ds) for name, ds in out.items()}
 
     def deployment(self, tenant: str, env: str) -> Deployment | None:
         return self._index.get((tenant, env))

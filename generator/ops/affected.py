@@ -15,13 +15,19 @@ from pathlib import Path
 from typing import Any
 
 from generator.errors import UsageError
-from generator.git import git_path, require_repo, resolve_commit
+from generator.git import blobs, git_path, require_repo, resolve_commit
 from generator.model import naming
 from generator.model.resolve import Model
+from generator.ops import fleet
 from generator.output.render import MANIFEST_PATH
-from generator.output.tree import manifest_roots
+from generator.output.tree import UNITS_DIR, manifest_roots, manifests_files, read_manifest
+from generator.targets import workflows
 
 KINDS = ("added", "changed", "removed")
+#: Plan and apply order (org -> shared -> pool -> tenant) and GitHub's jobs-per-matrix limit.
+LAYERS = workflows.TERRAFORM_LAYERS
+MAX_JOBS = workflows.MAX_JOBS
+ORG_DIR = "rendered/terraform/org"
 
 
 @dataclass(frozen=True, order=True)
@@ -59,6 +65,9 @@ class Affected:
     #: Services whose migrations folder (``service.migrations.path``) changed.
     migrations: list[str] = field(default_factory=list)
     env_order: tuple[str, ...] = ()
+    #: The organization root (rendered/terraform/org) when its files changed and it can be
+    #: applied (platform.management_account is set); planned first, before any environment.
+    org: Root | None = None
 
     @property
     def tenants(self) -> list[str]:
@@ -86,6 +95,14 @@ class Affected:
             migrations=self.migrations,
             env_order=self.env_order,
         )
+
+    def layer(self, name: str) -> list[Root]:
+        """The roots of one plan layer (``LAYERS``), in promotion order then by name."""
+        if name not in LAYERS:
+            raise UsageError(f"unknown layer '{name}' (expected one of: {', '.join(LAYERS)})")
+        if name == "org":
+            return [self.org] if self.org is not None else []
+        return [r for r in self.roots if layer_of(r) == name]
 
     def shard(self, spec: str | None) -> Affected:
         """Only every N-th root (``K/N``): GitHub runs at most 256 jobs per matrix, so the
@@ -133,26 +150,33 @@ def _files(data: Any, where: str) -> dict[str, dict[str, Any]]:
 
 
 def working_manifest(root: Path) -> dict[str, dict[str, Any]]:
-    path = root / MANIFEST_PATH
-    try:
-        return _files(json.loads(path.read_text(encoding="utf-8")), MANIFEST_PATH)
-    except FileNotFoundError:
-        raise UsageError(f"{MANIFEST_PATH} does not exist: run `companyos render` first") from None
-    except ValueError as exc:
-        raise UsageError(f"{MANIFEST_PATH} is not valid JSON: {exc}") from None
+    """Every generated file the unit manifests on disk list (``output.units``)."""
+    files = read_manifest(root, own=False)
+    if not files:
+        raise UsageError(f"no manifest under {UNITS_DIR}/: run `companyos render` first")
+    return files
 
 
 def manifest_at(repo: Any, commit: Any, root: Path) -> dict[str, dict[str, Any]]:
-    """The manifest's files at ``commit``; empty when that commit had no manifest yet."""
-    rel = git_path(repo, root, MANIFEST_PATH)
+    """Every generated file the unit manifests list at ``commit`` (or, for a commit rendered
+    before units, its fleet-wide manifest); empty when that commit had no manifest yet."""
+    found: dict[str, bytes | None] = {}
     try:
-        blob = commit.tree / rel
+        folder = commit.tree / git_path(repo, root, UNITS_DIR)
+        found = {str(blob.path): blob.data_stream.read() for blob in blobs(folder) if str(blob.path).endswith(".json")}
     except KeyError:
-        return {}
-    try:
-        return _files(json.loads(blob.data_stream.read().decode("utf-8")), f"{rel} at {commit.hexsha[:12]}")
-    except ValueError as exc:
-        raise UsageError(f"{rel} at {commit.hexsha[:12]} is not valid JSON: {exc}") from None
+        pass
+    if not found:
+        rel = git_path(repo, root, MANIFEST_PATH)
+        try:
+            blob = commit.tree / rel
+        except KeyError:
+            return {}
+        try:
+            return _files(json.loads(blob.data_stream.read().decode("utf-8")), f"{rel} at {commit.hexsha[:12]}")
+        except ValueError as exc:
+            raise UsageError(f"{rel} at {commit.hexsha[:12]} is not valid JSON: {exc}") from None
+    return manifests_files(found, own=False)
 
 
 def changed_paths(repo: Any, commit: Any, root: Path) -> list[str]:
@@ -197,7 +221,14 @@ def root_info(model: Model, root: str) -> Root:
         raise UsageError(f"manifest root {root!r}: unknown environment '{env_name}'")
     accounts = {naming.SHARED_ROOT: env.accounts.shared_services}
     accounts.update({naming.pool_root(tier): acct for tier, acct in env.accounts.pools.items()})
-    accounts.update({naming.tenant_root(d.name): d.account_id for d in model.in_environment(env_name)})
+    # A vended account's id is known only to Terraform: CI starts from the management account,
+    # whose trust the account's Terraform role has from creation (org root, role_name).
+    accounts.update(
+        {
+            naming.tenant_root(d.name): model.platform.management_account or d.account_id if d.account_pending else d.account_id
+            for d in model.in_environment(env_name)
+        }
+    )
     account = accounts.get(name)
     if account is None:
         raise UsageError(f"manifest root {root!r}: cannot tell which AWS account it belongs to")
@@ -250,7 +281,66 @@ def affected(root: Path, base: str, model: Model) -> Affected:
         removed_roots=sorted(touched - live_roots),
         migrations=migrations,
         env_order=tuple(e.name for e in model.environments),
+        org=org_root(model) if any(_under(c.path, ORG_DIR) for c in changes) else None,
     )
+
+
+def org_root(model: Model) -> Root | None:
+    """The organization root, applied from the management account (None without one)."""
+    account = model.platform.management_account
+    if account is None or not model.environments:
+        return None
+    return Root(
+        root=ORG_DIR,
+        environment="org",
+        name="org",
+        id="org",
+        account_id=account,
+        role_arn=naming.account_role_arn(account, model.platform),
+        region=model.environments[0].aws.region,
+    )
+
+
+def layer_of(root: Root) -> str:
+    """Which of ``LAYERS`` a root belongs to."""
+    if root.root == ORG_DIR:
+        return "org"
+    if root.name == naming.SHARED_ROOT:
+        return "shared"
+    return "pool" if root.name.startswith(naming.pool_root("")) else "tenant"
+
+
+# --- batches: matrices GitHub accepts at any fleet size -----------------------------------
+
+
+def batch_matrix(items: list[Root], max_jobs: int = MAX_JOBS) -> str:
+    """The matrix a workflow job expands: one ``batch`` (``K/N``) per job, at most
+    ``max_jobs`` jobs, several roots per job beyond that, and nothing else, so the output
+    stays a few KB at any fleet size (GitHub: 1 MB per job output); each job asks
+    ``companyos batches --batch K/N`` for its roots."""
+    return fleet.matrix(items, max_jobs)
+
+
+def select_batch(items: list[Root], spec: str, max_jobs: int = MAX_JOBS) -> list[Root]:
+    """The roots of batch ``K/N`` of :func:`batch_matrix` (a matrix made from a different
+    answer has another N and is refused rather than plan the wrong roots)."""
+    return fleet.pick(items, spec, max_jobs)
+
+
+def workflow_matrices(result: Affected, envs: list[str]) -> list[tuple[str, list[Root]]]:
+    """(output name, roots) of every matrix the terraform workflow reads: ``plan_<layer>``
+    over all environments, ``apply_org``, and ``<env>_<layer>`` per apply stage."""
+    out = [(f"plan_{layer}", result.layer(layer)) for layer in LAYERS]
+    out.append(("apply_org", result.layer("org")))
+    for env in envs:
+        scoped = result.only(env)
+        out += [(f"{env}_{layer}", scoped.layer(layer)) for layer in LAYERS if layer != "org"]
+    return out
+
+
+def roots_tsv(items: list[Root]) -> str:
+    """One root per line: directory, id, role ARN, region (what a batch job loops over)."""
+    return "".join(f"{r.root}\t{r.id}\t{r.role_arn}\t{r.region}\n" for r in items)
 
 
 def _under(path: str, folder: str) -> bool:

@@ -21,6 +21,10 @@ from generator.model.resolve import Deployment, Model
 
 PRICING_PATH = "catalog/pricing.yaml"
 DEFAULT_MAX_INCREASE = 10.0
+#: The render-check gate: a tenant's cost per declared unit may rise this much (percent).
+DEFAULT_MAX_UNIT_INCREASE = 10.0
+#: How many parts a unit-cost regression names as its top contributors.
+TOP_CONTRIBUTORS = 3
 
 _UNITS = {"": 1.0, "m": 0.001, "Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40}
 
@@ -51,10 +55,18 @@ class Estimate:
     #: Component -> USD per month, before rounding.
     parts: dict[str, float]
     budget: int
+    #: What each capacity lever adds (+) or saves (-) in USD per month; already in ``parts``.
+    levers: dict[str, float] = field(default_factory=dict)
+    #: Declared units a month (thousands of requests); 0 when the usage names none.
+    units: float = 0.0
 
     @property
     def total(self) -> float:
         return round(sum(self.parts.values()), 2)
+
+    @property
+    def unit_cost(self) -> float | None:
+        return round(self.total / self.units, 4) if self.units else None
 
 
 def _price(table: dict[str, float], key: str, what: str, where: Location) -> float:
@@ -112,15 +124,46 @@ def _estimate(d: Deployment, p: spec.Pricing, pool_size: int, pricing_at: Any) -
         + usage.nat_processed_gb * p.nat_gateway_gb_processed
         + interface_endpoints * s.network.az_count * p.interface_endpoint_hourly * hours
     )
-    replicas = 0
+    replicas = 0.0
     compute = 0.0
+    levers: dict[str, float] = {}
+
+    def lever(name: str, amount: float) -> None:
+        if amount:
+            levers[name] = levers.get(name, 0.0) + amount
+
     for _name, svc in sorted(s.services.items()):
-        count = svc.autoscaling.min_replicas if svc.autoscaling.enabled else svc.replicas
-        replicas += count
+        count: float = svc.autoscaling.min_replicas if svc.autoscaling.enabled else svc.replicas
         requests = svc.resources.requests
-        compute += count * (cpu(requests.cpu) * p.vcpu_hourly + memory_gib(requests.memory) * p.memory_gb_hourly) * hours
+        per_replica = (cpu(requests.cpu) * p.vcpu_hourly + memory_gib(requests.memory) * p.memory_gb_hourly) * hours
+        if svc.autoscaling.enabled and svc.autoscaling.scale_to_zero:
+            lever("scale_to_zero", -count * usage.idle_share * per_replica)
+            count *= 1 - usage.idle_share
+        replicas += count
+        amount = count * per_replica
+        if svc.capacity == "spot":
+            lever("spot", -amount * p.spot_discount_percent / 100)
+            amount *= 1 - p.spot_discount_percent / 100
+        compute += amount
+    # Karpenter bin-packs and consolidates, but nodes are never fully requested: the idle rest is paid too.
+    packing = 100 / p.karpenter_utilization_percent
+    for saving in ("spot", "scale_to_zero"):  # savings are of node capacity, idle rest included
+        if saving in levers:
+            levers[saving] *= packing
+    lever("consolidation_headroom", compute * (packing - 1))
+    compute *= packing
     ingested = replicas * usage.log_ingested_gb_per_replica
     share = 1.0 / pool_size
+    if db.read_replicas:
+        per_copy = database / copies
+        lever("read_replicas", per_copy * db.read_replicas * share)
+    proxy = 0.0
+    if db.proxy:
+        vcpus = max(2, p.database_instance_vcpus.get(db.instance_class, 2))
+        proxy = vcpus * p.rds_proxy_vcpu_hourly * hours * (2 if db.multi_az else 1)
+        lever("rds_proxy", proxy * share)
+    archive = ingested * usage.log_archive_months * p.log_archive_gb_month
+    lever("log_archive", archive)
     parts = {
         "database": database * share,
         "cache": cache * share,
@@ -131,7 +174,12 @@ def _estimate(d: Deployment, p: spec.Pricing, pool_size: int, pricing_at: Any) -
         "logs": ingested * p.log_ingest_gb + ingested * s.logs.retention_days / 30 * p.log_storage_gb_month,
         "egress": usage.egress_gb * p.egress_gb,
     }
-    return Estimate(d.name, d.env, parts, s.budget.monthly_usd)
+    # Parts a lever adds appear only while it is on (a catalog without them prices as before).
+    if proxy:
+        parts["db_proxy"] = proxy * share
+    if archive:
+        parts["logs_archive"] = archive
+    return Estimate(d.name, d.env, parts, s.budget.monthly_usd, levers, usage.requests_k)
 
 
 def pricing_of(model: Model) -> tuple[spec.Pricing, Any]:
@@ -210,6 +258,32 @@ class Row:
         return out
 
 
+@dataclass(frozen=True)
+class UnitRow:
+    """A tenant's monthly cost per declared unit (all its environments), and what moved it."""
+
+    tenant: str
+    base: float | None
+    current: float | None
+    #: (part, change in USD per month) of the largest rises, largest first.
+    contributors: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def change_percent(self) -> float | None:
+        if not self.base or self.current is None:
+            return None
+        return round(100.0 * (self.current - self.base) / self.base, 1)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "tenant": self.tenant,
+            "base": self.base,
+            "current": self.current,
+            "change_percent": self.change_percent,
+            "contributors": [{"part": part, "change": round(change, 2)} for part, change in self.contributors],
+        }
+
+
 @dataclass
 class CostReport:
     base: str | None
@@ -218,6 +292,17 @@ class CostReport:
     deployments: list[Row] = field(default_factory=list)
     #: Why the base could not be compared, if it could not.
     note: str | None = None
+    max_unit_increase: float = DEFAULT_MAX_UNIT_INCREASE
+    units: list[UnitRow] = field(default_factory=list)
+    #: Lever -> USD per month over every deployment (negative: a saving).
+    levers: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def unit_exceeded(self) -> list[UnitRow]:
+        """Tenants whose cost per unit rose by more than :attr:`max_unit_increase` percent."""
+        if self.base is None:
+            return []
+        return [u for u in self.units if u.change_percent is not None and u.change_percent > self.max_unit_increase]
 
     @property
     def exceeded(self) -> list[Row]:
@@ -234,6 +319,10 @@ class CostReport:
             "deployments": [r.as_dict() for r in self.deployments],
             "exceeded": [r.tenant for r in self.exceeded],
             "note": self.note,
+            "max_unit_increase_percent": self.max_unit_increase,
+            "unit_costs": [u.as_dict() for u in self.units],
+            "unit_exceeded": [u.tenant for u in self.unit_exceeded],
+            "levers": {k: round(v, 2) for k, v in sorted(self.levers.items())},
         }
 
 
@@ -266,11 +355,46 @@ def compare(current: list[Estimate], base: list[Estimate] | None, base_ref: str 
         )
     report.deployments.sort(key=_by_change)
     report.tenants.sort(key=_by_change)
+    report.units = unit_rows(current, base)
+    for e in current:
+        for name, amount in e.levers.items():
+            report.levers[name] = report.levers.get(name, 0.0) + amount
     return report
 
 
+def _unit_cost(rows: list[Estimate]) -> float | None:
+    units = sum(e.units for e in rows)
+    return round(sum(e.total for e in rows) / units, 4) if units else None
+
+
+def unit_rows(current: list[Estimate], base: list[Estimate] | None) -> list[UnitRow]:
+    """Per tenant with declared units: cost per unit now and at the base, and the parts whose
+    monthly cost rose most (the contributors a regression names)."""
+    out = []
+    for tenant in sorted({e.tenant for e in current}):
+        now = [e for e in current if e.tenant == tenant]
+        before = [e for e in base or [] if e.tenant == tenant]
+        cur = _unit_cost(now)
+        if cur is None:
+            continue
+        changes: dict[str, float] = {}
+        for e in now:
+            for part, amount in e.parts.items():
+                changes[part] = changes.get(part, 0.0) + amount
+        for e in before:
+            for part, amount in e.parts.items():
+                changes[part] = changes.get(part, 0.0) - amount
+        top = sorted(((p, c) for p, c in changes.items() if c > 0.005), key=lambda pc: (-pc[1], pc[0]))[:TOP_CONTRIBUTORS]
+        out.append(UnitRow(tenant, _unit_cost(before) if before else None, cur, tuple(top)))
+    return out
+
+
 def run(
-    model: Model, base_model: Model | None = None, base_ref: str | None = None, max_increase: float = DEFAULT_MAX_INCREASE
+    model: Model,
+    base_model: Model | None = None,
+    base_ref: str | None = None,
+    max_increase: float = DEFAULT_MAX_INCREASE,
+    max_unit_increase: float = DEFAULT_MAX_UNIT_INCREASE,
 ) -> CostReport:
     """Estimate ``model`` (and the base, priced with its own table when it has one)."""
     pricing, entry = pricing_of(model)
@@ -280,7 +404,9 @@ def run(
         base_entry = base_model.catalog.single("pricing")
         base_pricing = base_entry.spec if base_entry is not None else pricing
         base = estimate(base_model, base_pricing, base_entry)
-    return compare(current, base, base_ref, max_increase)
+    report = compare(current, base, base_ref, max_increase)
+    report.max_unit_increase = max_unit_increase
+    return report
 
 
 def _money(value: float | None) -> str:
@@ -316,13 +442,43 @@ def format_text(report: CostReport) -> str:
                 line += f"{r.change:>+11,.2f} {pct:>7} "
             lines.append(f"{line}{_money(r.budget):>10}  {', '.join(notes)}".rstrip())
         lines.append("")
+    if report.units:
+        lines += ["cost per 1k requests per tenant (USD, all environments)" + (f", against {report.base}" if compared else "")]
+        lines.append(
+            f"{'tenant':<20} "
+            + (f"{'base':>12} " if compared else "")
+            + f"{'current':>12} "
+            + (f"{'%':>7}  top contributors" if compared else "")
+        )
+        for u in report.units:
+            line = f"{u.tenant:<20} " + (f"{_unit(u.base):>12} " if compared else "") + f"{_unit(u.current):>12} "
+            if compared:
+                pct = "" if u.change_percent is None else f"{u.change_percent:+.1f}"
+                flag = f"  rises more than {report.max_unit_increase:g}%" if u in report.unit_exceeded else ""
+                line += f"{pct:>7}  " + ", ".join(f"{p} {c:+,.2f}" for p, c in u.contributors) + flag
+            lines.append(line.rstrip())
+        lines.append("")
+    if report.levers:
+        lines.append("capacity levers (USD per month, all deployments; negative saves)")
+        lines += [f"{name:<24} {amount:>+12,.2f}" for name, amount in sorted(report.levers.items())]
+        lines.append("")
     return "\n".join(lines)
 
 
-def run_at(root: Any, model: Model, base_ref: str | None, max_increase: float = DEFAULT_MAX_INCREASE) -> CostReport:
+def _unit(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.4f}"
+
+
+def run_at(
+    root: Any,
+    model: Model,
+    base_ref: str | None,
+    max_increase: float = DEFAULT_MAX_INCREASE,
+    max_unit_increase: float = DEFAULT_MAX_UNIT_INCREASE,
+) -> CostReport:
     """:func:`run` with the base catalog read from git (``cost --base REF``)."""
     if base_ref is None:
-        return run(model, max_increase=max_increase)
+        return run(model, max_increase=max_increase, max_unit_increase=max_unit_increase)
     from generator.catalog import snapshot as baseline
 
     with baseline.at(root, base_ref) as base:
@@ -330,7 +486,7 @@ def run_at(root: Any, model: Model, base_ref: str | None, max_increase: float = 
         if base_model is None:
             # A change to the catalog format itself: nothing comparable to price. Say so
             # loudly and show today's estimate; the format change is reviewed on its own.
-            report = run(model, max_increase=max_increase)
+            report = run(model, max_increase=max_increase, max_unit_increase=max_unit_increase)
             report.note = f"not compared with {base_ref}: {base_error}"
             return report
-        return run(model, base_model, base_ref, max_increase)
+        return run(model, base_model, base_ref, max_increase, max_unit_increase)

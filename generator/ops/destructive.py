@@ -21,8 +21,8 @@ from generator import pipeline
 from generator.catalog.snapshot import Baseline
 from generator.errors import CatalogError
 from generator.model.resolve import Model
-from generator.output.render import MANIFEST_PATH, RenderResult
-from generator.output.tree import manifest_files, manifest_roots
+from generator.output.render import RenderResult
+from generator.output.tree import manifest_roots, read_manifest
 from generator.policy.rules.migrations import against_base as schema_against_base
 from generator.policy.rules.migrations import base_versions
 
@@ -88,6 +88,9 @@ def argocd_objects(files: Iterable[tuple[str, bytes]]) -> set[str]:
     """Applications and ApplicationSet elements in rendered YAML, as readable identities."""
     found: set[str] = set()
     for path, data in files:
+        if path.endswith(".json") and "/cells/" in path:  # a git files generator's elements (targets/argocd)
+            found.update(_generator_file(path, data))
+            continue
         if not path.endswith((".yaml", ".yml")) or b"argoproj.io/" not in data:
             continue
         for doc in _docs(data):
@@ -109,10 +112,20 @@ def argocd_objects(files: Iterable[tuple[str, bytes]]) -> set[str]:
     return found
 
 
+def _generator_file(path: str, data: bytes) -> set[str]:
+    """The elements of a per-tenant file an ApplicationSet's git files generator reads."""
+    try:
+        elements = json.loads(data)
+    except ValueError:
+        return set()
+    elements = elements if isinstance(elements, list) else [elements]
+    return {f"Argo CD ApplicationSet element ({_element_id(e)}) from {path}" for e in elements if isinstance(e, dict)}
+
+
 def _base_files(base: Baseline, prefix: str) -> Iterator[tuple[str, bytes]]:
     folder = base.root / prefix
     if folder.is_dir():
-        for path in sorted(folder.rglob("*.y*ml")):
+        for path in sorted([*folder.rglob("*.y*ml"), *folder.rglob("cells/*/*.json")]):
             if path.is_file():
                 yield path.relative_to(base.root).as_posix(), path.read_bytes()
 
@@ -134,7 +147,7 @@ def compare(model: Model, result: RenderResult, base: Baseline) -> Destruction:
         for env in envs if isinstance(envs, list) else []:
             if isinstance(env, str) and env in current_envs and (name, env) not in current_pairs:
                 items.append(f"tenant '{name}' in environment '{env}' (removed from its environments)")
-    old_roots = manifest_roots(manifest_files(base.file(MANIFEST_PATH)))
+    old_roots = manifest_roots(read_manifest(base.root, own=False))
     new_roots = manifest_roots(result.manifest["files"])
     items += [f"Terraform root {root} (terraform destroy of its whole state)" for root in sorted(old_roots - new_roots)]
     old_argo = argocd_objects(_base_files(base, "rendered"))

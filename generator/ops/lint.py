@@ -26,6 +26,7 @@ from generator import vendor
 from generator.catalog import spec
 from generator.catalog.load import load_entry
 from generator.errors import ErrorSink, UsageError
+from generator.ops import isolation
 from generator.pipeline import Build
 
 CONFIG_PATH = "catalog/lint.yaml"
@@ -119,9 +120,18 @@ def run(build: Build, *, use_checkov: bool = True, crd_dir: Path | None = None) 
         report.tools.append(_workflow_schema(folder, workflows))
         unvalidated = {(k.api_version, k.kind) for k in config.unvalidated_kinds}
         report.tools.append(_kubernetes(folder, yaml_files, crd_dir or vendor.crd_schema_dir(), unvalidated))
+        report.tools.append(_isolation(folder, build))
         if use_checkov:
             report.tools.append(_checkov(folder, build.root, config, report))
     return report
+
+
+def _isolation(folder: Path, build: Build) -> ToolResult:
+    """The isolation analyzer (``companyos isolation``) over the same fresh render: a path from
+    one tenant to another fails lint as it fails the render-check workflow (docs/isolation.md)."""
+    findings = isolation.analyze(folder, build.model.platform.organization)
+    files = sum(1 for p in (folder / "rendered").rglob("*") if p.is_file()) if (folder / "rendered").is_dir() else 0
+    return ToolResult("isolation", files, [str(f) for f in findings])
 
 
 # --- yamllint --------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from generator import pipeline
 from generator.catalog.load import LAYOUT, Catalog, Entry, FileKind
 from generator.catalog.yaml_source import KeyPath, SourceDoc
 from generator.errors import CatalogErrors, Location, UsageError
+from generator.formats import emit
 from generator.model.layers import Origin
 from generator.model.resolve import Deployment, Model, resolve
 from generator.output import parallel, tree
@@ -88,9 +89,11 @@ def parse_spec(spec: str) -> tuple[str, int] | None:
 def trace_line(root: Path, path: str, line: int) -> LineTrace:
     """Explain line ``line`` (1-based) of the rendered file ``path`` (repository-relative)."""
     rel = _relative(root, path)
-    entry = tree.read_manifest(root).get(rel)
+    entry = tree.read_manifest(root, own=False).get(rel)
     if entry is None:
-        raise UsageError(f"{rel} is not a file companyos generated (it is not in {MANIFEST_PATH}); explain traces generated files only")
+        raise UsageError(
+            f"{rel} is not a file companyos generated (no manifest in {tree.UNITS_DIR}/ lists it); explain traces generated files only"
+        )
     target = _target(str(entry.get("target", "")))
     catalog = _scoped(pipeline.load(root), entry.get("tenant"))
     model = resolve(catalog)  # not judged: tracing must work while a rule fails
@@ -133,8 +136,8 @@ def _relative(root: Path, path: str) -> str:
         raise UsageError(
             f"{path} is not a rendered file: give a path under rendered/ or .github/workflows/, e.g. rendered/terraform/prod/shared/main.tf:12"
         )
-    if rel == MANIFEST_PATH:
-        raise UsageError(f"{MANIFEST_PATH} is the generator's own bookkeeping; trace the file it lists instead")
+    if rel == MANIFEST_PATH or rel.startswith(tree.UNITS_DIR + "/"):
+        raise UsageError(f"{rel} is the generator's own bookkeeping; trace the file it lists instead")
     return rel
 
 
@@ -165,7 +168,7 @@ def _causes(
     candidates: list[tuple[str, str, KeyPath, Any]] = []  # (kind, name, keypath, value)
     for kind, entries in catalog.entries.items():
         for name, item in entries.items():
-            if item.path not in sources:
+            if item.path not in sources and not (kind == "tenant" and emit.TENANT_FILES in sources):
                 continue
             for keypath, value in _leaves(item.doc.data):
                 if _appears(value, text):

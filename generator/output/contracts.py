@@ -30,6 +30,13 @@ STRICT: dict[Kind, tuple[bool, bool]] = {
     "terraform_output": (True, True),
     "argocd_kind": (True, True),
     "secret_store": (True, True),
+    "prober_endpoint": (True, True),
+    "dashboard_sidecar": (True, True),
+    "sns_topic": (True, True),
+    "flag_source": (True, True),
+    "otlp_endpoint": (True, True),
+    "api_service": (True, True),
+    "ingress_class": (True, True),
 }
 
 #: Where a producer of each kind comes from, for the error message.
@@ -45,6 +52,13 @@ PRODUCERS: dict[Kind, str] = {
     "terraform_output": 'an output "..." block of the Terraform root read through remote state',
     "argocd_kind": "the AppProject's resource whitelist",
     "secret_store": "the namespace file's SecretStore (targets/argocd/namespaces.py), assuming the tenant's secret-reader role",
+    "prober_endpoint": "a blackbox exporter add-on (catalog/addons/, chart prometheus-blackbox-exporter)",
+    "dashboard_sidecar": "a Grafana add-on whose dashboard sidecar watches all namespaces for that label (catalog/addons/)",
+    "sns_topic": "an aws_sns_topic (sns module) in the same Terraform root's alarms.tf",
+    "flag_source": "the service's FeatureFlagSource (targets/feature_flags.py, from its flags settings)",
+    "otlp_endpoint": "an OpenTelemetry collector add-on with service.enabled (catalog/addons/, chart opentelemetry-collector)",
+    "api_service": "an add-on registering that aggregated API (catalog/addons/: metrics.k8s.io from chart metrics-server, apiService.create)",
+    "ingress_class": "an add-on creating that IngressClass (catalog/addons/: chart aws-load-balancer-controller, ingressClass + createIngressClassResource)",
 }
 
 #: (path, provides, consumes, first source) of one rendered file.

@@ -28,14 +28,16 @@ from typing import Any
 from generator.formats.templating import Templates
 from generator.model.resolve import Model
 from generator.output.contracts import Declared
+from generator.output.limits import Facts
 from generator.targets.base import RenderedFile, Target
 
 #: Below this many deployments a serial render is faster than starting workers.
 MIN_DEPLOYMENTS = 64
 
 Unit = tuple[int, str | None]
-#: (path, final bytes, manifest entry, its manifest line, its contracts), as ``render.finalize`` returns it.
-Finished = tuple[str, bytes, dict[str, Any], str, Declared]
+#: (path, final bytes, manifest entry, its manifest line, its contracts, its limits facts), as
+#: ``render.finalize`` returns it.
+Finished = tuple[str, bytes, dict[str, Any], str, Declared, Facts | None]
 _STATE: dict[str, Any] = {}
 
 
@@ -44,7 +46,9 @@ def usable(model: Model, jobs: int) -> bool:
 
 
 def restrict(model: Model, env: str) -> Model:
-    """``model`` seen from one environment: what a PER_ENVIRONMENT target renders for it."""
+    """``model`` seen from one environment: what a PER_ENVIRONMENT target renders for it.
+    Its ``catalog`` stays whole: cross-environment facts (the next environment, the last one)
+    come from there (``targets.common.promotion_chain``), never from ``environments``."""
     return dataclasses.replace(
         model,
         environments=tuple(e for e in model.environments if e.name == env),

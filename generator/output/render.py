@@ -1,15 +1,17 @@
 """Run every target over the resolved model: ``Model -> {path: bytes}``.
 
 Pure and deterministic: no I/O, no clocks, no environment, and outputs sorted by path.
-The result includes the manifest, which records every generated file with its sha256,
-the sources it came from and the tenant/environment/Terraform root it belongs to. The
-manifest is what lets ``tree`` prune only files we generated and ``affected`` map changed
+The result holds the manifest (in memory; ``output.units`` writes it as one file per unit),
+which records every generated file with its sha256, the sources it came from (a fleet-wide
+file names tenant files as one pattern) and the tenant/environment/Terraform root it
+belongs to: what lets ``tree`` prune only files we generated and ``affected`` map changed
 files back to roots and tenants.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +19,7 @@ from typing import Any
 from generator.errors import CatalogError, CatalogErrors, Location
 from generator.formats import emit
 from generator.formats.templating import Templates
+from generator.model import naming
 from generator.model.resolve import Model
 from generator.output import contracts, limits, parallel
 from generator.output.parallel import Finished
@@ -57,18 +60,26 @@ def render(
     entries: dict[str, dict[str, Any]] = {}
     encoded: dict[str, str] = {}
     declared: list[contracts.Declared] = []
+    found: list[limits.Facts] = []
+    check = check and targets is None  # a partial render has half the producers
+    finish = finalize if check else _finalize_unchecked
     if parallel.usable(model, jobs):
-        produced = parallel.render_parallel(model, chosen, jobs, finalize, progress)
+        produced = parallel.render_parallel(model, chosen, jobs, finish, progress)
     else:
-        produced = _serial(model, chosen, progress)
-    for path, data, entry, line, decl in produced:
+        produced = _serial(model, chosen, progress, finish)
+    for path, data, entry, line, decl, facts in produced:
         _add(files, entries, path, data, entry)
         encoded[path] = line
         if decl[1] or decl[2]:
             declared.append(decl)
+        if facts is not None:
+            found.append(facts)
     declared.sort(key=lambda d: d[0])
-    if check and targets is None:  # a partial render has half the producers
-        errors = [*contracts.check(declared), *limits.check(model, files, {p: e["sources"] for p, e in entries.items()}, declared)]
+    placeholders = placeholder_errors(files)
+    if placeholders:
+        raise CatalogErrors(placeholders)
+    if check:
+        errors = [*contracts.check(declared), *limits.judge(model, found, {p: e["sources"] for p, e in entries.items()}, declared)]
         if errors:
             raise CatalogErrors(errors)
     manifest = {
@@ -76,28 +87,52 @@ def render(
         "version": MANIFEST_VERSION,
         "files": dict(sorted(entries.items())),
     }
-    files[MANIFEST_PATH] = emit.manifest_bytes(manifest, encoded)
+    # No manifest file here: ``output.units`` writes one per unit (MANIFEST_PATH is what
+    # trees rendered before units hold; ``tree.read_manifest`` reads it, the next render prunes it).
     return RenderResult(dict(sorted(files.items())), manifest, tuple(declared))
 
 
-def _serial(model: Model, chosen: list[Target], progress: Callable[[int, int], None] | None) -> Iterator[Finished]:
+def placeholder_errors(files: dict[str, bytes]) -> list[CatalogError]:
+    """A rendered file holding a vended account's placeholder (``naming.vended_account``) would
+    apply a wrong ARN: every occurrence is an error (a generator bug, at the rendered line)."""
+    errors: list[CatalogError] = []
+    for path, data in files.items():
+        if b"<account:" not in data:
+            continue
+        for number, line in enumerate(data.decode("utf-8", "replace").split("\n"), 1):
+            for m in naming.VENDED_ACCOUNT.finditer(line):
+                errors.append(
+                    CatalogError(
+                        Location(path, number, m.start() + 1),
+                        f"placeholder {m.group(0)} in a rendered file: the account is vended and its id not recorded "
+                        "(apply rendered/terraform/org, then run companyos record-accounts); this output must be held until then",
+                    )
+                )
+    return errors
+
+
+def _serial(
+    model: Model, chosen: list[Target], progress: Callable[[int, int], None] | None, finish: Callable[[str, RenderedFile], Finished]
+) -> Iterator[Finished]:
     templates = Templates(model.templates)
     for done, target in enumerate(chosen, 1):
         for item in target.render(model, templates):
-            yield finalize(target.NAME, item)
+            yield finish(target.NAME, item)
         if progress is not None:
             progress(done, len(chosen))
 
 
-def finalize(target: str, item: RenderedFile) -> Finished:
+def finalize(target: str, item: RenderedFile, *, examine: bool = True) -> Finished:
     """One target's record -> (path, final bytes, manifest entry, its manifest line, its
-    contracts); refuses escaping paths. Runs in the render workers for a large catalog."""
+    contracts, its consumer-limit facts unless not ``examine``); refuses escaping paths. Runs
+    in the render workers for a large catalog, so the limits' parsing is spread over them."""
     if not (item.path.startswith("rendered/") or item.path.startswith(".github/workflows/")) or ".." in item.path.split("/"):
         raise CatalogErrors([CatalogError(Location(item.path), "outputs must stay under rendered/ or .github/workflows/")])
-    data = emit.finalize(item.text, item.sources, item.comment)
+    sources = item.sources if item.tenant is not None else shared_sources(item.sources)
+    data = emit.finalize(item.text, sources, item.comment)
     entry: dict[str, Any] = {
         "sha256": hashlib.sha256(data).hexdigest(),
-        "sources": sorted(set(item.sources)),
+        "sources": sorted(set(sources)),
         "target": target,
     }
     for key in ("tenant", "environment", "root"):
@@ -105,7 +140,20 @@ def finalize(target: str, item: RenderedFile) -> Finished:
         if value is not None:
             entry[key] = value
     declared = (item.path, item.provides, item.consumes, item.sources[0] if item.sources else item.path)
-    return item.path, data, entry, emit.manifest_entry(entry), declared
+    return item.path, data, entry, emit.manifest_entry(entry), declared, limits.facts(item.path, data) if examine else None
+
+
+_TENANT_FILE = re.compile(r"^tenants/[^/]+\.ya?ml$")
+
+
+def shared_sources(sources: Iterable[str]) -> tuple[str, ...]:
+    """A fleet-wide file's sources with every tenant file as ``emit.TENANT_FILES``."""
+    return tuple(dict.fromkeys(emit.TENANT_FILES if _TENANT_FILE.match(s) else s for s in sources))
+
+
+def _finalize_unchecked(target: str, item: RenderedFile) -> Finished:
+    """:func:`finalize` for a render whose limits are not checked (a partial one)."""
+    return finalize(target, item, examine=False)
 
 
 def _add(files: dict[str, bytes], entries: dict[str, dict[str, Any]], path: str, data: bytes, entry: dict[str, Any]) -> None:

@@ -27,6 +27,9 @@ from generator.output.render import MANIFEST_PATH, RenderResult
 
 #: Folders whose content we own and where unknown files are reported.
 OWNED_DIRS = ("rendered",)
+#: One manifest per render unit (``output.units``): together they are the manifest. There
+#: is no fleet-wide manifest file, so two pull requests adding tenants touch different files.
+UNITS_DIR = "rendered/.companyos-units"
 #: The one function that writes a file of the tree (tests wrap it to inject faults).
 _write_file = journal.write_file
 __all__ = ["OUTPUT_DIRS", "TMP_SUFFIX"]
@@ -167,12 +170,29 @@ class _Guard:
         return os.path.join(self.base, folder, name)
 
 
-def read_manifest(root: Path) -> dict[str, dict[str, Any]]:
-    """Files listed by the manifest on disk (empty when absent or unreadable)."""
+def read_manifest(root: Path, *, own: bool = True) -> dict[str, dict[str, Any]]:
+    """Files listed by the unit manifests on disk (empty when there are none), and with
+    ``own`` the unit manifests themselves, so that prune can remove a unit's manifest."""
+    base = os.fspath(root)
     try:
-        return manifest_files(read_file(root / MANIFEST_PATH))
+        found = {rel: read_file(os.path.join(base, rel)) for rel in files_under(root, (UNITS_DIR,)) if rel.endswith(".json")}
+        if not found:  # a tree rendered before units: the one fleet-wide manifest, pruned next
+            found = {MANIFEST_PATH: read_file(os.path.join(base, MANIFEST_PATH))}
     except OSError:
         return {}
+    return manifests_files(found, own=own)
+
+
+def manifests_files(found: dict[str, bytes | None], *, own: bool = True) -> dict[str, dict[str, Any]]:
+    """The union of the ``files`` maps of manifests' bytes by path (a unit manifest whose
+    bytes are no manifest lists nothing); with ``own``, an entry for each manifest itself."""
+    out: dict[str, dict[str, Any]] = {}
+    for rel, data in sorted(found.items()):
+        listed = manifest_files(data) if data is not None else {}
+        out.update(listed)
+        if own and listed and data is not None:  # only a real manifest is ours to prune (never an empty one either)
+            out[rel] = {"sha256": hashlib.sha256(data).hexdigest(), "sources": [], "target": "units"}
+    return out
 
 
 def manifest_files(data: bytes | None) -> dict[str, dict[str, Any]]:

@@ -9,11 +9,13 @@ from __future__ import annotations
 from generator.policy.core import Rule
 from generator.policy.rules import (
     availability,
+    capacity,
     delivery,
     isolation,
     migrations,
     ownership,
     regulated,
+    resilience,
     tier_guardrails,
 )
 
@@ -35,6 +37,13 @@ RULES: dict[str, Rule] = {
         migrations.schema_order,
         migrations.contract_after_expand,
         isolation.regulated_not_shared,
+        resilience.prod_backups,
+        resilience.rpo_reachable,
+        capacity.scale_to_zero_pdb,
+        capacity.keda_own_queue,
+        capacity.spot_allowed,
+        capacity.scale_to_zero_signal,
+        capacity.node_budget,
     )
 }
 

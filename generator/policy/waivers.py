@@ -15,6 +15,7 @@ import datetime
 
 from generator.catalog import spec
 from generator.errors import CatalogError, Location
+from generator.model import admission
 from generator.model.resolve import Model
 from generator.policy.core import Rule, Violation, Waived, merge_same_setting
 
@@ -81,6 +82,7 @@ def apply_waivers(
             used.add(match)
             waived.append(Waived(violation, *active[match]))
     errors.extend(merge_same_setting(unwaived))
+    errors.extend(admission.expired(model.catalog, today))
     for i, (waiver, where) in enumerate(active):
         if i not in used:
             errors.append(

@@ -5,10 +5,39 @@ Adding a kind means writing its module (``render(model, templates)``) and listin
 
 from __future__ import annotations
 
-from generator.targets import addons, helm, migrations, observability, policy_as_code, workflows
+from generator.targets import (
+    addons,
+    admission,
+    capacity,
+    dashboards,
+    feature_flags,
+    helm,
+    migrations,
+    observability,
+    policy_as_code,
+    probes,
+    runbooks,
+    workflows,
+)
 from generator.targets.argocd import target as argocd
 from generator.targets.base import Target
 from generator.targets.terraform import org as terraform_org
 from generator.targets.terraform import target as terraform
 
-TARGETS: tuple[Target, ...] = (helm, argocd, addons, migrations, observability, terraform, terraform_org, policy_as_code, workflows)
+TARGETS: tuple[Target, ...] = (
+    helm,
+    argocd,
+    addons,
+    capacity,
+    migrations,
+    observability,
+    dashboards,
+    probes,
+    feature_flags,
+    terraform,
+    terraform_org,
+    policy_as_code,
+    admission,
+    workflows,
+    runbooks,
+)

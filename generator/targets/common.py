@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from generator.catalog.spec import Service
+from generator.catalog.spec import Environment, MetricsEndpoint, Platform, Service
 from generator.model import addons as model_addons
 from generator.model import naming
-from generator.model.resolve import Deployment, Model
+from generator.model.resolve import Deployment, Model, promotion_order
 
 #: The unprivileged user and group every container runs as (images are built for it).
 RUN_AS = 10001
@@ -59,6 +59,39 @@ def slo_rules_path(env: str, tenant: str, service: str) -> str:
     return f"rendered/argocd/{env}/observability/{tenant}/{service}.yaml"
 
 
+def dashboard_path(env: str, tenant: str, service: str) -> str:
+    """One tenant's Grafana dashboard ConfigMap for a service (synced by the service's Application)."""
+    return f"rendered/argocd/{env}/dashboards/{tenant}/{service}.yaml"
+
+
+def probe_path(env: str, tenant: str, service: str) -> str:
+    """One tenant's synthetic Probe of a public service host (synced by the service's Application)."""
+    return f"rendered/argocd/{env}/probes/{tenant}/{service}.yaml"
+
+
+def flag_source_name(service: str) -> str:
+    """The FeatureFlag and FeatureFlagSource of a service in its tenant's namespace (the pod annotation names it)."""
+    return f"flags-{service}"
+
+
+def flags_path(env: str, tenant: str, service: str) -> str:
+    """One tenant's FeatureFlag and FeatureFlagSource of a service (synced by the service's Application)."""
+    return f"rendered/argocd/{env}/flags/{tenant}/{service}.yaml"
+
+
+def scraped(d: Deployment, service: Service) -> MetricsEndpoint | None:
+    """The endpoint Prometheus scrapes: with an SLO or a declared ``metrics`` endpoint, when the
+    service has a port at all (the chart renders no Service without ports)."""
+    if service.metrics is None and not d.settings.services[service.name].slo.enabled:
+        return None
+    return service.metrics_endpoint()
+
+
+def rule_labels(d: Deployment, service: Service) -> dict[str, str]:
+    """Labels on every recorded series and alert (SLO rules, dashboards): who to route to, and what it is about."""
+    return {"namespace": d.namespace, "service": service.name, "tenant": d.name, "tier": d.tier.name, "environment": d.env}
+
+
 def canary_enabled(d: Deployment, service: Service) -> bool:
     """A canary needs all three: the environment does progressive delivery, the service
     declares canary steps, and no layer switched it off for this tenant."""
@@ -88,10 +121,14 @@ class SecretReader:
     principal: str
     external_id: str
     prefix: str
+    #: disaster_recovery: the secrets replicate to the DR region, and the role must read them
+    #: there without a Terraform apply in the middle of a regional outage.
+    any_region: bool = False
 
     @property
     def secret_arns(self) -> str:
-        return f"arn:aws:secretsmanager:{self.region}:{self.account}:secret:{self.prefix}*"
+        region = "*" if self.any_region else self.region
+        return f"arn:aws:secretsmanager:{region}:{self.account}:secret:{self.prefix}*"
 
     @property
     def trust_detail(self) -> str:
@@ -128,8 +165,9 @@ def reads_secrets(d: Deployment) -> bool:
 
 def secret_reader(model: Model, d: Deployment) -> SecretReader | None:
     """The tenant's reader, or None when it reads no secrets or no add-on in its environment
-    provides the SecretStore kind (then the contract check reports the missing store)."""
-    if not reads_secrets(d):
+    provides the SecretStore kind (then the contract check reports the missing store), or the
+    tenant's account is vended and its id not recorded yet (held: no ARN to name)."""
+    if not reads_secrets(d) or d.account_pending:
         return None
     eso = next(
         (a for a in model_addons.in_environment(model.catalog, d.env) if SECRET_STORE_KIND in a.provides_crds and a.service_account),
@@ -141,11 +179,160 @@ def secret_reader(model: Model, d: Deployment) -> SecretReader | None:
     return SecretReader(
         store=platform.secret_store,
         namespace=d.namespace,
-        region=d.environment.aws.region,
+        region=serving_region(d.environment),
         account=d.account_id,
         role_name=naming.secret_reader_role_name(platform, d.env, d.name),
         role_arn=naming.secret_reader_role_arn(d.account_id, platform, d.env, d.name),
         principal=model_addons.role_arn(d.environment.accounts.shared_services, platform, d.env, eso.name),
         external_id=naming.secret_reader_external_id(platform, d.env, d.name),
         prefix=naming.secret_prefix(platform, d.env, d.name),
+        any_region=d.environment.disaster_recovery is not None,
     )
+
+
+# --- elastic capacity (helm, argocd rollouts, capacity, terraform capacity) ------------------
+
+#: The add-ons the capacity levers need (catalog/addons/): without one, its lever is off.
+KEDA_ADDON = "keda"
+KARPENTER_ADDON = "karpenter"
+#: Node label and taint key of the Karpenter NodePools' workload classes (targets/capacity.py).
+WORKLOAD_CLASS = "companyos.io/workload-class"
+
+
+def scaling_path(env: str, tenant: str, service: str) -> str:
+    """One tenant's KEDA ScaledObject and TriggerAuthentication of a service (synced by its Application)."""
+    return f"rendered/argocd/{env}/scaling/{tenant}/{service}.yaml"
+
+
+def has_addon(model: Model, env: str, addon: str) -> bool:
+    return any(a.name == addon for a in model_addons.in_environment(model.catalog, env))
+
+
+def keda_scaled(model: Model, d: Deployment, service: Service) -> bool:
+    """KEDA, not a plain HPA, scales the service: it scales on a queue's depth or to zero
+    (an HPA can do neither), and the KEDA add-on runs in the environment."""
+    auto = d.settings.services[service.name].autoscaling
+    return auto.enabled and (auto.queue is not None or auto.scale_to_zero) and has_addon(model, d.env, KEDA_ADDON)
+
+
+def workload_class(d: Deployment, service: Service) -> str:
+    """The NodePool class of a tenant service: ``spot`` (interruptible) or ``tenant`` (on-demand)."""
+    return "spot" if d.settings.services[service.name].capacity == "spot" else "tenant"
+
+
+def placement(model: Model, d: Deployment, service: Service) -> dict[str, Any]:
+    """nodeSelector and tolerations that put the pods on their class's NodePool (tainted, so
+    nothing else lands there); empty without Karpenter, whose pools carry the label."""
+    if not has_addon(model, d.env, KARPENTER_ADDON):
+        return {}
+    cls = workload_class(d, service)
+    return {
+        "nodeSelector": {WORKLOAD_CLASS: cls},
+        "tolerations": [{"key": WORKLOAD_CLASS, "operator": "Equal", "value": cls, "effect": "NoSchedule"}],
+    }
+
+
+def queue_name(model: Model, env: str, tenant: str, queue: str) -> str:
+    """The SQS name of a service's own queue (``Service.queues``) for one tenant."""
+    return f"{naming.resource_prefix(model.platform, env, tenant)}-{queue}"
+
+
+def queue_url(region: str, account: str, name: str) -> str:
+    return f"https://sqs.{region}.amazonaws.com/{account}/{name}"
+
+
+# --- cross-environment facts: never from the slice a PER_ENVIRONMENT unit renders
+
+
+def promotion_chain(model: Model) -> tuple[Environment, ...]:
+    """Every environment, in promotion order, from the whole catalog. A PER_ENVIRONMENT
+    target renders one environment's slice of the model (output/parallel.py), whose
+    ``environments`` holds that environment alone: the next or the last environment read
+    from it would depend on how the render was split."""
+    envs = {name: entry.spec for name, entry in model.catalog.environments.items()}
+    return tuple(envs[name] for name in promotion_order(envs))
+
+
+def next_environment(model: Model, env: Environment) -> Environment | None:
+    """The environment promoted from ``env`` (None at the end of the chain)."""
+    return next((e for e in promotion_chain(model) if e.promotion.after == env.name), None)
+
+
+def is_last_environment(model: Model, env: str) -> bool:
+    """True for the end of the promotion chain (production)."""
+    chain = promotion_chain(model)
+    return bool(chain) and chain[-1].name == env
+
+
+# --- disaster recovery (issue 15): what terraform/disaster_recovery.py and argocd/standby.py agree on
+
+#: Argo CD's application controller service account (argo-cd chart default): its IRSA role
+#: registers and deploys to the standby cluster.
+ARGOCD_CONTROLLER_SA = "argocd-application-controller"
+
+
+def serving_region(env: Environment) -> str:
+    """Where the environment's secrets are read from: the DR region once the failover
+    workflow has committed ``disaster_recovery.active: true`` (it promoted the DR replicas
+    of the secrets and pointed them at the promoted databases), else the primary."""
+    dr = env.disaster_recovery
+    return env.aws.dr_region if dr is not None and dr.active else env.aws.region
+
+
+def standby_cluster(platform: Platform, env: str) -> str:
+    """The standby EKS cluster in the DR region (registered in Argo CD, scaled to zero)."""
+    return f"{naming.cluster_name(platform, env)}-dr"
+
+
+def argocd_standby_role(platform: Platform, env: str) -> str:
+    """The IRSA role of Argo CD's controller: reads the standby connection, admitted there."""
+    return f"{platform.organization}-{env}-argocd-standby"
+
+
+def argocd_standby_secret(platform: Platform, env: str) -> str:
+    """The Secrets Manager secret with the standby cluster's endpoint and CA (shared root)."""
+    return f"{platform.organization}-{env}-argocd-standby-cluster"
+
+
+def region_drill_document(platform: Platform, env: str) -> str:
+    """The SSM Automation document of the quarterly region-failover drill (shared root)."""
+    return f"{platform.organization}-{env}-region-failover-drill"
+
+
+def fis_template_names(platform: Platform, env: str) -> list[str]:
+    """The ``Name`` tags of the environment's AWS FIS experiment templates (shared root):
+    the chaos workflow finds them by tag, their ids exist only after apply."""
+    prefix = naming.resource_prefix(platform, env, naming.SHARED_ROOT)
+    return [f"{prefix}-pod-termination", f"{prefix}-instance-termination"]
+
+
+def verify_vault(platform: Platform, env: str) -> str:
+    """The AWS Backup vault in the ``dr-verify`` account that receives every copy (drills)."""
+    return f"{platform.organization}-{env}-dr-verify"
+
+
+def github_trust(platform: Platform, env: str | None = None) -> str:
+    """The ``iam_role`` contract detail of a role GitHub Actions assumes by OIDC: the exact
+    ``sub`` claim its trust names. ``env``: a job behind that environment's approval
+    (failover, failback); None: a scheduled job on the platform revision (drills, chaos)."""
+    repo = platform.repository
+    subject = f"repo:{repo.github}:environment:{env}" if env is not None else f"repo:{repo.github}:ref:refs/heads/{repo.revision}"
+    return f"trusts {subject}"
+
+
+def chained_trust(role_arn: str) -> str:
+    """The ``iam_role`` contract detail of a role assumed only from ``role_arn`` (role chaining)."""
+    return f"assumable by {role_arn}"
+
+
+#: Key prefix of AWS Config's deliveries in the organization log bucket (CloudTrail's: AWSLogs/).
+ORG_LOG_CONFIG_PREFIX = "config"
+
+
+def org_log_bucket(platform: Platform) -> str | None:
+    """The organization's object-locked log bucket in log-archive (terraform/audit.py creates
+    it; every root's Config recorder delivers to it); None without ``aws_organization``."""
+    settings = platform.aws_organization
+    if settings is None:
+        return None
+    return f"{platform.organization}-cloudtrail-{settings.log_archive_account}"

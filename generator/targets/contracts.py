@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any, Literal
 
 from generator.errors import Location
@@ -31,6 +32,13 @@ Kind = Literal[
     "terraform_output",
     "argocd_kind",
     "secret_store",
+    "prober_endpoint",
+    "dashboard_sidecar",
+    "sns_topic",
+    "flag_source",
+    "otlp_endpoint",
+    "api_service",
+    "ingress_class",
 ]
 KINDS: tuple[Kind, ...] = (
     "secret",
@@ -44,6 +52,13 @@ KINDS: tuple[Kind, ...] = (
     "terraform_output",
     "argocd_kind",
     "secret_store",
+    "prober_endpoint",
+    "dashboard_sidecar",
+    "sns_topic",
+    "flag_source",
+    "otlp_endpoint",
+    "api_service",
+    "ingress_class",
 )
 
 #: API groups the Kubernetes API server serves itself: their kinds need no add-on. (Argo CD's
@@ -122,6 +137,27 @@ def deployed_kinds(documents: Iterable[dict[str, Any]], project: str, env: str, 
 
 def crd_uses(group_kinds: Iterable[str], env: str, at: Location | None = None) -> list[Contract]:
     return [Contract("crd_kind", gk, env, at=at) for gk in sorted(set(group_kinds)) if is_crd(gk)]
+
+
+def covers(pattern: str, text: str) -> bool:
+    """``fnmatchcase(text, pattern)``, without compiling a regex per pattern when ``*`` is the
+    only wildcard (IAM resource ARNs: each tenant's differ, so fnmatch's cache never hits)."""
+    if "?" in pattern or "[" in pattern:
+        return fnmatchcase(text, pattern)
+    first, *middle = pattern.split("*")
+    if not middle:
+        return text == pattern
+    last = middle.pop()
+    end = len(text) - len(last)
+    if end < len(first) or not text.startswith(first) or not text.endswith(last):
+        return False
+    pos = len(first)
+    for part in middle:  # leftmost match of each fixed part is the one that leaves most room
+        found = text.find(part, pos, end)
+        if found < 0:
+            return False
+        pos = found + len(part)
+    return True
 
 
 def at(model: Model, kind: str, name: str, *keypath: str | int) -> Location:

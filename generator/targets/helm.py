@@ -12,11 +12,12 @@ from typing import Any
 
 from generator.catalog.spec import Service
 from generator.formats.templating import Templates
+from generator.model import addons as model_addons
 from generator.model import naming
 from generator.model.resolve import Deployment, Model
 from generator.targets import common as hardening
-from generator.targets.base import RenderedFile
-from generator.targets.common import canary_enabled, values_path
+from generator.targets.base import RenderedFile, wanted
+from generator.targets.common import canary_enabled, flag_source_name, values_path
 from generator.targets.contracts import Contract, deployed_kinds
 from generator.targets.contracts import at as contract_at
 
@@ -29,6 +30,8 @@ TEMPLATE = "helm/values.yaml.j2"
 def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
     template_source = templates.path(TEMPLATE)
     for d in model.deployments:
+        if not wanted(d.name) or d.account_pending:  # incremental render (output/units.py); held vended account
+            continue
         for service in d.services:
             ctx = context(model, d, service)
             provides, consumes = contracts(model, d, service, ctx)
@@ -51,7 +54,7 @@ def chart_kinds(d: Deployment, service: Service, ctx: dict[str, Any]) -> list[di
         kinds.append(("v1", "Service"))
     if ctx["ingress_enabled"]:
         kinds.append(("networking.k8s.io/v1", "Ingress"))
-    if settings.autoscaling.enabled and not ctx["rollout"]:
+    if settings.autoscaling.enabled and not ctx["rollout"] and not ctx["keda"]:
         kinds.append(("autoscaling/v2", "HorizontalPodAutoscaler"))
     if settings.replicas > 1:
         kinds.append(("policy/v1", "PodDisruptionBudget"))
@@ -88,8 +91,20 @@ def contracts(model: Model, d: Deployment, service: Service, ctx: dict[str, Any]
         if entry is not None:
             where = contract_at(model, "service", service.name, f"uses_{name}")
             consumes.append(Contract("secret", entry["dataFrom"]["key"], env, detail=detail, at=where))
+    if ctx["otlp_endpoint"] is not None:
+        where = contract_at(model, "addon", model_addons.COLLECTOR_CHART)
+        consumes.append(Contract("otlp_endpoint", ctx["otlp_endpoint"], env, at=where))
+    if ctx["flag_source"] is not None:
+        where = contract_at(model, "service", service.name, "defaults", "flags")
+        consumes.append(Contract("flag_source", f"{d.namespace}/{ctx['flag_source']}", env, at=where))
+    if any(k["kind"] == "HorizontalPodAutoscaler" for k in chart_kinds(d, service, ctx)):
+        # The chart's HPA scales on CPU and memory: the resource metrics API (metrics-server add-on).
+        where = contract_at(model, "service", service.name, "defaults", "autoscaling")
+        consumes.append(Contract("api_service", "metrics.k8s.io", env, at=where))
     if ctx["ingress_enabled"]:
         where = contract_at(model, "service", service.name, "ingress")
+        # The Ingress names the class; the LB controller add-on must create it.
+        consumes.append(Contract("ingress_class", model.platform.ingress_class, env, at=where))
         provides.append(Contract("dns_name", ctx["origin_host"], env, at=where))  # external-dns, from the annotation
         consumes += [
             Contract("dns_name", ctx["host"], env, at=where),
@@ -133,6 +148,8 @@ def context(model: Model, d: Deployment, service: Service) -> dict[str, Any]:
         "chart": model.platform.charts[service.chart],
         "settings": d.settings.services[service.name],
         "image_tag": d.image_tag(service.name),
+        "image_repository": d.image_repository(service.name),
+        "image_digest": d.image_digest(service.name),
         "labels": naming.tenant_labels(d),
         "probes": probes,
         "secret_files": secret_files(model, d, service),
@@ -142,6 +159,14 @@ def context(model: Model, d: Deployment, service: Service) -> dict[str, Any]:
         # An Argo Rollout owns the pods (workloadRef): the Deployment gets no replica
         # count of its own and the chart's HPA stays off (the Rollout's HPA scales).
         "rollout": canary_enabled(d, service),
+        # KEDA's ScaledObject (targets/capacity.py) owns the replica count and the HPA.
+        "keda": hardening.keda_scaled(model, d, service),
+        "placement": hardening.placement(model, d, service),
+        # OTLP to the environment's node-local collector (its NetworkPolicy egress: targets/argocd/namespaces.py).
+        "otlp_endpoint": otlp_endpoint(model, d),
+        "otel_attributes": f"deployment.environment.name={d.env},tenant={d.name},tier={d.tier.name}",
+        # The OpenFeature operator injects flagd serving this FeatureFlagSource (targets/feature_flags.py).
+        "flag_source": flag_source_name(service.name) if d.settings.services[service.name].flags else None,
         "ingress_group": naming.resource_prefix(model.platform, d.env, d.name),
         "host": naming.hostname(service.name, d.name, d.environment),
         # CloudFront's origin: external-dns points it at the ALB; the ALB's certificate
@@ -151,3 +176,9 @@ def context(model: Model, d: Deployment, service: Service) -> dict[str, Any]:
         "pod_security": hardening.pod_security_context(),
         "container_security": hardening.container_security_context(),
     }
+
+
+def otlp_endpoint(model: Model, d: Deployment) -> str | None:
+    """The collector's OTLP/HTTP address, or None where the environment installs no collector."""
+    found = model_addons.collector(model.catalog, d.env)
+    return model_addons.otlp_endpoint(found) if found is not None else None

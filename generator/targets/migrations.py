@@ -18,7 +18,7 @@ from generator.formats.templating import Templates
 from generator.model import naming
 from generator.model.resolve import Deployment, Model
 from generator.targets import common as hardening
-from generator.targets.base import RenderedFile
+from generator.targets.base import RenderedFile, wanted
 from generator.targets.common import job_path
 from generator.targets.contracts import Contract, deployed_kinds
 from generator.targets.contracts import at as contract_at
@@ -44,6 +44,8 @@ def has_job(service: Service) -> bool:
 def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
     template_source = templates.path(TEMPLATE)
     for d in model.deployments:
+        if not wanted(d.name) or d.account_pending:  # incremental render (output/units.py); held vended account
+            continue
         for service in d.services:
             if not has_job(service):
                 continue
@@ -109,7 +111,7 @@ def documents(model: Model, d: Deployment, service: Service) -> list[dict[str, A
             "dataFrom": [{"extract": {"key": naming.db_secret_key(model.platform, d.env, d.name, service.name)}}],
         },
     }
-    image = f"{service.image.repository}:{d.image_tag(service.name)}"
+    image = d.image_ref(service.name)
     resources = d.settings.services[service.name].resources.model_dump()
     env = [{"name": "TENANT", "value": d.name}, {"name": "ENVIRONMENT", "value": d.env}]
     target = migrations.versions.get(d.env)

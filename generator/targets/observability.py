@@ -24,8 +24,8 @@ from generator.formats.templating import Templates
 from generator.model import naming
 from generator.model import slo as slo_model
 from generator.model.resolve import Deployment, Model
-from generator.targets.base import RenderedFile
-from generator.targets.common import slo_rules_path
+from generator.targets.base import RenderedFile, wanted
+from generator.targets.common import rule_labels, scraped, slo_rules_path
 from generator.targets.contracts import Contract, deployed_kinds
 from generator.targets.contracts import at as contract_at
 
@@ -54,17 +54,11 @@ def monitor_name(service: str) -> str:
     return naming.workload_name(service)
 
 
-def scraped(d: Deployment, service: spec.Service) -> spec.MetricsEndpoint | None:
-    """The endpoint Prometheus scrapes: with an SLO or a declared ``metrics`` endpoint, when the
-    service has a port at all (the chart renders no Service without ports)."""
-    if service.metrics is None and not d.settings.services[service.name].slo.enabled:
-        return None
-    return service.metrics_endpoint()
-
-
 def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
     for env in model.environments:
         for d in model.in_environment(env.name):
+            if not wanted(d.name):  # an incremental render (output/units.py)
+                continue
             for service in d.services:
                 slo = d.settings.services[service.name].slo
                 endpoint = scraped(d, service)
@@ -97,11 +91,6 @@ def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
                         *deployed_kinds(documents, naming.argocd_project(d.name, env.name), env.name, at=where),
                     ),
                 )
-
-
-def rule_labels(d: Deployment, service: spec.Service) -> dict[str, str]:
-    """Labels on every recorded series and alert: who to route to, and what it is about."""
-    return {"namespace": d.namespace, "service": service.name, "tenant": d.name, "tier": d.tier.name, "environment": d.env}
 
 
 def rule(d: Deployment, service: spec.Service) -> dict[str, Any]:

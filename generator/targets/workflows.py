@@ -20,12 +20,25 @@ from generator.formats.templating import Templates, comment_text, shell_join, sh
 from generator.model import naming
 from generator.model.resolve import Model
 from generator.targets import common as hardening
+from generator.targets import release
 from generator.targets.base import RenderedFile
+from generator.targets.contracts import Contract
+from generator.targets.contracts import at as contract_at
 
 NAME = "workflows"
 TEMPLATE_DIR = "workflows"
 MACROS = f"{TEMPLATE_DIR}/_steps.j2"
 PREVIEW_TEMPLATE = f"{TEMPLATE_DIR}/preview-values.yaml.j2"
+BATCH_TEMPLATE = f"{TEMPLATE_DIR}/terraform-batch.sh.j2"
+#: What a terraform job runs for its batch of roots (one file, not a copy in every job).
+BATCH_SCRIPT = "rendered/ci/terraform-batch.sh"
+PLAN_POLICY_DIR = "rendered/policy/terraform"
+#: The restore drill's integrity query (restored copy against the backup-time manifest) and the
+#: recorder that writes that manifest (docs/resilience.md).
+INTEGRITY_TEMPLATE = f"{TEMPLATE_DIR}/restore-integrity.sql.j2"
+INTEGRITY_SQL = "rendered/ci/restore-integrity.sql"
+RECORDER_TEMPLATE = f"{TEMPLATE_DIR}/integrity-record.sql.j2"
+RECORDER_SQL = "rendered/ci/integrity-record.sql"
 
 #: GitHub runs at most 256 jobs per matrix; bigger matrices are split into shards of this size.
 MAX_MATRIX = 250
@@ -50,9 +63,20 @@ WORKFLOWS = (
     Workflow("migrations", ("platform", "service"), when="migrations"),
     Workflow("deploy", ("platform", "environment", "service")),
     Workflow("previews", ("platform", "environment", "service"), when="preview"),
-    Workflow("restore-drill", ("platform", "environment", "tenant")),
-    Workflow("chaos-drill", ("platform", "environment", "tenant")),
+    # Deletes pr-* namespaces whose TTL label has passed (docs/cost.md, issue 18).
+    Workflow("preview-sweeper", ("platform", "environment"), when="preview"),
+    Workflow("restore-drill", ("platform", "environment")),
+    Workflow("chaos-drill", ("platform", "environment")),
+    Workflow("failover", ("platform", "environment"), when="standby"),
+    Workflow("failback", ("platform", "environment"), when="standby"),
+    Workflow("region-drill", ("platform", "environment"), when="standby"),
+    Workflow("chaos-fis", ("platform", "environment"), when="standby"),
+    Workflow("postmortem-reminder", ("platform",)),
 )
+
+
+IDLE_TEMPLATE = f"{TEMPLATE_DIR}/preview-idle-scaling.yaml.j2"
+PREVIEW_EXPIRES_LABEL = "companyos.io/preview-expires"
 
 
 def preview_values_path(service: str, env: str = "dev") -> str:
@@ -73,7 +97,15 @@ def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
             path=naming.workflow_path(wf.name),
             text=templates.render(template, **ctx),
             sources=(*sources, templates.path(template), macros),
+            consumes=_dr_roles(model, wf.name),
         )
+    yield RenderedFile(
+        path=BATCH_SCRIPT,
+        text=templates.render(BATCH_TEMPLATE, batch_script=BATCH_SCRIPT, policy_dir=PLAN_POLICY_DIR),
+        sources=(templates.path(BATCH_TEMPLATE),),
+    )
+    for path, template in ((INTEGRITY_SQL, INTEGRITY_TEMPLATE), (RECORDER_SQL, RECORDER_TEMPLATE)):
+        yield RenderedFile(path=path, text=templates.render(template), sources=(templates.path(template),), comment=None)
     if ctx["preview"] is not None:
         for svc in ctx["preview"]["services"]:
             yield RenderedFile(
@@ -88,6 +120,40 @@ def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
                 sources=(model.source("platform", "platform"), model.source("service", svc["name"]), templates.path(PREVIEW_TEMPLATE)),
                 environment=ctx["preview"]["env"],
             )
+    if ctx["preview"] is not None and ctx["preview"]["idle"] is not None:
+        idle = ctx["preview"]["idle"]
+        yield RenderedFile(
+            path=idle["path"],
+            text=templates.render(IDLE_TEMPLATE, hours=idle["hours"], documents=idle["documents"]),
+            sources=(
+                model.source("environment", ctx["preview"]["env"]),
+                *(model.source("service", svc["name"]) for svc in ctx["preview"]["services"]),
+                templates.path(IDLE_TEMPLATE),
+            ),
+            environment=ctx["preview"]["env"],
+        )
+    yield from release.render(model, templates, ctx)
+
+
+def _dr_roles(model: Model, workflow: str) -> tuple[Contract, ...]:
+    """The AWS roles the DR workflows assume (issue 15), each with the trust it needs: the
+    shared root's dr.tf produces them (failover/failback: the failover plan's contracts)."""
+    out: list[Contract] = []
+    for env in model.environments:
+        if env.disaster_recovery is None:
+            continue
+        where = contract_at(model, "environment", env.name, "disaster_recovery")
+        shared, verify, platform = env.accounts.shared_services, env.accounts.dr_verify, model.platform
+        trust = hardening.github_trust(platform)
+        if workflow == "region-drill":
+            out.append(Contract("iam_role", naming.ci_role_arn(shared, platform, "region-drill"), env.name, trust, where))
+        if workflow == "chaos-fis":
+            out.append(Contract("iam_role", naming.ci_role_arn(shared, platform, "chaos"), env.name, trust, where))
+        if workflow == "restore-drill" and env is model.environments[-1]:
+            restore = f"arn:aws:iam::{verify}:role/{platform.organization}-backup-restore"
+            out.append(Contract("iam_role", naming.ci_role_arn(verify, platform, "restore-drill"), env.name, trust, where))
+            out.append(Contract("iam_role", restore, env.name, "trusts backup.amazonaws.com", where))
+    return tuple(out)
 
 
 def gh(expression: str) -> str:
@@ -155,7 +221,6 @@ def context(model: Model) -> dict[str, Any]:
         return f"{action}@{pin.sha} # {comment_text(pin.tag)}"
 
     envs = [_environment(model, e) for e in model.environments]
-    total_roots = sum(e["max_roots"] for e in envs)
     ctx = {
         "ci": ci,
         "platform": model.platform,
@@ -167,13 +232,55 @@ def context(model: Model) -> dict[str, Any]:
         "services": sorted(model.services),
         "migrations": _migrations(model),
         "preview": _preview(model, envs),
-        "all_shards": shards(total_roots),
         "restore_chunks": _chunks(_restore_targets(model)),
+        "restore_integrity_sql": INTEGRITY_SQL,
+        **_terraform_layers(envs),
+        # environments with disaster_recovery: the failover workflow's choices (targets/runbooks.py plans)
+        "standby": [
+            _standby(model, env, row) for env, row in zip(model.environments, envs, strict=True) if env.disaster_recovery is not None
+        ],
         "chaos": [_chaos(model, env, row) for env, row in zip(model.environments, envs, strict=True) if env.name in ci.chaos_environments],
     }
     if guard.errors:
         raise CatalogErrors(guard.errors)
     return ctx
+
+
+#: Plan and apply order: the organization root, then each environment's shared root, its
+#: pools, its tenants (each layer reads what the previous one created).
+TERRAFORM_LAYERS = ("org", "shared", "pool", "tenant")
+#: GitHub runs at most 256 jobs per matrix; batched matrices stay at or under this.
+MAX_JOBS = 256
+
+#: The base commit a terraform run compares with (the PR's base, or the push's previous head).
+TERRAFORM_BASE = "github.event_name == 'pull_request' && github.event.pull_request.base.sha || github.event.before"
+
+
+def _terraform_layers(envs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The terraform workflow's layered jobs: plans per layer (org -> shared -> pool ->
+    tenant), applies per environment and layer in promotion order, each job a batched matrix
+    read at run time (``companyos batches``), so the workflow's shape never depends on the fleet."""
+    env_layers = [layer for layer in TERRAFORM_LAYERS if layer != "org"]
+    stages: list[dict[str, Any]] = [{"job": "apply-org", "label": "org", "output": "apply_org", "layer": "org", "env": None}]
+    for env in envs:
+        for layer in env_layers:
+            stages.append(
+                {
+                    "job": f"apply-{env['name']}-{layer}",
+                    "label": f"{env['name']} {layer}",
+                    "output": f"{env['name']}_{layer}",
+                    "layer": layer,
+                    "env": env,
+                }
+            )
+    return {
+        "tf_layers": list(TERRAFORM_LAYERS),
+        "tf_env_layers": env_layers,
+        "tf_max_jobs": MAX_JOBS,
+        "tf_base": TERRAFORM_BASE,
+        "tf_apply_stages": stages,
+        "tf_batch_script": BATCH_SCRIPT,
+    }
 
 
 def _chunks(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -210,8 +317,27 @@ def _environment(model: Model, env: Any) -> dict[str, Any]:
         "previews": env.previews,
         "dr_region": env.aws.dr_region,
         "dr_verify_role": naming.ci_role_arn(env.accounts.dr_verify, model.platform, "restore-drill"),
+        # the dr-verify vault every AWS Backup copy lands in, and the role AWS Backup restores with there
+        "verify_vault": hardening.verify_vault(model.platform, env.name),
+        "backup_restore_role": f"arn:aws:iam::{env.accounts.dr_verify}:role/{model.platform.organization}-backup-restore",
         "rto_minutes": env.rto_minutes,
         "rpo_minutes": env.rpo_minutes,
+    }
+
+
+def _standby(model: Model, env: spec.Environment, row: dict[str, Any]) -> dict[str, Any]:
+    """An environment with ``disaster_recovery``: its region drill and FIS chaos (issue 15)."""
+    dr = env.disaster_recovery
+    assert dr is not None
+    shared = env.accounts.shared_services
+    return {
+        **row,
+        "drill_schedule": dr.region_drill_schedule,
+        "chaos_schedule": dr.chaos_schedule,
+        "drill_document": hardening.region_drill_document(model.platform, env.name),
+        "drill_role": naming.ci_role_arn(shared, model.platform, "region-drill"),
+        "fis_role": naming.ci_role_arn(shared, model.platform, "chaos"),
+        "fis_templates": hardening.fis_template_names(model.platform, env.name),
     }
 
 
@@ -283,7 +409,45 @@ def _preview(model: Model, envs: list[dict[str, Any]]) -> dict[str, Any] | None:
         "values_pattern": preview_values_path("<service>", first.name),
         "namespace_pattern": naming.preview_namespace("<number>"),
         "namespace": naming.preview_namespace(gh("github.event.pull_request.number")),
+        # The namespace label the sweeper reads: when (epoch seconds) the preview expires.
+        "expires_label": PREVIEW_EXPIRES_LABEL,
+        "idle": _preview_idle(model, first, sorted(model.services)),
     }
+
+
+def _preview_idle(model: Model, env: spec.Environment, services: list[str]) -> dict[str, Any] | None:
+    """KEDA cron ScaledObjects (no namespace: applied into each preview's) keeping every
+    preview service at one replica in ``awake_hours`` and at zero outside them."""
+    assert env.previews is not None
+    hours = env.previews.awake_hours
+    if hours is None or not hardening.has_addon(model, env.name, hardening.KEDA_ADDON):
+        return None
+    documents = [
+        {
+            "apiVersion": "keda.sh/v1alpha1",
+            "kind": "ScaledObject",
+            "metadata": {"name": f"{name}-idle", "labels": {"companyos.io/preview": "true"}},
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": naming.workload_name(name)},
+                "minReplicaCount": 0,
+                "maxReplicaCount": 1,
+                "triggers": [
+                    {
+                        "type": "cron",
+                        "metadata": {"timezone": hours.timezone, "start": hours.start, "end": hours.end, "desiredReplicas": "1"},
+                    }
+                ],
+            },
+        }
+        for name in sorted(services)
+    ]
+    return {"path": f"rendered/previews/{env.name}/idle-scaling.yaml", "hours": hours, "documents": documents}
+
+
+def restore_targets(model: Model) -> list[dict[str, Any]]:
+    """The restore drill's databases; the workflow asks ``companyos restore-targets`` for them
+    at run time (ops/fleet.py), so onboarding a tenant does not rewrite it."""
+    return _restore_targets(model)
 
 
 def _restore_targets(model: Model) -> list[dict[str, Any]]:
@@ -292,7 +456,7 @@ def _restore_targets(model: Model) -> list[dict[str, Any]]:
     last = model.environments[-1]
     out: dict[str, dict[str, Any]] = {}
     for d in model.in_environment(last.name):
-        if not any(s.uses_database for s in d.services):
+        if not any(s.uses_database for s in d.services) or d.account_pending:  # held: id not recorded yet
             continue
         owner = d.name if d.dedicated else naming.pool_root(d.tier.name)
         out.setdefault(

@@ -12,6 +12,7 @@ import yaml
 
 from generator import pipeline
 from generator.cli import progress
+from generator.output import units
 from generator.output.render import render
 from helpers.catalog_edit import edit_yaml, override
 from helpers.repo import REPO
@@ -51,10 +52,10 @@ def test_root_cause_first_when_a_regulated_tier_is_made_pooled(companyos, repo):
     assert not any("[CO001]" in e for e in errors[1:])
     assert "fix the first error above (the root cause)" in result.err
     # render refuses the same way and writes nothing
-    before = (repo / "rendered/.companyos-manifest.json").read_bytes()
+    before = (repo / units.unit_path(units.GLOBAL)).read_bytes()
     render_result = companyos("render", cwd=repo)
     assert render_result.code == 2 and render_result.err.splitlines()[0] == errors[0]
-    assert (repo / "rendered/.companyos-manifest.json").read_bytes() == before
+    assert (repo / units.unit_path(units.GLOBAL)).read_bytes() == before
 
 
 def test_check_says_what_resolves_each_difference(companyos, repo):
@@ -129,7 +130,7 @@ def test_no_color_is_respected_by_the_console(monkeypatch):
 def test_render_reports_progress_to_the_end_and_output_is_unchanged(sample, jobs):
     seen: list[tuple[int, int]] = []
     result = render(sample.model, jobs=jobs, progress=lambda done, total: seen.append((done, total)))
-    assert result.files == sample.result.files
+    assert result.files == {p: d for p, d in sample.result.files.items() if not p.startswith(units.UNITS_DIR + "/")}
     assert seen and seen[-1][0] == seen[-1][1] and [d for d, _ in seen] == list(range(1, len(seen) + 1))
 
 

@@ -36,7 +36,7 @@ from typing import Any
 import pytest
 
 from generator import pipeline
-from generator.output import journal, lock, tree
+from generator.output import journal, lock, tree, units
 from generator.output.render import MANIFEST_PATH, RenderResult
 from helpers.repo import REPO, CliResult, snapshot
 
@@ -279,7 +279,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     probe.reset()
     probe.new_pickle.write_bytes(pickle.dumps(new_build.result))
     steps = set(phases(probe.ops))
-    assert {"journal", "mkdir", "create", "temp", "manifest-temp", "backup", "install", "prune", "manifest", "commit", "finish"} <= steps
+    # No "manifest" steps: the unit manifests (output.units) are written like any other file.
+    assert {"journal", "mkdir", "create", "temp", "backup", "install", "prune", "commit", "finish"} <= steps
     return probe
 
 
@@ -613,11 +614,12 @@ def test_a_hand_edited_file_of_a_removed_tenant_is_kept(world: World, next_comma
 def test_prune_hashes_against_the_previous_manifest(world: World) -> None:
     """A manifest entry whose hash does not match, or that has no hash, protects its file."""
     world.reset()
-    manifest = json.loads(world.old.files[MANIFEST_PATH])
+    unit = units.unit_path(f"tenant/{REMOVED[1]}")
+    manifest = json.loads(world.old.files[unit])
     victims = sorted(p for p in world.old.files if f"/{REMOVED[1]}/" in p)
     manifest["files"][victims[0]]["sha256"] = hashlib.sha256(b"something else").hexdigest()
     del manifest["files"][victims[1]]["sha256"]
-    path = world.root / MANIFEST_PATH
+    path = world.root / unit
     path.unlink()
     path.write_text(json.dumps(manifest))
     report = tree.write(world.new, world.root)
@@ -639,7 +641,7 @@ def test_every_symbolic_link_is_refused_before_the_first_write(
     outside.mkdir()
     (outside / "keep.txt").write_text("mine\n")
     planted = {
-        "manifest": world.root / MANIFEST_PATH,
+        "manifest": world.root / units.unit_path(units.GLOBAL),
         "state-dir": world.root / lock.STATE_DIR,
         "new-folder": world.root / f"rendered/helm/dev/{ADDED[0]}",
         "temp-name": world.root / (sorted(world.new_tree.keys() & world.old_tree.keys() - {MANIFEST_PATH})[0] + journal.TMP_SUFFIX),

@@ -22,6 +22,7 @@ from generator.catalog import spec
 from generator.catalog.load import Catalog
 from generator.errors import CatalogErrors
 from generator.model import name_registry, naming
+from helpers import k8s
 from helpers.repo import REPO, CliResult, snapshot
 
 Run = Callable[..., CliResult]
@@ -97,8 +98,8 @@ def test_registry_knows_every_argocd_object_the_sample_renders(sample: pipeline.
             for doc in yaml.safe_load_all(data):
                 if doc and doc.get("kind") in ("AppProject", "Application", "ApplicationSet"):
                     rendered.add((f"Argo CD {doc['kind']}", doc["metadata"]["name"]))
-                    if doc["kind"] == "ApplicationSet":  # the Applications it generates
-                        for element in doc["spec"]["generators"][0]["list"]["elements"]:
+                    if doc["kind"] == "ApplicationSet":  # the Applications it generates (git files generator)
+                        for element in k8s.generator_params(doc["spec"]["generators"][0], sample.result.files):
                             rendered.add(("Argo CD Application", element["name"]))
     assert rendered, "no Argo CD objects found in the sample render"
     assert rendered <= claimed, sorted(rendered - claimed)

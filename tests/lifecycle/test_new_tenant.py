@@ -17,14 +17,13 @@ from generator.lifecycle import new_tenant as new_tenant_lib
 from generator.lifecycle import request as tenant_request
 from generator.lifecycle import template as tenant_template
 from generator.model.resolve import promotion_order
+from generator.output import tree, units
 from helpers.repo import REPO, snapshot
 from helpers.tenants import OWNER, git_state
 
 
 def manifest(root: Path) -> dict[str, dict]:
-    import json
-
-    return json.loads((root / "rendered/.companyos-manifest.json").read_text())["files"]
+    return tree.read_manifest(root, own=False)
 
 
 def facts() -> tenant_request.CatalogFacts:
@@ -54,7 +53,7 @@ def test_new_tenant_creates_files_branch_and_one_commit(git_repo, companyos):
     committed = {d.b_path or d.a_path for d in head.parents[0].diff(head)}
     outputs = {p for p, e in manifest(git_repo).items() if e.get("tenant") == "foo"}
     assert outputs and outputs <= committed
-    assert {"tenants/foo.yaml", tenant_request.answers_path("foo"), "rendered/.companyos-manifest.json"} <= committed
+    assert {"tenants/foo.yaml", tenant_request.answers_path("foo"), units.unit_path("tenant/foo")} <= committed
     assert all(p.startswith(("tenants/", "rendered/", ".github/", "catalog/networks.yaml")) for p in committed)
     assert "git push -u origin tenant/foo" in res.out
     assert gitpython.Repo(git_repo).heads["main"].commit.hexsha == base, "main is untouched"
@@ -121,7 +120,6 @@ REFUSALS = {
     "unknown service": (["foo", "--tier", "standard", "--services", "api,mailer"], None, "unknown service 'mailer'"),
     "unknown environment": (["foo", "--tier", "standard", "--environments", "dev,qa"], None, "unknown environment 'qa'"),
     "missing owner": (["foo", "--tier", "standard", "--cost-center", "CC-4242"], None, "missing --owner"),
-    "dedicated without accounts": (["foo", "--tier", "regulated"], None, "is dedicated: give the tenant's own AWS account"),
     "account on pooled tier": (["foo", "--tier", "standard", "--account", "dev=123456789012"], None, "is pooled"),
     "dirty catalog": (["foo", "--tier", "standard"], _dirty_catalog, "uncommitted changes in catalog/services/api.yaml"),
     "untracked rendered file": (["foo", "--tier", "standard"], _untracked_rendered, "uncommitted changes in rendered/notes.txt"),

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import yaml
 
 from generator.lifecycle import new_tenant as new_tenant_lib
 from generator.lifecycle import request as tenant_request
+from generator.output import tree
 from helpers.repo import snapshot
 from helpers.tenants import git_state
 
@@ -21,7 +21,7 @@ CANARY_LINE = 'canary: {{ "true" if canary else "false" }}\n'
 
 
 def manifest(root: Path) -> dict[str, dict]:
-    return json.loads((root / "rendered/.companyos-manifest.json").read_text())["files"]
+    return tree.read_manifest(root, own=False)
 
 
 def commit_all(root: Path, message: str) -> str:

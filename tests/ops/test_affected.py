@@ -12,6 +12,7 @@ import pytest
 from generator.git import scratch_repo
 from generator.model import naming
 from generator.ops.affected import FileChange, diff_manifests
+from generator.output import tree
 from helpers.catalog_edit import edit_yaml
 from helpers.repo import REPO, copy_repo
 
@@ -97,7 +98,7 @@ def test_an_older_base_without_a_manifest_reports_everything_added(tmp_path: Pat
     result = companyos("affected", "--base", base, "--format", "json", cwd=root)
     assert result.code == 0, result.err
     out = json.loads(result.out)
-    manifest = json.loads((root / "rendered/.companyos-manifest.json").read_text(encoding="utf-8"))["files"]
+    manifest = tree.read_manifest(root, own=False)
     assert out["files"]["added"] == len(manifest)
     assert out["count"] == len({e["root"] for e in manifest.values() if e.get("root")})
 

@@ -209,3 +209,83 @@ def test_base_that_no_longer_loads_is_reported_not_compared(companyos, repo):
     assert "warning: not compared with HEAD" in result.err and "retired_field" in result.err
     data = json.loads(result.out)
     assert data["base"] is None and data["exceeded"] == [] and data["tenants"]
+
+
+# --- capacity levers and the unit-cost gate (issue 18) -------------------------------------------
+
+
+def _levers_of(sample, tenant: str, env: str, **prices: object) -> cost.Estimate:
+    pricing, _ = cost.pricing_of(sample.model)
+    d = sample.model.deployment(tenant, env)
+    pool = sum(1 for x in sample.model.in_environment(env) if not x.dedicated) if not d.dedicated else 1
+    return cost._estimate(d, pricing.model_copy(update=prices), pool, None)
+
+
+def test_spot_lever_is_the_discount_on_spot_compute(sample):
+    """hooli's worker runs on spot (standard tier): the lever is exactly what the discount removes."""
+    full = _levers_of(sample, "hooli", "prod", spot_discount_percent=0)
+    cheap = _levers_of(sample, "hooli", "prod", spot_discount_percent=50)
+    assert "spot" not in full.levers
+    saved = full.parts["compute"] - cheap.parts["compute"]
+    assert saved > 0 and cheap.levers["spot"] == pytest.approx(-saved)
+    # a regulated tenant may not use spot: no saving, whatever the discount
+    assert "spot" not in _levers_of(sample, "acme", "prod", spot_discount_percent=50).levers
+
+
+def test_consolidation_assumption_scales_compute(sample):
+    packed = _levers_of(sample, "globex", "prod", karpenter_utilization_percent=100)
+    loose = _levers_of(sample, "globex", "prod", karpenter_utilization_percent=50)
+    assert loose.parts["compute"] == pytest.approx(2 * packed.parts["compute"])
+    assert loose.levers["consolidation_headroom"] == pytest.approx(packed.parts["compute"])
+
+
+def test_scale_to_zero_saves_the_idle_share_in_dev_only(sample):
+    busy = _levers_of(sample, "hooli", "dev")
+    pricing, _ = cost.pricing_of(sample.model)
+    assert pricing.usage["dev"].idle_share > 0 and busy.levers["scale_to_zero"] < 0
+    assert "scale_to_zero" not in _levers_of(sample, "hooli", "prod").levers
+
+
+def test_rds_proxy_priced_per_vcpu_and_shared_by_the_pool(sample):
+    pricing, _ = cost.pricing_of(sample.model)
+    est = _levers_of(sample, "globex", "prod")
+    d = sample.model.deployment("globex", "prod")
+    pool = sum(1 for x in sample.model.in_environment("prod") if not x.dedicated)
+    vcpus = max(2, pricing.database_instance_vcpus[d.settings.database.instance_class])
+    expected = vcpus * pricing.rds_proxy_vcpu_hourly * pricing.hours_per_month * (2 if d.settings.database.multi_az else 1) / pool
+    assert est.parts["db_proxy"] == pytest.approx(expected) and est.levers["rds_proxy"] == pytest.approx(expected)
+    assert "db_proxy" not in _levers_of(sample, "acme", "prod").parts  # the regulated tier declares no pooling
+
+
+def test_log_archive_is_its_own_storage_class(sample):
+    est = _levers_of(sample, "globex", "prod")
+    assert est.parts["logs_archive"] > 0 and est.parts["logs_archive"] < est.parts["logs"]
+    assert "logs_archive" not in _levers_of(sample, "globex", "prod", log_archive_gb_month=0).parts
+
+
+def test_unit_cost_gate_names_the_top_contributors():
+    base = [cost.Estimate("t", "prod", {"compute": 100.0, "database": 100.0, "logs": 10.0}, 1000, units=1000.0)]
+    now = [cost.Estimate("t", "prod", {"compute": 150.0, "database": 110.0, "logs": 9.0}, 1000, units=1000.0)]
+    report = cost.compare(now, base, "HEAD", max_increase=1000)
+    report.max_unit_increase = 20
+    (unit,) = report.units
+    assert (unit.base, unit.current) == (0.21, 0.269)
+    assert unit.change_percent == 28.1 and report.unit_exceeded == [unit]
+    assert unit.contributors == (("compute", 50.0), ("database", 10.0))  # logs fell: not a contributor
+    report.max_unit_increase = 30
+    assert report.unit_exceeded == []
+    # more units for the same money is a fall, not a regression
+    grown = [cost.Estimate("t", "prod", {"compute": 150.0, "database": 110.0, "logs": 9.0}, 1000, units=2000.0)]
+    assert cost.compare(grown, base, "HEAD", 1000).units[0].change_percent < 0
+
+
+def test_unit_gate_fails_the_cli_with_contributors(companyos, committed):
+    # every tenant's requests shrink by half while the bill stays: cost per unit doubles
+    edit_yaml(committed / "catalog/pricing.yaml", lambda d: [u.__setitem__("requests_k", u["requests_k"] / 2) for u in d["usage"].values()])
+    result = companyos("cost", "--base", "HEAD", "--format", "json", cwd=committed)
+    assert result.code == 1, result.err
+    data = json.loads(result.out)
+    assert data["exceeded"] == [] and sorted(data["unit_exceeded"]) == sorted(r["tenant"] for r in data["unit_costs"])
+    assert "cost per 1k requests rises +100.0%" in result.err and "top contributors" in result.err
+    assert set(data["levers"]) >= {"spot", "rds_proxy", "consolidation_headroom", "scale_to_zero", "log_archive"}
+    assert companyos("cost", "--base", "HEAD", "--max-unit-increase", "150", cwd=committed).code == 0

@@ -96,6 +96,7 @@ def test_workflow_lines_are_traced(companyos, repo):
         ("rendered/helm/prod/acme/api.yaml:99999", "is past the end"),
         ("rendered/helm/prod/acme/nothing.yaml:1", "is not a file companyos generated"),
         ("rendered/.companyos-manifest.json:2", "bookkeeping"),
+        ("rendered/.companyos-units/global.json:2", "bookkeeping"),
     ],
 )
 def test_bad_paths_are_clear_errors(companyos, repo, spec, message):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -42,6 +43,54 @@ def test_every_per_environment_unit_sees_only_its_environment(large_model):
     for env in envs:
         scoped = parallel.restrict(large_model, env)
         assert {d.env for d in scoped.deployments} == {env}
+
+
+def _slice(model, names):
+    """``model`` seen from several environments at once: a coarser split than the workers'."""
+    return dataclasses.replace(
+        model,
+        environments=tuple(e for e in model.environments if e.name in names),
+        deployments=tuple(d for d in model.deployments if d.env in names),
+    )
+
+
+def _partitionings(envs):
+    """The workers' split (one environment each) and coarser ones: in order, out of order
+    (the first with the last, so a slice never holds a neighbour), and the whole chain."""
+    yield "per environment", [[e] for e in envs]
+    yield "first two + rest", [envs[:2], envs[2:]]
+    yield "first + rest", [envs[:1], envs[1:]]
+    yield "interleaved", [envs[0::2], envs[1::2]]
+
+
+def test_per_environment_files_do_not_depend_on_the_partition(large_model):
+    """Every PER_ENVIRONMENT target's records (path, bytes, sources, tenant, root, contracts)
+    are the same whichever slices of environments it renders: cross-environment facts (the
+    next environment's ECR puller in registry.tf, production's CloudFront Origin Shield in a
+    tenant's main.tf) must come from the whole model, never from the worker's slice."""
+    from generator.formats.templating import Templates
+    from generator.targets import TARGETS
+
+    templates = Templates(large_model.templates)
+    envs = [e.name for e in large_model.environments]
+    assert len(envs) >= 3  # else "first two + rest" etc. would not split anything
+    whole = {}
+    for target in TARGETS:
+        if not getattr(target, "PER_ENVIRONMENT", False):
+            continue
+        full = {f.path: f for f in target.render(large_model, templates)}
+        whole.update(full)
+        for label, parts in _partitionings(envs):
+            assert sorted(e for part in parts for e in part) == sorted(envs)
+            pieces = [parallel.restrict(large_model, p[0]) if len(p) == 1 else _slice(large_model, set(p)) for p in parts]
+            split = {f.path: f for piece in pieces for f in target.render(piece, templates)}
+            differing = sorted(p for p in full.keys() | split.keys() if full.get(p) != split.get(p))
+            assert not differing, f"{target.NAME}, split {label}: {differing[:10]}"
+    # the two facts that once differed are really in what was compared
+    registries = [f.text for p, f in whole.items() if p.endswith("/shared/registry.tf")]
+    assert sum("PromoteToNextEnvironment" in t for t in registries) == len(envs) - 1
+    shielded = {f.environment for p, f in whole.items() if p.endswith("/main.tf") and "origin_shield" in f.text}
+    assert shielded == {envs[-1]}
 
 
 def test_worker_errors_keep_their_locations():

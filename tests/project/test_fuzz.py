@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from generator import pipeline
+from generator.output import tree
 from generator.output.render import MANIFEST_PATH
 from helpers.repo import copy_repo, snapshot
 from helpers.yaml_docs import load_yaml_docs
@@ -135,7 +136,7 @@ def _mutate(data: Any, path: list[int], value: Any, mode: str) -> Any:
 def _complete(root: Path) -> None:
     """The tree on disk is whole: every manifest entry exists with its hash, and nothing
     under rendered/ is missing from the manifest."""
-    manifest = json.loads((root / MANIFEST_PATH).read_text(encoding="utf-8"))["files"]
+    manifest = tree.read_manifest(root)  # every unit manifest: the files and the manifests themselves
     for rel, entry in manifest.items():
         assert rel.startswith(OUTPUT_PREFIXES) and ".." not in rel.split("/"), rel
         assert hashlib.sha256((root / rel).read_bytes()).hexdigest() == entry["sha256"], f"partial tree: {rel}"

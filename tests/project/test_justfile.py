@@ -28,15 +28,53 @@ def just(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
         (("deploy", "stage"), "stage", "all"),
     ],
 )
-def test_deploy_dispatches_the_deploy_workflow(args, env, service):
+def test_deploy_runs_the_release_chain_ending_in_the_deploy_workflow(args, env, service):
     result = just("--dry-run", *args)
     assert result.returncode == 0, result.stderr
-    assert result.stderr.strip() == f"gh workflow run deploy.yml --ref 'main' -f 'env={env}' -f 'service={service}'"
+    script = result.stderr
+    assert f"env='{env}'\nservice='{service}'\nref='main'" in script
+    steps = [
+        'gh workflow run "release-$svc.yml"',
+        "gh workflow run promote.yml",
+        "companyos check",
+        'gh workflow run deploy.yml --ref "$ref" -f "env=$env" -f "service=$service"',
+    ]
+    assert [script.index(s) for s in steps] == sorted(script.index(s) for s in steps)
 
 
 def test_deploy_arguments_are_shell_quoted():
     result = just("--dry-run", "deploy", "env=dev; rm -rf /", "service=all")
-    assert "-f 'env=dev; rm -rf /'" in result.stderr
+    assert "env='dev; rm -rf /'" in result.stderr
+
+
+def _fake_gh(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    log = tmp_path / "calls"
+    (bindir / "gh").write_text(f'#!/bin/sh\necho "gh $*" >> {log}\n', encoding="utf-8")
+    (bindir / "gh").chmod(0o755)
+    return {"PATH": f"{bindir}:{Path(sys.executable).parent}:/usr/bin:/bin"}, log
+
+
+def test_deploy_builds_what_dev_does_not_run_yet_and_stops_for_the_pull_request(tmp_path):
+    env, log = _fake_gh(tmp_path)
+    tool = str(JUST) if JUST.is_file() else shutil.which("just")
+    result = subprocess.run([tool, "deploy", "env=dev", "service=api"], cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    # The sample's recorded dev tag is not a commit of services/api, so a build is needed first.
+    assert log.read_text().splitlines() == ["gh workflow run release-api.yml --ref main"]
+    assert "merge the pull requests" in result.stdout
+
+
+def test_deploy_of_an_already_promoted_environment_checks_then_syncs(repo, companyos, tmp_path):
+    assert companyos("render", cwd=repo).code == 0
+    if not (repo / ".venv").exists():
+        (repo / ".venv").symlink_to(REPO / ".venv")
+    env, log = _fake_gh(tmp_path)
+    tool = str(JUST) if JUST.is_file() else shutil.which("just")
+    result = subprocess.run([tool, "deploy", "env=stage", "service=api"], cwd=repo, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr
+    assert log.read_text().splitlines() == ["gh workflow run deploy.yml --ref main -f env=stage -f service=api"]
 
 
 def test_the_deploy_workflow_it_dispatches_is_generated():

@@ -6,6 +6,7 @@ files are ``path:line:col`` errors with exit 2 and nothing written."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -54,8 +55,9 @@ def _hcl(data: bytes) -> dict[str, Any]:
 
 
 def _modules(sample: pipeline.Build, env: str) -> dict[str, dict[str, Any]]:
+    """The IRSA role modules (the add-on buckets and their key: tests/targets/terraform/test_addon_buckets.py)."""
     parsed = _hcl(sample.result.files[f"rendered/terraform/{env}/shared/addons.tf"])
-    return {name: body for block in parsed["module"] for name, body in block.items()}
+    return {name: body for block in parsed["module"] for name, body in block.items() if name.startswith("irsa_addon_")}
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -90,6 +92,7 @@ def test_addons_sync_before_every_tenant_object(sample, env):
         if path.startswith(f"rendered/argocd/{env}/")
         and path.endswith(".yaml")
         and not path.startswith((target.addons_path(env), f"rendered/argocd/{env}/bootstrap.yaml"))
+        and not path.endswith("/controller-values.yaml")  # the argo-cd chart's values, not a manifest
         for doc in _docs(sample, path)
         if doc["apiVersion"].startswith("argoproj.io/") and doc["kind"] in ("AppProject", "Application", "ApplicationSet")
     ]
@@ -152,6 +155,9 @@ def test_policies_are_least_privilege(sample, env):
         for key, st in module["inline_policy_permissions"].items():
             for action in st["actions"]:
                 assert action != "*" and not action.endswith(":*"), (name, key, action)
+            if isinstance(st["resources"], str):  # a for expression over the tenant records: checked below
+                assert st["resources"].startswith("${[for t in values(local.tenant_records) :"), st["resources"]
+                continue
             assert all("{" not in r.replace("${aws_route53_zone.env.zone_id}", "") for r in st["resources"]), st["resources"]
     # ESO reads no secret as itself: it may only assume exactly the environment's tenant
     # secret-reader roles, each in the account holding that tenant's secrets (no wildcard).
@@ -159,7 +165,18 @@ def test_policies_are_least_privilege(sample, env):
     assert set(eso) == {"assumeTenantSecretReaders"}
     readers = sorted(f"arn:aws:iam::{d.account_id}:role/companyos-{env}-{d.name}-secret-reader" for d in sample.model.in_environment(env))
     assert eso["assumeTenantSecretReaders"]["actions"] == ["sts:AssumeRole", "sts:TagSession"]
-    assert eso["assumeTenantSecretReaders"]["resources"] == readers
+    # the list is a for expression over the shared root's per-tenant files (tenants/<name>.json),
+    # so onboarding adds a file instead of editing addons.tf; evaluated here as Terraform would
+    # (tests/targets/terraform/test_tenant_records.py runs Terraform itself on it)
+    expression = eso["assumeTenantSecretReaders"]["resources"]
+    principal = f"arn:aws:iam::{environment.accounts.shared_services}:role/companyos-{env}-addon-external-secrets"
+    assert expression.startswith("${[for t in values(local.tenant_records) : t.secret_reader.role if ")
+    assert f't.secret_reader.principal == "{principal}"' in expression
+    [pattern] = re.findall(r'regex\("([^"]+)", t\.secret_reader\.role\)', expression)
+    records = [json.loads(data) for p, data in sample.result.files.items() if p.startswith(f"rendered/terraform/{env}/shared/tenants/")]
+    granted = [r["secret_reader"]["role"] for r in records if r["secret_reader"]["principal"] == principal]
+    assert all(re.fullmatch(pattern.replace("\\\\", "\\"), arn) for arn in granted)
+    assert sorted(granted) == readers
     assert all("*" not in arn for arn in readers)
     dns = modules["irsa_addon_external_dns"]["inline_policy_permissions"]
     assert dns["changeEnvironmentZone"]["resources"] == ["arn:aws:route53:::hostedzone/${aws_route53_zone.env.zone_id}"]

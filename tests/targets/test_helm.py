@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from generator import pipeline, vendor
-from generator.targets.common import canary_enabled
+from generator.targets.common import canary_enabled, keda_scaled
 from helpers.catalog_edit import edit_yaml
 from helpers.yaml_docs import load_yaml_docs
 
@@ -32,7 +32,12 @@ FREE_FORM = {
     "containerSecurityContext",
     "httpGet",
     "podLabels",
+    # the flagd injection annotations (targets/feature_flags.py): names, not chart options
+    "additionalPodAnnotations",
     "selector",
+    # Karpenter placement (targets/common.placement): node labels and taints, not chart options.
+    "nodeSelector",
+    "tolerations",
 }
 
 
@@ -91,7 +96,7 @@ def test_hardened_defaults_and_irsa(sample, helm_files):
             arn = values["rbac"]["serviceAccount"]["annotations"]["eks.amazonaws.com/role-arn"]
             assert arn == f"arn:aws:iam::{d.account_id}:role/companyos-{d.env}-{d.name}-{s.name}"
             assert values["deployment"]["image"]["tag"] == d.image_tag(s.name)
-            if canary_enabled(d, s):  # the Argo Rollout owns the pods (docs/delivery.md)
+            if canary_enabled(d, s) or keda_scaled(sample.model, d, s):  # the Argo Rollout owns the pods (docs/delivery.md)
                 assert "replicas" not in values["deployment"] and values["autoscaling"]["enabled"] is False
             else:
                 assert values["deployment"]["replicas"] == d.settings.services[s.name].replicas

@@ -38,7 +38,8 @@ def test_job_runs_plan_then_dry_run_then_apply_as_a_presync_hook(sample, deliver
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
         for container in pod["initContainers"] + pod["containers"]:
-            assert container["image"] == f"{service.image.repository}:{d.image_tag(service.name)}"
+            assert container["image"] == d.image_ref(service.name)
+            assert container["image"].startswith(f"{d.image_repository(service.name)}:{d.image_tag(service.name)}")
             sc = container["securityContext"]
             assert sc["runAsNonRoot"] and sc["readOnlyRootFilesystem"] and not sc["allowPrivilegeEscalation"]
             assert sc["capabilities"] == {"drop": ["ALL"]} and sc["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -72,7 +73,7 @@ def test_image_tag_pin_moves_the_job_and_the_deployment_together(sample, repo):
 
     def image(files, env, tenant):
         job = load_yaml_docs(files[common.job_path(env, tenant, "api")])[1]
-        return job["spec"]["template"]["spec"]["containers"][0]["image"].rsplit(":", 1)[1]
+        return job["spec"]["template"]["spec"]["containers"][0]["image"].split("@", 1)[0].rsplit(":", 1)[1]
 
     files = sample.result.files
     pinned = sample.model.deployment("umbrella", "prod").image_tag("api")

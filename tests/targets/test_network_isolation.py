@@ -58,10 +58,11 @@ def _unquote(value: Any) -> Any:
 # --- checkers -------------------------------------------------------------------------------------
 
 
-def data_store_findings(doc: dict[str, Any], tenants: list[str]) -> list[str]:
+def data_store_findings(doc: dict[str, Any], tenants: list[str], records: list[str] | None = None) -> list[str]:
     """The db and cache security groups of one data root admit only ``tenants``' pod groups:
     no CIDR rule, no inline rule, every rule a cross-account reference to a pod group, for_each
-    over exactly ``tenants``."""
+    over exactly ``tenants`` (a pool's ``local.pool_tenants``: the tenants ``records`` name,
+    read from its ``tenants/*.json``)."""
     found = []
     groups = _resources(doc, "aws_security_group")
     for group in ("db", "cache"):
@@ -82,6 +83,8 @@ def data_store_findings(doc: dict[str, Any], tenants: list[str]) -> list[str]:
             if not POD_REF.match(str(source)):
                 found.append(f"{kind}.{name} admits {source!r}, not a tenant pod security group")
             keys = sorted(re.findall(r'"([^"]+)"', str(body.get("for_each", ""))))
+            if "local.pool_tenants" in str(body.get("for_each", "")):
+                keys = sorted(records or [])
             if keys != sorted(tenants):
                 found.append(f"{kind}.{name} admits the pod groups of {keys}, expected {sorted(tenants)}")
     for name, body in _resources(doc, "aws_security_group_rule").items():
@@ -176,7 +179,10 @@ def test_every_data_store_admits_only_its_tenants_pod_groups(sample: pipeline.Bu
     assert roots and any(len(t) > 1 for t in roots.values()), "the sample has dedicated tenants and a shared pool"
     files = _files(sample, "rendered/terraform/", "/main.tf")
     for path, tenants in roots.items():
-        assert data_store_findings(parse(files[path]), tenants) == [], path
+        records = [json.loads(t)["tenant"] for p, t in _files(sample, path.rsplit("/", 1)[0] + "/tenants/", ".json").items()]
+        assert data_store_findings(parse(files[path]), tenants, records) == [], path
+        if len(tenants) > 1:  # a pool: a record for a tenant that is not a member is caught
+            assert data_store_findings(parse(files[path]), tenants, [*records, "intruder"]), path
         assert "10.64.0.0/16" not in files[path].split('module "db"')[0].split('aws_security_group" "db"')[-1]
 
 
@@ -184,7 +190,10 @@ def test_shared_root_has_a_pod_group_per_tenant_and_enforcing_cni(sample: pipeli
     for env in sample.model.environments:
         doc = parse(_files(sample, f"rendered/terraform/{env.name}/shared/", "main.tf")[f"rendered/terraform/{env.name}/shared/main.tf"])
         pods = _resources(doc, "aws_security_group")["pods"]
-        assert set(pods["for_each"]) == {d.name for d in sample.model.in_environment(env.name)}
+        assert "local.tenant_records" in pods["for_each"]  # one file per tenant, tenants/<name>.json
+        records = _shared_records(sample, env.name)
+        assert set(records) == {d.name for d in sample.model.in_environment(env.name)}
+        assert all(r["pod_group"] == f"companyos-{env.name}-{name}-pods" for name, r in records.items())
         eks = next(b["eks"] for b in doc["module"] if "eks" in b)
         values = eks["addons"]["vpc-cni"]["configuration_values"]
         assert 'enableNetworkPolicy = "true"' in values and 'ENABLE_POD_ENI = "true"' in values
@@ -195,11 +204,18 @@ def test_pod_groups_reach_only_their_own_data_vpc(sample: pipeline.Build) -> Non
     doc = parse(text)
     egress = _resources(doc, "aws_vpc_security_group_egress_rule")
     db = egress["pods_to_database"]
+    assert "t.data_cidr" in db["for_each"] and "t.data_cidr" in egress["pods_to_cache"]["for_each"]
+    records = _shared_records(sample, "prod")
     for d in sample.model.in_environment("prod"):
         key = f"tenant-{d.name}" if d.dedicated else f"pool-{d.tier.name}"
         cidr = sample.model.catalog.single("networks").spec.environments["prod"].vpcs[key]  # type: ignore[union-attr]
-        assert db["for_each"][d.name] == cidr
-        assert egress["pods_to_cache"]["for_each"][d.name] == cidr
+        assert records[d.name]["data_cidr"] == cidr
+
+
+def _shared_records(sample: pipeline.Build, env: str) -> dict[str, dict[str, Any]]:
+    """The shared root's per-tenant files (what its ``local.tenant_records`` reads), by file name."""
+    files = _files(sample, f"rendered/terraform/{env}/shared/tenants/", ".json")
+    return {Path(p).stem: json.loads(t) for p, t in files.items()}
 
 
 def _namespace_docs(sample: pipeline.Build) -> dict[str, list[dict[str, Any]]]:
@@ -434,7 +450,8 @@ def test_dropped_to_is_caught(sample: pipeline.Build) -> None:
     faulty = copy.deepcopy(docs)
     policy = next(d for d in faulty if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == "allow-api")
     del policy["spec"]["egress"][-1]["to"]
-    assert network_policy_findings(faulty, []) == ["allow-api egress[2] has no to:"]
+    last = len(policy["spec"]["egress"]) - 1  # the database rule, after HTTPS and OTLP
+    assert network_policy_findings(faulty, []) == [f"allow-api egress[{last}] has no to:"]
     wide = copy.deepcopy(docs)
     policy = next(d for d in wide if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == "allow-api")
     policy["spec"]["egress"][-1]["to"] = [{"ipBlock": {"cidr": "10.64.0.0/12"}}]

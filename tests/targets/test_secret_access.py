@@ -170,9 +170,17 @@ def test_each_reader_trusts_only_its_environments_operator_and_reads_only_its_pr
         prefix = naming.secret_prefix(platform, d.env, d.name)
         assert prefix == f"{platform.organization}/{d.env}/{d.name}/"
         by_sid = {s["sid"]: s for s in perms["statement"]}
-        assert set(by_sid) == {"ReadTenantSecrets", "DecryptTenantSecrets"}
+        standby = d.environment.disaster_recovery is not None  # issue 15: replicas readable in the DR region
+        assert set(by_sid) == {"ReadTenantSecrets", "DecryptTenantSecrets", *(["DecryptTenantSecretReplicas"] if standby else [])}
         assert sorted(by_sid["ReadTenantSecrets"]["actions"]) == ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"]
-        assert by_sid["ReadTenantSecrets"]["resources"] == [f"arn:aws:secretsmanager:{region}:{account}:secret:{prefix}*"]
+        readable_region = "*" if standby else region
+        assert by_sid["ReadTenantSecrets"]["resources"] == [f"arn:aws:secretsmanager:{readable_region}:{account}:secret:{prefix}*"]
+        if standby:
+            replicas = by_sid["DecryptTenantSecretReplicas"]
+            assert replicas["resources"] == ["${aws_kms_replica_key.dr.arn}"]
+            assert _conditions(replicas) == {
+                "kms:ViaService": ("StringEquals", [f"secretsmanager.{d.environment.aws.dr_region}.amazonaws.com"])
+            }
         assert by_sid["DecryptTenantSecrets"]["actions"] == ["kms:Decrypt"]
         assert by_sid["DecryptTenantSecrets"]["resources"] == ["${module.kms.key_arn}"]
         assert _conditions(by_sid["DecryptTenantSecrets"]) == {
@@ -206,7 +214,12 @@ def test_the_operator_may_assume_exactly_its_environments_readers(sample: pipeli
         permissions = modules["irsa_addon_external_secrets"]["inline_policy_permissions"]
         assume = [s for s in permissions.values() if "sts:AssumeRole" in s["actions"]]
         readers = sorted(_store(sample, d)["spec"]["provider"]["aws"]["role"] for d in sample.model.in_environment(env))
-        assert [r for s in assume for r in s["resources"]] == readers
+        # the resources are a for expression over the shared root's tenants/<name>.json (one file
+        # per tenant; tests/targets/terraform/test_tenant_records.py has Terraform evaluate it)
+        [expression] = [s["resources"] for s in assume]
+        assert "values(local.tenant_records) : t.secret_reader.role if t.secret_reader.principal ==" in expression
+        records = [json.loads(data) for p, data in sample.result.files.items() if p.startswith(f"rendered/terraform/{env}/shared/tenants/")]
+        assert sorted(r["secret_reader"]["role"] for r in records if r["secret_reader"]["role"]) == readers
         assert all(re.fullmatch(r"arn:aws:iam::\d{12}:role/[\w+=,.@-]+", r) for r in readers)
 
 

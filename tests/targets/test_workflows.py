@@ -16,10 +16,10 @@ from generator import vendor
 from generator.model import naming
 from generator.targets import workflows as target
 from helpers.catalog_edit import edit_yaml
-from helpers.repo import snapshot
+from helpers.repo import REPO, snapshot
 
 PINS = json.loads(vendor.action_pins().read_text(encoding="utf-8"))
-USES = re.compile(r"^(?P<action>[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)@(?P<sha>[0-9a-f]{40}) # (?P<tag>\S+)$")
+USES = re.compile(r"^(?P<action>[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*)@(?P<sha>[0-9a-f]{40}) # (?P<tag>\S+)$")
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +49,10 @@ def on(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_every_workflow_is_rendered_and_tracked(sample, texts):
-    assert set(texts) == {naming.workflow_path(w.name) for w in target.WORKFLOWS}
+    # Plus the release workflows of built services and promote.yml (tests/targets/test_release_workflows.py).
+    extra = {naming.workflow_path(f"release-{n}") for n, s in sample.model.services.items() if s.build is not None}
+    extra |= {naming.workflow_path("promote")} if extra else set()
+    assert set(texts) == {naming.workflow_path(w.name) for w in target.WORKFLOWS} | extra
     for path in texts:
         entry = sample.result.entry(path)
         assert entry["target"] == "workflows"
@@ -68,7 +71,10 @@ def test_top_level_permissions_are_empty_and_every_job_declares_its_own(docs):
 def test_only_jobs_that_talk_to_aws_get_an_oidc_token(docs):
     for path, doc in docs.items():
         for job_id, job in jobs(doc).items():
-            uses_aws = any("configure-aws-credentials" in s.get("uses", "") for s in job.get("steps", []))
+            # the terraform batch script assumes each root's role by OIDC itself (targets/workflows.py)
+            uses_aws = any(
+                "configure-aws-credentials" in s.get("uses", "") or target.BATCH_SCRIPT in s.get("run", "") for s in job.get("steps", [])
+            )
             assert (job["permissions"].get("id-token") == "write") == uses_aws, (path, job_id)
 
 
@@ -152,36 +158,53 @@ def test_render_check_runs_check_validators_lint_cost_and_the_summary(docs):
     ):
         assert command in joined
     assert joined.index("companyos check") < joined.index("companyos lint")
+    # A plain `check` trusts the unit manifests in the checkout: a pull request is checked
+    # against its base commit, a push to main renders everything (docs/incremental.md).
+    steps = jobs(doc)["render-check"]["steps"]
+    checks = [s for s in steps if ".venv/bin/companyos check" in s.get("run", "")]
+    assert all('--base "$BASE_SHA"' in s["run"] or s["run"].endswith("check --full") for s in checks), checks
+    by_event = {("pull_request" in s["if"]): s["run"] for s in checks}
+    assert 'args=(--base "$BASE_SHA")' in by_event[True] and by_event[False] == ".venv/bin/companyos check --full"
+    assert "github.event_name == 'push'" in next(s["if"] for s in checks if "--full" in s["run"])
+    assert on(doc)["push"]["branches"] == ["main"]
 
 
 def test_terraform_plans_affected_roots_and_applies_in_promotion_order(sample, docs):
+    """Layers and batches in detail: tests/targets/test_workflow_matrix.py."""
     doc = docs[".github/workflows/terraform.yml"]
     envs = [e.name for e in sample.model.environments]
     affected = jobs(doc)["affected"]
-    assert set(affected["outputs"]) == {"all", *envs}
+    layers = ("shared", "pool", "tenant")
+    assert set(affected["outputs"]) == {
+        "plan_org",
+        *(f"plan_{x}" for x in layers),
+        "apply_org",
+        *(f"{e}_{x}" for e in envs for x in layers),
+    }
     assert "fetch-depth" in affected["steps"][0]["with"]
-    plan = jobs(doc)["plan"]
-    assert plan["strategy"]["matrix"]["include"] == "${{ fromJSON(needs.affected.outputs.all).include }}"
-    commands = [s.get("run", "") for s in plan["steps"]]
-    for needle in ("terraform fmt -check", "terraform init", "terraform validate", "-out=tfplan"):
-        assert any(needle in c for c in commands), needle
-    upload = next(s for s in plan["steps"] if s.get("uses", "").startswith("actions/upload-artifact@"))
-    assert "tfplan" in upload["with"]["path"]
-    previous = None
+    for layer in ("org", *layers):
+        plan = jobs(doc)[f"plan-{layer}"]
+        assert plan["strategy"]["matrix"]["include"] == f"${{{{ fromJSON(needs.affected.outputs.plan_{layer}).include }}}}"
+        assert any(s.get("run", "").startswith(f"bash {target.BATCH_SCRIPT} plan {layer} ") for s in plan["steps"])
+        upload = next(s for s in plan["steps"] if s.get("uses", "").startswith("actions/upload-artifact@"))
+        assert upload["with"]["path"] == "plans/"
+    script = sample.result.files[target.BATCH_SCRIPT].decode()
+    for needle in ("terraform fmt -check", "terraform init", "terraform validate", "-out=tfplan", "conftest", "terraform apply"):
+        assert needle in script, needle
+    previous = "apply-org"
     for env in sample.model.environments:
-        job = jobs(doc)[f"apply-{env.name}"]
-        assert job["environment"] == env.name
-        assert job["needs"] == (["affected"] if previous is None else ["affected", f"apply-{previous}"])
-        assert f"needs.affected.outputs.{env.name}" in job["strategy"]["matrix"]["include"]
-        assert job["concurrency"] == {"group": "terraform-${{ matrix.id }}", "cancel-in-progress": False}
-        gate = [s for s in job["steps"] if "window-open" in s.get("run", "")]
-        assert bool(gate) == (env.change_window is not None), env.name
-        if gate:
-            assert gate[0]["run"].endswith(f"--env {env.name}")
-        oidc = next(s for s in job["steps"] if "configure-aws-credentials" in s.get("uses", ""))
-        assert oidc["with"]["role-to-assume"] == "${{ matrix.role_arn }}"
-        assert any("terraform apply" in s.get("run", "") for s in job["steps"])
-        previous = env.name
+        for layer in layers:
+            job_id = f"apply-{env.name}-{layer}"
+            job = jobs(doc)[job_id]
+            assert job["environment"] == env.name
+            assert job["needs"] == ["affected", previous]
+            assert f"needs.affected.outputs.{env.name}_{layer}" in job["strategy"]["matrix"]["include"]
+            gate = [s for s in job["steps"] if "window-open" in s.get("run", "")]
+            assert bool(gate) == (env.change_window is not None), env.name
+            if gate:
+                assert gate[0]["run"].endswith(f"--env {env.name}")
+            assert any(s.get("run", "") == f'bash {target.BATCH_SCRIPT} apply {layer} "$BATCH" {env.name}' for s in job["steps"])
+            previous = job_id
 
 
 def test_drift_runs_every_root_nightly_and_files_issues(sample, docs):
@@ -192,7 +215,7 @@ def test_drift_runs_every_root_nightly_and_files_issues(sample, docs):
     plan = next(s for s in drift["steps"] if s.get("id") == "plan")
     assert "-detailed-exitcode" in plan["run"]
     script = next(s for s in drift["steps"] if "github-script" in s.get("uses", ""))["with"]["script"]
-    assert "EXIT_CODE === '2'" in script and "issues.create" in script and "issues.update" in script
+    assert "code === '2'" in script and "issues.create" in script and "issues.update" in script
 
 
 def test_migrations_watch_each_services_migration_folder(sample, docs):
@@ -238,7 +261,7 @@ def test_previews_use_a_pr_namespace_and_tear_down_on_close(sample, docs):
         assert "annotations" not in values["rbac"]["serviceAccount"]  # no IAM role in previews
 
 
-def test_restore_drill_restores_every_prod_database_into_dr_verify(sample, docs):
+def test_restore_drill_restores_every_prod_database_into_dr_verify(sample, docs, companyos):
     doc = docs[".github/workflows/restore-drill.yml"]
     ci = sample.model.platform.ci
     assert on(doc)["schedule"] == [{"cron": ci.restore_drill_schedule}]
@@ -246,7 +269,11 @@ def test_restore_drill_restores_every_prod_database_into_dr_verify(sample, docs)
     prod = sample.model.environments[-1]
     oidc = next(s for s in restore["steps"] if "configure-aws-credentials" in s.get("uses", ""))
     assert f"::{prod.accounts.dr_verify}:" in oidc["with"]["role-to-assume"]
-    owners = {row["owner"] for row in restore["strategy"]["matrix"]["include"]}
+    assert restore["strategy"]["matrix"]["include"] == "${{ fromJSON(needs.targets.outputs.matrix).include }}"
+    # the databases are read at run time: every batch of `companyos restore-targets`
+    matrix = json.loads(companyos("restore-targets", cwd=REPO).out)
+    rows = [companyos("restore-targets", "--batch", e["batch"], cwd=REPO).out.splitlines() for e in matrix["include"]]
+    owners = {line.split("\t")[0] for batch in rows for line in batch}
     with_db = [d for d in sample.model.in_environment(prod.name) if any(s.uses_database for s in d.services)]
     assert owners == {d.name if d.dedicated else naming.pool_root(d.tier.name) for d in with_db}
     assert any("delete-db-instance" in s.get("run", "") and s.get("if") for s in restore["steps"])
@@ -254,23 +281,30 @@ def test_restore_drill_restores_every_prod_database_into_dr_verify(sample, docs)
     assert "ops/backup-verification/" in script
 
 
-def test_chaos_drill_runs_monthly_in_dev_and_stage(sample, docs):
+def test_chaos_drill_runs_monthly_in_dev_and_stage(sample, docs, companyos):
     doc = docs[".github/workflows/chaos-drill.yml"]
     ci = sample.model.platform.ci
     assert on(doc)["schedule"] == [{"cron": ci.chaos_drill_schedule}]
-    rows = jobs(doc)["chaos"]["strategy"]["matrix"]["include"]
-    assert [row["environment"] for row in rows] == ci.chaos_environments
-    for row in rows:
-        assert row["namespaces"].split() == sorted({d.namespace for d in sample.model.in_environment(row["environment"])})
-    assert any("companyos smoke" in s.get("run", "") for s in jobs(doc)["chaos"]["steps"])
+    assert [j for j in jobs(doc) if j.startswith("chaos-")] == [f"chaos-{e}" for e in ci.chaos_environments]
+    for env in ci.chaos_environments:
+        job = jobs(doc)[f"chaos-{env}"]
+        assert job["env"]["ENVIRONMENT"] == env
+        assert any("companyos list-tenants" in s.get("run", "") for s in job["steps"])
+        assert any("companyos smoke" in s.get("run", "") for s in job["steps"])
+        # what the job reads at run time: every namespace of the environment
+        listed = companyos("list-tenants", "--env", env, "--format", "tsv", cwd=REPO).out.splitlines()
+        assert [line.split("\t")[0] for line in listed] == sorted({d.namespace for d in sample.model.in_environment(env)})
 
 
 def test_no_workflow_takes_dispatch_inputs_except_deploy(docs):
-    # Inputs are an injection surface (and checkov CKV_GHA_7); only the one-command deploy needs them.
+    # Inputs are an injection surface (and checkov CKV_GHA_7); only the one-command deploy needs
+    # free ones. A `choice` (the environment of failover, failback, drills) is not: GitHub
+    # refuses a dispatch whose value is not one of the rendered options.
     for path, doc in docs.items():
         dispatch = on(doc).get("workflow_dispatch") if isinstance(on(doc), dict) else None
-        if dispatch and path != ".github/workflows/deploy.yml":
-            assert not dispatch.get("inputs"), path
+        if dispatch and path not in (".github/workflows/deploy.yml", ".github/workflows/promote.yml"):
+            free = [name for name, spec in (dispatch.get("inputs") or {}).items() if spec.get("type") != "choice"]
+            assert not free, (path, free)
 
 
 # --- bad input and ownership of .github/workflows --------------------------------------
@@ -339,5 +373,6 @@ def test_big_matrices_are_split_into_jobs_github_accepts(docs):
     split = target.shards(2 * target.MAX_MATRIX + 1)
     assert [s["arg"] for s in split] == [" --shard 1/3", " --shard 2/3", " --shard 3/3"]
     assert target.MAX_MATRIX <= 256  # GitHub's limit of jobs per matrix
-    # The sample catalog is small: one job per kind, no --shard.
-    assert "plan" in jobs(docs[".github/workflows/terraform.yml"]) and "drift" in jobs(docs[".github/workflows/drift.yml"])
+    # Drift and Terraform batch at run time (tests/targets/test_workflow_matrix.py).
+    assert "drift" in jobs(docs[".github/workflows/drift.yml"])
+    assert target.MAX_JOBS == 256 and "plan-tenant" in jobs(docs[".github/workflows/terraform.yml"])

@@ -6,27 +6,35 @@ quota or network policy edited from inside the fence would be no fence). They ar
 applied by the platform AppProject instead (``targets/argocd/target.py``).
 
 Network policy: deny everything, then allow exactly what the services need -- traffic
-inside the namespace, DNS, the ingress controller and Prometheus to the service ports,
-HTTPS out (AWS APIs through the VPC endpoints) and PostgreSQL out for services (and their
-migration Jobs) that use the database. Because every tenant namespace denies ingress by
-default, an egress allowance here never opens another tenant's pods.
+inside the namespace, DNS, the ingress controller to the service ports, Prometheus's pods
+to the metrics port, HTTPS out (AWS APIs through the VPC endpoints), OTLP to the node-local
+collector's pods, the Kubernetes API for services whose pods get a flagd sidecar, and
+PostgreSQL out for services (and their migration Jobs) that use the database. Because every
+tenant namespace denies ingress by default, an egress allowance never opens another tenant's
+pods (docs/observability.md).
 """
 
 from __future__ import annotations
 
+from ipaddress import IPv4Network
 from typing import Any
 
+from generator.catalog import spec
 from generator.errors import Location
 from generator.formats import emit
+from generator.model import addons as model_addons
 from generator.model import name_registry, naming, networks
 from generator.model.resolve import Deployment, Model
 from generator.targets import common
+from generator.targets.argocd import rbac
 from generator.targets.contracts import Contract
 
 POSTGRES_PORT = 5432
 #: Redis (ElastiCache, TLS) for services that declare ``uses_cache``.
 REDIS_PORT = 6379
 HTTPS_PORT = 443
+#: The pods of the Prometheus the operator runs (kube-prometheus-stack): the only scrapers.
+PROMETHEUS_POD = {"app.kubernetes.io/name": "prometheus"}
 #: Applied to containers that declare no resources (an injected sidecar); every container
 #: the generator renders declares its own.
 DEFAULT_LIMITS = {"cpu": "500m", "memory": "512Mi"}
@@ -41,7 +49,8 @@ def documents(model: Model, d: Deployment) -> list[dict[str, Any]]:
     ns = d.namespace
     labels = namespace_labels(d)
     quota = d.settings.quota
-    group_id = pod_security_group_id(model, d)
+    # Held at zero pods until both ids are recorded: the pod group's and a vended account's.
+    group_id = None if d.account_pending else pod_security_group_id(model, d)
 
     def meta(name: str) -> dict[str, Any]:
         return {"name": name, "namespace": ns, "labels": labels}
@@ -65,7 +74,7 @@ def documents(model: Model, d: Deployment) -> list[dict[str, Any]]:
         {
             "apiVersion": "v1",
             "kind": "ResourceQuota",
-            "metadata": _quota_metadata(meta("tenant-quota"), group_id),
+            "metadata": _quota_metadata(meta("tenant-quota"), group_id, pending_account=d.account_pending),
             "spec": {
                 "hard": {
                     "requests.cpu": quota.requests_cpu,
@@ -113,22 +122,26 @@ def documents(model: Model, d: Deployment) -> list[dict[str, Any]]:
     for service in d.services:
         ingress: list[dict[str, Any]] = []
         ports = [{"protocol": p.protocol, "port": p.port} for p in service.ports]
-        if ports:
-            sources = [_namespace_peer(model.platform.monitoring_namespace)]
-            if d.public_ingress(service):
-                sources.insert(0, _namespace_peer(model.platform.ingress_namespace))
-            ingress.append({"from": sources, "ports": ports})
+        if ports and d.public_ingress(service):
+            ingress.append({"from": [_namespace_peer(model.platform.ingress_namespace)], "ports": ports})
+        metrics = _metrics_port(d, service)
+        if metrics is not None:
+            scraper = {**_namespace_peer(model.platform.monitoring_namespace), "podSelector": {"matchLabels": dict(PROMETHEUS_POD)}}
+            ingress.append({"from": [scraper], "ports": [metrics]})
         data_ports = [POSTGRES_PORT] if service.uses_database else []
         if service.uses_cache:
             data_ports.append(REDIS_PORT)
+        workload = {"app.kubernetes.io/name": naming.workload_name(service.name)}
         docs.append(
             _policy(
                 meta(f"allow-{service.name}"),
-                {"app.kubernetes.io/name": naming.workload_name(service.name)},
+                workload,
                 ingress=ingress or None,
-                egress=[*_https_egress(model, d), *_data_egress(model, d, data_ports)],
+                egress=[*_https_egress(model, d), *_otlp_egress(model, d), *_data_egress(model, d, data_ports)],
             )
         )
+        if d.settings.services[service.name].flags:
+            docs.append(_policy(meta(f"allow-{service.name}-flagd"), workload, egress=_api_egress(model, d)))
         if service.migrations is not None and service.uses_database:
             docs.append(
                 _policy(
@@ -142,6 +155,7 @@ def documents(model: Model, d: Deployment) -> list[dict[str, Any]]:
     reader = common.secret_reader(model, d)
     if reader is not None:
         docs.append(secret_store(reader, meta(reader.store)))
+    docs += rbac.namespace_documents(model, d, meta(rbac.ROLE))
     return docs
 
 
@@ -185,6 +199,18 @@ def secret_store_contracts(model: Model, d: Deployment, docs: list[dict[str, Any
     return provides, consumes
 
 
+def telemetry_contracts(model: Model, d: Deployment, at: Location) -> list[Contract]:
+    """The OTLP egress names the collector: its namespace and its endpoint must be rendered
+    (by the add-on's Application) in this environment."""
+    found = model_addons.collector(model.catalog, d.env)
+    if found is None:
+        return []
+    return [
+        Contract("namespace", found.namespace, d.env, at=at),
+        Contract("otlp_endpoint", model_addons.otlp_endpoint(found), d.env, at=at),
+    ]
+
+
 # --- isolation: named egress destinations and the pod security group (docs/isolation.md) -------
 
 #: Never an HTTPS destination outside the shared VPC's endpoint subnets: the private ranges,
@@ -217,6 +243,44 @@ def _https_egress(model: Model, d: Deployment) -> list[dict[str, Any]]:
     ]
 
 
+def _metrics_port(d: Deployment, service: spec.Service) -> dict[str, Any] | None:
+    """The port the service's ServiceMonitor scrapes (``common.scraped``, the same choice the
+    observability target makes), or None when Prometheus scrapes nothing of it."""
+    endpoint = common.scraped(d, service)
+    if endpoint is None:
+        return None
+    port = next((p for p in service.ports if p.name == endpoint.port), None)
+    return None if port is None else {"protocol": port.protocol, "port": port.port}
+
+
+def _otlp_egress(model: Model, d: Deployment) -> list[dict[str, Any]]:
+    """OTLP (gRPC and HTTP) to the collector's pods in its namespace only, where the
+    environment installs a collector (the Helm values name it then: ``targets/helm.py``)."""
+    found = model_addons.collector(model.catalog, d.env)
+    if found is None:
+        return []
+    peer = {**_namespace_peer(found.namespace), "podSelector": {"matchLabels": model_addons.collector_selector(found)}}
+    ports = [{"protocol": "TCP", "port": port} for port in (model_addons.OTLP_GRPC_PORT, model_addons.OTLP_HTTP_PORT)]
+    return [{"to": [peer], "ports": ports}]
+
+
+def kubernetes_service_ip(model: Model, d: Deployment) -> str:
+    """The ``kubernetes`` Service's ClusterIP: EKS takes 172.20.0.0/16 for Services when the
+    VPC is in 10.0.0.0/8, else 10.100.0.0/16 (the shared root sets no service CIDR), and the
+    API server is the range's first address."""
+    entry = networks.networks_entry(model.catalog)
+    assert entry is not None, "networks.yaml is required and checked at load time"
+    shared = networks.vpc_cidr(entry.spec, d.env, naming.SHARED_ROOT)
+    return "172.20.0.1" if shared.subnet_of(IPv4Network("10.0.0.0/8")) else "10.100.0.1"
+
+
+def _api_egress(model: Model, d: Deployment) -> list[dict[str, Any]]:
+    """flagd (``provider: kubernetes``) watches its FeatureFlag through the API server: HTTPS to
+    the ``kubernetes`` Service's address (the control plane's ENIs sit in the shared VPC's
+    private subnets, which the service's own policy already allows on 443)."""
+    return [{"to": [{"ipBlock": {"cidr": f"{kubernetes_service_ip(model, d)}/32"}}], "ports": [{"protocol": "TCP", "port": HTTPS_PORT}]}]
+
+
 def _data_egress(model: Model, d: Deployment, ports: list[int]) -> list[dict[str, Any]]:
     """The database and cache ports, to the tenant's own data VPC (or its tier's pool) only."""
     if not ports:
@@ -242,15 +306,17 @@ def pod_security_group_id(model: Model, d: Deployment) -> str | None:
     return None if env is None else env.pod_security_groups.get(d.name)
 
 
-def _quota_metadata(metadata: dict[str, Any], group_id: str | None) -> dict[str, Any]:
+def _quota_metadata(metadata: dict[str, Any], group_id: str | None, *, pending_account: bool = False) -> dict[str, Any]:
     """The quota applies after the SecurityGroupPolicy (default wave 0 > -5); a namespace whose
-    group id is not recorded yet says why its quota holds it at zero pods."""
+    group id (or vended account id) is not recorded yet says why its quota holds it at zero pods."""
     if group_id:
         return metadata
-    return {
-        **metadata,
-        "annotations": {HOLD_ANNOTATION: "pod security group id not recorded: apply the shared root, then run companyos record-pod-groups"},
-    }
+    why = (
+        "vended account id not recorded: apply rendered/terraform/org, then run companyos record-accounts"
+        if pending_account
+        else "pod security group id not recorded: apply the shared root, then run companyos record-pod-groups"
+    )
+    return {**metadata, "annotations": {HOLD_ANNOTATION: why}}
 
 
 def security_group_policy(model: Model, d: Deployment, metadata: dict[str, Any], group_id: str) -> dict[str, Any]:

@@ -71,8 +71,9 @@ def analysis_metrics(d: Deployment, service: Service) -> list[dict[str, Any]]:
     return metrics
 
 
-def rollout_documents(d: Deployment, service: Service, labels: dict[str, str]) -> list[dict[str, Any]]:
-    """AnalysisTemplate, Rollout and (with autoscaling) the HPA, in apply order."""
+def rollout_documents(d: Deployment, service: Service, labels: dict[str, str], *, keda: bool = False) -> list[dict[str, Any]]:
+    """AnalysisTemplate, Rollout and (with autoscaling) the HPA, in apply order; no HPA when
+    KEDA scales the Rollout (``keda``: its ScaledObject makes the HPA, targets/capacity.py)."""
     assert service.canary is not None
     canary = service.canary
     settings = d.settings.services[service.name]
@@ -129,7 +130,7 @@ def rollout_documents(d: Deployment, service: Service, labels: dict[str, str]) -
         "spec": rollout_spec,
     }
     docs = [template, rollout]
-    if settings.autoscaling.enabled:
+    if settings.autoscaling.enabled and not keda:
         docs.append(
             {
                 "apiVersion": "autoscaling/v2",
@@ -151,7 +152,14 @@ def rollout_documents(d: Deployment, service: Service, labels: dict[str, str]) -
                                 "name": "cpu",
                                 "target": {"type": "Utilization", "averageUtilization": settings.autoscaling.target_cpu_percent},
                             },
-                        }
+                        },
+                        {
+                            "type": "Resource",
+                            "resource": {
+                                "name": "memory",
+                                "target": {"type": "Utilization", "averageUtilization": settings.autoscaling.target_memory_percent},
+                            },
+                        },
                     ],
                 },
             }

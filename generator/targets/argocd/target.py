@@ -1,15 +1,17 @@
 """Argo CD delivery: ApplicationSets, AppProjects, tenant namespaces and canary Rollouts.
 
-Per environment, under ``rendered/argocd/<env>/``: ``applicationsets.yaml`` (one Application
-per tenant and service, three sources each), ``projects/<tenant>.yaml``, ``platform.yaml`` and
-``namespaces/<tenant>.yaml``, ``rollouts/<tenant>/<service>.yaml`` where a canary is enabled,
-and ``bootstrap.yaml`` (applied once by hand). Namespaces and Rollouts are built by the
-sibling modules ``namespaces`` and ``rollouts``. What each file holds and who applies it:
-docs/delivery.md.
+Per environment, under ``rendered/argocd/<env>/``: ``applicationsets.yaml`` (one ApplicationSet
+per cell, a git files generator over ``cells/<cell>/<tenant>.json``, one element per service),
+``projects/<tenant>.yaml``, ``platform.yaml`` (the platform AppProject), ``tenants/<tenant>.yaml``
+(the namespace Application), ``namespaces/<tenant>.yaml``, ``rollouts/<tenant>/<service>.yaml``
+where a canary is enabled, ``controller-values.yaml`` (controller shards per cell) and
+``bootstrap.yaml`` (applied once by hand). No file lists the fleet, so a tenant's change touches
+its own files only. What each file holds and who applies it: docs/delivery.md.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,12 +19,26 @@ from generator.catalog import spec
 from generator.errors import Location
 from generator.formats import emit
 from generator.formats.templating import Templates
-from generator.model import naming
+from generator.model import naming, networks
 from generator.model.resolve import Deployment, Model
 from generator.targets.argocd import namespaces as argocd_namespaces
+from generator.targets.argocd import rbac as argocd_rbac
 from generator.targets.argocd import rollouts as argocd_rollouts
-from generator.targets.base import RenderedFile
-from generator.targets.common import canary_enabled, job_path, slo_rules_path, values_path
+from generator.targets.argocd import standby as argocd_standby
+from generator.targets.base import RenderedFile, wanted
+from generator.targets.common import (
+    ARGOCD_CONTROLLER_SA,
+    argocd_standby_role,
+    canary_enabled,
+    dashboard_path,
+    flags_path,
+    job_path,
+    keda_scaled,
+    probe_path,
+    scaling_path,
+    slo_rules_path,
+    values_path,
+)
 from generator.targets.contracts import Contract, deployed_kinds, whitelist
 from generator.targets.contracts import at as contract_at
 
@@ -38,6 +54,10 @@ T_PLATFORM = "argocd/platform.yaml.j2"
 T_NAMESPACE = "argocd/namespace.yaml.j2"
 T_ROLLOUT = "argocd/rollout.yaml.j2"
 T_BOOTSTRAP = "argocd/bootstrap.yaml.j2"
+T_NAMESPACE_APP = "argocd/namespace-application.yaml.j2"
+T_SHARDING = "argocd/controller-values.yaml.j2"
+#: One controller shard per cell; round-robin spreads the cell clusters evenly over them.
+SHARDING_ALGORITHM = "round-robin"
 #: Where Argo CD itself runs, as Argo CD names its own cluster.
 IN_CLUSTER = "in-cluster"
 CANARY_WAVE = "canary"
@@ -56,7 +76,13 @@ TENANT_KINDS: tuple[tuple[str, str], ...] = (
     ("argoproj.io", "Rollout"),
     ("autoscaling", "HorizontalPodAutoscaler"),
     ("batch", "Job"),
+    ("core.openfeature.dev", "FeatureFlag"),
+    ("core.openfeature.dev", "FeatureFlagSource"),
     ("external-secrets.io", "ExternalSecret"),
+    # KEDA scaling of queue consumers (targets/capacity.py): its ScaledObject owns the HPA.
+    ("keda.sh", "ScaledObject"),
+    ("keda.sh", "TriggerAuthentication"),
+    ("monitoring.coreos.com", "Probe"),
     ("monitoring.coreos.com", "PrometheusRule"),
     ("monitoring.coreos.com", "ServiceMonitor"),
     ("networking.k8s.io", "Ingress"),
@@ -70,6 +96,9 @@ PLATFORM_NAMESPACED_KINDS: tuple[tuple[str, str], ...] = (
     ("vpcresources.k8s.aws", "SecurityGroupPolicy"),
     # The tenant's SecretStore (namespaces.secret_store): tenants read through it, never create one.
     ("external-secrets.io", "SecretStore"),
+    # The tenant team's read-only access to its namespace (argocd/rbac.py).
+    ("rbac.authorization.k8s.io", "Role"),
+    ("rbac.authorization.k8s.io", "RoleBinding"),
 )
 
 
@@ -85,6 +114,30 @@ def namespace_path(env: str, tenant: str) -> str:
     return f"{argocd_dir(env)}/namespaces/{tenant}.yaml"
 
 
+def cell_dir(env: str, cell: str) -> str:
+    """The folder the cell's ApplicationSet reads with its git files generator."""
+    return f"{argocd_dir(env)}/cells/{cell}"
+
+
+def tenant_elements_path(env: str, cell: str, tenant: str) -> str:
+    """The tenant's Applications in one environment: a JSON array, one element per service."""
+    return f"{cell_dir(env, cell)}/{tenant}.json"
+
+
+def namespace_application_path(env: str, tenant: str) -> str:
+    return f"{argocd_dir(env)}/tenants/{tenant}.yaml"
+
+
+def sharding_path(env: str) -> str:
+    return f"{argocd_dir(env)}/controller-values.yaml"
+
+
+def applicationset_name(env: spec.Environment, cell: str) -> str:
+    """The first cell's keeps the environment's name, so adding cells renames nothing."""
+    base = naming.applicationset_name(env.name)
+    return base if cell == networks.cells(env)[0].name else f"{base}-{cell}"
+
+
 def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
     for env in model.environments:
         deployments = model.in_environment(env.name)
@@ -93,20 +146,22 @@ def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
         env_sources = (model.source("platform", "platform"), model.source("environment", env.name))
         gitops = naming.gitops_project(model.platform, env.name)
         in_env = contract_at(model, "environment", env.name)
-        appset = applicationset(model, env, deployments)
+        cell_sources = (
+            *env_sources,
+            *(model.source("tier", t) for t in sorted(model.catalog.tiers)),
+            *((networks.NETWORKS_PATH,) if len(networks.cells(env)) > 1 else ()),
+        )
+        appsets = [applicationset(model, env, cell.name) for cell in networks.cells(env)]
         yield _file(
             templates,
             T_APPSETS,
             f"{argocd_dir(env.name)}/applicationsets.yaml",
-            (*sorted({s for d in deployments for s in d.sources}), *(model.source("service", s.name) for s in _services(deployments))),
+            cell_sources,
             env=env,
-            waves=waves(deployments),
-            documents=[appset],
+            waves=all_waves(model),
+            documents=appsets,
             environment=env.name,
-            consumes=(
-                *deployed_kinds([appset], gitops, env.name, at=in_env),
-                *(Contract("namespace", d.namespace, env.name, at=contract_at(model, "tenant", d.name, "name")) for d in deployments),
-            ),
+            consumes=tuple(deployed_kinds(appsets, gitops, env.name, at=in_env)),
         )
         boot = bootstrap_documents(model, env)
         yield _file(
@@ -119,19 +174,33 @@ def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
             environment=env.name,
             provides=project_whitelist(boot[0], env.name, in_env),
         )
-        platform = platform_documents(model, env, deployments)
+        platform = platform_documents(model, env)
         yield _file(
             templates,
             T_PLATFORM,
             f"{argocd_dir(env.name)}/platform.yaml",
-            (*env_sources, *(model.source("tenant", d.name) for d in deployments)),
+            cell_sources,
             env=env,
             documents=platform,
             environment=env.name,
             provides=project_whitelist(platform[0], env.name, in_env),
             consumes=tuple(deployed_kinds(platform, gitops, env.name, at=in_env)),
         )
+        yield _file(
+            templates,
+            T_SHARDING,
+            sharding_path(env.name),
+            cell_sources,
+            env=env,
+            cells=[{"name": c.name, "cluster": networks.cell_cluster(model.platform, env, c.name)} for c in networks.cells(env)],
+            values=controller_values(env, model.platform),
+            environment=env.name,
+            consumes=controller_roles(model, env),
+        )
+        yield from argocd_standby.render(model, templates, env, extras_include(env.name))
         for d in deployments:
+            if not wanted(d.name):  # an incremental render (output/units.py)
+                continue
             service_sources = tuple(model.source("service", s.name) for s in d.services)
             in_tenant = contract_at(model, "tenant", d.name, "name")
             project = app_project(model, d)
@@ -146,6 +215,31 @@ def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
                 environment=env.name,
                 provides=project_whitelist(project, env.name, in_tenant),
                 consumes=tuple(deployed_kinds([project], gitops, env.name, at=in_tenant)),
+            )
+            cell = networks.tenant_cell(model.catalog, env.name, d.name)
+            # A vended account whose id is not recorded yet: no Applications (no workloads) until
+            # `companyos record-accounts`; the namespace renders held (argocd/namespaces.py).
+            elements = [] if d.account_pending else [element(model, d, s) for s in d.services]
+            yield RenderedFile(
+                path=tenant_elements_path(env.name, cell, d.name),
+                text=json.dumps(elements, indent=2, ensure_ascii=False) + "\n",
+                sources=(*d.sources, *service_sources, *((networks.NETWORKS_PATH,) if len(networks.cells(env)) > 1 else ())),
+                comment=None,
+                tenant=d.name,
+                environment=env.name,
+                consumes=(Contract("namespace", d.namespace, env.name, at=in_tenant),),
+            )
+            namespace_app = [namespace_application(model, env, d)]
+            yield _file(
+                templates,
+                T_NAMESPACE_APP,
+                namespace_application_path(env.name, d.name),
+                (*d.sources, *((networks.NETWORKS_PATH,) if len(networks.cells(env)) > 1 else ())),
+                d=d,
+                documents=namespace_app,
+                tenant=d.name,
+                environment=env.name,
+                consumes=tuple(deployed_kinds(namespace_app, gitops, env.name, at=in_tenant)),
             )
             fence = argocd_namespaces.documents(model, d)
             store_provides, store_consumes = argocd_namespaces.secret_store_contracts(model, d, fence, in_tenant)
@@ -162,11 +256,12 @@ def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
                 consumes=(
                     *deployed_kinds(fence, naming.platform_project(model.platform, env.name), env.name, at=in_tenant),
                     *store_consumes,
+                    *argocd_namespaces.telemetry_contracts(model, d, in_tenant),
                 ),
             )
             for service in d.services:
-                if canary_enabled(d, service):
-                    canary = argocd_rollouts.rollout_documents(d, service, app_labels(d, service))
+                if canary_enabled(d, service) and not d.account_pending:
+                    canary = argocd_rollouts.rollout_documents(d, service, app_labels(d, service), keda=keda_scaled(model, d, service))
                     yield _file(
                         templates,
                         T_ROLLOUT,
@@ -195,6 +290,10 @@ def rollout_consumes(model: Model, d: Deployment, service: spec.Service, docs: l
     project = naming.argocd_project(d.name, d.env)
     out = [Contract("namespace", d.namespace, d.env, at=where), *deployed_kinds(docs, project, d.env, at=where)]
     for doc in docs:
+        if doc.get("kind") == "HorizontalPodAutoscaler" and any(m.get("type") == "Resource" for m in doc["spec"].get("metrics", [])):
+            # CPU and memory come from the resource metrics API (the metrics-server add-on).
+            scaling = contract_at(model, "service", service.name, "defaults", "autoscaling")
+            out.append(Contract("api_service", "metrics.k8s.io", d.env, at=scaling))
         if doc.get("kind") == "AnalysisTemplate":
             for metric in doc["spec"].get("metrics", []):
                 prometheus = metric.get("provider", {}).get("prometheus")
@@ -238,6 +337,14 @@ def wave(d: Deployment) -> str:
     return CANARY_WAVE if d.tenant.canary else d.tier.name
 
 
+def all_waves(model: Model) -> list[str]:
+    """Every wave any tenant could be in (canary, pooled tiers, dedicated tiers): the
+    ApplicationSets list these, not the waves present, so onboarding a tenant of a tier
+    nobody used yet does not rewrite them (a step that matches no Application is skipped)."""
+    tiers = sorted((entry.spec for entry in model.catalog.tiers.values()), key=lambda t: (t.isolation == "dedicated", t.name))
+    return [CANARY_WAVE, *(t.name for t in tiers)]
+
+
 def waves(deployments: tuple[Deployment, ...]) -> list[str]:
     """Waves in sync order: canary tenants, then pooled tiers, then dedicated tiers (each
     group by name), so shared data planes see a release before isolated ones."""
@@ -269,6 +376,10 @@ def extras_include(env: str) -> str:
         job_path(env, "{{.tenant}}", "{{.service}}"),
         rollout_path(env, "{{.tenant}}", "{{.service}}"),
         slo_rules_path(env, "{{.tenant}}", "{{.service}}"),
+        dashboard_path(env, "{{.tenant}}", "{{.service}}"),
+        probe_path(env, "{{.tenant}}", "{{.service}}"),
+        flags_path(env, "{{.tenant}}", "{{.service}}"),
+        scaling_path(env, "{{.tenant}}", "{{.service}}"),
     )
     return "{" + ",".join(p.removeprefix("rendered/") for p in candidates) + "}"
 
@@ -299,11 +410,13 @@ def sync_policy(env: spec.Environment) -> dict[str, Any]:
     return policy
 
 
-def applicationset(model: Model, env: spec.Environment, deployments: tuple[Deployment, ...]) -> dict[str, Any]:
+def applicationset(model: Model, env: spec.Environment, cell: str) -> dict[str, Any]:
+    """The cell's ApplicationSet: a git files generator over the cell's per-tenant JSON
+    files (``cells/<cell>/<tenant>.json``), so adding or editing a tenant adds or changes
+    that tenant's file only and the ApplicationSet object stays small at any fleet size."""
     repo = model.platform.repository
-    elements = [element(model, d, s) for d in deployments for s in d.services]
     steps = []
-    for name in waves(deployments):
+    for name in all_waves(model):
         step: dict[str, Any] = {"matchExpressions": [{"key": "companyos.io/wave", "operator": "In", "values": [name]}]}
         if name == CANARY_WAVE:
             step["maxUpdate"] = model.platform.tenant_canary_wave_size
@@ -313,14 +426,16 @@ def applicationset(model: Model, env: spec.Environment, deployments: tuple[Deplo
         "apiVersion": API,
         "kind": "ApplicationSet",
         "metadata": {
-            "name": naming.applicationset_name(env.name),
+            "name": applicationset_name(env, cell),
             "namespace": model.platform.argocd_namespace,
-            "labels": naming.environment_labels(env.name),
+            "labels": {**naming.environment_labels(env.name), "companyos.io/cell": cell},
         },
         "spec": {
             "goTemplate": True,
             "goTemplateOptions": ["missingkey=error"],
-            "generators": [{"list": {"elements": elements}}],
+            "generators": [
+                {"git": {"repoURL": repo.url, "revision": repo.revision, "files": [{"path": f"{cell_dir(env.name, cell)}/*.json"}]}}
+            ],
             "strategy": {"type": "RollingSync", "rollingSync": {"steps": steps}},
             "syncPolicy": {"preserveResourcesOnDeletion": False},
             "template": {
@@ -338,7 +453,7 @@ def applicationset(model: Model, env: spec.Environment, deployments: tuple[Deplo
                 },
                 "spec": {
                     "project": "{{.project}}",
-                    "destination": {"name": naming.cluster_name(model.platform, env.name), "namespace": "{{.namespace}}"},
+                    "destination": {"name": networks.cell_cluster(model.platform, env, cell), "namespace": "{{.namespace}}"},
                     "sources": [
                         {
                             "repoURL": "{{.chartRepo}}",
@@ -404,10 +519,14 @@ def app_project(model: Model, d: Deployment) -> dict[str, Any]:
         "spec": {
             "description": f"Tenant {d.name} ({d.tier.name}) in {d.env}; owner {d.tenant.owner}",
             "sourceRepos": source_repos(model, d.services),
-            "destinations": [{"name": naming.cluster_name(model.platform, d.env), "namespace": d.namespace}],
+            "destinations": [
+                {"name": tenant_cluster(model, d), "namespace": d.namespace},
+                *argocd_standby.destinations(model, d.environment, d.namespace),
+            ],
             "clusterResourceWhitelist": [],
             "namespaceResourceWhitelist": _kinds(TENANT_KINDS),
             "orphanedResources": {"warn": True},
+            "roles": [argocd_rbac.project_role(model, d)],
         },
     }
     windows = sync_windows(d.environment)
@@ -416,55 +535,118 @@ def app_project(model: Model, d: Deployment) -> dict[str, Any]:
     return project
 
 
-def platform_documents(model: Model, env: spec.Environment, deployments: tuple[Deployment, ...]) -> list[dict[str, Any]]:
-    cluster = naming.cluster_name(model.platform, env.name)
-    project_name = naming.platform_project(model.platform, env.name)
+def tenant_cluster(model: Model, d: Deployment) -> str:
+    """The cluster of the cell the tenant is assigned to in ``d.env``."""
+    env = d.environment
+    return networks.cell_cluster(model.platform, env, networks.tenant_cell(model.catalog, env.name, d.name))
+
+
+def platform_documents(model: Model, env: spec.Environment) -> list[dict[str, Any]]:
+    """The platform AppProject: it may create tenant namespaces (``tenant-*``, a reserved
+    prefix) on every cell's cluster. A pattern, not a list, so it is the same for any fleet."""
     repo = model.platform.repository
-    labels = naming.environment_labels(env.name)
-    docs: list[dict[str, Any]] = [
+    return [
         {
             "apiVersion": API,
             "kind": "AppProject",
             "metadata": {
-                "name": project_name,
+                "name": naming.platform_project(model.platform, env.name),
                 "namespace": model.platform.argocd_namespace,
-                "labels": labels,
+                "labels": naming.environment_labels(env.name),
                 "annotations": PROJECT_FIRST,
             },
             "spec": {
                 "description": f"Platform-owned tenant namespaces in {env.name}",
                 "sourceRepos": [repo.url],
-                "destinations": [{"name": cluster, "namespace": d.namespace} for d in deployments],
+                "destinations": [
+                    *(
+                        {"name": networks.cell_cluster(model.platform, env, c.name), "namespace": naming.namespace("*")}
+                        for c in networks.cells(env)
+                    ),
+                    *argocd_standby.destinations(model, env, naming.namespace("*")),
+                ],
                 "clusterResourceWhitelist": [{"group": "", "kind": "Namespace"}],
                 "namespaceResourceWhitelist": _kinds(PLATFORM_NAMESPACED_KINDS),
             },
         }
     ]
-    for d in deployments:
-        docs.append(
-            {
-                "apiVersion": API,
-                "kind": "Application",
-                "metadata": {
-                    "name": f"{env.name}-namespace-{d.name}",
-                    "namespace": model.platform.argocd_namespace,
-                    "labels": {**labels, "companyos.io/tenant": d.name},
-                },
-                "spec": {
-                    "project": project_name,
-                    "destination": {"name": cluster, "namespace": d.namespace},
-                    "source": {
-                        "repoURL": repo.url,
-                        "targetRevision": repo.revision,
-                        "path": f"{argocd_dir(env.name)}/namespaces",
-                        "directory": {"include": f"{d.name}.yaml"},
-                    },
-                    # Always automated: the fence must exist before (and whatever) the tenant syncs.
-                    "syncPolicy": {"automated": {"prune": True, "selfHeal": True}, "syncOptions": ["PruneLast=true"]},
-                },
-            }
-        )
-    return docs
+
+
+def namespace_application(model: Model, env: spec.Environment, d: Deployment) -> dict[str, Any]:
+    """The platform Application that creates the tenant's namespace and its fence, on the
+    cluster of the tenant's cell (its own file: ``tenants/<tenant>.yaml``)."""
+    repo = model.platform.repository
+    return {
+        "apiVersion": API,
+        "kind": "Application",
+        "metadata": {
+            "name": naming.namespace_application(env.name, d.name),
+            "namespace": model.platform.argocd_namespace,
+            "labels": {**naming.environment_labels(env.name), "companyos.io/tenant": d.name},
+        },
+        "spec": {
+            "project": naming.platform_project(model.platform, env.name),
+            "destination": {"name": tenant_cluster(model, d), "namespace": d.namespace},
+            "source": {
+                "repoURL": repo.url,
+                "targetRevision": repo.revision,
+                "path": f"{argocd_dir(env.name)}/namespaces",
+                "directory": {"include": f"{d.name}.yaml"},
+            },
+            # Always automated: the fence must exist before (and whatever) the tenant syncs.
+            "syncPolicy": {"automated": {"prune": True, "selfHeal": True}, "syncOptions": ["PruneLast=true"]},
+        },
+    }
+
+
+#: argocd-cm key of the health check for Application objects (Argo CD 1.8 dropped it from
+#: the defaults; without it an Application is "healthy" as soon as it exists).
+APPLICATION_HEALTH_KEY = "resource.customizations.health.argoproj.io_Application"
+#: The check Argo CD's documentation gives (operator-manual/health.md, "Argo CD App"): an
+#: Application is as healthy as its own status says, Progressing until it has one.
+APPLICATION_HEALTH_LUA = """hs = {}
+hs.status = "Progressing"
+hs.message = ""
+if obj.status ~= nil then
+  if obj.status.health ~= nil then
+    hs.status = obj.status.health.status
+    if obj.status.health.message ~= nil then
+      hs.message = obj.status.health.message
+    end
+  end
+end
+return hs
+"""
+
+
+def controller_roles(model: Model, env: spec.Environment) -> tuple[Contract, ...]:
+    """With a standby: the IRSA role the controller's service account is annotated with,
+    which the shared root's dr.tf must render trusting exactly that service account."""
+    if env.disaster_recovery is None:
+        return ()
+    role = f"arn:aws:iam::{env.accounts.shared_services}:role/{argocd_standby_role(model.platform, env.name)}"
+    subject = f"{model.platform.argocd_namespace}:{ARGOCD_CONTROLLER_SA}"
+    return (Contract("iam_role", role, env.name, detail=subject, at=contract_at(model, "environment", env.name, "disaster_recovery")),)
+
+
+def controller_values(env: spec.Environment, platform: spec.Platform) -> dict[str, Any]:
+    """Helm values of the argo-cd chart for the environment's Argo CD: one application
+    controller replica (shard) per cell, clusters spread round-robin over them; and the
+    Application health check that makes the root Application's sync waves wait for each
+    add-on Application to be Healthy before the next wave (tenant ApplicationSets and
+    namespaces sync at wave 0 and later, after every add-on: docs/delivery.md)."""
+    controller: dict[str, Any] = {"replicas": len(networks.cells(env))}
+    if env.disaster_recovery is not None:
+        # IRSA: reads the standby cluster's connection and is admitted there (shared root, dr.tf)
+        role = f"arn:aws:iam::{env.accounts.shared_services}:role/{argocd_standby_role(platform, env.name)}"
+        controller["serviceAccount"] = {"annotations": {"eks.amazonaws.com/role-arn": role}}
+    return {
+        "controller": controller,
+        "configs": {
+            "params": {"controller.sharding.algorithm": SHARDING_ALGORITHM},
+            "cm": {APPLICATION_HEALTH_KEY: APPLICATION_HEALTH_LUA},
+        },
+    }
 
 
 # --- bootstrap -----------------------------------------------------------------------------
@@ -488,7 +670,8 @@ def bootstrap_documents(model: Model, env: spec.Environment) -> list[dict[str, A
                 "destinations": [{"name": IN_CLUSTER, "namespace": argo_ns}],
                 "clusterResourceWhitelist": [],
                 "namespaceResourceWhitelist": [
-                    {"group": "argoproj.io", "kind": k} for k in ("AppProject", "Application", "ApplicationSet")
+                    *({"group": "argoproj.io", "kind": k} for k in ("AppProject", "Application", "ApplicationSet")),
+                    *(_kinds(argocd_standby.REGISTRATION_KINDS) if argocd_standby.enabled(env) else []),
                 ],
             },
         },
@@ -505,13 +688,12 @@ def bootstrap_documents(model: Model, env: spec.Environment) -> list[dict[str, A
                     "path": argocd_dir(env.name),
                     "directory": {
                         "recurse": True,
-                        "include": "{bootstrap.yaml,platform.yaml,applicationsets.yaml,addons.yaml,projects/*.yaml}",
+                        "include": "{bootstrap.yaml,platform.yaml,applicationsets.yaml,addons.yaml,capacity.yaml,projects/*.yaml,tenants/*.yaml,standby/*.yaml}",
                     },
                 },
                 # Prune stays off: deleting an AppProject or ApplicationSet by accident would
-                # cascade to every tenant's workloads. Server-side apply: the ApplicationSet
-                # lists every (tenant, service) pair and outgrows client-side apply's
-                # last-applied annotation (256 KiB) at about 500 tenants.
+                # cascade to every tenant's workloads. Server-side apply: no last-applied
+                # annotation to outgrow (256 KiB), whatever an object grows to.
                 "syncPolicy": {"automated": {"prune": False, "selfHeal": True}, "syncOptions": ["ServerSideApply=true"]},
             },
         },

@@ -11,6 +11,8 @@ tenants' secret-reader roles (each in the account holding that tenant's secrets)
 this add-on's role, and becomes exactly the environment's reader roles matching the pattern,
 account-scoped (a statement left with none is dropped). That is how the External Secrets
 Operator may assume each tenant's reader and nothing else.
+
+An add-on's ``buckets`` become this root's S3 buckets, its role's statements name exactly them.
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ FILENAME = "addons.tf"
 ZONE_ID = "aws_route53_zone.env.zone_id"
 #: A role ARN in any account: a pattern over the tenants' secret-reader roles.
 ANY_ACCOUNT_ROLE = "arn:aws:iam::*:role/"
+#: The shared root's per-tenant records (templates/terraform/_isolation.tf.j2 reads tenants/*.json).
+TENANT_RECORDS = "local.tenant_records"
+#: The KMS key of the add-on buckets (templates/terraform/shared/addons.tf.j2).
+BUCKET_KEY = "module.kms_addon_buckets.key_arn"
 
 
 def hcl_template(text: str) -> str:
@@ -52,11 +58,14 @@ def roles(model: Model, env: spec.Environment) -> list[dict[str, Any]]:
         for st in addon.iam_policy:
             resources = _resources(st, known, mine)
             if resources:
-                statements.append(_statement(st, known, resources))
+                statements.append(_statement(st, known, resources, _hcl_resources(st, known, arn)))
                 if "sts:AssumeRole" in st.actions:
                     assumes.update(r for r in resources if r in mine)
+        buckets = [_bucket(model, env, addon, b) for b in addon.buckets]
+        statements += _bucket_statements(env, buckets)
         out.append(
             {
+                "buckets": buckets,
                 "addon": addon.name,
                 "module": f"irsa_addon_{addon.name.replace('-', '_')}",
                 "role": model_addons.role_name(model.platform, env.name, addon.name),
@@ -81,12 +90,45 @@ def _resources(st: spec.IamStatement, known: dict[str, str], readers: list[str])
     return out
 
 
-def _statement(st: spec.IamStatement, known: dict[str, str], resources: list[str]) -> dict[str, Any]:
+def _hcl_resources(st: spec.IamStatement, known: dict[str, str], principal: str) -> str:
+    """The statement's resources as HCL. A reader-role pattern becomes a for expression over
+    the shared root's per-tenant files (``tenants/<name>.json``, :data:`TENANT_RECORDS`), not
+    a list of ARNs: adding a tenant adds its file and leaves ``addons.tf`` as it was."""
+    fixed, parts = [], []
+    for text in (model_addons.fill(r, known) for r in st.resources):
+        if text.startswith(ANY_ACCOUNT_ROLE):
+            parts.append(
+                f"[for t in values({TENANT_RECORDS}) : t.secret_reader.role"
+                f' if t.secret_reader.principal == {hcl_value(principal)} && can(regex("{_glob_regex(text)}", t.secret_reader.role))]'
+            )
+        else:
+            fixed.append(hcl_template(text))
+    if fixed:
+        parts.insert(0, "[" + ", ".join(fixed) + "]")
+    return parts[0] if len(parts) == 1 else "distinct(concat(" + ", ".join(parts) + "))"
+
+
+def _glob_regex(pattern: str) -> str:
+    """An fnmatch pattern as an anchored RE2 regex inside an HCL string (backslashes doubled)."""
+    out = []
+    for ch in pattern:
+        if ch == "*":
+            out.append(".*")
+        elif ch == "?":
+            out.append(".")
+        elif ch.isalnum() or ch in "-_:/@=,":
+            out.append(ch)
+        else:
+            out.append("\\\\" + ch)
+    return "^" + "".join(out) + "$"
+
+
+def _statement(st: spec.IamStatement, known: dict[str, str], resources: list[str], hcl_resources: str | None = None) -> dict[str, Any]:
     return {
         "key": st.sid[0].lower() + st.sid[1:],
         "sid": hcl_value(st.sid),
         "actions": hcl_value(list(st.actions)),
-        "resources": "[" + ", ".join(hcl_template(r) for r in resources) + "]",
+        "resources": hcl_resources or "[" + ", ".join(hcl_template(r) for r in resources) + "]",
         "conditions": [
             {
                 "test": hcl_value(c.test),
@@ -96,3 +138,53 @@ def _statement(st: spec.IamStatement, known: dict[str, str], resources: list[str
             for c in st.conditions
         ],
     }
+
+
+def _bucket(model: Model, env: spec.Environment, addon: spec.Addon, b: spec.AddonBucket) -> dict[str, Any]:
+    return {
+        "module": f"bucket_{addon.name.replace('-', '_')}_{b.name}",
+        "name": model_addons.bucket_name(model.platform, env, addon.name, b.name),
+        "expire_after_days": b.expire_after_days,
+        "glacier_after_days": b.glacier_after_days,
+    }
+
+
+def buckets(roles_: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every add-on bucket of the root, for the template's bucket blocks."""
+    return [b for role in roles_ for b in role["buckets"]]
+
+
+def _bucket_statements(env: spec.Environment, chosen: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Least privilege over exactly these buckets: no s3:* and no other bucket."""
+    if not chosen:
+        return []
+    arns = [f"arn:aws:s3:::{b['name']}" for b in chosen]
+    via = {
+        "test": hcl_value("StringEquals"),
+        "variable": hcl_value("kms:ViaService"),
+        "vals": hcl_value([f"s3.{env.aws.region}.amazonaws.com"]),
+    }
+    return [
+        {
+            "key": "listBuckets",
+            "sid": hcl_value("ListBuckets"),
+            "actions": hcl_value(["s3:ListBucket"]),
+            "resources": hcl_value(arns),
+            "conditions": [],
+        },
+        {
+            "key": "objects",
+            "sid": hcl_value("Objects"),
+            # Tempo's documented minimal policy adds the object tagging calls (Loki makes none).
+            "actions": hcl_value(["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:GetObjectTagging", "s3:PutObjectTagging"]),
+            "resources": hcl_value([f"{a}/*" for a in arns]),
+            "conditions": [],
+        },
+        {
+            "key": "bucketKey",
+            "sid": hcl_value("BucketKey"),
+            "actions": hcl_value(["kms:Decrypt", "kms:GenerateDataKey"]),
+            "resources": f"[{BUCKET_KEY}]",
+            "conditions": [via],
+        },
+    ]

@@ -26,6 +26,7 @@ MODULES: dict[str, tuple[str, str]] = {
     "vpc": ("terraform-aws-modules/vpc/aws", "6.6.0"),
     "vpc_endpoints": ("terraform-aws-modules/vpc/aws//modules/vpc-endpoints", "6.6.0"),
     "eks": ("terraform-aws-modules/eks/aws", "21.19.0"),
+    "karpenter": ("terraform-aws-modules/eks/aws//modules/karpenter", "21.19.0"),
     "rds": ("terraform-aws-modules/rds/aws", "7.2.0"),
     "rds_backup_replication": ("terraform-aws-modules/rds/aws//modules/db_instance_automated_backups_replication", "7.2.0"),
     "elasticache": ("terraform-aws-modules/elasticache/aws", "1.10.3"),

@@ -20,7 +20,8 @@ from generator.formats.templating import Templates
 from generator.model import naming
 from generator.model import organization as orgmodel
 from generator.model.resolve import Model
-from generator.targets.base import RenderedFile
+from generator.targets.base import RenderedFile, wanted
+from generator.targets.terraform import audit, config_recorder, identity_center, vended
 from generator.targets.terraform.hcl import format_hcl
 from generator.targets.terraform.modules import PROVIDERS, TERRAFORM_VERSION
 
@@ -28,7 +29,10 @@ NAME = "terraform-org"
 DIR = f"rendered/terraform/{orgmodel.ORG_ROOT}"
 STATE_KEY = f"{orgmodel.ORG_ROOT}/terraform.tfstate"
 COMMON = ("versions.tf", "backend.tf", "providers.tf")
-OWN = ("main.tf", "policies.tf", "outputs.tf")
+OWN = ("main.tf", "policies.tf", "outputs.tf", identity_center.FILENAME, audit.FILENAME)
+ACCOUNT_MACRO = "terraform/org/_account.tf.j2"
+TENANT_TEMPLATE = "terraform/org/tenant.tf.j2"
+BUDGET_MACRO = "terraform/org/_budget.tf.j2"
 #: AWS Organizations quotas: characters of one SCP (minified, as AWS counts), SCPs attached to
 #: one root, OU or account (the AWS-managed FullAWSAccess counts as one), tag policy size.
 SCP_MAX_CHARS = 5120
@@ -304,7 +308,7 @@ def _context(model: Model, org: orgmodel.Organization, policies: list[Policy]) -
     if not kms.startswith("arn:"):
         kms = f"arn:aws:kms:{state.region}:{state.account}:{kms if kms.startswith('alias/') else 'key/' + kms}"
     return {
-        "r": OrgRoot(DIR, [provider], tags),
+        "r": OrgRoot(DIR, [provider, *(Provider(*p) for p in audit.providers(model))], tags),
         "org": org,
         "policies": policies,
         "platform": platform,
@@ -319,6 +323,10 @@ def _context(model: Model, org: orgmodel.Organization, policies: list[Policy]) -
             "key": STATE_KEY,
         },
         "root_ou": orgmodel.ROOT_OU,
+        "audit": audit.context(model, org),
+        "budgets": audit.budgets(model, org),
+        "session": identity_center.SESSION,
+        "read_only": identity_center.READ_ONLY,
     }
 
 
@@ -330,6 +338,11 @@ def _sources(model: Model) -> list[str]:
     ]
 
 
+def tenant_file(tenant: str) -> str:
+    """The org root's file of one tenant's accounts (merge-friendly: one file per tenant)."""
+    return f"{DIR}/tenant-{tenant}.tf"
+
+
 def _files(model: Model, templates: Templates, org: orgmodel.Organization, policies: list[Policy]) -> Iterator[RenderedFile]:
     context = _context(model, org, policies)
     sources = _sources(model)
@@ -338,5 +351,49 @@ def _files(model: Model, templates: Templates, org: orgmodel.Organization, polic
         yield RenderedFile(
             path=f"{DIR}/{filename}",
             text=format_hcl(templates.render(template, **context)),
-            sources=(*sources, templates.path(template)),
+            sources=(
+                *sources,
+                templates.path(template),
+                *((templates.path(ACCOUNT_MACRO),) if filename == "main.tf" else ()),
+            ),
+        )
+    recorder = config_recorder.org_text(model, templates)
+    if recorder is not None:
+        yield RenderedFile(
+            path=f"{DIR}/{config_recorder.FILENAME}", text=recorder, sources=(*sources, templates.path(config_recorder.TEMPLATE))
+        )
+    by_tenant: dict[str, list[orgmodel.Account]] = {}
+    for account in org.accounts:
+        if account.tenant:
+            by_tenant.setdefault(account.role, []).append(account)
+    for tenant, accounts in sorted(by_tenant.items()):
+        live = [a for a in accounts if not a.retired]
+        if live and not wanted(tenant):  # an incremental render reuses the others' files
+            continue
+        text = templates.render(TENANT_TEMPLATE, **context, tenant=tenant, accounts=accounts, output=vended.output(tenant))
+        yield RenderedFile(
+            path=tenant_file(tenant),
+            text=format_hcl(text),
+            sources=(
+                model.source("platform", "platform"),
+                *(model.source("environment", a.env) for a in live),
+                *((model.source("tenant", tenant),) if live else ()),
+                *audit.budget_sources(model, tenant),
+                *((model.source("retired_accounts", "retired_accounts"),) if len(live) < len(accounts) else ()),
+                templates.path(TENANT_TEMPLATE),
+                templates.path(ACCOUNT_MACRO),
+                *((templates.path(BUDGET_MACRO),) if live else ()),
+            ),
+            tenant=tenant if live else None,  # a removed tenant's accounts: an org-wide file
+        )
+    roles = identity_center.by_role(org)
+    for tenant in sorted({d.name for d in model.deployments}):
+        if not wanted(tenant):  # an incremental render reuses the others' files
+            continue
+        text = templates.render(identity_center.TENANT_TEMPLATE, **context, identity=identity_center.tenant_context(model, roles, tenant))
+        yield RenderedFile(
+            path=f"{DIR}/{identity_center.tenant_filename(tenant)}",
+            text=format_hcl(text),
+            sources=(*identity_center.tenant_sources(model, tenant), templates.path(identity_center.TENANT_TEMPLATE)),
+            tenant=tenant,
         )

@@ -10,10 +10,10 @@ canonical. What each root holds: docs/terraform.md ("Roots").
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from generator.catalog import spec
@@ -22,11 +22,24 @@ from generator.formats import emit
 from generator.formats.templating import Templates
 from generator.model import name_registry, naming, networks
 from generator.model.resolve import Deployment, Model
-from generator.targets.base import RenderedFile
+from generator.targets.base import RenderedFile, wanted
 from generator.targets.common import SecretReader, reader_assume_detail, reader_trust_detail, secret_access_detail, secret_reader
-from generator.targets.contracts import EKS_CRDS, Contract
+from generator.targets.contracts import EKS_CRDS, Contract, covers
 from generator.targets.contracts import at as contract_at
-from generator.targets.terraform import addon_roles, addressing, isolation
+from generator.targets.terraform import access_entries as access_entries_tf
+from generator.targets.terraform import (
+    addon_roles,
+    addressing,
+    alarms,
+    config_recorder,
+    data_isolation,
+    disaster_recovery,
+    isolation,
+    log_archive,
+    registry,
+    vended,
+)
+from generator.targets.terraform import capacity as capacity_tf
 from generator.targets.terraform.hcl import format_hcl
 from generator.targets.terraform.modules import (
     MODULES,
@@ -126,6 +139,8 @@ class Root:
     pod_groups: list[dict[str, str]] = field(default_factory=list)
     #: Pool and dedicated roots: the tenants whose pod groups (only) reach the data stores.
     data_clients: list[str] = field(default_factory=list)
+    #: Shared root: one EKS cluster per cell (name, module, cluster); the first is ``module.eks``.
+    cells: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def tenant(self) -> str | None:
@@ -141,6 +156,10 @@ class Root:
         used = set(KIND_MODULES[self.kind])
         if self.addon_roles:
             used.add("iam_irsa")
+        if alarms.applies(self):
+            used |= {"kms", "sns"}
+        if log_archive.applies(self):
+            used |= log_archive.MODULES
         if self.edge:
             used |= EDGE_MODULES
         if self.settings.database.cross_region_copy and self.kind in ("pool", "dedicated"):
@@ -160,12 +179,12 @@ class Root:
 
 def route_tables(settings: spec.Settings) -> int:
     """Private route tables the vpc module creates: one per NAT gateway."""
-    return settings.network.az_count if settings.network.nat_gateways == "per_az" else 1
+    return alarms.nat_gateways(settings)
 
 
 def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
     for root in roots(model):
-        yield from _files(model, templates, root)
+        yield from vended.resolve(model, _files(model, templates, root))
 
 
 # --- which roots exist ------------------------------------------------------------------------
@@ -183,7 +202,8 @@ def roots(model: Model) -> Iterator[Root]:
         for tier in sorted({d.tier.name for d in deployments if not d.dedicated}):
             yield _pool(model, env, model.tiers[tier], nets, shared)
         for d in deployments:
-            yield _tenant(model, d, nets, shared)
+            if wanted(d.name):  # an incremental render (output/units.py) skips the others
+                yield _tenant(model, d, nets, shared)
 
 
 def _network(nets: networks.Networks, env: spec.Environment, key: str, az_count: int) -> Network:
@@ -233,6 +253,12 @@ def _shared(model: Model, env: spec.Environment, nets: networks.Networks) -> Roo
             _provider(model, env, name, account, env.aws.region),
             _provider(model, env, name, account, env.aws.dr_region, "dr"),
             _provider(model, env, name, account, EDGE_REGION, "edge"),
+            # dr.tf: the dr-verify vault, its restore role and the restore drill's CI role
+            *(
+                [_provider(model, env, name, env.accounts.dr_verify, env.aws.dr_region, "dr_verify")]
+                if disaster_recovery.enabled(env)
+                else []
+            ),
         ],
         sources=[
             model.source("platform", "platform"),
@@ -253,7 +279,19 @@ def _shared(model: Model, env: spec.Environment, nets: networks.Networks) -> Roo
         budget=_budget(settings, [], tag_filter=None),
         addon_roles=addon_roles.roles(model, env),
         pod_groups=isolation.pod_groups(model, env.name, nets),
+        cells=cell_clusters(model, env),
     )
+
+
+def cell_clusters(model: Model, env: spec.Environment) -> list[dict[str, str]]:
+    """Each cell's EKS cluster in the shared root: the first cell keeps ``module.eks`` and the
+    environment's cluster name (nothing is renamed or recreated when cells are added); every
+    other cell gets ``module.eks_<cell>`` named ``<cluster>-<cell>`` (networks.cell_cluster)."""
+    out = []
+    for i, cell in enumerate(networks.cells(env)):
+        module = "eks" if i == 0 else f"eks_{cell.name.replace('-', '_')}"
+        out.append({"name": cell.name, "module": module, "cluster": networks.cell_cluster(model.platform, env, cell.name)})
+    return out
 
 
 def _pool(model: Model, env: spec.Environment, tier: spec.Tier, nets: networks.Networks, shared: Root) -> Root:
@@ -261,9 +299,11 @@ def _pool(model: Model, env: spec.Environment, tier: spec.Tier, nets: networks.N
     account = env.accounts.pools[tier.name]
     name = naming.pool_root(tier.name)
     providers = [_provider(model, env, name, account, env.aws.region)]
-    if settings.database.cross_region_copy:
+    if settings.database.cross_region_copy or disaster_recovery.enabled(env):
         providers.append(_provider(model, env, name, account, env.aws.dr_region, "dr"))
     providers.append(_provider(model, env, name, env.accounts.shared_services, env.aws.region, "shared"))
+    if disaster_recovery.enabled(env):  # dr.tf: peer the DR VPC with the standby cluster's
+        providers.append(_provider(model, env, name, env.accounts.shared_services, env.aws.dr_region, "shared_dr"))
     return Root(
         env=env,
         name=name,
@@ -360,13 +400,15 @@ def _tenant(model: Model, d: Deployment, nets: networks.Networks, shared: Root) 
     name = naming.tenant_root(tenant.name)
     account = d.account_id
     providers = [_provider(model, env, name, account, env.aws.region)]
-    if d.dedicated and d.settings.database.cross_region_copy:
+    if d.dedicated and (d.settings.database.cross_region_copy or disaster_recovery.enabled(env)):
         providers.append(_provider(model, env, name, account, env.aws.dr_region, "dr"))
     edge = [(svc.name, naming.hostname(svc.name, tenant.name, env)) for svc in d.services if d.public_ingress(svc)]
     if edge:
         providers.append(_provider(model, env, name, account, EDGE_REGION, "edge"))
     if edge or d.dedicated:
         providers.append(_provider(model, env, name, env.accounts.shared_services, env.aws.region, "shared"))
+    if d.dedicated and disaster_recovery.enabled(env):  # dr.tf: peer the DR VPC with the standby cluster's
+        providers.append(_provider(model, env, name, env.accounts.shared_services, env.aws.dr_region, "shared_dr"))
     names = _data_names(model, env, tenant.name)
     names.update(isolation.tenant_names(model, env.name, tenant.name))
     if not d.dedicated:
@@ -432,13 +474,25 @@ def _files(model: Model, templates: Templates, root: Root) -> Iterator[RenderedF
     names += [(f, f"terraform/{folder}/{f}.j2") for f in ("main.tf", "outputs.tf")]
     if root.addon_roles:
         names.append((addon_roles.FILENAME, addon_roles.TEMPLATE))
+    if not capacity_tf.capacity(model, root).empty:
+        names.append((capacity_tf.FILENAME, capacity_tf.TEMPLATE))
+    # The shared root's own HCL reads no tenant or tier file: they reach it as the per-tenant
+    # records (_tenant_records), so its header names only what the file was made from.
+    fleet = (  # only the shared root drops them: a pool root must not pay a fleet-wide scan
+        {model.source(k, n) for d in model.in_environment(root.env.name) for k, n in (("tenant", d.name), ("tier", d.tier.name))}
+        if root.kind == "shared"
+        else set()
+    )
     for filename, template in names:
-        sources = [*root.sources, templates.path(template)]
-        if filename in ("main.tf", addon_roles.FILENAME):
+        own = root.kind == "shared" and filename in (*COMMON, "main.tf", "outputs.tf")
+        sources = [*(s for s in root.sources if not (own and s in fleet)), templates.path(template)]
+        if filename in ("main.tf", addon_roles.FILENAME, capacity_tf.FILENAME):
             sources.append(templates.path(MACROS))
         if filename == "main.tf":
             sources.append(templates.path(PRODUCER_MACROS))
             sources.append(templates.path(isolation.MACROS))
+            if root.kind == "pool":
+                sources.append(templates.path(data_isolation.MACROS))
         if filename == addon_roles.FILENAME:
             sources += [role["source"] for role in root.addon_roles]
         text = format_hcl(templates.render(template, **context))
@@ -453,27 +507,107 @@ def _files(model: Model, templates: Templates, root: Root) -> Iterator[RenderedF
             provides=provides,
             consumes=consumes,
         )
+    yield from _tenant_records(model, root)
+    for dr_file in disaster_recovery.files(model, templates, root, context):
+        provides, consumes = contracts(model, root, disaster_recovery.FILENAME, dr_file.text)
+        yield replace(dr_file, provides=provides, consumes=consumes)
+    yield from alarms.files(model, templates, root, context)
+    yield from log_archive.files(model, templates, root, context)
+    yield from config_recorder.files(model, templates, root)
+    if root.kind == "shared":
+        yield RenderedFile(
+            path=f"{root.dir}/{access_entries_tf.FILENAME}",
+            text=format_hcl(templates.render(access_entries_tf.TEMPLATE, sso_path=access_entries_tf.SSO_PATH)),
+            sources=(*root.sources, templates.path(access_entries_tf.TEMPLATE)),
+            environment=root.env.name,
+            root=root.dir,
+        )
+    ecr = registry.text(model, root.env) if root.kind == "shared" else None
+    if ecr is not None:
+        yield RenderedFile(
+            path=f"{root.dir}/{registry.FILENAME}",
+            text=format_hcl(ecr),
+            sources=(*root.sources, *registry.sources(model)),
+            environment=root.env.name,
+            root=root.dir,
+        )
+
+
+#: Per-tenant records of the shared and pool roots, read by Terraform with fileset().
+TENANT_RECORDS_DIR = "tenants"
+
+
+def _tenant_records(model: Model, root: Root) -> Iterator[RenderedFile]:
+    """``<root>/tenants/<tenant>.json`` of the shared root (pod group, data VPC, secret reader)
+    and of a pool (its members): the root's HCL iterates over these files
+    (templates/terraform/_isolation.tf.j2), so onboarding adds a file to the root and changes
+    none of its ``.tf`` files, and parallel onboarding pull requests do not conflict."""
+    if root.kind not in ("shared", "pool"):
+        return
+    groups = {g["tenant"]: g for g in root.pod_groups}
+    members = set(root.data_clients)
+    for d in model.in_environment(root.env.name):
+        if not wanted(d.name) or (root.kind == "pool" and d.name not in members):
+            continue
+        record: dict[str, Any] = {"tenant": d.name}
+        provides: list[Contract] = []
+        if root.kind == "shared":
+            reader = secret_reader(model, d)
+            for role in root.addon_roles:  # the add-on roles that may assume this tenant's reader (addons.tf reads the records)
+                if reader is not None and reader.role_arn in role["assumes"]:
+                    arn = f"arn:aws:iam::{root.account}:role/{role['role']}"
+                    at_addon = contract_at(model, "addon", role["addon"], "service_account")
+                    provides.append(Contract("iam_role", reader.role_arn, root.env.name, detail=reader_assume_detail(arn), at=at_addon))
+            record |= {
+                "pod_group": groups[d.name]["name"],
+                "namespace": groups[d.name]["namespace"],
+                "data_cidr": groups[d.name]["data_cidr"],
+                # the cell whose cluster runs the tenant's pods (its nodes reach the pod group)
+                "cell": networks.tenant_cell(model.catalog, root.env.name, d.name),
+                # empty when the tenant reads no secrets: no add-on role may assume anything for it
+                "secret_reader": {"role": reader.role_arn if reader else "", "principal": reader.principal if reader else ""},
+                # the team's Identity Center role -> its Kubernetes group (access.tf)
+                "team": access_entries_tf.record(model, d.name),
+            }
+        yield RenderedFile(
+            path=f"{root.dir}/{TENANT_RECORDS_DIR}/{d.name}.json",
+            text=json.dumps(record, indent=2, sort_keys=True) + "\n",
+            sources=(*d.sources, networks.NETWORKS_PATH),
+            comment=None,
+            tenant=d.name,
+            environment=root.env.name,
+            root=root.dir,
+            provides=tuple(provides),
+        )
 
 
 # --- contracts (targets/contracts.py): read from the rendered HCL where it says it -----------
 
-_OUTPUT = re.compile(r'^output "([A-Za-z0-9_-]+)"', re.MULTILINE)
+# Blocks at the start of a line are matched as "\n" + the block in "\n" + text (``_lines``):
+# a literal first character lets the regex engine skip ahead, where a leading ``^`` is tried
+# at every position (20-30x slower over 15,000 files).
+_OUTPUT = re.compile(r'\noutput "([A-Za-z0-9_-]+)"')
 _REMOTE = re.compile(r"data\.terraform_remote_state\.([A-Za-z0-9_]+)\.outputs\.([A-Za-z0-9_]+)")
-_SECRET = re.compile(r'^resource "aws_secretsmanager_secret" "[A-Za-z0-9_-]+" \{\n\s*name\s*=\s*"([^"]+)"', re.MULTILINE)
+_SECRET = re.compile(r'\nresource "aws_secretsmanager_secret" "[A-Za-z0-9_-]+" \{\n\s*name\s*=\s*"([^"]+)"')
 #: The secret-reader role as rendered (templates/terraform/_producers.tf.j2): its trust's
 #: principals and esoNamespace tag, and what its ReadTenantSecrets statement grants.
-_READER_DOC = re.compile(r'^data "aws_iam_policy_document" "(secret_reader(?:_trust)?)" \{\n(.*?)^\}', re.MULTILINE | re.DOTALL)
+_READER_DOC = re.compile(r'\ndata "aws_iam_policy_document" "(secret_reader(?:_trust)?)" \{\n(.*?)^\}', re.MULTILINE | re.DOTALL)
 _READER_PRINCIPALS = re.compile(r'principals \{\s*type\s*=\s*"AWS"\s*identifiers\s*=\s*\[([^\]]*)\]')
 _READER_TAG = re.compile(r'variable\s*=\s*"aws:RequestTag/esoNamespace"\s*values\s*=\s*\[([^\]]*)\]')
 _READER_GRANT = re.compile(r'sid\s*=\s*"ReadTenantSecrets"\s*actions\s*=\s*\[[^\]]*\]\s*resources\s*=\s*\[([^\]]*)\]')
 _STRING = re.compile(r'"([^"]*)"')
 
 
+def _lines(text: str) -> str:
+    """``text`` for the ``\n``-led block patterns above: its first line is a line too."""
+    return "\n" + text
+
+
 def rendered_reader(text: str) -> tuple[list[str], list[str], list[str]] | None:
     """(trusted principals, esoNamespace values, readable secret ARNs) of the secret-reader
     role in a rendered main.tf, or None if it has none. Read from the text, so a template
     that widens the policy or the trust breaks the contract, not only a test."""
-    docs = dict(_READER_DOC.findall(text))
+    docs = dict(_READER_DOC.findall(_lines(text)))
     if "secret_reader_trust" not in docs or "secret_reader" not in docs:
         return None
 
@@ -489,7 +623,7 @@ def contracts(model: Model, root: Root, filename: str, text: str) -> tuple[tuple
     as the rendered text declares them; IAM roles (and the service account each trust names)."""
     env = root.env.name
     where = contract_at(model, "tenant", root.tenant, "name") if root.tenant is not None else contract_at(model, "environment", env)
-    provides: list[Contract] = [Contract("terraform_output", f"{root.dir}:{name}", env, at=where) for name in _OUTPUT.findall(text)]
+    provides: list[Contract] = [Contract("terraform_output", f"{root.dir}:{name}", env, at=where) for name in _OUTPUT.findall(_lines(text))]
     states = {"shared": naming.terraform_root_dir(env, naming.SHARED_ROOT)}
     if root.deployment is not None and not root.deployment.dedicated:
         states["pool"] = naming.terraform_root_dir(env, naming.pool_root(root.deployment.tier.name))
@@ -507,21 +641,25 @@ def contracts(model: Model, root: Root, filename: str, text: str) -> tuple[tuple
         if 'resource "aws_acm_certificate" "origin"' in text:
             covered = [root.names["origin"], *hosts]
             provides += [Contract("certificate", host, env, detail=root.env.aws.region, at=where) for host in covered]
-        if hosts:  # CloudFront's origin: the record external-dns keeps for the tenant's Ingress
+        held = root.deployment is not None and root.deployment.account_pending  # no Ingress until recorded
+        if hosts and not held:  # CloudFront's origin: the record external-dns keeps for the tenant's Ingress
             consumes.append(Contract("dns_name", root.names["origin"], env, at=where))
         for role in root.irsa:
             provides.append(Contract("iam_role", role["arn"], env, detail=role["subject"], at=where))
-            consumes.append(Contract("service_account", role["subject"], env, at=where))
+            if not held:  # a held tenant has no chart values (no service account) yet
+                consumes.append(Contract("service_account", role["subject"], env, at=where))
         if root.kind == "shared":
             provides += [Contract("crd_kind", kind, env, detail="eks", at=where) for kind in EKS_CRDS]
+    if filename == disaster_recovery.FILENAME:  # the CI, restore and Argo CD standby roles, as rendered
+        provides += [Contract("iam_role", arn, env, detail=trust, at=where) for arn, trust in disaster_recovery.rendered_roles(root, text)]
     if filename == addon_roles.FILENAME:
         for role in root.addon_roles:
             at_addon = contract_at(model, "addon", role["addon"], "service_account")
             arn = f"arn:aws:iam::{root.account}:role/{role['role']}"
             provides.append(Contract("iam_role", arn, env, detail=role["subject"], at=at_addon))
             consumes.append(Contract("service_account", role["subject"], env, at=at_addon))
-            # The tenants' reader roles this role may assume (each SecretStore needs its own).
-            provides += [Contract("iam_role", reader, env, detail=reader_assume_detail(arn), at=at_addon) for reader in role["assumes"]]
+            # The tenants' reader roles this role may assume are declared by each tenant's record
+            # (_tenant_records): the tenant's unit owns them, so onboarding leaves this file's entry alone.
     return tuple(provides), tuple(consumes)
 
 
@@ -532,9 +670,9 @@ def _secret_contracts(root: Root, text: str, where: Location) -> list[Contract]:
     found = rendered_reader(text) if reader is not None else None
     readable = found[2] if found is not None else []
     out: list[Contract] = []
-    for name in _SECRET.findall(text):
+    for name in _SECRET.findall(_lines(text)):
         arn = f"arn:aws:secretsmanager:{root.env.aws.region}:{root.account}:secret:{name}-AbCdEf"  # AWS appends 6 characters
-        role = reader.role_arn if reader is not None and any(fnmatchcase(arn, grant) for grant in readable) else "no reader role"
+        role = reader.role_arn if reader is not None and any(covers(grant, arn) for grant in readable) else "no reader role"
         out.append(Contract("secret", name, root.env.name, detail=secret_access_detail(root.account, role), at=where))
     if reader is not None and found is not None:
         principals, namespaces, _ = found
@@ -554,6 +692,7 @@ def _context(model: Model, root: Root) -> dict[str, Any]:
         "terraform_version": TERRAFORM_VERSION,
         "providers": isolation.providers(required_providers(root.modules), bool(root.edge)),
         "isolation": isolation.context(),
+        "data_isolation": data_isolation.context(root.names["bucket"]) if root.kind == "pool" else {},
         "state": {
             "bucket": state.bucket,
             "region": state.region,
@@ -569,6 +708,9 @@ def _context(model: Model, root: Root) -> dict[str, Any]:
         "shared_account": root.env.accounts.shared_services,
         "cluster": naming.cluster_name(model.platform, root.env.name),
         "engine_major": root.settings.database.engine_version.split(".")[0],
+        "cap": capacity_tf.context(model, root),
+        # disaster_recovery.py: secrets replicate to the DR region under the replica key of dr.tf
+        "dr_secrets_region": root.env.aws.dr_region if disaster_recovery.enabled(root.env) else "",
     }
 
 

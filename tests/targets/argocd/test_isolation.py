@@ -6,6 +6,7 @@ import copy
 import fnmatch
 
 from generator.model import naming
+from generator.targets import common
 
 
 def isolation_problems(model, delivery_docs, applications) -> list[str]:
@@ -31,7 +32,11 @@ def isolation_problems(model, delivery_docs, applications) -> list[str]:
             reachable = {ns for ns in all_namespaces if fnmatch.fnmatchcase(ns, dest["namespace"])}
             if reachable - {own} or dest["namespace"] != own:
                 problems.append(f"project {project_name} reaches {dest['namespace']}")
-            if dest.get("name") != naming.cluster_name(model.platform, env) or "server" in dest:
+            # the environment's cluster, or its DR standby cluster (issue 15) where it has one
+            clusters = {naming.cluster_name(model.platform, env)}
+            if next(e for e in model.environments if e.name == env).disaster_recovery is not None:
+                clusters.add(common.standby_cluster(model.platform, env))
+            if dest.get("name") not in clusters or "server" in dest:
                 problems.append(f"project {project_name} reaches cluster {dest}")
         if spec.get("clusterResourceWhitelist"):
             problems.append(f"project {project_name} allows cluster-scoped resources")

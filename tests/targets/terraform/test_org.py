@@ -42,7 +42,10 @@ def line_of(path: Path, needle: str) -> int:
 
 def test_org_root_files_parse_and_pass_the_provider_schema_check(sample, tmp_path):
     files = {p: d for p, d in sample.result.files.items() if p.startswith(f"{ORG}/")}
-    assert {Path(p).name for p in files} == {"versions.tf", "backend.tf", "providers.tf", "main.tf", "policies.tf", "outputs.tf"}
+    own = {"main.tf", "policies.tf", "outputs.tf", "identity.tf", "audit.tf", "config.tf"}
+    tenants = {f"tenant-{d.name}.tf" for d in sample.model.deployments if d.dedicated}  # one file per tenant
+    tenants |= {f"identity-{d.name}.tf" for d in sample.model.deployments}  # every team's permission sets
+    assert {Path(p).name for p in files} == {"versions.tf", "backend.tf", "providers.tf", *own, *tenants}
     for path, data in files.items():
         (tmp_path / Path(path).name).write_bytes(data)
     run = subprocess.run([sys.executable, str(VALIDATE_TF), str(tmp_path)], capture_output=True, text=True, check=False)
@@ -58,8 +61,13 @@ def test_providers_assume_the_management_account_and_state_has_its_own_key(sampl
     assert docs["backend.tf"]["terraform"][0]["backend"][0]["s3"]["key"] == "org/terraform.tfstate"
 
 
+def all_of(docs: dict[str, dict[str, Any]], rtype: str) -> dict[str, dict[str, Any]]:
+    """Resources of ``rtype`` across the org root's files (platform in main.tf, tenants in theirs)."""
+    return {name: body for doc in docs.values() for name, body in resources(doc, rtype).items()}
+
+
 def test_one_account_per_dedicated_tenant_and_environment(sample, docs):
-    accounts = resources(docs["main.tf"], "aws_organizations_account")
+    accounts = all_of(docs, "aws_organizations_account")
     tenant_accounts = {
         (b["tags"]["tenant"], b["tags"]["environment"])
         for b in accounts.values()
@@ -80,9 +88,13 @@ def test_one_account_per_dedicated_tenant_and_environment(sample, docs):
 
 
 def test_existing_accounts_are_imported_never_created_twice(sample, docs):
-    main = docs["main.tf"]
-    imports = {blk["to"]: blk["id"] for blk in main.get("import", [])}
-    accounts = resources(main, "aws_organizations_account")
+    imports = {
+        blk["to"]: blk["id"]
+        for doc in docs.values()
+        for blk in doc.get("import", [])
+        if blk["to"].startswith("${aws_organizations_account.")  # audit.tf adopts the organization too
+    }
+    accounts = all_of(docs, "aws_organizations_account")
     for d in sample.model.deployments:
         if d.dedicated:
             assert imports[f"${{aws_organizations_account.{d.name}__{d.env}}}"] == d.tenant.accounts[d.env]
@@ -93,7 +105,8 @@ def test_existing_accounts_are_imported_never_created_twice(sample, docs):
 
 def test_outputs_map_account_ids_by_tenant_and_environment(docs):
     value = docs["outputs.tf"]["output"][0]["account_ids"]["value"]
-    assert value["acme/prod"] == "${aws_organizations_account.acme__prod.id}"
+    assert "acme/prod" not in value, "a tenant's ids are in its own file"
+    assert docs["tenant-acme.tf"]["output"][0]["tenant_acme_account_ids"]["value"]["prod"] == "${aws_organizations_account.acme__prod.id}"
     assert value["shared-services/dev"] == "${aws_organizations_account.shared_services__dev.id}"
 
 

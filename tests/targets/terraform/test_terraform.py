@@ -40,8 +40,10 @@ def tf(sample) -> dict[str, dict[str, Any]]:
         for p, d in sample.result.files.items()
         if p.startswith("rendered/terraform/") and not p.startswith("rendered/terraform/org/")
     }
-    assert all(p.endswith(".tf") for p in files)
-    return {path: hcl2.loads(text, serialization_options=options) for path, text in files.items()}
+    # Besides .tf, a root holds only its per-tenant records (tenants/<name>.json, read by fileset()).
+    records = {p for p in files if not p.endswith(".tf")}
+    assert all(re.fullmatch(r"rendered/terraform/[^/]+/[^/]+/tenants/[a-z0-9-]+\.json", p) for p in records), records
+    return {path: hcl2.loads(text, serialization_options=options) for path, text in files.items() if path.endswith(".tf")}
 
 
 def blocks(doc: dict[str, Any], kind: str) -> dict[str, Any]:
@@ -81,7 +83,8 @@ def test_one_root_per_environment_pool_and_tenant_with_the_five_files(sample, tf
         found.setdefault((env, name), set()).add(filename)
     assert set(found) == expected
     # The shared root adds addons.tf (the platform add-ons' IRSA roles, tests/targets/test_addons.py).
-    assert all(files == ROOT_FILES | ({"addons.tf"} if name == "shared" else set()) for (_, name), files in found.items())
+    # capacity.tf where a root has capacity levers (tests/targets/terraform/test_capacity.py).
+    assert all(files - {"capacity.tf"} == ROOT_FILES | ({"addons.tf"} if name == "shared" else set()) for (_, name), files in found.items())
     assert ("dev", "tenant-umbrella") not in found  # a root exists only where it has work
 
 
@@ -94,6 +97,10 @@ def test_manifest_records_root_tenant_and_environment(sample):
         env, name = path.split("/")[2:4]
         assert entry["root"] == naming.terraform_root_dir(env, name)
         assert entry["environment"] == env
+        record = re.fullmatch(r"rendered/terraform/[^/]+/[^/]+/tenants/([a-z0-9-]+)\.json", path)
+        if record:  # a tenant's record inside a shared or pool root belongs to that tenant's unit
+            assert entry.get("tenant") == record.group(1)
+            continue
         assert entry.get("tenant") == (name.removeprefix("tenant-") if name.startswith("tenant-") else None)
         assert any(s.startswith("templates/terraform/") for s in entry["sources"])
     acme = entries["rendered/terraform/prod/tenant-acme/main.tf"]["sources"]
@@ -170,8 +177,9 @@ def test_every_module_call_passes_only_real_inputs_and_all_required_ones(tf, ups
 
 def test_module_outputs_referenced_exist(tf, upstream):
     for path, doc in tf.items():
-        main = tf[path.rsplit("/", 1)[0] + "/main.tf"]
-        sources = {name: body["source"] for name, body in blocks(main, "module").items()}
+        # A module may be declared in any file of the root (main.tf, addons.tf, capacity.tf, ...).
+        folder = path.rsplit("/", 1)[0] + "/"
+        sources = {name: body["source"] for p, d in tf.items() if p.startswith(folder) for name, body in blocks(d, "module").items()}
         for module, output in re.findall(r"module\.([a-z0-9_]+)\.([a-z0-9_]+)", json.dumps(doc)):
             assert module in sources, (path, module)
             assert output in upstream[sources[module]]["outputs"], (path, module, output)

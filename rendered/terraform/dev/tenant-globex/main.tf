@@ -598,6 +598,28 @@ module "cdn" {
     }
   }
 
+  # Static assets: cached and compressed (capacity.tf's cache policy).
+  ordered_cache_behavior = [
+    {
+      path_pattern           = "/_next/static/*"
+      target_origin_id       = "ingress"
+      viewer_protocol_policy = "redirect-to-https"
+      allowed_methods        = ["GET", "HEAD"]
+      cached_methods         = ["GET", "HEAD"]
+      compress               = true
+      cache_policy_id        = aws_cloudfront_cache_policy.static.id
+    },
+    {
+      path_pattern           = "/assets/*"
+      target_origin_id       = "ingress"
+      viewer_protocol_policy = "redirect-to-https"
+      allowed_methods        = ["GET", "HEAD"]
+      cached_methods         = ["GET", "HEAD"]
+      compress               = true
+      cache_policy_id        = aws_cloudfront_cache_policy.static.id
+    },
+  ]
+
   # Dynamic application traffic: AWS managed CachingDisabled + AllViewer policies.
   default_cache_behavior = {
     target_origin_id         = "ingress"

@@ -23,8 +23,50 @@ provider "aws" {
 }
 
 provider "aws" {
+  alias               = "dr"
+  region              = "eu-central-1"
+  allowed_account_ids = ["400000000002"]
+
+  assume_role {
+    role_arn     = "arn:aws:iam::400000000002:role/companyos-terraform"
+    session_name = "companyos-prod-pool-standard"
+  }
+
+  default_tags {
+    tags = {
+      environment = "prod"
+      tenant      = "pool-standard"
+      owner       = "platform-team@example.com"
+      cost-center = "CC-0001"
+      managed-by  = "companyos"
+    }
+  }
+}
+
+provider "aws" {
   alias               = "shared"
   region              = "eu-west-1"
+  allowed_account_ids = ["400000000001"]
+
+  assume_role {
+    role_arn     = "arn:aws:iam::400000000001:role/companyos-terraform"
+    session_name = "companyos-prod-pool-standard"
+  }
+
+  default_tags {
+    tags = {
+      environment = "prod"
+      tenant      = "pool-standard"
+      owner       = "platform-team@example.com"
+      cost-center = "CC-0001"
+      managed-by  = "companyos"
+    }
+  }
+}
+
+provider "aws" {
+  alias               = "shared_dr"
+  region              = "eu-central-1"
   allowed_account_ids = ["400000000001"]
 
   assume_role {

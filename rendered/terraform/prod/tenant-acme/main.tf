@@ -356,6 +356,11 @@ module "cache" {
     {
       name  = "cluster-enabled"
       value = "yes"
+    },
+    {
+      # cache.eviction_policy (the TTL clients set is cache.default_ttl_seconds)
+      name  = "maxmemory-policy"
+      value = "volatile-lru"
     }
   ]
 }
@@ -469,6 +474,14 @@ resource "aws_secretsmanager_secret" "api_stripe_api_key" {
   kms_key_id              = module.kms.key_arn
   recovery_window_in_days = 30
 
+  # disaster_recovery (dr.tf): readable in the standby region after a failover; after a
+  # failback, the apply re-attaches the replica the failover promoted to a standalone secret
+  force_overwrite_replica_secret = true
+  replica {
+    region     = "eu-central-1"
+    kms_key_id = aws_kms_replica_key.dr.arn
+  }
+
   tags = {
     secret-kind = "app"
     service     = "api"
@@ -481,6 +494,14 @@ resource "aws_secretsmanager_secret" "db_api" {
   description             = "Database endpoint and role of api (IAM authentication, no password)"
   kms_key_id              = module.kms.key_arn
   recovery_window_in_days = 30
+
+  # disaster_recovery (dr.tf): readable in the standby region after a failover; after a
+  # failback, the apply re-attaches the replica the failover promoted to a standalone secret
+  force_overwrite_replica_secret = true
+  replica {
+    region     = "eu-central-1"
+    kms_key_id = aws_kms_replica_key.dr.arn
+  }
 
   tags = {
     secret-kind = "database"
@@ -509,6 +530,14 @@ resource "aws_secretsmanager_secret" "db_worker" {
   description             = "Database endpoint and role of worker (IAM authentication, no password)"
   kms_key_id              = module.kms.key_arn
   recovery_window_in_days = 30
+
+  # disaster_recovery (dr.tf): readable in the standby region after a failover; after a
+  # failback, the apply re-attaches the replica the failover promoted to a standalone secret
+  force_overwrite_replica_secret = true
+  replica {
+    region     = "eu-central-1"
+    kms_key_id = aws_kms_replica_key.dr.arn
+  }
 
   tags = {
     secret-kind = "database"
@@ -580,7 +609,7 @@ data "aws_iam_policy_document" "secret_reader" {
   statement {
     sid       = "ReadTenantSecrets"
     actions   = ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"]
-    resources = ["arn:aws:secretsmanager:eu-west-1:410000000101:secret:companyos/prod/acme/*"]
+    resources = ["arn:aws:secretsmanager:*:410000000101:secret:companyos/prod/acme/*"]
   }
 
   statement {
@@ -592,6 +621,19 @@ data "aws_iam_policy_document" "secret_reader" {
       test     = "StringEquals"
       variable = "kms:ViaService"
       values   = ["secretsmanager.eu-west-1.amazonaws.com"]
+    }
+  }
+
+  # disaster_recovery: the replicas in eu-central-1 are encrypted with the replica key (dr.tf)
+  statement {
+    sid       = "DecryptTenantSecretReplicas"
+    actions   = ["kms:Decrypt"]
+    resources = [aws_kms_replica_key.dr.arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["secretsmanager.eu-central-1.amazonaws.com"]
     }
   }
 }
@@ -623,6 +665,11 @@ module "irsa_api" {
   oidc_providers = {
     shared = {
       provider_arn               = module.cluster_oidc.arn
+      namespace_service_accounts = ["tenant-acme:api"]
+    }
+    # disaster_recovery: the same service account on the standby cluster (dr.tf registers its issuer)
+    standby = {
+      provider_arn               = aws_iam_openid_connect_provider.standby.arn
       namespace_service_accounts = ["tenant-acme:api"]
     }
   }
@@ -666,6 +713,11 @@ module "irsa_worker" {
       provider_arn               = module.cluster_oidc.arn
       namespace_service_accounts = ["tenant-acme:worker"]
     }
+    # disaster_recovery: the same service account on the standby cluster (dr.tf registers its issuer)
+    standby = {
+      provider_arn               = aws_iam_openid_connect_provider.standby.arn
+      namespace_service_accounts = ["tenant-acme:worker"]
+    }
   }
 
   # Exact match: only system:serviceaccount:tenant-acme:worker may assume the role.
@@ -705,6 +757,11 @@ module "irsa_web" {
   oidc_providers = {
     shared = {
       provider_arn               = module.cluster_oidc.arn
+      namespace_service_accounts = ["tenant-acme:web"]
+    }
+    # disaster_recovery: the same service account on the standby cluster (dr.tf registers its issuer)
+    standby = {
+      provider_arn               = aws_iam_openid_connect_provider.standby.arn
       namespace_service_accounts = ["tenant-acme:web"]
     }
   }
@@ -1005,8 +1062,35 @@ module "cdn" {
         origin_protocol_policy = "https-only"
         origin_ssl_protocols   = ["TLSv1.2"]
       }
+      # One regional cache in front of the origin: production misses from every edge collapse here.
+      origin_shield = {
+        enabled              = true
+        origin_shield_region = "eu-west-1"
+      }
     }
   }
+
+  # Static assets: cached and compressed (capacity.tf's cache policy).
+  ordered_cache_behavior = [
+    {
+      path_pattern           = "/_next/static/*"
+      target_origin_id       = "ingress"
+      viewer_protocol_policy = "redirect-to-https"
+      allowed_methods        = ["GET", "HEAD"]
+      cached_methods         = ["GET", "HEAD"]
+      compress               = true
+      cache_policy_id        = aws_cloudfront_cache_policy.static.id
+    },
+    {
+      path_pattern           = "/assets/*"
+      target_origin_id       = "ingress"
+      viewer_protocol_policy = "redirect-to-https"
+      allowed_methods        = ["GET", "HEAD"]
+      cached_methods         = ["GET", "HEAD"]
+      compress               = true
+      cache_policy_id        = aws_cloudfront_cache_policy.static.id
+    },
+  ]
 
   # Dynamic application traffic: AWS managed CachingDisabled + AllViewer policies.
   default_cache_behavior = {

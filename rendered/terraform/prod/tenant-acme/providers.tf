@@ -84,3 +84,24 @@ provider "aws" {
     }
   }
 }
+
+provider "aws" {
+  alias               = "shared_dr"
+  region              = "eu-central-1"
+  allowed_account_ids = ["400000000001"]
+
+  assume_role {
+    role_arn     = "arn:aws:iam::400000000001:role/companyos-terraform"
+    session_name = "companyos-prod-tenant-acme"
+  }
+
+  default_tags {
+    tags = {
+      environment = "prod"
+      tenant      = "acme"
+      owner       = "platform-acme@example.com"
+      cost-center = "CC-1001"
+      managed-by  = "companyos"
+    }
+  }
+}

@@ -93,6 +93,14 @@ resource "aws_secretsmanager_secret" "api_stripe_api_key" {
   kms_key_id              = module.kms.key_arn
   recovery_window_in_days = 30
 
+  # disaster_recovery (dr.tf): readable in the standby region after a failover; after a
+  # failback, the apply re-attaches the replica the failover promoted to a standalone secret
+  force_overwrite_replica_secret = true
+  replica {
+    region     = "eu-central-1"
+    kms_key_id = aws_kms_replica_key.dr.arn
+  }
+
   tags = {
     secret-kind = "app"
     service     = "api"
@@ -105,6 +113,14 @@ resource "aws_secretsmanager_secret" "db_api" {
   description             = "Database endpoint and role of api (IAM authentication, no password)"
   kms_key_id              = module.kms.key_arn
   recovery_window_in_days = 30
+
+  # disaster_recovery (dr.tf): readable in the standby region after a failover; after a
+  # failback, the apply re-attaches the replica the failover promoted to a standalone secret
+  force_overwrite_replica_secret = true
+  replica {
+    region     = "eu-central-1"
+    kms_key_id = aws_kms_replica_key.dr.arn
+  }
 
   tags = {
     secret-kind = "database"
@@ -133,6 +149,14 @@ resource "aws_secretsmanager_secret" "db_worker" {
   description             = "Database endpoint and role of worker (IAM authentication, no password)"
   kms_key_id              = module.kms.key_arn
   recovery_window_in_days = 30
+
+  # disaster_recovery (dr.tf): readable in the standby region after a failover; after a
+  # failback, the apply re-attaches the replica the failover promoted to a standalone secret
+  force_overwrite_replica_secret = true
+  replica {
+    region     = "eu-central-1"
+    kms_key_id = aws_kms_replica_key.dr.arn
+  }
 
   tags = {
     secret-kind = "database"
@@ -204,7 +228,7 @@ data "aws_iam_policy_document" "secret_reader" {
   statement {
     sid       = "ReadTenantSecrets"
     actions   = ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"]
-    resources = ["arn:aws:secretsmanager:eu-west-1:400000000002:secret:companyos/prod/hooli/*"]
+    resources = ["arn:aws:secretsmanager:*:400000000002:secret:companyos/prod/hooli/*"]
   }
 
   statement {
@@ -216,6 +240,19 @@ data "aws_iam_policy_document" "secret_reader" {
       test     = "StringEquals"
       variable = "kms:ViaService"
       values   = ["secretsmanager.eu-west-1.amazonaws.com"]
+    }
+  }
+
+  # disaster_recovery: the replicas in eu-central-1 are encrypted with the replica key (dr.tf)
+  statement {
+    sid       = "DecryptTenantSecretReplicas"
+    actions   = ["kms:Decrypt"]
+    resources = [aws_kms_replica_key.dr.arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["secretsmanager.eu-central-1.amazonaws.com"]
     }
   }
 }
@@ -247,6 +284,11 @@ module "irsa_api" {
   oidc_providers = {
     shared = {
       provider_arn               = "arn:aws:iam::400000000002:oidc-provider/${trimprefix(data.terraform_remote_state.shared.outputs.cluster_oidc_issuer_url, "https://")}"
+      namespace_service_accounts = ["tenant-hooli:api"]
+    }
+    # disaster_recovery: the same service account on the standby cluster (dr.tf registers its issuer)
+    standby = {
+      provider_arn               = "arn:aws:iam::400000000002:oidc-provider/${trimprefix(data.terraform_remote_state.shared.outputs.standby_oidc_issuer_url, "https://")}"
       namespace_service_accounts = ["tenant-hooli:api"]
     }
   }
@@ -302,6 +344,11 @@ module "irsa_worker" {
       provider_arn               = "arn:aws:iam::400000000002:oidc-provider/${trimprefix(data.terraform_remote_state.shared.outputs.cluster_oidc_issuer_url, "https://")}"
       namespace_service_accounts = ["tenant-hooli:worker"]
     }
+    # disaster_recovery: the same service account on the standby cluster (dr.tf registers its issuer)
+    standby = {
+      provider_arn               = "arn:aws:iam::400000000002:oidc-provider/${trimprefix(data.terraform_remote_state.shared.outputs.standby_oidc_issuer_url, "https://")}"
+      namespace_service_accounts = ["tenant-hooli:worker"]
+    }
   }
 
   # Exact match: only system:serviceaccount:tenant-hooli:worker may assume the role.
@@ -353,6 +400,11 @@ module "irsa_web" {
   oidc_providers = {
     shared = {
       provider_arn               = "arn:aws:iam::400000000002:oidc-provider/${trimprefix(data.terraform_remote_state.shared.outputs.cluster_oidc_issuer_url, "https://")}"
+      namespace_service_accounts = ["tenant-hooli:web"]
+    }
+    # disaster_recovery: the same service account on the standby cluster (dr.tf registers its issuer)
+    standby = {
+      provider_arn               = "arn:aws:iam::400000000002:oidc-provider/${trimprefix(data.terraform_remote_state.shared.outputs.standby_oidc_issuer_url, "https://")}"
       namespace_service_accounts = ["tenant-hooli:web"]
     }
   }
@@ -676,8 +728,35 @@ module "cdn" {
         origin_protocol_policy = "https-only"
         origin_ssl_protocols   = ["TLSv1.2"]
       }
+      # One regional cache in front of the origin: production misses from every edge collapse here.
+      origin_shield = {
+        enabled              = true
+        origin_shield_region = "eu-west-1"
+      }
     }
   }
+
+  # Static assets: cached and compressed (capacity.tf's cache policy).
+  ordered_cache_behavior = [
+    {
+      path_pattern           = "/_next/static/*"
+      target_origin_id       = "ingress"
+      viewer_protocol_policy = "redirect-to-https"
+      allowed_methods        = ["GET", "HEAD"]
+      cached_methods         = ["GET", "HEAD"]
+      compress               = true
+      cache_policy_id        = aws_cloudfront_cache_policy.static.id
+    },
+    {
+      path_pattern           = "/assets/*"
+      target_origin_id       = "ingress"
+      viewer_protocol_policy = "redirect-to-https"
+      allowed_methods        = ["GET", "HEAD"]
+      cached_methods         = ["GET", "HEAD"]
+      compress               = true
+      cache_policy_id        = aws_cloudfront_cache_policy.static.id
+    },
+  ]
 
   # Dynamic application traffic: AWS managed CachingDisabled + AllViewer policies.
   default_cache_behavior = {

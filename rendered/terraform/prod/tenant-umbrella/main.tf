@@ -356,6 +356,11 @@ module "cache" {
     {
       name  = "cluster-enabled"
       value = "yes"
+    },
+    {
+      # cache.eviction_policy (the TTL clients set is cache.default_ttl_seconds)
+      name  = "maxmemory-policy"
+      value = "volatile-lru"
     }
   ]
 }
@@ -469,6 +474,14 @@ resource "aws_secretsmanager_secret" "api_stripe_api_key" {
   kms_key_id              = module.kms.key_arn
   recovery_window_in_days = 30
 
+  # disaster_recovery (dr.tf): readable in the standby region after a failover; after a
+  # failback, the apply re-attaches the replica the failover promoted to a standalone secret
+  force_overwrite_replica_secret = true
+  replica {
+    region     = "eu-central-1"
+    kms_key_id = aws_kms_replica_key.dr.arn
+  }
+
   tags = {
     secret-kind = "app"
     service     = "api"
@@ -481,6 +494,14 @@ resource "aws_secretsmanager_secret" "db_api" {
   description             = "Database endpoint and role of api (IAM authentication, no password)"
   kms_key_id              = module.kms.key_arn
   recovery_window_in_days = 30
+
+  # disaster_recovery (dr.tf): readable in the standby region after a failover; after a
+  # failback, the apply re-attaches the replica the failover promoted to a standalone secret
+  force_overwrite_replica_secret = true
+  replica {
+    region     = "eu-central-1"
+    kms_key_id = aws_kms_replica_key.dr.arn
+  }
 
   tags = {
     secret-kind = "database"
@@ -509,6 +530,14 @@ resource "aws_secretsmanager_secret" "db_worker" {
   description             = "Database endpoint and role of worker (IAM authentication, no password)"
   kms_key_id              = module.kms.key_arn
   recovery_window_in_days = 30
+
+  # disaster_recovery (dr.tf): readable in the standby region after a failover; after a
+  # failback, the apply re-attaches the replica the failover promoted to a standalone secret
+  force_overwrite_replica_secret = true
+  replica {
+    region     = "eu-central-1"
+    kms_key_id = aws_kms_replica_key.dr.arn
+  }
 
   tags = {
     secret-kind = "database"
@@ -580,7 +609,7 @@ data "aws_iam_policy_document" "secret_reader" {
   statement {
     sid       = "ReadTenantSecrets"
     actions   = ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"]
-    resources = ["arn:aws:secretsmanager:eu-west-1:410000000102:secret:companyos/prod/umbrella/*"]
+    resources = ["arn:aws:secretsmanager:*:410000000102:secret:companyos/prod/umbrella/*"]
   }
 
   statement {
@@ -592,6 +621,19 @@ data "aws_iam_policy_document" "secret_reader" {
       test     = "StringEquals"
       variable = "kms:ViaService"
       values   = ["secretsmanager.eu-west-1.amazonaws.com"]
+    }
+  }
+
+  # disaster_recovery: the replicas in eu-central-1 are encrypted with the replica key (dr.tf)
+  statement {
+    sid       = "DecryptTenantSecretReplicas"
+    actions   = ["kms:Decrypt"]
+    resources = [aws_kms_replica_key.dr.arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["secretsmanager.eu-central-1.amazonaws.com"]
     }
   }
 }
@@ -623,6 +665,11 @@ module "irsa_api" {
   oidc_providers = {
     shared = {
       provider_arn               = module.cluster_oidc.arn
+      namespace_service_accounts = ["tenant-umbrella:api"]
+    }
+    # disaster_recovery: the same service account on the standby cluster (dr.tf registers its issuer)
+    standby = {
+      provider_arn               = aws_iam_openid_connect_provider.standby.arn
       namespace_service_accounts = ["tenant-umbrella:api"]
     }
   }
@@ -664,6 +711,11 @@ module "irsa_worker" {
   oidc_providers = {
     shared = {
       provider_arn               = module.cluster_oidc.arn
+      namespace_service_accounts = ["tenant-umbrella:worker"]
+    }
+    # disaster_recovery: the same service account on the standby cluster (dr.tf registers its issuer)
+    standby = {
+      provider_arn               = aws_iam_openid_connect_provider.standby.arn
       namespace_service_accounts = ["tenant-umbrella:worker"]
     }
   }

@@ -84,3 +84,24 @@ provider "aws" {
     }
   }
 }
+
+provider "aws" {
+  alias               = "shared_dr"
+  region              = "eu-central-1"
+  allowed_account_ids = ["400000000001"]
+
+  assume_role {
+    role_arn     = "arn:aws:iam::400000000001:role/companyos-terraform"
+    session_name = "companyos-prod-tenant-umbrella"
+  }
+
+  default_tags {
+    tags = {
+      environment = "prod"
+      tenant      = "umbrella"
+      owner       = "secops@umbrella.example"
+      cost-center = "CC-1002"
+      managed-by  = "companyos"
+    }
+  }
+}

@@ -19,8 +19,8 @@ output "db_endpoint" {
 }
 
 output "db_address" {
-  description = "Host of the pool database, for the tenants' database secrets."
-  value       = module.db.db_instance_address
+  description = "Host of the pool database (its RDS Proxy with database.proxy), for the tenants' database secrets."
+  value       = aws_db_proxy.db.endpoint
 }
 
 output "db_replica_addresses" {

@@ -356,6 +356,11 @@ module "cache" {
     {
       name  = "cluster-enabled"
       value = "yes"
+    },
+    {
+      # cache.eviction_policy (the TTL clients set is cache.default_ttl_seconds)
+      name  = "maxmemory-policy"
+      value = "volatile-lru"
     }
   ]
 }

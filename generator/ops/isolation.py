@@ -1,0 +1,528 @@
+"""``companyos isolation``: prove from the rendered tree that no tenant reaches another.
+
+Reads what was rendered (not the model), so a hand edit or a template change that opens a
+path is caught as well as a catalog one. Per environment it collects each tenant's objects
+(namespace file, AppProject, Terraform root) and each data store's owners (dedicated VPC, pool
+VPC and bucket), then follows every edge a tenant could use: NetworkPolicy peers and CIDRs,
+security group rules of the data stores, pod security groups, IRSA and secret-reader trusts,
+SecretStore roles, AppProject destinations and roles, RoleBindings, S3 and KMS grants. An
+edge ending at another tenant (or anyone) is a finding with the rendered file:line of each
+hop. Threat model and what is not covered: docs/isolation.md.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hcl2
+import yaml
+
+from generator.model import naming
+
+ANYONE = "*"
+NetworkAddress = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One rendered place a path goes through."""
+
+    path: str
+    line: int
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.what} ({self.path}:{self.line})"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A path from ``source``'s principals or pods to ``target``'s (``*``: any tenant)."""
+
+    env: str
+    layer: str
+    source: str
+    target: str
+    hops: tuple[Hop, ...]
+
+    def __str__(self) -> str:
+        return f"{self.env}: {self.layer}: {self.source} -> {self.target}: " + " -> ".join(str(h) for h in self.hops)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "environment": self.env,
+            "layer": self.layer,
+            "from": self.source,
+            "to": self.target,
+            "path": [{"file": h.path, "line": h.line, "what": h.what} for h in self.hops],
+        }
+
+
+# --- reading the rendered files ------------------------------------------------------------
+
+
+@dataclass
+class Text:
+    """A rendered file's text, for line numbers of what the parsers found."""
+
+    path: str
+    text: str
+
+    def line(self, needle: str, after: int = 1) -> int:
+        """The first line at or after ``after`` containing ``needle`` (``after`` if none)."""
+        lines = self.text.splitlines()
+        for number in range(max(after, 1), len(lines) + 1):
+            if needle in lines[number - 1]:
+                return number
+        return after
+
+
+def _unquote(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {_unquote(k): _unquote(v) for k, v in value.items() if k != "__is_block__"}
+    if isinstance(value, list):
+        return [_unquote(v) for v in value]
+    return value.strip('"') if isinstance(value, str) else value
+
+
+def _hcl(path: Path) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as handle:
+        parsed: dict[str, Any] = _unquote(hcl2.load(handle))
+    return parsed
+
+
+def _blocks(doc: dict[str, Any], kind: str, rtype: str | None = None) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(type, name, body) of every ``kind`` block (resource, data: two labels; module: one)."""
+    for block in doc.get(kind, []):
+        for first, body in block.items():
+            if kind == "module":
+                yield "", first, body
+                continue
+            if rtype is not None and first != rtype:
+                continue
+            for name, inner in body.items():
+                yield first, name, inner
+
+
+def _statements(body: dict[str, Any]) -> list[dict[str, Any]]:
+    found = body.get("statement", [])
+    return found if isinstance(found, list) else [found]
+
+
+def _conditions(statement: dict[str, Any]) -> list[dict[str, Any]]:
+    found = statement.get("condition", [])
+    return found if isinstance(found, list) else [found]
+
+
+def _yaml_docs(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(first line, document) of every mapping document in a rendered YAML file."""
+    text = path.read_text(encoding="utf-8")
+    out = []
+    for node in yaml.compose_all(text, Loader=yaml.SafeLoader):
+        if node is None:
+            continue
+        doc = yaml.load(yaml.serialize(node), Loader=yaml.SafeLoader)
+        if isinstance(doc, dict):
+            out.append((node.start_mark.line + 1, doc))
+    return out
+
+
+# --- the world of one environment ----------------------------------------------------------
+
+
+@dataclass
+class World:
+    env: str
+    rendered: Path
+    organization: str
+    tenants: set[str] = field(default_factory=set)
+    #: data CIDR -> the tenants whose data it holds (a dedicated VPC: one; a pool's: its tenants)
+    data_cidrs: dict[NetworkAddress, set[str]] = field(default_factory=dict)
+    #: pool root name -> its pooled tenants (tenant roots reading its state)
+    pools: dict[str, set[str]] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+
+    def rel(self, path: Path) -> str:
+        return path.relative_to(self.rendered.parent).as_posix()
+
+    def owner_of_namespace(self, namespace: str) -> str | None:
+        return next((t for t in self.tenants if naming.namespace(t) == namespace), None)
+
+    def owner_of_group(self, group: str) -> str | None:
+        return next((t for t in self.tenants if naming.tenant_group_of(self.organization, t) == group), None)
+
+    def add(self, layer: str, source: str, target: str, *hops: Hop) -> None:
+        self.findings.append(Finding(self.env, layer, source, target, hops))
+
+
+def analyze(root: Path, organization: str) -> list[Finding]:
+    """Every cross-tenant path in ``root/rendered``, per environment, in a stable order."""
+    rendered = root / "rendered"
+    envs = sorted(p.name for p in (rendered / "argocd").iterdir() if (p / "namespaces").is_dir()) if (rendered / "argocd").is_dir() else []
+    findings: list[Finding] = []
+    for env in envs:
+        world = World(env, rendered, organization)
+        _collect(world)
+        _namespaces(world)
+        _projects(world)
+        _terraform(world)
+        findings += world.findings
+    return findings
+
+
+def _collect(w: World) -> None:
+    """Tenants, pools and the data networks each tenant's data lives in."""
+    ns_dir = w.rendered / "argocd" / w.env / "namespaces"
+    w.tenants = {p.stem for p in ns_dir.glob("*.yaml")}
+    tf = w.rendered / "terraform" / w.env
+    parsed = {root.name: _hcl(root / "main.tf") for root in sorted(tf.iterdir()) if (root / "main.tf").is_file()} if tf.is_dir() else {}
+    for name, doc in parsed.items():
+        for _, block, body in _blocks(doc, "data", "terraform_remote_state"):
+            key = str(body.get("config", {}).get("key", ""))
+            if name.startswith("tenant-") and block == "pool" and "/pool-" in key:
+                w.pools.setdefault(key.split("/")[1], set()).add(name.removeprefix("tenant-"))
+    for name, doc in parsed.items():
+        if name == "shared":
+            continue  # where every tenant's pods run: not a data network
+        owners = w.pools.get(name, set()) if name.startswith("pool-") else {name.removeprefix("tenant-")}
+        for _, block, body in _blocks(doc, "module"):
+            if block == "vpc" and isinstance(body.get("cidr"), str):
+                w.data_cidrs[ipaddress.ip_network(body["cidr"])] = set(owners)
+
+
+# --- Kubernetes: namespaces, NetworkPolicies, SecurityGroupPolicies, RBAC, SecretStores -----
+
+
+def _namespaces(w: World) -> None:
+    ns_dir = w.rendered / "argocd" / w.env / "namespaces"
+    namespace_owner: dict[str, tuple[str, Hop]] = {}
+    group_ids: dict[str, tuple[str, Hop]] = {}
+    for path in sorted(ns_dir.glob("*.yaml")):
+        tenant, rel = path.stem, w.rel(path)
+        text = Text(rel, path.read_text(encoding="utf-8"))
+        own = naming.namespace(tenant)
+        for start, doc in _yaml_docs(path):
+            kind, meta = doc.get("kind"), doc.get("metadata", {})
+            name = meta.get("name", "")
+            here = Hop(rel, text.line(f"name: {name}", start), f"{kind} {name}")
+            ns = name if kind == "Namespace" else meta.get("namespace")
+            if ns is not None:
+                other = w.owner_of_namespace(ns)
+                if ns != own:
+                    w.add("identity", tenant, other or ANYONE, Hop(here.path, here.line, f"{kind} {name} in namespace {ns}"))
+                if kind == "Namespace":
+                    if ns in namespace_owner and namespace_owner[ns][0] != tenant:
+                        w.add("identity", tenant, namespace_owner[ns][0], here, namespace_owner[ns][1])
+                    namespace_owner.setdefault(ns, (tenant, here))
+            if kind == "NetworkPolicy":
+                _network_policy(w, tenant, doc, text, start)
+            elif kind == "SecurityGroupPolicy":
+                for gid in doc.get("spec", {}).get("securityGroups", {}).get("groupIds", []):
+                    hop = Hop(rel, text.line(gid, start), f"pod security group {gid}")
+                    if gid in group_ids and group_ids[gid][0] != tenant:
+                        w.add("network", tenant, group_ids[gid][0], hop, group_ids[gid][1])
+                    group_ids.setdefault(gid, (tenant, hop))
+            elif kind == "RoleBinding" or kind == "ClusterRoleBinding":
+                for subject in doc.get("subjects", []):
+                    target = _subject_owner(w, tenant, subject)
+                    if target is not None:
+                        hop = Hop(
+                            rel,
+                            text.line(str(subject.get("name")), start),
+                            f"{kind} {name} grants {subject.get('kind')} {subject.get('name')}",
+                        )
+                        w.add("identity", target, tenant, hop)
+            elif kind == "SecretStore":
+                role = str(doc.get("spec", {}).get("provider", {}).get("aws", {}).get("role", ""))
+                if not role.endswith(f"-{tenant}-secret-reader"):
+                    w.add(
+                        "identity", tenant, _role_owner(w, role), Hop(rel, text.line("role:", start), f"SecretStore {name} assumes {role}")
+                    )
+
+
+def _subject_owner(w: World, tenant: str, subject: dict[str, Any]) -> str | None:
+    """The tenant (or ANYONE) a RoleBinding subject lets into ``tenant``'s namespace, when
+    that is not ``tenant``'s own group or one of its own service accounts."""
+    kind, name = subject.get("kind"), str(subject.get("name", ""))
+    if kind == "Group":
+        if name == naming.tenant_group_of(w.organization, tenant):
+            return None
+        return w.owner_of_group(name) or ANYONE
+    if kind == "ServiceAccount":
+        ns = subject.get("namespace")
+        return None if ns == naming.namespace(tenant) else (w.owner_of_namespace(str(ns)) or ANYONE)
+    return ANYONE
+
+
+def _role_owner(w: World, role: str) -> str:
+    return next((t for t in w.tenants if role.endswith(f"-{t}-secret-reader")), ANYONE)
+
+
+def _network_policy(w: World, tenant: str, doc: dict[str, Any], text: Text, start: int) -> None:
+    name = doc["metadata"]["name"]
+    spec = doc.get("spec", {})
+    for direction, peers_key in (("egress", "to"), ("ingress", "from")):
+        for rule in spec.get(direction) or []:
+            line = text.line(f"- {peers_key}:" if peers_key in rule else "ports:", start)
+            if peers_key not in rule or not rule[peers_key]:  # no peers: every address, every pod
+                what = f"NetworkPolicy {name}: {direction} rule without '{peers_key}:' (every address)"
+                w.add("network", tenant, ANYONE, Hop(text.path, line, what))
+                continue
+            for peer in rule[peers_key]:
+                for target, what in _peer_targets(w, tenant, peer):
+                    w.add("network", tenant, target, Hop(text.path, line, f"NetworkPolicy {name}: {direction} {what}"))
+
+
+def _peer_targets(w: World, tenant: str, peer: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    own = naming.namespace(tenant)
+    if "namespaceSelector" in peer:
+        labels = (peer["namespaceSelector"] or {}).get("matchLabels", {})
+        expressions = (peer["namespaceSelector"] or {}).get("matchExpressions", [])
+        selected = labels.get("kubernetes.io/metadata.name")
+        by_tenant = labels.get("companyos.io/tenant")
+        if not labels and not expressions:
+            yield ANYONE, "to every namespace"
+        elif selected is not None and selected != own and w.owner_of_namespace(selected):
+            yield str(w.owner_of_namespace(selected)), f"namespace {selected}"
+        elif by_tenant is not None and by_tenant != tenant:
+            yield str(by_tenant), f"namespaces of tenant {by_tenant}"
+        elif expressions:
+            yield ANYONE, "namespaces chosen by expression"
+    block = peer.get("ipBlock")
+    if block is not None:
+        cidr = ipaddress.ip_network(block["cidr"], strict=False)
+        excepts = [ipaddress.ip_network(e, strict=False) for e in block.get("except", [])]
+        for data, owners in w.data_cidrs.items():
+            if tenant in owners or data.version != cidr.version or not cidr.overlaps(data):
+                continue
+            if any(data.subnet_of(e) for e in excepts if e.version == data.version):  # type: ignore[arg-type]
+                continue
+            for owner in sorted(owners) or [ANYONE]:
+                yield owner, f"{cidr} reaches data network {data}"
+
+
+# --- Argo CD: AppProjects -------------------------------------------------------------------
+
+
+def _projects(w: World) -> None:
+    folder = w.rendered / "argocd" / w.env / "projects"
+    for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
+        tenant, rel = path.stem, w.rel(path)
+        text = Text(rel, path.read_text(encoding="utf-8"))
+        own_ns, own_project = naming.namespace(tenant), naming.argocd_project(tenant, w.env)
+        for start, doc in _yaml_docs(path):
+            if doc.get("kind") != "AppProject":
+                continue
+            spec = doc.get("spec", {})
+            for dest in spec.get("destinations", []):
+                ns = str(dest.get("namespace", ""))
+                if ns != own_ns:
+                    hop = Hop(rel, text.line(f"namespace: {ns}", start), f"AppProject {own_project} deploys to namespace {ns}")
+                    w.add("identity", tenant, w.owner_of_namespace(ns) or ANYONE, hop)
+            if spec.get("clusterResourceWhitelist"):
+                w.add(
+                    "identity",
+                    tenant,
+                    ANYONE,
+                    Hop(rel, text.line("clusterResourceWhitelist", start), "AppProject may create cluster-scoped objects"),
+                )
+            for role in spec.get("roles", []):
+                for group in role.get("groups", []):
+                    if group != naming.tenant_group_of(w.organization, tenant):
+                        hop = Hop(
+                            rel, text.line(f"- {group}", start), f"AppProject {own_project} role {role.get('name')} admits group {group}"
+                        )
+                        w.add("identity", w.owner_of_group(group) or ANYONE, tenant, hop)
+                for policy in role.get("policies", []):
+                    parts = [p.strip() for p in str(policy).split(",")]
+                    obj = parts[4] if len(parts) > 4 else ""
+                    if not obj.startswith(f"{own_project}/"):
+                        hop = Hop(rel, text.line(obj, start), f"AppProject {own_project} role policy on {obj}")
+                        w.add("identity", tenant, ANYONE, hop)
+
+
+# --- Terraform: data-store security groups, IRSA and reader trusts, S3 and KMS grants --------
+
+
+def _terraform(w: World) -> None:
+    tf = w.rendered / "terraform" / w.env
+    for root in sorted(tf.iterdir()) if tf.is_dir() else []:
+        main = root / "main.tf"
+        if not main.is_file() or root.name == "shared":
+            continue
+        doc, rel = _hcl(main), w.rel(main)
+        text = Text(rel, main.read_text(encoding="utf-8"))
+        if root.name.startswith("pool-"):
+            clients, owner = w.pools.get(root.name, set()), None
+        else:
+            owner = root.name.removeprefix("tenant-")
+            clients = {owner}
+        _data_ingress(w, doc, text, owner, clients, _pool_records(root))
+        if owner is not None:
+            _irsa(w, doc, text, owner)
+            _reader_trust(w, doc, text, owner)
+        else:
+            _pool_bucket(w, doc, text, root.name, clients)
+
+
+def _pool_records(root: Path) -> set[str]:
+    """The tenants a pool root's ``tenants/*.json`` name (what ``local.pool_tenants`` holds)."""
+    out = set()
+    for path in sorted((root / "tenants").glob("*.json")):
+        try:
+            out.add(str(json.loads(path.read_text(encoding="utf-8"))["tenant"]))
+        except (ValueError, KeyError, TypeError):
+            out.add(ANYONE)  # unreadable: Terraform would fail or admit who knows whom
+    return out
+
+
+def _data_ingress(w: World, doc: dict[str, Any], text: Text, owner: str | None, clients: set[str], records: set[str]) -> None:
+    """Rules admitting traffic to the database and cache groups: only ``clients``' pod groups
+    (``records``: the tenants of the root's per-tenant files, for ``for_each = local.pool_tenants``)."""
+    data_groups = {"db", "cache"}
+    label = owner or "pool"
+    for rtype in ("aws_security_group_rule", "aws_vpc_security_group_ingress_rule"):
+        for _, name, body in _blocks(doc, "resource", rtype):
+            target_sg = str(body.get("security_group_id", ""))
+            if not any(f"aws_security_group.{g}." in target_sg for g in data_groups) or body.get("type", "ingress") != "ingress":
+                continue
+            start = text.line(f'resource "{rtype}" "{name}"')
+            victims = sorted(clients) or [label]
+            for key in ("cidr_blocks", "cidr_ipv4", "ipv6_cidr_blocks", "cidr_ipv6", "prefix_list_ids"):
+                if body.get(key):
+                    hop = Hop(text.path, text.line(key, start), f"{name} admits {body[key]}")
+                    for victim in victims:
+                        w.add("network", ANYONE, victim, hop)
+            # for_each = toset(["a", "b"]): the tenants whose pod groups the rule admits
+            admitted = set(re.findall(r'"([A-Za-z0-9-]+)"', str(body.get("for_each", ""))))
+            if "local.pool_tenants" in str(body.get("for_each", "")):
+                admitted |= records
+            for extra in sorted(admitted - clients):
+                hop = Hop(text.path, text.line("for_each", start), f"{name} admits the pods of {extra}")
+                for victim in victims:
+                    if victim != extra:
+                        w.add("network", extra, victim, hop)
+            source = str(body.get("source_security_group_id") or body.get("referenced_security_group_id") or "")
+            if source and "pod_security_group_ids[each.key]" not in source:
+                hop = Hop(text.path, text.line("security_group_id", start + 1), f"{name} admits group {source}")
+                for victim in victims:
+                    w.add("network", ANYONE, victim, hop)
+
+
+def _irsa(w: World, doc: dict[str, Any], text: Text, tenant: str) -> None:
+    own_ns = naming.namespace(tenant)
+    for _, name, body in _blocks(doc, "module"):
+        providers = body.get("oidc_providers")
+        if not providers:
+            continue
+        start = text.line(f'module "{name}"')
+        for provider in providers.values():
+            for subject in provider.get("namespace_service_accounts", []):
+                ns = str(subject).split(":")[0]
+                if ns != own_ns:
+                    hop = Hop(text.path, text.line(str(subject), start), f"IRSA role {body.get('name')} trusts {subject}")
+                    w.add("identity", w.owner_of_namespace(ns) or ANYONE, tenant, hop)
+        if body.get("trust_condition_test", "StringEquals") != "StringEquals":
+            hop = Hop(
+                text.path,
+                text.line("trust_condition_test", start),
+                f"IRSA role {body.get('name')} trust uses {body['trust_condition_test']}",
+            )
+            w.add("identity", ANYONE, tenant, hop)
+        for sid, grant in (body.get("inline_policy_permissions") or {}).items():
+            _grant(w, text, start, tenant, str(sid), grant)
+
+
+def _grant(w: World, text: Text, start: int, tenant: str, sid: str, grant: dict[str, Any]) -> None:
+    """An IRSA permission: S3 only within the tenant's prefix, KMS only its own key."""
+    prefix = naming.tenant_s3_prefix(tenant)
+    actions = [str(a) for a in grant.get("actions", [])]
+    for resource in [str(r) for r in grant.get("resources", [])]:
+        line = text.line(resource, start)
+        if resource.startswith("arn:aws:s3:::"):
+            path = resource.removeprefix("arn:aws:s3:::")
+            bucket, _, key = path.partition("/")
+            if "-pool-" not in bucket:
+                continue
+            if key:
+                if not key.startswith(prefix):
+                    w.add("data", tenant, _prefix_owner(w, key), Hop(text.path, line, f"{sid} grants {actions} on {resource}"))
+            else:
+                prefixes = [v for c in grant.get("condition", []) if c.get("variable") == "s3:prefix" for v in c.get("values", [])]
+                if not prefixes or any(not str(p).startswith(prefix) for p in prefixes):
+                    w.add("data", tenant, ANYONE, Hop(text.path, line, f"{sid} lists {resource} beyond {prefix}"))
+        elif any(a.startswith("kms:") for a in actions) and resource not in ("${module.kms.key_arn}",):
+            w.add("data", tenant, ANYONE, Hop(text.path, line, f"{sid} grants {actions} on key {resource}"))
+        elif resource == "*":
+            w.add("data", tenant, ANYONE, Hop(text.path, line, f"{sid} grants {actions} on every resource"))
+
+
+def _prefix_owner(w: World, key: str) -> str:
+    return next((t for t in w.tenants if key.startswith(naming.tenant_s3_prefix(t))), ANYONE)
+
+
+def _reader_trust(w: World, doc: dict[str, Any], text: Text, tenant: str) -> None:
+    own_ns = naming.namespace(tenant)
+    for _, name, body in _blocks(doc, "data", "aws_iam_policy_document"):
+        if name != "secret_reader_trust":
+            continue
+        start = text.line(f'data "aws_iam_policy_document" "{name}"')
+        for statement in _statements(body):
+            tags = [c for c in _conditions(statement) if c.get("variable") == "aws:RequestTag/esoNamespace"]
+            values = [str(v) for c in tags for v in c.get("values", [])]
+            if not tags or _loose_test(tags) or any(v != own_ns for v in values):
+                hop = Hop(
+                    text.path,
+                    text.line(str(statement.get("sid", "statement")), start),
+                    f"secret reader of {tenant} trusts esoNamespace {values or 'any'}",
+                )
+                targets = [w.owner_of_namespace(v) or ANYONE for v in values if v != own_ns] or [ANYONE]
+                for source in targets:
+                    w.add("identity", source, tenant, hop)
+
+
+def _loose_test(conditions: list[dict[str, Any]]) -> bool:
+    """Any condition matching by pattern (StringLike) instead of exactly."""
+    return any(c.get("test") != "StringEquals" for c in conditions)
+
+
+def _pool_bucket(w: World, doc: dict[str, Any], text: Text, pool: str, clients: set[str]) -> None:
+    """The pool bucket keeps each tenant in its prefix for every principal (data_isolation.py)."""
+    buckets = [(n, b) for _, n, b in _blocks(doc, "module") if n == "bucket"]
+    if not buckets:
+        return
+    _, bucket = buckets[0]
+    start = text.line('module "bucket"')
+    policy = [b for _, n, b in _blocks(doc, "data", "aws_iam_policy_document") if n == "bucket"]
+    fenced = bool(policy) and any(
+        s.get("sid") == "TenantPrincipalOnlyOwnPrefix"
+        and s.get("effect") == "Deny"
+        and any("${aws:PrincipalTag/tenant}" in str(r) for r in s.get("not_resources", []))
+        for s in _statements(policy[0])
+    )
+    attached = bucket.get("attach_policy") is True and "aws_iam_policy_document.bucket" in str(bucket.get("policy", ""))
+    if not (fenced and attached):
+        hop = Hop(text.path, start, f"bucket {bucket.get('bucket')} has no policy keeping each tenant principal in its prefix")
+        for tenant in sorted(clients):
+            w.add("data", ANYONE, tenant, hop)
+
+
+# --- output -----------------------------------------------------------------------------------
+
+
+def to_text(findings: list[Finding]) -> str:
+    if not findings:
+        return "isolation: no path between tenants\n"
+    lines = [str(f) for f in findings]
+    lines.append(f"isolation: {len(findings)} path{'s' if len(findings) != 1 else ''} between tenants")
+    return "\n".join(lines) + "\n"
+
+
+def to_json(findings: list[Finding]) -> str:
+    return json.dumps({"ok": not findings, "findings": [f.as_dict() for f in findings]}, indent=2) + "\n"

@@ -1,0 +1,317 @@
+"""Incremental render: re-render only the units whose inputs changed, verify the others.
+
+A unit is one tenant (its files in every environment) or ``global`` (every fleet-wide
+file). Each unit has a manifest, ``rendered/.companyos-units/<unit>.json`` (together the
+manifest; no fleet-wide file, so parallel pull requests merge): the digest of its inputs
+and, per file, its sha256, manifest entry and declared contracts. A tenant's inputs are its
+own files under tenants/; everything else (other catalog files, templates, the
+generator's code, output-shaping library versions) is the *context*, recorded once in
+``global.json``: a context change re-renders everything. The global unit always renders
+(it is small). A unit whose inputs and files still match its manifest is reused as
+recorded; contracts and limits are checked over every unit each run, policy runs before.
+``check --base`` takes the recorded manifests from the base commit instead of the working
+tree: see docs/incremental.md for the trust argument.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from generator.errors import CatalogErrors, Location
+from generator.formats import emit
+from generator.model.resolve import Model
+from generator.output import contracts, limits
+from generator.output.render import MANIFEST_PATH, MANIFEST_VERSION, RenderResult, render
+from generator.output.tree import UNITS_DIR, files_under, read_file
+from generator.targets import base as target_base
+from generator.targets.contracts import Contract
+
+GLOBAL = "global"
+#: Bumped when the meaning of a digest changes: every recorded unit is then stale.
+UNITS_VERSION = 1
+#: Folders whose every file is an input to the render.
+INPUT_DIRS = ("catalog", "environments", "tenants", "templates")
+#: Libraries whose version can change the bytes we write.
+OUTPUT_LIBRARIES = ("jinja2", "pyyaml", "pydantic", "pydantic-core")
+#: Above this share of tenants to render, the ordinary (parallel) full render is used.
+FULL_SHARE = 0.5
+
+#: A unit's recorded manifest bytes, or None when there is none (working tree or base commit).
+Recorded = Callable[[str], bytes | None]
+
+
+def unit_of(entry: Mapping[str, Any]) -> str:
+    tenant = entry.get("tenant")
+    return f"tenant/{tenant}" if isinstance(tenant, str) else GLOBAL
+
+
+def unit_path(unit: str) -> str:
+    return f"{UNITS_DIR}/{unit.replace('/', '-')}.json"
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def code_digest() -> str:
+    """Every file of the ``generator`` package (code, defaults, vendored data) and the
+    versions of the libraries that shape output."""
+    package = Path(__file__).resolve().parents[1]
+    total = hashlib.sha256(f"units-v{UNITS_VERSION}".encode())
+    for path in sorted(package.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+            total.update(path.relative_to(package).as_posix().encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    for name in OUTPUT_LIBRARIES:
+        try:
+            total.update(f"{name}=={metadata.version(name)};".encode())
+        except metadata.PackageNotFoundError:
+            total.update(f"{name}==?;".encode())
+    return total.hexdigest()
+
+
+@dataclass(frozen=True)
+class Digests:
+    #: The code, library versions and every input file that is not a tenant's own file.
+    context: str
+    #: tenant name -> digest of its own catalog file (path and bytes).
+    tenants: dict[str, str]
+
+
+def _owner(rel: str, model: Model, own: Mapping[str, str]) -> str | None:
+    """The tenant whose own file ``rel`` is: its catalog file, or any file under tenants/
+    named after it (the new-tenant answers, ``tenants/.copier-answers/<name>.yml``). Adding
+    a tenant thus leaves the context, and ``global.json``, unchanged."""
+    if rel in own:
+        return own[rel]
+    stem = rel.rpartition("/")[2].partition(".")[0]
+    return stem if rel.startswith("tenants/") and stem in model.catalog.tenants else None
+
+
+def digests(root: Path, model: Model, code: str | None = None) -> Digests:
+    """Input digests of the tree at ``root`` as ``model`` (loaded from it) sees it."""
+    own = {entry.path: name for name, entry in model.catalog.tenants.items()}
+    base = os.fspath(root)
+    context = hashlib.sha256((code or code_digest()).encode())
+    parts: dict[str, list[bytes]] = {}
+    for rel in files_under(root, INPUT_DIRS):
+        data = read_file(os.path.join(base, rel))
+        item = rel.encode() + b"\0" + hashlib.sha256(b"\0missing" if data is None else data).digest()
+        owner = _owner(rel, model, own)
+        if owner is not None:
+            parts.setdefault(owner, []).append(item)
+        else:
+            context.update(item)
+    tenants = {name: hashlib.sha256(b"".join(items)).hexdigest() for name, items in parts.items()}
+    for name in model.catalog.tenants:
+        tenants.setdefault(name, "missing")
+    return Digests(context.hexdigest(), tenants)
+
+
+# --- unit manifests ----------------------------------------------------------------------
+
+
+def _contract(c: Contract) -> list[Any]:
+    at = [c.at.path, c.at.line, c.at.col] if c.at is not None else None
+    return [c.kind, c.name, c.scope, c.detail, at]
+
+
+def _uncontract(item: list[Any]) -> Contract:
+    kind, name, scope, detail, at = item
+    return Contract(kind, name, scope, detail, Location(at[0], at[1], at[2]) if at else None)
+
+
+def unit_manifest(unit: str, inputs: str, entries: Mapping[str, dict[str, Any]], declared: Mapping[str, contracts.Declared]) -> bytes:
+    """A unit's manifest: one line per file, sorted, so a diff shows exactly what changed."""
+    lines = []
+    for path in sorted(entries):
+        record = dict(entries[path])
+        if path in declared:
+            _, provides, consumes, first = declared[path]
+            record["contracts"] = {
+                "provides": [_contract(c) for c in provides],
+                "consumes": [_contract(c) for c in consumes],
+                "first": first,
+            }
+        lines.append(f"    {json.dumps(path)}: {json.dumps(record, sort_keys=True, ensure_ascii=False)}")
+    body = ",\n".join(lines)
+    head = f'{{\n  "inputs": {json.dumps(inputs)},\n  "unit": {json.dumps(unit)},\n  "version": {UNITS_VERSION},\n'
+    return (head + '  "files": {\n' + body + ("\n" if body else "") + "  }\n}\n").encode()
+
+
+@dataclass
+class Unit:
+    """A unit as recorded: its inputs digest, file entries and contracts."""
+
+    inputs: str
+    entries: dict[str, dict[str, Any]]
+    declared: dict[str, contracts.Declared]
+    raw: bytes
+
+
+def parse_unit(raw: bytes | None) -> Unit | None:
+    """A recorded unit manifest, or None for anything that is not a valid one."""
+    if raw is None:
+        return None
+    try:
+        data = json.loads(raw.decode("utf-8"))
+        if data.get("version") != UNITS_VERSION or not isinstance(data.get("inputs"), str):
+            return None
+        entries: dict[str, dict[str, Any]] = {}
+        declared: dict[str, contracts.Declared] = {}
+        for path, record in data["files"].items():
+            record = dict(record)
+            pact = record.pop("contracts", None)
+            if not isinstance(record.get("sha256"), str):
+                return None
+            entries[path] = record
+            if pact is not None:
+                provides = tuple(_uncontract(c) for c in pact["provides"])
+                consumes = tuple(_uncontract(c) for c in pact["consumes"])
+                declared[path] = (path, provides, consumes, str(pact["first"]))
+        return Unit(data["inputs"], entries, declared, raw)
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError):
+        return None
+
+
+def working_tree(root: Path) -> Recorded:
+    """Recorded units read from the tree at ``root`` (what ``render`` and ``check`` trust)."""
+    base = os.fspath(root)
+    return lambda unit: read_file(os.path.join(base, unit_path(unit)))
+
+
+# --- the incremental render --------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """Which tenants render, and the recorded units reused with their files' bytes."""
+
+    render: set[str]
+    reused: dict[str, Unit] = field(default_factory=dict)
+    files: dict[str, bytes] = field(default_factory=dict)
+    #: Why each rendered tenant renders (for tests and ``--explain``-style output).
+    reasons: dict[str, str] = field(default_factory=dict)
+
+
+def plan(root: Path, model: Model, found: Digests, recorded: Recorded) -> Plan:
+    """Reuse a tenant's recorded unit only when the context and its own inputs digest the
+    same as recorded and every file it lists is on disk with that sha256."""
+    tenants = sorted(model.catalog.tenants)
+    glob = parse_unit(recorded(GLOBAL))
+    if glob is None or glob.inputs != found.context:
+        why = "no recorded global unit" if glob is None else "the context changed (code, libraries or a shared input)"
+        return Plan(set(tenants), reasons=dict.fromkeys(tenants, why))
+    out = Plan(set())
+    base = os.fspath(root)
+    for name in tenants:
+        unit = parse_unit(recorded(f"tenant/{name}"))
+        if unit is None:
+            out.render.add(name)
+            out.reasons[name] = "no recorded unit"
+            continue
+        if unit.inputs != found.tenants[name]:
+            out.render.add(name)
+            out.reasons[name] = "its inputs changed"
+            continue
+        kept: dict[str, bytes] = {}
+        for path, entry in unit.entries.items():
+            data = read_file(os.path.join(base, path))
+            if data is None or _sha(data) != entry["sha256"] or entry.get("tenant") != name:
+                break
+            kept[path] = data
+        else:
+            out.reused[name] = unit
+            out.files.update(kept)
+            continue
+        out.render.add(name)
+        out.reasons[name] = "a file differs from its recorded sha256"
+    return out
+
+
+def render_incremental(model: Model, root: Path, found: Digests, recorded: Recorded, jobs: int = 1) -> tuple[RenderResult, Plan]:
+    """Render the global unit and every tenant the plan needs; reuse the rest. The result
+    is byte-identical to a full render (tested) and includes every unit's manifest."""
+    todo = plan(root, model, found, recorded)
+    few = len(todo.render) <= FULL_SHARE * max(1, len(model.catalog.tenants))
+    previous = target_base.set_only_tenants(frozenset(todo.render) if todo.reused else None)
+    try:
+        fresh = render(model, jobs=1 if few else jobs, check=False)
+    finally:
+        target_base.set_only_tenants(previous)
+    entries: dict[str, dict[str, Any]] = {}
+    files: dict[str, bytes] = {}
+    declared: dict[str, contracts.Declared] = {}
+    fresh_declared = {d[0]: d for d in fresh.declared}
+    for path, entry in fresh.manifest["files"].items():
+        tenant = entry.get("tenant")
+        if tenant is not None and tenant not in todo.render:
+            continue  # a target without the `wanted` guard rendered it anyway: use the recorded one
+        entries[path] = entry
+        files[path] = fresh.files[path]
+        if path in fresh_declared:
+            declared[path] = fresh_declared[path]
+    for unit in todo.reused.values():
+        entries.update(unit.entries)
+        declared.update(unit.declared)
+    files.update(todo.files)
+    ordered = sorted(declared.values(), key=lambda d: d[0])
+    errors = [
+        *contracts.check(ordered),
+        *limits.check(model, files, {p: e["sources"] for p, e in entries.items()}, ordered),
+    ]
+    if errors:
+        raise CatalogErrors(errors)
+    return assemble(model, found, files, entries, declared, todo), todo
+
+
+def assemble(
+    model: Model,
+    found: Digests,
+    files: dict[str, bytes],
+    entries: dict[str, dict[str, Any]],
+    declared: Mapping[str, contracts.Declared],
+    todo: Plan,
+) -> RenderResult:
+    """Add every unit's manifest (recorded bytes for a reused unit). There is no fleet-wide
+    manifest file: it would change with every tenant added (``RenderResult.manifest`` still
+    holds every entry in memory)."""
+    by_unit: dict[str, dict[str, dict[str, Any]]] = {GLOBAL: {}}
+    by_unit.update({f"tenant/{name}": {} for name in model.catalog.tenants})
+    for path, entry in entries.items():
+        by_unit.setdefault(unit_of(entry), {})[path] = entry
+    for unit, members in by_unit.items():
+        name = unit.removeprefix("tenant/")
+        reused = todo.reused.get(name) if unit != GLOBAL else None
+        if reused is not None:
+            data = reused.raw
+        else:
+            inputs = found.context if unit == GLOBAL else found.tenants.get(name, "missing")
+            data = unit_manifest(unit, inputs, members, {p: declared[p] for p in members if p in declared})
+        path = unit_path(unit)
+        files[path] = data
+        own: dict[str, Any] = {"sha256": _sha(data), "sources": [], "target": "units"}
+        if unit != GLOBAL:
+            own["tenant"] = name
+        entries[path] = own
+    manifest = {"generator": emit.GENERATOR, "version": MANIFEST_VERSION, "files": dict(sorted(entries.items()))}
+    ordered = tuple(sorted(declared.values(), key=lambda d: d[0]))
+    return RenderResult(dict(sorted(files.items())), manifest, ordered)
+
+
+def with_units(model: Model, found: Digests, result: RenderResult) -> RenderResult:
+    """A full render's result with every unit's manifest added (``render --full``, ``check --full``)."""
+    entries = dict(result.manifest["files"])
+    files = {p: d for p, d in result.files.items() if p != MANIFEST_PATH}
+    declared = {d[0]: d for d in result.declared}
+    return assemble(model, found, files, entries, declared, Plan(set(model.catalog.tenants)))
+
+
+def unit_paths(paths: Iterable[str]) -> list[str]:
+    return [p for p in paths if p.startswith(UNITS_DIR + "/")]

@@ -1,0 +1,300 @@
+"""The standby region of an environment that declares ``disaster_recovery`` (issue 15): ``dr.tf``.
+
+Per root, what failing over to ``aws.dr_region`` needs: the shared root gets the scaled-down
+standby EKS cluster, ECR replication, the FIS chaos templates (stopped by the SLO alarm) and
+the SSM Automation of the region drill; data roots (pools, dedicated tenants) a cross-region
+read replica with a lag alarm at the RPO, AWS Backup (35 days, PITR, copies to the DR region
+and the ``dr-verify`` account), Redis snapshots every 6 hours and, when regulated, S3
+replication; every root a multi-region KMS key and its replica (secrets replicate under it);
+tenant roots with public hosts Route53 health checks, PRIMARY/SECONDARY records and a CloudFront
+origin group. Decisions here; layout in ``templates/terraform/disaster_recovery.tf.j2``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any, Protocol
+
+from generator.catalog import spec
+from generator.formats.templating import Templates
+from generator.model import naming
+from generator.model.resolve import Deployment, Model
+from generator.targets import common
+from generator.targets.base import RenderedFile
+from generator.targets.terraform.hcl import format_hcl
+
+
+class Root(Protocol):
+    """What this module reads of a Terraform root (``target.Root``; a protocol, not an import:
+    the target imports this module)."""
+
+    kind: str
+    name: str
+    settings: spec.Settings
+    env: spec.Environment
+    deployment: Deployment | None
+    names: dict[str, str]
+    edge: list[tuple[str, str]]
+    sources: list[str]
+    account: str
+    secrets: list[dict[str, Any]]
+
+    @property
+    def tenant(self) -> str | None: ...
+
+    @property
+    def dir(self) -> str: ...
+
+
+FILENAME = "dr.tf"
+TEMPLATE = "terraform/disaster_recovery.tf.j2"
+
+#: Redis snapshots (EventBridge Scheduler): every 6 hours.
+CACHE_SNAPSHOT_EVERY_HOURS = 6
+#: FIS: a fast burn (14.4x the budget over 5 minutes) of the strictest availability SLO stops chaos.
+FAST_BURN = Decimal("14.4")
+#: How long every AWS Backup recovery point is kept (and its copies).
+BACKUP_DAYS = 35
+#: The daily-copies backup rule (UTC hour): the recovery point dr-verify and the DR region get.
+COPY_HOUR = 4
+#: The integrity recorder runs this many minutes before it, so that recovery point holds the manifest.
+RECORDER_LEAD_MINUTES = 20
+#: The backup-time integrity SQL (also rendered to rendered/ci/integrity-record.sql for the docs and drills).
+RECORDER_TEMPLATE = "workflows/integrity-record.sql.j2"
+
+
+def enabled(env: spec.Environment) -> bool:
+    return env.disaster_recovery is not None
+
+
+def standby_cluster(platform: spec.Platform, env: str) -> str:
+    """The standby EKS cluster in the DR region (registered in Argo CD, scaled to zero)."""
+    return common.standby_cluster(platform, env)
+
+
+def dr_origin_hostname(tenant: str, env: spec.Environment) -> str:
+    """The record the standby cluster's external-dns keeps for the tenant's DR ingress."""
+    return f"origin-dr.{tenant}.{env.domain}"
+
+
+def failover_hostname(host: str) -> str:
+    """The Route53 failover name (PRIMARY/SECONDARY) of a public host, in the same zone."""
+    label, _, rest = host.partition(".")
+    return f"{label}-failover.{rest}"
+
+
+def replica_identifier(platform: spec.Platform, env: str, owner: str) -> str:
+    """The cross-region read replica of a pool's or dedicated tenant's database."""
+    return f"{naming.resource_prefix(platform, env, owner)}-dr"
+
+
+def backup_vault(platform: spec.Platform, env: str, owner: str) -> str:
+    return f"{naming.resource_prefix(platform, env, owner)}-backups"
+
+
+def verify_vault(platform: spec.Platform, env: str) -> str:
+    """The vault in the ``dr-verify`` account that receives every copy (restore drills)."""
+    return common.verify_vault(platform, env)
+
+
+def drill_document(platform: spec.Platform, env: str) -> str:
+    return common.region_drill_document(platform, env)
+
+
+def slo_alarm(platform: spec.Platform, env: str) -> str:
+    return f"{platform.organization}-{env}-slo-fast-burn"
+
+
+def error_ratio_threshold(model: Model, env: str) -> float:
+    """Percent of 5xx answers that burns the strictest availability budget of the environment
+    14.4 times too fast (the SLO page); chaos stops there."""
+    objectives = [Decimal(str(s.slo.availability.objective)) for d in model.in_environment(env) for s in d.settings.services.values()]
+    best = max(objectives, default=Decimal("99.9"))
+    return float((100 - best) * FAST_BURN)
+
+
+def context(model: Model, root: Root) -> dict[str, Any]:
+    """What ``dr.tf`` of ``root`` needs, already decided."""
+    env = root.env
+    dr = env.disaster_recovery
+    assert dr is not None
+    platform = model.platform
+    owner = root.tenant if root.tenant is not None else (root.name if root.kind == "pool" else naming.SHARED_ROOT)
+    has_data = root.kind in ("pool", "dedicated")
+    regulated = root.deployment is not None and root.deployment.tier.regulated
+    hosts = []
+    if root.deployment is not None:
+        probe = dr.health_check_path
+        for svc, host in root.edge:
+            hosts.append({"service": svc, "slug": svc.replace("-", "_"), "host": host, "failover": failover_hostname(host), "path": probe})
+    return {
+        "region": env.aws.dr_region,
+        "primary_region": env.aws.region,
+        "replication": dr.replication,
+        "rpo_seconds": env.rpo_minutes * 60,
+        "standby": {
+            "cluster": standby_cluster(platform, env.name),
+            "nodes": dr.standby_nodes,
+            "max_nodes": max(dr.standby_nodes, root.settings.network.az_count * 10),
+            "instance_type": dr.standby_instance_type,
+        },
+        "kms_alias": f"{root.names.get('kms_alias', naming.kms_alias(platform, env.name, owner))}/multi-region",
+        "data": has_data,
+        "replica": replica_identifier(platform, env.name, owner) if has_data and dr.replication == "replica" else None,
+        "backup_vault": backup_vault(platform, env.name, owner),
+        "verify_vault_arn": f"arn:aws:backup:{env.aws.dr_region}:{env.accounts.dr_verify}:backup-vault:{verify_vault(platform, env.name)}",
+        "backup_days": BACKUP_DAYS,
+        "copy_cron": f"0 {COPY_HOUR} * * ? *",
+        "recorder": recorder(root) if has_data else None,
+        "cache_snapshot_hours": CACHE_SNAPSHOT_EVERY_HOURS,
+        "s3_replication": has_data and regulated,
+        "hosts": hosts,
+        "origin": root.names.get("origin", ""),
+        "dr_origin": dr_origin_hostname(root.tenant, env) if root.tenant is not None else "",
+        "drill_document": drill_document(platform, env.name),
+        "fis_names": common.fis_template_names(platform, env.name),
+        "drill_record": f"drill.{env.domain}",
+        "slo_alarm": slo_alarm(platform, env.name),
+        "slo_threshold": error_ratio_threshold(model, env.name) if root.kind == "shared" else 0.0,
+        "namespaces": sorted({d.namespace for d in model.in_environment(env.name)}) if root.kind == "shared" else [],
+        "ci": ci_roles(model, root),
+        # Argo CD's registration of the standby cluster (targets/argocd/standby.py reads the same names).
+        "argocd": {
+            "namespace": platform.argocd_namespace,
+            "service_account": common.ARGOCD_CONTROLLER_SA,
+            "role": common.argocd_standby_role(platform, env.name),
+            "secret": common.argocd_standby_secret(platform, env.name),
+        },
+    }
+
+
+def recorder(root: Root) -> dict[str, str]:
+    """The scheduled Fargate task that writes the integrity manifest before the daily copy;
+    psql from the official image of the database's engine version (its SQL: ``files``)."""
+    minutes = COPY_HOUR * 60 - RECORDER_LEAD_MINUTES
+    hour, minute = divmod(minutes, 60)
+    return {
+        "cron": f"{minute} {hour} * * ? *",
+        "schedule": f"{hour:02d}:{minute:02d}",
+        "image": f"public.ecr.aws/docker/library/postgres:{root.settings.database.engine_version}",
+    }
+
+
+def github_subjects(platform: spec.Platform, env: str) -> dict[str, str]:
+    """The ``sub`` claims the DR roles trust: failover/failback run behind the environment's
+    approval (``environment: <env>``), the scheduled drills on the platform revision only."""
+    trust = common.github_trust
+    return {"environment": trust(platform, env).removeprefix("trusts "), "branch": trust(platform).removeprefix("trusts ")}
+
+
+def failover_accounts(model: Model, env: spec.Environment) -> list[str]:
+    """Accounts whose ``<org>-ci-failover`` role the shared one chains into: the data owners'
+    (replicas) and the tenants' (database secrets, health checks), as the failover plan lists."""
+    accounts = {d.account_id for d in model.in_environment(env.name)}
+    accounts |= {env.accounts.pools[d.tier.name] for d in model.in_environment(env.name) if not d.dedicated}
+    return sorted(accounts - {env.accounts.shared_services})
+
+
+def copy_sources(model: Model, env: spec.Environment) -> list[str]:
+    """The accounts whose backup plans copy into the dr-verify vault (pool and dedicated roots)."""
+    deployments = model.in_environment(env.name)
+    return sorted(
+        {d.account_id for d in deployments if d.dedicated} | {env.accounts.pools[d.tier.name] for d in deployments if not d.dedicated}
+    )
+
+
+def failover_role_owner(root: Root) -> bool:
+    """One ``<org>-ci-failover`` per account: pooled tenants live in their pool's account, so
+    the pool root's role covers them (by name pattern; health check ids exist only after apply)."""
+    return root.kind in ("pool", "dedicated")
+
+
+def ci_roles(model: Model, root: Root) -> dict[str, Any]:
+    """The CI roles the DR workflows assume (``naming.ci_role_arn``), produced where they live:
+    the shared root (failover entry, region drill, chaos; the dr-verify vault, restore role and
+    restore-drill role through ``aws.dr_verify``) and each data root (the chained failover role)."""
+    platform, env = model.platform, root.env
+    org = platform.organization
+    shared_failover = naming.ci_role_arn(env.accounts.shared_services, platform, "failover")
+    out: dict[str, Any] = {
+        "issuer": naming.GITHUB_OIDC_ISSUER.removeprefix("https://"),
+        "subjects": github_subjects(platform, env.name),
+        "failover": f"{org}-ci-failover",
+        "trusted": shared_failover,
+        "owner": failover_role_owner(root),
+    }
+    if root.kind == "shared":
+        out.update(
+            {
+                "chained": [naming.ci_role_arn(a, platform, "failover") for a in failover_accounts(model, env)],
+                "region_drill": f"{org}-ci-region-drill",
+                "chaos": f"{org}-ci-chaos",
+                "restore_drill": f"{org}-ci-restore-drill",
+                "backup_restore": f"{org}-backup-restore",
+                "verify_account": env.accounts.dr_verify,
+                "verify_vault": verify_vault(platform, env.name),
+                "copy_sources": [f"arn:aws:iam::{a}:root" for a in copy_sources(model, env)],
+            }
+        )
+    elif out["owner"]:
+        # a dedicated tenant's own database secrets; in a pool account, every database secret
+        # of the environment's pooled tenants (<org>/<env>/<tenant>/<service>/database)
+        names = [s["name"] for s in root.secrets if s["kind"] == "database"] if root.kind == "dedicated" else []
+        names = names or [naming.db_secret_key(platform, env.name, "*", "*")]
+        regions = (env.aws.region, env.aws.dr_region)
+        out["secret_arns"] = [
+            f"arn:aws:secretsmanager:{region}:{root.account}:secret:{name}-??????" for region in regions for name in names
+        ]
+    return out
+
+
+_BLOCK = re.compile(r'\n(resource|data) "(aws_iam_role|aws_iam_policy_document)" "(\w+)" \{\n(.*?)\n\}', re.S)
+_ROLE_NAME = re.compile(r'^  name\s*=\s*"([^"]+)"', re.M)
+_TRUST_DOC = re.compile(r"assume_role_policy\s*=\s*data\.aws_iam_policy_document\.(\w+)\.json")
+_PRINCIPAL = re.compile(r'type\s*=\s*"(\w+)"\s*identifiers\s*=\s*\[([^\]]*)\]')
+_SUB = re.compile(r'variable\s*=\s*"[^\n]*:sub"\s*values\s*=\s*\[([^\]]*)\]')
+_QUOTED = re.compile(r'"([^"]*)"')
+_VERIFY = re.compile(r"^  provider\s*=\s*aws\.dr_verify$", re.M)
+
+
+def rendered_roles(root: Root, text: str) -> list[tuple[str, str]]:
+    """(ARN, trust) of each IAM role ``dr.tf`` renders, read from the text (so a template that
+    drops a role or widens its trust breaks the ``iam_role`` contract the workflows, the failover
+    plan and Argo CD's values consume): ``trusts <sub claim>`` for GitHub OIDC, ``ns:sa`` for
+    a cluster's service account, ``assumable by <arn>`` for a chained role, ``trusts <service>``."""
+    blocks = {(kind, name): body for kind, _, name, body in _BLOCK.findall("\n" + text)}
+    out: list[tuple[str, str]] = []
+    for (kind, _), body in blocks.items():
+        if kind != "resource" or (name := _ROLE_NAME.search(body)) is None or (doc := _TRUST_DOC.search(body)) is None:
+            continue
+        account = root.env.accounts.dr_verify if _VERIFY.search(body) else root.account
+        trust = blocks.get(("data", doc.group(1)), "")
+        subjects = [v for m in _SUB.findall(trust) for v in _QUOTED.findall(m)]
+        for ptype, identifiers in _PRINCIPAL.findall(trust):
+            if ptype == "Federated" and subjects:
+                github = "token.actions.githubusercontent.com" in identifiers or "aws_iam_openid_connect_provider.github" in identifiers
+                details = [f"trusts {sub}" if github else sub.removeprefix("system:serviceaccount:") for sub in subjects]
+            elif ptype == "AWS":
+                details = [common.chained_trust(arn) for arn in _QUOTED.findall(identifiers)]
+            else:
+                details = [f"trusts {svc}" for svc in _QUOTED.findall(identifiers)]
+            out += [(f"arn:aws:iam::{account}:role/{name.group(1)}", d) for d in details]
+    return out
+
+
+def files(model: Model, templates: Templates, root: Root, base: dict[str, Any]) -> Iterator[RenderedFile]:
+    """``dr.tf`` of ``root`` when its environment has a standby region; nothing otherwise."""
+    if not enabled(root.env):
+        return
+    dr = context(model, root)
+    if dr["recorder"] is not None:
+        dr["recorder"]["sql"] = templates.render(RECORDER_TEMPLATE)
+    text = format_hcl(templates.render(TEMPLATE, dr=dr, **base))
+    sources = (*root.sources, templates.path(TEMPLATE), templates.path("terraform/_blocks.tf.j2"))
+    if dr["recorder"] is not None:
+        sources = (*sources, templates.path(RECORDER_TEMPLATE))
+    yield RenderedFile(
+        path=f"{root.dir}/{FILENAME}", text=text, sources=sources, tenant=root.tenant, environment=root.env.name, root=root.dir
+    )

@@ -1,0 +1,235 @@
+"""``companyos isolation``: the sample render analyzes clean, and each planted hole in a
+rendered copy -- network, identity, data -- is reported with the tenants it connects and the
+rendered file:line of the hop (docs/isolation.md)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+from generator import pipeline
+from generator.ops import isolation
+from helpers.repo import CliResult
+
+ORG = "companyos"
+ACME = "rendered/terraform/prod/tenant-acme/main.tf"
+GLOBEX = "rendered/terraform/prod/tenant-globex/main.tf"
+POOL = "rendered/terraform/prod/pool-standard/main.tf"
+GLOBEX_NS = "rendered/argocd/prod/namespaces/globex.yaml"
+GLOBEX_PROJECT = "rendered/argocd/prod/projects/globex.yaml"
+
+
+@pytest.fixture(scope="module")
+def clean(sample: pipeline.Build, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample catalog's fresh render, written under a scratch root (rendered/ only)."""
+    root = tmp_path_factory.mktemp("isolation")
+    for path, data in sample.result.files.items():
+        if path.startswith("rendered/"):
+            (root / path).parent.mkdir(parents=True, exist_ok=True)
+            (root / path).write_bytes(data)
+    return root
+
+
+@pytest.fixture
+def tree(clean: Path, tmp_path: Path) -> Path:
+    """A copy of the clean render to plant a fault in."""
+    shutil.copytree(clean / "rendered", tmp_path / "rendered")
+    return tmp_path
+
+
+def plant(root: Path, path: str, old: str, new: str, count: int = 1) -> int:
+    """Replace ``old`` (which must occur) in a rendered file; the 1-based line of the change."""
+    file = root / path
+    text = file.read_text(encoding="utf-8")
+    assert old in text, f"{old!r} not in {path}"
+    line = text[: text.index(old)].count("\n") + 1
+    file.write_text(text.replace(old, new, count), encoding="utf-8")
+    return line
+
+
+def edit_docs(root: Path, path: str, change: Callable[[list[dict[str, object]]], None]) -> None:
+    file = root / path
+    docs = [d for d in yaml.safe_load_all(file.read_text(encoding="utf-8")) if d]
+    change(docs)
+    file.write_text(yaml.safe_dump_all(docs, explicit_start=True, sort_keys=False), encoding="utf-8")
+
+
+def paths(findings: list[isolation.Finding]) -> set[tuple[str, str, str]]:
+    return {(f.layer, f.source, f.target) for f in findings}
+
+
+def test_sample_render_has_no_path_between_tenants(clean: Path) -> None:
+    findings = isolation.analyze(clean, ORG)
+    assert findings == [], isolation.to_text(findings)
+    # it did look: every environment's tenants, pools and data networks
+    world = isolation.World("prod", clean / "rendered", ORG)
+    isolation._collect(world)
+    assert world.tenants == {"acme", "globex", "hooli", "initech", "umbrella"}
+    assert world.pools == {"pool-standard": {"globex", "hooli", "initech"}}
+    assert len(world.data_cidrs) == 3
+
+
+# --- network --------------------------------------------------------------------------------
+
+
+def test_widened_data_security_group_is_a_path_from_anyone(tree: Path) -> None:
+    old = 'source_security_group_id = "400000000001/${data.terraform_remote_state.shared.outputs.pod_security_group_ids[each.key]}"'
+    text = (tree / ACME).read_text(encoding="utf-8")
+    assert old in text
+    line = plant(tree, ACME, old, 'cidr_blocks              = ["10.64.0.0/16"]')
+    found = isolation.analyze(tree, ORG)
+    assert ("network", "*", "acme") in paths(found)
+    hop = next(f for f in found if f.target == "acme").hops[0]
+    assert (hop.path, hop.line) == (ACME, line)
+    assert "10.64.0.0/16" in hop.what
+
+
+def test_pool_rule_admitting_a_dedicated_tenant(tree: Path) -> None:
+    # the pool's rules iterate over its per-tenant files (tenants/<name>.json): plant one more
+    assert "local.pool_tenants" in (tree / POOL).read_text(encoding="utf-8")
+    assert isolation.analyze(tree, ORG) == []
+    (tree / POOL).with_name("tenants").joinpath("acme.json").write_text('{"tenant": "acme"}\n', encoding="utf-8")
+    assert {("network", "acme", t) for t in ("globex", "hooli", "initech")} <= paths(isolation.analyze(tree, ORG))
+
+
+def test_pool_rule_listing_a_dedicated_tenant(tree: Path) -> None:
+    plant(tree, POOL, "for_each = local.pool_tenants", 'for_each = toset(["acme"])', count=2)
+    assert {("network", "acme", t) for t in ("globex", "hooli", "initech")} <= paths(isolation.analyze(tree, ORG))
+
+
+def test_network_policy_egress_without_to(tree: Path) -> None:
+    def drop_to(docs: list[dict[str, object]]) -> None:
+        policy = next(d for d in docs if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == "allow-api")  # type: ignore[index]
+        del policy["spec"]["egress"][0]["to"]  # type: ignore[index]
+
+    edit_docs(tree, GLOBEX_NS, drop_to)
+    found = [f for f in isolation.analyze(tree, ORG) if f.layer == "network"]
+    assert [(f.source, f.target) for f in found] == [("globex", "*")]
+    assert "without 'to:'" in found[0].hops[0].what and found[0].hops[0].path == GLOBEX_NS
+
+
+def test_network_policy_reaching_another_tenants_data_vpc(tree: Path) -> None:
+    def reach(docs: list[dict[str, object]]) -> None:
+        policy = next(d for d in docs if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == "allow-api")  # type: ignore[index]
+        policy["spec"]["egress"].append({"to": [{"ipBlock": {"cidr": "10.65.16.0/24"}}], "ports": [{"port": 5432}]})  # type: ignore[index]
+
+    edit_docs(tree, GLOBEX_NS, reach)
+    assert ("network", "globex", "acme") in paths(isolation.analyze(tree, ORG))
+
+
+def test_network_policy_ingress_from_every_namespace(tree: Path) -> None:
+    def open_ingress(docs: list[dict[str, object]]) -> None:
+        policy = next(d for d in docs if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == "allow-api")  # type: ignore[index]
+        policy["spec"]["ingress"][0]["from"].append({"namespaceSelector": {}})  # type: ignore[index]
+
+    edit_docs(tree, GLOBEX_NS, open_ingress)
+    assert ("network", "globex", "*") in paths(isolation.analyze(tree, ORG))
+
+
+def test_two_namespaces_sharing_a_pod_security_group(tree: Path) -> None:
+    acme = (tree / "rendered/argocd/prod/namespaces/acme.yaml").read_text(encoding="utf-8")
+    theirs = next(line.split("- ")[1] for line in acme.splitlines() if line.strip().startswith("- sg-"))
+    ours = next(
+        line.split("- ")[1] for line in (tree / GLOBEX_NS).read_text(encoding="utf-8").splitlines() if line.strip().startswith("- sg-")
+    )
+    plant(tree, GLOBEX_NS, f"- {ours}", f"- {theirs}")
+    assert ("network", "globex", "acme") in paths(isolation.analyze(tree, ORG))
+
+
+# --- identity -------------------------------------------------------------------------------
+
+
+def test_shared_namespace(tree: Path) -> None:
+    plant(tree, GLOBEX_NS, "name: tenant-globex", "name: tenant-hooli")
+    found = paths(isolation.analyze(tree, ORG))
+    assert ("identity", "globex", "hooli") in found
+
+
+def test_irsa_trust_loosened_to_string_like(tree: Path) -> None:
+    line = plant(tree, GLOBEX, 'trust_condition_test = "StringEquals"', 'trust_condition_test = "StringLike"')
+    found = [f for f in isolation.analyze(tree, ORG)]
+    assert [(f.layer, f.source, f.target) for f in found] == [("identity", "*", "globex")]
+    assert found[0].hops[0].line == line and found[0].hops[0].path == GLOBEX
+
+
+def test_irsa_trusting_another_tenants_service_account(tree: Path) -> None:
+    plant(tree, GLOBEX, 'namespace_service_accounts = ["tenant-globex:api"]', 'namespace_service_accounts = ["tenant-hooli:api"]')
+    assert paths(isolation.analyze(tree, ORG)) == {("identity", "hooli", "globex")}
+
+
+def test_secret_reader_trusting_another_namespace(tree: Path) -> None:
+    plant(tree, GLOBEX, 'values   = ["tenant-globex"]', 'values   = ["tenant-hooli"]')
+    assert ("identity", "hooli", "globex") in paths(isolation.analyze(tree, ORG))
+
+
+def test_secret_store_assuming_another_tenants_reader(tree: Path) -> None:
+    plant(tree, GLOBEX_NS, "-globex-secret-reader", "-hooli-secret-reader")
+    assert ("identity", "globex", "hooli") in paths(isolation.analyze(tree, ORG))
+
+
+def test_app_project_destination_and_role_of_another_tenant(tree: Path) -> None:
+    plant(tree, GLOBEX_PROJECT, "namespace: tenant-globex", "namespace: tenant-hooli")
+    plant(tree, GLOBEX_PROJECT, "- companyos-tenant-globex", "- companyos-tenant-hooli")
+    found = paths(isolation.analyze(tree, ORG))
+    assert ("identity", "globex", "hooli") in found  # globex's apps land in hooli's namespace
+    assert ("identity", "hooli", "globex") in found  # hooli's team syncs globex's project
+
+
+def test_role_binding_for_another_tenants_group(tree: Path) -> None:
+    plant(tree, GLOBEX_NS, "name: companyos-tenant-globex", "name: companyos-tenant-hooli")
+    assert paths(isolation.analyze(tree, ORG)) == {("identity", "hooli", "globex")}
+
+
+# --- data -----------------------------------------------------------------------------------
+
+
+def test_pooled_role_granted_the_whole_bucket(tree: Path) -> None:
+    line = plant(tree, GLOBEX, "companyos-prod-pool-standard-data/tenants/globex/*", "companyos-prod-pool-standard-data/*")
+    found = isolation.analyze(tree, ORG)
+    assert ("data", "globex", "*") in paths(found)
+    assert any(h.line == line for f in found for h in f.hops)
+
+
+def test_pooled_role_granted_a_neighbours_prefix(tree: Path) -> None:
+    plant(tree, GLOBEX, "pool-standard-data/tenants/globex/*", "pool-standard-data/tenants/hooli/*")
+    assert ("data", "globex", "hooli") in paths(isolation.analyze(tree, ORG))
+
+
+def test_pool_bucket_without_its_tenant_policy(tree: Path) -> None:
+    plant(tree, POOL, "  attach_policy", "  # attach_policy")
+    assert {("data", "*", t) for t in ("globex", "hooli", "initech")} <= paths(isolation.analyze(tree, ORG))
+
+
+def test_tenant_role_using_another_key(tree: Path) -> None:
+    plant(tree, GLOBEX, "resources = [module.kms.key_arn]\n    }\n    queue", 'resources = ["*"]\n    }\n    queue')
+    assert ("data", "globex", "*") in paths(isolation.analyze(tree, ORG))
+
+
+# --- the command ----------------------------------------------------------------------------
+
+
+def test_cli_exit_codes_and_json(repo: Path, clean: Path, companyos: Callable[..., CliResult]) -> None:
+    shutil.rmtree(repo / "rendered")  # the command reads what is on disk: a fresh render
+    shutil.copytree(clean / "rendered", repo / "rendered")
+    ok = companyos("isolation", cwd=repo)
+    assert (ok.code, ok.out) == (0, "isolation: no path between tenants\n")
+    line = plant(repo, GLOBEX, 'trust_condition_test = "StringEquals"', 'trust_condition_test = "StringLike"')
+    bad = companyos("isolation", "--format", "json", cwd=repo)
+    assert bad.code == 1
+    report = json.loads(bad.out)
+    assert report["ok"] is False
+    assert report["findings"][0]["path"][0] == {
+        "file": GLOBEX,
+        "line": line,
+        "what": "IRSA role companyos-prod-globex-api trust uses StringLike",
+    }
+    text = companyos("isolation", cwd=repo)
+    assert (
+        text.code == 1
+        and f"prod: identity: * -> globex: IRSA role companyos-prod-globex-api trust uses StringLike ({GLOBEX}:{line})" in text.out
+    )

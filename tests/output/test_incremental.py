@@ -1,0 +1,315 @@
+"""Incremental render and check (output/units.py): byte-identical to a full render, and
+``check --base`` trusts nothing the pull request recorded (docs/incremental.md)."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import pytest
+
+from generator import pipeline
+from generator.catalog import snapshot
+from generator.formats import emit
+from generator.output import tree, units
+from generator.output.render import MANIFEST_PATH, render
+from generator.targets import base as target_base
+from helpers.gitrepo import commit_all
+from helpers.repo import copy_repo
+
+TENANTS = {"acme", "globex", "hooli", "initech", "umbrella"}
+HOOLI_FILE = "rendered/helm/prod/hooli/api.yaml"
+#: Targets whose per-tenant loops consult `targets.base.wanted` (the others are filtered after).
+GUARDED = {"helm", "migrations", "observability", "argocd", "terraform"}
+
+
+#: The generator's code digest, fixed for these tests: other work on the code while they run
+#: must not look like an upgrade (the upgrade tests change it on purpose).
+CODE = units.code_digest()
+
+
+@pytest.fixture(autouse=True)
+def _fixed_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(units, "code_digest", lambda: CODE)
+
+
+@pytest.fixture(scope="module")
+def _base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample rendered in full (every unit manifest recorded) and committed, once."""
+    root = copy_repo(tmp_path_factory.mktemp("incremental") / "repo")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(units, "code_digest", lambda: CODE)
+        pipeline.render_to_disk(root, full=True)
+    commit_all(root, "base")
+    return root
+
+
+@pytest.fixture
+def repo(_base: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(_base, tmp_path / "repo", symlinks=True))
+
+
+def _rendered(repo: Path) -> Path:
+    """``repo`` is already rendered in full and committed (see ``_base``)."""
+    return repo
+
+
+def _edit_tenant(repo: Path, name: str = "hooli", old: str = "monthly_usd: 2500", new: str = "monthly_usd: 2600") -> None:
+    path = repo / "tenants" / f"{name}.yaml"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+
+
+def _check_base(repo: Path, ref: str = "HEAD") -> tuple[pipeline.Build | None, units.Plan, bool, list[str]]:
+    with snapshot.at(repo, ref) as base:
+        built, plan = pipeline.build_incremental(repo, base)
+        _, status = pipeline.check(repo, full=False, base=base)
+    return built, plan, status.clean, [*status.changed, *status.missing, *status.stale, *status.unmanaged]
+
+
+# --- the render is the same, only cheaper ----------------------------------------------
+
+
+def test_skipping_tenants_changes_no_other_file(sample):
+    """The targets' `wanted` guard: rendering one tenant (or none) yields exactly the full
+    render's bytes for that tenant's files and for every fleet-wide file."""
+    full = render(sample.model, check=False)
+    for only in (frozenset({"hooli"}), frozenset()):
+        previous = target_base.set_only_tenants(only)
+        try:
+            part = render(sample.model, check=False)
+        finally:
+            target_base.set_only_tenants(previous)
+        produced = {p: e.get("tenant") for p, e in part.manifest["files"].items()}
+        guarded = {e.get("tenant") for e in part.manifest["files"].values() if e["target"] in GUARDED}
+        assert guarded - {None} <= only  # the costly targets skip the other tenants' work
+        for path in produced:
+            assert part.files[path] == full.files[path], path
+        expected = {p for p, e in full.manifest["files"].items() if e.get("tenant") is None or e.get("tenant") in only}
+        assert set(produced) >= {p for p in expected if not p.startswith("rendered/.companyos")}
+
+
+def test_one_tenant_edit_renders_that_tenant_only_and_matches_a_full_render(repo):
+    _rendered(repo)
+    _edit_tenant(repo)
+    built, plan = pipeline.build_incremental(repo)
+    assert plan.render == {"hooli"} and plan.reasons == {"hooli": "its inputs changed"}
+    assert set(plan.reused) == TENANTS - {"hooli"}
+    assert built.result.files == pipeline.build(repo).result.files
+    written_by, report = pipeline.render_to_disk(repo)
+    owners = {written_by.result.manifest["files"].get(p, {}).get("tenant") for p in report.written}
+    assert owners <= {None, "hooli"} and "hooli" in owners
+    status = pipeline.check(repo, full=True)[1]
+    assert status.clean, status.as_dict()
+
+
+def test_noop_render_reuses_every_tenant_and_writes_nothing(repo):
+    _rendered(repo)
+    _, plan = pipeline.build_incremental(repo)
+    assert plan.render == set() and set(plan.reused) == TENANTS
+    _, report = pipeline.render_to_disk(repo)
+    assert report.written == [] and report.pruned == []
+
+
+def test_hand_edited_output_re_renders_its_unit_and_is_restored(repo):
+    _rendered(repo)
+    original = (repo / HOOLI_FILE).read_bytes()
+    (repo / HOOLI_FILE).write_bytes(original + b"# edited\n")
+    _, plan = pipeline.build_incremental(repo)
+    assert plan.render == {"hooli"} and "sha256" in plan.reasons["hooli"]
+    status = pipeline.check(repo, full=False)[1]
+    assert status.changed == [HOOLI_FILE]
+    pipeline.render_to_disk(repo)
+    assert (repo / HOOLI_FILE).read_bytes() == original
+
+
+def test_removed_tenant_is_pruned_with_its_unit_manifest(repo):
+    _rendered(repo)
+    (repo / "tenants" / "hooli.yaml").unlink()
+    networks = repo / "catalog" / "networks.yaml"  # drop hooli's allocations, as remove-tenant does
+    networks.write_text("".join(line for line in networks.read_text().splitlines(keepends=True) if not line.strip().startswith("hooli:")))
+    _, report = pipeline.render_to_disk(repo)
+    assert units.unit_path("tenant/hooli") in report.pruned
+    assert not (repo / HOOLI_FILE).exists()
+    assert pipeline.check(repo, full=True)[1].clean
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["template", "shared catalog file", "generator code"],
+)
+def test_a_context_change_re_renders_everything(repo, monkeypatch, change):
+    _rendered(repo)
+    if change == "template":
+        template = repo / "templates" / "helm" / "values.yaml.j2"
+        template.write_text(template.read_text() + "{# touched #}\n")
+    elif change == "shared catalog file":
+        platform = repo / "catalog" / "platform.yaml"
+        platform.write_text(platform.read_text() + "\n# touched\n")
+    else:
+        monkeypatch.setattr(units, "code_digest", lambda: hashlib.sha256(CODE.encode() + b"upgrade").hexdigest())
+    built, plan = pipeline.build_incremental(repo)
+    assert plan.render == TENANTS and not plan.reused
+    assert built.result.files == pipeline.build(repo).result.files
+
+
+def test_unit_manifests_record_inputs_and_every_file(sample):
+    files = sample.result.files
+    glob = units.parse_unit(files[units.unit_path(units.GLOBAL)])
+    hooli = units.parse_unit(files[units.unit_path("tenant/hooli")])
+    assert glob is not None and hooli is not None
+    assert HOOLI_FILE in hooli.entries and hooli.entries[HOOLI_FILE]["sha256"] == hashlib.sha256(files[HOOLI_FILE]).hexdigest()
+    assert all(e.get("tenant") == "hooli" for e in hooli.entries.values())
+    assert all("tenant" not in e for e in glob.entries.values())
+    listed = set().union(*(units.parse_unit(files[p]).entries for p in units.unit_paths(files)))  # type: ignore[union-attr]
+    assert listed == set(files) - {MANIFEST_PATH} - set(units.unit_paths(files))
+    assert MANIFEST_PATH not in files  # no fleet-wide manifest: it would change with every tenant
+    manifest = sample.result.manifest["files"]
+    assert set(units.unit_paths(files)) <= set(manifest)  # so prune can remove a unit manifest
+
+
+# --- check --base: the attacks -------------------------------------------------------------
+
+
+def _forge(repo: Path, rel: str, data: bytes) -> None:
+    """Edit ``rel`` and update its sha256 everywhere the PR records it."""
+    old = hashlib.sha256((repo / rel).read_bytes()).hexdigest()
+    (repo / rel).write_bytes(data)
+    new = hashlib.sha256(data).hexdigest()
+    manifest = repo / units.unit_path("tenant/hooli")
+    text = manifest.read_text()
+    assert old in text
+    manifest.write_text(text.replace(old, new))
+
+
+def test_check_base_passes_an_honest_one_tenant_change_rendering_only_it(repo):
+    _rendered(repo)
+    _edit_tenant(repo)
+    pipeline.render_to_disk(repo)
+    commit_all(repo, "edit hooli")
+    _, plan, clean, problems = _check_base(repo, "HEAD~1")
+    assert clean, problems
+    assert plan.render == {"hooli"}
+
+
+@pytest.mark.parametrize("attack", ["file only", "file and manifest entries", "unit manifest only", "unit manifest deleted"])
+def test_check_base_refuses_edits_the_pr_recorded(repo, attack):
+    _rendered(repo)
+    unit = repo / units.unit_path("tenant/hooli")
+    original = (repo / HOOLI_FILE).read_bytes()
+    evil = original.replace(b"pullPolicy: IfNotPresent", b"pullPolicy: Always", 1)
+    assert evil != original
+    if attack == "file only":
+        (repo / HOOLI_FILE).write_bytes(evil)
+    elif attack == "file and manifest entries":
+        _forge(repo, HOOLI_FILE, evil)
+        assert pipeline.check(repo, full=False)[1].clean  # the working tree alone is fooled ...
+    elif attack == "unit manifest only":
+        unit.write_text(unit.read_text().replace('"target": "helm"', '"target": "helm "', 1))
+    else:
+        unit.unlink()
+    commit_all(repo, attack)
+    _, _, clean, problems = _check_base(repo, "HEAD~1")  # ... the base commit's record is not
+    assert not clean
+    expected = {
+        "file only": {HOOLI_FILE},
+        "file and manifest entries": {HOOLI_FILE, units.unit_path("tenant/hooli")},
+        "unit manifest only": {units.unit_path("tenant/hooli")},
+        "unit manifest deleted": {units.unit_path("tenant/hooli")},
+    }[attack]
+    assert expected <= set(problems), problems
+
+
+def test_check_base_with_a_forged_edit_under_a_real_input_change_still_fails(repo):
+    """The tenant's input changed (so its unit re-renders): a forged output is compared with the fresh render."""
+    _rendered(repo)
+    _edit_tenant(repo)
+    pipeline.render_to_disk(repo)
+    _forge(repo, HOOLI_FILE, (repo / HOOLI_FILE).read_bytes() + b"# forged\n")
+    commit_all(repo, "edit and forge")
+    _, plan, clean, problems = _check_base(repo, "HEAD~1")
+    assert plan.render == {"hooli"} and not clean and HOOLI_FILE in problems
+
+
+def test_check_base_re_renders_everything_after_a_template_change(repo):
+    _rendered(repo)
+    template = repo / "templates" / "helm" / "values.yaml.j2"
+    template.write_text(template.read_text().replace("\n", "\n# changed\n", 1))
+    commit_all(repo, "template only, not re-rendered")
+    _, plan, clean, problems = _check_base(repo, "HEAD~1")
+    assert plan.render == TENANTS and not clean
+    assert any(p.startswith("rendered/helm/") for p in problems)
+    pipeline.render_to_disk(repo)
+    commit_all(repo, "re-rendered")
+    _, plan, clean, problems = _check_base(repo, "HEAD~2")
+    assert plan.render == TENANTS and clean, problems
+
+
+def test_check_base_re_renders_everything_after_a_generator_upgrade(repo, monkeypatch):
+    _rendered(repo)
+    monkeypatch.setattr(units, "code_digest", lambda: hashlib.sha256(CODE.encode() + b"upgrade").hexdigest())
+    _, plan, clean, problems = _check_base(repo)
+    assert plan.render == TENANTS and not clean
+    assert units.unit_path(units.GLOBAL) in problems  # the recorded context is out of date
+
+
+def test_cli_check_base_and_render_full(repo, companyos):
+    _rendered(repo)
+    assert companyos("check", "--base", "HEAD", cwd=repo).code == 0
+    (repo / HOOLI_FILE).write_bytes((repo / HOOLI_FILE).read_bytes() + b"# x\n")
+    commit_all(repo, "edit output")
+    result = companyos("check", "--base", "HEAD~1", cwd=repo)
+    assert result.code == 1 and HOOLI_FILE in result.out
+    assert companyos("render", "--full", cwd=repo).code == 0
+    assert companyos("check", "--base", "HEAD~1", cwd=repo).code == 0
+
+
+# --- one manifest per unit: nothing fleet-wide changes when a tenant is added ---------------
+
+
+def test_fleet_wide_files_name_the_tenant_files_as_one_pattern(sample):
+    """A fleet-wide file's header and entry say ``tenants/*.yaml``, not one path per tenant,
+    so adding a tenant does not change them; a tenant's files still name its own file."""
+    files, entries = sample.result.files, sample.result.manifest["files"]
+    shared = {p: e for p, e in entries.items() if "tenant" not in e and e["target"] != "units"}
+    assert not [p for p, e in shared.items() if any(s.startswith("tenants/") and s != "tenants/*.yaml" for s in e["sources"])]
+    globbed = [p for p, e in shared.items() if "tenants/*.yaml" in e["sources"]]
+    assert globbed and all(b"Sources: " in files[p] and b"tenants/*.yaml" in files[p] for p in globbed if p.endswith(".tf"))
+    assert "tenants/hooli.yaml" in entries[HOOLI_FILE]["sources"]
+
+
+def test_adding_a_tenant_leaves_the_context_and_other_units_alone(repo):
+    """The new tenant's own file and its new-tenant answers are its inputs, not the context."""
+    _rendered(repo)
+    before = pipeline.build_incremental(repo)[0].result.files
+    (repo / "tenants" / "zeta.yaml").write_text((repo / "tenants" / "globex.yaml").read_text().replace("globex", "zeta"))
+    (repo / "tenants" / ".copier-answers").mkdir(exist_ok=True)
+    (repo / "tenants" / ".copier-answers" / "zeta.yml").write_text("_commit: v1\n")
+    built, plan = pipeline.build_incremental(repo)
+    assert plan.render == {"zeta"} and set(plan.reused) == TENANTS
+    after = built.result.files
+    assert units.parse_unit(after[units.unit_path(units.GLOBAL)]).inputs == units.parse_unit(before[units.unit_path(units.GLOBAL)]).inputs  # type: ignore[union-attr]
+    for name in TENANTS:
+        assert after[units.unit_path(f"tenant/{name}")] == before[units.unit_path(f"tenant/{name}")]
+    assert units.unit_path("tenant/zeta") in after and MANIFEST_PATH not in after
+
+
+def test_a_tree_rendered_before_units_is_read_then_its_manifest_pruned(repo, sample):
+    """An old tree has one fleet-wide manifest and no unit manifests: it is what prune reads,
+    and the next render replaces it by the unit manifests."""
+    _rendered(repo)
+    shutil.rmtree(repo / units.UNITS_DIR)
+    manifest = sample.result.manifest  # as render wrote it before units: every file, one manifest
+    listed = {p: e for p, e in manifest["files"].items() if not p.startswith(units.UNITS_DIR + "/")}
+    legacy = emit.manifest_bytes({**manifest, "files": listed}, {p: emit.manifest_entry(e) for p, e in listed.items()})
+    (repo / MANIFEST_PATH).write_bytes(legacy)
+    listed = tree.read_manifest(repo)
+    assert HOOLI_FILE in listed and MANIFEST_PATH in listed
+    (repo / "rendered/helm/dev/hooli/notes.yaml").write_text("mine\n")  # never listed: never pruned
+    _, report = pipeline.render_to_disk(repo)
+    assert MANIFEST_PATH in report.pruned and not (repo / MANIFEST_PATH).exists()
+    assert (repo / units.unit_path(units.GLOBAL)).exists() and (repo / "rendered/helm/dev/hooli/notes.yaml").exists()
+    (repo / "rendered/helm/dev/hooli/notes.yaml").unlink()
+    assert pipeline.check(repo, full=True)[1].clean

@@ -1,0 +1,79 @@
+"""Consumer limits that grow with the fleet (output/limits.py): the Terraform roots of a layer,
+batched over GitHub's 256 matrix jobs, within each job's timeout; and the names and label
+values an ApplicationSet generates from the per-tenant element files (no rendered object
+shows those Applications, so only this check sees them)."""
+
+from __future__ import annotations
+
+import json
+
+from generator import pipeline
+from generator.output import limits
+
+WORKFLOW = ".github/workflows/terraform.yml"
+
+
+def _sources(sample: pipeline.Build) -> dict[str, list[str]]:
+    return {p: e["sources"] for p, e in sample.result.manifest["files"].items()}
+
+
+def test_the_terraform_workflows_batched_jobs_and_their_timeouts_are_read_from_the_workflow(sample: pipeline.Build) -> None:
+    facts = limits.facts(WORKFLOW, sample.result.files[WORKFLOW])
+    assert facts is not None
+    batched = dict(facts.batched)
+    assert batched["plan-tenant"] > 0 and batched["apply-prod-tenant"] > 0 and "affected" not in batched
+    assert limits.check(sample.model, {WORKFLOW: sample.result.files[WORKFLOW]}, _sources(sample), ()) == []
+
+
+def _with_roots(sample: pipeline.Build, env: str, count: int) -> dict[str, list[str]]:
+    sources = _sources(sample)
+    for i in range(count):
+        sources[f"rendered/terraform/{env}/tenant-x{i}/main.tf"] = ["catalog/platform.yaml", "tenants/umbrella.yaml"]
+    return sources
+
+
+def test_a_tenant_layer_too_big_for_the_apply_jobs_timeout_fails_at_the_tenant_that_grows_it(sample: pipeline.Build) -> None:
+    facts = limits.facts(WORKFLOW, sample.result.files[WORKFLOW])
+    assert facts is not None
+    timeout = dict(facts.batched)["apply-prod-tenant"]
+    fits = limits.MAX_MATRIX_JOBS * (timeout // limits.MINUTES_PER_ROOT["apply"])
+    existing = sum(1 for p in _sources(sample) if p.startswith("rendered/terraform/prod/tenant-") and p.endswith("/main.tf"))
+    assert limits.judge(sample.model, [facts], _with_roots(sample, "prod", fits - existing), ()) == []
+    errors = limits.judge(sample.model, [facts], _with_roots(sample, "prod", fits - existing + 1), ())
+    messages = [e.message for e in errors]
+    assert len(errors) == 1, messages
+    assert f"job apply-prod-tenant would apply {fits + 1} tenant roots as" in messages[0]
+    assert f"the job may run {timeout}" in messages[0]
+    assert errors[0].location == sample.model.catalog.tenants["umbrella"].locate("name")
+
+
+def test_the_plan_layer_counts_every_environment(sample: pipeline.Build) -> None:
+    facts = limits.facts(WORKFLOW, sample.result.files[WORKFLOW])
+    assert facts is not None
+    timeout = dict(facts.batched)["plan-tenant"]
+    fits = limits.MAX_MATRIX_JOBS * (timeout // limits.MINUTES_PER_ROOT["plan"])
+    sources = _with_roots(sample, "dev", fits // 2)
+    sources.update({k: v for k, v in _with_roots(sample, "stage", fits // 2).items() if "tenant-x" in k})
+    messages = [e.message for e in limits.judge(sample.model, [facts], sources, ())]
+    existing = sum(1 for p in _sources(sample) if p.startswith("rendered/terraform/") and "/tenant-" in p and p.endswith("/main.tf"))
+    plan = [m for m in messages if "job plan-tenant would plan" in m]
+    assert len(plan) == 1 and f"would plan {existing + 2 * (fits // 2)} tenant roots" in plan[0], messages
+    # Each environment's apply job counts only its own roots.
+    assert not [m for m in messages if "apply-prod-tenant" in m]
+
+
+def test_a_generated_application_name_over_63_characters_is_an_error_at_its_tenant(sample: pipeline.Build) -> None:
+    path = next(p for p in sample.result.files if p.startswith("rendered/argocd/prod/cells/") and p.endswith("/acme.json"))
+    elements = json.loads(sample.result.files[path])
+    assert limits.facts(path, sample.result.files[path]) == limits.Facts(path)
+    elements[0]["name"] = "prod-acme-" + "s" * 60
+    planted = limits.facts(path, json.dumps(elements).encode())
+    assert planted is not None
+    errors = limits.judge(sample.model, [planted], _sources(sample), sample.result.declared)
+    assert [e.message for e in errors] == [
+        f"{path}: generated Application {elements[0]['name']}: name '{elements[0]['name']}' is 70 characters; at most 63"
+    ]
+    assert errors[0].location == sample.model.catalog.tenants["acme"].locate("name", key=True)
+    elements[0]["name"], elements[0]["namespace"] = "prod-acme-api", "t" * 64
+    planted = limits.facts(path, json.dumps(elements).encode())
+    assert planted is not None and "namespace" in planted.breaches[0][2]

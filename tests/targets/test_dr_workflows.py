@@ -1,0 +1,193 @@
+"""Failover, failback, region drill, prod chaos and the restore drill (issue 15).
+
+The failover and failback steps that change what runs are executed for real in a scratch copy
+(``git`` replaced by a recorder): the catalog edit plus the render is the commit that scales
+the standby. The restore drill's integrity SQL runs against a real PostgreSQL: the recorder's
+manifest matches an intact copy and a changed row is caught. Schedules come from the catalog;
+no workflow lists a tenant. actionlint and zizmor cover these files in test_workflows_tools.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from helpers.catalog_edit import edit_yaml
+
+NEW = ("failover", "failback", "region-drill", "chaos-fis")
+PIN = re.compile(r"uses: [\w./-]+@[0-9a-f]{40} # ")
+
+
+def _workflow(sample, name: str) -> dict:
+    return yaml.safe_load(sample.result.files[f".github/workflows/{name}.yml"])
+
+
+def test_drill_and_chaos_schedules_come_from_the_catalog(sample):
+    prod = next(e for e in sample.model.environments if e.name == "prod")
+    assert prod.disaster_recovery is not None
+    drill, chaos = _workflow(sample, "region-drill"), _workflow(sample, "chaos-fis")
+    assert [c["cron"] for c in drill[True]["schedule"]] == [prod.disaster_recovery.region_drill_schedule]
+    assert [c["cron"] for c in chaos[True]["schedule"]] == [prod.disaster_recovery.chaos_schedule]
+    job = drill["jobs"]["drill-prod"]
+    assert prod.disaster_recovery.region_drill_schedule in job["if"] and job["env"]["DOCUMENT"] == "companyos-prod-region-failover-drill"
+    steps = " ".join(s.get("name", "") for s in chaos["jobs"]["fis-prod"]["steps"])
+    assert "companyos-prod-shared-pod-termination" in steps and "companyos-prod-shared-instance-termination" in steps
+
+
+def test_new_workflows_are_least_privilege_pinned_and_list_no_tenant(sample):
+    tenants = {d.name for d in sample.model.deployments}
+    for name in (*NEW, "restore-drill"):
+        text = sample.result.files[f".github/workflows/{name}.yml"].decode()
+        doc = yaml.safe_load(text)
+        assert doc["permissions"] == {}, name
+        for job in doc["jobs"].values():
+            assert set(job["permissions"]) <= {"contents", "id-token"}, (name, job["permissions"])
+        uses = [line.strip() for line in text.splitlines() if line.strip().startswith(("uses:", "- uses:"))]
+        assert all(PIN.search(u) for u in uses), (name, uses)
+        assert not any(re.search(rf"\b{re.escape(t)}\b", text) for t in tenants), name
+    for name in ("failover", "failback"):
+        job = next(iter(_workflow(sample, name)["jobs"].values()))
+        assert job["environment"] == "${{ inputs.environment }}"
+        assert job["permissions"] == {"contents": "write", "id-token": "write"}
+
+
+def _step(sample, workflow: str, starts: str) -> str:
+    job = next(iter(_workflow(sample, workflow)["jobs"].values()))
+    return next(s["run"] for s in job["steps"] if s.get("name", "").startswith(starts))
+
+
+def _run_step(repo: Path, script: str, tmp_path: Path) -> list[str]:
+    """Run a workflow step's script like GitHub does (bash -eo pipefail) in ``repo``, with the
+    project's venv at .venv and ``git`` recording its arguments instead of pushing."""
+    (repo / ".venv").symlink_to(Path(sys.executable).parent.parent)
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    log = tmp_path / "git.log"
+    (shim / "git").write_text(f'#!/bin/sh\necho "$*" >> {log}\n')
+    (shim / "git").chmod(0o755)
+    env = {**os.environ, "PATH": f"{shim}:{os.environ['PATH']}", "ENVIRONMENT": "prod", "BRANCH": "main"}
+    env |= {"GH_TOKEN": "token", "GITHUB_REPOSITORY": "companyos/platform-gitops"}
+    proc = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script], cwd=repo, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return log.read_text().splitlines()
+
+
+def test_failover_step_commits_the_flag_and_the_render_that_scales_the_standby(sample, repo, tmp_path):
+    script = _step(sample, "failover", "Scale the standby Applications up")
+    calls = _run_step(repo, script, tmp_path)
+    assert yaml.safe_load((repo / "environments/prod.yaml").read_text())["disaster_recovery"]["active"] is True
+    assert yaml.safe_load((repo / "rendered/helm/prod/standby.yaml").read_text()) == {}
+    assert "standing by" not in (repo / "rendered/argocd/prod/standby/standby.yaml").read_text()
+    assert "add environments rendered" in calls and any(c.startswith("commit -m failover:") for c in calls)
+    assert calls[-1] == "push https://x-access-token:token@github.com/companyos/platform-gitops.git HEAD:main"
+
+
+def test_failback_step_commits_the_standby_back_to_zero(sample, repo, tmp_path):
+    edit_yaml(repo / "environments/prod.yaml", lambda d: d["disaster_recovery"].__setitem__("active", True))
+    script = _step(sample, "failback", "Scale the standby Applications back to zero")
+    calls = _run_step(repo, script, tmp_path)
+    assert yaml.safe_load((repo / "environments/prod.yaml").read_text())["disaster_recovery"]["active"] is False
+    assert yaml.safe_load((repo / "rendered/helm/prod/standby.yaml").read_text())["deployment"] == {"replicas": 0}
+    assert any(c.startswith("commit -m failback:") for c in calls)
+
+
+def test_failover_repoints_only_the_host_of_each_database_secret(sample):
+    """The jq the failover runs on each secret value, run for real: host replaced, the rest kept."""
+    script = _step(sample, "failover", "Promote the replicas")
+    program = re.search(r"jq -c --arg h \"\$host\" '([^']+)'", script)
+    assert program, script
+    value = '{"engine":"postgres","host":"old.eu-west-1.rds.amazonaws.com","port":"5432","dbname":"app","username":"u","reader_hosts":"r1","sslmode":"require"}'
+    out = subprocess.run(
+        ["jq", "-c", "--arg", "h", "new.eu-central-1.rds.amazonaws.com", program.group(1)], input=value, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    got = yaml.safe_load(out.stdout)
+    assert got == {**yaml.safe_load(value), "host": "new.eu-central-1.rds.amazonaws.com", "reader_hosts": ""}
+    assert "stop-replication-to-replica" in script and "put-secret-value" in script
+
+
+def test_restore_drill_restores_from_the_dr_verify_vault_and_writes_one_file_per_run(sample):
+    doc = _workflow(sample, "restore-drill")
+    restore = doc["jobs"]["restore"]
+    steps = {s.get("name", ""): s for s in restore["steps"]}
+    start = next(s for n, s in steps.items() if n.startswith("Restore the latest dr-verify copy"))
+    assert start["env"]["VAULT"] == "companyos-prod-dr-verify" and "start-restore-job" in start["run"]
+    assert "describe-db-snapshots" not in yaml.safe_dump(doc)
+    checks = next(s for n, s in steps.items() if n.startswith("Integrity checks"))["run"]
+    for key in ("row_counts_match", "checksums_match", "smoke", "within_rto", "copy_within_a_day", "manifest_recorded"):
+        assert key in checks
+    script = next(s for s in doc["jobs"]["evidence"]["steps"] if "github-script" in s.get("uses", ""))["with"]["script"]
+    assert "ops/backup-verification/${stamp}.json" in script and script.count("createOrUpdateFileContents") == 1
+
+
+# --- the integrity SQL on a real PostgreSQL -----------------------------------------------------
+
+
+@pytest.fixture
+def postgres():
+    """A throw-away PostgreSQL server on a Unix socket; yields a psql runner invoked like the
+    restore drill invokes it (``-q -At``: the output must be the JSON alone)."""
+    initdb = shutil.which("initdb")
+    if initdb is None:
+        pytest.skip("PostgreSQL server binaries are not installed")
+    base = Path(tempfile.mkdtemp(prefix="companyos-pg-"))  # not under pytest's 0700 root
+    data, sock = base / "pg", base / "sock"
+    sock.mkdir()
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses root
+        for p in (base, sock):
+            shutil.chown(p, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    subprocess.run([*as_user, initdb, "-D", str(data), "-A", "trust", "-U", "app"], check=True, capture_output=True)
+    start = [*as_user, "pg_ctl", "-D", str(data), "-l", str(base / "log"), "-o", f"-k {sock} -c listen_addresses=''", "-w", "start"]
+    subprocess.run(start, check=True, capture_output=True)
+
+    def psql(*args: str, stdin: str | None = None) -> str:
+        proc = subprocess.run(
+            ["psql", "-q", "-h", str(sock), "-U", "app", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-At", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+        )
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    try:
+        yield psql
+    finally:
+        subprocess.run([*as_user, "pg_ctl", "-D", str(data), "-w", "stop"], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_integrity_manifest_matches_an_intact_copy_and_catches_a_changed_row(sample, postgres):
+    record = sample.result.files["rendered/ci/integrity-record.sql"].decode()
+    check = sample.result.files["rendered/ci/restore-integrity.sql"].decode()
+    postgres(
+        stdin="CREATE TABLE orders (id int PRIMARY KEY, total numeric); INSERT INTO orders SELECT g, g * 1.5 FROM generate_series(1, 500) g;"
+        "CREATE SCHEMA billing; CREATE TABLE billing.invoices (id int, note text); INSERT INTO billing.invoices VALUES (1, 'a'), (2, NULL);"
+    )
+    postgres(stdin=record)
+    intact = json.loads(postgres(stdin=check))["tables"]
+    assert {t["table"] for t in intact} == {"public.orders", "billing.invoices"}
+    assert all(t["recorded_rows"] == t["restored_rows"] and t["recorded_checksum"] == t["restored_checksum"] for t in intact)
+    assert next(t for t in intact if t["table"] == "public.orders")["recorded_rows"] == 500
+
+    postgres(stdin="UPDATE orders SET total = 0 WHERE id = 7;")  # same count, different data
+    changed = {t["table"]: t for t in json.loads(postgres(stdin=check))["tables"]}
+    orders = changed["public.orders"]
+    assert orders["recorded_rows"] == orders["restored_rows"] and orders["recorded_checksum"] != orders["restored_checksum"]
+    assert changed["billing.invoices"]["recorded_checksum"] == changed["billing.invoices"]["restored_checksum"]
+    postgres(stdin="DELETE FROM billing.invoices WHERE id = 2;")
+    lost = {t["table"]: t for t in json.loads(postgres(stdin=check))["tables"]}
+    assert lost["billing.invoices"]["restored_rows"] == 1 != lost["billing.invoices"]["recorded_rows"]

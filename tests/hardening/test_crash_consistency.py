@@ -161,13 +161,18 @@ def phases(ops: list[tuple[str, str]]) -> list[str]:
     return out
 
 
+def _is_manifest(rel: str) -> bool:
+    """The old single manifest or one of the unit manifests (output.units) that replaced it."""
+    return rel == MANIFEST_PATH or rel.startswith(units.unit_path(units.GLOBAL).rsplit("/", 1)[0] + "/")
+
+
 def phase(kind: str, rel: str) -> str:
     """Which step of ``journal.apply`` an operation belongs to, from the operation alone."""
     state = rel.startswith(STATE)
     if kind == "write":
         if state:
             return "journal"
-        if rel == MANIFEST_PATH + journal.TMP_SUFFIX:
+        if rel.endswith(journal.TMP_SUFFIX) and _is_manifest(rel.removesuffix(journal.TMP_SUFFIX)):
             return "manifest-temp"
         return "temp" if rel.endswith(journal.TMP_SUFFIX) else "create"
     if kind == "mkdir":
@@ -179,7 +184,7 @@ def phase(kind: str, rel: str) -> str:
             return "commit"
         if state:
             return "journal"
-        return "manifest" if rel == MANIFEST_PATH else "install"
+        return "manifest" if _is_manifest(rel) else "install"
     if kind == "rename":
         return "prune"
     return "other"
@@ -279,8 +284,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     probe.reset()
     probe.new_pickle.write_bytes(pickle.dumps(new_build.result))
     steps = set(phases(probe.ops))
-    # No "manifest" steps: the unit manifests (output.units) are written like any other file.
-    assert {"journal", "mkdir", "create", "temp", "backup", "install", "prune", "commit", "finish"} <= steps
+    # "manifest" steps: replacing a unit manifest (output.units), written like any other file.
+    assert {"journal", "mkdir", "create", "temp", "backup", "install", "prune", "manifest-temp", "manifest", "commit", "finish"} <= steps
     return probe
 
 

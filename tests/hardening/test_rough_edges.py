@@ -46,6 +46,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
     commit_all(root, "catalog")
     tenant = root / "tenants" / "hooli.yaml"
     tenant.write_text(tenant.read_text() + "# reviewed\n")
+    pipeline.render_to_disk(root)  # the unit manifest records the tenant file's hash
     commit_all(root, "edit")
     return root
 
@@ -181,11 +182,14 @@ def strict_json(text: str) -> object:
 
 
 def _set_prices(path: Path, price: str) -> None:
-    """Every price in pricing.yaml (not the hours per month or the usage assumptions)."""
-    lines, in_usage = [], False
+    """Every price in pricing.yaml (not the hours per month, the percentages or the usage assumptions)."""
+    lines, in_usage, in_counts = [], False, False
     for line in path.read_text().splitlines():
         in_usage = in_usage or line.startswith("usage:")
-        if not in_usage and not line.startswith("hours_per_month") and re.search(r":\s*[0-9.]+\s*$", line):
+        if line[:1].isalpha():  # a top-level key: database_instance_vcpus holds counts, not prices
+            in_counts = line.startswith("database_instance_vcpus:")
+        assumption = in_counts or line.startswith("hours_per_month") or "_percent:" in line  # discounts, utilization
+        if not in_usage and not assumption and re.search(r":\s*[0-9.]+\s*$", line):
             line = re.sub(r":\s*[0-9.]+\s*$", f": {price}", line)
         lines.append(line)
     path.write_text("\n".join(lines) + "\n")

@@ -100,10 +100,14 @@ EXPECTED_TOTAL = 642.8
 def tiny(sample):
     """A dedicated deployment of the sample, with the tiny settings tree swapped in."""
     d = next(d for d in sample.model.deployments if d.dedicated)
-    # SLO and metrics settings do not affect cost: take the sample's, so the tree is complete
+    # SLO, metrics, flags and alarms settings do not affect cost: take the sample's, so the
+    # tree is complete
     donor = next(iter(d.settings.services.values()))
     settings = copy.deepcopy(TINY_SETTINGS)
-    settings["services"]["app"].update(slo=donor.slo.model_dump(), metrics=donor.metrics.model_dump())
+    settings["services"]["app"].update(
+        slo=donor.slo.model_dump(), metrics=donor.metrics.model_dump(), flags={name: flag.model_dump() for name, flag in donor.flags.items()}
+    )
+    settings["alarms"] = d.settings.alarms.model_dump()
     return dataclasses.replace(d, settings=spec.Settings.model_validate(settings))
 
 

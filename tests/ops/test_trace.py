@@ -24,7 +24,8 @@ def line_of(path: Path, pattern: str) -> int:
 
 
 def test_terraform_line_traces_to_the_tier_setting_that_made_it(companyos, repo):
-    rel = "rendered/terraform/prod/tenant-acme/main.tf"
+    # dev: production sets backup retention itself (environments/prod.yaml, CO020)
+    rel = "rendered/terraform/dev/tenant-acme/main.tf"
     number = line_of(repo / rel, r"^\s*backup_retention_period\s*=")
     result = companyos("explain", f"{rel}:{number}", "--format", "json", cwd=repo)
     assert result.code == 0, result.err
@@ -66,9 +67,10 @@ def test_helm_values_and_platform_versions_are_traced(companyos, repo):
     number = line_of(repo / rel, r'^\s*cpu: "250m"')
     text = companyos("explain", f"{rel}:{number}", cwd=repo).out
     assert re.search(r"catalog/services/api\.yaml:\d+:\d+ \[service api\]\s+defaults\.resources\.requests\.cpu = \"250m\"\s+\(proved", text)
-    appset = "rendered/argocd/prod/applicationsets.yaml"
-    number = line_of(repo / appset, r"chartVersion:")
-    text = companyos("explain", f"{appset}:{number}", cwd=repo).out
+    # the ApplicationSet reads the chart version from each tenant's cell file ({{.chartVersion}})
+    cell = "rendered/argocd/prod/cells/main/acme.json"
+    number = line_of(repo / cell, '"chartVersion":')
+    text = companyos("explain", f"{cell}:{number}", cwd=repo).out
     assert re.search(r"catalog/platform\.yaml:\d+:\d+\s+charts\.application\.version = \"[0-9.]+\"\s+\(proved", text)
 
 

@@ -26,14 +26,18 @@ def no_render(monkeypatch):
     def refuse(*_args, **_kwargs):
         raise AssertionError("check rendered although the tree was verified clean")
 
+    # check renders through either path: the full build or the incremental one (build_incremental)
     monkeypatch.setattr(pipeline, "build", refuse)
+    monkeypatch.setattr(pipeline, "build_incremental", refuse)
 
 
 def count_renders(monkeypatch) -> list[int]:
-    """Let ``pipeline.build`` run, and record each call (one entry per full check)."""
+    """Let ``pipeline.build`` and ``pipeline.build_incremental`` run, and record each call
+    (one entry per check that rendered: the cache short-circuits both)."""
     calls: list[int] = []
-    real = pipeline.build
+    real, real_incremental = pipeline.build, pipeline.build_incremental
     monkeypatch.setattr(pipeline, "build", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(pipeline, "build_incremental", lambda *a, **k: calls.append(1) or real_incremental(*a, **k))
     return calls
 
 

@@ -110,7 +110,8 @@ def test_failed_write_leaves_previous_tree_intact(repo, monkeypatch):
 
 
 def test_diff_prints_unified_diff(companyos, repo):
-    edit_yaml(repo / "catalog/services/web.yaml", lambda d: d["image"].__setitem__("tag", "3.3.0"))
+    # dev runs its recorded release (image.releases.dev), not image.tag: change that release
+    edit_yaml(repo / "catalog/services/web.yaml", lambda d: d["image"]["releases"]["dev"].__setitem__("tag", "3.3.0"))
     result = companyos("diff", cwd=repo)
     assert result.code == 1
     assert "--- a/rendered/helm/dev/globex/web.yaml" in result.out
@@ -124,6 +125,10 @@ def test_manifest_records_hash_sources_and_owner(sample):
     assert set(files) == set(sample.result.files) - {MANIFEST_PATH}
     for path, entry in files.items():
         assert entry["sha256"] == hashlib.sha256(sample.result.files[path]).hexdigest()
+        # the unit manifests (output.units) describe other files and have no catalog sources
+        if path.startswith(units.unit_path(units.GLOBAL).rsplit("/", 1)[0] + "/"):
+            assert entry["target"] == "units" and entry["sources"] == []
+            continue
         assert entry["sources"] and all(not s.startswith("/") for s in entry["sources"])
     entry = files["rendered/helm/prod/acme/api.yaml"]
     assert entry["tenant"] == "acme" and entry["environment"] == "prod"

@@ -189,11 +189,11 @@ def test_co014_contract_before_expand_reached_prod(companyos, repo):
 
 
 def test_guardrail_and_rule_on_one_value_print_one_line(companyos, repo):
-    """A regulated override that breaks the tier guardrail and CO005 is one error line,
-    naming the override, the guardrail and both rule ids."""
+    """A regulated prod override that breaks the tier guardrail, CO005 and CO020 (prod
+    backups) is one error line, naming the override, the guardrail and every rule id."""
     path = override(repo, "acme", "prod", {"database": {"backup_retention_days": 14}})
     (err,) = validate_errors(companyos, repo)
-    assert err["rule"] == "CO012" and err["message"].endswith("(also breaks CO005)")
+    assert err["rule"] == "CO012" and err["message"].endswith("(also breaks CO005, CO020)")
     assert at(err) == ("tenants/acme.yaml", line_of(path, "backup_retention_days: 14"))
     rule_line = line_of(repo / "catalog/tiers/regulated.yaml", "database.backup_retention_days:")
     assert f"catalog/tiers/regulated.yaml:{rule_line}:" in err["message"]
@@ -205,4 +205,4 @@ def test_all_violations_are_reported_at_once(companyos, repo):
     override(repo, "hooli", None, {"budget": {"notify": []}})
     errors = validate_errors(companyos, repo)
     assert {"CO007", "CO008", "CO012"} <= {e["rule"] for e in errors}
-    assert any(e["message"].endswith("(also breaks CO005)") for e in errors)
+    assert any(e["message"].endswith("(also breaks CO005, CO020)") for e in errors)

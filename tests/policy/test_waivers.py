@@ -115,15 +115,23 @@ def test_environment_scoped_waiver_covers_only_that_environment(repo):
 
 
 def test_each_rule_on_one_value_needs_its_own_waiver(repo):
-    # backup retention 14 breaks both the regulated tier guardrail (CO012) and CO005
+    # backup retention 14 in prod breaks the regulated tier guardrail (CO012), CO005 and CO020
     override(repo, "acme", "prod", {"database": {"backup_retention_days": 14}})
     waive(repo, entry("CO012", "acme", environment="prod"))
     report = policy.evaluate(unenforced_model(repo), datetime.date(2026, 1, 1))
     assert [w.violation.rule for w in report.waived] == ["CO012"]
-    assert [e.message.split("]")[0] for e in report.errors] == ["[CO005"]
+    assert [e.message.split("]")[0] for e in report.errors] == ["[CO005", "[CO020"]
     waive(repo, entry("CO012", "acme", environment="prod"), entry("CO005", "acme", environment="prod"))
     report = policy.evaluate(unenforced_model(repo), datetime.date(2026, 1, 1))
-    assert report.ok and sorted(w.violation.rule for w in report.waived) == ["CO005", "CO012"]
+    assert [e.message.split("]")[0] for e in report.errors] == ["[CO020"]
+    waive(
+        repo,
+        entry("CO012", "acme", environment="prod"),
+        entry("CO005", "acme", environment="prod"),
+        entry("CO020", "acme", environment="prod"),
+    )
+    report = policy.evaluate(unenforced_model(repo), datetime.date(2026, 1, 1))
+    assert report.ok and sorted(w.violation.rule for w in report.waived) == ["CO005", "CO012", "CO020"]
 
 
 def test_waiver_for_one_tenant_does_not_cover_another(repo):

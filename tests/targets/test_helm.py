@@ -43,7 +43,11 @@ FREE_FORM = {
 
 @pytest.fixture(scope="module")
 def helm_files(sample):
-    files = {p: d for p, d in sample.result.files.items() if p.startswith("rendered/helm/")}
+    # Per-service values only: rendered/helm/<env>/standby.yaml is the DR standby overlay
+    # (targets/argocd/standby.py, tests/targets/argocd/test_standby.py), not a service's values.
+    files = {
+        p: d for p, d in sample.result.files.items() if p.startswith("rendered/helm/") and not p.endswith("/standby.yaml")
+    }
     assert files
     return files
 
@@ -51,6 +55,8 @@ def helm_files(sample):
 def test_one_values_file_per_tenant_environment_service(sample, helm_files):
     expected = {f"rendered/helm/{d.env}/{d.name}/{s.name}.yaml" for d in sample.model.deployments for s in d.services}
     assert set(helm_files) == expected
+    overlays = {p for p in sample.result.files if p.startswith("rendered/helm/") and p.endswith("/standby.yaml")}
+    assert all(len(p.split("/")) == 4 for p in overlays), overlays
 
 
 def test_values_validate_against_chart_schema(helm_files):

@@ -121,7 +121,7 @@ def namespaces_application(model: Model, env: spec.Environment) -> dict[str, Any
         "apiVersion": API,
         "kind": "Application",
         "metadata": {
-            "name": f"{naming.namespace_application(env.name, 'standby')}",
+            "name": naming.standby_namespace_application(env.name),
             "namespace": model.platform.argocd_namespace,
             "labels": {**naming.environment_labels(env.name), "companyos.io/standby": "true"},
         },
@@ -170,7 +170,7 @@ def applicationset(model: Model, env: spec.Environment, extras: str) -> dict[str
         "apiVersion": API,
         "kind": "ApplicationSet",
         "metadata": {
-            "name": f"{naming.applicationset_name(env.name)}-standby",
+            "name": naming.standby_applicationset(env.name),
             "namespace": model.platform.argocd_namespace,
             "labels": {**naming.environment_labels(env.name), "companyos.io/standby": "true"},
         },
@@ -183,7 +183,7 @@ def applicationset(model: Model, env: spec.Environment, extras: str) -> dict[str
             "syncPolicy": {"preserveResourcesOnDeletion": False},
             "template": {
                 "metadata": {
-                    "name": "{{.name}}-dr",
+                    "name": naming.standby_application("{{.name}}"),
                     "labels": {
                         "app.kubernetes.io/part-of": "{{.service}}",
                         "app.kubernetes.io/managed-by": emit.GENERATOR,

@@ -83,15 +83,15 @@ def test_terraform_reads_the_records_as_the_fleet_wide_lists_were(sample, tmp_pa
     pool = files["rendered/terraform/prod/pool-standard/main.tf"].decode()
     readers = _line(addons, r"^\s*resources\s*=\s*(\[for t in values\(local\.tenant_records\).*\])$")
     harness = {
-        "shared": (
+        "shared-root": (
             "locals {\n  " + _line(shared, r"^\s*(tenant_records = .*)$") + "\n}\n"
             f'output "readers" {{\n  value = {readers}\n}}\n'
             'output "groups" {\n  value = { for tenant, t in local.tenant_records : tenant => t.pod_group }\n}\n'
             'output "cidrs" {\n  value = { for tenant, t in local.tenant_records : tenant => t.data_cidr }\n}\n'
         ),
-        "pool": "locals {\n  " + _line(pool, r"^\s*(pool_tenants = .*)$") + '\n}\noutput "members" {\n  value = local.pool_tenants\n}\n',
+        "pool-root": "locals {\n  " + _line(pool, r"^\s*(pool_tenants = .*)$") + '\n}\noutput "members" {\n  value = local.pool_tenants\n}\n',
     }
-    for name, folder in (("shared", "shared"), ("pool", "pool-standard")):
+    for name, folder in (("shared-root", "shared"), ("pool-root", "pool-standard")):
         (tmp_path / name / "tenants").mkdir(parents=True)
         (tmp_path / name / "main.tf").write_text(harness[name], encoding="utf-8")
         for path, data in files.items():
@@ -99,18 +99,18 @@ def test_terraform_reads_the_records_as_the_fleet_wide_lists_were(sample, tmp_pa
                 (tmp_path / name / "tenants" / Path(path).name).write_bytes(data)
     model = sample.model
     prod = model.in_environment("prod")
-    got = _terraform_values(tmp_path / "shared")
+    got = _terraform_values(tmp_path / "shared-root")
     assert got["groups"] == {d.name: f"companyos-prod-{d.name}-pods" for d in prod}
     nets = model.catalog.single("networks").spec.environments["prod"]
     assert got["cidrs"] == {d.name: nets.vpcs[f"tenant-{d.name}" if d.dedicated else f"pool-{d.tier.name}"] for d in prod}
     assert sorted(got["readers"]) == sorted(f"arn:aws:iam::{d.account_id}:role/companyos-prod-{d.name}-secret-reader" for d in prod)
-    members = _terraform_values(tmp_path / "pool")["members"]
+    members = _terraform_values(tmp_path / "pool-root")["members"]
     assert sorted(members) == sorted(d.name for d in prod if not d.dedicated and d.tier.name == "standard")
     # a record of a tenant whose reader trusts another principal is not granted: plant one
-    planted = json.loads((tmp_path / "shared/tenants/acme.json").read_text())
+    planted = json.loads((tmp_path / "shared-root" / "tenants" / "acme.json").read_text())
     planted["secret_reader"]["principal"] = "arn:aws:iam::999999999999:role/someone-else"
-    (tmp_path / "shared/tenants/acme.json").write_text(json.dumps(planted))
-    assert not [r for r in _terraform_values(tmp_path / "shared")["readers"] if "-acme-" in r]
+    (tmp_path / "shared-root" / "tenants" / "acme.json").write_text(json.dumps(planted))
+    assert not [r for r in _terraform_values(tmp_path / "shared-root")["readers"] if "-acme-" in r]
 
 
 @pytest.fixture(scope="module")

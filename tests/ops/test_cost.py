@@ -105,7 +105,9 @@ def tiny(sample):
     donor = next(iter(d.settings.services.values()))
     settings = copy.deepcopy(TINY_SETTINGS)
     settings["services"]["app"].update(
-        slo=donor.slo.model_dump(), metrics=donor.metrics.model_dump(), flags={name: flag.model_dump() for name, flag in donor.flags.items()}
+        slo=donor.slo.model_dump(),
+        metrics=donor.metrics.model_dump(),
+        flags={name: flag.model_dump() for name, flag in donor.flags.items()},
     )
     settings["alarms"] = d.settings.alarms.model_dump()
     return dataclasses.replace(d, settings=spec.Settings.model_validate(settings))

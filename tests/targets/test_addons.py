@@ -158,7 +158,9 @@ def test_policies_are_least_privilege(sample, env):
             if isinstance(st["resources"], str):  # a for expression over the tenant records: checked below
                 assert st["resources"].startswith("${[for t in values(local.tenant_records) :"), st["resources"]
                 continue
-            assert all("{" not in r.replace("${aws_route53_zone.env.zone_id}", "") for r in st["resources"]), st["resources"]
+            # literal ARNs, or references to exactly one resource of the same root (the zone, the add-on buckets' key)
+            named = ("${aws_route53_zone.env.zone_id}", "${module.kms_addon_buckets.key_arn}")
+            assert all("{" not in r.replace(named[0], "").replace(named[1], "") for r in st["resources"]), st["resources"]
     # ESO reads no secret as itself: it may only assume exactly the environment's tenant
     # secret-reader roles, each in the account holding that tenant's secrets (no wildcard).
     eso = modules["irsa_addon_external_secrets"]["inline_policy_permissions"]

@@ -45,9 +45,7 @@ FREE_FORM = {
 def helm_files(sample):
     # Per-service values only: rendered/helm/<env>/standby.yaml is the DR standby overlay
     # (targets/argocd/standby.py, tests/targets/argocd/test_standby.py), not a service's values.
-    files = {
-        p: d for p, d in sample.result.files.items() if p.startswith("rendered/helm/") and not p.endswith("/standby.yaml")
-    }
+    files = {p: d for p, d in sample.result.files.items() if p.startswith("rendered/helm/") and not p.endswith("/standby.yaml")}
     assert files
     return files
 

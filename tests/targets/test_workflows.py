@@ -71,9 +71,13 @@ def test_top_level_permissions_are_empty_and_every_job_declares_its_own(docs):
 def test_only_jobs_that_talk_to_aws_get_an_oidc_token(docs):
     for path, doc in docs.items():
         for job_id, job in jobs(doc).items():
-            # the terraform batch script assumes each root's role by OIDC itself (targets/workflows.py)
+            # the terraform batch script (targets/workflows.py) and the drift job's batch loop assume
+            # each root's role by OIDC themselves, one account after another
             uses_aws = any(
-                "configure-aws-credentials" in s.get("uses", "") or target.BATCH_SCRIPT in s.get("run", "") for s in job.get("steps", [])
+                "configure-aws-credentials" in s.get("uses", "")
+                or target.BATCH_SCRIPT in s.get("run", "")
+                or "assume-role-with-web-identity" in s.get("run", "")
+                for s in job.get("steps", [])
             )
             assert (job["permissions"].get("id-token") == "write") == uses_aws, (path, job_id)
 

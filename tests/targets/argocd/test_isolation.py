@@ -44,7 +44,13 @@ def isolation_problems(model, delivery_docs, applications) -> list[str]:
             if repo not in allowed_repos:
                 problems.append(f"project {project_name} allows source {repo}")
     for doc in delivery_docs:
-        if doc.tenant and doc.kind not in ("AppProject",):
+        if doc.tenant and doc.kind == "Application":
+            # an Application is an Argo CD control-plane object and lives in argocd;
+            # what it can reach is its destination, which must be the tenant's own namespace
+            reach = doc.data["spec"]["destination"].get("namespace")
+            if reach != naming.namespace(doc.tenant):
+                problems.append(f"{doc.where} of tenant {doc.tenant} deploys to {reach}")
+        elif doc.tenant and doc.kind not in ("AppProject",):
             ns = doc.data["metadata"].get("namespace", doc.data["metadata"]["name"] if doc.kind == "Namespace" else None)
             if ns != naming.namespace(doc.tenant):
                 problems.append(f"{doc.where} of tenant {doc.tenant} lives in {ns}")

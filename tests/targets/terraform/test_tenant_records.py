@@ -89,7 +89,9 @@ def test_terraform_reads_the_records_as_the_fleet_wide_lists_were(sample, tmp_pa
             'output "groups" {\n  value = { for tenant, t in local.tenant_records : tenant => t.pod_group }\n}\n'
             'output "cidrs" {\n  value = { for tenant, t in local.tenant_records : tenant => t.data_cidr }\n}\n'
         ),
-        "pool-root": "locals {\n  " + _line(pool, r"^\s*(pool_tenants = .*)$") + '\n}\noutput "members" {\n  value = local.pool_tenants\n}\n',
+        "pool-root": "locals {\n  "
+        + _line(pool, r"^\s*(pool_tenants = .*)$")
+        + '\n}\noutput "members" {\n  value = local.pool_tenants\n}\n',
     }
     for name, folder in (("shared-root", "shared"), ("pool-root", "pool-standard")):
         (tmp_path / name / "tenants").mkdir(parents=True)

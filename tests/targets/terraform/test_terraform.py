@@ -15,6 +15,7 @@ from hcl2 import SerializationOptions
 
 from generator import vendor
 from generator.model import naming
+from generator.targets.terraform import registry
 from generator.targets.terraform.modules import MODULES, PROVIDERS, TERRAFORM_VERSION
 from helpers.catalog_edit import edit_yaml
 from helpers.repo import snapshot
@@ -82,9 +83,21 @@ def test_one_root_per_environment_pool_and_tenant_with_the_five_files(sample, tf
         _, _, env, name, filename = path.split("/")
         found.setdefault((env, name), set()).add(filename)
     assert set(found) == expected
-    # The shared root adds addons.tf (the platform add-ons' IRSA roles, tests/targets/test_addons.py).
-    # capacity.tf where a root has capacity levers (tests/targets/terraform/test_capacity.py).
-    assert all(files - {"capacity.tf"} == ROOT_FILES | ({"addons.tf"} if name == "shared" else set()) for (_, name), files in found.items())
+    # Beyond the five, each optional file belongs to a target with its own tests: capacity.tf
+    # (test_capacity.py), alarms.tf (test_alarms.py), log_archive.tf, config.tf (one recorder per
+    # account), dr.tf (environments with a standby region, test_dr_roles.py), and in the shared
+    # root only addons.tf (test_addons.py), access.tf and registry.tf.
+    shared_only = {"addons.tf", "access.tf", "registry.tf"}
+    optional = {"capacity.tf", "alarms.tf", "log_archive.tf", "config.tf", "dr.tf"} | shared_only
+    with_standby = {env.name for env in model.environments if env.disaster_recovery is not None}
+    dedicated = {(d.env, f"tenant-{d.name}") for d in model.deployments if d.dedicated}
+    for (env, name), files in found.items():
+        assert files >= ROOT_FILES and files - ROOT_FILES <= optional, (env, name, files)
+        assert (name == "shared") is (shared_only <= files), (env, name)
+        assert ("dr.tf" in files) is (env in with_standby), (env, name)
+        # an account of its own (shared, pool, dedicated tenant) has its Config recorder; a pooled tenant's root does not
+        owns_account = name == "shared" or name.startswith("pool-") or (env, name) in dedicated
+        assert ("config.tf" in files) is owns_account, (env, name)
     assert ("dev", "tenant-umbrella") not in found  # a root exists only where it has work
 
 
@@ -102,6 +115,9 @@ def test_manifest_records_root_tenant_and_environment(sample):
             assert entry.get("tenant") == record.group(1)
             continue
         assert entry.get("tenant") == (name.removeprefix("tenant-") if name.startswith("tenant-") else None)
+        if path.endswith("/" + registry.FILENAME):  # built by generator/targets/terraform/registry.py, no template
+            assert {"catalog/platform.yaml", f"environments/{env}.yaml"} <= set(entry["sources"])
+            continue
         assert any(s.startswith("templates/terraform/") for s in entry["sources"])
     acme = entries["rendered/terraform/prod/tenant-acme/main.tf"]["sources"]
     assert {"tenants/acme.yaml", "catalog/tiers/regulated.yaml", "environments/prod.yaml", "catalog/networks.yaml"} <= set(acme)
@@ -281,11 +297,14 @@ def test_database_guardrails(tf, tenant, env):
     db = modules["db"]
     regulated = tenant == "acme"
     assert db["multi_az"] is (env == "prod")
-    assert db["backup_retention_period"] == (35 if regulated else 7)
+    # regulated tiers keep 35 days everywhere; prod's backup policy raises every tenant to 35 (environments/prod.yaml)
+    assert db["backup_retention_period"] == (35 if regulated or env == "prod" else 7)
     assert db["deletion_protection"] is True and db["storage_encrypted"] is True
     assert db["publicly_accessible"] is False and db["manage_master_user_password"] is True
-    assert ("db_backup_replication" in modules) is regulated
-    if regulated:
+    # cross-region copies: the regulated tier asks for them everywhere, prod's backup policy for every tenant
+    copied = regulated or env == "prod"
+    assert ("db_backup_replication" in modules) is copied
+    if copied:
         replication = modules["db_backup_replication"]
         assert replication["providers"] == {"aws": "${aws.dr}"}
         assert modules["kms_dr"]["providers"] == {"aws": "${aws.dr}"}
@@ -396,8 +415,11 @@ def test_irsa_roles_have_exactly_the_names_helm_annotates(sample, tf):
             assert annotated == f"arn:aws:iam::{d.account_id}:role{role['path']}{role['name']}"
             assert role["use_name_prefix"] is False
             assert role["trust_condition_test"] == "StringEquals"
-            (provider,) = role["oidc_providers"].values()
-            assert provider["namespace_service_accounts"] == [f"{naming.namespace(d.name)}:{service.name}"]
+            # the environment's cluster, plus the standby cluster where the environment has one (dr.tf)
+            providers = role["oidc_providers"]
+            assert set(providers) == ({"shared", "standby"} if d.environment.disaster_recovery is not None else {"shared"})
+            for provider in providers.values():
+                assert provider["namespace_service_accounts"] == [f"{naming.namespace(d.name)}:{service.name}"]
             assert outputs[service.name] == f"${{module.irsa_{service.name}.arn}}"
             checked += 1
     assert checked == sum(len(d.services) for d in sample.model.deployments)

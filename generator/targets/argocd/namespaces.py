@@ -141,7 +141,9 @@ def documents(model: Model, d: Deployment) -> list[dict[str, Any]]:
             )
         )
         if d.settings.services[service.name].flags:
-            docs.append(_policy(meta(naming.flagd_network_policy_name(naming.workload_name(service.name))), workload, egress=_api_egress(model, d)))
+            docs.append(
+                _policy(meta(naming.flagd_network_policy_name(naming.workload_name(service.name))), workload, egress=_api_egress(model, d))
+            )
         if service.migrations is not None and service.uses_database:
             docs.append(
                 _policy(

@@ -7,6 +7,7 @@
 # A multi-region key and its replica in the DR region: secrets replicated there, the replica
 # database and restored snapshots decrypt with it.
 resource "aws_kms_key" "multi_region" {
+  # checkov:skip=CKV2_AWS_64:the default key policy: this account's IAM decides, and the role policies in this file grant each use by ARN (failover, Argo CD)
   description             = "Multi-region key of companyos-prod-initech (primary in eu-west-1)"
   multi_region            = true
   enable_key_rotation     = true

@@ -547,7 +547,9 @@ def test_a_killed_render_worker_leaves_the_old_or_the_new_tree(world: World, nex
     must not wait forever for the lost work) and nothing is half-written."""
     world.reset()
     proc = subprocess.Popen(
-        [str(Path(sys.executable).with_name("companyos")), "render", "--root", str(world.root)],
+        # --full: every unit goes to the workers (an incremental render of this change is small
+        # enough to finish before a worker could be seen, or to run in-process)
+        [str(Path(sys.executable).with_name("companyos")), "render", "--full", "--root", str(world.root)],
         env={**os.environ, "COMPANYOS_JOBS": "2"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -649,7 +651,12 @@ def test_every_symbolic_link_is_refused_before_the_first_write(
         "manifest": world.root / units.unit_path(units.GLOBAL),
         "state-dir": world.root / lock.STATE_DIR,
         "new-folder": world.root / f"rendered/helm/dev/{ADDED[0]}",
-        "temp-name": world.root / (sorted(world.new_tree.keys() & world.old_tree.keys() - {MANIFEST_PATH})[0] + journal.TMP_SUFFIX),
+        # the temporary name of a file this render rewrites (an unchanged file is never written)
+        "temp-name": world.root
+        / (
+            sorted(p for p in world.new_tree.keys() & world.old_tree.keys() - {MANIFEST_PATH} if world.new_tree[p] != world.old_tree[p])[0]
+            + journal.TMP_SUFFIX
+        ),
     }[where]
     saved = planted.read_bytes() if planted.is_file() else None
     if planted.is_dir():

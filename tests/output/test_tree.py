@@ -71,8 +71,13 @@ def test_check_passes_then_fails_with_changed_missing_stale_and_unmanaged(compan
         f"rendered/helm/{env}/hooli/web.yaml" for env in ("dev", "prod")
     ]
     assert report["unmanaged"] == ["rendered/helm/dev/notes.txt"]
+    # the text report caps its diff (hooli's removed web changes hundreds of lines first);
+    # `companyos diff` prints all of it, the hand edit included
     text = companyos("check", cwd=repo)
-    assert text.code == 1 and '-applicationName: "hand-edited"' in text.out and '+applicationName: "api"' in text.out
+    assert text.code == 1 and "changed   rendered/helm/prod/globex/api.yaml" in text.out
+    assert "more diff lines; run `companyos diff`" in text.out
+    full = companyos("diff", cwd=repo)
+    assert '-applicationName: "hand-edited"' in full.out and '+applicationName: "api"' in full.out
 
 
 def test_render_prunes_only_generated_files(companyos, repo):

@@ -73,17 +73,17 @@ def check(
     when the change destroys something without --acknowledge-destruction). With --base, only
     the tenants whose inputs differ from the base commit are rendered; every other unit must
     be byte-equal to the base's record (docs/incremental.md)."""
-    if base is not None and not full:
-        with snapshot.at(find_root(root or Path.cwd()), base) as baseline:
-            built, st = pipeline.check(root, full=False, base=baseline)
-    else:
-        built, st = pipeline.check(root, use_cache=not full and base is None, full=full)
     destruction = None
-    if base is not None:
-        from generator.ops.destructive import check_base
+    if base is None:
+        built, st = pipeline.check(root, use_cache=not full, full=full)
+    else:
+        from generator.ops.destructive import against_base
 
-        assert built is not None  # --base never takes the cached path
-        destruction = check_base(built.model, built.result, base)
+        # one export of the base serves both the incremental check and the destruction report
+        with snapshot.at(find_root(root or Path.cwd()), base) as baseline:
+            built, st = pipeline.check(root, full=full, base=None if full else baseline)
+            assert built is not None  # --base never takes the cached path
+            destruction = against_base(built.model, built.result, baseline)
         if destruction.errors:
             raise CatalogErrors(destruction.errors)
     blocked = destruction is not None and destruction.destructive and not acknowledge_destruction

@@ -187,11 +187,3 @@ def against_base(model: Model, result: RenderResult, base: Baseline) -> Destruct
     out = compare(model, result, base)
     out.errors = schema_against_base(model, base_versions(base.raw("catalog/services/*.yaml")), base.ref)
     return out
-
-
-def check_base(model: Model, result: RenderResult, ref: str) -> Destruction:
-    """Export ``ref`` to a temporary folder and compare (what ``check --base`` calls)."""
-    from generator.catalog import snapshot as baseline
-
-    with baseline.at(model.catalog.root, ref) as base:
-        return against_base(model, result, base)

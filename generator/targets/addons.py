@@ -49,14 +49,6 @@ def addons_path(env: str) -> str:
     return f"rendered/argocd/{env}/addons.yaml"
 
 
-def project_name(platform: spec.Platform, env: str) -> str:
-    return naming.addon_project(platform, env)
-
-
-def application_name(env: str, addon: str) -> str:
-    return naming.addon_application(env, addon)
-
-
 def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
     for env in model.environments:
         chosen = model_addons.in_environment(model.catalog, env.name)
@@ -168,7 +160,7 @@ def project(model: Model, env: spec.Environment, chosen: list[spec.Addon]) -> di
         "apiVersion": API,
         "kind": "AppProject",
         "metadata": {
-            "name": project_name(model.platform, env.name),
+            "name": naming.addon_project(model.platform, env.name),
             "namespace": model.platform.argocd_namespace,
             "labels": naming.environment_labels(env.name),
             "annotations": {WAVE: str(project_wave(chosen))},
@@ -216,7 +208,7 @@ def _sync_policy() -> dict[str, Any]:
 
 def _metadata(model: Model, env: spec.Environment, name: str, addon: str, wave: int) -> dict[str, Any]:
     return {
-        "name": application_name(env.name, name),
+        "name": naming.addon_application(env.name, name),
         "namespace": model.platform.argocd_namespace,
         "labels": {**naming.environment_labels(env.name), "companyos.io/addon": addon},
         "annotations": {WAVE: str(wave)},
@@ -245,7 +237,7 @@ def application(model: Model, env: spec.Environment, addon: spec.Addon, cell: sp
         "kind": "Application",
         "metadata": metadata,
         "spec": {
-            "project": project_name(model.platform, env.name),
+            "project": naming.addon_project(model.platform, env.name),
             "destination": {"name": cluster, "namespace": addon.namespace},
             "source": source,
             "syncPolicy": _sync_policy(),

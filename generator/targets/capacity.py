@@ -52,10 +52,6 @@ def nodepools_path(env: str) -> str:
     return f"rendered/argocd/{env}/capacity/nodepools.yaml"
 
 
-def project_name(platform: spec.Platform, env: str) -> str:
-    return naming.capacity_project(platform, env)
-
-
 def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
     for env in model.environments:
         deployments = model.in_environment(env.name)
@@ -78,7 +74,7 @@ def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
                 text=templates.render(T_NODEPOOLS, env=env, documents=pools, consolidate_after=CONSOLIDATE_AFTER),
                 sources=(*sources, *addon, *(model.source("tier", t) for t in sorted(model.tiers)), templates.path(T_NODEPOOLS)),
                 environment=env.name,
-                consumes=tuple(deployed_kinds(pools, project_name(model.platform, env.name), env.name, at=in_env)),
+                consumes=tuple(deployed_kinds(pools, naming.capacity_project(model.platform, env.name), env.name, at=in_env)),
             )
         for d in deployments:
             if not wanted(d.name):  # an incremental render (output/units.py) skips the others
@@ -108,7 +104,7 @@ def application_documents(model: Model, env: spec.Environment) -> list[dict[str,
     """An AppProject that may manage only Karpenter's cluster-scoped pool objects, and the
     Application syncing ``capacity/`` with it (prune on: a removed pool is drained)."""
     repo = model.platform.repository
-    project = project_name(model.platform, env.name)
+    project = naming.capacity_project(model.platform, env.name)
     labels = naming.environment_labels(env.name)
     argo_ns = model.platform.argocd_namespace
     return [

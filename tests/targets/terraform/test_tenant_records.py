@@ -25,16 +25,13 @@ from helpers.catalog_edit import edit_yaml
 from helpers.repo import copy_repo
 
 TERRAFORM = shutil.which("terraform")
-#: Files of the shared root another engineer still renders from every tenant (dr.tf: the
-#: chaos experiment's per-namespace targets). Everything else in shared and pool roots is checked.
-NOT_YET_PER_TENANT = ("/shared/dr.tf",)
 
 
 def _roots_files(result, env: str | None = None) -> dict[str, bytes]:
     out = {}
     for path, data in result.files.items():
         in_roots = path.startswith("rendered/terraform/") and ("/shared/" in path or "/pool-" in path)
-        if in_roots and not path.endswith(NOT_YET_PER_TENANT):
+        if in_roots:
             out[path] = data
     return out
 

@@ -261,6 +261,27 @@ def pool_root(tier: str) -> str:
     return f"pool-{tier}"
 
 
+def pools_namespace(platform: spec.Platform) -> str:
+    """The platform namespace (one per cluster) whose Jobs bootstrap the pooled tenants in their
+    pool databases; named after the organization, which no tenant may be nor start with."""
+    return pools_namespace_of(platform.organization)
+
+
+def pools_namespace_of(organization: str) -> str:
+    return f"{organization}-pools"
+
+
+def pool_admin_group(platform: spec.Platform, env: str) -> str:
+    """The shared VPC's security group of the pools' bootstrap Jobs (``pool-`` is a reserved
+    tenant prefix, so no tenant's objects can be named like it)."""
+    return f"{platform.organization}-{env}-pool-admin"
+
+
+def pool_application(env: str, tier: str) -> str:
+    """The platform Application syncing a pool's per-tenant bootstrap files in ``env``."""
+    return f"{env}-pool-{tier}"
+
+
 def tenant_root(tenant: str) -> str:
     """A tenant's own root (``tenant-<name>``)."""
     return f"tenant-{tenant}"

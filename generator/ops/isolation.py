@@ -5,7 +5,8 @@ path is caught as well as a catalog one. Per environment it collects each tenant
 (namespace file, AppProject, Terraform root) and each data store's owners (dedicated VPC, pool
 VPC and bucket), then follows every edge a tenant could use: NetworkPolicy peers and CIDRs,
 security group rules of the data stores, pod security groups, IRSA and secret-reader trusts,
-SecretStore roles, AppProject destinations and roles, RoleBindings, S3 and KMS grants. An
+SecretStore roles, AppProject destinations and roles, RoleBindings, S3 and KMS grants, and
+the pools' per-tenant bootstrap files (their namespace, pool and the names their SQL uses). An
 edge ending at another tenant (or anyone) is a finding with the rendered file:line of each
 hop. Threat model and what is not covered: docs/isolation.md.
 """
@@ -171,6 +172,7 @@ def analyze(root: Path, organization: str) -> list[Finding]:
         _collect(world)
         _namespaces(world)
         _projects(world)
+        _pool_bootstraps(world)
         _terraform(world)
         findings += world.findings
     return findings
@@ -347,6 +349,53 @@ def _projects(w: World) -> None:
                         w.add("identity", tenant, ANYONE, hop)
 
 
+# --- pools: the platform's per-tenant bootstrap of the pool databases ------------------------
+
+#: A quoted SQL identifier or string literal of a bootstrap file ("name" or 'name').
+_SQL_NAME = re.compile(r"\"([A-Za-z0-9_]+)\"|'([A-Za-z0-9_]+)'")
+
+
+def _sql_owner(w: World, token: str, own: str) -> str | None:
+    """The tenant whose schema, roles or policy ``token`` names (``own`` first, so a longer
+    name like ``acme_x`` is not read as tenant ``acme``'s), else None."""
+    for tenant in sorted([own, *(t for t in w.tenants if t != own)], key=lambda t: (t != own, -len(t))):
+        ident = tenant.replace("-", "_")
+        if token in (tenant, ident, f"tenant_{ident}") or token.startswith(f"{ident}_"):
+            return tenant
+    return None
+
+
+def _pool_bootstraps(w: World) -> None:
+    """``pools/<tier>/<tenant>.yaml`` (targets/pool_bootstrap.py): a platform Job in the pools
+    namespace, never in a tenant's; for a tenant of that pool; whose SQL names only that
+    tenant's schema, roles and policy."""
+    folder = w.rendered / "argocd" / w.env / "pools"
+    pools_ns = naming.pools_namespace_of(w.organization)
+    for path in sorted(folder.glob("*/*.yaml")) if folder.is_dir() else []:
+        tier, tenant, rel = path.parent.name, path.stem, w.rel(path)
+        text = Text(rel, path.read_text(encoding="utf-8"))
+        if tenant not in w.pools.get(naming.pool_root(tier), set()):
+            hop = Hop(rel, 1, f"bootstrap of {tenant} in pool {naming.pool_root(tier)}, which it does not belong to")
+            for victim in sorted(w.pools.get(naming.pool_root(tier), set())) or [ANYONE]:
+                w.add("data", tenant, victim, hop)
+        for start, doc in _yaml_docs(path):
+            meta = doc.get("metadata", {})
+            ns = str(meta.get("namespace", ""))
+            if ns != pools_ns:
+                what = f"{doc.get('kind')} {meta.get('name')} of the pool bootstrap in namespace {ns}"
+                hop = Hop(rel, text.line(f"namespace: {ns}", start), what)
+                w.add("identity", ANYONE, w.owner_of_namespace(ns) or ANYONE, hop)
+            for key, sql in (doc.get("data") or {}).items() if doc.get("kind") == "ConfigMap" else []:
+                for number, line in enumerate(str(sql).splitlines()):
+                    for quoted in _SQL_NAME.findall(line):
+                        token = quoted[0] or quoted[1]
+                        other = _sql_owner(w, token, tenant)
+                        if other is not None and other != tenant:
+                            what = f"bootstrap SQL of {tenant} ({key}, line {number + 1}) names {token}"
+                            hop = Hop(rel, text.line(line.strip(), start), what)
+                            w.add("data", tenant, other, hop)
+
+
 # --- Terraform: data-store security groups, IRSA and reader trusts, S3 and KMS grants --------
 
 
@@ -382,6 +431,16 @@ def _pool_records(root: Path) -> set[str]:
     return out
 
 
+#: The shared root's output naming the pools' bootstrap Jobs' group: a platform principal in
+#: namespace ``<org>-pools`` that a pool's database (only) may admit.
+POOL_ADMIN_OUTPUT = "pool_admin_security_group_id"
+
+
+def group_of(target_sg: str) -> str:
+    """``db`` of ``aws_security_group.db.id``."""
+    return target_sg.removeprefix("${").split(".")[1] if target_sg.count(".") >= 2 else ""
+
+
 def _data_ingress(w: World, doc: dict[str, Any], text: Text, owner: str | None, clients: set[str], records: set[str]) -> None:
     """Rules admitting traffic to the database and cache groups: only ``clients``' pod groups
     (``records``: the tenants of the root's per-tenant files, for ``for_each = local.pool_tenants``)."""
@@ -409,6 +468,8 @@ def _data_ingress(w: World, doc: dict[str, Any], text: Text, owner: str | None, 
                     if victim != extra:
                         w.add("network", extra, victim, hop)
             source = str(body.get("source_security_group_id") or body.get("referenced_security_group_id") or "")
+            if owner is None and group_of(target_sg) == "db" and source.endswith(f"outputs.{POOL_ADMIN_OUTPUT}}}"):
+                continue  # a pool's database and the platform's bootstrap Jobs (targets/pool_bootstrap.py)
             if source and "pod_security_group_ids[each.key]" not in source:
                 hop = Hop(text.path, text.line("security_group_id", start + 1), f"{name} admits group {source}")
                 for victim in victims:

@@ -100,6 +100,8 @@ PLATFORM_NAMESPACED_KINDS: tuple[tuple[str, str], ...] = (
     ("rbac.authorization.k8s.io", "Role"),
     ("rbac.authorization.k8s.io", "RoleBinding"),
 )
+#: What the pools' bootstrap Applications create in ``<org>-pools`` (targets/pool_bootstrap.py).
+POOL_BOOTSTRAP_KINDS: tuple[tuple[str, str], ...] = (("", "ConfigMap"), ("batch", "Job"))
 
 
 def argocd_dir(env: str) -> str:
@@ -564,9 +566,14 @@ def platform_documents(model: Model, env: spec.Environment) -> list[dict[str, An
                         for c in networks.cells(env)
                     ),
                     *argocd_standby.destinations(model, env, naming.namespace("*")),
+                    # The pools' bootstrap Jobs (targets/pool_bootstrap.py), on the first cell's cluster.
+                    {
+                        "name": networks.cell_cluster(model.platform, env, networks.cells(env)[0].name),
+                        "namespace": naming.pools_namespace(model.platform),
+                    },
                 ],
                 "clusterResourceWhitelist": [{"group": "", "kind": "Namespace"}],
-                "namespaceResourceWhitelist": _kinds(PLATFORM_NAMESPACED_KINDS),
+                "namespaceResourceWhitelist": _kinds(PLATFORM_NAMESPACED_KINDS + POOL_BOOTSTRAP_KINDS),
             },
         }
     ]
@@ -688,7 +695,7 @@ def bootstrap_documents(model: Model, env: spec.Environment) -> list[dict[str, A
                     "path": argocd_dir(env.name),
                     "directory": {
                         "recurse": True,
-                        "include": "{bootstrap.yaml,platform.yaml,applicationsets.yaml,addons.yaml,capacity.yaml,projects/*.yaml,tenants/*.yaml,standby/*.yaml}",
+                        "include": "{bootstrap.yaml,platform.yaml,applicationsets.yaml,addons.yaml,capacity.yaml,projects/*.yaml,tenants/*.yaml,pool-applications/*.yaml,standby/*.yaml}",
                     },
                 },
                 # Prune stays off: deleting an AppProject or ApplicationSet by accident would

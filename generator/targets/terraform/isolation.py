@@ -48,6 +48,20 @@ def data_vpc_key(d: Deployment) -> str:
     return naming.tenant_root(d.name) if d.dedicated else naming.pool_root(d.tier.name)
 
 
+def pool_admin(model: Model, env_name: str, nets: networks.Networks) -> dict[str, Any]:
+    """The security group of the pools' bootstrap Jobs (namespace ``<org>-pools``, targets/
+    pool_bootstrap.py) in the shared VPC: PostgreSQL to each pool's data VPC and nothing else;
+    each pool's database admits it. Empty when ``env_name`` has no pooled tenant."""
+    tiers = sorted({d.tier.name for d in model.in_environment(env_name) if not d.dedicated})
+    if not tiers:
+        return {}
+    return {
+        "name": naming.pool_admin_group(model.platform, env_name),
+        "namespace": naming.pools_namespace(model.platform),
+        "pools": {tier: str(networks.vpc_cidr(nets, env_name, naming.pool_root(tier))) for tier in tiers},
+    }
+
+
 def pool_clients(model: Model, env_name: str, tier: str) -> list[str]:
     """The pooled tenants of ``tier`` in ``env_name``: the only pod groups the pool admits."""
     return [d.name for d in model.in_environment(env_name) if not d.dedicated and d.tier.name == tier]

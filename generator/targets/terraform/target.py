@@ -139,6 +139,8 @@ class Root:
     pod_groups: list[dict[str, str]] = field(default_factory=list)
     #: Pool and dedicated roots: the tenants whose pod groups (only) reach the data stores.
     data_clients: list[str] = field(default_factory=list)
+    #: Shared and pool roots: the pools' bootstrap Jobs' security group (isolation.pool_admin; {} without pools).
+    pool_admin: dict[str, Any] = field(default_factory=dict)
     #: Shared root: one EKS cluster per cell (name, module, cluster); the first is ``module.eks``.
     cells: list[dict[str, str]] = field(default_factory=list)
 
@@ -279,6 +281,7 @@ def _shared(model: Model, env: spec.Environment, nets: networks.Networks) -> Roo
         budget=_budget(settings, [], tag_filter=None),
         addon_roles=addon_roles.roles(model, env),
         pod_groups=isolation.pod_groups(model, env.name, nets),
+        pool_admin=isolation.pool_admin(model, env.name, nets),
         cells=cell_clusters(model, env),
     )
 
@@ -326,6 +329,7 @@ def _pool(model: Model, env: spec.Environment, tier: spec.Tier, nets: networks.N
         budget=_budget(settings, [], tag_filter=None),
         replicas=_replicas(model, env, name, settings),
         data_clients=isolation.pool_clients(model, env.name, tier.name),
+        pool_admin=isolation.pool_admin(model, env.name, nets),
     )
 
 

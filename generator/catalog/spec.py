@@ -1167,6 +1167,10 @@ class EnvironmentNetworks(Strict):
         default_factory=dict,
         description="tenant -> id of its pod security group (shared root output pod_security_group_ids); written by `companyos record-pod-groups`.",
     )
+    pool_admin_security_group: SecurityGroupId | None = Field(
+        default=None,
+        description="Id of the pools' bootstrap Jobs' security group (shared root output pool_admin_security_group_id); written by `companyos record-pod-groups`.",
+    )
     cells: dict[Name, Name] = Field(
         default_factory=dict,
         description="tenant -> cell it runs in (environments with several cells); written by `companyos allocate`, changed only by `companyos move-tenant`.",

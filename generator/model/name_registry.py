@@ -216,6 +216,7 @@ def _pool_names(registry: NameRegistry, platform: spec.Platform, tier_entry: Ent
     owner = Owner(("pool", tier, env.name), tier_entry, ("name",), f"pool root {owner_name}")
     claim = registry.claim
     claim("Terraform root", naming.terraform_root_dir(env.name, owner_name), owner)
+    claim("Argo CD Application", naming.pool_application(env.name, tier), owner)
     claim("KMS alias", naming.kms_alias(platform, env.name, owner_name), owner)
     claim("S3 bucket", naming.bucket_name(platform, env.name, owner_name), owner)
     claim("ElastiCache replication group", naming.cache_id(env.name, owner_name), owner)

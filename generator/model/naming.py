@@ -277,6 +277,18 @@ def pool_admin_group(platform: spec.Platform, env: str) -> str:
     return f"{platform.organization}-{env}-pool-admin"
 
 
+def pool_admin_secret(tier: str) -> str:
+    """The Secret (in ``<org>-pools``) with a pool's admin ``PG*`` variables, the ExternalSecret
+    filling it and the SecretStore it reads through (one name, three kinds)."""
+    return f"pool-{tier}-admin"
+
+
+def pool_endpoint_secret(platform: spec.Platform, env: str, tier: str) -> str:
+    """Secrets Manager name of a pool database's coordinates (host, port; no password), in
+    the pool account: ``pool-`` is a reserved tenant word, so no tenant prefix covers it."""
+    return f"{platform.organization}/{env}/{pool_root(tier)}/admin-endpoint"
+
+
 def pool_application(env: str, tier: str) -> str:
     """The platform Application syncing a pool's per-tenant bootstrap files in ``env``."""
     return f"{env}-pool-{tier}"
@@ -371,6 +383,8 @@ PREFIX_NAMES: dict[str, tuple[tuple[str, str], ...]] = {
         ("SNS topic", "-events"),
         ("AWS Budgets budget", "-monthly"),
         ("Cost Explorer anomaly monitor", "-account"),
+        # the role ESO assumes for the bootstrap Jobs' admin Secret (common.PoolReader)
+        ("IAM role", f"-{SECRET_READER_SUFFIX}"),
     ),
     "dedicated": (
         ("RDS instance", ""),

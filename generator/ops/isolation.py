@@ -374,6 +374,9 @@ def _pool_bootstraps(w: World) -> None:
     for path in sorted(folder.glob("*/*.yaml")) if folder.is_dir() else []:
         tier, tenant, rel = path.parent.name, path.stem, w.rel(path)
         text = Text(rel, path.read_text(encoding="utf-8"))
+        if path.name == POOL_ADMIN_FILE:
+            _pool_admin(w, path, text, tier)
+            continue
         if tenant not in w.pools.get(naming.pool_root(tier), set()):
             hop = Hop(rel, 1, f"bootstrap of {tenant} in pool {naming.pool_root(tier)}, which it does not belong to")
             for victim in sorted(w.pools.get(naming.pool_root(tier), set())) or [ANYONE]:
@@ -394,6 +397,28 @@ def _pool_bootstraps(w: World) -> None:
                             what = f"bootstrap SQL of {tenant} ({key}, line {number + 1}) names {token}"
                             hop = Hop(rel, text.line(line.strip(), start), what)
                             w.add("data", tenant, other, hop)
+
+
+#: The admin path of a pool's Jobs (targets/pool_bootstrap.py ADMIN_FILE; ``pool-`` is no tenant's name).
+POOL_ADMIN_FILE = "pool-admin.yaml"
+
+
+def _pool_admin(w: World, path: Path, text: Text, tier: str) -> None:
+    """The admin Secret's store and ExternalSecret stay in the pools namespace, and the store
+    assumes that pool's reader, never a tenant's (the pools namespace would read its secrets)."""
+    pools_ns, rel = naming.pools_namespace_of(w.organization), w.rel(path)
+    for start, doc in _yaml_docs(path):
+        meta = doc.get("metadata", {})
+        ns = str(meta.get("namespace", ""))
+        if ns != pools_ns:
+            what = f"{doc.get('kind')} {meta.get('name')} of the pool admin path in namespace {ns}"
+            hop = Hop(rel, text.line(f"namespace: {ns}", start), what)
+            w.add("identity", ANYONE, w.owner_of_namespace(ns) or ANYONE, hop)
+        if doc.get("kind") == "SecretStore":
+            role = str(doc.get("spec", {}).get("provider", {}).get("aws", {}).get("role", ""))
+            if not role.endswith(f"-{naming.pool_root(tier)}-secret-reader"):
+                hop = Hop(rel, text.line("role:", start), f"SecretStore {meta.get('name')} of pool {tier} assumes {role}")
+                w.add("identity", ANYONE, _role_owner(w, role), hop)
 
 
 # --- Terraform: data-store security groups, IRSA and reader trusts, S3 and KMS grants --------
@@ -418,6 +443,7 @@ def _terraform(w: World) -> None:
             _reader_trust(w, doc, text, owner)
         else:
             _pool_bucket(w, doc, text, root.name, clients)
+            _pool_reader_trust(w, doc, text, root.name, clients)
 
 
 def _pool_records(root: Path) -> set[str]:
@@ -546,6 +572,26 @@ def _reader_trust(w: World, doc: dict[str, Any], text: Text, tenant: str) -> Non
                 targets = [w.owner_of_namespace(v) or ANYONE for v in values if v != own_ns] or [ANYONE]
                 for source in targets:
                     w.add("identity", source, tenant, hop)
+
+
+def _pool_reader_trust(w: World, doc: dict[str, Any], text: Text, pool: str, clients: set[str]) -> None:
+    """A pool's reader (the admin secret: every pooled tenant's data) trusts ESO for the pools
+    namespace only: a tenant namespace trusted there reaches every tenant of the pool."""
+    pools_ns = naming.pools_namespace_of(w.organization)
+    for _, name, body in _blocks(doc, "data", "aws_iam_policy_document"):
+        if name != "pool_reader_trust":
+            continue
+        start = text.line(f'data "aws_iam_policy_document" "{name}"')
+        for statement in _statements(body):
+            tags = [c for c in _conditions(statement) if c.get("variable") == "aws:RequestTag/esoNamespace"]
+            values = [str(v) for c in tags for v in c.get("values", [])]
+            if tags and not _loose_test(tags) and all(v == pools_ns for v in values):
+                continue
+            what = f"reader of {pool}'s admin secret trusts esoNamespace {values or 'any'}"
+            hop = Hop(text.path, text.line(str(statement.get("sid", "statement")), start), what)
+            for source in [w.owner_of_namespace(v) or ANYONE for v in values if v != pools_ns] or [ANYONE]:
+                for victim in sorted(clients - {source}) or [ANYONE]:
+                    w.add("identity", source, victim, hop)
 
 
 def _loose_test(conditions: list[dict[str, Any]]) -> bool:

@@ -1,4 +1,5 @@
-"""``companyos record-pod-groups``: record the shared root's pod security group ids in ``catalog/networks.yaml``.
+"""``companyos record-pod-groups``: record the shared root's pod security group ids in ``catalog/networks.yaml``
+(the tenants' and the pools' bootstrap Jobs' ``pool_admin_security_group``).
 
 The ``SecurityGroupPolicy`` of a tenant namespace must name its group by id (``sg-...``), and
 AWS assigns that id when the shared root is applied, so it is a record fed back from
@@ -26,6 +27,8 @@ from generator.output.atomic import write_atomic
 #: The shared root's output (templates/terraform/shared/outputs.tf.j2): tenant -> group id.
 OUTPUT = "pod_security_group_ids"
 GROUP_ID = re.compile(r"^sg-[0-9a-f]{8,17}$")
+#: The shared root's output naming the pools' bootstrap Jobs' group (one per environment).
+POOL_ADMIN_OUTPUT = "pool_admin_security_group_id"
 
 
 def parse_outputs(text: str) -> dict[str, str]:
@@ -45,11 +48,25 @@ def parse_outputs(text: str) -> dict[str, str]:
     return dict(sorted(data.items()))
 
 
+def parse_pool_admin(text: str) -> str | None:
+    """The pools' bootstrap group id from ``terraform output -json`` (all outputs), or None when
+    the output does not have it (no pool in the environment, or only the tenant map given)."""
+    data: Any = json.loads(text)  # parse_outputs has already refused anything but JSON
+    entry = data.get(POOL_ADMIN_OUTPUT) if isinstance(data, dict) else None
+    value = entry.get("value") if isinstance(entry, dict) else None
+    if value is None:
+        return None
+    if not isinstance(value, str) or not GROUP_ID.match(value):
+        raise UsageError(f"not a security group id (sg-<hex>): {POOL_ADMIN_OUTPUT}={value}")
+    return value
+
+
 def record_pod_groups(root: Path, env: str, outputs: str, *, write: bool = True) -> list[str]:
     """Record the ids of ``env``'s tenants from the shared root's ``outputs`` and release those of
     tenants no longer in ``env``; return one line per change (a tenant the output lacks is
     reported as still held)."""
     ids = parse_outputs(outputs)
+    pool_admin = parse_pool_admin(outputs)
     catalog = load_catalog(root)
     if env not in catalog.environments:
         raise UsageError(f"unknown environment '{env}' (known: {', '.join(sorted(catalog.environments))})")
@@ -64,14 +81,18 @@ def record_pod_groups(root: Path, env: str, outputs: str, *, write: bool = True)
     lines = [f"{env}: {t} -> {i}" for t, i in wanted.items() if recorded.get(t) != i]
     lines += [f"{env}: released {t} {i}" for t, i in recorded.items() if t not in tenants]
     lines += [f"{env}: {t} still held (not in the shared root's outputs: apply it first)" for t in tenants if t not in ids]
-    if wanted != recorded and write:
+    admin = pool_admin or block.pool_admin_security_group  # only the full outputs carry it
+    if admin != block.pool_admin_security_group:
+        lines.append(f"{env}: pool bootstrap Jobs -> {admin}")
+    if (wanted != recorded or admin != block.pool_admin_security_group) and write:
         path = root / networks.NETWORKS_PATH
-        write_atomic(path, _edited(path.read_text(encoding="utf-8"), env, wanted))
+        write_atomic(path, _edited(path.read_text(encoding="utf-8"), env, wanted, admin))
     return lines
 
 
-def _edited(text: str, env: str, ids: dict[str, str]) -> str:
-    """Replace ``environments.<env>.pod_security_groups`` with ``ids``, comments and order kept."""
+def _edited(text: str, env: str, ids: dict[str, str], pool_admin: str | None = None) -> str:
+    """Replace ``environments.<env>.pod_security_groups`` with ``ids`` (and set
+    ``pool_admin_security_group``), comments and order kept."""
     yaml = YAML(typ="rt")
     yaml.preserve_quotes = True
     yaml.width = 4096
@@ -82,6 +103,8 @@ def _edited(text: str, env: str, ids: dict[str, str]) -> str:
         block["pod_security_groups"] = CommentedMap(ids)
     elif "pod_security_groups" in block:
         del block["pod_security_groups"]
+    if pool_admin:
+        block["pool_admin_security_group"] = pool_admin
     out = io.StringIO()
     yaml.dump(data, out)
     return out.getvalue()

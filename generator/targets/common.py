@@ -190,6 +190,68 @@ def secret_reader(model: Model, d: Deployment) -> SecretReader | None:
     )
 
 
+#: What a pool's reader role reads, as its rendered policy names them (templates/terraform/
+#: _producers.tf.j2 ``pool_reader``): the RDS-managed master secret and the pool's coordinates.
+POOL_READABLE = ("aws_secretsmanager_secret.pool_admin_endpoint.arn", "module.db.db_instance_master_user_secret_arn")
+#: The tag RDS puts on the master user secret it manages (its name is AWS's): the instance ARN.
+RDS_SECRET_TAG = "aws:rds:primaryDBInstanceArn"
+
+
+@dataclass(frozen=True)
+class PoolReader(SecretReader):
+    """A pool's reader (``<org>-<env>-pool-<tier>-secret-reader`` in the pool account): the
+    SecretStore ``store`` in ``<org>-pools`` assumes it for the bootstrap Jobs' admin Secret;
+    it reads the pool's master secret and coordinates only (``prefix`` is the latter's name)."""
+
+    tier: str = ""
+    db_arn: str = ""
+
+    @property
+    def trust_detail(self) -> str:
+        return reader_trust_detail(self.principal, self.namespace, list(POOL_READABLE))
+
+    @property
+    def master_secret(self) -> str:
+        """The contract name of the RDS-managed master secret: what the ExternalSecret finds it by."""
+        return f"{RDS_SECRET_TAG}={self.db_arn}"
+
+
+def pooled_tiers(model: Model, env: str) -> list[str]:
+    """The tiers with a pool (a pooled tenant) in ``env``."""
+    return sorted({d.tier.name for d in model.in_environment(env) if not d.dedicated})
+
+
+def pool_reader(model: Model, env: Environment, tier: str) -> PoolReader | None:
+    """The pool's reader, or None without an add-on providing the SecretStore kind (the pool's
+    Application then stays held: no admin Secret can exist)."""
+    eso = next(
+        (a for a in model_addons.in_environment(model.catalog, env.name) if SECRET_STORE_KIND in a.provides_crds and a.service_account),
+        None,
+    )
+    account = env.accounts.pools.get(tier)
+    if eso is None or account is None:
+        return None
+    platform, owner = model.platform, naming.pool_root(tier)
+    region = env.aws.region  # the master secret is not replicated (docs/isolation.md)
+    return PoolReader(
+        store=naming.pool_admin_secret(tier),
+        namespace=naming.pools_namespace(platform),
+        region=region,
+        account=account,
+        role_name=naming.secret_reader_role_name(platform, env.name, owner),
+        role_arn=naming.secret_reader_role_arn(account, platform, env.name, owner),
+        principal=model_addons.role_arn(env.accounts.shared_services, platform, env.name, eso.name),
+        external_id=naming.secret_reader_external_id(platform, env.name, owner),
+        prefix=naming.pool_endpoint_secret(platform, env.name, tier),
+        tier=tier,
+        db_arn=f"arn:aws:rds:{region}:{account}:db:{naming.resource_prefix(platform, env.name, owner)}",
+    )
+
+
+def pool_readers(model: Model, env: Environment) -> list[PoolReader]:
+    return [r for tier in pooled_tiers(model, env.name) if (r := pool_reader(model, env, tier)) is not None]
+
+
 # --- elastic capacity (helm, argocd rollouts, capacity, terraform capacity) ------------------
 
 #: The add-ons the capacity levers need (catalog/addons/): without one, its lever is off.

@@ -4,9 +4,11 @@ Files: ``rendered/argocd/<env>/pools/<tier>/<tenant>.yaml`` (a ConfigMap with id
 and an Argo CD ``Sync`` hook Job running it with ``psql -v ON_ERROR_STOP=1``), one per tenant
 so parallel onboardings never touch the same file; and ``rendered/argocd/<env>/pool-applications/
 <tier>.yaml``, the platform-project Application syncing a pool's folder into ``<org>-pools``
-(created by Argo CD). The Job is a platform principal: its namespace is no tenant's, and the
-admin credentials never enter a tenant namespace. Why and what is still missing (the admin
-secret's ExternalSecret, the pod security group): docs/isolation.md ("data stores").
+(created by Argo CD); ``pools/<tier>/pool-admin.yaml`` (``pool-`` is no tenant's name), the
+admin path: a SecretStore assuming the pool's reader (common.PoolReader), the ExternalSecret
+filling the Jobs' Secret and, once its id is recorded, the SecurityGroupPolicy giving the Jobs
+the shared root's ``pool_admin`` group. The Job is a platform principal: its namespace is no
+tenant's, and the admin credentials never enter a tenant namespace (docs/isolation.md).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from generator.formats import emit
 from generator.formats.templating import Templates
 from generator.model import naming, networks
 from generator.model.resolve import Deployment, Model
-from generator.targets import common as hardening
+from generator.targets import common
 from generator.targets.base import RenderedFile, wanted
 from generator.targets.contracts import Contract, deployed_kinds
 from generator.targets.contracts import at as contract_at
@@ -32,6 +34,7 @@ API = "argoproj.io/v1alpha1"
 T_BOOTSTRAP = "argocd/pool-bootstrap.yaml.j2"
 T_SQL = "argocd/pool-bootstrap.sql.j2"
 T_APPLICATION = "argocd/pool-application.yaml.j2"
+T_ADMIN = "argocd/pool-admin.yaml.j2"
 #: The database every pool instance serves (the tenants' database secrets name the same).
 DATABASE = "app"
 #: The schema of platform-owned tables shared by a pool's tenants, each row tagged ``tenant``.
@@ -43,13 +46,20 @@ BACKOFF_LIMIT = 1
 ACTIVE_DEADLINE_SECONDS = 600
 TTL_SECONDS_AFTER_FINISHED = 86400
 RESOURCES = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "250m", "memory": "128Mi"}}
-#: The pool Applications sync by hand until the admin path is rendered: the Secret's
-#: ExternalSecret (a reader role in the pool account) and the SecurityGroupPolicy giving the
-#: Jobs the shared root's ``pool_admin`` group (docs/isolation.md, "What is not covered").
-HELD = True
-#: ConfigMap first, then the hook Job that reads it (both in the Sync phase).
+#: Hold every pool Application (no automated sync) whatever is recorded; each pool is held on
+#: its own while its admin path is incomplete (:func:`held`).
+HELD = False
+#: The Jobs' security group and the admin Secret's store, then its ExternalSecret (Argo CD waits
+#: for it to be Ready), the ConfigMap, and the hook Job reading both (all in the Sync phase).
+ADMIN_WAVE = "-3"
+EXTERNAL_SECRET_WAVE = "-2"
 CONFIGMAP_WAVE = "-1"
 JOB_WAVE = "0"
+#: The admin path's file in each pool folder (``pool-`` is a reserved tenant word, so no
+#: tenant's bootstrap file can be named so).
+ADMIN_FILE = "pool-admin.yaml"
+EXTERNAL_SECRETS_API = "external-secrets.io/v1"
+REFRESH_INTERVAL = "1h"
 
 
 def pools_dir(env: str, tier: str) -> str:
@@ -58,6 +68,10 @@ def pools_dir(env: str, tier: str) -> str:
 
 def bootstrap_path(env: str, tier: str, tenant: str) -> str:
     return f"{pools_dir(env, tier)}/{tenant}.yaml"
+
+
+def admin_path(env: str, tier: str) -> str:
+    return f"{pools_dir(env, tier)}/{ADMIN_FILE}"
 
 
 def application_path(env: str, tier: str) -> str:
@@ -78,7 +92,28 @@ def owner_role(tenant: str) -> str:
 
 def admin_secret(tier: str) -> str:
     """The Kubernetes Secret (in ``<org>-pools``) with the pool's admin ``PG*`` variables."""
-    return f"pool-{tier}-admin"
+    return naming.pool_admin_secret(tier)
+
+
+def pool_admin_group_id(model: Model, env: str) -> str | None:
+    """The ``pool_admin`` group's id as recorded in ``catalog/networks.yaml`` (``companyos
+    record-pod-groups``, from the shared root's output), or None before the shared root made it."""
+    entry = networks.networks_entry(model.catalog)
+    assert entry is not None, "networks.yaml is required and checked at load time"
+    block = entry.spec.environments.get(env)
+    return None if block is None else block.pool_admin_security_group
+
+
+def held(model: Model, env: spec.Environment, tier: str) -> str | None:
+    """Why the pool's Application may not sync by itself (None: it may): a sync would start
+    Jobs that can neither read their Secret nor reach the database."""
+    if HELD:
+        return "all pool Applications are held (HELD in generator/targets/pool_bootstrap.py)"
+    if common.pool_reader(model, env, tier) is None:
+        return "no External Secrets add-on in this environment, so no admin Secret"
+    if pool_admin_group_id(model, env.name) is None:
+        return "pool_admin security group id not recorded: apply the shared root, then run companyos record-pod-groups"
+    return None
 
 
 def job_name(tenant: str) -> str:
@@ -122,10 +157,11 @@ def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
         namespace = naming.pools_namespace(model.platform)
         for tier, deployments in pooled(model, env.name).items():
             where = contract_at(model, "tier", tier)
-            app = [application(model, env, tier)]
+            reason = held(model, env, tier)
+            app = [application(model, env, tier, automated=reason is None)]
             yield RenderedFile(
                 path=application_path(env.name, tier),
-                text=templates.render(T_APPLICATION, tier=tier, env=env.name, namespace=namespace, held=HELD, documents=app),
+                text=templates.render(T_APPLICATION, tier=tier, env=env.name, namespace=namespace, held=reason, documents=app),
                 sources=(
                     model.source("platform", "platform"),
                     model.source("environment", env.name),
@@ -136,6 +172,7 @@ def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
                 provides=(Contract("namespace", namespace, env.name, at=where),),
                 consumes=tuple(deployed_kinds(app, gitops, env.name, at=where)),
             )
+            yield from admin_files(model, templates, env, tier)
             for d in deployments:
                 if not wanted(d.name):  # an incremental render (output/units.py)
                     continue
@@ -236,7 +273,7 @@ def documents(model: Model, d: Deployment) -> tuple[dict[str, Any], dict[str, An
                 "spec": {
                     "restartPolicy": "Never",
                     "automountServiceAccountToken": False,
-                    "securityContext": hardening.pod_security_context(),
+                    "securityContext": common.pod_security_context(),
                     "containers": [container],
                     "volumes": [
                         {"name": "sql", "configMap": {"name": name}},
@@ -249,7 +286,7 @@ def documents(model: Model, d: Deployment) -> tuple[dict[str, Any], dict[str, An
     return configmap, job
 
 
-def application(model: Model, env: spec.Environment, tier: str) -> dict[str, Any]:
+def application(model: Model, env: spec.Environment, tier: str, *, automated: bool = True) -> dict[str, Any]:
     """The platform Application of one pool: syncs ``pools/<tier>/`` into ``<org>-pools`` on the
     environment's first cell cluster (the one whose VPC the pool databases are peered with)."""
     repo = model.platform.repository
@@ -266,9 +303,9 @@ def application(model: Model, env: spec.Environment, tier: str) -> dict[str, Any
             "project": naming.platform_project(model.platform, env.name),
             "destination": {"name": networks.cell_cluster(model.platform, env, networks.cells(env)[0].name), "namespace": namespace},
             "source": {"repoURL": repo.url, "targetRevision": repo.revision, "path": pools_dir(env.name, tier)},
-            # Not automated (HELD): a sync would start Jobs that cannot run until the admin path exists.
+            # Not automated while held (:func:`held`): its Jobs could not run yet.
             "syncPolicy": {
-                **({"automated": {"prune": True, "selfHeal": True}} if not HELD else {}),
+                **({"automated": {"prune": True, "selfHeal": True}} if automated else {}),
                 "syncOptions": ["CreateNamespace=true", "PruneLast=true"],
                 "managedNamespaceMetadata": {
                     "labels": {
@@ -282,3 +319,131 @@ def application(model: Model, env: spec.Environment, tier: str) -> dict[str, Any
             },
         },
     }
+
+
+# --- the admin path: the Jobs' Secret and security group ---------------------------------------
+
+
+def admin_files(model: Model, templates: Templates, env: spec.Environment, tier: str) -> Iterator[RenderedFile]:
+    """``pools/<tier>/pool-admin.yaml``, synced with the bootstrap files by the pool's
+    Application; none without a reader (no External Secrets add-on: the pool stays held)."""
+    reader = common.pool_reader(model, env, tier)
+    if reader is None:
+        return
+    group_id = pool_admin_group_id(model, env.name)
+    docs = admin_documents(model, env.name, reader, group_id)
+    where = contract_at(model, "tier", tier)
+    project = naming.platform_project(model.platform, env.name)
+    store = f"{reader.namespace}/{reader.store}"
+    # the role as rendered: a store assuming anything but the pool's reader breaks a contract
+    role = next(str(d["spec"]["provider"]["aws"]["role"]) for d in docs if d["kind"] == "SecretStore")
+    yield RenderedFile(
+        path=admin_path(env.name, tier),
+        text=templates.render(T_ADMIN, tier=tier, env=env.name, reader=reader, sgp=group_id is not None, documents=docs),
+        sources=(
+            model.source("platform", "platform"),
+            model.source("environment", env.name),
+            model.source("tier", tier),
+            networks.NETWORKS_PATH,
+            templates.path(T_ADMIN),
+        ),
+        environment=env.name,
+        provides=(Contract("secret_store", store, env.name, detail=role, at=where),),
+        consumes=(
+            Contract("namespace", reader.namespace, env.name, at=where),
+            *deployed_kinds(docs, project, env.name, at=where),
+            # the store's role: trusting ESO for the pools namespace only, reading the pool's two
+            # secrets only, and ESO's role allowed to assume it (shared root addons.tf)
+            Contract("iam_role", role, env.name, detail=reader.trust_detail, at=where),
+            Contract("iam_role", role, env.name, detail=reader.assume_detail, at=where),
+            # the ExternalSecret: through that store, the coordinates and the RDS-managed master secret
+            Contract("secret_store", store, env.name, detail=reader.role_arn, at=where),
+            Contract("secret", reader.prefix, env.name, detail=reader.secret_detail, at=where),
+            Contract("secret", reader.master_secret, env.name, detail=reader.secret_detail, at=where),
+        ),
+    )
+
+
+def admin_documents(model: Model, env: str, reader: common.PoolReader, group_id: str | None) -> list[dict[str, Any]]:
+    """SecurityGroupPolicy (when ``group_id`` is recorded), SecretStore and ExternalSecret."""
+    tier = reader.tier
+    name = admin_secret(tier)
+    meta_labels = {
+        "app.kubernetes.io/name": "pool-admin",
+        "app.kubernetes.io/component": "pool-bootstrap",
+        "app.kubernetes.io/managed-by": emit.GENERATOR,
+        "companyos.io/pool": tier,
+    }
+
+    def meta(wave: str, **annotations: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "namespace": reader.namespace,
+            "labels": meta_labels,
+            "annotations": {**annotations, "argocd.argoproj.io/sync-wave": wave},
+        }
+
+    docs: list[dict[str, Any]] = []
+    if group_id is not None:
+        docs.append(
+            {
+                "apiVersion": "vpcresources.k8s.aws/v1beta1",
+                "kind": "SecurityGroupPolicy",
+                "metadata": meta(ADMIN_WAVE, **{"companyos.io/security-group-name": naming.pool_admin_group(model.platform, env)}),
+                # this pool's bootstrap Jobs only (the labels documents() gives their pods)
+                "spec": {
+                    "podSelector": {"matchLabels": {"app.kubernetes.io/name": "pool-bootstrap", "companyos.io/pool": tier}},
+                    "securityGroups": {"groupIds": [group_id]},
+                },
+            }
+        )
+    aws = {
+        "service": "SecretsManager",
+        "region": reader.region,
+        "role": reader.role_arn,
+        "externalID": reader.external_id,
+        # ESO adds esoNamespace (the ExternalSecret's namespace), which the pool reader's trust demands.
+        "sessionTagsPolicy": "Simple",
+    }
+    store = {"apiVersion": EXTERNAL_SECRETS_API, "kind": "SecretStore", "metadata": meta(ADMIN_WAVE), "spec": {"provider": {"aws": aws}}}
+    docs.append(store)
+    endpoint = reader.prefix
+    docs.append(
+        {
+            "apiVersion": EXTERNAL_SECRETS_API,
+            "kind": "ExternalSecret",
+            "metadata": meta(EXTERNAL_SECRET_WAVE),
+            "spec": {
+                "refreshInterval": REFRESH_INTERVAL,
+                "secretStoreRef": {"kind": "SecretStore", "name": reader.store},
+                "target": {
+                    "name": name,
+                    "creationPolicy": "Owner",
+                    "template": {
+                        "engineVersion": "v2",
+                        "type": "Opaque",
+                        "data": {
+                            "PGHOST": "{{ .host }}",
+                            "PGPORT": "{{ .port }}",
+                            "PGUSER": "{{ .username }}",
+                            "PGPASSWORD": "{{ .password }}",
+                        },
+                    },
+                },
+                # the pool's coordinates (pool root, aws_secretsmanager_secret.pool_admin_endpoint)
+                "data": [
+                    {"secretKey": "host", "remoteRef": {"key": endpoint, "property": "host"}},
+                    {"secretKey": "port", "remoteRef": {"key": endpoint, "property": "port"}},
+                ],
+                # the RDS-managed master secret, named by AWS: found by the tag RDS gives it, its
+                # JSON (username, password) hoisted to keys
+                "dataFrom": [
+                    {
+                        "find": {"tags": {common.RDS_SECRET_TAG: reader.db_arn}},
+                        "rewrite": [{"merge": {"strategy": "Extract", "conflictPolicy": "Error"}}],
+                    }
+                ],
+            },
+        }
+    )
+    return docs

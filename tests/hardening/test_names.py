@@ -89,6 +89,10 @@ def test_registry_knows_every_argocd_object_the_sample_renders(sample: pipeline.
     platform = catalog.platform
     for env_name, env_entry in catalog.environments.items():
         name_registry._platform_names(registry, catalog, platform, env_entry, env_name)
+        for tier in env_entry.spec.accounts.pools:  # the pools' bootstrap Applications
+            tier_entry = catalog.tiers.get(tier)
+            if tier_entry is not None and tier_entry.spec.isolation == "pooled":
+                name_registry._pool_names(registry, platform.spec, tier_entry, env_entry.spec)
     for entry in catalog.tenants.values():
         name_registry._tenant_names(registry, catalog, platform.spec, entry)
     claimed = {(kind, name) for kind, _scope, name in registry.owners}

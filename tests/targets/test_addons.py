@@ -155,8 +155,8 @@ def test_policies_are_least_privilege(sample, env):
         for key, st in module["inline_policy_permissions"].items():
             for action in st["actions"]:
                 assert action != "*" and not action.endswith(":*"), (name, key, action)
-            if isinstance(st["resources"], str):  # a for expression over the tenant records: checked below
-                assert st["resources"].startswith("${[for t in values(local.tenant_records) :"), st["resources"]
+            if isinstance(st["resources"], str):  # a for expression over the tenant records (and the pools' readers): checked below
+                assert st["resources"].startswith(("${[for t in values(local.tenant_records) :", "${distinct(concat([")), st["resources"]
                 continue
             # literal ARNs, or references to exactly one resource of the same root (the zone, the add-on buckets' key)
             named = ("${aws_route53_zone.env.zone_id}", "${module.kms_addon_buckets.key_arn}")
@@ -172,6 +172,13 @@ def test_policies_are_least_privilege(sample, env):
     # (tests/targets/terraform/test_tenant_records.py runs Terraform itself on it)
     expression = eso["assumeTenantSecretReaders"]["resources"]
     principal = f"arn:aws:iam::{environment.accounts.shared_services}:role/companyos-{env}-addon-external-secrets"
+    # the pools' readers are listed by ARN before it (targets/pool_bootstrap.py's admin path)
+    tiers = sorted({d.tier.name for d in sample.model.in_environment(env) if not d.dedicated})
+    arns = [f"arn:aws:iam::{environment.accounts.pools[t]}:role/companyos-{env}-pool-{t}-secret-reader" for t in tiers]
+    pools = ", ".join(f'"{arn}"' for arn in arns)
+    listed = "${distinct(concat([" + pools + "], "
+    assert expression.startswith(listed), expression
+    expression = "${" + expression.removeprefix(listed).removesuffix("))}")
     assert expression.startswith("${[for t in values(local.tenant_records) : t.secret_reader.role if ")
     assert f't.secret_reader.principal == "{principal}"' in expression
     [pattern] = re.findall(r'regex\("([^"]+)", t\.secret_reader\.role\)', expression)

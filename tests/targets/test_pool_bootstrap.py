@@ -7,6 +7,7 @@ lands in or belongs to another tenant."""
 from __future__ import annotations
 
 import fnmatch
+import json
 import re
 import shutil
 from pathlib import Path
@@ -18,14 +19,16 @@ import pytest
 import yaml
 
 from generator import pipeline
+from generator.errors import CatalogErrors, UsageError
 from generator.formats.templating import Templates
 from generator.model import naming
-from generator.ops import isolation
-from generator.targets import admission
+from generator.ops import isolation, pod_groups
+from generator.targets import admission, common
 from generator.targets import pool_bootstrap as pb
 from generator.targets.argocd import target as argocd
 from helpers.k8s import _crd_validator, brace_paths
 from helpers.kyverno import request_refusals
+from helpers.repo import REPO
 
 ORG = "companyos"
 POOLS_NS = "companyos-pools"
@@ -74,7 +77,11 @@ def logins(sample: pipeline.Build, env: str, tenant: str) -> set[str]:
 
 def test_one_bootstrap_file_per_pooled_tenant_and_none_for_dedicated(sample: pipeline.Build) -> None:
     want = {pb.bootstrap_path(env, tier, tenant) for env, tier, tenant in pooled(sample)}
-    got = {p for p in sample.result.files if re.fullmatch(r"rendered/argocd/[a-z]+/pools/[a-z0-9-]+/[a-z0-9-]+\.yaml", p)}
+    got = {
+        p
+        for p in sample.result.files
+        if re.fullmatch(r"rendered/argocd/[a-z]+/pools/[a-z0-9-]+/[a-z0-9-]+\.yaml", p) and not p.endswith(f"/{pb.ADMIN_FILE}")
+    }
     assert got == want and len(want) >= 5
     assert not any(f"/{d.name}.yaml" in p for p in got for d in sample.model.deployments if d.dedicated)
     for path in want:
@@ -202,7 +209,11 @@ def test_pool_application_syncs_its_folder_into_the_pools_namespace(sample: pipe
         assert spec["source"]["path"] == pb.pools_dir(env, tier)
         assert "CreateNamespace=true" in spec["syncPolicy"]["syncOptions"]
         assert spec["syncPolicy"]["managedNamespaceMetadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
-        assert ("automated" in spec["syncPolicy"]) is (not pb.HELD)
+        environment = sample.model.environment(env)
+        assert environment is not None
+        assert pb.held(sample.model, environment, tier) is None  # the sample records everything the admin path needs
+        assert spec["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
+        assert "Held" not in sample.result.files[pb.application_path(env, tier)].decode()
         # the platform project admits the destination and the kinds; the root Application picks the file up
         (project,) = docs_of(sample, f"rendered/argocd/{env}/platform.yaml")
         assert spec["destination"] in project["spec"]["destinations"]
@@ -361,3 +372,229 @@ def test_dedicated_database_admitting_the_pool_admin_group_is_a_path(tree: Path)
     assert "pod_security_group_ids[each.key]" in text
     acme.write_text(text.replace("pod_security_group_ids[each.key]", "pool_admin_security_group_id", 1))
     assert ("network", "*", "acme") in triples(isolation.analyze(tree, ORG))
+
+
+# --- the admin path: reader role, ESO's permission, SecretStore, ExternalSecret, SGP ------------
+
+
+def pools_of(sample: pipeline.Build) -> list[tuple[str, str]]:
+    return sorted({(e, t) for e, t, _ in pooled(sample)})
+
+
+def eso_role_arn(sample: pipeline.Build, env: str) -> str:
+    """The External Secrets operator's IRSA role as the shared root's addons.tf names it."""
+    doc = hcl(sample, f"rendered/terraform/{env}/shared/addons.tf")
+    (module,) = [body for block in doc["module"] for name, body in block.items() if name == "irsa_addon_external_secrets"]
+    environment = sample.model.environment(env)
+    assert environment is not None
+    return f"arn:aws:iam::{environment.accounts.shared_services}:role/{module['name']}"
+
+
+def policy(doc: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    documents = [named for block in doc["data"] for t, named in block.items() if t == "aws_iam_policy_document"]
+    (body,) = [b for named in documents for n, b in named.items() if n == name]
+    return list(body["statement"])
+
+
+def reader_arn(sample: pipeline.Build, env: str, tier: str) -> str:
+    environment = sample.model.environment(env)
+    assert environment is not None
+    return f"arn:aws:iam::{environment.accounts.pools[tier]}:role/{ORG}-{env}-pool-{tier}-secret-reader"
+
+
+def test_pool_reader_trusts_only_eso_for_the_pools_namespace_and_reads_only_the_admin_secrets(sample: pipeline.Build) -> None:
+    for env, tier in pools_of(sample):
+        doc = hcl(sample, f"rendered/terraform/{env}/pool-{tier}/main.tf")
+        role = resources(doc, "aws_iam_role")["pool_reader"]
+        assert role["name"] == reader_arn(sample, env, tier).rsplit("/", 1)[1]
+        assert role["assume_role_policy"] == "${data.aws_iam_policy_document.pool_reader_trust.json}"
+        for statement in policy(doc, "pool_reader_trust"):
+            assert statement["principals"][0]["identifiers"] == [eso_role_arn(sample, env)]
+            tags = {c["variable"]: (c["test"], c["values"]) for c in statement["condition"]}
+            assert tags["aws:RequestTag/esoNamespace"] == ("StringEquals", [POOLS_NS])
+            if statement["actions"] == ["sts:AssumeRole"]:
+                assert tags["sts:ExternalId"] == ("StringEquals", [f"{ORG}-{env}-pool-{tier}"])
+        grants = {s["sid"]: s for s in policy(doc, "pool_reader")}
+        assert set(grants) == {"ReadPoolAdminSecrets", "FindPoolMasterSecret", "DecryptPoolAdminSecrets"}
+        read = grants["ReadPoolAdminSecrets"]
+        assert sorted(read["resources"]) == [
+            "${aws_secretsmanager_secret.pool_admin_endpoint.arn}",
+            "${module.db.db_instance_master_user_secret_arn}",
+        ]
+        assert sorted(read["actions"]) == ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"]
+        assert grants["FindPoolMasterSecret"]["actions"] == ["secretsmanager:ListSecrets"]  # metadata only, takes no resource
+        decrypt = grants["DecryptPoolAdminSecrets"]
+        assert decrypt["resources"] == ["${module.kms.key_arn}"]
+        assert decrypt["condition"][0]["variable"] == "kms:ViaService"
+        # the master secret is RDS-managed under the same key; the coordinates hold no password
+        (db,) = [b for block in doc["module"] for n, b in block.items() if n == "db"]
+        assert db["manage_master_user_password"] is True and db["master_user_secret_kms_key_id"] == "${module.kms.key_arn}"
+        secret = resources(doc, "aws_secretsmanager_secret")["pool_admin_endpoint"]
+        assert secret["name"] == f"{ORG}/{env}/pool-{tier}/admin-endpoint" and secret["kms_key_id"] == "${module.kms.key_arn}"
+        value = resources(doc, "aws_secretsmanager_secret_version")["pool_admin_endpoint"]["secret_string"]
+        assert "module.db.db_instance_address" in value and "password" not in value
+
+
+def test_eso_may_assume_each_pool_reader(sample: pipeline.Build) -> None:
+    for env, tier in pools_of(sample):
+        doc = hcl(sample, f"rendered/terraform/{env}/shared/addons.tf")
+        (module,) = [body for block in doc["module"] for name, body in block.items() if name == "irsa_addon_external_secrets"]
+        text = sample.result.files[f"rendered/terraform/{env}/shared/addons.tf"].decode()
+        assume = next(line for line in text.splitlines() if "local.tenant_records" in line and "secret_reader" in line)
+        assert f'"{reader_arn(sample, env, tier)}"' in assume and assume.strip().startswith("resources")
+        assert module["name"] == eso_role_arn(sample, env).rsplit("/", 1)[1]
+
+
+def test_admin_path_fills_the_jobs_secret_through_the_pool_reader(sample: pipeline.Build) -> None:
+    store_schema = _crd_validator("SecretStore", "external-secrets.io/v1")
+    external_schema = _crd_validator("ExternalSecret", "external-secrets.io/v1")
+    sgp_schema = _crd_validator("SecurityGroupPolicy", "vpcresources.k8s.aws/v1beta1")
+    for env, tier in pools_of(sample):
+        sgp, store, external = docs_of(sample, pb.admin_path(env, tier))
+        for doc, schema in ((sgp, sgp_schema), (store, store_schema), (external, external_schema)):
+            assert [e.message for e in schema.iter_errors(doc)] == [], doc["kind"]
+            assert doc["metadata"]["namespace"] == POOLS_NS and "companyos.io/tenant" not in doc["metadata"]["labels"]
+        aws = store["spec"]["provider"]["aws"]
+        assert aws["role"] == reader_arn(sample, env, tier) and aws["externalID"] == f"{ORG}-{env}-pool-{tier}"
+        spec = external["spec"]
+        assert spec["secretStoreRef"] == {"kind": "SecretStore", "name": store["metadata"]["name"]}
+        # the Secret every Job of this pool reads, with psql's variables
+        assert spec["target"]["name"] == pb.admin_secret(tier)
+        assert set(spec["target"]["template"]["data"]) == {"PGHOST", "PGPORT", "PGUSER", "PGPASSWORD"}
+        for _, _, tenant in [p for p in pooled(sample) if p[:2] == (env, tier)]:
+            job = docs_of(sample, pb.bootstrap_path(env, tier, tenant))[1]
+            assert job["spec"]["template"]["spec"]["containers"][0]["envFrom"] == [{"secretRef": {"name": spec["target"]["name"]}}]
+        # the coordinates by the name the pool root gives them; the master secret by RDS's tag
+        pool_tf = hcl(sample, f"rendered/terraform/{env}/pool-{tier}/main.tf")
+        endpoint = resources(pool_tf, "aws_secretsmanager_secret")["pool_admin_endpoint"]["name"]
+        assert {d["remoteRef"]["key"] for d in spec["data"]} == {endpoint}
+        (found,) = spec["dataFrom"]
+        (db,) = [b for block in pool_tf["module"] for n, b in block.items() if n == "db"]
+        environment = sample.model.environment(env)
+        assert environment is not None
+        instance = f"arn:aws:rds:{environment.aws.region}:{environment.accounts.pools[tier]}:db:{db['identifier']}"
+        assert found["find"] == {"tags": {"aws:rds:primaryDBInstanceArn": instance}}
+        assert found["rewrite"] == [{"merge": {"strategy": "Extract", "conflictPolicy": "Error"}}]
+        # ordered before the ConfigMap and the Job
+        waves = [int(d["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"]) for d in (sgp, store, external)]
+        assert max(waves) < int(pb.CONFIGMAP_WAVE) < int(pb.JOB_WAVE) and waves[1] < waves[2]
+
+
+def test_security_group_policy_gives_only_this_pools_jobs_the_recorded_pool_admin_group(sample: pipeline.Build) -> None:
+    recorded = yaml.safe_load((REPO / "catalog/networks.yaml").read_text())["environments"]
+    for env, tier in pools_of(sample):
+        sgp = docs_of(sample, pb.admin_path(env, tier))[0]
+        assert sgp["kind"] == "SecurityGroupPolicy"
+        assert sgp["spec"]["securityGroups"]["groupIds"] == [recorded[env]["pool_admin_security_group"]]
+        assert recorded[env]["pool_admin_security_group"] not in recorded[env]["pod_security_groups"].values()
+        selector = sgp["spec"]["podSelector"]["matchLabels"]
+        for e, t, tenant in pooled(sample):
+            pod = docs_of(sample, pb.bootstrap_path(e, t, tenant))[1]["spec"]["template"]["metadata"]["labels"]
+            assert (selector.items() <= pod.items()) is (t == tier), (tier, tenant)
+
+
+def test_pool_reader_and_admin_path_contracts(sample: pipeline.Build) -> None:
+    """The admin file consumes the reader's trust and ESO's permission (two producers), the
+    store it provides itself, the coordinates and the master secret (pool root)."""
+    files = {f.path: f for f in pb.render(sample.model, Templates(sample.model.templates))}
+    consumed = {(c.kind, c.name, c.detail) for c in files[pb.admin_path("prod", "standard")].consumes}
+    arn, eso = reader_arn(sample, "prod", "standard"), eso_role_arn(sample, "prod")
+    assert ("iam_role", arn, f"assumable by {eso}") in consumed
+    assert any(k == "iam_role" and n == arn and d.startswith(f"trusts {eso} for {POOLS_NS}, reads ") for k, n, d in consumed)
+    secrets = {n for k, n, _ in consumed if k == "secret"}
+    master = next(s for s in secrets if s.startswith("aws:rds:primaryDBInstanceArn="))
+    assert secrets == {f"{ORG}/prod/pool-standard/admin-endpoint", master}
+
+
+# --- held pools and recording the group's id -----------------------------------------------------
+
+
+def _drop_pool_admin_ids(repo: Path) -> None:
+    path = repo / "catalog/networks.yaml"
+    lines = path.read_text().splitlines(keepends=True)
+    kept = [line for line in lines if not line.strip().startswith("pool_admin_security_group:")]
+    assert len(kept) == len(lines) - 3
+    path.write_text("".join(kept))
+
+
+def test_a_pool_without_a_recorded_group_id_is_held_and_has_no_policy(repo: Path) -> None:
+    _drop_pool_admin_ids(repo)
+    build = pipeline.build(repo, jobs=1)
+    for env, tier in pools_of(build):
+        text = build.result.files[pb.application_path(env, tier)].decode()
+        (app,) = [d for d in yaml.safe_load_all(text) if d]
+        assert "automated" not in app["spec"]["syncPolicy"]
+        assert "# Held (no automated sync): pool_admin security group id not recorded" in text
+        kinds = [d["kind"] for d in docs_of(build, pb.admin_path(env, tier))]
+        assert kinds == ["SecretStore", "ExternalSecret"]
+        assert "No SecurityGroupPolicy" in build.result.files[pb.admin_path(env, tier)].decode()
+
+
+def test_record_pod_groups_records_the_pool_admin_group(repo: Path) -> None:
+    _drop_pool_admin_ids(repo)
+    outputs = {
+        "pod_security_group_ids": {"value": {"acme": "sg-033c84eb23b889dc6", "globex": "sg-0764ba20331f77259"}},
+        "pool_admin_security_group_id": {"value": "sg-0123456789abcdef0"},
+    }
+    lines = pod_groups.record_pod_groups(repo, "dev", json.dumps(outputs))
+    assert "dev: pool bootstrap Jobs -> sg-0123456789abcdef0" in lines
+    recorded = yaml.safe_load((repo / "catalog/networks.yaml").read_text())["environments"]
+    assert recorded["dev"]["pool_admin_security_group"] == "sg-0123456789abcdef0"
+    assert "pool_admin_security_group" not in recorded["prod"]
+    model = pipeline.resolve_only(repo)
+    dev = model.environment("dev")
+    assert dev is not None and pb.held(model, dev, "standard") is None
+    outputs["pool_admin_security_group_id"] = {"value": "pool-admin"}
+    with pytest.raises(UsageError, match="pool_admin_security_group_id=pool-admin"):
+        pod_groups.record_pod_groups(repo, "dev", json.dumps(outputs))
+
+
+# --- planted faults: the analyzer and the contract check ----------------------------------------
+
+POOL_TF = "rendered/terraform/prod/pool-standard/main.tf"
+
+
+def test_pool_reader_trusting_a_tenant_namespace_is_a_path(tree: Path) -> None:
+    text = (tree / POOL_TF).read_text()
+    start = text.index('data "aws_iam_policy_document" "pool_reader_trust"')
+    planted, count = re.subn(rf'(values\s*=\s*)\["{POOLS_NS}"\]', r'\1["tenant-hooli"]', text[start:], count=1)
+    assert count == 1
+    (tree / POOL_TF).write_text(text[:start] + planted)
+    findings = isolation.analyze(tree, ORG)
+    found = triples(findings)
+    assert {("identity", "hooli", "globex"), ("identity", "hooli", "initech")} <= found
+    hit = next(f for f in findings if f.source == "hooli" and f.target == "globex")
+    assert hit.hops[0].path == POOL_TF and "pool-standard's admin secret trusts esoNamespace ['tenant-hooli']" in hit.hops[0].what
+
+
+def test_pool_secret_store_assuming_a_tenants_reader_is_a_path(tree: Path) -> None:
+    admin = "rendered/argocd/prod/pools/standard/pool-admin.yaml"
+    plant(tree, admin, ':role/companyos-prod-pool-standard-secret-reader"', ':role/companyos-prod-globex-secret-reader"')
+    assert ("identity", "*", "globex") in triples(isolation.analyze(tree, ORG))
+
+
+def _contract_errors(repo: Path) -> list[str]:
+    with pytest.raises(CatalogErrors) as raised:
+        pipeline.build(repo, jobs=1)
+    return [str(e) for e in raised.value.errors]
+
+
+def test_pool_reader_trusting_a_tenant_namespace_breaks_its_contract(repo: Path) -> None:
+    template = repo / "templates/terraform/_producers.tf.j2"
+    text = template.read_text()
+    assert text.count("values = {{ [pr.namespace] | hcl }}") == 2
+    template.write_text(text.replace("values = {{ [pr.namespace] | hcl }}", 'values = ["tenant-globex"]'))
+    messages = _contract_errors(repo)
+    broken = [m for m in messages if "-pool-standard-secret-reader" in m and "consumes iam_role" in m]
+    assert broken and all(f"for {POOLS_NS}, reads" in m and "for tenant-globex, reads" in m for m in broken), messages
+    assert all(m.startswith("catalog/tiers/standard.yaml:") for m in broken)
+
+
+def test_eso_policy_missing_the_pool_reader_is_a_contract_error(monkeypatch: pytest.MonkeyPatch, repo: Path) -> None:
+    # only the shared root's addons.tf lists the pools' readers (targets/terraform/addon_roles.py)
+    monkeypatch.setattr(common, "pool_readers", lambda model, env: [])
+    messages = _contract_errors(repo)
+    for env in ("dev", "stage", "prod"):
+        arn = next(m for m in messages if f"-{env}-pool-standard-secret-reader" in m)
+        assert "rendered/argocd/" in arn and f"/pools/standard/{pb.ADMIN_FILE} consumes iam_role" in arn, messages
+        assert "that assumable by arn:aws:iam::" in arn and "addon-external-secrets" in arn

@@ -101,7 +101,8 @@ PLATFORM_NAMESPACED_KINDS: tuple[tuple[str, str], ...] = (
     ("rbac.authorization.k8s.io", "RoleBinding"),
 )
 #: What the pools' bootstrap Applications create in ``<org>-pools`` (targets/pool_bootstrap.py).
-POOL_BOOTSTRAP_KINDS: tuple[tuple[str, str], ...] = (("", "ConfigMap"), ("batch", "Job"))
+#: The admin path (pool-admin.yaml): its SecretStore and SecurityGroupPolicy are platform kinds already.
+POOL_BOOTSTRAP_KINDS: tuple[tuple[str, str], ...] = (("", "ConfigMap"), ("batch", "Job"), ("external-secrets.io", "ExternalSecret"))
 
 
 def argocd_dir(env: str) -> str:

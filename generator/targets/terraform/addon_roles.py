@@ -10,7 +10,8 @@ A resource ``arn:aws:iam::*:role/<pattern>`` is not granted as written: it names
 tenants' secret-reader roles (each in the account holding that tenant's secrets) that trust
 this add-on's role, and becomes exactly the environment's reader roles matching the pattern,
 account-scoped (a statement left with none is dropped). That is how the External Secrets
-Operator may assume each tenant's reader and nothing else.
+Operator may assume each tenant's reader and nothing else; the pools' readers (one per pool,
+common.PoolReader) are listed by ARN, since pools come and go with tiers, not onboardings.
 
 An add-on's ``buckets`` become this root's S3 buckets, its role's statements name exactly them.
 """
@@ -46,19 +47,22 @@ def hcl_template(text: str) -> str:
 
 def roles(model: Model, env: spec.Environment) -> list[dict[str, Any]]:
     known = model_addons.placeholders(model.platform, env)
-    readers = [r for d in model.in_environment(env.name) if (r := common.secret_reader(model, d)) is not None]
+    readers: list[common.SecretReader] = [r for d in model.in_environment(env.name) if (r := common.secret_reader(model, d)) is not None]
+    pools = common.pool_readers(model, env)
+    readers += pools
     out = []
     for addon in model_addons.in_environment(model.catalog, env.name):
         if addon.service_account is None:
             continue
         arn = model_addons.role_arn(env.accounts.shared_services, model.platform, env.name, addon.name)
         mine = sorted(r.role_arn for r in readers if r.principal == arn)
+        pool_arns = sorted(r.role_arn for r in pools if r.principal == arn)
         statements = []
         assumes: set[str] = set()
         for st in addon.iam_policy:
             resources = _resources(st, known, mine)
             if resources:
-                statements.append(_statement(st, known, resources, _hcl_resources(st, known, arn)))
+                statements.append(_statement(st, known, resources, _hcl_resources(st, known, arn, pool_arns)))
                 if "sts:AssumeRole" in st.actions:
                     assumes.update(r for r in resources if r in mine)
         buckets = [_bucket(model, env, addon, b) for b in addon.buckets]
@@ -74,6 +78,8 @@ def roles(model: Model, env: spec.Environment) -> list[dict[str, Any]]:
                 "statements": statements,
                 # The reader roles this role may assume (the contract check pairs them).
                 "assumes": sorted(assumes),
+                # ... of which the pools' (listed by ARN in addons.tf, which declares them).
+                "pool_assumes": sorted(assumes & set(pool_arns)),
             }
         )
     return out
@@ -90,13 +96,15 @@ def _resources(st: spec.IamStatement, known: dict[str, str], readers: list[str])
     return out
 
 
-def _hcl_resources(st: spec.IamStatement, known: dict[str, str], principal: str) -> str:
+def _hcl_resources(st: spec.IamStatement, known: dict[str, str], principal: str, pools: list[str]) -> str:
     """The statement's resources as HCL. A reader-role pattern becomes a for expression over
     the shared root's per-tenant files (``tenants/<name>.json``, :data:`TENANT_RECORDS`), not
-    a list of ARNs: adding a tenant adds its file and leaves ``addons.tf`` as it was."""
+    a list of ARNs: adding a tenant adds its file and leaves ``addons.tf`` as it was; the
+    pools' readers it matches (``pools``) are listed by ARN."""
     fixed, parts = [], []
     for text in (model_addons.fill(r, known) for r in st.resources):
         if text.startswith(ANY_ACCOUNT_ROLE):
+            fixed += [hcl_value(arn) for arn in pools if fnmatchcase(arn, text) and hcl_value(arn) not in fixed]
             parts.append(
                 f"[for t in values({TENANT_RECORDS}) : t.secret_reader.role"
                 f' if t.secret_reader.principal == {hcl_value(principal)} && can(regex("{_glob_regex(text)}", t.secret_reader.role))]'

@@ -19,11 +19,21 @@ from typing import Any
 from generator.catalog import spec
 from generator.errors import Location
 from generator.formats import emit
-from generator.formats.templating import Templates
+from generator.formats.templating import Templates, hcl_value
 from generator.model import name_registry, naming, networks
 from generator.model.resolve import Deployment, Model
 from generator.targets.base import RenderedFile, wanted
-from generator.targets.common import SecretReader, reader_assume_detail, reader_trust_detail, secret_access_detail, secret_reader
+from generator.targets.common import (
+    POOL_READABLE,
+    RDS_SECRET_TAG,
+    PoolReader,
+    SecretReader,
+    pool_reader,
+    reader_assume_detail,
+    reader_trust_detail,
+    secret_access_detail,
+    secret_reader,
+)
 from generator.targets.contracts import EKS_CRDS, Contract, covers
 from generator.targets.contracts import at as contract_at
 from generator.targets.terraform import access_entries as access_entries_tf
@@ -133,6 +143,8 @@ class Root:
     secrets: list[dict[str, Any]] = field(default_factory=list)
     #: Tenant roots: the role ESO assumes to read (only) this tenant's secrets (common.SecretReader).
     secret_reader: SecretReader | None = None
+    #: Pool roots: the role ESO assumes for the bootstrap Jobs' admin Secret (common.PoolReader).
+    pool_reader: PoolReader | None = None
     #: RDS identifiers of the database's read replicas (pool and dedicated roots).
     replicas: list[str] = field(default_factory=list)
     #: Shared root: one security group for pods per tenant namespace (terraform/isolation.py).
@@ -330,6 +342,7 @@ def _pool(model: Model, env: spec.Environment, tier: spec.Tier, nets: networks.N
         replicas=_replicas(model, env, name, settings),
         data_clients=isolation.pool_clients(model, env.name, tier.name),
         pool_admin=isolation.pool_admin(model, env.name, nets),
+        pool_reader=pool_reader(model, env, tier.name),
     )
 
 
@@ -595,11 +608,14 @@ _REMOTE = re.compile(r"data\.terraform_remote_state\.([A-Za-z0-9_]+)\.outputs\.(
 _SECRET = re.compile(r'\nresource "aws_secretsmanager_secret" "[A-Za-z0-9_-]+" \{\n\s*name\s*=\s*"([^"]+)"')
 #: The secret-reader role as rendered (templates/terraform/_producers.tf.j2): its trust's
 #: principals and esoNamespace tag, and what its ReadTenantSecrets statement grants.
-_READER_DOC = re.compile(r'\ndata "aws_iam_policy_document" "(secret_reader(?:_trust)?)" \{\n(.*?)^\}', re.MULTILINE | re.DOTALL)
+_READER_DOC = re.compile(r'\ndata "aws_iam_policy_document" "((?:secret|pool)_reader(?:_trust)?)" \{\n(.*?)^\}', re.MULTILINE | re.DOTALL)
 _READER_PRINCIPALS = re.compile(r'principals \{\s*type\s*=\s*"AWS"\s*identifiers\s*=\s*\[([^\]]*)\]')
 _READER_TAG = re.compile(r'variable\s*=\s*"aws:RequestTag/esoNamespace"\s*values\s*=\s*\[([^\]]*)\]')
 _READER_GRANT = re.compile(r'sid\s*=\s*"ReadTenantSecrets"\s*actions\s*=\s*\[[^\]]*\]\s*resources\s*=\s*\[([^\]]*)\]')
 _STRING = re.compile(r'"([^"]*)"')
+#: The pool reader's grant (expressions, not strings: the ARNs are AWS's) and the RDS-managed master secret.
+_POOL_GRANT = re.compile(r'sid\s*=\s*"ReadPoolAdminSecrets"\s*actions\s*=\s*\[[^\]]*\]\s*resources\s*=\s*\[([^\]]*)\]')
+_MANAGED_MASTER = re.compile(r"\n\s*manage_master_user_password\s*=\s*true\b")
 
 
 def _lines(text: str) -> str:
@@ -622,6 +638,40 @@ def rendered_reader(text: str) -> tuple[list[str], list[str], list[str]] | None:
     return strings(_READER_PRINCIPALS, trust), strings(_READER_TAG, trust), strings(_READER_GRANT, grant)
 
 
+def rendered_pool_reader(text: str) -> tuple[list[str], list[str], list[str]] | None:
+    """(trusted principals, esoNamespace values, what ReadPoolAdminSecrets grants) of a pool
+    root's reader as rendered, or None if it has none."""
+    docs = dict(_READER_DOC.findall(_lines(text)))
+    if "pool_reader_trust" not in docs or "pool_reader" not in docs:
+        return None
+    trust = docs["pool_reader_trust"]
+    principals = [v for m in _READER_PRINCIPALS.findall(trust) for v in _STRING.findall(m)]
+    tags = [v for m in _READER_TAG.findall(trust) for v in _STRING.findall(m)]
+    grants = [g.strip() for m in _POOL_GRANT.findall(docs["pool_reader"]) for g in m.split(",") if g.strip()]
+    return principals, tags, grants
+
+
+def _pool_reader_contracts(root: Root, text: str, where: Location) -> list[Contract]:
+    """The pool reader with its rendered trust, and the two secrets the bootstrap's
+    ExternalSecret reads (the coordinates by name, the master secret by its RDS tag) with the
+    role whose rendered grant covers each."""
+    reader = root.pool_reader
+    found = rendered_pool_reader(text) if reader is not None else None
+    if reader is None or found is None:
+        return []
+    principals, namespaces, grants = found
+    trust = reader_trust_detail(", ".join(sorted(set(principals))), ", ".join(sorted(set(namespaces))) or "any namespace", grants)
+    out = [Contract("iam_role", reader.role_arn, root.env.name, detail=trust, at=where)]
+    endpoint, master = POOL_READABLE
+    if reader.prefix in _SECRET.findall(_lines(text)):
+        role = reader.role_arn if endpoint in grants else "no reader role"
+        out.append(Contract("secret", reader.prefix, root.env.name, detail=secret_access_detail(root.account, role), at=where))
+    if _MANAGED_MASTER.search(text):
+        role = reader.role_arn if master in grants else "no reader role"
+        out.append(Contract("secret", reader.master_secret, root.env.name, detail=secret_access_detail(root.account, role), at=where))
+    return out
+
+
 def contracts(model: Model, root: Root, filename: str, text: str) -> tuple[tuple[Contract, ...], tuple[Contract, ...]]:
     """Outputs provided and remote-state outputs read, secrets, DNS records and certificates
     as the rendered text declares them; IAM roles (and the service account each trust names)."""
@@ -637,6 +687,7 @@ def contracts(model: Model, root: Root, filename: str, text: str) -> tuple[tuple
     ]
     if filename == "main.tf":
         provides += _secret_contracts(root, text, where)
+        provides += _pool_reader_contracts(root, text, where)
         hosts = [host for _, host in root.edge]
         if 'resource "aws_route53_record" "edge"' in text:
             provides += [Contract("dns_name", host, env, at=where) for host in hosts]
@@ -664,6 +715,10 @@ def contracts(model: Model, root: Root, filename: str, text: str) -> tuple[tuple
             consumes.append(Contract("service_account", role["subject"], env, at=at_addon))
             # The tenants' reader roles this role may assume are declared by each tenant's record
             # (_tenant_records): the tenant's unit owns them, so onboarding leaves this file's entry alone.
+            # The pools' readers are listed here by ARN: declared as this text grants them.
+            for pool_arn in role["pool_assumes"]:
+                if hcl_value(pool_arn) in text:
+                    provides.append(Contract("iam_role", pool_arn, env, detail=reader_assume_detail(arn), at=at_addon))
     return tuple(provides), tuple(consumes)
 
 
@@ -675,6 +730,8 @@ def _secret_contracts(root: Root, text: str, where: Location) -> list[Contract]:
     readable = found[2] if found is not None else []
     out: list[Contract] = []
     for name in _SECRET.findall(_lines(text)):
+        if root.pool_reader is not None and name == root.pool_reader.prefix:
+            continue  # the pool's coordinates: _pool_reader_contracts
         arn = f"arn:aws:secretsmanager:{root.env.aws.region}:{root.account}:secret:{name}-AbCdEf"  # AWS appends 6 characters
         role = reader.role_arn if reader is not None and any(covers(grant, arn) for grant in readable) else "no reader role"
         out.append(Contract("secret", name, root.env.name, detail=secret_access_detail(root.account, role), at=where))
@@ -713,6 +770,8 @@ def _context(model: Model, root: Root) -> dict[str, Any]:
         "cluster": naming.cluster_name(model.platform, root.env.name),
         "engine_major": root.settings.database.engine_version.split(".")[0],
         "cap": capacity_tf.context(model, root),
+        "pool_readable": list(POOL_READABLE),
+        "rds_secret_tag": RDS_SECRET_TAG,
         # disaster_recovery.py: secrets replicate to the DR region under the replica key of dr.tf
         "dr_secrets_region": root.env.aws.dr_region if disaster_recovery.enabled(root.env) else "",
     }

@@ -1007,6 +1007,33 @@ class Ci(Strict):
     )
 
 
+#: The psql image digest of the sample's engine version (public.ecr.aws mirror of Docker Hub's library/postgres).
+POSTGRES_16_4_DIGEST = "sha256:9a2f3b8137068178039fcf7769a760b700a4c09460c502bcd18cae8a7484af65"
+
+
+class PostgresClient(Strict):
+    """The psql image the platform's own Jobs run (pool bootstrap, DR integrity recorder): pulled
+    by digest, one per PostgreSQL engine version in use (policy CO040), so a re-tagged upstream
+    image never changes what runs against a production database."""
+
+    repository: Annotated[str, StringConstraints(max_length=255, pattern=r"^[a-z0-9][a-z0-9._/-]*[a-z0-9]$")] = (
+        "public.ecr.aws/docker/library/postgres"
+    )
+    digests: dict[EngineVersion, Annotated[str, StringConstraints(pattern=r"^sha256:[0-9a-f]{64}$")]] = Field(
+        default_factory=lambda: {"16.4": POSTGRES_16_4_DIGEST},
+        description="engine version -> the manifest digest of <repository>:<version>.",
+    )
+
+    def pinned(self, version: str) -> bool:
+        return version in self.digests
+
+    def image(self, version: str) -> str:
+        """``<repository>:<version>@<digest>``; the bare tag only where policy CO040 has not run
+        (a render of an old ref), since a rendered tree that passed policy always has the digest."""
+        digest = self.digests.get(version)
+        return f"{self.repository}:{version}@{digest}" if digest else f"{self.repository}:{version}"
+
+
 class OrgAccounts(Strict):
     """How the organization root names the accounts it vends and adopts."""
 
@@ -1050,6 +1077,9 @@ class Platform(Strict):
         default=None, description="The organization's management account (applies rendered/terraform/org)."
     )
     aws_organization: AwsOrganization | None = Field(default=None, description="OUs, accounts and guardrails of the organization root.")
+    postgres_client: PostgresClient = Field(
+        default_factory=PostgresClient, description="psql image by digest for the platform's own database Jobs."
+    )
 
 
 class Waiver(Strict):

@@ -16,6 +16,7 @@ from generator.policy.rules import (
     ownership,
     regulated,
     resilience,
+    supply_chain,
     tier_guardrails,
 )
 
@@ -44,6 +45,7 @@ RULES: dict[str, Rule] = {
         capacity.spot_allowed,
         capacity.scale_to_zero_signal,
         capacity.node_budget,
+        supply_chain.client_image_pinned,
     )
 }
 

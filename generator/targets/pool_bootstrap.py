@@ -41,6 +41,11 @@ DATABASE = "app"
 SHARED_SCHEMA = "shared"
 SQL_KEY = "bootstrap.sql"
 SQL_DIR = "/bootstrap"
+#: The admin Secret reaches psql as a libpq connection service file, never as environment
+#: variables (which leak into /proc, crash dumps and `kubectl describe`).
+SERVICE_KEY = "pg_service.conf"
+SERVICE_DIR = "/run/pool-admin"
+SERVICE_NAME = "pool"
 #: A failed bootstrap retries once (a failover mid-run); the SQL is idempotent.
 BACKOFF_LIMIT = 1
 ACTIVE_DEADLINE_SECONDS = 600
@@ -121,8 +126,8 @@ def job_name(tenant: str) -> str:
 
 
 def image(model: Model, tier: str, env: str) -> str:
-    """psql of the official image of the pool's engine version (as the DR integrity recorder)."""
-    return f"public.ecr.aws/docker/library/postgres:{model.base_settings(tier, env).database.engine_version}"
+    """psql of the pool's engine version by digest (catalog/platform.yaml postgres_client, CO040)."""
+    return model.platform.postgres_client.image(model.base_settings(tier, env).database.engine_version)
 
 
 def pooled(model: Model, env: str) -> dict[str, list[Deployment]]:
@@ -229,7 +234,7 @@ def documents(model: Model, d: Deployment) -> tuple[dict[str, Any], dict[str, An
     container = {
         "name": "psql",
         "image": image(model, d.tier.name, d.env),
-        "imagePullPolicy": "IfNotPresent",
+        "imagePullPolicy": "Always",
         "command": ["psql"],
         "args": ["-v", "ON_ERROR_STOP=1", "--single-transaction", "--no-psqlrc", "-f", f"{SQL_DIR}/{SQL_KEY}"],
         "env": [
@@ -237,9 +242,10 @@ def documents(model: Model, d: Deployment) -> tuple[dict[str, Any], dict[str, An
             {"name": "PGSSLMODE", "value": "require"},
             {"name": "PGAPPNAME", "value": name},
             {"name": "HOME", "value": "/tmp"},
+            # host, port, user and password of the pool's admin, read from a file (docs/isolation.md)
+            {"name": "PGSERVICEFILE", "value": f"{SERVICE_DIR}/{SERVICE_KEY}"},
+            {"name": "PGSERVICE", "value": SERVICE_NAME},
         ],
-        # PGHOST, PGPORT, PGUSER, PGPASSWORD of the pool's admin (docs/isolation.md).
-        "envFrom": [{"secretRef": {"name": admin_secret(d.tier.name)}}],
         "resources": RESOURCES,
         "securityContext": {
             "runAsNonRoot": True,
@@ -249,7 +255,11 @@ def documents(model: Model, d: Deployment) -> tuple[dict[str, Any], dict[str, An
             "capabilities": {"drop": ["ALL"]},
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "volumeMounts": [{"name": "sql", "mountPath": SQL_DIR, "readOnly": True}, {"name": "tmp", "mountPath": "/tmp"}],
+        "volumeMounts": [
+            {"name": "sql", "mountPath": SQL_DIR, "readOnly": True},
+            {"name": "admin", "mountPath": SERVICE_DIR, "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
     }
     job = {
         "apiVersion": "batch/v1",
@@ -277,6 +287,14 @@ def documents(model: Model, d: Deployment) -> tuple[dict[str, Any], dict[str, An
                     "containers": [container],
                     "volumes": [
                         {"name": "sql", "configMap": {"name": name}},
+                        {
+                            "name": "admin",
+                            "secret": {
+                                "secretName": admin_secret(d.tier.name),
+                                "items": [{"key": SERVICE_KEY, "path": SERVICE_KEY}],
+                                "defaultMode": 0o440,
+                            },
+                        },
                         {"name": "tmp", "emptyDir": {"sizeLimit": "16Mi"}},
                     ],
                 },
@@ -364,6 +382,11 @@ def admin_files(model: Model, templates: Templates, env: spec.Environment, tier:
     )
 
 
+def service_file() -> str:
+    """The ESO template of the libpq service file (Go template fields, filled by the operator)."""
+    return f"[{SERVICE_NAME}]\nhost={{{{ .host }}}}\nport={{{{ .port }}}}\nuser={{{{ .username }}}}\npassword={{{{ .password }}}}\n"
+
+
 def admin_documents(model: Model, env: str, reader: common.PoolReader, group_id: str | None) -> list[dict[str, Any]]:
     """SecurityGroupPolicy (when ``group_id`` is recorded), SecretStore and ExternalSecret."""
     tier = reader.tier
@@ -422,12 +445,8 @@ def admin_documents(model: Model, env: str, reader: common.PoolReader, group_id:
                     "template": {
                         "engineVersion": "v2",
                         "type": "Opaque",
-                        "data": {
-                            "PGHOST": "{{ .host }}",
-                            "PGPORT": "{{ .port }}",
-                            "PGUSER": "{{ .username }}",
-                            "PGPASSWORD": "{{ .password }}",
-                        },
+                        # one libpq service the Jobs name with PGSERVICE; dbname and sslmode stay theirs
+                        "data": {SERVICE_KEY: service_file()},
                     },
                 },
                 # the pool's coordinates (pool root, aws_secretsmanager_secret.pool_admin_endpoint)

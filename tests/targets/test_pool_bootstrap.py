@@ -191,11 +191,22 @@ def test_job_is_a_hardened_sync_hook_running_psql_with_the_pools_admin_secret(sa
         assert f"{pb.SQL_DIR}/{pb.SQL_KEY}" in container["args"]
         sc = container["securityContext"]
         assert sc["readOnlyRootFilesystem"] and not sc["allowPrivilegeEscalation"] and sc["capabilities"]["drop"] == ["ALL"]
-        assert container["envFrom"] == [{"secretRef": {"name": pb.admin_secret(tier)}}]
-        # psql of the pool's engine version, pinned like the DR integrity recorder
+        # the admin credentials arrive as a file, never as environment variables
+        assert "envFrom" not in container
+        assert not any("PASSWORD" in e["name"] for e in container["env"])
+        variables = {e["name"]: e["value"] for e in container["env"]}
+        (admin,) = [v for v in pod["volumes"] if "secret" in v]
+        assert admin["secret"]["secretName"] == pb.admin_secret(tier)
+        (mount,) = [m for m in container["volumeMounts"] if m["name"] == admin["name"]]
+        assert mount["readOnly"] is True
+        assert variables["PGSERVICEFILE"] == f"{mount['mountPath']}/{admin['secret']['items'][0]['path']}"
+        # psql of the pool's engine version by the digest catalog/platform.yaml pins for it
         pool_tf = sample.result.files[f"rendered/terraform/{env}/pool-{tier}/main.tf"].decode()
         version = re.search(r'engine_version\s*=\s*"([0-9.]+)"', pool_tf)
-        assert version is not None and container["image"] == f"public.ecr.aws/docker/library/postgres:{version.group(1)}"
+        assert version is not None
+        digest = sample.model.platform.postgres_client.digests[version.group(1)]
+        assert container["image"] == f"public.ecr.aws/docker/library/postgres:{version.group(1)}@{digest}"
+        assert container["imagePullPolicy"] == "Always"
         volume = next(v for v in pod["volumes"] if v["name"] == "sql")
         assert volume["configMap"]["name"] == configmap["metadata"]["name"]
 
@@ -460,10 +471,20 @@ def test_admin_path_fills_the_jobs_secret_through_the_pool_reader(sample: pipeli
         assert spec["secretStoreRef"] == {"kind": "SecretStore", "name": store["metadata"]["name"]}
         # the Secret every Job of this pool reads, with psql's variables
         assert spec["target"]["name"] == pb.admin_secret(tier)
-        assert set(spec["target"]["template"]["data"]) == {"PGHOST", "PGPORT", "PGUSER", "PGPASSWORD"}
+        # one libpq service file: every connection field psql needs, each from a fetched key
+        (service,) = spec["target"]["template"]["data"].items()
+        assert service[0] == pb.SERVICE_KEY
+        lines = service[1].splitlines()
+        assert lines[0] == f"[{pb.SERVICE_NAME}]"
+        fields = dict(line.split("=", 1) for line in lines[1:])
+        assert fields == {"host": "{{ .host }}", "port": "{{ .port }}", "user": "{{ .username }}", "password": "{{ .password }}"}
         for _, _, tenant in [p for p in pooled(sample) if p[:2] == (env, tier)]:
-            job = docs_of(sample, pb.bootstrap_path(env, tier, tenant))[1]
-            assert job["spec"]["template"]["spec"]["containers"][0]["envFrom"] == [{"secretRef": {"name": spec["target"]["name"]}}]
+            pod = docs_of(sample, pb.bootstrap_path(env, tier, tenant))[1]["spec"]["template"]["spec"]
+            secrets = [v["secret"] for v in pod["volumes"] if "secret" in v]
+            assert [s["secretName"] for s in secrets] == [spec["target"]["name"]]
+            assert secrets[0]["items"] == [{"key": pb.SERVICE_KEY, "path": pb.SERVICE_KEY}]
+            env_vars = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
+            assert env_vars["PGSERVICE"] == pb.SERVICE_NAME
         # the coordinates by the name the pool root gives them; the master secret by RDS's tag
         pool_tf = hcl(sample, f"rendered/terraform/{env}/pool-{tier}/main.tf")
         endpoint = resources(pool_tf, "aws_secretsmanager_secret")["pool_admin_endpoint"]["name"]

@@ -147,7 +147,7 @@ def context(model: Model, root: Root) -> dict[str, Any]:
         "verify_vault_arn": f"arn:aws:backup:{env.aws.dr_region}:{env.accounts.dr_verify}:backup-vault:{verify_vault(platform, env.name)}",
         "backup_days": BACKUP_DAYS,
         "copy_cron": f"0 {COPY_HOUR} * * ? *",
-        "recorder": recorder(root) if has_data else None,
+        "recorder": recorder(platform, root) if has_data else None,
         "cache_snapshot_hours": CACHE_SNAPSHOT_EVERY_HOURS,
         "s3_replication": has_data and regulated,
         "hosts": hosts,
@@ -170,15 +170,15 @@ def context(model: Model, root: Root) -> dict[str, Any]:
     }
 
 
-def recorder(root: Root) -> dict[str, str]:
+def recorder(platform: spec.Platform, root: Root) -> dict[str, str]:
     """The scheduled Fargate task that writes the integrity manifest before the daily copy;
-    psql from the official image of the database's engine version (its SQL: ``files``)."""
+    psql of the database's engine version by digest (postgres_client, CO040; its SQL: ``files``)."""
     minutes = COPY_HOUR * 60 - RECORDER_LEAD_MINUTES
     hour, minute = divmod(minutes, 60)
     return {
         "cron": f"{minute} {hour} * * ? *",
         "schedule": f"{hour:02d}:{minute:02d}",
-        "image": f"public.ecr.aws/docker/library/postgres:{root.settings.database.engine_version}",
+        "image": platform.postgres_client.image(root.settings.database.engine_version),
     }
 
 

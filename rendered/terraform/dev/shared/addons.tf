@@ -374,7 +374,7 @@ module "irsa_addon_external_secrets" {
     assumeTenantSecretReaders = {
       sid       = "AssumeTenantSecretReaders"
       actions   = ["sts:AssumeRole", "sts:TagSession"]
-      resources = [for t in values(local.tenant_records) : t.secret_reader.role if t.secret_reader.principal == "arn:aws:iam::200000000001:role/companyos-dev-addon-external-secrets" && can(regex("^arn:aws:iam::.*:role/companyos-dev-.*-secret-reader$", t.secret_reader.role))]
+      resources = distinct(concat(["arn:aws:iam::200000000002:role/companyos-dev-pool-standard-secret-reader"], [for t in values(local.tenant_records) : t.secret_reader.role if t.secret_reader.principal == "arn:aws:iam::200000000001:role/companyos-dev-addon-external-secrets" && can(regex("^arn:aws:iam::.*:role/companyos-dev-.*-secret-reader$", t.secret_reader.role))]))
     }
   }
 }

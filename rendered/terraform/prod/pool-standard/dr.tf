@@ -485,7 +485,7 @@ resource "aws_ecs_task_definition" "integrity" {
   container_definitions = jsonencode([
     {
       name                   = "recorder"
-      image                  = "public.ecr.aws/docker/library/postgres:16.4"
+      image                  = "public.ecr.aws/docker/library/postgres:16.4@sha256:9a2f3b8137068178039fcf7769a760b700a4c09460c502bcd18cae8a7484af65"
       essential              = true
       readonlyRootFilesystem = true
       command                = ["sh", "-c", "printf '%s\\n' \"$RECORDER_SQL\" | psql -v ON_ERROR_STOP=1 -q"]

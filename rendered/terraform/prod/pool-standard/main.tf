@@ -192,6 +192,18 @@ resource "aws_security_group_rule" "db_from_pods" {
   source_security_group_id = "400000000001/${data.terraform_remote_state.shared.outputs.pod_security_group_ids[each.key]}"
 }
 
+# PostgreSQL from the platform's pool bootstrap Jobs (namespace companyos-pools; the shared root's
+# pool_admin group, referenced across the VPC peering): they create each tenant's schema and roles.
+resource "aws_security_group_rule" "db_from_pool_admin" {
+  type                     = "ingress"
+  security_group_id        = aws_security_group.db.id
+  description              = "PostgreSQL from the pool bootstrap Jobs"
+  protocol                 = "tcp"
+  from_port                = 5432
+  to_port                  = 5432
+  source_security_group_id = "400000000001/${data.terraform_remote_state.shared.outputs.pool_admin_security_group_id}"
+}
+
 module "db" {
   source  = "terraform-aws-modules/rds/aws"
   version = "7.2.0"
@@ -302,6 +314,112 @@ module "db_backup_replication" {
   source_db_instance_arn = module.db.db_instance_arn
   kms_key_arn            = module.kms_dr.key_arn
   retention_period       = 35
+}
+
+# The pool database's coordinates for the platform's bootstrap Jobs (namespace companyos-pools): no
+# password here, that is the RDS-managed master secret (manage_master_user_password).
+resource "aws_secretsmanager_secret" "pool_admin_endpoint" {
+  name                    = "companyos/prod/pool-standard/admin-endpoint"
+  description             = "Host and port of the pool-standard database for its bootstrap Jobs"
+  kms_key_id              = module.kms.key_arn
+  recovery_window_in_days = 30
+
+  tags = {
+    secret-kind = "pool-admin-endpoint"
+  }
+}
+
+resource "aws_secretsmanager_secret_version" "pool_admin_endpoint" {
+  secret_id = aws_secretsmanager_secret.pool_admin_endpoint.id
+  secret_string = jsonencode({
+    host   = module.db.db_instance_address
+    port   = "5432"
+    dbname = "app"
+  })
+}
+
+# The role the External Secrets Operator assumes for the SecretStore pool-standard-admin in namespace companyos-pools:
+# the operator's IRSA role (shared-services account) with the ExternalId and the esoNamespace
+# session tag of the platform's pools namespace, never a tenant's.
+data "aws_iam_policy_document" "pool_reader_trust" {
+  statement {
+    sid     = "ExternalSecretsOperator"
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:aws:iam::400000000001:role/companyos-prod-addon-external-secrets"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "sts:ExternalId"
+      values   = ["companyos-prod-pool-standard"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/esoNamespace"
+      values   = ["companyos-pools"]
+    }
+  }
+
+  statement {
+    sid     = "ExternalSecretsOperatorSessionTags"
+    actions = ["sts:TagSession"]
+
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:aws:iam::400000000001:role/companyos-prod-addon-external-secrets"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/esoNamespace"
+      values   = ["companyos-pools"]
+    }
+  }
+}
+
+# The master secret (found by its aws:rds:primaryDBInstanceArn tag: its name is AWS's, hence
+# ListSecrets, which takes no resource) and the coordinates; the pool key only through Secrets Manager.
+data "aws_iam_policy_document" "pool_reader" {
+  statement {
+    sid       = "ReadPoolAdminSecrets"
+    actions   = ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"]
+    resources = [aws_secretsmanager_secret.pool_admin_endpoint.arn, module.db.db_instance_master_user_secret_arn]
+  }
+
+  statement {
+    sid       = "FindPoolMasterSecret"
+    actions   = ["secretsmanager:ListSecrets"]
+    resources = ["*"]
+  }
+
+  statement {
+    sid       = "DecryptPoolAdminSecrets"
+    actions   = ["kms:Decrypt"]
+    resources = [module.kms.key_arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["secretsmanager.eu-west-1.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "pool_reader" {
+  name                 = "companyos-prod-pool-standard-secret-reader"
+  description          = "Read-only access of the External Secrets Operator to the admin secret of pool-standard in prod"
+  assume_role_policy   = data.aws_iam_policy_document.pool_reader_trust.json
+  max_session_duration = 3600
+}
+
+resource "aws_iam_role_policy" "pool_reader" {
+  name   = "read-pool-admin-secret"
+  role   = aws_iam_role.pool_reader.id
+  policy = data.aws_iam_policy_document.pool_reader.json
 }
 
 resource "aws_security_group" "cache" {

@@ -374,7 +374,7 @@ module "irsa_addon_external_secrets" {
     assumeTenantSecretReaders = {
       sid       = "AssumeTenantSecretReaders"
       actions   = ["sts:AssumeRole", "sts:TagSession"]
-      resources = [for t in values(local.tenant_records) : t.secret_reader.role if t.secret_reader.principal == "arn:aws:iam::400000000001:role/companyos-prod-addon-external-secrets" && can(regex("^arn:aws:iam::.*:role/companyos-prod-.*-secret-reader$", t.secret_reader.role))]
+      resources = distinct(concat(["arn:aws:iam::400000000002:role/companyos-prod-pool-standard-secret-reader"], [for t in values(local.tenant_records) : t.secret_reader.role if t.secret_reader.principal == "arn:aws:iam::400000000001:role/companyos-prod-addon-external-secrets" && can(regex("^arn:aws:iam::.*:role/companyos-prod-.*-secret-reader$", t.secret_reader.role))]))
     }
   }
 }

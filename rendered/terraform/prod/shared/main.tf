@@ -281,6 +281,42 @@ resource "aws_vpc_security_group_egress_rule" "pods_to_cache" {
   to_port           = 6379
 }
 
+# The pools' bootstrap Jobs (namespace companyos-pools, rendered/argocd/<env>/pools/): a platform
+# principal with its own pod security group, PostgreSQL to the pools' data VPCs and DNS in the
+# cluster VPC only. Each pool's database admits it (db_from_pool_admin); no tenant's pods carry it.
+resource "aws_security_group" "pool_admin" {
+  name        = "companyos-prod-pool-admin"
+  description = "Pool bootstrap Jobs: PostgreSQL to the pools' databases only"
+  vpc_id      = module.vpc.vpc_id
+
+  tags = {
+    Name                     = "companyos-prod-pool-admin"
+    "companyos.io/namespace" = "companyos-pools"
+  }
+}
+
+resource "aws_vpc_security_group_egress_rule" "pool_admin_to_pools" {
+  for_each = { standard = "10.65.0.0/20" }
+
+  security_group_id = aws_security_group.pool_admin.id
+  description       = "PostgreSQL in the data VPC of pool ${each.key}"
+  cidr_ipv4         = each.value
+  ip_protocol       = "tcp"
+  from_port         = 5432
+  to_port           = 5432
+}
+
+resource "aws_vpc_security_group_egress_rule" "pool_admin_dns" {
+  for_each = toset(["tcp", "udp"])
+
+  security_group_id = aws_security_group.pool_admin.id
+  description       = "DNS in the cluster VPC"
+  cidr_ipv4         = "10.64.0.0/16"
+  ip_protocol       = each.value
+  from_port         = 53
+  to_port           = 53
+}
+
 # Observability: platform log group and the alerts topic CloudWatch alarms publish to.
 resource "aws_cloudwatch_log_group" "platform" {
   # checkov:skip=CKV_AWS_338:retention is the environment setting logs.retention_days (90 days) from the operating model

@@ -374,7 +374,7 @@ module "irsa_addon_external_secrets" {
     assumeTenantSecretReaders = {
       sid       = "AssumeTenantSecretReaders"
       actions   = ["sts:AssumeRole", "sts:TagSession"]
-      resources = [for t in values(local.tenant_records) : t.secret_reader.role if t.secret_reader.principal == "arn:aws:iam::300000000001:role/companyos-stage-addon-external-secrets" && can(regex("^arn:aws:iam::.*:role/companyos-stage-.*-secret-reader$", t.secret_reader.role))]
+      resources = distinct(concat(["arn:aws:iam::300000000002:role/companyos-stage-pool-standard-secret-reader"], [for t in values(local.tenant_records) : t.secret_reader.role if t.secret_reader.principal == "arn:aws:iam::300000000001:role/companyos-stage-addon-external-secrets" && can(regex("^arn:aws:iam::.*:role/companyos-stage-.*-secret-reader$", t.secret_reader.role))]))
     }
   }
 }

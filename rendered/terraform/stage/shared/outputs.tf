@@ -51,3 +51,8 @@ output "alerts_topic_arn" {
 output "pod_security_group_ids" {
   value = { for tenant, group in aws_security_group.pods : tenant => group.id }
 }
+
+# isolation: the pools' bootstrap Jobs' group; each pool's database admits it (db_from_pool_admin).
+output "pool_admin_security_group_id" {
+  value = aws_security_group.pool_admin.id
+}

@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV   := .venv
 TOOLS  := .venv-tools
 BIN    := $(VENV)/bin
-PYTEST_ARGS ?= -n 2
+PYTEST_ARGS ?= -n 2 --dist loadgroup
 # Steps that reach a package registry run up to 3 times, RETRY_SLEEP seconds apart, with their
 # errors shown; if all attempts fail, make names the step: `$(RETRY) 'step name' command...`.
 RETRY_SLEEP ?= 5

@@ -13,9 +13,11 @@ hop. Threat model and what is not covered: docs/isolation.md.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 import re
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,9 +94,25 @@ def _unquote(value: Any) -> Any:
     return value.strip('"') if isinstance(value, str) else value
 
 
+#: Parsed roots by the digest of their bytes: python-hcl2 costs ~75 ms a file and the analyzer
+#: reads each main.tf twice (collect, then judge), and a re-run after a one-file edit (a planted
+#: fault, a CI retry) re-reads all unchanged. Bounded: beyond it, entries leave oldest first.
+_PARSED: OrderedDict[bytes, dict[str, Any]] = OrderedDict()
+PARSED_CACHE_SIZE = 2048
+
+
 def _hcl(path: Path) -> dict[str, Any]:
-    with path.open(encoding="utf-8") as handle:
-        parsed: dict[str, Any] = _unquote(hcl2.load(handle))
+    """The parsed root (shared: callers only read it)."""
+    data = path.read_bytes()
+    key = hashlib.sha256(data).digest()
+    parsed = _PARSED.get(key)
+    if parsed is None:
+        parsed = _unquote(hcl2.loads(data.decode("utf-8")))
+        _PARSED[key] = parsed
+        if len(_PARSED) > PARSED_CACHE_SIZE:
+            _PARSED.popitem(last=False)
+    else:
+        _PARSED.move_to_end(key)
     return parsed
 
 

@@ -15,6 +15,10 @@ from generator.output.render import RenderResult
 from helpers.catalog_edit import edit_yaml
 from helpers.repo import REPO
 
+#: One worker runs this module, so the session's lint (checkov over the whole render, about
+#: 80 s) runs once, not once per worker.
+pytestmark = pytest.mark.xdist_group("lint")
+
 CANARY = "rendered/zz-lint-canary"
 CANARIES = {
     f"{CANARY}/privileged.yaml": b"""apiVersion: v1

@@ -2,9 +2,8 @@
 
 One role per add-on with a service account, made with the same module as the tenants'
 roles (trust: ``StringEquals`` on ``system:serviceaccount:<namespace>:<sa>`` and ``aud``),
-its policy the add-on's statements with the placeholders filled for the environment.
-``{zone_id}`` becomes a reference to the shared root's own zone, so it is an HCL
-expression, not a literal: every string here is already HCL.
+its policy the add-on's statements with the placeholders filled for the environment
+(``{zone_id}`` becomes a reference to the shared root's zone: every string here is HCL).
 
 A resource ``arn:aws:iam::*:role/<pattern>`` is not granted as written: it names the
 tenants' secret-reader roles (each in the account holding that tenant's secrets) that trust

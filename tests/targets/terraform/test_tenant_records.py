@@ -78,7 +78,7 @@ def test_terraform_reads_the_records_as_the_fleet_wide_lists_were(sample, tmp_pa
     shared = files["rendered/terraform/prod/shared/main.tf"].decode()
     addons = files["rendered/terraform/prod/shared/addons.tf"].decode()
     pool = files["rendered/terraform/prod/pool-standard/main.tf"].decode()
-    readers = _line(addons, r"^\s*resources\s*=\s*(\[for t in values\(local\.tenant_records\).*\])$")
+    readers = _line(addons, r"^\s*resources\s*=\s*(.*\[for t in values\(local\.tenant_records\).*\].*)$")
     harness = {
         "shared-root": (
             "locals {\n  " + _line(shared, r"^\s*(tenant_records = .*)$") + "\n}\n"
@@ -102,7 +102,12 @@ def test_terraform_reads_the_records_as_the_fleet_wide_lists_were(sample, tmp_pa
     assert got["groups"] == {d.name: f"companyos-prod-{d.name}-pods" for d in prod}
     nets = model.catalog.single("networks").spec.environments["prod"]
     assert got["cidrs"] == {d.name: nets.vpcs[f"tenant-{d.name}" if d.dedicated else f"pool-{d.tier.name}"] for d in prod}
-    assert sorted(got["readers"]) == sorted(f"arn:aws:iam::{d.account_id}:role/companyos-prod-{d.name}-secret-reader" for d in prod)
+    # every tenant's reader from its record, and each pool's reader (listed: pools come with tiers)
+    pools = {(d.account_id, d.tier.name) for d in prod if not d.dedicated}
+    assert sorted(got["readers"]) == sorted(
+        [f"arn:aws:iam::{d.account_id}:role/companyos-prod-{d.name}-secret-reader" for d in prod]
+        + [f"arn:aws:iam::{account}:role/companyos-prod-pool-{tier}-secret-reader" for account, tier in pools]
+    )
     members = _terraform_values(tmp_path / "pool-root")["members"]
     assert sorted(members) == sorted(d.name for d in prod if not d.dedicated and d.tier.name == "standard")
     # a record of a tenant whose reader trusts another principal is not granted: plant one

@@ -195,6 +195,8 @@ def lint(
     """Lint a fresh render: checkov (skips in catalog/lint.yaml) and structural validators."""
     from generator.ops import lint as lib
 
+    if checkov:
+        lib.checkov_binary(find_root(root or Path.cwd()))  # before the render: a usage error costs nothing
     built = pipeline.build(root)
     report = lib.run(built, use_checkov=checkov)
     typer.echo(json.dumps(report.as_dict(), indent=2) if format == "json" else lib.format_text(report), nl=format == "json")

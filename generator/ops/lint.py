@@ -110,6 +110,8 @@ def _write(build: Build, dest: Path) -> list[str]:
 def run(build: Build, *, use_checkov: bool = True, crd_dir: Path | None = None) -> LintReport:
     """Lint ``build``'s render (see the module docstring); ``crd_dir`` replaces the vendored CRD schemas."""
     config = load_config(build.root)
+    # a missing checkov is a usage error before any work, not after a minute of validators
+    binary = checkov_binary(build.root) if use_checkov else None
     report = LintReport()
     with tempfile.TemporaryDirectory(prefix="companyos-lint-") as tmp:
         folder = Path(tmp)
@@ -121,8 +123,8 @@ def run(build: Build, *, use_checkov: bool = True, crd_dir: Path | None = None) 
         unvalidated = {(k.api_version, k.kind) for k in config.unvalidated_kinds}
         report.tools.append(_kubernetes(folder, yaml_files, crd_dir or vendor.crd_schema_dir(), unvalidated))
         report.tools.append(_isolation(folder, build))
-        if use_checkov:
-            report.tools.append(_checkov(folder, build.root, config, report))
+        if binary is not None:
+            report.tools.append(_checkov(folder, binary, config, report))
     return report
 
 
@@ -252,9 +254,8 @@ def checkov_binary(root: Path) -> str:
     raise UsageError("checkov not found: set CHECKOV, run `make install-test` (creates .venv-tools/bin/checkov), or pass --no-checkov")
 
 
-def _checkov(folder: Path, root: Path, config: LintConfig, report: LintReport) -> ToolResult:
+def _checkov(folder: Path, binary: str, config: LintConfig, report: LintReport) -> ToolResult:
     result = ToolResult("checkov")
-    binary = checkov_binary(root)
     global_skips = sorted({s.id for s in config.checkov.skip if not s.paths})
     scoped = [s for s in config.checkov.skip if s.paths]
     args = [

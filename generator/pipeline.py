@@ -141,8 +141,12 @@ def render_to_disk(
         # The lock is taken before the recorded units are read: the files reused from the
         # tree are the ones the write compares with, and nobody writes in between.
         with lock.hold(root):
-            built = build(root, progress=progress) if full else build_incremental(root)[0]
-            report = tree.write(built.result, built.root)
+            if full:
+                built, reused = build(root, progress=progress), frozenset[str]()
+            else:
+                built, todo = build_incremental(root)
+                reused = frozenset(todo.files)  # read under this lock: equal by construction
+            report = tree.write(built.result, built.root, verified=reused)
             if not report.unmanaged and not report.kept:  # the tree holds exactly built.result.files
                 checkcache.remember_clean(built.root, built.result.files)
         return built, report
@@ -171,8 +175,10 @@ def check(
                 status = tree.status(built.result, built.root)
         else:
             with tree.quiescent(root):  # the reused files are read under the lock, as compared
-                built = build_incremental(root, base)[0]
-                status = tree.status(built.result, built.root)
+                built, todo = build_incremental(root, base)
+                # a reused file's bytes were read from this tree under this lock and matched the
+                # recorded sha256 (the tree's, or with --base the base commit's): equal by construction
+                status = tree.status(built.result, built.root, verified=frozenset(todo.files))
         with tree.quiescent(root):
             if status.clean:  # the tree holds exactly these bytes: hash them from memory
                 checkcache.remember_clean(built.root, built.result.files, inputs)

@@ -156,6 +156,17 @@ FILTERS = {
 }
 
 
+@functools.lru_cache(maxsize=1)
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    """Compiled templates kept across processes (Jinja's per-user cache folder, owner-only;
+    each entry checked against its template's source), since compiling the template set is
+    most of a small render. Output bytes do not depend on it; none when the folder is unsafe."""
+    try:
+        return jinja2.FileSystemBytecodeCache()
+    except (OSError, RuntimeError):
+        return None
+
+
 @functools.lru_cache(maxsize=4)
 def _environment(sources: tuple[tuple[str, str], ...]) -> jinja2.Environment:
     """One environment per distinct template set: renders of unchanged templates (tests,
@@ -169,6 +180,7 @@ def _environment(sources: tuple[tuple[str, str], ...]) -> jinja2.Environment:
         lstrip_blocks=True,
         auto_reload=False,
         cache_size=-1,
+        bytecode_cache=_bytecode_cache(),
     )
     env.filters.update(FILTERS)
     return env

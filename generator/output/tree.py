@@ -233,19 +233,24 @@ def read_file(path: str | Path, limit: int = -1) -> bytes | None:
         os.close(fd)
 
 
-def status(result: RenderResult, root: Path) -> TreeStatus:
-    """Compare ``result`` with the files under ``root``."""
-    return _status(result, root, _walk(root, OUTPUT_DIRS))
+def status(result: RenderResult, root: Path, verified: frozenset[str] = frozenset()) -> TreeStatus:
+    """Compare ``result`` with the files under ``root``; ``verified``: paths whose bytes in
+    ``result`` were read from this tree under the lock held now (reused units), not re-read."""
+    return _status(result, root, _walk(root, OUTPUT_DIRS), read_manifest(root), verified)
 
 
-def _status(result: RenderResult, root: Path, listing: _Listing) -> TreeStatus:
+def _status(
+    result: RenderResult, root: Path, listing: _Listing, previous: dict[str, dict[str, Any]], verified: frozenset[str] = frozenset()
+) -> TreeStatus:
     st = TreeStatus()
-    previous = read_manifest(root)
     existing, links = listing.files, listing.links
     base = os.fspath(root)
     for rel, data in result.files.items():
         if rel in links:  # never read through one: a link is not the file we generate
             st.changed.append(rel)
+            continue
+        if rel in verified and rel in existing:
+            st.unchanged += 1
             continue
         # One byte more than expected is enough to tell "longer" from "equal".
         current = read_file(os.path.join(base, rel), len(data) + 1) if rel in existing else None
@@ -300,23 +305,29 @@ def _say(message: str | None) -> None:
         print(f"companyos: {message}", file=sys.stderr)
 
 
-def write(result: RenderResult, root: Path, *, before: Callable[[TreeStatus], None] | None = None) -> WriteReport:
+def write(
+    result: RenderResult, root: Path, *, before: Callable[[TreeStatus], None] | None = None, verified: frozenset[str] = frozenset()
+) -> WriteReport:
     """Make the tree under ``root`` match ``result``: all or nothing, one writer at a time.
     ``before`` sees the status once it is known and before anything changes (new-tenant
-    saves what the write will touch, to undo it if a later step fails)."""
+    saves what the write will touch, to undo it if a later step fails); ``verified`` as for
+    :func:`status` (only meaningful when the caller already holds the lock)."""
     with lock.hold(root):
         _say(journal.recover(root))
         listing = _walk(root, OUTPUT_DIRS)
-        st = _status(result, root, listing)
+        previous = read_manifest(root)
+        st = _status(result, root, listing, previous, verified)
         if before is not None:
             before(st)
-        plan, report = _plan(result, root, listing, st)
+        plan, report = _plan(result, root, listing, st, previous)
         if not plan.empty:
             journal.apply(root, plan, result.files, _write_file)
         return report
 
 
-def _plan(result: RenderResult, root: Path, listing: _Listing, st: TreeStatus) -> tuple[journal.Plan, WriteReport]:
+def _plan(
+    result: RenderResult, root: Path, listing: _Listing, st: TreeStatus, previous: dict[str, dict[str, Any]]
+) -> tuple[journal.Plan, WriteReport]:
     """Decide every change before the first one: every symbolic link in the way is refused
     here (UsageError, exit 2), while nothing is written yet."""
     safe = _Guard(root, listing)
@@ -344,7 +355,6 @@ def _plan(result: RenderResult, root: Path, listing: _Listing, st: TreeStatus) -
             if extra in listing.links:
                 raise UsageError(f"refusing to touch {extra}: it is a symbolic link; remove it")
     plan.folders = _missing_folders(root, listing, (*plan.create, *([MANIFEST_PATH] if plan.manifest else [])))
-    previous = read_manifest(root)
     for rel in st.stale:
         reason = _not_ours(safe(rel, link_ok=True), previous.get(rel), rel in listing.links)
         if reason is None:

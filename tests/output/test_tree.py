@@ -176,6 +176,23 @@ def test_render_never_writes_through_a_symbolic_link(companyos, repo, tmp_path, 
     assert sorted(p.name for p in outside.iterdir()) == ["api.yaml"] and (outside / "api.yaml").read_text() == "mine\n"
 
 
+def test_a_reused_file_swapped_for_a_link_to_the_same_bytes_is_still_refused(companyos, repo, tmp_path):
+    """An incremental render reuses an unedited tenant's files without re-reading them for the
+    comparison (their bytes were read under the lock): a symbolic link in place of one, even to
+    identical bytes, is still seen, refused by render and reported by check."""
+    rel = "rendered/helm/dev/acme/api.yaml"
+    outside = tmp_path / "outside.yaml"
+    outside.write_bytes((repo / rel).read_bytes())
+    (repo / rel).unlink()
+    (repo / rel).symlink_to(outside)
+    before = snapshot(repo)
+    result = companyos("render", cwd=repo)
+    assert result.code == 2 and "refusing to touch" in result.err and rel in result.err, result.err
+    assert snapshot(repo) == before
+    _, status = pipeline.check(repo, full=False)
+    assert rel in status.changed
+
+
 def test_a_file_that_appears_during_the_write_is_never_clobbered_or_deleted(repo, monkeypatch):
     """New files are opened with O_EXCL: if something creates one between our walk and our
     write, the write fails, our own new files are removed again, and theirs stays."""

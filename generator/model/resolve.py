@@ -133,6 +133,14 @@ class Model:
     #: pool is sized by defaults, tier and environment; the shared control plane (tier
     #: None) by defaults and environment. Tenant layers never size shared things.
     shared_settings: dict[tuple[str | None, str], spec.Settings] = field(default_factory=dict, repr=False)
+    #: The tenants whose own files a render produces (None: all): an incremental render
+    #: (``output.units``) passes a copy naming the changed ones. Skipping a tenant must never
+    #: change another file's bytes (tested).
+    rendering: frozenset[str] | None = field(default=None, repr=False, compare=False)
+
+    def renders(self, tenant: str) -> bool:
+        """Should this render produce ``tenant``'s own files? (Fleet-wide files: always.)"""
+        return self.rendering is None or tenant in self.rendering
 
     def base_settings(self, tier: str | None, env: str) -> spec.Settings:
         return self.shared_settings[(tier, env)]

@@ -15,6 +15,7 @@ tree: see docs/incremental.md for the trust argument.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -30,7 +31,6 @@ from generator.model.resolve import Model
 from generator.output import contracts, limits
 from generator.output.render import MANIFEST_PATH, MANIFEST_VERSION, RenderResult, render
 from generator.output.tree import UNITS_DIR, files_under, read_file
-from generator.targets import base as target_base
 from generator.targets.contracts import Contract
 
 GLOBAL = "global"
@@ -240,11 +240,8 @@ def render_incremental(model: Model, root: Path, found: Digests, recorded: Recor
     is byte-identical to a full render (tested) and includes every unit's manifest."""
     todo = plan(root, model, found, recorded)
     few = len(todo.render) <= FULL_SHARE * max(1, len(model.catalog.tenants))
-    previous = target_base.set_only_tenants(frozenset(todo.render) if todo.reused else None)
-    try:
-        fresh = render(model, jobs=1 if few else jobs, check=False)
-    finally:
-        target_base.set_only_tenants(previous)
+    scoped = dataclasses.replace(model, rendering=frozenset(todo.render)) if todo.reused else model
+    fresh = render(scoped, jobs=1 if few else jobs, check=False)
     entries: dict[str, dict[str, Any]] = {}
     files: dict[str, bytes] = {}
     declared: dict[str, contracts.Declared] = {}

@@ -43,21 +43,3 @@ class Target(Protocol):
     NAME: str
 
     def render(self, model: Model, templates: Templates) -> Iterable[RenderedFile]: ...
-
-
-#: The tenants whose files this render produces (None: all). Set only by ``output.units``
-#: for an incremental render; a plain global, not a ContextVar, so forked render workers
-#: see it too. Skipping a tenant must never change another file's bytes (tested).
-_ONLY_TENANTS: frozenset[str] | None = None
-
-
-def wanted(tenant: str) -> bool:
-    """Should this render produce ``tenant``'s own files? (Fleet-wide files: always.)"""
-    return _ONLY_TENANTS is None or tenant in _ONLY_TENANTS
-
-
-def set_only_tenants(names: frozenset[str] | None) -> frozenset[str] | None:
-    """Restrict the tenants' files rendered (None: all); returns the previous setting."""
-    global _ONLY_TENANTS
-    previous, _ONLY_TENANTS = _ONLY_TENANTS, names
-    return previous

@@ -19,7 +19,7 @@ from generator.formats.templating import Templates
 from generator.model import naming
 from generator.model.resolve import Deployment, Model
 from generator.targets import common
-from generator.targets.base import RenderedFile, wanted
+from generator.targets.base import RenderedFile
 from generator.targets.contracts import Contract, deployed_kinds, whitelist
 from generator.targets.contracts import at as contract_at
 
@@ -77,7 +77,7 @@ def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
                 consumes=tuple(deployed_kinds(pools, naming.capacity_project(model.platform, env.name), env.name, at=in_env)),
             )
         for d in deployments:
-            if not wanted(d.name):  # an incremental render (output/units.py) skips the others
+            if not model.renders(d.name):  # an incremental render (output/units.py) skips the others
                 continue
             for service in d.services:
                 if not common.keda_scaled(model, d, service) or d.account_pending:  # held: no queue URL yet

@@ -21,7 +21,7 @@ from generator.formats.templating import Templates
 from generator.model import naming
 from generator.model import slo as slo_model
 from generator.model.resolve import Deployment, Model
-from generator.targets.base import RenderedFile, wanted
+from generator.targets.base import RenderedFile
 from generator.targets.common import dashboard_path, rule_labels, scraped
 from generator.targets.contracts import Contract, deployed_kinds
 from generator.targets.contracts import at as contract_at
@@ -54,7 +54,7 @@ def selector() -> str:
 def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
     for env in model.environments:
         for d in model.in_environment(env.name):
-            if not wanted(d.name):  # an incremental render (output/units.py) skips the others
+            if not model.renders(d.name):  # an incremental render (output/units.py) skips the others
                 continue
             for service in d.services:
                 if scraped(d, service) is None:

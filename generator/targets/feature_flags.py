@@ -20,7 +20,7 @@ from generator.formats import emit
 from generator.formats.templating import Templates
 from generator.model import naming
 from generator.model.resolve import Deployment, Model
-from generator.targets.base import RenderedFile, wanted
+from generator.targets.base import RenderedFile
 from generator.targets.common import flag_source_name, flags_path
 from generator.targets.contracts import Contract, deployed_kinds
 from generator.targets.contracts import at as contract_at
@@ -39,7 +39,7 @@ PROVIDER = "kubernetes"
 def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
     for env in model.environments:
         for d in model.in_environment(env.name):
-            if not wanted(d.name):  # an incremental render (output/units.py) skips the others
+            if not model.renders(d.name):  # an incremental render (output/units.py) skips the others
                 continue
             for service in d.services:
                 flags = d.settings.services[service.name].flags

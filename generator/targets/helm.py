@@ -16,7 +16,7 @@ from generator.model import addons as model_addons
 from generator.model import naming
 from generator.model.resolve import Deployment, Model
 from generator.targets import common as hardening
-from generator.targets.base import RenderedFile, wanted
+from generator.targets.base import RenderedFile
 from generator.targets.common import canary_enabled, flag_source_name, values_path
 from generator.targets.contracts import Contract, deployed_kinds
 from generator.targets.contracts import at as contract_at
@@ -30,7 +30,7 @@ TEMPLATE = "helm/values.yaml.j2"
 def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
     template_source = templates.path(TEMPLATE)
     for d in model.deployments:
-        if not wanted(d.name) or d.account_pending:  # incremental render (output/units.py); held vended account
+        if not model.renders(d.name) or d.account_pending:  # incremental render (output/units.py); held vended account
             continue
         for service in d.services:
             ctx = context(model, d, service)

@@ -18,7 +18,7 @@ from generator.formats.templating import Templates
 from generator.model import naming
 from generator.model.resolve import Deployment, Model
 from generator.targets import common as hardening
-from generator.targets.base import RenderedFile, wanted
+from generator.targets.base import RenderedFile
 from generator.targets.common import job_path
 from generator.targets.contracts import Contract, deployed_kinds
 from generator.targets.contracts import at as contract_at
@@ -44,7 +44,7 @@ def has_job(service: Service) -> bool:
 def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
     template_source = templates.path(TEMPLATE)
     for d in model.deployments:
-        if not wanted(d.name) or d.account_pending:  # incremental render (output/units.py); held vended account
+        if not model.renders(d.name) or d.account_pending:  # incremental render (output/units.py); held vended account
             continue
         for service in d.services:
             if not has_job(service):

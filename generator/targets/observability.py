@@ -24,7 +24,7 @@ from generator.formats.templating import Templates
 from generator.model import naming
 from generator.model import slo as slo_model
 from generator.model.resolve import Deployment, Model
-from generator.targets.base import RenderedFile, wanted
+from generator.targets.base import RenderedFile
 from generator.targets.common import rule_labels, scraped, slo_rules_path
 from generator.targets.contracts import Contract, deployed_kinds
 from generator.targets.contracts import at as contract_at
@@ -57,7 +57,7 @@ def monitor_name(service: str) -> str:
 def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
     for env in model.environments:
         for d in model.in_environment(env.name):
-            if not wanted(d.name):  # an incremental render (output/units.py)
+            if not model.renders(d.name):  # an incremental render (output/units.py)
                 continue
             for service in d.services:
                 slo = d.settings.services[service.name].slo

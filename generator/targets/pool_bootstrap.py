@@ -22,7 +22,7 @@ from generator.formats.templating import Templates
 from generator.model import naming, networks
 from generator.model.resolve import Deployment, Model
 from generator.targets import common
-from generator.targets.base import RenderedFile, wanted
+from generator.targets.base import RenderedFile
 from generator.targets.contracts import Contract, deployed_kinds
 from generator.targets.contracts import at as contract_at
 
@@ -179,7 +179,7 @@ def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
             )
             yield from admin_files(model, templates, env, tier)
             for d in deployments:
-                if not wanted(d.name):  # an incremental render (output/units.py)
+                if not model.renders(d.name):  # an incremental render (output/units.py)
                     continue
                 t = {**plan(d), "namespace": namespace}
                 sql = templates.render(T_SQL, t=t)

@@ -19,7 +19,7 @@ from generator.formats.templating import Templates
 from generator.model import addons as model_addons
 from generator.model import naming
 from generator.model.resolve import Deployment, Model
-from generator.targets.base import RenderedFile, wanted
+from generator.targets.base import RenderedFile
 from generator.targets.common import probe_path
 from generator.targets.contracts import Contract, deployed_kinds
 from generator.targets.contracts import at as contract_at
@@ -61,7 +61,7 @@ def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
     for env in model.environments:
         prober = prober_address(model, env.name)
         for d in model.in_environment(env.name):
-            if not wanted(d.name):  # an incremental render (output/units.py) skips the others
+            if not model.renders(d.name):  # an incremental render (output/units.py) skips the others
                 continue
             for service in d.services:
                 if not d.public_ingress(service):

@@ -17,7 +17,7 @@ from generator.formats.templating import Templates
 from generator.model import naming
 from generator.model.resolve import Model
 from generator.targets import common
-from generator.targets.base import RenderedFile, wanted
+from generator.targets.base import RenderedFile
 from generator.targets.contracts import Contract
 from generator.targets.contracts import at as contract_at
 from generator.targets.terraform import disaster_recovery as dr
@@ -68,7 +68,7 @@ def tenant_pages(model: Model, templates: Templates, env: spec.Environment, ctx:
     for h in ctx["hosts"]:
         hosts.setdefault(h["tenant"], []).append(h)
     for t in ctx["tenants"]:
-        if not wanted(t["name"]):  # an incremental render (output/units.py) skips the others
+        if not model.renders(t["name"]):  # an incremental render (output/units.py) skips the others
             continue
         yield RenderedFile(
             path=tenant_page_path(env.name, t["name"]),

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import shutil
 from pathlib import Path
@@ -14,13 +15,12 @@ from generator.catalog import snapshot
 from generator.formats import emit
 from generator.output import tree, units
 from generator.output.render import MANIFEST_PATH, render
-from generator.targets import base as target_base
 from helpers.gitrepo import commit_all
 from helpers.repo import copy_repo
 
 TENANTS = {"acme", "globex", "hooli", "initech", "umbrella"}
 HOOLI_FILE = "rendered/helm/prod/hooli/api.yaml"
-#: Targets whose per-tenant loops consult `targets.base.wanted` (the others are filtered after).
+#: Targets whose per-tenant loops consult `Model.renders` (the others are filtered after).
 GUARDED = {"helm", "migrations", "observability", "argocd", "terraform"}
 
 
@@ -73,15 +73,11 @@ def _check_base(repo: Path, ref: str = "HEAD") -> tuple[pipeline.Build | None, u
 
 
 def test_skipping_tenants_changes_no_other_file(sample):
-    """The targets' `wanted` guard: rendering one tenant (or none) yields exactly the full
-    render's bytes for that tenant's files and for every fleet-wide file."""
+    """The targets' `Model.renders` guard: rendering one tenant (or none) yields exactly the
+    full render's bytes for that tenant's files and for every fleet-wide file."""
     full = render(sample.model, check=False)
     for only in (frozenset({"hooli"}), frozenset()):
-        previous = target_base.set_only_tenants(only)
-        try:
-            part = render(sample.model, check=False)
-        finally:
-            target_base.set_only_tenants(previous)
+        part = render(dataclasses.replace(sample.model, rendering=only), check=False)
         produced = {p: e.get("tenant") for p, e in part.manifest["files"].items()}
         guarded = {e.get("tenant") for e in part.manifest["files"].values() if e["target"] in GUARDED}
         assert guarded - {None} <= only  # the costly targets skip the other tenants' work

@@ -25,7 +25,7 @@ from generator.targets.argocd import namespaces as argocd_namespaces
 from generator.targets.argocd import rbac as argocd_rbac
 from generator.targets.argocd import rollouts as argocd_rollouts
 from generator.targets.argocd import standby as argocd_standby
-from generator.targets.base import RenderedFile, wanted
+from generator.targets.base import RenderedFile
 from generator.targets.common import (
     ARGOCD_CONTROLLER_SA,
     argocd_standby_role,
@@ -202,7 +202,7 @@ def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
         )
         yield from argocd_standby.render(model, templates, env, extras_include(env.name))
         for d in deployments:
-            if not wanted(d.name):  # an incremental render (output/units.py)
+            if not model.renders(d.name):  # an incremental render (output/units.py)
                 continue
             service_sources = tuple(model.source("service", s.name) for s in d.services)
             in_tenant = contract_at(model, "tenant", d.name, "name")

@@ -20,7 +20,7 @@ from generator.formats.templating import Templates
 from generator.model import naming
 from generator.model import organization as orgmodel
 from generator.model.resolve import Model
-from generator.targets.base import RenderedFile, wanted
+from generator.targets.base import RenderedFile
 from generator.targets.terraform import audit, config_recorder, identity_center, vended
 from generator.targets.terraform.hcl import format_hcl
 from generator.targets.terraform.modules import PROVIDERS, TERRAFORM_VERSION
@@ -368,7 +368,7 @@ def _files(model: Model, templates: Templates, org: orgmodel.Organization, polic
             by_tenant.setdefault(account.role, []).append(account)
     for tenant, accounts in sorted(by_tenant.items()):
         live = [a for a in accounts if not a.retired]
-        if live and not wanted(tenant):  # an incremental render reuses the others' files
+        if live and not model.renders(tenant):  # an incremental render reuses the others' files
             continue
         text = templates.render(TENANT_TEMPLATE, **context, tenant=tenant, accounts=accounts, output=vended.output(tenant))
         yield RenderedFile(
@@ -388,7 +388,7 @@ def _files(model: Model, templates: Templates, org: orgmodel.Organization, polic
         )
     roles = identity_center.by_role(org)
     for tenant in sorted({d.name for d in model.deployments}):
-        if not wanted(tenant):  # an incremental render reuses the others' files
+        if not model.renders(tenant):  # an incremental render reuses the others' files
             continue
         text = templates.render(identity_center.TENANT_TEMPLATE, **context, identity=identity_center.tenant_context(model, roles, tenant))
         yield RenderedFile(

@@ -22,7 +22,7 @@ from generator.formats import emit
 from generator.formats.templating import Templates, hcl_value
 from generator.model import name_registry, naming, networks
 from generator.model.resolve import Deployment, Model
-from generator.targets.base import RenderedFile, wanted
+from generator.targets.base import RenderedFile
 from generator.targets.common import (
     POOL_READABLE,
     RDS_SECRET_TAG,
@@ -216,7 +216,7 @@ def roots(model: Model) -> Iterator[Root]:
         for tier in sorted({d.tier.name for d in deployments if not d.dedicated}):
             yield _pool(model, env, model.tiers[tier], nets, shared)
         for d in deployments:
-            if wanted(d.name):  # an incremental render (output/units.py) skips the others
+            if model.renders(d.name):  # an incremental render (output/units.py) skips the others
                 yield _tenant(model, d, nets, shared)
 
 
@@ -564,7 +564,7 @@ def _tenant_records(model: Model, root: Root) -> Iterator[RenderedFile]:
     groups = {g["tenant"]: g for g in root.pod_groups}
     members = set(root.data_clients)
     for d in model.in_environment(root.env.name):
-        if not wanted(d.name) or (root.kind == "pool" and d.name not in members):
+        if not model.renders(d.name) or (root.kind == "pool" and d.name not in members):
             continue
         record: dict[str, Any] = {"tenant": d.name}
         provides: list[Contract] = []

@@ -603,8 +603,13 @@ def _contract_errors(repo: Path) -> list[str]:
 def test_pool_reader_trusting_a_tenant_namespace_breaks_its_contract(repo: Path) -> None:
     template = repo / "templates/terraform/_producers.tf.j2"
     text = template.read_text()
-    assert text.count("values = {{ [pr.namespace] | hcl }}") == 2
-    template.write_text(text.replace("values = {{ [pr.namespace] | hcl }}", 'values = ["tenant-globex"]'))
+    call = '{{ eso_trust("pool_reader_trust", pr) }}'
+    assert text.count(call) == 1
+    # the pool reader's trust (both statements) names a tenant's namespace instead of the pools'
+    planted = (
+        '{{ eso_trust("pool_reader_trust", {"principal": pr.principal, "external_id": pr.external_id, "namespace": "tenant-globex"}) }}'
+    )
+    template.write_text(text.replace(call, planted))
     messages = _contract_errors(repo)
     broken = [m for m in messages if "-pool-standard-secret-reader" in m and "consumes iam_role" in m]
     assert broken and all(f"for {POOLS_NS}, reads" in m and "for tenant-globex, reads" in m for m in broken), messages

@@ -278,8 +278,8 @@ def pool_admin_group(platform: spec.Platform, env: str) -> str:
 
 
 def pool_admin_secret(tier: str) -> str:
-    """The Secret (in ``<org>-pools``) with a pool's admin ``PG*`` variables, the ExternalSecret
-    filling it and the SecretStore it reads through (one name, three kinds)."""
+    """The Secret (in ``<org>-pools``) with a pool's admin connection service file, the
+    ExternalSecret filling it and the SecretStore it reads through (one name, three kinds)."""
     return f"pool-{tier}-admin"
 
 

@@ -27,6 +27,7 @@ import hcl2
 import yaml
 
 from generator.model import naming
+from generator.ops.pod_groups import POOL_ADMIN_OUTPUT
 
 ANYONE = "*"
 NetworkAddress = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -473,11 +474,6 @@ def _pool_records(root: Path) -> set[str]:
         except (ValueError, KeyError, TypeError):
             out.add(ANYONE)  # unreadable: Terraform would fail or admit who knows whom
     return out
-
-
-#: The shared root's output naming the pools' bootstrap Jobs' group: a platform principal in
-#: namespace ``<org>-pools`` that a pool's database (only) may admit.
-POOL_ADMIN_OUTPUT = "pool_admin_security_group_id"
 
 
 def group_of(target_sg: str) -> str:

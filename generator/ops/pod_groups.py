@@ -27,7 +27,8 @@ from generator.output.atomic import write_atomic
 #: The shared root's output (templates/terraform/shared/outputs.tf.j2): tenant -> group id.
 OUTPUT = "pod_security_group_ids"
 GROUP_ID = re.compile(r"^sg-[0-9a-f]{8,17}$")
-#: The shared root's output naming the pools' bootstrap Jobs' group (one per environment).
+#: The shared root's output naming the pools' bootstrap Jobs' group (one per environment): a
+#: platform principal in ``<org>-pools`` that a pool's database (only) may admit.
 POOL_ADMIN_OUTPUT = "pool_admin_security_group_id"
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from generator.catalog.spec import Environment, MetricsEndpoint, Platform, Service
+from generator.catalog.spec import Addon, Environment, MetricsEndpoint, Platform, Service
 from generator.model import addons as model_addons
 from generator.model import naming
 from generator.model.resolve import Deployment, Model, promotion_order
@@ -163,16 +163,22 @@ def reads_secrets(d: Deployment) -> bool:
     return any(s.secrets or s.uses_database or s.uses_cache for s in d.services)
 
 
+def secret_store_addon(model: Model, env: str) -> Addon | None:
+    """The add-on in ``env`` that provides the SecretStore kind and runs with an IRSA role (the
+    External Secrets Operator every reader role trusts), or None."""
+    return next(
+        (a for a in model_addons.in_environment(model.catalog, env) if SECRET_STORE_KIND in a.provides_crds and a.service_account),
+        None,
+    )
+
+
 def secret_reader(model: Model, d: Deployment) -> SecretReader | None:
     """The tenant's reader, or None when it reads no secrets or no add-on in its environment
     provides the SecretStore kind (then the contract check reports the missing store), or the
     tenant's account is vended and its id not recorded yet (held: no ARN to name)."""
     if not reads_secrets(d) or d.account_pending:
         return None
-    eso = next(
-        (a for a in model_addons.in_environment(model.catalog, d.env) if SECRET_STORE_KIND in a.provides_crds and a.service_account),
-        None,
-    )
+    eso = secret_store_addon(model, d.env)
     if eso is None:
         return None
     platform = model.platform
@@ -224,10 +230,7 @@ def pooled_tiers(model: Model, env: str) -> list[str]:
 def pool_reader(model: Model, env: Environment, tier: str) -> PoolReader | None:
     """The pool's reader, or None without an add-on providing the SecretStore kind (the pool's
     Application then stays held: no admin Secret can exist)."""
-    eso = next(
-        (a for a in model_addons.in_environment(model.catalog, env.name) if SECRET_STORE_KIND in a.provides_crds and a.service_account),
-        None,
-    )
+    eso = secret_store_addon(model, env.name)
     account = env.accounts.pools.get(tier)
     if eso is None or account is None:
         return None

@@ -229,6 +229,15 @@ class AlarmSettings(Strict):
     cache_evictions: int = Field(ge=1, le=100_000_000, description="ElastiCache Evictions (sum per period) of a node above this.")
     queue_oldest_message_seconds: int = Field(ge=60, le=1209600, description="SQS ApproximateAgeOfOldestMessage above this.")
     edge_5xx_percent: float = Field(gt=0, le=100, description="CloudFront 5xxErrorRate (average) above this.")
+    origin_5xx_percent: float = Field(
+        default=5,
+        gt=0,
+        le=100,
+        description="The tenant ALB's 5xx responses (its own and its targets') as a percentage of its requests above this.",
+    )
+    origin_latency_p99_seconds: float = Field(
+        default=2.0, gt=0, le=60, description="The tenant ALB's TargetResponseTime (p99) above this many seconds."
+    )
     database_connections: int = Field(
         ge=1, le=100_000, description="RDS DatabaseConnections (maximum) above this: size it below the class's max_connections."
     )

@@ -41,6 +41,12 @@ def resource_prefix(platform: spec.Platform, env: str, tenant: str) -> str:
     return f"{platform.organization}-{env}-{tenant}"
 
 
+def ingress_group(platform: spec.Platform, env: str, tenant: str) -> str:
+    """The tenant's Ingress group (one ALB for its public services); the load balancer
+    controller tags that ALB ``ingress.k8s.aws/stack`` with it."""
+    return resource_prefix(platform, env, tenant)
+
+
 def irsa_role_name(platform: spec.Platform, env: str, tenant: str, service: str) -> str:
     return f"{resource_prefix(platform, env, tenant)}-{service}"
 

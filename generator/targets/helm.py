@@ -167,7 +167,7 @@ def context(model: Model, d: Deployment, service: Service) -> dict[str, Any]:
         "otel_attributes": f"deployment.environment.name={d.env},tenant={d.name},tier={d.tier.name}",
         # The OpenFeature operator injects flagd serving this FeatureFlagSource (targets/feature_flags.py).
         "flag_source": flag_source_name(service.name) if d.settings.services[service.name].flags else None,
-        "ingress_group": naming.resource_prefix(model.platform, d.env, d.name),
+        "ingress_group": naming.ingress_group(model.platform, d.env, d.name),
         "host": naming.hostname(service.name, d.name, d.environment),
         # CloudFront's origin: external-dns points it at the ALB; the ALB's certificate
         # (Terraform, tenant root) covers it and the public host.

@@ -230,6 +230,7 @@ def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
                 comment=None,
                 tenant=d.name,
                 environment=env.name,
+                provides=ingress_groups(model, d) if elements else (),
                 consumes=(Contract("namespace", d.namespace, env.name, at=in_tenant),),
             )
             namespace_app = [namespace_application(model, env, d)]
@@ -536,6 +537,17 @@ def app_project(model: Model, d: Deployment) -> dict[str, Any]:
     if windows:
         project["spec"]["syncWindows"] = windows
     return project
+
+
+def ingress_groups(model: Model, d: Deployment) -> tuple[Contract, ...]:
+    """The Ingress group these Applications put on the cell's cluster (the public services'
+    Ingresses share it: ``targets/helm.py``); the tenant root's ALB alarms find its ALB by it."""
+    public = [s for s in d.services if d.public_ingress(s)]
+    if not public:
+        return ()
+    group = naming.ingress_group(model.platform, d.env, d.name)
+    at = contract_at(model, "service", public[0].name, "ingress")
+    return (Contract("ingress_group", f"{tenant_cluster(model, d)}/{group}", d.env, at=at),)
 
 
 def tenant_cluster(model: Model, d: Deployment) -> str:

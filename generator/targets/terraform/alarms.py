@@ -8,10 +8,12 @@ of a root's VPC (port allocation errors, dropped packets), so the shared root ha
 Thresholds come from ``settings.alarms`` (layered like every setting). Every alarm notifies the root's own
 alarm topic (a CMK CloudWatch may use, an e-mail subscription to the root's owner: the
 tenant's, or the platform's for a pool); CloudFront's alarms need a twin topic in us-east-1.
-The ALB's 5xx and latency are not alarmed here: the load balancer controller creates the ALB
-in the cluster's account after this root is applied, so no root can name its ARN (a data
-source by tag fails the plan until it exists); CloudFront's 5xx rate covers the origin's
-errors as users see them and the SLO burn-rate alerts cover latency (docs/observability.md).
+A tenant root with a public service also watches its ALB (5xx rate, p99 latency). The load
+balancer controller creates that ALB in the cluster's account after Argo CD syncs the Ingress,
+so no root can name it: ``aws_lbs`` finds it by the controller's tags (cluster, Ingress group),
+which reads as an empty set, not an error, before it exists; the alarms are ``for_each`` over
+what it found, and a ``check`` block warns on every plan until there is exactly one. Those
+alarms live in the cluster's account beside their metrics, with a twin topic there.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class Root(Protocol):
     replicas: list[str]
     names: dict[str, str]
     edge: list[tuple[str, str]]
+    cluster: str
     sources: list[str]
 
     @property
@@ -64,6 +67,14 @@ KINDS = ("shared", "pool", "dedicated", "pooled")
 VPC_KINDS = ("shared", "pool", "dedicated")
 TOPIC = "alarm_topic"
 EDGE_TOPIC = "alarm_topic_edge"
+ORIGIN_TOPIC = "alarm_topic_origin"
+#: The provider alias of the cluster's account (where the controller creates the ALB).
+ORIGIN_PROVIDER = "shared"
+#: Tags the AWS Load Balancer Controller puts on the ALB of an explicit Ingress group.
+CONTROLLER_CLUSTER_TAG = "elbv2.k8s.aws/cluster"
+CONTROLLER_STACK_TAG = "ingress.k8s.aws/stack"
+CONTROLLER_RESOURCE_TAG = "ingress.k8s.aws/resource"
+_PLAIN_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
 
 @dataclass(frozen=True)
@@ -93,8 +104,8 @@ def owner(root: Root, platform_owner: str) -> str:
     return root.deployment.tenant.owner if root.deployment is not None else platform_owner
 
 
-def topic_name(root: Root, edge: bool = False) -> str:
-    return f"{root.prefix}-alarms" + ("-edge" if edge else "")
+def topic_name(root: Root, edge: bool = False, origin: bool = False) -> str:
+    return f"{root.prefix}-alarms" + ("-edge" if edge else "") + ("-origin" if origin else "")
 
 
 def cache_nodes(cache_id: str, shards: int, replicas_per_shard: int) -> list[str]:
@@ -278,9 +289,54 @@ def alarms(root: Root) -> list[Alarm]:
     return out
 
 
+@dataclass(frozen=True)
+class OriginAlarms:
+    """The 5xx rate and p99 latency of a tenant's ALB, found by the controller's tags."""
+
+    #: The Ingress group (``alb.ingress.kubernetes.io/group.name``, ``targets/helm.py``).
+    group: str
+    cluster: str
+    five_xx_percent: float
+    latency_p99_seconds: float
+    #: Alarm names are ``<name>-5xx-<ALB name>``: one pair per ALB the tags find.
+    name: str
+    hosts: str
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return {CONTROLLER_CLUSTER_TAG: self.cluster, CONTROLLER_STACK_TAG: self.group, CONTROLLER_RESOURCE_TAG: "LoadBalancer"}
+
+    @property
+    def contract_name(self) -> str:
+        """``<cluster>/<group>``: the Ingress group the tenant's Applications deploy to that cluster."""
+        return f"{self.cluster}/{self.group}"
+
+
+def origin_alarms(root: Root) -> OriginAlarms | None:
+    """The ALB alarms of a tenant root with a public service (None otherwise)."""
+    if not root.edge or root.deployment is None or root.deployment.account_pending:
+        return None  # no public service, or no Applications yet (a vended account not recorded)
+    # Both end up inside HCL strings next to an interpolation: plain names only (catalog names are).
+    assert all(_PLAIN_NAME.match(x) for x in (root.prefix, root.cluster, root.names["ingress_group"])), root.dir
+    a = root.settings.alarms
+    return OriginAlarms(
+        group=root.names["ingress_group"],
+        cluster=root.cluster,
+        five_xx_percent=a.origin_5xx_percent,
+        latency_p99_seconds=a.origin_latency_p99_seconds,
+        name=f"{root.prefix}-origin",
+        hosts=", ".join(host for _, host in root.edge),
+    )
+
+
 def context(root: Root, platform_owner: str) -> dict[str, object]:
     found = alarms(root)
+    origin = origin_alarms(root)
     return {
+        "origin": origin,
+        "origin_topic": topic_name(root, origin=True) if origin else None,
+        "origin_topic_module": ORIGIN_TOPIC,
+        "origin_provider": ORIGIN_PROVIDER,
         "alarms": found,
         "period": PERIOD,
         "owner": owner(root, platform_owner),
@@ -323,6 +379,12 @@ def files(model: Model, templates: Templates, root: Root, base: dict[str, Any]) 
     else:
         where = contract_at(model, "environment", root.env.name)
     provides, consumes = contracts(text, root.dir, root.env.name, where)
+    origin = origin_alarms(root)
+    if origin is not None:
+        # The ALB exists only if the tenant's Applications deploy an Ingress of this group to that cluster.
+        first_public = root.edge[0][0]
+        at = contract_at(model, "service", first_public, "ingress")
+        consumes.append(Contract("ingress_group", origin.contract_name, root.env.name, at=at))
     yield RenderedFile(
         path=f"{root.dir}/{FILENAME}",
         text=text,

@@ -134,6 +134,8 @@ class Root:
     #: Private route tables of the shared VPC (the vpc module makes one per NAT gateway).
     shared_route_tables: int = 0
     edge: list[tuple[str, str]] = field(default_factory=list)
+    #: Tenant roots: the EKS cluster of the tenant's cell (its Ingress group's ALB is there).
+    cluster: str = ""
     irsa: list[dict[str, str]] = field(default_factory=list)
     #: Shared root only: the platform add-ons' IRSA roles (``addons.tf``, see addon_roles.py).
     addon_roles: list[dict[str, Any]] = field(default_factory=list)
@@ -432,8 +434,9 @@ def _tenant(model: Model, d: Deployment, nets: networks.Networks, shared: Root) 
         names["bucket"] = naming.bucket_name(model.platform, env.name, naming.pool_root(d.tier.name))
         names["s3_prefix"] = naming.tenant_s3_prefix(tenant.name)
     names["origin"] = naming.ingress_origin_hostname(tenant.name, env)
+    names["ingress_group"] = naming.ingress_group(model.platform, env.name, tenant.name)
     sources = [*d.sources, *(model.source("service", s.name) for s in d.services)]
-    if d.dedicated:
+    if d.dedicated or (edge and len(networks.cells(env)) > 1):  # the CIDR plan; the cell record
         sources.append(networks.NETWORKS_PATH)
     return Root(
         env=env,
@@ -450,6 +453,7 @@ def _tenant(model: Model, d: Deployment, nets: networks.Networks, shared: Root) 
         shared_cidr=shared.vpc.cidr,
         shared_route_tables=shared.route_tables,
         edge=edge,
+        cluster=networks.cell_cluster(model.platform, env, networks.tenant_cell(model.catalog, env.name, tenant.name)),
         irsa=[
             {
                 "service": svc.name,

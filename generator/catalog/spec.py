@@ -471,14 +471,45 @@ VariantName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,62}$
 VariantValue = StrictBool | StrictInt | StrictFloat | Annotated[StrictStr, StringConstraints(max_length=1024)]
 
 
+class FlagRule(Strict):
+    """One targeting rule of a flag. Rules are tried in order and the first whose selectors all
+    match a deployment decides what it serves (an empty selector matches any): ``variant`` to
+    every user, or ``rollout``, a percentage split of its users (flagd's ``fractional`` on the
+    evaluation's targeting key: stable per user). A deployment no rule matches serves
+    ``default_variant``; a killed flag (``state: DISABLED``) serves nothing whatever the rules say."""
+
+    tenants: list[Name] = Field(default_factory=list, description="Tenants this rule applies to (empty: any).")
+    tiers: list[Name] = Field(default_factory=list, description="Tiers this rule applies to (empty: any).")
+    environments: list[Name] = Field(default_factory=list, description="Environments this rule applies to (empty: any).")
+    variant: VariantName | None = Field(default=None, description="The variant every user of a matching deployment gets.")
+    rollout: dict[VariantName, Annotated[int, Field(ge=0, le=100)]] | None = Field(
+        default=None, description="Variant -> percentage of users (sums to 100), for a gradual exposure."
+    )
+
+    @model_validator(mode="after")
+    def _one_outcome(self) -> FlagRule:
+        if (self.variant is None) == (self.rollout is None):
+            raise ValueError("a targeting rule serves exactly one of `variant` and `rollout`")
+        if self.rollout is not None and sum(self.rollout.values()) != 100:
+            raise ValueError(f"rollout percentages sum to {sum(self.rollout.values())}, not 100")
+        return self
+
+    def served_variants(self) -> list[str]:
+        return [self.variant] if self.variant is not None else sorted(self.rollout or {})
+
+
 class FlagSettings(Strict):
-    """One feature flag served by flagd. Layers are the targeting: a tier, environment or tenant
-    layer changes ``default_variant`` (``companyos flag``) or ``state`` for the deployments it covers."""
+    """One feature flag served by flagd. What a deployment serves: the first ``targeting`` rule
+    matching it, else ``default_variant``; any layer (tier, environment, tenant) may change
+    ``default_variant`` (``companyos flag``), ``state`` or the rules for the deployments it covers."""
 
     variants: dict[VariantName, VariantValue] = Field(min_length=1, description="Variant name -> value (all of one JSON type).")
     default_variant: VariantName = Field(description="The variant served; must be one of `variants`.")
     state: Literal["ENABLED", "DISABLED"] = Field(description="DISABLED makes flagd answer FLAG_DISABLED: the code's default is used.")
     description: str = Field(max_length=256, description="What the flag gates (rendered as flag metadata).")
+    targeting: list[FlagRule] = Field(
+        default_factory=list, max_length=64, description="Rules by tenant, tier and environment; the first match decides (FlagRule)."
+    )
 
     @field_validator("variants")
     @classmethod
@@ -495,6 +526,19 @@ class FlagSettings(Strict):
         variants = info.data.get("variants")
         if variants is not None and value not in variants:
             raise ValueError(f"default_variant {value!r} is not one of the variants ({', '.join(sorted(variants))})")
+        return value
+
+    @field_validator("targeting")
+    @classmethod
+    def _rules_serve_variants(cls, value: list[FlagRule], info: Any) -> list[FlagRule]:
+        """Checked at ``targeting`` so the error points at the layer that set the rules."""
+        variants = info.data.get("variants")
+        for i, rule in enumerate(value if variants is not None else ()):
+            unknown = [v for v in rule.served_variants() if v not in variants]
+            if unknown:
+                raise ValueError(
+                    f"targeting rule {i + 1} serves {', '.join(map(repr, unknown))}, not a variant ({', '.join(sorted(variants))})"
+                )
         return value
 
 

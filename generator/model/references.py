@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterator, Mapping
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from generator.catalog import spec
@@ -29,6 +30,7 @@ def check_references(catalog: Catalog) -> list[CatalogError]:
         *_tiers(catalog),
         *_services(catalog),
         *_releases(catalog),
+        *_flag_targeting(catalog),
         *admission.waiver_errors(catalog),
         *_tenants(catalog),
         *check_networks(catalog),
@@ -176,6 +178,50 @@ def _services(catalog: Catalog) -> Iterator[CatalogError]:
                 yield _err(entry.locate("canary", "steps"), f"canary step weights must increase strictly; got {weights}")
             if weights[-1] != 100:
                 yield _err(entry.locate("canary", "steps"), "the last canary step must reach weight 100")
+
+
+def _flag_layers(catalog: Catalog) -> Iterator[tuple[Entry[Any], tuple[str | int, ...], Any]]:
+    """Every place a layer declares flags: (file, keypath of its ``flags`` map, that map)."""
+    for service in catalog.services.values():
+        yield service, ("defaults", "flags"), _at(service.doc.data, ("defaults", "flags"))
+    layered: list[tuple[Entry[Any], tuple[str | int, ...]]] = []
+    for kind in (catalog.tiers, catalog.environments, catalog.tenants):
+        layered += [(e, ("settings",)) for e in kind.values()]
+    for tenant in catalog.tenants.values():
+        overrides = _at(tenant.doc.data, ("overrides",))
+        layered += [(tenant, ("overrides", env)) for env in (overrides if isinstance(overrides, dict) else {})]
+    for entry, base in layered:
+        services = _at(entry.doc.data, (*base, "services"))
+        for name in services if isinstance(services, dict) else {}:
+            keypath = (*base, "services", name, "flags")
+            yield entry, keypath, _at(entry.doc.data, keypath)
+
+
+def _at(data: Any, keypath: tuple[str | int, ...]) -> Any:
+    for key in keypath:
+        if not isinstance(data, dict) or key not in data:
+            return None
+        data = data[key]
+    return data
+
+
+def _flag_targeting(catalog: Catalog) -> Iterator[CatalogError]:
+    """A flag's targeting rules name tenants, tiers and environments that exist (reported at
+    the name, in whichever layer wrote the rule)."""
+    kinds = (
+        ("tenants", "tenant", catalog.tenants),
+        ("tiers", "tier", catalog.tiers),
+        ("environments", "environment", catalog.environments),
+    )
+    for entry, keypath, flags in _flag_layers(catalog):
+        for flag, settings in (flags if isinstance(flags, dict) else {}).items():
+            rules = settings.get("targeting") if isinstance(settings, dict) else None
+            for i, rule in enumerate(rules if isinstance(rules, list) else ()):
+                for field, kind, known in kinds:
+                    names = rule.get(field) if isinstance(rule, dict) else None
+                    for j, name in enumerate(names if isinstance(names, list) else ()):
+                        if isinstance(name, str) and not catalog.defines(kind, name):
+                            yield _err(entry.locate(*keypath, flag, "targeting", i, field, j), _unknown(kind, name, known))
 
 
 def _releases(catalog: Catalog) -> Iterator[CatalogError]:

@@ -7,7 +7,9 @@ the service serves the new variant (unless its own layer overrides it); with ``-
 only that tenant's override for the environment (``tenants/<t>.yaml``
 ``overrides.<env>.services...``). ``--set`` names a variant (and re-enables a killed flag);
 ``--kill`` sets ``state: DISABLED`` (flagd answers FLAG_DISABLED and the code's default is
-used). Refused: an unknown service, flag, environment, tenant or variant, a tenant that does
+used, whatever the targeting rules say). Where a targeting rule decides what a deployment of
+the scope serves, ``--set`` also writes ``targeting: []`` in the same layer: "this scope
+serves VARIANT" holds after the edit, rather than a rule silently overruling it. Refused: an unknown service, flag, environment, tenant or variant, a tenant that does
 not run the service there. The write and re-render is ``lifecycle/flags.py``: a reviewed
 one-line diff that Argo CD applies within a sync, not a hidden toggle.
 """
@@ -20,13 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.representer import RoundTripRepresenter
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from generator import pipeline
 from generator.catalog import spec
 from generator.errors import UsageError
+from generator.model import flag_targeting
 from generator.model.resolve import Deployment, Model
 
 
@@ -36,8 +39,8 @@ class FlagChange:
     flag: str
     env: str
     tenant: str | None
-    #: ``{"default_variant": ...}`` and/or ``{"state": ...}``: what the layer sets.
-    values: dict[str, str]
+    #: ``{"default_variant": ...}``, ``{"state": ...}``, ``{"targeting": []}``: what the layer sets.
+    values: dict[str, Any]
     #: The deployments whose served flag changes (tenant names).
     affected: tuple[str, ...]
     #: Repository-relative catalog file and its new text.
@@ -76,7 +79,7 @@ def plan(
         raise UsageError(
             f"service '{service}' declares no flag '{flag}' in {env} (declared: {', '.join(sorted(declared)) or 'none'}); nothing was written"
         )
-    values: dict[str, str] = {}
+    values: dict[str, Any] = {}
     if kill:
         values["state"] = "DISABLED"
     else:
@@ -90,7 +93,9 @@ def plan(
         values["default_variant"] = variant
         if any(d.settings.services[service].flags[flag].state == "DISABLED" for d in scope):
             values["state"] = "ENABLED"
-    affected = tuple(sorted(d.name for d in scope if _differs(d.settings.services[service].flags[flag], values)))
+        if any(_served(d, service, flag).rule is not None for d in scope):
+            values["targeting"] = []
+    affected = tuple(sorted(d.name for d in scope if _differs(d, service, flag, values)))
     if tenant is None:
         path = catalog.environments[env].path
         keys: tuple[str, ...] = ("settings", "services", service, "flags", flag)
@@ -117,8 +122,22 @@ def _scope(model: Model, service: str, env: str, tenant: str | None) -> list[Dep
     return found
 
 
-def _differs(current: spec.FlagSettings, values: dict[str, str]) -> bool:
-    return any(getattr(current, key) != value for key, value in values.items())
+def _served(d: Deployment, service: str, flag: str, settings: spec.FlagSettings | None = None) -> flag_targeting.Served:
+    current = settings or d.settings.services[service].flags[flag]
+    return flag_targeting.served(current, d.name, d.tier.name, d.env)
+
+
+def _differs(d: Deployment, service: str, flag: str, values: dict[str, Any]) -> bool:
+    """Whether the edit changes what ``d`` serves (its variant, rollout or state)."""
+    current = d.settings.services[service].flags[flag]
+    edited = current.model_copy(update=values)
+    return current.state != edited.state or _served(d, service, flag) != _served(d, service, flag, edited)
+
+
+def _flow(value: list[Any]) -> CommentedSeq:
+    seq = CommentedSeq(value)
+    seq.fa.set_flow_style()
+    return seq
 
 
 def _null(representer: RoundTripRepresenter, _: None) -> Any:
@@ -142,7 +161,8 @@ def _edited(text: str, keys: tuple[str, ...], values: dict[str, str]) -> str:
             node[key] = child
         node = child
     for key, value in values.items():
-        node[key] = DoubleQuotedScalarString(value)  # "on"/"off" stay strings for every YAML reader
+        # "on"/"off" stay strings for every YAML reader; a list (targeting: []) as a flow list
+        node[key] = DoubleQuotedScalarString(value) if isinstance(value, str) else _flow(value)
     out = io.StringIO()
     yaml.dump(data, out)
     return out.getvalue()

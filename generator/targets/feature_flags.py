@@ -2,9 +2,10 @@
 and service that declares flags (``settings.services.<name>.flags``).
 
 The flags are resolved through the layers like every setting (service defaults, tier,
-environment, tenant, tenant override), so per-tier, per-environment and per-tenant targeting
-is the layer that sets ``default_variant`` or ``state``; the rendered flag set holds exactly
-what this deployment serves. The service's pods carry ``openfeature.dev/featureflagsource``
+environment, tenant, tenant override); a flag's ``targeting`` rules (by tenant, tier and
+environment) are decided per deployment (``model/flag_targeting.py``), so the rendered flag
+set holds exactly what this deployment serves: a variant, or a percentage rollout as flagd's
+``fractional`` targeting, evaluated per user. The service's pods carry ``openfeature.dev/featureflagsource``
 (``targets/helm.py``), so the operator's flagd sidecar serves them; a killed flag is a
 one-line catalog diff that Argo CD applies within a sync. Files:
 ``rendered/argocd/<env>/flags/<tenant>/<service>.yaml``.
@@ -18,7 +19,7 @@ from typing import Any
 from generator.catalog import spec
 from generator.formats import emit
 from generator.formats.templating import Templates
-from generator.model import naming
+from generator.model import flag_targeting, naming
 from generator.model.resolve import Deployment, Model
 from generator.targets.base import RenderedFile
 from generator.targets.common import flag_source_name, flags_path
@@ -73,14 +74,23 @@ def _metadata(d: Deployment, service: spec.Service) -> dict[str, Any]:
     }
 
 
-def flag(settings: spec.FlagSettings) -> dict[str, Any]:
-    """One flag in flagd's schema; the description travels as flag metadata."""
-    return {
+def flag(settings: spec.FlagSettings, d: Deployment) -> dict[str, Any]:
+    """One flag in flagd's schema as ``d`` serves it; the description (and the rule that
+    decided, if one did) travel as flag metadata."""
+    served = flag_targeting.served(settings, d.name, d.tier.name, d.env)
+    metadata: dict[str, Any] = {"description": settings.description}
+    if served.rule is not None:
+        metadata["targetingRule"] = served.rule
+    out: dict[str, Any] = {
         "state": settings.state,
         "variants": dict(sorted(settings.variants.items())),
-        "defaultVariant": settings.default_variant,
-        "metadata": {"description": settings.description},
+        "defaultVariant": served.variant,
+        "metadata": metadata,
     }
+    if served.rollout:
+        # No bucketing expression: flagd hashes the flag key with the evaluation's targeting key.
+        out["targeting"] = {"fractional": [[variant, weight] for variant, weight in served.rollout]}
+    return out
 
 
 def feature_flag(d: Deployment, service: spec.Service, flags: dict[str, spec.FlagSettings]) -> dict[str, Any]:
@@ -90,7 +100,7 @@ def feature_flag(d: Deployment, service: spec.Service, flags: dict[str, spec.Fla
         "metadata": _metadata(d, service),
         "spec": {
             "flagSpec": {
-                "flags": {name: flag(flags[name]) for name in sorted(flags)},
+                "flags": {name: flag(flags[name], d) for name in sorted(flags)},
                 "metadata": {"tenant": d.name, "environment": d.env, "service": service.name},
             }
         },

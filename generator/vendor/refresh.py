@@ -4,7 +4,7 @@ Why: the tool and the tests read this data from inside the package only; this sc
 how the vendored copy is kept byte-identical to its source. ``VENDORED`` below is the one definition of the vendored
 file set. Stdlib only, so it runs before the project's dependencies are installed.
 
-    python -m generator.vendor.refresh --from PATH [--check]
+    python -m generator.vendor.refresh --from PATH [--flagd PATH] [--check]
 
 ``--from`` names the schema folder to copy from (it is never looked up implicitly: the
 project reads nothing outside its repository). Without ``--check``
@@ -43,6 +43,19 @@ VENDORED: tuple[Rule, ...] = (
     Rule("tools", "validate_k8s.py"),
     Rule("tools", "crd_to_jsonschema.py"),
 )
+
+
+#: flagd's flag-definition schemas (not in the schema folder): vendored path -> path in a checkout
+#: of open-feature/flagd-schemas at the tag recorded in README.md (``--flagd``).
+FLAGD: dict[str, str] = {"flagd/flags.json": "json/flags.json", "flagd/targeting.json": "json/targeting.json"}
+
+
+def flagd_plan(checkout: Path) -> dict[str, Path]:
+    out = {rel: checkout / src for rel, src in FLAGD.items()}
+    absent = [str(p) for p in out.values() if not p.is_file()]
+    if absent:
+        raise ValueError(f"{', '.join(absent)} not found; is {checkout} a checkout of open-feature/flagd-schemas?")
+    return out
 
 
 def plan(source: Path) -> dict[str, Path]:
@@ -95,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--from", dest="source", type=Path, required=True, metavar="PATH",
                     help="a fresh copy of the upstream schema folder to copy from")
+    ap.add_argument("--flagd", type=Path, metavar="PATH",
+                    help="also re-copy flagd's schemas from a checkout of open-feature/flagd-schemas")
     ap.add_argument("--check", action="store_true", help="write nothing; exit 1 listing files that differ, are missing or are stale")
     args = ap.parse_args(argv)
     source: Path = args.source
@@ -102,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"no schema folder at {source}")
     try:
         wanted = plan(source)
+        if args.flagd is not None:
+            wanted.update(flagd_plan(args.flagd))
     except ValueError as e:
         ap.error(str(e))
     missing, differing, stale = compare(wanted)

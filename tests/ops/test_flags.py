@@ -29,20 +29,39 @@ def _changed_lines(before: bytes, after: bytes) -> list[str]:
 def test_set_for_one_tenant_edits_its_override_and_re_renders(companyos, repo):
     assert companyos("render", cwd=repo).code == 0
     before = snapshot(repo)
-    result = companyos("flag", "web", "new-checkout", "--env", "prod", "--tenant", "acme", "--set", "on", cwd=repo)
+    result = companyos("flag", "web", "new-checkout", "--env", "prod", "--tenant", "globex", "--set", "on", cwd=repo)
     assert result.code == 0, result.out + result.err
     after = snapshot(repo)
     changed = {p for p in after if before.get(p) != after[p]}
-    assert "tenants/acme.yaml" in changed
-    assert common.flags_path("prod", "acme", "web") in changed
-    # Only acme's flag (and the manifest) moved; the other tenants serve the default still.
-    assert not any("/globex/" in p or "/hooli/" in p for p in changed)
-    assert _served(repo, "prod", "acme")["defaultVariant"] == "on"
-    assert _served(repo, "prod", "globex")["defaultVariant"] == "off"
-    added = _changed_lines(before["tenants/acme.yaml"], after["tenants/acme.yaml"])
+    assert "tenants/globex.yaml" in changed
+    assert common.flags_path("prod", "globex", "web") in changed
+    # Only globex's flag (and the manifest) moved; the other tenants serve what they did.
+    assert not any("/acme/" in p or "/hooli/" in p for p in changed)
+    assert _served(repo, "prod", "globex")["defaultVariant"] == "on"
+    assert _served(repo, "prod", "hooli")["defaultVariant"] == "off"
+    added = _changed_lines(before["tenants/globex.yaml"], after["tenants/globex.yaml"])
     # Only additions (the override did not exist), ending in the variant, quoted so YAML 1.1 readers keep a string.
+    # No targeting rule decides for globex in prod, so none is touched.
     assert added and all(line.startswith("+") for line in added) and added[-1].endswith('default_variant: "on"'), added
+    assert not any("targeting" in line for line in added)
     # The tree is exactly what a render makes of the new catalog.
+    assert companyos("check", cwd=repo).code == 0
+
+
+def test_set_where_a_targeting_rule_decides_clears_the_rules_for_that_scope(companyos, repo):
+    # acme is regulated: web's rule 1 serves it "off" whatever default_variant says.
+    assert companyos("render", cwd=repo).code == 0
+    assert _served(repo, "prod", "acme")["metadata"]["targetingRule"] == 1
+    before = snapshot(repo)
+    result = companyos("flag", "web", "new-checkout", "--env", "prod", "--tenant", "acme", "--set", "on", cwd=repo)
+    assert result.code == 0, result.out + result.err
+    after = snapshot(repo)
+    added = _changed_lines(before["tenants/acme.yaml"], after["tenants/acme.yaml"])
+    assert [line[1:].strip() for line in added[-2:]] == ['default_variant: "on"', "targeting: []"], added
+    served = _served(repo, "prod", "acme")
+    assert served["defaultVariant"] == "on" and "targetingRule" not in served["metadata"]
+    # The service's rules still decide for acme elsewhere (the override is prod's only).
+    assert _served(repo, "stage", "acme")["metadata"]["targetingRule"] == 1
     assert companyos("check", cwd=repo).code == 0
 
 
@@ -58,7 +77,8 @@ def test_kill_for_an_environment_is_a_one_line_diff_serving_disabled_everywhere(
     assert tenants and all(_served(repo, "dev", t)["state"] == "DISABLED" for t in tenants)
     # Setting a variant afterwards re-enables it.
     plan = flags.plan(repo, "web", "new-checkout", "dev", variant="off")
-    assert plan.values == {"default_variant": "off", "state": "ENABLED"}
+    # (acme, regulated, is decided by a targeting rule in dev: the rules go for this scope.)
+    assert plan.values == {"default_variant": "off", "state": "ENABLED", "targeting": []}
 
 
 @pytest.mark.parametrize(
@@ -93,5 +113,7 @@ def test_dry_run_prints_the_change_and_writes_nothing(companyos, repo):
     before = snapshot(repo)
     result = companyos("flag", "web", "new-checkout", "--env", "prod", "--set", "on", "--dry-run", cwd=repo)
     assert result.code == 0, result.err
-    assert "would set web.flags.new-checkout.default_variant=on in environments/prod.yaml" in result.out
+    assert (
+        "would set web.flags.new-checkout.default_variant=on, web.flags.new-checkout.targeting=[] in environments/prod.yaml" in result.out
+    )
     assert snapshot(repo) == before

@@ -1190,7 +1190,9 @@ def _cidr(value: str) -> str:
 
 
 Cidr = Annotated[str, AfterValidator(_cidr)]
-VpcKey = Annotated[str, StringConstraints(pattern=r"^(shared|restore-drill|pool-[a-z][a-z0-9-]{0,18}[a-z0-9]|tenant-[a-z][a-z0-9-]{0,18}[a-z0-9])$")]
+VpcKey = Annotated[
+    str, StringConstraints(pattern=r"^(shared|restore-drill|pool-[a-z][a-z0-9-]{0,18}[a-z0-9]|tenant-[a-z][a-z0-9-]{0,18}[a-z0-9])$")
+]
 #: An EC2 security group id: the VPC resource controller accepts nothing else (docs/isolation.md).
 SecurityGroupId = Annotated[str, StringConstraints(pattern=r"^sg-[0-9a-f]{8,17}$")]
 
@@ -1201,7 +1203,8 @@ class EnvironmentNetworks(Strict):
     primary: Cidr = Field(description="Address space of the environment's VPCs in its region.")
     dr: Cidr = Field(description="Equal-sized space for their twins in the DR region (same offsets).")
     vpcs: dict[VpcKey, Cidr] = Field(
-        default_factory=dict, description="shared | pool-<tier> | tenant-<name> | restore-drill -> CIDR; written by `companyos allocate`. restore-drill (environments with disaster_recovery): only its DR twin is used, by the restore drill's VPC in the dr-verify account."
+        default_factory=dict,
+        description="shared | pool-<tier> | tenant-<name> | restore-drill -> CIDR; written by `companyos allocate`. restore-drill (environments with disaster_recovery): only its DR twin is used, by the restore drill's VPC in the dr-verify account.",
     )
     pod_security_groups: dict[Name, SecurityGroupId] = Field(
         default_factory=dict,

@@ -37,6 +37,7 @@ STRICT: dict[Kind, tuple[bool, bool]] = {
     "otlp_endpoint": (True, True),
     "api_service": (True, True),
     "ingress_class": (True, True),
+    "ecs_task": (True, True),
 }
 
 #: Where a producer of each kind comes from, for the error message.
@@ -59,6 +60,7 @@ PRODUCERS: dict[Kind, str] = {
     "otlp_endpoint": "an OpenTelemetry collector add-on with service.enabled (catalog/addons/, chart opentelemetry-collector)",
     "api_service": "an add-on registering that aggregated API (catalog/addons/: metrics.k8s.io from chart metrics-server, apiService.create)",
     "ingress_class": "an add-on creating that IngressClass (catalog/addons/: chart aws-load-balancer-controller, ingressClass + createIngressClassResource)",
+    "ecs_task": "the restore verifier's task definition, cluster, log group, network parameter and DB subnet group in the shared root's dr.tf",
 }
 
 #: (path, provides, consumes, first source) of one rendered file.

@@ -39,6 +39,7 @@ Kind = Literal[
     "otlp_endpoint",
     "api_service",
     "ingress_class",
+    "ecs_task",
 ]
 KINDS: tuple[Kind, ...] = (
     "secret",
@@ -59,6 +60,7 @@ KINDS: tuple[Kind, ...] = (
     "otlp_endpoint",
     "api_service",
     "ingress_class",
+    "ecs_task",
 )
 
 #: API groups the Kubernetes API server serves itself: their kinds need no add-on. (Argo CD's

@@ -43,7 +43,6 @@ class Root(Protocol):
     secrets: list[dict[str, Any]]
     network: Any
 
-
     @property
     def tenant(self) -> str | None: ...
 
@@ -245,7 +244,7 @@ def verifier_command(integrity: str, smoke: str) -> str:
         "integrity=$(printf '%s\\n' \"$VERIFY_SQL\" | psql -v ON_ERROR_STOP=1 -q -At); rc=$?; "
         "answer=$(psql -At -c 'select 1') || answer=0; "
         f"printf '%s\\n' \"$integrity\" | fold -b -w {VERIFIER_CHUNK_BYTES} | sed 's/^/{integrity} /'; "
-        f"echo \"{smoke} $answer\"; exit $rc"
+        f'echo "{smoke} $answer"; exit $rc'
     )
 
 
@@ -348,6 +347,41 @@ def rendered_roles(root: Root, text: str) -> list[tuple[str, str]]:
             else:
                 details = [f"trusts {svc}" for svc in _QUOTED.findall(identifiers)]
             out += [(f"arn:aws:iam::{account}:role/{name.group(1)}", d) for d in details]
+    return out
+
+
+_RESOURCE = re.compile(r'\nresource "(\w+)" "(\w+)" \{\n(.*?)\n\}', re.S)
+_NAME = re.compile(r'^  (?:name|family)\s*=\s*"([^"]+)"', re.M)
+_CONTAINER = re.compile(r'^      name\s*=\s*"([^"]+)"', re.M)
+_LOG_GROUP = re.compile(r"awslogs-group\s*=\s*aws_cloudwatch_log_group\.(\w+)\.name")
+
+
+def rendered_verifiers(root: Root, text: str) -> list[tuple[str, str]]:
+    """(task definition ARN without revision, ``ecs_task`` detail) of each task definition
+    ``dr.tf`` renders in the ``dr-verify`` account, read from the text: its container, its log
+    group, and the cluster, network parameter and DB subnet group beside it there (so a template
+    that drops or renames any of them breaks the contract the restore-drill workflow consumes)."""
+    verify: dict[str, dict[str, str]] = {}
+    for rtype, label, body in _RESOURCE.findall("\n" + text):
+        if _VERIFY.search(body) and (name := _NAME.search(body)) is not None:
+            verify.setdefault(rtype, {})[label] = name.group(1)
+            verify.setdefault(f"{rtype}.body", {})[label] = body
+    env = root.env
+    only = {
+        key: next(iter(verify.get(rtype, {}).values()), None) if len(verify.get(rtype, {})) == 1 else None
+        for key, rtype in (("cluster", "aws_ecs_cluster"), ("parameter", "aws_ssm_parameter"), ("subnet_group", "aws_db_subnet_group"))
+    }
+    out = []
+    for label, family in sorted(verify.get("aws_ecs_task_definition", {}).items()):
+        body = verify["aws_ecs_task_definition.body"][label]
+        container, group = _CONTAINER.search(body), _LOG_GROUP.search(body)
+        found = {
+            **only,
+            "container": container.group(1) if container else None,
+            "log_group": verify.get("aws_cloudwatch_log_group", {}).get(group.group(1)) if group else None,
+        }
+        detail = "; ".join(f"{key} {found[key]}" for key in ("cluster", "container", "log_group", "parameter", "subnet_group"))
+        out.append((f"arn:aws:ecs:{env.aws.dr_region}:{env.accounts.dr_verify}:task-definition/{family}", detail))
     return out
 
 

@@ -484,6 +484,16 @@ data "aws_iam_policy_document" "ci_restore_drill" {
     resources = [aws_ssm_parameter.restore_drill.arn]
   }
   statement {
+    sid       = "DecryptTheDrillNetwork"
+    actions   = ["kms:Decrypt"]
+    resources = [module.kms_restore_drill.key_arn]
+    condition {
+      test     = "StringEquals"
+      variable = "kms:EncryptionContext:PARAMETER_ARN"
+      values   = ["arn:aws:ssm:eu-central-1:400000000009:parameter/companyos/prod/restore-drill/network"]
+    }
+  }
+  statement {
     sid       = "RunTheVerifier"
     actions   = ["ecs:RunTask"]
     resources = [aws_ecs_task_definition.verifier.arn_without_revision, "${aws_ecs_task_definition.verifier.arn_without_revision}:*"]
@@ -816,12 +826,13 @@ resource "aws_ecs_task_definition" "verifier" {
 }
 
 # What the restore drill reads at run time (ids exist only after apply): one parameter, no
-# ec2:Describe* for the CI role.
+# ec2:Describe* for the CI role; encrypted with the drill key, which the CI role may use for it only.
 resource "aws_ssm_parameter" "restore_drill" {
   provider    = aws.dr_verify
   name        = "/companyos/prod/restore-drill/network"
   description = "Subnets and security groups of the restore drill (restore-drill workflow)"
-  type        = "String"
+  type        = "SecureString"
+  key_id      = module.kms_restore_drill.key_arn
   value = jsonencode({
     subnets                 = module.vpc_restore_drill.private_subnets
     db_security_group       = aws_security_group.restore_drill_db.id

@@ -180,7 +180,14 @@ def test_the_restore_drill_role_gets_exactly_the_verifiers_resources(sample: pip
     decrypt = grants["DecryptTheDrillNetwork"]
     assert decrypt["actions"] == ["kms:Decrypt"] and decrypt["resources"] == ["${module.kms_restore_drill.key_arn}"]
     assert decrypt["condition"][0]["values"] == [f"arn:aws:ssm:{DR_REGION}:{VERIFY}:parameter/{ORG}/prod/restore-drill/network"]
-    new = ("ReadTheDrillNetwork", "DecryptTheDrillNetwork", "RunTheVerifier", "FollowTheVerifier", "HandTheVerifierItsRole", "ReadTheVerifierOutput")
+    new = (
+        "ReadTheDrillNetwork",
+        "DecryptTheDrillNetwork",
+        "RunTheVerifier",
+        "FollowTheVerifier",
+        "HandTheVerifierItsRole",
+        "ReadTheVerifierOutput",
+    )
     assert not any("*" in grants[sid]["resources"] for sid in new)
     # the names the grants and the workflow use are the rendered ones
     assert _blocks(doc, "resource", "aws_ecs_cluster")["restore_drill"]["name"] == f"{ORG}-prod-restore-drill"

@@ -1086,6 +1086,16 @@ class PostgresClient(Strict):
         digest = self.digests.get(version)
         return f"{self.repository}:{version}@{digest}" if digest else f"{self.repository}:{version}"
 
+    def upstream_registry(self) -> str:
+        """The registry host of ``repository``: the upstream of an ECR pull-through cache."""
+        return self.repository.split("/", 1)[0]
+
+    def cached_image(self, version: str, cache: str) -> str:
+        """:meth:`image` pulled through the ECR pull-through cache ``cache``
+        (``<account>.dkr.ecr.<region>.amazonaws.com/<prefix>``): the same path under it and the
+        same digest, so the same bytes run, from a VPC with no route to the internet."""
+        return f"{cache}/{self.image(version).split('/', 1)[1]}"
+
 
 class OrgAccounts(Strict):
     """How the organization root names the accounts it vends and adopts."""
@@ -1233,7 +1243,9 @@ def _cidr(value: str) -> str:
 
 
 Cidr = Annotated[str, AfterValidator(_cidr)]
-VpcKey = Annotated[str, StringConstraints(pattern=r"^(shared|pool-[a-z][a-z0-9-]{0,18}[a-z0-9]|tenant-[a-z][a-z0-9-]{0,18}[a-z0-9])$")]
+VpcKey = Annotated[
+    str, StringConstraints(pattern=r"^(shared|restore-drill|pool-[a-z][a-z0-9-]{0,18}[a-z0-9]|tenant-[a-z][a-z0-9-]{0,18}[a-z0-9])$")
+]
 #: An EC2 security group id: the VPC resource controller accepts nothing else (docs/isolation.md).
 SecurityGroupId = Annotated[str, StringConstraints(pattern=r"^sg-[0-9a-f]{8,17}$")]
 
@@ -1244,7 +1256,8 @@ class EnvironmentNetworks(Strict):
     primary: Cidr = Field(description="Address space of the environment's VPCs in its region.")
     dr: Cidr = Field(description="Equal-sized space for their twins in the DR region (same offsets).")
     vpcs: dict[VpcKey, Cidr] = Field(
-        default_factory=dict, description="shared | pool-<tier> | tenant-<name> -> CIDR; written by `companyos allocate`."
+        default_factory=dict,
+        description="shared | pool-<tier> | tenant-<name> | restore-drill -> CIDR; written by `companyos allocate`. restore-drill (environments with disaster_recovery): only its DR twin is used, by the restore drill's VPC in the dr-verify account.",
     )
     pod_security_groups: dict[Name, SecurityGroupId] = Field(
         default_factory=dict,

@@ -19,6 +19,10 @@ from generator.model import naming
 
 NETWORKS_PATH = "catalog/networks.yaml"
 ALLOCATE_HINT = "run `companyos allocate` to assign one"
+#: The restore drill's VPC (an environment with ``disaster_recovery``): it lives in the
+#: ``dr-verify`` account in the DR region, at its allocation's DR twin; the primary block stays
+#: unused, so the drill network overlaps no VPC of either region (docs/resilience.md).
+DRILL_VPC = "restore-drill"
 
 
 #: The file's models live in ``spec`` (so ``companyos schema`` exports them); re-exported here.
@@ -44,12 +48,18 @@ def required_vpcs(catalog: Catalog) -> dict[str, list[str]]:
                 tenants.append(naming.tenant_root(name))
             else:
                 pools.add(naming.pool_root(tenant.tier))
-        out[env] = [naming.SHARED_ROOT, *sorted(pools), *tenants]
+        drill = [DRILL_VPC] if catalog.environments[env].spec.disaster_recovery is not None else []
+        out[env] = [naming.SHARED_ROOT, *sorted(pools), *tenants, *drill]
     return out
 
 
 def stale_reason(catalog: Catalog, env: str, key: str) -> str | None:
     """Why the allocation ``key`` in ``env`` refers to nothing, or None when it is fine."""
+    if key == DRILL_VPC:
+        environment = catalog.environments.get(env)
+        if environment is not None and environment.spec.disaster_recovery is None:
+            return f"allocation for the restore drill's VPC, but '{env}' declares no disaster_recovery"
+        return None
     if key.startswith("tenant-"):
         name = key.removeprefix("tenant-")
         entry = catalog.tenants.get(name)

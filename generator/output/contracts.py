@@ -38,6 +38,7 @@ STRICT: dict[Kind, tuple[bool, bool]] = {
     "api_service": (True, True),
     "ingress_class": (True, True),
     "ingress_group": (True, True),
+    "ecs_task": (True, True),
 }
 
 #: Where a producer of each kind comes from, for the error message.
@@ -61,6 +62,7 @@ PRODUCERS: dict[Kind, str] = {
     "api_service": "an add-on registering that aggregated API (catalog/addons/: metrics.k8s.io from chart metrics-server, apiService.create)",
     "ingress_class": "an add-on creating that IngressClass (catalog/addons/: chart aws-load-balancer-controller, ingressClass + createIngressClassResource)",
     "ingress_group": "the tenant's Applications on that cell's cluster deploying a public service's Ingress of that group (its cell file rendered/argocd/<env>/cells/<cell>/<tenant>.json)",
+    "ecs_task": "the restore verifier's task definition, cluster, log group, network parameter and DB subnet group in the shared root's dr.tf",
 }
 
 #: (path, provides, consumes, first source) of one rendered file.

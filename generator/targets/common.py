@@ -376,6 +376,50 @@ def verify_vault(platform: Platform, env: str) -> str:
     return f"{platform.organization}-{env}-dr-verify"
 
 
+#: The DB subnet group every restored drill copy is placed in (dr-verify account, DR region).
+RESTORE_DRILL_SUBNET_GROUP = "restore-drill"
+#: The verifier task's container: its log stream is ``<container>/<container>/<task id>``.
+RESTORE_VERIFIER_CONTAINER = "verifier"
+
+
+def restore_drill(platform: Platform, env: str, dr_region: str, verify_account: str) -> dict[str, str]:
+    """The names of the restore drill's network and verifier in the ``dr-verify`` account (the
+    shared root's dr.tf creates them, the restore-drill workflow runs the verifier by them)."""
+    prefix = f"{platform.organization}-{env}"
+    cluster = f"{prefix}-restore-drill"
+    family = f"{prefix}-restore-verifier"
+    log_group = f"/{prefix}/restore-verifier"
+    parameter = f"/{platform.organization}/{env}/restore-drill/network"
+    ecs = f"arn:aws:ecs:{dr_region}:{verify_account}"
+    return {
+        "vpc": cluster,
+        "subnet_group": RESTORE_DRILL_SUBNET_GROUP,
+        "db_security_group": f"{prefix}-restore-drill-db",
+        "verifier_security_group": f"{prefix}-restore-drill-verifier",
+        "cluster": cluster,
+        "cluster_arn": f"{ecs}:cluster/{cluster}",
+        "family": family,
+        "task_definition_arn": f"{ecs}:task-definition/{family}",
+        "container": RESTORE_VERIFIER_CONTAINER,
+        "log_group": log_group,
+        "log_group_arn": f"arn:aws:logs:{dr_region}:{verify_account}:log-group:{log_group}",
+        "execution_role": f"{family}-execution",
+        "parameter": parameter,
+        "parameter_arn": f"arn:aws:ssm:{dr_region}:{verify_account}:parameter{parameter}",
+        "kms_alias": f"alias/{cluster}",
+        "cache_prefix": "restore-drill",
+        # the verifier's output lines in its log stream: the integrity JSON (in chunks), the smoke answer
+        "integrity_mark": "companyos-integrity",
+        "smoke_mark": "companyos-smoke",
+    }
+
+
+def restore_verifier_detail(names: dict[str, str]) -> str:
+    """The ``ecs_task`` contract detail of the verifier: what the workflow runs it with."""
+    keys = ("cluster", "container", "log_group", "parameter", "subnet_group")
+    return "; ".join(f"{key} {names[key]}" for key in keys)
+
+
 def github_trust(platform: Platform, env: str | None = None) -> str:
     """The ``iam_role`` contract detail of a role GitHub Actions assumes by OIDC: the exact
     ``sub`` claim its trust names. ``env``: a job behind that environment's approval

@@ -40,6 +40,7 @@ Kind = Literal[
     "api_service",
     "ingress_class",
     "ingress_group",
+    "ecs_task",
 ]
 KINDS: tuple[Kind, ...] = (
     "secret",
@@ -61,6 +62,7 @@ KINDS: tuple[Kind, ...] = (
     "api_service",
     "ingress_class",
     "ingress_group",
+    "ecs_task",
 )
 
 #: API groups the Kubernetes API server serves itself: their kinds need no add-on. (Argo CD's

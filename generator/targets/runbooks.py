@@ -216,6 +216,10 @@ def context(model: Model, env: spec.Environment) -> dict[str, Any]:
         "dr_verify": env.accounts.dr_verify,
         "verify_vault_arn": f"arn:aws:backup:{env.aws.dr_region}:{env.accounts.dr_verify}:backup-vault:{dr.verify_vault(platform, env.name)}",
         "drill_document": dr.drill_document(platform, env.name),
+        # where the restore drill puts and checks its copies (the shared root's dr.tf)
+        "restore_drill": common.restore_drill(platform, env.name, env.aws.dr_region, env.accounts.dr_verify)
+        if env.disaster_recovery is not None
+        else None,
         "owners": [owners[k] for k in sorted(owners)],
         "tenants": sorted(tenants, key=lambda t: t["name"]),
         "hosts": sorted(hosts, key=lambda h: h["host"]),

@@ -153,6 +153,9 @@ def _dr_roles(model: Model, workflow: str) -> tuple[Contract, ...]:
             restore = f"arn:aws:iam::{verify}:role/{platform.organization}-backup-restore"
             out.append(Contract("iam_role", naming.ci_role_arn(verify, platform, "restore-drill"), env.name, trust, where))
             out.append(Contract("iam_role", restore, env.name, "trusts backup.amazonaws.com", where))
+            drill = hardening.restore_drill(platform, env.name, env.aws.dr_region, verify)
+            detail = hardening.restore_verifier_detail(drill)
+            out.append(Contract("ecs_task", drill["task_definition_arn"], env.name, detail, where))
     return tuple(out)
 
 
@@ -320,6 +323,8 @@ def _environment(model: Model, env: Any) -> dict[str, Any]:
         # the dr-verify vault every AWS Backup copy lands in, and the role AWS Backup restores with there
         "verify_vault": hardening.verify_vault(model.platform, env.name),
         "backup_restore_role": f"arn:aws:iam::{env.accounts.dr_verify}:role/{model.platform.organization}-backup-restore",
+        # the restore drill's network and verifier there (the shared root's dr.tf)
+        "restore_drill": hardening.restore_drill(model.platform, env.name, env.aws.dr_region, env.accounts.dr_verify),
         "rto_minutes": env.rto_minutes,
         "rpo_minutes": env.rpo_minutes,
     }

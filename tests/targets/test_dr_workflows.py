@@ -18,8 +18,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+import hcl2
 import pytest
 import yaml
+from hcl2 import SerializationOptions
 
 from helpers.catalog_edit import edit_yaml
 
@@ -163,6 +165,7 @@ def postgres():
         assert proc.returncode == 0, proc.stderr
         return proc.stdout
 
+    psql.host = str(sock)  # type: ignore[attr-defined]  # for a client run like the verifier's (PGHOST)
     try:
         yield psql
     finally:
@@ -191,3 +194,50 @@ def test_integrity_manifest_matches_an_intact_copy_and_catches_a_changed_row(sam
     postgres(stdin="DELETE FROM billing.invoices WHERE id = 2;")
     lost = {t["table"]: t for t in json.loads(postgres(stdin=check))["tables"]}
     assert lost["billing.invoices"]["restored_rows"] == 1 != lost["billing.invoices"]["recorded_rows"]
+
+
+def _verifier(sample) -> tuple[str, dict[str, str]]:
+    """The verifier container's shell and environment, from the rendered task definition."""
+    text = sample.result.files["rendered/terraform/prod/shared/dr.tf"].decode()
+    doc = hcl2.loads(text, serialization_options=SerializationOptions(strip_string_quotes=True, with_comments=False))
+    (task,) = [b["verifier"] for item in doc["resource"] for t, b in item.items() if t == "aws_ecs_task_definition"]
+    definitions = task["container_definitions"]
+    command = re.search(r'command = \["sh", "-c", "((?:[^"\\]|\\.)*)"\]', definitions)
+    assert command is not None, definitions[:400]
+    env = dict(re.findall(r'\{name = "(\w+)", value = "((?:[^"\\]|\\.)*)"\}', definitions))
+    return json.loads(f'"{command.group(1)}"'), {k: json.loads(f'"{v}"') for k, v in env.items()}
+
+
+def _read_back(sample, log: str, tmp_path: Path) -> dict:
+    """The workflow's own read-back line (the verifier's log stream -> the integrity JSON)."""
+    step = next(s for s in _workflow(sample, "restore-drill")["jobs"]["restore"]["steps"] if s.get("name", "").startswith("Integrity"))
+    (line,) = [x.strip() for x in step["run"].splitlines() if "s/^$INTEGRITY_MARK //p" in x]
+    (tmp_path / "drill").mkdir(exist_ok=True)
+    (tmp_path / "drill/x.verifier.log").write_text(log)
+    env = {"PATH": os.environ["PATH"], "INTEGRITY_MARK": step["env"]["INTEGRITY_MARK"], "owner": "x"}
+    subprocess.run(["bash", "-eo", "pipefail", "-c", line], cwd=tmp_path, env=env, check=True)
+    return json.loads((tmp_path / "drill/x.integrity.json").read_text())
+
+
+def test_the_verifier_task_checks_a_copy_and_the_workflow_reads_its_json_back(sample, postgres, tmp_path):
+    command, env = _verifier(sample)
+    assert env["PGSSLMODE"] == "require" and "psql" in command
+    # enough tables that the JSON spans several log events (chunks joined in order)
+    postgres(
+        stdin="".join(f"CREATE TABLE t{i:03d} (id int, note text); INSERT INTO t{i:03d} VALUES (1, 'a'), ({i}, 'b');" for i in range(120))
+    )
+    postgres(stdin=sample.result.files["rendered/ci/integrity-record.sql"].decode())
+    # the task's environment, and the run's overrides (PGHOST, PGUSER; trust auth: no password here)
+    run_env = {**env, "PATH": os.environ["PATH"], "PGHOST": postgres.host, "PGUSER": "app", "PGDATABASE": "postgres"}
+    proc = subprocess.run(["sh", "-c", command], env=run_env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()  # one log event each
+    assert sum(x.startswith("companyos-integrity ") for x in lines) > 1 and max(map(len, lines)) < 16 * 1024
+    assert "companyos-smoke 1" in lines
+    tables = _read_back(sample, proc.stdout, tmp_path)["tables"]
+    assert len(tables) == 120 and all(t["recorded_checksum"] == t["restored_checksum"] for t in tables)
+
+    # a copy without the manifest: the container exits non-zero, the smoke answer is still there
+    postgres(stdin="DROP SCHEMA companyos_integrity CASCADE;")
+    failed = subprocess.run(["sh", "-c", command], env=run_env, capture_output=True, text=True)
+    assert failed.returncode != 0 and "companyos-smoke 1" in failed.stdout.splitlines()

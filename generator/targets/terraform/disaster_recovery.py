@@ -19,10 +19,11 @@ from typing import Any, Protocol
 
 from generator.catalog import spec
 from generator.formats.templating import Templates
-from generator.model import naming
+from generator.model import naming, networks
 from generator.model.resolve import Deployment, Model
 from generator.targets import common
 from generator.targets.base import RenderedFile
+from generator.targets.terraform import addressing
 from generator.targets.terraform.hcl import format_hcl
 
 
@@ -40,6 +41,7 @@ class Root(Protocol):
     sources: list[str]
     account: str
     secrets: list[dict[str, Any]]
+    network: Any
 
     @property
     def tenant(self) -> str | None: ...
@@ -63,6 +65,14 @@ COPY_HOUR = 4
 RECORDER_LEAD_MINUTES = 20
 #: The backup-time integrity SQL (also rendered to rendered/ci/integrity-record.sql for the docs and drills).
 RECORDER_TEMPLATE = "workflows/integrity-record.sql.j2"
+#: The restore drill's check of a restored copy (also rendered/ci/restore-integrity.sql): the verifier runs it.
+VERIFIER_TEMPLATE = "workflows/restore-integrity.sql.j2"
+#: The verifier prints its integrity JSON in chunks of at most this many bytes, one log event
+#: each (a container log line over 16 KiB is split by the log driver); the drill joins them.
+VERIFIER_CHUNK_BYTES = 8000
+#: The interface endpoints the drill VPC needs (no NAT, no internet gateway): the image pull
+#: through the ECR pull-through cache and the task's logs; S3 (image layers) is a gateway endpoint.
+DRILL_ENDPOINTS = ("ecr.api", "ecr.dkr", "logs")
 
 
 def enabled(env: spec.Environment) -> bool:
@@ -160,6 +170,7 @@ def context(model: Model, root: Root) -> dict[str, Any]:
         "slo_threshold": error_ratio_threshold(model, env.name) if root.kind == "shared" else 0.0,
         "namespaces": sorted({d.namespace for d in model.in_environment(env.name)}) if root.kind == "shared" else [],
         "ci": ci_roles(model, root),
+        "drill": restore_drill(model, root) if root.kind == "shared" else None,
         # Argo CD's registration of the standby cluster (targets/argocd/standby.py reads the same names).
         "argocd": {
             "namespace": platform.argocd_namespace,
@@ -180,6 +191,61 @@ def recorder(platform: spec.Platform, root: Root) -> dict[str, str]:
         "schedule": f"{hour:02d}:{minute:02d}",
         "image": platform.postgres_client.image(root.settings.database.engine_version),
     }
+
+
+def engine_version(model: Model, env: str) -> str:
+    """The newest PostgreSQL engine version among the environment's databases: psql works with
+    servers of its own and older major versions, so the verifier's client of this version reads
+    every restored copy (its digest is pinned: CO040 covers every version in use)."""
+    versions = {d.settings.database.engine_version for d in model.in_environment(env)}
+    versions = versions or {model.base_settings(None, env).database.engine_version}
+    return max(versions, key=lambda v: tuple(int(part) for part in v.split(".")))
+
+
+def restore_drill(model: Model, root: Root) -> dict[str, Any]:
+    """The restore drill's isolated network and verifier in the ``dr-verify`` account (shared
+    root, provider ``aws.dr_verify``): a private-only VPC at the DR twin of the ``restore-drill``
+    allocation, the ``restore-drill`` DB subnet group, the restored copies' security group (5432
+    from the verifier only), and the Fargate verifier running the pinned psql image through an
+    ECR pull-through cache (the VPC has no route out; endpoints instead of a NAT gateway)."""
+    platform, env = model.platform, root.env
+    verify, region = env.accounts.dr_verify, env.aws.dr_region
+    names = common.restore_drill(platform, env.name, region, verify)
+    entry = networks.networks_entry(model.catalog)
+    assert entry is not None, "networks.yaml is required and checked at load time"
+    cidr = networks.dr_cidr(entry.spec, env.name, networks.DRILL_VPC)
+    private, _ = addressing.subnets(cidr, root.settings.network.az_count)
+    client = platform.postgres_client
+    version = engine_version(model, env.name)
+    cache = f"{verify}.dkr.ecr.{region}.amazonaws.com/{names['cache_prefix']}"
+    image = client.cached_image(version, cache)
+    repository = client.repository.split("/", 1)[1]
+    return {
+        **names,
+        "cidr": str(cidr),
+        "azs": list(root.network.dr_azs),
+        "private": private,
+        "endpoints": list(DRILL_ENDPOINTS),
+        "engine_version": version,
+        "image": image,
+        "upstream_registry": client.upstream_registry(),
+        "repository_arn": f"arn:aws:ecr:{region}:{verify}:repository/{names['cache_prefix']}/{repository}",
+        "chunk_bytes": VERIFIER_CHUNK_BYTES,
+        "stream_prefix": names["container"],
+        "command": verifier_command(names["integrity_mark"], names["smoke_mark"]),
+    }
+
+
+def verifier_command(integrity: str, smoke: str) -> str:
+    """The verifier's shell: the integrity SQL (``VERIFY_SQL``) and the smoke query against the
+    restored copy (``PG*`` from the task's environment and the run's override), their answers
+    printed to the log stream behind markers; the exit code is the integrity query's."""
+    return (
+        "integrity=$(printf '%s\\n' \"$VERIFY_SQL\" | psql -v ON_ERROR_STOP=1 -q -At); rc=$?; "
+        "answer=$(psql -At -c 'select 1') || answer=0; "
+        f"printf '%s\\n' \"$integrity\" | fold -b -w {VERIFIER_CHUNK_BYTES} | sed 's/^/{integrity} /'; "
+        f'echo "{smoke} $answer"; exit $rc'
+    )
 
 
 def github_subjects(platform: spec.Platform, env: str) -> dict[str, str]:
@@ -284,6 +350,41 @@ def rendered_roles(root: Root, text: str) -> list[tuple[str, str]]:
     return out
 
 
+_RESOURCE = re.compile(r'\nresource "(\w+)" "(\w+)" \{\n(.*?)\n\}', re.S)
+_NAME = re.compile(r'^  (?:name|family)\s*=\s*"([^"]+)"', re.M)
+_CONTAINER = re.compile(r'^      name\s*=\s*"([^"]+)"', re.M)
+_LOG_GROUP = re.compile(r"awslogs-group\s*=\s*aws_cloudwatch_log_group\.(\w+)\.name")
+
+
+def rendered_verifiers(root: Root, text: str) -> list[tuple[str, str]]:
+    """(task definition ARN without revision, ``ecs_task`` detail) of each task definition
+    ``dr.tf`` renders in the ``dr-verify`` account, read from the text: its container, its log
+    group, and the cluster, network parameter and DB subnet group beside it there (so a template
+    that drops or renames any of them breaks the contract the restore-drill workflow consumes)."""
+    verify: dict[str, dict[str, str]] = {}
+    for rtype, label, body in _RESOURCE.findall("\n" + text):
+        if _VERIFY.search(body) and (name := _NAME.search(body)) is not None:
+            verify.setdefault(rtype, {})[label] = name.group(1)
+            verify.setdefault(f"{rtype}.body", {})[label] = body
+    env = root.env
+    only = {
+        key: next(iter(verify.get(rtype, {}).values()), None) if len(verify.get(rtype, {})) == 1 else None
+        for key, rtype in (("cluster", "aws_ecs_cluster"), ("parameter", "aws_ssm_parameter"), ("subnet_group", "aws_db_subnet_group"))
+    }
+    out = []
+    for label, family in sorted(verify.get("aws_ecs_task_definition", {}).items()):
+        body = verify["aws_ecs_task_definition.body"][label]
+        container, group = _CONTAINER.search(body), _LOG_GROUP.search(body)
+        found = {
+            **only,
+            "container": container.group(1) if container else None,
+            "log_group": verify.get("aws_cloudwatch_log_group", {}).get(group.group(1)) if group else None,
+        }
+        detail = "; ".join(f"{key} {found[key]}" for key in ("cluster", "container", "log_group", "parameter", "subnet_group"))
+        out.append((f"arn:aws:ecs:{env.aws.dr_region}:{env.accounts.dr_verify}:task-definition/{family}", detail))
+    return out
+
+
 def files(model: Model, templates: Templates, root: Root, base: dict[str, Any]) -> Iterator[RenderedFile]:
     """``dr.tf`` of ``root`` when its environment has a standby region; nothing otherwise."""
     if not enabled(root.env):
@@ -291,10 +392,14 @@ def files(model: Model, templates: Templates, root: Root, base: dict[str, Any]) 
     dr = context(model, root)
     if dr["recorder"] is not None:
         dr["recorder"]["sql"] = templates.render(RECORDER_TEMPLATE)
+    if dr["drill"] is not None:
+        dr["drill"]["sql"] = templates.render(VERIFIER_TEMPLATE)
     text = format_hcl(templates.render(TEMPLATE, dr=dr, **base))
     sources = (*root.sources, templates.path(TEMPLATE), templates.path("terraform/_blocks.tf.j2"))
     if dr["recorder"] is not None:
         sources = (*sources, templates.path(RECORDER_TEMPLATE))
+    if dr["drill"] is not None:
+        sources = (*sources, templates.path(VERIFIER_TEMPLATE))
     yield RenderedFile(
         path=f"{root.dir}/{FILENAME}", text=text, sources=sources, tenant=root.tenant, environment=root.env.name, root=root.dir
     )

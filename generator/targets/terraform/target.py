@@ -711,6 +711,7 @@ def contracts(model: Model, root: Root, filename: str, text: str) -> tuple[tuple
             provides += [Contract("crd_kind", kind, env, detail="eks", at=where) for kind in EKS_CRDS]
     if filename == disaster_recovery.FILENAME:  # the CI, restore and Argo CD standby roles, as rendered
         provides += [Contract("iam_role", arn, env, detail=trust, at=where) for arn, trust in disaster_recovery.rendered_roles(root, text)]
+        provides += [Contract("ecs_task", arn, env, detail=d, at=where) for arn, d in disaster_recovery.rendered_verifiers(root, text)]
     if filename == addon_roles.FILENAME:
         for role in root.addon_roles:
             at_addon = contract_at(model, "addon", role["addon"], "service_account")

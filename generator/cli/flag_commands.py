@@ -13,9 +13,36 @@ if TYPE_CHECKING:
     from generator.ops.flags import FlagChange
 
 
+#: The verb forms: ``flag set SERVICE FLAG VARIANT`` and ``flag kill SERVICE FLAG``.
+VERBS = {"set": 3, "kill": 2}
+
+
+def parse_words(words: list[str], variant: str | None, kill: bool) -> tuple[str, str, str | None, bool]:
+    """(service, flag, variant, kill) from either form: ``SERVICE FLAG --set V | --kill`` or
+    ``set SERVICE FLAG V`` / ``kill SERVICE FLAG``; UsageError for anything else."""
+    from generator.errors import UsageError
+
+    if len(words) == 2:
+        return words[0], words[1], variant, kill
+    verb = words[0] if words else ""
+    if verb in VERBS and len(words) == VERBS[verb] + 1 and variant is None and not kill:
+        return (words[1], words[2], words[3], False) if verb == "set" else (words[1], words[2], None, True)
+    raise UsageError(
+        "expected SERVICE FLAG with --set VARIANT or --kill, or `set SERVICE FLAG VARIANT`, or `kill SERVICE FLAG` "
+        f"(got: {' '.join(words) or 'nothing'}); nothing was written"
+    )
+
+
 def flag(
-    service: Annotated[str, typer.Argument(help="Service from catalog/services/.")],
-    name: Annotated[str, typer.Argument(metavar="FLAG", help="Flag declared in the service's flags settings.")],
+    words: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="[set|kill] SERVICE FLAG [VARIANT]",
+            help="SERVICE (catalog/services/) and FLAG (declared in its flags settings), with --set or --kill; "
+            "or the verb forms `set SERVICE FLAG VARIANT` and `kill SERVICE FLAG`.",
+            show_default=False,
+        ),
+    ],
     env: Annotated[str, typer.Option("--env", help="Environment whose layer (or whose tenant override) changes.")],
     tenant: Annotated[str | None, typer.Option("--tenant", help="Only this tenant (its override for --env).")] = None,
     variant: Annotated[str | None, typer.Option("--set", help="Variant to serve (re-enables a killed flag).")] = None,
@@ -28,13 +55,14 @@ def flag(
     output: FormatOption = "text",
     root: RootOption = None,
 ) -> None:
-    """Set (--set VARIANT) or kill (--kill) FLAG of SERVICE in --env, for every tenant or one (--tenant); re-renders atomically."""
+    """Set (--set VARIANT, or `set`) or kill (--kill, or `kill`) FLAG of SERVICE in --env, for every tenant or one (--tenant); re-renders atomically."""
     from pathlib import Path
 
     from generator.catalog.load import find_root
     from generator.lifecycle import flags as lib
     from generator.ops import flags as plan_lib
 
+    service, name, variant, kill = parse_words(words, variant, kill)
     if dry_run:
         planned = plan_lib.plan(find_root(root or Path.cwd()), service, name, env, tenant=tenant, variant=variant, kill=kill)
         if output == "json":

@@ -90,6 +90,9 @@ def test_kill_for_an_environment_is_a_one_line_diff_serving_disabled_everywhere(
         (("web", "new-checkout", "--env", "prod", "--tenant", "nobody", "--set", "on"), "unknown tenant 'nobody'"),
         (("web", "new-checkout", "--env", "prod"), "exactly one of --set VARIANT and --kill"),
         (("web", "new-checkout", "--env", "prod", "--set", "on", "--kill"), "exactly one of --set VARIANT and --kill"),
+        (("set", "web", "new-checkout", "--env", "prod"), "expected SERVICE FLAG with --set VARIANT or --kill"),
+        (("kill", "web", "new-checkout", "--env", "prod", "--set", "on"), "expected SERVICE FLAG with --set VARIANT or --kill"),
+        (("set", "web", "new-checkout", "maybe", "--env", "prod"), "'maybe' is not a variant"),
     ],
 )
 def test_refusals_exit_2_and_write_nothing(companyos, repo, args, says):
@@ -117,3 +120,16 @@ def test_dry_run_prints_the_change_and_writes_nothing(companyos, repo):
         "would set web.flags.new-checkout.default_variant=on, web.flags.new-checkout.targeting=[] in environments/prod.yaml" in result.out
     )
     assert snapshot(repo) == before
+
+
+def test_the_verb_forms_set_and_kill_do_what_the_options_do(companyos, repo):
+    assert companyos("render", cwd=repo).code == 0
+    killed = companyos("flag", "kill", "web", "new-checkout", "--env", "stage", cwd=repo)
+    assert killed.code == 0, killed.out + killed.err
+    assert _served(repo, "stage", "globex")["state"] == "DISABLED"
+    revived = companyos("flag", "set", "web", "new-checkout", "on", "--env", "stage", "--tenant", "globex", cwd=repo)
+    assert revived.code == 0, revived.out + revived.err
+    served = _served(repo, "stage", "globex")
+    assert served["state"] == "ENABLED" and served["defaultVariant"] == "on" and "targeting" not in served
+    assert _served(repo, "stage", "acme")["state"] == "DISABLED"  # the tenant override only
+    assert companyos("check", cwd=repo).code == 0

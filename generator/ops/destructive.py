@@ -9,6 +9,7 @@ check (exit 1). See docs/guardrails.md ("Destructive-change guard").
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 from collections.abc import Iterable, Iterator
@@ -21,12 +22,14 @@ from generator import pipeline
 from generator.catalog.snapshot import Baseline
 from generator.errors import CatalogError
 from generator.model.resolve import Model
-from generator.output.render import RenderResult
-from generator.output.tree import manifest_roots, read_manifest
+from generator.output.render import MANIFEST_PATH, RenderResult
+from generator.output.tree import UNITS_DIR, manifest_roots, manifests_files
 from generator.policy.rules.migrations import against_base as schema_against_base
 from generator.policy.rules.migrations import base_versions
 
 ACK_LABEL = "allow-destruction"
+#: Where every Argo CD object (and the per-tenant files its generators read) is rendered.
+ARGOCD_DIR = "rendered/argocd"
 #: ApplicationSet list-element keys that identify what the element deploys.
 IDENTITY_KEYS = ("tenant", "environment", "env", "service", "name", "cluster", "namespace", "root", "path")
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -123,11 +126,18 @@ def _generator_file(path: str, data: bytes) -> set[str]:
 
 
 def _base_files(base: Baseline, prefix: str) -> Iterator[tuple[str, bytes]]:
-    folder = base.root / prefix
-    if folder.is_dir():
-        for path in sorted([*folder.rglob("*.y*ml"), *folder.rglob("cells/*/*.json")]):
-            if path.is_file():
-                yield path.relative_to(base.root).as_posix(), path.read_bytes()
+    """The base's files under ``prefix`` that can hold Argo CD objects or generator elements."""
+    for path in base.paths(prefix):
+        if path.endswith((".yaml", ".yml")) or fnmatch.fnmatchcase(path, "*/cells/*/*.json"):
+            data = base.file(path)
+            if data is not None:
+                yield path, data
+
+
+def _base_manifest(base: Baseline) -> dict[str, dict[str, Any]]:
+    """The files the base's unit manifests list (its one fleet-wide manifest, if older)."""
+    found = {p: base.file(p) for p in base.paths(UNITS_DIR) if p.endswith(".json")}
+    return manifests_files(found or {MANIFEST_PATH: base.file(MANIFEST_PATH)}, own=False)
 
 
 def compare(model: Model, result: RenderResult, base: Baseline) -> Destruction:
@@ -147,11 +157,11 @@ def compare(model: Model, result: RenderResult, base: Baseline) -> Destruction:
         for env in envs if isinstance(envs, list) else []:
             if isinstance(env, str) and env in current_envs and (name, env) not in current_pairs:
                 items.append(f"tenant '{name}' in environment '{env}' (removed from its environments)")
-    old_roots = manifest_roots(read_manifest(base.root, own=False))
+    old_roots = manifest_roots(_base_manifest(base))
     new_roots = manifest_roots(result.manifest["files"])
     items += [f"Terraform root {root} (terraform destroy of its whole state)" for root in sorted(old_roots - new_roots)]
-    old_argo = argocd_objects(_base_files(base, "rendered"))
-    new_argo = argocd_objects((p, d) for p, d in result.files.items() if p.startswith("rendered/"))
+    old_argo = argocd_objects(_base_files(base, ARGOCD_DIR))
+    new_argo = argocd_objects((p, d) for p, d in result.files.items() if p.startswith(ARGOCD_DIR + "/"))
     items += sorted(old_argo - new_argo)
     items += _deletion_protection(model, result, base, out.notes)
     out.items = items
@@ -170,6 +180,8 @@ def _deletion_protection(model: Model, result: RenderResult, base: Baseline, not
                 items.append(f"deletion protection of tenant '{d.name}' database in {d.env} (database.deletion_protection turned off)")
     for path, data in sorted(result.files.items()):
         if not path.startswith("rendered/terraform/") or not path.endswith(".tf"):
+            continue
+        if base.same(path, data):  # unchanged since the base: nothing removed
             continue
         before = base.file(path)
         if before is None:

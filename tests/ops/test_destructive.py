@@ -162,3 +162,23 @@ metadata: {name: root}
         "Argo CD ApplicationSet argocd/svc element (tenant=globex, service=api)",
         "Argo CD Application argocd/root",
     }
+
+
+def test_the_base_writes_only_catalog_inputs_and_reads_its_output_from_git(based):
+    """``check --base`` at thousands of tenants: the committed output is indexed, not written out;
+    what a guard reads of it comes from git's blobs, and equal bytes are known by blob id."""
+    import subprocess
+
+    from generator.catalog import snapshot as baseline
+
+    manifest = "rendered/.companyos-units/global.json"
+    committed = subprocess.run(["git", "show", f"HEAD:{manifest}"], cwd=based, capture_output=True, check=True).stdout
+    with baseline.at(based, "HEAD") as base:
+        assert not (base.root / "rendered").exists()  # nothing of the output on disk
+        assert (base.root / "catalog/platform.yaml").is_file() and (base.root / "tenants").is_dir()
+        assert base.file(manifest) == committed  # the blob, byte for byte
+        assert base.same(manifest, committed) and not base.same(manifest, committed + b" ")
+        assert base.file("rendered/no/such/file.yaml") is None and not base.same("rendered/no/such/file.yaml", b"")
+        listed = base.paths("rendered/argocd")
+        tracked = subprocess.run(["git", "ls-files", "rendered/argocd"], cwd=based, capture_output=True, text=True, check=True).stdout.split()
+        assert listed == sorted(tracked) and listed

@@ -8,12 +8,8 @@ of a root's VPC (port allocation errors, dropped packets), so the shared root ha
 Thresholds come from ``settings.alarms`` (layered like every setting). Every alarm notifies the root's own
 alarm topic (a CMK CloudWatch may use, an e-mail subscription to the root's owner: the
 tenant's, or the platform's for a pool); CloudFront's alarms need a twin topic in us-east-1.
-A tenant root with a public service also watches its ALB (5xx rate, p99 latency). The load
-balancer controller creates that ALB in the cluster's account after Argo CD syncs the Ingress,
-so no root can name it: ``aws_lbs`` finds it by the controller's tags (cluster, Ingress group),
-which reads as an empty set, not an error, before it exists; the alarms are ``for_each`` over
-what it found, and a ``check`` block warns on every plan until there is exactly one. Those
-alarms live in the cluster's account beside their metrics, with a twin topic there.
+A tenant root with a public service also watches its ALB (5xx rate, p99 latency), found by
+the load balancer controller's tags (docs/observability.md says why and how).
 """
 
 from __future__ import annotations

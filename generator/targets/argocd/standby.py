@@ -23,9 +23,8 @@ from generator.targets import common
 from generator.targets.argocd import clusters
 from generator.targets.base import RenderedFile
 from generator.targets.common import values_path
-from generator.targets.contracts import Contract
+from generator.targets.contracts import Contract, deployed_kinds
 from generator.targets.contracts import at as contract_at
-from generator.targets.contracts import deployed_kinds
 
 API = "argoproj.io/v1alpha1"
 T_STANDBY = "argocd/standby.yaml.j2"
@@ -71,7 +70,9 @@ def registration(model: Model, env: spec.Environment) -> list[dict[str, Any]]:
     """The DR cluster's Argo CD cluster Secret, built by External Secrets from the connection
     the shared Terraform root stores (endpoint and CA are only known after apply)."""
     platform = model.platform
-    return clusters.registration(platform, env, common.standby_cluster(platform, env.name), common.argocd_standby_secret(platform, env.name))
+    return clusters.registration(
+        platform, env, common.standby_cluster(platform, env.name), common.argocd_standby_secret(platform, env.name)
+    )
 
 
 def namespaces_application(model: Model, env: spec.Environment) -> dict[str, Any]:

@@ -27,6 +27,7 @@ class Root(Protocol):
     kind: str
     cells: list[dict[str, str]]
 
+
 FILENAME = "cells.tf"
 TEMPLATE = "terraform/cells.tf.j2"
 MACROS = "terraform/_argocd.tf.j2"
@@ -48,7 +49,11 @@ def context(model: Model, root: Root) -> dict[str, Any]:
         "namespace": platform.argocd_namespace,
         "service_account": common.ARGOCD_CONTROLLER_SA,
         "cells": [
-            {**cell, "label": f"argocd_cell_{cell['name'].replace('-', '_')}", "secret": common.argocd_cell_secret(platform, env.name, cell["name"])}
+            {
+                **cell,
+                "label": f"argocd_cell_{cell['name'].replace('-', '_')}",
+                "secret": common.argocd_cell_secret(platform, env.name, cell["name"]),
+            }
             for cell in root.cells[1:]
         ],
     }

@@ -39,6 +39,7 @@ STRICT: dict[Kind, tuple[bool, bool]] = {
     "ingress_class": (True, True),
     "ingress_group": (True, True),
     "ecs_task": (True, True),
+    "argocd_cluster": (True, True),
 }
 
 #: Where a producer of each kind comes from, for the error message.
@@ -63,6 +64,10 @@ PRODUCERS: dict[Kind, str] = {
     "ingress_class": "an add-on creating that IngressClass (catalog/addons/: chart aws-load-balancer-controller, ingressClass + createIngressClassResource)",
     "ingress_group": "the tenant's Applications on that cell's cluster deploying a public service's Ingress of that group (its cell file rendered/argocd/<env>/cells/<cell>/<tenant>.json)",
     "ecs_task": "the restore verifier's task definition, cluster, log group, network parameter and DB subnet group in the shared root's dr.tf",
+    "argocd_cluster": (
+        "a cluster registered in Argo CD: a cell's registration (rendered/argocd/<env>/clusters/<cell>.yaml, every cell after the first), "
+        "the standby's (standby/standby.yaml), or Argo CD's own cluster (the first cell, declared by bootstrap.yaml)"
+    ),
 }
 
 #: (path, provides, consumes, first source) of one rendered file.

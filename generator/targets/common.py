@@ -359,6 +359,26 @@ def argocd_standby_secret(platform: Platform, env: str) -> str:
     return f"{platform.organization}-{env}-argocd-standby-cluster"
 
 
+def argocd_controller_role(platform: Platform, env: Environment) -> str:
+    """The one IRSA role of Argo CD's application controller in ``env``: it reads the
+    connections of every cluster Argo CD registers from the shared root (the standby, the cells
+    after the first) and is admitted on each. Where a standby exists it keeps the name it had
+    before cells (renaming would replace the live role): ``<org>-<env>-argocd-standby``."""
+    if env.disaster_recovery is not None:
+        return argocd_standby_role(platform, env.name)
+    return f"{platform.organization}-{env.name}-argocd-controller"
+
+
+def argocd_controller_role_arn(platform: Platform, env: Environment) -> str:
+    return f"arn:aws:iam::{env.accounts.shared_services}:role/{argocd_controller_role(platform, env)}"
+
+
+def argocd_cell_secret(platform: Platform, env: str, cell: str) -> str:
+    """The Secrets Manager secret with a cell cluster's endpoint, CA and name (shared root,
+    every cell after the first: the first is Argo CD's own cluster)."""
+    return f"{platform.organization}-{env}-argocd-cell-{cell}-cluster"
+
+
 def region_drill_document(platform: Platform, env: str) -> str:
     """The SSM Automation document of the quarterly region-failover drill (shared root)."""
     return f"{platform.organization}-{env}-region-failover-drill"

@@ -41,6 +41,7 @@ Kind = Literal[
     "ingress_class",
     "ingress_group",
     "ecs_task",
+    "argocd_cluster",
 ]
 KINDS: tuple[Kind, ...] = (
     "secret",
@@ -63,6 +64,7 @@ KINDS: tuple[Kind, ...] = (
     "ingress_class",
     "ingress_group",
     "ecs_task",
+    "argocd_cluster",
 )
 
 #: API groups the Kubernetes API server serves itself: their kinds need no add-on. (Argo CD's

@@ -20,17 +20,17 @@ from generator.formats.templating import Templates
 from generator.model import naming
 from generator.model.resolve import Model
 from generator.targets import common
+from generator.targets.argocd import clusters
 from generator.targets.base import RenderedFile
 from generator.targets.common import values_path
+from generator.targets.contracts import Contract, deployed_kinds
 from generator.targets.contracts import at as contract_at
-from generator.targets.contracts import deployed_kinds
 
 API = "argoproj.io/v1alpha1"
-ESO_API = "external-secrets.io/v1"
 T_STANDBY = "argocd/standby.yaml.j2"
 T_SCALE = "helm/standby-values.yaml.j2"
 #: The kinds the gitops AppProject must also whitelist for the registration.
-REGISTRATION_KINDS = (("external-secrets.io", "SecretStore"), ("external-secrets.io", "ExternalSecret"))
+REGISTRATION_KINDS = clusters.REGISTRATION_KINDS
 
 
 def enabled(env: spec.Environment) -> bool:
@@ -70,47 +70,9 @@ def registration(model: Model, env: spec.Environment) -> list[dict[str, Any]]:
     """The DR cluster's Argo CD cluster Secret, built by External Secrets from the connection
     the shared Terraform root stores (endpoint and CA are only known after apply)."""
     platform = model.platform
-    argo_ns = platform.argocd_namespace
-    cluster = common.standby_cluster(platform, env.name)
-    store = f"{cluster}-registration"
-    labels = naming.environment_labels(env.name)
-    # No roleARN: argocd-k8s-auth uses the controller's own IRSA role, which the standby
-    # cluster admits by an EKS access entry (templates/terraform/disaster_recovery.tf.j2).
-    config = '{"awsAuthConfig": {"clusterName": "{{ .cluster }}"}, "tlsClientConfig": {"caData": "{{ .ca }}"}}'
-    return [
-        {
-            "apiVersion": ESO_API,
-            "kind": "SecretStore",
-            "metadata": {"name": store, "namespace": argo_ns, "labels": labels},
-            "spec": {
-                "provider": {
-                    "aws": {
-                        "service": "SecretsManager",
-                        "region": env.aws.region,
-                        "auth": {"jwt": {"serviceAccountRef": {"name": common.ARGOCD_CONTROLLER_SA}}},
-                    }
-                }
-            },
-        },
-        {
-            "apiVersion": ESO_API,
-            "kind": "ExternalSecret",
-            "metadata": {"name": cluster, "namespace": argo_ns, "labels": labels},
-            "spec": {
-                "refreshInterval": "1h",
-                "secretStoreRef": {"name": store, "kind": "SecretStore"},
-                "target": {
-                    "name": cluster,
-                    "creationPolicy": "Owner",
-                    "template": {
-                        "metadata": {"labels": {"argocd.argoproj.io/secret-type": "cluster", **labels}},
-                        "data": {"name": cluster, "server": "{{ .server }}", "config": config},
-                    },
-                },
-                "dataFrom": [{"extract": {"key": common.argocd_standby_secret(platform, env.name)}}],
-            },
-        },
-    ]
+    return clusters.registration(
+        platform, env, common.standby_cluster(platform, env.name), common.argocd_standby_secret(platform, env.name)
+    )
 
 
 def namespaces_application(model: Model, env: spec.Environment) -> dict[str, Any]:
@@ -219,7 +181,11 @@ def render(model: Model, templates: Templates, env: spec.Environment, extras: st
         ),
         sources=(*sources, templates.path(T_STANDBY)),
         environment=env.name,
-        consumes=tuple(deployed_kinds(documents, gitops, env.name, at=in_env)),
+        provides=(Contract("argocd_cluster", common.standby_cluster(model.platform, env.name), env.name, at=in_env),),
+        consumes=(
+            *deployed_kinds(documents, gitops, env.name, at=in_env),
+            *clusters.destinations_consumed(model, env, documents, in_env),
+        ),
     )
     yield RenderedFile(
         path=scale_values_path(env.name),

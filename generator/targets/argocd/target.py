@@ -21,6 +21,7 @@ from generator.formats import emit
 from generator.formats.templating import Templates
 from generator.model import naming, networks
 from generator.model.resolve import Deployment, Model
+from generator.targets.argocd import clusters as argocd_clusters
 from generator.targets.argocd import namespaces as argocd_namespaces
 from generator.targets.argocd import rbac as argocd_rbac
 from generator.targets.argocd import rollouts as argocd_rollouts
@@ -28,7 +29,7 @@ from generator.targets.argocd import standby as argocd_standby
 from generator.targets.base import RenderedFile
 from generator.targets.common import (
     ARGOCD_CONTROLLER_SA,
-    argocd_standby_role,
+    argocd_controller_role_arn,
     canary_enabled,
     dashboard_path,
     flags_path,
@@ -59,7 +60,7 @@ T_SHARDING = "argocd/controller-values.yaml.j2"
 #: One controller shard per cell; round-robin spreads the cell clusters evenly over them.
 SHARDING_ALGORITHM = "round-robin"
 #: Where Argo CD itself runs, as Argo CD names its own cluster.
-IN_CLUSTER = "in-cluster"
+IN_CLUSTER = argocd_clusters.IN_CLUSTER
 CANARY_WAVE = "canary"
 #: AppProjects sync before the Applications that name them.
 PROJECT_FIRST = {"argocd.argoproj.io/sync-wave": "-1"}
@@ -164,7 +165,10 @@ def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
             waves=all_waves(model),
             documents=appsets,
             environment=env.name,
-            consumes=tuple(deployed_kinds(appsets, gitops, env.name, at=in_env)),
+            consumes=(
+                *deployed_kinds(appsets, gitops, env.name, at=in_env),
+                *argocd_clusters.destinations_consumed(model, env, appsets, in_env),
+            ),
         )
         boot = bootstrap_documents(model, env)
         yield _file(
@@ -175,7 +179,8 @@ def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
             env=env,
             documents=boot,
             environment=env.name,
-            provides=project_whitelist(boot[0], env.name, in_env),
+            provides=(*project_whitelist(boot[0], env.name, in_env), *argocd_clusters.own_cluster(model, env)),
+            consumes=tuple(argocd_clusters.destinations_consumed(model, env, boot, in_env)),
         )
         platform = platform_documents(model, env)
         yield _file(
@@ -187,7 +192,10 @@ def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
             documents=platform,
             environment=env.name,
             provides=project_whitelist(platform[0], env.name, in_env),
-            consumes=tuple(deployed_kinds(platform, gitops, env.name, at=in_env)),
+            consumes=(
+                *deployed_kinds(platform, gitops, env.name, at=in_env),
+                *argocd_clusters.destinations_consumed(model, env, platform, in_env),
+            ),
         )
         yield _file(
             templates,
@@ -201,6 +209,7 @@ def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
             consumes=controller_roles(model, env),
         )
         yield from argocd_standby.render(model, templates, env, extras_include(env.name))
+        yield from argocd_clusters.render(model, templates, env)
         for d in deployments:
             if not model.renders(d.name):  # an incremental render (output/units.py)
                 continue
@@ -217,7 +226,10 @@ def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
                 tenant=d.name,
                 environment=env.name,
                 provides=project_whitelist(project, env.name, in_tenant),
-                consumes=tuple(deployed_kinds([project], gitops, env.name, at=in_tenant)),
+                consumes=(
+                    *deployed_kinds([project], gitops, env.name, at=in_tenant),
+                    *argocd_clusters.destinations_consumed(model, env, [project], in_tenant),
+                ),
             )
             cell = networks.tenant_cell(model.catalog, env.name, d.name)
             # A vended account whose id is not recorded yet: no Applications (no workloads) until
@@ -243,7 +255,10 @@ def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
                 documents=namespace_app,
                 tenant=d.name,
                 environment=env.name,
-                consumes=tuple(deployed_kinds(namespace_app, gitops, env.name, at=in_tenant)),
+                consumes=(
+                    *deployed_kinds(namespace_app, gitops, env.name, at=in_tenant),
+                    *argocd_clusters.destinations_consumed(model, env, namespace_app, in_tenant),
+                ),
             )
             fence = argocd_namespaces.documents(model, d)
             store_provides, store_consumes = argocd_namespaces.secret_store_contracts(model, d, fence, in_tenant)
@@ -640,13 +655,15 @@ return hs
 
 
 def controller_roles(model: Model, env: spec.Environment) -> tuple[Contract, ...]:
-    """With a standby: the IRSA role the controller's service account is annotated with,
-    which the shared root's dr.tf must render trusting exactly that service account."""
-    if env.disaster_recovery is None:
+    """With a standby or several cells: the IRSA role the controller's service account is
+    annotated with, which the shared root (dr.tf, else cells.tf) must render trusting exactly
+    that service account."""
+    if not argocd_clusters.registers(env):
         return ()
-    role = f"arn:aws:iam::{env.accounts.shared_services}:role/{argocd_standby_role(model.platform, env.name)}"
+    role = argocd_controller_role_arn(model.platform, env)
     subject = f"{model.platform.argocd_namespace}:{ARGOCD_CONTROLLER_SA}"
-    return (Contract("iam_role", role, env.name, detail=subject, at=contract_at(model, "environment", env.name, "disaster_recovery")),)
+    key = "disaster_recovery" if env.disaster_recovery is not None else "cells"
+    return (Contract("iam_role", role, env.name, detail=subject, at=contract_at(model, "environment", env.name, key)),)
 
 
 def controller_values(env: spec.Environment, platform: spec.Platform) -> dict[str, Any]:
@@ -656,10 +673,10 @@ def controller_values(env: spec.Environment, platform: spec.Platform) -> dict[st
     add-on Application to be Healthy before the next wave (tenant ApplicationSets and
     namespaces sync at wave 0 and later, after every add-on: docs/delivery.md)."""
     controller: dict[str, Any] = {"replicas": len(networks.cells(env))}
-    if env.disaster_recovery is not None:
-        # IRSA: reads the standby cluster's connection and is admitted there (shared root, dr.tf)
-        role = f"arn:aws:iam::{env.accounts.shared_services}:role/{argocd_standby_role(platform, env.name)}"
-        controller["serviceAccount"] = {"annotations": {"eks.amazonaws.com/role-arn": role}}
+    if argocd_clusters.registers(env):
+        # IRSA: reads the connections of the standby and the other cells' clusters and is
+        # admitted on each (shared root: dr.tf, cells.tf)
+        controller["serviceAccount"] = {"annotations": {"eks.amazonaws.com/role-arn": argocd_controller_role_arn(platform, env)}}
     return {
         "controller": controller,
         "configs": {
@@ -691,7 +708,7 @@ def bootstrap_documents(model: Model, env: spec.Environment) -> list[dict[str, A
                 "clusterResourceWhitelist": [],
                 "namespaceResourceWhitelist": [
                     *({"group": "argoproj.io", "kind": k} for k in ("AppProject", "Application", "ApplicationSet")),
-                    *(_kinds(argocd_standby.REGISTRATION_KINDS) if argocd_standby.enabled(env) else []),
+                    *(_kinds(argocd_clusters.REGISTRATION_KINDS) if argocd_clusters.registers(env) else []),
                 ],
             },
         },
@@ -708,7 +725,10 @@ def bootstrap_documents(model: Model, env: spec.Environment) -> list[dict[str, A
                     "path": argocd_dir(env.name),
                     "directory": {
                         "recurse": True,
-                        "include": "{bootstrap.yaml,platform.yaml,applicationsets.yaml,addons.yaml,capacity.yaml,projects/*.yaml,tenants/*.yaml,pool-applications/*.yaml,standby/*.yaml}",
+                        "include": "{bootstrap.yaml,platform.yaml,applicationsets.yaml,addons.yaml,capacity.yaml,projects/*.yaml,tenants/*.yaml,pool-applications/*.yaml,standby/*.yaml"
+                        # the other cells' registrations (clusters.py), where there are any
+                        + (",clusters/*.yaml" if argocd_clusters.extra_cells(env) else "")
+                        + "}",
                     },
                 },
                 # Prune stays off: deleting an AppProject or ApplicationSet by accident would

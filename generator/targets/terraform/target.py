@@ -41,6 +41,7 @@ from generator.targets.terraform import (
     addon_roles,
     addressing,
     alarms,
+    cell_registration,
     config_recorder,
     data_isolation,
     disaster_recovery,
@@ -512,6 +513,8 @@ def _files(model: Model, templates: Templates, root: Root) -> Iterator[RenderedF
         if filename == "main.tf":
             sources.append(templates.path(PRODUCER_MACROS))
             sources.append(templates.path(isolation.MACROS))
+            if cell_registration.applies(root):  # the other cells' access entries and API rules
+                sources.append(templates.path(cell_registration.MACROS))
             if root.kind == "pool":
                 sources.append(templates.path(data_isolation.MACROS))
         if filename == addon_roles.FILENAME:
@@ -523,6 +526,25 @@ def _files(model: Model, templates: Templates, root: Root) -> Iterator[RenderedF
             text=text,
             sources=tuple(sources),
             tenant=root.tenant,
+            environment=root.env.name,
+            root=root.dir,
+            provides=provides,
+            consumes=consumes,
+        )
+    cells_tf = cell_registration.render(templates, root, context)
+    if cells_tf is not None:
+        text = format_hcl(cells_tf)
+        provides, consumes = contracts(model, root, cell_registration.FILENAME, text)
+        yield RenderedFile(
+            path=f"{root.dir}/{cell_registration.FILENAME}",
+            text=text,
+            # the environment file only (its cells); no tenant or tier file reaches this text
+            sources=(
+                model.source("platform", "platform"),
+                model.source("environment", root.env.name),
+                templates.path(cell_registration.TEMPLATE),
+                templates.path(cell_registration.MACROS),
+            ),
             environment=root.env.name,
             root=root.dir,
             provides=provides,
@@ -709,7 +731,7 @@ def contracts(model: Model, root: Root, filename: str, text: str) -> tuple[tuple
                 consumes.append(Contract("service_account", role["subject"], env, at=where))
         if root.kind == "shared":
             provides += [Contract("crd_kind", kind, env, detail="eks", at=where) for kind in EKS_CRDS]
-    if filename == disaster_recovery.FILENAME:  # the CI, restore and Argo CD standby roles, as rendered
+    if filename in (disaster_recovery.FILENAME, cell_registration.FILENAME):  # the CI, restore and Argo CD controller roles, as rendered
         provides += [Contract("iam_role", arn, env, detail=trust, at=where) for arn, trust in disaster_recovery.rendered_roles(root, text)]
         provides += [Contract("ecs_task", arn, env, detail=d, at=where) for arn, d in disaster_recovery.rendered_verifiers(root, text)]
     if filename == addon_roles.FILENAME:
@@ -775,6 +797,7 @@ def _context(model: Model, root: Root) -> dict[str, Any]:
         "cluster": naming.cluster_name(model.platform, root.env.name),
         "engine_major": root.settings.database.engine_version.split(".")[0],
         "cap": capacity_tf.context(model, root),
+        "argocd": cell_registration.context(model, root) if root.kind == "shared" else {},
         "pool_readable": list(POOL_READABLE),
         "rds_secret_tag": RDS_SECRET_TAG,
         # disaster_recovery.py: secrets replicate to the DR region under the replica key of dr.tf

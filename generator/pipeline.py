@@ -132,6 +132,34 @@ def build_incremental(
         return Build(root, judged.model, result, judged.policy), plan
 
 
+@dataclass(frozen=True)
+class Rendered:
+    """What ``companyos render`` did. ``built`` is None when the tree was already verified
+    clean for exactly these inputs (``output.checkcache``): nothing was rendered or written."""
+
+    built: Build | None
+    report: tree.WriteReport
+    #: Generated files the tree holds now.
+    files: int
+    #: The policy's waiver notes (from the record when nothing was rendered).
+    waived: tuple[str, ...]
+
+
+def render_tree(root: Path | None = None, progress: Callable[[int, int], None] | None = None, *, full: bool = False) -> Rendered:
+    """``companyos render``: nothing to do when the inputs and the tree are as last verified
+    clean (the record is keyed by today's date too, so waiver expiry is never cached past a
+    day); else :func:`render_to_disk`."""
+    root = find_root(root or Path.cwd())
+    if not full:
+        tree.recover(root)
+        with lock.hold(root):
+            files = checkcache.known_clean(root)
+            if files is not None:
+                return Rendered(None, tree.WriteReport(unchanged=files), files, checkcache.notes(root))
+    built, report = render_to_disk(root, progress, full=full)
+    return Rendered(built, report, len(built.result.files), tuple(str(w) for w in built.policy.waived))
+
+
 def render_to_disk(
     root: Path | None = None, progress: Callable[[int, int], None] | None = None, *, full: bool = False
 ) -> tuple[Build, tree.WriteReport]:
@@ -148,7 +176,7 @@ def render_to_disk(
                 reused = frozenset(todo.files)  # read under this lock: equal by construction
             report = tree.write(built.result, built.root, verified=reused)
             if not report.unmanaged and not report.kept:  # the tree holds exactly built.result.files
-                checkcache.remember_clean(built.root, built.result.files)
+                checkcache.remember_clean(built.root, built.result.files, notes=[str(w) for w in built.policy.waived])
         return built, report
 
 
@@ -181,5 +209,5 @@ def check(
                 status = tree.status(built.result, built.root, verified=frozenset(todo.files))
         with tree.quiescent(root):
             if status.clean:  # the tree holds exactly these bytes: hash them from memory
-                checkcache.remember_clean(built.root, built.result.files, inputs)
+                checkcache.remember_clean(built.root, built.result.files, inputs, notes=[str(w) for w in built.policy.waived])
     return built, status

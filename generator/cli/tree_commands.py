@@ -12,7 +12,7 @@ import typer
 from generator import pipeline
 from generator.catalog import snapshot
 from generator.catalog.load import find_root
-from generator.cli.common import EXIT_DIFFERENT, FormatOption, RootOption, echo_waived
+from generator.cli.common import EXIT_DIFFERENT, FormatOption, RootOption
 from generator.cli.progress import render_progress
 from generator.errors import CatalogErrors
 from generator.output import tree
@@ -36,11 +36,12 @@ def render(
     """Render the catalog into rendered/ and .github/workflows/ (atomic, prunes stale output;
     re-renders only the tenants whose inputs changed, see docs/incremental.md)."""
     with render_progress(enabled=not quiet) as progress:
-        built, report = pipeline.render_to_disk(root, progress=progress, full=full)
+        done = pipeline.render_tree(root, progress=progress, full=full)
+    report = done.report
     if not quiet:
+        verified = " (inputs and tree as last verified: nothing rendered)" if done.built is None else ""
         typer.echo(
-            f"rendered {len(built.result.files)} files: {len(report.written)} written, "
-            f"{report.unchanged} unchanged, {len(report.pruned)} pruned"
+            f"rendered {done.files} files: {len(report.written)} written, {report.unchanged} unchanged, {len(report.pruned)} pruned{verified}"
         )
         for rel in report.pruned:
             typer.echo(f"  pruned {rel}")
@@ -48,7 +49,8 @@ def render(
             typer.echo(f"  warning: {rel} is under rendered/ but was not generated; remove it", err=True)
         for rel in report.removed_leftovers:
             typer.echo(f"  removed {rel} (a temporary file of an interrupted write)")
-        echo_waived(built.policy)
+        for note in done.waived:
+            typer.echo(note)
     for kept in report.kept:  # even with --quiet: a file we did not delete although asked to
         typer.echo(f"  kept {kept.path}: not pruned because {kept.reason}; delete it yourself if it is no longer needed", err=True)
 

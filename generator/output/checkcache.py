@@ -10,6 +10,15 @@ knows the answer without rendering. Any difference at all, a missing or unreadab
 ``--full`` or ``--base`` takes the full path, which stays the authority: CI clones have no
 cache, so CI always checks in full.
 
+Reading and hashing every output is most of that time at thousands of tenants, so the
+record also holds a digest of every output's ``stat`` (path, size, mtime, ctime, inode), as
+git's index does: when it matches, no file was written since (ctime cannot be set back by a
+process), and nothing is read. Files written within :data:`RACY_NS` of the record could
+change again inside one timestamp tick; they are listed with their content hash and always
+re-hashed. A stat mismatch falls back to hashing, and a tree found clean that way gets a
+fresh record. The list of outputs outside ``rendered/`` comes from the record too: the unit
+manifests that list them are under ``rendered/``, so they are covered by the digest.
+
 The cache lives outside ``rendered/`` and is ignored by git (``.gitignore``).
 """
 
@@ -20,6 +29,7 @@ import datetime
 import hashlib
 import json
 import os
+import time
 from collections.abc import Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
@@ -29,7 +39,10 @@ from generator.output.atomic import write_atomic
 from generator.output.tree import files_under, read_file, read_manifest
 
 CACHE_PATH = ".companyos-cache/check.json"
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+#: A file whose ctime is this close to the record's (or later) may change again within one
+#: timestamp tick without its stat changing: it is hashed on every check instead.
+RACY_NS = 2_000_000_000
 #: Folders whose every file is an input to the render.
 INPUT_DIRS = ("catalog", "environments", "tenants", "templates")
 #: Libraries whose version can change the bytes we write.
@@ -68,10 +81,11 @@ def inputs_digest(root: Path) -> str:
     return hashlib.sha256((head + _digest(root, files_under(root, INPUT_DIRS))).encode()).hexdigest()
 
 
-def _output_paths(root: Path) -> list[str]:
-    """Everything under rendered/ plus the generated workflows the manifest on disk lists."""
+def _output_paths(root: Path, extra: Iterable[str] | None = None) -> list[str]:
+    """Everything under rendered/ plus the generated workflows: ``extra`` (from a record whose
+    stat digest vouches for the manifests), else those the manifests on disk list."""
     paths = set(files_under(root, OUTPUT_DIRS))
-    paths.update(p for p in read_manifest(root) if not p.startswith("rendered/"))
+    paths.update(extra if extra is not None else (p for p in read_manifest(root) if not p.startswith("rendered/")))
     # Temporary files an interrupted write left there make ``check`` fail: they must not
     # match a digest taken without them.
     paths.update(p for p in files_under(root, tree.OUTPUT_DIRS) if p.endswith(tree.TMP_SUFFIX))
@@ -80,6 +94,81 @@ def _output_paths(root: Path) -> list[str]:
 
 def outputs_digest(root: Path) -> str:
     return _digest(root, _output_paths(root))
+
+
+def _sha(path: str) -> str | None:
+    data = read_file(path)
+    return None if data is None else hashlib.sha256(data).hexdigest()
+
+
+def _stats(root: Path, paths: Iterable[str], since_ns: int) -> tuple[str, dict[str, str]] | None:
+    """(digest of every path's stat but the racy ones, racy path -> content sha256), or None
+    when a path cannot be read. Racy: ctime or mtime at or after ``since_ns``."""
+    total = hashlib.sha256()
+    racy: dict[str, str] = {}
+    base = os.fspath(root)
+    for rel in paths:
+        full = os.path.join(base, rel)
+        try:
+            st = os.stat(full, follow_symlinks=False)
+            if st.st_ctime_ns >= since_ns or st.st_mtime_ns >= since_ns:
+                sha = _sha(full)
+                if sha is None:
+                    return None
+                racy[rel] = sha
+                continue
+        except OSError:
+            return None
+        total.update(_stat_line(rel, st))
+    return total.hexdigest(), racy
+
+
+def _walk_stats(root: Path) -> dict[str, os.stat_result]:
+    """Every file (and link) below the output folders with its own ``lstat``: one
+    ``os.scandir`` walk, links not followed."""
+    base = os.fspath(root)
+    out: dict[str, os.stat_result] = {}
+    pending = [d for d in tree.OUTPUT_DIRS if os.path.isdir(os.path.join(base, d))]
+    while pending:
+        folder = pending.pop()
+        try:
+            entries = list(os.scandir(os.path.join(base, folder)))
+        except OSError:
+            continue
+        for entry in entries:
+            rel = f"{folder}/{entry.name}"
+            if entry.is_dir(follow_symlinks=False):
+                pending.append(rel)
+            else:
+                with contextlib.suppress(OSError):
+                    out[rel] = entry.stat(follow_symlinks=False)
+    return out
+
+
+def _stat_line(rel: str, st: os.stat_result) -> bytes:
+    return f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_ino}\0{st.st_mode}\n".encode()
+
+
+def _stat_clean(root: Path, cached: Mapping[str, object]) -> bool:
+    """The record's stat digest and racy files match the tree: unchanged, nothing read
+    but the racy files."""
+    extra, racy, stat = cached.get("extra"), cached.get("racy"), cached.get("stat")
+    if not (isinstance(extra, list) and isinstance(racy, dict) and isinstance(stat, str)):
+        return False
+    found = _walk_stats(root)
+    wanted = set(extra)
+    paths = sorted(p for p in found if p.startswith("rendered/") or p in wanted or p.endswith(tree.TMP_SUFFIX))
+    if not wanted <= found.keys() or not racy.keys() <= set(paths):
+        return False
+    base = os.fspath(root)
+    total = hashlib.sha256()
+    for rel in paths:
+        if rel in racy:
+            if _sha(os.path.join(base, rel)) != racy[rel]:
+                return False
+        else:
+            total.update(_stat_line(rel, found[rel]))
+    return total.hexdigest() == stat
 
 
 def _read(root: Path) -> dict[str, object]:
@@ -96,23 +185,56 @@ def known_clean(root: Path, inputs: str | None = None) -> int | None:
     cached = _read(root)
     if cached.get("version") != CACHE_VERSION or "inputs" not in cached:
         return None
-    if cached["inputs"] != (inputs or inputs_digest(root)) or cached.get("outputs") != outputs_digest(root):
-        return None
     files = cached.get("files")
-    return files if isinstance(files, int) else None
+    if cached["inputs"] != (inputs or inputs_digest(root)) or not isinstance(files, int):
+        return None
+    if _stat_clean(root, cached):
+        racy = cached.get("racy")
+        if racy:  # written just before the record: old enough now to be trusted by stat
+            _record(root, {**cached, **_stat_record(root, _output_paths(root, cached.get("extra")))})  # type: ignore[arg-type]
+        return files
+    paths = _output_paths(root)
+    if cached.get("outputs") != _digest(root, paths):
+        return None
+    _record(root, {**cached, **_stat_record(root, paths)})  # clean by content: stat it afresh
+    return files
 
 
-def remember_clean(root: Path, outputs: Mapping[str, bytes], inputs: str | None = None) -> None:
+def notes(root: Path) -> tuple[str, ...]:
+    """The waiver notes the last verified-clean render or check printed (for a render with
+    nothing to do)."""
+    found = _read(root).get("notes")
+    return tuple(str(n) for n in found) if isinstance(found, list) else ()
+
+
+def remember_clean(root: Path, outputs: Mapping[str, bytes], inputs: str | None = None, notes: Iterable[str] = ()) -> None:
     """Record that the tree as it is now matches the catalog as it is now (best effort).
 
     ``outputs``: every output file exactly as it now is on disk (after a render with no
     unmanaged files, or a check that found the tree clean), so their digest comes from
     memory instead of reading the tree back. ``inputs``: as for :func:`known_clean`."""
+    paths = sorted(outputs)
     entry = {
         "version": CACHE_VERSION,
         "inputs": inputs or inputs_digest(root),
-        "outputs": _digest(root, sorted(outputs), outputs),
+        "outputs": _digest(root, paths, outputs),
         "files": len(outputs),
+        "notes": list(notes),
+        **_stat_record(root, paths),
     }
+    _record(root, entry)
+
+
+def _stat_record(root: Path, paths: list[str]) -> dict[str, object]:
+    """The stat part of a record (empty when a file cannot be stat'ed: hashing then)."""
+    now = time.time_ns()
+    found = _stats(root, paths, since_ns=now - RACY_NS)
+    if found is None:
+        return {}
+    stat, racy = found
+    return {"stat": stat, "racy": racy, "extra": [p for p in paths if not p.startswith("rendered/")]}
+
+
+def _record(root: Path, entry: Mapping[str, object]) -> None:
     with contextlib.suppress(OSError):  # a read-only checkout simply never takes the fast path
         write_atomic(root / CACHE_PATH, json.dumps(entry, sort_keys=True) + "\n")

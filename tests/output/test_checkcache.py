@@ -117,3 +117,61 @@ def test_base_ignores_the_cache(rendered_repo, companyos, monkeypatch):
 def test_corrupt_cache_is_ignored(rendered_repo, companyos):
     (rendered_repo / CACHE_PATH).write_text("{not json")
     assert companyos("check", cwd=rendered_repo).code == 0
+
+
+# --- the stat record: nothing is read when nothing was written since ----------------------
+
+
+def _same_size_edit(path: Path) -> None:
+    """Change one byte in place, keeping the size and the modification time (what a stat
+    cache keyed on mtime alone would miss; ctime moves and cannot be set back)."""
+    st = path.stat()
+    data = bytearray(path.read_bytes())
+    data[-2] = ord("x") if data[-2] != ord("x") else ord("y")
+    path.write_bytes(bytes(data))
+    import os
+
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert path.stat().st_size == st.st_size and path.stat().st_mtime_ns == st.st_mtime_ns
+
+
+def _record(repo: Path, monkeypatch, racy_ns: int) -> dict:
+    import json
+
+    monkeypatch.setattr(checkcache, "RACY_NS", racy_ns)
+    assert pipeline.check(repo, use_cache=False)[1].clean  # a full check that records the tree
+    return json.loads((repo / CACHE_PATH).read_text())
+
+
+def test_an_old_tree_is_trusted_by_stat_and_reads_no_output(rendered_repo, monkeypatch):
+    record = _record(rendered_repo, monkeypatch, racy_ns=0)
+    assert record["racy"] == {} and record["stat"] and ".github/workflows/render-check.yml" in record["extra"]
+    monkeypatch.setattr(checkcache, "_digest", lambda *a, **k: (_ for _ in ()).throw(AssertionError("hashed the outputs")))
+    monkeypatch.setattr(checkcache, "inputs_digest", lambda root: record["inputs"])
+    no_render(monkeypatch)
+    assert checkcache.known_clean(rendered_repo) == record["files"]
+
+
+@pytest.mark.parametrize("racy_ns", [0, 10**15], ids=["trusted by stat", "racy: hashed"])
+def test_a_same_size_edit_keeping_mtime_is_caught(rendered_repo, companyos, monkeypatch, racy_ns):
+    record = _record(rendered_repo, monkeypatch, racy_ns)
+    assert bool(record["racy"]) is (racy_ns > 0)
+    _same_size_edit(rendered_repo / "rendered/helm/dev/globex/api.yaml")
+    calls = count_renders(monkeypatch)
+    assert companyos("check", cwd=rendered_repo).code == 1
+    assert calls, "check answered from the cache"
+
+
+def test_render_with_nothing_changed_renders_nothing_and_a_hand_edit_is_still_undone(rendered_repo, companyos, monkeypatch):
+    _record(rendered_repo, monkeypatch, racy_ns=0)
+    real = pipeline.render_to_disk
+    monkeypatch.setattr(pipeline, "render_to_disk", lambda *a, **k: (_ for _ in ()).throw(AssertionError("rendered")))
+    result = companyos("render", cwd=rendered_repo)
+    assert result.code == 0 and "nothing rendered" in result.out, result.out + result.err
+    target = rendered_repo / "rendered/helm/dev/globex/api.yaml"
+    before = target.read_bytes()
+    _same_size_edit(target)
+    monkeypatch.setattr(pipeline, "render_to_disk", real)
+    result = companyos("render", cwd=rendered_repo)
+    assert result.code == 0 and "1 written" in result.out, result.out
+    assert target.read_bytes() == before

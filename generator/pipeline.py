@@ -169,12 +169,14 @@ def render_to_disk(
         # The lock is taken before the recorded units are read: the files reused from the
         # tree are the ones the write compares with, and nobody writes in between.
         with lock.hold(root):
+            parsed: dict[str, tuple[bytes, dict[str, dict[str, object]]]] = {}
             if full:
                 built, reused = build(root, progress=progress), frozenset[str]()
             else:
                 built, todo = build_incremental(root)
                 reused = frozenset(todo.files)  # read under this lock: equal by construction
-            report = tree.write(built.result, built.root, verified=reused)
+                parsed = todo.parsed  # the unit manifests the plan parsed (the write compares their bytes)
+            report = tree.write(built.result, built.root, verified=reused, parsed=parsed)
             if not report.unmanaged and not report.kept:  # the tree holds exactly built.result.files
                 checkcache.remember_clean(built.root, built.result.files, notes=[str(w) for w in built.policy.waived])
         return built, report
@@ -206,7 +208,7 @@ def check(
                 built, todo = build_incremental(root, base)
                 # a reused file's bytes were read from this tree under this lock and matched the
                 # recorded sha256 (the tree's, or with --base the base commit's): equal by construction
-                status = tree.status(built.result, built.root, verified=frozenset(todo.files))
+                status = tree.status(built.result, built.root, verified=frozenset(todo.files), parsed=todo.parsed)
         with tree.quiescent(root):
             if status.clean:  # the tree holds exactly these bytes: hash them from memory
                 checkcache.remember_clean(built.root, built.result.files, inputs, notes=[str(w) for w in built.policy.waived])

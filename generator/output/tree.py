@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -170,9 +170,14 @@ class _Guard:
         return os.path.join(self.base, folder, name)
 
 
-def read_manifest(root: Path, *, own: bool = True) -> dict[str, dict[str, Any]]:
+#: Unit manifests already parsed by the caller: path -> (their bytes, their ``files`` map).
+Parsed = Mapping[str, tuple[bytes, Mapping[str, dict[str, Any]]]]
+
+
+def read_manifest(root: Path, *, own: bool = True, parsed: Parsed | None = None) -> dict[str, dict[str, Any]]:
     """Files listed by the unit manifests on disk (empty when there are none), and with
-    ``own`` the unit manifests themselves, so that prune can remove a unit's manifest."""
+    ``own`` the unit manifests themselves, so that prune can remove a unit's manifest.
+    ``parsed``: manifests the caller parsed already, used where the bytes on disk are the same."""
     base = os.fspath(root)
     try:
         found = {rel: read_file(os.path.join(base, rel)) for rel in files_under(root, (UNITS_DIR,)) if rel.endswith(".json")}
@@ -180,15 +185,19 @@ def read_manifest(root: Path, *, own: bool = True) -> dict[str, dict[str, Any]]:
             found = {MANIFEST_PATH: read_file(os.path.join(base, MANIFEST_PATH))}
     except OSError:
         return {}
-    return manifests_files(found, own=own)
+    return manifests_files(found, own=own, parsed=parsed)
 
 
-def manifests_files(found: dict[str, bytes | None], *, own: bool = True) -> dict[str, dict[str, Any]]:
+def manifests_files(found: dict[str, bytes | None], *, own: bool = True, parsed: Parsed | None = None) -> dict[str, dict[str, Any]]:
     """The union of the ``files`` maps of manifests' bytes by path (a unit manifest whose
     bytes are no manifest lists nothing); with ``own``, an entry for each manifest itself."""
     out: dict[str, dict[str, Any]] = {}
     for rel, data in sorted(found.items()):
-        listed = manifest_files(data) if data is not None else {}
+        known = parsed.get(rel) if parsed is not None and data is not None else None
+        if known is not None and known[0] == data:
+            listed: Mapping[str, dict[str, Any]] = known[1]
+        else:
+            listed = manifest_files(data) if data is not None else {}
         out.update(listed)
         if own and listed and data is not None:  # only a real manifest is ours to prune (never an empty one either)
             out[rel] = {"sha256": hashlib.sha256(data).hexdigest(), "sources": [], "target": "units"}
@@ -233,10 +242,11 @@ def read_file(path: str | Path, limit: int = -1) -> bytes | None:
         os.close(fd)
 
 
-def status(result: RenderResult, root: Path, verified: frozenset[str] = frozenset()) -> TreeStatus:
+def status(result: RenderResult, root: Path, verified: frozenset[str] = frozenset(), parsed: Parsed | None = None) -> TreeStatus:
     """Compare ``result`` with the files under ``root``; ``verified``: paths whose bytes in
-    ``result`` were read from this tree under the lock held now (reused units), not re-read."""
-    return _status(result, root, _walk(root, OUTPUT_DIRS), read_manifest(root), verified)
+    ``result`` were read from this tree under the lock held now (reused units), not re-read;
+    ``parsed`` as for :func:`read_manifest`."""
+    return _status(result, root, _walk(root, OUTPUT_DIRS), read_manifest(root, parsed=parsed), verified)
 
 
 def _status(
@@ -306,16 +316,22 @@ def _say(message: str | None) -> None:
 
 
 def write(
-    result: RenderResult, root: Path, *, before: Callable[[TreeStatus], None] | None = None, verified: frozenset[str] = frozenset()
+    result: RenderResult,
+    root: Path,
+    *,
+    before: Callable[[TreeStatus], None] | None = None,
+    verified: frozenset[str] = frozenset(),
+    parsed: Parsed | None = None,
 ) -> WriteReport:
     """Make the tree under ``root`` match ``result``: all or nothing, one writer at a time.
     ``before`` sees the status once it is known and before anything changes (new-tenant
     saves what the write will touch, to undo it if a later step fails); ``verified`` as for
-    :func:`status` (only meaningful when the caller already holds the lock)."""
+    :func:`status` (only meaningful when the caller already holds the lock); ``parsed`` as
+    for :func:`read_manifest`."""
     with lock.hold(root):
         _say(journal.recover(root))
         listing = _walk(root, OUTPUT_DIRS)
-        previous = read_manifest(root)
+        previous = read_manifest(root, parsed=parsed)
         st = _status(result, root, listing, previous, verified)
         if before is not None:
             before(st)

@@ -198,6 +198,8 @@ class Plan:
     files: dict[str, bytes] = field(default_factory=dict)
     #: Why each rendered tenant renders (for tests and ``--explain``-style output).
     reasons: dict[str, str] = field(default_factory=dict)
+    #: Every unit manifest parsed here: path -> (bytes, file entries), for the write's previous manifest.
+    parsed: dict[str, tuple[bytes, dict[str, dict[str, Any]]]] = field(default_factory=dict)
 
 
 def plan(root: Path, model: Model, found: Digests, recorded: Recorded) -> Plan:
@@ -209,9 +211,12 @@ def plan(root: Path, model: Model, found: Digests, recorded: Recorded) -> Plan:
         why = "no recorded global unit" if glob is None else "the context changed (code, libraries or a shared input)"
         return Plan(set(tenants), reasons=dict.fromkeys(tenants, why))
     out = Plan(set())
+    out.parsed[unit_path(GLOBAL)] = (glob.raw, glob.entries)
     base = os.fspath(root)
     for name in tenants:
         unit = parse_unit(recorded(f"tenant/{name}"))
+        if unit is not None:
+            out.parsed[unit_path(f"tenant/{name}")] = (unit.raw, unit.entries)
         if unit is None:
             out.render.add(name)
             out.reasons[name] = "no recorded unit"

@@ -241,3 +241,89 @@ def test_the_verifier_task_checks_a_copy_and_the_workflow_reads_its_json_back(sa
     postgres(stdin="DROP SCHEMA companyos_integrity CASCADE;")
     failed = subprocess.run(["sh", "-c", command], env=run_env, capture_output=True, text=True)
     assert failed.returncode != 0 and "companyos-smoke 1" in failed.stdout.splitlines()
+
+
+# --- the steps that talk to AWS, DNS and the hosts, run with recording shims -------------------
+
+AWS_SHIM = r"""#!/usr/bin/env bash
+# records its arguments; answers just enough for the failover/failback steps to proceed
+echo "$*" >> "$SHIM_LOG/aws.log"
+case "$1 $2" in
+  "sts assume-role") echo '{"Credentials": {"AccessKeyId": "AK", "SecretAccessKey": "SK", "SessionToken": "ST"}}' ;;
+  "route53 list-health-checks") cat "$SHIM_LOG/health-checks.json" ;;
+  "rds describe-db-instances")
+    case "$*" in *Endpoint.Address*) echo "promoted.example.rds.amazonaws.com" ;; *) echo "arn:aws:rds:x:1:db:src" ;; esac ;;
+  "secretsmanager get-secret-value") echo '{"host": "old", "reader_hosts": "r", "port": "5432"}' ;;
+esac
+"""
+
+DIG_SHIM = r"""#!/usr/bin/env bash
+echo "$*" >> "$SHIM_LOG/dig.log"
+echo "${DIG_ANSWER}.example."
+"""
+
+CURL_SHIM = r"""#!/usr/bin/env bash
+echo "$*" >> "$SHIM_LOG/curl.log"
+"""
+
+
+def _tenant_plans(repo: Path, env: str = "prod") -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in sorted((repo / f"rendered/runbooks/{env}/failover").glob("*.json"))}
+
+
+def _run_shimmed(repo: Path, script: str, tmp_path: Path, **env: str) -> tuple[subprocess.CompletedProcess[str], dict[str, list[str]]]:
+    """Run a step like ``_run_step``, with ``aws``, ``dig``, ``curl`` and ``git`` recording their
+    arguments (per tool) and answering what the steps read back; returns the process too."""
+    shim, logs = tmp_path / "shim", tmp_path / "logs"
+    shim.mkdir(exist_ok=True)
+    logs.mkdir(exist_ok=True)
+    if not (repo / ".venv").exists():
+        (repo / ".venv").symlink_to(Path(sys.executable).parent.parent)
+    hosts = [h["host"] for plan in _tenant_plans(repo).values() for h in plan["hosts"]]
+    checks = {"HealthChecks": [{"Id": f"hc-{h}", "HealthCheckConfig": {"FullyQualifiedDomainName": h}} for h in hosts]}
+    (logs / "health-checks.json").write_text(json.dumps(checks))
+    for name, text in {"aws": AWS_SHIM, "dig": DIG_SHIM, "curl": CURL_SHIM, "git": f'#!/bin/sh\necho "$*" >> {logs}/git.log\n'}.items():
+        (shim / name).write_text(text)
+        (shim / name).chmod(0o755)
+    (tmp_path / "runner").mkdir(exist_ok=True)
+    base = {"ENVIRONMENT": "prod", "BRANCH": "main", "GH_TOKEN": "token", "GITHUB_REPOSITORY": "companyos/platform-gitops"}
+    base |= {"SHIM_LOG": str(logs), "RUNNER_TEMP": str(tmp_path / "runner"), "DIG_ANSWER": "origin-dr.x", "TENANT": ""}
+    base |= {"GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"), "GITHUB_OUTPUT": str(tmp_path / "output")}
+    full = {**os.environ, "PATH": f"{shim}:{os.environ['PATH']}", **base, **env}
+    proc = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script], cwd=repo, env=full, capture_output=True, text=True
+    )
+    calls = {p.stem: p.read_text().splitlines() for p in logs.glob("*.log")}
+    return proc, {k: calls.get(k, []) for k in ("aws", "dig", "curl", "git")}
+
+
+def _health_urls(repo: Path, tenants: set[str] | None = None) -> list[str]:
+    return sorted(
+        f"https://{h['host']}{h['path']}" for t, plan in _tenant_plans(repo).items() if tenants is None or t in tenants for h in plan["hosts"]
+    )
+
+
+def _curled(calls: dict[str, list[str]]) -> list[str]:
+    return sorted(c.split()[-1] for c in calls["curl"])
+
+
+@pytest.mark.parametrize("workflow", ["failover", "failback"])
+def test_smoke_tests_request_every_public_hosts_health_url_from_the_tenant_files(sample, repo, tmp_path, workflow):
+    """The hosts moved from failover-plan.json to failover/<tenant>.json: the smoke step reads them there."""
+    assert "hosts" not in json.loads((repo / "rendered/runbooks/prod/failover-plan.json").read_text())
+    proc, calls = _run_shimmed(repo, _step(sample, workflow, "Smoke tests"), tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert _curled(calls) == _health_urls(repo) and len(_health_urls(repo)) == 8
+    assert all(c.startswith("--fail ") for c in calls["curl"])
+
+
+def test_failback_restores_and_confirms_every_hosts_health_check_from_the_tenant_files(sample, repo, tmp_path):
+    hosts = sorted(h["host"] for plan in _tenant_plans(repo).values() for h in plan["hosts"])
+    proc, calls = _run_shimmed(repo, _step(sample, "failback", "Restore the health checks"), tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    updates = [c for c in calls["aws"] if c.startswith("route53 update-health-check")]
+    assert sorted(updates) == sorted(f"route53 update-health-check --health-check-id hc-{h} --no-inverted" for h in hosts)
+    proc, calls = _run_shimmed(repo, _step(sample, "failback", "Confirm Route53 answers from the primary"), tmp_path, DIG_ANSWER="origin.x")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    failovers = sorted(h["failover"] for plan in _tenant_plans(repo).values() for h in plan["hosts"])
+    assert sorted(calls["dig"]) == sorted(f"+short CNAME {n}" for n in failovers)

@@ -42,9 +42,13 @@ def set_active(root: Path, env: str, active: bool, tenant: str | None = None) ->
     if not isinstance(block, CommentedMap):
         raise UsageError(f"environments/{env}.yaml declares no disaster_recovery: nothing to fail over")
     if tenant is None:
-        if bool(block.get("active", False)) == active:
+        # failing the environment back brings every tenant back, those failed over alone too
+        listed = "active_tenants" in block and not active
+        if bool(block.get("active", False)) == active and not listed:
             return False
         block["active"] = active
+        if listed:
+            del block["active_tenants"]
     elif not _set_tenant(block, env, tenant, active):
         return False
     out = io.StringIO()

@@ -147,6 +147,9 @@ def tenant_plan(model: Model, env: spec.Environment, t: dict[str, Any], hosts: l
         "tenant": t["name"],
         "owner": t["owner"],
         "pooled": not t["dedicated"],
+        # served from the DR region now: with the whole environment (active), alone (listed in
+        # active_tenants; what a failback of the tenant undoes) or not (null)
+        "failed_over": "environment" if env.disaster_recovery.active else ("tenant" if common.failed_over(env, t["name"]) else None),
         "secrets": [{"tenant": t["name"], "role": role, "names": t["db_secrets"]}] if t["db_secrets"] else [],
         "hosts": [{**h, "path": env.disaster_recovery.health_check_path, "role": role} for h in hosts],
     }

@@ -99,7 +99,7 @@ def test_failover_step_commits_the_flag_and_the_render_that_scales_the_standby(s
     script = _step(sample, "failover", "Scale the standby Applications up")
     calls = _run_step(repo, script, tmp_path)
     assert yaml.safe_load((repo / "environments/prod.yaml").read_text())["disaster_recovery"]["active"] is True
-    assert _standby_values(repo) == dict.fromkeys(PROD_TENANTS, {})  # one file per tenant, every one active
+    assert _standby_values(repo) == {t: {} for t in PROD_TENANTS}  # one file per tenant, every one active
     assert not (repo / "rendered/helm/prod/standby.yaml").exists()
     assert "standing by" not in (repo / "rendered/argocd/prod/standby/standby.yaml").read_text()
     assert "add environments rendered" in calls and "commit -m failover: serve prod from its DR region" in calls
@@ -310,7 +310,10 @@ def _run_shimmed(repo: Path, script: str, tmp_path: Path, **env: str) -> tuple[s
 
 def _health_urls(repo: Path, tenants: set[str] | None = None) -> list[str]:
     return sorted(
-        f"https://{h['host']}{h['path']}" for t, plan in _tenant_plans(repo).items() if tenants is None or t in tenants for h in plan["hosts"]
+        f"https://{h['host']}{h['path']}"
+        for t, plan in _tenant_plans(repo).items()
+        if tenants is None or t in tenants
+        for h in plan["hosts"]
     )
 
 
@@ -422,9 +425,15 @@ def test_environment_wide_failover_promotes_every_database_and_flips_every_host(
 def test_failover_of_one_tenant_touches_only_its_database_secrets_hosts_and_standby(sample, repo, tmp_path):
     calls = _run_all(sample, repo, tmp_path, "failover", FAILOVER_STEPS, TENANT="acme")
     assert _promoted(calls) == ["companyos-prod-acme-dr"]
-    assert _secrets_written(calls) == _all(repo, "secrets", {"acme"}) == ["companyos/prod/acme/api/database", "companyos/prod/acme/worker/database"]
+    assert (
+        _secrets_written(calls)
+        == _all(repo, "secrets", {"acme"})
+        == ["companyos/prod/acme/api/database", "companyos/prod/acme/worker/database"]
+    )
     assert all(c.split("--role-arn ")[1].split()[0].startswith("arn:aws:iam::410000000101:") for c in calls["aws"] if "assume-role" in c)
-    assert _checks_updated(calls, "--inverted") == _all(repo, "host", {"acme"}) == ["api.acme.companyos.example", "web.acme.companyos.example"]
+    assert (
+        _checks_updated(calls, "--inverted") == _all(repo, "host", {"acme"}) == ["api.acme.companyos.example", "web.acme.companyos.example"]
+    )
     assert sorted(c.split()[-1] for c in calls["dig"]) == _all(repo, "failover", {"acme"})
     assert _curled(calls) == _health_urls(repo, {"acme"})
     # the commit: acme in active_tenants, its standby values empty, everyone else still at zero
@@ -472,5 +481,5 @@ def test_a_pooled_unknown_or_malformed_tenant_is_refused_by_every_step(sample, r
 
 
 def test_failback_of_a_tenant_that_was_not_failed_over_alone_is_refused(sample, repo, tmp_path):
-    proc, calls = _run_shimmed(repo, _step(sample, "failback", "Read the plan"), tmp_path, TENANT="umbrella")
+    proc, _ = _run_shimmed(repo, _step(sample, "failback", "Read the plan"), tmp_path, TENANT="umbrella")
     assert proc.returncode != 0 and "umbrella is not failed over alone in prod (failed_over: null)" in proc.stdout

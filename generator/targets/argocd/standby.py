@@ -263,7 +263,12 @@ def render(model: Model, templates: Templates, env: spec.Environment, extras: st
         yield RenderedFile(
             path=scale_values_path(env.name, d.name),
             text=templates.render(
-                T_SCALE, env=env, tenant=d.name, active=active(env), failed_over=common.failed_over(env, d.name), values=scale_values(env, d.name)
+                T_SCALE,
+                env=env,
+                tenant=d.name,
+                active=active(env),
+                failed_over=common.failed_over(env, d.name),
+                values=scale_values(env, d.name),
             ),
             sources=(*sources, model.source("tenant", d.name), templates.path(T_SCALE)),
             tenant=d.name,

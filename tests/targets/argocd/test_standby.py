@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import yaml
-
 import pytest
+import yaml
 
 from generator import pipeline, vendor
 from generator.targets.argocd import standby

@@ -180,7 +180,5 @@ def test_the_base_writes_only_catalog_inputs_and_reads_its_output_from_git(based
         assert base.same(manifest, committed) and not base.same(manifest, committed + b" ")
         assert base.file("rendered/no/such/file.yaml") is None and not base.same("rendered/no/such/file.yaml", b"")
         listed = base.paths("rendered/argocd")
-        tracked = subprocess.run(
-            ["git", "ls-files", "rendered/argocd"], cwd=based, capture_output=True, text=True, check=True
-        ).stdout.split()
+        tracked = subprocess.run(["git", "ls-files", "rendered/argocd"], cwd=based, capture_output=True, text=True, check=True).stdout.split()
         assert listed == sorted(tracked) and listed

@@ -720,6 +720,11 @@ class DisasterRecovery(Strict):
         description="Serve from the DR region: the failover workflow commits true (the standby Applications scale up "
         "to the tenants' replicas on the next render), the failback workflow false.",
     )
+    active_tenants: list[Name] = Field(
+        default_factory=list,
+        description="Dedicated tenants of this environment served from the DR region while the rest stand by: the failover "
+        "workflow run for one tenant adds it, its failback removes it. `active: true` activates every tenant regardless.",
+    )
 
 
 #: Best RPO (minutes) each way of reaching the DR region can promise: an asynchronous replica

@@ -441,6 +441,8 @@ def reserved_tenant_names(platform: spec.Platform) -> dict[str, str]:
         preview_namespace(""): f"preview namespaces are named {preview_namespace('<number>')}",
         "kube-": "Kubernetes reserves kube-* names",
         "argocd": "Argo CD's namespace and objects",
+        "standby": "the standby cluster's values of each tenant are rendered/helm/<env>/standby/<tenant>.yaml, "
+        "beside the tenants' own rendered/helm/<env>/<tenant>/ folders",
     }
     for ns in (*SYSTEM_NAMESPACES, platform.argocd_namespace, platform.ingress_namespace, platform.monitoring_namespace):
         if reserved_word(ns, reserved) is None:

@@ -95,8 +95,38 @@ def _environments(catalog: Catalog) -> Iterator[CatalogError]:
                     yield _err(
                         entry.locate("disaster_recovery", key), f"disaster_recovery.{key} '{expr}' is not a cron schedule: {problem}"
                     )
+            yield from _active_tenants(catalog, entry)
         yield from _settings_services(catalog, env.settings, entry, ("settings",))
     yield from _promotion_chain(catalog)
+
+
+def _active_tenants(catalog: Catalog, entry: Entry[spec.Environment]) -> Iterator[CatalogError]:
+    """``disaster_recovery.active_tenants``: dedicated tenants deployed to this environment, once
+    each. A pooled tenant shares its database with the pool: failing it over moves every tenant
+    of the pool, which is ``active: true`` (the whole environment)."""
+    env = entry.spec
+    assert env.disaster_recovery is not None
+    seen: set[str] = set()
+    for i, name in enumerate(env.disaster_recovery.active_tenants):
+        where = entry.locate("disaster_recovery", "active_tenants", i)
+        tenant_entry = catalog.tenants.get(name)
+        if tenant_entry is None:
+            if not catalog.defines("tenant", name):
+                yield _err(where, _unknown("tenant", name, catalog.tenants))
+            continue
+        tenant = tenant_entry.spec
+        tier = catalog.tiers.get(tenant.tier)
+        if name in seen:
+            yield _err(where, f"tenant '{name}' is listed more than once in disaster_recovery.active_tenants")
+        elif env.name not in tenant.environments:
+            yield _err(where, f"tenant '{name}' is not deployed to environment '{env.name}'")
+        elif tier is not None and tier.spec.isolation != "dedicated":
+            yield _err(
+                where,
+                f"tenant '{name}' is in the pooled tier '{tenant.tier}': its database is shared with the pool, so it fails "
+                "over only with the whole environment (disaster_recovery.active: true)",
+            )
+        seen.add(name)
 
 
 def promotion_chain_errors(catalog: Catalog) -> list[CatalogError]:

@@ -1,25 +1,13 @@
-"""Remember a verified-clean tree, so an unchanged repository checks in a fraction of a render.
+"""Remember a verified-clean tree, so an unchanged repository checks (and renders) in a
+fraction of a render.
 
-``check`` must render the whole catalog to compare it with the tree, which is most of a
-render's time. But the answer only depends on (a) every input byte -- catalog files,
-templates, the generator's own code and the versions of the libraries that shape output --
-(b) every output byte on disk, and (c) today's date, because waivers expire. After a full ``check`` or ``render`` finds the tree
-clean, we store one digest of each in ``.companyos-cache/check.json``. A later ``check``
-that computes the same two digests (hashing files is cheap; parsing and rendering are not)
-knows the answer without rendering. Any difference at all, a missing or unreadable cache,
-``--full`` or ``--base`` takes the full path, which stays the authority: CI clones have no
-cache, so CI always checks in full.
-
-Reading and hashing every output is most of that time at thousands of tenants, so the
-record also holds a digest of every output's ``stat`` (path, size, mtime, ctime, inode), as
-git's index does: when it matches, no file was written since (ctime cannot be set back by a
-process), and nothing is read. Files written within :data:`RACY_NS` of the record could
-change again inside one timestamp tick; they are listed with their content hash and always
-re-hashed. A stat mismatch falls back to hashing, and a tree found clean that way gets a
-fresh record. The list of outputs outside ``rendered/`` comes from the record too: the unit
-manifests that list them are under ``rendered/``, so they are covered by the digest.
-
-The cache lives outside ``rendered/`` and is ignored by git (``.gitignore``).
+The answer only depends on every input byte (catalog, templates, the generator's code, the
+versions of the libraries that shape output), every output byte on disk and today's date
+(waivers expire). After a ``check`` or ``render`` finds the tree clean we store a digest of
+each in ``.companyos-cache/check.json`` (git-ignored), plus a digest of every output's
+``lstat`` as git's index does: when that matches, nothing is read; files written within
+:data:`RACY_NS` of the record are re-hashed. Any difference, ``--full`` or ``--base`` takes
+the full path, which stays the authority; CI clones have no cache. docs/architecture.md.
 """
 
 from __future__ import annotations

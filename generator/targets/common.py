@@ -185,7 +185,7 @@ def secret_reader(model: Model, d: Deployment) -> SecretReader | None:
     return SecretReader(
         store=platform.secret_store,
         namespace=d.namespace,
-        region=serving_region(d.environment),
+        region=serving_region(d.environment, d.name),
         account=d.account_id,
         role_name=naming.secret_reader_role_name(platform, d.env, d.name),
         role_arn=naming.secret_reader_role_arn(d.account_id, platform, d.env, d.name),
@@ -336,12 +336,18 @@ def is_last_environment(model: Model, env: str) -> bool:
 ARGOCD_CONTROLLER_SA = "argocd-application-controller"
 
 
-def serving_region(env: Environment) -> str:
-    """Where the environment's secrets are read from: the DR region once the failover
-    workflow has committed ``disaster_recovery.active: true`` (it promoted the DR replicas
-    of the secrets and pointed them at the promoted databases), else the primary."""
+def failed_over(env: Environment, tenant: str) -> bool:
+    """True when ``tenant`` is served from the DR region: the failover workflow committed
+    ``disaster_recovery.active: true`` (every tenant) or listed it in ``active_tenants``."""
     dr = env.disaster_recovery
-    return env.aws.dr_region if dr is not None and dr.active else env.aws.region
+    return dr is not None and (dr.active or tenant in dr.active_tenants)
+
+
+def serving_region(env: Environment, tenant: str) -> str:
+    """Where a tenant's secrets are read from: the DR region once the failover workflow has
+    failed it over (it promoted the DR replicas of the secrets and pointed them at the
+    promoted databases; ``failed_over``), else the primary."""
+    return env.aws.dr_region if failed_over(env, tenant) else env.aws.region
 
 
 def standby_cluster(platform: Platform, env: str) -> str:

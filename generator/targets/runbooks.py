@@ -136,13 +136,20 @@ def plan(model: Model, env: spec.Environment, ctx: dict[str, Any]) -> dict[str, 
 
 def tenant_plan(model: Model, env: spec.Environment, t: dict[str, Any], hosts: list[dict[str, str]]) -> dict[str, Any]:
     """``rendered/runbooks/<env>/failover/<tenant>.json``, read by the failover workflows with
-    a glob: the database secrets repointed at its owner's promoted replica (in the tenant's
-    account, by that account's failover role) and the hosts whose health checks are inverted."""
+    a glob (or alone, for one tenant): the database secrets repointed at its owner's promoted
+    replica (in the tenant's account, by that account's failover role) and the hosts whose
+    health checks are inverted. ``owner`` names the plan's database serving the tenant;
+    ``pooled`` says it is a pool's, shared with other tenants, so the tenant cannot be failed
+    over alone (the workflows refuse; the whole environment moves the pool)."""
     assert env.disaster_recovery is not None
     role = naming.ci_role_arn(t["account"], model.platform, "failover")
     return {
         "tenant": t["name"],
         "owner": t["owner"],
+        "pooled": not t["dedicated"],
+        # served from the DR region now: with the whole environment (active), alone (listed in
+        # active_tenants; what a failback of the tenant undoes) or not (null)
+        "failed_over": "environment" if env.disaster_recovery.active else ("tenant" if common.failed_over(env, t["name"]) else None),
         "secrets": [{"tenant": t["name"], "role": role, "names": t["db_secrets"]}] if t["db_secrets"] else [],
         "hosts": [{**h, "path": env.disaster_recovery.health_check_path, "role": role} for h in hosts],
     }
@@ -197,6 +204,7 @@ def context(model: Model, env: spec.Environment) -> dict[str, Any]:
                 "secrets": sorted(set(secrets)),
                 "db_secrets": db_secrets,
                 "owner": owner,
+                "dedicated": d.dedicated,
             }
         )
         for svc in d.services:

@@ -242,6 +242,8 @@ def context(model: Model) -> dict[str, Any]:
         "standby": [
             _standby(model, env, row) for env, row in zip(model.environments, envs, strict=True) if env.disaster_recovery is not None
         ],
+        # the tenant input of failover/failback is checked against the catalog's name pattern
+        "name_pattern": spec.NAME_PATTERN,
         "chaos": [_chaos(model, env, row) for env, row in zip(model.environments, envs, strict=True) if env.name in ci.chaos_environments],
     }
     if guard.errors:

@@ -85,13 +85,24 @@ def _run_step(repo: Path, script: str, tmp_path: Path) -> list[str]:
     return log.read_text().splitlines()
 
 
+def _standby_values(repo: Path, env: str = "prod") -> dict[str, dict]:
+    """tenant -> the values its standby Applications get last (rendered/helm/<env>/standby/<tenant>.yaml)."""
+    return {p.stem: yaml.safe_load(p.read_text()) for p in sorted((repo / f"rendered/helm/{env}/standby").glob("*.yaml"))}
+
+
+PROD_TENANTS = {"acme", "globex", "hooli", "initech", "umbrella"}
+ZERO = {"deployment": {"replicas": 0}, "autoscaling": {"enabled": False}, "pdb": {"enabled": False}}
+
+
 def test_failover_step_commits_the_flag_and_the_render_that_scales_the_standby(sample, repo, tmp_path):
+    assert _standby_values(repo) == dict.fromkeys(PROD_TENANTS, ZERO)
     script = _step(sample, "failover", "Scale the standby Applications up")
     calls = _run_step(repo, script, tmp_path)
     assert yaml.safe_load((repo / "environments/prod.yaml").read_text())["disaster_recovery"]["active"] is True
-    assert yaml.safe_load((repo / "rendered/helm/prod/standby.yaml").read_text()) == {}
+    assert _standby_values(repo) == {t: {} for t in PROD_TENANTS}  # one file per tenant, every one active
+    assert not (repo / "rendered/helm/prod/standby.yaml").exists()
     assert "standing by" not in (repo / "rendered/argocd/prod/standby/standby.yaml").read_text()
-    assert "add environments rendered" in calls and any(c.startswith("commit -m failover:") for c in calls)
+    assert "add environments rendered" in calls and "commit -m failover: serve prod from its DR region" in calls
     assert calls[-1] == "push https://x-access-token:token@github.com/companyos/platform-gitops.git HEAD:main"
 
 
@@ -100,8 +111,8 @@ def test_failback_step_commits_the_standby_back_to_zero(sample, repo, tmp_path):
     script = _step(sample, "failback", "Scale the standby Applications back to zero")
     calls = _run_step(repo, script, tmp_path)
     assert yaml.safe_load((repo / "environments/prod.yaml").read_text())["disaster_recovery"]["active"] is False
-    assert yaml.safe_load((repo / "rendered/helm/prod/standby.yaml").read_text())["deployment"] == {"replicas": 0}
-    assert any(c.startswith("commit -m failback:") for c in calls)
+    assert _standby_values(repo) == dict.fromkeys(PROD_TENANTS, ZERO)
+    assert "commit -m failback: serve prod from its primary region again" in calls
 
 
 def test_failover_repoints_only_the_host_of_each_database_secret(sample):
@@ -241,3 +252,234 @@ def test_the_verifier_task_checks_a_copy_and_the_workflow_reads_its_json_back(sa
     postgres(stdin="DROP SCHEMA companyos_integrity CASCADE;")
     failed = subprocess.run(["sh", "-c", command], env=run_env, capture_output=True, text=True)
     assert failed.returncode != 0 and "companyos-smoke 1" in failed.stdout.splitlines()
+
+
+# --- the steps that talk to AWS, DNS and the hosts, run with recording shims -------------------
+
+AWS_SHIM = r"""#!/usr/bin/env bash
+# records its arguments; answers just enough for the failover/failback steps to proceed
+echo "$*" >> "$SHIM_LOG/aws.log"
+case "$1 $2" in
+  "sts assume-role") echo '{"Credentials": {"AccessKeyId": "AK", "SecretAccessKey": "SK", "SessionToken": "ST"}}' ;;
+  "route53 list-health-checks") cat "$SHIM_LOG/health-checks.json" ;;
+  "rds describe-db-instances")
+    case "$*" in *Endpoint.Address*) echo "promoted.example.rds.amazonaws.com" ;; *) echo "arn:aws:rds:x:1:db:src" ;; esac ;;
+  "secretsmanager get-secret-value") echo '{"host": "old", "reader_hosts": "r", "port": "5432"}' ;;
+esac
+"""
+
+DIG_SHIM = r"""#!/usr/bin/env bash
+echo "$*" >> "$SHIM_LOG/dig.log"
+echo "${DIG_ANSWER}.example."
+"""
+
+CURL_SHIM = r"""#!/usr/bin/env bash
+echo "$*" >> "$SHIM_LOG/curl.log"
+"""
+
+
+def _tenant_plans(repo: Path, env: str = "prod") -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in sorted((repo / f"rendered/runbooks/{env}/failover").glob("*.json"))}
+
+
+def _run_shimmed(repo: Path, script: str, tmp_path: Path, **env: str) -> tuple[subprocess.CompletedProcess[str], dict[str, list[str]]]:
+    """Run a step like ``_run_step``, with ``aws``, ``dig``, ``curl`` and ``git`` recording their
+    arguments (per tool) and answering what the steps read back; returns the process too."""
+    shim, logs = tmp_path / "shim", tmp_path / "logs"
+    shim.mkdir(exist_ok=True)
+    logs.mkdir(exist_ok=True)
+    if not (repo / ".venv").exists():
+        (repo / ".venv").symlink_to(Path(sys.executable).parent.parent)
+    hosts = [h["host"] for plan in _tenant_plans(repo).values() for h in plan["hosts"]]
+    checks = {"HealthChecks": [{"Id": f"hc-{h}", "HealthCheckConfig": {"FullyQualifiedDomainName": h}} for h in hosts]}
+    (logs / "health-checks.json").write_text(json.dumps(checks))
+    for name, text in {"aws": AWS_SHIM, "dig": DIG_SHIM, "curl": CURL_SHIM, "git": f'#!/bin/sh\necho "$*" >> {logs}/git.log\n'}.items():
+        (shim / name).write_text(text)
+        (shim / name).chmod(0o755)
+    (tmp_path / "runner").mkdir(exist_ok=True)
+    base = {"ENVIRONMENT": "prod", "BRANCH": "main", "GH_TOKEN": "token", "GITHUB_REPOSITORY": "companyos/platform-gitops"}
+    base |= {"SHIM_LOG": str(logs), "RUNNER_TEMP": str(tmp_path / "runner"), "DIG_ANSWER": "origin-dr.x", "TENANT": ""}
+    base |= {"GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"), "GITHUB_OUTPUT": str(tmp_path / "output")}
+    full = {**os.environ, "PATH": f"{shim}:{os.environ['PATH']}", **base, **env}
+    proc = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script], cwd=repo, env=full, capture_output=True, text=True
+    )
+    calls = {p.stem: p.read_text().splitlines() for p in logs.glob("*.log")}
+    return proc, {k: calls.get(k, []) for k in ("aws", "dig", "curl", "git")}
+
+
+def _health_urls(repo: Path, tenants: set[str] | None = None) -> list[str]:
+    return sorted(
+        f"https://{h['host']}{h['path']}"
+        for t, plan in _tenant_plans(repo).items()
+        if tenants is None or t in tenants
+        for h in plan["hosts"]
+    )
+
+
+def _curled(calls: dict[str, list[str]]) -> list[str]:
+    return sorted(c.split()[-1] for c in calls["curl"])
+
+
+@pytest.mark.parametrize("workflow", ["failover", "failback"])
+def test_smoke_tests_request_every_public_hosts_health_url_from_the_tenant_files(sample, repo, tmp_path, workflow):
+    """The hosts moved from failover-plan.json to failover/<tenant>.json: the smoke step reads them there."""
+    assert "hosts" not in json.loads((repo / "rendered/runbooks/prod/failover-plan.json").read_text())
+    proc, calls = _run_shimmed(repo, _step(sample, workflow, "Smoke tests"), tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert _curled(calls) == _health_urls(repo) and len(_health_urls(repo)) == 8
+    assert all(c.startswith("--fail ") for c in calls["curl"])
+
+
+def test_failback_restores_and_confirms_every_hosts_health_check_from_the_tenant_files(sample, repo, tmp_path):
+    hosts = sorted(h["host"] for plan in _tenant_plans(repo).values() for h in plan["hosts"])
+    proc, calls = _run_shimmed(repo, _step(sample, "failback", "Restore the health checks"), tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    updates = [c for c in calls["aws"] if c.startswith("route53 update-health-check")]
+    assert sorted(updates) == sorted(f"route53 update-health-check --health-check-id hc-{h} --no-inverted" for h in hosts)
+    proc, calls = _run_shimmed(repo, _step(sample, "failback", "Confirm Route53 answers from the primary"), tmp_path, DIG_ANSWER="origin.x")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    failovers = sorted(h["failover"] for plan in _tenant_plans(repo).values() for h in plan["hosts"])
+    assert sorted(calls["dig"]) == sorted(f"+short CNAME {n}" for n in failovers)
+
+
+# --- per-tenant failover and failback -----------------------------------------------------------
+
+FAILOVER_STEPS = (
+    "Read the plan",
+    "Promote the replicas",
+    "Scale the standby Applications up",
+    "Flip Route53",
+    "Confirm Route53",
+    "Smoke tests",
+    "Timings against the RTO",
+)
+FAILBACK_STEPS = (
+    "Read the plan",
+    "Replicate each promoted database back",
+    "Scale the standby Applications back to zero",
+    "Restore the health checks",
+    "Confirm Route53 answers from the primary",
+    "Smoke tests",
+    "Timings against the RTO",
+)
+
+
+def _run_all(sample, repo: Path, tmp_path: Path, workflow: str, steps: tuple[str, ...], **env: str) -> dict[str, list[str]]:
+    """Every changing step of ``workflow`` in order, like the job (each must succeed); the
+    recorded calls of all of them."""
+    (tmp_path / "summary.md").write_text("")
+    for name in steps:
+        proc, calls = _run_shimmed(repo, _step(sample, workflow, name), tmp_path, STARTED="0", **env)
+        assert proc.returncode == 0, (name, proc.stdout + proc.stderr)
+    return calls  # the logs accumulate over the steps
+
+
+def _promoted(calls: dict[str, list[str]]) -> list[str]:
+    return sorted(c.split("--db-instance-identifier ")[1].split()[0] for c in calls["aws"] if c.startswith("rds promote-read-replica"))
+
+
+def _secrets_written(calls: dict[str, list[str]]) -> list[str]:
+    return sorted(c.split("--secret-id ")[1].split()[0] for c in calls["aws"] if c.startswith("secretsmanager put-secret-value"))
+
+
+def _checks_updated(calls: dict[str, list[str]], flag: str) -> list[str]:
+    out = [c.split("--health-check-id hc-")[1].split()[0] for c in calls["aws"] if c.startswith("route53 update-health-check")]
+    assert all(c.endswith(flag) for c in calls["aws"] if c.startswith("route53 update-health-check")), calls["aws"]
+    return sorted(out)
+
+
+def _all(repo: Path, key: str, tenants: set[str] | None = None) -> list[str]:
+    plans = _tenant_plans(repo)
+    if key == "secrets":
+        return sorted(n for t, p in plans.items() if tenants is None or t in tenants for s in p["secrets"] for n in s["names"])
+    return sorted(h[key] for t, p in plans.items() if tenants is None or t in tenants for h in p["hosts"])
+
+
+def test_the_tenant_input_reaches_the_scripts_through_env_only(sample):
+    for workflow in ("failover", "failback"):
+        doc = _workflow(sample, workflow)
+        assert doc[True]["workflow_dispatch"]["inputs"]["tenant"] == {
+            "description": doc[True]["workflow_dispatch"]["inputs"]["tenant"]["description"],
+            "type": "string",
+            "required": False,
+            "default": "",
+        }
+        job = next(iter(doc["jobs"].values()))
+        assert job["env"]["TENANT"] == "${{ inputs.tenant }}"
+        assert all("inputs." not in s.get("run", "") for s in job["steps"]), workflow
+
+
+def test_environment_wide_failover_promotes_every_database_and_flips_every_host(sample, repo, tmp_path):
+    calls = _run_all(sample, repo, tmp_path, "failover", FAILOVER_STEPS)
+    plan = json.loads((repo / "rendered/runbooks/prod/failover-plan.json").read_text())
+    assert _promoted(calls) == sorted(db["replica"] for db in plan["databases"]) and len(plan["databases"]) == 3
+    assert _secrets_written(calls) == _all(repo, "secrets")
+    assert _checks_updated(calls, "--inverted") == _all(repo, "host")
+    assert sorted(c.split()[-1] for c in calls["dig"]) == _all(repo, "failover")
+    assert _curled(calls) == _health_urls(repo)
+    assert "commit -m failover: serve prod from its DR region" in calls["git"]
+    assert "### Failover of prod: " in (tmp_path / "summary.md").read_text()
+
+
+def test_failover_of_one_tenant_touches_only_its_database_secrets_hosts_and_standby(sample, repo, tmp_path):
+    calls = _run_all(sample, repo, tmp_path, "failover", FAILOVER_STEPS, TENANT="acme")
+    assert _promoted(calls) == ["companyos-prod-acme-dr"]
+    assert (
+        _secrets_written(calls)
+        == _all(repo, "secrets", {"acme"})
+        == ["companyos/prod/acme/api/database", "companyos/prod/acme/worker/database"]
+    )
+    assert all(c.split("--role-arn ")[1].split()[0].startswith("arn:aws:iam::410000000101:") for c in calls["aws"] if "assume-role" in c)
+    assert (
+        _checks_updated(calls, "--inverted") == _all(repo, "host", {"acme"}) == ["api.acme.companyos.example", "web.acme.companyos.example"]
+    )
+    assert sorted(c.split()[-1] for c in calls["dig"]) == _all(repo, "failover", {"acme"})
+    assert _curled(calls) == _health_urls(repo, {"acme"})
+    # the commit: acme in active_tenants, its standby values empty, everyone else still at zero
+    dr = yaml.safe_load((repo / "environments/prod.yaml").read_text())["disaster_recovery"]
+    assert dr["active_tenants"] == ["acme"] and not dr.get("active", False)
+    assert _standby_values(repo) == {**dict.fromkeys(PROD_TENANTS, ZERO), "acme": {}}
+    assert json.loads((repo / "rendered/runbooks/prod/failover/acme.json").read_text())["failed_over"] == "tenant"
+    assert "commit -m failover: serve acme in prod from its DR region" in calls["git"]
+    assert "### Failover of acme in prod: " in (tmp_path / "summary.md").read_text()
+
+    # and back: only acme's database replicated back, its secrets, its checks; acme leaves the list
+    for log in (tmp_path / "logs").glob("*.log"):
+        log.unlink()
+    back = _run_all(sample, repo, tmp_path, "failback", FAILBACK_STEPS, TENANT="acme", DIG_ANSWER="origin.x")
+    replicas = [c for c in back["aws"] if c.startswith("rds create-db-instance-read-replica")]
+    assert len(replicas) == 1 and "--source-db-instance-identifier arn:aws:rds:x:1:db:src" in replicas[0]
+    assert "--db-instance-identifier companyos-prod-acme-fb" in replicas[0]
+    assert _secrets_written(back) == _all(repo, "secrets", {"acme"})
+    assert _checks_updated(back, "--no-inverted") == _all(repo, "host", {"acme"})
+    assert _curled(back) == _health_urls(repo, {"acme"})
+    assert "active_tenants" not in yaml.safe_load((repo / "environments/prod.yaml").read_text())["disaster_recovery"]
+    assert _standby_values(repo) == dict.fromkeys(PROD_TENANTS, ZERO)
+    assert "commit -m failback: serve acme in prod from its primary region again" in back["git"]
+    assert "### Failback of acme in prod: " in (tmp_path / "summary.md").read_text()
+
+
+@pytest.mark.parametrize("workflow", ["failover", "failback"])
+@pytest.mark.parametrize(
+    ("tenant", "message"),
+    [
+        ("globex", "globex's database is the shared pool pool-standard: failing it over moves every tenant of the pool"),
+        ("nope", "no tenant nope in prod with a standby (rendered/runbooks/prod/failover/nope.json)"),
+        ("../prod/failover-plan", "the tenant input is not a tenant name"),
+        ("acme; curl evil", "the tenant input is not a tenant name"),
+    ],
+)
+def test_a_pooled_unknown_or_malformed_tenant_is_refused_by_every_step(sample, repo, tmp_path, workflow, tenant, message):
+    steps = FAILOVER_STEPS if workflow == "failover" else FAILBACK_STEPS
+    env_before = (repo / "environments/prod.yaml").read_text()
+    for name in steps[:-1]:  # the timing step (always()) only reports
+        proc, calls = _run_shimmed(repo, _step(sample, workflow, name), tmp_path, TENANT=tenant)
+        assert proc.returncode != 0 and f"::error::{message}" in proc.stdout, (name, proc.stdout, proc.stderr)
+        assert calls["aws"] == calls["curl"] == calls["git"] == [], name
+    assert (repo / "environments/prod.yaml").read_text() == env_before
+
+
+def test_failback_of_a_tenant_that_was_not_failed_over_alone_is_refused(sample, repo, tmp_path):
+    proc, _ = _run_shimmed(repo, _step(sample, "failback", "Read the plan"), tmp_path, TENANT="umbrella")
+    assert proc.returncode != 0 and "umbrella is not failed over alone in prod (failed_over: null)" in proc.stdout

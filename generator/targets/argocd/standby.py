@@ -3,10 +3,12 @@
 Where ``disaster_recovery`` is declared: the DR cluster's registration (an ExternalSecret
 materializing Argo CD's cluster Secret from the connection the shared Terraform root stores),
 the tenant namespaces on it, and one ApplicationSet over the same per-tenant files as the
-primary's, so every Application exists there too. A values file layered last
-(``rendered/helm/<env>/standby.yaml``) holds them at zero replicas until
-``disaster_recovery.active`` is true: the failover workflow commits that flag and the render
-that follows is what scales them up (a commit, not a click). docs/resilience.md.
+primary's, so every Application exists there too. A values file per tenant layered last
+(``rendered/helm/<env>/standby/<tenant>.yaml``) holds its Applications at zero replicas until
+the tenant is failed over: ``disaster_recovery.active`` (every tenant) or the tenant listed in
+``disaster_recovery.active_tenants`` (one dedicated tenant). The failover workflow commits that
+and the render that follows is what scales them up (a commit, not a click). One file per tenant:
+onboarding adds a file and changes none. docs/resilience.md.
 """
 
 from __future__ import annotations
@@ -42,13 +44,24 @@ def active(env: spec.Environment) -> bool:
     return env.disaster_recovery is not None and env.disaster_recovery.active
 
 
+def active_tenants(env: spec.Environment) -> list[str]:
+    """The tenants failed over on their own (``disaster_recovery.active_tenants``), sorted."""
+    return sorted(env.disaster_recovery.active_tenants) if env.disaster_recovery is not None else []
+
+
 def standby_dir(env: str) -> str:
     return f"rendered/argocd/{env}/standby"
 
 
-def scale_values_path(env: str) -> str:
-    """The Helm values layered after each tenant's own on the standby cluster."""
-    return f"rendered/helm/{env}/standby.yaml"
+def scale_values_path(env: str, tenant: str) -> str:
+    """The Helm values layered after the tenant's own on the standby cluster (``tenant`` may be
+    the ApplicationSet's ``{{.tenant}}``)."""
+    return f"rendered/helm/{env}/standby/{tenant}.yaml"
+
+
+#: The extras include of a standby Application whose tenant still stands by: a path no rendered
+#: file has, so the source yields no manifest (as for a tenant with no extras at all).
+NO_EXTRAS = "standby-not-failed-over"
 
 
 def destinations(model: Model, env: spec.Environment, namespace: str) -> list[dict[str, str]]:
@@ -58,10 +71,10 @@ def destinations(model: Model, env: spec.Environment, namespace: str) -> list[di
     return [{"name": common.standby_cluster(model.platform, env.name), "namespace": namespace}]
 
 
-def scale_values(env: spec.Environment) -> dict[str, Any]:
-    """Helm values that override every tenant's replica counts while standing by; none once
-    active (each tenant's own values apply, as in the primary)."""
-    if active(env):
+def scale_values(env: spec.Environment, tenant: str) -> dict[str, Any]:
+    """Helm values that override the tenant's replica counts while it stands by; none once
+    failed over (its own values apply, as in the primary)."""
+    if common.failed_over(env, tenant):
         return {}
     return {"deployment": {"replicas": 0}, "autoscaling": {"enabled": False}, "pdb": {"enabled": False}}
 
@@ -104,7 +117,9 @@ def applicationset(model: Model, env: spec.Environment, extras: str) -> dict[str
     """The environment's Applications on the DR cluster: the same per-tenant files as every
     cell's ApplicationSet (all cells), the same chart and values, then the standby values.
     While standing by, no extra manifests (Rollouts, ScaledObjects would scale from zero);
-    once active, the primary's (``extras``: its ``directory.include`` glob)."""
+    once active, the primary's (``extras``: its ``directory.include`` glob); with only some
+    tenants failed over, the include is the primary's for them and ``NO_EXTRAS`` for the rest
+    (a go-template condition on ``.tenant``: the template lists no tenant otherwise)."""
     repo = model.platform.repository
     cluster = common.standby_cluster(model.platform, env.name)
     sources: list[dict[str, Any]] = [
@@ -114,14 +129,18 @@ def applicationset(model: Model, env: spec.Environment, extras: str) -> dict[str
             "targetRevision": "{{.chartVersion}}",
             "helm": {
                 "releaseName": "{{.service}}",
-                "valueFiles": [f"$values/{values_path(env.name, '{{.tenant}}', '{{.service}}')}", f"$values/{scale_values_path(env.name)}"],
+                "valueFiles": [
+                    f"$values/{values_path(env.name, '{{.tenant}}', '{{.service}}')}",
+                    f"$values/{scale_values_path(env.name, '{{.tenant}}')}",
+                ],
             },
         },
         {"repoURL": repo.url, "targetRevision": repo.revision, "ref": "values"},
     ]
-    if active(env):
+    include = extras_of_active(env, extras)
+    if include is not None:
         sources.append(
-            {"repoURL": repo.url, "targetRevision": repo.revision, "path": "rendered", "directory": {"recurse": True, "include": extras}}
+            {"repoURL": repo.url, "targetRevision": repo.revision, "path": "rendered", "directory": {"recurse": True, "include": include}}
         )
     policy: dict[str, Any] = {
         "automated": {"prune": True, "selfHeal": True},
@@ -166,6 +185,18 @@ def applicationset(model: Model, env: spec.Environment, extras: str) -> dict[str
     }
 
 
+def extras_of_active(env: spec.Environment, extras: str) -> str | None:
+    """The standby extras source's include: none while every tenant stands by, the primary's
+    when the environment is active, else a condition naming the tenants failed over alone."""
+    if active(env):
+        return extras
+    names = active_tenants(env)
+    if not names:
+        return None
+    quoted = " ".join(emit.to_json(n) for n in names)
+    return f"{{{{if eq .tenant {quoted}}}}}{extras}{{{{else}}}}{NO_EXTRAS}{{{{end}}}}"
+
+
 def render(model: Model, templates: Templates, env: spec.Environment, extras: str) -> Iterator[RenderedFile]:
     """The standby files of ``env``; nothing when it declares no ``disaster_recovery``."""
     if not enabled(env) or not model.in_environment(env.name):
@@ -177,7 +208,12 @@ def render(model: Model, templates: Templates, env: spec.Environment, extras: st
     yield RenderedFile(
         path=f"{standby_dir(env.name)}/standby.yaml",
         text=templates.render(
-            T_STANDBY, env=env, cluster=common.standby_cluster(model.platform, env.name), active=active(env), documents=documents
+            T_STANDBY,
+            env=env,
+            cluster=common.standby_cluster(model.platform, env.name),
+            active=active(env),
+            active_tenants=active_tenants(env),
+            documents=documents,
         ),
         sources=(*sources, templates.path(T_STANDBY)),
         environment=env.name,
@@ -187,9 +223,20 @@ def render(model: Model, templates: Templates, env: spec.Environment, extras: st
             *clusters.destinations_consumed(model, env, documents, in_env),
         ),
     )
-    yield RenderedFile(
-        path=scale_values_path(env.name),
-        text=templates.render(T_SCALE, env=env, active=active(env), values=scale_values(env)),
-        sources=(*sources, templates.path(T_SCALE)),
-        environment=env.name,
-    )
+    for d in model.in_environment(env.name):
+        if not model.renders(d.name):  # an incremental render (output/units.py) skips the others
+            continue
+        yield RenderedFile(
+            path=scale_values_path(env.name, d.name),
+            text=templates.render(
+                T_SCALE,
+                env=env,
+                tenant=d.name,
+                active=active(env),
+                failed_over=common.failed_over(env, d.name),
+                values=scale_values(env, d.name),
+            ),
+            sources=(*sources, model.source("tenant", d.name), templates.path(T_SCALE)),
+            tenant=d.name,
+            environment=env.name,
+        )

@@ -91,6 +91,31 @@ class Facts:
     batched: tuple[tuple[str, int], ...] = ()
 
 
+def record(found: Facts | None) -> dict[str, list[Any]] | None:
+    """What a unit manifest records of a file's facts: the non-empty fields (None when all
+    are), so a reused file is judged without being read or parsed again."""
+    if found is None:
+        return None
+    out: dict[str, list[Any]] = {}
+    for key in ("breaches", "server_side", "matrices", "batched"):
+        value = getattr(found, key)
+        if value:
+            out[key] = [list(v) if isinstance(v, tuple) else v for v in value]
+    return out or None
+
+
+def recorded(path: str, entry: dict[str, Any]) -> Facts:
+    """The :class:`Facts` a manifest entry records (see :func:`record`)."""
+    data = entry.get("limits") or {}
+    return Facts(
+        path,
+        breaches=tuple((str(a), str(t), str(p), bool(c)) for a, t, p, c in data.get("breaches", ())),
+        server_side=tuple(str(x) for x in data.get("server_side", ())),
+        matrices=tuple((str(j), int(n)) for j, n in data.get("matrices", ())),
+        batched=tuple((str(j), int(n)) for j, n in data.get("batched", ())),
+    )
+
+
 def check(model: Model, files: dict[str, bytes], sources: dict[str, list[str]], declared: Iterable[Declared]) -> list[CatalogError]:
     """Every limit breach in the render, at the catalog line that grows the object."""
     return judge(model, [f for path, data in files.items() if (f := facts(path, data)) is not None], sources, declared)

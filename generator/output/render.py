@@ -61,8 +61,11 @@ def render(
     encoded: dict[str, str] = {}
     declared: list[contracts.Declared] = []
     found: list[limits.Facts] = []
-    check = check and targets is None  # a partial render has half the producers
-    finish = finalize if check else _finalize_unchecked
+    # Every target's render records each file's limit facts in its entry (the unit manifests
+    # keep them) and, with ``check``, judges them; a partial render has half the producers
+    # and examines nothing.
+    finish = finalize if targets is None else _finalize_unexamined
+    check = check and targets is None
     if parallel.usable(model, jobs):
         produced = parallel.render_parallel(model, chosen, jobs, finish, progress)
     else:
@@ -139,8 +142,12 @@ def finalize(target: str, item: RenderedFile, *, examine: bool = True) -> Finish
         value = getattr(item, key)
         if value is not None:
             entry[key] = value
+    facts = limits.facts(item.path, data) if examine else None
+    noted = limits.record(facts)
+    if noted is not None:  # the unit manifest keeps them: a reused file is judged unread
+        entry["limits"] = noted
     declared = (item.path, item.provides, item.consumes, item.sources[0] if item.sources else item.path)
-    return item.path, data, entry, emit.manifest_entry(entry), declared, limits.facts(item.path, data) if examine else None
+    return item.path, data, entry, emit.manifest_entry(entry), declared, facts
 
 
 _TENANT_FILE = re.compile(r"^tenants/[^/]+\.ya?ml$")
@@ -151,8 +158,8 @@ def shared_sources(sources: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(emit.TENANT_FILES if _TENANT_FILE.match(s) else s for s in sources))
 
 
-def _finalize_unchecked(target: str, item: RenderedFile) -> Finished:
-    """:func:`finalize` for a render whose limits are not checked (a partial one)."""
+def _finalize_unexamined(target: str, item: RenderedFile) -> Finished:
+    """:func:`finalize` for a partial render (some targets only): no limit facts."""
     return finalize(target, item, examine=False)
 
 

@@ -35,7 +35,7 @@ from generator.targets.contracts import Contract
 
 GLOBAL = "global"
 #: Bumped when the meaning of a digest changes: every recorded unit is then stale.
-UNITS_VERSION = 1
+UNITS_VERSION = 2
 #: Folders whose every file is an input to the render.
 INPUT_DIRS = ("catalog", "environments", "tenants", "templates")
 #: Libraries whose version can change the bytes we write.
@@ -266,7 +266,13 @@ def render_incremental(model: Model, root: Path, found: Digests, recorded: Recor
     ordered = sorted(declared.values(), key=lambda d: d[0])
     errors = [
         *contracts.check(ordered),
-        *limits.check(model, files, {p: e["sources"] for p, e in entries.items()}, ordered),
+        # every file's facts as recorded in its entry: the fresh ones' by finalize, the reused ones' in their unit
+        *limits.judge(
+            model,
+            [limits.recorded(p, e) for p, e in entries.items() if "limits" in e],
+            {p: e["sources"] for p, e in entries.items()},
+            ordered,
+        ),
     ]
     if errors:
         raise CatalogErrors(errors)

@@ -309,3 +309,40 @@ def test_a_tree_rendered_before_units_is_read_then_its_manifest_pruned(repo, sam
     assert (repo / units.unit_path(units.GLOBAL)).exists() and (repo / "rendered/helm/dev/hooli/notes.yaml").exists()
     (repo / "rendered/helm/dev/hooli/notes.yaml").unlink()
     assert pipeline.check(repo, full=True)[1].clean
+
+
+# --- consumer-limit facts are recorded per file: a reused file is judged without being read ---
+
+
+def test_reused_files_are_judged_from_their_recorded_limit_facts(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from generator.output import limits
+
+    _edit_tenant(repo)  # hooli renders, the other tenants are reused
+    examined: list[str] = []
+    real = limits.facts
+    monkeypatch.setattr(limits, "facts", lambda path, data: examined.append(path) or real(path, data))
+    built, plan = pipeline.build_incremental(repo)
+    assert plan.render == {"hooli"} and examined
+    reused = {p for unit in plan.reused.values() for p in unit.entries}
+    assert not reused & set(examined)  # nothing of a reused unit was examined again
+    # ...and what they recorded is what examining them finds
+    for unit in plan.reused.values():
+        for path, entry in unit.entries.items():
+            assert limits.record(real(path, built.result.files[path])) == entry.get("limits"), path
+
+
+def test_a_breach_a_reused_unit_recorded_still_fails_the_render(repo: Path) -> None:
+    """The recorded facts are judged like fresh ones (a unit's manifest is trusted for reuse
+    exactly as its contracts are; ``check --base`` compares it with the base's)."""
+    import json
+
+    from generator.errors import CatalogErrors
+
+    unit = repo / units.unit_path("tenant/acme")
+    data = json.loads(unit.read_text())
+    path = next(p for p, e in data["files"].items() if p.startswith("rendered/argocd/"))
+    data["files"][path]["limits"] = {"breaches": [["", "acme", "planted: name is 64 characters", False]]}
+    unit.write_text(json.dumps(data))
+    with pytest.raises(CatalogErrors) as caught:
+        pipeline.build_incremental(repo)
+    assert any("planted: name is 64 characters" in e.message for e in caught.value.errors)

@@ -249,7 +249,12 @@ def test_a_missing_or_widened_producer_fails_check(repo: Path, companyos: Callab
         "assume_role_policy = data.aws_iam_policy_document.ci_branch_trust.json",
     )
     _plant(repo, TEMPLATE, "identifiers = {{ [dr.ci.trusted] | hcl }}", 'identifiers = ["*"]')
-    _plant(repo, TEMPLATE, '":" ~ dr.argocd.service_account]', '":argocd-server"]')
+    _plant(  # through the macro call (templates/terraform/_argocd.tf.j2 writes the trust)
+        repo,
+        TEMPLATE,
+        "dr.argocd.namespace, dr.argocd.service_account) }}",
+        'dr.argocd.namespace, "argocd-server") }}',
+    )
     _plant(repo, TEMPLATE, 'output "standby_oidc_issuer_url" {', 'output "standby_issuer" {')
     result = companyos("check", cwd=repo)
     assert result.code == 2, result.out + result.err

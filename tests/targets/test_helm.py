@@ -43,18 +43,23 @@ FREE_FORM = {
 
 @pytest.fixture(scope="module")
 def helm_files(sample):
-    # Per-service values only: rendered/helm/<env>/standby.yaml is the DR standby overlay
+    # Per-service values only: rendered/helm/<env>/standby/<tenant>.yaml is the DR standby overlay
     # (targets/argocd/standby.py, tests/targets/argocd/test_standby.py), not a service's values.
-    files = {p: d for p, d in sample.result.files.items() if p.startswith("rendered/helm/") and not p.endswith("/standby.yaml")}
+    files = {p: d for p, d in sample.result.files.items() if p.startswith("rendered/helm/") and not _overlay(p)}
     assert files
     return files
+
+
+def _overlay(path: str) -> bool:
+    return path.split("/")[3:4] == ["standby"]
 
 
 def test_one_values_file_per_tenant_environment_service(sample, helm_files):
     expected = {f"rendered/helm/{d.env}/{d.name}/{s.name}.yaml" for d in sample.model.deployments for s in d.services}
     assert set(helm_files) == expected
-    overlays = {p for p in sample.result.files if p.startswith("rendered/helm/") and p.endswith("/standby.yaml")}
-    assert all(len(p.split("/")) == 4 for p in overlays), overlays
+    overlays = {p for p in sample.result.files if p.startswith("rendered/helm/") and _overlay(p)}
+    # one overlay per tenant of each environment with a standby, nothing else in that folder
+    assert overlays == {f"rendered/helm/{d.env}/standby/{d.name}.yaml" for d in sample.model.deployments if d.environment.disaster_recovery}
 
 
 def test_values_validate_against_chart_schema(helm_files):

@@ -300,15 +300,44 @@ def test_chaos_drill_runs_monthly_in_dev_and_stage(sample, docs, companyos):
         assert [line.split("\t")[0] for line in listed] == sorted({d.namespace for d in sample.model.in_environment(env)})
 
 
+#: Free (non-choice) dispatch inputs a workflow needs, and why. Failover and failback take one
+#: tenant's name: a `choice` would list the fleet in the workflow (every onboarding PR would
+#: edit it); the name reaches the scripts only through `env:` and every step checks it.
+FREE_INPUTS = {
+    ".github/workflows/failover.yml": {"tenant"},
+    ".github/workflows/failback.yml": {"tenant"},
+}
+
+
 def test_no_workflow_takes_dispatch_inputs_except_deploy(docs):
     # Inputs are an injection surface (and checkov CKV_GHA_7); only the one-command deploy needs
-    # free ones. A `choice` (the environment of failover, failback, drills) is not: GitHub
-    # refuses a dispatch whose value is not one of the rendered options.
+    # free ones, and failover/failback a tenant name. A `choice` (the environment of failover,
+    # failback, drills) is not: GitHub refuses a dispatch whose value is not one of the rendered options.
     for path, doc in docs.items():
         dispatch = on(doc).get("workflow_dispatch") if isinstance(on(doc), dict) else None
         if dispatch and path not in (".github/workflows/deploy.yml", ".github/workflows/promote.yml"):
-            free = [name for name, spec in (dispatch.get("inputs") or {}).items() if spec.get("type") != "choice"]
-            assert not free, (path, free)
+            free = {name for name, spec in (dispatch.get("inputs") or {}).items() if spec.get("type") != "choice"}
+            assert free <= FREE_INPUTS.get(path, set()), (path, free)
+
+
+@pytest.mark.parametrize("path", sorted(FREE_INPUTS))
+def test_a_free_input_reaches_the_scripts_only_through_env_and_is_checked(docs, path):
+    doc = docs[path]
+    for name in FREE_INPUTS[path]:
+        expression = "${{ inputs." + name + " }}"
+        for job in doc["jobs"].values():
+            assert all(expression not in (step.get("run") or "") for step in job["steps"]), (path, name)
+            uses = [k for k, v in (job.get("env") or {}).items() if v == expression]
+            assert uses, (path, name)
+            variable = "$" + uses[0]
+            reading = [step for step in job["steps"] if variable in (step.get("run") or "")]
+            assert reading, (path, name)
+            for step in reading:  # every step that reads it checks it against the name pattern first
+                run = step["run"]
+                check = f'[[ "{variable}" =~ $pattern ]]'
+                assert check in run, (path, step.get("name"))
+                first_use = min(i for i in (run.find(f"/{variable}"), run.find(f'"{variable}"')) if i >= 0)
+                assert run.index(check) <= first_use or run[:first_use].rstrip().endswith(("[ -n", "[ -z")), (path, step.get("name"))
 
 
 # --- bad input and ownership of .github/workflows --------------------------------------

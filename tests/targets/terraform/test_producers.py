@@ -28,7 +28,8 @@ from helpers.repo import copy_repo
 OPTIONS = SerializationOptions(strip_string_quotes=True, with_comments=False)
 VALIDATE_TF = vendor.terraform_data_dir().parent / "tools/validate_tf.py"
 ROOT = re.compile(r"^rendered/terraform/(?P<env>[^/]+)/(?P<root>[^/]+)/(?P<file>[^/]+\.tf)$")
-VALUES = re.compile(r"^rendered/helm/(?P<env>[^/]+)/(?P<tenant>[^/]+)/[^/]+\.yaml$")
+#: A service's values (``standby/`` holds the DR overlay per tenant; "standby" is a reserved tenant name).
+VALUES = re.compile(r"^rendered/helm/(?P<env>[^/]+)/(?!standby/)(?P<tenant>[^/]+)/[^/]+\.yaml$")
 JOBS = re.compile(r"^rendered/migrations/(?P<env>[^/]+)/(?P<tenant>[^/]+)/[^/]+\.yaml$")
 #: What a Terraform-written secret may hold: connection coordinates, never a credential.
 SECRET_FIELDS = {"engine", "host", "port", "dbname", "username", "reader_hosts", "sslmode", "tls"}

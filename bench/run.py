@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[1]
 COPY = ("catalog", "environments", "templates")
 SERVICES = ("api", "worker", "web")
@@ -60,9 +62,28 @@ def make_catalog(root: Path, tenants: int) -> None:
         if i % 3 == 0:
             lines += ["overrides:", "  prod:", "    services:", "      api:", f"        replicas: {3 + i % 5}"]
         (root / "tenants" / f"{name}.yaml").write_text("\n".join(lines) + "\n")
+    if tenants > WIDE_PLAN_ABOVE:
+        _widen_address_plan(root)
     from generator.ops.allocate import allocate
 
     allocate(root, write=True)
+
+
+#: The sample's /12 per environment holds ~240 dedicated VPCs (1 tenant in 10 is dedicated).
+WIDE_PLAN_ABOVE = 2000
+
+
+def _widen_address_plan(root: Path) -> None:
+    """A /11 primary and DR space per environment (~500 dedicated VPCs each), every VPC
+    allocated afresh: the sample's records sit in its /12 plan."""
+    path = root / "catalog" / "networks.yaml"
+    plan = yaml.safe_load(path.read_text())
+    for index, env in enumerate(sorted(plan["environments"])):
+        block = plan["environments"][env]
+        block["primary"] = f"10.{64 * index}.0.0/11"
+        block["dr"] = f"10.{64 * index + 32}.0.0/11"
+        block["vpcs"] = {}
+    path.write_text(yaml.safe_dump(plan, sort_keys=False))
 
 
 def _rss_mb() -> float:

@@ -89,52 +89,24 @@ def _sha(path: str) -> str | None:
     return None if data is None else hashlib.sha256(data).hexdigest()
 
 
-def _stats(root: Path, paths: Iterable[str], since_ns: int) -> tuple[str, dict[str, str]] | None:
-    """(digest of every path's stat but the racy ones, racy path -> content sha256), or None
-    when a path cannot be read. Racy: ctime or mtime at or after ``since_ns``."""
-    total = hashlib.sha256()
-    racy: dict[str, str] = {}
-    base = os.fspath(root)
-    for rel in paths:
-        full = os.path.join(base, rel)
-        try:
-            st = os.stat(full, follow_symlinks=False)
-            if st.st_ctime_ns >= since_ns or st.st_mtime_ns >= since_ns:
-                sha = _sha(full)
-                if sha is None:
-                    return None
-                racy[rel] = sha
-                continue
-        except OSError:
-            return None
-        total.update(_stat_line(rel, st))
-    return total.hexdigest(), racy
-
-
 def _walk_stats(root: Path) -> dict[str, os.stat_result]:
-    """Every file (and link) below the output folders with its own ``lstat``: one
-    ``os.scandir`` walk, links not followed."""
-    base = os.fspath(root)
+    """Every file (and link) below the output folders with its own ``lstat`` (``tree.scan``)."""
     out: dict[str, os.stat_result] = {}
-    pending = [d for d in tree.OUTPUT_DIRS if os.path.isdir(os.path.join(base, d))]
-    while pending:
-        folder = pending.pop()
-        try:
-            entries = list(os.scandir(os.path.join(base, folder)))
-        except OSError:
-            continue
-        for entry in entries:
-            rel = f"{folder}/{entry.name}"
-            if entry.is_dir(follow_symlinks=False):
-                pending.append(rel)
-            else:
-                with contextlib.suppress(OSError):
-                    out[rel] = entry.stat(follow_symlinks=False)
+    for rel, entry in tree.scan(root, tree.OUTPUT_DIRS):
+        if not entry.is_dir(follow_symlinks=False):
+            with contextlib.suppress(OSError):
+                out[rel] = entry.stat(follow_symlinks=False)
     return out
 
 
-def _stat_line(rel: str, st: os.stat_result) -> bytes:
-    return f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_ino}\0{st.st_mode}\n".encode()
+def _stat_digest(paths: Iterable[str], stats: Mapping[str, os.stat_result], racy: Mapping[str, str]) -> str:
+    """One hash over every path's stat (path, size, mtime, ctime, inode, mode), racy ones left out."""
+    total = hashlib.sha256()
+    for rel in paths:
+        if rel not in racy:
+            st = stats[rel]
+            total.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_ino}\0{st.st_mode}\n".encode())
+    return total.hexdigest()
 
 
 def _stat_clean(root: Path, cached: Mapping[str, object]) -> bool:
@@ -149,14 +121,9 @@ def _stat_clean(root: Path, cached: Mapping[str, object]) -> bool:
     if not wanted <= found.keys() or not racy.keys() <= set(paths):
         return False
     base = os.fspath(root)
-    total = hashlib.sha256()
-    for rel in paths:
-        if rel in racy:
-            if _sha(os.path.join(base, rel)) != racy[rel]:
-                return False
-        else:
-            total.update(_stat_line(rel, found[rel]))
-    return total.hexdigest() == stat
+    if any(_sha(os.path.join(base, rel)) != sha for rel, sha in racy.items()):
+        return False
+    return _stat_digest(paths, found, racy) == stat
 
 
 def _read(root: Path) -> dict[str, object]:
@@ -214,13 +181,18 @@ def remember_clean(root: Path, outputs: Mapping[str, bytes], inputs: str | None 
 
 
 def _stat_record(root: Path, paths: list[str]) -> dict[str, object]:
-    """The stat part of a record (empty when a file cannot be stat'ed: hashing then)."""
-    now = time.time_ns()
-    found = _stats(root, paths, since_ns=now - RACY_NS)
-    if found is None:
+    """The stat part of a record (empty when a file cannot be stat'ed or read: hashing then).
+    Racy: a file whose ctime or mtime is within :data:`RACY_NS` of now, kept by content hash."""
+    since = time.time_ns() - RACY_NS
+    found = _walk_stats(root)
+    if not set(paths) <= found.keys():
         return {}
-    stat, racy = found
-    return {"stat": stat, "racy": racy, "extra": [p for p in paths if not p.startswith("rendered/")]}
+    base = os.fspath(root)
+    racy = {rel: _sha(os.path.join(base, rel)) for rel in paths if max(found[rel].st_ctime_ns, found[rel].st_mtime_ns) >= since}
+    if None in racy.values():
+        return {}
+    kept = {rel: sha for rel, sha in racy.items() if sha is not None}
+    return {"stat": _stat_digest(paths, found, kept), "racy": kept, "extra": [p for p in paths if not p.startswith("rendered/")]}
 
 
 def _record(root: Path, entry: Mapping[str, object]) -> None:

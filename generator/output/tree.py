@@ -97,29 +97,39 @@ class _Listing:
     dirs: set[str] = field(default_factory=set)
 
 
-def _walk(root: Path, folders: Iterable[str]) -> _Listing:
-    """One ``os.scandir`` walk (it knows each entry's type without a stat on Linux); far
-    cheaper than a failed ``open()`` per missing file on a cold render."""
-    listing = _Listing(set(), set())
+def scan(root: Path, folders: Iterable[str]) -> Iterator[tuple[str, os.DirEntry[str]]]:
+    """(repository-relative path, entry) of everything below ``folders``: one ``os.scandir``
+    walk (it knows each entry's type without a stat on Linux) that descends real folders only,
+    never a link; an unreadable folder is skipped."""
     base = os.fspath(root)
     pending = [folder for folder in folders if os.path.isdir(os.path.join(base, folder))]
     while pending:
         folder = pending.pop()
-        listing.dirs.add(folder)
         try:
             entries = list(os.scandir(os.path.join(base, folder)))
         except OSError:
             continue
         for entry in entries:
             rel = f"{folder}/{entry.name}"
-            if entry.is_symlink():
-                listing.links.add(rel)
-                if not entry.is_dir():
-                    listing.files.add(rel)
-            elif entry.is_dir():
+            if entry.is_dir(follow_symlinks=False):
                 pending.append(rel)
-            else:
+            yield rel, entry
+
+
+def _walk(root: Path, folders: Iterable[str]) -> _Listing:
+    """Files, links and folders below ``folders`` (:func:`scan`); far cheaper than a failed
+    ``open()`` per missing file on a cold render."""
+    base = os.fspath(root)
+    listing = _Listing(set(), set(), {folder for folder in folders if os.path.isdir(os.path.join(base, folder))})
+    for rel, entry in scan(root, folders):
+        if entry.is_symlink():
+            listing.links.add(rel)
+            if not entry.is_dir():
                 listing.files.add(rel)
+        elif entry.is_dir():
+            listing.dirs.add(rel)
+        else:
+            listing.files.add(rel)
     return listing
 
 

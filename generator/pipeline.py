@@ -132,6 +132,12 @@ def build_incremental(
         return Build(root, judged.model, result, judged.policy), plan
 
 
+def waiver_notes(built: Build) -> tuple[str, ...]:
+    """The notes ``render`` prints for violations a valid waiver covers (kept in the
+    verified-clean record for a render with nothing to do)."""
+    return tuple(str(w) for w in built.policy.waived)
+
+
 @dataclass(frozen=True)
 class Rendered:
     """What ``companyos render`` did. ``built`` is None when the tree was already verified
@@ -157,7 +163,7 @@ def render_tree(root: Path | None = None, progress: Callable[[int, int], None] |
             if files is not None:
                 return Rendered(None, tree.WriteReport(unchanged=files), files, checkcache.notes(root))
     built, report = render_to_disk(root, progress, full=full)
-    return Rendered(built, report, len(built.result.files), tuple(str(w) for w in built.policy.waived))
+    return Rendered(built, report, len(built.result.files), waiver_notes(built))
 
 
 def render_to_disk(
@@ -178,7 +184,7 @@ def render_to_disk(
                 parsed = todo.parsed  # the unit manifests the plan parsed (the write compares their bytes)
             report = tree.write(built.result, built.root, verified=reused, parsed=parsed)
             if not report.unmanaged and not report.kept:  # the tree holds exactly built.result.files
-                checkcache.remember_clean(built.root, built.result.files, notes=[str(w) for w in built.policy.waived])
+                checkcache.remember_clean(built.root, built.result.files, notes=waiver_notes(built))
         return built, report
 
 
@@ -211,5 +217,5 @@ def check(
                 status = tree.status(built.result, built.root, verified=frozenset(todo.files), parsed=todo.parsed)
         with tree.quiescent(root):
             if status.clean:  # the tree holds exactly these bytes: hash them from memory
-                checkcache.remember_clean(built.root, built.result.files, inputs, notes=[str(w) for w in built.policy.waived])
+                checkcache.remember_clean(built.root, built.result.files, inputs, notes=waiver_notes(built))
     return built, status

@@ -215,12 +215,11 @@ def plan(root: Path, model: Model, found: Digests, recorded: Recorded) -> Plan:
     base = os.fspath(root)
     for name in tenants:
         unit = parse_unit(recorded(f"tenant/{name}"))
-        if unit is not None:
-            out.parsed[unit_path(f"tenant/{name}")] = (unit.raw, unit.entries)
         if unit is None:
             out.render.add(name)
             out.reasons[name] = "no recorded unit"
             continue
+        out.parsed[unit_path(f"tenant/{name}")] = (unit.raw, unit.entries)
         if unit.inputs != found.tenants[name]:
             out.render.add(name)
             out.reasons[name] = "its inputs changed"

@@ -350,6 +350,12 @@ def serving_region(env: Environment, tenant: str) -> str:
     return env.aws.dr_region if failed_over(env, tenant) else env.aws.region
 
 
+def ingress_group_key(cluster: str, group: str) -> str:
+    """The ``ingress_group`` contract's name: Ingress group ``group`` on cluster ``cluster``
+    (provided by the tenant's cell file, consumed by its ALB alarms)."""
+    return f"{cluster}/{group}"
+
+
 def standby_cluster(platform: Platform, env: str) -> str:
     """The standby EKS cluster in the DR region (registered in Argo CD, scaled to zero)."""
     return f"{naming.cluster_name(platform, env)}-dr"

@@ -33,6 +33,7 @@ from generator.targets.common import (
     canary_enabled,
     dashboard_path,
     flags_path,
+    ingress_group_key,
     job_path,
     keda_scaled,
     probe_path,
@@ -562,7 +563,7 @@ def ingress_groups(model: Model, d: Deployment) -> tuple[Contract, ...]:
         return ()
     group = naming.ingress_group(model.platform, d.env, d.name)
     at = contract_at(model, "service", public[0].name, "ingress")
-    return (Contract("ingress_group", f"{tenant_cluster(model, d)}/{group}", d.env, at=at),)
+    return (Contract("ingress_group", ingress_group_key(tenant_cluster(model, d), group), d.env, at=at),)
 
 
 def tenant_cluster(model: Model, d: Deployment) -> str:

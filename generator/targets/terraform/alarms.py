@@ -24,6 +24,7 @@ from generator.errors import Location
 from generator.formats.templating import Templates, hcl_value
 from generator.model import naming
 from generator.model.resolve import Deployment, Model
+from generator.targets import common
 from generator.targets.base import RenderedFile
 from generator.targets.contracts import Contract
 from generator.targets.contracts import at as contract_at
@@ -305,7 +306,7 @@ class OriginAlarms:
     @property
     def contract_name(self) -> str:
         """``<cluster>/<group>``: the Ingress group the tenant's Applications deploy to that cluster."""
-        return f"{self.cluster}/{self.group}"
+        return common.ingress_group_key(self.cluster, self.group)
 
 
 def origin_alarms(root: Root) -> OriginAlarms | None:
@@ -368,15 +369,16 @@ def files(model: Model, templates: Templates, root: Root, base: dict[str, Any]) 
     """``alarms.tf`` of a pool or tenant root (the shared root has none)."""
     if not applies(root):
         return
-    text = format_hcl(templates.render(TEMPLATE, **context(root, model.platform.owner), **base))
+    ctx = context(root, model.platform.owner)
+    text = format_hcl(templates.render(TEMPLATE, **ctx, **base))
     sources = (*root.sources, templates.path(TEMPLATE), templates.path("terraform/_blocks.tf.j2"))
     if root.tenant is not None:
         where = contract_at(model, "tenant", root.tenant, "owner")
     else:
         where = contract_at(model, "environment", root.env.name)
     provides, consumes = contracts(text, root.dir, root.env.name, where)
-    origin = origin_alarms(root)
-    if origin is not None:
+    origin = ctx["origin"]
+    if isinstance(origin, OriginAlarms):
         # The ALB exists only if the tenant's Applications deploy an Ingress of this group to that cluster.
         first_public = root.edge[0][0]
         at = contract_at(model, "service", first_public, "ingress")

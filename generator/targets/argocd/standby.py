@@ -31,8 +31,6 @@ from generator.targets.contracts import at as contract_at
 API = "argoproj.io/v1alpha1"
 T_STANDBY = "argocd/standby.yaml.j2"
 T_SCALE = "helm/standby-values.yaml.j2"
-#: The kinds the gitops AppProject must also whitelist for the registration.
-REGISTRATION_KINDS = clusters.REGISTRATION_KINDS
 
 
 def enabled(env: spec.Environment) -> bool:

@@ -20,6 +20,7 @@ from generator.catalog.load import Catalog, Entry
 from generator.errors import CatalogError, Location
 from generator.model import admission, naming
 from generator.model.addons import check_addons
+from generator.model.layers import lookup
 from generator.model.name_registry import check_names
 from generator.model.networks import check_networks
 
@@ -210,29 +211,21 @@ def _services(catalog: Catalog) -> Iterator[CatalogError]:
                 yield _err(entry.locate("canary", "steps"), "the last canary step must reach weight 100")
 
 
-def _flag_layers(catalog: Catalog) -> Iterator[tuple[Entry[Any], tuple[str | int, ...], Any]]:
+def _flag_layers(catalog: Catalog) -> Iterator[tuple[Entry[Any], tuple[str, ...], Any]]:
     """Every place a layer declares flags: (file, keypath of its ``flags`` map, that map)."""
     for service in catalog.services.values():
-        yield service, ("defaults", "flags"), _at(service.doc.data, ("defaults", "flags"))
-    layered: list[tuple[Entry[Any], tuple[str | int, ...]]] = []
+        yield service, ("defaults", "flags"), lookup(service.doc.data, ("defaults", "flags"))
+    layered: list[tuple[Entry[Any], tuple[str, ...]]] = []
     for kind in (catalog.tiers, catalog.environments, catalog.tenants):
         layered += [(e, ("settings",)) for e in kind.values()]
     for tenant in catalog.tenants.values():
-        overrides = _at(tenant.doc.data, ("overrides",))
-        layered += [(tenant, ("overrides", env)) for env in (overrides if isinstance(overrides, dict) else {})]
+        overrides = lookup(tenant.doc.data, ("overrides",))
+        layered += [(tenant, ("overrides", str(env))) for env in (overrides if isinstance(overrides, dict) else {})]
     for entry, base in layered:
-        services = _at(entry.doc.data, (*base, "services"))
+        services = lookup(entry.doc.data, (*base, "services"))
         for name in services if isinstance(services, dict) else {}:
             keypath = (*base, "services", name, "flags")
-            yield entry, keypath, _at(entry.doc.data, keypath)
-
-
-def _at(data: Any, keypath: tuple[str | int, ...]) -> Any:
-    for key in keypath:
-        if not isinstance(data, dict) or key not in data:
-            return None
-        data = data[key]
-    return data
+            yield entry, keypath, lookup(entry.doc.data, keypath)
 
 
 def _flag_targeting(catalog: Catalog) -> Iterator[CatalogError]:

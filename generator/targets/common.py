@@ -8,6 +8,7 @@ checkov and a reviewer miss). Functions, not constants: each caller gets its own
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -446,8 +447,10 @@ def restore_drill(platform: Platform, env: str, dr_region: str, verify_account: 
     }
 
 
-def restore_verifier_detail(names: dict[str, str]) -> str:
-    """The ``ecs_task`` contract detail of the verifier: what the workflow runs it with."""
+def restore_verifier_detail(names: Mapping[str, str | None]) -> str:
+    """The ``ecs_task`` contract detail of the verifier: what the workflow runs it with (the
+    consumer's from the catalog's names, the producer's read back from dr.tf; a piece dr.tf
+    lacks reads ``None`` and breaks the match)."""
     keys = ("cluster", "container", "log_group", "parameter", "subnet_group")
     return "; ".join(f"{key} {names[key]}" for key in keys)
 

@@ -361,26 +361,27 @@ def rendered_verifiers(root: Root, text: str) -> list[tuple[str, str]]:
     ``dr.tf`` renders in the ``dr-verify`` account, read from the text: its container, its log
     group, and the cluster, network parameter and DB subnet group beside it there (so a template
     that drops or renames any of them breaks the contract the restore-drill workflow consumes)."""
-    verify: dict[str, dict[str, str]] = {}
+    names: dict[str, dict[str, str]] = {}  # resource type -> label -> its name
+    tasks: dict[str, str] = {}  # task definition label -> its body
     for rtype, label, body in _RESOURCE.findall("\n" + text):
         if _VERIFY.search(body) and (name := _NAME.search(body)) is not None:
-            verify.setdefault(rtype, {})[label] = name.group(1)
-            verify.setdefault(f"{rtype}.body", {})[label] = body
+            names.setdefault(rtype, {})[label] = name.group(1)
+            if rtype == "aws_ecs_task_definition":
+                tasks[label] = body
     env = root.env
     only = {
-        key: next(iter(verify.get(rtype, {}).values()), None) if len(verify.get(rtype, {})) == 1 else None
+        key: next(iter(names.get(rtype, {}).values()), None) if len(names.get(rtype, {})) == 1 else None
         for key, rtype in (("cluster", "aws_ecs_cluster"), ("parameter", "aws_ssm_parameter"), ("subnet_group", "aws_db_subnet_group"))
     }
     out = []
-    for label, family in sorted(verify.get("aws_ecs_task_definition", {}).items()):
-        body = verify["aws_ecs_task_definition.body"][label]
-        container, group = _CONTAINER.search(body), _LOG_GROUP.search(body)
+    for label, family in sorted(names.get("aws_ecs_task_definition", {}).items()):
+        container, group = _CONTAINER.search(tasks[label]), _LOG_GROUP.search(tasks[label])
         found = {
             **only,
             "container": container.group(1) if container else None,
-            "log_group": verify.get("aws_cloudwatch_log_group", {}).get(group.group(1)) if group else None,
+            "log_group": names.get("aws_cloudwatch_log_group", {}).get(group.group(1)) if group else None,
         }
-        detail = "; ".join(f"{key} {found[key]}" for key in ("cluster", "container", "log_group", "parameter", "subnet_group"))
+        detail = common.restore_verifier_detail(found)
         out.append((f"arn:aws:ecs:{env.aws.dr_region}:{env.accounts.dr_verify}:task-definition/{family}", detail))
     return out
 

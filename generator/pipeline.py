@@ -156,20 +156,23 @@ def render_tree(root: Path | None = None, progress: Callable[[int, int], None] |
     clean (the record is keyed by today's date too, so waiver expiry is never cached past a
     day); else :func:`render_to_disk`."""
     root = find_root(root or Path.cwd())
+    inputs = None
     if not full:
         tree.recover(root)
         with lock.hold(root):
-            files = checkcache.known_clean(root)
+            inputs = checkcache.inputs_digest(root)  # the record's key, and the new record's if we render
+            files = checkcache.known_clean(root, inputs)
             if files is not None:
                 return Rendered(None, tree.WriteReport(unchanged=files), files, checkcache.notes(root))
-    built, report = render_to_disk(root, progress, full=full)
+    built, report = render_to_disk(root, progress, full=full, inputs=inputs)
     return Rendered(built, report, len(built.result.files), waiver_notes(built))
 
 
 def render_to_disk(
-    root: Path | None = None, progress: Callable[[int, int], None] | None = None, *, full: bool = False
+    root: Path | None = None, progress: Callable[[int, int], None] | None = None, *, full: bool = False, inputs: str | None = None
 ) -> tuple[Build, tree.WriteReport]:
-    """Render into the tree: incrementally (``output.units``), or everything with ``full``."""
+    """Render into the tree: incrementally (``output.units``), or everything with ``full``.
+    ``inputs``: :func:`checkcache.inputs_digest`, when the caller has it already."""
     root = find_root(root or Path.cwd())
     with fewer_collections():  # reading the old manifest allocates a dict per file, too
         # The lock is taken before the recorded units are read: the files reused from the
@@ -184,7 +187,7 @@ def render_to_disk(
                 parsed = todo.parsed  # the unit manifests the plan parsed (the write compares their bytes)
             report = tree.write(built.result, built.root, verified=reused, parsed=parsed)
             if not report.unmanaged and not report.kept:  # the tree holds exactly built.result.files
-                checkcache.remember_clean(built.root, built.result.files, notes=waiver_notes(built))
+                checkcache.remember_clean(built.root, built.result.files, inputs, notes=waiver_notes(built))
         return built, report
 
 

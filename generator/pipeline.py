@@ -117,19 +117,35 @@ def build(
 
 
 def build_incremental(
-    root: Path | None = None, base: Baseline | None = None, today: datetime.date | None = None
+    root: Path | None = None, base: Baseline | None = None, today: datetime.date | None = None, *, trust_stat: bool = True
 ) -> tuple[Build, units.Plan]:
     """Load, resolve and judge everything (policy runs every time), then render only the
     tenants whose inputs changed since their recorded unit (``output.units``): recorded in
     the working tree, or with ``base`` in the base commit (``check --base``: nothing in the
-    working tree's manifests is trusted)."""
+    working tree's manifests is trusted). ``trust_stat``: reuse a working-tree unit without
+    reading its files when the verified-clean record's stat digest vouches for them."""
     root = find_root(root or Path.cwd())
     with fewer_collections():
         judged = resolve_checked(root, today)
         found = units.digests(root, judged.model)
-        recorded = units.working_tree(root) if base is None else (lambda unit: base.file(units.unit_path(unit)))
-        result, plan = units.render_incremental(judged.model, root, found, recorded, jobs=default_jobs())
+        if base is None:  # the working tree's manifests, and its files as the stat record vouches for them
+            result, plan = units.render_incremental(
+                judged.model,
+                root,
+                found,
+                units.working_tree(root),
+                jobs=default_jobs(),
+                vouch=checkcache.vouching(root) if trust_stat else None,
+            )
+        else:
+            recorded = lambda unit: base.file(units.unit_path(unit))  # noqa: E731
+            result, plan = units.render_incremental(judged.model, root, found, recorded, jobs=default_jobs())
         return Build(root, judged.model, result, judged.policy), plan
+
+
+def output_shas(built: Build) -> dict[str, str]:
+    """Every rendered file's sha256 (hex), as its manifest entry records it."""
+    return {path: entry["sha256"] for path, entry in built.result.manifest["files"].items()}
 
 
 def waiver_notes(built: Build) -> tuple[str, ...]:
@@ -183,11 +199,13 @@ def render_to_disk(
                 built, reused = build(root, progress=progress), frozenset[str]()
             else:
                 built, todo = build_incremental(root)
-                reused = frozenset(todo.files)  # read under this lock: equal by construction
+                reused = todo.verified  # read (or vouched for by stat) under this lock: equal by construction
                 parsed = todo.parsed  # the unit manifests the plan parsed (the write compares their bytes)
             report = tree.write(built.result, built.root, verified=reused, parsed=parsed)
             if not report.unmanaged and not report.kept:  # the tree holds exactly built.result.files
-                checkcache.remember_clean(built.root, built.result.files, inputs, notes=waiver_notes(built))
+                checkcache.remember_clean(
+                    built.root, output_shas(built), inputs, notes=waiver_notes(built), units=units.membership(built.result)
+                )
         return built, report
 
 
@@ -214,11 +232,14 @@ def check(
                 status = tree.status(built.result, built.root)
         else:
             with tree.quiescent(root):  # the reused files are read under the lock, as compared
-                built, todo = build_incremental(root, base)
+                built, todo = build_incremental(root, base, trust_stat=use_cache)
                 # a reused file's bytes were read from this tree under this lock and matched the
-                # recorded sha256 (the tree's, or with --base the base commit's): equal by construction
-                status = tree.status(built.result, built.root, verified=frozenset(todo.files), parsed=todo.parsed)
+                # recorded sha256 (the tree's, or with --base the base commit's), or its stat is as
+                # when it last verified clean (the record's per-unit digest): equal by construction
+                status = tree.status(built.result, built.root, verified=todo.verified, parsed=todo.parsed)
         with tree.quiescent(root):
-            if status.clean:  # the tree holds exactly these bytes: hash them from memory
-                checkcache.remember_clean(built.root, built.result.files, inputs, notes=waiver_notes(built))
+            if status.clean:  # the tree holds exactly these bytes: their sha256s are in the manifest entries
+                checkcache.remember_clean(
+                    built.root, output_shas(built), inputs, notes=waiver_notes(built), units=units.membership(built.result)
+                )
     return built, status

@@ -161,7 +161,7 @@ def compare(model: Model, result: RenderResult, base: Baseline) -> Destruction:
     new_roots = manifest_roots(result.manifest["files"])
     items += [f"Terraform root {root} (terraform destroy of its whole state)" for root in sorted(old_roots - new_roots)]
     old_argo = argocd_objects(_base_files(base, ARGOCD_DIR))
-    new_argo = argocd_objects((p, d) for p, d in result.files.items() if p.startswith(ARGOCD_DIR + "/"))
+    new_argo = argocd_objects((p, result.files[p]) for p in result.files if p.startswith(ARGOCD_DIR + "/"))
     items += sorted(old_argo - new_argo)
     items += _deletion_protection(model, result, base, out.notes)
     out.items = items
@@ -178,9 +178,10 @@ def _deletion_protection(model: Model, result: RenderResult, base: Baseline, not
             old = old_model.deployment(d.name, d.env)
             if old is not None and old.settings.database.deletion_protection and not d.settings.database.deletion_protection:
                 items.append(f"deletion protection of tenant '{d.name}' database in {d.env} (database.deletion_protection turned off)")
-    for path, data in sorted(result.files.items()):
+    for path in result.files:  # in path order
         if not path.startswith("rendered/terraform/") or not path.endswith(".tf"):
             continue
+        data = result.files[path]
         if base.same(path, data):  # unchanged since the base: nothing removed
             continue
         before = base.file(path)

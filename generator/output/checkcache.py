@@ -18,7 +18,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
 
@@ -27,7 +27,7 @@ from generator.output.atomic import write_atomic
 from generator.output.tree import files_under, read_file, read_manifest
 
 CACHE_PATH = ".companyos-cache/check.json"
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 #: A file whose ctime is this close to the record's (or later) may change again within one
 #: timestamp tick without its stat changing: it is hashed on every check instead.
 RACY_NS = 2_000_000_000
@@ -41,15 +41,19 @@ OUTPUT_LIBRARIES = ("jinja2", "pyyaml", "pydantic", "pydantic-core")
 OUTPUT_DIRS = ("rendered",)
 
 
-def _digest(root: Path, paths: Iterable[str], known: Mapping[str, bytes] | None = None) -> str:
-    """One hash over (path, content hash) pairs; ``known`` supplies contents already in memory."""
+def _digest(root: Path, paths: Iterable[str], known: Mapping[str, str] | None = None) -> str:
+    """One hash over (path, content hash) pairs; ``known``: the sha256 (hex) of contents the
+    caller knows already (a render's manifest entries), so they are not read back."""
     total = hashlib.sha256()
     base = os.fspath(root)
     for rel in paths:
-        data = known.get(rel) if known is not None else None
-        if data is None:
-            with contextlib.suppress(OSError):  # unreadable counts as missing
-                data = read_file(os.path.join(base, rel))
+        sha = known.get(rel) if known is not None else None
+        if sha is not None:
+            total.update(rel.encode() + b"\0" + bytes.fromhex(sha))
+            continue
+        data = None
+        with contextlib.suppress(OSError):  # unreadable counts as missing
+            data = read_file(os.path.join(base, rel))
         total.update(rel.encode() + b"\0" + hashlib.sha256(b"\0missing" if data is None else data).digest())
     return total.hexdigest()
 
@@ -162,12 +166,21 @@ def notes(root: Path) -> tuple[str, ...]:
     return tuple(str(n) for n in found) if isinstance(found, list) else ()
 
 
-def remember_clean(root: Path, outputs: Mapping[str, bytes], inputs: str | None = None, notes: Iterable[str] = ()) -> None:
+def remember_clean(
+    root: Path,
+    outputs: Mapping[str, str],
+    inputs: str | None = None,
+    notes: Iterable[str] = (),
+    units: Mapping[str, Iterable[str]] | None = None,
+) -> None:
     """Record that the tree as it is now matches the catalog as it is now (best effort).
 
-    ``outputs``: every output file exactly as it now is on disk (after a render with no
-    unmanaged files, or a check that found the tree clean), so their digest comes from
-    memory instead of reading the tree back. ``inputs``: as for :func:`known_clean`."""
+    ``outputs``: every output file's sha256 (hex) exactly as it now is on disk (after a
+    render with no unmanaged files, or a check that found the tree clean: the render's
+    manifest entries), so nothing is read back. ``inputs``: as for :func:`known_clean`.
+    ``units``: unit manifest path -> the files it lists; each unit none of whose files is
+    racy gets its own stat digest, which lets the next incremental render or check reuse
+    it without reading its files (:func:`vouching`), even after the inputs changed."""
     paths = sorted(outputs)
     entry = {
         "version": CACHE_VERSION,
@@ -175,14 +188,15 @@ def remember_clean(root: Path, outputs: Mapping[str, bytes], inputs: str | None 
         "outputs": _digest(root, paths, outputs),
         "files": len(outputs),
         "notes": list(notes),
-        **_stat_record(root, paths),
+        **_stat_record(root, paths, units),
     }
     _record(root, entry)
 
 
-def _stat_record(root: Path, paths: list[str]) -> dict[str, object]:
+def _stat_record(root: Path, paths: list[str], units: Mapping[str, Iterable[str]] | None = None) -> dict[str, object]:
     """The stat part of a record (empty when a file cannot be stat'ed or read: hashing then).
-    Racy: a file whose ctime or mtime is within :data:`RACY_NS` of now, kept by content hash."""
+    Racy: a file whose ctime or mtime is within :data:`RACY_NS` of now, kept by content hash;
+    a unit with a racy file gets no stat digest of its own."""
     since = time.time_ns() - RACY_NS
     found = _walk_stats(root)
     if not set(paths) <= found.keys():
@@ -192,7 +206,50 @@ def _stat_record(root: Path, paths: list[str]) -> dict[str, object]:
     if None in racy.values():
         return {}
     kept = {rel: sha for rel, sha in racy.items() if sha is not None}
-    return {"stat": _stat_digest(paths, found, kept), "racy": kept, "extra": [p for p in paths if not p.startswith("rendered/")]}
+    vouched: dict[str, str] = {}
+    for unit, listed in (units or {}).items():
+        members = _members(unit, listed)
+        if all(rel in found and rel not in kept for rel in members):
+            vouched[unit] = _stat_digest(members, found, {})
+    out: dict[str, object] = {
+        "stat": _stat_digest(paths, found, kept),
+        "racy": kept,
+        "extra": [p for p in paths if not p.startswith("rendered/")],
+    }
+    if vouched:
+        out["units"] = vouched
+    return out
+
+
+def _members(unit: str, listed: Iterable[str]) -> list[str]:
+    """What a unit's stat digest covers: its manifest and every file it lists, sorted."""
+    return sorted({unit, *listed})
+
+
+def vouching(root: Path) -> Callable[[str, Iterable[str]], bool]:
+    """Whether a unit's manifest and files still ``lstat`` exactly as when the tree was last
+    verified clean (then each holds the sha256 that manifest records: the same argument as
+    git's index). Only for the working tree; ``check --base`` and CI never have a record."""
+    recorded = _read(root)
+    known = recorded.get("units") if recorded.get("version") == CACHE_VERSION else None
+    if not isinstance(known, dict) or not known:
+        return lambda unit, listed: False
+    base = os.fspath(root)
+
+    def vouch(unit: str, listed: Iterable[str]) -> bool:
+        expected = known.get(unit)
+        if not isinstance(expected, str):
+            return False
+        members = _members(unit, listed)
+        stats: dict[str, os.stat_result] = {}
+        for rel in members:
+            try:
+                stats[rel] = os.lstat(os.path.join(base, rel))
+            except OSError:
+                return False
+        return _stat_digest(members, stats, {}) == expected
+
+    return vouch
 
 
 def _record(root: Path, entry: Mapping[str, object]) -> None:

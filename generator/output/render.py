@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +34,8 @@ MANIFEST_VERSION = 1
 class RenderResult:
     """Everything one render produced, manifest included."""
 
-    files: dict[str, bytes]
+    #: Path -> bytes, in path order (a dict, or after an incremental render ``ondisk.TreeFiles``).
+    files: Mapping[str, bytes]
     manifest: dict[str, Any] = field(repr=False)
     #: What each file provides and consumes (output/contracts.py), in path order.
     declared: tuple[contracts.Declared, ...] = field(default=(), repr=False, compare=False)

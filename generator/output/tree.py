@@ -265,13 +265,14 @@ def _status(
     st = TreeStatus()
     existing, links = listing.files, listing.links
     base = os.fspath(root)
-    for rel, data in result.files.items():
+    for rel in result.files:
         if rel in links:  # never read through one: a link is not the file we generate
             st.changed.append(rel)
             continue
         if rel in verified and rel in existing:
             st.unchanged += 1
             continue
+        data = result.files[rel]
         # One byte more than expected is enough to tell "longer" from "equal".
         current = read_file(os.path.join(base, rel), len(data) + 1) if rel in existing else None
         if current is None:

@@ -29,13 +29,14 @@ from generator.errors import CatalogErrors, Location
 from generator.formats import emit
 from generator.model.resolve import Model
 from generator.output import contracts, limits
+from generator.output.ondisk import TreeFiles
 from generator.output.render import MANIFEST_PATH, MANIFEST_VERSION, RenderResult, render
 from generator.output.tree import UNITS_DIR, files_under, read_file
 from generator.targets.contracts import Contract
 
 GLOBAL = "global"
 #: Bumped when the meaning of a digest changes: every recorded unit is then stale.
-UNITS_VERSION = 2
+UNITS_VERSION = 3
 #: Folders whose every file is an input to the render.
 INPUT_DIRS = ("catalog", "environments", "tenants", "templates")
 #: Libraries whose version can change the bytes we write.
@@ -117,31 +118,35 @@ def digests(root: Path, model: Model, code: str | None = None) -> Digests:
 # --- unit manifests ----------------------------------------------------------------------
 
 
-def _contract(c: Contract) -> list[Any]:
-    at = [c.at.path, c.at.line, c.at.col] if c.at is not None else None
-    return [c.kind, c.name, c.scope, c.detail, at]
+def _places(declared: Mapping[str, contracts.Declared]) -> dict[Location, int]:
+    """The catalog positions a unit's contracts point at, sorted, numbered: recorded once per
+    unit (most of its contracts share a handful of lines)."""
+    found = {c.at for _, provides, consumes, _ in declared.values() for c in (*provides, *consumes) if c.at is not None}
+    return {where: i for i, where in enumerate(sorted(found))}
 
 
-def _uncontract(item: list[Any]) -> Contract:
-    kind, name, scope, detail, at = item
-    return Contract(kind, name, scope, detail, Location(at[0], at[1], at[2]) if at else None)
+def _contract(c: Contract, places: Mapping[Location, int]) -> list[Any]:
+    return [c.kind, c.name, c.scope, c.detail, places[c.at] if c.at is not None else None]
 
 
 def unit_manifest(unit: str, inputs: str, entries: Mapping[str, dict[str, Any]], declared: Mapping[str, contracts.Declared]) -> bytes:
-    """A unit's manifest: one line per file, sorted, so a diff shows exactly what changed."""
+    """A unit's manifest: one line per file, sorted, so a diff shows exactly what changed;
+    the contracts' catalog positions in one ``places`` table."""
+    places = _places(declared)
     lines = []
     for path in sorted(entries):
         record = dict(entries[path])
         if path in declared:
             _, provides, consumes, first = declared[path]
             record["contracts"] = {
-                "provides": [_contract(c) for c in provides],
-                "consumes": [_contract(c) for c in consumes],
+                "provides": [_contract(c, places) for c in provides],
+                "consumes": [_contract(c, places) for c in consumes],
                 "first": first,
             }
         lines.append(f"    {json.dumps(path)}: {json.dumps(record, sort_keys=True, ensure_ascii=False)}")
     body = ",\n".join(lines)
-    head = f'{{\n  "inputs": {json.dumps(inputs)},\n  "unit": {json.dumps(unit)},\n  "version": {UNITS_VERSION},\n'
+    table = json.dumps([[w.path, w.line, w.col] for w in places], ensure_ascii=False)
+    head = f'{{\n  "inputs": {json.dumps(inputs)},\n  "places": {table},\n  "unit": {json.dumps(unit)},\n  "version": {UNITS_VERSION},\n'
     return (head + '  "files": {\n' + body + ("\n" if body else "") + "  }\n}\n").encode()
 
 
@@ -163,6 +168,8 @@ def parse_unit(raw: bytes | None) -> Unit | None:
         data = json.loads(raw.decode("utf-8"))
         if data.get("version") != UNITS_VERSION or not isinstance(data.get("inputs"), str):
             return None
+        places: list[Location | None] = [Location(str(p), int(line), int(col)) for p, line, col in data["places"]]
+        places.append(None)  # index None (-> -1 below): a contract without a catalog position
         entries: dict[str, dict[str, Any]] = {}
         declared: dict[str, contracts.Declared] = {}
         for path, record in data["files"].items():
@@ -172,8 +179,9 @@ def parse_unit(raw: bytes | None) -> Unit | None:
                 return None
             entries[path] = record
             if pact is not None:
-                provides = tuple(_uncontract(c) for c in pact["provides"])
-                consumes = tuple(_uncontract(c) for c in pact["consumes"])
+                # One comprehension per list, no call per contract: a fleet's check rebuilds millions.
+                provides = tuple([Contract(k, n, s, d, places[-1 if i is None else i]) for k, n, s, d, i in pact["provides"]])
+                consumes = tuple([Contract(k, n, s, d, places[-1 if i is None else i]) for k, n, s, d, i in pact["consumes"]])
                 declared[path] = (path, provides, consumes, str(pact["first"]))
         return Unit(data["inputs"], entries, declared, raw)
     except (ValueError, KeyError, TypeError, AttributeError, IndexError):
@@ -200,11 +208,24 @@ class Plan:
     reasons: dict[str, str] = field(default_factory=dict)
     #: Every unit manifest parsed here: path -> (bytes, file entries), for the write's previous manifest.
     parsed: dict[str, tuple[bytes, dict[str, dict[str, Any]]]] = field(default_factory=dict)
+    #: Files of reused units the stat record vouched for: not read (``ondisk.TreeFiles``).
+    on_disk: set[str] = field(default_factory=set)
+
+    @property
+    def verified(self) -> frozenset[str]:
+        """Every reused file: read and hashed here, or vouched for by the stat record."""
+        return frozenset(self.files.keys() | self.on_disk)
 
 
-def plan(root: Path, model: Model, found: Digests, recorded: Recorded) -> Plan:
+#: unit manifest path -> whether its files (and itself) still ``lstat`` as when the tree was
+#: last verified clean (``checkcache.vouching``): then they hold the recorded sha256s.
+Vouch = Callable[[str, Iterable[str]], bool]
+
+
+def plan(root: Path, model: Model, found: Digests, recorded: Recorded, vouch: Vouch | None = None) -> Plan:
     """Reuse a tenant's recorded unit only when the context and its own inputs digest the
-    same as recorded and every file it lists is on disk with that sha256."""
+    same as recorded and every file it lists is on disk with that sha256: read and hashed,
+    or (``vouch``, the working tree only) vouched for by the verified-clean stat record."""
     tenants = sorted(model.catalog.tenants)
     glob = parse_unit(recorded(GLOBAL))
     if glob is None or glob.inputs != found.context:
@@ -224,10 +245,18 @@ def plan(root: Path, model: Model, found: Digests, recorded: Recorded) -> Plan:
             out.render.add(name)
             out.reasons[name] = "its inputs changed"
             continue
+        if any(entry.get("tenant") != name for entry in unit.entries.values()):
+            out.render.add(name)
+            out.reasons[name] = "its manifest lists another tenant's file"
+            continue
+        if vouch is not None and vouch(unit_path(f"tenant/{name}"), unit.entries):
+            out.reused[name] = unit
+            out.on_disk.update(unit.entries)
+            continue
         kept: dict[str, bytes] = {}
         for path, entry in unit.entries.items():
             data = read_file(os.path.join(base, path))
-            if data is None or _sha(data) != entry["sha256"] or entry.get("tenant") != name:
+            if data is None or _sha(data) != entry["sha256"]:
                 break
             kept[path] = data
         else:
@@ -239,10 +268,12 @@ def plan(root: Path, model: Model, found: Digests, recorded: Recorded) -> Plan:
     return out
 
 
-def render_incremental(model: Model, root: Path, found: Digests, recorded: Recorded, jobs: int = 1) -> tuple[RenderResult, Plan]:
+def render_incremental(
+    model: Model, root: Path, found: Digests, recorded: Recorded, jobs: int = 1, vouch: Vouch | None = None
+) -> tuple[RenderResult, Plan]:
     """Render the global unit and every tenant the plan needs; reuse the rest. The result
     is byte-identical to a full render (tested) and includes every unit's manifest."""
-    todo = plan(root, model, found, recorded)
+    todo = plan(root, model, found, recorded, vouch)
     few = len(todo.render) <= FULL_SHARE * max(1, len(model.catalog.tenants))
     scoped = dataclasses.replace(model, rendering=frozenset(todo.render)) if todo.reused else model
     fresh = render(scoped, jobs=1 if few else jobs, check=False)
@@ -275,7 +306,7 @@ def render_incremental(model: Model, root: Path, found: Digests, recorded: Recor
     ]
     if errors:
         raise CatalogErrors(errors)
-    return assemble(model, found, files, entries, declared, todo), todo
+    return assemble(model, found, files, entries, declared, todo, root), todo
 
 
 def assemble(
@@ -285,6 +316,7 @@ def assemble(
     entries: dict[str, dict[str, Any]],
     declared: Mapping[str, contracts.Declared],
     todo: Plan,
+    root: Path | None = None,
 ) -> RenderResult:
     """Add every unit's manifest (recorded bytes for a reused unit). There is no fleet-wide
     manifest file: it would change with every tenant added (``RenderResult.manifest`` still
@@ -307,9 +339,21 @@ def assemble(
         if unit != GLOBAL:
             own["tenant"] = name
         entries[path] = own
-    manifest = {"generator": emit.GENERATOR, "version": MANIFEST_VERSION, "files": dict(sorted(entries.items()))}
-    ordered = tuple(sorted(declared.values(), key=lambda d: d[0]))
-    return RenderResult(dict(sorted(files.items())), manifest, ordered)
+    order = sorted(entries)  # sorted once: the entries list every file, held or left on disk
+    manifest = {"generator": emit.GENERATOR, "version": MANIFEST_VERSION, "files": {p: entries[p] for p in order}}
+    ordered = tuple(declared[p] for p in order if p in declared)
+    if todo.on_disk and root is not None:
+        return RenderResult(TreeFiles(root, files, todo.on_disk), manifest, ordered)
+    return RenderResult({p: files[p] for p in order}, manifest, ordered)
+
+
+def membership(result: RenderResult) -> dict[str, list[str]]:
+    """Unit manifest path -> the files that unit lists (for the stat record)."""
+    out: dict[str, list[str]] = {}
+    for path, entry in result.manifest["files"].items():
+        if entry.get("target") != "units":
+            out.setdefault(unit_path(unit_of(entry)), []).append(path)
+    return out
 
 
 def with_units(model: Model, found: Digests, result: RenderResult) -> RenderResult:

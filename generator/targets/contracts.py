@@ -11,9 +11,8 @@ renderer sends them back from its workers. Which kinds are enforced: ``output/co
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from generator.errors import Location
 
@@ -93,11 +92,12 @@ ARGOCD_KINDS = frozenset({"argoproj.io/Application", "argoproj.io/AppProject", "
 EKS_CRDS: tuple[str, ...] = ("vpcresources.k8s.aws/SecurityGroupPolicy",)
 
 
-@dataclass(frozen=True)
-class Contract:
+class Contract(NamedTuple):
     """One promise (provided) or need (consumed). ``scope`` is the environment (or "" for
     repository-wide); ``name`` is what is matched; ``detail`` is compared where both sides
-    give one; ``at`` is the catalog line that caused it (else the file's first source)."""
+    give one; ``at`` is the catalog line that caused it (else the file's first source).
+    A named tuple, not a dataclass: a 10,000-tenant check rebuilds millions of them from the
+    unit manifests, and a tuple is built several times faster."""
 
     kind: Kind
     name: str

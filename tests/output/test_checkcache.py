@@ -175,3 +175,55 @@ def test_render_with_nothing_changed_renders_nothing_and_a_hand_edit_is_still_un
     result = companyos("render", cwd=rendered_repo)
     assert result.code == 0 and "1 written" in result.out, result.out
     assert target.read_bytes() == before
+
+
+# --- per-unit stat digests: an edit reuses the other units without reading their files ------------
+
+
+def _reads(monkeypatch) -> list[str]:
+    """Every file the unit plan reads (``units.read_file``), as given."""
+    from generator.output import units
+
+    seen: list[str] = []
+    real = units.read_file
+
+    def reading(path, *args, **kwargs):
+        seen.append(str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(units, "read_file", reading)
+    return seen
+
+
+def test_an_edit_reuses_every_vouched_unit_without_reading_its_files(rendered_repo, monkeypatch):
+    record = _record(rendered_repo, monkeypatch, racy_ns=0)
+    assert "rendered/.companyos-units/tenant-globex.json" in record["units"]
+    edit_yaml(rendered_repo / "tenants/hooli.yaml", lambda data: data.update(owner="platform-b@example.com"))
+    seen = _reads(monkeypatch)
+    built, report = pipeline.render_to_disk(rendered_repo)
+    others = [p for p in seen if "/rendered/" in p and "/.companyos-units/" not in p]
+    assert not others, f"the plan read {len(others)} files of vouched units, e.g. {others[:3]}"
+    assert report.written and all("hooli" in p for p in report.written), report.written
+    # The files left on disk read back as a full render produces them.
+    full = pipeline.build(rendered_repo).result.files
+    assert dict(built.result.files) == dict(full)
+    assert pipeline.check(rendered_repo)[1].clean
+
+
+def test_a_same_size_edit_in_a_vouched_unit_is_read_and_undone(rendered_repo, monkeypatch):
+    _record(rendered_repo, monkeypatch, racy_ns=0)
+    target = rendered_repo / "rendered/helm/dev/globex/api.yaml"
+    before = target.read_bytes()
+    _same_size_edit(target)  # ctime moved: globex's stat digest no longer matches
+    edit_yaml(rendered_repo / "tenants/hooli.yaml", lambda data: data.update(owner="platform-b@example.com"))
+    _, report = pipeline.render_to_disk(rendered_repo)
+    assert "rendered/helm/dev/globex/api.yaml" in report.written
+    assert target.read_bytes() == before
+
+
+def test_check_without_the_cache_reads_every_reused_file(rendered_repo, monkeypatch):
+    _record(rendered_repo, monkeypatch, racy_ns=0)
+    edit_yaml(rendered_repo / "tenants/hooli.yaml", lambda data: data.update(owner="platform-b@example.com"))
+    seen = _reads(monkeypatch)
+    assert pipeline.check(rendered_repo, use_cache=False, full=False)[1].changed  # hooli's files are out of date
+    assert any("/rendered/helm/dev/globex/" in p for p in seen), "an uncached check trusted the stat record"

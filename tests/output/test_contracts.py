@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from generator import pipeline
-from generator.errors import CatalogErrors
+from generator.errors import CatalogError, CatalogErrors
 from generator.output import contracts, limits
 from generator.targets.contracts import KINDS
 from generator.targets.terraform import target as terraform
@@ -191,3 +191,70 @@ def test_a_large_applicationset_is_accepted_because_the_root_application_applies
     without = sample.result.files[bootstrap].replace(b"ServerSideApply=true", b"Validate=true")
     errors = limits.check(sample.model, {**big, bootstrap: without}, sources, [])
     assert [e for e in errors if "client-side apply" in e.message and path in e.message]
+
+
+# --- the set-based check is the one-by-one judge, only faster ------------------------------------
+
+
+def _judged_one_by_one(declared: list[contracts.Declared]) -> list[Any]:
+    """What :func:`contracts.check` must return: every consumer judged by :func:`contracts.links`."""
+    broken = contracts.links(declared, broken_only=True)
+    return sorted({CatalogError(link.location, link.message) for link in broken if link.strict and link.status != "ok"})
+
+
+def _consumed_key(declared: list[contracts.Declared], kind: str) -> tuple[str, str, str]:
+    return next((c.kind, c.scope, c.name) for _, _, consumes, _ in declared for c in consumes if c.kind == kind)
+
+
+def _providers(declared: list[contracts.Declared], key: tuple[str, str, str], change: Any) -> list[contracts.Declared]:
+    """``declared`` with every producer of ``key`` replaced by ``change(contract)``."""
+    return [
+        (path, tuple(x for c in provides for x in (change(c) if (c.kind, c.scope, c.name) == key else [c])), consumes, source)
+        for path, provides, consumes, source in declared
+    ]
+
+
+def _consumers(declared: list[contracts.Declared], kind: str, change: Any) -> list[contracts.Declared]:
+    """``declared`` with the first consumer of ``kind`` replaced by ``change(contract)``."""
+    out, done = [], False
+    for path, provides, consumes, source in declared:
+        if not done and any(c.kind == kind for c in consumes):
+            at = next(i for i, c in enumerate(consumes) if c.kind == kind)
+            consumes, done = (*consumes[:at], change(consumes[at]), *consumes[at + 1 :]), True
+        out.append((path, provides, consumes, source))
+    return out
+
+
+def _wildcard_consumer(declared: list[contracts.Declared], *, admitted: bool) -> list[contracts.Declared]:
+    """A consumer of some kind from a project whose whitelist is ``*/*`` (in its scope, or not)."""
+    wild = next(c for _, provides, _, _ in declared for c in provides if c.kind == "argocd_kind" and c.name.endswith(":*/*"))
+    project = wild.name.split(":", 1)[0]
+    extra = contracts.Contract("argocd_kind", f"{project}:example.com/Anything", wild.scope if admitted else "elsewhere")
+    path, provides, consumes, source = declared[0]
+    return [(path, provides, (*consumes, extra), source), *declared[1:]]
+
+
+#: Planted breaks (each must fail) and changes that must not.
+PLANTS: dict[str, tuple[Any, bool | None]] = {
+    "a namespace nobody provides": (lambda d: _providers(d, _consumed_key(d, "namespace"), lambda c: []), True),
+    "a detail mismatch": (lambda d: _consumers(d, "iam_role", lambda c: c._replace(detail="tenant-x:other")), True),
+    "a CRD kind two add-ons provide": (
+        lambda d: _providers(d, _consumed_key(d, "crd_kind"), lambda c: [c, c._replace(detail="another-addon")]),
+        True,
+    ),
+    "an unknown Argo CD project": (lambda d: _consumers(d, "argocd_kind", lambda c: c._replace(name="nobody-dev:/ConfigMap")), True),
+    "a consumer without detail": (lambda d: _consumers(d, "secret", lambda c: c._replace(detail="")), False),
+    "a kind the project's wildcard admits": (lambda d: _wildcard_consumer(d, admitted=True), False),
+    "a kind in another scope than the project's wildcard": (lambda d: _wildcard_consumer(d, admitted=False), True),
+    "the sample": (lambda d: d, False),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PLANTS))
+def test_the_set_based_check_finds_exactly_what_judging_each_consumer_finds(sample: pipeline.Build, name: str) -> None:
+    plant, breaks = PLANTS[name]
+    declared = plant(list(sample.result.declared))
+    expected = _judged_one_by_one(declared)
+    assert contracts.check(declared) == expected
+    if breaks is not None:
+        assert bool(expected) is breaks, expected

@@ -1,0 +1,47 @@
+"""A render's files where some stay on disk: the reused units the stat record vouches for.
+
+An incremental render reuses most units as recorded. When the verified-clean record
+(``output.checkcache``) vouches by ``lstat`` that a unit's files still hold its recorded
+sha256, their bytes are not read at all; :class:`TreeFiles` reads one only when someone
+asks for it (a diff, the destructive-change guard). Comparing and writing skip them: they
+are the tree already. Memory then holds only what was rendered.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+
+from generator.errors import UsageError
+from generator.output.tree import read_file
+
+
+class TreeFiles(Mapping[str, bytes]):
+    """Path -> bytes in path order: ``held`` in memory, ``on_disk`` read from ``root`` on access."""
+
+    def __init__(self, root: Path, held: Mapping[str, bytes], on_disk: Iterable[str]) -> None:
+        self._base = os.fspath(root)
+        self._held = dict(held)
+        self.on_disk = frozenset(on_disk) - self._held.keys()
+        self._order = sorted(self._held.keys() | self.on_disk)
+
+    def __getitem__(self, path: str) -> bytes:
+        data = self._held.get(path)
+        if data is not None:
+            return data
+        if path not in self.on_disk:
+            raise KeyError(path)
+        found = read_file(os.path.join(self._base, path))
+        if found is None:
+            raise UsageError(f"{path} disappeared while companyos was reading the tree; run the command again")
+        return found
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._held or path in self.on_disk
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._order)
+
+    def __len__(self) -> int:
+        return len(self._order)

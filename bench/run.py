@@ -16,6 +16,7 @@ Each measurement runs in its own process so peak RSS and caches are per measurem
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import resource
@@ -411,6 +412,9 @@ def main() -> None:
     if args.jobs is not None:
         os.environ["COMPANYOS_JOBS"] = str(args.jobs)  # inherited by every worker process
     if args.worker:
+        # Every worker, the bare loops included, runs as the console script does
+        # (generator.cli.main.entry): the cyclic garbage collector off for the process.
+        gc.disable()
         print(json.dumps(WORKERS[args.worker](Path(args.root))))
         return
     workdir = Path(tempfile.mkdtemp(prefix="companyos-bench-", dir=args.workdir))

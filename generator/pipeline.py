@@ -195,16 +195,18 @@ def render_to_disk(
         # tree are the ones the write compares with, and nobody writes in between.
         with lock.hold(root):
             parsed: dict[str, tuple[bytes, dict[str, dict[str, object]]]] = {}
+            stats: dict[str, os.stat_result] | None = None  # lstat of the vouched units' files (none is written)
             if full:
                 built, reused = build(root, progress=progress), frozenset[str]()
             else:
                 built, todo = build_incremental(root)
                 reused = todo.verified  # read (or vouched for by stat) under this lock: equal by construction
                 parsed = todo.parsed  # the unit manifests the plan parsed (the write compares their bytes)
+                stats = todo.stats
             report = tree.write(built.result, built.root, verified=reused, parsed=parsed)
             if not report.unmanaged and not report.kept:  # the tree holds exactly built.result.files
                 checkcache.remember_clean(
-                    built.root, output_shas(built), inputs, notes=waiver_notes(built), units=units.membership(built.result)
+                    built.root, output_shas(built), inputs, notes=waiver_notes(built), units=units.membership(built.result), known=stats
                 )
         return built, report
 
@@ -225,6 +227,7 @@ def check(
             files = checkcache.known_clean(root, inputs)
         if files is not None:
             return None, tree.TreeStatus(unchanged=files)
+    stats: dict[str, os.stat_result] | None = None  # lstat of the vouched units' files, taken under the lock
     with fewer_collections():
         if full and base is None:
             built = build(root)
@@ -237,9 +240,10 @@ def check(
                 # recorded sha256 (the tree's, or with --base the base commit's), or its stat is as
                 # when it last verified clean (the record's per-unit digest): equal by construction
                 status = tree.status(built.result, built.root, verified=todo.verified, parsed=todo.parsed)
+                stats = todo.stats if base is None else None
         with tree.quiescent(root):
             if status.clean:  # the tree holds exactly these bytes: their sha256s are in the manifest entries
                 checkcache.remember_clean(
-                    built.root, output_shas(built), inputs, notes=waiver_notes(built), units=units.membership(built.result)
+                    built.root, output_shas(built), inputs, notes=waiver_notes(built), units=units.membership(built.result), known=stats
                 )
     return built, status

@@ -8,9 +8,9 @@ one line and exit 130 here, not a traceback.
 import sys
 
 try:
-    from generator.cli.main import app, main
+    from generator.cli.main import app, entry, main
 except KeyboardInterrupt:  # pragma: no cover - timing-dependent; tested through a subprocess
     sys.stderr.write("companyos: interrupted; nothing was written\n")
     raise SystemExit(130) from None
 
-__all__ = ["app", "main"]
+__all__ = ["app", "entry", "main"]

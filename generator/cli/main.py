@@ -7,6 +7,7 @@ Every command is a plain function in a ``*_commands`` module; this table registe
 
 from __future__ import annotations
 
+import gc
 import signal
 import sys
 import threading
@@ -88,6 +89,16 @@ COMMANDS: tuple[tuple[typer.Typer, str | None, Callable[..., Any]], ...] = (
 )
 for _typer, _name, _command in COMMANDS:
     _typer.command(_name)(_command)
+
+
+def entry() -> None:
+    """The console script: :func:`main` with the cyclic garbage collector off for the whole
+    process. A command is one short-lived process whose data is acyclic: at 1000 tenants x 3
+    the collector freed 149 objects in a cold render and cost 1.6 s of it, and 1.9 s of a
+    6.2 s one-tenant edit (full collections over millions of live objects; docs/benchmark.md).
+    Reference counting still frees everything else. Tests call :func:`main` in-process."""
+    gc.disable()
+    main()
 
 
 def main() -> None:

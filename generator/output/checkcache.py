@@ -172,6 +172,7 @@ def remember_clean(
     inputs: str | None = None,
     notes: Iterable[str] = (),
     units: Mapping[str, Iterable[str]] | None = None,
+    known: Mapping[str, os.stat_result] | None = None,
 ) -> None:
     """Record that the tree as it is now matches the catalog as it is now (best effort).
 
@@ -180,7 +181,10 @@ def remember_clean(
     manifest entries), so nothing is read back. ``inputs``: as for :func:`known_clean`.
     ``units``: unit manifest path -> the files it lists; each unit none of whose files is
     racy gets its own stat digest, which lets the next incremental render or check reuse
-    it without reading its files (:func:`vouching`), even after the inputs changed."""
+    it without reading its files (:func:`vouching`), even after the inputs changed.
+    ``known``: ``lstat`` results this run took under the lock of files it did not write
+    since (the vouched units'): the rest are stat'ed one by one instead of walking the tree,
+    and a unit whose every file is known keeps its recorded digest."""
     paths = sorted(outputs)
     entry = {
         "version": CACHE_VERSION,
@@ -188,28 +192,34 @@ def remember_clean(
         "outputs": _digest(root, paths, outputs),
         "files": len(outputs),
         "notes": list(notes),
-        **_stat_record(root, paths, units),
+        **_stat_record(root, paths, units, known),
     }
     _record(root, entry)
 
 
-def _stat_record(root: Path, paths: list[str], units: Mapping[str, Iterable[str]] | None = None) -> dict[str, object]:
+def _stat_record(
+    root: Path, paths: list[str], units: Mapping[str, Iterable[str]] | None = None, known: Mapping[str, os.stat_result] | None = None
+) -> dict[str, object]:
     """The stat part of a record (empty when a file cannot be stat'ed or read: hashing then).
     Racy: a file whose ctime or mtime is within :data:`RACY_NS` of now, kept by content hash;
     a unit with a racy file gets no stat digest of its own."""
     since = time.time_ns() - RACY_NS
-    found = _walk_stats(root)
-    if not set(paths) <= found.keys():
+    found = _walk_stats(root) if known is None else _stats(root, paths, known)
+    if found is None or not set(paths) <= found.keys():
         return {}
     base = os.fspath(root)
     racy = {rel: _sha(os.path.join(base, rel)) for rel in paths if max(found[rel].st_ctime_ns, found[rel].st_mtime_ns) >= since}
     if None in racy.values():
         return {}
     kept = {rel: sha for rel, sha in racy.items() if sha is not None}
+    before = _read(root).get("units") if known else None
+    carried = before if isinstance(before, dict) else {}
     vouched: dict[str, str] = {}
     for unit, listed in (units or {}).items():
         members = _members(unit, listed)
-        if all(rel in found and rel not in kept for rel in members):
+        if known and isinstance(carried.get(unit), str) and all(rel in known for rel in members):
+            vouched[unit] = carried[unit]  # vouched for this run by this very digest, nothing written since
+        elif all(rel in found and rel not in kept for rel in members):
             vouched[unit] = _stat_digest(members, found, {})
     out: dict[str, object] = {
         "stat": _stat_digest(paths, found, kept),
@@ -221,33 +231,51 @@ def _stat_record(root: Path, paths: list[str], units: Mapping[str, Iterable[str]
     return out
 
 
+def _stats(root: Path, paths: Iterable[str], known: Mapping[str, os.stat_result]) -> dict[str, os.stat_result] | None:
+    """``known`` plus an ``lstat`` of every other path; None when one cannot be stat'ed."""
+    base = os.fspath(root)
+    out = dict(known)
+    for rel in paths:
+        if rel not in out:
+            try:
+                out[rel] = os.lstat(os.path.join(base, rel))
+            except OSError:
+                return None
+    return out
+
+
 def _members(unit: str, listed: Iterable[str]) -> list[str]:
     """What a unit's stat digest covers: its manifest and every file it lists, sorted."""
     return sorted({unit, *listed})
 
 
-def vouching(root: Path) -> Callable[[str, Iterable[str]], bool]:
+#: Stats taken under the lock of a unit the record vouched for, or None (read its files).
+Vouched = dict[str, os.stat_result] | None
+
+
+def vouching(root: Path) -> Callable[[str, Iterable[str]], Vouched]:
     """Whether a unit's manifest and files still ``lstat`` exactly as when the tree was last
     verified clean (then each holds the sha256 that manifest records: the same argument as
-    git's index). Only for the working tree; ``check --base`` and CI never have a record."""
+    git's index): their stats, else None. Only for the working tree; ``check --base`` and CI
+    never have a record."""
     recorded = _read(root)
     known = recorded.get("units") if recorded.get("version") == CACHE_VERSION else None
     if not isinstance(known, dict) or not known:
-        return lambda unit, listed: False
+        return lambda unit, listed: None
     base = os.fspath(root)
 
-    def vouch(unit: str, listed: Iterable[str]) -> bool:
+    def vouch(unit: str, listed: Iterable[str]) -> Vouched:
         expected = known.get(unit)
         if not isinstance(expected, str):
-            return False
+            return None
         members = _members(unit, listed)
         stats: dict[str, os.stat_result] = {}
         for rel in members:
             try:
                 stats[rel] = os.lstat(os.path.join(base, rel))
             except OSError:
-                return False
-        return _stat_digest(members, stats, {}) == expected
+                return None
+        return stats if _stat_digest(members, stats, {}) == expected else None
 
     return vouch
 

@@ -10,9 +10,10 @@ per kind, which findings fail the render; the rest are only listed (``explain --
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
+from typing import Any, overload
 
 from generator.errors import CatalogError, Location
 from generator.targets.contracts import Contract, Kind
@@ -72,7 +73,43 @@ PRODUCERS: dict[Kind, str] = {
 }
 
 #: (path, provides, consumes, first source) of one rendered file.
-Declared = tuple[str, tuple[Contract, ...], tuple[Contract, ...], str]
+Declared = tuple[str, Sequence[Contract], Sequence[Contract], str]
+
+
+class RecordedContracts(Sequence[Contract]):
+    """One file's contracts as a unit manifest records them, ``[kind, name, scope, detail,
+    place]`` rows (``place`` indexes the unit's ``places``), turned into a Contract only when
+    asked: the fleet-wide :func:`check` reads the rows themselves (a 10,000-tenant check
+    would otherwise build millions of Contracts it never looks at)."""
+
+    __slots__ = ("_places", "rows")
+
+    def __init__(self, rows: list[list[Any]], places: Sequence[Location]) -> None:
+        self.rows = rows
+        self._places = places
+
+    def _contract(self, row: list[Any]) -> Contract:
+        kind, name, scope, detail, place = row
+        where = self._places[place] if isinstance(place, int) and 0 <= place < len(self._places) else None
+        return Contract(kind, str(name), str(scope), str(detail), where)
+
+    @overload
+    def __getitem__(self, index: int) -> Contract: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Contract]: ...
+    def __getitem__(self, index: int | slice) -> Contract | Sequence[Contract]:
+        if isinstance(index, slice):
+            return [self._contract(row) for row in self.rows[index]]
+        return self._contract(self.rows[index])
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def _rows(contracts: Sequence[Contract]) -> Sequence[Sequence[Any]]:
+    """The contracts as tuples or recorded rows: the first four positions (kind, name, scope,
+    detail) are the same in both."""
+    return contracts.rows if isinstance(contracts, RecordedContracts) else contracts
 
 
 @dataclass(frozen=True)
@@ -173,7 +210,7 @@ def _suspects(items: list[Declared]) -> list[Declared]:
     a consumer without detail, or that consumes a CRD kind more than one add-on provides."""
     offered: set[tuple[str, str, str, str]] = set()
     for _, provides, _, _ in items:
-        offered.update(map(_WANT, provides))
+        offered.update(map(_WANT, _rows(provides)))
     keys = {(kind, scope, name) for kind, scope, name, _ in offered}
     owners: dict[tuple[str, str, str], int] = {}
     for kind, scope, name, _ in offered:
@@ -182,7 +219,7 @@ def _suspects(items: list[Declared]) -> list[Declared]:
     ambiguous = {key for key, count in owners.items() if count > 1}
     out: list[Declared] = []
     for item in items:
-        consumes = item[2]
+        consumes = _rows(item[2])
         if not consumes:
             continue
         residue = set(map(_WANT, consumes)) - offered

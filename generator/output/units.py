@@ -168,8 +168,7 @@ def parse_unit(raw: bytes | None) -> Unit | None:
         data = json.loads(raw.decode("utf-8"))
         if data.get("version") != UNITS_VERSION or not isinstance(data.get("inputs"), str):
             return None
-        places: list[Location | None] = [Location(str(p), int(line), int(col)) for p, line, col in data["places"]]
-        places.append(None)  # index None (-> -1 below): a contract without a catalog position
+        places = [Location(str(p), int(line), int(col)) for p, line, col in data["places"]]
         entries: dict[str, dict[str, Any]] = {}
         declared: dict[str, contracts.Declared] = {}
         for path, record in data["files"].items():
@@ -179,10 +178,17 @@ def parse_unit(raw: bytes | None) -> Unit | None:
                 return None
             entries[path] = record
             if pact is not None:
-                # One comprehension per list, no call per contract: a fleet's check rebuilds millions.
-                provides = tuple([Contract(k, n, s, d, places[-1 if i is None else i]) for k, n, s, d, i in pact["provides"]])
-                consumes = tuple([Contract(k, n, s, d, places[-1 if i is None else i]) for k, n, s, d, i in pact["consumes"]])
-                declared[path] = (path, provides, consumes, str(pact["first"]))
+                provides, consumes = pact["provides"], pact["consumes"]
+                # Kept as rows (contracts.RecordedContracts): only their shape is checked here, in C.
+                if not (isinstance(provides, list) and isinstance(consumes, list)) or not {5}.issuperset(map(len, provides + consumes)):
+                    return None
+                hash(tuple(map(tuple, provides + consumes)))  # TypeError (not a unit) for a row holding a list or a map
+                declared[path] = (
+                    path,
+                    contracts.RecordedContracts(provides, places),
+                    contracts.RecordedContracts(consumes, places),
+                    str(pact["first"]),
+                )
         return Unit(data["inputs"], entries, declared, raw)
     except (ValueError, KeyError, TypeError, AttributeError, IndexError):
         return None
@@ -210,6 +216,8 @@ class Plan:
     parsed: dict[str, tuple[bytes, dict[str, dict[str, Any]]]] = field(default_factory=dict)
     #: Files of reused units the stat record vouched for: not read (``ondisk.TreeFiles``).
     on_disk: set[str] = field(default_factory=set)
+    #: Their ``lstat`` (and their unit manifests'), taken under the lock: the next record reuses them.
+    stats: dict[str, os.stat_result] = field(default_factory=dict)
 
     @property
     def verified(self) -> frozenset[str]:
@@ -217,9 +225,9 @@ class Plan:
         return frozenset(self.files.keys() | self.on_disk)
 
 
-#: unit manifest path -> whether its files (and itself) still ``lstat`` as when the tree was
-#: last verified clean (``checkcache.vouching``): then they hold the recorded sha256s.
-Vouch = Callable[[str, Iterable[str]], bool]
+#: unit manifest path, its files -> their ``lstat`` when they (and it) still stat as when the
+#: tree was last verified clean (``checkcache.vouching``: then they hold the recorded sha256s), else None.
+Vouch = Callable[[str, Iterable[str]], "dict[str, os.stat_result] | None"]
 
 
 def plan(root: Path, model: Model, found: Digests, recorded: Recorded, vouch: Vouch | None = None) -> Plan:
@@ -249,9 +257,11 @@ def plan(root: Path, model: Model, found: Digests, recorded: Recorded, vouch: Vo
             out.render.add(name)
             out.reasons[name] = "its manifest lists another tenant's file"
             continue
-        if vouch is not None and vouch(unit_path(f"tenant/{name}"), unit.entries):
+        stats = vouch(unit_path(f"tenant/{name}"), unit.entries) if vouch is not None else None
+        if stats is not None:
             out.reused[name] = unit
             out.on_disk.update(unit.entries)
+            out.stats.update(stats)
             continue
         kept: dict[str, bytes] = {}
         for path, entry in unit.entries.items():

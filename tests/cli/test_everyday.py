@@ -151,3 +151,23 @@ def test_pipeline_build_passes_progress_through():
     calls: list[int] = []
     pipeline.build(REPO, jobs=1, progress=lambda done, total: calls.append(total))
     assert calls and len(set(calls)) == 1
+
+
+def test_the_console_script_runs_without_the_cyclic_collector(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``entry`` (the installed script) turns the collector off for its short-lived process;
+    ``main`` (what tests call in-process) leaves it alone."""
+    import gc
+    import importlib
+    import tomllib
+
+    cli_main = importlib.import_module("generator.cli.main")  # the module (the package exports its `main` function)
+
+    script = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]["companyos"]
+    assert script == "generator.cli:entry"
+    seen: list[bool] = []
+    monkeypatch.setattr(cli_main, "main", lambda: seen.append(gc.isenabled()))
+    try:
+        cli_main.entry()
+    finally:
+        gc.enable()
+    assert seen == [False]

@@ -403,6 +403,28 @@ def export_tree(tree: gitpython.Tree, dest: Path) -> None:
         target.write_bytes(item.data_stream.read())
 
 
+def tree_files(repo: gitpython.Repo, commit: str, rel: str) -> list[tuple[str, int, str]]:
+    """(path from the repository top, mode, blob id) of every file below folder ``rel`` at
+    ``commit``: one ``git ls-tree -r -z`` (walking the tree object by object through
+    gitpython costs one round trip per folder: 36 s for a 1000-tenant tree)."""
+    out = repo.git.ls_tree("-r", "-z", "--full-tree", commit, "--", rel, stdout_as_string=False)
+    found: list[tuple[str, int, str]] = []
+    for record in out.split(b"\0"):
+        if not record:
+            continue
+        head, _, path = record.partition(b"\t")
+        mode, kind, sha = head.split(b" ")
+        if kind == b"blob":
+            found.append((path.decode("utf-8", "surrogateescape"), int(mode, 8), sha.decode("ascii")))
+    return found
+
+
+def read_blob(repo: gitpython.Repo, sha: str) -> bytes:
+    """The bytes of blob ``sha`` (through gitpython's persistent ``cat-file`` reader)."""
+    data: bytes = repo.odb.stream(bytes.fromhex(sha)).read()
+    return data
+
+
 def blobs(tree: gitpython.Tree) -> Iterator[gitpython.Blob]:
     """Every file (blob) below ``tree``, folders and submodules left out; gitpython types
     ``traverse()`` as also yielding edge tuples, so the blobs are picked by class."""

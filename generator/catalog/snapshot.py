@@ -1,8 +1,8 @@
 """The repository as it was at a base git ref, for the guards that compare against it.
 
 ``companyos check --base REF``, ``validate --base REF`` and ``cost --base REF`` need
-yesterday's catalog and yesterday's committed output next to today's. We read the blobs
-of REF's tree with gitpython and write the catalog inputs into a temporary folder (never
+yesterday's catalog and yesterday's committed output next to today's. We list REF's tree
+with one ``git ls-tree``, read blobs through gitpython's object reader and write the catalog inputs into a temporary folder (never
 the working tree, never ``git checkout``), then load that folder with today's code. The
 committed output is not written out: at thousands of tenants it is most of the repository
 and a guard reads a small part of it (the unit manifests, the Argo CD objects, the
@@ -15,11 +15,12 @@ can land outside the temporary folder.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from git.exc import GitError
@@ -27,7 +28,7 @@ from gitdb.exc import BadName, BadObject
 
 from generator.catalog.yaml_source import parse_yaml
 from generator.errors import UsageError
-from generator.git import blobs, git_path, require_repo, resolve_commit
+from generator.git import git_path, read_blob, require_repo, resolve_commit, tree_files
 
 #: Written into the temporary folder: what loading and resolving a catalog reads.
 EXPORTED = ("catalog", "tenants", "environments", "templates")
@@ -46,8 +47,22 @@ class Baseline:
     ref: str
     #: A temporary folder laid out like the repository root at ``ref`` (catalog inputs only).
     root: Path
-    #: ``rendered/...`` path at ``ref`` -> its blob (gitpython; read when asked for).
-    rendered: dict[str, Any] = field(default_factory=dict)
+    #: ``rendered/...`` path at ``ref`` -> its blob id (read when asked for).
+    rendered: dict[str, str] = field(default_factory=dict)
+    #: Reads a blob by id (the repository's object store).
+    read: Callable[[str], bytes] | None = field(default=None, repr=False)
+    #: Lists the working tree's output files that hold the base's bytes (:func:`unchanged_outputs`).
+    unchanged: Callable[[], frozenset[str]] | None = field(default=None, repr=False)
+
+    def vouch(self, unit: str, listed: Iterable[str]) -> dict[str, Any] | None:
+        """For ``check --base``'s unit plan: ``{}`` when every file a base unit lists is on disk
+        with the base's bytes as git proves it (nothing is read), else None (read and hash them)."""
+        same = self._same_on_disk
+        return {} if all(rel in same for rel in listed) else None
+
+    @functools.cached_property
+    def _same_on_disk(self) -> frozenset[str]:
+        return self.unchanged() if self.unchanged is not None else frozenset()
 
     def paths(self, prefix: str) -> list[str]:
         """The committed output's paths under ``prefix`` (``rendered/...``), sorted."""
@@ -56,8 +71,8 @@ class Baseline:
 
     def same(self, rel: str, data: bytes) -> bool:
         """Whether ``rel`` at ``ref`` holds exactly ``data`` (by blob id: nothing is read)."""
-        blob = self.rendered.get(rel)
-        return blob is not None and blob.hexsha == git_blob_id(data)
+        sha = self.rendered.get(rel)
+        return sha is not None and sha == git_blob_id(data)
 
     def raw(self, pattern: str) -> dict[str, dict[str, Any]]:
         """Parsed YAML of the files matching ``pattern``, by file stem (bad files skipped)."""
@@ -70,51 +85,79 @@ class Baseline:
 
     def file(self, rel: str) -> bytes | None:
         if rel.startswith(RENDERED + "/"):
-            blob = self.rendered.get(rel)
-            return blob.data_stream.read() if blob is not None else None
+            sha = self.rendered.get(rel)
+            return self.read(sha) if sha is not None and self.read is not None else None
         path = self.root / rel
         return path.read_bytes() if path.is_file() else None
 
 
-def export(root: Path, ref: str, dest: Path) -> dict[str, Any]:
+def export(root: Path, ref: str, dest: Path) -> tuple[dict[str, str], Callable[[str], bytes], str]:
     """Write the :data:`EXPORTED` folders of ``ref`` (relative to ``root``) into ``dest``;
-    return the index of its :data:`RENDERED` blobs by repository-relative path."""
+    return the index of its :data:`RENDERED` blob ids by repository-relative path, the blob
+    reader and the commit."""
     repo = require_repo(root, "--base compares against a git ref")
     commit = resolve_commit(repo, ref)
     try:
         for item in EXPORTED:
-            for inner, blob in _blobs(repo, root, commit, item):
-                target = dest / item / Path(*inner.parts)
+            for inner, sha in _files(repo, root, commit.hexsha, item):
+                target = dest / item / inner
                 target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(blob.data_stream.read())
-        return {f"{RENDERED}/{inner.as_posix()}": blob for inner, blob in _blobs(repo, root, commit, RENDERED)}
+                target.write_bytes(read_blob(repo, sha))
+        index = {f"{RENDERED}/{inner}": sha for inner, sha in _files(repo, root, commit.hexsha, RENDERED)}
     except (ValueError, GitError, BadName, BadObject) as exc:
         # An object of the base is not in this clone (a partial or damaged clone): the
         # same usage problem as a missing ref, with the same remedy.
         raise UsageError(f"git ref {ref!r} is only partly in this clone ({exc}); fetch it first (e.g. `git fetch --unshallow`)") from None
+    return index, lambda sha: read_blob(repo, sha), commit.hexsha
 
 
-def _blobs(repo: Any, root: Path, commit: Any, item: str) -> Iterator[tuple[PurePosixPath, Any]]:
-    """(path inside ``item``, blob) of every regular file of folder ``item`` at ``commit``."""
+def _files(repo: Any, root: Path, commit: str, item: str) -> Iterator[tuple[str, str]]:
+    """(path inside ``item``, blob id) of every regular file of folder ``item`` at ``commit``
+    (plain string work: a Path per entry is most of the cost at 80,000 files)."""
     rel = git_path(repo, root, item)
+    prefix = rel + "/"
+    for path, mode, sha in tree_files(repo, commit, rel):
+        if mode not in _REGULAR_FILE_MODES or not path.startswith(prefix):
+            continue  # `rel` itself is a file, not a folder
+        inner = path[len(prefix) :]
+        if any(part in ("", ".", "..") for part in inner.split("/")):
+            continue  # a path that could leave the folder (git does not store one; a forged tree could)
+        yield inner, sha
+
+
+def unchanged_outputs(root: Path, base: Mapping[str, str], base_commit: str) -> frozenset[str]:
+    """``rendered/`` files (relative to ``root``) whose working-tree bytes are the base's,
+    proven by git without reading them: HEAD's blob id is the base's, and ``git diff HEAD``
+    (which re-hashes any file whose stat changed) lists no change to it. In CI -- a fresh
+    checkout of the pull request -- that is every file the PR did not touch. Nothing when a
+    ``.gitattributes`` differs from the base's (an eol or filter attribute would make the
+    checkout's bytes differ from the blob's), or when git cannot answer."""
     try:
-        tree = commit.tree / rel
-    except KeyError:
-        return
-    if tree.type != "tree":
-        return
-    for blob in blobs(tree):
-        if blob.mode not in _REGULAR_FILE_MODES:
-            continue
-        inner = PurePosixPath(blob.path).relative_to(PurePosixPath(rel))
-        if any(part in ("", ".", "..") for part in inner.parts):
-            continue
-        yield inner, blob
+        repo = require_repo(root, "--base compares against a git ref")
+        head = repo.head.commit.hexsha
+        folder = git_path(repo, root, RENDERED)
+        attributes = [".gitattributes", *(f"{'/'.join(folder.split('/')[:n])}/.gitattributes" for n in range(1, folder.count("/") + 1))]
+        for path in attributes:  # the ones that apply to rendered/ (one inside it is an unmanaged file: check fails)
+            if _blob_id(repo, head, path) != _blob_id(repo, base_commit, path):
+                return frozenset()
+        committed = {f"{RENDERED}/{inner}": sha for inner, sha in _files(repo, root, head, RENDERED)}
+        top = folder.removesuffix(RENDERED)  # root's path from the repository top
+        changed = repo.git.diff("--name-only", "-z", "--no-renames", head, "--", folder, stdout_as_string=False)
+        dirty = {p.decode("utf-8", "surrogateescape").removeprefix(top) for p in changed.split(b"\0") if p}
+    except (ValueError, GitError, BadName, BadObject, UsageError):
+        return frozenset()
+    return frozenset(rel for rel, sha in committed.items() if base.get(rel) == sha and rel not in dirty)
+
+
+def _blob_id(repo: Any, commit: str, path: str) -> str:
+    """The blob id of ``path`` at ``commit``, or "" when there is none."""
+    found: str = repo.git.rev_parse("--verify", "--quiet", f"{commit}:{path}", with_exceptions=False)
+    return found.strip()
 
 
 @contextlib.contextmanager
 def at(root: Path, ref: str) -> Iterator[Baseline]:
     """``with baseline.at(root, "origin/main") as base: ...`` -- cleaned up afterwards."""
     with tempfile.TemporaryDirectory(prefix="companyos-base-") as tmp:
-        rendered = export(root, ref, Path(tmp))
-        yield Baseline(ref, Path(tmp), rendered)
+        rendered, read, commit = export(root, ref, Path(tmp))
+        yield Baseline(ref, Path(tmp), rendered, read, lambda: unchanged_outputs(root, rendered, commit))

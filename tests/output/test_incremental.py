@@ -346,3 +346,45 @@ def test_a_breach_a_reused_unit_recorded_still_fails_the_render(repo: Path) -> N
     with pytest.raises(CatalogErrors) as caught:
         pipeline.build_incremental(repo)
     assert any("planted: name is 64 characters" in e.message for e in caught.value.errors)
+
+
+# --- check --base: what git proves unchanged is not read ----------------------------------------
+
+GLOBEX_FILE = "rendered/helm/prod/globex/api.yaml"
+
+
+def _reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every working-tree file the unit plan reads."""
+    seen: list[str] = []
+    real = units.read_file
+    monkeypatch.setattr(units, "read_file", lambda path, *a, **k: seen.append(str(path)) or real(path, *a, **k))
+    return seen
+
+
+def test_check_base_reads_no_file_git_proves_unchanged(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _edit_tenant(repo)
+    pipeline.render_to_disk(repo)
+    commit_all(repo, "edit hooli")
+    seen = _reads(monkeypatch)
+    _, plan, clean, problems = _check_base(repo, "HEAD~1")
+    assert clean, problems
+    assert plan.render == {"hooli"} and plan.on_disk and not plan.files
+    assert not [p for p in seen if "/rendered/" in p], seen[:5]
+
+
+def test_check_base_reads_and_catches_a_working_tree_edit_git_sees(repo: Path) -> None:
+    commit_all(repo, "same as the base")
+    original = (repo / GLOBEX_FILE).read_bytes()
+    (repo / GLOBEX_FILE).write_bytes(original.replace(b"pullPolicy: IfNotPresent", b"pullPolicy: Always", 1))
+    _, plan, clean, problems = _check_base(repo, "HEAD~1")
+    assert not clean and GLOBEX_FILE in problems
+    assert "globex" in plan.render and plan.reasons["globex"] == "a file differs from its recorded sha256"
+
+
+def test_check_base_trusts_git_only_while_the_attributes_are_the_bases(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (repo / ".gitattributes").write_text("*.yaml text eol=crlf\n")  # the checkout's bytes may then differ from the blobs
+    commit_all(repo, "attributes")
+    seen = _reads(monkeypatch)
+    _, plan, _, _ = _check_base(repo, "HEAD~1")
+    assert not plan.on_disk
+    assert any(p.endswith(GLOBEX_FILE) for p in seen)

@@ -391,7 +391,24 @@ def bench(tenants: int, workdir: Path, repeat: int) -> dict:
         "render_vs_bare_targets": _median_ratio(colds, bare_targets),
         "check_vs_render": round(check["seconds"] / cold["seconds"], 2),
         "check_full_vs_render": round(check_full["seconds"] / cold["seconds"], 2),
+        "edit_rss_mb": round(edit_render["rss_mb"], 1),
+        "check_base_rss_mb": round(check_base["rss_mb"], 1),
+        **_bytes_per_tenant(root, tenants),
     }
+
+
+def _bytes_per_tenant(root: Path, tenants: int) -> dict:
+    """Rendered bytes per tenant, all its environments (its unit's files and its unit
+    manifest, averaged over the tenants), and the fleet-wide rest."""
+    units_dir = root / "rendered" / ".companyos-units"
+    per_tenant = total = 0
+    for manifest in units_dir.glob("*.json"):
+        listed = json.loads(manifest.read_text())["files"]
+        size = manifest.stat().st_size + sum((root / p).stat().st_size for p in listed)
+        total += size
+        if manifest.name.startswith("tenant-"):
+            per_tenant += size
+    return {"kb_per_tenant": round(per_tenant / max(1, tenants) / 1024, 1), "fleet_wide_mb": round((total - per_tenant) / 2**20, 2)}
 
 
 def markdown(rows: list[dict]) -> str:
@@ -399,8 +416,8 @@ def markdown(rows: list[dict]) -> str:
         "| tenants x envs | files | written cold / no-op | cold render s | no-op render s (without the record) | check s (cache) | check --full s | peak RSS MB "
         "| bare jinja2 s | render / bare (each run) | render / bare, CPU s | bare targets s | render / bare targets "
         "| check / render | check --full / render | check, no cache s | one-tenant edit: render s (written) "
-        "| one-tenant PR: check --base s (of it, git export s) |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "| one-tenant PR: check --base s (of it, git export s) | peak RSS MB: edit / check --base | rendered KB per tenant (all envs) / fleet-wide MB |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     )
     lines = [head]
     for r in rows:
@@ -410,7 +427,8 @@ def markdown(rows: list[dict]) -> str:
             f"{r['check_full_s']} | {r['peak_rss_mb']} | {r['bare_jinja2_s']} | **{r['render_vs_bare']}** ({each}) | "
             f"{r['render_cpu_s']} / {r['bare_cpu_s']} = {r['render_vs_bare_cpu']} | {r['bare_targets_s']} | "
             f"{r['render_vs_bare_targets']} | {r['check_vs_render']} | {r['check_full_vs_render']} | "
-            f"{r['check_incremental_s']} | {r['edit_render_s']} ({r['files_written_edit']}) | {r['check_base_s']} ({r['check_base_export_s']}) |"
+            f"{r['check_incremental_s']} | {r['edit_render_s']} ({r['files_written_edit']}) | {r['check_base_s']} ({r['check_base_export_s']}) | "
+            f"{r['edit_rss_mb']} / {r['check_base_rss_mb']} | {r['kb_per_tenant']} / {r['fleet_wide_mb']} |"
         )
     return "\n".join(lines)
 

@@ -1,8 +1,8 @@
 """The contract check: every consumed contract has a producer in the same render.
 
 Targets declare what each rendered file provides and consumes (``targets/contracts.py``);
-after every target rendered, :func:`check` indexes the producers in one dict and looks each
-consumer up: a missing producer, a detail the two sides disagree on (an IRSA trust naming
+after every target rendered, :func:`check` proves most files right with set operations over
+(kind, scope, name, detail) keys and judges the rest one consumer at a time: a missing producer, a detail the two sides disagree on (an IRSA trust naming
 another service account, a secret in another account) or a CRD kind two add-ons provide is a
 ``path:line:col`` error at the catalog line that caused the consumer. :data:`STRICT` says,
 per kind, which findings fail the render; the rest are only listed (``explain --contracts``).

@@ -74,6 +74,10 @@ def batches(
     env: Annotated[str | None, typer.Option("--env", help="Only this environment (one apply stage).")] = None,
     max_jobs: MaxJobsOption = 256,
     batch: BatchOption = None,
+    shard: Annotated[
+        str | None,
+        typer.Option("--shard", help="S/M: only every M-th root of the layer from the S-th (a layer the workflow splits into M matrices)."),
+    ] = None,
     github_output: Annotated[
         bool, typer.Option("--github-output", help="Every matrix the terraform workflow reads, as name=json lines for $GITHUB_OUTPUT.")
     ] = False,
@@ -98,6 +102,8 @@ def batches(
         result = result.only(env)
         result.org = org if layer == "org" else None
     items = result.layer(layer)
+    if shard is not None:
+        items = lib.select_shard(items, shard)
     if batch is None:
         typer.echo(lib.batch_matrix(items, max_jobs))
     else:

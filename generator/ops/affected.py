@@ -329,13 +329,22 @@ def select_batch(items: list[Root], spec: str, max_jobs: int = MAX_JOBS) -> list
 
 def workflow_matrices(result: Affected, envs: list[str]) -> list[tuple[str, list[Root]]]:
     """(output name, roots) of every matrix the terraform workflow reads: ``plan_<layer>``
-    over all environments, ``apply_org``, and ``<env>_<layer>`` per apply stage."""
-    out = [(f"plan_{layer}", result.layer(layer)) for layer in LAYERS]
+    over all environments, ``apply_org``, and ``<env>_<layer>`` per apply stage; a layer the
+    workflow splits (``workflows.layer_shards``) as one matrix per shard, ``..._K_of_N``."""
+    out: list[tuple[str, list[Root]]] = []
+    for layer in LAYERS:
+        out += _sharded(f"plan_{layer}", layer, result.layer(layer))
     out.append(("apply_org", result.layer("org")))
     for env in envs:
         scoped = result.only(env)
-        out += [(f"{env}_{layer}", scoped.layer(layer)) for layer in LAYERS if layer != "org"]
+        for layer in LAYERS:
+            if layer != "org":
+                out += _sharded(f"{env}_{layer}", layer, scoped.layer(layer))
     return out
+
+
+def _sharded(name: str, layer: str, items: list[Root]) -> list[tuple[str, list[Root]]]:
+    return [(name + workflows.shard_suffix(s, "_"), items if s is None else select_shard(items, s)) for s in workflows.layer_shards(layer)]
 
 
 def roots_tsv(items: list[Root]) -> str:

@@ -46,7 +46,7 @@ MAX_JOB_MINUTES = 360
 #: limit: what the job's timeout must leave room for when every root of a layer changes.
 MINUTES_PER_ROOT = {"plan": 3, "apply": 10}
 _ROOT = re.compile(r"^rendered/terraform/(?:(org)|([^/]+)/(shared|pool|tenant)[^/]*)/main\.tf$")
-_BATCHED_JOB = re.compile(r"^(plan|apply)-(?:([^/]+)-)?(org|shared|pool|tenant)$")
+_BATCHED_JOB = re.compile(r"^(plan|apply)-(?:([^/]+)-)?(org|shared|pool|tenant)(?:-(\d+)-of-(\d+))?$")
 #: The per-tenant element files of the ApplicationSets' git generators (targets/argocd).
 _ELEMENTS = re.compile(r"^rendered/argocd/[^/]+/cells/[^/]+/[^/]+\.json$")
 #: Element fields the ApplicationSet template puts in a name or a label value (63 characters):
@@ -212,7 +212,11 @@ def _root_count(model: Model, found: list[Facts], sources: dict[str, list[str]])
             if m is None:
                 continue
             mode, env, layer = m.group(1), m.group(2) or "", m.group(3)
-            count = sum(n for (e, lay), n in roots.items() if lay == layer and (not env or e == env))
+            if m.group(4) and m.group(4) != "1":
+                continue  # shard K of N takes every N-th root from the K-th: the first holds the most
+            total = count = sum(n for (e, lay), n in roots.items() if lay == layer and (not env or e == env))
+            if m.group(5):  # one of N shards (targets/workflows.py)
+                count = -(-total // int(m.group(5)))
             per_job = -(-count // MAX_MATRIX_JOBS)
             needed = per_job * MINUTES_PER_ROOT[mode]
             limit = min(timeout, MAX_JOB_MINUTES)
@@ -224,7 +228,9 @@ def _root_count(model: Model, found: list[Facts], sources: dict[str, list[str]])
                 errors.append(
                     CatalogError(
                         where,
-                        f"{f.path}: job {job} would {mode} {count} {layer} roots as {per_job} per job "
+                        f"{f.path}: job {job} would {mode} {count} {layer} roots"
+                        + (f" (every {m.group(5)}th of the layer's {total})" if m.group(5) else "")
+                        + f" as {per_job} per job "
                         f"(~{needed} minutes at {MINUTES_PER_ROOT[mode]} per root); the job may run {limit} "
                         f"(timeout-minutes, GitHub-hosted at most {MAX_JOB_MINUTES}): split the layer or raise the timeout",
                     )

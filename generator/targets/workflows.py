@@ -256,6 +256,28 @@ def context(model: Model) -> dict[str, Any]:
 TERRAFORM_LAYERS = ("org", "shared", "pool", "tenant")
 #: GitHub runs at most 256 jobs per matrix; batched matrices stay at or under this.
 MAX_JOBS = 256
+#: The tenant layer plans and applies as this many matrices (each at most :data:`MAX_JOBS`
+#: jobs; shard K takes every N-th affected root): a fixed number, so the workflow's shape
+#: never depends on the fleet. With 3 minutes per plan and 10 per apply (output/limits.py)
+#: that is 40,960 tenant roots per plan (120-minute jobs) and 18,432 per environment's apply
+#: (180-minute jobs); one matrix would stop at 10,240 and 4,608.
+TENANT_SHARDS = 4
+#: Applies running at once per layer of an environment (its shards share it: 1 each).
+APPLY_PARALLEL = 4
+
+
+def layer_shards(layer: str) -> list[str | None]:
+    """The shard specs (``K/N``) a layer's plan or apply runs as; ``[None]``: one matrix."""
+    return [f"{k}/{TENANT_SHARDS}" for k in range(1, TENANT_SHARDS + 1)] if layer == "tenant" else [None]
+
+
+def shard_suffix(shard: str | None, sep: str = "-") -> str:
+    """``-K-of-N`` (job names) or ``_K_of_N`` (output names) of a shard, "" for none."""
+    if shard is None:
+        return ""
+    k, _, n = shard.partition("/")
+    return f"{sep}{k}{sep}of{sep}{n}"
+
 
 #: The base commit a terraform run compares with (the PR's base, or the push's previous head).
 TERRAFORM_BASE = "github.event_name == 'pull_request' && github.event.pull_request.base.sha || github.event.before"
@@ -264,26 +286,49 @@ TERRAFORM_BASE = "github.event_name == 'pull_request' && github.event.pull_reque
 def _terraform_layers(envs: list[dict[str, Any]]) -> dict[str, Any]:
     """The terraform workflow's layered jobs: plans per layer (org -> shared -> pool ->
     tenant), applies per environment and layer in promotion order, each job a batched matrix
-    read at run time (``companyos batches``), so the workflow's shape never depends on the fleet."""
+    read at run time (``companyos batches``), so the workflow's shape never depends on the
+    fleet. The tenant layer runs as :data:`TENANT_SHARDS` jobs side by side; each job of a
+    step needs every job of the step before (``needs``)."""
     env_layers = [layer for layer in TERRAFORM_LAYERS if layer != "org"]
-    stages: list[dict[str, Any]] = [{"job": "apply-org", "label": "org", "output": "apply_org", "layer": "org", "env": None}]
+    plans = [
+        [
+            {
+                "job": f"plan-{layer}{shard_suffix(s)}",
+                "label": layer + (f" {s}" if s else ""),
+                "output": f"plan_{layer}{shard_suffix(s, '_')}",
+                "layer": layer,
+                "shard": s,
+            }
+            for s in layer_shards(layer)
+        ]
+        for layer in TERRAFORM_LAYERS
+    ]
+    stages: list[list[dict[str, Any]]] = [
+        [{"job": "apply-org", "label": "org", "output": "apply_org", "layer": "org", "env": None, "shard": None}]
+    ]
     for env in envs:
         for layer in env_layers:
             stages.append(
-                {
-                    "job": f"apply-{env['name']}-{layer}",
-                    "label": f"{env['name']} {layer}",
-                    "output": f"{env['name']}_{layer}",
-                    "layer": layer,
-                    "env": env,
-                }
+                [
+                    {
+                        "job": f"apply-{env['name']}-{layer}{shard_suffix(s)}",
+                        "label": f"{env['name']} {layer}" + (f" {s}" if s else ""),
+                        "output": f"{env['name']}_{layer}{shard_suffix(s, '_')}",
+                        "layer": layer,
+                        "env": env,
+                        "shard": s,
+                    }
+                    for s in layer_shards(layer)
+                ]
             )
     return {
         "tf_layers": list(TERRAFORM_LAYERS),
+        "tf_plan_steps": plans,
         "tf_env_layers": env_layers,
         "tf_max_jobs": MAX_JOBS,
         "tf_base": TERRAFORM_BASE,
-        "tf_apply_stages": stages,
+        "tf_apply_steps": stages,
+        "tf_apply_parallel": APPLY_PARALLEL,
         "tf_batch_script": BATCH_SCRIPT,
     }
 

@@ -9,8 +9,13 @@ import json
 
 from generator import pipeline
 from generator.output import limits
+from generator.targets.workflows import TENANT_SHARDS
 
 WORKFLOW = ".github/workflows/terraform.yml"
+#: The tenant layer plans and applies as TENANT_SHARDS matrices; each takes every N-th root.
+N = TENANT_SHARDS
+PLAN_TENANT = f"plan-tenant-1-of-{N}"
+APPLY_PROD_TENANT = f"apply-prod-tenant-1-of-{N}"
 
 
 def _sources(sample: pipeline.Build) -> dict[str, list[str]]:
@@ -21,7 +26,7 @@ def test_the_terraform_workflows_batched_jobs_and_their_timeouts_are_read_from_t
     facts = limits.facts(WORKFLOW, sample.result.files[WORKFLOW])
     assert facts is not None
     batched = dict(facts.batched)
-    assert batched["plan-tenant"] > 0 and batched["apply-prod-tenant"] > 0 and "affected" not in batched
+    assert batched[PLAN_TENANT] > 0 and batched[APPLY_PROD_TENANT] > 0 and "affected" not in batched
     assert limits.check(sample.model, {WORKFLOW: sample.result.files[WORKFLOW]}, _sources(sample), ()) == []
 
 
@@ -35,14 +40,16 @@ def _with_roots(sample: pipeline.Build, env: str, count: int) -> dict[str, list[
 def test_a_tenant_layer_too_big_for_the_apply_jobs_timeout_fails_at_the_tenant_that_grows_it(sample: pipeline.Build) -> None:
     facts = limits.facts(WORKFLOW, sample.result.files[WORKFLOW])
     assert facts is not None
-    timeout = dict(facts.batched)["apply-prod-tenant"]
-    fits = limits.MAX_MATRIX_JOBS * (timeout // limits.MINUTES_PER_ROOT["apply"])
+    timeout = dict(facts.batched)[APPLY_PROD_TENANT]
+    fits = N * limits.MAX_MATRIX_JOBS * (timeout // limits.MINUTES_PER_ROOT["apply"])  # N shards of 256 jobs
     existing = sum(1 for p in _sources(sample) if p.startswith("rendered/terraform/prod/tenant-") and p.endswith("/main.tf"))
     assert limits.judge(sample.model, [facts], _with_roots(sample, "prod", fits - existing), ()) == []
     errors = limits.judge(sample.model, [facts], _with_roots(sample, "prod", fits - existing + 1), ())
     messages = [e.message for e in errors]
-    assert len(errors) == 1, messages
-    assert f"job apply-prod-tenant would apply {fits + 1} tenant roots as" in messages[0]
+    assert len(errors) == 1, messages  # one error for the layer, not one per shard
+    assert (
+        f"job {APPLY_PROD_TENANT} would apply {-(-(fits + 1) // N)} tenant roots (every {N}th of the layer's {fits + 1}) as" in messages[0]
+    )
     assert f"the job may run {timeout}" in messages[0]
     assert errors[0].location == sample.model.catalog.tenants["umbrella"].locate("name")
 
@@ -50,16 +57,16 @@ def test_a_tenant_layer_too_big_for_the_apply_jobs_timeout_fails_at_the_tenant_t
 def test_the_plan_layer_counts_every_environment(sample: pipeline.Build) -> None:
     facts = limits.facts(WORKFLOW, sample.result.files[WORKFLOW])
     assert facts is not None
-    timeout = dict(facts.batched)["plan-tenant"]
-    fits = limits.MAX_MATRIX_JOBS * (timeout // limits.MINUTES_PER_ROOT["plan"])
+    timeout = dict(facts.batched)[PLAN_TENANT]
+    fits = N * limits.MAX_MATRIX_JOBS * (timeout // limits.MINUTES_PER_ROOT["plan"])
     sources = _with_roots(sample, "dev", fits // 2)
     sources.update({k: v for k, v in _with_roots(sample, "stage", fits // 2).items() if "tenant-x" in k})
     messages = [e.message for e in limits.judge(sample.model, [facts], sources, ())]
     existing = sum(1 for p in _sources(sample) if p.startswith("rendered/terraform/") and "/tenant-" in p and p.endswith("/main.tf"))
-    plan = [m for m in messages if "job plan-tenant would plan" in m]
-    assert len(plan) == 1 and f"would plan {existing + 2 * (fits // 2)} tenant roots" in plan[0], messages
+    plan = [m for m in messages if f"job {PLAN_TENANT} would plan" in m]
+    assert len(plan) == 1 and f"of the layer's {existing + 2 * (fits // 2)})" in plan[0], messages
     # Each environment's apply job counts only its own roots.
-    assert not [m for m in messages if "apply-prod-tenant" in m]
+    assert not [m for m in messages if APPLY_PROD_TENANT in m]
 
 
 def test_a_generated_application_name_over_63_characters_is_an_error_at_its_tenant(sample: pipeline.Build) -> None:
@@ -77,3 +84,16 @@ def test_a_generated_application_name_over_63_characters_is_an_error_at_its_tena
     elements[0]["name"], elements[0]["namespace"] = "prod-acme-api", "t" * 64
     planted = limits.facts(path, json.dumps(elements).encode())
     assert planted is not None and "namespace" in planted.breaches[0][2]
+
+
+def test_ten_thousand_tenants_in_three_environments_fit_the_sharded_jobs(sample: pipeline.Build) -> None:
+    """Issue 19's fleet: 10,000 tenant roots per environment plan (30,000 over all) and apply
+    within the jobs' timeouts once the tenant layer runs as N matrices; one matrix could not."""
+    facts = limits.facts(WORKFLOW, sample.result.files[WORKFLOW])
+    assert facts is not None
+    sources = _sources(sample)
+    for env in ("dev", "stage", "prod"):
+        sources.update({k: v for k, v in _with_roots(sample, env, 10_000).items() if "tenant-x" in k})
+    assert limits.judge(sample.model, [facts], sources, ()) == []
+    one_matrix = limits.MAX_MATRIX_JOBS * (dict(facts.batched)[PLAN_TENANT] // limits.MINUTES_PER_ROOT["plan"])
+    assert one_matrix < 30_000  # what the shards are for

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from generator.ops import affected, fleet
+from generator.targets.workflows import TENANT_SHARDS
 from helpers.catalog_edit import edit_yaml
 from helpers.gitrepo import commit_all
 from helpers.repo import REPO, copy_repo
@@ -69,12 +70,18 @@ def test_terraform_plans_and_applies_layer_by_layer(sample):
     assert jobs["plan-org"]["needs"] == ["affected"]
     assert jobs["plan-shared"]["needs"] == ["affected", "plan-org"]
     assert jobs["plan-pool"]["needs"] == ["affected", "plan-shared"]
-    assert jobs["plan-tenant"]["needs"] == ["affected", "plan-pool"]
-    chain = ["apply-org"] + [f"apply-{env}-{layer}" for env in ("dev", "stage", "prod") for layer in ("shared", "pool", "tenant")]
-    for previous, job in itertools.pairwise(chain):
-        assert jobs[job]["needs"] == ["affected", previous]
-        # a skipped (empty) layer must not skip the rest of the chain
-        assert "!failure() && !cancelled()" in jobs[job]["if"]
+    shards = [f"-{k}-of-{TENANT_SHARDS}" for k in range(1, TENANT_SHARDS + 1)]
+    assert all(jobs[f"plan-tenant{s}"]["needs"] == ["affected", "plan-pool"] for s in shards)
+    steps = [["apply-org"]] + [
+        [f"apply-{env}-{layer}{s}" for s in (shards if layer == "tenant" else [""])]
+        for env in ("dev", "stage", "prod")
+        for layer in ("shared", "pool", "tenant")
+    ]
+    for previous, step in itertools.pairwise(steps):
+        for job in step:
+            assert jobs[job]["needs"] == ["affected", *previous]
+            # a skipped (empty) shard or layer must not skip the rest of the chain
+            assert "!failure() && !cancelled()" in jobs[job]["if"]
     assert jobs["apply-prod-shared"]["environment"] == "prod"
     for name, job in jobs.items():
         matrix = job.get("strategy", {}).get("matrix")
@@ -109,14 +116,12 @@ def test_batch_outputs_for_a_real_change_follow_the_layers(tmp_path, companyos):
     outputs = dict(line.split("=", 1) for line in result.out.splitlines())
     assert len(result.out.encode()) < 8 * 1024
     matrices = {k: json.loads(v) for k, v in outputs.items()}
-    assert {k for k, m in matrices.items() if m["count"]} == {
-        "plan_shared",
-        "plan_pool",
-        "plan_tenant",
-        "dev_shared",
-        "dev_pool",
-        "dev_tenant",
-    }
+    tenant_shards = {f"{name}_{k}_of_{TENANT_SHARDS}" for name in ("plan_tenant", "dev_tenant") for k in range(1, TENANT_SHARDS + 1)}
+    assert {k for k, m in matrices.items() if m["count"]} - tenant_shards == {"plan_shared", "plan_pool", "dev_shared", "dev_pool"}
+    # every affected tenant root is in exactly one shard of each
+    for name in ("plan_tenant", "dev_tenant"):
+        counts = [matrices[f"{name}_{k}_of_{TENANT_SHARDS}"]["count"] for k in range(1, TENANT_SHARDS + 1)]
+        assert sum(counts) >= 1 and max(counts) - min(counts) <= 1, counts
     assert all(m["jobs"] <= GITHUB_MAX_JOBS for m in matrices.values())
     # one job may take several roots: --max-jobs 1 puts every tenant root of dev in one batch
     one = companyos("batches", "--base", base, "--env", "dev", "--layer", "tenant", "--max-jobs", "1", cwd=repo)
@@ -125,6 +130,28 @@ def test_batch_outputs_for_a_real_change_follow_the_layers(tmp_path, companyos):
     lines = [line.split("\t") for line in rows.out.splitlines()]
     assert len(lines) == json.loads(one.out)["count"] >= 1
     assert all(root.startswith("rendered/terraform/dev/tenant-") and role.startswith("arn:aws:iam::") for root, _id, role, _r in lines)
+    # --shard S/M: the roots of one shard, as the workflow's sharded jobs ask for them
+    shard_rows = []
+    for k in range(1, TENANT_SHARDS + 1):
+        part = companyos(
+            "batches",
+            "--base",
+            base,
+            "--env",
+            "dev",
+            "--layer",
+            "tenant",
+            "--shard",
+            f"{k}/{TENANT_SHARDS}",
+            "--max-jobs",
+            "1",
+            "--batch",
+            "1/1",
+            cwd=repo,
+        )
+        assert part.code == 0, part.err
+        shard_rows += part.out.splitlines()
+    assert sorted(shard_rows) == sorted(rows.out.splitlines())
     shared = companyos("batches", "--base", base, "--layer", "shared", "--batch", "1/1", cwd=repo)
     assert shared.out.split("\t")[0] == "rendered/terraform/dev/shared"
 

@@ -179,36 +179,49 @@ def test_terraform_plans_affected_roots_and_applies_in_promotion_order(sample, d
     envs = [e.name for e in sample.model.environments]
     affected = jobs(doc)["affected"]
     layers = ("shared", "pool", "tenant")
+    n = target.TENANT_SHARDS
+    # the tenant layer is split into N matrices (shards), every other layer is one
+    parts = {x: [f"_{k}_of_{n}" for k in range(1, n + 1)] if x == "tenant" else [""] for x in ("org", *layers)}
     assert set(affected["outputs"]) == {
-        "plan_org",
-        *(f"plan_{x}" for x in layers),
+        *(f"plan_{x}{p}" for x in ("org", *layers) for p in parts[x]),
         "apply_org",
-        *(f"{e}_{x}" for e in envs for x in layers),
+        *(f"{e}_{x}{p}" for e in envs for x in layers for p in parts[x]),
     }
     assert "fetch-depth" in affected["steps"][0]["with"]
+    artifacts = set()
     for layer in ("org", *layers):
-        plan = jobs(doc)[f"plan-{layer}"]
-        assert plan["strategy"]["matrix"]["include"] == f"${{{{ fromJSON(needs.affected.outputs.plan_{layer}).include }}}}"
-        assert any(s.get("run", "").startswith(f"bash {target.BATCH_SCRIPT} plan {layer} ") for s in plan["steps"])
-        upload = next(s for s in plan["steps"] if s.get("uses", "").startswith("actions/upload-artifact@"))
-        assert upload["with"]["path"] == "plans/"
+        for part in parts[layer]:
+            plan = jobs(doc)[f"plan-{layer}{part.replace('_', '-')}"]
+            assert plan["strategy"]["matrix"]["include"] == f"${{{{ fromJSON(needs.affected.outputs.plan_{layer}{part}).include }}}}"
+            shard = f" '' {part[1:].replace('_of_', '/')}" if part else ""
+            assert any(s.get("run", "") == f'bash {target.BATCH_SCRIPT} plan {layer} "$BATCH"{shard}' for s in plan["steps"])
+            upload = next(s for s in plan["steps"] if s.get("uses", "").startswith("actions/upload-artifact@"))
+            assert upload["with"]["path"] == "plans/"
+            artifacts.add(upload["with"]["name"])
+    assert len(artifacts) == 3 + n  # no two plan jobs upload under one name
     script = sample.result.files[target.BATCH_SCRIPT].decode()
     for needle in ("terraform fmt -check", "terraform init", "terraform validate", "-out=tfplan", "conftest", "terraform apply"):
         assert needle in script, needle
-    previous = "apply-org"
+    previous = ["apply-org"]
     for env in sample.model.environments:
         for layer in layers:
-            job_id = f"apply-{env.name}-{layer}"
-            job = jobs(doc)[job_id]
-            assert job["environment"] == env.name
-            assert job["needs"] == ["affected", previous]
-            assert f"needs.affected.outputs.{env.name}_{layer}" in job["strategy"]["matrix"]["include"]
-            gate = [s for s in job["steps"] if "window-open" in s.get("run", "")]
-            assert bool(gate) == (env.change_window is not None), env.name
-            if gate:
-                assert gate[0]["run"].endswith(f"--env {env.name}")
-            assert any(s.get("run", "") == f'bash {target.BATCH_SCRIPT} apply {layer} "$BATCH" {env.name}' for s in job["steps"])
-            previous = job_id
+            step = []
+            for part in parts[layer]:
+                job_id = f"apply-{env.name}-{layer}{part.replace('_', '-')}"
+                job = jobs(doc)[job_id]
+                assert job["environment"] == env.name
+                assert job["needs"] == ["affected", *previous]  # every job of the step before
+                assert f"needs.affected.outputs.{env.name}_{layer}{part}" in job["strategy"]["matrix"]["include"]
+                # the shards of a layer share its parallelism
+                assert job["strategy"]["max-parallel"] == max(1, target.APPLY_PARALLEL // len(parts[layer]))
+                gate = [s for s in job["steps"] if "window-open" in s.get("run", "")]
+                assert bool(gate) == (env.change_window is not None), env.name
+                if gate:
+                    assert gate[0]["run"].endswith(f"--env {env.name}")
+                shard = f" {part[1:].replace('_of_', '/')}" if part else ""
+                assert any(s.get("run", "") == f'bash {target.BATCH_SCRIPT} apply {layer} "$BATCH" {env.name}{shard}' for s in job["steps"])
+                step.append(job_id)
+            previous = step
 
 
 def test_drift_runs_every_root_nightly_and_files_issues(sample, docs):
@@ -408,4 +421,4 @@ def test_big_matrices_are_split_into_jobs_github_accepts(docs):
     assert target.MAX_MATRIX <= 256  # GitHub's limit of jobs per matrix
     # Drift and Terraform batch at run time (tests/targets/test_workflow_matrix.py).
     assert "drift" in jobs(docs[".github/workflows/drift.yml"])
-    assert target.MAX_JOBS == 256 and "plan-tenant" in jobs(docs[".github/workflows/terraform.yml"])
+    assert target.MAX_JOBS == 256 and f"plan-tenant-1-of-{target.TENANT_SHARDS}" in jobs(docs[".github/workflows/terraform.yml"])

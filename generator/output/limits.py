@@ -46,6 +46,8 @@ MAX_JOB_MINUTES = 360
 #: limit: what the job's timeout must leave room for when every root of a layer changes.
 MINUTES_PER_ROOT = {"plan": 3, "apply": 10}
 _ROOT = re.compile(r"^rendered/terraform/(?:(org)|([^/]+)/(shared|pool|tenant)[^/]*)/main\.tf$")
+#: The drift workflow's shards: each plans every N-th of all roots (targets/workflows.py).
+_DRIFT_JOB = re.compile(r"^drift-(1)-of-(\d+)$")
 _BATCHED_JOB = re.compile(r"^(plan|apply)-(?:([^/]+)-)?(org|shared|pool|tenant)(?:-(\d+)-of-(\d+))?$")
 #: The per-tenant element files of the ApplicationSets' git generators (targets/argocd).
 _ELEMENTS = re.compile(r"^rendered/argocd/[^/]+/cells/[^/]+/[^/]+\.json$")
@@ -208,6 +210,10 @@ def _root_count(model: Model, found: list[Facts], sources: dict[str, list[str]])
     errors: list[CatalogError] = []
     for f in found:
         for job, timeout in f.batched:
+            drift = _DRIFT_JOB.match(job) if f.path.endswith("/drift.yml") else None
+            if drift is not None:
+                errors += _drift_count(model, f.path, job, timeout, int(drift.group(2)), roots, sources)
+                continue
             m = _BATCHED_JOB.match(job)
             if m is None:
                 continue
@@ -236,6 +242,27 @@ def _root_count(model: Model, found: list[Facts], sources: dict[str, list[str]])
                     )
                 )
     return errors
+
+
+def _drift_count(
+    model: Model, path: str, job: str, timeout: int, shards: int, roots: dict[tuple[str, str], int], sources: dict[str, list[str]]
+) -> list[CatalogError]:
+    """The nightly drift plan: every root of the repository over ``shards`` matrices (the first
+    shard holds the most) within the job's timeout."""
+    total = sum(roots.values())
+    per_shard = -(-total // shards)
+    per_job = -(-per_shard // MAX_MATRIX_JOBS)
+    needed, limit = per_job * MINUTES_PER_ROOT["plan"], min(timeout, MAX_JOB_MINUTES)
+    if needed <= limit:
+        return []
+    where = _grower(model, sorted({s for p in sources if _ROOT.match(p) for s in sources[p]}))
+    return [
+        CatalogError(
+            where,
+            f"{path}: job {job} would plan {per_shard} roots (every {shards}th of all {total}) as {per_job} per job "
+            f"(~{needed} minutes at {MINUTES_PER_ROOT['plan']} per root); the job may run {limit}: add drift shards (targets/workflows.py)",
+        )
+    ]
 
 
 def _load(data: bytes) -> list[dict[str, Any]]:

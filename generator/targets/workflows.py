@@ -264,6 +264,11 @@ MAX_JOBS = 256
 TENANT_SHARDS = 4
 #: Applies running at once per layer of an environment (its shards share it: 1 each).
 APPLY_PARALLEL = 4
+#: The nightly drift plan of every root runs as this many matrices (shard S: every N-th root
+#: from the S-th), sharing :data:`DRIFT_PARALLEL` plans at once: 61,440 roots fit its
+#: 180-minute jobs at ~3 minutes per root (one matrix: 15,360, i.e. ~5,000 tenants).
+DRIFT_SHARDS = 4
+DRIFT_PARALLEL = 8
 
 
 def layer_shards(layer: str) -> list[str | None]:
@@ -329,6 +334,11 @@ def _terraform_layers(envs: list[dict[str, Any]]) -> dict[str, Any]:
         "tf_base": TERRAFORM_BASE,
         "tf_apply_steps": stages,
         "tf_apply_parallel": APPLY_PARALLEL,
+        "drift_shards": [
+            {"job": f"drift{shard_suffix(s)}", "output": f"matrix{shard_suffix(s, '_')}", "shard": s}
+            for s in (f"{k}/{DRIFT_SHARDS}" for k in range(1, DRIFT_SHARDS + 1))
+        ],
+        "drift_parallel": DRIFT_PARALLEL,
         "tf_batch_script": BATCH_SCRIPT,
     }
 

@@ -12,6 +12,7 @@ from generator.output import limits
 from generator.targets.workflows import TENANT_SHARDS
 
 WORKFLOW = ".github/workflows/terraform.yml"
+DRIFT = ".github/workflows/drift.yml"
 #: The tenant layer plans and applies as TENANT_SHARDS matrices; each takes every N-th root.
 N = TENANT_SHARDS
 PLAN_TENANT = f"plan-tenant-1-of-{N}"
@@ -94,6 +95,20 @@ def test_ten_thousand_tenants_in_three_environments_fit_the_sharded_jobs(sample:
     sources = _sources(sample)
     for env in ("dev", "stage", "prod"):
         sources.update({k: v for k, v in _with_roots(sample, env, 10_000).items() if "tenant-x" in k})
-    assert limits.judge(sample.model, [facts], sources, ()) == []
+    drift = limits.facts(DRIFT, sample.result.files[DRIFT])
+    assert drift is not None and any(job.startswith("drift-1-of-") for job, _ in drift.batched)
+    assert limits.judge(sample.model, [facts, drift], sources, ()) == []
     one_matrix = limits.MAX_MATRIX_JOBS * (dict(facts.batched)[PLAN_TENANT] // limits.MINUTES_PER_ROOT["plan"])
     assert one_matrix < 30_000  # what the shards are for
+
+
+def test_a_fleet_too_big_for_the_nightly_drift_plan_is_refused(sample: pipeline.Build) -> None:
+    drift = limits.facts(DRIFT, sample.result.files[DRIFT])
+    assert drift is not None
+    job, timeout = next((j, t) for j, t in drift.batched if j.startswith("drift-1-of-"))
+    shards = int(job.rsplit("-", 1)[1])
+    fits = shards * limits.MAX_MATRIX_JOBS * (timeout // limits.MINUTES_PER_ROOT["plan"])
+    existing = sum(1 for p in _sources(sample) if limits._ROOT.match(p))
+    assert limits.judge(sample.model, [drift], _with_roots(sample, "prod", fits - existing), ()) == []
+    messages = [e.message for e in limits.judge(sample.model, [drift], _with_roots(sample, "prod", fits - existing + 1), ())]
+    assert len(messages) == 1 and f"job {job} would plan" in messages[0] and f"of all {fits + 1})" in messages[0], messages

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from generator.ops import affected, fleet
-from generator.targets.workflows import TENANT_SHARDS
+from generator.targets.workflows import DRIFT_SHARDS, TENANT_SHARDS
 from helpers.catalog_edit import edit_yaml
 from helpers.gitrepo import commit_all
 from helpers.repo import REPO, copy_repo
@@ -157,13 +157,18 @@ def test_batch_outputs_for_a_real_change_follow_the_layers(tmp_path, companyos):
 
 
 def test_drift_reads_every_root_at_run_time_in_batches(sample, companyos):
-    """One drift matrix job per batch of `companyos roots`, the same whatever the fleet's size."""
+    """One drift matrix job per batch of `companyos roots`, in a fixed number of shards (each a
+    matrix of at most 256 jobs): the same whatever the fleet's size."""
     jobs = workflow(sample, "drift")["jobs"]
-    assert set(jobs) == {"roots", "drift"}
-    assert jobs["drift"]["strategy"]["matrix"]["include"] == "${{ fromJSON(needs.roots.outputs.matrix).include }}"
-    assert "companyos roots --format matrix --max-jobs 256" in jobs["roots"]["steps"][-1]["run"]
-    plan = next(s for s in jobs["drift"]["steps"] if s.get("id") == "plan")
-    assert 'companyos roots --max-jobs 256 --batch "$BATCH"' in plan["run"] and "-detailed-exitcode" in plan["run"]
+    n = DRIFT_SHARDS
+    assert set(jobs) == {"roots", *(f"drift-{k}-of-{n}" for k in range(1, n + 1))}
+    for k in range(1, n + 1):
+        job = jobs[f"drift-{k}-of-{n}"]
+        assert job["strategy"]["matrix"]["include"] == f"${{{{ fromJSON(needs.roots.outputs.matrix_{k}_of_{n}).include }}}}"
+        assert f"companyos roots --shard {k}/{n} --format matrix --max-jobs 256" in jobs["roots"]["steps"][-1]["run"]
+        plan = next(s for s in job["steps"] if s.get("id") == "plan")
+        assert f'companyos roots --shard {k}/{n} --max-jobs 256 --batch "$BATCH"' in plan["run"] and "-detailed-exitcode" in plan["run"]
+        assert job["concurrency"]["group"].startswith(f"drift-{k}-of-{n}-")
     every = [line.split("  ")[0] for line in companyos("roots", cwd=REPO).out.splitlines()]
     matrix = json.loads(companyos("roots", "--format", "matrix", "--max-jobs", "4", cwd=REPO).out)
     assert matrix["jobs"] == 4 and matrix["count"] == len(every) > 4
@@ -175,6 +180,8 @@ def test_drift_reads_every_root_at_run_time_in_batches(sample, companyos):
     assert picked == every  # every root exactly once, in order
     stale = companyos("roots", "--max-jobs", "4", "--batch", "1/5", cwd=REPO)
     assert stale.code == 2 and "there are 4 batches, not 5" in stale.err
+    shards = [companyos("roots", "--shard", f"{k}/{n}", cwd=REPO).out.splitlines() for k in range(1, n + 1)]
+    assert sorted(line.split("  ")[0] for part in shards for line in part) == sorted(every)  # each root in one shard
 
 
 def test_drills_read_their_targets_at_run_time(companyos):

@@ -227,7 +227,7 @@ def test_terraform_plans_affected_roots_and_applies_in_promotion_order(sample, d
 def test_drift_runs_every_root_nightly_and_files_issues(sample, docs):
     doc = docs[".github/workflows/drift.yml"]
     assert on(doc)["schedule"] == [{"cron": sample.model.platform.ci.drift_schedule}]
-    drift = jobs(doc)["drift"]
+    drift = jobs(doc)[f"drift-1-of-{target.DRIFT_SHARDS}"]
     assert drift["permissions"]["issues"] == "write"
     plan = next(s for s in drift["steps"] if s.get("id") == "plan")
     assert "-detailed-exitcode" in plan["run"]
@@ -420,5 +420,5 @@ def test_big_matrices_are_split_into_jobs_github_accepts(docs):
     assert [s["arg"] for s in split] == [" --shard 1/3", " --shard 2/3", " --shard 3/3"]
     assert target.MAX_MATRIX <= 256  # GitHub's limit of jobs per matrix
     # Drift and Terraform batch at run time (tests/targets/test_workflow_matrix.py).
-    assert "drift" in jobs(docs[".github/workflows/drift.yml"])
+    assert f"drift-1-of-{target.DRIFT_SHARDS}" in jobs(docs[".github/workflows/drift.yml"])
     assert target.MAX_JOBS == 256 and f"plan-tenant-1-of-{target.TENANT_SHARDS}" in jobs(docs[".github/workflows/terraform.yml"])

@@ -311,19 +311,8 @@ WORKERS = {
 }
 
 
-#: Above this many tenants (x 3 environments) the generator refuses the synthetic catalog: the
-#: terraform workflow's batched plan job (256 jobs of 3 minutes per root, 120-minute timeout)
-#: cannot plan every tenant root, and from ~9,200 the apply jobs cannot either (GitHub's
-#: 360-minute cap). The workflow must shard the tenant layer first (issue 19, item 4); until
-#: then the bench turns that one consumer-limit check off above this size to measure the engine.
-JOB_MINUTES_CHECKED_UP_TO = 3400
-_PAST_JOB_MINUTES = "COMPANYOS_BENCH_PAST_JOB_MINUTES"
-
-
 def run_worker(kind: str, root: Path) -> dict:
-    tenants = sum(1 for _ in (root / "tenants").glob("*.yaml"))
-    env = {**os.environ, **({_PAST_JOB_MINUTES: "1"} if tenants > JOB_MINUTES_CHECKED_UP_TO else {})}
-    proc = subprocess.run([sys.executable, __file__, "--worker", kind, str(root)], capture_output=True, text=True, env=env)
+    proc = subprocess.run([sys.executable, __file__, "--worker", kind, str(root)], capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"{kind} worker failed:\n{proc.stderr}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -450,10 +439,6 @@ def main() -> None:
         # Every worker, the bare loops included, runs as the console script does
         # (generator.cli.main.entry): the cyclic garbage collector off for the process.
         gc.disable()
-        if os.environ.get(_PAST_JOB_MINUTES):
-            from generator.output import limits
-
-            limits.MINUTES_PER_ROOT = dict.fromkeys(limits.MINUTES_PER_ROOT, 0)  # see JOB_MINUTES_CHECKED_UP_TO
         print(json.dumps(WORKERS[args.worker](Path(args.root))))
         return
     workdir = Path(tempfile.mkdtemp(prefix="companyos-bench-", dir=args.workdir))

@@ -22,6 +22,7 @@ from generator import pipeline
 from generator.catalog.snapshot import Baseline
 from generator.errors import CatalogError
 from generator.model.resolve import Model
+from generator.output.ondisk import TreeFiles
 from generator.output.render import MANIFEST_PATH, RenderResult
 from generator.output.tree import UNITS_DIR, manifest_roots, manifests_files
 from generator.policy.rules.migrations import against_base as schema_against_base
@@ -125,9 +126,12 @@ def _generator_file(path: str, data: bytes) -> set[str]:
     return {f"Argo CD ApplicationSet element ({_element_id(e)}) from {path}" for e in elements if isinstance(e, dict)}
 
 
-def _base_files(base: Baseline, prefix: str) -> Iterator[tuple[str, bytes]]:
-    """The base's files under ``prefix`` that can hold Argo CD objects or generator elements."""
+def _base_files(base: Baseline, prefix: str, skip: frozenset[str] = frozenset()) -> Iterator[tuple[str, bytes]]:
+    """The base's files under ``prefix`` that can hold Argo CD objects or generator elements
+    (but ``skip``)."""
     for path in base.paths(prefix):
+        if path in skip:
+            continue
         if path.endswith((".yaml", ".yml")) or fnmatch.fnmatchcase(path, "*/cells/*/*.json"):
             data = base.file(path)
             if data is not None:
@@ -160,12 +164,29 @@ def compare(model: Model, result: RenderResult, base: Baseline) -> Destruction:
     old_roots = manifest_roots(_base_manifest(base))
     new_roots = manifest_roots(result.manifest["files"])
     items += [f"Terraform root {root} (terraform destroy of its whole state)" for root in sorted(old_roots - new_roots)]
-    old_argo = argocd_objects(_base_files(base, ARGOCD_DIR))
-    new_argo = argocd_objects((p, result.files[p]) for p in result.files if p.startswith(ARGOCD_DIR + "/"))
-    items += sorted(old_argo - new_argo)
+    same = _same_as_base(result, base, ARGOCD_DIR)
+    # Objects in files equal to the base's are on both sides: compare the other files only, and
+    # confirm a candidate against every file (it may live on in an unchanged one).
+    gone = argocd_objects(_base_files(base, ARGOCD_DIR, skip=same)) - _argocd_now(result, skip=same)
+    if gone:
+        gone = argocd_objects(_base_files(base, ARGOCD_DIR)) - _argocd_now(result)
+    items += sorted(gone)
     items += _deletion_protection(model, result, base, out.notes)
     out.items = items
     return out
+
+
+def _argocd_now(result: RenderResult, skip: frozenset[str] = frozenset()) -> set[str]:
+    return argocd_objects((p, result.files[p]) for p in result.files if p.startswith(ARGOCD_DIR + "/") and p not in skip)
+
+
+def _same_as_base(result: RenderResult, base: Baseline, prefix: str) -> frozenset[str]:
+    """Rendered paths under ``prefix`` whose bytes are the base's: files left on disk (in
+    ``check --base`` only the reused units git proved equal to the base, ``Baseline.vouch``)
+    without reading them, the others by blob id."""
+    on_disk = result.files.on_disk if isinstance(result.files, TreeFiles) else frozenset()
+    start = prefix + "/"
+    return frozenset(p for p in result.files if p.startswith(start) and (p in on_disk or base.same(p, result.files[p])))
 
 
 def _deletion_protection(model: Model, result: RenderResult, base: Baseline, notes: list[str]) -> list[str]:
@@ -178,9 +199,10 @@ def _deletion_protection(model: Model, result: RenderResult, base: Baseline, not
             old = old_model.deployment(d.name, d.env)
             if old is not None and old.settings.database.deletion_protection and not d.settings.database.deletion_protection:
                 items.append(f"deletion protection of tenant '{d.name}' database in {d.env} (database.deletion_protection turned off)")
+    on_disk = result.files.on_disk if isinstance(result.files, TreeFiles) else frozenset()
     for path in result.files:  # in path order
-        if not path.startswith("rendered/terraform/") or not path.endswith(".tf"):
-            continue
+        if not path.startswith("rendered/terraform/") or not path.endswith(".tf") or path in on_disk:
+            continue  # a file left on disk is a reused unit's, proven equal to the base (see _same_as_base)
         data = result.files[path]
         if base.same(path, data):  # unchanged since the base: nothing removed
             continue

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from generator import pipeline
+from generator.ops import destructive
 from helpers.catalog_edit import edit_yaml, override
 from helpers.gitrepo import commit_all
 from helpers.repo import copy_repo, snapshot
@@ -184,3 +185,27 @@ def test_the_base_writes_only_catalog_inputs_and_reads_its_output_from_git(based
             ["git", "ls-files", "rendered/argocd"], cwd=based, capture_output=True, text=True, check=True
         ).stdout.split()
         assert listed == sorted(tracked) and listed
+
+
+def test_only_argo_cd_files_that_differ_from_the_base_are_parsed(companyos, based, monkeypatch):
+    """Objects in files equal to the base's are on both sides; a harmless one-tenant change
+    parses only that tenant's changed Argo CD files, a real removal is still listed."""
+    parsed: list[str] = []
+    real = destructive.argocd_objects
+
+    def recording(files):
+        files = list(files)
+        parsed.extend(path for path, _ in files)
+        return real(files)
+
+    monkeypatch.setattr(destructive, "argocd_objects", recording)
+    override(based, "globex", "prod", {"services": {"api": {"replicas": 4}}})
+    result = check_base(companyos, based)
+    assert result.code == 0, result.err
+    assert all("globex" in p for p in parsed), parsed[:5]  # (replicas: no Argo CD file changed, none parsed)
+    parsed.clear()
+    (based / "tenants/hooli.yaml").unlink()
+    result = check_base(companyos, based)
+    assert result.code == 1 and any("hooli" in line and "Application" in line for line in listed(result.out + result.err))
+    # the candidates were confirmed against every file: the base's and today's Argo CD files were all read
+    assert len(parsed) > 2 * len([p for p in parsed if "hooli" in p])

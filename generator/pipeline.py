@@ -241,7 +241,7 @@ def check(
                 # recorded sha256 (the tree's, or with --base the base commit's), or its stat is as
                 # when it last verified clean (the record's per-unit digest): equal by construction
                 status = tree.status(built.result, built.root, verified=todo.verified, parsed=todo.parsed)
-                stats = todo.stats if base is None else None
+                stats = todo.stats  # used only without --base (no record after --base)
         with tree.quiescent(root):
             # the tree holds exactly these bytes: their sha256s are in the manifest entries. Not
             # after --base: CI's command, in a clone that is thrown away (the record's walk costs

@@ -180,13 +180,15 @@ def _argocd_now(result: RenderResult, skip: frozenset[str] = frozenset()) -> set
     return argocd_objects((p, result.files[p]) for p in result.files if p.startswith(ARGOCD_DIR + "/") and p not in skip)
 
 
-def _same_as_base(result: RenderResult, base: Baseline, prefix: str) -> frozenset[str]:
-    """Rendered paths under ``prefix`` whose bytes are the base's: files left on disk (in
-    ``check --base`` only the reused units git proved equal to the base, ``Baseline.vouch``)
-    without reading them, the others by blob id."""
+def _same_as_base(result: RenderResult, base: Baseline, prefix: str, suffix: str = "") -> frozenset[str]:
+    """Rendered paths under ``prefix`` (ending in ``suffix``) whose bytes are the base's: files
+    left on disk (in ``check --base`` only the reused units git proved equal to the base,
+    ``Baseline.vouch``) without reading them, the others by blob id."""
     on_disk = result.files.on_disk if isinstance(result.files, TreeFiles) else frozenset()
     start = prefix + "/"
-    return frozenset(p for p in result.files if p.startswith(start) and (p in on_disk or base.same(p, result.files[p])))
+    return frozenset(
+        p for p in result.files if p.startswith(start) and p.endswith(suffix) and (p in on_disk or base.same(p, result.files[p]))
+    )
 
 
 def _deletion_protection(model: Model, result: RenderResult, base: Baseline, notes: list[str]) -> list[str]:
@@ -199,13 +201,11 @@ def _deletion_protection(model: Model, result: RenderResult, base: Baseline, not
             old = old_model.deployment(d.name, d.env)
             if old is not None and old.settings.database.deletion_protection and not d.settings.database.deletion_protection:
                 items.append(f"deletion protection of tenant '{d.name}' database in {d.env} (database.deletion_protection turned off)")
-    on_disk = result.files.on_disk if isinstance(result.files, TreeFiles) else frozenset()
+    same = _same_as_base(result, base, "rendered/terraform", ".tf")
     for path in result.files:  # in path order
-        if not path.startswith("rendered/terraform/") or not path.endswith(".tf") or path in on_disk:
-            continue  # a file left on disk is a reused unit's, proven equal to the base (see _same_as_base)
+        if not path.startswith("rendered/terraform/") or not path.endswith(".tf") or path in same:
+            continue  # unchanged since the base: nothing removed
         data = result.files[path]
-        if base.same(path, data):  # unchanged since the base: nothing removed
-            continue
         before = base.file(path)
         if before is None:
             continue

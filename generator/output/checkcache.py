@@ -262,20 +262,14 @@ def vouching(root: Path) -> Callable[[str, Iterable[str]], Vouched]:
     known = recorded.get("units") if recorded.get("version") == CACHE_VERSION else None
     if not isinstance(known, dict) or not known:
         return lambda unit, listed: None
-    base = os.fspath(root)
 
     def vouch(unit: str, listed: Iterable[str]) -> Vouched:
         expected = known.get(unit)
         if not isinstance(expected, str):
             return None
         members = _members(unit, listed)
-        stats: dict[str, os.stat_result] = {}
-        for rel in members:
-            try:
-                stats[rel] = os.lstat(os.path.join(base, rel))
-            except OSError:
-                return None
-        return stats if _stat_digest(members, stats, {}) == expected else None
+        stats = _stats(root, members, {})
+        return stats if stats is not None and _stat_digest(members, stats, {}) == expected else None
 
     return vouch
 

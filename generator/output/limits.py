@@ -220,12 +220,8 @@ def _root_count(model: Model, found: list[Facts], sources: dict[str, list[str]])
             mode, env, layer = m.group(1), m.group(2) or "", m.group(3)
             if m.group(4) and m.group(4) != "1":
                 continue  # shard K of N takes every N-th root from the K-th: the first holds the most
-            total = count = sum(n for (e, lay), n in roots.items() if lay == layer and (not env or e == env))
-            if m.group(5):  # one of N shards (targets/workflows.py)
-                count = -(-total // int(m.group(5)))
-            per_job = -(-count // MAX_MATRIX_JOBS)
-            needed = per_job * MINUTES_PER_ROOT[mode]
-            limit = min(timeout, MAX_JOB_MINUTES)
+            total = sum(n for (e, lay), n in roots.items() if lay == layer and (not env or e == env))
+            count, per_job, needed, limit = _job_minutes(mode, total, int(m.group(5) or 1), timeout)
             if needed > limit:
                 growers = [
                     p for p in sources if (r := _ROOT.match(p)) and (r.group(3) or "org") == layer and (not env or r.group(2) == env)
@@ -244,15 +240,21 @@ def _root_count(model: Model, found: list[Facts], sources: dict[str, list[str]])
     return errors
 
 
+def _job_minutes(mode: str, total: int, shards: int, timeout: int) -> tuple[int, int, int, int]:
+    """``total`` roots over ``shards`` matrices (every N-th root each) of at most 256 jobs:
+    the first shard's roots, roots per job, the minutes that job needs, and what it may run."""
+    per_shard = -(-total // shards)
+    per_job = -(-per_shard // MAX_MATRIX_JOBS)
+    return per_shard, per_job, per_job * MINUTES_PER_ROOT[mode], min(timeout, MAX_JOB_MINUTES)
+
+
 def _drift_count(
     model: Model, path: str, job: str, timeout: int, shards: int, roots: dict[tuple[str, str], int], sources: dict[str, list[str]]
 ) -> list[CatalogError]:
     """The nightly drift plan: every root of the repository over ``shards`` matrices (the first
     shard holds the most) within the job's timeout."""
     total = sum(roots.values())
-    per_shard = -(-total // shards)
-    per_job = -(-per_shard // MAX_MATRIX_JOBS)
-    needed, limit = per_job * MINUTES_PER_ROOT["plan"], min(timeout, MAX_JOB_MINUTES)
+    per_shard, per_job, needed, limit = _job_minutes("plan", total, shards, timeout)
     if needed <= limit:
         return []
     where = _grower(model, sorted({s for p in sources if _ROOT.match(p) for s in sources[p]}))

@@ -295,41 +295,11 @@ def _terraform_layers(envs: list[dict[str, Any]]) -> dict[str, Any]:
     fleet. The tenant layer runs as :data:`TENANT_SHARDS` jobs side by side; each job of a
     step needs every job of the step before (``needs``)."""
     env_layers = [layer for layer in TERRAFORM_LAYERS if layer != "org"]
-    plans = [
-        [
-            {
-                "job": f"plan-{layer}{shard_suffix(s)}",
-                "label": layer + (f" {s}" if s else ""),
-                "output": f"plan_{layer}{shard_suffix(s, '_')}",
-                "layer": layer,
-                "shard": s,
-            }
-            for s in layer_shards(layer)
-        ]
-        for layer in TERRAFORM_LAYERS
-    ]
-    stages: list[list[dict[str, Any]]] = [
-        [{"job": "apply-org", "label": "org", "output": "apply_org", "layer": "org", "env": None, "shard": None}]
-    ]
-    for env in envs:
-        for layer in env_layers:
-            stages.append(
-                [
-                    {
-                        "job": f"apply-{env['name']}-{layer}{shard_suffix(s)}",
-                        "label": f"{env['name']} {layer}" + (f" {s}" if s else ""),
-                        "output": f"{env['name']}_{layer}{shard_suffix(s, '_')}",
-                        "layer": layer,
-                        "env": env,
-                        "shard": s,
-                    }
-                    for s in layer_shards(layer)
-                ]
-            )
+    plans = [_batched_jobs("plan", layer, None) for layer in TERRAFORM_LAYERS]
+    stages = [_batched_jobs("apply", "org", None)]
+    stages += [_batched_jobs("apply", layer, env) for env in envs for layer in env_layers]
     return {
-        "tf_layers": list(TERRAFORM_LAYERS),
         "tf_plan_steps": plans,
-        "tf_env_layers": env_layers,
         "tf_max_jobs": MAX_JOBS,
         "tf_base": TERRAFORM_BASE,
         "tf_apply_steps": stages,
@@ -339,8 +309,29 @@ def _terraform_layers(envs: list[dict[str, Any]]) -> dict[str, Any]:
             for s in (f"{k}/{DRIFT_SHARDS}" for k in range(1, DRIFT_SHARDS + 1))
         ],
         "drift_parallel": DRIFT_PARALLEL,
-        "tf_batch_script": BATCH_SCRIPT,
     }
+
+
+def _batched_jobs(mode: str, layer: str, env: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The jobs of one step of the terraform workflow: ``mode`` (plan or apply) of ``layer``
+    (in ``env``, for applies), one job per shard (:func:`layer_shards`), each with its job id,
+    its matrix output and the batch script's command line."""
+    where = f"{env['name']}-" if env is not None else ""
+    jobs = []
+    for s in layer_shards(layer):
+        output = f"{mode}_{layer}" if mode == "plan" or env is None else f"{env['name']}_{layer}"
+        args = [mode, layer, '"$BATCH"', *([shell_word(env["name"])] if env is not None else (["''"] if s else [])), *([s] if s else [])]
+        jobs.append(
+            {
+                "job": f"{mode}-{where}{layer}{shard_suffix(s)}",
+                "label": (f"{env['name']} " if env is not None else "") + layer + (f" {s}" if s else ""),
+                "output": output + shard_suffix(s, "_"),
+                "layer": layer,
+                "env": env,
+                "run": f"bash {BATCH_SCRIPT} {' '.join(args)}",
+            }
+        )
+    return jobs
 
 
 def _chunks(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -51,8 +51,9 @@ class Baseline:
     rendered: dict[str, str] = field(default_factory=dict)
     #: Reads a blob by id (the repository's object store).
     read: Callable[[str], bytes] | None = field(default=None, repr=False)
-    #: Lists the working tree's output files that hold the base's bytes (:func:`unchanged_outputs`).
-    unchanged: Callable[[], frozenset[str]] | None = field(default=None, repr=False)
+    #: The working tree compared with the base, and the base's commit (:func:`unchanged_outputs`).
+    worktree: Path | None = None
+    commit: str = ""
 
     def vouch(self, unit: str, listed: Iterable[str]) -> dict[str, Any] | None:
         """For ``check --base``'s unit plan: ``{}`` when every file a base unit lists is on disk
@@ -62,7 +63,7 @@ class Baseline:
 
     @functools.cached_property
     def _same_on_disk(self) -> frozenset[str]:
-        return self.unchanged() if self.unchanged is not None else frozenset()
+        return unchanged_outputs(self.worktree, self.rendered, self.commit) if self.worktree is not None else frozenset()
 
     def paths(self, prefix: str) -> list[str]:
         """The committed output's paths under ``prefix`` (``rendered/...``), sorted."""
@@ -160,4 +161,4 @@ def at(root: Path, ref: str) -> Iterator[Baseline]:
     """``with baseline.at(root, "origin/main") as base: ...`` -- cleaned up afterwards."""
     with tempfile.TemporaryDirectory(prefix="companyos-base-") as tmp:
         rendered, read, commit = export(root, ref, Path(tmp))
-        yield Baseline(ref, Path(tmp), rendered, read, lambda: unchanged_outputs(root, rendered, commit))
+        yield Baseline(ref, Path(tmp), rendered, read, root, commit)

@@ -10,7 +10,7 @@ docs/terraform.md ("Networks").
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from generator.catalog import spec
 from generator.catalog.load import Catalog, Entry
@@ -128,18 +128,31 @@ def _structural(catalog: Catalog) -> Iterator[CatalogError]:
                 entry.locate("environments", env, "primary"),
                 f"primary space {primary} is smaller than one VPC (/{min(nets.shared_prefix, nets.vpc_prefix)})",
             )
+        nets_of = {key: ipaddress.IPv4Network(value) for key, value in block.vpcs.items()}
+        clash = _any_overlap(nets_of.values())  # one sorted pass; the pairwise messages only when there is one
         seen: list[tuple[ipaddress.IPv4Network, str]] = []
-        for key, value in block.vpcs.items():
-            net = ipaddress.IPv4Network(value)
+        for key, net in nets_of.items():
             where = entry.locate("environments", env, "vpcs", key)
             if not net.subnet_of(primary):
                 yield CatalogError(where, f"{key} {net} is outside the environment's primary space {primary}")
-            for other, other_key in seen:
+            for other, other_key in seen if clash else ():
                 if net.overlaps(other):
                     yield CatalogError(where, f"{key} {net} overlaps {other_key} {other} in '{env}'")
             if net.prefixlen > 24:
                 yield CatalogError(where, f"{key} {net} is too small for a VPC with subnets in three zones (at most /24)")
             seen.append((net, key))
+
+
+def _any_overlap(nets: Iterable[ipaddress.IPv4Network]) -> bool:
+    """Whether any two of ``nets`` overlap: sorted by first address, a block overlaps an
+    earlier one exactly when it starts before the furthest end seen so far (O(n log n); the
+    pairwise loop over 1,000 dedicated VPCs per environment was half a million comparisons)."""
+    end = -1
+    for first, last in sorted((int(n.network_address), int(n.broadcast_address)) for n in nets):
+        if first <= end:
+            return True
+        end = max(end, last)
+    return False
 
 
 def stale_errors(catalog: Catalog) -> list[CatalogError]:

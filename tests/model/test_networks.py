@@ -151,6 +151,8 @@ def test_running_out_of_space_is_an_error_not_an_overlap(repo):
         (lambda d: d["environments"]["dev"]["vpcs"].__setitem__("tenant-acme", "10.1.16.1/20"), "host bits"),
         (lambda d: d["environments"]["dev"]["vpcs"].__setitem__("tenant-acme", "10.1.300.0/20"), "not an IPv4 CIDR"),
         (lambda d: d["environments"]["dev"]["vpcs"].__setitem__("tenant-acme", "10.1.0.0/20"), "overlaps pool-standard 10.1.0.0/20"),
+        # a larger block holding a VPC recorded before it (the sorted sweep sees the containment)
+        (lambda d: d["environments"]["dev"]["vpcs"].__setitem__("tenant-acme", "10.1.0.0/16"), "overlaps pool-standard 10.1.0.0/20"),
         (lambda d: d["environments"]["dev"]["vpcs"].__setitem__("tenant-acme", "10.40.0.0/20"), "outside the environment's primary space"),
         (lambda d: d["environments"]["dev"].__setitem__("dr", "10.0.0.0/12"), "overlaps primary"),
         (lambda d: d["environments"]["dev"]["vpcs"].__setitem__("tenant-nobody", "10.2.0.0/20"), "unknown tenant 'nobody'"),
@@ -162,6 +164,7 @@ def test_running_out_of_space_is_an_error_not_an_overlap(repo):
         "host-bits",
         "malformed",
         "overlap",
+        "overlap-containing",
         "outside-space",
         "dr-overlap",
         "unknown-tenant",
@@ -196,3 +199,20 @@ def test_subnets_are_inside_the_vpc_and_disjoint():
     assert len(nets) == 6 and all(n.subnet_of(vpc) for n in nets)
     for a, b in itertools.combinations(nets, 2):
         assert not a.overlaps(b)
+
+
+def test_the_overlap_sweep_agrees_with_comparing_every_pair() -> None:
+    """``_any_overlap`` (one sorted pass) decides exactly what the pairwise comparison does, on
+    random aligned blocks of mixed sizes, many of them nested or equal."""
+    import random
+
+    from generator.model.networks import _any_overlap
+
+    rng = random.Random(7)
+    for _ in range(400):
+        nets = []
+        for _ in range(rng.randint(0, 12)):
+            prefix = rng.randint(14, 24)
+            nets.append(ipaddress.IPv4Network((rng.randrange(0, 1 << 20) << 12 & (~0 << (32 - prefix)) & 0xFFFFFFFF, prefix)))
+        pairwise = any(a.overlaps(b) for i, a in enumerate(nets) for b in nets[:i])
+        assert _any_overlap(nets) == pairwise, nets

@@ -49,12 +49,15 @@ def roles(model: Model, env: spec.Environment) -> list[dict[str, Any]]:
     readers: list[common.SecretReader] = [r for d in model.in_environment(env.name) if (r := common.secret_reader(model, d)) is not None]
     pools = common.pool_readers(model, env)
     readers += pools
+    by_principal: dict[str, list[str]] = {}  # one pass over the fleet's readers, not one per add-on
+    for reader in readers:
+        by_principal.setdefault(reader.principal, []).append(reader.role_arn)
     out = []
     for addon in model_addons.in_environment(model.catalog, env.name):
         if addon.service_account is None:
             continue
         arn = model_addons.role_arn(env.accounts.shared_services, model.platform, env.name, addon.name)
-        mine = sorted(r.role_arn for r in readers if r.principal == arn)
+        mine = sorted(by_principal.get(arn, ()))
         pool_arns = sorted(r.role_arn for r in pools if r.principal == arn)
         statements = []
         assumes: set[str] = set()

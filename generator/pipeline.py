@@ -129,18 +129,20 @@ def build_incremental(
         judged = resolve_checked(root, today)
         found = units.digests(root, judged.model)
         if base is None:  # the working tree's manifests, and its files as the stat record vouches for them
+            vouch = checkcache.vouching(root) if trust_stat else None
+            verified = checkcache.fleet(root) if vouch is not None else None
+            fleet = None
+            if vouch is not None and verified is not None:  # a unit is the verified fleet's while its stat vouches for it
+                fleet = units.Fleet(verified, lambda unit, recorded: vouch(units.unit_path(unit), recorded.entries) is not None)
             result, plan = units.render_incremental(
-                judged.model,
-                root,
-                found,
-                units.working_tree(root),
-                jobs=default_jobs(),
-                vouch=checkcache.vouching(root) if trust_stat else None,
+                judged.model, root, found, units.working_tree(root), jobs=default_jobs(), vouch=vouch, fleet=fleet
             )
         else:
             recorded = lambda unit: base.file(units.unit_path(unit))  # noqa: E731
-            # the base's files git proves are on disk unchanged are not read (Baseline.vouch)
-            result, plan = units.render_incremental(judged.model, root, found, recorded, jobs=default_jobs(), vouch=base.vouch)
+            # the base's files git proves are on disk unchanged are not read (Baseline.vouch);
+            # its unit manifests passed the contract check together when it was merged
+            fleet = units.Fleet(frozenset(base.paths(tree.UNITS_DIR)), lambda unit, recorded: True)
+            result, plan = units.render_incremental(judged.model, root, found, recorded, jobs=default_jobs(), vouch=base.vouch, fleet=fleet)
         return Build(root, judged.model, result, judged.policy), plan
 
 

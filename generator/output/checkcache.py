@@ -228,6 +228,8 @@ def _stat_record(
     }
     if vouched:
         out["units"] = vouched
+    if units is not None:
+        out["fleet"] = sorted(units)  # every unit verified together, vouched for or not (units.Fleet)
     return out
 
 
@@ -272,6 +274,15 @@ def vouching(root: Path) -> Callable[[str, Iterable[str]], Vouched]:
         return stats if stats is not None and _stat_digest(members, stats, {}) == expected else None
 
     return vouch
+
+
+def fleet(root: Path) -> frozenset[str] | None:
+    """The unit manifests (paths) of the tree last verified clean: they passed the contract
+    check together, so an incremental run judges only what it renders again
+    (``contracts.unchanged``). None without a record that lists them."""
+    recorded = _read(root)
+    found = recorded.get("fleet") if recorded.get("version") == CACHE_VERSION else None
+    return frozenset(str(p) for p in found) if isinstance(found, list) else None
 
 
 def _record(root: Path, entry: Mapping[str, object]) -> None:

@@ -10,7 +10,7 @@ per kind, which findings fail the render; the rest are only listed (``explain --
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, overload
@@ -235,3 +235,47 @@ def _answered(want: tuple[str, str, str, str], keys: set[tuple[str, str, str]]) 
     if (kind, scope, name) in keys:
         return not detail
     return kind == "argocd_kind" and not detail and (kind, scope, name.split(":", 1)[0] + ":*/*") in keys
+
+
+def unchanged(new: Sequence[Declared], old: Sequence[Declared], reused: Iterable[Declared]) -> bool:
+    """Whether the fleet provably passes :func:`check` without looking at the reused files'
+    consumers: ``old`` and ``reused`` together are a fleet that passed it (the units last
+    verified together), ``new`` replaces ``old`` (the units rendered again; a removed
+    tenant's old unit has no new one). False means "not proven", never "broken": the caller
+    then runs :func:`check` over everything, which finds the errors.
+
+    Proof (docs/incremental.md): every way a consumer is answered is one producer doing it,
+    so answers only grow with producers. If ``new`` withdraws nothing ``old`` provided and
+    adds no CRD owner, every reused consumer keeps the producers it had and no CRD kind gains
+    a second owner. A consumer in ``new`` is answered by ``new``'s producers, or was a consumer
+    in ``old`` (answered then, and not by ``old``'s producers, which ``new`` still has: so by a
+    reused file's, which is unchanged). A CRD kind it uses has the owners it had in the old
+    fleet, where some consumer used it (or the reused files' owners are counted)."""
+    if not all(missing and mismatch for missing, mismatch in STRICT.values()):
+        return False  # a finding the old fleet was allowed to keep could turn fatal
+    offered = set(_wants(new, 1))
+    before = set(_wants(old, 1))
+    if not before <= offered or any(want[0] == "crd_kind" for want in offered - before):
+        return False
+    keys = {(kind, scope, name) for kind, scope, name, _ in offered}
+    wanted_before = set(_wants(old, 2))
+    kinds_used: set[tuple[str, str, str]] = set()
+    for want in set(_wants(new, 2)):
+        if want[0] == "crd_kind":
+            kinds_used.add((want[0], want[1], want[2]))
+        if want not in offered and not _answered(want, keys) and want not in wanted_before:
+            return False
+    unproven = kinds_used - {(kind, scope, name) for kind, scope, name, _ in wanted_before if kind == "crd_kind"}
+    if unproven:  # CRD kinds no old consumer used: count every owner the fleet has
+        owners: dict[tuple[str, str, str], set[str]] = {}
+        for kind, scope, name, detail in (*offered, *(w for w in _wants(list(reused), 1) if w[0] == "crd_kind")):
+            if kind == "crd_kind" and (kind, scope, name) in unproven:
+                owners.setdefault((kind, scope, name), set()).add(detail)
+        return all(len(found) <= 1 for found in owners.values())
+    return True
+
+
+def _wants(items: Sequence[Declared], side: int) -> Iterator[tuple[str, str, str, str]]:
+    """(kind, scope, name, detail) of every contract the files provide (``side`` 1) or consume (2)."""
+    for item in items:
+        yield from map(_WANT, _rows(item[2] if side == 2 else item[1]))

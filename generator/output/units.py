@@ -218,6 +218,10 @@ class Plan:
     on_disk: set[str] = field(default_factory=set)
     #: Their ``lstat`` (and their unit manifests'), taken under the lock: the next record reuses them.
     stats: dict[str, os.stat_result] = field(default_factory=dict)
+    #: The last verified fleet's units this run does not reuse (rendered again, or a removed
+    #: tenant's), when every reused unit is that fleet's too: the contract check then looks only
+    #: at what changed (``contracts.unchanged``). None when that fleet is not known.
+    previous: list[Unit] | None = None
 
     @property
     def verified(self) -> frozenset[str]:
@@ -225,15 +229,34 @@ class Plan:
         return frozenset(self.files.keys() | self.on_disk)
 
 
+@dataclass(frozen=True)
+class Fleet:
+    """The units last verified together (the contract check passed over all of them at once):
+    the working tree's verified-clean record, or the base commit's unit manifests."""
+
+    #: Their manifests' paths.
+    paths: frozenset[str]
+    #: Whether a recorded unit (name, parsed manifest) is still that fleet's: the base's always;
+    #: the working tree's while the stat record vouches for it.
+    same: Callable[[str, Unit], bool]
+
+
+def unit_named(path: str) -> str:
+    """The unit whose manifest is at ``path`` (the inverse of :func:`unit_path`)."""
+    stem = path.removeprefix(UNITS_DIR + "/").removesuffix(".json")
+    return GLOBAL if stem == GLOBAL else "tenant/" + stem.removeprefix("tenant-")
+
+
 #: unit manifest path, its files -> their ``lstat`` when they (and it) still stat as when the
 #: tree was last verified clean (``checkcache.vouching``: then they hold the recorded sha256s), else None.
 Vouch = Callable[[str, Iterable[str]], "dict[str, os.stat_result] | None"]
 
 
-def plan(root: Path, model: Model, found: Digests, recorded: Recorded, vouch: Vouch | None = None) -> Plan:
+def plan(root: Path, model: Model, found: Digests, recorded: Recorded, vouch: Vouch | None = None, fleet: Fleet | None = None) -> Plan:
     """Reuse a tenant's recorded unit only when the context and its own inputs digest the
     same as recorded and every file it lists is on disk with that sha256: read and hashed,
-    or (``vouch``, the working tree only) vouched for by the verified-clean stat record."""
+    or (``vouch``, the working tree only) vouched for by the verified-clean stat record.
+    ``fleet``: the units last verified together, for :attr:`Plan.previous`."""
     tenants = sorted(model.catalog.tenants)
     glob = parse_unit(recorded(GLOBAL))
     if glob is None or glob.inputs != found.context:
@@ -242,26 +265,32 @@ def plan(root: Path, model: Model, found: Digests, recorded: Recorded, vouch: Vo
     out = Plan(set())
     out.parsed[unit_path(GLOBAL)] = (glob.raw, glob.entries)
     base = os.fspath(root)
+    history = _History(fleet)
+    history.rendered(GLOBAL, glob)
     for name in tenants:
         unit = parse_unit(recorded(f"tenant/{name}"))
         if unit is None:
             out.render.add(name)
             out.reasons[name] = "no recorded unit"
+            history.rendered(f"tenant/{name}", None)
             continue
         out.parsed[unit_path(f"tenant/{name}")] = (unit.raw, unit.entries)
         if unit.inputs != found.tenants[name]:
             out.render.add(name)
             out.reasons[name] = "its inputs changed"
+            history.rendered(f"tenant/{name}", unit)
             continue
         if any(entry.get("tenant") != name for entry in unit.entries.values()):
             out.render.add(name)
             out.reasons[name] = "its manifest lists another tenant's file"
+            history.rendered(f"tenant/{name}", unit)
             continue
         stats = vouch(unit_path(f"tenant/{name}"), unit.entries) if vouch is not None else None
         if stats is not None:
             out.reused[name] = unit
             out.on_disk.update(unit.entries)
             out.stats.update(stats)
+            history.reused(f"tenant/{name}", unit, vouched=True)
             continue
         kept: dict[str, bytes] = {}
         for path, entry in unit.entries.items():
@@ -272,18 +301,63 @@ def plan(root: Path, model: Model, found: Digests, recorded: Recorded, vouch: Vo
         else:
             out.reused[name] = unit
             out.files.update(kept)
+            history.reused(f"tenant/{name}", unit, vouched=False)
             continue
         out.render.add(name)
         out.reasons[name] = "a file differs from its recorded sha256"
+        history.rendered(f"tenant/{name}", unit)
+    out.previous = history.previous(recorded)
     return out
 
 
+class _History:
+    """Collects, while :func:`plan` runs, the last verified fleet's units that are not reused,
+    and whether every reused unit is that fleet's (else :attr:`Plan.previous` is None)."""
+
+    def __init__(self, fleet: Fleet | None) -> None:
+        self.fleet = fleet
+        self.known = fleet is not None
+        self.seen: set[str] = set()
+        self.units: list[Unit] = []
+
+    def rendered(self, unit: str, recorded: Unit | None) -> None:
+        """``unit`` renders again; ``recorded``: its manifest now (None: there is none)."""
+        path = unit_path(unit)
+        self.seen.add(path)
+        if self.fleet is None or path not in self.fleet.paths:
+            return  # not in the old fleet: nothing of it was relied on
+        if recorded is None or not self.fleet.same(unit, recorded):
+            self.known = False  # the old fleet had this unit, and what it held is not known now
+        else:
+            self.units.append(recorded)
+
+    def reused(self, unit: str, recorded: Unit, *, vouched: bool) -> None:
+        path = unit_path(unit)
+        self.seen.add(path)
+        if self.fleet is None or path not in self.fleet.paths or not (vouched or self.fleet.same(unit, recorded)):
+            self.known = False
+
+    def previous(self, recorded: Recorded) -> list[Unit] | None:
+        """The old fleet's units not reused, a removed tenant's included; None when not known."""
+        if self.fleet is None:
+            return None
+        for path in sorted(self.fleet.paths - self.seen):  # a removed tenant's unit: its producers count as withdrawn
+            if not self.known:
+                break
+            unit = parse_unit(recorded(unit_named(path)))
+            if unit is None or not self.fleet.same(unit_named(path), unit):
+                self.known = False
+            else:
+                self.units.append(unit)
+        return self.units if self.known else None
+
+
 def render_incremental(
-    model: Model, root: Path, found: Digests, recorded: Recorded, jobs: int = 1, vouch: Vouch | None = None
+    model: Model, root: Path, found: Digests, recorded: Recorded, jobs: int = 1, vouch: Vouch | None = None, fleet: Fleet | None = None
 ) -> tuple[RenderResult, Plan]:
     """Render the global unit and every tenant the plan needs; reuse the rest. The result
     is byte-identical to a full render (tested) and includes every unit's manifest."""
-    todo = plan(root, model, found, recorded, vouch)
+    todo = plan(root, model, found, recorded, vouch, fleet)
     few = len(todo.render) <= FULL_SHARE * max(1, len(model.catalog.tenants))
     scoped = dataclasses.replace(model, rendering=frozenset(todo.render)) if todo.reused else model
     fresh = render(scoped, jobs=1 if few else jobs, check=False)
@@ -299,13 +373,20 @@ def render_incremental(
         files[path] = fresh.files[path]
         if path in fresh_declared:
             declared[path] = fresh_declared[path]
+    fresh_only = list(declared.values())
     for unit in todo.reused.values():
         entries.update(unit.entries)
         declared.update(unit.declared)
     files.update(todo.files)
     ordered = sorted(declared.values(), key=lambda d: d[0])
+    # the reused units passed the contract check together with todo.previous: only the change is judged
+    proven = todo.previous is not None and contracts.unchanged(
+        fresh_only,
+        [d for unit in todo.previous for d in unit.declared.values()],
+        (d for unit in todo.reused.values() for d in unit.declared.values()),
+    )
     errors = [
-        *contracts.check(ordered),
+        *([] if proven else contracts.check(ordered)),
         # every file's facts as recorded in its entry: the fresh ones' by finalize, the reused ones' in their unit
         *limits.judge(
             model,

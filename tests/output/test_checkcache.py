@@ -13,6 +13,7 @@ from generator.output import checkcache
 from generator.output.checkcache import CACHE_PATH
 from helpers.catalog_edit import edit_yaml
 from helpers.gitrepo import commit_all
+from helpers.repo import REPO
 
 
 @pytest.fixture
@@ -227,3 +228,62 @@ def test_check_without_the_cache_reads_every_reused_file(rendered_repo, monkeypa
     seen = _reads(monkeypatch)
     assert pipeline.check(rendered_repo, use_cache=False, full=False)[1].changed  # hooli's files are out of date
     assert any("/rendered/helm/dev/globex/" in p for p in seen), "an uncached check trusted the stat record"
+
+
+# --- the verified fleet: an edit's contract check judges only what changed ------------------------
+
+
+def _full_checks(monkeypatch) -> list[int]:
+    """One entry per fleet-wide contract check (``contracts.check`` over every unit)."""
+    from generator.output import contracts, units
+
+    calls: list[int] = []
+    real = contracts.check
+    monkeypatch.setattr(units.contracts, "check", lambda declared: calls.append(1) or real(declared))
+    return calls
+
+
+def test_a_tenant_edit_judges_only_the_changed_units_contracts(rendered_repo, monkeypatch):
+    record = _record(rendered_repo, monkeypatch, racy_ns=0)
+    assert "rendered/.companyos-units/global.json" in record["fleet"] and len(record["fleet"]) == 6
+    edit_yaml(rendered_repo / "tenants/hooli.yaml", lambda data: data.update(owner="platform-b@example.com"))
+    full = _full_checks(monkeypatch)
+    built, plan = pipeline.build_incremental(rendered_repo)
+    assert plan.previous is not None and sorted(u.raw.decode().split('"unit": "')[1].split('"')[0] for u in plan.previous) == [
+        "global",
+        "tenant/hooli",
+    ]
+    assert not full, "the whole fleet's contracts were judged again"
+    assert dict(built.result.files) == dict(pipeline.build(rendered_repo).result.files)
+
+
+@pytest.mark.parametrize("case", ["a reused unit no longer vouched for", "no record"])
+def test_the_whole_fleet_is_judged_when_the_old_fleet_is_not_known(rendered_repo, monkeypatch, case):
+    _record(rendered_repo, monkeypatch, racy_ns=0)
+    edit_yaml(rendered_repo / "tenants/hooli.yaml", lambda data: data.update(owner="platform-b@example.com"))
+    if case == "a reused unit no longer vouched for":
+        _same_size_edit(rendered_repo / "rendered/helm/dev/globex/api.yaml")  # read and hashed: not the verified fleet's
+    else:
+        (rendered_repo / CACHE_PATH).unlink()
+    full = _full_checks(monkeypatch)
+    _, plan = pipeline.build_incremental(rendered_repo)
+    assert plan.previous is None
+    assert full == [1]
+
+
+@pytest.mark.parametrize("readable", [True, False])
+def test_a_unit_the_old_fleet_had_and_nobody_renders_counts_as_withdrawn(readable):
+    """A removed tenant's unit (in the old fleet, not in the catalog) joins ``previous`` (its
+    producers are then withdrawn, which no proof accepts); unreadable, the old fleet is unknown."""
+    from generator.output import units
+
+    raw = {p.name: p.read_bytes() for p in (REPO / units.UNITS_DIR).glob("*.json")}
+    paths = frozenset(units.unit_path(u) for u in ("global", "tenant/acme", "tenant/hooli"))
+    history = units._History(units.Fleet(paths, lambda unit, recorded: True))
+    history.rendered("global", units.parse_unit(raw["global.json"]))
+    history.reused("tenant/acme", units.parse_unit(raw["tenant-acme.json"]), vouched=True)
+    found = history.previous(lambda unit: raw["tenant-hooli.json"] if unit == "tenant/hooli" and readable else None)
+    if readable:
+        assert found is not None and [u.raw for u in found] == [raw["global.json"], raw["tenant-hooli.json"]]
+    else:
+        assert found is None

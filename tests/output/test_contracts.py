@@ -258,3 +258,113 @@ def test_the_set_based_check_finds_exactly_what_judging_each_consumer_finds(samp
     assert contracts.check(declared) == expected
     if breaks is not None:
         assert bool(expected) is breaks, expected
+
+
+# --- the incremental proof: only what changed is judged, and it never hides a break ---------------
+
+#: The tenant rendered again in these cases (with the global unit); every other tenant is reused.
+CHANGED = "acme"
+
+
+def _split(sample: pipeline.Build) -> tuple[list[contracts.Declared], list[contracts.Declared]]:
+    """The sample's files as (rendered again: global and CHANGED, reused: every other tenant)."""
+    unit = {path: entry.get("tenant") for path, entry in sample.result.manifest["files"].items()}
+    declared = list(sample.result.declared)
+    return [d for d in declared if unit[d[0]] in (None, CHANGED)], [d for d in declared if unit[d[0]] not in (None, CHANGED)]
+
+
+def _reused_key(reused: list[contracts.Declared], new: list[contracts.Declared], kind: str) -> tuple[str, str, str]:
+    """A key of ``kind`` a reused file consumes and only the rendered-again files provide."""
+    own = {(c.kind, c.scope, c.name) for _, provides, _, _ in reused for c in provides}
+    offered = {(c.kind, c.scope, c.name) for _, provides, _, _ in new for c in provides}
+    return next(
+        (c.kind, c.scope, c.name)
+        for _, _, consumes, _ in reused
+        for c in consumes
+        if c.kind == kind and (c.kind, c.scope, c.name) in offered - own
+    )
+
+
+def _add(declared: list[contracts.Declared], provides: tuple[Any, ...] = (), consumes: tuple[Any, ...] = ()) -> list[contracts.Declared]:
+    path, mine, theirs, source = declared[0]
+    return [(path, (*mine, *provides), (*theirs, *consumes), source), *declared[1:]]
+
+
+def _only_reused_offer(reused: list[contracts.Declared], new: list[contracts.Declared]) -> contracts.Contract:
+    """A contract only a reused file provides (the consumer of it asks with its detail)."""
+    offered = {(c.kind, c.scope, c.name) for _, provides, _, _ in new for c in provides}
+    return next(c for _, provides, _, _ in reused for c in provides if (c.kind, c.scope, c.name) not in offered and c.detail)
+
+
+THING = contracts.Contract("crd_kind", "example.io/Thing", "dev", "addon-a")
+
+#: name -> (change to the rendered-again files, change to the reused files, the proof may hold,
+#: the fleet is broken). The proof holding on a broken fleet is the one outcome that must never occur.
+DELTAS: dict[str, tuple[Any, Any, bool, bool]] = {
+    "nothing changed": (lambda n, r: n, lambda n, r: r, True, False),
+    "a producer a reused file consumes withdrawn": (
+        lambda n, r: _providers(n, _reused_key(r, n, "crd_kind"), lambda c: []),
+        lambda n, r: r,
+        False,
+        True,
+    ),
+    "a second owner of a CRD kind reused files consume": (
+        lambda n, r: _providers(n, _reused_key(r, n, "crd_kind"), lambda c: [c, c._replace(detail="another-addon")]),
+        lambda n, r: r,
+        False,
+        True,
+    ),
+    "a new consumer nothing answers": (
+        lambda n, r: _add(n, consumes=(contracts.Contract("secret", "companyos/dev/nobody/x", "dev", "role"),)),
+        lambda n, r: r,
+        False,
+        True,
+    ),
+    "a new producer": (
+        lambda n, r: _add(n, provides=(contracts.Contract("secret", "companyos/dev/extra/x", "dev", "role"),)),
+        lambda n, r: r,
+        True,
+        False,
+    ),
+    "a consumer only a reused file answers, new": (
+        lambda n, r: _add(n, consumes=(_only_reused_offer(r, n)._replace(at=None),)),
+        lambda n, r: r,
+        False,  # not proven (it was not there before): the full check decides
+        False,
+    ),
+    "a CRD kind no one used, owned twice, now used": (
+        lambda n, r: _add(_add(n, provides=(THING,)), consumes=(THING._replace(detail=""),)),
+        lambda n, r: _add(r, provides=(THING._replace(detail="addon-b"),)),
+        False,
+        True,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DELTAS))
+def test_the_incremental_proof_never_passes_a_broken_fleet(sample: pipeline.Build, name: str) -> None:
+    """``contracts.unchanged`` (the old fleet is the sample, which passes) holds only where
+    the full check over the new fleet finds nothing, and holds for the ordinary changes."""
+    new_change, reused_change, provable, breaks = DELTAS[name]
+    old, reused = _split(sample)
+    reused = reused_change(old, reused)
+    if name.startswith("a CRD kind no one used"):
+        old = _add(old, provides=(THING,))  # the old fleet had both owners and no consumer: it passed
+    assert not contracts.check([*old, *reused])
+    new = new_change(old, reused)
+    verdict = contracts.check([*new, *reused])
+    assert bool(verdict) is breaks, verdict
+    proven = contracts.unchanged(new, old, reused)
+    assert proven is provable
+    assert not (proven and verdict)
+
+
+def test_a_consumer_the_old_fleet_had_is_proven_by_the_reused_producer(sample: pipeline.Build) -> None:
+    """The rendered-again side keeps consuming what only a reused file provides (the global
+    unit's CI role trusting a regulated tenant's failover role, in the sample)."""
+    old, reused = _split(sample)
+    needs = {c for _, _, consumes, _ in old for c in consumes}
+    offered = {(c.kind, c.scope, c.name, c.detail) for _, provides, _, _ in old for c in provides}
+    across = [c for c in needs if (c.kind, c.scope, c.name, c.detail) not in offered]
+    assert any(c.kind == "iam_role" for c in across), "the sample has no consumer answered by a reused unit"
+    assert contracts.unchanged(old, old, reused)

@@ -188,6 +188,9 @@ def test_check_base_passes_an_honest_one_tenant_change_rendering_only_it(repo):
     _, plan, clean, problems = _check_base(repo, "HEAD~1")
     assert clean, problems
     assert plan.render == {"hooli"}
+    # the base's units passed the contract check together: only global's and hooli's are judged
+    assert plan.previous is not None and {units.parse_unit(u.raw) is not None for u in plan.previous} == {True}
+    assert sorted(b'"unit": "tenant/hooli"' in u.raw or b'"unit": "global"' in u.raw for u in plan.previous) == [True, True]
 
 
 @pytest.mark.parametrize("attack", ["file only", "file and manifest entries", "unit manifest only", "unit manifest deleted"])

@@ -66,7 +66,8 @@ def roles(model: Model, env: spec.Environment) -> list[dict[str, Any]]:
             if resources:
                 statements.append(_statement(st, known, resources, _hcl_resources(st, known, arn, pool_arns)))
                 if "sts:AssumeRole" in st.actions:
-                    assumes.update(r for r in resources if r in mine)
+                    assumes.update(resources)
+        assumes &= set(mine)  # a set: `in mine` (a list of every reader) made this quadratic in tenants
         buckets = [_bucket(model, env, addon, b) for b in addon.buckets]
         statements += _bucket_statements(env, buckets)
         out.append(

@@ -84,11 +84,11 @@ class RecordedContracts(Sequence[Contract]):
 
     __slots__ = ("_places", "rows")
 
-    def __init__(self, rows: list[list[Any]], places: Sequence[Location]) -> None:
+    def __init__(self, rows: Sequence[Sequence[Any]], places: Sequence[Location]) -> None:
         self.rows = rows
         self._places = places
 
-    def _contract(self, row: list[Any]) -> Contract:
+    def _contract(self, row: Sequence[Any]) -> Contract:
         kind, name, scope, detail, place = row
         where = self._places[place] if isinstance(place, int) and 0 <= place < len(self._places) else None
         return Contract(kind, str(name), str(scope), str(detail), where)

@@ -391,3 +391,50 @@ def test_check_base_trusts_git_only_while_the_attributes_are_the_bases(repo: Pat
     _, plan, _, _ = _check_base(repo, "HEAD~1")
     assert not plan.on_disk
     assert any(p.endswith(GLOBEX_FILE) for p in seen)
+
+
+def _mangled(raw: bytes, how: str) -> bytes:
+    """The sample's hooli unit manifest with one thing wrong in it."""
+    import json
+
+    data = json.loads(raw)
+    entry = next(e for e in data["files"].values() if "contracts" in e)
+    if how == "a row too short":
+        entry["contracts"]["consumes"][0] = entry["contracts"]["consumes"][0][:4]
+    elif how == "a list inside a row":
+        entry["contracts"]["provides"][0][1] = ["not", "a", "name"]
+    elif how == "a map inside a row":
+        entry["contracts"]["consumes"][0][3] = {"detail": "x"}
+    elif how == "no sha256":
+        del entry["sha256"]
+    elif how == "a place that is not a line":
+        data["places"][0][1] = "one"
+    elif how == "another version":
+        data["version"] = units.UNITS_VERSION + 1
+    elif how == "not json":
+        return raw[: len(raw) // 2]
+    return json.dumps(data).encode()
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        "a row too short",
+        "a list inside a row",
+        "a map inside a row",
+        "no sha256",
+        "a place that is not a line",
+        "another version",
+        "not json",
+    ],
+)
+def test_a_malformed_unit_manifest_is_not_a_unit_and_its_tenant_renders_again(repo, how):
+    path = repo / units.unit_path("tenant/hooli")
+    raw = path.read_bytes()
+    assert units.parse_unit(raw) is not None
+    assert units.parse_unit(_mangled(raw, how)) is None
+    path.write_bytes(_mangled(raw, how))
+    _, plan = pipeline.build_incremental(repo)
+    assert "hooli" in plan.render and plan.reasons["hooli"] == "no recorded unit"
+    pipeline.render_to_disk(repo)
+    assert path.read_bytes() == raw

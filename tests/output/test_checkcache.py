@@ -287,3 +287,25 @@ def test_a_unit_the_old_fleet_had_and_nobody_renders_counts_as_withdrawn(readabl
         assert found is not None and [u.raw for u in found] == [raw["global.json"], raw["tenant-hooli.json"]]
     else:
         assert found is None
+
+
+def test_an_edit_reads_each_unit_manifest_once(rendered_repo, monkeypatch):
+    """The write takes the manifests the plan parsed under the same lock instead of reading
+    them again (``tree.read_manifest(held=True)``); with --base the plan's are the base's."""
+    from generator.output import tree, units
+
+    _record(rendered_repo, monkeypatch, racy_ns=0)
+    edit_yaml(rendered_repo / "tenants/hooli.yaml", lambda data: data.update(owner="platform-b@example.com"))
+    seen: list[str] = []
+    real = tree.read_file
+
+    def reading(path, *args, **kwargs):
+        seen.append(str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(units, "read_file", reading)
+    monkeypatch.setattr(tree, "read_file", reading)
+    _, report = pipeline.render_to_disk(rendered_repo)
+    reused = [p for p in seen if "/.companyos-units/" in p and not p.endswith(("/global.json", "/tenant-hooli.json"))]
+    assert len(reused) == len(set(reused)) == 4, sorted(reused)  # the rendered two are compared with their new bytes
+    assert report.written and pipeline.check(rendered_repo, full=True)[1].clean

@@ -207,7 +207,7 @@ def render_to_disk(
                 reused = todo.verified | todo.reused_manifests
                 parsed = todo.parsed  # the unit manifests the plan parsed (the write compares their bytes)
                 stats = todo.stats
-            report = tree.write(built.result, built.root, verified=reused, parsed=parsed, held=True)  # parsed under this lock
+            report = tree.write(built.result, built.root, verified=reused, parsed=parsed, held=parsed.keys())  # parsed under this lock
             if not report.unmanaged and not report.kept:  # the tree holds exactly built.result.files
                 checkcache.remember_clean(
                     built.root, output_shas(built), inputs, notes=waiver_notes(built), units=units.membership(built.result), known=stats
@@ -243,10 +243,12 @@ def check(
                 # a reused file's bytes were read from this tree under this lock and matched the
                 # recorded sha256 (the tree's, or with --base the base commit's), or its stat is as
                 # when it last verified clean (the record's per-unit digest): equal by construction
-                # the plan parsed the working tree's manifests under this lock (with --base, the base's)
-                here = base is None
-                verified = todo.verified | todo.reused_manifests if here else todo.verified
-                status = tree.status(built.result, built.root, verified=verified, parsed=todo.parsed, held=here)
+                # the plan parsed the working tree's manifests under this lock; with --base it parsed
+                # the base's, and git proves which of them the working tree holds unchanged
+                held = frozenset(todo.parsed) if base is None else base.proven(todo.parsed)
+                status = tree.status(
+                    built.result, built.root, verified=todo.verified | (todo.reused_manifests & held), parsed=todo.parsed, held=held
+                )
                 stats = todo.stats  # used only without --base (no record after --base)
         with tree.quiescent(root):
             # the tree holds exactly these bytes: their sha256s are in the manifest entries. Not

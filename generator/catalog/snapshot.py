@@ -61,6 +61,10 @@ class Baseline:
         same = self._same_on_disk
         return {} if all(rel in same for rel in listed) else None
 
+    def proven(self, paths: Iterable[str]) -> frozenset[str]:
+        """Those of ``paths`` that git proves are on disk with the base's bytes (:func:`unchanged_outputs`)."""
+        return self._same_on_disk.intersection(paths)
+
     @functools.cached_property
     def _same_on_disk(self) -> frozenset[str]:
         return unchanged_outputs(self.worktree, self.rendered, self.commit) if self.worktree is not None else frozenset()

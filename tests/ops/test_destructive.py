@@ -209,3 +209,27 @@ def test_only_argo_cd_files_that_differ_from_the_base_are_parsed(companyos, base
     assert result.code == 1 and any("hooli" in line and "Application" in line for line in listed(result.out + result.err))
     # the candidates were confirmed against every file: the base's and today's Argo CD files were all read
     assert len(parsed) > 2 * len([p for p in parsed if "hooli" in p])
+
+
+def test_only_base_unit_manifests_that_differ_are_read_for_removed_roots(companyos, based, monkeypatch):
+    """A unit whose manifest is the base's lists the same roots on both sides: a one-tenant
+    change reads the base's manifests of that tenant (and the global unit's, if it changed), and a
+    dropped tenant's roots are still listed (its manifest is gone from today's render)."""
+    read: list[str] = []
+    real = destructive.manifests_files
+
+    def recording(found, **kwargs):
+        read.extend(found)
+        return real(found, **kwargs)
+
+    monkeypatch.setattr(destructive, "manifests_files", recording)
+    edit_yaml(based / "tenants/globex.yaml", lambda data: data.update(owner="platform-b@example.com"))
+    result = check_base(companyos, based)
+    assert result.code == 0, result.err
+    names = {p.rsplit("/", 1)[1] for p in read}
+    assert "tenant-globex.json" in names and names <= {"global.json", "tenant-globex.json"}, read
+    read.clear()
+    (based / "tenants/hooli.yaml").unlink()
+    result = check_base(companyos, based, "--acknowledge-destruction")
+    assert any(line.startswith("Terraform root rendered/terraform/") and "hooli" in line for line in listed(result.out + result.err))
+    assert any(p.endswith("/tenant-hooli.json") for p in read)

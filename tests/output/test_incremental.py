@@ -369,10 +369,16 @@ def test_check_base_reads_no_file_git_proves_unchanged(repo: Path, monkeypatch: 
     pipeline.render_to_disk(repo)
     commit_all(repo, "edit hooli")
     seen = _reads(monkeypatch)
+    compared: list[str] = []  # what the comparison with the tree reads (tree.status)
+    real = tree.read_file
+    monkeypatch.setattr(tree, "read_file", lambda path, *a, **k: compared.append(str(path)) or real(path, *a, **k))
     _, plan, clean, problems = _check_base(repo, "HEAD~1")
     assert clean, problems
     assert plan.render == {"hooli"} and plan.on_disk and not plan.files
     assert not [p for p in seen if "/rendered/" in p], seen[:5]
+    # neither the reused units' files nor their manifests (git proves them the base's) are read
+    assert not [p for p in compared if "/.companyos-units/tenant-" in p and "hooli" not in p], compared
+    assert not [p for p in compared if "/rendered/helm/" in p and "hooli" not in p], compared
 
 
 def test_check_base_reads_and_catches_a_working_tree_edit_git_sees(repo: Path) -> None:

@@ -258,3 +258,27 @@ def test_a_broken_manifest_on_disk_is_treated_as_absent(companyos, repo, broken)
     result = companyos("render", cwd=repo)
     assert result.code == 0, result.err
     assert companyos("check", "--full", cwd=repo).code == 0
+
+
+@pytest.mark.parametrize(
+    ("data", "listed"),
+    [
+        (b'{"files": {"rendered/a.yaml": {"sha256": "ab", "root": "r", "contracts": {"provides": []}}}}', True),
+        (b'{"files": {"rendered/a.yaml": {"sha256": 7}}}', False),  # an entry of the wrong shape
+        (b'{"files": ["rendered/a.yaml"]}', False),
+        (b'["files"]', False),
+        (b'{"files": {"rendered/a.yaml": {"sha256": "ab"}', False),  # truncated
+        (b"\xff\xfe", False),
+        (b"", False),
+    ],
+)
+def test_manifest_files_lists_only_a_well_formed_manifest(data: bytes, listed: bool) -> None:
+    """What prune, affected and the destructive guard read: anything but a manifest lists
+    nothing (its files are then never pruned); the contracts are not part of the listing."""
+    from generator.output import tree
+
+    found = tree.manifest_files(data)
+    if listed:
+        assert found == {"rendered/a.yaml": {"sha256": "ab", "root": "r"}}
+    else:
+        assert found == {}

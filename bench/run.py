@@ -254,14 +254,14 @@ def worker_check_base(root: Path) -> dict:
     return {"seconds": seconds, "export_s": exported, "rss_mb": _rss_mb()}
 
 
-def _commit(root: Path) -> None:
-    """The benchmark catalog, rendered, as the base commit of ``check --base``."""
+def _commit(root: Path, message: str = "base") -> None:
+    """The benchmark catalog, rendered, committed (the base of ``check --base``)."""
     from generator.git import scratch_repo
 
     shutil.copy(REPO / ".gitignore", root / ".gitignore")  # the lock, the journal and the caches stay out
     repo = scratch_repo(root)
     repo.git.add("-A")
-    repo.git.commit("-q", "-m", "base")
+    repo.git.commit("-q", "-m", message)
 
 
 def worker_bare_targets(root: Path) -> dict:
@@ -352,6 +352,13 @@ def bench(tenants: int, workdir: Path, repeat: int) -> dict:
     edit_render = _median([run_worker("edit-render", root) for _ in range(repeat)])
     _commit(root)
     check_base = _median([run_worker("check-base", root) for _ in range(repeat)])
+    # the pull request merged: a committed tree, proven unchanged by git (output/committed.py)
+    _commit(root, "merged")
+    time.sleep(2.5)  # past the folders' racy window
+    for _ in range(2):  # the first settles the racy files, the second records git's key
+        run_worker("render", root)
+    noop_git = _median([run_worker("render", root) for _ in range(repeat)])
+    check_git = _median([run_worker("check", root) for _ in range(repeat)])
     return {
         "tenants": tenants,
         "deployments": tenants * 3,
@@ -362,6 +369,9 @@ def bench(tenants: int, workdir: Path, repeat: int) -> dict:
         "files_written_noop": noop["written"],
         "noop_render_unrecorded_s": round(noop_unrecorded["seconds"], 3),
         "check_s": round(check["seconds"], 3),
+        "noop_render_committed_s": round(noop_git["seconds"], 3),
+        "check_committed_s": round(check_git["seconds"], 3),
+        "noop_committed_rss_mb": round(max(noop_git["rss_mb"], check_git["rss_mb"]), 1),
         "check_full_s": round(check_full["seconds"], 3),
         "check_incremental_s": round(check_incremental["seconds"], 3),
         "edit_render_s": round(edit_render["seconds"], 3),
@@ -405,8 +415,9 @@ def markdown(rows: list[dict]) -> str:
         "| tenants x envs | files | written cold / no-op | cold render s | no-op render s (without the record) | check s (cache) | check --full s | peak RSS MB "
         "| bare jinja2 s | render / bare (each run) | render / bare, CPU s | bare targets s | render / bare targets "
         "| check / render | check --full / render | check, no cache s | one-tenant edit: render s (written) "
-        "| one-tenant PR: check --base s (of it, git export s) | peak RSS MB: edit / check --base | rendered KB per tenant (all envs) / fleet-wide MB |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "| one-tenant PR: check --base s (of it, git export s) | peak RSS MB: edit / check --base | rendered KB per tenant (all envs) / fleet-wide MB "
+        "| committed tree: no-op render s / check s (peak RSS MB) |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     )
     lines = [head]
     for r in rows:
@@ -417,7 +428,8 @@ def markdown(rows: list[dict]) -> str:
             f"{r['render_cpu_s']} / {r['bare_cpu_s']} = {r['render_vs_bare_cpu']} | {r['bare_targets_s']} | "
             f"{r['render_vs_bare_targets']} | {r['check_vs_render']} | {r['check_full_vs_render']} | "
             f"{r['check_incremental_s']} | {r['edit_render_s']} ({r['files_written_edit']}) | {r['check_base_s']} ({r['check_base_export_s']}) | "
-            f"{r['edit_rss_mb']} / {r['check_base_rss_mb']} | {r['kb_per_tenant']} / {r['fleet_wide_mb']} |"
+            f"{r['edit_rss_mb']} / {r['check_base_rss_mb']} | {r['kb_per_tenant']} / {r['fleet_wide_mb']} | "
+            f"{r['noop_render_committed_s']} / {r['check_committed_s']} ({r['noop_committed_rss_mb']}) |"
         )
     return "\n".join(lines)
 

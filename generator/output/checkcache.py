@@ -22,11 +22,12 @@ from collections.abc import Callable, Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
 
-from generator.output import tree
+from generator.output import committed, tree
 from generator.output.atomic import write_atomic
 from generator.output.tree import files_under, read_file, read_manifest
 
-CACHE_PATH = ".companyos-cache/check.json"
+CACHE_DIR = ".companyos-cache"
+CACHE_PATH = f"{CACHE_DIR}/check.json"
 CACHE_VERSION = 3
 #: A file whose ctime is this close to the record's (or later) may change again within one
 #: timestamp tick without its stat changing: it is hashed on every check instead.
@@ -113,21 +114,21 @@ def _stat_digest(paths: Iterable[str], stats: Mapping[str, os.stat_result], racy
     return total.hexdigest()
 
 
-def _stat_clean(root: Path, cached: Mapping[str, object]) -> bool:
+def _stat_clean(root: Path, cached: Mapping[str, object]) -> list[str] | None:
     """The record's stat digest and racy files match the tree: unchanged, nothing read
-    but the racy files."""
+    but the racy files. Every output file then, else None."""
     extra, racy, stat = cached.get("extra"), cached.get("racy"), cached.get("stat")
     if not (isinstance(extra, list) and isinstance(racy, dict) and isinstance(stat, str)):
-        return False
+        return None
     found = _walk_stats(root)
     wanted = set(extra)
     paths = sorted(p for p in found if p.startswith("rendered/") or p in wanted or p.endswith(tree.TMP_SUFFIX))
     if not wanted <= found.keys() or not racy.keys() <= set(paths):
-        return False
+        return None
     base = os.fspath(root)
     if any(_sha(os.path.join(base, rel)) != sha for rel, sha in racy.items()):
-        return False
-    return _stat_digest(paths, found, racy) == stat
+        return None
+    return paths if _stat_digest(paths, found, racy) == stat else None
 
 
 def _read(root: Path) -> dict[str, object]:
@@ -147,10 +148,19 @@ def known_clean(root: Path, inputs: str | None = None) -> int | None:
     files = cached.get("files")
     if cached["inputs"] != (inputs or inputs_digest(root)) or not isinstance(files, int):
         return None
-    if _stat_clean(root, cached):
-        racy = cached.get("racy")
-        if racy:  # written just before the record: old enough now to be trusted by stat
+    extra, proof = cached.get("extra"), cached.get("git")
+    if isinstance(proof, str) and isinstance(extra, list) and committed.unchanged(root, root / CACHE_DIR, extra, proof):
+        return files  # the committed tree, as git's index proves it (output.committed)
+    paths = _stat_clean(root, cached)
+    if paths is not None:
+        if cached.get("racy"):  # written just before the record: old enough now to be trusted by stat
             _record(root, {**cached, **_stat_record(root, _output_paths(root, cached.get("extra")))})  # type: ignore[arg-type]
+        elif (state := committed.index_state(root)) is not None and cached.get("git_tried") != state:
+            # clean by stat and committed, perhaps: let git prove it next time (tried once per index and HEAD)
+            attempt = committed.record(root, root / CACHE_DIR, paths)
+            _record(root, {**cached, "git_tried": state if attempt.settled else None, "git": attempt.key})
+        elif proof is not None:  # a proof that no longer holds costs a git run each time: drop it
+            _record(root, {**cached, "git": None})
         return files
     paths = _output_paths(root)
     if cached.get("outputs") != _digest(root, paths):

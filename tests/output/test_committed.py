@@ -1,0 +1,204 @@
+"""The git proof of an unchanged output tree (``output.committed``): a committed, verified
+tree is answered by git's index instead of one ``lstat`` per file, and every way the tree
+can change behind git's back -- or git's view of it can differ from its bytes -- drops the
+proof and goes back to the stat walk, which finds what changed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import git
+import pytest
+
+from generator import pipeline
+from generator.output import checkcache, committed
+from helpers.gitrepo import commit_all
+from helpers.repo import copy_repo
+
+EDITED = "rendered/helm/dev/globex/api.yaml"
+
+
+@pytest.fixture(scope="module")
+def committed_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample rendered and committed once for the module."""
+    root = copy_repo(tmp_path_factory.mktemp("committed") / "repo")
+    pipeline.render_to_disk(root)
+    commit_all(root, "rendered")
+    return root
+
+
+@pytest.fixture
+def committed_repo(committed_template: Path, tmp_path: Path) -> Path:
+    """A copy of :func:`committed_template` whose index git has refreshed (a copy has new
+    inodes and ctimes, as after any checkout)."""
+    root = tmp_path / "repo"
+    shutil.copytree(committed_template, root, symlinks=True)
+    git.Repo(root).git.update_index("-q", "--refresh", with_exceptions=False)
+    return root
+
+
+@pytest.fixture
+def proven_repo(committed_repo, companyos, monkeypatch):
+    """The committed sample checked until git's key is recorded: the first check proves the
+    copy clean by content, the second by stat and asks git, so the next may be git's."""
+    settled(monkeypatch)
+    repo = committed_repo
+    for _ in range(2):
+        assert companyos("check", cwd=repo).code == 0
+    assert isinstance(checkcache._read(repo).get("git"), str), "the committed, clean tree was not proven by git"
+    return repo
+
+
+def settled(monkeypatch, folders: bool = True) -> None:
+    """Files (and with ``folders``, folders) written a moment ago count as settled: the
+    tests need not wait out a timestamp tick."""
+    monkeypatch.setattr(checkcache, "RACY_NS", 0)
+    if folders:
+        monkeypatch.setattr(committed, "RACY_NS", 0)
+
+
+def spy(monkeypatch) -> dict[str, list[object]]:
+    """Record what the git proof answered, whether the stat walk ran, and every render."""
+    seen: dict[str, list[object]] = {"git": [], "walk": [], "render": []}
+    real_unchanged, real_walk = committed.unchanged, checkcache._walk_stats
+    real_build, real_incremental = pipeline.build, pipeline.build_incremental
+
+    def unchanged(*args, **kwargs):
+        answer = real_unchanged(*args, **kwargs)
+        seen["git"].append(answer)
+        return answer
+
+    monkeypatch.setattr(committed, "unchanged", unchanged)
+    monkeypatch.setattr(checkcache, "_walk_stats", lambda root: seen["walk"].append(1) or real_walk(root))
+    monkeypatch.setattr(pipeline, "build", lambda *a, **k: seen["render"].append(1) or real_build(*a, **k))
+    monkeypatch.setattr(pipeline, "build_incremental", lambda *a, **k: seen["render"].append(1) or real_incremental(*a, **k))
+    return seen
+
+
+def test_a_committed_clean_tree_is_answered_by_git_without_the_stat_walk(proven_repo, companyos, monkeypatch):
+    seen = spy(monkeypatch)
+    assert companyos("check", cwd=proven_repo).code == 0
+    result = companyos("render", cwd=proven_repo)
+    assert result.code == 0 and "nothing rendered" in result.out
+    assert seen == {"git": [True, True], "walk": [], "render": []}
+
+
+def _same_size_edit(root: Path) -> None:
+    """Change a file's bytes, keeping its size and mtime (only ctime and git's hash can tell)."""
+    path = root / EDITED
+    before = path.stat()
+    data = bytearray(path.read_bytes())
+    data[-2] = ord("x") if data[-2] != ord("x") else ord("y")
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def _stray(root: Path) -> None:
+    (root / "rendered/helm/dev/globex/stray.yaml").write_text("a: 1\n")  # untracked: git diff-files never sees it
+
+
+def _stray_temporary(root: Path) -> None:
+    (root / "rendered/helm/dev/globex/api.yaml.companyos-tmp").write_text("a: 1\n")  # git-ignored as well
+
+
+def _deleted(root: Path) -> None:
+    (root / EDITED).unlink()
+
+
+def _edited_and_staged(root: Path) -> None:
+    (root / EDITED).write_text("edited: true\n")
+    git.Repo(root).git.add(EDITED)  # index != HEAD
+
+
+def _edited_and_committed(root: Path) -> None:
+    (root / EDITED).write_text("edited: true\n")
+    commit_all(root, "hand edit")  # HEAD's tree id of rendered/ moves
+
+
+def _edited_workflow(root: Path) -> None:
+    workflow = next(p for p in sorted((root / ".github/workflows").iterdir()) if p.suffix == ".yml")
+    workflow.write_text(workflow.read_text() + "# edited\n")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [_same_size_edit, _stray, _stray_temporary, _deleted, _edited_and_staged, _edited_and_committed, _edited_workflow],
+)
+def test_any_change_to_the_outputs_drops_the_proof_and_check_finds_it(proven_repo, companyos, monkeypatch, change):
+    change(proven_repo)
+    seen = spy(monkeypatch)
+    assert companyos("check", cwd=proven_repo).code == 1
+    assert seen["git"] == [False] and seen["render"], seen
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(lambda r: (r / ".gitattributes").write_text("*.yaml text eol=crlf\n"), id="eol attribute"),
+        pytest.param(lambda r: git.Repo(r).git.config("core.autocrlf", "true"), id="autocrlf"),
+    ],
+)
+def test_an_attribute_or_config_change_drops_the_proof_but_not_the_clean_answer(proven_repo, companyos, monkeypatch, change):
+    """A new eol rule could make a later checkout differ from the verified bytes: git's answer
+    is dropped (and not asked again); the stat walk still proves these very files unchanged."""
+    change(proven_repo)
+    for asked in ([False], []):
+        seen = spy(monkeypatch)
+        assert companyos("check", cwd=proven_repo).code == 0
+        assert seen["git"] == asked and seen["walk"] and not seen["render"]
+
+
+@pytest.mark.parametrize(
+    "setup",
+    [
+        pytest.param(lambda r: (r / ".gitattributes").write_text("*.tf text eol=crlf\n"), id="eol attribute"),
+        pytest.param(lambda r: (r / ".gitattributes").write_text("rendered/** filter=custom\n"), id="filter attribute"),
+        pytest.param(lambda r: git.Repo(r).git.config("core.autocrlf", "input"), id="autocrlf"),
+        pytest.param(lambda r: git.Repo(r).git.update_index("--assume-unchanged", EDITED), id="assume-unchanged"),
+        pytest.param(lambda r: git.Repo(r).git.update_index("--skip-worktree", EDITED), id="skip-worktree"),
+    ],
+)
+def test_git_is_not_trusted_where_its_view_can_differ_from_the_bytes(committed_repo, companyos, monkeypatch, setup):
+    settled(monkeypatch)
+    repo = committed_repo
+    setup(repo)
+    for _ in range(2):
+        assert companyos("check", cwd=repo).code == 0
+    record = checkcache._read(repo)
+    assert record.get("git") is None
+
+
+def test_folders_changed_a_moment_ago_are_not_recorded_yet(committed_repo, companyos, monkeypatch):
+    """A folder whose stat is within a timestamp tick of now could gain a file without its
+    stat changing: no proof, and the next run tries again (not held back as "tried")."""
+    settled(monkeypatch, folders=False)
+    repo = committed_repo
+    for _ in range(2):
+        assert companyos("check", cwd=repo).code == 0
+    record = checkcache._read(repo)
+    assert record.get("git") is None and record.get("git_tried") is None
+    settled(monkeypatch)  # a tick later
+    assert companyos("check", cwd=repo).code == 0
+    assert isinstance(checkcache._read(repo).get("git"), str)
+
+
+def test_a_tree_git_cannot_prove_is_tried_once_per_index_and_head(committed_repo, companyos, monkeypatch):
+    """A tree git cannot prove by stat: the first no-op asks git, the next ones do not pay for it again."""
+    settled(monkeypatch)
+    repo = committed_repo
+    calls: list[int] = []
+    real = committed.record
+    monkeypatch.setattr(committed, "record", lambda *a, **k: calls.append(1) or real(*a, **k))
+    (repo / EDITED).write_text((repo / EDITED).read_text())  # same bytes, new stat: git cannot tell by stat
+    for _ in range(3):
+        assert companyos("render", cwd=repo).code == 0
+    assert len(calls) == 1
+    assert checkcache._read(repo).get("git") is None
+
+
+def test_no_repository_means_no_proof(repo, companyos):
+    assert companyos("render", cwd=repo).code == 0
+    assert companyos("check", cwd=repo).code == 0
+    assert checkcache._read(repo).get("git") is None

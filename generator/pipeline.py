@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime
 import gc
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +41,9 @@ class Build:
     model: Model
     result: RenderResult
     policy: PolicyReport
+    #: Tenants whose recorded unit was reused: their inputs (the context and their own files)
+    #: are the record's -- with ``check --base``, the base commit's (``output.units``).
+    reused: frozenset[str] = frozenset()
 
 
 def default_jobs() -> int:
@@ -92,11 +95,12 @@ def resolve_checked(root: Path, today: datetime.date | None = None) -> Judged:
     return Judged(model, report)
 
 
-def model_at(base: Baseline) -> tuple[Model | None, str | None]:
+def model_at(base: Baseline, only: Collection[str] | None = None) -> tuple[Model | None, str | None]:
     """The catalog at a base git ref, resolved with today's code and not judged (yesterday's
-    catalog is not held to today's waivers): the model, or None and why it does not load."""
+    catalog is not held to today's waivers): the model, or None and why it does not load.
+    ``only``: resolve these tenants' deployments alone (``model.resolve``)."""
     try:
-        return resolve_only(base.root), None
+        return resolve(load(base.root), only), None
     except CatalogErrors as errors:
         first = errors.errors[0] if errors.errors else "unknown error"
         return None, f"the catalog at {base.ref} does not load with this version of companyos ({len(errors.errors)} errors; first: {first})"
@@ -143,7 +147,7 @@ def build_incremental(
             # its unit manifests passed the contract check together when it was merged
             fleet = units.Fleet(frozenset(base.paths(tree.UNITS_DIR)), lambda unit, recorded: True)
             result, plan = units.render_incremental(judged.model, root, found, recorded, jobs=default_jobs(), vouch=base.vouch, fleet=fleet)
-        return Build(root, judged.model, result, judged.policy), plan
+        return Build(root, judged.model, result, judged.policy, frozenset(plan.reused)), plan
 
 
 def output_shas(built: Build) -> dict[str, str]:

@@ -85,7 +85,7 @@ def check(
         with snapshot.at(find_root(root or Path.cwd()), base) as baseline:
             built, st = pipeline.check(root, full=full, base=None if full else baseline)
             assert built is not None  # --base never takes the cached path
-            destruction = against_base(built.model, built.result, baseline)
+            destruction = against_base(built.model, built.result, baseline, built.reused)
         if destruction.errors:
             raise CatalogErrors(destruction.errors)
     blocked = destruction is not None and destruction.destructive and not acknowledge_destruction

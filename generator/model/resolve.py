@@ -8,6 +8,7 @@ themselves. The one read is the package's own ``defaults.yaml`` (the built-in la
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import resources
@@ -202,11 +203,13 @@ def promotion_order(envs: dict[str, spec.Environment]) -> list[str]:
     return order
 
 
-def resolve(catalog: Catalog) -> Model:
+def resolve(catalog: Catalog, only: Collection[str] | None = None) -> Model:
     """Merge and validate every (tenant, environment); raise CatalogErrors on mistakes.
 
     Only resolves: policy is the next stage (``pipeline`` runs it), so a caller that needs an
-    unjudged model (an old git ref, ``explain`` under failure) simply does not run it."""
+    unjudged model (an old git ref, ``explain`` under failure) simply does not run it.
+    ``only``: the deployments of these tenants alone (a partial model, for comparing a few
+    tenants' settings with a base commit's; never rendered or judged)."""
     sink = ErrorSink()
     builtin = builtin_doc()
     service_names = sorted(catalog.services)
@@ -222,7 +225,7 @@ def resolve(catalog: Catalog) -> Model:
         env_entry = catalog.environments[env_name]
         for tenant_name, tenant_entry in sorted(catalog.tenants.items()):
             tenant: spec.Tenant = tenant_entry.spec
-            if env_name not in tenant.environments:
+            if env_name not in tenant.environments or (only is not None and tenant_name not in only):
                 continue
             tier_entry = catalog.tiers[tenant.tier]
             key = (tenant.tier, env_name)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -151,8 +151,10 @@ def _base_manifest(base: Baseline, result: RenderResult | None = None) -> dict[s
     return manifests_files({p: base.file(p) for p in paths}, own=False)
 
 
-def compare(model: Model, result: RenderResult, base: Baseline) -> Destruction:
-    """Everything the working render drops compared with ``base`` (see module docstring)."""
+def compare(model: Model, result: RenderResult, base: Baseline, reused: Collection[str] = frozenset()) -> Destruction:
+    """Everything the working render drops compared with ``base`` (see module docstring).
+    ``reused``: tenants whose inputs are the base's (``Build.reused``): their resolved
+    settings are the base's too, so the base's are resolved only for the others."""
     out = Destruction(base.ref)
     items: list[str] = []
     old_tenants = base.raw("tenants/*.yaml")
@@ -178,7 +180,8 @@ def compare(model: Model, result: RenderResult, base: Baseline) -> Destruction:
     if gone:
         gone = argocd_objects(_base_files(base, ARGOCD_DIR)) - _argocd_now(result)
     items += sorted(gone)
-    items += _deletion_protection(model, result, base, out.notes)
+    kept = set(old_tenants) & set(model.tenants)
+    items += _deletion_protection(model, result, base, out.notes, kept - set(reused))
     out.items = items
     return out
 
@@ -198,13 +201,16 @@ def _same_as_base(result: RenderResult, base: Baseline, prefix: str, suffix: str
     )
 
 
-def _deletion_protection(model: Model, result: RenderResult, base: Baseline, notes: list[str]) -> list[str]:
+def _deletion_protection(model: Model, result: RenderResult, base: Baseline, notes: list[str], tenants: Collection[str]) -> list[str]:
+    """Protection turned off in the resolved settings of ``tenants`` (those on both sides whose
+    inputs changed: a tenant with the base's inputs has the base's settings; a new one had
+    none), or removed from a rendered Terraform file."""
     items = []
-    old_model, error = pipeline.model_at(base)
-    if old_model is None:
+    old_model, error = pipeline.model_at(base, tenants) if tenants else (None, None)
+    if error is not None:
         notes.append(f"resolved settings not compared: {error}")
-    else:
-        for d in model.deployments:
+    elif old_model is not None:
+        for d in (d for d in model.deployments if d.name in tenants):
             old = old_model.deployment(d.name, d.env)
             if old is not None and old.settings.database.deletion_protection and not d.settings.database.deletion_protection:
                 items.append(f"deletion protection of tenant '{d.name}' database in {d.env} (database.deletion_protection turned off)")
@@ -224,8 +230,8 @@ def _deletion_protection(model: Model, result: RenderResult, base: Baseline, not
     return items
 
 
-def against_base(model: Model, result: RenderResult, base: Baseline) -> Destruction:
+def against_base(model: Model, result: RenderResult, base: Baseline, reused: Collection[str] = frozenset()) -> Destruction:
     """The full ``check --base`` comparison: destruction plus forward-only schema versions."""
-    out = compare(model, result, base)
+    out = compare(model, result, base, reused)
     out.errors = schema_against_base(model, base_versions(base.raw("catalog/services/*.yaml")), base.ref)
     return out

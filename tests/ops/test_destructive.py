@@ -233,3 +233,66 @@ def test_only_base_unit_manifests_that_differ_are_read_for_removed_roots(company
     result = check_base(companyos, based, "--acknowledge-destruction")
     assert any(line.startswith("Terraform root rendered/terraform/") and "hooli" in line for line in listed(result.out + result.err))
     assert any(p.endswith("/tenant-hooli.json") for p in read)
+
+
+def _spy_model_at(monkeypatch) -> list[object]:
+    """Record the tenants each resolution of the base was asked for (None: all of them)."""
+    asked: list[object] = []
+    real = pipeline.model_at
+
+    def recording(base, only=None):
+        asked.append(None if only is None else sorted(only))
+        return real(base, only)
+
+    monkeypatch.setattr(pipeline, "model_at", recording)
+    return asked
+
+
+def test_the_base_is_resolved_only_for_tenants_whose_inputs_changed(companyos, based, monkeypatch):
+    """A tenant whose inputs are the base's has the base's settings: a one-tenant edit resolves
+    that tenant at the base, an onboarding resolves nothing, and the edit is still judged."""
+    asked = _spy_model_at(monkeypatch)
+    override(based, "globex", "prod", {"database": {"deletion_protection": False}})
+    result = check_base(companyos, based)
+    assert result.code == 1 and "deletion protection of tenant 'globex' database in prod" in result.out + result.err
+    assert asked == [["globex"]]
+    asked.clear()
+    override(based, "globex", "prod", {"database": {"deletion_protection": True}})
+    assert companyos("render", "--quiet", cwd=based).code == 0
+    commit_all(based, "globex protected again")
+    onboarded = companyos(
+        "new-tenant",
+        "newco",
+        "--tier",
+        "standard",
+        "--owner",
+        "a@example.com",
+        "--cost-center",
+        "CC-2001",
+        "--no-input",
+        "--no-commit",
+        cwd=based,
+    )
+    assert onboarded.code == 0, onboarded.err
+    result = check_base(companyos, based)
+    assert result.code == 0, result.err
+    assert asked == [], "an onboarding resolved the base although no tenant of the base changed"
+
+
+def test_a_shared_change_compares_every_tenant(companyos, based, monkeypatch):
+    """Protection switched off in a tier (context: every tenant renders again) is found in
+    every tenant of that tier, with the base resolved for all of them."""
+    asked = _spy_model_at(monkeypatch)
+    edit_yaml(
+        based / "catalog/tiers/standard.yaml",
+        lambda d: d.setdefault("settings", {}).setdefault("database", {}).update(deletion_protection=False),
+    )
+    result = check_base(companyos, based, "--format", "json")
+    import json
+
+    data = json.loads(result.out)
+    turned_off = [i for i in data["destroyed"] if i.startswith("deletion protection of tenant")]
+    assert turned_off and result.code == 1
+    standard = sorted(p.stem for p in (based / "tenants").glob("*.yaml") if "tier: standard" in p.read_text())
+    assert {i.split("'")[1] for i in turned_off} == set(standard)
+    assert asked == [sorted(p.stem for p in (based / "tenants").glob("*.yaml"))]

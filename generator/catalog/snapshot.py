@@ -90,6 +90,9 @@ class Baseline:
 
     def file(self, rel: str) -> bytes | None:
         if rel.startswith(RENDERED + "/"):
+            if self.worktree is not None and rel in self._same_on_disk:
+                with contextlib.suppress(OSError):  # git proved these bytes the base's: a plain read
+                    return (self.worktree / rel).read_bytes()
             sha = self.rendered.get(rel)
             return self.read(sha) if sha is not None and self.read is not None else None
         path = self.root / rel
@@ -132,9 +135,10 @@ def _files(repo: Any, root: Path, commit: str, item: str) -> Iterator[tuple[str,
 
 def unchanged_outputs(root: Path, base: Mapping[str, str], base_commit: str) -> frozenset[str]:
     """``rendered/`` files (relative to ``root``) whose working-tree bytes are the base's,
-    proven by git without reading them: HEAD's blob id is the base's, and ``git diff HEAD``
-    (which re-hashes any file whose stat changed) lists no change to it. In CI -- a fresh
-    checkout of the pull request -- that is every file the PR did not touch. Nothing when a
+    proven by git without reading them: ``git diff-tree`` between the base and HEAD does not
+    list the path (same blob id and mode), and ``git diff HEAD`` (which re-hashes any file
+    whose stat changed) lists no change to it in the working tree. In CI -- a fresh checkout
+    of the pull request -- that is every file the PR did not touch. Nothing when a
     ``.gitattributes`` differs from the base's (an eol or filter attribute would make the
     checkout's bytes differ from the blob's), or when git cannot answer."""
     try:
@@ -145,13 +149,13 @@ def unchanged_outputs(root: Path, base: Mapping[str, str], base_commit: str) -> 
         for path in attributes:  # the ones that apply to rendered/ (one inside it is an unmanaged file: check fails)
             if _blob_id(repo, head, path) != _blob_id(repo, base_commit, path):
                 return frozenset()
-        committed = {f"{RENDERED}/{inner}": sha for inner, sha in _files(repo, root, head, RENDERED)}
         top = folder.removesuffix(RENDERED)  # root's path from the repository top
+        committed = repo.git.diff_tree("-r", "--name-only", "-z", "--no-renames", base_commit, head, "--", folder, stdout_as_string=False)
         changed = repo.git.diff("--name-only", "-z", "--no-renames", head, "--", folder, stdout_as_string=False)
-        dirty = {p.decode("utf-8", "surrogateescape").removeprefix(top) for p in changed.split(b"\0") if p}
+        moved = {p.decode("utf-8", "surrogateescape").removeprefix(top) for p in (*committed.split(b"\0"), *changed.split(b"\0")) if p}
     except (ValueError, GitError, BadName, BadObject, UsageError):
         return frozenset()
-    return frozenset(rel for rel, sha in committed.items() if base.get(rel) == sha and rel not in dirty)
+    return frozenset(base.keys() - moved)
 
 
 def _blob_id(repo: Any, commit: str, path: str) -> str:

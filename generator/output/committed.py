@@ -1,28 +1,10 @@
 """Prove a verified-clean output tree unchanged through git's index instead of one ``lstat``
-per output file: the no-op ``render`` and the cached ``check`` of a committed tree.
+per output file: the no-op ``render`` and cached ``check`` of a committed tree.
 
-At 10,000 tenants the tree holds ~800,000 files in ~230,000 folders; hashing every file's
-``lstat`` in Python is ~8 s, while ``git diff-files`` stats them in parallel in C in ~1 s.
-The proof, once ``output.checkcache`` found the tree clean by its own stat digest:
-
-* ``rendered/`` and the generated workflows are exactly HEAD's: ``git diff-index --cached``
-  (index = HEAD) and ``git diff-files`` (working tree = index; git re-hashes any entry it
-  cannot trust by stat, its racy-git rule) say nothing, and the files we verified are the
-  files git tracks there. So HEAD's tree id of ``rendered/`` (and the workflows' blob ids)
-  name the bytes we verified;
-* no conversion can make a working-tree file differ from its blob: no ``text``/``eol``/
-  ``crlf``/``ident``/``filter``/``working-tree-encoding`` attribute applies to any output
-  (``git check-attr``) and ``core.autocrlf`` is off; the attribute sources and git's config
-  are fingerprinted, so changing them drops the proof;
-* git does not see files it does not track: every folder's ``lstat`` is recorded (adding,
-  removing or renaming an entry changes its folder's mtime and ctime, the rule git's own
-  untracked cache relies on), and only folders older than :data:`RACY_NS` are recorded.
-
-Later, the tree is unchanged when the same key comes out (HEAD's ids, the fingerprint, the
-folders' stats) and git reports nothing: ~2 s at 10,000 tenants. What git is told to
-ignore (``update-index --assume-unchanged``, ``--skip-worktree``) is refused when recorded;
-set afterwards, git hides the file as it does from ``git status``: a local cache's limit,
-which ``check --full`` and CI (no cache, ``--base``) never have. docs/incremental.md.
+``git diff-files``/``diff-index`` say the outputs are HEAD's (git stats them in parallel,
+in C); one ``lstat`` per folder sees what git does not track; no attribute or setting may
+make a file differ from its blob, and the index must be older than any later edit's ctime
+second. The argument and its limits: docs/incremental.md ("A committed tree").
 """
 
 from __future__ import annotations
@@ -90,8 +72,13 @@ def record(root: Path, cache_dir: Path, outputs: Collection[str]) -> Attempt:
                 *_output_dirs(repo, top),
             }
         )
+        if _stat_untrusted(repo):
+            return NOT_PROVEN
         stats = _folder_stats(str(repo.working_tree_dir or ""), folders)
-        if max(max(stats[0::4]), max(stats[1::4])) >= time.time_ns() - RACY_NS:
+        index = os.stat(os.path.join(repo.git_dir, "index"))
+        # git compares ctime in whole seconds: an index written in the last RACY_NS could hold an
+        # entry stat'ed in the very second of a later edit that restores mtime and size
+        if max(max(stats[0::4]), max(stats[1::4]), index.st_mtime_ns, index.st_ctime_ns) >= time.time_ns() - RACY_NS:
             return Attempt(None, settled=False)
         data = "\n".join(folders).encode("utf-8", "surrogateescape")
         key = _key(repo, rendered, extras, data, stats)
@@ -211,13 +198,24 @@ def _folder_stats(top: str, folders: Iterable[str]) -> array.array[int]:
 
 
 def _key(repo: Any, rendered: str, extras: list[str], folders: bytes, stats: array.array[int]) -> str | None:
-    """HEAD's ids of the outputs, the attribute and config fingerprint, the folder list and
-    every folder's stat, in one digest; None without a HEAD tree for ``rendered``."""
+    """HEAD's ids of the outputs, the attribute and config fingerprint, the index file's
+    identity, the folder list and every folder's stat, in one digest; None without a HEAD
+    tree for ``rendered``."""
     names = [f"HEAD:{rendered}", *(f"HEAD:{p}" for p in extras)]
     status, ids, _ = repo.git.rev_parse(*names, with_extended_output=True, with_exceptions=False)
     if status != 0:
         return None
-    return hashlib.sha256(b"\0".join((ids.encode(), _fingerprint(repo, rendered), folders, stats.tobytes()))).hexdigest()
+    index = os.stat(os.path.join(repo.git_dir, "index"))  # its entries' stat data, as recorded: any rewrite drops the proof
+    identity = b"%d %d %d %d" % (index.st_size, index.st_mtime_ns, index.st_ctime_ns, index.st_ino)
+    return hashlib.sha256(b"\0".join((ids.encode(), _fingerprint(repo, rendered), identity, folders, stats.tobytes()))).hexdigest()
+
+
+def _stat_untrusted(repo: Any) -> bool:
+    """Whether git was told to ignore ctime or most of the stat (``core.trustctime=false``,
+    ``core.checkStat=minimal``): then an edit that restores mtime and size is invisible to it."""
+    trust = repo.git.config("--bool", "--get", "core.trustctime", with_exceptions=False).strip()
+    check = repo.git.config("--get", "core.checkstat", with_exceptions=False).strip().lower()
+    return bool(trust == "false" or check == "minimal")
 
 
 def _fingerprint(repo: Any, rendered: str) -> bytes:

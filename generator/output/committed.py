@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from generator.git import git_path, is_git_error, open_repo
+from generator.output.atomic import write_atomic
 from generator.output.journal import OUTPUT_DIRS
 
 #: A folder changed this recently (or later) may change again within one timestamp tick
@@ -85,7 +86,7 @@ def record(root: Path, cache_dir: Path, outputs: Collection[str]) -> Attempt:
         if key is None:
             return NOT_PROVEN
         cache_dir.mkdir(parents=True, exist_ok=True)
-        (cache_dir / FOLDERS_FILE).write_bytes(data)
+        write_atomic(cache_dir / FOLDERS_FILE, data)
         return Attempt(key)
     except (OSError, ValueError, UnicodeError):
         return NOT_PROVEN

@@ -11,6 +11,7 @@ render (tested byte for byte).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import dataclasses
 import errno
@@ -102,24 +103,44 @@ def render_parallel(
     # concurrent.futures rather than multiprocessing.Pool: a worker that dies (killed, out
     # of memory) fails the render with BrokenProcessPool instead of hanging it forever.
     context = multiprocessing.get_context("fork")
+    pool = ProcessPoolExecutor(min(jobs, len(work)), mp_context=context, initializer=_worker_init, initargs=(os.getpid(),))
     try:
-        with ProcessPoolExecutor(min(jobs, len(work)), mp_context=context, initializer=_worker_init, initargs=(os.getpid(),)) as pool:
-            pending = [pool.submit(_run_at, (i, work[i])) for i in order]
-            try:
-                for count, future in enumerate(as_completed(pending), 1):
-                    position, items = future.result()
-                    results[position] = items
-                    if progress is not None:
-                        progress(count, len(work))
-            except BrokenProcessPool:
-                raise OSError(errno.ECHILD, "a render worker process died (killed or out of memory); nothing was written") from None
-            finally:
-                for future in pending:
-                    future.cancel()
+        pending = [pool.submit(_run_at, (i, work[i])) for i in order]
+        try:
+            for count, future in enumerate(as_completed(pending), 1):
+                position, items = future.result()
+                results[position] = items
+                if progress is not None:
+                    progress(count, len(work))
+        except BrokenProcessPool:
+            raise OSError(errno.ECHILD, "a render worker process died (killed or out of memory); nothing was written") from None
+        finally:
+            for future in pending:
+                future.cancel()
+    except BaseException:
+        _stop(pool)
+        raise
+    else:
+        pool.shutdown(wait=True)
     finally:
         _STATE.clear()
     for items in results:
         yield from items
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Stop a pool that failed or was interrupted without waiting for its workers: a signal
+    that lands after the pool forked them but before its manager thread started leaves
+    workers nobody tells to stop, and the interpreter's exit would wait for them forever
+    (``tests/hardening``). Killing them is safe: nothing they hold is written anywhere."""
+    workers = list((getattr(pool, "_processes", None) or {}).values())  # no public API before Python 3.14
+    pool.shutdown(wait=False, cancel_futures=True)
+    for worker in workers:
+        with contextlib.suppress(OSError, ValueError):
+            worker.kill()
+    for worker in workers:
+        with contextlib.suppress(OSError, ValueError, AssertionError):
+            worker.join(timeout=5)
 
 
 #: prctl(2) option: the signal a process gets when its parent dies (Linux).

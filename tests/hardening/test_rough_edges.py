@@ -436,3 +436,54 @@ def test_interrupting_a_parallel_render_is_one_line_and_no_worker_traceback(tmp_
     while time.monotonic() < deadline and any(_alive(w) for w in workers):
         time.sleep(0.1)
     assert not [w for w in workers if _alive(w)]
+
+
+#: Runs ``companyos render`` with a signal planted at the worst moment for the pool: after it
+#: forked its workers, before its manager thread (which tells them to stop) started.
+_SIGNAL_AT_POOL_START = """
+import sys
+import concurrent.futures.process as process
+
+real = process.ProcessPoolExecutor._start_executor_manager_thread
+
+def interrupted(self):
+    if self._executor_manager_thread is None and not self._safe_to_dynamically_spawn_children:
+        self._launch_processes()
+        raise KeyboardInterrupt
+    return real(self)
+
+process.ProcessPoolExecutor._start_executor_manager_thread = interrupted
+sys.argv = ["companyos", "render", "--root", sys.argv[1]]
+from generator.cli import main
+main()
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_signal_while_the_pool_starts_does_not_hang_the_exit(tmp_path):
+    """Found at 10,000 tenants: `pkill` during the pool's start left a render that printed
+    "interrupted" and then waited forever for workers nobody had told to stop (the
+    interpreter joins its children on exit). The workers are killed, the exit is 130."""
+    spec = importlib.util.spec_from_file_location("bench_run", REPO / "bench" / "run.py")
+    assert spec and spec.loader
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    root = tmp_path / "big"
+    bench.make_catalog(root, 100)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SIGNAL_AT_POOL_START, str(root)],
+        env={**os.environ, "COMPANYOS_JOBS": "2"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        for worker in _children(proc.pid):
+            os.kill(worker, signal.SIGKILL)
+        proc.kill()
+        pytest.fail("the interrupted render never exited: it waits for its workers")
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and not _children(proc.pid)
+    assert not (root / "rendered").exists(), "an interrupted cold render wrote something"

@@ -15,7 +15,7 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -55,7 +55,7 @@ def record(root: Path, cache_dir: Path, outputs: Collection[str]) -> Attempt:
         return NOT_PROVEN
     try:
         top, rendered, extras = _pathspec(repo, root, outputs)
-        if not _quiet(repo, rendered, extras):
+        if _stat_untrusted(repo) or not _quiet(repo, rendered, extras)():
             return NOT_PROVEN
         tracked = repo.git.ls_files("-z", "-v", "--", rendered, *extras, stdout_as_string=False).split(b"\0")[:-1]
         if any(not line.startswith(b"H ") for line in tracked):  # assume-unchanged, skip-worktree, unmerged
@@ -73,10 +73,8 @@ def record(root: Path, cache_dir: Path, outputs: Collection[str]) -> Attempt:
                 *_output_dirs(repo, top),
             }
         )
-        if _stat_untrusted(repo):
-            return NOT_PROVEN
         stats = _folder_stats(str(repo.working_tree_dir or ""), folders)
-        index = os.stat(os.path.join(repo.git_dir, "index"))
+        index = _index_stat(repo)
         # git compares ctime in whole seconds: an index written in the last RACY_NS could hold an
         # entry stat'ed in the very second of a later edit that restores mtime and size
         if max(max(stats[0::4]), max(stats[1::4]), index.st_mtime_ns, index.st_ctime_ns) >= time.time_ns() - RACY_NS:
@@ -88,10 +86,8 @@ def record(root: Path, cache_dir: Path, outputs: Collection[str]) -> Attempt:
         cache_dir.mkdir(parents=True, exist_ok=True)
         write_atomic(cache_dir / FOLDERS_FILE, data)
         return Attempt(key)
-    except (OSError, ValueError, UnicodeError):
-        return NOT_PROVEN
     except Exception as exc:
-        if is_git_error(exc):
+        if _unanswered(exc):
             return NOT_PROVEN
         raise
 
@@ -105,21 +101,16 @@ def unchanged(root: Path, cache_dir: Path, extras: Collection[str], key: str) ->
         return False
     try:
         _, rendered, extras = _pathspec(repo, root, extras)
-        pathspec = ["--", rendered, *extras]
-        # git stats the files in parallel while this process stats the folders
-        files = repo.git.diff_files("--quiet", *pathspec, as_process=True, with_exceptions=False)
-        index = repo.git.diff_index("--cached", "--quiet", "HEAD", *pathspec, as_process=True, with_exceptions=False)
+        quiet = _quiet(repo, rendered, extras)  # git stats the files in parallel while this process stats the folders
         try:
             data = (cache_dir / FOLDERS_FILE).read_bytes()
             stats = _folder_stats(str(repo.working_tree_dir or ""), data.decode("utf-8", "surrogateescape").split("\n"))
             same = _key(repo, rendered, extras, data, stats) == key
         finally:
-            quiet = files.proc.wait() == 0 and index.proc.wait() == 0
-        return same and quiet
-    except (OSError, ValueError, UnicodeError):
-        return False
+            settled = quiet()
+        return same and settled
     except Exception as exc:
-        if is_git_error(exc):
+        if _unanswered(exc):
             return False
         raise
 
@@ -131,7 +122,7 @@ def index_state(root: Path) -> str | None:
     if repo is None:
         return None
     try:
-        st = os.stat(os.path.join(repo.git_dir, "index"))
+        st = _index_stat(repo)
         head = repo.head.commit.hexsha
     except (OSError, ValueError):  # no index, or no commit yet
         return None
@@ -146,14 +137,26 @@ def _pathspec(repo: Any, root: Path, outputs: Iterable[str]) -> tuple[str, str, 
     return top, rendered, sorted(top + p for p in outputs if not p.startswith("rendered/"))
 
 
-def _quiet(repo: Any, rendered: str, extras: list[str]) -> bool:
-    """Index = HEAD and working tree = index for the outputs."""
-    for command in ("diff_index", "diff_files"):
-        args = ("--cached", "--quiet", "HEAD") if command == "diff_index" else ("--quiet",)
-        status = getattr(repo.git, command)(*args, "--", rendered, *extras, with_extended_output=True, with_exceptions=False)[0]
-        if status != 0:
-            return False
-    return True
+def _quiet(repo: Any, rendered: str, extras: list[str]) -> Callable[[], bool]:
+    """Start ``git diff-index --cached HEAD`` and ``git diff-files`` over the outputs; the
+    returned call waits for both: True when index = HEAD and working tree = index."""
+    spec = ("--", rendered, *extras)
+    running = [
+        repo.git.diff_index("--cached", "--quiet", "HEAD", *spec, as_process=True, with_exceptions=False),
+        repo.git.diff_files("--quiet", *spec, as_process=True, with_exceptions=False),
+    ]
+    return lambda: all([process.proc.wait() == 0 for process in running])  # a list: wait for every one
+
+
+def _unanswered(exc: Exception) -> bool:
+    """A failure that means git cannot answer (no proof), not a bug: file-system and decoding
+    errors and git's own failures."""
+    return isinstance(exc, (OSError, ValueError, UnicodeError)) or is_git_error(exc)
+
+
+def _index_stat(repo: Any) -> os.stat_result:
+    """The repository's index file: its entries' stat data is what git compares with."""
+    return os.stat(os.path.join(repo.git_dir, "index"))
 
 
 def _converted(repo: Any, paths: list[bytes]) -> bool:
@@ -206,7 +209,7 @@ def _key(repo: Any, rendered: str, extras: list[str], folders: bytes, stats: arr
     status, ids, _ = repo.git.rev_parse(*names, with_extended_output=True, with_exceptions=False)
     if status != 0:
         return None
-    index = os.stat(os.path.join(repo.git_dir, "index"))  # its entries' stat data, as recorded: any rewrite drops the proof
+    index = _index_stat(repo)  # its entries' stat data, as recorded: any rewrite drops the proof
     identity = b"%d %d %d %d" % (index.st_size, index.st_mtime_ns, index.st_ctime_ns, index.st_ino)
     return hashlib.sha256(b"\0".join((ids.encode(), _fingerprint(repo, rendered), identity, folders, stats.tobytes()))).hexdigest()
 

@@ -363,14 +363,20 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-def test_render_workers_exit_when_the_parent_is_killed(tmp_path):
+def _big_catalog(tmp_path: Path, tenants: int) -> Path:
+    """The benchmark's catalog with ``tenants`` tenants (enough deployments for the worker pool)."""
     spec = importlib.util.spec_from_file_location("bench_run", REPO / "bench" / "run.py")
     assert spec and spec.loader
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     root = tmp_path / "big"
-    bench.make_catalog(root, 200)
+    bench.make_catalog(root, tenants)
+    return root
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_render_workers_exit_when_the_parent_is_killed(tmp_path):
+    root = _big_catalog(tmp_path, 200)
     env = {**os.environ, "COMPANYOS_JOBS": "2"}
     proc = subprocess.Popen(
         [sys.executable, "-c", "from generator.cli import main; main()", "render", "--root", str(root)],
@@ -404,12 +410,7 @@ def test_render_workers_exit_when_the_parent_is_killed(tmp_path):
 def test_interrupting_a_parallel_render_is_one_line_and_no_worker_traceback(tmp_path, how):
     """Ctrl-C at a terminal (SIGINT to the whole process group) or SIGTERM to the parent (a
     cancelled CI job): exit 130, one line, no traceback from any worker, no worker left."""
-    spec = importlib.util.spec_from_file_location("bench_run", REPO / "bench" / "run.py")
-    assert spec and spec.loader
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    root = tmp_path / "big"
-    bench.make_catalog(root, 200)
+    root = _big_catalog(tmp_path, 200)
     proc = subprocess.Popen(
         [sys.executable, "-c", "from generator.cli import main; main()", "render", "--root", str(root)],
         env={**os.environ, "COMPANYOS_JOBS": "2"},
@@ -464,12 +465,7 @@ def test_a_signal_while_the_pool_starts_does_not_hang_the_exit(tmp_path):
     """Found at 10,000 tenants: `pkill` during the pool's start left a render that printed
     "interrupted" and then waited forever for workers nobody had told to stop (the
     interpreter joins its children on exit). The workers are killed, the exit is 130."""
-    spec = importlib.util.spec_from_file_location("bench_run", REPO / "bench" / "run.py")
-    assert spec and spec.loader
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    root = tmp_path / "big"
-    bench.make_catalog(root, 100)
+    root = _big_catalog(tmp_path, 100)
     proc = subprocess.Popen(
         [sys.executable, "-c", _SIGNAL_AT_POOL_START, str(root)],
         env={**os.environ, "COMPANYOS_JOBS": "2"},

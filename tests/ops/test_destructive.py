@@ -3,7 +3,6 @@ acknowledged, and the message lists what would be destroyed."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -11,23 +10,20 @@ import pytest
 from generator import pipeline
 from generator.ops import destructive
 from helpers.catalog_edit import edit_yaml, override
-from helpers.gitrepo import commit_all
-from helpers.repo import copy_repo, snapshot
+from helpers.gitrepo import commit_all, private_copy, rendered_and_committed
+from helpers.repo import snapshot
 
 
 @pytest.fixture(scope="session")
 def based_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Once per session: a scratch repository rendered and committed as the base."""
-    root = copy_repo(tmp_path_factory.mktemp("based") / "repo")
-    pipeline.render_to_disk(root)
-    commit_all(root, "base")
-    return root
+    return rendered_and_committed(tmp_path_factory.mktemp("based") / "repo")
 
 
 @pytest.fixture
 def based(based_template: Path, tmp_path: Path) -> Path:
     """A private copy (git history included) of :func:`based_template`."""
-    return Path(shutil.copytree(based_template, tmp_path / "repo", symlinks=True))
+    return private_copy(based_template, tmp_path / "repo")
 
 
 def check_base(companyos, root: Path, *extra: str):

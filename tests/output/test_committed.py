@@ -6,7 +6,6 @@ proof and goes back to the stat walk, which finds what changed."""
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -15,8 +14,7 @@ import pytest
 
 from generator import pipeline
 from generator.output import checkcache, committed
-from helpers.gitrepo import commit_all
-from helpers.repo import copy_repo
+from helpers.gitrepo import commit_all, private_copy, rendered_and_committed
 
 EDITED = "rendered/helm/dev/globex/api.yaml"
 
@@ -24,18 +22,14 @@ EDITED = "rendered/helm/dev/globex/api.yaml"
 @pytest.fixture(scope="module")
 def committed_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The sample rendered and committed once for the module."""
-    root = copy_repo(tmp_path_factory.mktemp("committed") / "repo")
-    pipeline.render_to_disk(root)
-    commit_all(root, "rendered")
-    return root
+    return rendered_and_committed(tmp_path_factory.mktemp("committed") / "repo", "rendered")
 
 
 @pytest.fixture
 def committed_repo(committed_template: Path, tmp_path: Path) -> Path:
     """A copy of :func:`committed_template` whose index git has refreshed (a copy has new
     inodes and ctimes, as after any checkout)."""
-    root = tmp_path / "repo"
-    shutil.copytree(committed_template, root, symlinks=True)
+    root = private_copy(committed_template, tmp_path / "repo")
     git.Repo(root).git.update_index("-q", "--refresh", with_exceptions=False)
     return root
 

@@ -305,7 +305,10 @@ class CanarySettings(Strict):
 SLO_SCOPE_LABELS = ("namespace", "service")
 
 
+@functools.lru_cache(maxsize=4096)
 def _promql_selector(value: str) -> str:
+    """A plain series selector (a pure function of the string: cached, since every
+    deployment's resolved settings repeat the same few selectors)."""
     try:
         expr = promql_parser.parse(value)
     except ValueError as exc:

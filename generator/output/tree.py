@@ -24,6 +24,7 @@ import msgspec
 from generator.errors import UsageError
 from generator.output import journal, lock
 from generator.output.journal import OUTPUT_DIRS, TMP_SUFFIX
+from generator.output.listing import Listing, list_folders
 from generator.output.render import MANIFEST_PATH, RenderResult
 
 #: Folders whose content we own and where unknown files are reported.
@@ -86,18 +87,6 @@ class WriteReport:
     removed_leftovers: list[str] = field(default_factory=list)
 
 
-@dataclass
-class _Listing:
-    """What one walk of the output folders found, as repository-relative paths."""
-
-    files: set[str]
-    #: Symbolic links anywhere below the output folders (to files or folders). We never
-    #: write through one: a link could point anywhere, and the walk does not follow them.
-    links: set[str]
-    #: Real folders (not links), the walked top folders included.
-    dirs: set[str] = field(default_factory=set)
-
-
 def scan(root: Path, folders: Iterable[str]) -> Iterator[tuple[str, os.DirEntry[str]]]:
     """(repository-relative path, entry) of everything below ``folders``: one ``os.scandir``
     walk (it knows each entry's type without a stat on Linux) that descends real folders only,
@@ -117,27 +106,10 @@ def scan(root: Path, folders: Iterable[str]) -> Iterator[tuple[str, os.DirEntry[
             yield rel, entry
 
 
-def _walk(root: Path, folders: Iterable[str]) -> _Listing:
-    """Files, links and folders below ``folders`` (:func:`scan`); far cheaper than a failed
-    ``open()`` per missing file on a cold render."""
-    base = os.fspath(root)
-    listing = _Listing(set(), set(), {folder for folder in folders if os.path.isdir(os.path.join(base, folder))})
-    for rel, entry in scan(root, folders):
-        if entry.is_symlink():
-            listing.links.add(rel)
-            if not entry.is_dir():
-                listing.files.add(rel)
-        elif entry.is_dir():
-            listing.dirs.add(rel)
-        else:
-            listing.files.add(rel)
-    return listing
-
-
 def files_under(root: Path, folders: Iterable[str]) -> list[str]:
     """Repository-relative paths of every file below ``folders``, sorted (links to folders
     are not followed)."""
-    return sorted(_walk(root, folders).files)
+    return sorted(list_folders(root, folders, cached=False).files)
 
 
 class _Guard:
@@ -145,7 +117,7 @@ class _Guard:
     output folder resolves outside the repository. Paths come from ``render.finalize``
     (under rendered/ or .github/workflows/, no ``..``); each folder is checked once."""
 
-    def __init__(self, root: Path, listing: _Listing) -> None:
+    def __init__(self, root: Path, listing: Listing) -> None:
         self.root = root
         self.base = os.fspath(root)
         self.real_root = root.resolve()
@@ -296,11 +268,14 @@ def status(
     """Compare ``result`` with the files under ``root``; ``verified``: paths whose bytes in
     ``result`` were read from this tree under the lock held now (reused units), not re-read;
     ``parsed`` and ``held`` as for :func:`read_manifest`."""
-    return _status(result, root, _walk(root, OUTPUT_DIRS), read_manifest(root, parsed=parsed, held=held), verified)
+    listing = list_folders(root, OUTPUT_DIRS)
+    found = _status(result, root, listing, read_manifest(root, parsed=parsed, held=held), verified)
+    listing.remember(root)  # a check changes nothing but caches, like `git status` refreshing its index
+    return found
 
 
 def _status(
-    result: RenderResult, root: Path, listing: _Listing, previous: dict[str, dict[str, Any]], verified: frozenset[str] = frozenset()
+    result: RenderResult, root: Path, listing: Listing, previous: dict[str, dict[str, Any]], verified: frozenset[str] = frozenset()
 ) -> TreeStatus:
     st = TreeStatus()
     existing, links = listing.files, listing.links
@@ -382,7 +357,7 @@ def write(
     ``held`` as for :func:`read_manifest`."""
     with lock.hold(root):
         _say(journal.recover(root))
-        listing = _walk(root, OUTPUT_DIRS)
+        listing = list_folders(root, OUTPUT_DIRS)
         previous = read_manifest(root, parsed=parsed, held=held)
         st = _status(result, root, listing, previous, verified)
         if before is not None:
@@ -390,11 +365,12 @@ def write(
         plan, report = _plan(result, root, listing, st, previous)
         if not plan.empty:
             journal.apply(root, plan, result.files, _write_file)
+        listing.remember(root)  # after the write: a refused one changes nothing on disk
         return report
 
 
 def _plan(
-    result: RenderResult, root: Path, listing: _Listing, st: TreeStatus, previous: dict[str, dict[str, Any]]
+    result: RenderResult, root: Path, listing: Listing, st: TreeStatus, previous: dict[str, dict[str, Any]]
 ) -> tuple[journal.Plan, WriteReport]:
     """Decide every change before the first one: every symbolic link in the way is refused
     here (UsageError, exit 2), while nothing is written yet."""
@@ -459,7 +435,7 @@ def _not_ours(path: str, entry: object, is_link: bool) -> str | None:
     return None
 
 
-def _missing_folders(root: Path, listing: _Listing, paths: Iterable[str]) -> list[str]:
+def _missing_folders(root: Path, listing: Listing, paths: Iterable[str]) -> list[str]:
     """Folders the new files need that do not exist yet, outermost first."""
     known = set(listing.dirs)
     missing: list[str] = []

@@ -198,12 +198,12 @@ def test_a_file_that_appears_during_the_write_is_never_clobbered_or_deleted(repo
     write, the write fails, our own new files are removed again, and theirs stays."""
     shutil.rmtree(repo / "rendered/helm")
     built = pipeline.build(repo)
-    listing = tree._walk(repo, tree.OUTPUT_DIRS)  # the tree as our walk saw it
+    listing = tree.list_folders(repo, tree.OUTPUT_DIRS)  # the tree as our walk saw it
     before = snapshot(repo)
     theirs = repo / "rendered/helm/prod/acme/api.yaml"
     theirs.parent.mkdir(parents=True)
     theirs.write_text("theirs\n")
-    monkeypatch.setattr(tree, "_walk", lambda root, folders: listing)
+    monkeypatch.setattr(tree, "list_folders", lambda root, folders, **_: listing)
     with pytest.raises(FileExistsError):
         tree.write(built.result, repo)
     monkeypatch.undo()

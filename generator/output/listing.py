@@ -1,0 +1,146 @@
+"""List the output folders without reading every folder: a folder whose ``lstat`` is as when
+it was last read holds the same entries (as git's untracked cache argues).
+
+Adding, removing or renaming an entry updates its folder's mtime and ctime; a folder that
+changed within :data:`RACY_NS` of being read is not cached (a later change in the same
+timestamp tick would not show). At 10,000 tenants the output tree has ~230,000 folders:
+one ``lstat`` each instead of one ``opendir`` and read each (measured in docs/benchmark.md).
+The cache is an optimisation only: anything missing, unreadable or different is read again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+
+from generator.output.atomic import write_atomic
+
+#: Where caches that are safe to delete live (git-ignored).
+CACHE_DIR = ".companyos-cache"
+LISTING_PATH = f"{CACHE_DIR}/listing"
+#: A folder changed this recently (or later) is read on every walk until it is older.
+RACY_NS = 2_000_000_000
+_VERSION = 1
+
+
+class _Folder(msgspec.Struct, array_like=True):
+    """A folder as last read: its ``lstat`` identity and its entries by kind."""
+
+    mtime: int
+    ctime: int
+    ino: int
+    mode: int
+    files: list[str]
+    dirs: list[str]
+    links: list[str]
+
+
+class _Cache(msgspec.Struct, array_like=True):
+    version: int
+    #: The top folders walked: a walk of other folders neither uses nor replaces the cache.
+    tops: list[str]
+    folders: dict[str, _Folder]
+
+
+_ENCODER = msgspec.msgpack.Encoder()
+_DECODER = msgspec.msgpack.Decoder(_Cache)
+
+
+@dataclass
+class Listing:
+    """What one walk of the output folders found, as repository-relative paths."""
+
+    files: set[str]
+    #: Symbolic links anywhere below the folders (to files or folders). We never write
+    #: through one: a link could point anywhere, and the walk does not follow them.
+    links: set[str]
+    #: Real folders (not links), the walked top folders included.
+    dirs: set[str] = field(default_factory=set)
+    #: The cache this walk would leave, when it differs from the one it read.
+    update: _Cache | None = None
+
+    def remember(self, root: Path) -> None:
+        """Keep what this walk read for the next one (after a write succeeded, or a check:
+        a refused write changes nothing on disk, not even a cache)."""
+        if self.update is not None:
+            with contextlib.suppress(OSError):
+                write_atomic(root / LISTING_PATH, _ENCODER.encode(self.update))
+            self.update = None
+
+
+def list_folders(root: Path, folders: Iterable[str], *, cached: bool = True) -> Listing:
+    """Files, links and folders below ``folders`` (relative to ``root``), descending real
+    folders only, never a link; an unreadable folder is skipped. ``cached``: reuse and
+    offer an update of ``.companyos-cache/listing`` (:meth:`Listing.remember` keeps it)."""
+    base = os.fspath(root)
+    folders = list(folders)
+    known = _load(root, folders) if cached else {}
+    fresh: dict[str, _Folder] = {}
+    since = time.time_ns() - RACY_NS
+    tops = [folder for folder in folders if os.path.isdir(os.path.join(base, folder))]
+    listing = Listing(set(), set(), set(tops))
+    pending = list(tops)
+    changed = False
+    while pending:
+        folder = pending.pop()
+        path = os.path.join(base, folder)
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        entry = known.get(folder)
+        if entry is None or (entry.mtime, entry.ctime, entry.ino, entry.mode) != (st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode):
+            entry = _read(path, st)
+            if entry is None:
+                continue
+            changed = True
+        if max(entry.mtime, entry.ctime) < since:
+            fresh[folder] = entry
+        else:
+            changed = True  # not kept: read again next time
+        prefix = folder + "/"
+        listing.files.update(prefix + name for name in entry.files)
+        for name in entry.dirs:
+            listing.dirs.add(prefix + name)
+            pending.append(prefix + name)
+        for name in entry.links:
+            listing.links.add(prefix + name)
+            if not os.path.isdir(os.path.join(path, name)):  # where it points may change any time: asked afresh
+                listing.files.add(prefix + name)
+    if cached and (changed or fresh.keys() != known.keys()):
+        listing.update = _Cache(_VERSION, folders, fresh)
+    return listing
+
+
+def _read(path: str, st: os.stat_result) -> _Folder | None:
+    """The folder's entries now, under the ``lstat`` taken before reading them (a change in
+    between makes the next ``lstat`` differ: read again then)."""
+    files: list[str] = []
+    dirs: list[str] = []
+    links: list[str] = []
+    try:
+        with os.scandir(path) as entries:
+            for item in entries:
+                if item.is_symlink():
+                    links.append(item.name)
+                elif item.is_dir(follow_symlinks=False):
+                    dirs.append(item.name)
+                else:
+                    files.append(item.name)
+    except OSError:
+        return None
+    return _Folder(st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode, files, dirs, links)
+
+
+def _load(root: Path, tops: list[str]) -> dict[str, _Folder]:
+    try:
+        cache = _DECODER.decode((root / LISTING_PATH).read_bytes())
+    except (OSError, msgspec.MsgspecError):
+        return {}
+    return cache.folders if cache.version == _VERSION and cache.tops == tops else {}

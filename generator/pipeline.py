@@ -211,7 +211,9 @@ def render_to_disk(
                 reused = todo.verified | todo.reused_manifests
                 parsed = todo.parsed  # the unit manifests the plan parsed (the write compares their bytes)
                 stats = todo.stats
-            report = tree.write(built.result, built.root, verified=reused, parsed=parsed, held=parsed.keys())  # parsed under this lock
+            report = tree.write(
+                built.result, built.root, verified=reused, parsed=parsed, held=parsed.keys(), cache=True
+            )  # parsed under this lock
             if not report.unmanaged and not report.kept:  # the tree holds exactly built.result.files
                 checkcache.remember_clean(
                     built.root, output_shas(built), inputs, notes=waiver_notes(built), units=units.membership(built.result), known=stats
@@ -240,7 +242,7 @@ def check(
         if full and base is None:
             built = build(root)
             with tree.quiescent(root):
-                status = tree.status(built.result, built.root)
+                status = tree.status(built.result, built.root, cache=True)
         else:
             with tree.quiescent(root):  # the reused files are read under the lock, as compared
                 built, todo = build_incremental(root, base, trust_stat=use_cache)
@@ -251,7 +253,12 @@ def check(
                 # the base's, and git proves which of them the working tree holds unchanged
                 held = frozenset(todo.parsed) if base is None else base.proven(todo.parsed)
                 status = tree.status(
-                    built.result, built.root, verified=todo.verified | (todo.reused_manifests & held), parsed=todo.parsed, held=held
+                    built.result,
+                    built.root,
+                    verified=todo.verified | (todo.reused_manifests & held),
+                    parsed=todo.parsed,
+                    held=held,
+                    cache=True,
                 )
                 stats = todo.stats  # used only without --base (no record after --base)
         with tree.quiescent(root):

@@ -264,13 +264,16 @@ def status(
     parsed: Parsed | None = None,
     *,
     held: Collection[str] = frozenset(),
+    cache: bool = False,
 ) -> TreeStatus:
     """Compare ``result`` with the files under ``root``; ``verified``: paths whose bytes in
     ``result`` were read from this tree under the lock held now (reused units), not re-read;
-    ``parsed`` and ``held`` as for :func:`read_manifest`."""
+    ``parsed`` and ``held`` as for :func:`read_manifest`. ``cache``: keep the folder listing
+    for the next walk (``check`` changes nothing but caches, as `git status` refreshes its index)."""
     listing = list_folders(root, OUTPUT_DIRS)
     found = _status(result, root, listing, read_manifest(root, parsed=parsed, held=held), verified)
-    listing.remember(root)  # a check changes nothing but caches, like `git status` refreshing its index
+    if cache:
+        listing.remember(root)
     return found
 
 
@@ -349,12 +352,14 @@ def write(
     verified: frozenset[str] = frozenset(),
     parsed: Parsed | None = None,
     held: Collection[str] = frozenset(),
+    cache: bool = False,
 ) -> WriteReport:
     """Make the tree under ``root`` match ``result``: all or nothing, one writer at a time.
     ``before`` sees the status once it is known and before anything changes (new-tenant
     saves what the write will touch, to undo it if a later step fails); ``verified`` as for
     :func:`status` (only meaningful when the caller already holds the lock); ``parsed`` and
-    ``held`` as for :func:`read_manifest`."""
+    ``held`` as for :func:`read_manifest`. ``cache``: keep the folder listing once the write
+    succeeded (``render``; not a lifecycle command, whose write a later step may undo)."""
     with lock.hold(root):
         _say(journal.recover(root))
         listing = list_folders(root, OUTPUT_DIRS)
@@ -365,7 +370,8 @@ def write(
         plan, report = _plan(result, root, listing, st, previous)
         if not plan.empty:
             journal.apply(root, plan, result.files, _write_file)
-        listing.remember(root)  # after the write: a refused one changes nothing on disk
+        if cache:
+            listing.remember(root)  # after the write: a refused one changes nothing on disk
         return report
 
 

@@ -36,7 +36,7 @@ from typing import Any
 import pytest
 
 from generator import pipeline
-from generator.output import journal, lock, tree, units
+from generator.output import journal, listing, lock, tree, units
 from generator.output.render import MANIFEST_PATH, RenderResult
 from helpers.repo import REPO, CliResult, snapshot
 
@@ -45,6 +45,8 @@ REMOVED = [f"t{i:05d}" for i in range(1, 9)]
 EDITED = [f"t{i:05d}" for i in range(20, 26)]
 ADDED = [f"n{i:05d}" for i in range(5)]
 STATE = lock.STATE_DIR + "/"
+#: Caches written after the tree write (``output.listing``): not a step of the journal.
+CACHE = listing.CACHE_DIR + "/"
 CHILD_TIMEOUT = 120
 
 
@@ -168,6 +170,8 @@ def _is_manifest(rel: str) -> bool:
 
 def phase(kind: str, rel: str) -> str:
     """Which step of ``journal.apply`` an operation belongs to, from the operation alone."""
+    if rel.startswith(CACHE):
+        return "cache"
     state = rel.startswith(STATE)
     if kind == "write":
         if state:

@@ -39,6 +39,9 @@ class RenderResult:
     manifest: dict[str, Any] = field(repr=False)
     #: What each file provides and consumes (output/contracts.py), in path order.
     declared: tuple[contracts.Declared, ...] = field(default=(), repr=False, compare=False)
+    #: Unit manifest path -> the files that unit lists, when the units were assembled
+    #: (``output.units``); else None.
+    members: dict[str, list[str]] | None = field(default=None, repr=False, compare=False)
 
     def entry(self, path: str) -> dict[str, Any] | None:
         entry: dict[str, Any] | None = self.manifest["files"].get(path)

@@ -451,6 +451,7 @@ def assemble(
     by_unit.update({f"tenant/{name}": {} for name in model.catalog.tenants})
     for path, entry in entries.items():
         by_unit.setdefault(unit_of(entry), {})[path] = entry
+    listed = {unit_path(unit): list(members) for unit, members in by_unit.items() if members}
     for unit, members in by_unit.items():
         name = unit.removeprefix("tenant/")
         reused = todo.reused.get(name) if unit != GLOBAL else None
@@ -469,12 +470,15 @@ def assemble(
     manifest = {"generator": emit.GENERATOR, "version": MANIFEST_VERSION, "files": {p: entries[p] for p in order}}
     ordered = tuple(declared[p] for p in order if p in declared)
     if todo.on_disk and root is not None:
-        return RenderResult(TreeFiles(root, files, todo.on_disk), manifest, ordered)
-    return RenderResult({p: files[p] for p in order}, manifest, ordered)
+        return RenderResult(TreeFiles(root, files, todo.on_disk), manifest, ordered, listed)
+    return RenderResult({p: files[p] for p in order}, manifest, ordered, listed)
 
 
 def membership(result: RenderResult) -> dict[str, list[str]]:
-    """Unit manifest path -> the files that unit lists (for the stat record)."""
+    """Unit manifest path -> the files that unit lists (for the stat record): as assembled,
+    else from the manifest entries."""
+    if result.members is not None:
+        return result.members
     out: dict[str, list[str]] = {}
     for path, entry in result.manifest["files"].items():
         if entry.get("target") != "units":

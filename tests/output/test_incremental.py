@@ -101,6 +101,19 @@ def test_one_tenant_edit_renders_that_tenant_only_and_matches_a_full_render(repo
     assert status.clean, status.as_dict()
 
 
+def test_the_assembled_unit_membership_is_the_manifest_entries_grouped_by_unit(repo):
+    """The stat record's unit -> files map is taken from assembly; it must be what the
+    manifest entries say, for an incremental and a full render."""
+    _rendered(repo)
+    _edit_tenant(repo)
+    for built in (pipeline.build_incremental(repo)[0], pipeline.build(repo)):
+        assembled = built.result.members
+        assert assembled is not None
+        regrouped = units.membership(dataclasses.replace(built.result, members=None))
+        assert {u: sorted(f) for u, f in assembled.items()} == {u: sorted(f) for u, f in regrouped.items()}
+        assert units.unit_path("tenant/hooli") in assembled
+
+
 def test_noop_render_reuses_every_tenant_and_writes_nothing(repo):
     _rendered(repo)
     _, plan = pipeline.build_incremental(repo)

@@ -258,7 +258,7 @@ def check(
                     verified=todo.verified | (todo.reused_manifests & held),
                     parsed=todo.parsed,
                     held=held,
-                    cache=True,
+                    cache=base is None,  # --base writes nothing: CI's command, in a clone thrown away
                 )
                 stats = todo.stats  # used only without --base (no record after --base)
         with tree.quiescent(root):

@@ -223,7 +223,7 @@ def resolve(catalog: Catalog, only: Collection[str] | None = None) -> Model:
     #: Validated settings of tenants that add nothing to their (tier, environment) base, per
     #: service list: validation is a pure function of the merged values, and most tenants of
     #: a large fleet customise nothing (validating each again was most of resolving 10,000).
-    validated: dict[tuple[str, str, tuple[str, ...]], spec.Settings] = {}
+    validated: dict[tuple[str, str, tuple[str, ...]], spec.Settings | None] = {}
     deployments: list[Deployment] = []
     for env_name in order:
         env_entry = catalog.environments[env_name]
@@ -241,9 +241,9 @@ def resolve(catalog: Catalog, only: Collection[str] | None = None) -> Model:
             merged = apply(merged, Layer(f"tenant {tenant_name} x {env_name}", tenant_entry.doc, ("overrides", env_name)), defaults)
             if merged is bases[key]:  # the tenant sets nothing here: its settings are its tier's in this environment
                 shared = (*key, tuple(tenant.services))
-                settings = validated.get(shared) or _validated(merged, tenant, tenant_entry.doc, sink)
-                if settings is not None:
-                    validated[shared] = settings
+                settings = validated.get(shared)
+                if settings is None:  # a failure is not kept: each tenant is reported at its own file
+                    settings = validated[shared] = _validated(merged, tenant, tenant_entry.doc, sink)
             else:
                 settings = _validated(merged, tenant, tenant_entry.doc, sink)
             if settings is None:

@@ -24,14 +24,14 @@ from pathlib import Path
 
 from generator.output import committed, tree
 from generator.output.atomic import write_atomic
+
+# RACY_NS: a file whose ctime is this close to the record's (or later) may change again within
+# one timestamp tick without its stat changing: it is hashed on every check instead.
+from generator.output.listing import CACHE_DIR, RACY_NS
 from generator.output.tree import files_under, read_file, read_manifest
 
-CACHE_DIR = ".companyos-cache"
 CACHE_PATH = f"{CACHE_DIR}/check.json"
 CACHE_VERSION = 3
-#: A file whose ctime is this close to the record's (or later) may change again within one
-#: timestamp tick without its stat changing: it is hashed on every check instead.
-RACY_NS = 2_000_000_000
 #: Folders whose every file is an input to the render.
 INPUT_DIRS = ("catalog", "environments", "tenants", "templates")
 #: Libraries whose version can change the bytes we write.

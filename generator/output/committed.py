@@ -23,9 +23,10 @@ from generator.git import git_path, is_git_error, open_repo
 from generator.output.atomic import write_atomic
 from generator.output.journal import OUTPUT_DIRS
 
-#: A folder changed this recently (or later) may change again within one timestamp tick
-#: without its stat changing: the proof is not recorded then (the next run tries again).
-RACY_NS = 2_000_000_000
+# RACY_NS: a folder changed this recently (or later) may change again within one timestamp
+# tick without its stat changing: the proof is not recorded then (the next run tries again).
+from generator.output.listing import RACY_NS
+
 #: Attributes that make git convert between a blob and the working-tree file.
 CONVERTING = ("text", "eol", "crlf", "ident", "filter", "working-tree-encoding")
 #: The folder list kept beside the record (one path per line; it can be ~10 MB).

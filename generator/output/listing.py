@@ -24,7 +24,9 @@ from generator.output.atomic import write_atomic
 #: Where caches that are safe to delete live (git-ignored).
 CACHE_DIR = ".companyos-cache"
 LISTING_PATH = f"{CACHE_DIR}/listing"
-#: A folder changed this recently (or later) is read on every walk until it is older.
+#: A folder (or file) changed this recently (or later) may change again within one timestamp
+#: tick without its stat changing: never trusted by stat yet. Shared by every stat-based
+#: proof (this cache, ``checkcache``'s record, ``committed``'s key).
 RACY_NS = 2_000_000_000
 _VERSION = 1
 
@@ -100,10 +102,8 @@ def list_folders(root: Path, folders: Iterable[str], *, cached: bool = True) -> 
             if entry is None:
                 continue
             changed = True
-        if max(entry.mtime, entry.ctime) < since:
+        if max(entry.mtime, entry.ctime) < since:  # else not kept: read again next time (only a fresh read can be racy)
             fresh[folder] = entry
-        else:
-            changed = True  # not kept: read again next time
         prefix = folder + "/"
         listing.files.update(prefix + name for name in entry.files)
         for name in entry.dirs:

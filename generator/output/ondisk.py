@@ -20,11 +20,12 @@ from generator.output.tree import read_file
 class TreeFiles(Mapping[str, bytes]):
     """Path -> bytes in path order: ``held`` in memory, ``on_disk`` read from ``root`` on access."""
 
-    def __init__(self, root: Path, held: Mapping[str, bytes], on_disk: Iterable[str]) -> None:
+    def __init__(self, root: Path, held: Mapping[str, bytes], on_disk: Iterable[str], order: list[str] | None = None) -> None:
+        """``order``: every path of both, sorted, when the caller has sorted them already."""
         self._base = os.fspath(root)
         self._held = dict(held)
         self.on_disk = frozenset(on_disk) - self._held.keys()
-        self._order = sorted(self._held.keys() | self.on_disk)
+        self._order = order if order is not None else sorted(self._held.keys() | self.on_disk)
 
     def __getitem__(self, path: str) -> bytes:
         data = self._held.get(path)

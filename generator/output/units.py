@@ -161,14 +161,20 @@ class Unit:
     declared: dict[str, contracts.Declared]
     raw: bytes
 
+    def decodable(self) -> bool:
+        """Whether every contract row decodes (decoding them now). A unit the stat record
+        vouches for passed when it was verified; any other is asked before it is reused."""
+        return all(
+            isinstance(side, contracts.RecordedContracts) and side.decodable() for _, *sides, _ in self.declared.values() for side in sides
+        )
 
-#: A recorded contract: kind, name, scope, detail, index into the unit's places (or null).
-_Row = tuple[str, str, str, str, int | None]
 
+class _Pact(msgspec.Struct):
+    """A file's recorded contracts: the rows are left as JSON text, checked and decoded on
+    first use (``contracts.RecordedContracts``; msgspec keeps ``Raw`` only in a Struct)."""
 
-class _Pact(TypedDict):
-    provides: list[_Row]
-    consumes: list[_Row]
+    provides: msgspec.Raw
+    consumes: msgspec.Raw
     first: str
 
 
@@ -213,12 +219,12 @@ def parse_unit(raw: bytes | None) -> Unit | None:
         pact = record.pop("contracts", None)
         entries[path] = cast(dict[str, Any], record)
         if pact is not None:
-            # Kept as rows (contracts.RecordedContracts), turned into Contracts only when asked.
+            # Kept as rows (contracts.RecordedContracts), decoded and turned into Contracts only when asked.
             declared[path] = (
                 path,
-                contracts.RecordedContracts(pact["provides"], places),
-                contracts.RecordedContracts(pact["consumes"], places),
-                pact["first"],
+                contracts.RecordedContracts(pact.provides, places, path),
+                contracts.RecordedContracts(pact.consumes, places, path),
+                pact.first,
             )
     return Unit(data["inputs"], entries, declared, raw)
 
@@ -271,8 +277,9 @@ class Fleet:
 
     #: Their manifests' paths.
     paths: frozenset[str]
-    #: Whether a recorded unit (name, parsed manifest) is still that fleet's: the base's always;
-    #: the working tree's while the stat record vouches for it.
+    #: Whether a recorded unit (name, parsed manifest) is still that fleet's -- its manifest holds
+    #: the bytes verified then, so its contracts are the ones checked: the base's always; the
+    #: working tree's while the stat record vouches for it or the record's sha256 matches.
     same: Callable[[str, Unit], bool]
 
 
@@ -326,6 +333,11 @@ def plan(root: Path, model: Model, found: Digests, recorded: Recorded, vouch: Vo
             out.on_disk.update(unit.entries)
             out.stats.update(stats)
             history.reused(f"tenant/{name}", unit, vouched=True)
+            continue
+        if not unit.decodable():
+            out.render.add(name)
+            out.reasons[name] = "its manifest's contract rows are damaged"
+            history.rendered(f"tenant/{name}", None)
             continue
         kept: dict[str, bytes] = {}
         for path, entry in unit.entries.items():
@@ -470,7 +482,7 @@ def assemble(
     manifest = {"generator": emit.GENERATOR, "version": MANIFEST_VERSION, "files": {p: entries[p] for p in order}}
     ordered = tuple(declared[p] for p in order if p in declared)
     if todo.on_disk and root is not None:
-        return RenderResult(TreeFiles(root, files, todo.on_disk), manifest, ordered, listed)
+        return RenderResult(TreeFiles(root, files, todo.on_disk, order), manifest, ordered, listed)
     return RenderResult({p: files[p] for p in order}, manifest, ordered, listed)
 
 

@@ -13,7 +13,7 @@ import pytest
 from generator import pipeline
 from generator.catalog import snapshot
 from generator.formats import emit
-from generator.output import tree, units
+from generator.output import checkcache, tree, units
 from generator.output.render import MANIFEST_PATH, render
 from helpers.gitrepo import commit_all
 from helpers.repo import copy_repo
@@ -462,3 +462,21 @@ def test_a_malformed_unit_manifest_is_not_a_unit_and_its_tenant_renders_again(re
     pipeline.render_to_disk(repo)
     assert path.read_bytes() == raw
 
+
+def test_unit_manifests_written_just_before_the_record_are_known_by_their_bytes(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A unit written within the racy window of the verified-clean record has no stat digest;
+    the record keeps its sha256, and the next run still knows it as the verified fleet's (two
+    edits in a row used to judge the whole fleet's contracts every other run)."""
+    monkeypatch.setattr(checkcache, "RACY_NS", 10**18)  # every file counts as just written
+    pipeline.render_to_disk(repo)  # a copied tree: nothing vouched by stat, every unit read, then recorded
+    record = checkcache._read(repo)
+    assert not record.get("units") and units.unit_path("tenant/globex") in record["racy"]
+    _edit_tenant(repo)
+    _, plan = pipeline.build_incremental(repo)
+    assert plan.render == {"hooli"} and plan.previous is not None
+    assert sorted(b'"unit": "tenant/hooli"' in u.raw or b'"unit": "global"' in u.raw for u in plan.previous) == [True, True]
+    # a manifest whose bytes are not the recorded ones is not the verified fleet's: judge everything
+    other = repo / units.unit_path("tenant/globex")
+    other.write_bytes(other.read_bytes().replace(b'"version": ', b'"version":  ', 1))
+    _, plan = pipeline.build_incremental(repo)
+    assert plan.render == {"hooli"} and "globex" in plan.reused and plan.previous is None

@@ -81,6 +81,7 @@ def list_folders(root: Path, folders: Iterable[str], *, cached: bool = True) -> 
     folders only, never a link; an unreadable folder is skipped. ``cached``: reuse and
     offer an update of ``.companyos-cache/listing`` (:meth:`Listing.remember` keeps it)."""
     base = os.fspath(root)
+    top = os.path.join(base, "")  # plain concatenation below: ~230,000 folders at 10,000 tenants
     folders = list(folders)
     known = _load(root, folders) if cached else {}
     fresh: dict[str, _Folder] = {}
@@ -91,7 +92,7 @@ def list_folders(root: Path, folders: Iterable[str], *, cached: bool = True) -> 
     changed = False
     while pending:
         folder = pending.pop()
-        path = os.path.join(base, folder)
+        path = top + folder
         try:
             st = os.lstat(path)
         except OSError:

@@ -283,12 +283,13 @@ def _status(
     st = TreeStatus()
     existing, links = listing.files, listing.links
     base = os.fspath(root)
-    for rel in result.files:
+    # set operations over the ~800,000 paths of a 10,000-tenant tree, one Python step per path left
+    rendered = set(result.files)
+    trusted = (verified & existing) - links  # reused bytes read from, or vouched for on, this very tree
+    st.unchanged = len(trusted & rendered)
+    for rel in sorted(rendered - trusted):
         if rel in links:  # never read through one: a link is not the file we generate
             st.changed.append(rel)
-            continue
-        if rel in verified and rel in existing:
-            st.unchanged += 1
             continue
         data = result.files[rel]
         # One byte more than expected is enough to tell "longer" from "equal".
@@ -299,11 +300,10 @@ def _status(
             st.changed.append(rel)
         else:
             st.unchanged += 1
-    st.stale = sorted(rel for rel in previous if rel not in result.files and rel in existing)
-    known = set(result.files) | set(previous)
-    st.unmanaged = sorted(
-        rel for rel in existing if rel.split("/", 1)[0] in OWNED_DIRS and rel not in known and not rel.endswith(TMP_SUFFIX)
-    )
+    st.stale = sorted((previous.keys() - rendered) & existing)
+    unknown = existing - rendered
+    unknown.difference_update(previous)
+    st.unmanaged = sorted(rel for rel in unknown if rel.split("/", 1)[0] in OWNED_DIRS and not rel.endswith(TMP_SUFFIX))
     st.leftover = sorted(rel for rel in existing if rel.endswith(TMP_SUFFIX))
     return st
 

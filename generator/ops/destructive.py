@@ -157,7 +157,7 @@ def compare(model: Model, result: RenderResult, base: Baseline, reused: Collecti
     settings are the base's too, so the base's are resolved only for the others."""
     out = Destruction(base.ref)
     items: list[str] = []
-    old_tenants = base.raw("tenants/*.yaml")
+    old_tenants = base.raw("tenants/*.yaml", changed_only=True)  # an unchanged file lists the environments it lists now
     old_envs = set(base.raw("environments/*.yaml"))
     for name in sorted(set(old_tenants) - set(model.tenants)):
         items.append(f"tenant '{name}' (tenants/{name}.yaml removed)")

@@ -183,6 +183,23 @@ def test_the_base_writes_only_catalog_inputs_and_reads_its_output_from_git(based
         assert listed == sorted(tracked) and listed
 
 
+def test_only_base_tenant_files_that_differ_are_parsed(based):
+    """At 10,000 tenants parsing every base tenant file was a second of each ``check --base``:
+    a file the working tree holds unchanged is listed by name only (its environments are the
+    ones the current catalog renders), a changed or removed one is parsed."""
+    from generator.catalog import snapshot as baseline
+
+    edit_yaml(based / "tenants/hooli.yaml", lambda d: d.__setitem__("environments", ["prod"]))
+    (based / "tenants/globex.yaml").unlink()
+    with baseline.at(based, "HEAD") as base:
+        every = base.raw("tenants/*.yaml")
+        changed = base.raw("tenants/*.yaml", changed_only=True)
+    assert set(changed) == set(every) and {"acme", "globex", "hooli"} <= set(every)
+    assert changed["acme"] == {} and every["acme"]["environments"]
+    assert changed["hooli"] == every["hooli"] and "dev" in changed["hooli"]["environments"]
+    assert changed["globex"] == every["globex"] != {}
+
+
 def test_only_argo_cd_files_that_differ_from_the_base_are_parsed(companyos, based, monkeypatch):
     """Objects in files equal to the base's are on both sides; a harmless one-tenant change
     parses only that tenant's changed Argo CD files, a real removal is still listed."""

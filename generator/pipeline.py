@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime
 import gc
-import hashlib
 import os
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
@@ -135,20 +134,11 @@ def build_incremental(
         found = units.digests(root, judged.model)
         if base is None:  # the working tree's manifests, and its files as the stat record vouches for them
             vouch = checkcache.vouching(root) if trust_stat else None
-            verified = checkcache.fleet(root) if vouch is not None else None
+            verified = checkcache.fleet(root) if trust_stat else None
             fleet = None
-            if vouch is not None and verified is not None:
-                # a unit is the verified fleet's while its manifest holds the bytes verified then: its
-                # stat vouches for it, or (written just before the record) its sha256 is the record's.
-                # Its contracts are in those bytes; a reused unit's files are proven apart (units.plan)
-                racy = checkcache.racy(root)
-                fleet = units.Fleet(
-                    verified,
-                    lambda unit, recorded: (
-                        vouch(units.unit_path(unit), recorded.entries) is not None
-                        or racy.get(units.unit_path(unit)) == hashlib.sha256(recorded.raw).hexdigest()
-                    ),
-                )
+            if verified is not None:  # a unit is the verified fleet's while its manifest holds the bytes verified then
+                paths, same = verified
+                fleet = units.Fleet(paths, lambda unit, recorded: same(units.unit_path(unit), recorded.entries, recorded.raw))
             result, plan = units.render_incremental(
                 judged.model, root, found, units.working_tree(root), jobs=default_jobs(), vouch=vouch, fleet=fleet
             )

@@ -81,9 +81,8 @@ def check(
     else:
         from generator.ops.destructive import against_base
 
-        # one export of the base serves both the incremental check and the destruction report;
-        # the collector runs rarely throughout (a full collection walks every object held)
-        with pipeline.fewer_collections(), snapshot.at(find_root(root or Path.cwd()), base) as baseline:
+        # one export of the base serves both the incremental check and the destruction report
+        with snapshot.at(find_root(root or Path.cwd()), base) as baseline:
             built, st = pipeline.check(root, full=full, base=None if full else baseline)
             assert built is not None  # --base never takes the cached path
             destruction = against_base(built.model, built.result, baseline, built.reused)

@@ -231,7 +231,10 @@ def _deletion_protection(model: Model, result: RenderResult, base: Baseline, not
 
 
 def against_base(model: Model, result: RenderResult, base: Baseline, reused: Collection[str] = frozenset()) -> Destruction:
-    """The full ``check --base`` comparison: destruction plus forward-only schema versions."""
-    out = compare(model, result, base, reused)
-    out.errors = schema_against_base(model, base_versions(base.raw("catalog/services/*.yaml")), base.ref)
+    """The full ``check --base`` comparison: destruction plus forward-only schema versions.
+    The collector runs rarely: the built model and render are held, and a full collection
+    walks all of them (4.5 s of one set over 30,000 deployments at 10,000 tenants)."""
+    with pipeline.fewer_collections():
+        out = compare(model, result, base, reused)
+        out.errors = schema_against_base(model, base_versions(base.raw("catalog/services/*.yaml")), base.ref)
     return out

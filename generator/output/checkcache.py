@@ -272,7 +272,10 @@ def vouching(root: Path) -> Callable[[str, Iterable[str]], Vouched]:
     verified clean (then each holds the sha256 that manifest records: the same argument as
     git's index): their stats, else None. Only for the working tree; ``check --base`` and CI
     never have a record."""
-    recorded = _read(root)
+    return _vouching(root, _read(root))
+
+
+def _vouching(root: Path, recorded: Mapping[str, object]) -> Callable[[str, Iterable[str]], Vouched]:
     known = recorded.get("units") if recorded.get("version") == CACHE_VERSION else None
     if not isinstance(known, dict) or not known:
         return lambda unit, listed: None
@@ -288,22 +291,29 @@ def vouching(root: Path) -> Callable[[str, Iterable[str]], Vouched]:
     return vouch
 
 
-def racy(root: Path) -> dict[str, str]:
-    """Files written just before the last verified-clean record (path -> their sha256 then,
-    read under the lock as the record was taken): they have no stat digest, and a unit
-    manifest among them is known by its bytes instead (``units.Fleet``)."""
-    recorded = _read(root)
-    found = recorded.get("racy") if recorded.get("version") == CACHE_VERSION else None
-    return {str(p): sha for p, sha in found.items() if isinstance(sha, str)} if isinstance(found, dict) else {}
+#: A unit manifest's path, the files it lists and its bytes -> whether it still holds the bytes verified.
+Same = Callable[[str, Iterable[str], bytes], bool]
 
 
-def fleet(root: Path) -> frozenset[str] | None:
-    """The unit manifests (paths) of the tree last verified clean: they passed the contract
+def fleet(root: Path) -> tuple[frozenset[str], Same] | None:
+    """The unit manifests (paths) of the tree last verified clean -- they passed the contract
     check together, so an incremental run judges only what it renders again
-    (``contracts.unchanged``). None without a record that lists them."""
+    (``contracts.unchanged``) -- and whether one still holds the bytes verified then: its stat
+    vouches for it, or, written within :data:`RACY_NS` of the record (so it has no stat
+    digest), its sha256 is the one the record read under the lock. None without a record
+    that lists them."""
     recorded = _read(root)
     found = recorded.get("fleet") if recorded.get("version") == CACHE_VERSION else None
-    return frozenset(str(p) for p in found) if isinstance(found, list) else None
+    if not isinstance(found, list):
+        return None
+    vouch = _vouching(root, recorded)
+    racy = recorded.get("racy")
+    kept = {str(p): sha for p, sha in racy.items() if isinstance(sha, str)} if isinstance(racy, dict) else {}
+
+    def same(unit: str, listed: Iterable[str], raw: bytes) -> bool:
+        return vouch(unit, listed) is not None or kept.get(unit) == hashlib.sha256(raw).hexdigest()
+
+    return frozenset(str(p) for p in found), same
 
 
 def _record(root: Path, entry: Mapping[str, object]) -> None:

@@ -95,22 +95,17 @@ class RecordedContracts(Sequence[Contract]):
 
     @property
     def rows(self) -> Sequence[Sequence[Any]]:
-        rows = self._rows
-        if isinstance(rows, msgspec.Raw):
-            try:
-                rows = self._rows = _ROWS.decode(rows)
-            except msgspec.MsgspecError as error:  # a unit plan validates what it did not vouch for: not expected
-                raise UsageError(
-                    f"{self._origin or 'a unit manifest'}: damaged contract rows ({error}); run `companyos render --full`"
-                ) from None
-        return rows
+        if not self.decodable():  # a unit plan checks what nothing vouched for before reusing it: not expected
+            raise UsageError(f"{self._origin or 'a unit manifest'}: damaged contract rows; run `companyos render --full`")
+        return self._rows  # type: ignore[return-value]
 
     def decodable(self) -> bool:
-        """Whether the rows decode (decoding them now): for a recorded unit nothing vouches for."""
-        try:
-            self.rows  # noqa: B018
-        except UsageError:
-            return False
+        """Whether the rows decode (decoding them now, once): asked of a recorded unit nothing vouches for."""
+        if isinstance(self._rows, msgspec.Raw):
+            try:
+                self._rows = _ROWS.decode(self._rows)
+            except msgspec.MsgspecError:
+                return False
         return True
 
     def _contract(self, row: Sequence[Any]) -> Contract:

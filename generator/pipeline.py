@@ -65,11 +65,12 @@ def fewer_collections() -> Iterator[None]:
         gc.set_threshold(*previous)
 
 
-def load(root: Path) -> Catalog:
+def load(root: Path, tenants: Collection[str] | None = None) -> Catalog:
     """Read every file, then the cross-file checks; raise CatalogErrors with all problems.
-    Every command loads first, so this is where an interrupted tree write is repaired."""
+    Every command loads first, so this is where an interrupted tree write is repaired.
+    ``tenants``: read only these tenants' files (the others count as defined, unchecked)."""
     tree.recover(root)
-    catalog, errors = read_catalog(root)
+    catalog, errors = read_catalog(root, tenants)
     errors = [*errors, *check_references(catalog)]
     if errors:
         raise CatalogErrors(errors, root_causes=root_causes(catalog))
@@ -98,9 +99,9 @@ def resolve_checked(root: Path, today: datetime.date | None = None) -> Judged:
 def model_at(base: Baseline, only: Collection[str] | None = None) -> tuple[Model | None, str | None]:
     """The catalog at a base git ref, resolved with today's code and not judged (yesterday's
     catalog is not held to today's waivers): the model, or None and why it does not load.
-    ``only``: resolve these tenants' deployments alone (``model.resolve``)."""
+    ``only``: read and resolve these tenants alone (``read_catalog``, ``model.resolve``)."""
     try:
-        return resolve(load(base.root), only), None
+        return resolve(load(base.root, only), only), None
     except CatalogErrors as errors:
         first = errors.errors[0] if errors.errors else "unknown error"
         return None, f"the catalog at {base.ref} does not load with this version of companyos ({len(errors.errors)} errors; first: {first})"

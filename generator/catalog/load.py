@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -35,6 +36,9 @@ class FileKind:
     required: bool = True
 
 
+#: The kind a catalog may be read partly (``read_catalog(tenants=)``).
+TENANT_KIND = "tenant"
+
 #: Adding an input kind is one row here (and its model in ``spec``); ``companyos schema``
 #: exports a JSON Schema for every row.
 LAYOUT: list[FileKind] = [
@@ -42,7 +46,7 @@ LAYOUT: list[FileKind] = [
     FileKind("tier", "catalog/tiers/*.yaml", spec.Tier),
     FileKind("service", "catalog/services/*.yaml", spec.Service),
     FileKind("environment", "environments/*.yaml", spec.Environment),
-    FileKind("tenant", "tenants/*.yaml", spec.Tenant, required=False),
+    FileKind(TENANT_KIND, "tenants/*.yaml", spec.Tenant, required=False),
     FileKind("waivers", "catalog/waivers.yaml", spec.Waivers, single=True, required=False),
     FileKind("pricing", "catalog/pricing.yaml", spec.Pricing, single=True, required=False),
     FileKind("networks", "catalog/networks.yaml", spec.Networks, single=True),
@@ -78,10 +82,14 @@ class Catalog:
     #: kind -> file stems that failed to load; references to them are not reported again.
     broken: dict[str, set[str]] = field(default_factory=dict)
     templates: dict[str, str] = field(default_factory=dict)
+    #: Tenant file stems not read: a catalog read for a few tenants (``read_catalog(tenants=)``)
+    #: still knows the others exist, so naming one is not a mistake.
+    unread: frozenset[str] = frozenset()
 
     def defines(self, kind: str, name: str) -> bool:
-        """True when ``name`` is defined, or its file exists but failed to load (already reported)."""
-        return name in self.entries.get(kind, {}) or name in self.broken.get(kind, set())
+        """True when ``name`` is defined, or its file exists but failed to load (already
+        reported) or was not read (a catalog read for a few tenants)."""
+        return name in self.entries.get(kind, {}) or name in self.broken.get(kind, set()) or (kind == TENANT_KIND and name in self.unread)
 
     def of(self, kind: str) -> dict[str, Entry[Any]]:
         return self.entries.get(kind, {})
@@ -121,16 +129,23 @@ def find_root(start: Path) -> Path:
     return start
 
 
-def read_catalog(root: Path) -> tuple[Catalog, list[CatalogError]]:
+def read_catalog(root: Path, tenants: Collection[str] | None = None) -> tuple[Catalog, list[CatalogError]]:
     """Read and validate every file under ``root`` on its own, keeping going after mistakes.
 
     Returns what loaded (broken files are listed in ``Catalog.broken``) and every error, so
     the cross-file checks (``model.references``) can add theirs and all are reported at once.
-    Raises only when there is no platform file: nothing else can be checked without it."""
+    Raises only when there is no platform file: nothing else can be checked without it.
+    ``tenants``: read these tenants' files alone (``Catalog.unread`` names the others): the
+    base commit's settings of a few changed tenants, not 10,000 files parsed for them."""
     sink = ErrorSink()
     catalog = Catalog(root=root)
     for kind in LAYOUT:
-        catalog.entries[kind.kind] = _load_kind(root, kind, sink, catalog.broken.setdefault(kind.kind, set()))
+        paths = _paths(root, kind)
+        if tenants is not None and kind.kind == TENANT_KIND:
+            wanted = set(tenants)
+            catalog.unread = frozenset(p.stem for p in paths if p.stem not in wanted)
+            paths = [p for p in paths if p.stem in wanted]
+        catalog.entries[kind.kind] = _load_kind(root, kind, paths, sink, catalog.broken.setdefault(kind.kind, set()))
     catalog.templates = _load_templates(root, sink)
     if catalog.single("platform") is None:
         sink.raise_if_any()
@@ -145,10 +160,14 @@ def load_catalog(root: Path) -> Catalog:
     return catalog
 
 
-def _load_kind(root: Path, kind: FileKind, sink: ErrorSink, broken: set[str]) -> dict[str, Entry[Any]]:
+def _paths(root: Path, kind: FileKind) -> list[Path]:
     paths = sorted(root.glob(kind.pattern))
     if kind.pattern.endswith("*.yaml"):  # a stray .yml must not be silently ignored
         paths = sorted({*paths, *root.glob(kind.pattern[: -len(".yaml")] + ".yml")})
+    return paths
+
+
+def _load_kind(root: Path, kind: FileKind, paths: list[Path], sink: ErrorSink, broken: set[str]) -> dict[str, Entry[Any]]:
     if not paths and kind.required:
         sink.add(Location(kind.pattern), f"no {kind.kind} file found (expected {kind.pattern})")
     entries: dict[str, Entry[Any]] = {}

@@ -249,13 +249,17 @@ def test_only_base_unit_manifests_that_differ_are_read_for_removed_roots(company
 
 
 def _spy_model_at(monkeypatch) -> list[object]:
-    """Record the tenants each resolution of the base was asked for (None: all of them)."""
+    """Record the tenants each resolution of the base was asked for (None: all of them), and
+    check that it read no other tenant's file."""
     asked: list[object] = []
     real = pipeline.model_at
 
     def recording(base, only=None):
         asked.append(None if only is None else sorted(only))
-        return real(base, only)
+        model, error = real(base, only)
+        assert model is not None, error
+        assert only is None or set(model.catalog.tenants) == set(only), "the base read tenant files it was not asked for"
+        return model, error
 
     monkeypatch.setattr(pipeline, "model_at", recording)
     return asked

@@ -183,6 +183,33 @@ def test_the_base_writes_only_catalog_inputs_and_reads_its_output_from_git(based
         assert listed == sorted(tracked) and listed
 
 
+def test_the_base_reads_from_git_only_the_inputs_the_working_tree_changed(based, monkeypatch):
+    """At 10,000 tenants one object read per base input file was seconds of ``check --base``: a
+    working-tree file with the base's blob id is copied, any other (edited, removed, replaced by
+    a link or a FIFO) comes from git, byte for byte."""
+    import os
+    import subprocess
+
+    from generator.catalog import snapshot as baseline
+
+    read: list[str] = []
+    real = baseline.read_blob
+    monkeypatch.setattr(baseline, "read_blob", lambda repo, sha: read.append(sha) or real(repo, sha))
+    edit_yaml(based / "tenants/globex.yaml", lambda d: d.update(owner="platform-b@example.com"))
+    (based / "tenants/hooli.yaml").unlink()
+    os.mkfifo(based / "tenants/hooli.yaml")  # never opened for reading (it would block)
+    (based / "tenants/acme.yaml").rename(based / "acme.yaml")
+    (based / "tenants/acme.yaml").symlink_to(based / "acme.yaml")
+    exported = subprocess.run(
+        ["git", "ls-files", "-z", "catalog", "tenants", "environments", "templates"], cwd=based, capture_output=True, text=True, check=True
+    ).stdout.split("\0")[:-1]
+    with baseline.at(based, "HEAD") as base:
+        for rel in exported:
+            committed = subprocess.run(["git", "show", f"HEAD:{rel}"], cwd=based, capture_output=True, check=True).stdout
+            assert (base.root / rel).read_bytes() == committed, rel
+    assert len(read) == 3, read  # globex, hooli, acme
+
+
 def test_only_base_tenant_files_that_differ_are_parsed(based):
     """At 10,000 tenants parsing every base tenant file was a second of each ``check --base``:
     a file the working tree holds unchanged is listed by name only (its environments are the

@@ -6,8 +6,10 @@ versions of the libraries that shape output), every output byte on disk and toda
 (waivers expire). After a ``check`` or ``render`` finds the tree clean we store a digest of
 each in ``.companyos-cache/check.json`` (git-ignored), plus a digest of every output's
 ``lstat`` as git's index does: when that matches, nothing is read; files written within
-:data:`RACY_NS` of the record are re-hashed. Any difference, ``--full`` or ``--base`` takes
-the full path, which stays the authority; CI clones have no cache. docs/architecture.md.
+:data:`RACY_NS` of the record are re-hashed. Both digests are sums of per-file hashes, kept
+per unit too: a one-tenant edit's record carries the other units' sums. Any difference,
+``--full`` or ``--base`` takes the full path, which stays the authority; CI clones have no
+cache. docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -31,7 +33,10 @@ from generator.output.listing import CACHE_DIR, RACY_NS
 from generator.output.tree import files_under, read_file, read_manifest
 
 CACHE_PATH = f"{CACHE_DIR}/check.json"
-CACHE_VERSION = 3
+CACHE_VERSION = 4
+#: Stat and content digests are sums of per-file hashes modulo this: a part of the tree (a
+#: unit) sums on its own, so a record carries an unchanged unit's sum without touching its files.
+_MODULUS = 1 << 256
 #: Folders whose every file is an input to the render.
 INPUT_DIRS = ("catalog", "environments", "tenants", "templates")
 #: Libraries whose version can change the bytes we write.
@@ -42,16 +47,11 @@ OUTPUT_LIBRARIES = ("jinja2", "pyyaml", "pydantic", "pydantic-core")
 OUTPUT_DIRS = ("rendered",)
 
 
-def _digest(root: Path, paths: Iterable[str], known: Mapping[str, str] | None = None) -> str:
-    """One hash over (path, content hash) pairs; ``known``: the sha256 (hex) of contents the
-    caller knows already (a render's manifest entries), so they are not read back."""
+def _digest(root: Path, paths: Iterable[str]) -> str:
+    """One hash over (path, content hash) pairs, in order (the inputs and the code)."""
     total = hashlib.sha256()
     base = os.fspath(root)
     for rel in paths:
-        sha = known.get(rel) if known is not None else None
-        if sha is not None:
-            total.update(rel.encode() + b"\0" + bytes.fromhex(sha))
-            continue
         data = None
         with contextlib.suppress(OSError):  # unreadable counts as missing
             data = read_file(os.path.join(base, rel))
@@ -85,8 +85,23 @@ def _output_paths(root: Path, extra: Iterable[str] | None = None) -> list[str]:
     return sorted(paths)
 
 
-def outputs_digest(root: Path) -> str:
-    return _digest(root, _output_paths(root))
+def _item(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest(), "big")
+
+
+def _hex(total: int) -> str:
+    return f"{total % _MODULUS:064x}"
+
+
+def _content_sum(pairs: Iterable[tuple[str, str]]) -> int:
+    """The order-free sum over (path, sha256 hex) pairs (:data:`_MODULUS`)."""
+    return sum(_item(f"{rel}\0{sha}") for rel, sha in pairs)
+
+
+def _read_sum(root: Path, paths: Iterable[str]) -> str:
+    """:func:`_content_sum` of the files on disk (an unreadable one counts as missing)."""
+    base = os.fspath(root)
+    return _hex(_content_sum((rel, _sha(os.path.join(base, rel)) or "missing") for rel in paths))
 
 
 def _sha(path: str) -> str | None:
@@ -104,14 +119,13 @@ def _walk_stats(root: Path) -> dict[str, os.stat_result]:
     return out
 
 
-def _stat_digest(paths: Iterable[str], stats: Mapping[str, os.stat_result], racy: Mapping[str, str]) -> str:
-    """One hash over every path's stat (path, size, mtime, ctime, inode, mode), racy ones left out."""
-    total = hashlib.sha256()
+def _stat_sum(paths: Iterable[str], stats: Mapping[str, os.stat_result]) -> int:
+    """The order-free sum over every path's stat (path, size, mtime, ctime, inode, mode)."""
+    total = 0
     for rel in paths:
-        if rel not in racy:
-            st = stats[rel]
-            total.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_ino}\0{st.st_mode}\n".encode())
-    return total.hexdigest()
+        st = stats[rel]
+        total += _item(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_ino}\0{st.st_mode}\n")
+    return total
 
 
 def _stat_clean(root: Path, cached: Mapping[str, object]) -> list[str] | None:
@@ -128,7 +142,7 @@ def _stat_clean(root: Path, cached: Mapping[str, object]) -> list[str] | None:
     base = os.fspath(root)
     if any(_sha(os.path.join(base, rel)) != sha for rel, sha in racy.items()):
         return None
-    return paths if _stat_digest(paths, found, racy) == stat else None
+    return paths if _hex(_stat_sum((p for p in paths if p not in racy), found)) == stat else None
 
 
 def _read(root: Path) -> dict[str, object]:
@@ -163,7 +177,7 @@ def known_clean(root: Path, inputs: str | None = None) -> int | None:
             _record(root, {**cached, "git": None})
         return files
     paths = _output_paths(root)
-    if cached.get("outputs") != _digest(root, paths):
+    if cached.get("outputs") != _read_sum(root, paths):
         return None
     _record(root, {**cached, **_stat_record(root, paths)})  # clean by content: stat it afresh
     return files
@@ -190,51 +204,100 @@ def remember_clean(
     render with no unmanaged files, or a check that found the tree clean: the render's
     manifest entries), so nothing is read back. ``inputs``: as for :func:`known_clean`.
     ``units``: unit manifest path -> the files it lists; each unit none of whose files is
-    racy gets its own stat digest, which lets the next incremental render or check reuse
-    it without reading its files (:func:`vouching`), even after the inputs changed.
+    racy gets its own stat sum, which lets the next incremental render or check reuse it
+    without reading its files (:func:`vouching`), even after the inputs changed.
     ``known``: ``lstat`` results this run took under the lock of files it did not write
-    since (the vouched units'): the rest are stat'ed one by one instead of walking the tree,
-    and a unit whose every file is known keeps its recorded digest."""
+    since (the vouched units'). A vouched unit keeps its recorded stat sum, and a unit whose
+    manifest is unchanged its content sum: both add into the tree's, so a one-tenant edit
+    at 10,000 tenants stats and hashes that tenant's files, not 800,000."""
     paths = sorted(outputs)
+    before = _read(root) if units is not None else {}
+    if before.get("version") != CACHE_VERSION:
+        before = {}  # another version's sums mean something else
     entry = {
         "version": CACHE_VERSION,
         "inputs": inputs or inputs_digest(root),
-        "outputs": _digest(root, paths, outputs),
         "files": len(outputs),
         "notes": list(notes),
-        **_stat_record(root, paths, units, known),
+        **_content_record(outputs, units, before),
+        **_stat_record(root, paths, units, known, before),
     }
     _record(root, entry)
 
 
+def _content_record(
+    outputs: Mapping[str, str], units: Mapping[str, Iterable[str]] | None, before: Mapping[str, object]
+) -> dict[str, object]:
+    """The tree's content sum, and each unit's keyed by its manifest's sha256: a unit manifest
+    lists every file's sha256, so equal manifest bytes mean an equal sum."""
+    if units is None:
+        return {"outputs": _hex(_content_sum(outputs.items()))}
+    old = before.get("contents")
+    carried = old if isinstance(old, dict) else {}
+    sums: dict[str, list[str]] = {}
+    covered: set[str] = set()
+    total = 0
+    for unit, listed in units.items():
+        sha = outputs.get(unit)
+        if sha is None:
+            continue  # not an output: its files are summed one by one below
+        members = _members(unit, listed)
+        covered.update(members)
+        was = carried.get(unit)
+        if isinstance(was, list) and len(was) == 2 and was[0] == sha and isinstance(was[1], str):
+            part = int(was[1], 16)
+        else:
+            part = _content_sum((rel, outputs[rel]) for rel in members if rel in outputs)
+        sums[unit] = [sha, _hex(part)]
+        total += part
+    total += _content_sum((rel, sha) for rel, sha in outputs.items() if rel not in covered)
+    return {"outputs": _hex(total), "contents": sums}
+
+
 def _stat_record(
-    root: Path, paths: list[str], units: Mapping[str, Iterable[str]] | None = None, known: Mapping[str, os.stat_result] | None = None
+    root: Path,
+    paths: list[str],
+    units: Mapping[str, Iterable[str]] | None = None,
+    known: Mapping[str, os.stat_result] | None = None,
+    before: Mapping[str, object] | None = None,
 ) -> dict[str, object]:
     """The stat part of a record (empty when a file cannot be stat'ed or read: hashing then).
     Racy: a file whose ctime or mtime is within :data:`RACY_NS` of now, kept by content hash;
-    a unit with a racy file gets no stat digest of its own."""
+    a unit with a racy file gets no stat sum of its own. ``before``: the record this one
+    replaces, whose sums of the units vouched for this run (``known``) are carried."""
     since = time.time_ns() - RACY_NS
-    found = _walk_stats(root) if known is None else _stats(root, paths, known)
-    if found is None or not set(paths) <= found.keys():
+    old = (before or {}).get("units") if known else None
+    recorded = old if isinstance(old, dict) else {}
+    vouched: dict[str, str] = {}
+    covered: set[str] = set()
+    total = 0
+    for unit, listed in (units or {}).items():  # vouched for this run by this very sum, nothing written since
+        was = recorded.get(unit)
+        if isinstance(was, str) and known is not None:
+            members = _members(unit, listed)
+            if all(rel in known for rel in members):
+                vouched[unit] = was
+                covered.update(members)
+                total += int(was, 16)
+    rest = [rel for rel in paths if rel not in covered]
+    found = _walk_stats(root) if known is None else _stats(root, rest, known)
+    if found is None or not set(rest) <= found.keys():
         return {}
     base = os.fspath(root)
-    # a known stat is a vouched unit's, unchanged since its digest was taken with none of its files racy
-    fresh = paths if not known else [rel for rel in paths if rel not in known]
+    # a known stat is a vouched unit's, unchanged since its sum was taken with none of its files racy
+    fresh = rest if not known else [rel for rel in rest if rel not in known]
     racy = {rel: _sha(os.path.join(base, rel)) for rel in fresh if max(found[rel].st_ctime_ns, found[rel].st_mtime_ns) >= since}
     if None in racy.values():
         return {}
     kept = {rel: sha for rel, sha in racy.items() if sha is not None}
-    before = _read(root).get("units") if known else None
-    carried = before if isinstance(before, dict) else {}
-    vouched: dict[str, str] = {}
     for unit, listed in (units or {}).items():
-        members = _members(unit, listed)
-        if known and isinstance(carried.get(unit), str) and all(rel in known for rel in members):
-            vouched[unit] = carried[unit]  # vouched for this run by this very digest, nothing written since
-        elif all(rel in found and rel not in kept for rel in members):
-            vouched[unit] = _stat_digest(members, found, {})
+        if unit not in vouched:
+            members = _members(unit, listed)
+            if all(rel in found and rel not in kept for rel in members):
+                vouched[unit] = _hex(_stat_sum(members, found))
+    total += _stat_sum((rel for rel in rest if rel not in kept), found)
     out: dict[str, object] = {
-        "stat": _stat_digest(paths, found, kept),
+        "stat": _hex(total),
         "racy": kept,
         "extra": [p for p in paths if not p.startswith("rendered/")],
     }
@@ -246,15 +309,17 @@ def _stat_record(
 
 
 def _stats(root: Path, paths: Iterable[str], known: Mapping[str, os.stat_result]) -> dict[str, os.stat_result] | None:
-    """``known`` plus an ``lstat`` of every other path; None when one cannot be stat'ed."""
+    """The ``lstat`` of every path, from ``known`` or taken now; None when one cannot be stat'ed."""
     prefix = os.path.join(os.fspath(root), "")  # plain concatenation: a million os.path.join calls cost seconds
-    out = dict(known)
+    out: dict[str, os.stat_result] = {}
     for rel in paths:
-        if rel not in out:
+        st = known.get(rel)
+        if st is None:
             try:
-                out[rel] = os.lstat(prefix + rel)
+                st = os.lstat(prefix + rel)
             except OSError:
                 return None
+        out[rel] = st
     return out
 
 
@@ -286,7 +351,7 @@ def _vouching(root: Path, recorded: Mapping[str, object]) -> Callable[[str, Iter
             return None
         members = _members(unit, listed)
         stats = _stats(root, members, {})
-        return stats if stats is not None and _stat_digest(members, stats, {}) == expected else None
+        return stats if stats is not None and _hex(_stat_sum(members, stats)) == expected else None
 
     return vouch
 

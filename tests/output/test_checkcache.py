@@ -147,7 +147,7 @@ def _record(repo: Path, monkeypatch, racy_ns: int) -> dict:
 def test_an_old_tree_is_trusted_by_stat_and_reads_no_output(rendered_repo, monkeypatch):
     record = _record(rendered_repo, monkeypatch, racy_ns=0)
     assert record["racy"] == {} and record["stat"] and ".github/workflows/render-check.yml" in record["extra"]
-    monkeypatch.setattr(checkcache, "_digest", lambda *a, **k: (_ for _ in ()).throw(AssertionError("hashed the outputs")))
+    monkeypatch.setattr(checkcache, "_read_sum", lambda *a, **k: (_ for _ in ()).throw(AssertionError("hashed the outputs")))
     monkeypatch.setattr(checkcache, "inputs_digest", lambda root: record["inputs"])
     no_render(monkeypatch)
     assert checkcache.known_clean(rendered_repo) == record["files"]
@@ -209,6 +209,44 @@ def test_an_edit_reuses_every_vouched_unit_without_reading_its_files(rendered_re
     full = pipeline.build(rendered_repo).result.files
     assert dict(built.result.files) == dict(full)
     assert pipeline.check(rendered_repo)[1].clean
+
+
+def test_an_edits_record_carries_the_other_units_sums_and_equals_a_fresh_one(rendered_repo, monkeypatch):
+    """The record after a one-tenant edit stats only what was not vouched for (the edited and
+    the global unit): every other unit's stat and content sums are carried, and the tree's
+    sums made from them are exactly what a full check records from scratch."""
+    import json
+
+    from generator.output import units
+
+    _record(rendered_repo, monkeypatch, racy_ns=0)
+    edit_yaml(rendered_repo / "tenants/hooli.yaml", lambda data: data.update(owner="platform-b@example.com"))
+    summed: list[str] = []
+    recording: list[bool] = []
+    real, remember = checkcache._stat_sum, checkcache.remember_clean
+
+    def summing(paths, stats):
+        paths = list(paths)
+        if recording:  # the plan sums each unit it vouches for; the record must not again
+            summed.extend(paths)
+        return real(paths, stats)
+
+    def remembering(*args, **kwargs):
+        recording.append(True)
+        return remember(*args, **kwargs)
+
+    monkeypatch.setattr(checkcache, "_stat_sum", summing)
+    monkeypatch.setattr(checkcache, "remember_clean", remembering)
+    built, _ = pipeline.render_to_disk(rendered_repo)
+    carried = json.loads((rendered_repo / CACHE_PATH).read_text())
+    members = units.membership(built.result)
+    allowed = {p for unit in ("global", "tenant/hooli") for p in [units.unit_path(unit), *members[units.unit_path(unit)]]}
+    assert summed and set(summed) <= allowed, sorted(set(summed) - allowed)[:5]
+    monkeypatch.setattr(checkcache, "_stat_sum", real)
+    fresh = _record(rendered_repo, monkeypatch, racy_ns=0)  # a full check, every file stat'ed and summed
+    for key in ("stat", "outputs", "units", "contents", "racy", "fleet", "files"):
+        assert carried[key] == fresh[key], key
+    assert len(carried["units"]) == len(members)
 
 
 def test_a_same_size_edit_in_a_vouched_unit_is_read_and_undone(rendered_repo, monkeypatch):

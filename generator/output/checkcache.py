@@ -330,9 +330,11 @@ def _members(unit: str, listed: Iterable[str]) -> list[str]:
 
 #: Stats taken under the lock of a unit the record vouched for, or None (read its files).
 Vouched = dict[str, os.stat_result] | None
+#: unit manifest path, its files -> their :data:`Vouched` stats (``units.plan`` asks it per unit).
+Vouch = Callable[[str, Iterable[str]], Vouched]
 
 
-def vouching(root: Path) -> Callable[[str, Iterable[str]], Vouched]:
+def vouching(root: Path) -> Vouch:
     """Whether a unit's manifest and files still ``lstat`` exactly as when the tree was last
     verified clean (then each holds the sha256 that manifest records: the same argument as
     git's index): their stats, else None. Only for the working tree; ``check --base`` and CI
@@ -340,7 +342,7 @@ def vouching(root: Path) -> Callable[[str, Iterable[str]], Vouched]:
     return _vouching(root, _read(root))
 
 
-def _vouching(root: Path, recorded: Mapping[str, object]) -> Callable[[str, Iterable[str]], Vouched]:
+def _vouching(root: Path, recorded: Mapping[str, object]) -> Vouch:
     known = recorded.get("units") if recorded.get("version") == CACHE_VERSION else None
     if not isinstance(known, dict) or not known:
         return lambda unit, listed: None

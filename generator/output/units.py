@@ -31,6 +31,7 @@ from generator.errors import CatalogErrors, Location
 from generator.formats import emit
 from generator.model.resolve import Model
 from generator.output import contracts, limits
+from generator.output.checkcache import Vouch  # their lstat while they stat as last verified clean, else None
 from generator.output.ondisk import TreeFiles
 from generator.output.render import MANIFEST_PATH, MANIFEST_VERSION, RenderResult, render
 from generator.output.tree import UNITS_DIR, files_under, read_file
@@ -289,11 +290,6 @@ def unit_named(path: str) -> str:
     return GLOBAL if stem == GLOBAL else "tenant/" + stem.removeprefix("tenant-")
 
 
-#: unit manifest path, its files -> their ``lstat`` when they (and it) still stat as when the
-#: tree was last verified clean (``checkcache.vouching``: then they hold the recorded sha256s), else None.
-Vouch = Callable[[str, Iterable[str]], "dict[str, os.stat_result] | None"]
-
-
 def plan(root: Path, model: Model, found: Digests, recorded: Recorded, vouch: Vouch | None = None, fleet: Fleet | None = None) -> Plan:
     """Reuse a tenant's recorded unit only when the context and its own inputs digest the
     same as recorded and every file it lists is on disk with that sha256: read and hashed,
@@ -421,6 +417,7 @@ def render_incremental(
         if path in fresh_declared:
             declared[path] = fresh_declared[path]
     fresh_only = list(declared.values())
+    fresh_paths = list(entries)
     for unit in todo.reused.values():
         entries.update(unit.entries)
         declared.update(unit.declared)
@@ -444,7 +441,7 @@ def render_incremental(
     ]
     if errors:
         raise CatalogErrors(errors)
-    return assemble(model, found, files, entries, declared, todo, root), todo
+    return assemble(model, found, files, entries, declared, todo, root, fresh=fresh_paths), todo
 
 
 def assemble(
@@ -455,13 +452,18 @@ def assemble(
     declared: Mapping[str, contracts.Declared],
     todo: Plan,
     root: Path | None = None,
+    fresh: Iterable[str] | None = None,
 ) -> RenderResult:
     """Add every unit's manifest (recorded bytes for a reused unit). There is no fleet-wide
     manifest file: it would change with every tenant added (``RenderResult.manifest`` still
-    holds every entry in memory)."""
+    holds every entry in memory). ``fresh``: the entries rendered this run; a reused unit's
+    are grouped already (``Plan.reused``: the plan checked every one is that tenant's)."""
     by_unit: dict[str, dict[str, dict[str, Any]]] = {GLOBAL: {}}
     by_unit.update({f"tenant/{name}": {} for name in model.catalog.tenants})
-    for path, entry in entries.items():
+    if fresh is not None:
+        by_unit.update({f"tenant/{name}": unit.entries for name, unit in todo.reused.items()})
+    for path in entries if fresh is None else fresh:
+        entry = entries[path]
         by_unit.setdefault(unit_of(entry), {})[path] = entry
     listed = {unit_path(unit): list(members) for unit, members in by_unit.items() if members}
     for unit, members in by_unit.items():

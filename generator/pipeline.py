@@ -65,12 +65,12 @@ def fewer_collections() -> Iterator[None]:
         gc.set_threshold(*previous)
 
 
-def load(root: Path, tenants: Collection[str] | None = None) -> Catalog:
+def load(root: Path, tenants: Collection[str] | None = None, known: Collection[str] | None = None) -> Catalog:
     """Read every file, then the cross-file checks; raise CatalogErrors with all problems.
     Every command loads first, so this is where an interrupted tree write is repaired.
-    ``tenants``: read only these tenants' files (the others count as defined, unchecked)."""
+    ``tenants``, ``known``: read only these tenants' files (``read_catalog``)."""
     tree.recover(root)
-    catalog, errors = read_catalog(root, tenants)
+    catalog, errors = read_catalog(root, tenants, known)
     errors = [*errors, *check_references(catalog)]
     if errors:
         raise CatalogErrors(errors, root_causes=root_causes(catalog))
@@ -101,7 +101,7 @@ def model_at(base: Baseline, only: Collection[str] | None = None) -> tuple[Model
     catalog is not held to today's waivers): the model, or None and why it does not load.
     ``only``: read and resolve these tenants alone (``read_catalog``, ``model.resolve``)."""
     try:
-        return resolve(load(base.root, only), only), None
+        return resolve(load(base.catalog_root(only), only, base.tenant_names()), only), None
     except CatalogErrors as errors:
         first = errors.errors[0] if errors.errors else "unknown error"
         return None, f"the catalog at {base.ref} does not load with this version of companyos ({len(errors.errors)} errors; first: {first})"

@@ -129,21 +129,25 @@ def find_root(start: Path) -> Path:
     return start
 
 
-def read_catalog(root: Path, tenants: Collection[str] | None = None) -> tuple[Catalog, list[CatalogError]]:
+def read_catalog(
+    root: Path, tenants: Collection[str] | None = None, known: Collection[str] | None = None
+) -> tuple[Catalog, list[CatalogError]]:
     """Read and validate every file under ``root`` on its own, keeping going after mistakes.
 
     Returns what loaded (broken files are listed in ``Catalog.broken``) and every error, so
     the cross-file checks (``model.references``) can add theirs and all are reported at once.
     Raises only when there is no platform file: nothing else can be checked without it.
     ``tenants``: read these tenants' files alone (``Catalog.unread`` names the others): the
-    base commit's settings of a few changed tenants, not 10,000 files parsed for them."""
+    base commit's settings of a few changed tenants, not 10,000 files parsed for them.
+    ``known``: every tenant that has a file, when not all of them are on disk (default: the
+    files under tenants/; a base snapshot writes only those asked for)."""
     sink = ErrorSink()
     catalog = Catalog(root=root)
     for kind in LAYOUT:
         paths = _paths(root, kind)
         if tenants is not None and kind.kind == TENANT_KIND:
             wanted = set(tenants)
-            catalog.unread = frozenset(p.stem for p in paths if p.stem not in wanted)
+            catalog.unread = frozenset({p.stem for p in paths}.union(known or ()) - wanted)
             paths = [p for p in paths if p.stem in wanted]
         catalog.entries[kind.kind] = _load_kind(root, kind, paths, sink, catalog.broken.setdefault(kind.kind, set()))
     catalog.templates = _load_templates(root, sink)

@@ -22,9 +22,9 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from git.exc import GitError
@@ -36,6 +36,8 @@ from generator.git import git_path, read_blob, require_repo, resolve_commit, tre
 
 #: Written into the temporary folder: what loading and resolving a catalog reads.
 EXPORTED = ("catalog", "tenants", "environments", "templates")
+#: The exported folder whose unchanged files are held until asked for (10,000 of them).
+TENANTS = "tenants"
 #: Indexed, read on demand: the committed output.
 RENDERED = "rendered"
 _REGULAR_FILE_MODES = (0o100644, 0o100755)
@@ -60,6 +62,24 @@ class Baseline:
     #: The working tree compared with the base, and the base's commit (:func:`unchanged_outputs`).
     worktree: Path | None = None
     commit: str = ""
+    #: Base tenant files (``tenants/...``) not written into :attr:`root`: the working tree holds
+    #: their bytes. :meth:`catalog_root` writes the ones a reader asks for.
+    held: dict[str, bytes] = field(default_factory=dict, repr=False)
+
+    def catalog_root(self, tenants: Collection[str] | None = None) -> Path:
+        """:attr:`root` with every held file written (``tenants``: only these tenants' files):
+        at 10,000 tenants, creating the files nobody reads was most of the export."""
+        for rel in sorted(self.held):
+            if tenants is None or (_stem(rel) in tenants and rel.count("/") == 1):
+                target = self.root / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(self.held.pop(rel))
+        return self.root
+
+    def tenant_names(self) -> frozenset[str]:
+        """The stems of the base's tenant files (``tenants/*.yaml`` or ``.yml``), written or held."""
+        written = (p.stem for p in (*self.root.glob("tenants/*.yaml"), *self.root.glob("tenants/*.yml")))
+        return frozenset((*written, *(_stem(rel) for rel in self.held if rel.count("/") == 1 and rel.endswith((".yaml", ".yml")))))
 
     def vouch(self, unit: str, listed: Iterable[str]) -> dict[str, Any] | None:
         """For ``check --base``'s unit plan: ``{}`` when every file a base unit lists is on disk
@@ -90,14 +110,15 @@ class Baseline:
         ``changed_only``: a file the working tree holds with the same bytes is listed but not
         parsed (``{}``), for a caller that compares only what changed (10,000 tenant files)."""
         out: dict[str, dict[str, Any]] = {}
-        for path in sorted(self.root.glob(pattern)):
-            rel, data = path.relative_to(self.root).as_posix(), path.read_bytes()
-            if changed_only and self.worktree is not None and _bytes_at(self.worktree / rel) == data:
-                out[path.stem] = {}
+        found = [(path.relative_to(self.root).as_posix(), path.read_bytes(), False) for path in self.root.glob(pattern)]
+        found += [(rel, data, True) for rel, data in self.held.items() if _matches(rel, pattern)]
+        for rel, data, held in sorted(found):
+            if changed_only and self.worktree is not None and (held or _regular_file(os.path.join(self.worktree, rel)) == data):
+                out[_stem(rel)] = {}
                 continue
             doc, _ = parse_yaml(rel, data)
             if doc is not None:
-                out[path.stem] = doc.data
+                out[_stem(rel)] = doc.data
         return out
 
     def file(self, rel: str) -> bytes | None:
@@ -107,15 +128,19 @@ class Baseline:
                     return (self.worktree / rel).read_bytes()
             sha = self.rendered.get(rel)
             return self.read(sha) if sha is not None and self.read is not None else None
+        if rel in self.held:
+            return self.held[rel]
         path = self.root / rel
         return path.read_bytes() if path.is_file() else None
 
 
-def _bytes_at(path: Path) -> bytes | None:
-    try:
-        return path.read_bytes()
-    except OSError:
-        return None
+def _stem(rel: str) -> str:
+    return PurePosixPath(rel).stem
+
+
+def _matches(rel: str, pattern: str) -> bool:
+    """``rel`` matches the glob ``pattern`` as ``Path.glob`` would (same number of parts)."""
+    return rel.count("/") == pattern.count("/") and PurePosixPath(rel).match(pattern)
 
 
 def _regular_file(path: str) -> bytes | None:
@@ -136,27 +161,32 @@ def _regular_file(path: str) -> bytes | None:
         os.close(fd)
 
 
-def export(root: Path, ref: str, dest: Path) -> tuple[dict[str, str], Callable[[str], bytes], str]:
-    """Write the :data:`EXPORTED` folders of ``ref`` (relative to ``root``) into ``dest``;
+def export(root: Path, ref: str, dest: Path) -> tuple[dict[str, str], Callable[[str], bytes], str, dict[str, bytes]]:
+    """Write the :data:`EXPORTED` folders of ``ref`` (relative to ``root``) into ``dest``,
+    except the tenant files the working tree holds with the same bytes (returned, held);
     return the index of its :data:`RENDERED` blob ids by repository-relative path, the blob
-    reader and the commit."""
+    reader, the commit and the held files."""
     repo = require_repo(root, "--base compares against a git ref")
     commit = resolve_commit(repo, ref)
     made: set[str] = set()  # folders created so far (a Path and a mkdir per file cost more than the write)
     top = os.path.join(os.fspath(dest), "")
     here = os.path.join(os.fspath(root), "")
+    held: dict[str, bytes] = {}
     try:
         for item in EXPORTED:
             for inner, sha in _files(repo, root, commit.hexsha, item):
+                # most of 10,000 tenant files are today's bytes: known by blob id, no object read
+                data = _regular_file(f"{here}{item}/{inner}")
+                if data is None or git_blob_id(data) != sha:
+                    data = read_blob(repo, sha)
+                elif item == TENANTS:
+                    held[f"{item}/{inner}"] = data  # written only if a reader asks (Baseline.catalog_root)
+                    continue
                 target = f"{top}{item}/{inner}"
                 folder = target.rpartition("/")[0]
                 if folder not in made:
                     os.makedirs(folder, exist_ok=True)
                     made.add(folder)
-                # most of 10,000 tenant files are today's bytes: known by blob id, no object read
-                data = _regular_file(f"{here}{item}/{inner}")
-                if data is None or git_blob_id(data) != sha:
-                    data = read_blob(repo, sha)
                 with open(target, "wb") as out:
                     out.write(data)
         index = {f"{RENDERED}/{inner}": sha for inner, sha in _files(repo, root, commit.hexsha, RENDERED)}
@@ -164,7 +194,8 @@ def export(root: Path, ref: str, dest: Path) -> tuple[dict[str, str], Callable[[
         # An object of the base is not in this clone (a partial or damaged clone): the
         # same usage problem as a missing ref, with the same remedy.
         raise UsageError(f"git ref {ref!r} is only partly in this clone ({exc}); fetch it first (e.g. `git fetch --unshallow`)") from None
-    return index, lambda sha: read_blob(repo, sha), commit.hexsha
+    os.makedirs(f"{top}{TENANTS}", exist_ok=True)  # a base with every tenant file held still has the folder
+    return index, lambda sha: read_blob(repo, sha), commit.hexsha, held
 
 
 def _files(repo: Any, root: Path, commit: str, item: str) -> Iterator[tuple[str, str]]:
@@ -216,5 +247,5 @@ def _blob_id(repo: Any, commit: str, path: str) -> str:
 def at(root: Path, ref: str) -> Iterator[Baseline]:
     """``with baseline.at(root, "origin/main") as base: ...`` -- cleaned up afterwards."""
     with tempfile.TemporaryDirectory(prefix="companyos-base-") as tmp:
-        rendered, read, commit = export(root, ref, Path(tmp))
-        yield Baseline(ref, Path(tmp), rendered, read, root, commit)
+        rendered, read, commit, held = export(root, ref, Path(tmp))
+        yield Baseline(ref, Path(tmp), rendered, read, root, commit, held)

@@ -204,6 +204,13 @@ def test_the_base_reads_from_git_only_the_inputs_the_working_tree_changed(based,
         ["git", "ls-files", "-z", "catalog", "tenants", "environments", "templates"], cwd=based, capture_output=True, text=True, check=True
     ).stdout.split("\0")[:-1]
     with baseline.at(based, "HEAD") as base:
+        # an unchanged tenant file is held, not written, until a reader asks for it
+        assert not (base.root / "tenants/umbrella.yaml").exists() and (base.root / "tenants/globex.yaml").is_file()
+        assert "umbrella" in base.tenant_names() and base.raw("tenants/*.yaml", changed_only=True)["umbrella"] == {}
+        assert base.raw("tenants/*.yaml")["umbrella"]["name"] == "umbrella"
+        assert base.catalog_root(["initech"]) == base.root and (base.root / "tenants/initech.yaml").is_file()
+        assert not (base.root / "tenants/umbrella.yaml").exists()
+        base.catalog_root()
         for rel in exported:
             committed = subprocess.run(["git", "show", f"HEAD:{rel}"], cwd=based, capture_output=True, check=True).stdout
             assert (base.root / rel).read_bytes() == committed, rel
@@ -286,6 +293,8 @@ def _spy_model_at(monkeypatch) -> list[object]:
         model, error = real(base, only)
         assert model is not None, error
         assert only is None or set(model.catalog.tenants) == set(only), "the base read tenant files it was not asked for"
+        written = {p.stem for p in (base.root / "tenants").glob("*.yaml")}
+        assert only is None or written == set(only), f"the base snapshot wrote tenant files nobody read: {sorted(written - set(only))}"
         return model, error
 
     monkeypatch.setattr(pipeline, "model_at", recording)

@@ -3,13 +3,12 @@
 ``companyos check --base REF``, ``validate --base REF`` and ``cost --base REF`` need
 yesterday's catalog and yesterday's committed output next to today's. We list REF's tree
 with one ``git ls-tree`` and write the catalog inputs into a temporary folder (never the
-working tree, never ``git checkout``): a file whose working-tree bytes have REF's blob id is
-copied, any other blob read through gitpython's object reader. Today's code loads that folder. The
-committed output is not written out: at thousands of tenants it is most of the repository
-and a guard reads a small part of it (the unit manifests, the Argo CD objects, the
-Terraform files a change touches), so its blobs are indexed by path and read on demand,
-and a file whose blob id equals today's bytes' is known equal without reading it. Only
-regular files count (links are skipped), and paths come from git's own tree, so nothing
+working tree, never ``git checkout``); a file whose working-tree bytes have REF's blob id is
+taken from the working tree (a tenant file is held in memory until a reader asks for it).
+The committed output is not written out: at thousands of tenants it is most of the
+repository and a guard reads a small part of it, so its blobs are indexed by path and read
+on demand, and a file whose blob id equals today's bytes' is known equal without reading it.
+Only regular files count (links are skipped), and paths come from git's own tree, so nothing
 can land outside the temporary folder.
 """
 

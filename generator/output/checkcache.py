@@ -214,22 +214,22 @@ def remember_clean(
     before = _read(root) if units is not None else {}
     if before.get("version") != CACHE_VERSION:
         before = {}  # another version's sums mean something else
+    members = {unit: _members(unit, listed) for unit, listed in units.items()} if units is not None else None
     entry = {
         "version": CACHE_VERSION,
         "inputs": inputs or inputs_digest(root),
         "files": len(outputs),
         "notes": list(notes),
-        **_content_record(outputs, units, before),
-        **_stat_record(root, paths, units, known, before),
+        **_content_record(outputs, members, before),
+        **_stat_record(root, paths, members, known, before),
     }
     _record(root, entry)
 
 
-def _content_record(
-    outputs: Mapping[str, str], units: Mapping[str, Iterable[str]] | None, before: Mapping[str, object]
-) -> dict[str, object]:
+def _content_record(outputs: Mapping[str, str], units: Mapping[str, list[str]] | None, before: Mapping[str, object]) -> dict[str, object]:
     """The tree's content sum, and each unit's keyed by its manifest's sha256: a unit manifest
-    lists every file's sha256, so equal manifest bytes mean an equal sum."""
+    lists every file's sha256, so equal manifest bytes mean an equal sum. ``units``: unit ->
+    :func:`_members`."""
     if units is None:
         return {"outputs": _hex(_content_sum(outputs.items()))}
     old = before.get("contents")
@@ -237,11 +237,10 @@ def _content_record(
     sums: dict[str, list[str]] = {}
     covered: set[str] = set()
     total = 0
-    for unit, listed in units.items():
+    for unit, members in units.items():
         sha = outputs.get(unit)
         if sha is None:
             continue  # not an output: its files are summed one by one below
-        members = _members(unit, listed)
         covered.update(members)
         was = carried.get(unit)
         if isinstance(was, list) and len(was) == 2 and was[0] == sha and isinstance(was[1], str):
@@ -257,13 +256,14 @@ def _content_record(
 def _stat_record(
     root: Path,
     paths: list[str],
-    units: Mapping[str, Iterable[str]] | None = None,
+    units: Mapping[str, list[str]] | None = None,
     known: Mapping[str, os.stat_result] | None = None,
     before: Mapping[str, object] | None = None,
 ) -> dict[str, object]:
     """The stat part of a record (empty when a file cannot be stat'ed or read: hashing then).
     Racy: a file whose ctime or mtime is within :data:`RACY_NS` of now, kept by content hash;
-    a unit with a racy file gets no stat sum of its own. ``before``: the record this one
+    a unit with a racy file gets no stat sum of its own. ``units``: unit -> :func:`_members`.
+    ``before``: the record this one
     replaces, whose sums of the units vouched for this run (``known``) are carried."""
     since = time.time_ns() - RACY_NS
     old = (before or {}).get("units") if known else None
@@ -271,14 +271,12 @@ def _stat_record(
     vouched: dict[str, str] = {}
     covered: set[str] = set()
     total = 0
-    for unit, listed in (units or {}).items():  # vouched for this run by this very sum, nothing written since
+    for unit, members in (units or {}).items():  # vouched for this run by this very sum, nothing written since
         was = recorded.get(unit)
-        if isinstance(was, str) and known is not None:
-            members = _members(unit, listed)
-            if all(rel in known for rel in members):
-                vouched[unit] = was
-                covered.update(members)
-                total += int(was, 16)
+        if isinstance(was, str) and known is not None and all(rel in known for rel in members):
+            vouched[unit] = was
+            covered.update(members)
+            total += int(was, 16)
     rest = [rel for rel in paths if rel not in covered]
     found = _walk_stats(root) if known is None else _stats(root, rest, known)
     if found is None or not set(rest) <= found.keys():
@@ -290,11 +288,9 @@ def _stat_record(
     if None in racy.values():
         return {}
     kept = {rel: sha for rel, sha in racy.items() if sha is not None}
-    for unit, listed in (units or {}).items():
-        if unit not in vouched:
-            members = _members(unit, listed)
-            if all(rel in found and rel not in kept for rel in members):
-                vouched[unit] = _hex(_stat_sum(members, found))
+    for unit, members in (units or {}).items():
+        if unit not in vouched and all(rel in found and rel not in kept for rel in members):
+            vouched[unit] = _hex(_stat_sum(members, found))
     total += _stat_sum((rel for rel in rest if rel not in kept), found)
     out: dict[str, object] = {
         "stat": _hex(total),

@@ -152,11 +152,6 @@ def build_incremental(
         return Build(root, judged.model, result, judged.policy, frozenset(plan.reused)), plan
 
 
-def output_shas(built: Build) -> dict[str, str]:
-    """Every rendered file's sha256 (hex), as its manifest entry records it."""
-    return {path: entry["sha256"] for path, entry in built.result.manifest["files"].items()}
-
-
 def waiver_notes(built: Build) -> tuple[str, ...]:
     """The notes ``render`` prints for violations a valid waiver covers (kept in the
     verified-clean record for a render with nothing to do)."""
@@ -218,7 +213,7 @@ def render_to_disk(
             )  # parsed under this lock
             if not report.unmanaged and not report.kept:  # the tree holds exactly built.result.files
                 checkcache.remember_clean(
-                    built.root, output_shas(built), inputs, notes=waiver_notes(built), units=units.membership(built.result), known=stats
+                    built.root, built.result.shas(), inputs, notes=waiver_notes(built), units=units.membership(built.result), known=stats
                 )
         return built, report
 
@@ -269,6 +264,6 @@ def check(
             # ~1.4 s at 1000 tenants x 3, and nobody would ask it)
             if status.clean and base is None:
                 checkcache.remember_clean(
-                    built.root, output_shas(built), inputs, notes=waiver_notes(built), units=units.membership(built.result), known=stats
+                    built.root, built.result.shas(), inputs, notes=waiver_notes(built), units=units.membership(built.result), known=stats
                 )
     return built, status

@@ -210,7 +210,7 @@ def remember_clean(
     since (the vouched units'). A vouched unit keeps its recorded stat sum, and a unit whose
     manifest is unchanged its content sum: both add into the tree's, so a one-tenant edit
     at 10,000 tenants stats and hashes that tenant's files, not 800,000."""
-    paths = sorted(outputs)
+    paths = sorted(outputs)  # in path order already (RenderResult.shas): a linear pass
     before = _read(root) if units is not None else {}
     if before.get("version") != CACHE_VERSION:
         before = {}  # another version's sums mean something else
@@ -249,7 +249,7 @@ def _content_record(outputs: Mapping[str, str], units: Mapping[str, list[str]] |
             part = _content_sum((rel, outputs[rel]) for rel in members if rel in outputs)
         sums[unit] = [sha, _hex(part)]
         total += part
-    total += _content_sum((rel, sha) for rel, sha in outputs.items() if rel not in covered)
+    total += _content_sum((rel, outputs[rel]) for rel in outputs if rel not in covered)  # the sha looked up only then
     return {"outputs": _hex(total), "contents": sums}
 
 
@@ -320,8 +320,9 @@ def _stats(root: Path, paths: Iterable[str], known: Mapping[str, os.stat_result]
 
 
 def _members(unit: str, listed: Iterable[str]) -> list[str]:
-    """What a unit's stat digest covers: its manifest and every file it lists, sorted."""
-    return sorted({unit, *listed})
+    """What a unit's stat digest covers: its manifest and every file it lists (the sums are
+    order-free: no sort)."""
+    return [unit, *(rel for rel in listed if rel != unit)]
 
 
 #: Stats taken under the lock of a unit the record vouched for, or None (read its files).

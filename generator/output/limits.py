@@ -16,7 +16,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,7 +118,25 @@ def recorded(path: str, entry: dict[str, Any]) -> Facts:
     )
 
 
-def check(model: Model, files: dict[str, bytes], sources: dict[str, list[str]], declared: Iterable[Declared]) -> list[CatalogError]:
+class Sources(Mapping[str, Sequence[str]]):
+    """Path -> the sources its manifest entry names, read from the entries when asked: a
+    one-tenant edit at 10,000 tenants looks up a handful, and a copy held 800,000 lists."""
+
+    def __init__(self, entries: Mapping[str, Mapping[str, Any]]) -> None:
+        self._entries = entries
+
+    def __getitem__(self, path: str) -> Sequence[str]:
+        found: Sequence[str] = self._entries[path]["sources"]
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def check(model: Model, files: dict[str, bytes], sources: Mapping[str, Sequence[str]], declared: Iterable[Declared]) -> list[CatalogError]:
     """Every limit breach in the render, at the catalog line that grows the object."""
     return judge(model, [f for path, data in files.items() if (f := facts(path, data)) is not None], sources, declared)
 
@@ -148,7 +166,7 @@ def facts(path: str, data: bytes) -> Facts | None:
     return Facts(path, tuple(breaches), tuple(server_side))
 
 
-def judge(model: Model, found: Iterable[Facts], sources: dict[str, list[str]], declared: Iterable[Declared]) -> list[CatalogError]:
+def judge(model: Model, found: Iterable[Facts], sources: Mapping[str, Sequence[str]], declared: Iterable[Declared]) -> list[CatalogError]:
     """The errors of every file's :class:`Facts`: manifests first, then workflows, each in
     render order. Blame is looked up only for a file with a breach."""
     found = list(found)
@@ -197,7 +215,7 @@ def _batched(data: bytes) -> Iterator[tuple[str, int]]:
             yield str(job), int(body.get("timeout-minutes", MAX_JOB_MINUTES))
 
 
-def _root_count(model: Model, found: list[Facts], sources: dict[str, list[str]]) -> list[CatalogError]:
+def _root_count(model: Model, found: list[Facts], sources: Mapping[str, Sequence[str]]) -> list[CatalogError]:
     """Terraform roots per batched job: a layer of N roots runs as at most 256 jobs of
     ceil(N / 256) roots each, one after another; every root of the layer changed (a template
     edit) must still fit the job's timeout (and GitHub's 6 hours)."""
@@ -249,7 +267,7 @@ def _job_minutes(mode: str, total: int, shards: int, timeout: int) -> tuple[int,
 
 
 def _drift_count(
-    model: Model, path: str, job: str, timeout: int, shards: int, roots: dict[tuple[str, str], int], sources: dict[str, list[str]]
+    model: Model, path: str, job: str, timeout: int, shards: int, roots: dict[tuple[str, str], int], sources: Mapping[str, Sequence[str]]
 ) -> list[CatalogError]:
     """The nightly drift plan: every root of the repository over ``shards`` matrices (the first
     shard holds the most) within the job's timeout."""
@@ -384,7 +402,7 @@ def _owner(model: Model, addon_label: str, tenant_label: str) -> Location | None
     return tenant.locate("name", key=True) if tenant is not None else None
 
 
-def _grower(model: Model, sources: list[str]) -> Location:
+def _grower(model: Model, sources: Sequence[str]) -> Location:
     """The tenant file (its ``name`` line) that a shared file grows with: the last tenant among
     its sources; else its first source."""
     tenants = [m.group(1) for s in sources if (m := _TENANT_PATH.match(s))]

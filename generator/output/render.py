@@ -47,6 +47,29 @@ class RenderResult:
         entry: dict[str, Any] | None = self.manifest["files"].get(path)
         return entry
 
+    def shas(self) -> Mapping[str, str]:
+        """Every file's sha256 (hex) as its manifest entry records it, in path order."""
+        return FileShas(self.files, self.manifest["files"])
+
+
+class FileShas(Mapping[str, str]):
+    """Path -> sha256 of a :class:`RenderResult`, looked up when asked: the verified-clean
+    record reads a handful after a one-tenant edit, and a copy cost ~0.3 s at 10,000 tenants."""
+
+    def __init__(self, files: Mapping[str, bytes], entries: Mapping[str, Mapping[str, Any]]) -> None:
+        self._files = files
+        self._entries = entries
+
+    def __getitem__(self, path: str) -> str:
+        sha: str = self._entries[path]["sha256"]
+        return sha
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._files)  # in path order, as the files are
+
+    def __len__(self) -> int:
+        return len(self._files)
+
 
 def render(
     model: Model,

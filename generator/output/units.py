@@ -422,7 +422,6 @@ def render_incremental(
         entries.update(unit.entries)
         declared.update(unit.declared)
     files.update(todo.files)
-    ordered = sorted(declared.values(), key=lambda d: d[0])
     # the reused units passed the contract check together with todo.previous: only the change is judged
     proven = todo.previous is not None and contracts.unchanged(
         fresh_only,
@@ -430,13 +429,10 @@ def render_incremental(
         (d for unit in todo.reused.values() for d in unit.declared.values()),
     )
     errors = [
-        *([] if proven else contracts.check(ordered)),
+        *([] if proven else contracts.check(sorted(declared.values(), key=lambda d: d[0]))),
         # every file's facts as recorded in its entry: the fresh ones' by finalize, the reused ones' in their unit
         *limits.judge(
-            model,
-            [limits.recorded(p, e) for p, e in entries.items() if "limits" in e],
-            {p: e["sources"] for p, e in entries.items()},
-            ordered,
+            model, [limits.recorded(p, e) for p, e in entries.items() if "limits" in e], limits.Sources(entries), declared.values()
         ),
     ]
     if errors:
@@ -481,7 +477,9 @@ def assemble(
             own["tenant"] = name
         entries[path] = own
     order = sorted(entries)  # sorted once: the entries list every file, held or left on disk
-    manifest = {"generator": emit.GENERATOR, "version": MANIFEST_VERSION, "files": {p: entries[p] for p in order}}
+    # the entries as they came (a full render's in path order, then the units'): nothing reads
+    # them in order, and re-inserting 800,000 of them in path order cost ~0.8 s at 10,000 tenants
+    manifest = {"generator": emit.GENERATOR, "version": MANIFEST_VERSION, "files": entries}
     ordered = tuple(declared[p] for p in order if p in declared)
     if todo.on_disk and root is not None:
         return RenderResult(TreeFiles(root, files, todo.on_disk, order), manifest, ordered, listed)

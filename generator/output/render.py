@@ -36,6 +36,7 @@ class RenderResult:
 
     #: Path -> bytes, in path order (a dict, or after an incremental render ``ondisk.TreeFiles``).
     files: Mapping[str, bytes]
+    #: ``files`` maps every path to its entry; in no promised order (``units.assemble``).
     manifest: dict[str, Any] = field(repr=False)
     #: What each file provides and consumes (output/contracts.py), in path order.
     declared: tuple[contracts.Declared, ...] = field(default=(), repr=False, compare=False)

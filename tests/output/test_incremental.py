@@ -94,6 +94,10 @@ def test_one_tenant_edit_renders_that_tenant_only_and_matches_a_full_render(repo
     assert plan.render == {"hooli"} and plan.reasons == {"hooli": "its inputs changed"}
     assert set(plan.reused) == TENANTS - {"hooli"}
     assert built.result.files == pipeline.build(repo).result.files
+    # the record's sha256 view: every file's bytes as they hash, in path order
+    shas = built.result.shas()
+    assert list(shas) == sorted(built.result.files)
+    assert dict(shas) == {p: hashlib.sha256(data).hexdigest() for p, data in built.result.files.items()}
     written_by, report = pipeline.render_to_disk(repo)
     owners = {written_by.result.manifest["files"].get(p, {}).get("tenant") for p in report.written}
     assert owners <= {None, "hooli"} and "hooli" in owners

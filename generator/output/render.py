@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,7 +39,7 @@ class RenderResult:
     #: ``files`` maps every path to its entry; in no promised order (``units.assemble``).
     manifest: dict[str, Any] = field(repr=False)
     #: What each file provides and consumes (output/contracts.py), in path order.
-    declared: tuple[contracts.Declared, ...] = field(default=(), repr=False, compare=False)
+    declared: Sequence[contracts.Declared] = field(default=(), repr=False, compare=False)
     #: Unit manifest path -> the files that unit lists, when the units were assembled
     #: (``output.units``); else None.
     members: dict[str, list[str]] | None = field(default=None, repr=False, compare=False)

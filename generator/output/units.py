@@ -19,15 +19,15 @@ import dataclasses
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Required, TypedDict, cast
+from typing import Any, Required, TypedDict, cast, overload
 
 import msgspec
 
-from generator.errors import CatalogErrors, Location
+from generator.errors import CatalogErrors, Location, UsageError
 from generator.formats import emit
 from generator.model.resolve import Model
 from generator.output import contracts, limits
@@ -153,23 +153,6 @@ def unit_manifest(unit: str, inputs: str, entries: Mapping[str, dict[str, Any]],
     return (head + '  "files": {\n' + body + ("\n" if body else "") + "  }\n}\n").encode()
 
 
-@dataclass
-class Unit:
-    """A unit as recorded: its inputs digest, file entries and contracts."""
-
-    inputs: str
-    entries: dict[str, dict[str, Any]]
-    declared: dict[str, contracts.Declared]
-    raw: bytes
-
-    def decodable(self) -> bool:
-        """Whether every contract row decodes (decoding them now). A unit the stat record
-        vouches for passed when it was verified; any other is asked before it is reused."""
-        return all(
-            isinstance(side, contracts.RecordedContracts) and side.decodable() for _, *sides, _ in self.declared.values() for side in sides
-        )
-
-
 class _Pact(msgspec.Struct):
     """A file's recorded contracts: the rows are left as JSON text, checked and decoded on
     first use (``contracts.RecordedContracts``; msgspec keeps ``Raw`` only in a Struct)."""
@@ -180,6 +163,8 @@ class _Pact(msgspec.Struct):
 
 
 class _Entry(TypedDict, total=False):
+    """A file's manifest entry without its contracts (the decoder skips them: :class:`Unit`)."""
+
     sha256: Required[str]
     sources: list[str]
     target: str
@@ -187,7 +172,6 @@ class _Entry(TypedDict, total=False):
     environment: str
     root: str
     limits: dict[str, Any]
-    contracts: _Pact
 
 
 class _Manifest(TypedDict):
@@ -198,13 +182,76 @@ class _Manifest(TypedDict):
     files: dict[str, _Entry]
 
 
+class _Contracted(msgspec.Struct):
+    """A file entry's contracts alone (every other field skipped)."""
+
+    contracts: _Pact | None = None
+
+
+class _Contracts(msgspec.Struct):
+    files: dict[str, _Contracted]
+
+
 #: Decodes and checks a unit manifest's shape in one C pass (at 10,000 tenants the manifests
 #: are ~760 MB of JSON: ``json.loads`` and a Python walk over every row were a sixth of an edit).
+#: Contracts (55 % of the bytes) are skipped, and read by :data:`_CONTRACTS` only when asked.
 _DECODER = msgspec.json.Decoder(_Manifest)
+_CONTRACTS = msgspec.json.Decoder(_Contracts)
+
+
+@dataclass
+class Unit:
+    """A unit as recorded: its inputs digest, file entries and (when asked) contracts."""
+
+    #: The unit's name as its manifest says (``tenant/<name>`` or ``global``).
+    unit: str
+    inputs: str
+    entries: dict[str, dict[str, Any]]
+    raw: bytes
+    places: list[Location]
+    _declared: dict[str, contracts.Declared] | None = field(default=None, repr=False)
+
+    @property
+    def declared(self) -> dict[str, contracts.Declared]:
+        """Path -> its recorded contracts, read from the manifest on first use: an edit whose
+        contract change :func:`contracts.unchanged` proves never reads a reused unit's."""
+        found = self._contracts()
+        if found is None:  # a unit plan checks what nothing vouched for before reusing it: not expected
+            raise UsageError(f"{unit_path(self.unit)}: damaged contracts; run `companyos render --full`")
+        return found
+
+    def _contracts(self) -> dict[str, contracts.Declared] | None:
+        if self._declared is None:
+            try:
+                found = _CONTRACTS.decode(self.raw)
+            except msgspec.MsgspecError:
+                return None
+            # kept as rows (contracts.RecordedContracts), decoded and turned into Contracts only when asked
+            self._declared = {
+                path: (
+                    path,
+                    contracts.RecordedContracts(pact.provides, self.places, path),
+                    contracts.RecordedContracts(pact.consumes, self.places, path),
+                    pact.first,
+                )
+                for path, item in found.files.items()
+                if (pact := item.contracts) is not None
+            }
+        return self._declared
+
+    def decodable(self) -> bool:
+        """Whether the contracts and every contract row decode (decoding them now). A unit
+        the stat record vouches for passed when it was verified; any other is asked before it
+        is reused."""
+        found = self._contracts()
+        return found is not None and all(
+            isinstance(side, contracts.RecordedContracts) and side.decodable() for _, *sides, _ in found.values() for side in sides
+        )
 
 
 def parse_unit(raw: bytes | None) -> Unit | None:
-    """A recorded unit manifest, or None for anything that is not a valid one."""
+    """A recorded unit manifest, or None for anything that is not a valid one (its contracts
+    are checked when first read: :meth:`Unit.decodable`)."""
     if raw is None:
         return None
     try:
@@ -214,20 +261,7 @@ def parse_unit(raw: bytes | None) -> Unit | None:
     if data["version"] != UNITS_VERSION:
         return None
     places = [Location(p, line, col) for p, line, col in data["places"]]
-    entries: dict[str, dict[str, Any]] = {}
-    declared: dict[str, contracts.Declared] = {}
-    for path, record in data["files"].items():
-        pact = record.pop("contracts", None)
-        entries[path] = cast(dict[str, Any], record)
-        if pact is not None:
-            # Kept as rows (contracts.RecordedContracts), decoded and turned into Contracts only when asked.
-            declared[path] = (
-                path,
-                contracts.RecordedContracts(pact.provides, places, path),
-                contracts.RecordedContracts(pact.consumes, places, path),
-                pact.first,
-            )
-    return Unit(data["inputs"], entries, declared, raw)
+    return Unit(data["unit"], data["inputs"], cast(dict[str, dict[str, Any]], data["files"]), raw, places)
 
 
 def working_tree(root: Path) -> Recorded:
@@ -416,28 +450,68 @@ def render_incremental(
         files[path] = fresh.files[path]
         if path in fresh_declared:
             declared[path] = fresh_declared[path]
-    fresh_only = list(declared.values())
     fresh_paths = list(entries)
     for unit in todo.reused.values():
         entries.update(unit.entries)
-        declared.update(unit.declared)
     files.update(todo.files)
     # the reused units passed the contract check together with todo.previous: only the change is judged
     proven = todo.previous is not None and contracts.unchanged(
-        fresh_only,
+        list(declared.values()),
         [d for unit in todo.previous for d in unit.declared.values()],
         (d for unit in todo.reused.values() for d in unit.declared.values()),
     )
     errors = [
-        *([] if proven else contracts.check(sorted(declared.values(), key=lambda d: d[0]))),
+        *([] if proven else contracts.check(sorted(every_declared(declared, todo.reused.values()), key=_path))),
         # every file's facts as recorded in its entry: the fresh ones' by finalize, the reused ones' in their unit
         *limits.judge(
-            model, [limits.recorded(p, e) for p, e in entries.items() if "limits" in e], limits.Sources(entries), declared.values()
+            model,
+            [limits.recorded(p, e) for p, e in entries.items() if "limits" in e],
+            limits.Sources(entries),
+            every_declared(declared, todo.reused.values()),  # read only to blame a breach
         ),
     ]
     if errors:
         raise CatalogErrors(errors)
     return assemble(model, found, files, entries, declared, todo, root, fresh=fresh_paths), todo
+
+
+def _path(declared: contracts.Declared) -> str:
+    return declared[0]
+
+
+def every_declared(fresh: Mapping[str, contracts.Declared], reused: Iterable[Unit]) -> Iterator[contracts.Declared]:
+    """The fresh files' contracts, then the reused units': each unit's read from its manifest
+    only when this gets that far."""
+    yield from fresh.values()
+    for unit in reused:
+        yield from unit.declared.values()
+
+
+class InPathOrder(Sequence[contracts.Declared]):
+    """Every file's contracts in path order, gathered on first use (``RenderResult.declared``
+    of an incremental render: the edit itself never asks for the reused units')."""
+
+    def __init__(self, gather: Callable[[], Iterable[contracts.Declared]]) -> None:
+        self._gather: Callable[[], Iterable[contracts.Declared]] | None = gather
+        self._items: tuple[contracts.Declared, ...] = ()
+
+    def _all(self) -> tuple[contracts.Declared, ...]:
+        if self._gather is not None:
+            self._items, self._gather = tuple(sorted(self._gather(), key=_path)), None
+        return self._items
+
+    @overload
+    def __getitem__(self, index: int) -> contracts.Declared: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[contracts.Declared]: ...
+    def __getitem__(self, index: int | slice) -> contracts.Declared | Sequence[contracts.Declared]:
+        return self._all()[index]
+
+    def __iter__(self) -> Iterator[contracts.Declared]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
 
 
 def assemble(
@@ -480,7 +554,7 @@ def assemble(
     # the entries as they came (a full render's in path order, then the units'): nothing reads
     # them in order, and re-inserting 800,000 of them in path order cost ~0.8 s at 10,000 tenants
     manifest = {"generator": emit.GENERATOR, "version": MANIFEST_VERSION, "files": entries}
-    ordered = tuple(declared[p] for p in order if p in declared)
+    ordered = InPathOrder(lambda: every_declared(declared, todo.reused.values()))
     if todo.on_disk and root is not None:
         return RenderResult(TreeFiles(root, files, todo.on_disk, order), manifest, ordered, listed)
     return RenderResult({p: files[p] for p in order}, manifest, ordered, listed)

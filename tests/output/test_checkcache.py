@@ -281,17 +281,37 @@ def _full_checks(monkeypatch) -> list[int]:
     return calls
 
 
+def _contracts_read(monkeypatch) -> list[str]:
+    """The units whose recorded contracts are read (``units.Unit.declared``)."""
+    import msgspec
+
+    from generator.output import units
+
+    seen: list[str] = []
+    real = units._CONTRACTS
+
+    class Spy:
+        def decode(self, raw: bytes) -> object:
+            seen.append(msgspec.json.decode(raw)["unit"])
+            return real.decode(raw)
+
+    monkeypatch.setattr(units, "_CONTRACTS", Spy())
+    return seen
+
+
 def test_a_tenant_edit_judges_only_the_changed_units_contracts(rendered_repo, monkeypatch):
     record = _record(rendered_repo, monkeypatch, racy_ns=0)
     assert "rendered/.companyos-units/global.json" in record["fleet"] and len(record["fleet"]) == 6
     edit_yaml(rendered_repo / "tenants/hooli.yaml", lambda data: data.update(owner="platform-b@example.com"))
     full = _full_checks(monkeypatch)
+    read = _contracts_read(monkeypatch)
     built, plan = pipeline.build_incremental(rendered_repo)
     assert plan.previous is not None and sorted(u.raw.decode().split('"unit": "')[1].split('"')[0] for u in plan.previous) == [
         "global",
         "tenant/hooli",
     ]
     assert not full, "the whole fleet's contracts were judged again"
+    assert sorted(read) == ["global", "tenant/hooli"], "a reused unit's contracts were read"
     assert dict(built.result.files) == dict(pipeline.build(rendered_repo).result.files)
 
 

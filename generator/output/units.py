@@ -510,6 +510,9 @@ class InPathOrder(Sequence[contracts.Declared]):
     def __iter__(self) -> Iterator[contracts.Declared]:
         return iter(self._all())
 
+    def __reduce__(self) -> tuple[type[tuple[contracts.Declared, ...]], tuple[tuple[contracts.Declared, ...]]]:
+        return tuple, (self._all(),)  # pickled as the tuple it stands for (a result sent to a process)
+
     def __len__(self) -> int:
         return len(self._all())
 

@@ -105,6 +105,20 @@ def test_one_tenant_edit_renders_that_tenant_only_and_matches_a_full_render(repo
     assert status.clean, status.as_dict()
 
 
+def test_a_one_tenant_write_reads_as_previous_only_the_manifests_it_replaces(repo, monkeypatch):
+    """A reused unit's manifest holds the bytes on disk, and every file it lists is in the new
+    result: the write's previous manifest (stale and unmanaged files) leaves it out."""
+    _rendered(repo)
+    _edit_tenant(repo)
+    seen: list[set[str]] = []
+    real = tree.manifests_files
+    monkeypatch.setattr(tree, "manifests_files", lambda found, **kw: seen.append(set(found)) or real(found, **kw))
+    (repo / "rendered/helm/prod/globex/extra.yaml").write_text("planted: true\n")  # beside a reused unit's files
+    _, report = pipeline.render_to_disk(repo)
+    assert seen == [{units.unit_path(units.GLOBAL), units.unit_path("tenant/hooli")}]
+    assert report.unmanaged == ["rendered/helm/prod/globex/extra.yaml"]
+
+
 def test_the_assembled_unit_membership_is_the_manifest_entries_grouped_by_unit(repo):
     """The stat record's unit -> files map is taken from assembly; it must be what the
     manifest entries say, for an incremental and a full render."""

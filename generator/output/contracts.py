@@ -84,7 +84,7 @@ class RecordedContracts(Sequence[Contract]):
     asked: the fleet-wide :func:`check` reads the rows themselves (a 10,000-tenant check
     would otherwise build millions of Contracts it never looks at). ``rows`` may be the
     rows' JSON text, decoded on first use: an edit whose contract change is proven by
-    :func:`unchanged` never decodes a reused unit's contracts (60 % of its manifest)."""
+    :func:`unchanged` never decodes a reused unit's contracts (55 % of its manifest)."""
 
     __slots__ = ("_origin", "_places", "_rows")
 

@@ -118,24 +118,6 @@ def recorded(path: str, entry: dict[str, Any]) -> Facts:
     )
 
 
-class Sources(Mapping[str, Sequence[str]]):
-    """Path -> the sources its manifest entry names, read from the entries when asked: a
-    one-tenant edit at 10,000 tenants looks up a handful, and a copy held 800,000 lists."""
-
-    def __init__(self, entries: Mapping[str, Mapping[str, Any]]) -> None:
-        self._entries = entries
-
-    def __getitem__(self, path: str) -> Sequence[str]:
-        found: Sequence[str] = self._entries[path]["sources"]
-        return found
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._entries)
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-
 def check(model: Model, files: dict[str, bytes], sources: Mapping[str, Sequence[str]], declared: Iterable[Declared]) -> list[CatalogError]:
     """Every limit breach in the render, at the catalog line that grows the object."""
     return judge(model, [f for path, data in files.items() if (f := facts(path, data)) is not None], sources, declared)

@@ -205,17 +205,23 @@ def manifests_files(found: dict[str, bytes | None], *, own: bool = True, parsed:
     return out
 
 
-class _Listed(TypedDict, total=False):
-    """A manifest entry as the readers of the union need it (``contracts`` is read by
-    ``units.parse_unit`` alone: skipped here, it is most of a unit manifest's bytes)."""
+class EntryFields(TypedDict, total=False):
+    """A manifest entry's fields as its readers need them, sha256 aside (``contracts`` are
+    skipped by every decoder: most of a unit manifest's bytes, read by ``units.Unit`` alone)."""
 
-    sha256: str
     sources: list[str]
     target: str
     tenant: str
     environment: str
     root: str
     limits: dict[str, Any]
+
+
+class _Listed(EntryFields, total=False):
+    """An entry of the union: a hand-broken one without a sha256 is still listed (and never
+    pruned: ``_not_ours``)."""
+
+    sha256: str
 
 
 class _ManifestFiles(TypedDict, total=False):

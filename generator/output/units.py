@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Required, TypedDict, cast, overload
+from typing import Any, TypedDict, cast, overload
 
 import msgspec
 
@@ -33,8 +33,8 @@ from generator.model.resolve import Model
 from generator.output import contracts, limits
 from generator.output.checkcache import Vouch  # their lstat while they stat as last verified clean, else None
 from generator.output.ondisk import TreeFiles
-from generator.output.render import MANIFEST_PATH, MANIFEST_VERSION, RenderResult, render
-from generator.output.tree import UNITS_DIR, files_under, read_file
+from generator.output.render import MANIFEST_PATH, MANIFEST_VERSION, EntryField, RenderResult, render
+from generator.output.tree import UNITS_DIR, EntryFields, files_under, read_file
 from generator.targets.contracts import Contract
 
 GLOBAL = "global"
@@ -162,16 +162,11 @@ class _Pact(msgspec.Struct):
     first: str
 
 
-class _Entry(TypedDict, total=False):
-    """A file's manifest entry without its contracts (the decoder skips them: :class:`Unit`)."""
+class _Entry(EntryFields):
+    """A file's manifest entry without its contracts (the decoder skips them: :class:`Unit`);
+    a unit's entry must record its sha256."""
 
-    sha256: Required[str]
-    sources: list[str]
-    target: str
-    tenant: str
-    environment: str
-    root: str
-    limits: dict[str, Any]
+    sha256: str
 
 
 class _Manifest(TypedDict):
@@ -466,7 +461,7 @@ def render_incremental(
         *limits.judge(
             model,
             [limits.recorded(p, e) for p, e in entries.items() if "limits" in e],
-            limits.Sources(entries),
+            EntryField(entries, "sources"),
             every_declared(declared, todo.reused.values()),  # read only to blame a breach
         ),
     ]
@@ -510,11 +505,11 @@ class InPathOrder(Sequence[contracts.Declared]):
     def __iter__(self) -> Iterator[contracts.Declared]:
         return iter(self._all())
 
-    def __reduce__(self) -> tuple[type[tuple[contracts.Declared, ...]], tuple[tuple[contracts.Declared, ...]]]:
-        return tuple, (self._all(),)  # pickled as the tuple it stands for (a result sent to a process)
-
     def __len__(self) -> int:
         return len(self._all())
+
+    def __reduce__(self) -> tuple[type[tuple[contracts.Declared, ...]], tuple[tuple[contracts.Declared, ...]]]:
+        return tuple, (self._all(),)  # pickled as the tuple it stands for (a result sent to a process)
 
 
 def assemble(

@@ -199,7 +199,7 @@ def render_to_disk(
         # tree are the ones the write compares with, and nobody writes in between.
         with lock.hold(root):
             parsed: dict[str, tuple[bytes, dict[str, dict[str, object]]]] = {}
-            stats: dict[str, os.stat_result] | None = None  # lstat of the vouched units' files (none is written)
+            vouched: set[str] | None = None  # units the stat record vouched for (none is written)
             if full:
                 built, reused = build(root, progress=progress), frozenset[str]()
             else:
@@ -207,13 +207,13 @@ def render_to_disk(
                 # read (or vouched for by stat) under this lock, the reused units' manifests too: equal by construction
                 reused = todo.verified | todo.reused_manifests
                 parsed = todo.parsed  # the unit manifests the plan parsed (the write compares their bytes)
-                stats = todo.stats
+                vouched = todo.vouched
             report = tree.write(
                 built.result, built.root, verified=reused, parsed=parsed, held=parsed.keys(), cache=True
             )  # parsed under this lock
             if not report.unmanaged and not report.kept:  # the tree holds exactly built.result.files
                 checkcache.remember_clean(
-                    built.root, built.result.shas(), inputs, notes=waiver_notes(built), units=units.membership(built.result), known=stats
+                    built.root, built.result.shas(), inputs, notes=waiver_notes(built), units=units.membership(built.result), vouched=vouched
                 )
         return built, report
 
@@ -234,7 +234,7 @@ def check(
             files = checkcache.known_clean(root, inputs)
         if files is not None:
             return None, tree.TreeStatus(unchanged=files)
-    stats: dict[str, os.stat_result] | None = None  # lstat of the vouched units' files, taken under the lock
+    vouched: set[str] | None = None  # units the stat record vouched for, under the lock
     with fewer_collections():
         if full and base is None:
             built = build(root)
@@ -257,13 +257,13 @@ def check(
                     held=held,
                     cache=base is None,  # --base writes nothing: CI's command, in a clone thrown away
                 )
-                stats = todo.stats  # used only without --base (no record after --base)
+                vouched = todo.vouched  # used only without --base (no record after --base)
         with tree.quiescent(root):
             # the tree holds exactly these bytes: their sha256s are in the manifest entries. Not
             # after --base: CI's command, in a clone that is thrown away (the record's walk costs
             # ~1.4 s at 1000 tenants x 3, and nobody would ask it)
             if status.clean and base is None:
                 checkcache.remember_clean(
-                    built.root, built.result.shas(), inputs, notes=waiver_notes(built), units=units.membership(built.result), known=stats
+                    built.root, built.result.shas(), inputs, notes=waiver_notes(built), units=units.membership(built.result), vouched=vouched
                 )
     return built, status

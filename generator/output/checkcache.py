@@ -20,7 +20,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
 
@@ -196,7 +196,7 @@ def remember_clean(
     inputs: str | None = None,
     notes: Iterable[str] = (),
     units: Mapping[str, Iterable[str]] | None = None,
-    known: Mapping[str, os.stat_result] | None = None,
+    vouched: Collection[str] | None = None,
 ) -> None:
     """Record that the tree as it is now matches the catalog as it is now (best effort).
 
@@ -206,10 +206,11 @@ def remember_clean(
     ``units``: unit manifest path -> the files it lists; each unit none of whose files is
     racy gets its own stat sum, which lets the next incremental render or check reuse it
     without reading its files (:func:`vouching`), even after the inputs changed.
-    ``known``: ``lstat`` results this run took under the lock of files it did not write
-    since (the vouched units'). A vouched unit keeps its recorded stat sum, and a unit whose
-    manifest is unchanged its content sum: both add into the tree's, so a one-tenant edit
-    at 10,000 tenants stats and hashes that tenant's files, not 800,000."""
+    ``vouched``: the unit manifests (paths) this run found, under the lock, to stat as the
+    record it replaces says, and did not write since (:func:`vouching`). Such a unit keeps
+    its recorded stat sum, and a unit whose manifest is unchanged its content sum: both add
+    into the tree's, so a one-tenant edit at 10,000 tenants stats and hashes that tenant's
+    files, not 800,000."""
     paths = sorted(outputs)  # in path order already (RenderResult.shas): a linear pass
     before = _read(root) if units is not None else {}
     if before.get("version") != CACHE_VERSION:
@@ -221,7 +222,7 @@ def remember_clean(
         "files": len(outputs),
         "notes": list(notes),
         **_content_record(outputs, members, before),
-        **_stat_record(root, paths, members, known, before),
+        **_stat_record(root, paths, members, vouched, before),
     }
     _record(root, entry)
 
@@ -257,65 +258,61 @@ def _stat_record(
     root: Path,
     paths: list[str],
     units: Mapping[str, list[str]] | None = None,
-    known: Mapping[str, os.stat_result] | None = None,
+    vouched: Collection[str] | None = None,
     before: Mapping[str, object] | None = None,
 ) -> dict[str, object]:
     """The stat part of a record (empty when a file cannot be stat'ed or read: hashing then).
     Racy: a file whose ctime or mtime is within :data:`RACY_NS` of now, kept by content hash;
     a unit with a racy file gets no stat sum of its own. ``units``: unit -> :func:`_members`.
     ``before``: the record this one
-    replaces, whose sums of the units vouched for this run (``known``) are carried."""
+    replaces, whose sums of the units ``vouched`` for this run are carried (their files are
+    not stat'ed again: the sum was taken with none of them racy, and they stat the same)."""
     since = time.time_ns() - RACY_NS
-    old = (before or {}).get("units") if known else None
+    old = (before or {}).get("units") if vouched else None
     recorded = old if isinstance(old, dict) else {}
-    vouched: dict[str, str] = {}
+    sums: dict[str, str] = {}
     covered: set[str] = set()
     total = 0
     for unit, members in (units or {}).items():  # vouched for this run by this very sum, nothing written since
         was = recorded.get(unit)
-        if isinstance(was, str) and known is not None and all(rel in known for rel in members):
-            vouched[unit] = was
+        if isinstance(was, str) and vouched is not None and unit in vouched:
+            sums[unit] = was
             covered.update(members)
             total += int(was, 16)
     rest = [rel for rel in paths if rel not in covered]
-    found = _walk_stats(root) if known is None else _stats(root, rest, known)
+    found = _walk_stats(root) if vouched is None else _stats(root, rest)
     if found is None or not set(rest) <= found.keys():
         return {}
     base = os.fspath(root)
-    # a known stat is a vouched unit's, unchanged since its sum was taken with none of its files racy
-    fresh = rest if not known else [rel for rel in rest if rel not in known]
-    racy = {rel: _sha(os.path.join(base, rel)) for rel in fresh if max(found[rel].st_ctime_ns, found[rel].st_mtime_ns) >= since}
+    racy = {rel: _sha(os.path.join(base, rel)) for rel in rest if max(found[rel].st_ctime_ns, found[rel].st_mtime_ns) >= since}
     if None in racy.values():
         return {}
     kept = {rel: sha for rel, sha in racy.items() if sha is not None}
     for unit, members in (units or {}).items():
-        if unit not in vouched and all(rel in found and rel not in kept for rel in members):
-            vouched[unit] = _hex(_stat_sum(members, found))
+        if unit not in sums and all(rel in found and rel not in kept for rel in members):
+            sums[unit] = _hex(_stat_sum(members, found))
     total += _stat_sum((rel for rel in rest if rel not in kept), found)
     out: dict[str, object] = {
         "stat": _hex(total),
         "racy": kept,
         "extra": [p for p in paths if not p.startswith("rendered/")],
     }
-    if vouched:
-        out["units"] = vouched
+    if sums:
+        out["units"] = sums
     if units is not None:
         out["fleet"] = sorted(units)  # every unit verified together, vouched for or not (units.Fleet)
     return out
 
 
-def _stats(root: Path, paths: Iterable[str], known: Mapping[str, os.stat_result]) -> dict[str, os.stat_result] | None:
-    """The ``lstat`` of every path, from ``known`` or taken now; None when one cannot be stat'ed."""
+def _stats(root: Path, paths: Iterable[str]) -> dict[str, os.stat_result] | None:
+    """The ``lstat`` of every path; None when one cannot be stat'ed."""
     prefix = os.path.join(os.fspath(root), "")  # plain concatenation: a million os.path.join calls cost seconds
     out: dict[str, os.stat_result] = {}
     for rel in paths:
-        st = known.get(rel)
-        if st is None:
-            try:
-                st = os.lstat(prefix + rel)
-            except OSError:
-                return None
-        out[rel] = st
+        try:
+            out[rel] = os.lstat(prefix + rel)
+        except OSError:
+            return None
     return out
 
 
@@ -325,32 +322,30 @@ def _members(unit: str, listed: Iterable[str]) -> list[str]:
     return [unit, *(rel for rel in listed if rel != unit)]
 
 
-#: Stats taken under the lock of a unit the record vouched for, or None (read its files).
-Vouched = dict[str, os.stat_result] | None
-#: unit manifest path, its files -> their :data:`Vouched` stats (``units.plan`` asks it per unit).
-Vouch = Callable[[str, Iterable[str]], Vouched]
+#: unit manifest path, its files -> whether they hold the bytes that manifest records, known
+#: without reading them (``units.plan`` asks it per unit; false: read and hash them).
+Vouch = Callable[[str, Iterable[str]], bool]
 
 
 def vouching(root: Path) -> Vouch:
     """Whether a unit's manifest and files still ``lstat`` exactly as when the tree was last
     verified clean (then each holds the sha256 that manifest records: the same argument as
-    git's index): their stats, else None. Only for the working tree; ``check --base`` and CI
-    never have a record."""
+    git's index). Only for the working tree; ``check --base`` and CI never have a record."""
     return _vouching(root, _read(root))
 
 
 def _vouching(root: Path, recorded: Mapping[str, object]) -> Vouch:
     known = recorded.get("units") if recorded.get("version") == CACHE_VERSION else None
     if not isinstance(known, dict) or not known:
-        return lambda unit, listed: None
+        return lambda unit, listed: False
 
-    def vouch(unit: str, listed: Iterable[str]) -> Vouched:
+    def vouch(unit: str, listed: Iterable[str]) -> bool:
         expected = known.get(unit)
         if not isinstance(expected, str):
-            return None
+            return False
         members = _members(unit, listed)
-        stats = _stats(root, members, {})
-        return stats if stats is not None and _hex(_stat_sum(members, stats)) == expected else None
+        stats = _stats(root, members)
+        return stats is not None and _hex(_stat_sum(members, stats)) == expected
 
     return vouch
 
@@ -375,7 +370,7 @@ def fleet(root: Path) -> tuple[frozenset[str], Same] | None:
     kept = {str(p): sha for p, sha in racy.items() if isinstance(sha, str)} if isinstance(racy, dict) else {}
 
     def same(unit: str, listed: Iterable[str], raw: bytes) -> bool:
-        return vouch(unit, listed) is not None or kept.get(unit) == hashlib.sha256(raw).hexdigest()
+        return vouch(unit, listed) or kept.get(unit) == hashlib.sha256(raw).hexdigest()
 
     return frozenset(str(p) for p in found), same
 

@@ -31,7 +31,7 @@ from generator.errors import CatalogErrors, Location, UsageError
 from generator.formats import emit
 from generator.model.resolve import Model
 from generator.output import contracts, limits
-from generator.output.checkcache import Vouch  # their lstat while they stat as last verified clean, else None
+from generator.output.checkcache import Vouch  # whether a unit's files hold its recorded bytes, known without reading them
 from generator.output.ondisk import TreeFiles
 from generator.output.render import MANIFEST_PATH, MANIFEST_VERSION, EntryField, RenderResult, render
 from generator.output.tree import UNITS_DIR, EntryFields, files_under, read_file
@@ -281,8 +281,9 @@ class Plan:
     parsed: dict[str, tuple[bytes, dict[str, dict[str, Any]]]] = field(default_factory=dict)
     #: Files of reused units the stat record vouched for: not read (``ondisk.TreeFiles``).
     on_disk: set[str] = field(default_factory=set)
-    #: Their ``lstat`` (and their unit manifests'), taken under the lock: the next record reuses them.
-    stats: dict[str, os.stat_result] = field(default_factory=dict)
+    #: Their units' manifests (paths), vouched for under the lock: the next record carries their
+    #: stat sums (``checkcache.remember_clean``), without stat'ing their files again.
+    vouched: set[str] = field(default_factory=set)
     #: The last verified fleet's units this run does not reuse (rendered again, or a removed
     #: tenant's), when every reused unit is that fleet's too: the contract check then looks only
     #: at what changed (``contracts.unchanged``). None when that fleet is not known.
@@ -352,11 +353,10 @@ def plan(root: Path, model: Model, found: Digests, recorded: Recorded, vouch: Vo
             out.reasons[name] = "its manifest lists another tenant's file"
             history.rendered(f"tenant/{name}", unit)
             continue
-        stats = vouch(unit_path(f"tenant/{name}"), unit.entries) if vouch is not None else None
-        if stats is not None:
+        if vouch is not None and vouch(unit_path(f"tenant/{name}"), unit.entries):
             out.reused[name] = unit
             out.on_disk.update(unit.entries)
-            out.stats.update(stats)
+            out.vouched.add(unit_path(f"tenant/{name}"))
             history.reused(f"tenant/{name}", unit, vouched=True)
             continue
         if not unit.decodable():

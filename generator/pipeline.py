@@ -198,7 +198,7 @@ def render_to_disk(
         # The lock is taken before the recorded units are read: the files reused from the
         # tree are the ones the write compares with, and nobody writes in between.
         with lock.hold(root):
-            parsed: dict[str, tuple[bytes, dict[str, dict[str, object]]]] = {}
+            parsed: dict[str, tuple[bytes | None, dict[str, dict[str, object]]]] = {}
             vouched: set[str] | None = None  # units the stat record vouched for (none is written)
             if full:
                 built, reused = build(root, progress=progress), frozenset[str]()
@@ -213,7 +213,12 @@ def render_to_disk(
             )  # parsed under this lock
             if not report.unmanaged and not report.kept:  # the tree holds exactly built.result.files
                 checkcache.remember_clean(
-                    built.root, built.result.shas(), inputs, notes=waiver_notes(built), units=units.membership(built.result), vouched=vouched
+                    built.root,
+                    built.result.shas(),
+                    inputs,
+                    notes=waiver_notes(built),
+                    units=units.membership(built.result),
+                    vouched=vouched,
                 )
         return built, report
 
@@ -264,6 +269,11 @@ def check(
             # ~1.4 s at 1000 tenants x 3, and nobody would ask it)
             if status.clean and base is None:
                 checkcache.remember_clean(
-                    built.root, built.result.shas(), inputs, notes=waiver_notes(built), units=units.membership(built.result), vouched=vouched
+                    built.root,
+                    built.result.shas(),
+                    inputs,
+                    notes=waiver_notes(built),
+                    units=units.membership(built.result),
+                    vouched=vouched,
                 )
     return built, status

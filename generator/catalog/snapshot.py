@@ -81,10 +81,11 @@ class Baseline:
         return frozenset((*written, *(_stem(rel) for rel in self.held if rel.count("/") == 1 and rel.endswith((".yaml", ".yml")))))
 
     def vouch(self, unit: str, listed: Iterable[str]) -> bool:
-        """For ``check --base``'s unit plan: whether every file a base unit lists is on disk
-        with the base's bytes as git proves it (nothing is read; else read and hash them)."""
+        """For ``check --base``'s unit plan: whether the base unit's manifest and every file
+        it lists are on disk with the base's bytes as git proves it (nothing is read; else
+        read and hash them)."""
         same = self._same_on_disk
-        return all(rel in same for rel in listed)
+        return unit in same and all(rel in same for rel in listed)
 
     def proven(self, paths: Iterable[str]) -> frozenset[str]:
         """Those of ``paths`` that git proves are on disk with the base's bytes (:func:`unchanged_outputs`)."""

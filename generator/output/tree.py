@@ -153,8 +153,9 @@ class _Guard:
         return os.path.join(self.base, folder, name)
 
 
-#: Unit manifests already parsed by the caller: path -> (their bytes, their ``files`` map).
-Parsed = Mapping[str, tuple[bytes, Mapping[str, dict[str, Any]]]]
+#: Unit manifests already parsed by the caller: path -> (their bytes, their ``files`` map);
+#: None for bytes the caller did not keep (read again unless left out by ``same``).
+Parsed = Mapping[str, tuple[bytes | None, Mapping[str, dict[str, Any]]]]
 
 
 def read_manifest(
@@ -178,7 +179,7 @@ def read_manifest(
     try:
         units = [rel for rel in files_under(root, (UNITS_DIR,)) if rel.endswith(".json")]
         found = {
-            rel: known[rel][0] if rel in held and rel in known else read_file(os.path.join(base, rel))
+            rel: kept if rel in held and rel in known and (kept := known[rel][0]) is not None else read_file(os.path.join(base, rel))
             for rel in units
             if not (rel in same and rel in held and rel in known)
         }

@@ -16,6 +16,7 @@ tree: see docs/incremental.md for the trust argument.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -202,9 +203,36 @@ class Unit:
     unit: str
     inputs: str
     entries: dict[str, dict[str, Any]]
-    raw: bytes
+    _raw: bytes | None
     places: list[Location]
     _declared: dict[str, contracts.Declared] | None = field(default=None, repr=False)
+    #: Once let go (:meth:`let_go`): the manifest's sha256, and where to read it again.
+    _sha256: str | None = field(default=None, repr=False)
+    _reread: Callable[[], bytes | None] | None = field(default=None, repr=False)
+
+    @property
+    def raw(self) -> bytes:
+        """The manifest's bytes: held, or read again and checked against their sha256."""
+        if self._raw is not None:
+            return self._raw
+        data = self._reread() if self._reread is not None else None
+        if data is None or hashlib.sha256(data).hexdigest() != self._sha256:
+            raise UsageError(f"{unit_path(self.unit)} changed while companyos was reading the tree; run the command again")
+        return data
+
+    @property
+    def held(self) -> bool:
+        return self._raw is not None
+
+    @property
+    def sha256(self) -> str:
+        return self._sha256 if self._sha256 is not None else _sha(self.raw)
+
+    def let_go(self, reread: Callable[[], bytes | None]) -> None:
+        """Stop holding the bytes (a vouched unit's manifest is on disk as parsed: at 10,000
+        tenants they are ~740 MB); ``reread`` reads them again if someone asks."""
+        self._sha256 = self.sha256
+        self._raw, self._reread = None, reread
 
     @property
     def declared(self) -> dict[str, contracts.Declared]:
@@ -277,8 +305,9 @@ class Plan:
     files: dict[str, bytes] = field(default_factory=dict)
     #: Why each rendered tenant renders (for tests and ``--explain``-style output).
     reasons: dict[str, str] = field(default_factory=dict)
-    #: Every unit manifest parsed here: path -> (bytes, file entries), for the write's previous manifest.
-    parsed: dict[str, tuple[bytes, dict[str, dict[str, Any]]]] = field(default_factory=dict)
+    #: Every unit manifest parsed here: path -> (bytes, file entries), for the write's previous
+    #: manifest; None for the bytes of one vouched for (on disk as parsed, not held).
+    parsed: dict[str, tuple[bytes | None, dict[str, dict[str, Any]]]] = field(default_factory=dict)
     #: Files of reused units the stat record vouched for: not read (``ondisk.TreeFiles``).
     on_disk: set[str] = field(default_factory=set)
     #: Their units' manifests (paths), vouched for under the lock: the next record carries their
@@ -342,7 +371,7 @@ def plan(root: Path, model: Model, found: Digests, recorded: Recorded, vouch: Vo
             out.reasons[name] = "no recorded unit"
             history.rendered(f"tenant/{name}", None)
             continue
-        out.parsed[unit_path(f"tenant/{name}")] = (unit.raw, unit.entries)
+        out.parsed[unit_path(f"tenant/{name}")] = (unit.raw, unit.entries)  # its bytes let go if vouched for
         if unit.inputs != found.tenants[name]:
             out.render.add(name)
             out.reasons[name] = "its inputs changed"
@@ -356,7 +385,10 @@ def plan(root: Path, model: Model, found: Digests, recorded: Recorded, vouch: Vo
         if vouch is not None and vouch(unit_path(f"tenant/{name}"), unit.entries):
             out.reused[name] = unit
             out.on_disk.update(unit.entries)
+            out.on_disk.add(unit_path(f"tenant/{name}"))  # vouched for with its files: read again only if asked
             out.vouched.add(unit_path(f"tenant/{name}"))
+            out.parsed[unit_path(f"tenant/{name}")] = (None, unit.entries)
+            unit.let_go(functools.partial(recorded, f"tenant/{name}"))
             history.reused(f"tenant/{name}", unit, vouched=True)
             continue
         if not unit.decodable():
@@ -537,14 +569,18 @@ def assemble(
     for unit, members in by_unit.items():
         name = unit.removeprefix("tenant/")
         reused = todo.reused.get(name) if unit != GLOBAL else None
-        if reused is not None:
-            data = reused.raw
-        else:
-            inputs = found.context if unit == GLOBAL else found.tenants.get(name, "missing")
-            data = unit_manifest(unit, inputs, members, {p: declared[p] for p in members if p in declared})
         path = unit_path(unit)
-        files[path] = data
-        own: dict[str, Any] = {"sha256": _sha(data), "sources": [], "target": "units"}
+        if reused is not None and not reused.held:
+            sha = reused.sha256  # on disk as parsed (Plan.on_disk): not read again
+        else:
+            if reused is not None:
+                data = reused.raw
+            else:
+                inputs = found.context if unit == GLOBAL else found.tenants.get(name, "missing")
+                data = unit_manifest(unit, inputs, members, {p: declared[p] for p in members if p in declared})
+            files[path] = data
+            sha = _sha(data)
+        own: dict[str, Any] = {"sha256": sha, "sources": [], "target": "units"}
         if unit != GLOBAL:
             own["tenant"] = name
         entries[path] = own

@@ -299,6 +299,34 @@ def _contracts_read(monkeypatch) -> list[str]:
     return seen
 
 
+def test_an_edit_holds_no_vouched_units_manifest_and_checks_it_when_read_again(rendered_repo, monkeypatch):
+    """A vouched unit's manifest bytes are let go once parsed (the tree holds them: at
+    10,000 tenants ~740 MB); its entry's sha256 is the one taken then, and read again for
+    its contracts, bytes that changed since are refused, not trusted."""
+    import hashlib
+
+    from generator.errors import UsageError
+    from generator.output import units
+
+    _record(rendered_repo, monkeypatch, racy_ns=0)
+    edit_yaml(rendered_repo / "tenants/hooli.yaml", lambda data: data.update(owner="platform-b@example.com"))
+    built, plan = pipeline.build_incremental(rendered_repo)
+    globex, acme = units.unit_path("tenant/globex"), units.unit_path("tenant/acme")
+    assert {globex, acme} <= plan.vouched and units.unit_path("tenant/hooli") not in plan.vouched
+    assert not plan.reused["globex"].held and plan.parsed[globex][0] is None
+    assert globex in built.result.files.on_disk and globex not in built.result.files._held
+    on_disk = (rendered_repo / globex).read_bytes()
+    assert built.result.manifest["files"][globex]["sha256"] == hashlib.sha256(on_disk).hexdigest()
+    assert built.result.files[globex] == on_disk
+    assert plan.reused["globex"].declared  # read again, the same bytes: its contracts
+    # the same for every vouched unit: the result and a full render agree byte for byte
+    assert dict(built.result.files) == dict(pipeline.build(rendered_repo).result.files)
+    manifest = rendered_repo / acme
+    manifest.write_bytes(manifest.read_bytes().replace(b'"target": "helm"', b'"target": "helm "', 1))
+    with pytest.raises(UsageError, match=r"tenant-acme\.json changed while companyos was reading"):
+        _ = plan.reused["acme"].declared
+
+
 def test_a_tenant_edit_judges_only_the_changed_units_contracts(rendered_repo, monkeypatch):
     record = _record(rendered_repo, monkeypatch, racy_ns=0)
     assert "rendered/.companyos-units/global.json" in record["fleet"] and len(record["fleet"]) == 6

@@ -207,10 +207,10 @@ def manifests_files(found: dict[str, bytes | None], *, own: bool = True, parsed:
 
 
 class EntryFields(TypedDict, total=False):
-    """A manifest entry's fields as its readers need them, sha256 aside (``contracts`` are
-    skipped by every decoder: most of a unit manifest's bytes, read by ``units.Unit`` alone)."""
+    """A manifest entry's fields as its readers need them, sha256 and sources aside
+    (``contracts`` are skipped by every decoder: most of a unit manifest's bytes, read by
+    ``units.Unit`` alone, which reads the sources only when asked too)."""
 
-    sources: list[str]
     target: str
     tenant: str
     environment: str
@@ -223,6 +223,7 @@ class _Listed(EntryFields, total=False):
     pruned: ``_not_ours``)."""
 
     sha256: str
+    sources: list[str]
 
 
 class _ManifestFiles(TypedDict, total=False):

@@ -365,6 +365,20 @@ def test_reused_files_are_judged_from_their_recorded_limit_facts(repo: Path, mon
             assert limits.record(real(path, built.result.files[path])) == entry.get("limits"), path
 
 
+def test_a_reused_files_sources_are_read_from_its_unit_only_when_asked(repo: Path) -> None:
+    """Reused entries are held without their sources (half of a decoded entry's memory); the
+    limit check's view reads a reused file's from its unit's manifest, as a full render has them."""
+    _edit_tenant(repo)
+    built, plan = pipeline.build_incremental(repo)
+    entries = built.result.manifest["files"]
+    reused = [p for unit in plan.reused.values() for p in unit.entries]
+    assert reused and not [p for p in reused if "sources" in entries[p]]
+    full = pipeline.build(repo).result.manifest["files"]
+    view = units.RecordedSources(entries, plan.reused)
+    assert list(view) == list(entries)
+    assert {p: list(view[p]) for p in full} == {p: e["sources"] for p, e in full.items()}
+
+
 def test_a_breach_a_reused_unit_recorded_still_fails_the_render(repo: Path) -> None:
     """The recorded facts are judged like fresh ones (a unit's manifest is trusted for reuse
     exactly as its contracts are; ``check --base`` compares it with the base's)."""
@@ -379,7 +393,9 @@ def test_a_breach_a_reused_unit_recorded_still_fails_the_render(repo: Path) -> N
     unit.write_text(json.dumps(data))
     with pytest.raises(CatalogErrors) as caught:
         pipeline.build_incremental(repo)
-    assert any("planted: name is 64 characters" in e.message for e in caught.value.errors)
+    planted = [e for e in caught.value.errors if "planted: name is 64 characters" in e.message]
+    # blamed on the catalog file among the reused file's sources (read from its unit's manifest only now)
+    assert planted and {e.location.path for e in planted} == {"tenants/acme.yaml"}, planted
 
 
 # --- check --base: what git proves unchanged is not read ----------------------------------------
@@ -442,6 +458,8 @@ def _mangled(raw: bytes, how: str) -> bytes:
         entry["contracts"]["provides"][0][1] = ["not", "a", "name"]
     elif how == "a map inside a row":
         entry["contracts"]["consumes"][0][3] = {"detail": "x"}
+    elif how == "sources that are not a list":
+        entry["sources"] = "tenants/hooli.yaml"
     elif how == "no sha256":
         del entry["sha256"]
     elif how == "a place that is not a line":
@@ -459,6 +477,7 @@ def _mangled(raw: bytes, how: str) -> bytes:
         "a row too short",
         "a list inside a row",
         "a map inside a row",
+        "sources that are not a list",
         "no sha256",
         "a place that is not a line",
         "another version",
@@ -469,14 +488,14 @@ def test_a_malformed_unit_manifest_is_not_a_unit_and_its_tenant_renders_again(re
     path = repo / units.unit_path("tenant/hooli")
     raw = path.read_bytes()
     assert units.parse_unit(raw) is not None and units.parse_unit(raw).decodable()
-    # contract rows are decoded on first use: a unit nothing vouches for is asked before reuse
-    rows = how in ("a row too short", "a list inside a row", "a map inside a row")
+    # sources and contract rows are decoded on first use: a unit nothing vouches for is asked before reuse
+    rows = how in ("a row too short", "a list inside a row", "a map inside a row", "sources that are not a list")
     mangled = units.parse_unit(_mangled(raw, how))
     assert (mangled is not None and not mangled.decodable()) if rows else mangled is None
     path.write_bytes(_mangled(raw, how))
     _, plan = pipeline.build_incremental(repo)
     assert "hooli" in plan.render
-    assert plan.reasons["hooli"] == ("its manifest's contract rows are damaged" if rows else "no recorded unit")
+    assert plan.reasons["hooli"] == ("its manifest's sources or contract rows are damaged" if rows else "no recorded unit")
     pipeline.render_to_disk(repo)
     assert path.read_bytes() == raw
 

@@ -52,7 +52,11 @@ def _changed_global(before: bytes, after: bytes) -> list[str]:
     """The global unit's files whose entry differs between two of its manifests."""
     old, new = units.parse_unit(before), units.parse_unit(after)
     assert old is not None and new is not None
-    changed = [p for p in sorted(set(old.entries) | set(new.entries)) if old.entries.get(p) != new.entries.get(p)]
+    changed = [
+        p
+        for p in sorted(set(old.entries) | set(new.entries))
+        if (old.entries.get(p), old.sources.get(p)) != (new.entries.get(p), new.sources.get(p))
+    ]
     return changed + (["(inputs)"] if old.inputs != new.inputs else [])
 
 

@@ -80,6 +80,23 @@ def test_check_passes_then_fails_with_changed_missing_stale_and_unmanaged(compan
     assert '-applicationName: "hand-edited"' in full.out and '+applicationName: "api"' in full.out
 
 
+@pytest.mark.parametrize("verified", ["every file", "none"])
+def test_status_finds_a_gone_file_missing_even_when_verified_and_a_link_changed(repo, tmp_path, verified):
+    """The status counts verified files by one pass over the listing: a verified file that is
+    gone since (or turned into a link) is still missing (or changed), never unchanged; with
+    nothing verified every file is compared (a full render's status)."""
+    built = pipeline.build(repo)
+    gone, linked = "rendered/helm/dev/globex/web.yaml", "rendered/helm/prod/globex/api.yaml"
+    (repo / gone).unlink()
+    (repo / linked).unlink()
+    (repo / linked).symlink_to(tmp_path / "elsewhere.yaml")
+    trusted = frozenset(built.result.files) if verified == "every file" else frozenset()
+    st = tree.status(built.result, repo, verified=trusted)
+    assert st.missing == [gone] and st.changed == [linked]
+    assert st.unchanged == len(built.result.files) - 2
+    assert not st.stale and not st.unmanaged and not st.leftover
+
+
 def test_render_prunes_only_generated_files(companyos, repo):
     hand_written = repo / ".github/workflows/hand-written.yml"
     hand_written.parent.mkdir(parents=True, exist_ok=True)

@@ -379,6 +379,24 @@ def test_a_reused_files_sources_are_read_from_its_unit_only_when_asked(repo: Pat
     assert {p: list(view[p]) for p in full} == {p: e["sources"] for p, e in full.items()}
 
 
+def test_reused_entries_share_their_target_environment_and_tenant_strings(repo: Path) -> None:
+    """800,000 reused entries hold one string per target, environment and tenant, not one
+    each; a target or environment this catalog does not have makes no unit of it."""
+    _edit_tenant(repo)
+    _, plan = pipeline.build_incremental(repo)
+    entries = [e for unit in plan.reused.values() for e in unit.entries.values()]
+    for key in ("target", "environment", "tenant"):
+        values = [e[key] for e in entries if key in e]
+        assert len(set(values)) > 1 and len({id(v) for v in values}) == len(set(values)), key
+    path = repo / units.unit_path("tenant/globex")
+    for old, new in (('"environment": "dev"', '"environment": "qa"'), ('"target": "helm"', '"target": "kustomize"')):
+        original = path.read_text()
+        path.write_text(original.replace(old, new, 1))
+        _, plan = pipeline.build_incremental(repo)
+        assert plan.reasons["globex"] == "no recorded unit", new
+        path.write_text(original)
+
+
 def test_a_breach_a_reused_unit_recorded_still_fails_the_render(repo: Path) -> None:
     """The recorded facts are judged like fresh ones (a unit's manifest is trusted for reuse
     exactly as its contracts are; ``check --base`` compares it with the base's)."""

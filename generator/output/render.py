@@ -43,6 +43,9 @@ class RenderResult:
     #: Unit manifest path -> the files that unit lists, when the units were assembled
     #: (``output.units``); else None.
     members: dict[str, list[str]] | None = field(default=None, repr=False, compare=False)
+    #: Fields a reused file's entry does not hold (its sha256, its sources), read from its
+    #: unit's manifest when asked (``units.ReusedFields``); None when every entry is whole.
+    recorded: Recorded | None = field(default=None, repr=False, compare=False)
 
     def entry(self, path: str) -> dict[str, Any] | None:
         entry: dict[str, Any] | None = self.manifest["files"].get(path)
@@ -50,21 +53,36 @@ class RenderResult:
 
     def shas(self) -> Mapping[str, str]:
         """Every file's sha256 (hex) as its manifest entry records it, in path order."""
-        return EntryField(self.manifest["files"], "sha256", self.files)
+        return EntryField(self.manifest["files"], "sha256", self.files, self.recorded)
+
+
+#: (path, its entry, a field the entry does not hold) -> that field's value as recorded.
+Recorded = Callable[[str, Mapping[str, Any], str], Any]
 
 
 class EntryField(Mapping[str, Any]):
     """Path -> one field of its manifest entry, looked up when asked: after a one-tenant edit
     at 10,000 tenants the record and the limit check read a handful, and a copy of 800,000
-    values cost ~0.3 s each. ``paths``: the keys, in their order (default: the entries')."""
+    values cost ~0.3 s each. ``paths``: the keys, in their order (default: the entries');
+    ``recorded``: where a field an entry does not hold is read from."""
 
-    def __init__(self, entries: Mapping[str, Mapping[str, Any]], field: str, paths: Collection[str] | None = None) -> None:
+    def __init__(
+        self,
+        entries: Mapping[str, Mapping[str, Any]],
+        field: str,
+        paths: Collection[str] | None = None,
+        recorded: Recorded | None = None,
+    ) -> None:
         self._entries = entries
         self._field = field
         self._paths = entries if paths is None else paths
+        self._recorded = recorded
 
     def __getitem__(self, path: str) -> Any:
-        return self._entries[path][self._field]
+        entry = self._entries[path]
+        if self._field in entry or self._recorded is None:
+            return entry[self._field]
+        return self._recorded(path, entry, self._field)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._paths)

@@ -154,8 +154,9 @@ class _Guard:
 
 
 #: Unit manifests already parsed by the caller: path -> (their bytes, their ``files`` map);
-#: None for bytes the caller did not keep (read again unless left out by ``same``).
-Parsed = Mapping[str, tuple[bytes | None, Mapping[str, dict[str, Any]]]]
+#: None for bytes the caller did not keep (read again unless left out by ``same``), or for
+#: a map without the sha256s prune needs (decoded here).
+Parsed = Mapping[str, tuple[bytes | None, Mapping[str, dict[str, Any]] | None]]
 
 
 def read_manifest(
@@ -196,7 +197,7 @@ def manifests_files(found: dict[str, bytes | None], *, own: bool = True, parsed:
     out: dict[str, dict[str, Any]] = {}
     for rel, data in sorted(found.items()):
         known = parsed.get(rel) if parsed is not None and data is not None else None
-        if known is not None and known[0] == data:
+        if known is not None and known[0] == data and known[1] is not None:
             listed: Mapping[str, dict[str, Any]] = known[1]
         else:
             listed = manifest_files(data) if data is not None else {}

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Literal, Required, TypedDict, cast, get_type_hints, overload
+from typing import Any, Literal, TypedDict, cast, get_type_hints, overload
 
 import msgspec
 
@@ -165,10 +165,8 @@ class _Pact(msgspec.Struct):
 
 
 class _Entry(EntryFields):
-    """A file's manifest entry without its contracts and sources (the decoder skips them:
-    :class:`Unit` reads them when asked); a unit's entry must record its sha256."""
-
-    sha256: str
+    """A file's manifest entry without its contracts, sources and sha256 (the decoder skips
+    them: :class:`Unit` reads them when asked)."""
 
 
 class _Manifest(TypedDict):
@@ -199,13 +197,25 @@ class _Sources(msgspec.Struct):
     files: dict[str, _Sourced]
 
 
+class _Hashed(msgspec.Struct):
+    """A file entry's sha256 alone (a unit's entry must record one)."""
+
+    sha256: str
+
+
+class _Shas(msgspec.Struct):
+    files: dict[str, _Hashed]
+
+
 #: Decodes and checks a unit manifest's shape in one C pass (at 10,000 tenants the manifests
 #: are ~760 MB of JSON: ``json.loads`` and a Python walk over every row were a sixth of an edit).
 #: Contracts (55 % of the bytes) are skipped, and read by :data:`_CONTRACTS` only when asked;
-#: sources too (half of a decoded entry's memory: 465 MB at 10,000 tenants), by :data:`_SOURCES`.
+#: sources too (half of a decoded entry's memory: 465 MB at 10,000 tenants), by :data:`_SOURCES`,
+#: and sha256s (a vouched unit's files are proven by stat: 90 MB more), by :data:`_SHAS`.
 _DECODER = msgspec.json.Decoder(_Manifest)
 _CONTRACTS = msgspec.json.Decoder(_Contracts)
 _SOURCES = msgspec.json.Decoder(_Sources)
+_SHAS = msgspec.json.Decoder(_Shas)
 
 
 @dataclass
@@ -223,6 +233,7 @@ class Unit:
     _sha256: str | None = field(default=None, repr=False)
     _reread: Callable[[], bytes | None] | None = field(default=None, repr=False)
     _sources: dict[str, list[str]] | None = field(default=None, repr=False)
+    _shas: dict[str, str] | None = field(default=None, repr=False)
 
     @property
     def sources(self) -> dict[str, list[str]]:
@@ -235,6 +246,22 @@ class Unit:
                 raise UsageError(f"{unit_path(self.unit)}: damaged sources; run `companyos render --full`") from None
             self._sources = {path: item.sources for path, item in found.files.items()}
         return self._sources
+
+    @property
+    def shas(self) -> dict[str, str]:
+        """Path -> its recorded sha256, read from the manifest on first use (a unit whose
+        files are read and hashed; a vouched one's only if someone asks)."""
+        if self._shas is None:
+            try:
+                found = _SHAS.decode(self.raw)
+            except msgspec.MsgspecError:
+                raise UsageError(f"{unit_path(self.unit)}: damaged sha256s; run `companyos render --full`") from None
+            self._shas = {path: item.sha256 for path, item in found.files.items()}
+        return self._shas
+
+    def recorded(self, path: str, field: str) -> Any:
+        """A field its entry in :attr:`entries` does not hold: ``sha256`` or ``sources``."""
+        return (self.shas if field == "sha256" else self.sources)[path]
 
     @property
     def raw(self) -> bytes:
@@ -289,11 +316,11 @@ class Unit:
         return self._declared
 
     def decodable(self) -> bool:
-        """Whether the sources, the contracts and every contract row decode (decoding them
+        """Whether the sha256s, sources, contracts and every contract row decode (decoding them
         now). A unit the stat record vouches for passed when it was verified; any other is
         asked before it is reused."""
         try:
-            _ = self.sources
+            _ = self.sources, self.shas
         except UsageError:
             return False
         found = self._contracts()
@@ -312,7 +339,7 @@ def _shared_values(targets: tuple[str, ...], environments: tuple[str, ...]) -> m
         return Literal[names] if names else str
 
     fields: dict[str, Any] = get_type_hints(_Entry)  # every field's type, evaluated
-    fields.update(sha256=Required[str], target=one_of(targets), environment=one_of(environments))
+    fields.update(target=one_of(targets), environment=one_of(environments))
     entry: Any = TypedDict("_SharedEntry", fields, total=False)  # type: ignore[misc]  # this catalog's literals
     manifest: Any = TypedDict("_SharedManifest", {**get_type_hints(_Manifest), "files": dict[str, entry]})  # type: ignore[misc]
     return msgspec.json.Decoder(manifest)
@@ -357,9 +384,10 @@ class Plan:
     files: dict[str, bytes] = field(default_factory=dict)
     #: Why each rendered tenant renders (for tests and ``--explain``-style output).
     reasons: dict[str, str] = field(default_factory=dict)
-    #: Every unit manifest parsed here: path -> (bytes, file entries), for the write's previous
-    #: manifest; None for the bytes of one vouched for (on disk as parsed, not held).
-    parsed: dict[str, tuple[bytes | None, dict[str, dict[str, Any]]]] = field(default_factory=dict)
+    #: Every unit manifest parsed here: path -> (bytes, None), for the write's previous manifest
+    #: (its entries are decoded there, sha256s included); None for the bytes of one vouched for
+    #: (on disk as parsed, not held).
+    parsed: dict[str, tuple[bytes | None, dict[str, dict[str, Any]] | None]] = field(default_factory=dict)
     #: Files of reused units the stat record vouched for: not read (``ondisk.TreeFiles``).
     on_disk: set[str] = field(default_factory=set)
     #: Their units' manifests (paths), vouched for under the lock: the next record carries their
@@ -413,7 +441,7 @@ def plan(root: Path, model: Model, found: Digests, recorded: Recorded, vouch: Vo
         why = "no recorded global unit" if glob is None else "the context changed (code, libraries or a shared input)"
         return Plan(set(tenants), reasons=dict.fromkeys(tenants, why))
     out = Plan(set())
-    out.parsed[unit_path(GLOBAL)] = (glob.raw, glob.entries)
+    out.parsed[unit_path(GLOBAL)] = (glob.raw, None)
     base = os.fspath(root)
     history = _History(fleet)
     history.rendered(GLOBAL, glob)
@@ -424,13 +452,13 @@ def plan(root: Path, model: Model, found: Digests, recorded: Recorded, vouch: Vo
             out.reasons[name] = "no recorded unit"
             history.rendered(f"tenant/{name}", None)
             continue
-        out.parsed[unit_path(f"tenant/{name}")] = (unit.raw, unit.entries)  # its bytes let go if vouched for
+        out.parsed[unit_path(f"tenant/{name}")] = (unit.raw, None)  # its bytes let go if vouched for
         if unit.inputs != found.tenants[name]:
             out.render.add(name)
             out.reasons[name] = "its inputs changed"
             history.rendered(f"tenant/{name}", unit)
             continue
-        if not _all_of(name, unit.entries.values()):
+        if not _all_of(name, unit.entries):
             out.render.add(name)
             out.reasons[name] = "its manifest lists another tenant's file"
             history.rendered(f"tenant/{name}", unit)
@@ -440,19 +468,20 @@ def plan(root: Path, model: Model, found: Digests, recorded: Recorded, vouch: Vo
             out.on_disk.update(unit.entries)
             out.on_disk.add(unit_path(f"tenant/{name}"))  # vouched for with its files: read again only if asked
             out.vouched.add(unit_path(f"tenant/{name}"))
-            out.parsed[unit_path(f"tenant/{name}")] = (None, unit.entries)
+            out.parsed[unit_path(f"tenant/{name}")] = (None, None)
             unit.let_go(functools.partial(recorded, f"tenant/{name}"))
             history.reused(f"tenant/{name}", unit, vouched=True)
             continue
         if not unit.decodable():
             out.render.add(name)
-            out.reasons[name] = "its manifest's sources or contract rows are damaged"
+            out.reasons[name] = "its manifest's sha256s, sources or contract rows are damaged"
             history.rendered(f"tenant/{name}", None)
             continue
         kept: dict[str, bytes] = {}
-        for path, entry in unit.entries.items():
+        shas = unit.shas
+        for path in unit.entries:
             data = read_file(os.path.join(base, path))
-            if data is None or _sha(data) != entry["sha256"]:
+            if data is None or _sha(data) != shas.get(path):
                 break
             kept[path] = data
         else:
@@ -467,13 +496,18 @@ def plan(root: Path, model: Model, found: Digests, recorded: Recorded, vouch: Vo
     return out
 
 
-def _all_of(tenant: str, entries: Iterable[dict[str, Any]]) -> bool:
-    """Whether every entry names ``tenant``; each then holds this one string (at 10,000
-    tenants, 800,000 copies of the name were ~43 MB)."""
-    for entry in entries:
+def _all_of(tenant: str, entries: dict[str, dict[str, Any]]) -> bool:
+    """Whether every entry names ``tenant``. Each then holds this one name, and entries
+    equal field for field are one dict (without sha256 and sources a tenant's ~80 entries
+    are a few dozen kinds: at 10,000 tenants, 800,000 dicts and names were ~200 MB).
+    Entries are never changed after the plan: sharing them is safe."""
+    kinds: dict[tuple[tuple[str, Any], ...], dict[str, Any]] = {}
+    for path, entry in entries.items():
         if entry.get("tenant") != tenant:
             return False
         entry["tenant"] = tenant
+        if "limits" not in entry:  # the only field that is not a string (rare: a file near a limit)
+            entries[path] = kinds.setdefault(tuple(entry.items()), entry)
     return True
 
 
@@ -556,7 +590,7 @@ def render_incremental(
         *limits.judge(
             model,
             [limits.recorded(p, e) for p, e in entries.items() if "limits" in e],
-            RecordedSources(entries, todo.reused),
+            EntryField(entries, "sources", recorded=ReusedFields(todo.reused)),
             every_declared(declared, todo.reused.values()),  # read only to blame a breach
         ),
     ]
@@ -565,19 +599,19 @@ def render_incremental(
     return assemble(model, found, files, entries, declared, todo, root, fresh=fresh_paths), todo
 
 
-class RecordedSources(EntryField):
-    """Path -> its sources: a fresh entry's, or a reused file's from its unit's manifest,
-    read only when asked (the limit check asks to blame a breach)."""
+class ReusedFields:
+    """A reused file's fields its entry does not hold (sha256, sources), read from its unit's
+    manifest when asked: the record asks for few sha256s, the limit check for sources only
+    to blame a breach (``render.Recorded``)."""
 
-    def __init__(self, entries: Mapping[str, Mapping[str, Any]], reused: Mapping[str, Unit]) -> None:
-        super().__init__(entries, "sources")
+    def __init__(self, reused: Mapping[str, Unit]) -> None:
         self._reused = reused
 
-    def __getitem__(self, path: str) -> Any:
-        entry = self._entries[path]
-        if "sources" in entry:
-            return entry["sources"]
-        return self._reused[entry["tenant"]].sources[path]  # the plan checked a reused unit's entries all name it
+    def __call__(self, path: str, entry: Mapping[str, Any], field: str) -> Any:
+        unit = self._reused.get(entry.get("tenant", ""))  # the plan checked a reused unit's entries all name it
+        if unit is None:
+            raise KeyError(path)
+        return unit.recorded(path, field)
 
 
 def _path(declared: contracts.Declared) -> str:
@@ -668,8 +702,8 @@ def assemble(
     manifest = {"generator": emit.GENERATOR, "version": MANIFEST_VERSION, "files": entries}
     ordered = InPathOrder(lambda: every_declared(declared, todo.reused.values()))
     if todo.on_disk and root is not None:
-        return RenderResult(TreeFiles(root, files, todo.on_disk, order), manifest, ordered, listed)
-    return RenderResult({p: files[p] for p in order}, manifest, ordered, listed)
+        return RenderResult(TreeFiles(root, files, todo.on_disk, order), manifest, ordered, listed, ReusedFields(todo.reused))
+    return RenderResult({p: files[p] for p in order}, manifest, ordered, listed, ReusedFields(todo.reused) if todo.reused else None)
 
 
 def membership(result: RenderResult) -> dict[str, list[str]]:

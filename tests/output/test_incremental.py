@@ -14,7 +14,7 @@ from generator import pipeline
 from generator.catalog import snapshot
 from generator.formats import emit
 from generator.output import checkcache, tree, units
-from generator.output.render import MANIFEST_PATH, render
+from generator.output.render import MANIFEST_PATH, EntryField, render
 from helpers.gitrepo import commit_all
 from helpers.repo import copy_repo
 
@@ -187,7 +187,8 @@ def test_unit_manifests_record_inputs_and_every_file(sample):
     glob = units.parse_unit(files[units.unit_path(units.GLOBAL)])
     hooli = units.parse_unit(files[units.unit_path("tenant/hooli")])
     assert glob is not None and hooli is not None
-    assert HOOLI_FILE in hooli.entries and hooli.entries[HOOLI_FILE]["sha256"] == hashlib.sha256(files[HOOLI_FILE]).hexdigest()
+    assert HOOLI_FILE in hooli.entries and hooli.shas[HOOLI_FILE] == hashlib.sha256(files[HOOLI_FILE]).hexdigest()
+    assert hooli.shas.keys() == hooli.entries.keys() == hooli.sources.keys()
     assert all(e.get("tenant") == "hooli" for e in hooli.entries.values())
     assert all("tenant" not in e for e in glob.entries.values())
     listed = set().union(*(units.parse_unit(files[p]).entries for p in units.unit_paths(files)))  # type: ignore[union-attr]
@@ -365,29 +366,38 @@ def test_reused_files_are_judged_from_their_recorded_limit_facts(repo: Path, mon
             assert limits.record(real(path, built.result.files[path])) == entry.get("limits"), path
 
 
-def test_a_reused_files_sources_are_read_from_its_unit_only_when_asked(repo: Path) -> None:
-    """Reused entries are held without their sources (half of a decoded entry's memory); the
-    limit check's view reads a reused file's from its unit's manifest, as a full render has them."""
+def test_a_reused_files_sha256_and_sources_are_read_from_its_unit_only_when_asked(repo: Path) -> None:
+    """Reused entries are held without their sources and sha256s (most of a decoded entry's
+    memory); the record's and the limit check's views read a reused file's from its unit's
+    manifest, exactly as a full render has them."""
     _edit_tenant(repo)
     built, plan = pipeline.build_incremental(repo)
     entries = built.result.manifest["files"]
     reused = [p for unit in plan.reused.values() for p in unit.entries]
-    assert reused and not [p for p in reused if "sources" in entries[p]]
+    assert reused and not [p for p in reused if "sources" in entries[p] or "sha256" in entries[p]]
     full = pipeline.build(repo).result.manifest["files"]
-    view = units.RecordedSources(entries, plan.reused)
-    assert list(view) == list(entries)
-    assert {p: list(view[p]) for p in full} == {p: e["sources"] for p, e in full.items()}
+    sources = EntryField(entries, "sources", recorded=units.ReusedFields(plan.reused))
+    assert list(sources) == list(entries)
+    assert {p: list(sources[p]) for p in full} == {p: e["sources"] for p, e in full.items()}
+    assert dict(built.result.shas()) == {p: e["sha256"] for p, e in full.items()}
 
 
 def test_reused_entries_share_their_target_environment_and_tenant_strings(repo: Path) -> None:
-    """800,000 reused entries hold one string per target, environment and tenant, not one
-    each; a target or environment this catalog does not have makes no unit of it."""
+    """800,000 reused entries hold one string per target, environment and tenant, and one
+    dict per kind of entry, not one each; a target or environment this catalog does not
+    have makes no unit of it."""
     _edit_tenant(repo)
     _, plan = pipeline.build_incremental(repo)
     entries = [e for unit in plan.reused.values() for e in unit.entries.values()]
     for key in ("target", "environment", "tenant"):
         values = [e[key] for e in entries if key in e]
         assert len(set(values)) > 1 and len({id(v) for v in values}) == len(set(values)), key
+    # entries equal field for field are one dict (a handful per tenant), and still each file's own fields
+    assert len({id(e) for e in entries}) < len(entries) / 2
+    full = pipeline.build(repo).result.manifest["files"]
+    for unit in plan.reused.values():
+        for path, entry in unit.entries.items():
+            assert entry == {k: v for k, v in full[path].items() if k not in ("sha256", "sources")}, path
     path = repo / units.unit_path("tenant/globex")
     for old, new in (('"environment": "dev"', '"environment": "qa"'), ('"target": "helm"', '"target": "kustomize"')):
         original = path.read_text()
@@ -506,14 +516,14 @@ def test_a_malformed_unit_manifest_is_not_a_unit_and_its_tenant_renders_again(re
     path = repo / units.unit_path("tenant/hooli")
     raw = path.read_bytes()
     assert units.parse_unit(raw) is not None and units.parse_unit(raw).decodable()
-    # sources and contract rows are decoded on first use: a unit nothing vouches for is asked before reuse
-    rows = how in ("a row too short", "a list inside a row", "a map inside a row", "sources that are not a list")
+    # sha256s, sources and contract rows are decoded on first use: a unit nothing vouches for is asked before reuse
+    rows = how in ("a row too short", "a list inside a row", "a map inside a row", "sources that are not a list", "no sha256")
     mangled = units.parse_unit(_mangled(raw, how))
     assert (mangled is not None and not mangled.decodable()) if rows else mangled is None
     path.write_bytes(_mangled(raw, how))
     _, plan = pipeline.build_incremental(repo)
     assert "hooli" in plan.render
-    assert plan.reasons["hooli"] == ("its manifest's sources or contract rows are damaged" if rows else "no recorded unit")
+    assert plan.reasons["hooli"] == ("its manifest's sha256s, sources or contract rows are damaged" if rows else "no recorded unit")
     pipeline.render_to_disk(repo)
     assert path.read_bytes() == raw
 

@@ -55,7 +55,7 @@ def _changed_global(before: bytes, after: bytes) -> list[str]:
     changed = [
         p
         for p in sorted(set(old.entries) | set(new.entries))
-        if (old.entries.get(p), old.sources.get(p)) != (new.entries.get(p), new.sources.get(p))
+        if (old.entries.get(p), old.sources.get(p), old.shas.get(p)) != (new.entries.get(p), new.sources.get(p), new.shas.get(p))
     ]
     return changed + (["(inputs)"] if old.inputs != new.inputs else [])
 

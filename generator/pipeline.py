@@ -198,7 +198,7 @@ def render_to_disk(
         # The lock is taken before the recorded units are read: the files reused from the
         # tree are the ones the write compares with, and nobody writes in between.
         with lock.hold(root):
-            parsed: dict[str, tuple[bytes | None, dict[str, dict[str, object]] | None]] = {}
+            parsed: dict[str, bytes | None] = {}
             vouched: set[str] | None = None  # units the stat record vouched for (none is written)
             if full:
                 built, reused = build(root, progress=progress), frozenset[str]()

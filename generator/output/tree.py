@@ -153,10 +153,9 @@ class _Guard:
         return os.path.join(self.base, folder, name)
 
 
-#: Unit manifests already parsed by the caller: path -> (their bytes, their ``files`` map);
-#: None for bytes the caller did not keep (read again unless left out by ``same``), or for
-#: a map without the sha256s prune needs (decoded here).
-Parsed = Mapping[str, tuple[bytes | None, Mapping[str, dict[str, Any]] | None]]
+#: Unit manifests the caller read already: path -> their bytes, or None where it did not keep
+#: them (read again unless left out by ``same``).
+Parsed = Mapping[str, bytes | None]
 
 
 def read_manifest(
@@ -169,9 +168,9 @@ def read_manifest(
 ) -> dict[str, dict[str, Any]]:
     """Files listed by the unit manifests on disk (empty when there are none), and with
     ``own`` the unit manifests themselves, so that prune can remove a unit's manifest.
-    ``parsed``: manifests the caller parsed already, used where the bytes on disk are the same;
-    ``held``: those of them the caller knows are on disk as parsed (read from this tree under the
-    lock held now, or proven by git): not read again (at 10,000 tenants they are ~760 MB).
+    ``parsed``: manifests the caller read already; ``held``: those of them the caller knows
+    are on disk as read (from this tree under the lock held now, or proven by git): not read
+    again (at 10,000 tenants they are ~760 MB).
     ``same``: held manifests the new result holds with those very bytes, so every file they
     list is in the result too (neither stale nor unmanaged): left out (the write and status
     need the others; at 10,000 tenants a one-tenant edit's union shrinks from 800,000 entries)."""
@@ -180,7 +179,7 @@ def read_manifest(
     try:
         units = [rel for rel in files_under(root, (UNITS_DIR,)) if rel.endswith(".json")]
         found = {
-            rel: kept if rel in held and rel in known and (kept := known[rel][0]) is not None else read_file(os.path.join(base, rel))
+            rel: kept if rel in held and (kept := known.get(rel)) is not None else read_file(os.path.join(base, rel))
             for rel in units
             if not (rel in same and rel in held and rel in known)
         }
@@ -188,19 +187,15 @@ def read_manifest(
             found = {MANIFEST_PATH: read_file(os.path.join(base, MANIFEST_PATH))}
     except OSError:
         return {}
-    return manifests_files(found, own=own, parsed=parsed)
+    return manifests_files(found, own=own)
 
 
-def manifests_files(found: dict[str, bytes | None], *, own: bool = True, parsed: Parsed | None = None) -> dict[str, dict[str, Any]]:
+def manifests_files(found: dict[str, bytes | None], *, own: bool = True) -> dict[str, dict[str, Any]]:
     """The union of the ``files`` maps of manifests' bytes by path (a unit manifest whose
     bytes are no manifest lists nothing); with ``own``, an entry for each manifest itself."""
     out: dict[str, dict[str, Any]] = {}
     for rel, data in sorted(found.items()):
-        known = parsed.get(rel) if parsed is not None and data is not None else None
-        if known is not None and known[0] == data and known[1] is not None:
-            listed: Mapping[str, dict[str, Any]] = known[1]
-        else:
-            listed = manifest_files(data) if data is not None else {}
+        listed = manifest_files(data) if data is not None else {}
         out.update(listed)
         if own and listed and data is not None:  # only a real manifest is ours to prune (never an empty one either)
             out[rel] = {"sha256": hashlib.sha256(data).hexdigest(), "sources": [], "target": "units"}

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Literal, TypedDict, cast, get_type_hints, overload
+from typing import Any, Literal, TypedDict, TypeVar, cast, get_type_hints, overload
 
 import msgspec
 
@@ -216,6 +216,7 @@ _DECODER = msgspec.json.Decoder(_Manifest)
 _CONTRACTS = msgspec.json.Decoder(_Contracts)
 _SOURCES = msgspec.json.Decoder(_Sources)
 _SHAS = msgspec.json.Decoder(_Shas)
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -240,11 +241,7 @@ class Unit:
         """Path -> the catalog files and templates it was rendered from, read from the
         manifest on first use (to blame a limit's breach on a catalog line)."""
         if self._sources is None:
-            try:
-                found = _SOURCES.decode(self.raw)
-            except msgspec.MsgspecError:
-                raise UsageError(f"{unit_path(self.unit)}: damaged sources; run `companyos render --full`") from None
-            self._sources = {path: item.sources for path, item in found.files.items()}
+            self._sources = {path: item.sources for path, item in self._decode(_SOURCES, "sources").files.items()}
         return self._sources
 
     @property
@@ -252,12 +249,14 @@ class Unit:
         """Path -> its recorded sha256, read from the manifest on first use (a unit whose
         files are read and hashed; a vouched one's only if someone asks)."""
         if self._shas is None:
-            try:
-                found = _SHAS.decode(self.raw)
-            except msgspec.MsgspecError:
-                raise UsageError(f"{unit_path(self.unit)}: damaged sha256s; run `companyos render --full`") from None
-            self._shas = {path: item.sha256 for path, item in found.files.items()}
+            self._shas = {path: item.sha256 for path, item in self._decode(_SHAS, "sha256s").files.items()}
         return self._shas
+
+    def _decode(self, decoder: msgspec.json.Decoder[_T], what: str) -> _T:
+        try:
+            return decoder.decode(self.raw)
+        except msgspec.MsgspecError:
+            raise UsageError(f"{unit_path(self.unit)}: damaged {what}; run `companyos render --full`") from None
 
     def recorded(self, path: str, field: str) -> Any:
         """A field its entry in :attr:`entries` does not hold: ``sha256`` or ``sources``."""
@@ -384,10 +383,9 @@ class Plan:
     files: dict[str, bytes] = field(default_factory=dict)
     #: Why each rendered tenant renders (for tests and ``--explain``-style output).
     reasons: dict[str, str] = field(default_factory=dict)
-    #: Every unit manifest parsed here: path -> (bytes, None), for the write's previous manifest
-    #: (its entries are decoded there, sha256s included); None for the bytes of one vouched for
-    #: (on disk as parsed, not held).
-    parsed: dict[str, tuple[bytes | None, dict[str, dict[str, Any]] | None]] = field(default_factory=dict)
+    #: Every unit manifest parsed here: path -> its bytes, for the write's previous manifest
+    #: (decoded there, sha256s included); None for one vouched for (on disk as parsed, not held).
+    parsed: dict[str, bytes | None] = field(default_factory=dict)
     #: Files of reused units the stat record vouched for: not read (``ondisk.TreeFiles``).
     on_disk: set[str] = field(default_factory=set)
     #: Their units' manifests (paths), vouched for under the lock: the next record carries their
@@ -441,7 +439,7 @@ def plan(root: Path, model: Model, found: Digests, recorded: Recorded, vouch: Vo
         why = "no recorded global unit" if glob is None else "the context changed (code, libraries or a shared input)"
         return Plan(set(tenants), reasons=dict.fromkeys(tenants, why))
     out = Plan(set())
-    out.parsed[unit_path(GLOBAL)] = (glob.raw, None)
+    out.parsed[unit_path(GLOBAL)] = glob.raw
     base = os.fspath(root)
     history = _History(fleet)
     history.rendered(GLOBAL, glob)
@@ -452,7 +450,7 @@ def plan(root: Path, model: Model, found: Digests, recorded: Recorded, vouch: Vo
             out.reasons[name] = "no recorded unit"
             history.rendered(f"tenant/{name}", None)
             continue
-        out.parsed[unit_path(f"tenant/{name}")] = (unit.raw, None)  # its bytes let go if vouched for
+        out.parsed[unit_path(f"tenant/{name}")] = unit.raw  # let go if vouched for
         if unit.inputs != found.tenants[name]:
             out.render.add(name)
             out.reasons[name] = "its inputs changed"
@@ -468,7 +466,7 @@ def plan(root: Path, model: Model, found: Digests, recorded: Recorded, vouch: Vo
             out.on_disk.update(unit.entries)
             out.on_disk.add(unit_path(f"tenant/{name}"))  # vouched for with its files: read again only if asked
             out.vouched.add(unit_path(f"tenant/{name}"))
-            out.parsed[unit_path(f"tenant/{name}")] = (None, None)
+            out.parsed[unit_path(f"tenant/{name}")] = None
             unit.let_go(functools.partial(recorded, f"tenant/{name}"))
             history.reused(f"tenant/{name}", unit, vouched=True)
             continue

@@ -212,15 +212,16 @@ def render_to_disk(
                 built.result, built.root, verified=reused, parsed=parsed, held=parsed.keys(), cache=True
             )  # parsed under this lock
             if not report.unmanaged and not report.kept:  # the tree holds exactly built.result.files
-                checkcache.remember_clean(
-                    built.root,
-                    built.result.shas(),
-                    inputs,
-                    notes=waiver_notes(built),
-                    units=units.membership(built.result),
-                    vouched=vouched,
-                )
+                _remember_clean(built, inputs, vouched)
         return built, report
+
+
+def _remember_clean(built: Build, inputs: str | None, vouched: set[str] | None) -> None:
+    """Record that the tree holds exactly ``built``'s files (its manifest entries' sha256s),
+    carrying the sums of the units ``vouched`` for under the lock (``checkcache``)."""
+    checkcache.remember_clean(
+        built.root, built.result.shas(), inputs, notes=waiver_notes(built), units=units.membership(built.result), vouched=vouched
+    )
 
 
 def check(
@@ -268,12 +269,5 @@ def check(
             # after --base: CI's command, in a clone that is thrown away (the record's walk costs
             # ~1.4 s at 1000 tenants x 3, and nobody would ask it)
             if status.clean and base is None:
-                checkcache.remember_clean(
-                    built.root,
-                    built.result.shas(),
-                    inputs,
-                    notes=waiver_notes(built),
-                    units=units.membership(built.result),
-                    vouched=vouched,
-                )
+                _remember_clean(built, inputs, vouched)
     return built, status

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime
 import gc
 import os
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Container, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -201,11 +201,12 @@ def render_to_disk(
             parsed: dict[str, bytes | None] = {}
             vouched: set[str] | None = None  # units the stat record vouched for (none is written)
             if full:
-                built, reused = build(root, progress=progress), frozenset[str]()
+                built = build(root, progress=progress)
+                reused: Container[str] = frozenset()
             else:
                 built, todo = build_incremental(root)
                 # read (or vouched for by stat) under this lock, the reused units' manifests too: equal by construction
-                reused = todo.verified | todo.reused_manifests
+                reused = todo.proven(todo.reused_manifests)
                 parsed = todo.parsed  # the unit manifests the plan parsed (the write compares their bytes)
                 vouched = todo.vouched
             report = tree.write(
@@ -258,7 +259,7 @@ def check(
                 status = tree.status(
                     built.result,
                     built.root,
-                    verified=todo.verified | (todo.reused_manifests & held),
+                    verified=todo.proven(todo.reused_manifests & held),
                     parsed=todo.parsed,
                     held=held,
                     cache=base is None,  # --base writes nothing: CI's command, in a clone thrown away

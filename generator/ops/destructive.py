@@ -194,11 +194,10 @@ def _same_as_base(result: RenderResult, base: Baseline, prefix: str, suffix: str
     """Rendered paths under ``prefix`` (ending in ``suffix``) whose bytes are the base's: files
     left on disk (in ``check --base`` only the reused units git proved equal to the base,
     ``Baseline.vouch``) without reading them, the others by blob id."""
-    on_disk = result.files.on_disk if isinstance(result.files, TreeFiles) else frozenset()
+    files = result.files
+    unread = files.left_on_disk if isinstance(files, TreeFiles) else frozenset[str]().__contains__
     start = prefix + "/"
-    return frozenset(
-        p for p in result.files if p.startswith(start) and p.endswith(suffix) and (p in on_disk or base.same(p, result.files[p]))
-    )
+    return frozenset(p for p in files if p.startswith(start) and p.endswith(suffix) and (unread(p) or base.same(p, files[p])))
 
 
 def _deletion_protection(model: Model, result: RenderResult, base: Baseline, notes: list[str], tenants: Collection[str]) -> list[str]:

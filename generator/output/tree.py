@@ -14,7 +14,7 @@ import contextlib
 import hashlib
 import os
 import sys
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict, cast
@@ -164,7 +164,7 @@ def read_manifest(
     own: bool = True,
     parsed: Parsed | None = None,
     held: Collection[str] = frozenset(),
-    same: Collection[str] = frozenset(),
+    same: Container[str] = frozenset(),
 ) -> dict[str, dict[str, Any]]:
     """Files listed by the unit manifests on disk (empty when there are none), and with
     ``own`` the unit manifests themselves, so that prune can remove a unit's manifest.
@@ -273,7 +273,7 @@ def read_file(path: str | Path, limit: int = -1) -> bytes | None:
 def status(
     result: RenderResult,
     root: Path,
-    verified: frozenset[str] = frozenset(),
+    verified: Container[str] = frozenset(),
     parsed: Parsed | None = None,
     *,
     held: Collection[str] = frozenset(),
@@ -296,7 +296,7 @@ _FEW = 4096
 
 
 def _status(
-    result: RenderResult, root: Path, listing: Listing, previous: dict[str, dict[str, Any]], verified: frozenset[str] = frozenset()
+    result: RenderResult, root: Path, listing: Listing, previous: dict[str, dict[str, Any]], verified: Container[str] = frozenset()
 ) -> TreeStatus:
     st = TreeStatus()
     links = listing.links
@@ -388,7 +388,7 @@ def write(
     root: Path,
     *,
     before: Callable[[TreeStatus], None] | None = None,
-    verified: frozenset[str] = frozenset(),
+    verified: Container[str] = frozenset(),
     parsed: Parsed | None = None,
     held: Collection[str] = frozenset(),
     cache: bool = False,

@@ -20,7 +20,7 @@ import functools
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -396,16 +396,29 @@ class Plan:
     #: at what changed (``contracts.unchanged``). None when that fleet is not known.
     previous: list[Unit] | None = None
 
-    @property
-    def verified(self) -> frozenset[str]:
-        """Every reused file: read and hashed here, or vouched for by the stat record."""
-        return frozenset(self.files.keys() | self.on_disk)
+    def proven(self, manifests: Container[str] = frozenset()) -> Container[str]:
+        """Every reused file (read and hashed here, or vouched for by the stat record) and
+        those of ``manifests``: one view over the plan's sets, never their union (at 10,000
+        tenants each copy of 800,000 paths was ~32 MB)."""
+        return _AnyOf(self.files.keys(), self.on_disk, manifests)
 
     @property
     def reused_manifests(self) -> frozenset[str]:
         """The reused units' manifests: the result holds the bytes the plan parsed (the
         working tree's when it read the working tree; with ``check --base``, the base's)."""
         return frozenset(unit_path(f"tenant/{name}") for name in self.reused)
+
+
+class _AnyOf(Container[str]):
+    """Whether a path is in any of three sets (:meth:`Plan.proven`)."""
+
+    __slots__ = ("_first", "_second", "_third")
+
+    def __init__(self, first: Container[str], second: Container[str], third: Container[str]) -> None:
+        self._first, self._second, self._third = first, second, third
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._first or item in self._second or item in self._third
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,8 @@ def _stamp(st: os.stat_result) -> bytes:
 
 def _changed_since(entry: _Folder, since: int) -> bool:
     """Whether the folder changed at or after ``since`` (ns) as its stamp says."""
+    mtime: int
+    ctime: int
     mtime, ctime, _, _ = _STAMP.unpack(entry.stamp)
     return max(mtime, ctime) >= since
 

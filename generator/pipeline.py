@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime
 import gc
 import os
-from collections.abc import Callable, Collection, Container, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -202,7 +202,7 @@ def render_to_disk(
             vouched: set[str] | None = None  # units the stat record vouched for (none is written)
             if full:
                 built = build(root, progress=progress)
-                reused: Container[str] = frozenset()
+                reused = tree.Proven()
             else:
                 built, todo = build_incremental(root)
                 # read (or vouched for by stat) under this lock, the reused units' manifests too: equal by construction

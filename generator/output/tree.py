@@ -153,6 +153,20 @@ class _Guard:
         return os.path.join(self.base, folder, name)
 
 
+@dataclass(frozen=True)
+class Proven:
+    """Paths whose bytes in a result were read from (or vouched for on) this tree under the
+    lock held now: those in ``within`` and not in ``but``. An incremental render's are its
+    entries less the few rendered afresh, so no set of them is built (at 10,000 tenants
+    800,000 paths: ~33 MB), and the status tests two C lookups per path."""
+
+    within: Container[str] = frozenset()
+    but: Container[str] = frozenset()
+
+    def __contains__(self, rel: object) -> bool:
+        return rel in self.within and rel not in self.but
+
+
 #: Unit manifests the caller read already: path -> their bytes, or None where it did not keep
 #: them (read again unless left out by ``same``).
 Parsed = Mapping[str, bytes | None]
@@ -273,7 +287,7 @@ def read_file(path: str | Path, limit: int = -1) -> bytes | None:
 def status(
     result: RenderResult,
     root: Path,
-    verified: Container[str] = frozenset(),
+    verified: Proven = Proven(),
     parsed: Parsed | None = None,
     *,
     held: Collection[str] = frozenset(),
@@ -296,7 +310,7 @@ _FEW = 4096
 
 
 def _status(
-    result: RenderResult, root: Path, listing: Listing, previous: dict[str, dict[str, Any]], verified: Container[str] = frozenset()
+    result: RenderResult, root: Path, listing: Listing, previous: dict[str, dict[str, Any]], verified: Proven = Proven()
 ) -> TreeStatus:
     st = TreeStatus()
     links = listing.links
@@ -308,8 +322,9 @@ def _status(
     stale: list[str] = []
     unknown: list[str] = []
     leftover: list[str] = []
+    within, but = verified.within, verified.but
     for rel in listing.paths():
-        if rel in verified:  # most of them: one set lookup (verified files are the result's)
+        if rel in within and rel not in but:  # most of them (verified files are the result's)
             if rel not in links:
                 trusted += 1
         elif rel in rendered:
@@ -320,11 +335,11 @@ def _status(
             stale.append(rel)
         elif rel.split("/", 1)[0] in OWNED_DIRS:
             unknown.append(rel)
-    compare = [rel for rel in rendered if rel not in verified or rel in links]
+    compare = [rel for rel in rendered if rel not in within or rel in but or rel in links]
     exists: Callable[[str], bool]
     if trusted != len(rendered) - len(compare):  # a verified file is not on disk any more: which?
         exists = listing.files.__contains__
-        compare = [rel for rel in rendered if rel not in verified or rel in links or not exists(rel)]
+        compare = [rel for rel in rendered if rel not in within or rel in but or rel in links or not exists(rel)]
     else:
         exists = listing.files.__contains__ if len(compare) > _FEW else listing.has
     st.unchanged = trusted
@@ -388,7 +403,7 @@ def write(
     root: Path,
     *,
     before: Callable[[TreeStatus], None] | None = None,
-    verified: Container[str] = frozenset(),
+    verified: Proven = Proven(),
     parsed: Parsed | None = None,
     held: Collection[str] = frozenset(),
     cache: bool = False,

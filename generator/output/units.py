@@ -20,7 +20,7 @@ import functools
 import hashlib
 import json
 import os
-from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -35,7 +35,7 @@ from generator.output import contracts, limits
 from generator.output.checkcache import Vouch  # whether a unit's files hold its recorded bytes, known without reading them
 from generator.output.ondisk import TreeFiles
 from generator.output.render import MANIFEST_PATH, MANIFEST_VERSION, EntryField, RenderResult, render
-from generator.output.tree import UNITS_DIR, EntryFields, files_under, read_file
+from generator.output.tree import UNITS_DIR, EntryFields, Proven, files_under, read_file
 from generator.targets import TARGETS
 from generator.targets.contracts import Contract
 
@@ -386,8 +386,13 @@ class Plan:
     #: Every unit manifest parsed here: path -> its bytes, for the write's previous manifest
     #: (decoded there, sha256s included); None for one vouched for (on disk as parsed, not held).
     parsed: dict[str, bytes | None] = field(default_factory=dict)
-    #: Files of reused units the stat record vouched for: not read (``ondisk.TreeFiles``).
-    on_disk: set[str] = field(default_factory=set)
+    #: Tenants whose reused unit the stat record vouched for: their files and manifest are
+    #: not read (:attr:`on_disk`).
+    left: set[str] = field(default_factory=set)
+    #: The result's entries (path -> entry), and those of them rendered this run, once
+    #: :func:`render_incremental` has them.
+    entries: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    fresh: Collection[str] = ()
     #: Their units' manifests (paths), vouched for under the lock: the next record carries their
     #: stat sums (``checkcache.remember_clean``), without stat'ing their files again.
     vouched: set[str] = field(default_factory=set)
@@ -396,11 +401,21 @@ class Plan:
     #: at what changed (``contracts.unchanged``). None when that fleet is not known.
     previous: list[Unit] | None = None
 
-    def proven(self, manifests: Container[str] = frozenset()) -> Container[str]:
-        """Every reused file (read and hashed here, or vouched for by the stat record) and
-        those of ``manifests``: one view over the plan's sets, never their union (at 10,000
-        tenants each copy of 800,000 paths was ~32 MB)."""
-        return _AnyOf(self.files.keys(), self.on_disk, manifests)
+    @property
+    def on_disk(self) -> Container[str]:
+        """The files (and manifests) of the units vouched for (``ondisk.TreeFiles``): those
+        whose entry in the result names a tenant in :attr:`left`. A view, not a set (at
+        10,000 tenants a set of their 800,000 paths was ~33 MB)."""
+        return _LeftOnDisk(self.entries, self.left)
+
+    def proven(self, manifests: Container[str] = frozenset()) -> Proven:
+        """Every reused file (read and hashed here, or vouched for by the stat record), the
+        manifests of the units vouched for and those of ``manifests``: the result's entries
+        less those rendered this run and the other manifests (``tree.Proven``)."""
+        but = {*self.fresh, unit_path(GLOBAL), *(unit_path(f"tenant/{name}") for name in self.render)}
+        read = (unit_path(f"tenant/{name}") for name in self.reused if name not in self.left)
+        but.update(path for path in read if path not in manifests)
+        return Proven(self.entries.keys(), but)
 
     @property
     def reused_manifests(self) -> frozenset[str]:
@@ -409,16 +424,17 @@ class Plan:
         return frozenset(unit_path(f"tenant/{name}") for name in self.reused)
 
 
-class _AnyOf(Container[str]):
-    """Whether a path is in any of three sets (:meth:`Plan.proven`)."""
+class _LeftOnDisk(Container[str]):
+    """Whether a path's entry names one of ``tenants`` (:attr:`Plan.on_disk`)."""
 
-    __slots__ = ("_first", "_second", "_third")
+    __slots__ = ("_entries", "_tenants")
 
-    def __init__(self, first: Container[str], second: Container[str], third: Container[str]) -> None:
-        self._first, self._second, self._third = first, second, third
+    def __init__(self, entries: Mapping[str, Mapping[str, Any]], tenants: Container[str]) -> None:
+        self._entries, self._tenants = entries, tenants
 
     def __contains__(self, item: object) -> bool:
-        return item in self._first or item in self._second or item in self._third
+        entry = self._entries.get(item) if isinstance(item, str) else None
+        return entry is not None and entry.get("tenant") in self._tenants
 
 
 @dataclass(frozen=True)
@@ -476,8 +492,7 @@ def plan(root: Path, model: Model, found: Digests, recorded: Recorded, vouch: Vo
             continue
         if vouch is not None and vouch(unit_path(f"tenant/{name}"), unit.entries):
             out.reused[name] = unit
-            out.on_disk.update(unit.entries)
-            out.on_disk.add(unit_path(f"tenant/{name}"))  # vouched for with its files: read again only if asked
+            out.left.add(name)  # vouched for, its manifest with its files: read again only if asked
             out.vouched.add(unit_path(f"tenant/{name}"))
             out.parsed[unit_path(f"tenant/{name}")] = None
             unit.let_go(functools.partial(recorded, f"tenant/{name}"))
@@ -588,6 +603,7 @@ def render_incremental(
     fresh_paths = list(entries)
     for unit in todo.reused.values():
         entries.update(unit.entries)
+    todo.entries, todo.fresh = entries, fresh_paths  # Plan.on_disk and Plan.proven: views over them
     files.update(todo.files)
     # the reused units passed the contract check together with todo.previous: only the change is judged
     proven = todo.previous is not None and contracts.unchanged(
@@ -712,7 +728,7 @@ def assemble(
     # them in order, and re-inserting 800,000 of them in path order cost ~0.8 s at 10,000 tenants
     manifest = {"generator": emit.GENERATOR, "version": MANIFEST_VERSION, "files": entries}
     ordered = InPathOrder(lambda: every_declared(declared, todo.reused.values()))
-    if todo.on_disk and root is not None:
+    if todo.left and root is not None:
         return RenderResult(TreeFiles(root, files, todo.on_disk, order), manifest, ordered, listed, ReusedFields(todo.reused))
     return RenderResult({p: files[p] for p in order}, manifest, ordered, listed, ReusedFields(todo.reused) if todo.reused else None)
 

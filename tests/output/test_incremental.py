@@ -449,7 +449,7 @@ def test_check_base_reads_no_file_git_proves_unchanged(repo: Path, monkeypatch: 
     monkeypatch.setattr(tree, "read_file", lambda path, *a, **k: compared.append(str(path)) or real(path, *a, **k))
     _, plan, clean, problems = _check_base(repo, "HEAD~1")
     assert clean, problems
-    assert plan.render == {"hooli"} and plan.on_disk and not plan.files
+    assert plan.render == {"hooli"} and plan.left and not plan.files
     assert not [p for p in seen if "/rendered/" in p], seen[:5]
     # neither the reused units' files nor their manifests (git proves them the base's) are read
     assert not [p for p in compared if "/.companyos-units/tenant-" in p and "hooli" not in p], compared
@@ -470,7 +470,7 @@ def test_check_base_trusts_git_only_while_the_attributes_are_the_bases(repo: Pat
     commit_all(repo, "attributes")
     seen = _reads(monkeypatch)
     _, plan, _, _ = _check_base(repo, "HEAD~1")
-    assert not plan.on_disk
+    assert not plan.left
     assert any(p.endswith(GLOBEX_FILE) for p in seen)
 
 

@@ -91,7 +91,7 @@ def test_status_finds_a_gone_file_missing_even_when_verified_and_a_link_changed(
     (repo / linked).unlink()
     (repo / linked).symlink_to(tmp_path / "elsewhere.yaml")
     trusted = frozenset(built.result.files) if verified == "every file" else frozenset()
-    st = tree.status(built.result, repo, verified=trusted)
+    st = tree.status(built.result, repo, verified=tree.Proven(trusted))
     assert st.missing == [gone] and st.changed == [linked]
     assert st.unchanged == len(built.result.files) - 2
     assert not st.stale and not st.unmanaged and not st.leftover

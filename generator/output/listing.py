@@ -120,10 +120,11 @@ class Listing:
             self.update = None
 
 
-def list_folders(root: Path, folders: Iterable[str], *, cached: bool = True) -> Listing:
+def list_folders(root: Path, folders: Iterable[str], *, cached: bool = True, offer: bool = True) -> Listing:
     """Files, links and folders below ``folders`` (relative to ``root``), descending real
-    folders only, never a link; an unreadable folder is skipped. ``cached``: reuse and
-    offer an update of ``.companyos-cache/listing`` (:meth:`Listing.remember` keeps it)."""
+    folders only, never a link; an unreadable folder is skipped. ``cached``: reuse
+    ``.companyos-cache/listing``, and with ``offer`` offer its update (:meth:`Listing.remember`
+    keeps it; without, the cached folders are let go as the walk passes them)."""
     base = os.fspath(root)
     top = os.path.join(base, "")  # plain concatenation below: ~230,000 folders at 10,000 tenants
     folders = list(folders)
@@ -141,13 +142,15 @@ def list_folders(root: Path, folders: Iterable[str], *, cached: bool = True) -> 
             st = os.lstat(path)
         except OSError:
             continue
-        entry = known.get(folder)
+        entry = known.pop(folder, None)  # its key string goes: the walk made this one
         if entry is None or entry.stamp != _stamp(st):
             entry = _read(path, st)
             if entry is None:
                 continue
             changed = True
-        if not _changed_since(entry, since):  # else not kept: read again next time
+        if _changed_since(entry, since):  # not kept: read again next time
+            changed = True
+        elif offer:
             fresh[folder] = entry
         prefix = folder + "/"
         if entry.files:
@@ -160,7 +163,7 @@ def list_folders(root: Path, folders: Iterable[str], *, cached: bool = True) -> 
             listing.links.add(prefix + name)
             if not os.path.isdir(os.path.join(path, name)):  # where it points may change any time: asked afresh
                 listing._file_links.append(prefix + name)
-    if cached and (changed or fresh.keys() != known.keys()):
+    if cached and offer and (changed or known):  # a folder left in ``known`` is gone
         listing.update = _Cache(_VERSION, folders, fresh)
     return listing
 

@@ -297,7 +297,7 @@ def status(
     ``result`` were read from this tree under the lock held now (reused units), not re-read;
     ``parsed`` and ``held`` as for :func:`read_manifest`. ``cache``: keep the folder listing
     for the next walk (``check`` changes nothing but caches, as `git status` refreshes its index)."""
-    listing = list_folders(root, OUTPUT_DIRS)
+    listing = list_folders(root, OUTPUT_DIRS, offer=cache)
     found = _status(result, root, listing, read_manifest(root, parsed=parsed, held=held, same=verified), verified)
     if cache:
         listing.remember(root)
@@ -416,7 +416,7 @@ def write(
     succeeded (``render``; not a lifecycle command, whose write a later step may undo)."""
     with lock.hold(root):
         _say(journal.recover(root))
-        listing = list_folders(root, OUTPUT_DIRS)
+        listing = list_folders(root, OUTPUT_DIRS, offer=cache)
         previous = read_manifest(root, parsed=parsed, held=held, same=verified)
         st = _status(result, root, listing, previous, verified)
         if before is not None:

@@ -172,6 +172,7 @@ def layout(model: Model) -> tuple[Organization | None, list[CatalogError]]:
     pattern_at = p_entry.locate("aws_organization", "accounts", "email_pattern")
     seen_ids: dict[str, tuple[tuple[str, str], Location, str]] = {}
     emails: dict[str, Account] = {}
+    addresses: set[str] = set()
 
     def owner_label(identity: tuple[str, str]) -> str:
         if identity[0] == "retired":
@@ -228,8 +229,9 @@ def layout(model: Model) -> tuple[Organization | None, list[CatalogError]]:
                         "include {tenant} and {env} in the pattern",
                     )
                 )
-        if any(a.address == account.address for a in out.accounts):
+        if account.address in addresses:  # a set: at 10,000 tenants a scan per account was ~4.5 million comparisons
             errors.append(CatalogError(at, f"account '{name}' gets the Terraform address {account.address} of another account; rename one"))
+        addresses.add(account.address)
         out.accounts.append(account)
 
     if platform.management_account is not None:
@@ -324,10 +326,11 @@ def _retired(catalog: Catalog, out: Organization, errors: list[CatalogError]) ->
     entry = catalog.single("retired_accounts")
     if entry is None:
         return
+    taken = {a.address for a in out.accounts}
     for i, r in enumerate(entry.spec.accounts):
         at = entry.locate("accounts", i)
         address = slug(r.tenant, r.environment)
-        if any(a.address == address for a in out.accounts):
+        if address in taken:
             errors.append(
                 CatalogError(
                     at,
@@ -337,6 +340,7 @@ def _retired(catalog: Catalog, out: Organization, errors: list[CatalogError]) ->
             )
             continue
         tags = {"tenant": r.tenant, "environment": r.environment, "owner": r.owner, "cost-center": r.cost_center}
+        taken.add(address)
         out.accounts.append(
             Account(address, r.tenant, r.environment, r.name, r.email, SUSPENDED_OU, tags, None, at, tenant=True, retired=True)
         )

@@ -90,3 +90,19 @@ def test_removing_a_vended_tenant_keeps_its_accounts_without_ids(git_repo: Path,
     assert all(b["parent_id"] == "${aws_organizations_organizational_unit.suspended.id}" for b in kept.values())
     assert not (git_repo / "rendered/terraform/dev/tenant-foo").exists()
     assert companyos("check", cwd=git_repo).code == 0
+
+
+def test_a_retired_account_at_a_live_accounts_address_is_refused(git_repo: Path, companyos: Any) -> None:
+    """A tenant that comes back under its old name would give its live accounts the retired
+    ones' Terraform addresses: refused at the retired entry's line (one address, one account)."""
+    kept = {rel: (git_repo / rel).read_text() for rel in ("tenants/acme.yaml", "catalog/networks.yaml")}
+    assert companyos("remove-tenant", "acme", "--acknowledge-data-retention", cwd=git_repo).code == 0
+    for rel, text in kept.items():  # acme back (new accounts), with its network allocation
+        (git_repo / rel).write_text(text.replace("0000000101", "0000000999"))
+    before = snapshot(git_repo)
+    res = companyos("check", cwd=git_repo)
+    assert res.code == 2
+    for env in ACME:
+        assert f"retired account acme/{env} has the Terraform address of a live account (acme__{env})" in res.err + res.out
+    assert "catalog/retired-accounts.yaml:" in res.err + res.out
+    assert snapshot(git_repo) == before

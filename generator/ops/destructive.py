@@ -195,9 +195,9 @@ def _same_as_base(result: RenderResult, base: Baseline, prefix: str, suffix: str
     left on disk (in ``check --base`` only the reused units git proved equal to the base,
     ``Baseline.vouch``) without reading them, the others by blob id."""
     files = result.files
-    unread = files.left_on_disk if isinstance(files, TreeFiles) else frozenset[str]().__contains__
+    held = files.held if isinstance(files, TreeFiles) else files.keys()  # a path not held is left on disk
     start = prefix + "/"
-    return frozenset(p for p in files if p.startswith(start) and p.endswith(suffix) and (unread(p) or base.same(p, files[p])))
+    return frozenset(p for p in files if p.startswith(start) and p.endswith(suffix) and (p not in held or base.same(p, files[p])))
 
 
 def _deletion_protection(model: Model, result: RenderResult, base: Baseline, notes: list[str], tenants: Collection[str]) -> list[str]:

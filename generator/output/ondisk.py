@@ -10,7 +10,7 @@ are the tree already. Memory then holds only what was rendered.
 from __future__ import annotations
 
 import os
-from collections.abc import Container, Iterator, Mapping
+from collections.abc import Container, Iterator, KeysView, Mapping
 from pathlib import Path
 
 from generator.errors import UsageError
@@ -28,9 +28,11 @@ class TreeFiles(Mapping[str, bytes]):
         self._on_disk = on_disk
         self._order = order
 
-    def left_on_disk(self, path: str) -> bool:
-        """Whether ``path`` is one of the files not held: its bytes are the tree's, unread."""
-        return path not in self._held and path in self._on_disk
+    @property
+    def held(self) -> KeysView[str]:
+        """The paths held in memory; every other path of this mapping is left on disk (its
+        bytes are the tree's, unread)."""
+        return self._held.keys()
 
     def __getitem__(self, path: str) -> bytes:
         data = self._held.get(path)

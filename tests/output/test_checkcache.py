@@ -314,7 +314,7 @@ def test_an_edit_holds_no_vouched_units_manifest_and_checks_it_when_read_again(r
     globex, acme = units.unit_path("tenant/globex"), units.unit_path("tenant/acme")
     assert {globex, acme} <= plan.vouched and units.unit_path("tenant/hooli") not in plan.vouched
     assert not plan.reused["globex"].held and plan.parsed[globex] is None
-    assert built.result.files.left_on_disk(globex) and globex not in built.result.files._held
+    assert globex in built.result.files and globex not in built.result.files.held
     on_disk = (rendered_repo / globex).read_bytes()
     assert built.result.manifest["files"][globex]["sha256"] == hashlib.sha256(on_disk).hexdigest()
     assert built.result.files[globex] == on_disk

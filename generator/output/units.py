@@ -171,7 +171,6 @@ class _Entry(EntryFields):
 
 class _Manifest(TypedDict):
     inputs: str
-    places: list[tuple[str, int, int]]
     unit: str
     version: int
     files: dict[str, _Entry]
@@ -184,6 +183,8 @@ class _Contracted(msgspec.Struct):
 
 
 class _Contracts(msgspec.Struct):
+    #: The catalog positions the rows index (only contracts need them: decoded with them).
+    places: list[tuple[str, int, int]]
     files: dict[str, _Contracted]
 
 
@@ -209,7 +210,7 @@ class _Shas(msgspec.Struct):
 
 #: Decodes and checks a unit manifest's shape in one C pass (at 10,000 tenants the manifests
 #: are ~760 MB of JSON: ``json.loads`` and a Python walk over every row were a sixth of an edit).
-#: Contracts (55 % of the bytes) are skipped, and read by :data:`_CONTRACTS` only when asked;
+#: Contracts (55 % of the bytes) and the places they index are skipped, read by :data:`_CONTRACTS` only when asked;
 #: sources too (half of a decoded entry's memory: 465 MB at 10,000 tenants), by :data:`_SOURCES`,
 #: and sha256s (a vouched unit's files are proven by stat: 90 MB more), by :data:`_SHAS`.
 _DECODER = msgspec.json.Decoder(_Manifest)
@@ -228,7 +229,6 @@ class Unit:
     inputs: str
     entries: dict[str, dict[str, Any]]
     _raw: bytes | None
-    places: list[Location]
     _declared: dict[str, contracts.Declared] | None = field(default=None, repr=False)
     #: Once let go (:meth:`let_go`): the manifest's sha256, and where to read it again.
     _sha256: str | None = field(default=None, repr=False)
@@ -302,11 +302,12 @@ class Unit:
             except msgspec.MsgspecError:
                 return None
             # kept as rows (contracts.RecordedContracts), decoded and turned into Contracts only when asked
+            places = [Location(p, line, col) for p, line, col in found.places]
             self._declared = {
                 path: (
                     path,
-                    contracts.RecordedContracts(pact.provides, self.places, path),
-                    contracts.RecordedContracts(pact.consumes, self.places, path),
+                    contracts.RecordedContracts(pact.provides, places, path),
+                    contracts.RecordedContracts(pact.consumes, places, path),
                     pact.first,
                 )
                 for path, item in found.files.items()
@@ -361,8 +362,7 @@ def parse_unit(raw: bytes | None, decoder: msgspec.json.Decoder[_Manifest] = _DE
         return None
     if data["version"] != UNITS_VERSION:
         return None
-    places = [Location(p, line, col) for p, line, col in data["places"]]
-    return Unit(data["unit"], data["inputs"], cast(dict[str, dict[str, Any]], data["files"]), raw, places)
+    return Unit(data["unit"], data["inputs"], cast(dict[str, dict[str, Any]], data["files"]), raw)
 
 
 def working_tree(root: Path) -> Recorded:
@@ -500,7 +500,7 @@ def plan(root: Path, model: Model, found: Digests, recorded: Recorded, vouch: Vo
             continue
         if not unit.decodable():
             out.render.add(name)
-            out.reasons[name] = "its manifest's sha256s, sources or contract rows are damaged"
+            out.reasons[name] = "its manifest's sha256s, sources, places or contract rows are damaged"
             history.rendered(f"tenant/{name}", None)
             continue
         kept: dict[str, bytes] = {}

@@ -517,13 +517,20 @@ def test_a_malformed_unit_manifest_is_not_a_unit_and_its_tenant_renders_again(re
     raw = path.read_bytes()
     assert units.parse_unit(raw) is not None and units.parse_unit(raw).decodable()
     # sha256s, sources and contract rows are decoded on first use: a unit nothing vouches for is asked before reuse
-    rows = how in ("a row too short", "a list inside a row", "a map inside a row", "sources that are not a list", "no sha256")
+    rows = how in (
+        "a row too short",
+        "a list inside a row",
+        "a map inside a row",
+        "sources that are not a list",
+        "no sha256",
+        "a place that is not a line",
+    )
     mangled = units.parse_unit(_mangled(raw, how))
     assert (mangled is not None and not mangled.decodable()) if rows else mangled is None
     path.write_bytes(_mangled(raw, how))
     _, plan = pipeline.build_incremental(repo)
     assert "hooli" in plan.render
-    assert plan.reasons["hooli"] == ("its manifest's sha256s, sources or contract rows are damaged" if rows else "no recorded unit")
+    assert plan.reasons["hooli"] == ("its manifest's sha256s, sources, places or contract rows are damaged" if rows else "no recorded unit")
     pipeline.render_to_disk(repo)
     assert path.read_bytes() == raw
 

@@ -199,7 +199,7 @@ def render_to_disk(
         # tree are the ones the write compares with, and nobody writes in between.
         with lock.hold(root):
             parsed: dict[str, bytes | None] = {}
-            vouched: set[str] | None = None  # units the stat record vouched for (none is written)
+            vouched: frozenset[str] | None = None  # units the stat record vouched for (none is written)
             if full:
                 built = build(root, progress=progress)
                 reused = tree.Proven()
@@ -217,7 +217,7 @@ def render_to_disk(
         return built, report
 
 
-def _remember_clean(built: Build, inputs: str | None, vouched: set[str] | None) -> None:
+def _remember_clean(built: Build, inputs: str | None, vouched: frozenset[str] | None) -> None:
     """Record that the tree holds exactly ``built``'s files (its manifest entries' sha256s),
     carrying the sums of the units ``vouched`` for under the lock (``checkcache``)."""
     checkcache.remember_clean(
@@ -241,7 +241,7 @@ def check(
             files = checkcache.known_clean(root, inputs)
         if files is not None:
             return None, tree.TreeStatus(unchanged=files)
-    vouched: set[str] | None = None  # units the stat record vouched for, under the lock
+    vouched: frozenset[str] | None = None  # units the stat record vouched for, under the lock
     with fewer_collections():
         if full and base is None:
             built = build(root)

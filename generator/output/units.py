@@ -393,13 +393,17 @@ class Plan:
     #: :func:`render_incremental` has them.
     entries: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     fresh: Collection[str] = ()
-    #: Their units' manifests (paths), vouched for under the lock: the next record carries their
-    #: stat sums (``checkcache.remember_clean``), without stat'ing their files again.
-    vouched: set[str] = field(default_factory=set)
     #: The last verified fleet's units this run does not reuse (rendered again, or a removed
     #: tenant's), when every reused unit is that fleet's too: the contract check then looks only
     #: at what changed (``contracts.unchanged``). None when that fleet is not known.
     previous: list[Unit] | None = None
+
+    @property
+    def vouched(self) -> frozenset[str]:
+        """The manifests (paths) of the units in :attr:`left`, vouched for under the lock: the
+        next record carries their stat sums (``checkcache.remember_clean``), without stat'ing
+        their files again."""
+        return frozenset(unit_path(f"tenant/{name}") for name in self.left)
 
     @property
     def on_disk(self) -> Container[str]:
@@ -493,7 +497,6 @@ def plan(root: Path, model: Model, found: Digests, recorded: Recorded, vouch: Vo
         if vouch is not None and vouch(unit_path(f"tenant/{name}"), unit.entries):
             out.reused[name] = unit
             out.left.add(name)  # vouched for, its manifest with its files: read again only if asked
-            out.vouched.add(unit_path(f"tenant/{name}"))
             out.parsed[unit_path(f"tenant/{name}")] = None
             unit.let_go(functools.partial(recorded, f"tenant/{name}"))
             history.reused(f"tenant/{name}", unit, vouched=True)

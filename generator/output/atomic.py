@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -17,12 +18,18 @@ def write_atomic(path: Path, data: bytes | str, *, mode: int = 0o644) -> None:
 
     The temporary file is removed again on any failure (Ctrl-C included), so a failed write
     leaves ``path`` as it was and nothing beside it."""
-    raw = data.encode("utf-8") if isinstance(data, str) else data
+    write_atomic_frames(path, (data.encode("utf-8") if isinstance(data, str) else data,), mode=mode)
+
+
+def write_atomic_frames(path: Path, frames: Iterable[bytes], *, mode: int = 0o644) -> None:
+    """:func:`write_atomic`, the bytes made and written a piece at a time (a large cache is
+    never one buffer in memory)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".companyos-tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(raw)
+            for frame in frames:
+                fh.write(frame)
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except OSError as exc:

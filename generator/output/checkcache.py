@@ -20,7 +20,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Container, Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
 
@@ -242,7 +242,7 @@ def _content_record(outputs: Mapping[str, str], units: Mapping[str, list[str]] |
         sha = outputs.get(unit)
         if sha is None:
             continue  # not an output: its files are summed one by one below
-        covered.update(members)
+        covered.add(unit)
         was = carried.get(unit)
         if isinstance(was, list) and len(was) == 2 and was[0] == sha and isinstance(was[1], str):
             part = int(was[1], 16)
@@ -250,8 +250,20 @@ def _content_record(outputs: Mapping[str, str], units: Mapping[str, list[str]] |
             part = _content_sum((rel, outputs[rel]) for rel in members if rel in outputs)
         sums[unit] = [sha, _hex(part)]
         total += part
-    total += _content_sum((rel, outputs[rel]) for rel in outputs if rel not in covered)  # the sha looked up only then
+    total += _content_sum((rel, outputs[rel]) for rel in _rest(outputs, units, covered))  # the sha looked up only then
     return {"outputs": _hex(total), "contents": sums}
+
+
+def _rest(outputs: Collection[str], units: Mapping[str, list[str]], covered: Container[str]) -> list[str]:
+    """The outputs none of the ``covered`` units lists. When the units list every output
+    once, the other units' files: ``units.membership``'s list only outputs, and no file
+    twice (the plan reuses no unit that lists another's file), so equal counts prove it.
+    Else (counts differ) through a set of the covered units' files (at 10,000 tenants a
+    set of 800,000 paths was ~40 MB of an edit's peak)."""
+    if sum(map(len, units.values())) == len(outputs):
+        return [rel for unit, members in units.items() if unit not in covered for rel in members]
+    listed = {rel for unit, members in units.items() if unit in covered for rel in members}
+    return [rel for rel in outputs if rel not in listed]
 
 
 def _stat_record(
@@ -271,15 +283,13 @@ def _stat_record(
     old = (before or {}).get("units") if vouched else None
     recorded = old if isinstance(old, dict) else {}
     sums: dict[str, str] = {}
-    covered: set[str] = set()
     total = 0
-    for unit, members in (units or {}).items():  # vouched for this run by this very sum, nothing written since
+    for unit in units or {}:  # vouched for this run by this very sum, nothing written since
         was = recorded.get(unit)
         if isinstance(was, str) and vouched is not None and unit in vouched:
             sums[unit] = was
-            covered.update(members)
             total += int(was, 16)
-    rest = [rel for rel in paths if rel not in covered]
+    rest = _rest(paths, units, sums) if units else paths
     found = _walk_stats(root) if vouched is None else _stats(root, rest)
     if found is None or not set(rest) <= found.keys():
         return {}

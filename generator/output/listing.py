@@ -15,13 +15,15 @@ import functools
 import os
 import struct
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import msgspec
 
-from generator.output.atomic import write_atomic
+from generator.output.atomic import write_atomic_frames
 
 #: Where caches that are safe to delete live (git-ignored).
 CACHE_DIR = ".companyos-cache"
@@ -30,7 +32,7 @@ LISTING_PATH = f"{CACHE_DIR}/listing"
 #: tick without its stat changing: never trusted by stat yet. Shared by every stat-based
 #: proof (this cache, ``checkcache``'s record, ``committed``'s key).
 RACY_NS = 2_000_000_000
-_VERSION = 3
+_VERSION = 4
 #: Joins a folder's names in the cache: one string per folder, not one per name (at 10,000
 #: tenants 800,000 names as strings were ~140 MB of an edit's memory). No name holds it.
 _SEP = "\0"
@@ -64,15 +66,34 @@ def _changed_since(entry: _Folder, since: int) -> bool:
     return max(mtime, ctime) >= since
 
 
-class _Cache(msgspec.Struct, array_like=True):
-    version: int
-    #: The top folders walked: a walk of other folders neither uses nor replaces the cache.
-    tops: list[str]
-    folders: dict[str, _Folder]
-
-
+#: The cache file is frames, each a 4-byte little-endian length and that many bytes of
+#: msgpack: first ``[version, tops]``, then maps of up to :data:`_FRAME` folders. Read and
+#: written a frame at a time: at 10,000 tenants the whole cache as one buffer was ~27 MB more
+#: of an edit's peak.
+_LENGTH = struct.Struct("<I")
+_FRAME = 4096
 _ENCODER = msgspec.msgpack.Encoder()
-_DECODER = msgspec.msgpack.Decoder(_Cache)
+_HEAD = msgspec.msgpack.Decoder(tuple[int, list[str]])
+_FOLDERS = msgspec.msgpack.Decoder(dict[str, _Folder])
+
+
+class _Dirs(AbstractSet[str]):
+    """Every real folder the walk found: those it read, and the few it could not."""
+
+    __slots__ = ("_read", "_unread")
+
+    def __init__(self, read: Mapping[str, object], unread: AbstractSet[str]) -> None:
+        self._read, self._unread = read, unread
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._read or item in self._unread
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._read
+        yield from (d for d in self._unread if d not in self._read)
+
+    def __len__(self) -> int:
+        return len(self._read) + sum(1 for d in self._unread if d not in self._read)
 
 
 @dataclass
@@ -82,29 +103,39 @@ class Listing:
     #: Symbolic links anywhere below the folders (to files or folders). We never write
     #: through one: a link could point anywhere, and the walk does not follow them.
     links: set[str]
-    #: Real folders (not links), the walked top folders included.
-    dirs: set[str] = field(default_factory=set)
-    #: The cache this walk would leave, when it differs from the one it read.
-    update: _Cache | None = None
-    #: Folder -> its files' names (:data:`_SEP`-joined), and links to files by path: the
-    #: files' paths are made when asked (:meth:`paths`), not held.
-    _names: dict[str, str] = field(default_factory=dict, repr=False)
+    #: The top folders walked.
+    tops: list[str] = field(default_factory=list)
+    #: Whether :meth:`remember` has a cache to write (a folder was read or is gone).
+    changed: bool = False
+    #: Folder -> what the walk found in it: one map for the names, the folders (:attr:`dirs`)
+    #: and the cache's update (at 10,000 tenants a set and a map beside it were ~25 MB).
+    _folders: dict[str, _Folder] = field(default_factory=dict, repr=False)
+    #: Folders a parent lists that could not be read (gone, or unreadable), and folders
+    #: changed too recently to cache (:data:`RACY_NS`).
+    _unread: set[str] = field(default_factory=set, repr=False)
+    _racy: set[str] = field(default_factory=set, repr=False)
     _file_links: list[str] = field(default_factory=list, repr=False)
+
+    @property
+    def dirs(self) -> AbstractSet[str]:
+        """Real folders (not links), the walked top folders included."""
+        return _Dirs(self._folders, self._unread)
 
     def paths(self) -> Iterator[str]:
         """Every file (and link to one), made one at a time: a pass over 800,000 paths
         holds none of them (``tree._status``)."""
-        for folder, names in self._names.items():
-            prefix = folder + "/"
-            for name in names.split(_SEP):
-                yield prefix + name
+        for folder, entry in self._folders.items():
+            if entry.files:
+                prefix = folder + "/"
+                for name in entry.files.split(_SEP):
+                    yield prefix + name
         yield from self._file_links
 
     def has(self, rel: str) -> bool:
         """Whether ``rel`` is a file (or a link to one) the walk found."""
         folder, _, name = rel.rpartition("/")
-        names = self._names.get(folder)
-        return (names is not None and name in names.split(_SEP)) or rel in self._file_links
+        entry = self._folders.get(folder)
+        return (entry is not None and bool(entry.files) and name in entry.files.split(_SEP)) or rel in self._file_links
 
     @functools.cached_property
     def files(self) -> set[str]:
@@ -114,58 +145,94 @@ class Listing:
     def remember(self, root: Path) -> None:
         """Keep what this walk read for the next one (after a write succeeded, or a check:
         a refused write changes nothing on disk, not even a cache)."""
-        if self.update is not None:
+        if self.changed:
             with contextlib.suppress(OSError):
-                write_atomic(root / LISTING_PATH, _ENCODER.encode(self.update))
-            self.update = None
+                write_atomic_frames(root / LISTING_PATH, self._frames())
+            self.changed = False
+
+    def _frames(self) -> Iterator[bytes]:
+        yield _framed(_ENCODER.encode((_VERSION, self.tops)))
+        chunk: dict[str, _Folder] = {}
+        for folder, entry in self._folders.items():
+            if entry.stamp and folder not in self._racy:  # a racy one is read again next time
+                chunk[folder] = entry
+                if len(chunk) == _FRAME:
+                    yield _framed(_ENCODER.encode(chunk))
+                    chunk = {}
+        if chunk:
+            yield _framed(_ENCODER.encode(chunk))
+
+
+def _framed(data: bytes) -> bytes:
+    return _LENGTH.pack(len(data)) + data
 
 
 def list_folders(root: Path, folders: Iterable[str], *, cached: bool = True, offer: bool = True) -> Listing:
     """Files, links and folders below ``folders`` (relative to ``root``), descending real
     folders only, never a link; an unreadable folder is skipped. ``cached``: reuse
     ``.companyos-cache/listing``, and with ``offer`` offer its update (:meth:`Listing.remember`
-    keeps it; without, the cached folders are let go as the walk passes them)."""
+    keeps it; without, each folder's stat is let go as the walk passes it)."""
     base = os.fspath(root)
     top = os.path.join(base, "")  # plain concatenation below: ~230,000 folders at 10,000 tenants
     folders = list(folders)
-    known = _load(root, folders) if cached else {}
-    fresh: dict[str, _Folder] = {}
+    # the cache's map becomes the walk's, entry by entry: one table, not a second beside it
+    # (at 10,000 tenants ~10 MB), and one key string per folder
+    walked = _load(root, folders) if cached else {}
+    keep = cached and offer
     since = time.time_ns() - RACY_NS
     tops = [folder for folder in folders if os.path.isdir(os.path.join(base, folder))]
-    listing = Listing(set(), set(tops))
+    listing = Listing(set(), folders, _folders=walked)
     pending = list(tops)
     changed = False
+    visited = 0
     while pending:
         folder = pending.pop()
         path = top + folder
+        entry = walked.get(folder)
         try:
             st = os.lstat(path)
         except OSError:
+            st = None
+        if st is not None and (entry is None or entry.stamp != _stamp(st)):
+            entry, changed = _read(path, st), True
+        if st is None or entry is None:  # gone since its parent was read, or unreadable
+            walked.pop(folder, None)
+            listing._unread.add(folder)
             continue
-        entry = known.pop(folder, None)  # its key string goes: the walk made this one
-        if entry is None or entry.stamp != _stamp(st):
-            entry = _read(path, st)
-            if entry is None:
-                continue
-            changed = True
+        visited += 1
         if _changed_since(entry, since):  # not kept: read again next time
             changed = True
-        elif offer:
-            fresh[folder] = entry
+            listing._racy.add(folder)
+        if not keep and entry.stamp:
+            entry = _Folder(b"", entry.files, entry.dirs, entry.links)  # its stat goes: never cached
+        walked[folder] = entry  # a cached key stays: the walk's string goes
         prefix = folder + "/"
-        if entry.files:
-            listing._names[folder] = entry.files
         if entry.dirs:
-            for name in entry.dirs.split(_SEP):
-                listing.dirs.add(prefix + name)
-                pending.append(prefix + name)
+            pending.extend(prefix + name for name in entry.dirs.split(_SEP))
         for name in entry.links.split(_SEP) if entry.links else ():
             listing.links.add(prefix + name)
             if not os.path.isdir(os.path.join(path, name)):  # where it points may change any time: asked afresh
                 listing._file_links.append(prefix + name)
-    if cached and offer and (changed or known):  # a folder left in ``known`` is gone
-        listing.update = _Cache(_VERSION, folders, fresh)
+    if visited != len(walked):  # a cached folder the walk did not reach is gone
+        _drop_unreached(walked, tops)
+        changed = True
+    listing.changed = keep and changed
     return listing
+
+
+def _drop_unreached(walked: dict[str, _Folder], tops: list[str]) -> None:
+    """Remove the folders no walked folder lists (gone since cached): rare, so in memory
+    only, from the entries the walk left."""
+    reached: set[str] = set()
+    pending = [folder for folder in tops if folder in walked]
+    while pending:
+        folder = pending.pop()
+        reached.add(folder)
+        dirs = walked[folder].dirs
+        if dirs:
+            pending.extend(sub for name in dirs.split(_SEP) if (sub := f"{folder}/{name}") in walked)
+    for folder in [folder for folder in walked if folder not in reached]:
+        del walked[folder]
 
 
 def _read(path: str, st: os.stat_result) -> _Folder | None:
@@ -189,8 +256,30 @@ def _read(path: str, st: os.stat_result) -> _Folder | None:
 
 
 def _load(root: Path, tops: list[str]) -> dict[str, _Folder]:
+    """The cached folders, read a frame at a time; empty for anything else (another version,
+    other tops, a damaged or truncated file)."""
+    folders: dict[str, _Folder] = {}
     try:
-        cache = _DECODER.decode((root / LISTING_PATH).read_bytes())
-    except (OSError, msgspec.MsgspecError):
+        with open(root / LISTING_PATH, "rb") as fh:
+            head = _next_frame(fh)
+            if head is None or _HEAD.decode(head) != (_VERSION, tops):
+                return {}
+            while (frame := _next_frame(fh)) is not None:
+                folders.update(_FOLDERS.decode(frame))
+    except (OSError, ValueError, msgspec.MsgspecError):
         return {}
-    return cache.folders if cache.version == _VERSION and cache.tops == tops else {}
+    return folders
+
+
+def _next_frame(fh: BinaryIO) -> bytes | None:
+    """The next frame's bytes; None at the end; ValueError for a truncated one."""
+    size = fh.read(_LENGTH.size)
+    if not size:
+        return None
+    if len(size) < _LENGTH.size:
+        raise ValueError("truncated")
+    (length,) = _LENGTH.unpack(size)
+    data = fh.read(length)
+    if len(data) < length:
+        raise ValueError("truncated")
+    return data

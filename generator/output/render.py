@@ -42,7 +42,7 @@ class RenderResult:
     declared: Sequence[contracts.Declared] = field(default=(), repr=False, compare=False)
     #: Unit manifest path -> the files that unit lists, when the units were assembled
     #: (``output.units``); else None.
-    members: dict[str, list[str]] | None = field(default=None, repr=False, compare=False)
+    members: Mapping[str, Sequence[str]] | None = field(default=None, repr=False, compare=False)
     #: Fields a reused file's entry does not hold (its sha256, its sources), read from its
     #: unit's manifest when asked (``units.ReusedFields``); None when every entry is whole.
     recorded: Recorded | None = field(default=None, repr=False, compare=False)
@@ -83,6 +83,9 @@ class EntryField(Mapping[str, Any]):
         if self._field in entry or self._recorded is None:
             return entry[self._field]
         return self._recorded(path, entry, self._field)
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._paths  # not Mapping's: that reads the field, perhaps from a unit's manifest
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._paths)

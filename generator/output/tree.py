@@ -497,12 +497,13 @@ def _not_ours(path: str, entry: object, is_link: bool) -> str | None:
 
 def _missing_folders(root: Path, listing: Listing, paths: Iterable[str]) -> list[str]:
     """Folders the new files need that do not exist yet, outermost first."""
-    known = set(listing.dirs)
+    walked = listing.dirs
+    known: set[str] = set()  # beside the walk's (not a copy of its ~230,000 at 10,000 tenants)
     missing: list[str] = []
     for rel in paths:
         folder = rel.rpartition("/")[0]
         chain: list[str] = []
-        while folder and folder not in known:
+        while folder and folder not in walked and folder not in known:
             if os.path.isdir(os.path.join(root, folder)):  # above the walked folders (.github)
                 known.add(folder)
                 break

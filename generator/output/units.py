@@ -227,7 +227,8 @@ class Unit:
     #: The unit's name as its manifest says (``tenant/<name>`` or ``global``).
     unit: str
     inputs: str
-    entries: dict[str, dict[str, Any]]
+    #: Path -> entry: decoded, or once merged into the fleet's map (:meth:`merge_into`) a view.
+    entries: Mapping[str, dict[str, Any]]
     _raw: bytes | None
     _declared: dict[str, contracts.Declared] | None = field(default=None, repr=False)
     #: Once let go (:meth:`let_go`): the manifest's sha256, and where to read it again.
@@ -280,6 +281,12 @@ class Unit:
     def sha256(self) -> str:
         return self._sha256 if self._sha256 is not None else _sha(self.raw)
 
+    def merge_into(self, fleet: dict[str, dict[str, Any]]) -> None:
+        """Move the entries into the fleet's map and keep only their paths (a view over it):
+        at 10,000 tenants a dict per unit beside the fleet's was ~45 MB of an edit."""
+        fleet.update(self.entries)
+        self.entries = _Merged(tuple(self.entries), fleet)
+
     def let_go(self, reread: Callable[[], bytes | None]) -> None:
         """Stop holding the bytes (a vouched unit's manifest is on disk as parsed: at 10,000
         tenants they are ~740 MB); ``reread`` reads them again if someone asks."""
@@ -327,6 +334,26 @@ class Unit:
         return found is not None and all(
             isinstance(side, contracts.RecordedContracts) and side.decodable() for _, *sides, _ in found.values() for side in sides
         )
+
+
+class _Merged(Mapping[str, dict[str, Any]]):
+    """A unit's entries once merged into the fleet's map: its paths, their entries there."""
+
+    __slots__ = ("_fleet", "paths")
+
+    def __init__(self, paths: tuple[str, ...], fleet: Mapping[str, dict[str, Any]]) -> None:
+        self.paths, self._fleet = paths, fleet
+
+    def __getitem__(self, path: str) -> dict[str, Any]:
+        if path not in self._fleet or path not in self.paths:
+            raise KeyError(path)
+        return self._fleet[path]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
 
 
 @functools.lru_cache(maxsize=4)
@@ -389,9 +416,10 @@ class Plan:
     #: Tenants whose reused unit the stat record vouched for: their files and manifest are
     #: not read (:attr:`on_disk`).
     left: set[str] = field(default_factory=set)
-    #: The result's entries (path -> entry), and those of them rendered this run, once
-    #: :func:`render_incremental` has them.
-    entries: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: The result's entries (path -> entry): each reused unit's merged in as the plan accepts
+    #: it (:meth:`Unit.merge_into`), the fresh ones added by :func:`render_incremental`, which
+    #: also sets :attr:`fresh`, the paths rendered this run.
+    entries: dict[str, dict[str, Any]] = field(default_factory=dict)
     fresh: Collection[str] = ()
     #: The last verified fleet's units this run does not reuse (rendered again, or a removed
     #: tenant's), when every reused unit is that fleet's too: the contract check then looks only
@@ -489,7 +517,7 @@ def plan(root: Path, model: Model, found: Digests, recorded: Recorded, vouch: Vo
             out.reasons[name] = "its inputs changed"
             history.rendered(f"tenant/{name}", unit)
             continue
-        if not _all_of(name, unit.entries):
+        if not _all_of(name, unit.entries, out.entries):
             out.render.add(name)
             out.reasons[name] = "its manifest lists another tenant's file"
             history.rendered(f"tenant/{name}", unit)
@@ -499,6 +527,7 @@ def plan(root: Path, model: Model, found: Digests, recorded: Recorded, vouch: Vo
             out.left.add(name)  # vouched for, its manifest with its files: read again only if asked
             out.parsed[unit_path(f"tenant/{name}")] = None
             unit.let_go(functools.partial(recorded, f"tenant/{name}"))
+            unit.merge_into(out.entries)
             history.reused(f"tenant/{name}", unit, vouched=True)
             continue
         if not unit.decodable():
@@ -516,6 +545,7 @@ def plan(root: Path, model: Model, found: Digests, recorded: Recorded, vouch: Vo
         else:
             out.reused[name] = unit
             out.files.update(kept)
+            unit.merge_into(out.entries)
             history.reused(f"tenant/{name}", unit, vouched=False)
             continue
         out.render.add(name)
@@ -525,14 +555,18 @@ def plan(root: Path, model: Model, found: Digests, recorded: Recorded, vouch: Vo
     return out
 
 
-def _all_of(tenant: str, entries: dict[str, dict[str, Any]]) -> bool:
-    """Whether every entry names ``tenant``. Each then holds this one name, and entries
-    equal field for field are one dict (without sha256 and sources a tenant's ~80 entries
-    are a few dozen kinds: at 10,000 tenants, 800,000 dicts and names were ~200 MB).
-    Entries are never changed after the plan: sharing them is safe."""
+def _all_of(tenant: str, entries: Mapping[str, dict[str, Any]], taken: Container[str] = ()) -> bool:
+    """Whether every entry names ``tenant`` and no path is ``taken`` (listed by a unit the
+    plan reuses already): the units then partition the files (``checkcache`` relies on it).
+    Each entry then holds this one name, and entries equal field for field are one dict
+    (without sha256 and sources a tenant's ~80 entries are a few dozen kinds: at 10,000
+    tenants, 800,000 dicts and names were ~200 MB). Entries are never changed after the
+    plan: sharing them is safe."""
+    if not isinstance(entries, dict):  # merged into a fleet's map (Unit.merge_into): asked and shared before
+        return all(entry.get("tenant") == tenant for entry in entries.values())
     kinds: dict[tuple[tuple[str, Any], ...], dict[str, Any]] = {}
     for path, entry in entries.items():
-        if entry.get("tenant") != tenant:
+        if entry.get("tenant") != tenant or path in taken:
             return False
         entry["tenant"] = tenant
         if "limits" not in entry:  # the only field that is not a string (rare: a file near a limit)
@@ -591,22 +625,24 @@ def render_incremental(
     few = len(todo.render) <= FULL_SHARE * max(1, len(model.catalog.tenants))
     scoped = dataclasses.replace(model, rendering=frozenset(todo.render)) if todo.reused else model
     fresh = render(scoped, jobs=1 if few else jobs, check=False)
-    entries: dict[str, dict[str, Any]] = {}
+    entries = todo.entries  # the reused units' entries, merged by the plan
     files: dict[str, bytes] = {}
     declared: dict[str, contracts.Declared] = {}
     fresh_declared = {d[0]: d for d in fresh.declared}
+    fresh_paths: list[str] = []
     for path, entry in fresh.manifest["files"].items():
         tenant = entry.get("tenant")
         if tenant is not None and tenant not in todo.render:
             continue  # a target without the `wanted` guard rendered it anyway: use the recorded one
+        if path in entries:  # a reused unit lists it too: its manifest was edited by hand
+            owner = unit_path(unit_of(entries[path]))
+            raise UsageError(f"{owner} lists {path}, which {unit_path(unit_of(entry))} renders; run `companyos render --full`")
         entries[path] = entry
+        fresh_paths.append(path)
         files[path] = fresh.files[path]
         if path in fresh_declared:
             declared[path] = fresh_declared[path]
-    fresh_paths = list(entries)
-    for unit in todo.reused.values():
-        entries.update(unit.entries)
-    todo.entries, todo.fresh = entries, fresh_paths  # Plan.on_disk and Plan.proven: views over them
+    todo.fresh = fresh_paths  # Plan.on_disk and Plan.proven: views over them and the entries
     files.update(todo.files)
     # the reused units passed the contract check together with todo.previous: only the change is judged
     proven = todo.previous is not None and contracts.unchanged(
@@ -700,14 +736,15 @@ def assemble(
     manifest file: it would change with every tenant added (``RenderResult.manifest`` still
     holds every entry in memory). ``fresh``: the entries rendered this run; a reused unit's
     are grouped already (``Plan.reused``: the plan checked every one is that tenant's)."""
-    by_unit: dict[str, dict[str, dict[str, Any]]] = {GLOBAL: {}}
-    by_unit.update({f"tenant/{name}": {} for name in model.catalog.tenants})
-    if fresh is not None:
-        by_unit.update({f"tenant/{name}": unit.entries for name, unit in todo.reused.items()})
+    rendered: dict[str, dict[str, dict[str, Any]]] = {GLOBAL: {}}
+    rendered.update({f"tenant/{name}": {} for name in model.catalog.tenants})
     for path in entries if fresh is None else fresh:
         entry = entries[path]
-        by_unit.setdefault(unit_of(entry), {})[path] = entry
-    listed = {unit_path(unit): list(members) for unit, members in by_unit.items() if members}
+        rendered.setdefault(unit_of(entry), {})[path] = entry
+    by_unit: dict[str, Mapping[str, dict[str, Any]]] = dict(rendered)
+    if fresh is not None:
+        by_unit.update({f"tenant/{name}": unit.entries for name, unit in todo.reused.items()})
+    listed = {unit_path(unit): _paths(members) for unit, members in by_unit.items() if members}
     for unit, members in by_unit.items():
         name = unit.removeprefix("tenant/")
         reused = todo.reused.get(name) if unit != GLOBAL else None
@@ -736,7 +773,12 @@ def assemble(
     return RenderResult({p: files[p] for p in order}, manifest, ordered, listed, ReusedFields(todo.reused) if todo.reused else None)
 
 
-def membership(result: RenderResult) -> dict[str, list[str]]:
+def _paths(members: Mapping[str, Any]) -> Sequence[str]:
+    """A unit's file paths: a merged unit's own tuple (shared), else listed afresh."""
+    return members.paths if isinstance(members, _Merged) else list(members)
+
+
+def membership(result: RenderResult) -> Mapping[str, Sequence[str]]:
     """Unit manifest path -> the files that unit lists (for the stat record): as assembled,
     else from the manifest entries."""
     if result.members is not None:

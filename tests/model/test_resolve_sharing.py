@@ -67,3 +67,20 @@ def test_a_broken_shared_base_is_reported_for_every_tenant_that_uses_it(fleet: P
         resolve(pipeline.load(fleet))
     reported = {name for name in ("plain1", "plain2", "plain3") if any(f"tenant '{name}'" in str(e) for e in caught.value.errors)}
     assert reported == {"plain1", "plain2", "plain3"}
+
+
+def test_customising_tenants_share_the_sections_they_leave_as_their_base(fleet: Path) -> None:
+    """Two tenants that each customise something hold one object per section (and service)
+    neither touched; what either customises is its own."""
+    _tenant(fleet, "custom2", "api, web")
+    override(fleet, "custom2", "prod", {"services": {"web": {"replicas": 5}}, "database": {"read_replicas": 2}})
+    model = resolve(pipeline.load(fleet))
+    one, two = _settings(model, "custom", "prod"), _settings(model, "custom2", "prod")
+    assert one is not two
+    assert one.network is two.network and one.cache is two.cache and one.kms is two.kms
+    assert one.database is not two.database and two.database.read_replicas == 2 != one.database.read_replicas
+    assert one.services["web"] is not two.services["web"] and two.services["web"].replicas == 5
+    assert one.services["api"] is not two.services["api"] and one.services["api"].replicas == 7
+    assert two.services["api"] == _settings(model, "plain1", "prod").services["api"]
+    for name in ("custom", "custom2"):  # and each equals the tenant resolved alone
+        assert _settings(model, name, "prod") == _settings(resolve(pipeline.load(fleet), only={name}), name, "prod")

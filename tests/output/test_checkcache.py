@@ -395,3 +395,16 @@ def test_an_edit_reads_each_unit_manifest_once(rendered_repo, monkeypatch):
     reused = [p for p in seen if "/.companyos-units/" in p and not p.endswith(("/global.json", "/tenant-hooli.json"))]
     assert len(reused) == len(set(reused)) == 4, sorted(reused)  # the rendered two are compared with their new bytes
     assert report.written and pipeline.check(rendered_repo, full=True)[1].clean
+
+
+def test_asking_whether_a_vouched_file_is_an_output_reads_no_unit_manifest(rendered_repo, monkeypatch):
+    """The record asks, per unit, which of its files are outputs: a membership question is the
+    entry's, not the recorded sha256's (reading it decodes the unit's manifest again)."""
+    _record(rendered_repo, monkeypatch, racy_ns=0)
+    edit_yaml(rendered_repo / "tenants/hooli.yaml", lambda data: data.update(owner="platform-b@example.com"))
+    built, plan = pipeline.build_incremental(rendered_repo)
+    shas = built.result.shas()
+    globex = plan.reused["globex"]
+    assert not globex.held and globex._shas is None
+    assert all(path in shas for path in globex.entries) and "rendered/nowhere.yaml" not in shas
+    assert globex._shas is None

@@ -544,3 +544,57 @@ def test_unit_manifests_written_just_before_the_record_are_known_by_their_bytes(
     other.write_bytes(other.read_bytes().replace(b'"version": ', b'"version":  ', 1))
     _, plan = pipeline.build_incremental(repo)
     assert plan.render == {"hooli"} and "globex" in plan.reused and plan.previous is None
+
+
+# --- the reused units partition the files: no file is listed by two units ------------------
+
+
+def _list_also(repo: Path, unit: str, path: str, owner: str) -> None:
+    """Add ``owner``'s entry of ``path`` (its real sha256) to ``unit``'s manifest, as ``unit``'s."""
+    import json
+
+    theirs = json.loads((repo / units.unit_path(owner)).read_text())["files"][path]
+    manifest_path = repo / units.unit_path(unit)
+    manifest = json.loads(manifest_path.read_text())
+    manifest["files"][path] = {**theirs, "tenant": unit.removeprefix("tenant/")}
+    if owner == units.GLOBAL:
+        manifest["files"][path].pop("environment", None)
+    manifest_path.write_text(json.dumps(manifest))
+
+
+def test_a_unit_listing_a_file_another_reused_unit_lists_renders_again(repo: Path) -> None:
+    """globex's manifest also lists one of acme's files (hashes and all): reusing both would
+    list that file twice, and the stat record's sums rely on each file having one unit."""
+    taken = next(p for p in units.parse_unit((repo / units.unit_path("tenant/acme")).read_bytes()).entries)
+    _list_also(repo, "tenant/globex", taken, "tenant/acme")
+    _, plan = pipeline.build_incremental(repo)
+    assert "acme" in plan.reused and plan.reasons["globex"] == "its manifest lists another tenant's file"
+    members = units.membership(pipeline.build_incremental(repo)[0].result)
+    listed = [p for paths in members.values() for p in paths]
+    assert len(listed) == len(set(listed))
+    pipeline.render_to_disk(repo)
+    assert pipeline.check(repo, full=True)[1].clean
+
+
+def test_a_reused_unit_listing_a_file_rendered_afresh_is_refused(repo: Path, companyos) -> None:
+    """hooli's manifest also lists a fleet-wide file, which the global unit renders every run:
+    refused with the unit and the file named (exit 2), nothing written."""
+    shared = next(p for p in units.parse_unit((repo / units.unit_path(units.GLOBAL)).read_bytes()).entries if p.startswith("rendered/"))
+    _list_also(repo, "tenant/hooli", shared, units.GLOBAL)
+    before = {p: p.read_bytes() for p in (repo / "rendered").rglob("*") if p.is_file()}
+    result = companyos("render", cwd=repo)
+    assert result.code == 2, result.err
+    assert f"{units.unit_path('tenant/hooli')} lists {shared}, which {units.unit_path(units.GLOBAL)} renders" in result.err
+    assert {p: p.read_bytes() for p in (repo / "rendered").rglob("*") if p.is_file()} == before
+
+
+def test_the_files_outside_covered_units_are_found_with_or_without_a_partition() -> None:
+    """``checkcache._rest``: the outputs no covered unit lists, by the other units' lists when
+    they list every output once, else by a set (here a file no unit lists)."""
+    outputs = {"a": "1", "b": "2", "c": "3", "u1": "4", "u2": "5"}
+    parted = {"u1": ["u1", "a", "b"], "u2": ["u2", "c"]}
+    assert sorted(checkcache._rest(outputs, parted, {"u1"})) == ["c", "u2"]
+    assert checkcache._rest(outputs, parted, {"u1", "u2"}) == []
+    partial = {"u1": ["u1", "a"], "u2": ["u2", "c"]}  # b is listed by no unit
+    assert sorted(checkcache._rest(outputs, partial, {"u1"})) == ["b", "c", "u2"]
+    assert checkcache._rest(outputs, partial, {"u1", "u2"}) == ["b"]

@@ -109,3 +109,36 @@ def test_a_damaged_or_foreign_cache_is_ignored(repo: Path) -> None:
     assert _same(_walk(repo), truth)
     assert _same(list_folders(repo, ("rendered",)), list_folders(repo, ("rendered",), cached=False))  # other tops: not used
     assert _same(_walk(repo), truth)
+
+
+def test_a_truncated_cache_is_ignored(repo: Path) -> None:
+    truth = _walk(repo)
+    raw = (repo / LISTING_PATH).read_bytes()
+    for cut in (3, len(raw) // 2, len(raw) - 1):
+        (repo / LISTING_PATH).write_bytes(raw[:cut])
+        assert listing._load(repo, list(OUTPUT_DIRS)) == {}
+        assert _same(list_folders(repo, OUTPUT_DIRS), truth)
+
+
+def test_a_cache_of_many_folders_is_written_and_read_a_frame_at_a_time(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(listing, "_FRAME", 7)  # the sample has a few hundred folders: many frames
+    truth = _walk(repo)
+    (repo / LISTING_PATH).unlink()
+    _walk(repo)
+    loaded = listing._load(repo, list(OUTPUT_DIRS))
+    assert set(loaded) == set(truth.dirs) and len(truth.dirs) > 7 * 10
+    sizes = [len(frame) for frame in listing.Listing(set(), list(OUTPUT_DIRS), _folders=loaded)._frames()]
+    assert len(sizes) == 1 + -(-len(loaded) // 7) and sum(sizes) == (repo / LISTING_PATH).stat().st_size
+
+
+def test_a_removed_folder_leaves_the_cache_with_everything_below_it(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _walk(repo)
+    gone = "rendered/helm/dev"  # and the tenants' folders below it
+    assert len([d for d in listing._load(repo, list(OUTPUT_DIRS)) if d.startswith(gone + "/")]) > 3
+    shutil.rmtree(repo / gone)
+    reads = _reads(monkeypatch)
+    found = _walk(repo)
+    assert reads == [os.path.join(os.fspath(repo), "rendered/helm")]  # only the parent changed
+    assert _same(found, list_folders(repo, OUTPUT_DIRS, cached=False))
+    assert not [d for d in listing._load(repo, list(OUTPUT_DIRS)) if d == gone or d.startswith(gone + "/")]
+    assert gone not in found.dirs and not [p for p in found.files if p.startswith(gone + "/")]

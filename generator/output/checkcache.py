@@ -121,10 +121,23 @@ def _walk_stats(root: Path) -> dict[str, os.stat_result]:
 
 def _stat_sum(paths: Iterable[str], stats: Mapping[str, os.stat_result]) -> int:
     """The order-free sum over every path's stat (path, size, mtime, ctime, inode, mode)."""
+    return sum(_stat_item(rel, stats[rel]) for rel in paths)
+
+
+def _stat_item(rel: str, st: os.stat_result) -> int:
+    return _item(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_ino}\0{st.st_mode}\n")
+
+
+def _lstat_sum(root: Path, paths: Iterable[str]) -> int | None:
+    """:func:`_stat_sum` of ``paths`` as they ``lstat`` now, each stat summed as taken (no
+    map of them: a vouch asks 800,000 files at 10,000 tenants); None when one cannot be."""
+    prefix = os.path.join(os.fspath(root), "")  # plain concatenation: a million os.path.join calls cost seconds
     total = 0
     for rel in paths:
-        st = stats[rel]
-        total += _item(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_ino}\0{st.st_mode}\n")
+        try:
+            total += _stat_item(rel, os.lstat(prefix + rel))
+        except OSError:
+            return None
     return total
 
 
@@ -353,9 +366,8 @@ def _vouching(root: Path, recorded: Mapping[str, object]) -> Vouch:
         expected = known.get(unit)
         if not isinstance(expected, str):
             return False
-        members = _members(unit, listed)
-        stats = _stats(root, members)
-        return stats is not None and _hex(_stat_sum(members, stats)) == expected
+        found = _lstat_sum(root, _members(unit, listed))
+        return found is not None and _hex(found) == expected
 
     return vouch
 

@@ -407,16 +407,44 @@ def tree_files(repo: gitpython.Repo, commit: str, rel: str) -> list[tuple[str, i
     """(path from the repository top, mode, blob id) of every file below folder ``rel`` at
     ``commit``: one ``git ls-tree -r -z`` (walking the tree object by object through
     gitpython costs one round trip per folder: 36 s for a 1000-tenant tree)."""
-    out = repo.git.ls_tree("-r", "-z", "--full-tree", commit, "--", rel, stdout_as_string=False)
-    found: list[tuple[str, int, str]] = []
-    for record in out.split(b"\0"):
-        if not record:
-            continue
+    return list(tree_entries(repo, commit, rel))
+
+
+def tree_entries(repo: gitpython.Repo, commit: str, *paths: str) -> Iterator[tuple[str, int, str]]:
+    """:func:`tree_files` below (or at) each of ``paths``, read as git writes them: at
+    10,000 tenants the committed output's listing is ~800,000 records, ~110 MB as one buffer."""
+    for record in _records(repo, "-r", "-z", "--full-tree", commit, "--", *paths):
         head, _, path = record.partition(b"\t")
         mode, kind, sha = head.split(b" ")
         if kind == b"blob":
-            found.append((path.decode("utf-8", "surrogateescape"), int(mode, 8), sha.decode("ascii")))
-    return found
+            yield path.decode("utf-8", "surrogateescape"), int(mode, 8), sha.decode("ascii")
+
+
+def tree_paths(repo: gitpython.Repo, commit: str, *paths: str) -> Iterator[str]:
+    """The paths alone of the files (and submodules) below each of ``paths`` at ``commit``:
+    a few times cheaper per record than :func:`tree_entries`, for a caller that wants few of them."""
+    for record in _records(repo, "-r", "-z", "--name-only", "--full-tree", commit, "--", *paths):
+        yield record.decode("utf-8", "surrogateescape")
+
+
+def _records(repo: gitpython.Repo, *args: str) -> Iterator[bytes]:
+    """The NUL-terminated records of ``git ls-tree args``, streamed."""
+    proc = repo.git.ls_tree(*args, as_process=True)
+    rest = b""
+    read = False
+    try:
+        while chunk := proc.stdout.read(1 << 20):
+            records = (rest + chunk).split(b"\0")
+            rest = records.pop()
+            yield from records
+        read = True
+    finally:
+        if not read:  # the reader stopped early: git may be blocked writing the rest
+            proc.proc.kill()
+            proc.proc.wait()
+    proc.wait()  # GitCommandError when git failed (an unknown commit, a damaged object)
+    if rest:
+        raise ValueError(f"git ls-tree ended in the middle of a record: {rest[:80]!r}")
 
 
 def read_blob(repo: gitpython.Repo, sha: str) -> bytes:

@@ -147,7 +147,7 @@ def build_incremental(
             recorded = lambda unit: base.file(units.unit_path(unit))  # noqa: E731
             # the base's files git proves are on disk unchanged are not read (Baseline.vouch);
             # its unit manifests passed the contract check together when it was merged
-            fleet = units.Fleet(frozenset(base.paths(tree.UNITS_DIR)), lambda unit, recorded: True)
+            fleet = units.Fleet(frozenset(base.unit_manifests()), lambda unit, recorded: True)
             result, plan = units.render_incremental(judged.model, root, found, recorded, jobs=default_jobs(), vouch=base.vouch, fleet=fleet)
         return Build(root, judged.model, result, judged.policy, frozenset(plan.reused)), plan
 

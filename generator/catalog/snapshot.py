@@ -5,9 +5,10 @@ yesterday's catalog and yesterday's committed output next to today's. We list RE
 with one ``git ls-tree`` and write the catalog inputs into a temporary folder (never the
 working tree, never ``git checkout``); a file whose working-tree bytes have REF's blob id is
 taken from the working tree (a tenant file is held in memory until a reader asks for it).
-The committed output is not written out: at thousands of tenants it is most of the
-repository and a guard reads a small part of it, so its blobs are indexed by path and read
-on demand, and a file whose blob id equals today's bytes' is known equal without reading it.
+The committed output is not written out, nor listed whole: at thousands of tenants it is most
+of the repository and a guard reads a small part of it. Only its unit manifests' blob ids are
+indexed (they list every other file); any other file's blob id is asked of git when needed,
+and a file whose blob id equals today's bytes' is known equal without reading it.
 Only regular files count (links are skipped), and paths come from git's own tree, so nothing
 can land outside the temporary folder.
 """
@@ -21,7 +22,7 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Callable, Collection, Container, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -31,14 +32,18 @@ from gitdb.exc import BadName, BadObject
 
 from generator.catalog.yaml_source import MAX_FILE_BYTES, parse_yaml
 from generator.errors import UsageError
-from generator.git import git_path, read_blob, require_repo, resolve_commit, tree_files
+from generator.git import git_path, read_blob, require_repo, resolve_commit, tree_entries, tree_files, tree_paths
 
 #: Written into the temporary folder: what loading and resolving a catalog reads.
 EXPORTED = ("catalog", "tenants", "environments", "templates")
 #: The exported folder whose unchanged files are held until asked for (10,000 of them).
 TENANTS = "tenants"
-#: Indexed, read on demand: the committed output.
+#: Read on demand: the committed output.
 RENDERED = "rendered"
+#: Indexed: the committed output's unit manifests (``output.units``), which list every other file.
+UNIT_MANIFESTS = f"{RENDERED}/.companyos-units"
+#: Above this many paths, :meth:`Baseline.blob_ids` lists the output once instead of naming each.
+_NAMED_PATHS = 20_000
 _REGULAR_FILE_MODES = (0o100644, 0o100755)
 #: An empty, ``.`` or ``..`` segment anywhere in a relative path.
 _UNSAFE = re.compile(r"(?:^|/)\.{0,2}(?:/|$)")
@@ -46,11 +51,11 @@ _UNSAFE = re.compile(r"(?:^|/)\.{0,2}(?:/|$)")
 
 def git_blob_id(data: bytes) -> str:
     """The id git gives a blob of ``data`` (sha1 of ``blob <size>\\0<data>``)."""
-    return _blob_digest(data).hex()
+    return git_blob_digest(data).hex()
 
 
-def _blob_digest(data: bytes) -> bytes:
-    """:func:`git_blob_id` as 20 raw bytes (how :attr:`Baseline.rendered` keeps them)."""
+def git_blob_digest(data: bytes) -> bytes:
+    """:func:`git_blob_id` as 20 raw bytes (how :class:`Baseline` keeps them)."""
     return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).digest()
 
 
@@ -59,17 +64,22 @@ class Baseline:
     ref: str
     #: A temporary folder laid out like the repository root at ``ref`` (catalog inputs only).
     root: Path
-    #: ``rendered/...`` path at ``ref`` -> its blob id, 20 raw bytes (read when asked for; at
-    #: 10,000 tenants 800,000 ids as hex strings were ~29 MB more of ``check --base``).
-    rendered: dict[str, bytes] = field(default_factory=dict)
+    #: The unit manifests at ``ref`` (``rendered/.companyos-units/...``) -> blob id, 20 raw
+    #: bytes. Not every output file: at 10,000 tenants an index of 800,000 paths was ~170 MB
+    #: of ``check --base``; another file's id is asked of git (:meth:`blob_ids`).
+    manifests: dict[str, bytes] = field(default_factory=dict)
     #: Reads a blob by its raw id (the repository's object store).
     read: Callable[[bytes], bytes] | None = field(default=None, repr=False)
-    #: The working tree compared with the base, and the base's commit (:func:`unchanged_outputs`).
+    #: The working tree compared with the base, and the base's commit (:func:`moved_outputs`).
     worktree: Path | None = None
     commit: str = ""
     #: Base tenant files (``tenants/...``) not written into :attr:`root`: the working tree holds
     #: their bytes. :meth:`catalog_root` writes the ones a reader asks for.
     held: dict[str, bytes] = field(default_factory=dict, repr=False)
+    #: (output path, raw blob id) of the base's files below (or at) each given path, in git's order.
+    listing: Callable[..., Iterator[tuple[str, bytes]]] = field(default=lambda *paths: iter(()), repr=False)
+    #: The output paths alone of the base's files below a folder (cheaper per file).
+    naming: Callable[[str], Iterator[str]] = field(default=lambda folder: iter(()), repr=False)
 
     def catalog_root(self, tenants: Collection[str] | None = None) -> Path:
         """:attr:`root` with every held file written (``tenants``: only these tenants' files):
@@ -89,28 +99,66 @@ class Baseline:
     def vouch(self, unit: str, listed: Iterable[str]) -> bool:
         """For ``check --base``'s unit plan: whether the base unit's manifest and every file
         it lists are on disk with the base's bytes as git proves it (nothing is read; else
-        read and hash them)."""
-        same = self._same_on_disk
-        return unit in same and all(rel in same for rel in listed)
+        read and hash them). The files are the ones the base's manifest lists: the base's
+        own files (its manifests matched its tree when it was checked), so git need only
+        prove that none of them moved since. One that is gone shows in the walk of the tree."""
+        moved = self._moved
+        return moved is not None and unit in self.manifests and unit not in moved and not any(rel in moved for rel in listed)
 
     def proven(self, paths: Iterable[str]) -> frozenset[str]:
-        """Those of ``paths`` that git proves are on disk with the base's bytes (:func:`unchanged_outputs`)."""
-        same = self._same_on_disk
-        return frozenset(p for p in paths if p in same)
+        """Those of ``paths`` (unit manifests) that git proves are on disk with the base's bytes."""
+        moved = self._moved
+        return frozenset() if moved is None else frozenset(p for p in paths if p in self.manifests and p not in moved)
 
     @functools.cached_property
-    def _same_on_disk(self) -> Container[str]:
-        return unchanged_outputs(self.worktree, self.rendered, self.commit) if self.worktree is not None else frozenset()
+    def _moved(self) -> frozenset[str] | None:
+        return moved_outputs(self.worktree, self.commit) if self.worktree is not None else None
 
-    def paths(self, prefix: str) -> list[str]:
-        """The committed output's paths under ``prefix`` (``rendered/...``), sorted."""
+    def unit_manifests(self) -> list[str]:
+        """The base's unit manifests (paths), sorted."""
+        return sorted(p for p in self.manifests if p.endswith(".json"))
+
+    def listed(self, prefix: str) -> Iterator[tuple[str, bytes]]:
+        """(path, raw blob id) of the base's output files below ``prefix``, streamed from git."""
         start = prefix.rstrip("/") + "/"
-        return sorted(p for p in self.rendered if p.startswith(start))
+        return ((path, blob) for path, blob in self.listing(prefix.rstrip("/")) if path.startswith(start))
+
+    def paths(self, prefix: str) -> Iterator[str]:
+        """The paths of the base's output below ``prefix``, streamed from git, unsorted (links
+        and submodules too: :meth:`blob_ids` answers only for regular files)."""
+        start = prefix.rstrip("/") + "/"
+        return (path for path in self.naming(prefix.rstrip("/")) if path.startswith(start))
+
+    def blob_ids(self, paths: Collection[str]) -> dict[str, bytes]:
+        """Output path -> its raw blob id at the base, for those of ``paths`` the base has: the
+        manifests from the index, the others in one listing (of the named paths, or of the whole
+        output when there are many)."""
+        found = {p: self.manifests[p] for p in paths if p in self.manifests}
+        others = [p for p in paths if p not in found and p.startswith(RENDERED + "/")]
+        if len(others) > _NAMED_PATHS:
+            wanted = set(others)
+            found.update((path, blob) for path, blob in self.listing(RENDERED) if path in wanted)
+        else:
+            for at in range(0, len(others), 1000):  # a command line of named paths stays short
+                chunk = others[at : at + 1000]
+                named = set(chunk)
+                found.update((path, blob) for path, blob in self.listing(*chunk) if path in named)
+        return found
+
+    def output(self, rel: str, blob: bytes) -> bytes | None:
+        """The bytes of the base's output file ``rel`` with blob id ``blob``: the working tree's
+        when git proves them the base's (a plain read), else the object's."""
+        moved = self._moved
+        if moved is not None and rel not in moved and self.worktree is not None:
+            data = _regular_file(os.path.join(self.worktree, rel))
+            if data is not None and git_blob_digest(data) == blob:
+                return data
+        return self.read(blob) if self.read is not None else None
 
     def same(self, rel: str, data: bytes) -> bool:
         """Whether ``rel`` at ``ref`` holds exactly ``data`` (by blob id: nothing is read)."""
-        sha = self.rendered.get(rel)
-        return sha is not None and sha == _blob_digest(data)
+        sha = self.blob_ids((rel,)).get(rel)
+        return sha is not None and sha == git_blob_digest(data)
 
     def raw(self, pattern: str, *, changed_only: bool = False) -> dict[str, dict[str, Any]]:
         """Parsed YAML of the files matching ``pattern``, by file stem (bad files skipped).
@@ -130,11 +178,8 @@ class Baseline:
 
     def file(self, rel: str) -> bytes | None:
         if rel.startswith(RENDERED + "/"):
-            if self.worktree is not None and rel in self._same_on_disk:
-                with contextlib.suppress(OSError):  # git proved these bytes the base's: a plain read
-                    return (self.worktree / rel).read_bytes()
-            sha = self.rendered.get(rel)
-            return self.read(sha) if sha is not None and self.read is not None else None
+            sha = self.blob_ids((rel,)).get(rel)
+            return self.output(rel, sha) if sha is not None else None
         if rel in self.held:
             return self.held[rel]
         path = self.root / rel
@@ -171,8 +216,8 @@ def _regular_file(path: str) -> bytes | None:
 def export(root: Path, ref: str, dest: Path) -> tuple[dict[str, bytes], Callable[[bytes], bytes], str, dict[str, bytes]]:
     """Write the :data:`EXPORTED` folders of ``ref`` (relative to ``root``) into ``dest``,
     except the tenant files the working tree holds with the same bytes (returned, held);
-    return the index of its :data:`RENDERED` blob ids by repository-relative path, the blob
-    reader, the commit and the held files."""
+    return the index of its :data:`UNIT_MANIFESTS` blob ids by repository-relative path, the
+    blob reader, the commit and the held files."""
     repo = require_repo(root, "--base compares against a git ref")
     commit = resolve_commit(repo, ref)
     made: set[str] = set()  # folders created so far (a Path and a mkdir per file cost more than the write)
@@ -196,7 +241,7 @@ def export(root: Path, ref: str, dest: Path) -> tuple[dict[str, bytes], Callable
                     made.add(folder)
                 with open(target, "wb") as out:
                     out.write(data)
-        index = {f"{RENDERED}/{inner}": bytes.fromhex(sha) for inner, sha in _files(repo, root, commit.hexsha, RENDERED)}
+        index = {f"{UNIT_MANIFESTS}/{inner}": bytes.fromhex(sha) for inner, sha in _files(repo, root, commit.hexsha, UNIT_MANIFESTS)}
     except (ValueError, GitError, BadName, BadObject) as exc:
         # An object of the base is not in this clone (a partial or damaged clone): the
         # same usage problem as a missing ref, with the same remedy.
@@ -219,15 +264,39 @@ def _files(repo: Any, root: Path, commit: str, item: str) -> Iterator[tuple[str,
         yield inner, sha
 
 
-def unchanged_outputs(root: Path, base: Mapping[str, bytes], base_commit: str) -> Container[str]:
-    """``rendered/`` files (relative to ``root``) whose working-tree bytes are the base's,
-    proven by git without reading them: ``git diff-tree`` between the base and HEAD does not
-    list the path (same blob id and mode), and ``git diff HEAD`` (which re-hashes any file
-    whose stat changed) lists no change to it in the working tree. In CI -- a fresh checkout
-    of the pull request -- that is every file the PR did not touch. Nothing when a
-    ``.gitattributes`` differs from the base's (an eol or filter attribute would make the
-    checkout's bytes differ from the blob's), or when git cannot answer. A view over ``base``
-    less the few paths git lists, not a copy (800,000 paths at 10,000 tenants: ~32 MB)."""
+def _output_paths(repo: Any, root: Path, commit: str, folder: str) -> Iterator[str]:
+    """The paths (relative to ``root``) below ``folder`` (relative to ``root``) at ``commit``, streamed."""
+    top = git_path(repo, root, RENDERED).removesuffix(RENDERED)
+    try:
+        for path in tree_paths(repo, commit, top + folder):
+            if path.startswith(top):
+                yield path[len(top) :]
+    except (ValueError, GitError) as exc:
+        raise UsageError(f"git could not list {commit[:12]}'s output ({exc}); fetch it first (e.g. `git fetch --unshallow`)") from None
+
+
+def _outputs(repo: Any, root: Path, commit: str, *paths: str) -> Iterator[tuple[str, bytes]]:
+    """(path relative to ``root``, raw blob id) of the regular files at or below each of
+    ``paths`` (relative to ``root``) at ``commit``, streamed (``git.tree_entries``)."""
+    top = git_path(repo, root, RENDERED).removesuffix(RENDERED)  # root's path from the repository top
+    try:
+        for path, mode, sha in tree_entries(repo, commit, *(top + p for p in paths)):
+            inner = path[len(top) :]
+            if mode in _REGULAR_FILE_MODES and path.startswith(top) and not _UNSAFE.search(inner):
+                yield inner, bytes.fromhex(sha)
+    except (ValueError, GitError, BadName, BadObject) as exc:
+        raise UsageError(f"git could not list {commit[:12]}'s output ({exc}); fetch it first (e.g. `git fetch --unshallow`)") from None
+
+
+def moved_outputs(root: Path, base_commit: str) -> frozenset[str] | None:
+    """``rendered/`` paths (relative to ``root``) whose working-tree bytes may not be the
+    base's: ``git diff-tree`` between the base and HEAD lists them (another blob id or mode,
+    added or removed), or ``git diff HEAD`` (which re-hashes any file whose stat changed)
+    lists a change in the working tree. Any other file the base has is on disk with the
+    base's bytes, proven without reading it; in CI -- a fresh checkout of the pull request --
+    that is every file the PR did not touch. None (nothing proven) when a ``.gitattributes``
+    differs from the base's (an eol or filter attribute would make the checkout's bytes differ
+    from the blob's), or when git cannot answer."""
     try:
         repo = require_repo(root, "--base compares against a git ref")
         head = repo.head.commit.hexsha
@@ -235,26 +304,15 @@ def unchanged_outputs(root: Path, base: Mapping[str, bytes], base_commit: str) -
         attributes = [".gitattributes", *(f"{'/'.join(folder.split('/')[:n])}/.gitattributes" for n in range(1, folder.count("/") + 1))]
         for path in attributes:  # the ones that apply to rendered/ (one inside it is an unmanaged file: check fails)
             if _blob_id(repo, head, path) != _blob_id(repo, base_commit, path):
-                return frozenset()
+                return None
         top = folder.removesuffix(RENDERED)  # root's path from the repository top
         committed = repo.git.diff_tree("-r", "--name-only", "-z", "--no-renames", base_commit, head, "--", folder, stdout_as_string=False)
         changed = repo.git.diff("--name-only", "-z", "--no-renames", head, "--", folder, stdout_as_string=False)
-        moved = {p.decode("utf-8", "surrogateescape").removeprefix(top) for p in (*committed.split(b"\0"), *changed.split(b"\0")) if p}
+        return frozenset(
+            p.decode("utf-8", "surrogateescape").removeprefix(top) for p in (*committed.split(b"\0"), *changed.split(b"\0")) if p
+        )
     except (ValueError, GitError, BadName, BadObject, UsageError):
-        return frozenset()
-    return _Unmoved(base, frozenset(moved))
-
-
-class _Unmoved(Container[str]):
-    """The paths of ``base`` that are not in ``moved``."""
-
-    __slots__ = ("_base", "_moved")
-
-    def __init__(self, base: Mapping[str, bytes], moved: frozenset[str]) -> None:
-        self._base, self._moved = base, moved
-
-    def __contains__(self, item: object) -> bool:
-        return item in self._base and item not in self._moved
+        return None
 
 
 def _blob_id(repo: Any, commit: str, path: str) -> str:
@@ -267,5 +325,16 @@ def _blob_id(repo: Any, commit: str, path: str) -> str:
 def at(root: Path, ref: str) -> Iterator[Baseline]:
     """``with baseline.at(root, "origin/main") as base: ...`` -- cleaned up afterwards."""
     with tempfile.TemporaryDirectory(prefix="companyos-base-") as tmp:
-        rendered, read, commit, held = export(root, ref, Path(tmp))
-        yield Baseline(ref, Path(tmp), rendered, read, root, commit, held)
+        manifests, read, commit, held = export(root, ref, Path(tmp))
+        repo = require_repo(root, "--base compares against a git ref")
+        yield Baseline(
+            ref,
+            Path(tmp),
+            manifests,
+            read,
+            root,
+            commit,
+            held,
+            functools.partial(_outputs, repo, root, commit),
+            functools.partial(_output_paths, repo, root, commit),
+        )

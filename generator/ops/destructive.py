@@ -19,12 +19,12 @@ from typing import Any
 import yaml
 
 from generator import pipeline
-from generator.catalog.snapshot import Baseline
+from generator.catalog.snapshot import Baseline, git_blob_digest
 from generator.errors import CatalogError
 from generator.model.resolve import Model
 from generator.output.ondisk import TreeFiles
 from generator.output.render import MANIFEST_PATH, RenderResult
-from generator.output.tree import UNITS_DIR, manifest_roots, manifests_files
+from generator.output.tree import manifest_roots, manifests_files
 from generator.policy.rules.migrations import against_base as schema_against_base
 from generator.policy.rules.migrations import base_versions
 
@@ -129,13 +129,13 @@ def _generator_file(path: str, data: bytes) -> set[str]:
 def _base_files(base: Baseline, prefix: str, skip: frozenset[str] = frozenset()) -> Iterator[tuple[str, bytes]]:
     """The base's files under ``prefix`` that can hold Argo CD objects or generator elements
     (but ``skip``)."""
-    for path in base.paths(prefix):
-        if path in skip:
-            continue
-        if path.endswith((".yaml", ".yml")) or fnmatch.fnmatchcase(path, "*/cells/*/*.json"):
-            data = base.file(path)
-            if data is not None:
-                yield path, data
+    wanted = [
+        p for p in base.paths(prefix) if p not in skip and (p.endswith((".yaml", ".yml")) or fnmatch.fnmatchcase(p, "*/cells/*/*.json"))
+    ]
+    for path, blob in sorted(base.blob_ids(wanted).items()):
+        data = base.output(path, blob)
+        if data is not None:
+            yield path, data
 
 
 def _base_manifest(base: Baseline, result: RenderResult | None = None) -> dict[str, dict[str, Any]]:
@@ -143,7 +143,7 @@ def _base_manifest(base: Baseline, result: RenderResult | None = None) -> dict[s
     ``result``: only the units whose manifest differs from the base's (by blob id) are read, since
     an equal one lists the same files on both sides (``check --base`` reuses most units as the
     base recorded them: at 10,000 tenants, reading every manifest was a quarter of the guard)."""
-    paths = [p for p in base.paths(UNITS_DIR) if p.endswith(".json")]
+    paths = base.unit_manifests()
     if not paths:
         return manifests_files({MANIFEST_PATH: base.file(MANIFEST_PATH)}, own=False)
     if result is not None:
@@ -197,7 +197,10 @@ def _same_as_base(result: RenderResult, base: Baseline, prefix: str, suffix: str
     files = result.files
     held = files.held if isinstance(files, TreeFiles) else files.keys()  # a path not held is left on disk
     start = prefix + "/"
-    return frozenset(p for p in files if p.startswith(start) and p.endswith(suffix) and (p not in held or base.same(p, files[p])))
+    under = [p for p in files if p.startswith(start) and p.endswith(suffix)]
+    asked = [p for p in under if p in held]
+    ids = base.blob_ids(asked)  # one question to git for them all
+    return frozenset(p for p in under if p not in held or ids.get(p) == git_blob_digest(files[p]))
 
 
 def _deletion_protection(model: Model, result: RenderResult, base: Baseline, notes: list[str], tenants: Collection[str]) -> list[str]:
@@ -214,11 +217,12 @@ def _deletion_protection(model: Model, result: RenderResult, base: Baseline, not
             if old is not None and old.settings.database.deletion_protection and not d.settings.database.deletion_protection:
                 items.append(f"deletion protection of tenant '{d.name}' database in {d.env} (database.deletion_protection turned off)")
     same = _same_as_base(result, base, "rendered/terraform", ".tf")
-    for path in result.files:  # in path order
-        if not path.startswith("rendered/terraform/") or not path.endswith(".tf") or path in same:
-            continue  # unchanged since the base: nothing removed
+    changed = [p for p in result.files if p.startswith("rendered/terraform/") and p.endswith(".tf") and p not in same]  # in path order
+    ids = base.blob_ids(changed)
+    for path in changed:  # the others are unchanged since the base: nothing removed
         data = result.files[path]
-        before = base.file(path)
+        blob = ids.get(path)
+        before = base.output(path, blob) if blob is not None else None
         if before is None:
             continue
         old_on = _PROTECTED.findall(before.decode("utf-8", "replace"))

@@ -347,9 +347,12 @@ def _status(
         if rel in links:  # never read through one: a link is not the file we generate
             st.changed.append(rel)
             continue
+        if not exists(rel):  # asked first: a file proven (not held) that is gone has no bytes to read
+            st.missing.append(rel)
+            continue
         data = result.files[rel]
         # One byte more than expected is enough to tell "longer" from "equal".
-        current = read_file(os.path.join(base, rel), len(data) + 1) if exists(rel) else None
+        current = read_file(os.path.join(base, rel), len(data) + 1)
         if current is None:
             st.missing.append(rel)
         elif current != data:

@@ -598,3 +598,33 @@ def test_the_files_outside_covered_units_are_found_with_or_without_a_partition()
     partial = {"u1": ["u1", "a"], "u2": ["u2", "c"]}  # b is listed by no unit
     assert sorted(checkcache._rest(outputs, partial, {"u1"})) == ["b", "c", "u2"]
     assert checkcache._rest(outputs, partial, {"u1", "u2"}) == ["b"]
+
+
+def test_check_base_indexes_only_the_unit_manifests_and_a_file_gone_from_both_sides_is_missing(repo: Path) -> None:
+    """The base is not indexed file by file (its unit manifests list its files): a unit whose
+    files git proves unmoved is vouched for without asking the base for each. A file its
+    manifest lists that is in neither the base's tree nor the working tree (a base never
+    checked) is not proven present by that: the walk of the tree finds it missing."""
+    gone = repo / GLOBEX_FILE
+    gone.unlink()
+    commit_all(repo, "a base whose manifest lists a file its tree lacks")
+    with snapshot.at(repo, "HEAD") as base:
+        assert all(p.startswith("rendered/.companyos-units/") for p in base.manifests) and len(base.manifests) == len(TENANTS) + 1
+        assert base.vouch(units.unit_path("tenant/globex"), [GLOBEX_FILE]) and base.blob_ids([GLOBEX_FILE]) == {}
+    _, plan, clean, problems = _check_base(repo, "HEAD")
+    assert "globex" in plan.reused and not clean and problems == [GLOBEX_FILE]
+
+
+def test_a_base_listing_stopped_early_leaves_no_git_waiting(repo: Path) -> None:
+    """``git.tree_entries`` streams ``git ls-tree``; a reader that takes one record and stops
+    must not leave git blocked on a full pipe (the test would hang)."""
+    import git as gitpython
+
+    from generator.git import tree_entries, tree_paths
+
+    handle = gitpython.Repo(repo)
+    many = tree_entries(handle, "HEAD", "rendered")
+    first = next(many)
+    many.close()
+    assert first[0].startswith("rendered/") and next(tree_paths(handle, "HEAD", "rendered")).startswith("rendered/")
+    assert len(list(tree_entries(handle, "HEAD", "rendered"))) == len(list(tree_paths(handle, "HEAD", "rendered"))) > 500

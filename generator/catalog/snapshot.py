@@ -44,6 +44,8 @@ RENDERED = "rendered"
 UNIT_MANIFESTS = f"{RENDERED}/.companyos-units"
 #: Above this many paths, :meth:`Baseline.blob_ids` lists the output once instead of naming each.
 _NAMED_PATHS = 20_000
+#: Paths named on one ``git ls-tree`` command line (which stays short).
+_PER_COMMAND = 1000
 _REGULAR_FILE_MODES = (0o100644, 0o100755)
 #: An empty, ``.`` or ``..`` segment anywhere in a relative path.
 _UNSAFE = re.compile(r"(?:^|/)\.{0,2}(?:/|$)")
@@ -118,11 +120,6 @@ class Baseline:
         """The base's unit manifests (paths), sorted."""
         return sorted(p for p in self.manifests if p.endswith(".json"))
 
-    def listed(self, prefix: str) -> Iterator[tuple[str, bytes]]:
-        """(path, raw blob id) of the base's output files below ``prefix``, streamed from git."""
-        start = prefix.rstrip("/") + "/"
-        return ((path, blob) for path, blob in self.listing(prefix.rstrip("/")) if path.startswith(start))
-
     def paths(self, prefix: str) -> Iterator[str]:
         """The paths of the base's output below ``prefix``, streamed from git, unsorted (links
         and submodules too: :meth:`blob_ids` answers only for regular files)."""
@@ -139,8 +136,8 @@ class Baseline:
             wanted = set(others)
             found.update((path, blob) for path, blob in self.listing(RENDERED) if path in wanted)
         else:
-            for at in range(0, len(others), 1000):  # a command line of named paths stays short
-                chunk = others[at : at + 1000]
+            for at in range(0, len(others), _PER_COMMAND):
+                chunk = others[at : at + _PER_COMMAND]
                 named = set(chunk)
                 found.update((path, blob) for path, blob in self.listing(*chunk) if path in named)
         return found

@@ -562,8 +562,7 @@ def _all_of(tenant: str, entries: Mapping[str, dict[str, Any]], taken: Container
     (without sha256 and sources a tenant's ~80 entries are a few dozen kinds: at 10,000
     tenants, 800,000 dicts and names were ~200 MB). Entries are never changed after the
     plan: sharing them is safe."""
-    if not isinstance(entries, dict):  # merged into a fleet's map (Unit.merge_into): asked and shared before
-        return all(entry.get("tenant") == tenant for entry in entries.values())
+    assert isinstance(entries, dict), "asked of a unit as parsed, before Unit.merge_into"  # narrows the type
     kinds: dict[tuple[tuple[str, Any], ...], dict[str, Any]] = {}
     for path, entry in entries.items():
         if entry.get("tenant") != tenant or path in taken:

@@ -176,7 +176,7 @@ def test_the_base_writes_only_catalog_inputs_and_reads_its_output_from_git(based
         assert base.file(manifest) == committed  # the blob, byte for byte
         assert base.same(manifest, committed) and not base.same(manifest, committed + b" ")
         assert base.file("rendered/no/such/file.yaml") is None and not base.same("rendered/no/such/file.yaml", b"")
-        listed = dict(base.listed("rendered/argocd"))
+        listed = base.blob_ids(list(base.paths("rendered/argocd")))
         tracked = subprocess.run(
             ["git", "ls-files", "-s", "rendered/argocd"], cwd=based, capture_output=True, text=True, check=True
         ).stdout.splitlines()

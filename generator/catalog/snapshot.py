@@ -22,7 +22,7 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -61,6 +61,71 @@ def git_blob_digest(data: bytes) -> bytes:
     return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).digest()
 
 
+@dataclass(frozen=True)
+class _Committed:
+    """The base commit's output, through one repository handle: its blobs, its tree listed
+    as git streams it, and what moved since it (:meth:`moved`)."""
+
+    repo: Any
+    #: ``root``'s path from the repository top ("" at the top): git names paths from there.
+    top: str
+    commit: str
+
+    def read(self, blob: bytes) -> bytes:
+        return read_blob(self.repo, blob.hex())
+
+    def files(self, *paths: str) -> Iterator[tuple[str, bytes]]:
+        """(path relative to ``root``, raw blob id) of the regular files at or below each of
+        ``paths`` (relative to ``root``), streamed (``git.tree_entries``)."""
+        with self._listing():
+            for path, mode, sha in tree_entries(self.repo, self.commit, *(self.top + p for p in paths)):
+                inner = path[len(self.top) :]
+                if mode in _REGULAR_FILE_MODES and path.startswith(self.top) and not _UNSAFE.search(inner):
+                    yield inner, bytes.fromhex(sha)
+
+    def paths(self, folder: str) -> Iterator[str]:
+        """The paths (relative to ``root``) below ``folder``, streamed (``git.tree_paths``)."""
+        with self._listing():
+            for path in tree_paths(self.repo, self.commit, self.top + folder):
+                if path.startswith(self.top):
+                    yield path[len(self.top) :]
+
+    @contextlib.contextmanager
+    def _listing(self) -> Iterator[None]:
+        try:
+            yield
+        except (ValueError, GitError, BadName, BadObject) as exc:
+            raise UsageError(
+                f"git could not list {self.commit[:12]}'s output ({exc}); fetch it first (e.g. `git fetch --unshallow`)"
+            ) from None
+
+    def moved(self) -> frozenset[str] | None:
+        """``rendered/`` paths (relative to ``root``) whose working-tree bytes may not be the
+        base's: ``git diff-tree`` between the base and HEAD lists them (another blob id or mode,
+        added or removed), or ``git diff HEAD`` (which re-hashes any file whose stat changed)
+        lists a change in the working tree. Any other file the base has is on disk with the
+        base's bytes, proven without reading it; in CI -- a fresh checkout of the pull request --
+        that is every file the PR did not touch. None (nothing proven) when a ``.gitattributes``
+        differs from the base's (an eol or filter attribute would make the checkout's bytes
+        differ from the blob's), or when git cannot answer."""
+        repo, folder = self.repo, self.top + RENDERED
+        try:
+            head = repo.head.commit.hexsha
+            attributes = [".gitattributes", *(f"{'/'.join(folder.split('/')[:n])}/.gitattributes" for n in range(1, folder.count("/") + 1))]
+            for path in attributes:  # the ones that apply to rendered/ (one inside it is an unmanaged file: check fails)
+                if _blob_id(repo, head, path) != _blob_id(repo, self.commit, path):
+                    return None
+            committed = repo.git.diff_tree(
+                "-r", "--name-only", "-z", "--no-renames", self.commit, head, "--", folder, stdout_as_string=False
+            )
+            changed = repo.git.diff("--name-only", "-z", "--no-renames", head, "--", folder, stdout_as_string=False)
+        except (ValueError, GitError, BadName, BadObject):
+            return None
+        return frozenset(
+            p.decode("utf-8", "surrogateescape").removeprefix(self.top) for p in (*committed.split(b"\0"), *changed.split(b"\0")) if p
+        )
+
+
 @dataclass
 class Baseline:
     ref: str
@@ -70,18 +135,13 @@ class Baseline:
     #: bytes. Not every output file: at 10,000 tenants an index of 800,000 paths was ~170 MB
     #: of ``check --base``; another file's id is asked of git (:meth:`blob_ids`).
     manifests: dict[str, bytes] = field(default_factory=dict)
-    #: Reads a blob by its raw id (the repository's object store).
-    read: Callable[[bytes], bytes] | None = field(default=None, repr=False)
-    #: The working tree compared with the base, and the base's commit (:func:`moved_outputs`).
+    #: The base commit's output (blobs, listings, what moved since); None without a repository.
+    committed: _Committed | None = field(default=None, repr=False)
+    #: The working tree compared with the base (:meth:`_Committed.moved`).
     worktree: Path | None = None
-    commit: str = ""
     #: Base tenant files (``tenants/...``) not written into :attr:`root`: the working tree holds
     #: their bytes. :meth:`catalog_root` writes the ones a reader asks for.
     held: dict[str, bytes] = field(default_factory=dict, repr=False)
-    #: (output path, raw blob id) of the base's files below (or at) each given path, in git's order.
-    listing: Callable[..., Iterator[tuple[str, bytes]]] = field(default=lambda *paths: iter(()), repr=False)
-    #: The output paths alone of the base's files below a folder (cheaper per file).
-    naming: Callable[[str], Iterator[str]] = field(default=lambda folder: iter(()), repr=False)
 
     def catalog_root(self, tenants: Collection[str] | None = None) -> Path:
         """:attr:`root` with every held file written (``tenants``: only these tenants' files):
@@ -114,7 +174,7 @@ class Baseline:
 
     @functools.cached_property
     def _moved(self) -> frozenset[str] | None:
-        return moved_outputs(self.worktree, self.commit) if self.worktree is not None else None
+        return self.committed.moved() if self.committed is not None and self.worktree is not None else None
 
     def unit_manifests(self) -> list[str]:
         """The base's unit manifests (paths), sorted."""
@@ -123,8 +183,10 @@ class Baseline:
     def paths(self, prefix: str) -> Iterator[str]:
         """The paths of the base's output below ``prefix``, streamed from git, unsorted (links
         and submodules too: :meth:`blob_ids` answers only for regular files)."""
+        if self.committed is None:
+            return iter(())
         start = prefix.rstrip("/") + "/"
-        return (path for path in self.naming(prefix.rstrip("/")) if path.startswith(start))
+        return (path for path in self.committed.paths(prefix.rstrip("/")) if path.startswith(start))
 
     def blob_ids(self, paths: Collection[str]) -> dict[str, bytes]:
         """Output path -> its raw blob id at the base, for those of ``paths`` the base has: the
@@ -132,15 +194,32 @@ class Baseline:
         output when there are many)."""
         found = {p: self.manifests[p] for p in paths if p in self.manifests}
         others = [p for p in paths if p not in found and p.startswith(RENDERED + "/")]
+        if self.committed is None or not others:
+            return found
         if len(others) > _NAMED_PATHS:
             wanted = set(others)
-            found.update((path, blob) for path, blob in self.listing(RENDERED) if path in wanted)
+            found.update((path, blob) for path, blob in self.committed.files(RENDERED) if path in wanted)
         else:
             for at in range(0, len(others), _PER_COMMAND):
                 chunk = others[at : at + _PER_COMMAND]
                 named = set(chunk)
-                found.update((path, blob) for path, blob in self.listing(*chunk) if path in named)
+                found.update((path, blob) for path, blob in self.committed.files(*chunk) if path in named)
         return found
+
+    def outputs(self, paths: Collection[str]) -> Iterator[tuple[str, bytes]]:
+        """(path, bytes) of those of ``paths`` the base has, in the order given: one question
+        to git for their blob ids, then each read (:meth:`output`)."""
+        ids = self.blob_ids(paths)
+        for path in paths:
+            blob = ids.get(path)
+            data = self.output(path, blob) if blob is not None else None
+            if data is not None:
+                yield path, data
+
+    def unchanged(self, files: Mapping[str, bytes]) -> frozenset[str]:
+        """Those of ``files``' paths whose bytes are the base's (by blob id: nothing is read)."""
+        ids = self.blob_ids(files.keys())
+        return frozenset(p for p, data in files.items() if ids.get(p) == git_blob_digest(data))
 
     def output(self, rel: str, blob: bytes) -> bytes | None:
         """The bytes of the base's output file ``rel`` with blob id ``blob``: the working tree's
@@ -150,12 +229,11 @@ class Baseline:
             data = _regular_file(os.path.join(self.worktree, rel))
             if data is not None and git_blob_digest(data) == blob:
                 return data
-        return self.read(blob) if self.read is not None else None
+        return self.committed.read(blob) if self.committed is not None else None
 
     def same(self, rel: str, data: bytes) -> bool:
         """Whether ``rel`` at ``ref`` holds exactly ``data`` (by blob id: nothing is read)."""
-        sha = self.blob_ids((rel,)).get(rel)
-        return sha is not None and sha == git_blob_digest(data)
+        return rel in self.unchanged({rel: data})
 
     def raw(self, pattern: str, *, changed_only: bool = False) -> dict[str, dict[str, Any]]:
         """Parsed YAML of the files matching ``pattern``, by file stem (bad files skipped).
@@ -175,8 +253,7 @@ class Baseline:
 
     def file(self, rel: str) -> bytes | None:
         if rel.startswith(RENDERED + "/"):
-            sha = self.blob_ids((rel,)).get(rel)
-            return self.output(rel, sha) if sha is not None else None
+            return next((data for _, data in self.outputs((rel,))), None)
         if rel in self.held:
             return self.held[rel]
         path = self.root / rel
@@ -210,11 +287,11 @@ def _regular_file(path: str) -> bytes | None:
         os.close(fd)
 
 
-def export(root: Path, ref: str, dest: Path) -> tuple[dict[str, bytes], Callable[[bytes], bytes], str, dict[str, bytes]]:
+def export(root: Path, ref: str, dest: Path) -> tuple[dict[str, bytes], _Committed, dict[str, bytes]]:
     """Write the :data:`EXPORTED` folders of ``ref`` (relative to ``root``) into ``dest``,
     except the tenant files the working tree holds with the same bytes (returned, held);
     return the index of its :data:`UNIT_MANIFESTS` blob ids by repository-relative path, the
-    blob reader, the commit and the held files."""
+    commit's output and the held files."""
     repo = require_repo(root, "--base compares against a git ref")
     commit = resolve_commit(repo, ref)
     made: set[str] = set()  # folders created so far (a Path and a mkdir per file cost more than the write)
@@ -244,7 +321,7 @@ def export(root: Path, ref: str, dest: Path) -> tuple[dict[str, bytes], Callable
         # same usage problem as a missing ref, with the same remedy.
         raise UsageError(f"git ref {ref!r} is only partly in this clone ({exc}); fetch it first (e.g. `git fetch --unshallow`)") from None
     os.makedirs(f"{top}{TENANTS}", exist_ok=True)  # a base with every tenant file held still has the folder
-    return index, lambda blob: read_blob(repo, blob.hex()), commit.hexsha, held
+    return index, _Committed(repo, git_path(repo, root, RENDERED).removesuffix(RENDERED), commit.hexsha), held
 
 
 def _files(repo: Any, root: Path, commit: str, item: str) -> Iterator[tuple[str, str]]:
@@ -261,57 +338,6 @@ def _files(repo: Any, root: Path, commit: str, item: str) -> Iterator[tuple[str,
         yield inner, sha
 
 
-def _output_paths(repo: Any, root: Path, commit: str, folder: str) -> Iterator[str]:
-    """The paths (relative to ``root``) below ``folder`` (relative to ``root``) at ``commit``, streamed."""
-    top = git_path(repo, root, RENDERED).removesuffix(RENDERED)
-    try:
-        for path in tree_paths(repo, commit, top + folder):
-            if path.startswith(top):
-                yield path[len(top) :]
-    except (ValueError, GitError) as exc:
-        raise UsageError(f"git could not list {commit[:12]}'s output ({exc}); fetch it first (e.g. `git fetch --unshallow`)") from None
-
-
-def _outputs(repo: Any, root: Path, commit: str, *paths: str) -> Iterator[tuple[str, bytes]]:
-    """(path relative to ``root``, raw blob id) of the regular files at or below each of
-    ``paths`` (relative to ``root``) at ``commit``, streamed (``git.tree_entries``)."""
-    top = git_path(repo, root, RENDERED).removesuffix(RENDERED)  # root's path from the repository top
-    try:
-        for path, mode, sha in tree_entries(repo, commit, *(top + p for p in paths)):
-            inner = path[len(top) :]
-            if mode in _REGULAR_FILE_MODES and path.startswith(top) and not _UNSAFE.search(inner):
-                yield inner, bytes.fromhex(sha)
-    except (ValueError, GitError, BadName, BadObject) as exc:
-        raise UsageError(f"git could not list {commit[:12]}'s output ({exc}); fetch it first (e.g. `git fetch --unshallow`)") from None
-
-
-def moved_outputs(root: Path, base_commit: str) -> frozenset[str] | None:
-    """``rendered/`` paths (relative to ``root``) whose working-tree bytes may not be the
-    base's: ``git diff-tree`` between the base and HEAD lists them (another blob id or mode,
-    added or removed), or ``git diff HEAD`` (which re-hashes any file whose stat changed)
-    lists a change in the working tree. Any other file the base has is on disk with the
-    base's bytes, proven without reading it; in CI -- a fresh checkout of the pull request --
-    that is every file the PR did not touch. None (nothing proven) when a ``.gitattributes``
-    differs from the base's (an eol or filter attribute would make the checkout's bytes differ
-    from the blob's), or when git cannot answer."""
-    try:
-        repo = require_repo(root, "--base compares against a git ref")
-        head = repo.head.commit.hexsha
-        folder = git_path(repo, root, RENDERED)
-        attributes = [".gitattributes", *(f"{'/'.join(folder.split('/')[:n])}/.gitattributes" for n in range(1, folder.count("/") + 1))]
-        for path in attributes:  # the ones that apply to rendered/ (one inside it is an unmanaged file: check fails)
-            if _blob_id(repo, head, path) != _blob_id(repo, base_commit, path):
-                return None
-        top = folder.removesuffix(RENDERED)  # root's path from the repository top
-        committed = repo.git.diff_tree("-r", "--name-only", "-z", "--no-renames", base_commit, head, "--", folder, stdout_as_string=False)
-        changed = repo.git.diff("--name-only", "-z", "--no-renames", head, "--", folder, stdout_as_string=False)
-        return frozenset(
-            p.decode("utf-8", "surrogateescape").removeprefix(top) for p in (*committed.split(b"\0"), *changed.split(b"\0")) if p
-        )
-    except (ValueError, GitError, BadName, BadObject, UsageError):
-        return None
-
-
 def _blob_id(repo: Any, commit: str, path: str) -> str:
     """The blob id of ``path`` at ``commit``, or "" when there is none."""
     found: str = repo.git.rev_parse("--verify", "--quiet", f"{commit}:{path}", with_exceptions=False)
@@ -322,16 +348,5 @@ def _blob_id(repo: Any, commit: str, path: str) -> str:
 def at(root: Path, ref: str) -> Iterator[Baseline]:
     """``with baseline.at(root, "origin/main") as base: ...`` -- cleaned up afterwards."""
     with tempfile.TemporaryDirectory(prefix="companyos-base-") as tmp:
-        manifests, read, commit, held = export(root, ref, Path(tmp))
-        repo = require_repo(root, "--base compares against a git ref")
-        yield Baseline(
-            ref,
-            Path(tmp),
-            manifests,
-            read,
-            root,
-            commit,
-            held,
-            functools.partial(_outputs, repo, root, commit),
-            functools.partial(_output_paths, repo, root, commit),
-        )
+        manifests, committed, held = export(root, ref, Path(tmp))
+        yield Baseline(ref, Path(tmp), manifests, committed, root, held)

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from generator import pipeline
-from generator.catalog.snapshot import Baseline, git_blob_digest
+from generator.catalog.snapshot import Baseline
 from generator.errors import CatalogError
 from generator.model.resolve import Model
 from generator.output.ondisk import TreeFiles
@@ -132,10 +132,7 @@ def _base_files(base: Baseline, prefix: str, skip: frozenset[str] = frozenset())
     wanted = [
         p for p in base.paths(prefix) if p not in skip and (p.endswith((".yaml", ".yml")) or fnmatch.fnmatchcase(p, "*/cells/*/*.json"))
     ]
-    for path, blob in sorted(base.blob_ids(wanted).items()):
-        data = base.output(path, blob)
-        if data is not None:
-            yield path, data
+    return base.outputs(sorted(wanted))
 
 
 def _base_manifest(base: Baseline, result: RenderResult | None = None) -> dict[str, dict[str, Any]]:
@@ -198,9 +195,7 @@ def _same_as_base(result: RenderResult, base: Baseline, prefix: str, suffix: str
     held = files.held if isinstance(files, TreeFiles) else files.keys()  # a path not held is left on disk
     start = prefix + "/"
     under = [p for p in files if p.startswith(start) and p.endswith(suffix)]
-    asked = [p for p in under if p in held]
-    ids = base.blob_ids(asked)  # one question to git for them all
-    return frozenset(p for p in under if p not in held or ids.get(p) == git_blob_digest(files[p]))
+    return frozenset(p for p in under if p not in held) | base.unchanged({p: files[p] for p in under if p in held})
 
 
 def _deletion_protection(model: Model, result: RenderResult, base: Baseline, notes: list[str], tenants: Collection[str]) -> list[str]:
@@ -218,13 +213,8 @@ def _deletion_protection(model: Model, result: RenderResult, base: Baseline, not
                 items.append(f"deletion protection of tenant '{d.name}' database in {d.env} (database.deletion_protection turned off)")
     same = _same_as_base(result, base, "rendered/terraform", ".tf")
     changed = [p for p in result.files if p.startswith("rendered/terraform/") and p.endswith(".tf") and p not in same]  # in path order
-    ids = base.blob_ids(changed)
-    for path in changed:  # the others are unchanged since the base: nothing removed
+    for path, before in base.outputs(changed):  # the others are unchanged since the base: nothing removed
         data = result.files[path]
-        blob = ids.get(path)
-        before = base.output(path, blob) if blob is not None else None
-        if before is None:
-            continue
         old_on = _PROTECTED.findall(before.decode("utf-8", "replace"))
         new_on = _PROTECTED.findall(data.decode("utf-8", "replace"))
         for attr in sorted(set(old_on)):

@@ -78,7 +78,8 @@ _FOLDERS = msgspec.msgpack.Decoder(dict[str, _Folder])
 
 
 class _Dirs(AbstractSet[str]):
-    """Every real folder the walk found: those it read, and the few it could not."""
+    """Every real folder the walk found: those it read, and the few it could not (never
+    both: a folder is walked once, and one it cannot read leaves the map)."""
 
     __slots__ = ("_read", "_unread")
 
@@ -90,10 +91,10 @@ class _Dirs(AbstractSet[str]):
 
     def __iter__(self) -> Iterator[str]:
         yield from self._read
-        yield from (d for d in self._unread if d not in self._read)
+        yield from self._unread
 
     def __len__(self) -> int:
-        return len(self._read) + sum(1 for d in self._unread if d not in self._read)
+        return len(self._read) + len(self._unread)
 
 
 @dataclass

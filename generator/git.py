@@ -413,7 +413,7 @@ def tree_files(repo: gitpython.Repo, commit: str, rel: str) -> list[tuple[str, i
 def tree_entries(repo: gitpython.Repo, commit: str, *paths: str) -> Iterator[tuple[str, int, str]]:
     """:func:`tree_files` below (or at) each of ``paths``, read as git writes them: at
     10,000 tenants the committed output's listing is ~800,000 records, ~110 MB as one buffer."""
-    for record in _records(repo, "-r", "-z", "--full-tree", commit, "--", *paths):
+    for record in _records(repo, "ls_tree", "-r", "-z", "--full-tree", commit, "--", *paths):
         head, _, path = record.partition(b"\t")
         mode, kind, sha = head.split(b" ")
         if kind == b"blob":
@@ -423,13 +423,19 @@ def tree_entries(repo: gitpython.Repo, commit: str, *paths: str) -> Iterator[tup
 def tree_paths(repo: gitpython.Repo, commit: str, *paths: str) -> Iterator[str]:
     """The paths alone of the files (and submodules) below each of ``paths`` at ``commit``:
     a few times cheaper per record than :func:`tree_entries`, for a caller that wants few of them."""
-    for record in _records(repo, "-r", "-z", "--name-only", "--full-tree", commit, "--", *paths):
+    for record in _records(repo, "ls_tree", "-r", "-z", "--name-only", "--full-tree", commit, "--", *paths):
         yield record.decode("utf-8", "surrogateescape")
 
 
-def _records(repo: gitpython.Repo, *args: str) -> Iterator[bytes]:
-    """The NUL-terminated records of ``git ls-tree args``, streamed."""
-    proc = repo.git.ls_tree(*args, as_process=True)
+def index_entries(repo: gitpython.Repo, *paths: str) -> Iterator[bytes]:
+    """``git ls-files -z -v`` below ``paths``, streamed in index order (path bytes): each
+    record is a tag (``H`` for a plain cached file), a space and the path from the top."""
+    return _records(repo, "ls_files", "-z", "-v", "--", *paths)
+
+
+def _records(repo: gitpython.Repo, command: str, *args: str) -> Iterator[bytes]:
+    """The NUL-terminated records of ``git <command> args``, streamed."""
+    proc = getattr(repo.git, command)(*args, as_process=True)
     rest = b""
     read = False
     try:
@@ -444,7 +450,7 @@ def _records(repo: gitpython.Repo, *args: str) -> Iterator[bytes]:
             proc.proc.wait()
     proc.wait()  # GitCommandError when git failed (an unknown commit, a damaged object)
     if rest:
-        raise ValueError(f"git ls-tree ended in the middle of a record: {rest[:80]!r}")
+        raise ValueError(f"git {command} ended in the middle of a record: {rest[:80]!r}")
 
 
 def read_blob(repo: gitpython.Repo, sha: str) -> bytes:

@@ -131,11 +131,12 @@ def build_incremental(
     reading its files when the verified-clean record's stat digest vouches for them."""
     root = find_root(root or Path.cwd())
     with fewer_collections():
+        # asked first: git's proof of a committed tree (if recorded) runs while the catalog loads
+        vouch = checkcache.vouching(root) if base is None and trust_stat else None
         judged = resolve_checked(root, today)
         found = units.digests(root, judged.model)
         if base is None:  # the working tree's manifests, and its files as the stat record vouches for them
-            vouch = checkcache.vouching(root) if trust_stat else None
-            verified = checkcache.fleet(root) if trust_stat else None
+            verified = checkcache.fleet(root, vouch) if trust_stat else None
             fleet = None
             if verified is not None:  # a unit is the verified fleet's while its manifest holds the bytes verified then
                 paths, same = verified

@@ -19,7 +19,7 @@ from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from generator.git import git_path, is_git_error, open_repo
+from generator.git import git_path, index_entries, is_git_error, open_repo
 from generator.output.atomic import write_atomic
 from generator.output.journal import OUTPUT_DIRS
 
@@ -58,12 +58,10 @@ def record(root: Path, cache_dir: Path, outputs: Collection[str]) -> Attempt:
         top, rendered, extras = _pathspec(repo, root, outputs)
         if _stat_untrusted(repo) or not _quiet(repo, rendered, extras)():
             return NOT_PROVEN
-        tracked = repo.git.ls_files("-z", "-v", "--", rendered, *extras, stdout_as_string=False).split(b"\0")[:-1]
-        if any(not line.startswith(b"H ") for line in tracked):  # assume-unchanged, skip-worktree, unmerged
+        ordered = sorted(outputs)  # ASCII (else no proof): str order is git's index order, path bytes
+        if not all(map(str.isascii, ordered)) or not _tracked_exactly(repo, top, rendered, extras, ordered):
             return NOT_PROVEN
-        if {line[2:].decode("utf-8", "surrogateescape").removeprefix(top) for line in tracked} != set(outputs):
-            return NOT_PROVEN
-        if _converted(repo, [line[2:] for line in tracked]):
+        if _converted(repo, top, ordered):
             return NOT_PROVEN
         listed = repo.git.ls_tree("-r", "-d", "--name-only", "-z", "HEAD", "--", rendered, stdout_as_string=False)
         folders = sorted(
@@ -97,23 +95,40 @@ def unchanged(root: Path, cache_dir: Path, extras: Collection[str], key: str) ->
     """Whether the output tree is still the one :func:`record` gave ``key`` for (False when
     anything differs or git cannot answer: the caller then stats every file). ``extras``:
     the generated workflows (every output outside ``rendered/``)."""
+    return unchanged_later(root, cache_dir, extras, key)()
+
+
+def unchanged_later(root: Path, cache_dir: Path, extras: Collection[str], key: str) -> Callable[[], bool]:
+    """:func:`unchanged` in two steps: git starts comparing now, in its own processes, and
+    the returned call stats the folders and waits for it (an incremental render starts git
+    before it loads the catalog, so the two overlap on two cores). A call never made leaves
+    git to be stopped when the returned call is collected."""
     repo = open_repo(root)
     if repo is None:
-        return False
+        return lambda: False
     try:
         _, rendered, extras = _pathspec(repo, root, extras)
         quiet = _quiet(repo, rendered, extras)  # git stats the files in parallel while this process stats the folders
-        try:
-            data = (cache_dir / FOLDERS_FILE).read_bytes()
-            stats = _folder_stats(str(repo.working_tree_dir or ""), data.decode("utf-8", "surrogateescape").split("\n"))
-            same = _key(repo, rendered, extras, data, stats) == key
-        finally:
-            settled = quiet()
-        return same and settled
     except Exception as exc:
         if _unanswered(exc):
-            return False
+            return lambda: False
         raise
+
+    def finish() -> bool:
+        try:
+            try:
+                data = (cache_dir / FOLDERS_FILE).read_bytes()
+                stats = _folder_stats(str(repo.working_tree_dir or ""), data.decode("utf-8", "surrogateescape").split("\n"))
+                same = _key(repo, rendered, extras, data, stats) == key
+            finally:
+                settled = quiet()
+            return same and settled
+        except Exception as exc:
+            if _unanswered(exc):
+                return False
+            raise
+
+    return finish
 
 
 def index_state(root: Path) -> str | None:
@@ -160,15 +175,29 @@ def _index_stat(repo: Any) -> os.stat_result:
     return os.stat(os.path.join(repo.git_dir, "index"))
 
 
-def _converted(repo: Any, paths: list[bytes]) -> bool:
-    """Whether a conversion could apply to any of ``paths`` (from the repository top): any
-    :data:`CONVERTING` attribute not unspecified, or ``core.autocrlf`` on. The answer is
-    streamed and counted, not held (~320 MB at 800,000 files)."""
+def _tracked_exactly(repo: Any, top: str, rendered: str, extras: list[str], ordered: list[str]) -> bool:
+    """Whether git's index holds exactly the outputs ``ordered`` (sorted, ASCII, from ``root``)
+    below ``rendered`` and ``extras``, each a plain cached file (tag ``H``: no
+    assume-unchanged, skip-worktree or unmerged entry). Compared as git streams its index,
+    in order: no set of 800,000 paths on either side."""
+    prefix = b"H " + top.encode("utf-8", "surrogateescape")
+    expected = iter(ordered)
+    for line in index_entries(repo, rendered, *extras):
+        if not line.startswith(prefix) or line[len(prefix) :] != next(expected, "").encode("ascii"):
+            return False  # the listing stops here: git is stopped
+    return next(expected, None) is None
+
+
+def _converted(repo: Any, top: str, ordered: list[str]) -> bool:
+    """Whether a conversion could apply to any of the outputs ``ordered`` (ASCII, from
+    ``root``; ``top``: root from the repository top): any :data:`CONVERTING` attribute not
+    unspecified, or ``core.autocrlf`` on. The answer is streamed and counted, not held
+    (~320 MB at 800,000 files)."""
     autocrlf = repo.git.config("--get", "core.autocrlf", with_exceptions=False).strip().lower()
     if autocrlf not in ("", "false"):
         return True
     process = repo.git.check_attr("-z", "--stdin", *CONVERTING, as_process=True, istream=-1)
-    writer = threading.Thread(target=_feed, args=(process.proc.stdin, paths), daemon=True)
+    writer = threading.Thread(target=_feed, args=(process.proc.stdin, top.encode("utf-8", "surrogateescape"), ordered), daemon=True)
     writer.start()
     found, carry = 0, b""
     while chunk := process.proc.stdout.read(1 << 22):
@@ -178,13 +207,14 @@ def _converted(repo: Any, paths: list[bytes]) -> bool:
     writer.join()
     if process.proc.wait() != 0:
         return True
-    return found != len(paths) * len(CONVERTING)
+    return found != len(ordered) * len(CONVERTING)
 
 
-def _feed(stream: Any, paths: list[bytes]) -> None:
+def _feed(stream: Any, top: bytes, paths: list[str]) -> None:
+    """Write ``paths`` (ASCII, prefixed with ``top``) to git, NUL-terminated, in batches."""
     with contextlib.suppress(OSError), stream:
         for start in range(0, len(paths), 4096):
-            stream.write(b"".join(p + b"\0" for p in paths[start : start + 4096]))
+            stream.write(b"".join(top + p.encode("ascii") + b"\0" for p in paths[start : start + 4096]))
 
 
 def _folder_stats(top: str, folders: Iterable[str]) -> array.array[int]:

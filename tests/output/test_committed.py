@@ -14,6 +14,7 @@ import pytest
 
 from generator import pipeline
 from generator.output import checkcache, committed
+from helpers.catalog_edit import edit_yaml
 from helpers.gitrepo import commit_all, private_copy, rendered_and_committed
 
 EDITED = "rendered/helm/dev/globex/api.yaml"
@@ -127,6 +128,35 @@ def test_any_change_to_the_outputs_drops_the_proof_and_check_finds_it(proven_rep
     seen = spy(monkeypatch)
     assert companyos("check", cwd=proven_repo).code == 1
     assert seen["git"] == [False] and seen["render"], seen
+
+
+@pytest.mark.parametrize("hand_edit", [False, True], ids=["nothing else changed", "another tenant's file edited"])
+def test_an_edit_of_a_proven_tree_vouches_for_the_other_tenants_through_git(proven_repo, companyos, monkeypatch, hand_edit):
+    """A one-tenant edit of a committed, proven tree: git's proof vouches for every other
+    unit, and not one of their files is ``lstat``-ed. A hand edit of another tenant's
+    file (same size, mtime restored) drops the proof: that unit is not vouched for (by
+    stat, or here, a copied tree with no stat sums, not at all), and the render puts the
+    committed bytes back."""
+    committed_bytes = (proven_repo / EDITED).read_bytes()
+    edit_yaml(proven_repo / "tenants/hooli.yaml", lambda data: data.update(owner="platform-b@example.com"))
+    if hand_edit:
+        _same_size_edit(proven_repo)
+    answers: list[bool] = []
+    real_later = committed.unchanged_later
+
+    def later(*args):
+        finish = real_later(*args)
+        return lambda: answers.append(finish()) or answers[-1]
+
+    monkeypatch.setattr(committed, "unchanged_later", later)
+    stat_sums: list[int] = []
+    real_sum = checkcache._lstat_sum
+    monkeypatch.setattr(checkcache, "_lstat_sum", lambda root, paths: stat_sums.append(1) or real_sum(root, paths))
+    assert companyos("render", cwd=proven_repo).code == 0
+    assert answers == [not hand_edit]
+    assert not stat_sums or hand_edit
+    assert (proven_repo / EDITED).read_bytes() == committed_bytes
+    assert pipeline.check(proven_repo, full=True)[1].clean
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -108,22 +108,38 @@ class _Committed:
         that is every file the PR did not touch. None (nothing proven) when a ``.gitattributes``
         differs from the base's (an eol or filter attribute would make the checkout's bytes
         differ from the blob's), or when git cannot answer."""
+        return self.moved_later()()
+
+    def moved_later(self) -> Callable[[], frozenset[str] | None]:
+        """:meth:`moved` in two steps: git starts now (``git diff HEAD`` stats every output
+        file, ~1.5 s at 10,000 tenants, on the other core while the catalog loads); the
+        returned call reads its answer."""
         repo, folder = self.repo, self.top + RENDERED
         try:
             head = repo.head.commit.hexsha
             attributes = [".gitattributes", *(f"{'/'.join(folder.split('/')[:n])}/.gitattributes" for n in range(1, folder.count("/") + 1))]
             for path in attributes:  # the ones that apply to rendered/ (one inside it is an unmanaged file: check fails)
                 if _blob_id(repo, head, path) != _blob_id(repo, self.commit, path):
-                    return None
-            committed = repo.git.diff_tree(
-                "-r", "--name-only", "-z", "--no-renames", self.commit, head, "--", folder, stdout_as_string=False
-            )
-            changed = repo.git.diff("--name-only", "-z", "--no-renames", head, "--", folder, stdout_as_string=False)
+                    return lambda: None
+            running = [
+                repo.git.diff_tree("-r", "--name-only", "-z", "--no-renames", self.commit, head, "--", folder, as_process=True),
+                repo.git.diff("--name-only", "-z", "--no-renames", head, "--", folder, as_process=True),
+            ]
         except (ValueError, GitError, BadName, BadObject):
-            return None
-        return frozenset(
-            p.decode("utf-8", "surrogateescape").removeprefix(self.top) for p in (*committed.split(b"\0"), *changed.split(b"\0")) if p
-        )
+            return lambda: None
+
+        def finish() -> frozenset[str] | None:
+            try:
+                answers = [process.proc.stdout.read() for process in running]  # one after the other: each pipe is drained
+                for process in running:
+                    process.wait()  # GitCommandError when git failed
+            except (ValueError, GitError, BadName, BadObject):
+                return None
+            return frozenset(
+                p.decode("utf-8", "surrogateescape").removeprefix(self.top) for answer in answers for p in answer.split(b"\0") if p
+            )
+
+        return finish
 
 
 @dataclass
@@ -142,6 +158,8 @@ class Baseline:
     #: Base tenant files (``tenants/...``) not written into :attr:`root`: the working tree holds
     #: their bytes. :meth:`catalog_root` writes the ones a reader asks for.
     held: dict[str, bytes] = field(default_factory=dict, repr=False)
+    #: git comparing the working tree with the base, started by :meth:`start`; read once by :attr:`_moved`.
+    _moving: Callable[[], frozenset[str] | None] | None = field(default=None, repr=False, compare=False)
 
     def catalog_root(self, tenants: Collection[str] | None = None) -> Path:
         """:attr:`root` with every held file written (``tenants``: only these tenants' files):
@@ -172,8 +190,18 @@ class Baseline:
         moved = self._moved
         return frozenset() if moved is None else frozenset(p for p in paths if p in self.manifests and p not in moved)
 
+    def start(self) -> Baseline:
+        """Let git start comparing the working tree with the base now (:meth:`_Committed.moved_later`):
+        it runs while the catalog loads, and the first question about a unit waits for it."""
+        if self.committed is not None and self.worktree is not None and self._moving is None and "_moved" not in self.__dict__:
+            self._moving = self.committed.moved_later()
+        return self
+
     @functools.cached_property
     def _moved(self) -> frozenset[str] | None:
+        moving, self._moving = self._moving, None
+        if moving is not None:
+            return moving()
         return self.committed.moved() if self.committed is not None and self.worktree is not None else None
 
     def unit_manifests(self) -> list[str]:
@@ -349,4 +377,4 @@ def at(root: Path, ref: str) -> Iterator[Baseline]:
     """``with baseline.at(root, "origin/main") as base: ...`` -- cleaned up afterwards."""
     with tempfile.TemporaryDirectory(prefix="companyos-base-") as tmp:
         manifests, committed, held = export(root, ref, Path(tmp))
-        yield Baseline(ref, Path(tmp), manifests, committed, root, held)
+        yield Baseline(ref, Path(tmp), manifests, committed, root, held).start()

@@ -335,7 +335,12 @@ def _status(
             stale.append(rel)
         elif rel.split("/", 1)[0] in OWNED_DIRS:
             unknown.append(rel)
-    compare = [rel for rel in rendered if rel not in within or rel in but or rel in links]
+    # the files to compare: a result that leaves files on disk (``ondisk.TreeFiles``) can only
+    # have them among those it holds, ``but`` and the links (the count below proves it, else
+    # the pass over every path follows); asked of 800,000 paths this was ~0.5 s at 10,000 tenants
+    fresh = getattr(rendered, "held", None)
+    candidates = rendered if fresh is None else {*fresh, *(but if isinstance(but, Collection) else ()), *links}
+    compare = [rel for rel in candidates if rel in rendered and (rel not in within or rel in but or rel in links)]
     exists: Callable[[str], bool]
     if trusted != len(rendered) - len(compare):  # a verified file is not on disk any more: which?
         exists = listing.files.__contains__

@@ -232,3 +232,22 @@ def test_no_repository_means_no_proof(repo, companyos):
     assert companyos("render", cwd=repo).code == 0
     assert companyos("check", cwd=repo).code == 0
     assert checkcache._read(repo).get("git") is None
+
+
+@pytest.mark.parametrize(
+    "outputs",
+    [
+        pytest.param(lambda paths: paths, id="control: exactly the outputs, proven"),
+        pytest.param(lambda paths: [p for p in paths if p != EDITED], id="git tracks a file under rendered/ that is not an output"),
+        pytest.param(lambda paths: [*paths, "rendered/helm/dev/globex/late.yaml"], id="an output git does not track"),
+        pytest.param(lambda paths: [*paths, "rendered/helm/dev/globex/caf\u00e9.yaml"], id="a path that is not ASCII"),
+    ],
+)
+def test_git_proves_only_exactly_the_verified_outputs(committed_repo, monkeypatch, outputs):
+    """The record compares git's index, streamed in its byte order, with the sorted outputs
+    (no set of either): one path more or fewer on either side is no proof, and so is a path
+    whose str order need not be git's byte order."""
+    settled(monkeypatch)
+    paths = sorted(pipeline.build(committed_repo).result.files)
+    attempt = committed.record(committed_repo, committed_repo / checkcache.CACHE_DIR, outputs(paths))
+    assert (attempt.key is not None) == (outputs(paths) == paths)

@@ -36,10 +36,13 @@ _UNSPECIFIED = b"\0unspecified\0"
 
 class Attempt(NamedTuple):
     """What :func:`record` found: the key, or None; ``settled`` False when only folders
-    changed a moment ago stood in the way (try again on the next run)."""
+    changed a moment ago stood in the way (try again on the next run). ``base``: the part of
+    the key a later write to the tree leaves true (HEAD's outputs, git's settings and index:
+    :func:`changed_later`)."""
 
     key: str | None
     settled: bool = True
+    base: str | None = None
 
 
 NOT_PROVEN = Attempt(None)
@@ -79,12 +82,12 @@ def record(root: Path, cache_dir: Path, outputs: Collection[str]) -> Attempt:
         if max(max(stats[0::4]), max(stats[1::4]), index.st_mtime_ns, index.st_ctime_ns) >= time.time_ns() - RACY_NS:
             return Attempt(None, settled=False)
         data = "\n".join(folders).encode("utf-8", "surrogateescape")
-        key = _key(repo, rendered, extras, data, stats)
-        if key is None:
+        base = _base_key(repo, rendered, extras)
+        if base is None:
             return NOT_PROVEN
         cache_dir.mkdir(parents=True, exist_ok=True)
         write_atomic(cache_dir / FOLDERS_FILE, data)
-        return Attempt(key)
+        return Attempt(_key(base, data, stats), base=base)
     except Exception as exc:
         if _unanswered(exc):
             return NOT_PROVEN
@@ -95,40 +98,24 @@ def unchanged(root: Path, cache_dir: Path, extras: Collection[str], key: str) ->
     """Whether the output tree is still the one :func:`record` gave ``key`` for (False when
     anything differs or git cannot answer: the caller then stats every file). ``extras``:
     the generated workflows (every output outside ``rendered/``)."""
-    return unchanged_later(root, cache_dir, extras, key)()
-
-
-def unchanged_later(root: Path, cache_dir: Path, extras: Collection[str], key: str) -> Callable[[], bool]:
-    """:func:`unchanged` in two steps: git starts comparing now, in its own processes, and
-    the returned call stats the folders and waits for it (an incremental render starts git
-    before it loads the catalog, so the two overlap on two cores). A call never made leaves
-    git to be stopped when the returned call is collected."""
     repo = open_repo(root)
     if repo is None:
-        return lambda: False
+        return False
     try:
         _, rendered, extras = _pathspec(repo, root, extras)
         quiet = _quiet(repo, rendered, extras)  # git stats the files in parallel while this process stats the folders
+        try:
+            data = (cache_dir / FOLDERS_FILE).read_bytes()
+            stats = _folder_stats(str(repo.working_tree_dir or ""), data.decode("utf-8", "surrogateescape").split("\n"))
+            base = _base_key(repo, rendered, extras)
+            same = base is not None and _key(base, data, stats) == key
+        finally:
+            settled = quiet()
+        return same and settled
     except Exception as exc:
         if _unanswered(exc):
-            return lambda: False
+            return False
         raise
-
-    def finish() -> bool:
-        try:
-            try:
-                data = (cache_dir / FOLDERS_FILE).read_bytes()
-                stats = _folder_stats(str(repo.working_tree_dir or ""), data.decode("utf-8", "surrogateescape").split("\n"))
-                same = _key(repo, rendered, extras, data, stats) == key
-            finally:
-                settled = quiet()
-            return same and settled
-        except Exception as exc:
-            if _unanswered(exc):
-                return False
-            raise
-
-    return finish
 
 
 def index_state(root: Path) -> str | None:
@@ -232,17 +219,58 @@ def _folder_stats(top: str, folders: Iterable[str]) -> array.array[int]:
     return out
 
 
-def _key(repo: Any, rendered: str, extras: list[str], folders: bytes, stats: array.array[int]) -> str | None:
-    """HEAD's ids of the outputs, the attribute and config fingerprint, the index file's
-    identity, the folder list and every folder's stat, in one digest; None without a HEAD
-    tree for ``rendered``."""
+def _base_key(repo: Any, rendered: str, extras: list[str]) -> str | None:
+    """HEAD's ids of the outputs, the attribute and config fingerprint and the index file's
+    identity, in one digest; None without a HEAD tree for ``rendered``."""
     names = [f"HEAD:{rendered}", *(f"HEAD:{p}" for p in extras)]
     status, ids, _ = repo.git.rev_parse(*names, with_extended_output=True, with_exceptions=False)
     if status != 0:
         return None
     index = _index_stat(repo)  # its entries' stat data, as recorded: any rewrite drops the proof
     identity = b"%d %d %d %d" % (index.st_size, index.st_mtime_ns, index.st_ctime_ns, index.st_ino)
-    return hashlib.sha256(b"\0".join((ids.encode(), _fingerprint(repo, rendered), identity, folders, stats.tobytes()))).hexdigest()
+    return hashlib.sha256(b"\0".join((ids.encode(), _fingerprint(repo, rendered), identity))).hexdigest()
+
+
+def _key(base: str, folders: bytes, stats: array.array[int]) -> str:
+    """:func:`_base_key` with the folder list and every folder's stat (no file git does not
+    track has appeared since)."""
+    return hashlib.sha256(b"\0".join((base.encode(), folders, stats.tobytes()))).hexdigest()
+
+
+def changed_later(root: Path, extras: Collection[str], base: str) -> Callable[[], frozenset[str] | None]:
+    """The outputs (paths from ``root``) whose working-tree files may differ from HEAD's, while
+    HEAD's outputs, git's settings and its index are still those :func:`record` proved
+    (``base``, :attr:`Attempt.base`): every other tracked output holds the bytes verified
+    then, whatever was written since. git starts now, in its own processes; the returned call
+    waits: the paths ``git diff-files`` lists, or None when ``base`` no longer holds, the
+    index differs from HEAD, or git cannot answer. A file git does not track is never listed:
+    the caller asks only about files HEAD had when ``base`` was recorded."""
+    repo = open_repo(root)
+    if repo is None:
+        return lambda: None
+    try:
+        top, rendered, extras = _pathspec(repo, root, extras)
+        spec = ("--", rendered, *extras)
+        staged = repo.git.diff_index("--cached", "--quiet", "HEAD", *spec, as_process=True, with_exceptions=False)
+        listing = repo.git.diff_files("--name-only", "-z", *spec, as_process=True)
+    except Exception as exc:
+        if _unanswered(exc):
+            return lambda: None
+        raise
+
+    def finish() -> frozenset[str] | None:
+        try:
+            names = listing.proc.stdout.read()
+            listing.wait()  # GitCommandError when git failed
+            if staged.proc.wait() != 0 or _base_key(repo, rendered, extras) != base:
+                return None
+            return frozenset(p.decode("utf-8", "surrogateescape").removeprefix(top) for p in names.split(b"\0") if p)
+        except Exception as exc:
+            if _unanswered(exc):
+                return None
+            raise
+
+    return finish
 
 
 def _stat_untrusted(repo: Any) -> bool:

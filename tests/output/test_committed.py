@@ -131,31 +131,50 @@ def test_any_change_to_the_outputs_drops_the_proof_and_check_finds_it(proven_rep
 
 
 @pytest.mark.parametrize("hand_edit", [False, True], ids=["nothing else changed", "another tenant's file edited"])
-def test_an_edit_of_a_proven_tree_vouches_for_the_other_tenants_through_git(proven_repo, companyos, monkeypatch, hand_edit):
-    """A one-tenant edit of a committed, proven tree: git's proof vouches for every other
-    unit, and not one of their files is ``lstat``-ed. A hand edit of another tenant's
-    file (same size, mtime restored) drops the proof: that unit is not vouched for (by
-    stat, or here, a copied tree with no stat sums, not at all), and the render puts the
-    committed bytes back."""
+def test_edits_of_a_proven_tree_vouch_for_the_other_tenants_through_git(proven_repo, companyos, monkeypatch, hand_edit):
+    """One-tenant edits of a committed, proven tree, one after another: each time ``git
+    diff-files`` lists what changed since HEAD (the edited tenant's files, once written), and
+    every other unit is vouched for without one of its files being ``lstat``-ed. A hand edit
+    of another tenant's file (same size, mtime restored) is listed: that unit is not vouched
+    for (by stat, or here, a copied tree with no stat sums, not at all), and the render puts
+    the committed bytes back."""
     committed_bytes = (proven_repo / EDITED).read_bytes()
-    edit_yaml(proven_repo / "tenants/hooli.yaml", lambda data: data.update(owner="platform-b@example.com"))
-    if hand_edit:
-        _same_size_edit(proven_repo)
-    answers: list[bool] = []
-    real_later = committed.unchanged_later
+    answers: list[frozenset[str] | None] = []
+    real_later = committed.changed_later
 
     def later(*args):
         finish = real_later(*args)
         return lambda: answers.append(finish()) or answers[-1]
 
-    monkeypatch.setattr(committed, "unchanged_later", later)
-    stat_sums: list[int] = []
+    monkeypatch.setattr(committed, "changed_later", later)
+    stat_sums: list[str] = []  # the units stat'ed (a unit's members start with its manifest)
     real_sum = checkcache._lstat_sum
-    monkeypatch.setattr(checkcache, "_lstat_sum", lambda root, paths: stat_sums.append(1) or real_sum(root, paths))
+
+    def summed(root, paths):
+        paths = list(paths)
+        stat_sums.append(paths[0])
+        return real_sum(root, paths)
+
+    monkeypatch.setattr(checkcache, "_lstat_sum", summed)
+    for owner in ("platform-b@example.com", "platform-c@example.com"):
+        answers.clear()
+        stat_sums.clear()
+        edit_yaml(proven_repo / "tenants/hooli.yaml", lambda data, owner=owner: data.update(owner=owner))
+        if hand_edit:
+            _same_size_edit(proven_repo)
+        assert companyos("render", cwd=proven_repo).code == 0
+        assert len(answers) == 1 and answers[0] is not None, "git's proof of HEAD's outputs did not hold"
+        assert (EDITED in answers[0]) == hand_edit
+        # only the edited tenant's unit, written by the last render, is asked by stat (is it still the verified fleet's?)
+        assert set(stat_sums) <= {"rendered/.companyos-units/tenant-hooli.json"} or hand_edit, stat_sums
+        assert (proven_repo / EDITED).read_bytes() == committed_bytes
+        assert pipeline.check(proven_repo, full=True)[1].clean
+    assert any(p.startswith("rendered/") and "hooli" in p for p in answers[0]), "the first render's files were not listed"
+    git.Repo(proven_repo).git.add("tenants/hooli.yaml")  # the index changes: no proof until it is recorded again
+    edit_yaml(proven_repo / "tenants/hooli.yaml", lambda data: data.update(owner="platform-d@example.com"))
+    answers.clear()
     assert companyos("render", cwd=proven_repo).code == 0
-    assert answers == [not hand_edit]
-    assert not stat_sums or hand_edit
-    assert (proven_repo / EDITED).read_bytes() == committed_bytes
+    assert answers == [None]
     assert pipeline.check(proven_repo, full=True)[1].clean
 
 

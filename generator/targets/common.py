@@ -173,13 +173,15 @@ def secret_store_addon(model: Model, env: str) -> Addon | None:
     )
 
 
-def secret_reader(model: Model, d: Deployment) -> SecretReader | None:
+def secret_reader(model: Model, d: Deployment, store: Addon | None = None) -> SecretReader | None:
     """The tenant's reader, or None when it reads no secrets or no add-on in its environment
     provides the SecretStore kind (then the contract check reports the missing store), or the
-    tenant's account is vended and its id not recorded yet (held: no ARN to name)."""
+    tenant's account is vended and its id not recorded yet (held: no ARN to name). ``store``:
+    :func:`secret_store_addon` of ``d``'s environment, when a caller asking for a whole
+    environment's readers looked it up once (None: looked up here)."""
     if not reads_secrets(d) or d.account_pending:
         return None
-    eso = secret_store_addon(model, d.env)
+    eso = store or secret_store_addon(model, d.env)
     if eso is None:
         return None
     platform = model.platform

@@ -46,7 +46,10 @@ def hcl_template(text: str) -> str:
 
 def roles(model: Model, env: spec.Environment) -> list[dict[str, Any]]:
     known = model_addons.placeholders(model.platform, env)
-    readers: list[common.SecretReader] = [r for d in model.in_environment(env.name) if (r := common.secret_reader(model, d)) is not None]
+    store = common.secret_store_addon(model, env.name)  # once per environment, not per tenant
+    readers: list[common.SecretReader] = [
+        r for d in model.in_environment(env.name) if (r := common.secret_reader(model, d, store)) is not None
+    ]
     pools = common.pool_readers(model, env)
     readers += pools
     by_principal: dict[str, list[str]] = {}  # one pass over the fleet's readers, not one per add-on

@@ -132,15 +132,17 @@ def build_incremental(
     root = find_root(root or Path.cwd())
     with fewer_collections():
         # asked first: git's proof of a committed tree (if recorded) runs while the catalog loads
-        vouch = checkcache.vouching(root) if base is None and trust_stat else None
+        proofs = checkcache.proofs(root) if base is None and trust_stat else None
         judged = resolve_checked(root, today)
         found = units.digests(root, judged.model)
         if base is None:  # the working tree's manifests, and its files as the stat record vouches for them
-            verified = checkcache.fleet(root, vouch) if trust_stat else None
             fleet = None
-            if verified is not None:  # a unit is the verified fleet's while its manifest holds the bytes verified then
-                paths, same = verified
+            if (
+                proofs is not None and proofs.fleet is not None
+            ):  # a unit is the verified fleet's while its manifest holds the bytes verified then
+                paths, same = proofs.fleet
                 fleet = units.Fleet(paths, lambda unit, recorded: same(units.unit_path(unit), recorded.entries, recorded.raw))
+            vouch = proofs.vouch if proofs is not None else None
             result, plan = units.render_incremental(
                 judged.model, root, found, units.working_tree(root), jobs=default_jobs(), vouch=vouch, fleet=fleet
             )

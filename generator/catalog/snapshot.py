@@ -99,7 +99,7 @@ class _Committed:
                 f"git could not list {self.commit[:12]}'s output ({exc}); fetch it first (e.g. `git fetch --unshallow`)"
             ) from None
 
-    def moved(self) -> frozenset[str] | None:
+    def moved_later(self) -> Callable[[], frozenset[str] | None]:
         """``rendered/`` paths (relative to ``root``) whose working-tree bytes may not be the
         base's: ``git diff-tree`` between the base and HEAD lists them (another blob id or mode,
         added or removed), or ``git diff HEAD`` (which re-hashes any file whose stat changed)
@@ -107,26 +107,22 @@ class _Committed:
         base's bytes, proven without reading it; in CI -- a fresh checkout of the pull request --
         that is every file the PR did not touch. None (nothing proven) when a ``.gitattributes``
         differs from the base's (an eol or filter attribute would make the checkout's bytes
-        differ from the blob's), or when git cannot answer."""
-        return self.moved_later()()
-
-    def moved_later(self) -> Callable[[], frozenset[str] | None]:
-        """:meth:`moved` in two steps: git starts now (``git diff HEAD`` stats every output
-        file, ~1.5 s at 10,000 tenants, on the other core while the catalog loads); the
-        returned call reads its answer."""
+        differ from the blob's), or when git cannot answer.
+        git starts now (``git diff HEAD`` stats every output file, ~1.5 s at 10,000 tenants,
+        on the other core while the catalog loads); the returned call reads its answer."""
         repo, folder = self.repo, self.top + RENDERED
         try:
             head = repo.head.commit.hexsha
             attributes = [".gitattributes", *(f"{'/'.join(folder.split('/')[:n])}/.gitattributes" for n in range(1, folder.count("/") + 1))]
             for path in attributes:  # the ones that apply to rendered/ (one inside it is an unmanaged file: check fails)
                 if _blob_id(repo, head, path) != _blob_id(repo, self.commit, path):
-                    return lambda: None
+                    return _nothing_proven
             running = [
                 repo.git.diff_tree("-r", "--name-only", "-z", "--no-renames", self.commit, head, "--", folder, as_process=True),
                 repo.git.diff("--name-only", "-z", "--no-renames", head, "--", folder, as_process=True),
             ]
         except (ValueError, GitError, BadName, BadObject):
-            return lambda: None
+            return _nothing_proven
 
         def finish() -> frozenset[str] | None:
             try:
@@ -158,8 +154,12 @@ class Baseline:
     #: Base tenant files (``tenants/...``) not written into :attr:`root`: the working tree holds
     #: their bytes. :meth:`catalog_root` writes the ones a reader asks for.
     held: dict[str, bytes] = field(default_factory=dict, repr=False)
-    #: git comparing the working tree with the base, started by :meth:`start`; read once by :attr:`_moved`.
-    _moving: Callable[[], frozenset[str] | None] | None = field(default=None, repr=False, compare=False)
+    #: git comparing the working tree with the base, started with the baseline; read once by :attr:`_moved`.
+    _moving: Callable[[], frozenset[str] | None] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # started now, it runs while the catalog loads (an answer nobody asks for: git is stopped when this is collected)
+        self._moving = self.committed.moved_later() if self.committed is not None and self.worktree is not None else _nothing_proven
 
     def catalog_root(self, tenants: Collection[str] | None = None) -> Path:
         """:attr:`root` with every held file written (``tenants``: only these tenants' files):
@@ -190,19 +190,9 @@ class Baseline:
         moved = self._moved
         return frozenset() if moved is None else frozenset(p for p in paths if p in self.manifests and p not in moved)
 
-    def start(self) -> Baseline:
-        """Let git start comparing the working tree with the base now (:meth:`_Committed.moved_later`):
-        it runs while the catalog loads, and the first question about a unit waits for it."""
-        if self.committed is not None and self.worktree is not None and self._moving is None and "_moved" not in self.__dict__:
-            self._moving = self.committed.moved_later()
-        return self
-
     @functools.cached_property
     def _moved(self) -> frozenset[str] | None:
-        moving, self._moving = self._moving, None
-        if moving is not None:
-            return moving()
-        return self.committed.moved() if self.committed is not None and self.worktree is not None else None
+        return self._moving()
 
     def unit_manifests(self) -> list[str]:
         """The base's unit manifests (paths), sorted."""
@@ -286,6 +276,10 @@ class Baseline:
             return self.held[rel]
         path = self.root / rel
         return path.read_bytes() if path.is_file() else None
+
+
+def _nothing_proven() -> frozenset[str] | None:
+    return None
 
 
 def _stem(rel: str) -> str:
@@ -377,4 +371,4 @@ def at(root: Path, ref: str) -> Iterator[Baseline]:
     """``with baseline.at(root, "origin/main") as base: ...`` -- cleaned up afterwards."""
     with tempfile.TemporaryDirectory(prefix="companyos-base-") as tmp:
         manifests, committed, held = export(root, ref, Path(tmp))
-        yield Baseline(ref, Path(tmp), manifests, committed, root, held).start()
+        yield Baseline(ref, Path(tmp), manifests, committed, root, held)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import hashlib
 import json
 import os
@@ -23,6 +24,7 @@ import time
 from collections.abc import Callable, Collection, Container, Iterable, Iterator, Mapping
 from importlib import metadata
 from pathlib import Path
+from typing import NamedTuple
 
 from generator.output import committed, tree
 from generator.output.atomic import write_atomic
@@ -130,17 +132,20 @@ def _stat_item(rel: str, st: os.stat_result) -> int:
     return _item(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_ino}\0{st.st_mode}\n")
 
 
+def _lstat_each(root: Path, paths: Iterable[str]) -> Iterator[tuple[str, os.stat_result]]:
+    """(path, its ``lstat``) of each of ``paths`` in turn, none kept; OSError when one cannot be."""
+    prefix = os.path.join(os.fspath(root), "")  # plain concatenation: a million os.path.join calls cost seconds
+    for rel in paths:
+        yield rel, os.lstat(prefix + rel)
+
+
 def _lstat_sum(root: Path, paths: Iterable[str]) -> int | None:
     """:func:`_stat_sum` of ``paths`` as they ``lstat`` now, each stat summed as taken (no
     map of them: a vouch asks 800,000 files at 10,000 tenants); None when one cannot be."""
-    prefix = os.path.join(os.fspath(root), "")  # plain concatenation: a million os.path.join calls cost seconds
-    total = 0
-    for rel in paths:
-        try:
-            total += _stat_item(rel, os.lstat(prefix + rel))
-        except OSError:
-            return None
-    return total
+    try:
+        return sum(_stat_item(rel, st) for rel, st in _lstat_each(root, paths))
+    except OSError:
+        return None
 
 
 def _stat_clean(root: Path, cached: Mapping[str, object]) -> list[str] | None:
@@ -232,9 +237,9 @@ def remember_clean(
     manifest entries), so nothing is read back. ``inputs``: as for :func:`known_clean`.
     ``units``: unit manifest path -> the files it lists; each unit none of whose files is
     racy gets its own stat sum, which lets the next incremental render or check reuse it
-    without reading its files (:func:`vouching`), even after the inputs changed.
+    without reading its files (:func:`proofs`), even after the inputs changed.
     ``vouched``: the unit manifests (paths) this run found, under the lock, to stat as the
-    record it replaces says, and did not write since (:func:`vouching`). Such a unit keeps
+    record it replaces says, and did not write since (:func:`proofs`). Such a unit keeps
     its recorded stat sum, and a unit whose manifest is unchanged its content sum: both add
     into the tree's, so a one-tenant edit at 10,000 tenants stats and hashes that tenant's
     files, not 800,000."""
@@ -349,34 +354,28 @@ def _plain_stat_record(root: Path, paths: list[str]) -> dict[str, object]:
     """:func:`_stat_record` without units: each ``lstat`` summed as taken (a no-op after a
     render settles its racy files this way: no map of 800,000 stats)."""
     since = time.time_ns() - RACY_NS
-    prefix = os.path.join(os.fspath(root), "")
+    base = os.fspath(root)
     total = 0
     kept: dict[str, str] = {}
-    for rel in paths:
-        try:
-            st = os.lstat(prefix + rel)
-        except OSError:
-            return {}
-        if max(st.st_ctime_ns, st.st_mtime_ns) >= since:
-            sha = _sha(prefix + rel)
-            if sha is None:
+    try:
+        for rel, st in _lstat_each(root, paths):
+            if max(st.st_ctime_ns, st.st_mtime_ns) < since:
+                total += _stat_item(rel, st)
+            elif (sha := _sha(os.path.join(base, rel))) is not None:
+                kept[rel] = sha
+            else:
                 return {}
-            kept[rel] = sha
-        else:
-            total += _stat_item(rel, st)
+    except OSError:
+        return {}
     return {"stat": _hex(total), "racy": kept, "extra": [p for p in paths if not p.startswith("rendered/")]}
 
 
 def _stats(root: Path, paths: Iterable[str]) -> dict[str, os.stat_result] | None:
     """The ``lstat`` of every path; None when one cannot be stat'ed."""
-    prefix = os.path.join(os.fspath(root), "")  # plain concatenation: a million os.path.join calls cost seconds
-    out: dict[str, os.stat_result] = {}
-    for rel in paths:
-        try:
-            out[rel] = os.lstat(prefix + rel)
-        except OSError:
-            return None
-    return out
+    try:
+        return dict(_lstat_each(root, paths))
+    except OSError:
+        return None
 
 
 def _members(unit: str, listed: Iterable[str]) -> list[str]:
@@ -388,19 +387,32 @@ def _members(unit: str, listed: Iterable[str]) -> list[str]:
 #: unit manifest path, its files -> whether they hold the bytes that manifest records, known
 #: without reading them (``units.plan`` asks it per unit; false: read and hash them).
 Vouch = Callable[[str, Iterable[str]], bool]
+#: A unit manifest's path, the files it lists and its bytes -> whether it still holds the bytes verified.
+Same = Callable[[str, Iterable[str], bytes], bool]
 
 
-def vouching(root: Path) -> Vouch:
-    """Whether a unit's manifest and files still ``lstat`` exactly as when the tree was last
-    verified clean (then each holds the sha256 that manifest records: the same argument as
-    git's index). Only for the working tree; ``check --base`` and CI never have a record.
+class Proofs(NamedTuple):
+    """What the working tree's verified-clean record proves for an incremental run: whether
+    a unit holds its recorded bytes (:func:`_vouching`) and the fleet verified last (:func:`_fleet`)."""
 
-    When git once proved the tree (``output.committed``) and HEAD, git's settings and index
-    are still as then (the record's ``git_base``), a unit of that tree whose manifest and
-    files ``git diff-files`` does not list holds the bytes verified then, whatever was
-    written since: no ``lstat`` of it (at 10,000 tenants, 800,000 calls fewer per edit).
-    git starts now: call this before the catalog is loaded, and the two overlap."""
-    return _vouching(root, _read(root))
+    vouch: Vouch
+    fleet: tuple[frozenset[str], Same] | None
+
+
+def proofs(root: Path) -> Proofs:
+    """The record read once, for the unit plan. Only for the working tree; ``check --base``
+    and CI never have a record.
+
+    A unit is vouched for when its manifest and files still ``lstat`` exactly as when the
+    tree was last verified clean (then each holds the sha256 that manifest records: the same
+    argument as git's index). When git once proved the tree (``output.committed``) and HEAD,
+    git's settings and index are still as then (the record's ``git_base``), a unit of that
+    tree whose manifest and files ``git diff-files`` does not list holds the bytes verified
+    then, whatever was written since: no ``lstat`` of it (at 10,000 tenants, 800,000 calls
+    fewer per edit). git starts now: call this before the catalog is loaded, and the two overlap."""
+    recorded = _read(root)
+    vouch = _vouching(root, recorded)
+    return Proofs(vouch, _fleet(recorded, vouch))
 
 
 def _vouching(root: Path, recorded: Mapping[str, object]) -> Vouch:
@@ -413,7 +425,8 @@ def _vouching(root: Path, recorded: Mapping[str, object]) -> Vouch:
     committed_units = frozenset(map(str, base_fleet)) if isinstance(base_key, str) and isinstance(base_fleet, list) else frozenset()
     if not known and not committed_units:
         return lambda unit, listed: False
-    changed = _Once(committed.changed_later(root, extra, base_key) if committed_units and isinstance(extra, list) else None)  # type: ignore[arg-type]
+    # git's answer, asked once (it holds for the run, which is under the writer lock)
+    changed = functools.cache(committed.changed_later(root, extra, base_key) if committed_units and isinstance(extra, list) else _no_proof)  # type: ignore[arg-type]
 
     def vouch(unit: str, listed: Iterable[str]) -> bool:
         if unit in committed_units:
@@ -429,24 +442,11 @@ def _vouching(root: Path, recorded: Mapping[str, object]) -> Vouch:
     return vouch
 
 
-class _Once:
-    """git's answer, asked at most once (it holds for the run, which is under the writer lock)."""
-
-    def __init__(self, question: Callable[[], frozenset[str] | None] | None) -> None:
-        self._question = question
-        self._answer: frozenset[str] | None = None
-
-    def __call__(self) -> frozenset[str] | None:
-        if self._question is not None:
-            self._answer, self._question = self._question(), None
-        return self._answer
+def _no_proof() -> frozenset[str] | None:
+    return None
 
 
-#: A unit manifest's path, the files it lists and its bytes -> whether it still holds the bytes verified.
-Same = Callable[[str, Iterable[str], bytes], bool]
-
-
-def fleet(root: Path, vouch: Vouch | None = None) -> tuple[frozenset[str], Same] | None:
+def _fleet(recorded: Mapping[str, object], vouch: Vouch) -> tuple[frozenset[str], Same] | None:
     """The unit manifests (paths) of the tree last verified clean -- they passed the contract
     check together, so an incremental run judges only what it renders again
     (``contracts.unchanged``) -- and whether one still holds the bytes verified then: its stat
@@ -455,13 +455,10 @@ def fleet(root: Path, vouch: Vouch | None = None) -> tuple[frozenset[str], Same]
     sum, and it keeps serving once a later run found its files settled: that run re-records
     the stat but not the unit sums, and the next edit of that very tenant used to judge the
     whole fleet's contracts (15 s and 3.4 GB at 10,000 tenants). None without a record that
-    lists them. ``vouch``: :func:`vouching`'s answer for the same record, when the caller has
-    one (git's proof is then asked once)."""
-    recorded = _read(root)
+    lists them."""
     found = recorded.get("fleet") if recorded.get("version") == CACHE_VERSION else None
     if not isinstance(found, list):
         return None
-    vouch = vouch or _vouching(root, recorded)
     contents = recorded.get("contents")
     verified = (
         {str(p): v[0] for p, v in contents.items() if isinstance(v, list) and v and isinstance(v[0], str)}

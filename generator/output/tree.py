@@ -161,7 +161,7 @@ class Proven:
     800,000 paths: ~33 MB), and the status tests two C lookups per path."""
 
     within: Container[str] = frozenset()
-    but: Container[str] = frozenset()
+    but: Collection[str] = frozenset()
 
     def __contains__(self, rel: object) -> bool:
         return rel in self.within and rel not in self.but
@@ -339,7 +339,7 @@ def _status(
     # have them among those it holds, ``but`` and the links (the count below proves it, else
     # the pass over every path follows); asked of 800,000 paths this was ~0.5 s at 10,000 tenants
     fresh = getattr(rendered, "held", None)
-    candidates = rendered if fresh is None else {*fresh, *(but if isinstance(but, Collection) else ()), *links}
+    candidates = rendered if fresh is None else {*fresh, *but, *links}
     compare = [rel for rel in candidates if rel in rendered and (rel not in within or rel in but or rel in links)]
     exists: Callable[[str], bool]
     if trusted != len(rendered) - len(compare):  # a verified file is not on disk any more: which?

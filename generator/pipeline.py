@@ -22,6 +22,7 @@ from generator.errors import CatalogErrors
 from generator.model.references import check_references
 from generator.model.resolve import Model, resolve
 from generator.output import checkcache, lock, tree, units
+from generator.output.parse_store import load_parses, save_parses
 from generator.output.render import RenderResult, render
 from generator.policy.core import PolicyReport
 from generator.policy.evaluate import evaluate, root_causes
@@ -65,21 +66,23 @@ def fewer_collections() -> Iterator[None]:
         gc.set_threshold(*previous)
 
 
-def load(root: Path, tenants: Collection[str] | None = None, known: Collection[str] | None = None) -> Catalog:
+def load(root: Path, tenants: Collection[str] | None = None, known: Collection[str] | None = None, *, reuse_parses: bool = True) -> Catalog:
     """Read every file, then the cross-file checks; raise CatalogErrors with all problems.
     Every command loads first, so this is where an interrupted tree write is repaired.
-    ``tenants``, ``known``: read only these tenants' files (``read_catalog``)."""
+    ``tenants``, ``known``: read only these tenants' files (``read_catalog``). A whole read
+    reuses the parse of every file unchanged since the last clean run (``parse_cache``),
+    unless ``reuse_parses`` is False (``--full`` and ``--base`` parse every file)."""
     tree.recover(root)
-    catalog, errors = read_catalog(root, tenants, known)
+    catalog, errors = read_catalog(root, tenants, known, load_parses(root) if tenants is None and reuse_parses else None)
     errors = [*errors, *check_references(catalog)]
     if errors:
         raise CatalogErrors(errors, root_causes=root_causes(catalog))
     return catalog
 
 
-def resolve_only(root: Path) -> Model:
+def resolve_only(root: Path, *, reuse_parses: bool = True) -> Model:
     """Load and resolve without judging: for old git refs and for ``explain``."""
-    return resolve(load(root))
+    return resolve(load(root, reuse_parses=reuse_parses))
 
 
 def judge(model: Model, today: datetime.date | None = None) -> PolicyReport:
@@ -87,9 +90,9 @@ def judge(model: Model, today: datetime.date | None = None) -> PolicyReport:
     return evaluate(model, today or datetime.date.today())
 
 
-def resolve_checked(root: Path, today: datetime.date | None = None) -> Judged:
+def resolve_checked(root: Path, today: datetime.date | None = None, *, reuse_parses: bool = True) -> Judged:
     """Load, resolve and judge; raise CatalogErrors when any rule fails."""
-    model = resolve_only(root)
+    model = resolve_only(root, reuse_parses=reuse_parses)
     report = judge(model, today)
     if report.errors:
         raise CatalogErrors(report.errors)
@@ -116,7 +119,7 @@ def build(
     """Load, resolve, judge and render the catalog at ``root`` (default: found from the cwd)."""
     root = find_root(root or Path.cwd())
     with fewer_collections():
-        judged = resolve_checked(root, today)
+        judged = resolve_checked(root, today, reuse_parses=False)
         result = render(judged.model, jobs=jobs if jobs is not None else default_jobs(), progress=progress)
         return Build(root, judged.model, units.with_units(judged.model, units.digests(root, judged.model), result), judged.policy)
 
@@ -133,7 +136,7 @@ def build_incremental(
     with fewer_collections():
         # asked first: git's proof of a committed tree (if recorded) runs while the catalog loads
         proofs = checkcache.proofs(root) if base is None and trust_stat else None
-        judged = resolve_checked(root, today)
+        judged = resolve_checked(root, today, reuse_parses=base is None)
         found = units.digests(root, judged.model)
         if base is None:  # the working tree's manifests, and its files as the stat record vouches for them
             fleet = None
@@ -222,7 +225,9 @@ def render_to_disk(
 
 def _remember_clean(built: Build, inputs: str | None, vouched: frozenset[str] | None) -> None:
     """Record that the tree holds exactly ``built``'s files (its manifest entries' sha256s),
-    carrying the sums of the units ``vouched`` for under the lock (``checkcache``)."""
+    carrying the sums of the units ``vouched`` for under the lock (``checkcache``), and the
+    catalog's parses for the next run."""
+    save_parses(built.root, built.model.catalog)
     checkcache.remember_clean(
         built.root, built.result.shas(), inputs, notes=waiver_notes(built), units=units.membership(built.result), vouched=vouched
     )

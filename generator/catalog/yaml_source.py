@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -55,8 +56,8 @@ class SourceDoc:
 
     path: str
     data: dict[str, Any]
-    positions: dict[KeyPath, tuple[int, int]] = field(default_factory=dict)
-    key_positions: dict[KeyPath, tuple[int, int]] = field(default_factory=dict)
+    positions: Mapping[KeyPath, tuple[int, int]] = field(default_factory=dict)
+    key_positions: Mapping[KeyPath, tuple[int, int]] = field(default_factory=dict)
 
     def locate(self, keypath: KeyPath, *, key: bool = False) -> Location:
         """Best location for ``keypath``: the value itself, else its nearest ancestor."""
@@ -102,9 +103,10 @@ def parse_yaml(path: str, raw: bytes) -> tuple[SourceDoc | None, list[CatalogErr
             return None, [CatalogError(Location(path), "file is empty; expected a mapping")]
         if not isinstance(node, yaml.MappingNode):
             raise _Rejected(node.start_mark, "expected a mapping at the top of the file")
-        doc = SourceDoc(path, {})
-        doc.data = _plain(node, (), doc, 0)
-        return doc, []
+        positions: dict[KeyPath, tuple[int, int]] = {}
+        key_positions: dict[KeyPath, tuple[int, int]] = {}
+        data = _plain(node, (), _Marks(positions, key_positions), 0)
+        return SourceDoc(path, data, positions, key_positions), []
     except _Rejected as exc:
         return None, [CatalogError(Location(path, exc.line, exc.col), exc.message)]
     except yaml.MarkedYAMLError as exc:
@@ -158,7 +160,15 @@ def _scalar(node: yaml.ScalarNode) -> Any:
     raise _Rejected(node.start_mark, f"YAML tag {tag} is not allowed in the catalog")
 
 
-def _plain(node: yaml.Node, keypath: KeyPath, doc: SourceDoc, depth: int) -> Any:
+@dataclass(frozen=True)
+class _Marks:
+    """Where :func:`_plain` records each value's and key's position."""
+
+    positions: dict[KeyPath, tuple[int, int]]
+    key_positions: dict[KeyPath, tuple[int, int]]
+
+
+def _plain(node: yaml.Node, keypath: KeyPath, doc: _Marks, depth: int) -> Any:
     """Copy the node graph into plain Python, recording positions and refusing tricks."""
     if depth > MAX_DEPTH:
         raise _Rejected(node.start_mark, f"nesting deeper than {MAX_DEPTH} levels")

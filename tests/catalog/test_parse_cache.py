@@ -1,0 +1,131 @@
+"""The catalog's parse cache (``catalog.parse_cache``, ``.companyos-cache/catalog``): a file
+is parsed again unless its bytes and its stat are as when it was cached, a cached parse is
+the parse, a cache from elsewhere is never used, a failed run does not write it, and
+``--full``/``--base`` parse every file."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from generator import pipeline
+from generator.catalog.load import Catalog, read_catalog
+from generator.errors import CatalogErrors
+from generator.output.parse_store import PARSES_PATH, load_parses, save_parses
+
+
+def _docs(catalog: Catalog) -> dict[str, tuple[Any, dict[Any, Any], dict[Any, Any]]]:
+    return {
+        entry.path: (entry.doc.data, dict(entry.doc.positions), dict(entry.doc.key_positions))
+        for entries in catalog.entries.values()
+        for entry in entries.values()
+    }
+
+
+def _cached(repo: Path) -> Catalog:
+    """Save a read's parses (as a clean run does), then read the catalog through them."""
+    first, _ = read_catalog(repo, cache=load_parses(repo))
+    save_parses(repo, first)
+    cache = load_parses(repo)
+    catalog, errors = read_catalog(repo, cache=cache)
+    assert not errors
+    return catalog
+
+
+def _forge(repo: Path, rel: str, change: dict[str, Any], *, stamp: tuple[int, ...] | None = None) -> None:
+    """Rewrite ``rel``'s cached parse: its data updated with ``change`` (and its stamp)."""
+    version, entries = msgspec.msgpack.decode((repo / PARSES_PATH).read_bytes())
+    entries[rel][2].update(change)
+    if stamp is not None:
+        entries[rel][0] = list(stamp)
+    (repo / PARSES_PATH).write_bytes(msgspec.msgpack.encode([version, entries]))
+
+
+def _stamp(path: Path) -> tuple[int, ...]:
+    st = os.lstat(path)
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def test_a_cached_parse_is_the_parse_and_no_file_is_parsed_again(repo: Path) -> None:
+    fresh, _ = read_catalog(repo)
+    cache = load_parses(repo)
+    assert cache.encode() is None and cache.parsed == 0  # nothing saved yet: nothing to reuse
+    catalog = _cached(repo)
+    assert catalog.parses is not None and catalog.parses.parsed == 0
+    assert _docs(catalog) == _docs(fresh)  # data, every value's and key's line:col
+    assert catalog.tenants["acme"].locate("tier") == fresh.tenants["acme"].locate("tier")
+
+
+def test_an_edited_file_is_parsed_again_and_only_it(repo: Path) -> None:
+    _cached(repo)
+    tenant = repo / "tenants/acme.yaml"
+    tenant.write_text(tenant.read_text().replace("\nowner:", "\n# moved down one line\nowner:"))
+    cache = load_parses(repo)
+    catalog, errors = read_catalog(repo, cache=cache)
+    assert not errors and cache.parsed == 1
+    assert _docs(catalog) == _docs(read_catalog(repo)[0])  # the new line numbers, not the cached ones
+
+
+def test_a_cached_parse_whose_sha256_differs_is_not_used(repo: Path) -> None:
+    """The stamp matching is not enough (a change within one timestamp tick keeps it)."""
+    catalog = _cached(repo)
+    rel = catalog.tenants["acme"].path
+    tenant = repo / rel
+    _forge(repo, rel, {"owner": "forged@example.com"}, stamp=_stamp(tenant))  # this run's stamp, another file's data
+    read, _ = read_catalog(repo, cache=load_parses(repo))
+    assert read.tenants["acme"].spec.owner == "forged@example.com"  # the plant is live: stamp and sha256 match
+    tenant.write_bytes(tenant.read_bytes().replace(b"owner:", b"owner:  ", 1))
+    _forge(repo, rel, {"owner": "forged@example.com"}, stamp=_stamp(tenant))  # the stamp kept up, the bytes did not
+    cache = load_parses(repo)
+    read, _ = read_catalog(repo, cache=cache)
+    assert read.tenants["acme"].spec.owner != "forged@example.com" and cache.parsed == 1
+
+
+def test_a_cache_made_elsewhere_is_never_used(tmp_path: Path, repo: Path) -> None:
+    """A cache committed to a pull request: a fresh clone's files have other stat stamps."""
+    catalog = _cached(repo)
+    rel = catalog.tenants["acme"].path
+    _forge(repo, rel, {"owner": "forged@example.com"})
+    clone = tmp_path / "clone"
+    shutil.copytree(repo, clone)  # same bytes, new inodes and ctimes
+    cache = load_parses(clone)
+    read, _ = read_catalog(clone, cache=cache)
+    assert read.tenants["acme"].spec.owner != "forged@example.com"
+    assert cache.parsed == sum(len(entries) for entries in read.entries.values())
+
+
+def test_full_and_base_reads_parse_every_file(repo: Path) -> None:
+    catalog = _cached(repo)
+    rel = catalog.tenants["acme"].path
+    _forge(repo, rel, {"owner": "forged@example.com"}, stamp=_stamp(repo / rel))
+    assert pipeline.load(repo).tenants["acme"].spec.owner == "forged@example.com"  # the plant is live
+    assert pipeline.load(repo, reuse_parses=False).tenants["acme"].spec.owner != "forged@example.com"
+    full = pipeline.build(repo)  # render --full, check --full
+    assert full.model.catalog.parses is None and full.model.catalog.tenants["acme"].spec.owner != "forged@example.com"
+
+
+def test_a_clean_render_saves_the_cache_and_a_failed_run_leaves_it_as_it_was(repo: Path) -> None:
+    pipeline.render_tree(repo)
+    cache = load_parses(repo)
+    catalog, _ = read_catalog(repo, cache=cache)
+    assert cache.parsed == 0 and cache.encode() is None  # every file reused: nothing new to save
+    before = (repo / PARSES_PATH).read_bytes()
+    tenant = repo / "tenants/acme.yaml"
+    tenant.write_text(tenant.read_text().replace("tier:", "tier: [unclosed\nx:"))
+    with pytest.raises(CatalogErrors, match=r"acme\.yaml:\d+:\d+"):
+        pipeline.render_tree(repo)
+    assert (repo / PARSES_PATH).read_bytes() == before
+
+
+def test_a_damaged_or_older_cache_reads_as_empty(repo: Path) -> None:
+    _cached(repo)
+    for damaged in (b"not msgpack", msgspec.msgpack.encode([0, {}]), b""):
+        (repo / PARSES_PATH).write_bytes(damaged)
+        cache = load_parses(repo)
+        catalog, errors = read_catalog(repo, cache=cache)
+        assert not errors and cache.parsed == sum(len(entries) for entries in catalog.entries.values())

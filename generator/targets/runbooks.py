@@ -181,9 +181,8 @@ def context(model: Model, env: spec.Environment) -> dict[str, Any]:
             continue
         owner = d.name if d.dedicated else naming.pool_root(d.tier.name)
         account = d.account_id if d.dedicated else env.accounts.pools[d.tier.name]
-        owners.setdefault(
-            owner,
-            {
+        if owner not in owners:  # a pool's row, made once (not once per pooled tenant, then dropped)
+            owners[owner] = {
                 "owner": owner,
                 "account": account,
                 "db": naming.resource_prefix(platform, env.name, owner),
@@ -192,8 +191,7 @@ def context(model: Model, env: spec.Environment) -> dict[str, Any]:
                 "replica_arn": f"arn:aws:rds:{env.aws.dr_region}:{account}:db:{dr.replica_identifier(platform, env.name, owner)}",
                 "vault": dr.backup_vault(platform, env.name, owner),
                 "kms_alias": naming.kms_alias(platform, env.name, owner),
-            },
-        )
+            }
         secrets = [naming.secret_key(ref.key, d.name, d.env) for svc in d.services for ref in svc.secrets]
         db_secrets = sorted({naming.db_secret_key(platform, env.name, d.name, svc.name) for svc in d.services if svc.uses_database})
         tenants.append(

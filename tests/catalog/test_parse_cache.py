@@ -112,7 +112,7 @@ def test_full_and_base_reads_parse_every_file(repo: Path) -> None:
 def test_a_clean_render_saves_the_cache_and_a_failed_run_leaves_it_as_it_was(repo: Path) -> None:
     pipeline.render_tree(repo)
     cache = load_parses(repo)
-    catalog, _ = read_catalog(repo, cache=cache)
+    read_catalog(repo, cache=cache)
     assert cache.parsed == 0 and cache.encode() is None  # every file reused: nothing new to save
     before = (repo / PARSES_PATH).read_bytes()
     tenant = repo / "tenants/acme.yaml"

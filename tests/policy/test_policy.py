@@ -206,3 +206,20 @@ def test_all_violations_are_reported_at_once(companyos, repo):
     errors = validate_errors(companyos, repo)
     assert {"CO007", "CO008", "CO012"} <= {e["rule"] for e in errors}
     assert any(e["message"].endswith("(also breaks CO005, CO020)") for e in errors)
+
+
+def test_a_guardrail_reads_the_value_a_full_settings_dump_holds(sample):
+    """``setting_at`` reads one path instead of dumping every deployment's settings: for
+    every deployment, every guardrail path of every tier, containers and unknown paths, it
+    gives what ``lookup(settings.model_dump(), path)`` gives."""
+    from generator.model.layers import lookup
+    from generator.policy.rules.tier_guardrails import setting_at
+
+    model = sample.model
+    paths = {tuple(p.split(".")) for tier in model.catalog.tiers.values() for p in tier.spec.guardrails}
+    assert paths, "the sample's tiers name guardrails"
+    paths |= {("kms",), ("database",), ("kms", "nope"), ("nope",), ("kms", "rotation_days", "deeper"), ()}
+    for d in model.deployments:
+        dumped = d.settings.model_dump()
+        for path in sorted(paths):
+            assert setting_at(d.settings, path) == lookup(dumped, path), (d.name, d.env, path)

@@ -6,6 +6,8 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from pydantic import BaseModel
+
 from generator.catalog import spec
 from generator.model.layers import lookup
 from generator.model.resolve import Model
@@ -37,11 +39,10 @@ def instance_classes(model: Model) -> Iterator[Violation]:
 def tier_guardrails(model: Model) -> Iterator[Violation]:
     for d in model.deployments:
         tier_entry = model.catalog.tiers[d.tier.name]
-        values = d.settings.model_dump()
         for path, rail in sorted(d.tier.guardrails.items()):
             if rail.environments is not None and d.env not in rail.environments:
                 continue
-            value = lookup(values, tuple(path.split(".")))
+            value = setting_at(d.settings, tuple(path.split(".")))
             problem = guardrail_problem(rail, value)
             if problem:
                 rule_at = tier_entry.locate("guardrails", path, key=True)
@@ -54,6 +55,25 @@ def tier_guardrails(model: Model) -> Iterator[Violation]:
                     d.env,
                     path,
                 )
+
+
+def setting_at(settings: BaseModel, path: tuple[str, ...]) -> Any:
+    """The value at ``path`` as ``lookup(settings.model_dump(), path)`` gives it, reading
+    only that path: at 10,000 tenants x 3 dumping every deployment's settings was ~0.3 s of
+    each run, for the few values a guardrail names."""
+    node: Any = settings
+    for part in path:
+        if isinstance(node, BaseModel):
+            if part not in type(node).model_fields:
+                return None
+            node = getattr(node, part)
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            return None
+    if isinstance(node, BaseModel | dict | list | tuple | set):  # a container: dumped as model_dump would
+        return lookup(settings.model_dump(), path)
+    return node
 
 
 def guardrail_problem(rail: spec.Guardrail, value: Any) -> str | None:

@@ -152,6 +152,21 @@ class Model:
     def in_environment(self, env: str) -> tuple[Deployment, ...]:
         return self._by_env.get(env, ())
 
+    def rendered_in(self, env: str) -> tuple[Deployment, ...]:
+        """:meth:`in_environment`, only the tenants whose own files this render produces, in
+        the same order: an incremental render names a few, and each target's loop over
+        10,000 deployments asking :meth:`renders` was ~0.5 s of a one-tenant edit."""
+        if self.rendering is None:
+            return self.in_environment(env)
+        return tuple(d for name in sorted(self.rendering) if (d := self._index.get((name, env))) is not None)
+
+    @property
+    def rendered_deployments(self) -> tuple[Deployment, ...]:
+        """:attr:`deployments` whose own files this render produces (:meth:`rendered_in`)."""
+        if self.rendering is None:
+            return self.deployments
+        return tuple(d for env in self.environments for d in self.rendered_in(env.name))
+
     def of_tenant(self, tenant: str) -> tuple[Deployment, ...]:
         """The tenant's deployments in promotion order (indexed: fleet-wide loops stay linear)."""
         return self._by_tenant.get(tenant, ())

@@ -76,9 +76,7 @@ def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
                 environment=env.name,
                 consumes=tuple(deployed_kinds(pools, naming.capacity_project(model.platform, env.name), env.name, at=in_env)),
             )
-        for d in deployments:
-            if not model.renders(d.name):  # an incremental render (output/units.py) skips the others
-                continue
+        for d in model.rendered_in(env.name):  # an incremental render (output/units.py) names a few
             for service in d.services:
                 if not common.keda_scaled(model, d, service) or d.account_pending:  # held: no queue URL yet
                     continue

@@ -53,9 +53,7 @@ def selector() -> str:
 
 def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
     for env in model.environments:
-        for d in model.in_environment(env.name):
-            if not model.renders(d.name):  # an incremental render (output/units.py) skips the others
-                continue
+        for d in model.rendered_in(env.name):  # an incremental render (output/units.py) names a few
             for service in d.services:
                 if scraped(d, service) is None:
                     continue

@@ -39,9 +39,7 @@ PROVIDER = "kubernetes"
 
 def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
     for env in model.environments:
-        for d in model.in_environment(env.name):
-            if not model.renders(d.name):  # an incremental render (output/units.py) skips the others
-                continue
+        for d in model.rendered_in(env.name):  # an incremental render (output/units.py) names a few
             for service in d.services:
                 flags = d.settings.services[service.name].flags
                 if not flags:

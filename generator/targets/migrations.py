@@ -43,8 +43,8 @@ def has_job(service: Service) -> bool:
 
 def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
     template_source = templates.path(TEMPLATE)
-    for d in model.deployments:
-        if not model.renders(d.name) or d.account_pending:  # incremental render (output/units.py); held vended account
+    for d in model.rendered_deployments:  # an incremental render (output/units.py) names a few
+        if d.account_pending:  # a held vended account
             continue
         for service in d.services:
             if not has_job(service):

@@ -56,9 +56,7 @@ def monitor_name(service: str) -> str:
 
 def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
     for env in model.environments:
-        for d in model.in_environment(env.name):
-            if not model.renders(d.name):  # an incremental render (output/units.py)
-                continue
+        for d in model.rendered_in(env.name):  # an incremental render (output/units.py) names a few
             for service in d.services:
                 slo = d.settings.services[service.name].slo
                 endpoint = scraped(d, service)

@@ -60,9 +60,7 @@ def url(d: Deployment, service: spec.Service) -> str:
 def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
     for env in model.environments:
         prober = prober_address(model, env.name)
-        for d in model.in_environment(env.name):
-            if not model.renders(d.name):  # an incremental render (output/units.py) skips the others
-                continue
+        for d in model.rendered_in(env.name):  # an incremental render (output/units.py) names a few
             for service in d.services:
                 if not d.public_ingress(service):
                     continue

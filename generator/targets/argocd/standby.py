@@ -221,9 +221,7 @@ def render(model: Model, templates: Templates, env: spec.Environment, extras: st
             *clusters.destinations_consumed(model, env, documents, in_env),
         ),
     )
-    for d in model.in_environment(env.name):
-        if not model.renders(d.name):  # an incremental render (output/units.py) skips the others
-            continue
+    for d in model.rendered_in(env.name):  # an incremental render (output/units.py) names a few
         yield RenderedFile(
             path=scale_values_path(env.name, d.name),
             text=templates.render(

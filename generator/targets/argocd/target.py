@@ -211,9 +211,7 @@ def render(model: Model, templates: Templates) -> Iterator[RenderedFile]:
         )
         yield from argocd_standby.render(model, templates, env, extras_include(env.name))
         yield from argocd_clusters.render(model, templates, env)
-        for d in deployments:
-            if not model.renders(d.name):  # an incremental render (output/units.py)
-                continue
+        for d in model.rendered_in(env.name):  # an incremental render (output/units.py) names a few
             service_sources = tuple(model.source("service", s.name) for s in d.services)
             in_tenant = contract_at(model, "tenant", d.name, "name")
             project = app_project(model, d)

@@ -218,9 +218,8 @@ def roots(model: Model) -> Iterator[Root]:
         yield shared
         for tier in sorted({d.tier.name for d in deployments if not d.dedicated}):
             yield _pool(model, env, model.tiers[tier], nets, shared)
-        for d in deployments:
-            if model.renders(d.name):  # an incremental render (output/units.py) skips the others
-                yield _tenant(model, d, nets, shared)
+        for d in model.rendered_in(env.name):  # an incremental render (output/units.py) names a few
+            yield _tenant(model, d, nets, shared)
 
 
 def _network(nets: networks.Networks, env: spec.Environment, key: str, az_count: int) -> Network:
@@ -589,8 +588,8 @@ def _tenant_records(model: Model, root: Root) -> Iterator[RenderedFile]:
         return
     groups = {g["tenant"]: g for g in root.pod_groups}
     members = set(root.data_clients)
-    for d in model.in_environment(root.env.name):
-        if not model.renders(d.name) or (root.kind == "pool" and d.name not in members):
+    for d in model.rendered_in(root.env.name):
+        if root.kind == "pool" and d.name not in members:
             continue
         record: dict[str, Any] = {"tenant": d.name}
         provides: list[Contract] = []

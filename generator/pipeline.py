@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from generator.catalog.load import Catalog, find_root, read_catalog
+from generator.catalog.parse_cache import ParseCache
 from generator.catalog.snapshot import Baseline
 from generator.errors import CatalogErrors
 from generator.model.references import check_references
@@ -71,9 +72,12 @@ def load(root: Path, tenants: Collection[str] | None = None, known: Collection[s
     Every command loads first, so this is where an interrupted tree write is repaired.
     ``tenants``, ``known``: read only these tenants' files (``read_catalog``). A whole read
     reuses the parse of every file unchanged since the last clean run (``parse_cache``),
-    unless ``reuse_parses`` is False (``--full`` and ``--base`` parse every file)."""
+    unless ``reuse_parses`` is False (``--full`` and ``--base`` parse every file; a clean
+    ``--full`` run still saves them)."""
     tree.recover(root)
-    catalog, errors = read_catalog(root, tenants, known, load_parses(root) if tenants is None and reuse_parses else None)
+    # without reuse every file is parsed, and the parses are still kept for the next run
+    parses = None if tenants is not None else load_parses(root) if reuse_parses else ParseCache()
+    catalog, errors = read_catalog(root, tenants, known, parses)
     errors = [*errors, *check_references(catalog)]
     if errors:
         raise CatalogErrors(errors, root_causes=root_causes(catalog))

@@ -105,15 +105,25 @@ def test_full_and_base_reads_parse_every_file(repo: Path) -> None:
     _forge(repo, rel, {"owner": "forged@example.com"}, stamp=_stamp(repo / rel))
     assert pipeline.load(repo).tenants["acme"].spec.owner == "forged@example.com"  # the plant is live
     assert pipeline.load(repo, reuse_parses=False).tenants["acme"].spec.owner != "forged@example.com"
-    full = pipeline.build(repo)  # render --full, check --full
-    assert full.model.catalog.parses is None and full.model.catalog.tenants["acme"].spec.owner != "forged@example.com"
+    full = pipeline.build(repo)  # render --full, check --full: every file parsed, the parses kept for the next run
+    catalog = full.model.catalog
+    assert catalog.tenants["acme"].spec.owner != "forged@example.com"
+    assert catalog.parses is not None and catalog.parses.parsed == sum(len(entries) for entries in catalog.entries.values())
 
 
 def test_a_clean_render_saves_the_cache_and_a_failed_run_leaves_it_as_it_was(repo: Path) -> None:
-    pipeline.render_tree(repo)
+    pipeline.render_tree(repo, full=True)  # parses every file, and keeps the parses
     cache = load_parses(repo)
     read_catalog(repo, cache=cache)
     assert cache.parsed == 0 and cache.encode() is None  # every file reused: nothing new to save
+    tenant = repo / "tenants/acme.yaml"
+    edited = tenant.read_text().replace("\nowner:", "\n# an edit\nowner:")
+    assert edited != tenant.read_text()
+    tenant.write_text(edited)
+    pipeline.render_tree(repo)  # the incremental render parses the edited file and saves it
+    cache = load_parses(repo)
+    read_catalog(repo, cache=cache)
+    assert cache.parsed == 0
     before = (repo / PARSES_PATH).read_bytes()
     tenant = repo / "tenants/acme.yaml"
     tenant.write_text(tenant.read_text().replace("tier:", "tier: [unclosed\nx:"))

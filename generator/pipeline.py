@@ -22,7 +22,7 @@ from generator.catalog.snapshot import Baseline
 from generator.errors import CatalogErrors
 from generator.model.references import check_references
 from generator.model.resolve import Model, resolve
-from generator.output import checkcache, lock, tree, units
+from generator.output import checkcache, lock, tree, unit_cache, units
 from generator.output.parse_store import load_parses, save_parses
 from generator.output.render import RenderResult, render
 from generator.policy.core import PolicyReport
@@ -150,8 +150,10 @@ def build_incremental(
                 paths, same = proofs.fleet
                 fleet = units.Fleet(paths, lambda unit, recorded: same(units.unit_path(unit), recorded.entries, recorded.raw))
             vouch = proofs.vouch if proofs is not None else None
+            # the units as last decoded, by their manifests' stamps: only where stat is trusted
+            cache = unit_cache.Reader(root, found.context, units.shared_entry(judged.model)) if vouch is not None else None
             result, plan = units.render_incremental(
-                judged.model, root, found, units.working_tree(root), jobs=default_jobs(), vouch=vouch, fleet=fleet
+                judged.model, root, found, units.working_tree(root), jobs=default_jobs(), vouch=vouch, fleet=fleet, cache=cache
             )
         else:
             recorded = lambda unit: base.file(units.unit_path(unit))  # noqa: E731
@@ -210,6 +212,7 @@ def render_to_disk(
         with lock.hold(root):
             parsed: dict[str, bytes | None] = {}
             vouched: frozenset[str] | None = None  # units the stat record vouched for (none is written)
+            todo: units.Plan | None = None
             if full:
                 built = build(root, progress=progress)
                 reused = tree.Proven()
@@ -223,15 +226,17 @@ def render_to_disk(
                 built.result, built.root, verified=reused, parsed=parsed, held=parsed.keys(), cache=True
             )  # parsed under this lock
             if not report.unmanaged and not report.kept:  # the tree holds exactly built.result.files
-                _remember_clean(built, inputs, vouched)
+                _remember_clean(built, inputs, vouched, todo)
         return built, report
 
 
-def _remember_clean(built: Build, inputs: str | None, vouched: frozenset[str] | None) -> None:
+def _remember_clean(built: Build, inputs: str | None, vouched: frozenset[str] | None, todo: units.Plan | None = None) -> None:
     """Record that the tree holds exactly ``built``'s files (its manifest entries' sha256s),
     carrying the sums of the units ``vouched`` for under the lock (``checkcache``), and the
-    catalog's parses for the next run."""
+    catalog's parses and (``todo``, an incremental plan) the units it decoded for the next run."""
     save_parses(built.root, built.model.catalog)
+    if todo is not None and todo.uncached:
+        unit_cache.save(built.root, todo.context, todo.cached_units())
     checkcache.remember_clean(
         built.root, built.result.shas(), inputs, notes=waiver_notes(built), units=units.membership(built.result), vouched=vouched
     )
@@ -254,6 +259,7 @@ def check(
         if files is not None:
             return None, tree.TreeStatus(unchanged=files)
     vouched: frozenset[str] | None = None  # units the stat record vouched for, under the lock
+    todo: units.Plan | None = None
     with fewer_collections():
         if full and base is None:
             built = build(root)
@@ -282,5 +288,5 @@ def check(
             # after --base: CI's command, in a clone that is thrown away (the record's walk costs
             # ~1.4 s at 1000 tenants x 3, and nobody would ask it)
             if status.clean and base is None:
-                _remember_clean(built, inputs, vouched)
+                _remember_clean(built, inputs, vouched, todo)
     return built, status

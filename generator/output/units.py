@@ -31,7 +31,7 @@ import msgspec
 from generator.errors import CatalogErrors, Location, UsageError
 from generator.formats import emit
 from generator.model.resolve import Model
-from generator.output import contracts, limits
+from generator.output import contracts, limits, unit_cache
 from generator.output.checkcache import Vouch  # whether a unit's files hold its recorded bytes, known without reading them
 from generator.output.ondisk import TreeFiles
 from generator.output.render import MANIFEST_PATH, MANIFEST_VERSION, EntryField, RenderResult, render
@@ -357,10 +357,10 @@ class _Merged(Mapping[str, dict[str, Any]]):
 
 
 @functools.lru_cache(maxsize=4)
-def _shared_values(targets: tuple[str, ...], environments: tuple[str, ...]) -> msgspec.json.Decoder[_Manifest]:
-    """:data:`_DECODER`, but each file's target and environment must be one of these, and
-    decode to one shared string each (at 10,000 tenants 800,000 entries held two copies of
-    their own: ~87 MB). Another value is not this catalog's: no valid unit, rendered again."""
+def _shared_entry(targets: tuple[str, ...], environments: tuple[str, ...]) -> Any:
+    """A file entry whose target and environment must be one of these, and decode to one
+    shared string each (at 10,000 tenants 800,000 entries held two copies of their own:
+    ~87 MB). Another value is not this catalog's: no valid unit, rendered again."""
 
     def one_of(names: tuple[str, ...]) -> Any:
         return Literal[names] if names else str
@@ -368,13 +368,29 @@ def _shared_values(targets: tuple[str, ...], environments: tuple[str, ...]) -> m
     fields: dict[str, Any] = get_type_hints(_Entry)  # every field's type, evaluated
     fields.update(target=one_of(targets), environment=one_of(environments))
     entry: Any = TypedDict("_SharedEntry", fields, total=False)  # type: ignore[misc]  # this catalog's literals
+    return entry
+
+
+@functools.lru_cache(maxsize=4)
+def _shared_values(targets: tuple[str, ...], environments: tuple[str, ...]) -> msgspec.json.Decoder[_Manifest]:
+    """:data:`_DECODER`, its entries :func:`_shared_entry`'s."""
+    entry: Any = _shared_entry(targets, environments)
     manifest: Any = TypedDict("_SharedManifest", {**get_type_hints(_Manifest), "files": dict[str, entry]})  # type: ignore[misc]
     return msgspec.json.Decoder(manifest)
 
 
 def shared_values(model: Model) -> msgspec.json.Decoder[_Manifest]:
     """The unit decoder for ``model``'s targets and environments (:func:`_shared_values`)."""
-    return _shared_values(tuple(sorted(t.NAME for t in TARGETS)), tuple(sorted(model.catalog.environments)))
+    return _shared_values(*_literals(model))
+
+
+def shared_entry(model: Model) -> Any:
+    """The entry type of :func:`shared_values` (for ``unit_cache``)."""
+    return _shared_entry(*_literals(model))
+
+
+def _literals(model: Model) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    return tuple(sorted(t.NAME for t in TARGETS)), tuple(sorted(model.catalog.environments))
 
 
 def parse_unit(raw: bytes | None, decoder: msgspec.json.Decoder[_Manifest] = _DECODER) -> Unit | None:
@@ -425,6 +441,24 @@ class Plan:
     #: tenant's), when every reused unit is that fleet's too: the contract check then looks only
     #: at what changed (``contracts.unchanged``). None when that fleet is not known.
     previous: list[Unit] | None = None
+    #: The context digest the plan ran in (the unit cache's key).
+    context: str = ""
+    #: Reused tenants whose manifest's stamp was taken settled, before it was read
+    #: (``unit_cache``), and whether one of them was not found in the cache (then it is saved).
+    stamps: dict[str, unit_cache.Stamp] = field(default_factory=dict)
+    uncached: bool = False
+
+    def keep(self, name: str, stamp: unit_cache.Stamp | None) -> None:
+        """A tenant's unit reused without the cache: kept in it when its stamp was settled."""
+        if stamp is not None:
+            self.stamps[name] = stamp
+            self.uncached = True
+
+    def cached_units(self) -> Iterator[unit_cache.Kept]:
+        """The reused units with a settled stamp, in tenant order, as ``unit_cache`` keeps them."""
+        for name in sorted(self.stamps):
+            unit = self.reused[name]
+            yield unit_cache.Kept(name, self.stamps[name], unit.sha256, unit.inputs, ((p, self.entries[p]) for p in unit.entries))
 
     @property
     def vouched(self) -> frozenset[str]:
@@ -488,23 +522,52 @@ def unit_named(path: str) -> str:
     return GLOBAL if stem == GLOBAL else "tenant/" + stem.removeprefix("tenant-")
 
 
-def plan(root: Path, model: Model, found: Digests, recorded: Recorded, vouch: Vouch | None = None, fleet: Fleet | None = None) -> Plan:
+def plan(
+    root: Path,
+    model: Model,
+    found: Digests,
+    recorded: Recorded,
+    vouch: Vouch | None = None,
+    fleet: Fleet | None = None,
+    cache: unit_cache.Reader | None = None,
+) -> Plan:
     """Reuse a tenant's recorded unit only when the context and its own inputs digest the
     same as recorded and every file it lists is on disk with that sha256: read and hashed,
     or (``vouch``, the working tree only) vouched for by the verified-clean stat record.
-    ``fleet``: the units last verified together, for :attr:`Plan.previous`."""
+    ``fleet``: the units last verified together, for :attr:`Plan.previous`. ``cache``: the
+    units as last decoded, by their manifest's stamp (the working tree only): a vouched unit
+    found there is not read at all."""
     tenants = sorted(model.catalog.tenants)
     decoder = shared_values(model)
     glob = parse_unit(recorded(GLOBAL), decoder)
     if glob is None or glob.inputs != found.context:
         why = "no recorded global unit" if glob is None else "the context changed (code, libraries or a shared input)"
         return Plan(set(tenants), reasons=dict.fromkeys(tenants, why))
-    out = Plan(set())
+    out = Plan(set(), context=found.context)
     out.parsed[unit_path(GLOBAL)] = glob.raw
     base = os.fspath(root)
     history = _History(fleet)
     history.rendered(GLOBAL, glob)
     for name in tenants:
+        path = unit_path(f"tenant/{name}")
+        stamp = unit_cache.stamp(root, path) if cache is not None else None  # taken before the manifest is read
+        if stamp is not None and cache is not None and vouch is not None:
+            hit = cache.get(name, stamp)
+            if (
+                hit is not None
+                and hit.inputs == found.tenants[name]
+                and not any(p in out.entries for p in hit.entries)
+                and vouch(path, hit.entries)
+            ):
+                known = Unit(f"tenant/{name}", hit.inputs, hit.entries, None, _sha256=hit.sha256)
+                known.let_go(functools.partial(recorded, f"tenant/{name}"))  # read again only if asked
+                out.reused[name] = known
+                out.left.add(name)
+                out.parsed[path] = None
+                out.stamps[name] = stamp
+                known.merge_into(out.entries)
+                history.reused(f"tenant/{name}", known, vouched=True)
+                continue
         unit = parse_unit(recorded(f"tenant/{name}"), decoder)
         if unit is None:
             out.render.add(name)
@@ -529,6 +592,7 @@ def plan(root: Path, model: Model, found: Digests, recorded: Recorded, vouch: Vo
             unit.let_go(functools.partial(recorded, f"tenant/{name}"))
             unit.merge_into(out.entries)
             history.reused(f"tenant/{name}", unit, vouched=True)
+            out.keep(name, stamp)
             continue
         if not unit.decodable():
             out.render.add(name)
@@ -547,6 +611,7 @@ def plan(root: Path, model: Model, found: Digests, recorded: Recorded, vouch: Vo
             out.files.update(kept)
             unit.merge_into(out.entries)
             history.reused(f"tenant/{name}", unit, vouched=False)
+            out.keep(name, stamp)
             continue
         out.render.add(name)
         out.reasons[name] = "a file differs from its recorded sha256"
@@ -616,11 +681,23 @@ class _History:
 
 
 def render_incremental(
-    model: Model, root: Path, found: Digests, recorded: Recorded, jobs: int = 1, vouch: Vouch | None = None, fleet: Fleet | None = None
+    model: Model,
+    root: Path,
+    found: Digests,
+    recorded: Recorded,
+    jobs: int = 1,
+    vouch: Vouch | None = None,
+    fleet: Fleet | None = None,
+    cache: unit_cache.Reader | None = None,
 ) -> tuple[RenderResult, Plan]:
     """Render the global unit and every tenant the plan needs; reuse the rest. The result
-    is byte-identical to a full render (tested) and includes every unit's manifest."""
-    todo = plan(root, model, found, recorded, vouch, fleet)
+    is byte-identical to a full render (tested) and includes every unit's manifest.
+    ``cache``: :func:`plan`'s (closed when the plan is made)."""
+    try:
+        todo = plan(root, model, found, recorded, vouch, fleet, cache)
+    finally:
+        if cache is not None:
+            cache.close()
     few = len(todo.render) <= FULL_SHARE * max(1, len(model.catalog.tenants))
     scoped = dataclasses.replace(model, rendering=frozenset(todo.render)) if todo.reused else model
     fresh = render(scoped, jobs=1 if few else jobs, check=False)

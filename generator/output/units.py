@@ -559,14 +559,8 @@ def plan(
                 and not any(p in out.entries for p in hit.entries)
                 and vouch(path, hit.entries)
             ):
-                known = Unit(f"tenant/{name}", hit.inputs, hit.entries, None, _sha256=hit.sha256)
-                known.let_go(functools.partial(recorded, f"tenant/{name}"))  # read again only if asked
-                out.reused[name] = known
-                out.left.add(name)
-                out.parsed[path] = None
+                _left_on_disk(out, history, name, Unit(f"tenant/{name}", hit.inputs, hit.entries, None, _sha256=hit.sha256), recorded)
                 out.stamps[name] = stamp
-                known.merge_into(out.entries)
-                history.reused(f"tenant/{name}", known, vouched=True)
                 continue
         unit = parse_unit(recorded(f"tenant/{name}"), decoder)
         if unit is None:
@@ -585,13 +579,8 @@ def plan(
             out.reasons[name] = "its manifest lists another tenant's file"
             history.rendered(f"tenant/{name}", unit)
             continue
-        if vouch is not None and vouch(unit_path(f"tenant/{name}"), unit.entries):
-            out.reused[name] = unit
-            out.left.add(name)  # vouched for, its manifest with its files: read again only if asked
-            out.parsed[unit_path(f"tenant/{name}")] = None
-            unit.let_go(functools.partial(recorded, f"tenant/{name}"))
-            unit.merge_into(out.entries)
-            history.reused(f"tenant/{name}", unit, vouched=True)
+        if vouch is not None and vouch(path, unit.entries):
+            _left_on_disk(out, history, name, unit, recorded)
             out.keep(name, stamp)
             continue
         if not unit.decodable():
@@ -618,6 +607,17 @@ def plan(
         history.rendered(f"tenant/{name}", unit)
     out.previous = history.previous(recorded)
     return out
+
+
+def _left_on_disk(out: Plan, history: _History, name: str, unit: Unit, recorded: Recorded) -> None:
+    """Reuse tenant ``name``'s vouched-for unit: its manifest and files stay on disk, read
+    again only if asked."""
+    out.reused[name] = unit
+    out.left.add(name)
+    out.parsed[unit_path(f"tenant/{name}")] = None
+    unit.let_go(functools.partial(recorded, f"tenant/{name}"))
+    unit.merge_into(out.entries)
+    history.reused(f"tenant/{name}", unit, vouched=True)
 
 
 def _all_of(tenant: str, entries: Mapping[str, dict[str, Any]], taken: Container[str] = ()) -> bool:

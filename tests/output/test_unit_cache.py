@@ -25,6 +25,7 @@ def settled(repo: Path, companyos, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(unit_cache, "RACY_NS", 0)
     assert companyos("render", cwd=repo).code == 0
     assert pipeline.check(repo, use_cache=False)[1].clean
+    (repo / unit_cache.CACHE_PATH).unlink(missing_ok=True)  # the render may have kept units: start with none
     return repo
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from generator.catalog.load import Catalog, find_root, read_catalog
 from generator.catalog.parse_cache import ParseCache
@@ -67,26 +68,30 @@ def fewer_collections() -> Iterator[None]:
         gc.set_threshold(*previous)
 
 
-def load(root: Path, tenants: Collection[str] | None = None, known: Collection[str] | None = None, *, reuse_parses: bool = True) -> Catalog:
+#: How a whole catalog read treats the parse cache (``catalog.parse_cache``): reuse the last
+#: clean run's parses; parse every file and keep the parses for a clean run to save
+#: (``--full``); or parse every file and keep nothing (``--base``: never saved).
+Parses = Literal["reuse", "fresh", "none"]
+
+
+def load(root: Path, tenants: Collection[str] | None = None, known: Collection[str] | None = None, *, parses: Parses = "reuse") -> Catalog:
     """Read every file, then the cross-file checks; raise CatalogErrors with all problems.
     Every command loads first, so this is where an interrupted tree write is repaired.
     ``tenants``, ``known``: read only these tenants' files (``read_catalog``). A whole read
     reuses the parse of every file unchanged since the last clean run (``parse_cache``),
-    unless ``reuse_parses`` is False (``--full`` and ``--base`` parse every file; a clean
-    ``--full`` run still saves them)."""
+    unless ``parses`` says otherwise (:data:`Parses`)."""
     tree.recover(root)
-    # without reuse every file is parsed, and the parses are still kept for the next run
-    parses = None if tenants is not None else load_parses(root) if reuse_parses else ParseCache()
-    catalog, errors = read_catalog(root, tenants, known, parses)
+    cache = None if tenants is not None or parses == "none" else load_parses(root) if parses == "reuse" else ParseCache()
+    catalog, errors = read_catalog(root, tenants, known, cache)
     errors = [*errors, *check_references(catalog)]
     if errors:
         raise CatalogErrors(errors, root_causes=root_causes(catalog))
     return catalog
 
 
-def resolve_only(root: Path, *, reuse_parses: bool = True) -> Model:
+def resolve_only(root: Path, *, parses: Parses = "reuse") -> Model:
     """Load and resolve without judging: for old git refs and for ``explain``."""
-    return resolve(load(root, reuse_parses=reuse_parses))
+    return resolve(load(root, parses=parses))
 
 
 def judge(model: Model, today: datetime.date | None = None) -> PolicyReport:
@@ -94,9 +99,9 @@ def judge(model: Model, today: datetime.date | None = None) -> PolicyReport:
     return evaluate(model, today or datetime.date.today())
 
 
-def resolve_checked(root: Path, today: datetime.date | None = None, *, reuse_parses: bool = True) -> Judged:
+def resolve_checked(root: Path, today: datetime.date | None = None, *, parses: Parses = "reuse") -> Judged:
     """Load, resolve and judge; raise CatalogErrors when any rule fails."""
-    model = resolve_only(root, reuse_parses=reuse_parses)
+    model = resolve_only(root, parses=parses)
     report = judge(model, today)
     if report.errors:
         raise CatalogErrors(report.errors)
@@ -123,7 +128,7 @@ def build(
     """Load, resolve, judge and render the catalog at ``root`` (default: found from the cwd)."""
     root = find_root(root or Path.cwd())
     with fewer_collections():
-        judged = resolve_checked(root, today, reuse_parses=False)
+        judged = resolve_checked(root, today, parses="fresh")
         result = render(judged.model, jobs=jobs if jobs is not None else default_jobs(), progress=progress)
         return Build(root, judged.model, units.with_units(judged.model, units.digests(root, judged.model), result), judged.policy)
 
@@ -140,7 +145,7 @@ def build_incremental(
     with fewer_collections():
         # asked first: git's proof of a committed tree (if recorded) runs while the catalog loads
         proofs = checkcache.proofs(root) if base is None and trust_stat else None
-        judged = resolve_checked(root, today, reuse_parses=base is None)
+        judged = resolve_checked(root, today, parses="reuse" if base is None else "none")
         found = units.digests(root, judged.model)
         if base is None:  # the working tree's manifests, and its files as the stat record vouches for them
             fleet = None

@@ -104,7 +104,9 @@ def test_full_and_base_reads_parse_every_file(repo: Path) -> None:
     rel = catalog.tenants["acme"].path
     _forge(repo, rel, {"owner": "forged@example.com"}, stamp=_stamp(repo / rel))
     assert pipeline.load(repo).tenants["acme"].spec.owner == "forged@example.com"  # the plant is live
-    assert pipeline.load(repo, reuse_parses=False).tenants["acme"].spec.owner != "forged@example.com"
+    assert pipeline.load(repo, parses="fresh").tenants["acme"].spec.owner != "forged@example.com"
+    assert pipeline.load(repo, parses="none").tenants["acme"].spec.owner != "forged@example.com"
+    assert pipeline.load(repo, parses="none").parses is None  # check --base: nothing kept, nothing saved
     full = pipeline.build(repo)  # render --full, check --full: every file parsed, the parses kept for the next run
     catalog = full.model.catalog
     assert catalog.tenants["acme"].spec.owner != "forged@example.com"

@@ -125,7 +125,7 @@ class Reader:
         if found is None or tuple(found.stamp) != stamp or len(found.paths) != len(found.kind_of):
             return None
         kinds = found.kinds
-        if any(not 0 <= i < len(kinds) for i in found.kind_of):
+        if found.kind_of and not (min(found.kind_of) >= 0 and max(found.kind_of) < len(kinds)):
             return None
         for kind in kinds:
             kind["tenant"] = name  # one string for the unit's entries

@@ -556,7 +556,7 @@ def plan(
             if (
                 hit is not None
                 and hit.inputs == found.tenants[name]
-                and not any(p in out.entries for p in hit.entries)
+                and out.entries.keys().isdisjoint(hit.entries)
                 and vouch(path, hit.entries)
             ):
                 _left_on_disk(out, history, name, Unit(f"tenant/{name}", hit.inputs, hit.entries, None, _sha256=hit.sha256), recorded)

@@ -179,23 +179,37 @@ def secret_reader(model: Model, d: Deployment, store: Addon | None = None) -> Se
     tenant's account is vended and its id not recorded yet (held: no ARN to name). ``store``:
     :func:`secret_store_addon` of ``d``'s environment, when a caller asking for a whole
     environment's readers looked it up once (None: looked up here)."""
-    if not reads_secrets(d) or d.account_pending:
-        return None
-    eso = store or secret_store_addon(model, d.env)
-    if eso is None:
+    arns = secret_reader_arns(model, d, store)
+    if arns is None:
         return None
     platform = model.platform
+    principal, role_arn = arns
     return SecretReader(
         store=platform.secret_store,
         namespace=d.namespace,
         region=serving_region(d.environment, d.name),
         account=d.account_id,
         role_name=naming.secret_reader_role_name(platform, d.env, d.name),
-        role_arn=naming.secret_reader_role_arn(d.account_id, platform, d.env, d.name),
-        principal=model_addons.role_arn(d.environment.accounts.shared_services, platform, d.env, eso.name),
+        role_arn=role_arn,
+        principal=principal,
         external_id=naming.secret_reader_external_id(platform, d.env, d.name),
         prefix=naming.secret_prefix(platform, d.env, d.name),
         any_region=d.environment.disaster_recovery is not None,
+    )
+
+
+def secret_reader_arns(model: Model, d: Deployment, store: Addon | None = None) -> tuple[str, str] | None:
+    """(principal, role ARN) of :func:`secret_reader`'s reader (None: as it): the two fields
+    the shared root's add-on roles need of each of 10,000 tenants, without the rest."""
+    if not reads_secrets(d) or d.account_pending:
+        return None
+    eso = store or secret_store_addon(model, d.env)
+    if eso is None:
+        return None
+    platform = model.platform
+    return (
+        model_addons.role_arn(d.environment.accounts.shared_services, platform, d.env, eso.name),
+        naming.secret_reader_role_arn(d.account_id, platform, d.env, d.name),
     )
 
 

@@ -47,14 +47,12 @@ def hcl_template(text: str) -> str:
 def roles(model: Model, env: spec.Environment) -> list[dict[str, Any]]:
     known = model_addons.placeholders(model.platform, env)
     store = common.secret_store_addon(model, env.name)  # once per environment, not per tenant
-    readers: list[common.SecretReader] = [
-        r for d in model.in_environment(env.name) if (r := common.secret_reader(model, d, store)) is not None
-    ]
+    readers = [arns for d in model.in_environment(env.name) if (arns := common.secret_reader_arns(model, d, store)) is not None]
     pools = common.pool_readers(model, env)
-    readers += pools
+    readers += [(r.principal, r.role_arn) for r in pools]
     by_principal: dict[str, list[str]] = {}  # one pass over the fleet's readers, not one per add-on
-    for reader in readers:
-        by_principal.setdefault(reader.principal, []).append(reader.role_arn)
+    for principal, role_arn in readers:
+        by_principal.setdefault(principal, []).append(role_arn)
     out = []
     for addon in model_addons.in_environment(model.catalog, env.name):
         if addon.service_account is None:

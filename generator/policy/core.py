@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel
+
 from generator.catalog import spec
 from generator.catalog.load import Catalog
 from generator.errors import CatalogError, Location
@@ -121,9 +123,20 @@ def blame(d: Deployment, path: str, fallback: str) -> Location:
 
 def value_of(d: Deployment, path: str) -> Any:
     """The resolved value at a dotted settings path (no model_dump: rules run per deployment)."""
-    node: Any = d.settings
-    for part in path.split("."):
-        node = node.get(part) if isinstance(node, dict) else getattr(node, part, None)
+    return settings_value(d.settings, tuple(path.split(".")))
+
+
+def settings_value(settings: BaseModel, parts: tuple[str, ...]) -> Any:
+    """The value at ``parts`` below ``settings``, as the models hold it (a section stays a
+    model); None where no field or key of that name exists."""
+    node: Any = settings
+    for part in parts:
+        if isinstance(node, BaseModel):
+            node = getattr(node, part) if part in type(node).model_fields else None
+        elif isinstance(node, dict):
+            node = node.get(part)
+        else:
+            return None
     return node
 
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from generator.catalog import spec
 from generator.model.layers import lookup
 from generator.model.resolve import Model
-from generator.policy.core import Violation, blame, rule
+from generator.policy.core import Violation, blame, rule, settings_value
 
 
 @rule("CO009", "tier-instance-classes", "Database and cache instance classes stay within the tier's allowed list.")
@@ -59,18 +59,9 @@ def tier_guardrails(model: Model) -> Iterator[Violation]:
 
 def setting_at(settings: BaseModel, path: tuple[str, ...]) -> Any:
     """The value at ``path`` as ``lookup(settings.model_dump(), path)`` gives it, reading
-    only that path: at 10,000 tenants x 3 dumping every deployment's settings was ~0.3 s of
-    each run, for the few values a guardrail names."""
-    node: Any = settings
-    for part in path:
-        if isinstance(node, BaseModel):
-            if part not in type(node).model_fields:
-                return None
-            node = getattr(node, part)
-        elif isinstance(node, dict) and part in node:
-            node = node[part]
-        else:
-            return None
+    only that path (``core.settings_value``): at 10,000 tenants x 3 dumping every
+    deployment's settings was ~0.3 s of each run, for the few values a guardrail names."""
+    node = settings_value(settings, path)
     if isinstance(node, BaseModel | dict | list | tuple | set):  # a container: dumped as model_dump would
         return lookup(settings.model_dump(), path)
     return node

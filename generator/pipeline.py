@@ -12,7 +12,7 @@ import datetime
 import gc
 import os
 from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -156,10 +156,10 @@ def build_incremental(
                 fleet = units.Fleet(paths, lambda unit, recorded: same(units.unit_path(unit), recorded.entries, recorded.raw))
             vouch = proofs.vouch if proofs is not None else None
             # the units as last decoded, by their manifests' stamps: only where stat is trusted
-            cache = unit_cache.Reader(root, found.context, units.shared_entry(judged.model)) if vouch is not None else None
-            result, plan = units.render_incremental(
-                judged.model, root, found, units.working_tree(root), jobs=default_jobs(), vouch=vouch, fleet=fleet, cache=cache
-            )
+            with unit_cache.Reader(root, found.context, units.shared_entry(judged.model)) if vouch is not None else nullcontext() as cache:
+                result, plan = units.render_incremental(
+                    judged.model, root, found, units.working_tree(root), jobs=default_jobs(), vouch=vouch, fleet=fleet, cache=cache
+                )
         else:
             recorded = lambda unit: base.file(units.unit_path(unit))  # noqa: E731
             # the base's files git proves are on disk unchanged are not read (Baseline.vouch);

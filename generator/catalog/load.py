@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import functools
 import os
 import re
 import stat
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -149,7 +150,9 @@ def read_catalog(
     last run's parse of a file whose bytes and stat are unchanged (``parse_cache``)."""
     sink = ErrorSink()
     catalog = Catalog(root=root, parses=cache)
-    folders = _FolderLinks(root)
+    # linked_part of each folder holding catalog files, asked once per folder (at 10,000
+    # tenants two lstat per tenant file asked it again for the same folder)
+    folders = functools.cache(functools.partial(linked_part, root))
     for kind in LAYOUT:
         paths = _paths(root, kind)
         if tenants is not None and kind.kind == TENANT_KIND:
@@ -196,7 +199,13 @@ def _stem(rel: str) -> str:
 
 
 def _load_kind(
-    root: Path, kind: FileKind, paths: list[str], sink: ErrorSink, broken: set[str], folders: _FolderLinks, cache: ParseCache | None
+    root: Path,
+    kind: FileKind,
+    paths: list[str],
+    sink: ErrorSink,
+    broken: set[str],
+    linked: Callable[[str], str | None],
+    cache: ParseCache | None,
 ) -> dict[str, Entry[Any]]:
     if not paths and kind.required:
         sink.add(Location(kind.pattern), f"no {kind.kind} file found (expected {kind.pattern})")
@@ -205,7 +214,8 @@ def _load_kind(
     for rel in paths:
         path, stem = top + rel, _stem(rel)
         st = _lstat(path)
-        link = folders.linked(rel.rpartition("/")[0]) or (rel if st is not None and stat.S_ISLNK(st.st_mode) else None)
+        folder = rel.rpartition("/")[0]
+        link = (linked(folder) if folder else None) or (rel if st is not None and stat.S_ISLNK(st.st_mode) else None)
         if link is not None or st is None or not stat.S_ISREG(st.st_mode):
             through = f" ('{link}' is a symbolic link, which may point outside the repository)" if link not in (None, rel) else ""
             sink.add(Location(rel), f"catalog files must be regular files, not links or folders{through}")
@@ -237,22 +247,6 @@ def _lstat(path: str) -> os.stat_result | None:
         return os.lstat(path)
     except OSError:
         return None
-
-
-class _FolderLinks:
-    """:func:`linked_part` of each folder holding catalog files, asked once per folder (at
-    10,000 tenants, two ``lstat`` per tenant file were asked again for the same folder)."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self._known: dict[str, str | None] = {}
-
-    def linked(self, folder: str) -> str | None:
-        if not folder:
-            return None
-        if folder not in self._known:
-            self._known[folder] = linked_part(self.root, folder)
-        return self._known[folder]
 
 
 def load_entry(

@@ -19,11 +19,11 @@ from collections.abc import Iterable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 import msgspec
 
 from generator.output.atomic import write_atomic_frames
+from generator.output.frames import framed, next_frame
 
 #: Where caches that are safe to delete live (git-ignored).
 CACHE_DIR = ".companyos-cache"
@@ -66,11 +66,10 @@ def _changed_since(entry: _Folder, since: int) -> bool:
     return max(mtime, ctime) >= since
 
 
-#: The cache file is frames, each a 4-byte little-endian length and that many bytes of
+#: The cache file is frames (``frames``), each a 4-byte length and that many bytes of
 #: msgpack: first ``[version, tops]``, then maps of up to :data:`_FRAME` folders. Read and
 #: written a frame at a time: at 10,000 tenants the whole cache as one buffer was ~27 MB more
 #: of an edit's peak.
-_LENGTH = struct.Struct("<I")
 _FRAME = 4096
 _ENCODER = msgspec.msgpack.Encoder()
 _HEAD = msgspec.msgpack.Decoder(tuple[int, list[str]])
@@ -152,20 +151,16 @@ class Listing:
             self.changed = False
 
     def _frames(self) -> Iterator[bytes]:
-        yield _framed(_ENCODER.encode((_VERSION, self.tops)))
+        yield framed(_ENCODER.encode((_VERSION, self.tops)))
         chunk: dict[str, _Folder] = {}
         for folder, entry in self._folders.items():
             if entry.stamp and folder not in self._racy:  # a racy one is read again next time
                 chunk[folder] = entry
                 if len(chunk) == _FRAME:
-                    yield _framed(_ENCODER.encode(chunk))
+                    yield framed(_ENCODER.encode(chunk))
                     chunk = {}
         if chunk:
-            yield _framed(_ENCODER.encode(chunk))
-
-
-def _framed(data: bytes) -> bytes:
-    return _LENGTH.pack(len(data)) + data
+            yield framed(_ENCODER.encode(chunk))
 
 
 def list_folders(root: Path, folders: Iterable[str], *, cached: bool = True, offer: bool = True) -> Listing:
@@ -262,25 +257,11 @@ def _load(root: Path, tops: list[str]) -> dict[str, _Folder]:
     folders: dict[str, _Folder] = {}
     try:
         with open(root / LISTING_PATH, "rb") as fh:
-            head = _next_frame(fh)
+            head = next_frame(fh)
             if head is None or _HEAD.decode(head) != (_VERSION, tops):
                 return {}
-            while (frame := _next_frame(fh)) is not None:
+            while (frame := next_frame(fh)) is not None:
                 folders.update(_FOLDERS.decode(frame))
     except (OSError, ValueError, msgspec.MsgspecError):
         return {}
     return folders
-
-
-def _next_frame(fh: BinaryIO) -> bytes | None:
-    """The next frame's bytes; None at the end; ValueError for a truncated one."""
-    size = fh.read(_LENGTH.size)
-    if not size:
-        return None
-    if len(size) < _LENGTH.size:
-        raise ValueError("truncated")
-    (length,) = _LENGTH.unpack(size)
-    data = fh.read(length)
-    if len(data) < length:
-        raise ValueError("truncated")
-    return data

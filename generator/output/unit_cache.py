@@ -14,24 +14,22 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import struct
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
+from types import TracebackType
+from typing import Any, BinaryIO, NamedTuple, get_type_hints
 
 import msgspec
 
+from generator.catalog.parse_cache import Stamp, stamp_of
 from generator.output.atomic import write_atomic_frames
+from generator.output.frames import framed, next_frame
 from generator.output.listing import CACHE_DIR, RACY_NS
 
 CACHE_PATH = f"{CACHE_DIR}/units"
 VERSION = 1
 _FRAME = 256  # units per frame: a frame, not the file (~70 MB at 10,000 tenants), is held
-_LENGTH = struct.Struct(">I")
-
-#: (size, mtime_ns, ctime_ns, inode) of a unit manifest before it was read.
-Stamp = tuple[int, int, int, int]
 
 
 class _Unit(msgspec.Struct, array_like=True):
@@ -50,19 +48,8 @@ class _Unit(msgspec.Struct, array_like=True):
 def _decoder(entry: Any) -> msgspec.msgpack.Decoder[list[Any]]:
     """Units whose entries decode as ``entry`` (``units.shared_entry``: this catalog's
     targets and environments as one shared string each, as the manifest decoder does)."""
-    typed = msgspec.defstruct(
-        "_TypedUnit",
-        [
-            ("name", str),
-            ("stamp", Stamp),
-            ("sha256", str),
-            ("inputs", str),
-            ("kinds", list[entry]),
-            ("paths", list[str]),
-            ("kind_of", list[int]),
-        ],
-        array_like=True,
-    )
+    fields = {**get_type_hints(_Unit), "kinds": list[entry]}  # _Unit's fields, in order
+    typed = msgspec.defstruct("_TypedUnit", list(fields.items()), array_like=True)
     return msgspec.msgpack.Decoder(list[typed])  # type: ignore[valid-type]
 
 
@@ -100,11 +87,12 @@ def stamp(root: Path, manifest: str) -> Stamp | None:
         return None
     if max(st.st_mtime_ns, st.st_ctime_ns) > time.time_ns() - RACY_NS:
         return None
-    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    return stamp_of(st)
 
 
 class Reader:
-    """The cache's units in tenant order, a frame at a time: ask :meth:`get` in that order."""
+    """The cache's units in tenant order, a frame at a time: ask :meth:`get` in that order
+    (``with`` closes the file)."""
 
     def __init__(self, root: Path, context: str, entry: Any) -> None:
         self._units = _decoder(entry)
@@ -136,6 +124,12 @@ class Reader:
             self._file.close()
         self._file, self._frame = None, {}
 
+    def __enter__(self) -> Reader:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
+        self.close()
+
     def _load(self) -> None:
         data = self._next()
         try:
@@ -149,14 +143,13 @@ class Reader:
         self._last = units[-1].name
 
     def _next(self) -> bytes | None:
+        """The next frame; None at the end, and for a truncated or unreadable one."""
         if self._file is None:
             return None
-        head = self._file.read(_LENGTH.size)
-        if len(head) != _LENGTH.size:
+        try:
+            return next_frame(self._file)
+        except (OSError, ValueError):
             return None
-        (size,) = _LENGTH.unpack(head)
-        data = self._file.read(size)
-        return data if len(data) == size else None
 
 
 def _is_header(data: bytes, context: str) -> bool:
@@ -174,15 +167,15 @@ def save(root: Path, context: str, units: Iterable[Kept]) -> None:
 
 
 def _frames(context: str, units: Iterable[Kept]) -> Iterator[bytes]:
-    yield _framed(_ENCODER.encode(_Header(VERSION, context)))
+    yield framed(_ENCODER.encode(_Header(VERSION, context)))
     chunk: list[_Unit] = []
     for unit in units:
         chunk.append(_row(unit))
         if len(chunk) == _FRAME:
-            yield _framed(_ENCODER.encode(chunk))
+            yield framed(_ENCODER.encode(chunk))
             chunk = []
     if chunk:
-        yield _framed(_ENCODER.encode(chunk))
+        yield framed(_ENCODER.encode(chunk))
 
 
 def _row(unit: Kept) -> _Unit:
@@ -198,7 +191,3 @@ def _row(unit: Kept) -> _Unit:
         paths.append(path)
         kind_of.append(at)
     return _Unit(unit.name, unit.stamp, unit.sha256, unit.inputs, kinds, paths, kind_of)
-
-
-def _framed(data: bytes) -> bytes:
-    return _LENGTH.pack(len(data)) + data

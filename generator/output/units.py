@@ -28,6 +28,7 @@ from typing import Any, Literal, TypedDict, TypeVar, cast, get_type_hints, overl
 
 import msgspec
 
+from generator.catalog.parse_cache import Stamp
 from generator.errors import CatalogErrors, Location, UsageError
 from generator.formats import emit
 from generator.model.resolve import Model
@@ -445,10 +446,10 @@ class Plan:
     context: str = ""
     #: Reused tenants whose manifest's stamp was taken settled, before it was read
     #: (``unit_cache``), and whether one of them was not found in the cache (then it is saved).
-    stamps: dict[str, unit_cache.Stamp] = field(default_factory=dict)
+    stamps: dict[str, Stamp] = field(default_factory=dict)
     uncached: bool = False
 
-    def keep(self, name: str, stamp: unit_cache.Stamp | None) -> None:
+    def keep(self, name: str, stamp: Stamp | None) -> None:
         """A tenant's unit reused without the cache: kept in it when its stamp was settled."""
         if stamp is not None:
             self.stamps[name] = stamp
@@ -551,17 +552,18 @@ def plan(
     for name in tenants:
         path = unit_path(f"tenant/{name}")
         stamp = unit_cache.stamp(root, path) if cache is not None else None  # taken before the manifest is read
-        if stamp is not None and cache is not None and vouch is not None:
-            hit = cache.get(name, stamp)
-            if (
-                hit is not None
-                and hit.inputs == found.tenants[name]
-                and out.entries.keys().isdisjoint(hit.entries)
-                and vouch(path, hit.entries)
-            ):
-                _left_on_disk(out, history, name, Unit(f"tenant/{name}", hit.inputs, hit.entries, None, _sha256=hit.sha256), recorded)
-                out.stamps[name] = stamp
-                continue
+        hit = cache.get(name, stamp) if cache is not None and stamp is not None else None
+        if (
+            hit is not None
+            and stamp is not None
+            and vouch is not None
+            and hit.inputs == found.tenants[name]
+            and out.entries.keys().isdisjoint(hit.entries)
+            and vouch(path, hit.entries)
+        ):
+            _left_on_disk(out, history, name, Unit(f"tenant/{name}", hit.inputs, hit.entries, None, _sha256=hit.sha256), recorded)
+            out.stamps[name] = stamp
+            continue
         unit = parse_unit(recorded(f"tenant/{name}"), decoder)
         if unit is None:
             out.render.add(name)
@@ -692,12 +694,8 @@ def render_incremental(
 ) -> tuple[RenderResult, Plan]:
     """Render the global unit and every tenant the plan needs; reuse the rest. The result
     is byte-identical to a full render (tested) and includes every unit's manifest.
-    ``cache``: :func:`plan`'s (closed when the plan is made)."""
-    try:
-        todo = plan(root, model, found, recorded, vouch, fleet, cache)
-    finally:
-        if cache is not None:
-            cache.close()
+    ``cache``: :func:`plan`'s."""
+    todo = plan(root, model, found, recorded, vouch, fleet, cache)
     few = len(todo.render) <= FULL_SHARE * max(1, len(model.catalog.tenants))
     scoped = dataclasses.replace(model, rendering=frozenset(todo.render)) if todo.reused else model
     fresh = render(scoped, jobs=1 if few else jobs, check=False)

@@ -4,7 +4,6 @@ bytes, and never uses an entry whose manifest stamp, context or settledness does
 
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +12,8 @@ import pytest
 
 from generator import pipeline
 from generator.output import checkcache, tree, unit_cache, units
+from generator.output.frames import framed, next_frame
 from helpers.catalog_edit import edit_yaml
-
-_LENGTH = struct.Struct(">I")
 
 
 @pytest.fixture
@@ -48,18 +46,15 @@ def _edit(repo: Path, owner: str) -> tuple[pipeline.Build, list[str]]:
 
 
 def _frames(repo: Path) -> list[Any]:
-    data = (repo / unit_cache.CACHE_PATH).read_bytes()
-    out, at = [], 0
-    while at < len(data):
-        (size,) = _LENGTH.unpack_from(data, at)
-        out.append(msgspec.msgpack.decode(data[at + 4 : at + 4 + size]))
-        at += 4 + size
+    out = []
+    with open(repo / unit_cache.CACHE_PATH, "rb") as fh:
+        while (frame := next_frame(fh)) is not None:
+            out.append(msgspec.msgpack.decode(frame))
     return out
 
 
 def _write(repo: Path, frames: list[Any]) -> None:
-    raw = b"".join(_LENGTH.pack(len(e)) + e for e in map(msgspec.msgpack.encode, frames))
-    (repo / unit_cache.CACHE_PATH).write_bytes(raw)
+    (repo / unit_cache.CACHE_PATH).write_bytes(b"".join(framed(msgspec.msgpack.encode(f)) for f in frames))
 
 
 def _cached_units(repo: Path) -> dict[str, list[Any]]:

@@ -24,7 +24,7 @@ from generator.errors import CatalogErrors
 from generator.model.references import check_references
 from generator.model.resolve import Model, resolve
 from generator.output import checkcache, lock, tree, unit_cache, units
-from generator.output.parse_store import load_parses, save_parses
+from generator.output.parse_store import load_memo, load_parses, save_memo, save_parses
 from generator.output.render import RenderResult, render
 from generator.policy.core import PolicyReport
 from generator.policy.evaluate import evaluate, root_causes
@@ -83,6 +83,8 @@ def load(root: Path, tenants: Collection[str] | None = None, known: Collection[s
     tree.recover(root)
     cache = None if tenants is not None or parses == "none" else load_parses(root) if parses == "reuse" else ParseCache()
     catalog, errors = read_catalog(root, tenants, known, cache)
+    if cache is not None:  # the tenants' names as last derived, for files unchanged since (``file_memo``)
+        catalog.memo = load_memo(root, catalog, units.code_digest(), reuse=parses == "reuse")
     errors = [*errors, *check_references(catalog)]
     if errors:
         raise CatalogErrors(errors, root_causes=root_causes(catalog))
@@ -240,6 +242,7 @@ def _remember_clean(built: Build, inputs: str | None, vouched: frozenset[str] | 
     carrying the sums of the units ``vouched`` for under the lock (``checkcache``), and the
     catalog's parses and (``todo``, an incremental plan) the units it decoded for the next run."""
     save_parses(built.root, built.model.catalog)
+    save_memo(built.root, built.model.catalog)
     if todo is not None and todo.uncached:
         unit_cache.save(built.root, todo.context, todo.cached_units())
     checkcache.remember_clean(

@@ -22,6 +22,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from generator.catalog import spec
+from generator.catalog.file_memo import FileMemo
 from generator.catalog.parse_cache import ParseCache, stamp_of
 from generator.catalog.yaml_source import SourceDoc, parse_yaml
 from generator.errors import CatalogError, CatalogErrors, ErrorSink, Location
@@ -91,6 +92,9 @@ class Catalog:
     unread: frozenset[str] = frozenset()
     #: The parses of this read, for the pipeline to save once the run is clean (``parse_cache``).
     parses: ParseCache | None = None
+    #: Facts derived from tenant files kept between clean runs (``file_memo``); set by the
+    #: pipeline, which saves it with the parses.
+    memo: FileMemo | None = None
 
     def defines(self, kind: str, name: str) -> bool:
         """True when ``name`` is defined, or its file exists but failed to load (already

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import struct
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -47,6 +48,7 @@ _ENCODER = msgspec.msgpack.Encoder()
 _FILE = msgspec.msgpack.Decoder(_File)
 _ENTRY = msgspec.msgpack.Decoder(_Parsed)
 _ROWS = msgspec.msgpack.Decoder(_Positions)
+_STAMP = struct.Struct("<qqqQ")
 
 
 def stamp_of(st: os.stat_result) -> Stamp:
@@ -62,6 +64,9 @@ class ParseCache:
         self._changed = False
         #: Files parsed afresh this run (for tests and the benchmark).
         self.parsed = 0
+        #: Every file this run read, by path: its sha256 and stat stamp (``file_memo`` keys
+        #: facts by them, so a memo made anywhere else never matches, as the parses do not).
+        self.identities: dict[str, bytes] = {}
 
     @classmethod
     def decode(cls, raw: bytes | None) -> ParseCache:
@@ -77,6 +82,7 @@ class ParseCache:
     def parse(self, rel: str, raw: bytes, stamp: Stamp) -> tuple[SourceDoc | None, list[CatalogError]]:
         """:func:`parse_yaml` of ``raw``, or the last run's parse when bytes and stamp match."""
         sha = hashlib.sha256(raw).digest()
+        self.identities[rel] = sha + _STAMP.pack(*stamp)
         reused = self._reuse(rel, sha, stamp)
         if reused is not None:
             return reused, []

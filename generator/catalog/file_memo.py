@@ -1,0 +1,86 @@
+"""Keep facts derived from one catalog file and the catalog's other kinds between clean runs.
+
+At 10,000 tenants deriving every tenant's ~90 object names again was ~1 s of a one-tenant
+edit (``model.name_registry``). A fact is reused only when its file's identity (sha256 and
+stat stamp, ``parse_cache``) is this run's and so is the context: the code, and the identity
+of every catalog file outside the memoized folder. So a fact must be a function of its own
+file and the other kinds' files alone (never of a sibling's). The stamps make a memo made
+anywhere else (say, committed to a pull request) match nothing. The facts are opaque bytes
+here; the pipeline loads and saves them (``output.parse_store``). docs/incremental.md
+("Derived facts").
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+
+import msgspec
+
+VERSION = 1
+
+
+class _File(msgspec.Struct, array_like=True):
+    version: int
+    context: bytes
+    #: path -> (the file's identity, the fact derived from it)
+    facts: dict[str, tuple[bytes, bytes]]
+
+
+_ENCODER = msgspec.msgpack.Encoder()
+_FILE = msgspec.msgpack.Decoder(_File)
+
+
+def memo_context(salt: str, identities: Mapping[str, bytes], folder: str) -> bytes:
+    """The digest of ``salt`` (the code's digest) and every file's identity (by path) outside
+    ``folder``, whose files' facts are memoized."""
+    inside = folder.rstrip("/") + "/"
+    total = hashlib.sha256(f"file-memo-v{VERSION}\0{salt}\0".encode())
+    for rel in sorted(identities):
+        if not rel.startswith(inside):
+            total.update(rel.encode("utf-8", "surrogateescape") + b"\0" + identities[rel])
+    return total.digest()
+
+
+class FileMemo:
+    """The last clean run's facts (by path) and this run's, for saving."""
+
+    def __init__(self, context: bytes, identities: Mapping[str, bytes], old: Mapping[str, tuple[bytes, bytes]] | None = None) -> None:
+        self.context = context
+        self._identities = identities
+        self._old = old or {}
+        self._kept: dict[str, tuple[bytes, bytes]] = {}
+        self._changed = False
+
+    @classmethod
+    def decode(cls, raw: bytes | None, context: bytes, identities: Mapping[str, bytes]) -> FileMemo:
+        """The memo in ``raw`` when it was kept in ``context``; else an empty one."""
+        if raw is None:
+            return cls(context, identities)
+        try:
+            found = _FILE.decode(raw)
+        except msgspec.MsgspecError:
+            return cls(context, identities)
+        same = found.version == VERSION and found.context == context
+        return cls(context, identities, found.facts if same else None)
+
+    def get(self, rel: str) -> bytes | None:
+        """The fact kept for ``rel`` when its bytes are this run's, else None."""
+        kept = self._old.get(rel)
+        if kept is None or kept[0] != self._identities.get(rel):
+            return None
+        self._kept[rel] = kept
+        return kept[1]
+
+    def put(self, rel: str, fact: bytes) -> None:
+        """Keep ``fact``, derived from ``rel`` as read this run (a file not read is ignored)."""
+        identity = self._identities.get(rel)
+        if identity is not None:
+            self._kept[rel] = (identity, fact)
+            self._changed = True
+
+    def encode(self) -> bytes | None:
+        """This run's facts, to save; None when they are the last run's exactly."""
+        if not self._changed and self._kept.keys() == self._old.keys():
+            return None
+        return _ENCODER.encode(_File(VERSION, self.context, dict(sorted(self._kept.items()))))

@@ -54,7 +54,12 @@ def load_memo(root: Path, catalog: Catalog, code: str, *, reuse: bool = True) ->
 
 def save_memo(root: Path, catalog: Catalog) -> None:
     """Keep ``catalog``'s memo for the next run, when it differs from the last run's."""
-    data = catalog.memo.encode() if catalog.memo is not None else None
+    if catalog.memo is None:
+        return
+    saved = None
+    with contextlib.suppress(OSError):
+        saved = read_file(root / MEMO_PATH)
+    data = catalog.memo.encode(saved)
     if data is not None:
         with contextlib.suppress(OSError):
             write_atomic(root / MEMO_PATH, data)

@@ -23,7 +23,7 @@ from generator.catalog.snapshot import Baseline
 from generator.errors import CatalogErrors
 from generator.model.references import check_references
 from generator.model.resolve import Model, resolve
-from generator.output import checkcache, lock, tree, unit_cache, units
+from generator.output import checkcache, lock, tree, unit_cache, units, walk_apart
 from generator.output.parse_store import load_memo, load_parses, save_memo, save_parses
 from generator.output.render import RenderResult, render
 from generator.policy.core import PolicyReport
@@ -217,21 +217,27 @@ def render_to_disk(
         # The lock is taken before the recorded units are read: the files reused from the
         # tree are the ones the write compares with, and nobody writes in between.
         with lock.hold(root):
-            parsed: dict[str, bytes | None] = {}
             vouched: frozenset[str] | None = None  # units the stat record vouched for (none is written)
             todo: units.Plan | None = None
             if full:
                 built = build(root, progress=progress)
-                reused = tree.Proven()
+                report = tree.write(built.result, built.root, cache=True)
             else:
-                built, todo = build_incremental(root)
-                # read (or vouched for by stat) under this lock, the reused units' manifests too: equal by construction
-                reused = todo.proven(todo.reused_manifests)
-                parsed = todo.parsed  # the unit manifests the plan parsed (the write compares their bytes)
-                vouched = todo.vouched
-            report = tree.write(
-                built.result, built.root, verified=reused, parsed=parsed, held=parsed.keys(), cache=True
-            )  # parsed under this lock
+                tree.recover(root)  # repaired first: the walk below sees the tree the write will change
+                with walk_apart.started(root, tree.OUTPUT_DIRS) as walk:  # the output folders, walked on the other core
+                    built, todo = build_incremental(root)
+                    # read (or vouched for by stat) under this lock, the reused units' manifests too: equal by
+                    # construction; the unit manifests the plan parsed under this lock (the write compares their bytes)
+                    parsed, vouched = todo.parsed, todo.vouched
+                    report = tree.write(
+                        built.result,
+                        built.root,
+                        verified=todo.proven(todo.reused_manifests),
+                        parsed=parsed,
+                        held=parsed.keys(),
+                        cache=True,
+                        walked=walk.listing,
+                    )
             if not report.unmanaged and not report.kept:  # the tree holds exactly built.result.files
                 _remember_clean(built, inputs, vouched, todo)
         return built, report

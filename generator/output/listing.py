@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import os
 import struct
 import time
@@ -19,6 +20,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import msgspec
 
@@ -161,6 +163,44 @@ class Listing:
                     chunk = {}
         if chunk:
             yield framed(_ENCODER.encode(chunk))
+
+
+class _Wire(msgspec.Struct, array_like=True):
+    """What a walk found besides its folders: the first frame of :func:`wire_frames`."""
+
+    tops: list[str]
+    changed: bool
+    links: list[str]
+    unread: list[str]
+    racy: list[str]
+    file_links: list[str]
+
+
+_WIRE = msgspec.msgpack.Decoder(_Wire)
+
+
+def wire_frames(listing: Listing) -> Iterator[bytes]:
+    """``listing`` whole, as frames (``walk_apart`` sends a walk made in a child process):
+    every folder, racy or not, with or without its stat."""
+    found = _Wire(listing.tops, listing.changed, sorted(listing.links), sorted(listing._unread), sorted(listing._racy), listing._file_links)
+    yield framed(_ENCODER.encode(found))
+    folders = iter(listing._folders.items())
+    while chunk := dict(itertools.islice(folders, _FRAME)):
+        yield framed(_ENCODER.encode(chunk))
+
+
+def from_wire(fh: BinaryIO) -> Listing:
+    """The listing :func:`wire_frames` sent; ValueError or ``msgspec.MsgspecError`` for
+    anything else."""
+    head = next_frame(fh)
+    if head is None:
+        raise ValueError("empty")
+    found = _WIRE.decode(head)
+    folders: dict[str, _Folder] = {}
+    while (frame := next_frame(fh)) is not None:
+        folders.update(_FOLDERS.decode(frame))
+    listing = Listing(set(found.links), found.tops, found.changed, folders, set(found.unread), set(found.racy), found.file_links)
+    return listing
 
 
 def list_folders(root: Path, folders: Iterable[str], *, cached: bool = True, offer: bool = True) -> Listing:

@@ -415,16 +415,20 @@ def write(
     parsed: Parsed | None = None,
     held: Collection[str] = frozenset(),
     cache: bool = False,
+    walked: Callable[[], Listing] | None = None,
 ) -> WriteReport:
     """Make the tree under ``root`` match ``result``: all or nothing, one writer at a time.
     ``before`` sees the status once it is known and before anything changes (new-tenant
     saves what the write will touch, to undo it if a later step fails); ``verified`` as for
     :func:`status` (only meaningful when the caller already holds the lock); ``parsed`` and
     ``held`` as for :func:`read_manifest`. ``cache``: keep the folder listing once the write
-    succeeded (``render``; not a lifecycle command, whose write a later step may undo)."""
+    succeeded (``render``; not a lifecycle command, whose write a later step may undo).
+    ``walked``: the output folders' listing as walked (with its cache offered) under the lock
+    the caller holds since (``walk_apart``); not used when a repair just changed the tree."""
     with lock.hold(root):
-        _say(journal.recover(root))
-        listing = list_folders(root, OUTPUT_DIRS, offer=cache)
+        repaired = journal.recover(root)
+        _say(repaired)
+        listing = walked() if walked is not None and repaired is None else list_folders(root, OUTPUT_DIRS, offer=cache)
         previous = read_manifest(root, parsed=parsed, held=held, same=verified)
         st = _status(result, root, listing, previous, verified)
         if before is not None:

@@ -9,6 +9,7 @@ rule fails) calls :func:`resolve_only` and says so.
 from __future__ import annotations
 
 import datetime
+import functools
 import gc
 import os
 from collections.abc import Callable, Collection, Iterator
@@ -23,7 +24,7 @@ from generator.catalog.snapshot import Baseline
 from generator.errors import CatalogErrors
 from generator.model.references import check_references
 from generator.model.resolve import Model, resolve
-from generator.output import checkcache, lock, tree, unit_cache, units, walk_apart
+from generator.output import checkcache, lock, parallel, tree, unit_cache, units, walk_apart
 from generator.output.parse_store import load_memo, load_parses, save_memo, save_parses
 from generator.output.render import RenderResult, render
 from generator.policy.core import PolicyReport
@@ -147,28 +148,49 @@ def build_incremental(
     with fewer_collections():
         # asked first: git's proof of a committed tree (if recorded) runs while the catalog loads
         proofs = checkcache.proofs(root) if base is None and trust_stat else None
-        judged = resolve_checked(root, today, parses="reuse" if base is None else "none")
-        found = units.digests(root, judged.model)
-        if base is None:  # the working tree's manifests, and its files as the stat record vouches for them
-            fleet = None
-            if (
-                proofs is not None and proofs.fleet is not None
-            ):  # a unit is the verified fleet's while its manifest holds the bytes verified then
-                paths, same = proofs.fleet
-                fleet = units.Fleet(paths, lambda unit, recorded: same(units.unit_path(unit), recorded.entries, recorded.raw))
-            vouch = proofs.vouch if proofs is not None else None
-            # the units as last decoded, by their manifests' stamps: only where stat is trusted
-            with unit_cache.Reader(root, found.context, units.shared_entry(judged.model)) if vouch is not None else nullcontext() as cache:
-                result, plan = units.render_incremental(
-                    judged.model, root, found, units.working_tree(root), jobs=default_jobs(), vouch=vouch, fleet=fleet, cache=cache
-                )
-        else:
-            recorded = lambda unit: base.file(units.unit_path(unit))  # noqa: E731
-            # the base's files git proves are on disk unchanged are not read (Baseline.vouch);
-            # its unit manifests passed the contract check together when it was merged
-            fleet = units.Fleet(frozenset(base.unit_manifests()), lambda unit, recorded: True)
-            result, plan = units.render_incremental(judged.model, root, found, recorded, jobs=default_jobs(), vouch=base.vouch, fleet=fleet)
-        return Build(root, judged.model, result, judged.policy, frozenset(plan.reused)), plan
+        model = resolve_only(root, parses="reuse" if base is None else "none")
+        # the policy judges the model on the other core while the units render (it needs the
+        # model alone); its errors still come first, as when it ran before the render
+        apart = parallel.usable(model, default_jobs())
+        with parallel.apart(functools.partial(judge, model, today or datetime.date.today()), wanted=apart) as verdict:
+            if not apart:
+                _refuse(verdict())  # judged here already: its errors before any render
+            try:
+                result, plan = _render_units(root, model, base, proofs)
+            except Exception:
+                _refuse(verdict())
+                raise
+            policy = verdict()
+        _refuse(policy)
+        return Build(root, model, result, policy, frozenset(plan.reused)), plan
+
+
+def _refuse(policy: PolicyReport) -> None:
+    if policy.errors:
+        raise CatalogErrors(policy.errors)
+
+
+def _render_units(root: Path, model: Model, base: Baseline | None, proofs: checkcache.Proofs | None) -> tuple[RenderResult, units.Plan]:
+    """The units whose inputs changed, rendered; the others reused from the working tree's
+    manifests (and its files as the stat record vouches for them) or, with ``base``, the
+    base commit's."""
+    found = units.digests(root, model)
+    if base is not None:
+        recorded = lambda unit: base.file(units.unit_path(unit))  # noqa: E731
+        # the base's files git proves are on disk unchanged are not read (Baseline.vouch);
+        # its unit manifests passed the contract check together when it was merged
+        every = units.Fleet(frozenset(base.unit_manifests()), lambda unit, recorded: True)
+        return units.render_incremental(model, root, found, recorded, jobs=default_jobs(), vouch=base.vouch, fleet=every)
+    fleet: units.Fleet | None = None
+    if proofs is not None and proofs.fleet is not None:  # a unit is the verified fleet's while its manifest holds the bytes verified then
+        paths, same = proofs.fleet
+        fleet = units.Fleet(paths, lambda unit, recorded: same(units.unit_path(unit), recorded.entries, recorded.raw))
+    vouch = proofs.vouch if proofs is not None else None
+    # the units as last decoded, by their manifests' stamps: only where stat is trusted
+    with unit_cache.Reader(root, found.context, units.shared_entry(model)) if vouch is not None else nullcontext() as cache:
+        return units.render_incremental(
+            model, root, found, units.working_tree(root), jobs=default_jobs(), vouch=vouch, fleet=fleet, cache=cache
+        )
 
 
 def waiver_notes(built: Build) -> tuple[str, ...]:

@@ -15,6 +15,7 @@ import contextlib
 import ctypes
 import dataclasses
 import errno
+import gc
 import multiprocessing
 import os
 import signal
@@ -24,7 +25,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from generator.formats.templating import Templates
 from generator.model.resolve import Model
@@ -40,6 +41,7 @@ Unit = tuple[int, str | None]
 #: ``render.finalize`` returns it.
 Finished = tuple[str, bytes, dict[str, Any], str, Declared, Facts | None]
 _STATE: dict[str, Any] = {}
+T = TypeVar("T")
 
 
 def usable(model: Model, jobs: int) -> bool:
@@ -126,6 +128,49 @@ def render_parallel(
         _STATE.clear()
     for items in results:
         yield from items
+
+
+#: The call :func:`apart` runs, as its forked worker inherits it (a closure does not pickle).
+_APART: dict[str, Callable[[], Any]] = {}
+
+
+def _run_apart() -> Any:
+    return _APART["call"]()
+
+
+@contextlib.contextmanager
+def apart(call: Callable[[], T], *, wanted: bool) -> Iterator[Callable[[], T]]:
+    """``call`` run in a forked worker while the block runs (the other core); the yielded
+    function waits for its result, raising what it raised. Without ``wanted`` (or ``fork``)
+    ``call`` runs here, before the block, as if there were no other core. The result is
+    pickled back: it must be plain data."""
+    if not wanted or "fork" not in multiprocessing.get_all_start_methods():
+        done = call()
+        yield lambda: done
+        return
+    _APART["call"] = call
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"), initializer=_worker_init, initargs=(os.getpid(),))
+    # what exists now is left out of the collector's passes while both run: a pass writes to
+    # every object it visits, and each page written is copied (the pages are shared)
+    gc.freeze()
+    try:
+        future = pool.submit(_run_apart)  # forks the worker now, with _APART as it is
+
+        def result() -> T:
+            try:
+                return cast(T, future.result())
+            except BrokenProcessPool:
+                raise OSError(errno.ECHILD, "a worker process died (killed or out of memory); nothing was written") from None
+
+        yield result
+    except BaseException:
+        _stop(pool)
+        raise
+    else:
+        pool.shutdown(wait=True)
+    finally:
+        _APART.clear()
+        gc.unfreeze()
 
 
 def _stop(pool: ProcessPoolExecutor) -> None:

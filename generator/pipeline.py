@@ -302,7 +302,9 @@ def check(
             with tree.quiescent(root):
                 status = tree.status(built.result, built.root, cache=True)
         else:
-            with tree.quiescent(root):  # the reused files are read under the lock, as compared
+            # the reused files are read under the lock, as compared; the output folders are
+            # walked on the other core meanwhile (offered to the cache only without --base)
+            with tree.quiescent(root), walk_apart.started(root, tree.OUTPUT_DIRS, offer=base is None) as walk:
                 built, todo = build_incremental(root, base, trust_stat=use_cache)
                 # a reused file's bytes were read from this tree under this lock and matched the
                 # recorded sha256 (the tree's, or with --base the base commit's), or its stat is as
@@ -317,6 +319,7 @@ def check(
                     parsed=todo.parsed,
                     held=held,
                     cache=base is None,  # --base writes nothing: CI's command, in a clone thrown away
+                    walked=walk.listing,
                 )
                 vouched = todo.vouched  # used only without --base (no record after --base)
         with tree.quiescent(root):

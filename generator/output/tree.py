@@ -292,12 +292,15 @@ def status(
     *,
     held: Collection[str] = frozenset(),
     cache: bool = False,
+    walked: Callable[[], Listing] | None = None,
 ) -> TreeStatus:
     """Compare ``result`` with the files under ``root``; ``verified``: paths whose bytes in
     ``result`` were read from this tree under the lock held now (reused units), not re-read;
     ``parsed`` and ``held`` as for :func:`read_manifest`. ``cache``: keep the folder listing
-    for the next walk (``check`` changes nothing but caches, as `git status` refreshes its index)."""
-    listing = list_folders(root, OUTPUT_DIRS, offer=cache)
+    for the next walk (``check`` changes nothing but caches, as `git status` refreshes its index).
+    ``walked``: the output folders' listing as walked (offered to the cache as ``cache`` says)
+    under the lock the caller holds since (``walk_apart``)."""
+    listing = walked() if walked is not None else list_folders(root, OUTPUT_DIRS, offer=cache)
     found = _status(result, root, listing, read_manifest(root, parsed=parsed, held=held, same=verified), verified)
     if cache:
         listing.remember(root)

@@ -24,17 +24,19 @@ import msgspec
 from generator.output.listing import Listing, from_wire, list_folders, wire_frames
 
 #: The child's program: this process's import path first, then :func:`main`.
-_CHILD = "import sys; sys.path[:0] = sys.argv[1].split(__import__('os').pathsep); from generator.output.walk_apart import main; main(sys.argv[2:])"
+_CHILD = "import os, sys; sys.path[:0] = sys.argv[1].split(os.pathsep); from generator.output.walk_apart import main; main(sys.argv[2:])"
+#: The child's first argument when the listing is not to be offered to the cache.
+_NO_OFFER = "--no-offer"
 
 
 class Walk:
     """A walk running in a child process; :meth:`listing` waits for it."""
 
-    def __init__(self, root: Path, folders: Sequence[str]) -> None:
-        self.root, self.folders = root, list(folders)
+    def __init__(self, root: Path, folders: Sequence[str], *, offer: bool = True) -> None:
+        self.root, self.folders, self.offer = root, list(folders), offer
         self._out = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close(): it outlives this call)
         self._child: subprocess.Popen[bytes] | None = None
-        command = [sys.executable, "-c", _CHILD, os.pathsep.join(sys.path), os.fspath(root), *self.folders]
+        command = [sys.executable, "-c", _CHILD, os.pathsep.join(sys.path), *([] if offer else [_NO_OFFER]), os.fspath(root), *self.folders]
         with contextlib.suppress(OSError, ValueError):  # no interpreter to start: walked here
             if sys.executable:
                 self._child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=self._out, stderr=subprocess.DEVNULL)
@@ -46,7 +48,7 @@ class Walk:
                 self._out.seek(0)
                 with contextlib.suppress(OSError, ValueError, msgspec.MsgspecError):
                     return from_wire(self._out)
-            return list_folders(self.root, self.folders)
+            return list_folders(self.root, self.folders, offer=self.offer)
         finally:
             self.close()
 
@@ -59,9 +61,10 @@ class Walk:
 
 
 @contextlib.contextmanager
-def started(root: Path, folders: Sequence[str]) -> Iterator[Walk]:
-    """A walk of ``folders`` below ``root`` running for the block, stopped after it."""
-    walk = Walk(root, folders)
+def started(root: Path, folders: Sequence[str], *, offer: bool = True) -> Iterator[Walk]:
+    """A walk of ``folders`` below ``root`` running for the block, stopped after it;
+    ``offer`` as for ``list_folders`` (without it no folder's stat comes back)."""
+    walk = Walk(root, folders, offer=offer)
     try:
         yield walk
     finally:
@@ -70,8 +73,9 @@ def started(root: Path, folders: Sequence[str]) -> Iterator[Walk]:
 
 def main(argv: Sequence[str]) -> None:
     """The child: walk as the write would, and send the listing to standard output."""
-    root, *folders = argv
+    offer = argv[:1] != [_NO_OFFER]
+    root, *folders = argv if offer else argv[1:]
     out = sys.stdout.buffer
-    for frame in wire_frames(list_folders(Path(root), folders)):
+    for frame in wire_frames(list_folders(Path(root), folders, offer=offer)):
         out.write(frame)
     out.flush()

@@ -43,7 +43,8 @@ def _whole(found: listing.Listing) -> tuple[object, ...]:
     )
 
 
-def test_the_childs_listing_is_the_walk_made_here(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("offer", [True, False])
+def test_the_childs_listing_is_the_walk_made_here(repo: Path, monkeypatch: pytest.MonkeyPatch, offer: bool) -> None:
     spawned: list[int] = []
     real = walk_apart.subprocess.Popen
 
@@ -53,12 +54,13 @@ def test_the_childs_listing_is_the_walk_made_here(repo: Path, monkeypatch: pytes
         return child
 
     monkeypatch.setattr(walk_apart.subprocess, "Popen", spy)
-    here = list_folders(repo, OUTPUT_DIRS)
-    apart = walk_apart.Walk(repo, OUTPUT_DIRS).listing()
+    here = list_folders(repo, OUTPUT_DIRS, offer=offer)
+    apart = walk_apart.Walk(repo, OUTPUT_DIRS, offer=offer).listing()
     assert spawned and _whole(apart) == _whole(here)
     assert "rendered/helm/dev/acme/planted.yaml" in set(apart.paths())
     assert "rendered/helm/stage/linked" in apart.links and "rendered/helm/stage/acme/link.yaml" in apart._file_links
-    assert [entry.stamp for entry in apart._folders.values()] == [entry.stamp for entry in here._folders.values()]
+    stamps = [entry.stamp for entry in apart._folders.values()]
+    assert stamps == [entry.stamp for entry in here._folders.values()] and all(stamps) == offer  # no stat without offer
 
 
 @pytest.mark.parametrize(
@@ -91,15 +93,8 @@ def test_the_child_is_stopped_when_the_render_fails(repo: Path, monkeypatch: pyt
     assert walk._child is not None and walk._child.poll() is not None  # killed, not left running
 
 
-def test_a_render_reports_what_the_child_walked(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The incremental render takes the child's listing: the stray file is reported and the
-    leftover removed. A child that sends a listing without the stray file (a plant) hides
-    it, so the write truly uses what the child sent."""
-    pipeline.render_tree(repo)  # a first render (links refused below are removed first)
-    os.unlink(repo / "rendered/helm/stage/acme/link.yaml")
-    os.unlink(repo / "rendered/helm/stage/linked")
-    done = pipeline.render_tree(repo)
-    assert "rendered/helm/dev/acme/planted.yaml" in done.report.unmanaged
+def _hide_the_stray(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Plant a child that sends its listing without the stray file."""
     real = walk_apart.from_wire
 
     def without_stray(fh):  # type: ignore[no-untyped-def]
@@ -110,5 +105,28 @@ def test_a_render_reports_what_the_child_walked(repo: Path, monkeypatch: pytest.
         return found
 
     monkeypatch.setattr(walk_apart, "from_wire", without_stray)
+
+
+def test_check_reports_what_the_child_walked(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``check`` (and ``check --base``) compare with the child's listing too: the stray file
+    is reported, and hidden by a child that leaves it out (the plant)."""
+    pipeline.render_tree(repo)
+    _, status = pipeline.check(repo, full=False)
+    assert "rendered/helm/dev/acme/planted.yaml" in status.unmanaged
+    _hide_the_stray(monkeypatch)
+    _, status = pipeline.check(repo, full=False)
+    assert "rendered/helm/dev/acme/planted.yaml" not in status.unmanaged
+
+
+def test_a_render_reports_what_the_child_walked(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The incremental render takes the child's listing: the stray file is reported. A
+    child that sends a listing without it (a plant) hides it, so the write truly uses what
+    the child sent."""
+    pipeline.render_tree(repo)  # a first render (links refused below are removed first)
+    os.unlink(repo / "rendered/helm/stage/acme/link.yaml")
+    os.unlink(repo / "rendered/helm/stage/linked")
+    done = pipeline.render_tree(repo)
+    assert "rendered/helm/dev/acme/planted.yaml" in done.report.unmanaged
+    _hide_the_stray(monkeypatch)
     (repo / "tenants/acme.yaml").write_text((repo / "tenants/acme.yaml").read_text().replace("\nowner:", "\n# edited\nowner:"))
     assert pipeline.render_tree(repo).report.unmanaged == []

@@ -107,7 +107,8 @@ def render_parallel(
     context = multiprocessing.get_context("fork")
     pool = ProcessPoolExecutor(min(jobs, len(work)), mp_context=context, initializer=_worker_init, initargs=(os.getpid(),))
     try:
-        pending = [pool.submit(_run_at, (i, work[i])) for i in order]
+        with _signals_held():
+            pending = [pool.submit(_run_at, (i, work[i])) for i in order]
         try:
             for count, future in enumerate(as_completed(pending), 1):
                 position, items = future.result()
@@ -154,7 +155,8 @@ def apart(call: Callable[[], T], *, wanted: bool) -> Iterator[Callable[[], T]]:
     # every object it visits, and each page written is copied (the pages are shared)
     gc.freeze()
     try:
-        future = pool.submit(_run_apart)  # forks the worker now, with _APART as it is
+        with _signals_held():
+            future = pool.submit(_run_apart)  # forks the worker now, with _APART as it is
 
         def result() -> T:
             try:
@@ -171,6 +173,26 @@ def apart(call: Callable[[], T], *, wanted: bool) -> Iterator[Callable[[], T]]:
     finally:
         _APART.clear()
         gc.unfreeze()
+
+
+#: The signals that stop a render (Ctrl-C, a cancelled CI job).
+_STOPPING = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM while a pool forks its workers. One that lands during a fork
+    is handled inside the fork's own hooks (``logging``'s lock release), where CPython
+    prints the KeyboardInterrupt and drops it, and the render would go on to exit 0. Held,
+    it is raised right after the fork, as anywhere else (``tests/hardening``)."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _stop(pool: ProcessPoolExecutor) -> None:
@@ -199,6 +221,8 @@ def _worker_init(parent: int) -> None:
     watcher thread notices the new parent and exits."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the pool stops its workers with SIGTERM: no handler may turn it into a traceback
+    if hasattr(signal, "pthread_sigmask"):  # forked with them held (_signals_held): a pending SIGTERM ends the worker now
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPPING)
     armed = False
     if sys.platform.startswith("linux"):
         try:

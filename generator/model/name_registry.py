@@ -139,7 +139,7 @@ def check_names(catalog: Catalog) -> list[CatalogError]:
                 _pool_names(registry, platform, tier_entry, env_entry.spec)
     # already refused as reserved: their clashes would only repeat that
     tenants = [entry for entry in catalog.tenants.values() if entry.path not in refused]
-    if catalog.memo is None or not _apart(registry, catalog, platform, tenants, catalog.memo):
+    if catalog.memo is None or not _names_apart(registry, catalog, platform, tenants, catalog.memo):
         for tenant_entry in tenants:
             _tenant_names(registry, catalog, platform, tenant_entry)
     return errors + registry.errors
@@ -151,9 +151,11 @@ def name_digest(key: tuple[str, str, str]) -> bytes:
     return hashlib.blake2b("\0".join(key).encode("utf-8", "surrogateescape"), digest_size=8).digest()
 
 
-def _apart(registry: NameRegistry, catalog: Catalog, platform: spec.Platform, tenants: list[Entry[spec.Tenant]], memo: FileMemo) -> bool:
+def _names_apart(
+    registry: NameRegistry, catalog: Catalog, platform: spec.Platform, tenants: list[Entry[spec.Tenant]], memo: FileMemo
+) -> bool:
     """Whether no tenant's name is too long or claimed by anyone else, proven from each
-    tenant's name digests (kept in ``memo`` by its file's sha256, derived afresh and kept
+    tenant's name digests (kept in ``memo`` by its file's identity, derived afresh and kept
     otherwise) instead of a fleet-wide table of every name and owner. False when a tenant
     has a problem of its own or two digests are equal: the full check then says which."""
     seen = array.array("Q", b"".join(map(name_digest, registry.owners)))

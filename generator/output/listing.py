@@ -199,8 +199,7 @@ def from_wire(fh: BinaryIO) -> Listing:
     folders: dict[str, _Folder] = {}
     while (frame := next_frame(fh)) is not None:
         folders.update(_FOLDERS.decode(frame))
-    listing = Listing(set(found.links), found.tops, found.changed, folders, set(found.unread), set(found.racy), found.file_links)
-    return listing
+    return Listing(set(found.links), found.tops, found.changed, folders, set(found.unread), set(found.racy), found.file_links)
 
 
 def list_folders(root: Path, folders: Iterable[str], *, cached: bool = True, offer: bool = True) -> Listing:

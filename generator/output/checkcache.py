@@ -148,30 +148,53 @@ def _lstat_sum(root: Path, paths: Iterable[str]) -> int | None:
         return None
 
 
-def _stat_clean(root: Path, cached: Mapping[str, object]) -> list[str] | None:
+class _Walked(NamedTuple):
+    """What :func:`_stat_clean` found on a tree as recorded: every output file (sorted), and
+    the stat part of a new record taken from the same ``lstat``s with racy files judged now
+    (empty when a racy one cannot be read). A no-op after a render settles the render's
+    racy files with it, instead of a second ``lstat`` of every file (at 10,000 tenants
+    800,000 more: ~2 s)."""
+
+    paths: list[str]
+    record: dict[str, object]
+
+
+def _stat_clean(root: Path, cached: Mapping[str, object]) -> _Walked | None:
     """The record's stat digest and racy files match the tree: unchanged, nothing read
-    but the racy files. Every output file then (sorted), else None. Each ``lstat`` is summed
-    as the walk takes it."""
+    but the racy files. Every output file then, and a new record's stat part; else None.
+    Each ``lstat`` is summed as the walk takes it."""
     extra, racy, stat = cached.get("extra"), cached.get("racy"), cached.get("stat")
     if not (isinstance(extra, list) and isinstance(racy, dict) and isinstance(stat, str)):
         return None
     wanted = set(extra)
     paths: list[str] = []
-    total = found_wanted = found_racy = 0
+    racy_now: list[str] = []
+    since = time.time_ns() - RACY_NS
+    total = settled = found_wanted = found_racy = 0
     for rel, st in _walk_stats(root):
         if rel.startswith("rendered/") or rel in wanted or rel.endswith(tree.TMP_SUFFIX):
             paths.append(rel)
             found_wanted += rel in wanted
+            item = _stat_item(rel, st)
             if rel in racy:
                 found_racy += 1
             else:
-                total += _stat_item(rel, st)
+                total += item
+            if max(st.st_ctime_ns, st.st_mtime_ns) >= since:
+                racy_now.append(rel)
+            else:
+                settled += item
     if found_wanted != len(wanted) or found_racy != len(racy):  # a walk lists each path once
         return None
     base = os.fspath(root)
-    if any(_sha(os.path.join(base, rel)) != sha for rel, sha in racy.items()):
+    if any(_sha(os.path.join(base, rel)) != sha for rel, sha in racy.items()) or _hex(total) != stat:
         return None
-    return sorted(paths) if _hex(total) == stat else None
+    paths.sort()
+    kept = {rel: _sha(os.path.join(base, rel)) for rel in racy_now}
+    record: dict[str, object] = {}
+    if None not in kept.values():
+        record = {"stat": _hex(settled), "racy": kept, "extra": [p for p in paths if not p.startswith("rendered/")]}
+    return _Walked(paths, record)
 
 
 def _read(root: Path) -> dict[str, object]:
@@ -194,10 +217,11 @@ def known_clean(root: Path, inputs: str | None = None) -> int | None:
     extra, proof = cached.get("extra"), cached.get("git")
     if isinstance(proof, str) and isinstance(extra, list) and committed.unchanged(root, root / CACHE_DIR, extra, proof):
         return files  # the committed tree, as git's index proves it (output.committed)
-    paths = _stat_clean(root, cached)
-    if paths is not None:
+    walked = _stat_clean(root, cached)
+    if walked is not None:
+        paths = walked.paths
         if cached.get("racy"):  # written just before the record: old enough now to be trusted by stat
-            _record(root, {**cached, **_stat_record(root, paths)})  # the walk's paths: _output_paths' (the extras all found)
+            _record(root, {**cached, **walked.record})  # the walk's paths: _output_paths' (the extras all found)
         elif (state := committed.index_state(root)) is not None and cached.get("git_tried") != state:
             # clean by stat and committed, perhaps: let git prove it next time (tried once per index and HEAD)
             attempt = committed.record(root, root / CACHE_DIR, paths)

@@ -153,6 +153,28 @@ def test_an_old_tree_is_trusted_by_stat_and_reads_no_output(rendered_repo, monke
     assert checkcache.known_clean(rendered_repo) == record["files"]
 
 
+def test_a_racy_record_is_settled_by_the_next_no_op_from_its_own_walk(rendered_repo, companyos, monkeypatch):
+    """A record taken while every output was racy keeps them by content; the next no-op
+    settles them from the very ``lstat``s its walk took (no second pass over every file),
+    and what it records is what a plain stat record of the tree is."""
+    import json
+
+    record = _record(rendered_repo, monkeypatch, racy_ns=10**15)  # everything just written
+    assert record["racy"] and len(record["racy"]) == record["files"]
+    monkeypatch.setattr(checkcache, "RACY_NS", 0)  # old enough now
+    monkeypatch.setattr(checkcache, "inputs_digest", lambda root: record["inputs"])
+    real = checkcache._lstat_each
+    monkeypatch.setattr(checkcache, "_lstat_each", lambda *a: (_ for _ in ()).throw(AssertionError("stat'ed every file again")))
+    no_render(monkeypatch)
+    assert checkcache.known_clean(rendered_repo) == record["files"]
+    settled = json.loads((rendered_repo / CACHE_PATH).read_text())
+    monkeypatch.setattr(checkcache, "_lstat_each", real)
+    plain = checkcache._plain_stat_record(rendered_repo, checkcache._output_paths(rendered_repo))
+    assert settled["racy"] == {} and settled["stat"] == plain["stat"] and settled["extra"] == plain["extra"]
+    _same_size_edit(rendered_repo / "rendered/helm/dev/globex/api.yaml")  # the settled record is a real one
+    assert checkcache.known_clean(rendered_repo) is None
+
+
 @pytest.mark.parametrize("racy_ns", [0, 10**15], ids=["trusted by stat", "racy: hashed"])
 def test_a_same_size_edit_keeping_mtime_is_caught(rendered_repo, companyos, monkeypatch, racy_ns):
     record = _record(rendered_repo, monkeypatch, racy_ns)

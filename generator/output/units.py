@@ -67,20 +67,39 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+#: :func:`code_digest`'s last answer, by every package file's stat and the library versions:
+#: a run asks it twice (the name memo's context, the units' digests), and the ~18 MB of the
+#: package are read once per process while none of them changes.
+_CODE: dict[tuple[object, ...], str] = {}
+
+
 def code_digest() -> str:
     """Every file of the ``generator`` package (code, defaults, vendored data) and the
     versions of the libraries that shape output."""
     package = Path(__file__).resolve().parents[1]
-    total = hashlib.sha256(f"units-v{UNITS_VERSION}".encode())
-    for path in sorted(package.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
-            total.update(path.relative_to(package).as_posix().encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    files = sorted(path for path in package.rglob("*") if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc")
+    versions = []
     for name in OUTPUT_LIBRARIES:
         try:
-            total.update(f"{name}=={metadata.version(name)};".encode())
+            versions.append(f"{name}=={metadata.version(name)};")
         except metadata.PackageNotFoundError:
-            total.update(f"{name}==?;".encode())
-    return total.hexdigest()
+            versions.append(f"{name}==?;")
+    key = (*versions, *((str(path), *_stat_key(path)) for path in files))
+    if (known := _CODE.get(key)) is not None:
+        return known
+    total = hashlib.sha256(f"units-v{UNITS_VERSION}".encode())
+    for path in files:
+        total.update(path.relative_to(package).as_posix().encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    for version in versions:
+        total.update(version.encode())
+    _CODE.clear()
+    _CODE[key] = total.hexdigest()
+    return _CODE[key]
+
+
+def _stat_key(path: Path) -> tuple[int, int, int, int]:
+    st = path.stat()
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
 @dataclass(frozen=True)

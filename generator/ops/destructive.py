@@ -126,12 +126,14 @@ def _generator_file(path: str, data: bytes) -> set[str]:
     return {f"Argo CD ApplicationSet element ({_element_id(e)}) from {path}" for e in elements if isinstance(e, dict)}
 
 
-def _base_files(base: Baseline, prefix: str, skip: Container[str] = frozenset()) -> Iterator[tuple[str, bytes]]:
+def _base_files(
+    base: Baseline, prefix: str, skip: Container[str] = frozenset(), among: Iterable[str] | None = None
+) -> Iterator[tuple[str, bytes]]:
     """The base's files under ``prefix`` that can hold Argo CD objects or generator elements
-    (but ``skip``)."""
-    wanted = [
-        p for p in base.paths(prefix) if p not in skip and (p.endswith((".yaml", ".yml")) or fnmatch.fnmatchcase(p, "*/cells/*/*.json"))
-    ]
+    (but ``skip``); ``among``: only of these paths (default: every path the base has)."""
+    start = prefix.rstrip("/") + "/"
+    paths = base.paths(prefix) if among is None else (p for p in among if p.startswith(start))
+    wanted = [p for p in paths if p not in skip and (p.endswith((".yaml", ".yml")) or fnmatch.fnmatchcase(p, "*/cells/*/*.json"))]
     return base.outputs(sorted(wanted))
 
 
@@ -167,13 +169,17 @@ def compare(model: Model, result: RenderResult, base: Baseline, reused: Collecti
         for env in envs if isinstance(envs, list) else []:
             if isinstance(env, str) and env in current_envs and (name, env) not in current_pairs:
                 items.append(f"tenant '{name}' in environment '{env}' (removed from its environments)")
-    old_roots = manifest_roots(_base_manifest(base, result))  # a unit both sides share adds its roots to both
+    listed = _base_manifest(base, result)  # the files of the base's units whose manifest differs
+    old_roots = manifest_roots(listed)  # a unit both sides share adds its roots to both
     new_roots = manifest_roots(result.manifest["files"])
     items += [f"Terraform root {root} (terraform destroy of its whole state)" for root in sorted(old_roots - new_roots)]
     same, differing = _same_as_base(result, base, ARGOCD_DIR)
     # Objects in files equal to the base's are on both sides: compare the other files only, and
-    # confirm a candidate against every file (it may live on in an unchanged one).
-    gone = argocd_objects(_base_files(base, ARGOCD_DIR, skip=same)) - _argocd_now(result, differing)
+    # confirm a candidate against every file (it may live on in an unchanged one). The others
+    # are among ``listed``: a unit whose manifest is the base's holds the base's very files (the
+    # base verified them when it was merged, this run verified the working tree's), so only
+    # the differing units' files are looked at, not the ~360,000 paths of the base's folder.
+    gone = argocd_objects(_base_files(base, ARGOCD_DIR, skip=same, among=listed)) - _argocd_now(result, differing)
     if gone:
         gone = argocd_objects(_base_files(base, ARGOCD_DIR)) - _argocd_now(result)
     items += sorted(gone)

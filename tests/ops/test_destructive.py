@@ -267,6 +267,29 @@ def test_only_argo_cd_files_that_differ_from_the_base_are_parsed(companyos, base
     assert len(parsed) > 2 * len([p for p in parsed if "hooli" in p])
 
 
+def test_a_harmless_change_never_lists_the_bases_argo_cd_folder(companyos, based, monkeypatch):
+    """The candidates come from the files of the base's units whose manifest differs: the
+    base's whole Argo CD folder (~360,000 paths at 10,000 tenants) is listed only to confirm
+    a removal, which is still found."""
+    from generator.catalog.snapshot import Baseline
+
+    asked: list[str] = []
+    real = Baseline.paths
+
+    def listing(self, prefix):  # type: ignore[no-untyped-def]
+        asked.append(prefix)
+        return real(self, prefix)
+
+    monkeypatch.setattr(Baseline, "paths", listing)
+    override(based, "globex", "prod", {"services": {"api": {"replicas": 4}}})
+    assert check_base(companyos, based).code == 0
+    assert destructive.ARGOCD_DIR not in asked
+    (based / "tenants/hooli.yaml").unlink()
+    result = check_base(companyos, based)
+    assert result.code == 1 and any("hooli" in line and "Application" in line for line in listed(result.out + result.err))
+    assert destructive.ARGOCD_DIR in asked  # listed to confirm the candidates
+
+
 def test_only_base_unit_manifests_that_differ_are_read_for_removed_roots(companyos, based, monkeypatch):
     """A unit whose manifest is the base's lists the same roots on both sides: a one-tenant
     change reads the base's manifests of that tenant (and the global unit's, if it changed), and a

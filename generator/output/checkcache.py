@@ -190,11 +190,7 @@ def _stat_clean(root: Path, cached: Mapping[str, object]) -> _Walked | None:
     if any(_sha(os.path.join(base, rel)) != sha for rel, sha in racy.items()) or _hex(total) != stat:
         return None
     paths.sort()
-    kept = {rel: _sha(os.path.join(base, rel)) for rel in racy_now}
-    record: dict[str, object] = {}
-    if None not in kept.values():
-        record = {"stat": _hex(settled), "racy": kept, "extra": [p for p in paths if not p.startswith("rendered/")]}
-    return _Walked(paths, record)
+    return _Walked(paths, _stat_part(root, settled, racy_now, paths))
 
 
 def _read(root: Path) -> dict[str, object]:
@@ -375,23 +371,31 @@ def _stat_record(
 
 
 def _plain_stat_record(root: Path, paths: list[str]) -> dict[str, object]:
-    """:func:`_stat_record` without units: each ``lstat`` summed as taken (a no-op after a
-    render settles its racy files this way: no map of 800,000 stats)."""
+    """:func:`_stat_record` without units: each ``lstat`` summed as taken (no map of
+    800,000 stats)."""
     since = time.time_ns() - RACY_NS
-    base = os.fspath(root)
     total = 0
-    kept: dict[str, str] = {}
+    racy: list[str] = []
     try:
         for rel, st in _lstat_each(root, paths):
             if max(st.st_ctime_ns, st.st_mtime_ns) < since:
                 total += _stat_item(rel, st)
-            elif (sha := _sha(os.path.join(base, rel))) is not None:
-                kept[rel] = sha
             else:
-                return {}
+                racy.append(rel)
     except OSError:
         return {}
-    return {"stat": _hex(total), "racy": kept, "extra": [p for p in paths if not p.startswith("rendered/")]}
+    return _stat_part(root, total, racy, paths)
+
+
+def _stat_part(root: Path, settled: int, racy: Iterable[str], paths: list[str]) -> dict[str, object]:
+    """The stat part of a record without units: the sum of the files old enough to trust by
+    stat (``settled``), the ``racy`` others kept by content, the outputs outside rendered/;
+    empty when a racy file cannot be read."""
+    base = os.fspath(root)
+    kept = {rel: _sha(os.path.join(base, rel)) for rel in racy}
+    if None in kept.values():
+        return {}
+    return {"stat": _hex(settled), "racy": kept, "extra": [p for p in paths if not p.startswith("rendered/")]}
 
 
 def _stats(root: Path, paths: Iterable[str]) -> dict[str, os.stat_result] | None:

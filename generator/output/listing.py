@@ -154,15 +154,8 @@ class Listing:
 
     def _frames(self) -> Iterator[bytes]:
         yield framed(_ENCODER.encode((_VERSION, self.tops)))
-        chunk: dict[str, _Folder] = {}
-        for folder, entry in self._folders.items():
-            if entry.stamp and folder not in self._racy:  # a racy one is read again next time
-                chunk[folder] = entry
-                if len(chunk) == _FRAME:
-                    yield framed(_ENCODER.encode(chunk))
-                    chunk = {}
-        if chunk:
-            yield framed(_ENCODER.encode(chunk))
+        # a racy one is read again next time
+        yield from _folder_frames((folder, entry) for folder, entry in self._folders.items() if entry.stamp and folder not in self._racy)
 
 
 class _Wire(msgspec.Struct, array_like=True):
@@ -184,8 +177,13 @@ def wire_frames(listing: Listing) -> Iterator[bytes]:
     every folder, racy or not, with or without its stat."""
     found = _Wire(listing.tops, listing.changed, sorted(listing.links), sorted(listing._unread), sorted(listing._racy), listing._file_links)
     yield framed(_ENCODER.encode(found))
-    folders = iter(listing._folders.items())
-    while chunk := dict(itertools.islice(folders, _FRAME)):
+    yield from _folder_frames(listing._folders.items())
+
+
+def _folder_frames(folders: Iterable[tuple[str, _Folder]]) -> Iterator[bytes]:
+    """``folders`` as frames of up to :data:`_FRAME` folders each."""
+    remaining = iter(folders)
+    while chunk := dict(itertools.islice(remaining, _FRAME)):
         yield framed(_ENCODER.encode(chunk))
 
 

@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar, cast
 
@@ -103,29 +103,19 @@ def render_parallel(
     _STATE.clear()
     _STATE.update(model=model, targets=list(targets), finish=finish)
     results: list[list[Finished]] = [[] for _ in work]
-    # concurrent.futures rather than multiprocessing.Pool: a worker that dies (killed, out
-    # of memory) fails the render with BrokenProcessPool instead of hanging it forever.
-    context = multiprocessing.get_context("fork")
-    pool = ProcessPoolExecutor(min(jobs, len(work)), mp_context=context, initializer=_worker_init, initargs=(os.getpid(),))
     try:
-        with _signals_held():
-            pending = [pool.submit(_run_at, (i, work[i])) for i in order]
-        try:
-            for count, future in enumerate(as_completed(pending), 1):
-                position, items = future.result()
-                results[position] = items
-                if progress is not None:
-                    progress(count, len(work))
-        except BrokenProcessPool:
-            raise OSError(errno.ECHILD, "a render worker process died (killed or out of memory); nothing was written") from None
-        finally:
-            for future in pending:
-                future.cancel()
-    except BaseException:
-        _stop(pool)
-        raise
-    else:
-        pool.shutdown(wait=True)
+        with _forked_pool(min(jobs, len(work))) as pool:
+            with _signals_held():
+                pending = [pool.submit(_run_at, (i, work[i])) for i in order]
+            try:
+                for count, future in enumerate(as_completed(pending), 1):
+                    position, items = _result(future, "render worker")
+                    results[position] = items
+                    if progress is not None:
+                        progress(count, len(work))
+            finally:
+                for future in pending:
+                    future.cancel()
     finally:
         _STATE.clear()
     for items in results:
@@ -151,29 +141,41 @@ def apart(call: Callable[[], T], *, wanted: bool) -> Iterator[Callable[[], T]]:
         yield lambda: done
         return
     _APART["call"] = call
-    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"), initializer=_worker_init, initargs=(os.getpid(),))
     # what exists now is left out of the collector's passes while both run: a pass writes to
     # every object it visits, and each page written is copied (the pages are shared)
     gc.freeze()
     try:
-        with _signals_held():
-            future = pool.submit(_run_apart)  # forks the worker now, with _APART as it is
+        with _forked_pool(1) as pool:
+            with _signals_held():
+                future = pool.submit(_run_apart)  # forks the worker now, with _APART as it is
+            yield lambda: cast(T, _result(future, "worker"))
+    finally:
+        _APART.clear()
+        gc.unfreeze()
 
-        def result() -> T:
-            try:
-                return cast(T, future.result())
-            except BrokenProcessPool:
-                raise OSError(errno.ECHILD, "a worker process died (killed or out of memory); nothing was written") from None
 
-        yield result
+@contextlib.contextmanager
+def _forked_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
+    """A pool of ``workers`` forked processes for the block: shut down when the block ends,
+    its workers killed when it fails (:func:`_stop`). concurrent.futures rather than
+    multiprocessing.Pool: a worker that dies (killed, out of memory) fails the block
+    (:func:`_result`) instead of hanging it forever."""
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=_worker_init, initargs=(os.getpid(),))
+    try:
+        yield pool
     except BaseException:
         _stop(pool)
         raise
     else:
         pool.shutdown(wait=True)
-    finally:
-        _APART.clear()
-        gc.unfreeze()
+
+
+def _result(future: Future[Any], who: str) -> Any:
+    """The worker's result, or what it raised; an OSError naming ``who`` when it died."""
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        raise OSError(errno.ECHILD, f"a {who} process died (killed or out of memory); nothing was written") from None
 
 
 #: The signals that stop a render (Ctrl-C, a cancelled CI job).

@@ -24,18 +24,12 @@ MEMO_FOLDER = "tenants"
 
 def load_parses(root: Path) -> ParseCache:
     """The last clean run's parses (empty when there are none or they cannot be read)."""
-    raw = None
-    with contextlib.suppress(OSError):
-        raw = read_file(root / PARSES_PATH)
-    return ParseCache.decode(raw)
+    return ParseCache.decode(_cached(root, PARSES_PATH))
 
 
 def save_parses(root: Path, catalog: Catalog) -> None:
     """Keep ``catalog``'s parses for the next run, when they differ from the last run's."""
-    data = catalog.parses.encode() if catalog.parses is not None else None
-    if data is not None:
-        with contextlib.suppress(OSError):  # a cache: a read-only tree just parses again
-            write_atomic(root / PARSES_PATH, data)
+    _keep(root, PARSES_PATH, catalog.parses.encode() if catalog.parses is not None else None)
 
 
 def load_memo(root: Path, catalog: Catalog, code: str, *, reuse: bool = True) -> FileMemo | None:
@@ -45,21 +39,25 @@ def load_memo(root: Path, catalog: Catalog, code: str, *, reuse: bool = True) ->
         return None
     identities = catalog.parses.identities
     context = memo_context(code, identities, MEMO_FOLDER)
-    raw = None
-    if reuse:
-        with contextlib.suppress(OSError):
-            raw = read_file(root / MEMO_PATH)
-    return FileMemo.decode(raw, context, identities)
+    return FileMemo.decode(_cached(root, MEMO_PATH) if reuse else None, context, identities)
 
 
 def save_memo(root: Path, catalog: Catalog) -> None:
     """Keep ``catalog``'s memo for the next run, when it differs from the last run's."""
-    if catalog.memo is None:
-        return
-    saved = None
+    if catalog.memo is not None:
+        _keep(root, MEMO_PATH, catalog.memo.encode(_cached(root, MEMO_PATH)))
+
+
+def _cached(root: Path, rel: str) -> bytes | None:
+    """A cache file's bytes; None when there is none or it cannot be read."""
     with contextlib.suppress(OSError):
-        saved = read_file(root / MEMO_PATH)
-    data = catalog.memo.encode(saved)
+        return read_file(root / rel)
+    return None
+
+
+def _keep(root: Path, rel: str, data: bytes | None) -> None:
+    """Write a cache file (``data`` None: nothing changed); a read-only tree just does
+    without it."""
     if data is not None:
         with contextlib.suppress(OSError):
-            write_atomic(root / MEMO_PATH, data)
+            write_atomic(root / rel, data)

@@ -28,7 +28,7 @@ from typing import Any, Literal, TypedDict, TypeVar, cast, get_type_hints, overl
 
 import msgspec
 
-from generator.catalog.parse_cache import Stamp
+from generator.catalog.parse_cache import Stamp, stamp_of
 from generator.errors import CatalogErrors, Location, UsageError
 from generator.formats import emit
 from generator.model.resolve import Model
@@ -97,9 +97,8 @@ def code_digest() -> str:
     return _CODE[key]
 
 
-def _stat_key(path: Path) -> tuple[int, int, int, int]:
-    st = path.stat()
-    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+def _stat_key(path: Path) -> Stamp:
+    return stamp_of(path.stat())
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ cache. docs/architecture.md.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import datetime
 import functools
@@ -361,7 +362,7 @@ def _stat_record(
     out: dict[str, object] = {
         "stat": _hex(total),
         "racy": kept,
-        "extra": [p for p in paths if not p.startswith("rendered/")],
+        "extra": _outside_rendered(paths),
     }
     if sums:
         out["units"] = sums
@@ -395,7 +396,15 @@ def _stat_part(root: Path, settled: int, racy: Iterable[str], paths: list[str]) 
     kept = {rel: _sha(os.path.join(base, rel)) for rel in racy}
     if None in kept.values():
         return {}
-    return {"stat": _hex(settled), "racy": kept, "extra": [p for p in paths if not p.startswith("rendered/")]}
+    return {"stat": _hex(settled), "racy": kept, "extra": _outside_rendered(paths)}
+
+
+def _outside_rendered(paths: list[str]) -> list[str]:
+    """The outputs outside rendered/ (the workflows) of ``paths``, which are sorted: those
+    under rendered/ are one run, found by bisection (at 10,000 tenants a test of each of
+    800,000 paths was ~0.2 s of an edit)."""
+    start, end = bisect.bisect_left(paths, "rendered/"), bisect.bisect_left(paths, "rendered0")  # "0" follows "/"
+    return paths[:start] + paths[end:]
 
 
 def _stats(root: Path, paths: Iterable[str]) -> dict[str, os.stat_result] | None:

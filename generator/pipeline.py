@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from generator.catalog.load import Catalog, find_root, read_catalog
 from generator.catalog.parse_cache import ParseCache
@@ -149,14 +149,20 @@ def build_incremental(
         # asked first: git's proof of a committed tree (if recorded) runs while the catalog loads
         proofs = checkcache.proofs(root) if base is None and trust_stat else None
         model = resolve_only(root, parses="reuse" if base is None else "none")
+        found = units.digests(root, model)
         # the policy judges the model on the other core while the units render (it needs the
         # model alone); its errors still come first, as when it ran before the render
         apart = parallel.usable(model, default_jobs())
-        with parallel.apart(functools.partial(judge, model, today or datetime.date.today()), wanted=apart) as verdict:
+        ahead = _foreseen(root, model, found) if apart and base is None else None
+        judging = functools.partial(judge, model, today or datetime.date.today())
+        calls: list[Callable[[], Any]] = [judging] if ahead is None else [functools.partial(units.render_fresh, model, ahead), judging]
+        with parallel.apart_in_turn(calls, wanted=apart) as waiting:
+            verdict = _Verdict(judging, waiting[-1])
             if not apart:
                 _refuse(verdict())  # judged here already: its errors before any render
+            early = None if ahead is None else units.Early(ahead, verdict.judging_while(waiting[0]))
             try:
-                result, plan = _render_units(root, model, base, proofs)
+                result, plan = _render_units(root, model, found, base, proofs, early)
             except Exception:
                 _refuse(verdict())
                 raise
@@ -170,11 +176,45 @@ def _refuse(policy: PolicyReport) -> None:
         raise CatalogErrors(policy.errors)
 
 
-def _render_units(root: Path, model: Model, base: Baseline | None, proofs: checkcache.Proofs | None) -> tuple[RenderResult, units.Plan]:
+class _Verdict:
+    """The policy's verdict: judged on the other core, unless judged here while the other
+    core renders the units foreseen (here the plan is done first, and would only wait)."""
+
+    def __init__(self, here: Callable[[], PolicyReport], apart: Callable[[], PolicyReport]) -> None:
+        self._here, self._apart = here, apart
+        self._judged: PolicyReport | None = None
+
+    def judging_while(self, wait: Callable[[], RenderResult]) -> Callable[[], RenderResult]:
+        """``wait``, with the policy judged here first (its twin on the other core is stopped)."""
+
+        def judged_then_waited() -> RenderResult:
+            if self._judged is None:
+                self._judged = self._here()
+            return wait()
+
+        return judged_then_waited
+
+    def __call__(self) -> PolicyReport:
+        return self._judged if self._judged is not None else self._apart()
+
+
+def _foreseen(root: Path, model: Model, found: units.Digests) -> frozenset[str] | None:
+    """The tenants whose catalog files changed since the last run (``units.foreseen``)."""
+    parses = model.catalog.parses
+    return None if parses is None else units.foreseen(root, model, found, parses.fresh)
+
+
+def _render_units(
+    root: Path,
+    model: Model,
+    found: units.Digests,
+    base: Baseline | None,
+    proofs: checkcache.Proofs | None,
+    early: units.Early | None = None,
+) -> tuple[RenderResult, units.Plan]:
     """The units whose inputs changed, rendered; the others reused from the working tree's
     manifests (and its files as the stat record vouches for them) or, with ``base``, the
-    base commit's."""
-    found = units.digests(root, model)
+    base commit's. ``early``: the fresh units, if foreseen and rendered already."""
     if base is not None:
         recorded = lambda unit: base.file(units.unit_path(unit))  # noqa: E731
         # the base's files git proves are on disk unchanged are not read (Baseline.vouch);
@@ -189,7 +229,7 @@ def _render_units(root: Path, model: Model, base: Baseline | None, proofs: check
     # the units as last decoded, by their manifests' stamps: only where stat is trusted
     with unit_cache.Reader(root, found.context, units.shared_entry(model)) if vouch is not None else nullcontext() as cache:
         return units.render_incremental(
-            model, root, found, units.working_tree(root), jobs=default_jobs(), vouch=vouch, fleet=fleet, cache=cache
+            model, root, found, units.working_tree(root), jobs=default_jobs(), vouch=vouch, fleet=fleet, cache=cache, early=early
         )
 
 

@@ -62,11 +62,17 @@ class ParseCache:
         self._old = old or {}
         self._kept: dict[str, msgspec.Raw | bytes] = {}
         self._changed = False
-        #: Files parsed afresh this run (for tests and the benchmark).
-        self.parsed = 0
+        #: Files parsed afresh this run, by path: new or changed since the last run's parse
+        #: (the pipeline foresees from them which tenants will render, ``units.foreseen``).
+        self.fresh: list[str] = []
         #: Every file this run read, by path: its sha256 and stat stamp (``file_memo`` keys
         #: facts by them, so a memo made anywhere else never matches, as the parses do not).
         self.identities: dict[str, bytes] = {}
+
+    @property
+    def parsed(self) -> int:
+        """How many files were parsed afresh this run (for tests and the benchmark)."""
+        return len(self.fresh)
 
     @classmethod
     def decode(cls, raw: bytes | None) -> ParseCache:
@@ -86,7 +92,7 @@ class ParseCache:
         reused = self._reuse(rel, sha, stamp)
         if reused is not None:
             return reused, []
-        self.parsed += 1
+        self.fresh.append(rel)
         self._changed = True
         doc, errors = parse_yaml(rel, raw)
         if doc is not None:

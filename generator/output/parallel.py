@@ -6,8 +6,8 @@ units go out and RenderedFile records come back. A unit is one target over one e
 for targets that declare ``PER_ENVIRONMENT = True`` (everything they produce for an
 environment depends on that environment's slice of the model alone), or one whole target
 otherwise. Results are collected in unit order, so the output is identical to a serial
-render (tested byte for byte). :func:`apart` runs one call (the policy's verdict) in a
-forked worker while this process goes on.
+render (tested byte for byte). :func:`apart` runs a call (the policy's verdict; the units a
+run will render, foreseen) in a forked worker while this process goes on.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import contextlib
 import ctypes
 import dataclasses
 import errno
+import functools
 import gc
 import multiprocessing
 import os
@@ -122,12 +123,13 @@ def render_parallel(
         yield from items
 
 
-#: The call :func:`apart` runs, as its forked worker inherits it (a closure does not pickle).
-_APART: dict[str, Callable[[], Any]] = {}
+#: The calls :func:`apart_in_turn` runs, by position, as its forked worker inherits them (a
+#: closure does not pickle).
+_APART: dict[int, Callable[[], Any]] = {}
 
 
-def _run_apart() -> Any:
-    return _APART["call"]()
+def _run_apart(position: int) -> Any:
+    return _APART[position]()
 
 
 @contextlib.contextmanager
@@ -136,22 +138,37 @@ def apart(call: Callable[[], T], *, wanted: bool) -> Iterator[Callable[[], T]]:
     function waits for its result, raising what it raised. Without ``wanted`` (or ``fork``)
     ``call`` runs here, before the block, as if there were no other core. The result is
     pickled back: it must be plain data."""
+    with apart_in_turn([call], wanted=wanted) as (result,):
+        yield cast(Callable[[], T], result)
+
+
+@contextlib.contextmanager
+def apart_in_turn(calls: Sequence[Callable[[], Any]], *, wanted: bool) -> Iterator[list[Callable[[], Any]]]:
+    """:func:`apart` for several calls, run one after another in the one worker (in order: the
+    first is the one awaited first); one waiter per call. A call not finished when the block
+    ends is stopped with its worker (nobody asked for it: no waiting for a result nobody
+    reads). Without ``wanted`` all run here first, in order."""
     if not wanted or "fork" not in multiprocessing.get_all_start_methods():
-        done = call()
-        yield lambda: done
+        yield [_given(call()) for call in calls]
         return
-    _APART["call"] = call
+    _APART.update(enumerate(calls))
     # what exists now is left out of the collector's passes while both run: a pass writes to
     # every object it visits, and each page written is copied (the pages are shared)
     gc.freeze()
     try:
         with _forked_pool(1) as pool:
             with _signals_held():
-                future = pool.submit(_run_apart)  # forks the worker now, with _APART as it is
-            yield lambda: cast(T, _result(future, "worker"))
+                futures = [pool.submit(_run_apart, position) for position in range(len(calls))]  # forks the worker now
+            yield [functools.partial(_result, future, "worker") for future in futures]
+            if not all(future.done() for future in futures):
+                _stop(pool)
     finally:
         _APART.clear()
         gc.unfreeze()
+
+
+def _given(value: T) -> Callable[[], T]:
+    return lambda: value
 
 
 @contextlib.contextmanager

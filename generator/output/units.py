@@ -700,6 +700,35 @@ class _History:
         return self.units if self.known else None
 
 
+def render_fresh(model: Model, tenants: frozenset[str]) -> RenderResult:
+    """The global unit and ``tenants``' units rendered (no other tenant's), as
+    :func:`render_incremental` renders them when it reuses the others."""
+    return render(dataclasses.replace(model, rendering=tenants), jobs=1, check=False)
+
+
+def foreseen(root: Path, model: Model, found: Digests, fresh: Iterable[str]) -> frozenset[str] | None:
+    """The tenants :func:`plan` will render when ``fresh`` (the catalog files parsed afresh
+    this run: new or changed since the last run) are all that changed: their tenants, when
+    each is a tenant's own file, they are a few and the context is the recorded global
+    unit's; else None. A guess the plan never relies on (:class:`Early`)."""
+    own = {entry.path: name for name, entry in model.catalog.tenants.items()}
+    tenants = {own.get(rel) for rel in fresh}
+    if None in tenants or len(tenants) > FULL_SHARE * max(1, len(model.catalog.tenants)):
+        return None
+    glob = parse_unit(working_tree(root)(GLOBAL), shared_values(model))
+    return frozenset(cast(set[str], tenants)) if glob is not None and glob.inputs == found.context else None
+
+
+@dataclass(frozen=True)
+class Early:
+    """:func:`render_fresh` of ``tenants``, started before the plan ran (on the other core,
+    ``parallel.apart_in_turn``): :func:`render_incremental` takes it only when the plan
+    renders exactly these tenants and reuses the others, so it is the render it would make."""
+
+    tenants: frozenset[str]
+    result: Callable[[], RenderResult]
+
+
 def render_incremental(
     model: Model,
     root: Path,
@@ -709,14 +738,20 @@ def render_incremental(
     vouch: Vouch | None = None,
     fleet: Fleet | None = None,
     cache: unit_cache.Reader | None = None,
+    early: Early | None = None,
 ) -> tuple[RenderResult, Plan]:
     """Render the global unit and every tenant the plan needs; reuse the rest. The result
     is byte-identical to a full render (tested) and includes every unit's manifest.
-    ``cache``: :func:`plan`'s."""
+    ``cache``: :func:`plan`'s. ``early``: the fresh units, if rendered already."""
     todo = plan(root, model, found, recorded, vouch, fleet, cache)
     few = len(todo.render) <= FULL_SHARE * max(1, len(model.catalog.tenants))
-    scoped = dataclasses.replace(model, rendering=frozenset(todo.render)) if todo.reused else model
-    fresh = render(scoped, jobs=1 if few else jobs, check=False)
+    if early is not None and todo.reused and early.tenants == todo.render:
+        fresh = early.result()
+    elif todo.reused and few:
+        fresh = render_fresh(model, frozenset(todo.render))
+    else:
+        scoped = dataclasses.replace(model, rendering=frozenset(todo.render)) if todo.reused else model
+        fresh = render(scoped, jobs=1 if few else jobs, check=False)
     entries = todo.entries  # the reused units' entries, merged by the plan
     files: dict[str, bytes] = {}
     declared: dict[str, contracts.Declared] = {}

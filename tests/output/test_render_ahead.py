@@ -1,0 +1,149 @@
+"""The units a run will render, foreseen from the catalog files that changed and rendered on
+the other core while the plan runs (``units.foreseen``, ``units.Early``,
+``parallel.apart_in_turn``): taken only when the plan renders exactly those tenants, so the
+tree is the one a full render makes; the policy is then judged here, its errors still first."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from generator import pipeline
+from generator.errors import CatalogErrors
+from generator.output import parallel, units
+from helpers.catalog_edit import edit_yaml, override
+from helpers.repo import snapshot
+from tests.helpers.repo import copy_repo
+
+
+def test_calls_apart_run_in_turn_in_one_worker() -> None:
+    with parallel.apart_in_turn([os.getpid, time.monotonic_ns, os.getpid], wanted=True) as (first, clock, last):
+        assert first() == last() != os.getpid()
+        assert isinstance(clock(), int)
+
+
+def test_a_call_nobody_asks_for_is_stopped_when_the_block_ends() -> None:
+    started = time.monotonic()
+    with parallel.apart_in_turn([os.getpid, lambda: time.sleep(60)], wanted=True) as (worker, _):
+        pid = worker()
+    assert time.monotonic() - started < 30  # not the 60 s the second call sleeps
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # killed and reaped
+
+
+def test_unwanted_every_call_runs_here_first_in_order() -> None:
+    order: list[int] = []
+    with parallel.apart_in_turn([lambda: order.append(1) or 1, lambda: order.append(2) or 2], wanted=False) as (one, two):
+        assert order == [1, 2]
+        assert (one(), two()) == (1, 2)
+
+
+def _spy(monkeypatch: pytest.MonkeyPatch, module: object, name: str, log: Path) -> None:
+    """Each call of ``module.name`` adds the calling process's pid to ``log`` (a worker's
+    own list would stay in the worker)."""
+    real = getattr(module, name)
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        with log.open("a") as out:
+            out.write(f"{os.getpid()}\n")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, spy)
+
+
+@pytest.fixture
+def rendered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the sample, rendered once (its parses cached), with the other core used
+    (the sample is too small for that otherwise)."""
+    monkeypatch.setattr(parallel, "MIN_DEPLOYMENTS", 0)
+    monkeypatch.setenv("COMPANYOS_JOBS", "2")
+    repo = copy_repo(tmp_path / "repo")
+    pipeline.render_tree(repo)
+    return repo
+
+
+@pytest.fixture
+def calls(rendered: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """Where each render and each judgement ran, by pid."""
+    logs = {"render": tmp_path / "rendered-by", "judge": tmp_path / "judged-by"}
+    for log in logs.values():
+        log.write_text("")
+    _spy(monkeypatch, units, "render", logs["render"])
+    _spy(monkeypatch, pipeline, "evaluate", logs["judge"])
+    return logs
+
+
+def _pids(log: Path) -> list[str]:
+    return log.read_text().split()
+
+
+def _owner(repo: Path, tenant: str, owner: str) -> None:
+    edit_yaml(repo / f"tenants/{tenant}.yaml", lambda data: data.__setitem__("owner", owner))
+
+
+def test_which_tenants_are_foreseen(rendered: Path) -> None:
+    def foreseen() -> frozenset[str] | None:
+        model = pipeline.resolve_only(rendered)
+        assert model.catalog.parses is not None
+        return units.foreseen(rendered, model, units.digests(rendered, model), model.catalog.parses.fresh)
+
+    assert foreseen() == frozenset()  # nothing changed since the render
+    _owner(rendered, "acme", "platform@example.com")
+    _owner(rendered, "globex", "platform@example.com")
+    assert foreseen() == {"acme", "globex"}
+    pipeline.render_tree(rendered)
+    assert foreseen() == frozenset()
+    edit_yaml(rendered / "catalog/tiers/standard.yaml", lambda data: data.__setitem__("description", "changed"))
+    assert foreseen() is None  # not a tenant's file: everything renders
+    pipeline.render_tree(rendered)
+    (rendered / "templates/runbooks/restore.md.j2").write_text((rendered / "templates/runbooks/restore.md.j2").read_text() + "\n")
+    assert foreseen() is None  # no catalog file changed, but the context did
+
+
+def test_a_one_tenant_edit_takes_the_render_made_on_the_other_core(rendered: Path, calls: dict[str, Path]) -> None:
+    _owner(rendered, "acme", "platform@example.com")
+    done = pipeline.render_tree(rendered)
+    assert done.report.written
+    assert len(_pids(calls["render"])) == 1 and str(os.getpid()) not in _pids(calls["render"])  # rendered in the worker alone
+    assert str(os.getpid()) in _pids(calls["judge"])  # judged here while it rendered (the twin apart may have begun)
+    _, status = pipeline.check(rendered, full=True)
+    assert status.clean
+
+
+def test_a_plan_that_renders_other_tenants_renders_here(rendered: Path, calls: dict[str, Path]) -> None:
+    """acme is foreseen; a hand edit of globex's output makes the plan render globex too:
+    the worker's render is not the one the plan needs, and the tree still ends as a full
+    render makes it."""
+    _owner(rendered, "acme", "platform@example.com")
+    edited = next(p for p in sorted((rendered / "rendered").rglob("*globex*")) if p.is_file())
+    edited.write_bytes(edited.read_bytes() + b"# by hand\n")
+    pipeline.render_tree(rendered)
+    assert str(os.getpid()) in _pids(calls["render"])  # the plan's render, here
+    assert b"# by hand" not in edited.read_bytes()
+    _, status = pipeline.check(rendered, full=True)
+    assert status.clean
+
+
+def test_policy_errors_come_first_when_the_render_ahead_fails(
+    rendered: Path, calls: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CO007 violation in the edited tenant while the render on the other core fails: the
+    policy's errors are raised, and nothing is written."""
+    override(rendered, "globex", "prod", {"database": {"multi_az": False}})
+    before = snapshot(rendered)
+    with pytest.raises(CatalogErrors) as raised:
+        pipeline.render_tree(rendered)
+    assert any("CO007" in str(e) for e in raised.value.errors)
+    assert str(os.getpid()) in _pids(calls["judge"])
+
+    def fails(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise CatalogErrors([])
+
+    monkeypatch.setattr(units, "render_fresh", fails)
+    with pytest.raises(CatalogErrors) as raised:
+        pipeline.render_tree(rendered)
+    assert any("CO007" in str(e) for e in raised.value.errors)
+    assert snapshot(rendered) == before

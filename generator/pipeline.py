@@ -153,7 +153,7 @@ def build_incremental(
         # the policy judges the model on the other core while the units render (it needs the
         # model alone); its errors still come first, as when it ran before the render
         apart = parallel.usable(model, default_jobs())
-        ahead = _foreseen(root, model, found) if apart and base is None else None
+        ahead = _foreseen(root, model, found, base) if apart else None
         judging = functools.partial(judge, model, today or datetime.date.today())
         calls: list[Callable[[], Any]] = [judging] if ahead is None else [functools.partial(units.render_fresh, model, ahead), judging]
         with parallel.apart_in_turn(calls, wanted=apart) as waiting:
@@ -177,31 +177,38 @@ def _refuse(policy: PolicyReport) -> None:
 
 
 class _Verdict:
-    """The policy's verdict: judged on the other core, unless judged here while the other
-    core renders the units foreseen (here the plan is done first, and would only wait)."""
+    """The policy's verdict: judged on the other core after the units foreseen are rendered
+    there, unless judged here while they are not rendered yet (this process would only wait:
+    a one-tenant edit's plan is done before the fleet-wide global unit is rendered)."""
 
     def __init__(self, here: Callable[[], PolicyReport], apart: Callable[[], PolicyReport]) -> None:
         self._here, self._apart = here, apart
         self._judged: PolicyReport | None = None
 
-    def judging_while(self, wait: Callable[[], RenderResult]) -> Callable[[], RenderResult]:
-        """``wait``, with the policy judged here first (its twin on the other core is stopped)."""
+    def judging_while(self, rendered: parallel.Waiter[RenderResult]) -> Callable[[], RenderResult]:
+        """``rendered``'s result, the policy judged here first if it is not there yet (its twin
+        on the other core is then stopped unfinished: ``parallel.apart_in_turn``)."""
 
-        def judged_then_waited() -> RenderResult:
-            if self._judged is None:
+        def waited() -> RenderResult:
+            if self._judged is None and not rendered.ready():
                 self._judged = self._here()
-            return wait()
+            return rendered()
 
-        return judged_then_waited
+        return waited
 
     def __call__(self) -> PolicyReport:
         return self._judged if self._judged is not None else self._apart()
 
 
-def _foreseen(root: Path, model: Model, found: units.Digests) -> frozenset[str] | None:
-    """The tenants whose catalog files changed since the last run (``units.foreseen``)."""
+def _foreseen(root: Path, model: Model, found: units.Digests, base: Baseline | None) -> frozenset[str] | None:
+    """The tenants whose catalog files changed (``units.foreseen``): since the last run (the
+    files parsed afresh), or with ``base`` since the base commit (the tenant files whose
+    bytes are not the base's)."""
+    if base is not None:
+        changed = [entry.path for entry in model.catalog.tenants.values() if entry.path not in base.same_tenant_files]
+        return units.foreseen(model, found, changed, lambda unit: base.file(units.unit_path(unit)))
     parses = model.catalog.parses
-    return None if parses is None else units.foreseen(root, model, found, parses.fresh)
+    return None if parses is None else units.foreseen(model, found, parses.fresh, units.working_tree(root))
 
 
 def _render_units(
@@ -220,7 +227,7 @@ def _render_units(
         # the base's files git proves are on disk unchanged are not read (Baseline.vouch);
         # its unit manifests passed the contract check together when it was merged
         every = units.Fleet(frozenset(base.unit_manifests()), lambda unit, recorded: True)
-        return units.render_incremental(model, root, found, recorded, jobs=default_jobs(), vouch=base.vouch, fleet=every)
+        return units.render_incremental(model, root, found, recorded, jobs=default_jobs(), vouch=base.vouch, fleet=every, early=early)
     fleet: units.Fleet | None = None
     if proofs is not None and proofs.fleet is not None:  # a unit is the verified fleet's while its manifest holds the bytes verified then
         paths, same = proofs.fleet

@@ -156,8 +156,12 @@ class Baseline:
     held: dict[str, bytes] = field(default_factory=dict, repr=False)
     #: git comparing the working tree with the base, started with the baseline; read once by :attr:`_moved`.
     _moving: Callable[[], frozenset[str] | None] = field(init=False, repr=False, compare=False)
+    #: The base's tenant files whose working-tree bytes are the base's (those :attr:`held` at
+    #: the start): every other tenant file of the working tree changed or is new.
+    same_tenant_files: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        self.same_tenant_files = frozenset(self.held)
         # started now, it runs while the catalog loads (an answer nobody asks for: git is stopped when this is collected)
         self._moving = self.committed.moved_later() if self.committed is not None and self.worktree is not None else _nothing_proven
 

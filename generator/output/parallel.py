@@ -16,7 +16,6 @@ import contextlib
 import ctypes
 import dataclasses
 import errno
-import functools
 import gc
 import multiprocessing
 import os
@@ -27,7 +26,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 from generator.formats.templating import Templates
 from generator.model.resolve import Model
@@ -142,14 +141,28 @@ def apart(call: Callable[[], T], *, wanted: bool) -> Iterator[Callable[[], T]]:
         yield cast(Callable[[], T], result)
 
 
+class Waiter(Generic[T]):
+    """A call's result from the worker: calling it waits for it (and raises what the call
+    raised); :meth:`ready` says whether it is there already."""
+
+    def __init__(self, future: Future[T] | None, value: T | None = None) -> None:
+        self._future, self._value = future, value
+
+    def ready(self) -> bool:
+        return self._future is None or self._future.done()
+
+    def __call__(self) -> T:
+        return cast(T, self._value) if self._future is None else cast(T, _result(self._future, "worker"))
+
+
 @contextlib.contextmanager
-def apart_in_turn(calls: Sequence[Callable[[], Any]], *, wanted: bool) -> Iterator[list[Callable[[], Any]]]:
+def apart_in_turn(calls: Sequence[Callable[[], Any]], *, wanted: bool) -> Iterator[list[Waiter[Any]]]:
     """:func:`apart` for several calls, run one after another in the one worker (in order: the
     first is the one awaited first); one waiter per call. A call not finished when the block
     ends is stopped with its worker (nobody asked for it: no waiting for a result nobody
     reads). Without ``wanted`` all run here first, in order."""
     if not wanted or "fork" not in multiprocessing.get_all_start_methods():
-        yield [_given(call()) for call in calls]
+        yield [Waiter(None, call()) for call in calls]
         return
     _APART.update(enumerate(calls))
     # what exists now is left out of the collector's passes while both run: a pass writes to
@@ -159,16 +172,12 @@ def apart_in_turn(calls: Sequence[Callable[[], Any]], *, wanted: bool) -> Iterat
         with _forked_pool(1) as pool:
             with _signals_held():
                 futures = [pool.submit(_run_apart, position) for position in range(len(calls))]  # forks the worker now
-            yield [functools.partial(_result, future, "worker") for future in futures]
+            yield [Waiter(future) for future in futures]
             if not all(future.done() for future in futures):
                 _stop(pool)
     finally:
         _APART.clear()
         gc.unfreeze()
-
-
-def _given(value: T) -> Callable[[], T]:
-    return lambda: value
 
 
 @contextlib.contextmanager

@@ -706,16 +706,16 @@ def render_fresh(model: Model, tenants: frozenset[str]) -> RenderResult:
     return render(dataclasses.replace(model, rendering=tenants), jobs=1, check=False)
 
 
-def foreseen(root: Path, model: Model, found: Digests, fresh: Iterable[str]) -> frozenset[str] | None:
-    """The tenants :func:`plan` will render when ``fresh`` (the catalog files parsed afresh
-    this run: new or changed since the last run) are all that changed: their tenants, when
-    each is a tenant's own file, they are a few and the context is the recorded global
-    unit's; else None. A guess the plan never relies on (:class:`Early`)."""
+def foreseen(model: Model, found: Digests, changed: Iterable[str], recorded: Recorded) -> frozenset[str] | None:
+    """The tenants :func:`plan` will render when ``changed`` (catalog files new or changed
+    since the ``recorded`` units were made) are all that changed: their tenants, when each
+    is a tenant's own file, they are a few and the context is the recorded global unit's;
+    else None. A guess the plan never relies on (:class:`Early`)."""
     own = {entry.path: name for name, entry in model.catalog.tenants.items()}
-    tenants = {own.get(rel) for rel in fresh}
+    tenants = {own.get(rel) for rel in changed}
     if None in tenants or len(tenants) > FULL_SHARE * max(1, len(model.catalog.tenants)):
         return None
-    glob = parse_unit(working_tree(root)(GLOBAL), shared_values(model))
+    glob = parse_unit(recorded(GLOBAL), shared_values(model))
     return frozenset(cast(set[str], tenants)) if glob is not None and glob.inputs == found.context else None
 
 

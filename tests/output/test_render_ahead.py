@@ -5,6 +5,7 @@ tree is the one a full render makes; the policy is then judged here, its errors 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from pathlib import Path
@@ -12,9 +13,11 @@ from pathlib import Path
 import pytest
 
 from generator import pipeline
+from generator.catalog import snapshot as baseline
 from generator.errors import CatalogErrors
 from generator.output import parallel, units
 from helpers.catalog_edit import edit_yaml, override
+from helpers.gitrepo import commit_all
 from helpers.repo import snapshot
 from tests.helpers.repo import copy_repo
 
@@ -88,7 +91,7 @@ def test_which_tenants_are_foreseen(rendered: Path) -> None:
     def foreseen() -> frozenset[str] | None:
         model = pipeline.resolve_only(rendered)
         assert model.catalog.parses is not None
-        return units.foreseen(rendered, model, units.digests(rendered, model), model.catalog.parses.fresh)
+        return units.foreseen(model, units.digests(rendered, model), model.catalog.parses.fresh, units.working_tree(rendered))
 
     assert foreseen() == frozenset()  # nothing changed since the render
     _owner(rendered, "acme", "platform@example.com")
@@ -103,14 +106,43 @@ def test_which_tenants_are_foreseen(rendered: Path) -> None:
     assert foreseen() is None  # no catalog file changed, but the context did
 
 
-def test_a_one_tenant_edit_takes_the_render_made_on_the_other_core(rendered: Path, calls: dict[str, Path]) -> None:
+def _slowed(monkeypatch: pytest.MonkeyPatch, module: object, name: str, *, here: bool) -> None:
+    """``module.name`` made 5 s slower, in this process (``here``) or in the worker only."""
+    real, parent = getattr(module, name), os.getpid()
+
+    def slow(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if (os.getpid() == parent) == here:
+            time.sleep(5)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, slow)
+
+
+def test_a_one_tenant_edit_takes_the_render_made_on_the_other_core(
+    rendered: Path, calls: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker's render is not there when the plan is done: the policy is judged here
+    meanwhile (first: its twin in the worker starts after the render)."""
+    _slowed(monkeypatch, units, "render_fresh", here=False)
     _owner(rendered, "acme", "platform@example.com")
     done = pipeline.render_tree(rendered)
     assert done.report.written
     assert len(_pids(calls["render"])) == 1 and str(os.getpid()) not in _pids(calls["render"])  # rendered in the worker alone
-    assert str(os.getpid()) in _pids(calls["judge"])  # judged here while it rendered (the twin apart may have begun)
+    assert _pids(calls["judge"])[0] == str(os.getpid())
+    assert done.built is not None and done.built.policy == pipeline.judge(done.built.model)
     _, status = pipeline.check(rendered, full=True)
     assert status.clean
+
+
+def test_a_render_made_before_the_plan_is_done_leaves_the_policy_to_the_worker(
+    rendered: Path, calls: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _slowed(monkeypatch, units, "plan", here=True)
+    _owner(rendered, "acme", "platform@example.com")
+    done = pipeline.render_tree(rendered)
+    assert str(os.getpid()) not in _pids(calls["render"])
+    assert len(_pids(calls["judge"])) == 1 and str(os.getpid()) not in _pids(calls["judge"])  # judged there, after the render
+    assert done.built is not None and done.built.policy == pipeline.judge(done.built.model)
 
 
 def test_a_plan_that_renders_other_tenants_renders_here(rendered: Path, calls: dict[str, Path]) -> None:
@@ -147,3 +179,40 @@ def test_policy_errors_come_first_when_the_render_ahead_fails(
         pipeline.render_tree(rendered)
     assert any("CO007" in str(e) for e in raised.value.errors)
     assert snapshot(rendered) == before
+
+
+def _check_base(repo: Path, ref: str) -> tuple[units.Plan, bool, list[str]]:
+    with baseline.at(repo, ref) as base:
+        _, plan = pipeline.build_incremental(repo, base)
+        _, status = pipeline.check(repo, full=False, base=base)
+    return plan, status.clean, [*status.changed, *status.missing, *status.stale, *status.unmanaged]
+
+
+def test_check_base_takes_the_render_made_on_the_other_core(rendered: Path, calls: dict[str, Path]) -> None:
+    """The tenants foreseen from the tenant files whose bytes are not the base's."""
+    commit_all(rendered, "base")
+    _owner(rendered, "acme", "platform@example.com")
+    pipeline.render_tree(rendered)
+    commit_all(rendered, "acme's owner")
+    calls["render"].write_text("")
+    plan, clean, problems = _check_base(rendered, "HEAD~1")
+    assert clean, problems
+    assert plan.render == {"acme"} and _pids(calls["render"]) and str(os.getpid()) not in _pids(calls["render"])
+
+
+def test_check_base_compares_a_forged_output_with_the_render_made_on_the_other_core(rendered: Path, calls: dict[str, Path]) -> None:
+    """The edited tenant's output and its entry forged together in the pull request."""
+    commit_all(rendered, "base")
+    _owner(rendered, "acme", "platform@example.com")
+    pipeline.render_tree(rendered)
+    manifest = rendered / units.unit_path("tenant/acme")
+    forged = next(p for p in sorted((rendered / "rendered/helm").rglob("*acme*")) if p.is_file())
+    old = hashlib.sha256(forged.read_bytes()).hexdigest()
+    forged.write_bytes(forged.read_bytes() + b"# forged\n")
+    assert old in manifest.read_text()
+    manifest.write_text(manifest.read_text().replace(old, hashlib.sha256(forged.read_bytes()).hexdigest()))
+    commit_all(rendered, "acme's owner, and a forged file")
+    calls["render"].write_text("")
+    plan, clean, problems = _check_base(rendered, "HEAD~1")
+    assert plan.render == {"acme"} and str(os.getpid()) not in _pids(calls["render"])
+    assert not clean and forged.relative_to(rendered).as_posix() in problems

@@ -7,8 +7,9 @@ and, per file, its sha256, manifest entry and declared contracts. A tenant's inp
 own files under tenants/; everything else (other catalog files, templates, the
 generator's code, output-shaping library versions) is the *context*, recorded once in
 ``global.json``: a context change re-renders everything. The global unit always renders
-(it is small). A unit whose inputs and files still match its manifest is reused as
-recorded; contracts and limits are checked over every unit each run, policy runs before.
+(any tenant may touch it; often ahead, on the other core: :class:`Early`). A unit whose
+inputs and files still match its manifest is reused as recorded; contracts and limits are
+checked over every unit each run, policy runs before.
 ``check --base`` takes the recorded manifests from the base commit instead of the working
 tree: see docs/incremental.md for the trust argument.
 """

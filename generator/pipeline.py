@@ -151,7 +151,8 @@ def build_incremental(
         model = resolve_only(root, parses="reuse" if base is None else "none")
         found = units.digests(root, model)
         # the policy judges the model on the other core while the units render (it needs the
-        # model alone); its errors still come first, as when it ran before the render
+        # model alone); its errors still come first, as when it ran before the render. There,
+        # before it, the units foreseen render while the plan runs here (units.Early)
         apart = parallel.usable(model, default_jobs())
         ahead = _foreseen(root, model, found, base) if apart else None
         judging = functools.partial(judge, model, today or datetime.date.today())
@@ -206,9 +207,14 @@ def _foreseen(root: Path, model: Model, found: units.Digests, base: Baseline | N
     bytes are not the base's)."""
     if base is not None:
         changed = [entry.path for entry in model.catalog.tenants.values() if entry.path not in base.same_tenant_files]
-        return units.foreseen(model, found, changed, lambda unit: base.file(units.unit_path(unit)))
+        return units.foreseen(model, found, changed, _recorded_at(base))
     parses = model.catalog.parses
     return None if parses is None else units.foreseen(model, found, parses.fresh, units.working_tree(root))
+
+
+def _recorded_at(base: Baseline) -> units.Recorded:
+    """The base commit's recorded units (``check --base`` trusts no other)."""
+    return lambda unit: base.file(units.unit_path(unit))
 
 
 def _render_units(
@@ -223,7 +229,7 @@ def _render_units(
     manifests (and its files as the stat record vouches for them) or, with ``base``, the
     base commit's. ``early``: the fresh units, if foreseen and rendered already."""
     if base is not None:
-        recorded = lambda unit: base.file(units.unit_path(unit))  # noqa: E731
+        recorded = _recorded_at(base)
         # the base's files git proves are on disk unchanged are not read (Baseline.vouch);
         # its unit manifests passed the contract check together when it was merged
         every = units.Fleet(frozenset(base.unit_manifests()), lambda unit, recorded: True)

@@ -275,7 +275,7 @@ def render_tree(root: Path | None = None, progress: Callable[[int, int], None] |
         tree.recover(root)
         with lock.hold(root):
             inputs = checkcache.inputs_digest(root)  # the record's key, and the new record's if we render
-            files = checkcache.known_clean(root, inputs)
+            files = checkcache.known_clean(root, inputs, apart=default_jobs() > 1)
             if files is not None:
                 return Rendered(None, tree.WriteReport(unchanged=files), files, checkcache.notes(root))
     built, report = render_to_disk(root, progress, full=full, inputs=inputs)
@@ -344,7 +344,7 @@ def check(
     inputs = checkcache.inputs_digest(root) if use_cache else None
     if inputs is not None:
         with tree.quiescent(root):  # never read a tree while it is being written
-            files = checkcache.known_clean(root, inputs)
+            files = checkcache.known_clean(root, inputs, apart=default_jobs() > 1)
         if files is not None:
             return None, tree.TreeStatus(unchanged=files)
     vouched: frozenset[str] | None = None  # units the stat record vouched for, under the lock

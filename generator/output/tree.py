@@ -87,10 +87,11 @@ class WriteReport:
     removed_leftovers: list[str] = field(default_factory=list)
 
 
-def scan(root: Path, folders: Iterable[str]) -> Iterator[tuple[str, os.DirEntry[str]]]:
+def scan(root: Path, folders: Iterable[str], depth: int | None = None) -> Iterator[tuple[str, os.DirEntry[str]]]:
     """(repository-relative path, entry) of everything below ``folders``: one ``os.scandir``
     walk (it knows each entry's type without a stat on Linux) that descends real folders only,
-    never a link; an unreadable folder is skipped."""
+    never a link; an unreadable folder is skipped. ``depth``: folders with that many slashes
+    in their path are listed, not descended (a caller splits the walk by them)."""
     base = os.fspath(root)
     pending = [folder for folder in folders if os.path.isdir(os.path.join(base, folder))]
     while pending:
@@ -101,7 +102,7 @@ def scan(root: Path, folders: Iterable[str]) -> Iterator[tuple[str, os.DirEntry[
             continue
         for entry in entries:
             rel = f"{folder}/{entry.name}"
-            if entry.is_dir(follow_symlinks=False):
+            if entry.is_dir(follow_symlinks=False) and (depth is None or rel.count("/") < depth):
                 pending.append(rel)
             yield rel, entry
 

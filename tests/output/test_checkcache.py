@@ -474,3 +474,60 @@ def test_asking_whether_a_vouched_file_is_an_output_reads_no_unit_manifest(rende
     assert not globex.held and globex._shas is None
     assert all(path in shas for path in globex.entries) and "rendered/nowhere.yaml" not in shas
     assert globex._shas is None
+
+
+@pytest.fixture
+def split_walk(monkeypatch, tmp_path):
+    """Every walk split with a worker (the sample is far below WALK_APART_FILES); the file
+    each process that tallies a share of it adds its pid to."""
+    import os
+
+    monkeypatch.setattr(checkcache, "WALK_APART_FILES", 0)
+    shares = tmp_path / "shares"
+    shares.write_text("")
+    real = checkcache._tally_below
+
+    def spy(root, folders, *rest):  # type: ignore[no-untyped-def]
+        found = real(root, folders, *rest)
+        with shares.open("a") as out:
+            out.write(f"{os.getpid()} {len(found.paths)}\n")
+        return found
+
+    monkeypatch.setattr(checkcache, "_tally_below", spy)
+    return shares
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_a_walk_split_with_a_worker_tallies_what_the_walk_here_tallies(rendered_repo, monkeypatch, split_walk, depth):
+    """Every file once, in one half or the other, at any split depth: a stray file at the top,
+    a deep one, a link, a leftover temporary file, a recorded racy file and a wanted one."""
+    import os
+    import time
+
+    monkeypatch.setattr(checkcache, "_SPLIT_DEPTH", depth)
+    (rendered_repo / "rendered/stray.yaml").write_text("x")
+    (rendered_repo / "rendered/helm/dev/globex/stray.yaml").write_text("x")
+    os.symlink("api.yaml", rendered_repo / "rendered/helm/dev/globex/link.yaml")
+    (rendered_repo / "rendered/helm/dev/acme/api.yaml.companyos-tmp").write_text("x")
+    wanted, racy = {".github/workflows/render-check.yml"}, {"rendered/helm/dev/acme/api.yaml"}
+    since = time.time_ns() - 10**9
+    here = checkcache._walk_tally(rendered_repo, wanted, racy, since, apart=False)
+    split = checkcache._walk_tally(rendered_repo, wanted, racy, since, apart=True)
+    assert (split.total, split.settled, split.wanted, split.racy) == (here.total, here.settled, here.wanted, here.racy)
+    assert sorted(split.paths) == sorted(here.paths) and sorted(split.racy_now) == sorted(here.racy_now)
+    assert here.wanted == 1 and here.racy == 1 and "rendered/helm/dev/globex/link.yaml" in here.paths
+    pid, share = split_walk.read_text().split()
+    assert int(pid) != os.getpid() and 0 < int(share) < len(here.paths)  # the worker walked a real share
+
+
+def test_a_no_op_walked_apart_is_clean_and_still_catches_a_same_size_edit(rendered_repo, monkeypatch, split_walk):
+    record = _record(rendered_repo, monkeypatch, racy_ns=0)
+    monkeypatch.setattr(checkcache, "inputs_digest", lambda root: record["inputs"])
+    no_render(monkeypatch)
+    real = checkcache._read_sum
+    monkeypatch.setattr(checkcache, "_read_sum", lambda *a, **k: (_ for _ in ()).throw(AssertionError("hashed the outputs")))
+    assert checkcache.known_clean(rendered_repo, apart=True) == record["files"]  # by the stat sum of both halves
+    assert split_walk.read_text()
+    monkeypatch.setattr(checkcache, "_read_sum", real)
+    _same_size_edit(rendered_repo / "rendered/helm/dev/globex/api.yaml")
+    assert checkcache.known_clean(rendered_repo, apart=True) is None

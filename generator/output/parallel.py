@@ -6,8 +6,8 @@ units go out and RenderedFile records come back. A unit is one target over one e
 for targets that declare ``PER_ENVIRONMENT = True`` (everything they produce for an
 environment depends on that environment's slice of the model alone), or one whole target
 otherwise. Results are collected in unit order, so the output is identical to a serial
-render (tested byte for byte). :func:`apart` runs a call (the policy's verdict; the units a
-run will render, foreseen) in a forked worker while this process goes on.
+render (tested byte for byte). :func:`apart` runs a call (the policy's verdict, the units a
+run will render, half of a no-op's stat walk) in a forked worker while this process goes on.
 """
 
 from __future__ import annotations

@@ -113,16 +113,30 @@ def _sha(path: str) -> str | None:
     return None if data is None else hashlib.sha256(data).hexdigest()
 
 
-def _walk_stats(root: Path, folders: Iterable[str] = tree.OUTPUT_DIRS) -> Iterator[tuple[str, os.stat_result]]:
+#: From this many output files (as recorded), :func:`_stat_clean` walks half the folders in
+#: a forked worker (the other core): at 10,000 tenants, 800,000 ``lstat`` and sums.
+WALK_APART_FILES = 50_000
+#: It splits the walk by the folders this many slashes down (``rendered/helm/dev/<tenant>``).
+_SPLIT_DEPTH = 3
+
+
+def _walk_stats(
+    root: Path, folders: Iterable[str] = tree.OUTPUT_DIRS, *, stop_at: list[str] | None = None
+) -> Iterator[tuple[str, os.stat_result]]:
     """Every file (and link) below ``folders`` with its own ``lstat`` (``tree.scan``), as the
     walk finds them: a caller sums them as they come (800,000 ``stat_result``s held at once
-    were ~300 MB at 10,000 tenants)."""
-    for rel, entry in tree.scan(root, folders):
-        if not entry.is_dir(follow_symlinks=False):
-            try:
-                yield rel, entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
+    were ~300 MB at 10,000 tenants). ``stop_at``: the folders :data:`_SPLIT_DEPTH` down are
+    added to it instead of walked."""
+    depth = None if stop_at is None else _SPLIT_DEPTH
+    for rel, entry in tree.scan(root, folders, depth):
+        if entry.is_dir(follow_symlinks=False):
+            if stop_at is not None and rel.count("/") >= _SPLIT_DEPTH:
+                stop_at.append(rel)
+            continue
+        try:
+            yield rel, entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
 
 
 def _stat_sum(paths: Iterable[str], stats: Mapping[str, os.stat_result]) -> int:
@@ -205,26 +219,13 @@ def _tally(found: Iterable[tuple[str, os.stat_result]], wanted: Container[str], 
     return _Tally(total, settled, found_wanted, found_racy, racy_now, paths)
 
 
-#: From this many output files (as recorded), :func:`_stat_clean` walks half the folders in
-#: a forked worker (the other core): at 10,000 tenants, 800,000 ``lstat`` and sums.
-WALK_APART_FILES = 50_000
-#: It splits the walk by the folders this many slashes down (``rendered/helm/dev/<tenant>``).
-_SPLIT_DEPTH = 3
-
-
 def _walk_tally(root: Path, wanted: Container[str], racy: Container[str], since: int, *, apart: bool) -> _Tally:
     """:func:`_tally` of every output file: here, or with ``apart`` half of the folders
     :data:`_SPLIT_DEPTH` down (every other one) in a forked worker, the rest here."""
     if not apart:
         return _tally(_walk_stats(root), wanted, racy, since)
-    near: list[tuple[str, os.stat_result]] = []
     deep: list[str] = []
-    for rel, entry in tree.scan(root, tree.OUTPUT_DIRS, depth=_SPLIT_DEPTH):
-        if not entry.is_dir(follow_symlinks=False):
-            with contextlib.suppress(OSError):
-                near.append((rel, entry.stat(follow_symlinks=False)))
-        elif rel.count("/") >= _SPLIT_DEPTH:
-            deep.append(rel)
+    near = list(_walk_stats(root, stop_at=deep))
     with parallel.apart(functools.partial(_tally_below, root, deep[1::2], wanted, racy, since), wanted=True) as theirs:
         mine = _tally(itertools.chain(near, _walk_stats(root, deep[::2])), wanted, racy, since)
         return mine.joined(theirs())

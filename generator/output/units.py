@@ -703,7 +703,7 @@ class _History:
 
 def render_fresh(model: Model, tenants: frozenset[str]) -> RenderResult:
     """The global unit and ``tenants``' units rendered (no other tenant's), as
-    :func:`render_incremental` renders them when it reuses the others."""
+    :func:`render_incremental` renders a few of them when it reuses the others."""
     return render(dataclasses.replace(model, rendering=tenants), jobs=1, check=False)
 
 
@@ -746,10 +746,8 @@ def render_incremental(
     ``cache``: :func:`plan`'s. ``early``: the fresh units, if rendered already."""
     todo = plan(root, model, found, recorded, vouch, fleet, cache)
     few = len(todo.render) <= FULL_SHARE * max(1, len(model.catalog.tenants))
-    if early is not None and todo.reused and early.tenants == todo.render:
+    if early is not None and todo.reused and early.tenants == todo.render:  # a few: render_fresh's one job
         fresh = early.result()
-    elif todo.reused and few:
-        fresh = render_fresh(model, frozenset(todo.render))
     else:
         scoped = dataclasses.replace(model, rendering=frozenset(todo.render)) if todo.reused else model
         fresh = render(scoped, jobs=1 if few else jobs, check=False)

@@ -14,6 +14,7 @@ from generator import pipeline
 from generator.errors import CatalogErrors
 from generator.output import parallel, units
 from helpers.catalog_edit import override
+from helpers.processes import record_pids
 from helpers.repo import snapshot
 from tests.helpers.repo import copy_repo
 
@@ -50,18 +51,7 @@ def apart(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     each process that judges adds its pid to (a worker's list would stay in the worker)."""
     monkeypatch.setattr(parallel, "MIN_DEPLOYMENTS", 0)
     monkeypatch.setenv("COMPANYOS_JOBS", "2")
-    judged = tmp_path / "judged-by"
-    judged.write_text("")
-    real = pipeline.evaluate
-
-    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
-        report = real(*args, **kwargs)
-        with judged.open("a") as out:
-            out.write(f"{os.getpid()}\n")
-        return report
-
-    monkeypatch.setattr(pipeline, "evaluate", spy)
-    return judged
+    return record_pids(monkeypatch, pipeline, "evaluate", tmp_path / "judged-by")
 
 
 def test_the_policy_judged_apart_is_the_policy_judged_here(tmp_path: Path, apart: Path) -> None:

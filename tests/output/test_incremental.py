@@ -15,6 +15,7 @@ from generator.catalog import snapshot
 from generator.formats import emit
 from generator.output import checkcache, tree, units
 from generator.output.render import MANIFEST_PATH, EntryField, render
+from helpers.baseline import check_base, forge
 from helpers.gitrepo import commit_all
 from helpers.repo import copy_repo
 
@@ -60,13 +61,6 @@ def _edit_tenant(repo: Path, name: str = "hooli", old: str = "monthly_usd: 2500"
     text = path.read_text()
     assert old in text
     path.write_text(text.replace(old, new))
-
-
-def _check_base(repo: Path, ref: str = "HEAD") -> tuple[pipeline.Build | None, units.Plan, bool, list[str]]:
-    with snapshot.at(repo, ref) as base:
-        built, plan = pipeline.build_incremental(repo, base)
-        _, status = pipeline.check(repo, full=False, base=base)
-    return built, plan, status.clean, [*status.changed, *status.missing, *status.stale, *status.unmanaged]
 
 
 # --- the render is the same, only cheaper ----------------------------------------------
@@ -201,23 +195,12 @@ def test_unit_manifests_record_inputs_and_every_file(sample):
 # --- check --base: the attacks -------------------------------------------------------------
 
 
-def _forge(repo: Path, rel: str, data: bytes) -> None:
-    """Edit ``rel`` and update its sha256 everywhere the PR records it."""
-    old = hashlib.sha256((repo / rel).read_bytes()).hexdigest()
-    (repo / rel).write_bytes(data)
-    new = hashlib.sha256(data).hexdigest()
-    manifest = repo / units.unit_path("tenant/hooli")
-    text = manifest.read_text()
-    assert old in text
-    manifest.write_text(text.replace(old, new))
-
-
 def test_check_base_passes_an_honest_one_tenant_change_rendering_only_it(repo):
     _rendered(repo)
     _edit_tenant(repo)
     pipeline.render_to_disk(repo)
     commit_all(repo, "edit hooli")
-    _, plan, clean, problems = _check_base(repo, "HEAD~1")
+    _, plan, clean, problems = check_base(repo, "HEAD~1")
     assert clean, problems
     assert plan.render == {"hooli"}
     # the base's units passed the contract check together: only global's and hooli's are judged
@@ -235,14 +218,14 @@ def test_check_base_refuses_edits_the_pr_recorded(repo, attack):
     if attack == "file only":
         (repo / HOOLI_FILE).write_bytes(evil)
     elif attack == "file and manifest entries":
-        _forge(repo, HOOLI_FILE, evil)
+        forge(repo, HOOLI_FILE, evil, "tenant/hooli")
         assert pipeline.check(repo, full=False)[1].clean  # the working tree alone is fooled ...
     elif attack == "unit manifest only":
         unit.write_text(unit.read_text().replace('"target": "helm"', '"target": "helm "', 1))
     else:
         unit.unlink()
     commit_all(repo, attack)
-    _, _, clean, problems = _check_base(repo, "HEAD~1")  # ... the base commit's record is not
+    _, _, clean, problems = check_base(repo, "HEAD~1")  # ... the base commit's record is not
     assert not clean
     expected = {
         "file only": {HOOLI_FILE},
@@ -258,9 +241,9 @@ def test_check_base_with_a_forged_edit_under_a_real_input_change_still_fails(rep
     _rendered(repo)
     _edit_tenant(repo)
     pipeline.render_to_disk(repo)
-    _forge(repo, HOOLI_FILE, (repo / HOOLI_FILE).read_bytes() + b"# forged\n")
+    forge(repo, HOOLI_FILE, (repo / HOOLI_FILE).read_bytes() + b"# forged\n", "tenant/hooli")
     commit_all(repo, "edit and forge")
-    _, plan, clean, problems = _check_base(repo, "HEAD~1")
+    _, plan, clean, problems = check_base(repo, "HEAD~1")
     assert plan.render == {"hooli"} and not clean and HOOLI_FILE in problems
 
 
@@ -269,19 +252,19 @@ def test_check_base_re_renders_everything_after_a_template_change(repo):
     template = repo / "templates" / "helm" / "values.yaml.j2"
     template.write_text(template.read_text().replace("\n", "\n# changed\n", 1))
     commit_all(repo, "template only, not re-rendered")
-    _, plan, clean, problems = _check_base(repo, "HEAD~1")
+    _, plan, clean, problems = check_base(repo, "HEAD~1")
     assert plan.render == TENANTS and not clean
     assert any(p.startswith("rendered/helm/") for p in problems)
     pipeline.render_to_disk(repo)
     commit_all(repo, "re-rendered")
-    _, plan, clean, problems = _check_base(repo, "HEAD~2")
+    _, plan, clean, problems = check_base(repo, "HEAD~2")
     assert plan.render == TENANTS and clean, problems
 
 
 def test_check_base_re_renders_everything_after_a_generator_upgrade(repo, monkeypatch):
     _rendered(repo)
     monkeypatch.setattr(units, "code_digest", lambda: hashlib.sha256(CODE.encode() + b"upgrade").hexdigest())
-    _, plan, clean, problems = _check_base(repo)
+    _, plan, clean, problems = check_base(repo)
     assert plan.render == TENANTS and not clean
     assert units.unit_path(units.GLOBAL) in problems  # the recorded context is out of date
 
@@ -447,7 +430,7 @@ def test_check_base_reads_no_file_git_proves_unchanged(repo: Path, monkeypatch: 
     compared: list[str] = []  # what the comparison with the tree reads (tree.status)
     real = tree.read_file
     monkeypatch.setattr(tree, "read_file", lambda path, *a, **k: compared.append(str(path)) or real(path, *a, **k))
-    _, plan, clean, problems = _check_base(repo, "HEAD~1")
+    _, plan, clean, problems = check_base(repo, "HEAD~1")
     assert clean, problems
     assert plan.render == {"hooli"} and plan.left and not plan.files
     assert not [p for p in seen if "/rendered/" in p], seen[:5]
@@ -460,7 +443,7 @@ def test_check_base_reads_and_catches_a_working_tree_edit_git_sees(repo: Path) -
     commit_all(repo, "same as the base")
     original = (repo / GLOBEX_FILE).read_bytes()
     (repo / GLOBEX_FILE).write_bytes(original.replace(b"pullPolicy: IfNotPresent", b"pullPolicy: Always", 1))
-    _, plan, clean, problems = _check_base(repo, "HEAD~1")
+    _, plan, clean, problems = check_base(repo, "HEAD~1")
     assert not clean and GLOBEX_FILE in problems
     assert "globex" in plan.render and plan.reasons["globex"] == "a file differs from its recorded sha256"
 
@@ -469,7 +452,7 @@ def test_check_base_trusts_git_only_while_the_attributes_are_the_bases(repo: Pat
     (repo / ".gitattributes").write_text("*.yaml text eol=crlf\n")  # the checkout's bytes may then differ from the blobs
     commit_all(repo, "attributes")
     seen = _reads(monkeypatch)
-    _, plan, _, _ = _check_base(repo, "HEAD~1")
+    _, plan, _, _ = check_base(repo, "HEAD~1")
     assert not plan.left
     assert any(p.endswith(GLOBEX_FILE) for p in seen)
 
@@ -611,7 +594,7 @@ def test_check_base_indexes_only_the_unit_manifests_and_a_file_gone_from_both_si
     with snapshot.at(repo, "HEAD") as base:
         assert all(p.startswith("rendered/.companyos-units/") for p in base.manifests) and len(base.manifests) == len(TENANTS) + 1
         assert base.vouch(units.unit_path("tenant/globex"), [GLOBEX_FILE]) and base.blob_ids([GLOBEX_FILE]) == {}
-    _, plan, clean, problems = _check_base(repo, "HEAD")
+    _, plan, clean, problems = check_base(repo, "HEAD")
     assert "globex" in plan.reused and not clean and problems == [GLOBEX_FILE]
 
 

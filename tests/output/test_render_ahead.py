@@ -5,7 +5,6 @@ tree is the one a full render makes; the policy is then judged here, its errors 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from pathlib import Path
@@ -13,11 +12,12 @@ from pathlib import Path
 import pytest
 
 from generator import pipeline
-from generator.catalog import snapshot as baseline
 from generator.errors import CatalogErrors
 from generator.output import parallel, units
+from helpers.baseline import check_base, forge
 from helpers.catalog_edit import edit_yaml, override
 from helpers.gitrepo import commit_all
+from helpers.processes import pids, record_pids
 from helpers.repo import snapshot
 from tests.helpers.repo import copy_repo
 
@@ -44,19 +44,6 @@ def test_unwanted_every_call_runs_here_first_in_order() -> None:
         assert (one(), two()) == (1, 2)
 
 
-def _spy(monkeypatch: pytest.MonkeyPatch, module: object, name: str, log: Path) -> None:
-    """Each call of ``module.name`` adds the calling process's pid to ``log`` (a worker's
-    own list would stay in the worker)."""
-    real = getattr(module, name)
-
-    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
-        with log.open("a") as out:
-            out.write(f"{os.getpid()}\n")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(module, name, spy)
-
-
 @pytest.fixture
 def rendered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A copy of the sample, rendered once (its parses cached), with the other core used
@@ -71,16 +58,10 @@ def rendered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def calls(rendered: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     """Where each render and each judgement ran, by pid."""
-    logs = {"render": tmp_path / "rendered-by", "judge": tmp_path / "judged-by"}
-    for log in logs.values():
-        log.write_text("")
-    _spy(monkeypatch, units, "render", logs["render"])
-    _spy(monkeypatch, pipeline, "evaluate", logs["judge"])
-    return logs
-
-
-def _pids(log: Path) -> list[str]:
-    return log.read_text().split()
+    return {
+        "render": record_pids(monkeypatch, units, "render", tmp_path / "rendered-by"),
+        "judge": record_pids(monkeypatch, pipeline, "evaluate", tmp_path / "judged-by"),
+    }
 
 
 def _owner(repo: Path, tenant: str, owner: str) -> None:
@@ -127,8 +108,8 @@ def test_a_one_tenant_edit_takes_the_render_made_on_the_other_core(
     _owner(rendered, "acme", "platform@example.com")
     done = pipeline.render_tree(rendered)
     assert done.report.written
-    assert len(_pids(calls["render"])) == 1 and str(os.getpid()) not in _pids(calls["render"])  # rendered in the worker alone
-    assert _pids(calls["judge"])[0] == str(os.getpid())
+    assert len(pids(calls["render"])) == 1 and str(os.getpid()) not in pids(calls["render"])  # rendered in the worker alone
+    assert pids(calls["judge"])[0] == str(os.getpid())
     assert done.built is not None and done.built.policy == pipeline.judge(done.built.model)
     _, status = pipeline.check(rendered, full=True)
     assert status.clean
@@ -140,8 +121,8 @@ def test_a_render_made_before_the_plan_is_done_leaves_the_policy_to_the_worker(
     _slowed(monkeypatch, units, "plan", here=True)
     _owner(rendered, "acme", "platform@example.com")
     done = pipeline.render_tree(rendered)
-    assert str(os.getpid()) not in _pids(calls["render"])
-    assert len(_pids(calls["judge"])) == 1 and str(os.getpid()) not in _pids(calls["judge"])  # judged there, after the render
+    assert str(os.getpid()) not in pids(calls["render"])
+    assert len(pids(calls["judge"])) == 1 and str(os.getpid()) not in pids(calls["judge"])  # judged there, after the render
     assert done.built is not None and done.built.policy == pipeline.judge(done.built.model)
 
 
@@ -153,7 +134,7 @@ def test_a_plan_that_renders_other_tenants_renders_here(rendered: Path, calls: d
     edited = next(p for p in sorted((rendered / "rendered").rglob("*globex*")) if p.is_file())
     edited.write_bytes(edited.read_bytes() + b"# by hand\n")
     pipeline.render_tree(rendered)
-    assert str(os.getpid()) in _pids(calls["render"])  # the plan's render, here
+    assert str(os.getpid()) in pids(calls["render"])  # the plan's render, here
     assert b"# by hand" not in edited.read_bytes()
     _, status = pipeline.check(rendered, full=True)
     assert status.clean
@@ -169,7 +150,7 @@ def test_policy_errors_come_first_when_the_render_ahead_fails(
     with pytest.raises(CatalogErrors) as raised:
         pipeline.render_tree(rendered)
     assert any("CO007" in str(e) for e in raised.value.errors)
-    assert str(os.getpid()) in _pids(calls["judge"])
+    assert str(os.getpid()) in pids(calls["judge"])
 
     def fails(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise CatalogErrors([])
@@ -181,13 +162,6 @@ def test_policy_errors_come_first_when_the_render_ahead_fails(
     assert snapshot(rendered) == before
 
 
-def _check_base(repo: Path, ref: str) -> tuple[units.Plan, bool, list[str]]:
-    with baseline.at(repo, ref) as base:
-        _, plan = pipeline.build_incremental(repo, base)
-        _, status = pipeline.check(repo, full=False, base=base)
-    return plan, status.clean, [*status.changed, *status.missing, *status.stale, *status.unmanaged]
-
-
 def test_check_base_takes_the_render_made_on_the_other_core(rendered: Path, calls: dict[str, Path]) -> None:
     """The tenants foreseen from the tenant files whose bytes are not the base's."""
     commit_all(rendered, "base")
@@ -195,9 +169,9 @@ def test_check_base_takes_the_render_made_on_the_other_core(rendered: Path, call
     pipeline.render_tree(rendered)
     commit_all(rendered, "acme's owner")
     calls["render"].write_text("")
-    plan, clean, problems = _check_base(rendered, "HEAD~1")
+    _, plan, clean, problems = check_base(rendered, "HEAD~1")
     assert clean, problems
-    assert plan.render == {"acme"} and _pids(calls["render"]) and str(os.getpid()) not in _pids(calls["render"])
+    assert plan.render == {"acme"} and pids(calls["render"]) and str(os.getpid()) not in pids(calls["render"])
 
 
 def test_check_base_compares_a_forged_output_with_the_render_made_on_the_other_core(rendered: Path, calls: dict[str, Path]) -> None:
@@ -205,14 +179,10 @@ def test_check_base_compares_a_forged_output_with_the_render_made_on_the_other_c
     commit_all(rendered, "base")
     _owner(rendered, "acme", "platform@example.com")
     pipeline.render_tree(rendered)
-    manifest = rendered / units.unit_path("tenant/acme")
     forged = next(p for p in sorted((rendered / "rendered/helm").rglob("*acme*")) if p.is_file())
-    old = hashlib.sha256(forged.read_bytes()).hexdigest()
-    forged.write_bytes(forged.read_bytes() + b"# forged\n")
-    assert old in manifest.read_text()
-    manifest.write_text(manifest.read_text().replace(old, hashlib.sha256(forged.read_bytes()).hexdigest()))
+    forge(rendered, forged.relative_to(rendered).as_posix(), forged.read_bytes() + b"# forged\n", "tenant/acme")
     commit_all(rendered, "acme's owner, and a forged file")
     calls["render"].write_text("")
-    plan, clean, problems = _check_base(rendered, "HEAD~1")
-    assert plan.render == {"acme"} and str(os.getpid()) not in _pids(calls["render"])
+    _, plan, clean, problems = check_base(rendered, "HEAD~1")
+    assert plan.render == {"acme"} and str(os.getpid()) not in pids(calls["render"])
     assert not clean and forged.relative_to(rendered).as_posix() in problems

@@ -16,6 +16,7 @@ can land outside the temporary folder.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import functools
 import hashlib
 import os
@@ -108,8 +109,9 @@ class _Committed:
         that is every file the PR did not touch. None (nothing proven) when a ``.gitattributes``
         differs from the base's (an eol or filter attribute would make the checkout's bytes
         differ from the blob's), or when git cannot answer.
-        git starts now (``git diff HEAD`` stats every output file, ~1.5 s at 10,000 tenants,
-        on the other core while the catalog loads); the returned call reads its answer."""
+        git starts now (``git diff HEAD`` stats every output file, ~3 s at 10,000 tenants, on
+        one thread: the catalog loads on the other core meanwhile, where git's second thread
+        slowed it by as much as it saved); the returned call reads its answer."""
         repo, folder = self.repo, self.top + RENDERED
         try:
             head = repo.head.commit.hexsha
@@ -119,7 +121,7 @@ class _Committed:
                     return _nothing_proven
             running = [
                 repo.git.diff_tree("-r", "--name-only", "-z", "--no-renames", self.commit, head, "--", folder, as_process=True),
-                repo.git.diff("--name-only", "-z", "--no-renames", head, "--", folder, as_process=True),
+                repo.git(c="core.preloadIndex=false").diff("--name-only", "-z", "--no-renames", head, "--", folder, as_process=True),
             ]
         except (ValueError, GitError, BadName, BadObject):
             return _nothing_proven
@@ -291,8 +293,11 @@ def _stem(rel: str) -> str:
 
 
 def _matches(rel: str, pattern: str) -> bool:
-    """``rel`` matches the glob ``pattern`` as ``Path.glob`` would (same number of parts)."""
-    return rel.count("/") == pattern.count("/") and PurePosixPath(rel).match(pattern)
+    """``rel`` matches the glob ``pattern`` as ``Path.glob`` would (same number of parts). With
+    as many slashes on both sides a wildcard cannot take one (each of the pattern's must match
+    one of ``rel``'s), so fnmatch's whole-string match is the part-by-part one: at 10,000
+    tenants a ``PurePosixPath`` per held file was ~0.3 s of ``check --base``."""
+    return rel.count("/") == pattern.count("/") and fnmatch.fnmatchcase(rel, pattern)
 
 
 def _regular_file(path: str) -> bytes | None:

@@ -25,6 +25,7 @@ from generator.model.resolve import Model
 from generator.output.ondisk import TreeFiles
 from generator.output.render import MANIFEST_PATH, RenderResult
 from generator.output.tree import manifest_roots, manifests_files
+from generator.output.units import unit_path
 from generator.policy.rules.migrations import against_base as schema_against_base
 from generator.policy.rules.migrations import base_versions
 
@@ -137,16 +138,19 @@ def _base_files(
     return base.outputs(sorted(wanted))
 
 
-def _base_manifest(base: Baseline, result: RenderResult | None = None) -> dict[str, dict[str, Any]]:
+def _base_manifest(base: Baseline, result: RenderResult | None = None, reused: Collection[str] = ()) -> dict[str, dict[str, Any]]:
     """The files the base's unit manifests list (its one fleet-wide manifest, if older). With
     ``result``: only the units whose manifest differs from the base's (by blob id) are read, since
     an equal one lists the same files on both sides (``check --base`` reuses most units as the
-    base recorded them: at 10,000 tenants, reading every manifest was a quarter of the guard)."""
+    base recorded them: at 10,000 tenants, reading every manifest was a quarter of the guard).
+    ``reused``: tenants whose unit the render reused from the base: its manifest in ``result``
+    is the base's (``units.assemble``), so it is not read and hashed again to learn that."""
     paths = base.unit_manifests()
     if not paths:
         return manifests_files({MANIFEST_PATH: base.file(MANIFEST_PATH)}, own=False)
     if result is not None:
-        paths = [p for p in paths if p not in result.files or not base.same(p, result.files[p])]
+        same = {unit_path(f"tenant/{name}") for name in reused}
+        paths = [p for p in paths if p not in same and (p not in result.files or not base.same(p, result.files[p]))]
     return manifests_files({p: base.file(p) for p in paths}, own=False)
 
 
@@ -169,7 +173,7 @@ def compare(model: Model, result: RenderResult, base: Baseline, reused: Collecti
         for env in envs if isinstance(envs, list) else []:
             if isinstance(env, str) and env in current_envs and (name, env) not in current_pairs:
                 items.append(f"tenant '{name}' in environment '{env}' (removed from its environments)")
-    listed = _base_manifest(base, result)  # the files of the base's units whose manifest differs
+    listed = _base_manifest(base, result, reused)  # the files of the base's units whose manifest differs
     old_roots = manifest_roots(listed)  # a unit both sides share adds its roots to both
     new_roots = manifest_roots(result.manifest["files"])
     items += [f"Terraform root {root} (terraform destroy of its whole state)" for root in sorted(old_roots - new_roots)]

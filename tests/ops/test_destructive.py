@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from generator import pipeline
+from generator.catalog import snapshot as snapshot_module
 from generator.ops import destructive
 from helpers.catalog_edit import edit_yaml, override
 from helpers.gitrepo import commit_all, private_copy, rendered_and_committed
@@ -381,3 +382,44 @@ def test_a_shared_change_compares_every_tenant(companyos, based, monkeypatch):
     standard = sorted(p.stem for p in (based / "tenants").glob("*.yaml") if "tier: standard" in p.read_text())
     assert {i.split("'")[1] for i in turned_off} == set(standard)
     assert asked == [sorted(p.stem for p in (based / "tenants").glob("*.yaml"))]
+
+
+def test_reused_units_manifests_are_not_hashed_against_the_base_again(companyos, based, monkeypatch):
+    """A unit ``check --base`` reused holds the base's manifest already (the plan read it from
+    the base): the destruction report does not ask git's blob id of it a second time. The
+    edited tenant's unit is still compared."""
+    asked: list[str] = []
+    real = snapshot_module.Baseline.same
+
+    def recording(self, rel, data):
+        asked.append(rel)
+        return real(self, rel, data)
+
+    monkeypatch.setattr(snapshot_module.Baseline, "same", recording)
+    edit_yaml(based / "tenants/globex.yaml", lambda data: data.update(owner="platform-b@example.com"))
+    result = check_base(companyos, based)
+    assert result.code == 0, result.err
+    units = [p.rsplit("/", 1)[1] for p in asked if "/.companyos-units/" in p]
+    assert "tenant-globex.json" in units, asked
+    assert not [u for u in units if u.startswith("tenant-") and u != "tenant-globex.json"], units
+
+
+@pytest.mark.parametrize(
+    "rel",
+    [
+        "tenants/acme.yaml",
+        "tenants/.hidden.yaml",
+        "tenants/a/b.yaml",
+        "tenants/acme.yml",
+        "other/acme.yaml",
+        "tenants/a.b.yaml",
+        "tenants/",
+    ],
+)
+@pytest.mark.parametrize("pattern", ["tenants/*.yaml", "tenants/*.y*ml", "*/acme.yaml", "tenants/[a-c]*.yaml", "tenants/?cme.yaml"])
+def test_a_held_file_matches_a_glob_as_path_glob_would(rel, pattern):
+    """The base's held files are matched the way ``Path.glob`` matches the written ones."""
+    from pathlib import PurePosixPath
+
+    expected = rel.count("/") == pattern.count("/") and PurePosixPath(rel).match(pattern)
+    assert snapshot_module._matches(rel, pattern) == expected

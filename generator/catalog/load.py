@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import functools
+import hashlib
 import os
 import re
 import stat
@@ -95,6 +96,10 @@ class Catalog:
     #: Facts derived from tenant files kept between clean runs (``file_memo``); set by the
     #: pipeline, which saves it with the parses.
     memo: FileMemo | None = None
+    #: Path -> sha256 of the bytes this catalog was built from, for every file read (catalog
+    #: and templates): the unit digests are of these bytes (``output.units.digests``), never
+    #: of a later read that an editor saving meanwhile would make of newer ones.
+    read: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     def defines(self, kind: str, name: str) -> bool:
         """True when ``name`` is defined, or its file exists but failed to load (already
@@ -163,8 +168,10 @@ def read_catalog(
             wanted = set(tenants)
             catalog.unread = frozenset({_stem(rel) for rel in paths}.union(known or ()) - wanted)
             paths = [rel for rel in paths if _stem(rel) in wanted]
-        catalog.entries[kind.kind] = _load_kind(root, kind, paths, sink, catalog.broken.setdefault(kind.kind, set()), folders, cache)
-    catalog.templates = _load_templates(root, sink)
+        catalog.entries[kind.kind] = _load_kind(
+            root, kind, paths, sink, catalog.broken.setdefault(kind.kind, set()), folders, cache, catalog.read
+        )
+    catalog.templates = _load_templates(root, sink, catalog.read)
     if catalog.single("platform") is None:
         sink.raise_if_any()
     return catalog, sink.errors
@@ -210,6 +217,7 @@ def _load_kind(
     broken: set[str],
     linked: Callable[[str], str | None],
     cache: ParseCache | None,
+    read: dict[str, bytes],
 ) -> dict[str, Entry[Any]]:
     if not paths and kind.required:
         sink.add(Location(kind.pattern), f"no {kind.kind} file found (expected {kind.pattern})")
@@ -227,6 +235,7 @@ def _load_kind(
             continue
         with open(path, "rb") as file:
             raw = file.read()
+        read[rel] = hashlib.sha256(raw).digest()
         parsed = cache.parse(rel, raw, stamp_of(st)) if cache is not None else None
         entry: Entry[Any] | None = load_entry(rel, raw, kind.model, sink, parsed)  # the model varies by kind
         if entry is None:
@@ -363,7 +372,7 @@ def template_links(root: Path, folder: str = "templates") -> list[str]:
     return sorted(found)
 
 
-def _load_templates(root: Path, sink: ErrorSink) -> dict[str, str]:
+def _load_templates(root: Path, sink: ErrorSink, read: dict[str, bytes]) -> dict[str, str]:
     templates: dict[str, str] = {}
     base = root / "templates"
     links = template_links(root)
@@ -381,8 +390,11 @@ def _load_templates(root: Path, sink: ErrorSink) -> dict[str, str]:
         if not path.is_file():
             sink.add(Location(f"templates/{rel}"), "a template must be a regular file")
             continue
+        raw = path.read_bytes()
         try:
-            templates[rel] = path.read_text(encoding="utf-8")
+            # as text mode reads it (universal newlines), with the sha256 of the bytes it came from
+            templates[rel] = raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+            read[f"templates/{rel}"] = hashlib.sha256(raw).digest()
         except UnicodeDecodeError:
             sink.add(Location(f"templates/{rel}"), "template is not valid UTF-8")
     return templates

@@ -164,6 +164,7 @@ def apart_in_turn(calls: Sequence[Callable[[], Any]], *, wanted: bool) -> Iterat
     if not wanted or "fork" not in multiprocessing.get_all_start_methods():
         yield [Waiter(None, call()) for call in calls]
         return
+    assert not _APART, "apart blocks do not nest: the worker finds its calls in one table"
     _APART.update(enumerate(calls))
     # what exists now is left out of the collector's passes while both run: a pass writes to
     # every object it visits, and each page written is copied (the pages are shared)

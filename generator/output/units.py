@@ -121,14 +121,20 @@ def _owner(rel: str, model: Model, own: Mapping[str, str]) -> str | None:
 
 
 def digests(root: Path, model: Model, code: str | None = None) -> Digests:
-    """Input digests of the tree at ``root`` as ``model`` (loaded from it) sees it."""
+    """Input digests of the tree at ``root`` as ``model`` (loaded from it) sees it: a file the
+    model was built from by the bytes it was built from (``Catalog.read``), any other as it
+    is now (new-tenant answers, the tenant scaffold)."""
     own = {entry.path: name for name, entry in model.catalog.tenants.items()}
+    built_from = model.catalog.read
     base = os.fspath(root)
     context = hashlib.sha256((code or code_digest()).encode())
     parts: dict[str, list[bytes]] = {}
     for rel in files_under(root, INPUT_DIRS):
-        data = read_file(os.path.join(base, rel))
-        item = rel.encode() + b"\0" + hashlib.sha256(b"\0missing" if data is None else data).digest()
+        sha = built_from.get(rel)
+        if sha is None:
+            data = read_file(os.path.join(base, rel))
+            sha = hashlib.sha256(b"\0missing" if data is None else data).digest()
+        item = rel.encode() + b"\0" + sha
         owner = _owner(rel, model, own)
         if owner is not None:
             parts.setdefault(owner, []).append(item)

@@ -337,7 +337,7 @@ def remember_clean(
         "files": len(outputs),
         "notes": list(notes),
         **_content_record(outputs, members, before),
-        **_stat_record(root, paths, members, vouched, before),
+        **_stat_record(root, paths, members, vouched, before, outputs),
     }
     if isinstance(before.get("git_base"), dict):  # a fact about HEAD and git's index, whatever this run wrote
         entry["git_base"] = before["git_base"]
@@ -389,15 +389,17 @@ def _stat_record(
     units: Mapping[str, list[str]] | None = None,
     vouched: Collection[str] | None = None,
     before: Mapping[str, object] | None = None,
+    shas: Mapping[str, str] | None = None,
 ) -> dict[str, object]:
     """The stat part of a record (empty when a file cannot be stat'ed or read: hashing then).
     Racy: a file whose ctime or mtime is within :data:`RACY_NS` of now, kept by content hash;
     a unit with a racy file gets no stat sum of its own. ``units``: unit -> :func:`_members`.
     ``before``: the record this one
     replaces, whose sums of the units ``vouched`` for this run are carried (their files are
-    not stat'ed again: the sum was taken with none of them racy, and they stat the same)."""
+    not stat'ed again: the sum was taken with none of them racy, and they stat the same).
+    ``shas``: the sha256 each file was verified or written with (:func:`_kept_by_content`)."""
     if units is None:
-        return _plain_stat_record(root, paths)
+        return _plain_stat_record(root, paths, shas)
     since = time.time_ns() - RACY_NS
     old = (before or {}).get("units") if vouched else None
     recorded = old if isinstance(old, dict) else {}
@@ -412,11 +414,9 @@ def _stat_record(
     found = dict(_walk_stats(root)) if vouched is None else _stats(root, rest)
     if found is None or not set(rest) <= found.keys():
         return {}
-    base = os.fspath(root)
-    racy = {rel: _sha(os.path.join(base, rel)) for rel in rest if max(found[rel].st_ctime_ns, found[rel].st_mtime_ns) >= since}
-    if None in racy.values():
+    kept = _kept_by_content(root, (rel for rel in rest if max(found[rel].st_ctime_ns, found[rel].st_mtime_ns) >= since), shas)
+    if kept is None:
         return {}
-    kept = {rel: sha for rel, sha in racy.items() if sha is not None}
     for unit, members in (units or {}).items():
         if unit not in sums and all(rel in found and rel not in kept for rel in members):
             sums[unit] = _hex(_stat_sum(members, found))
@@ -433,7 +433,7 @@ def _stat_record(
     return out
 
 
-def _plain_stat_record(root: Path, paths: list[str]) -> dict[str, object]:
+def _plain_stat_record(root: Path, paths: list[str], shas: Mapping[str, str] | None = None) -> dict[str, object]:
     """:func:`_stat_record` without units: each ``lstat`` summed as taken (no map of
     800,000 stats)."""
     since = time.time_ns() - RACY_NS
@@ -447,18 +447,35 @@ def _plain_stat_record(root: Path, paths: list[str]) -> dict[str, object]:
                 racy.append(rel)
     except OSError:
         return {}
-    return _stat_part(root, total, racy, paths)
+    return _stat_part(root, total, racy, paths, shas)
 
 
-def _stat_part(root: Path, settled: int, racy: Iterable[str], paths: list[str]) -> dict[str, object]:
+def _stat_part(root: Path, settled: int, racy: Iterable[str], paths: list[str], shas: Mapping[str, str] | None = None) -> dict[str, object]:
     """The stat part of a record without units: the sum of the files old enough to trust by
     stat (``settled``), the ``racy`` others kept by content, the outputs outside rendered/;
     empty when a racy file cannot be read."""
-    base = os.fspath(root)
-    kept = {rel: _sha(os.path.join(base, rel)) for rel in racy}
-    if None in kept.values():
+    kept = _kept_by_content(root, racy, shas)
+    if kept is None:
         return {}
     return {"stat": _hex(settled), "racy": kept, "extra": _outside_rendered(paths)}
+
+
+def _kept_by_content(root: Path, racy: Iterable[str], shas: Mapping[str, str] | None) -> dict[str, str] | None:
+    """The sha256 each ``racy`` file is kept by: the one it was verified or written with
+    (``shas``, what the record says the tree holds; a file changed since then fails the next
+    check's comparison instead of being recorded as clean), else its bytes' now. None when
+    one of those cannot be read. After a cold render every file is racy: at 1,000 tenants
+    reading back the 80,000 just written was ~1 s."""
+    base = os.fspath(root)
+    kept: dict[str, str] = {}
+    for rel in racy:
+        sha = shas.get(rel) if shas is not None else None
+        if sha is None:
+            sha = _sha(os.path.join(base, rel))
+            if sha is None:
+                return None
+        kept[rel] = sha
+    return kept
 
 
 def _outside_rendered(paths: list[str]) -> list[str]:

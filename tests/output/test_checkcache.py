@@ -185,6 +185,32 @@ def test_a_same_size_edit_keeping_mtime_is_caught(rendered_repo, companyos, monk
     assert calls, "check answered from the cache"
 
 
+def test_a_racy_file_changed_before_the_record_is_not_recorded_as_clean(rendered_repo, companyos, monkeypatch):
+    """Every file just written is racy: the record keeps the sha256 the render wrote it with,
+    without reading it back. A file changed between the write and the record (an editor, a
+    formatter) therefore fails the next check instead of being recorded as what the tree
+    should hold; and the 80,000 files of a cold render at 1,000 tenants are not read again."""
+    monkeypatch.setattr(checkcache, "RACY_NS", 10**15)  # everything racy
+    edited = rendered_repo / "rendered/helm/dev/globex/api.yaml"
+    real = checkcache.remember_clean
+
+    def edit_first(*args, **kwargs):
+        _same_size_edit(edited)  # after the write, before the record
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(checkcache, "remember_clean", edit_first)
+    hashed: list[str] = []
+    real_sha = checkcache._sha
+    monkeypatch.setattr(checkcache, "_sha", lambda path: hashed.append(path) or real_sha(path))
+    edit_yaml(rendered_repo / "tenants/globex.yaml", lambda data: data.update(owner="platform-b@example.com"))
+    assert companyos("render", "--full", cwd=rendered_repo).code == 0
+    assert not [p for p in hashed if "/rendered/" in p], "the record read back what was written"
+    monkeypatch.setattr(checkcache, "remember_clean", real)
+    calls = count_renders(monkeypatch)
+    assert companyos("check", cwd=rendered_repo).code == 1
+    assert calls, "check answered from the cache"
+
+
 def test_render_with_nothing_changed_renders_nothing_and_a_hand_edit_is_still_undone(rendered_repo, companyos, monkeypatch):
     _record(rendered_repo, monkeypatch, racy_ns=0)
     real = pipeline.render_to_disk

@@ -149,21 +149,34 @@ def digests(root: Path, model: Model, code: str | None = None) -> Digests:
 # --- unit manifests ----------------------------------------------------------------------
 
 
-def _places(declared: Mapping[str, contracts.Declared]) -> dict[Location, int]:
-    """The catalog positions a unit's contracts point at, sorted, numbered: recorded once per
-    unit (most of its contracts share a handful of lines)."""
-    found = {c.at for _, provides, consumes, _ in declared.values() for c in (*provides, *consumes) if c.at is not None}
-    return {where: i for i, where in enumerate(sorted(found))}
+def _places(declared: Mapping[str, contracts.Declared]) -> tuple[list[Location], dict[int, int]]:
+    """The catalog positions a unit's contracts point at, sorted (recorded once per unit: most
+    of its contracts share a handful of lines), and each position object's number by its
+    ``id``: a unit's ~460 contracts share far fewer objects, and a dataclass hashes in Python
+    (at 1,000 tenants ~950,000 hashes were a fifth of assembling the unit manifests)."""
+    seen: dict[int, Location] = {}
+    for _, provides, consumes, _ in declared.values():
+        for c in (*provides, *consumes):
+            if c.at is not None:
+                seen.setdefault(id(c.at), c.at)
+    table = sorted(set(seen.values()))
+    number = {where: i for i, where in enumerate(table)}
+    return table, {key: number[where] for key, where in seen.items()}
 
 
-def _contract(c: Contract, places: Mapping[Location, int]) -> list[Any]:
-    return [c.kind, c.name, c.scope, c.detail, places[c.at] if c.at is not None else None]
+def _contract(c: Contract, places: Mapping[int, int]) -> list[Any]:
+    return [c.kind, c.name, c.scope, c.detail, places[id(c.at)] if c.at is not None else None]
+
+
+#: A file's record on its line: keys sorted, compact (msgspec's C encoder, ~10x ``json.dumps``
+#: with sorted keys: ~0.5 s of a cold render at 1,000 tenants).
+_RECORD = msgspec.json.Encoder(order="sorted")
 
 
 def unit_manifest(unit: str, inputs: str, entries: Mapping[str, dict[str, Any]], declared: Mapping[str, contracts.Declared]) -> bytes:
     """A unit's manifest: one line per file, sorted, so a diff shows exactly what changed;
     the contracts' catalog positions in one ``places`` table."""
-    places = _places(declared)
+    table, places = _places(declared)
     lines = []
     for path in sorted(entries):
         record = dict(entries[path])
@@ -174,11 +187,11 @@ def unit_manifest(unit: str, inputs: str, entries: Mapping[str, dict[str, Any]],
                 "consumes": [_contract(c, places) for c in consumes],
                 "first": first,
             }
-        lines.append(f"    {json.dumps(path)}: {json.dumps(record, sort_keys=True, ensure_ascii=False)}")
-    body = ",\n".join(lines)
-    table = json.dumps([[w.path, w.line, w.col] for w in places], ensure_ascii=False)
-    head = f'{{\n  "inputs": {json.dumps(inputs)},\n  "places": {table},\n  "unit": {json.dumps(unit)},\n  "version": {UNITS_VERSION},\n'
-    return (head + '  "files": {\n' + body + ("\n" if body else "") + "  }\n}\n").encode()
+        lines.append(b"    " + json.dumps(path).encode() + b": " + _RECORD.encode(record))
+    body = b",\n".join(lines)
+    rows = json.dumps([[w.path, w.line, w.col] for w in table], ensure_ascii=False)
+    head = f'{{\n  "inputs": {json.dumps(inputs)},\n  "places": {rows},\n  "unit": {json.dumps(unit)},\n  "version": {UNITS_VERSION},\n'
+    return head.encode() + b'  "files": {\n' + body + (b"\n" if body else b"") + b"  }\n}\n"
 
 
 class _Pact(msgspec.Struct):

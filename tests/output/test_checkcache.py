@@ -370,7 +370,8 @@ def test_an_edit_holds_no_vouched_units_manifest_and_checks_it_when_read_again(r
     # the same for every vouched unit: the result and a full render agree byte for byte
     assert dict(built.result.files) == dict(pipeline.build(rendered_repo).result.files)
     manifest = rendered_repo / acme
-    manifest.write_bytes(manifest.read_bytes().replace(b'"target": "helm"', b'"target": "helm "', 1))
+    assert b'"target":"helm"' in manifest.read_bytes()
+    manifest.write_bytes(manifest.read_bytes().replace(b'"target":"helm"', b'"target":"helm "', 1))
     with pytest.raises(UsageError, match=r"tenant-acme\.json changed while companyos was reading"):
         _ = plan.reused["acme"].declared
 

@@ -221,7 +221,8 @@ def test_check_base_refuses_edits_the_pr_recorded(repo, attack):
         forge(repo, HOOLI_FILE, evil, "tenant/hooli")
         assert pipeline.check(repo, full=False)[1].clean  # the working tree alone is fooled ...
     elif attack == "unit manifest only":
-        unit.write_text(unit.read_text().replace('"target": "helm"', '"target": "helm "', 1))
+        assert '"target":"helm"' in unit.read_text()
+        unit.write_text(unit.read_text().replace('"target":"helm"', '"target":"helm "', 1))
     else:
         unit.unlink()
     commit_all(repo, attack)
@@ -382,8 +383,9 @@ def test_reused_entries_share_their_target_environment_and_tenant_strings(repo: 
         for path, entry in unit.entries.items():
             assert entry == {k: v for k, v in full[path].items() if k not in ("sha256", "sources")}, path
     path = repo / units.unit_path("tenant/globex")
-    for old, new in (('"environment": "dev"', '"environment": "qa"'), ('"target": "helm"', '"target": "kustomize"')):
+    for old, new in (('"environment":"dev"', '"environment":"qa"'), ('"target":"helm"', '"target":"kustomize"')):
         original = path.read_text()
+        assert old in original
         path.write_text(original.replace(old, new, 1))
         _, plan = pipeline.build_incremental(repo)
         assert plan.reasons["globex"] == "no recorded unit", new

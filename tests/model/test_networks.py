@@ -216,3 +216,25 @@ def test_the_overlap_sweep_agrees_with_comparing_every_pair() -> None:
             nets.append(ipaddress.IPv4Network((rng.randrange(0, 1 << 20) << 12 & (~0 << (32 - prefix)) & 0xFFFFFFFF, prefix)))
         pairwise = any(a.overlaps(b) for i, a in enumerate(nets) for b in nets[:i])
         assert _any_overlap(nets) == pairwise, nets
+
+
+def test_required_vpcs_in_one_pass_are_what_each_environment_asks_for(repo: Path) -> None:
+    """One pass over the tenants gives, per environment, the keys a pass per environment
+    gives: the shared VPC, the pools its tenants use (sorted), each dedicated tenant that
+    deploys there (by name), the drill VPC where DR is on; a tenant of an unknown tier none."""
+    from generator.catalog.load import read_catalog
+    from generator.model import naming
+
+    (repo / "tenants/solo.yaml").write_text((repo / "tenants/acme.yaml").read_text().replace("name: acme", "name: solo"))
+    edit_yaml(repo / "tenants/solo.yaml", lambda data: data.update(environments=["prod", "prod"]))
+    (repo / "tenants/lost.yaml").write_text((repo / "tenants/globex.yaml").read_text().replace("name: globex", "name: lost"))
+    edit_yaml(repo / "tenants/lost.yaml", lambda data: data.update(tier="no-such-tier"))
+    catalog, _ = read_catalog(repo)
+    for env, keys in networks.required_vpcs(catalog).items():
+        tenants = [(name, e.spec) for name, e in sorted(catalog.tenants.items()) if env in e.spec.environments]
+        tiers = {name: catalog.tiers.get(t.tier) for name, t in tenants}
+        pools = sorted({naming.pool_root(t.tier) for name, t in tenants if tiers[name] and tiers[name].spec.isolation != "dedicated"})
+        own = [naming.tenant_root(name) for name, t in tenants if tiers[name] and tiers[name].spec.isolation == "dedicated"]
+        drill = [networks.DRILL_VPC] if catalog.environments[env].spec.disaster_recovery is not None else []
+        assert keys == [naming.SHARED_ROOT, *pools, *own, *drill], env
+    assert networks.required_vpcs(catalog)["prod"].count(naming.tenant_root("solo")) == 1

@@ -99,7 +99,7 @@ class Catalog:
     #: Path -> sha256 of the bytes this catalog was built from, for every file read (catalog
     #: and templates): the unit digests are of these bytes (``output.units.digests``), never
     #: of a later read that an editor saving meanwhile would make of newer ones.
-    read: dict[str, bytes] = field(default_factory=dict, repr=False)
+    read_digests: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     def defines(self, kind: str, name: str) -> bool:
         """True when ``name`` is defined, or its file exists but failed to load (already
@@ -169,9 +169,9 @@ def read_catalog(
             catalog.unread = frozenset({_stem(rel) for rel in paths}.union(known or ()) - wanted)
             paths = [rel for rel in paths if _stem(rel) in wanted]
         catalog.entries[kind.kind] = _load_kind(
-            root, kind, paths, sink, catalog.broken.setdefault(kind.kind, set()), folders, cache, catalog.read
+            root, kind, paths, sink, catalog.broken.setdefault(kind.kind, set()), folders, cache, catalog.read_digests
         )
-    catalog.templates = _load_templates(root, sink, catalog.read)
+    catalog.templates = _load_templates(root, sink, catalog.read_digests)
     if catalog.single("platform") is None:
         sink.raise_if_any()
     return catalog, sink.errors

@@ -122,10 +122,10 @@ def _owner(rel: str, model: Model, own: Mapping[str, str]) -> str | None:
 
 def digests(root: Path, model: Model, code: str | None = None) -> Digests:
     """Input digests of the tree at ``root`` as ``model`` (loaded from it) sees it: a file the
-    model was built from by the bytes it was built from (``Catalog.read``), any other as it
+    model was built from by the bytes it was built from (``Catalog.read_digests``), any other as it
     is now (new-tenant answers, the tenant scaffold)."""
     own = {entry.path: name for name, entry in model.catalog.tenants.items()}
-    built_from = model.catalog.read
+    built_from = model.catalog.read_digests
     base = os.fspath(root)
     context = hashlib.sha256((code or code_digest()).encode())
     parts: dict[str, list[bytes]] = {}

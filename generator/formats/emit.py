@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 GENERATOR = "companyos"
@@ -142,34 +142,6 @@ def to_json(data: Any) -> str:
     if data is None or isinstance(data, (bool, int, float)):
         return _scalar(data)
     return json.dumps(data, ensure_ascii=False, sort_keys=False, separators=(", ", ": "))
-
-
-#: One encoder for every manifest line (``json.dumps`` with options builds a new one per call).
-_MANIFEST_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(", ", ": "))
-
-
-def manifest_entry(entry: dict[str, Any]) -> str:
-    """One file's manifest entry as it appears on its line of the manifest."""
-    return _MANIFEST_ENCODER.encode(entry)
-
-
-def manifest_bytes(data: dict[str, Any], encoded: Mapping[str, str]) -> bytes:
-    """The manifest as JSON with one line per generated file: reviewable in a diff (a
-    change touches exactly the lines of the files it changes) and fast to write, because
-    each line goes through the C encoder (``indent`` would force the pure-Python one).
-    ``encoded``: every file's entry as ``manifest_entry`` encoded it (in the render workers)."""
-    encode = _MANIFEST_ENCODER.encode
-    lines = ["{"]
-    for key, value in sorted(data.items()):
-        if isinstance(value, dict) and key == "files":
-            lines.append('  "files": {')
-            lines.append(",\n".join(f"    {encode(path)}: {encoded[path]}" for path in sorted(value)))
-            lines.append("  },")
-        else:
-            lines.append(f"  {encode(key)}: {encode(value)},")
-    lines[-1] = lines[-1].rstrip(",")
-    lines.append("}")
-    return ("\n".join(line for line in lines if line) + "\n").encode("utf-8")
 
 
 def finalize(text: str, sources: Iterable[str], comment: str | None = "#") -> bytes:

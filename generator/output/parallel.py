@@ -38,9 +38,9 @@ from generator.targets.base import RenderedFile, Target
 MIN_DEPLOYMENTS = 64
 
 Unit = tuple[int, str | None]
-#: (path, final bytes, manifest entry, its manifest line, its contracts, its limits facts), as
-#: ``render.finalize`` returns it.
-Finished = tuple[str, bytes, dict[str, Any], str, Declared, Facts | None]
+#: (path, final bytes, manifest entry, its contracts, its limits facts), as ``render.finalize``
+#: returns it.
+Finished = tuple[str, bytes, dict[str, Any], Declared, Facts | None]
 _STATE: dict[str, Any] = {}
 T = TypeVar("T")
 

@@ -108,7 +108,6 @@ def render(
     chosen = list(targets if targets is not None else TARGETS)
     files: dict[str, bytes] = {}
     entries: dict[str, dict[str, Any]] = {}
-    encoded: dict[str, str] = {}
     declared: list[contracts.Declared] = []
     found: list[limits.Facts] = []
     # Every target's render records each file's limit facts in its entry (the unit manifests
@@ -120,9 +119,8 @@ def render(
         produced = parallel.render_parallel(model, chosen, jobs, finish, progress)
     else:
         produced = _serial(model, chosen, progress, finish)
-    for path, data, entry, line, decl, facts in produced:
+    for path, data, entry, decl, facts in produced:
         _add(files, entries, path, data, entry)
-        encoded[path] = line
         if decl[1] or decl[2]:
             declared.append(decl)
         if facts is not None:
@@ -176,9 +174,9 @@ def _serial(
 
 
 def finalize(target: str, item: RenderedFile, *, examine: bool = True) -> Finished:
-    """One target's record -> (path, final bytes, manifest entry, its manifest line, its
-    contracts, its consumer-limit facts unless not ``examine``); refuses escaping paths. Runs
-    in the render workers for a large catalog, so the limits' parsing is spread over them."""
+    """One target's record -> (path, final bytes, manifest entry, its contracts, its
+    consumer-limit facts unless not ``examine``); refuses escaping paths. Runs in the render
+    workers for a large catalog, so the limits' parsing is spread over them."""
     if not (item.path.startswith("rendered/") or item.path.startswith(".github/workflows/")) or ".." in item.path.split("/"):
         raise CatalogErrors([CatalogError(Location(item.path), "outputs must stay under rendered/ or .github/workflows/")])
     sources = item.sources if item.tenant is not None else shared_sources(item.sources)
@@ -197,7 +195,7 @@ def finalize(target: str, item: RenderedFile, *, examine: bool = True) -> Finish
     if noted is not None:  # the unit manifest keeps them: a reused file is judged unread
         entry["limits"] = noted
     declared = (item.path, item.provides, item.consumes, item.sources[0] if item.sources else item.path)
-    return item.path, data, entry, emit.manifest_entry(entry), declared, facts
+    return item.path, data, entry, declared, facts
 
 
 _TENANT_FILE = re.compile(r"^tenants/[^/]+\.ya?ml$")

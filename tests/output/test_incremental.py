@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import shutil
 from pathlib import Path
 
@@ -12,7 +13,6 @@ import pytest
 
 from generator import pipeline
 from generator.catalog import snapshot
-from generator.formats import emit
 from generator.output import checkcache, tree, units
 from generator.output.render import MANIFEST_PATH, EntryField, render
 from helpers.baseline import check_base, forge
@@ -318,7 +318,7 @@ def test_a_tree_rendered_before_units_is_read_then_its_manifest_pruned(repo, sam
     shutil.rmtree(repo / units.UNITS_DIR)
     manifest = sample.result.manifest  # as render wrote it before units: every file, one manifest
     listed = {p: e for p, e in manifest["files"].items() if not p.startswith(units.UNITS_DIR + "/")}
-    legacy = emit.manifest_bytes({**manifest, "files": listed}, {p: emit.manifest_entry(e) for p, e in listed.items()})
+    legacy = json.dumps({**manifest, "files": listed}, indent=2, sort_keys=True).encode()
     (repo / MANIFEST_PATH).write_bytes(legacy)
     listed = tree.read_manifest(repo)
     assert HOOLI_FILE in listed and MANIFEST_PATH in listed

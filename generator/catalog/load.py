@@ -235,8 +235,8 @@ def _load_kind(
             continue
         with open(path, "rb") as file:
             raw = file.read()
-        read[rel] = hashlib.sha256(raw).digest()
-        parsed = cache.parse(rel, raw, stamp_of(st)) if cache is not None else None
+        sha = read[rel] = hashlib.sha256(raw).digest()
+        parsed = cache.parse(rel, raw, stamp_of(st), sha) if cache is not None else None
         entry: Entry[Any] | None = load_entry(rel, raw, kind.model, sink, parsed)  # the model varies by kind
         if entry is None:
             broken.add(stem)

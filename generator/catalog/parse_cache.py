@@ -11,7 +11,6 @@ only decodes, looks up and encodes. docs/incremental.md ("Parsed catalog files")
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import struct
 from collections.abc import Iterator, Mapping
@@ -85,9 +84,9 @@ class ParseCache:
             return cls()
         return cls(found.entries if found.version == VERSION else None)
 
-    def parse(self, rel: str, raw: bytes, stamp: Stamp) -> tuple[SourceDoc | None, list[CatalogError]]:
-        """:func:`parse_yaml` of ``raw``, or the last run's parse when bytes and stamp match."""
-        sha = hashlib.sha256(raw).digest()
+    def parse(self, rel: str, raw: bytes, stamp: Stamp, sha: bytes) -> tuple[SourceDoc | None, list[CatalogError]]:
+        """:func:`parse_yaml` of ``raw``, or the last run's parse when bytes and stamp match.
+        ``sha``: the sha256 of ``raw`` (the loader takes it for every file it reads)."""
         self.identities[rel] = sha + _STAMP.pack(*stamp)
         reused = self._reuse(rel, sha, stamp)
         if reused is not None:

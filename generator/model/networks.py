@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 from generator.catalog import spec
 from generator.catalog.load import Catalog, Entry
@@ -251,10 +251,13 @@ def tenants_in(catalog: Catalog, env: str) -> list[str]:
     return sorted(name for name, entry in catalog.tenants.items() if env in entry.spec.environments)
 
 
-def recorded_cells(catalog: Catalog, env: str) -> dict[str, str]:
+def recorded_cells(catalog: Catalog, env: str) -> Mapping[str, str]:
+    """Tenant -> the cell networks.yaml records for it in ``env``: the catalog's own table,
+    not a copy (asked once per deployment by the targets; at 10,000 tenants a copy per ask
+    was most of the address-plan checks' time)."""
     entry = networks_entry(catalog)
     block = entry.spec.environments.get(env) if entry is not None else None
-    return dict(block.cells) if block is not None else {}
+    return block.cells if block is not None else {}
 
 
 def tenant_cell(catalog: Catalog, env: str, tenant: str) -> str:
@@ -270,15 +273,11 @@ def cell_members(catalog: Catalog, env: str) -> dict[str, list[str]]:
     In a several-cell environment an unrecorded tenant is in no cell yet (reported missing)."""
     declared = cells(catalog.environments[env].spec)
     out: dict[str, list[str]] = {c.name: [] for c in declared}
-    recorded = recorded_cells(catalog, env)  # read once (tenant_cell's answer, for every tenant)
-    several, first = len(declared) > 1, declared[0].name
+    recorded = recorded_cells(catalog, env)
     for tenant in tenants_in(catalog, env):
-        cell = recorded.get(tenant)
-        if cell is None:
-            if several:
-                continue
-            cell = first
-        out.setdefault(cell, []).append(tenant)
+        if len(declared) > 1 and tenant not in recorded:
+            continue
+        out.setdefault(tenant_cell(catalog, env, tenant), []).append(tenant)
     return out
 
 

@@ -32,6 +32,7 @@ from generator.formats.templating import Templates
 from generator.model.resolve import Model
 from generator.output.contracts import Declared
 from generator.output.limits import Facts
+from generator.output.spool import Spool, Stored
 from generator.targets.base import RenderedFile, Target
 
 #: Below this many deployments a serial render is faster than starting workers.
@@ -39,8 +40,8 @@ MIN_DEPLOYMENTS = 64
 
 Unit = tuple[int, str | None]
 #: (path, final bytes, manifest entry, its contracts, its limits facts), as ``render.finalize``
-#: returns it.
-Finished = tuple[str, bytes, dict[str, Any], Declared, Facts | None]
+#: returns it; from a worker the bytes may be spilled to the render's spool (``output.spool``).
+Finished = tuple[str, Stored, dict[str, Any], Declared, Facts | None]
 _STATE: dict[str, Any] = {}
 T = TypeVar("T")
 
@@ -79,7 +80,15 @@ def _run(unit: Unit) -> list[Finished]:
     templates = _STATE["templates"]
     target = _STATE["targets"][index]
     finish = _STATE["finish"]
-    return [finish(target.NAME, item) for item in target.render(scope, templates)]
+    spool: Spool | None = _STATE["spool"]
+    hold: Callable[[bytes], bool] = _STATE["hold"]
+    out: list[Finished] = []
+    for item in target.render(scope, templates):  # each file spilled as it is finished: a unit holds none
+        path, data, entry, declared, facts = finish(target.NAME, item)
+        if spool is not None and isinstance(data, bytes) and not hold(data):
+            data = spool.put(data)
+        out.append((path, data, entry, declared, facts))
+    return out
 
 
 def _run_at(job: tuple[int, Unit]) -> tuple[int, list[Finished]]:
@@ -93,15 +102,18 @@ def render_parallel(
     jobs: int,
     finish: Callable[[str, RenderedFile], Finished],
     progress: Callable[[int, int], None] | None = None,
+    spool: Spool | None = None,
+    hold: Callable[[bytes], bool] = lambda data: False,
 ) -> Iterator[Finished]:
     """Every target's finished files (``finish`` runs in the workers too: headers and hashes
-    are a third of the work), in the order a serial run produces them per unit."""
+    are a third of the work), in the order a serial run produces them per unit. With a
+    ``spool`` the workers spill each file's bytes to it, except those ``hold`` keeps."""
     work = units(model, targets)
     # Largest units first (longest-processing-time scheduling), so no core idles at the end
     # while another still renders a big environment; results go back in canonical order.
     order = sorted(range(len(work)), key=lambda i: -_cost(model, targets, work[i]))
     _STATE.clear()
-    _STATE.update(model=model, targets=list(targets), finish=finish)
+    _STATE.update(model=model, targets=list(targets), finish=finish, spool=spool, hold=hold)
     results: list[list[Finished]] = [[] for _ in work]
     try:
         with _forked_pool(min(jobs, len(work))) as pool:

@@ -14,7 +14,7 @@ import hashlib
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from generator.errors import CatalogError, CatalogErrors, Location
 from generator.formats import emit
@@ -23,6 +23,7 @@ from generator.model import naming
 from generator.model.resolve import Model
 from generator.output import contracts, limits, parallel
 from generator.output.parallel import Finished
+from generator.output.spool import Spool, SpooledFiles, Stored
 from generator.targets import TARGETS
 from generator.targets.base import RenderedFile, Target
 
@@ -34,7 +35,8 @@ MANIFEST_VERSION = 1
 class RenderResult:
     """Everything one render produced, manifest included."""
 
-    #: Path -> bytes, in path order (a dict, or after an incremental render ``ondisk.TreeFiles``).
+    #: Path -> bytes, in path order (a dict; after a parallel render ``spool.SpooledFiles``;
+    #: after an incremental render that leaves files on disk ``ondisk.TreeFiles``).
     files: Mapping[str, bytes]
     #: ``files`` maps every path to its entry; in no promised order (``units.assemble``).
     manifest: dict[str, Any] = field(repr=False)
@@ -106,7 +108,7 @@ def render(
     for a large catalog (``parallel``); the bytes are the same for any ``jobs``. With ``check``
     (and every target), broken contracts and consumer limits raise CatalogErrors."""
     chosen = list(targets if targets is not None else TARGETS)
-    files: dict[str, bytes] = {}
+    files: dict[str, Stored] = {}
     entries: dict[str, dict[str, Any]] = {}
     declared: list[contracts.Declared] = []
     found: list[limits.Facts] = []
@@ -115,8 +117,10 @@ def render(
     # and examines nothing.
     finish = finalize if targets is None else _finalize_unexamined
     check = check and targets is None
+    spool: Spool | None = None
     if parallel.usable(model, jobs):
-        produced = parallel.render_parallel(model, chosen, jobs, finish, progress)
+        spool = Spool()  # the workers spill each file's bytes there: none is held in memory
+        produced = parallel.render_parallel(model, chosen, jobs, finish, progress, spool, holds_placeholder)
     else:
         produced = _serial(model, chosen, progress, finish)
     for path, data, entry, decl, facts in produced:
@@ -140,15 +144,28 @@ def render(
     }
     # No manifest file here: ``output.units`` writes one per unit (MANIFEST_PATH is what
     # trees rendered before units hold; ``tree.read_manifest`` reads it, the next render prunes it).
-    return RenderResult(dict(sorted(files.items())), manifest, tuple(declared))
+    ordered = dict(sorted(files.items()))
+    # a serial render holds every file's bytes: a plain dict
+    out: Mapping[str, bytes] = SpooledFiles(ordered, spool) if spool is not None else cast(dict[str, bytes], ordered)
+    return RenderResult(out, manifest, tuple(declared))
 
 
-def placeholder_errors(files: dict[str, bytes]) -> list[CatalogError]:
+_PLACEHOLDER = b"<account:"
+
+
+def holds_placeholder(data: bytes) -> bool:
+    """Whether a file may hold a vended account's placeholder: such a file is kept in memory
+    by a spilling worker, so :func:`placeholder_errors` finds it among the held ones."""
+    return _PLACEHOLDER in data
+
+
+def placeholder_errors(files: Mapping[str, Stored]) -> list[CatalogError]:
     """A rendered file holding a vended account's placeholder (``naming.vended_account``) would
-    apply a wrong ARN: every occurrence is an error (a generator bug, at the rendered line)."""
+    apply a wrong ARN: every occurrence is an error (a generator bug, at the rendered line).
+    A spilled file was looked at by its worker (:func:`holds_placeholder`): it has none."""
     errors: list[CatalogError] = []
     for path, data in files.items():
-        if b"<account:" not in data:
+        if not isinstance(data, bytes) or _PLACEHOLDER not in data:
             continue
         for number, line in enumerate(data.decode("utf-8", "replace").split("\n"), 1):
             for m in naming.VENDED_ACCOUNT.finditer(line):
@@ -211,7 +228,7 @@ def _finalize_unexamined(target: str, item: RenderedFile) -> Finished:
     return finalize(target, item, examine=False)
 
 
-def _add(files: dict[str, bytes], entries: dict[str, dict[str, Any]], path: str, data: bytes, entry: dict[str, Any]) -> None:
+def _add(files: dict[str, Stored], entries: dict[str, dict[str, Any]], path: str, data: Stored, entry: dict[str, Any]) -> None:
     if path in files:
         raise CatalogErrors(
             [CatalogError(Location(path), f"two outputs claim this path (targets {entries[path]['target']} and {entry['target']})")]

@@ -37,6 +37,7 @@ from generator.output import contracts, limits, unit_cache
 from generator.output.checkcache import Vouch  # whether a unit's files hold its recorded bytes, known without reading them
 from generator.output.ondisk import TreeFiles
 from generator.output.render import MANIFEST_PATH, MANIFEST_VERSION, EntryField, RenderResult, render
+from generator.output.spool import Spool, SpooledFiles, Stored, stored_of
 from generator.output.tree import UNITS_DIR, EntryFields, Proven, files_under, read_file
 from generator.targets import TARGETS
 from generator.targets.contracts import Contract
@@ -771,7 +772,8 @@ def render_incremental(
         scoped = dataclasses.replace(model, rendering=frozenset(todo.render)) if todo.reused else model
         fresh = render(scoped, jobs=1 if few else jobs, check=False)
     entries = todo.entries  # the reused units' entries, merged by the plan
-    files: dict[str, bytes] = {}
+    fresh_files, spool = stored_of(fresh.files)  # a spilled file is taken as it lies: not read back
+    files: dict[str, Stored] = {}
     declared: dict[str, contracts.Declared] = {}
     fresh_declared = {d[0]: d for d in fresh.declared}
     fresh_paths: list[str] = []
@@ -784,7 +786,7 @@ def render_incremental(
             raise UsageError(f"{owner} lists {path}, which {unit_path(unit_of(entry))} renders; run `companyos render --full`")
         entries[path] = entry
         fresh_paths.append(path)
-        files[path] = fresh.files[path]
+        files[path] = fresh_files[path]
         if path in fresh_declared:
             declared[path] = fresh_declared[path]
     todo.fresh = fresh_paths  # Plan.on_disk and Plan.proven: views over them and the entries
@@ -807,7 +809,7 @@ def render_incremental(
     ]
     if errors:
         raise CatalogErrors(errors)
-    return assemble(model, found, files, entries, declared, todo, root, fresh=fresh_paths), todo
+    return assemble(model, found, files, entries, declared, todo, root, fresh=fresh_paths, spool=spool), todo
 
 
 class ReusedFields:
@@ -870,17 +872,19 @@ class InPathOrder(Sequence[contracts.Declared]):
 def assemble(
     model: Model,
     found: Digests,
-    files: dict[str, bytes],
+    files: dict[str, Stored],
     entries: dict[str, dict[str, Any]],
     declared: Mapping[str, contracts.Declared],
     todo: Plan,
     root: Path | None = None,
     fresh: Iterable[str] | None = None,
+    spool: Spool | None = None,
 ) -> RenderResult:
     """Add every unit's manifest (recorded bytes for a reused unit). There is no fleet-wide
     manifest file: it would change with every tenant added (``RenderResult.manifest`` still
     holds every entry in memory). ``fresh``: the entries rendered this run; a reused unit's
-    are grouped already (``Plan.reused``: the plan checked every one is that tenant's)."""
+    are grouped already (``Plan.reused``: the plan checked every one is that tenant's).
+    ``spool``: where the render spilled the files ``files`` does not hold."""
     rendered: dict[str, dict[str, dict[str, Any]]] = {GLOBAL: {}}
     rendered.update({f"tenant/{name}": {} for name in model.catalog.tenants})
     for path in entries if fresh is None else fresh:
@@ -914,8 +918,10 @@ def assemble(
     manifest = {"generator": emit.GENERATOR, "version": MANIFEST_VERSION, "files": entries}
     ordered = InPathOrder(lambda: every_declared(declared, todo.reused.values()))
     if todo.left and root is not None:
-        return RenderResult(TreeFiles(root, files, todo.on_disk, order), manifest, ordered, listed, ReusedFields(todo.reused))
-    return RenderResult({p: files[p] for p in order}, manifest, ordered, listed, ReusedFields(todo.reused) if todo.reused else None)
+        return RenderResult(TreeFiles(root, files, todo.on_disk, order, spool), manifest, ordered, listed, ReusedFields(todo.reused))
+    in_order = {p: files[p] for p in order}
+    out: Mapping[str, bytes] = SpooledFiles(in_order, spool) if spool is not None else cast(dict[str, bytes], in_order)
+    return RenderResult(out, manifest, ordered, listed, ReusedFields(todo.reused) if todo.reused else None)
 
 
 def _paths(members: Mapping[str, Any]) -> Sequence[str]:
@@ -938,9 +944,10 @@ def membership(result: RenderResult) -> Mapping[str, Sequence[str]]:
 def with_units(model: Model, found: Digests, result: RenderResult) -> RenderResult:
     """A full render's result with every unit's manifest added (``render --full``, ``check --full``)."""
     entries = dict(result.manifest["files"])
-    files = {p: d for p, d in result.files.items() if p != MANIFEST_PATH}
+    stored, spool = stored_of(result.files)  # a spilled file is taken as it lies: not read back
+    files = {p: d for p, d in stored.items() if p != MANIFEST_PATH}
     declared = {d[0]: d for d in result.declared}
-    return assemble(model, found, files, entries, declared, Plan(set(model.catalog.tenants)))
+    return assemble(model, found, files, entries, declared, Plan(set(model.catalog.tenants)), spool=spool)
 
 
 def unit_paths(paths: Iterable[str]) -> list[str]:

@@ -1,0 +1,109 @@
+"""A parallel render spills its files to the spool instead of sending their bytes back
+(``output.spool``): the parent holds where each lies, the bytes read back are the serial
+render's, and nothing the spool would hide escapes the checks made on held bytes."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+import pickle
+import re
+import sys
+
+import pytest
+
+from generator import pipeline
+from generator.errors import CatalogErrors
+from generator.output import parallel
+from generator.output.render import render
+from generator.output.spool import Spilled, Spool, SpooledFiles, stored_of
+from helpers.repo import REPO
+
+sys.path.insert(0, str(REPO / "bench"))
+import run as bench  # bench/run.py: the benchmark's catalog generator
+
+
+@pytest.fixture(scope="module")
+def large(tmp_path_factory):
+    root = tmp_path_factory.mktemp("spool") / "repo"
+    bench.make_catalog(root, 30)
+    model = pipeline.resolve_only(root)
+    assert parallel.usable(model, 2)
+    return root, model
+
+
+def test_a_parallel_render_holds_no_file_bytes_and_reads_back_the_serial_ones(large):
+    _, model = large
+    spread = render(model, jobs=2)
+    stored, spool = stored_of(spread.files)
+    assert spool is not None and len(stored) == len(spread.files) > 1000
+    assert all(isinstance(where, Spilled) for where in stored.values())  # not one file's bytes came back
+    assert dict(spread.files) == dict(render(model, jobs=1).files)
+
+
+def test_a_spooled_result_pickles_as_its_bytes(large):
+    _, model = large
+    spread = render(model, jobs=2)
+    copied = pickle.loads(pickle.dumps(spread.files))
+    assert type(copied) is dict and copied == dict(spread.files)
+
+
+def test_a_placeholder_in_a_spilling_render_is_still_an_error_at_its_line(large):
+    """The placeholder check reads only held bytes; a worker holds back any file that may
+    hold one. Planted: with every file spilled, this render would pass."""
+    _, model = large
+    name = "helm/values.yaml.j2"
+    planted = dataclasses.replace(model, templates={**model.templates, name: model.templates[name] + "# role in <account:acme/dev>\n"})
+    with pytest.raises(CatalogErrors) as caught:
+        render(planted, jobs=2)
+    found = [str(e) for e in caught.value.errors]
+    assert found
+    assert all(re.match(r"^rendered/helm/[^:]+\.yaml:\d+:\d+: placeholder <account:acme/dev>", e) for e in found)
+
+
+def test_what_forked_processes_spill_the_parent_reads_at_its_place():
+    spool = Spool()
+    pieces = [bytes([n]) * (1000 + n * 37) for n in range(8)]
+    children = []
+    for piece in pieces:
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: spill and say where
+            os.close(read)
+            where = spool.put(piece)
+            os.write(write, pickle.dumps(where))
+            os._exit(0)
+        os.close(write)
+        children.append((pid, read, piece))
+    places = []
+    for pid, read, piece in children:
+        with os.fdopen(read, "rb") as fh:
+            where = pickle.loads(fh.read())
+        os.waitpid(pid, 0)
+        assert spool.get(where) == piece
+        places.append(range(where.offset, where.offset + where.length))
+    spans = sorted(places, key=lambda r: r.start)
+    assert all(a.stop <= b.start for a, b in itertools.pairwise(spans))  # no two overlap
+
+
+def test_a_spooled_mapping_is_a_mapping_of_bytes():
+    spool = Spool()
+    files = SpooledFiles({"a": b"held", "b": spool.put(b"spilled")}, spool)
+    assert files["a"] == b"held" and files["b"] == b"spilled"
+    assert list(files) == ["a", "b"] and "b" in files and "c" not in files
+    assert files == {"a": b"held", "b": b"spilled"}
+
+
+def test_a_tree_written_from_the_spool_is_the_serial_render(large, monkeypatch):
+    """The tree written from a spilled render (planned, unit manifests assembled) is the one
+    a serial full render compares clean with, byte for byte."""
+    root, _ = large
+    monkeypatch.setenv("COMPANYOS_JOBS", "2")
+    built, _ = pipeline.render_to_disk(root)
+    stored, spool = stored_of(built.result.files)
+    assert spool is not None and any(isinstance(where, Spilled) for where in stored.values())
+    monkeypatch.setenv("COMPANYOS_JOBS", "1")
+    serial, status = pipeline.check(root)
+    assert status.clean and status.unchanged == len(built.result.files), status.as_dict()
+    assert serial is not None and stored_of(serial.result.files)[1] is None

@@ -906,8 +906,9 @@ def assemble(
             else:
                 inputs = found.context if unit == GLOBAL else found.tenants.get(name, "missing")
                 data = unit_manifest(unit, inputs, members, {p: declared[p] for p in members if p in declared})
-            files[path] = data
             sha = _sha(data)
+            # with a spool (a large render) the manifest waits there too: ~60 KB a tenant
+            files[path] = data if spool is None or reused is not None else spool.put(data)
         own: dict[str, Any] = {"sha256": sha, "sources": [], "target": "units"}
         if unit != GLOBAL:
             own["tenant"] = name

@@ -271,26 +271,25 @@ def test_an_edits_record_carries_the_other_units_sums_and_equals_a_fresh_one(ren
     edit_yaml(rendered_repo / "tenants/hooli.yaml", lambda data: data.update(owner="platform-b@example.com"))
     summed: list[str] = []
     recording: list[bool] = []
-    real, remember = checkcache._stat_sum, checkcache.remember_clean
+    real, remember = checkcache._stat_item, checkcache.remember_clean
 
-    def summing(paths, stats):
-        paths = list(paths)
+    def summing(rel, st):
         if recording:  # the plan sums each unit it vouches for; the record must not again
-            summed.extend(paths)
-        return real(paths, stats)
+            summed.append(rel)
+        return real(rel, st)
 
     def remembering(*args, **kwargs):
         recording.append(True)
         return remember(*args, **kwargs)
 
-    monkeypatch.setattr(checkcache, "_stat_sum", summing)
+    monkeypatch.setattr(checkcache, "_stat_item", summing)
     monkeypatch.setattr(checkcache, "remember_clean", remembering)
     built, _ = pipeline.render_to_disk(rendered_repo)
     carried = json.loads((rendered_repo / CACHE_PATH).read_text())
     members = units.membership(built.result)
     allowed = {p for unit in ("global", "tenant/hooli") for p in [units.unit_path(unit), *members[units.unit_path(unit)]]}
     assert summed and set(summed) <= allowed, sorted(set(summed) - allowed)[:5]
-    monkeypatch.setattr(checkcache, "_stat_sum", real)
+    monkeypatch.setattr(checkcache, "_stat_item", real)
     fresh = _record(rendered_repo, monkeypatch, racy_ns=0)  # a full check, every file stat'ed and summed
     for key in ("stat", "outputs", "units", "contents", "racy", "fleet", "files"):
         assert carried[key] == fresh[key], key

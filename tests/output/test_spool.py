@@ -15,7 +15,7 @@ import pytest
 
 from generator import pipeline
 from generator.errors import CatalogErrors
-from generator.output import parallel
+from generator.output import parallel, units
 from generator.output.render import render
 from generator.output.spool import Spilled, Spool, SpooledFiles, stored_of
 from helpers.repo import REPO
@@ -102,7 +102,8 @@ def test_a_tree_written_from_the_spool_is_the_serial_render(large, monkeypatch):
     monkeypatch.setenv("COMPANYOS_JOBS", "2")
     built, _ = pipeline.render_to_disk(root)
     stored, spool = stored_of(built.result.files)
-    assert spool is not None and any(isinstance(where, Spilled) for where in stored.values())
+    assert spool is not None and all(isinstance(where, Spilled) for where in stored.values())  # unit manifests too
+    assert sum(p.startswith(units.UNITS_DIR + "/") for p in stored) == len(built.model.catalog.tenants) + 1
     monkeypatch.setenv("COMPANYOS_JOBS", "1")
     serial, status = pipeline.check(root)
     assert status.clean and status.unchanged == len(built.result.files), status.as_dict()

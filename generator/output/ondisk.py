@@ -1,9 +1,10 @@
-"""A render's files where some stay on disk: the reused units the stat record vouches for.
+"""A render's files where some stay on disk: the reused units' files.
 
 An incremental render reuses most units as recorded. When the verified-clean record
 (``output.checkcache``) vouches by ``lstat`` that a unit's files still hold its recorded
-sha256, their bytes are not read at all; :class:`TreeFiles` reads one only when someone
-asks for it (a diff, the destructive-change guard). Comparing and writing skip them: they
+sha256, their bytes are not read at all; else they are read and hashed under the lock, and
+not kept. :class:`TreeFiles` reads one again only when someone asks for it (a diff, the
+destructive-change guard). Comparing and writing skip them: they
 are the tree already. Memory then holds only what was rendered (or its place in the
 render's spool, ``output.spool``).
 """

@@ -264,15 +264,22 @@ def manifest_roots(files: dict[str, dict[str, Any]]) -> set[str]:
 
 def read_file(path: str | Path, limit: int = -1) -> bytes | None:
     """The file's bytes (at most ``limit``), or None when there is no file to read. Plain
-    descriptors: a buffered file object per file costs more than the read itself."""
+    descriptors: a buffered file object per file costs more than the read itself. A whole
+    file is read with a buffer of its size (one byte more, to see it end): a fixed 1 MiB
+    buffer, shrunk to the file, left the rest of it as a hole in the heap that the next
+    1 MiB did not fit, and reading 80,000 files grew the process by ~350 MB."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except (FileNotFoundError, NotADirectoryError):
         return None
     try:
         if limit < 0:
-            chunks = []
-            while chunk := os.read(fd, 1 << 20):
+            size = os.fstat(fd).st_size
+            first = os.read(fd, size + 1)
+            if len(first) <= size:  # its end (a regular file reads whole)
+                return first
+            chunks = [first]  # it grew meanwhile, or is not a regular file
+            while chunk := os.read(fd, 1 << 16):
                 chunks.append(chunk)
             return b"".join(chunks)
         data = b""

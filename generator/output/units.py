@@ -293,6 +293,11 @@ class Unit:
             self._shas = {path: item.sha256 for path, item in self._decode(_SHAS, "sha256s").files.items()}
         return self._shas
 
+    def forget_fields(self) -> None:
+        """Drop the decoded sha256s and sources: decoded again from the manifest if asked
+        (the record asks a few; the limit check only to blame a breach)."""
+        self._sources = self._shas = None
+
     def _decode(self, decoder: msgspec.json.Decoder[_T], what: str) -> _T:
         try:
             return decoder.decode(self.raw)
@@ -459,11 +464,10 @@ def working_tree(root: Path) -> Recorded:
 
 @dataclass
 class Plan:
-    """Which tenants render, and the recorded units reused with their files' bytes."""
+    """Which tenants render, and the recorded units reused (their files stay on disk)."""
 
     render: set[str]
     reused: dict[str, Unit] = field(default_factory=dict)
-    files: dict[str, bytes] = field(default_factory=dict)
     #: Why each rendered tenant renders (for tests and ``--explain``-style output).
     reasons: dict[str, str] = field(default_factory=dict)
     #: Every unit manifest parsed here: path -> its bytes, for the write's previous manifest
@@ -472,6 +476,10 @@ class Plan:
     #: Tenants whose reused unit the stat record vouched for: their files and manifest are
     #: not read (:attr:`on_disk`).
     left: set[str] = field(default_factory=set)
+    #: Tenants whose reused unit's files were read and hashed here, each matching its recorded
+    #: sha256 under the lock: their bytes are not kept either (:attr:`on_disk`; a fresh clone's
+    #: no-op render held all 450 MB of them at 1,000 tenants x 3).
+    hashed: set[str] = field(default_factory=set)
     #: The result's entries (path -> entry): each reused unit's merged in as the plan accepts
     #: it (:meth:`Unit.merge_into`), the fresh ones added by :func:`render_incremental`, which
     #: also sets :attr:`fresh`, the paths rendered this run.
@@ -509,10 +517,11 @@ class Plan:
 
     @property
     def on_disk(self) -> Container[str]:
-        """The files (and manifests) of the units vouched for (``ondisk.TreeFiles``): those
-        whose entry in the result names a tenant in :attr:`left`. A view, not a set (at
-        10,000 tenants a set of their 800,000 paths was ~33 MB)."""
-        return _LeftOnDisk(self.entries, self.left)
+        """The files (and manifests) of the units vouched for, and the files of those hashed
+        (``ondisk.TreeFiles``): those whose entry in the result names a tenant in :attr:`left`
+        or :attr:`hashed` (a hashed unit's manifest is held: it was parsed). A view, not a set
+        (at 10,000 tenants a set of their 800,000 paths was ~33 MB)."""
+        return _LeftOnDisk(self.entries, self.left, self.hashed)
 
     def proven(self, manifests: Container[str] = frozenset()) -> Proven:
         """Every reused file (read and hashed here, or vouched for by the stat record), the
@@ -531,16 +540,19 @@ class Plan:
 
 
 class _LeftOnDisk(Container[str]):
-    """Whether a path's entry names one of ``tenants`` (:attr:`Plan.on_disk`)."""
+    """Whether a path's entry names a tenant in ``vouched`` or ``hashed`` (:attr:`Plan.on_disk`)."""
 
-    __slots__ = ("_entries", "_tenants")
+    __slots__ = ("_entries", "_hashed", "_vouched")
 
-    def __init__(self, entries: Mapping[str, Mapping[str, Any]], tenants: Container[str]) -> None:
-        self._entries, self._tenants = entries, tenants
+    def __init__(self, entries: Mapping[str, Mapping[str, Any]], vouched: Container[str], hashed: Container[str]) -> None:
+        self._entries, self._vouched, self._hashed = entries, vouched, hashed
 
     def __contains__(self, item: object) -> bool:
         entry = self._entries.get(item) if isinstance(item, str) else None
-        return entry is not None and entry.get("tenant") in self._tenants
+        if entry is None:
+            return False
+        tenant = entry.get("tenant")
+        return tenant in self._vouched or tenant in self._hashed
 
 
 @dataclass(frozen=True)
@@ -629,16 +641,15 @@ def plan(
             out.reasons[name] = "its manifest's sha256s, sources, places or contract rows are damaged"
             history.rendered(f"tenant/{name}", None)
             continue
-        kept: dict[str, bytes] = {}
         shas = unit.shas
         for path in unit.entries:
             data = read_file(os.path.join(base, path))
             if data is None or _sha(data) != shas.get(path):
                 break
-            kept[path] = data
         else:
+            unit.forget_fields()  # checked and used: at 10,000 tenants ~700 MB if kept
             out.reused[name] = unit
-            out.files.update(kept)
+            out.hashed.add(name)
             unit.merge_into(out.entries)
             history.reused(f"tenant/{name}", unit, vouched=False)
             out.keep(name, stamp)
@@ -790,7 +801,6 @@ def render_incremental(
         if path in fresh_declared:
             declared[path] = fresh_declared[path]
     todo.fresh = fresh_paths  # Plan.on_disk and Plan.proven: views over them and the entries
-    files.update(todo.files)
     # the reused units passed the contract check together with todo.previous: only the change is judged
     proven = todo.previous is not None and contracts.unchanged(
         list(declared.values()),
@@ -918,7 +928,7 @@ def assemble(
     # them in order, and re-inserting 800,000 of them in path order cost ~0.8 s at 10,000 tenants
     manifest = {"generator": emit.GENERATOR, "version": MANIFEST_VERSION, "files": entries}
     ordered = InPathOrder(lambda: every_declared(declared, todo.reused.values()))
-    if todo.left and root is not None:
+    if (todo.left or todo.hashed) and root is not None:
         return RenderResult(TreeFiles(root, files, todo.on_disk, order, spool), manifest, ordered, listed, ReusedFields(todo.reused))
     in_order = {p: files[p] for p in order}
     out: Mapping[str, bytes] = SpooledFiles(in_order, spool) if spool is not None else cast(dict[str, bytes], in_order)

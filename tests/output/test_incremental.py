@@ -434,7 +434,7 @@ def test_check_base_reads_no_file_git_proves_unchanged(repo: Path, monkeypatch: 
     monkeypatch.setattr(tree, "read_file", lambda path, *a, **k: compared.append(str(path)) or real(path, *a, **k))
     _, plan, clean, problems = check_base(repo, "HEAD~1")
     assert clean, problems
-    assert plan.render == {"hooli"} and plan.left and not plan.files
+    assert plan.render == {"hooli"} and plan.left and not plan.hashed
     assert not [p for p in seen if "/rendered/" in p], seen[:5]
     # neither the reused units' files nor their manifests (git proves them the base's) are read
     assert not [p for p in compared if "/.companyos-units/tenant-" in p and "hooli" not in p], compared
@@ -613,3 +613,47 @@ def test_a_base_listing_stopped_early_leaves_no_git_waiting(repo: Path) -> None:
     many.close()
     assert first[0].startswith("rendered/") and next(tree_paths(handle, "HEAD", "rendered")).startswith("rendered/")
     assert len(list(tree_entries(handle, "HEAD", "rendered"))) == len(list(tree_paths(handle, "HEAD", "rendered"))) > 500
+
+
+def test_a_hashed_units_files_are_checked_not_held_and_read_again_when_asked(repo: Path) -> None:
+    """Without the stat record (a fresh clone), each reused unit's files are read and hashed
+    under the lock, and their bytes let go: the result reads one again only when asked, and
+    a file changed on disk is re-rendered, not trusted."""
+    _edit_tenant(repo)
+    shutil.rmtree(repo / checkcache.CACHE_DIR, ignore_errors=True)
+    built, plan = pipeline.build_incremental(repo)
+    assert plan.render == {"hooli"} and "globex" in plan.hashed and not plan.left
+    helm = "rendered/helm/dev/globex/api.yaml"
+    assert helm in built.result.files and helm not in built.result.files.held  # type: ignore[attr-defined]
+    assert built.result.files[helm] == (repo / helm).read_bytes()
+    assert plan.reused["globex"]._shas is None  # decoded to check, then dropped
+    assert built.result.manifest["files"][helm].get("sha256") is None
+    assert built.result.shas()[helm] == hashlib.sha256((repo / helm).read_bytes()).hexdigest()  # decoded again
+    assert dict(built.result.files) == dict(pipeline.build(repo).result.files)
+    (repo / helm).write_bytes((repo / helm).read_bytes() + b"# edited\n")
+    _, again = pipeline.build_incremental(repo)
+    assert "globex" in again.render and again.reasons["globex"] == "a file differs from its recorded sha256"
+
+
+def test_a_whole_file_is_read_with_a_buffer_of_its_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``tree.read_file`` asks for the file's size and one byte more, not a fixed 1 MiB (that
+    buffer, shrunk, fragmented the heap: ~350 MB over 80,000 files); a file that grows
+    while read, an empty one and a pipe still read whole."""
+    import os
+    import threading
+
+    asked: list[int] = []
+    real = os.read
+    monkeypatch.setattr(tree.os, "read", lambda fd, n: asked.append(n) or real(fd, n))
+    small = tmp_path / "small"
+    small.write_bytes(b"x" * 5000)
+    assert tree.read_file(small) == b"x" * 5000 and asked == [5001]
+    (tmp_path / "empty").write_bytes(b"")
+    assert tree.read_file(tmp_path / "empty") == b""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_bytes(b"y" * 200_000))
+    writer.start()
+    assert tree.read_file(fifo) == b"y" * 200_000
+    writer.join()
+    assert tree.read_file(tmp_path / "missing") is None and tree.read_file(tmp_path) is None

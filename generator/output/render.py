@@ -24,6 +24,7 @@ from generator.model.resolve import Model
 from generator.output import contracts, limits, parallel
 from generator.output.parallel import Finished
 from generator.output.spool import Spool, SpooledFiles, Stored
+from generator.output.spool import made as spool_made
 from generator.targets import TARGETS
 from generator.targets.base import RenderedFile, Target
 
@@ -119,7 +120,7 @@ def render(
     check = check and targets is None
     spool: Spool | None = None
     if parallel.usable(model, jobs):
-        spool = Spool()  # the workers spill each file's bytes there: none is held in memory
+        spool = spool_made()  # the workers spill each file's bytes there: none is held in memory
         produced = parallel.render_parallel(model, chosen, jobs, finish, progress, spool, holds_placeholder)
     else:
         produced = _serial(model, chosen, progress, finish)

@@ -25,6 +25,18 @@ class Spilled(NamedTuple):
     length: int
 
 
+#: A file's bytes, or where they were spilled.
+Stored = bytes | Spilled
+
+
+def made() -> Spool | None:
+    """A new spool, or None when no temporary file can be made (the bytes are then held)."""
+    try:
+        return Spool()
+    except OSError:
+        return None
+
+
 class Spool:
     """One temporary file that forked workers append to, each reserving its span under a
     shared counter (a write at its own offset: no shared file position is relied on)."""
@@ -33,16 +45,22 @@ class Spool:
         self._file = tempfile.TemporaryFile()  # noqa: SIM115 (held for the spool's life, closed with it)
         self._end = multiprocessing.get_context("fork").Value("q", 0)
 
-    def put(self, data: bytes) -> Spilled:
-        """Append ``data`` (in any process forked after the spool was made)."""
+    def put(self, data: bytes) -> Stored:
+        """Append ``data`` (in any process forked after the spool was made) and say where;
+        ``data`` itself when the spool cannot take it (a full or unwritable temporary
+        folder): held in memory as before a spool existed, rather than failing the render.
+        A span written in part is never read."""
         with self._end.get_lock():
             offset = self._end.value
             self._end.value = offset + len(data)
         view = memoryview(data)
         at = offset
-        while view:
-            written = os.pwrite(self._file.fileno(), view, at)
-            view, at = view[written:], at + written
+        try:
+            while view:
+                written = os.pwrite(self._file.fileno(), view, at)
+                view, at = view[written:], at + written
+        except OSError:
+            return data
         return Spilled(offset, len(data))
 
     def get(self, where: Spilled) -> bytes:
@@ -53,9 +71,6 @@ class Spool:
                 raise OSError(f"the render's spool file ends before {where}")
             data += more
         return data
-
-
-Stored = bytes | Spilled
 
 
 class SpooledFiles(Mapping[str, bytes]):

@@ -108,3 +108,30 @@ def test_a_tree_written_from_the_spool_is_the_serial_render(large, monkeypatch):
     serial, status = pipeline.check(root)
     assert status.clean and status.unchanged == len(built.result.files), status.as_dict()
     assert serial is not None and stored_of(serial.result.files)[1] is None
+
+
+def test_a_full_temporary_folder_keeps_the_bytes_in_memory_instead_of_failing(large, monkeypatch):
+    """A spool that cannot take a file (ENOSPC) hands the bytes back, and a spool that
+    cannot be made is none: the render is the serial one either way."""
+    import errno
+
+    from generator.output import spool as spool_module
+
+    _, model = large
+    serial = dict(render(model, jobs=1).files)
+
+    def full(fd, data, offset):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(spool_module.os, "pwrite", full)
+    crowded = render(model, jobs=2)
+    stored, spool = stored_of(crowded.files)
+    assert spool is not None and all(isinstance(data, bytes) for data in stored.values())
+    assert dict(crowded.files) == serial
+
+    def no_temporary_file(*args, **kwargs):
+        raise OSError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(spool_module.tempfile, "TemporaryFile", no_temporary_file)
+    unspooled = render(model, jobs=2)
+    assert stored_of(unspooled.files)[1] is None and dict(unspooled.files) == serial

@@ -202,9 +202,9 @@ def _argocd_now(result: RenderResult, paths: Iterable[str] | None = None) -> set
 
 class _SameAsBase(Container[str]):
     """The rendered paths whose bytes are the base's: every file left on disk (in ``check
-    --base`` only the reused units git proved equal to the base, ``Baseline.vouch``) and the
-    held ones with the base's blob id. A view: at 10,000 tenants the Argo CD folder alone is
-    ~360,000 paths."""
+    --base`` only the reused units' files: git proved them equal to the base's, or they
+    were read and hashed against the base's manifest) and the held ones with the base's
+    blob id. A view: at 10,000 tenants the Argo CD folder alone is ~360,000 paths."""
 
     def __init__(self, files: Container[str], held: Container[str], unchanged: frozenset[str]) -> None:
         self._files, self._held, self._unchanged = files, held, unchanged

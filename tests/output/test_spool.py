@@ -135,3 +135,39 @@ def test_a_full_temporary_folder_keeps_the_bytes_in_memory_instead_of_failing(la
     monkeypatch.setattr(spool_module.tempfile, "TemporaryFile", no_temporary_file)
     unspooled = render(model, jobs=2)
     assert stored_of(unspooled.files)[1] is None and dict(unspooled.files) == serial
+
+
+def test_an_incremental_render_of_most_tenants_spills_them_and_leaves_the_rest_on_disk(tmp_path, monkeypatch):
+    """More than half the tenants changed, no stat record: the changed ones render in
+    parallel into the spool, the others are read, hashed and left on disk; the mapping of
+    both is the serial full render, and the tree written from it checks clean."""
+    import shutil
+
+    from generator.output import checkcache
+    from generator.output.ondisk import TreeFiles
+
+    repo = tmp_path / "repo"
+    bench.make_catalog(repo, 30)
+    monkeypatch.setenv("COMPANYOS_JOBS", "2")
+    pipeline.render_to_disk(repo)
+    names = sorted(p.stem for p in (repo / "tenants").glob("*.yaml"))
+    for name in names[:20]:
+        path = repo / "tenants" / f"{name}.yaml"
+        path.write_text(path.read_text().replace("owner: team-", "owner: crew-"))
+    shutil.rmtree(repo / checkcache.CACHE_DIR)
+    built, plan = pipeline.build_incremental(repo)
+    assert plan.render == set(names[:20]) and plan.hashed == set(names[20:])
+    files = built.result.files
+    assert isinstance(files, TreeFiles) and files._spool is not None
+    fresh = f"rendered/helm/dev/{names[0]}/api.yaml"
+    kept = f"rendered/helm/dev/{names[-1]}/api.yaml"
+    assert isinstance(files._held[fresh], Spilled) and kept not in files.held
+    monkeypatch.setenv("COMPANYOS_JOBS", "1")
+    assert dict(files) == dict(pipeline.build(repo).result.files)
+    monkeypatch.setenv("COMPANYOS_JOBS", "2")
+    _, report = pipeline.render_to_disk(repo)
+    edited, untouched = (units.unit_path(f"tenant/{name}") for name in (names[0], names[-1]))
+    assert edited in report.written and untouched not in report.written
+    monkeypatch.setenv("COMPANYOS_JOBS", "1")
+    _, status = pipeline.check(repo)
+    assert status.clean, status.as_dict()

@@ -10,7 +10,7 @@ per kind, which findings fail the render; the rest are only listed (``explain --
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, overload
@@ -227,6 +227,69 @@ def check(declared: Iterable[Declared]) -> list[CatalogError]:
     producing = [(path, provides, (), source) for path, provides, _, source in items if provides]
     broken = links([*producing, *((path, (), consumes, source) for path, _, consumes, source in suspects)], broken_only=True)
     return sorted({CatalogError(link.location, link.message) for link in broken if link.strict and link.status != "ok"})
+
+
+def check_by_unit(shared: Sequence[Declared], units: Callable[[], Iterable[Iterable[Declared]]]) -> list[CatalogError]:
+    """:func:`check` of ``shared`` and every unit ``units()`` yields, holding one unit's
+    contracts at a time (a unit's are read from its manifest and let go): the same errors.
+
+    A consumer answered by its own unit's producers or by ``shared``'s (the global unit and
+    the units rendered this run) is answered in the fleet, which has those producers too;
+    that settles every consumer of a tenant unit in practice. ``shared``'s other consumers
+    (the global unit's failover plan assumes regulated tenants' roles) are looked up among
+    each unit's producers in the same pass; a unit's, if any, in a second pass. Only if
+    something is still unanswered, or a used CRD kind has two owners, is the whole fleet
+    gathered and judged by :func:`check` (the errors then name every broken contract).
+    ``units`` is called once per pass."""
+    offered = set(_wants(shared, 1))
+    keys = {(kind, scope, name) for kind, scope, name, _ in offered}
+    crd_offered = {want for want in offered if want[0] == "crd_kind"}
+    consumed = set(_wants(shared, 2))
+    crd_used = {(kind, scope, name) for kind, scope, name, _ in consumed if kind == "crd_kind"}
+    # what shared's producers do not answer: a unit's may
+    left = {want for want in consumed - offered if not _answered(want, keys)}
+    wanted = _keys_asked(left)
+    found: set[tuple[str, str, str, str]] = set()
+    for unit in units():
+        items = list(unit)
+        own = set(_wants(items, 1))
+        own_keys = {(kind, scope, name) for kind, scope, name, _ in own}
+        crd_offered.update(want for want in own if want[0] == "crd_kind")
+        found.update(want for want in own if want[:3] in wanted)
+        consumed = set(_wants(items, 2))
+        crd_used.update((kind, scope, name) for kind, scope, name, _ in consumed if kind == "crd_kind")
+        left.update(want for want in consumed - own - offered if not (_answered(want, own_keys) or _answered(want, keys)))
+    left = _unanswered(left, found)
+    if left and not _keys_asked(left) <= wanted:  # a unit's consumer no producer seen so far answers
+        wanted = _keys_asked(left)
+        found = {want for want in offered if want[:3] in wanted}
+        for unit in units():
+            found.update(want for want in _wants(list(unit), 1) if want[:3] in wanted)
+        left = _unanswered(left, found)
+    owners: dict[tuple[str, str, str], int] = {}
+    for kind, scope, name, _ in crd_offered:
+        owners[(kind, scope, name)] = owners.get((kind, scope, name), 0) + 1
+    if not left and all(owners.get(key, 0) <= 1 for key in crd_used):
+        return []
+    everything = [*shared, *(item for unit in units() for item in unit)]
+    return check(sorted(everything, key=itemgetter(0)))
+
+
+def _keys_asked(wants: Iterable[tuple[str, str, str, str]]) -> set[tuple[str, str, str]]:
+    """The keys whose producers could answer ``wants``: their own, and the Argo CD project
+    wildcards that may admit a kind."""
+    out: set[tuple[str, str, str]] = set()
+    for kind, scope, name, _ in wants:
+        out.add((kind, scope, name))
+        if kind == "argocd_kind":
+            out.add((kind, scope, name.split(":", 1)[0] + ":*/*"))
+    return out
+
+
+def _unanswered(wants: set[tuple[str, str, str, str]], found: set[tuple[str, str, str, str]]) -> set[tuple[str, str, str, str]]:
+    """``wants`` that ``found`` (every producer of their keys asked) does not answer."""
+    found_keys = {(kind, scope, name) for kind, scope, name, _ in found}
+    return {want for want in wants if want not in found and not _answered(want, found_keys)}
 
 
 def _suspects(items: list[Declared]) -> list[Declared]:

@@ -347,35 +347,49 @@ class Unit:
             raise UsageError(f"{unit_path(self.unit)}: damaged contracts; run `companyos render --full`")
         return found
 
+    def declared_once(self) -> dict[str, contracts.Declared]:
+        """:attr:`declared` without keeping it: the fleet-wide check reads each reused unit's
+        contracts once, unit by unit (at 1,000 tenants, kept, they were ~190 MB)."""
+        if self._declared is not None:
+            return self._declared
+        found = self._decode_contracts()
+        if found is None:
+            raise UsageError(f"{unit_path(self.unit)}: damaged contracts; run `companyos render --full`")
+        return found
+
     def _contracts(self) -> dict[str, contracts.Declared] | None:
         if self._declared is None:
-            try:
-                found = _CONTRACTS.decode(self.raw)
-            except msgspec.MsgspecError:
-                return None
-            # kept as rows (contracts.RecordedContracts), decoded and turned into Contracts only when asked
-            places = [Location(p, line, col) for p, line, col in found.places]
-            self._declared = {
-                path: (
-                    path,
-                    contracts.RecordedContracts(pact.provides, places, path),
-                    contracts.RecordedContracts(pact.consumes, places, path),
-                    pact.first,
-                )
-                for path, item in found.files.items()
-                if (pact := item.contracts) is not None
-            }
+            self._declared = self._decode_contracts()
         return self._declared
+
+    def _decode_contracts(self) -> dict[str, contracts.Declared] | None:
+        try:
+            found = _CONTRACTS.decode(self.raw)
+        except msgspec.MsgspecError:
+            return None
+        # kept as rows (contracts.RecordedContracts), decoded and turned into Contracts only when asked
+        places = [Location(p, line, col) for p, line, col in found.places]
+        return {
+            path: (
+                path,
+                contracts.RecordedContracts(pact.provides, places, path),
+                contracts.RecordedContracts(pact.consumes, places, path),
+                pact.first,
+            )
+            for path, item in found.files.items()
+            if (pact := item.contracts) is not None
+        }
 
     def decodable(self) -> bool:
         """Whether the sha256s, sources, contracts and every contract row decode (decoding them
-        now). A unit the stat record vouches for passed when it was verified; any other is
-        asked before it is reused."""
+        now, keeping none of the contracts: read again, unit by unit, by the fleet's check). A
+        unit the stat record vouches for passed when it was verified; any other is asked
+        before it is reused."""
         try:
             _ = self.sources, self.shas
         except UsageError:
             return False
-        found = self._contracts()
+        found = self._declared if self._declared is not None else self._decode_contracts()
         return found is not None and all(
             isinstance(side, contracts.RecordedContracts) and side.decodable() for _, *sides, _ in found.values() for side in sides
         )
@@ -808,7 +822,11 @@ def render_incremental(
         (d for unit in todo.reused.values() for d in unit.declared.values()),
     )
     errors = [
-        *([] if proven else contracts.check(sorted(every_declared(declared, todo.reused.values()), key=_path))),
+        *(
+            []
+            if proven
+            else contracts.check_by_unit(list(declared.values()), lambda: (u.declared_once().values() for u in todo.reused.values()))
+        ),
         # every file's facts as recorded in its entry: the fresh ones' by finalize, the reused ones' in their unit
         *limits.judge(
             model,

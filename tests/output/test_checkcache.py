@@ -319,12 +319,12 @@ def test_check_without_the_cache_reads_every_reused_file(rendered_repo, monkeypa
 
 
 def _full_checks(monkeypatch) -> list[int]:
-    """One entry per fleet-wide contract check (``contracts.check`` over every unit)."""
+    """One entry per fleet-wide contract check (``contracts.check_by_unit`` over every unit)."""
     from generator.output import contracts, units
 
     calls: list[int] = []
-    real = contracts.check
-    monkeypatch.setattr(units.contracts, "check", lambda declared: calls.append(1) or real(declared))
+    real = contracts.check_by_unit
+    monkeypatch.setattr(units.contracts, "check_by_unit", lambda shared, each: calls.append(1) or real(shared, each))
     return calls
 
 

@@ -260,6 +260,70 @@ def test_the_set_based_check_finds_exactly_what_judging_each_consumer_finds(samp
         assert bool(expected) is breaks, expected
 
 
+# --- unit by unit: the same errors, one unit's contracts held at a time -------------------------
+
+
+def _in_units(
+    sample: pipeline.Build, declared: list[contracts.Declared]
+) -> tuple[list[contracts.Declared], list[list[contracts.Declared]]]:
+    """``declared`` as (shared: the global unit's files and acme's, each other tenant's files)."""
+    unit = {path: entry.get("tenant") for path, entry in sample.result.manifest["files"].items()}
+    groups: dict[str, list[contracts.Declared]] = {}
+    for item in declared:
+        groups.setdefault(unit.get(item[0]) or "", []).append(item)
+    shared = [*groups.pop("", []), *groups.pop("acme", [])]
+    return shared, list(groups.values())
+
+
+def _by_unit(shared: list[contracts.Declared], groups: list[list[contracts.Declared]]) -> tuple[list[CatalogError], int]:
+    """:func:`contracts.check_by_unit`'s errors, and how many passes it made over the units."""
+    passes: list[int] = []
+
+    def units() -> Any:
+        passes.append(1)
+        return (iter(group) for group in groups)
+
+    return contracts.check_by_unit(shared, units), len(passes)
+
+
+def _across_tenants(sample: pipeline.Build, declared: list[contracts.Declared], *, answered: bool) -> list[contracts.Declared]:
+    """One tenant's file consumes what only another tenant's file provides (or, not
+    ``answered``, the same with a detail no one gives)."""
+    unit = {path: entry.get("tenant") for path, entry in sample.result.manifest["files"].items()}
+    tenants = sorted({t for t in unit.values() if t not in (None, "acme")})
+    theirs = next(c for path, provides, _, _ in declared if unit[path] == tenants[1] for c in provides if c.detail)
+    wanted = theirs._replace(at=None) if answered else theirs._replace(detail="nobody-gives-this", at=None)
+    at = next(i for i, d in enumerate(declared) if unit[d[0]] == tenants[0])
+    path, provides, consumes, source = declared[at]
+    return [*declared[:at], (path, provides, (*consumes, wanted), source), *declared[at + 1 :]]
+
+
+@pytest.mark.parametrize("name", sorted(PLANTS))
+def test_the_unit_by_unit_check_finds_exactly_what_the_fleet_check_finds(sample: pipeline.Build, name: str) -> None:
+    plant, breaks = PLANTS[name]
+    declared = plant(list(sample.result.declared))
+    expected = contracts.check(sorted(declared, key=lambda d: d[0]))
+    assert _by_unit(*_in_units(sample, declared))[0] == expected
+    assert _by_unit([], [declared])[0] == expected  # one unit, nothing shared
+    assert _by_unit([], [[d] for d in declared])[0] == expected  # a unit per file: every answer crosses units
+    if breaks is not None:
+        assert bool(expected) is breaks, expected
+
+
+def test_a_fleet_that_passes_is_settled_in_one_pass_without_gathering_it(sample: pipeline.Build) -> None:
+    assert _by_unit(*_in_units(sample, list(sample.result.declared))) == ([], 1)
+
+
+@pytest.mark.parametrize("answered", [True, False])
+def test_a_consumer_only_another_tenant_answers_is_looked_up_in_a_second_pass(sample: pipeline.Build, answered: bool) -> None:
+    declared = _across_tenants(sample, list(sample.result.declared), answered=answered)
+    expected = contracts.check(sorted(declared, key=lambda d: d[0]))
+    assert bool(expected) is not answered
+    found, passes = _by_unit(*_in_units(sample, declared))
+    assert found == expected
+    assert passes == (2 if answered else 3)  # not answered: the fleet is gathered to name the break
+
+
 # --- the incremental proof: only what changed is judged, and it never hides a break ---------------
 
 #: The tenant rendered again in these cases (with the global unit); every other tenant is reused.

@@ -407,6 +407,11 @@ def _stat_record(
         if isinstance(was, str) and vouched is not None and unit in vouched:
             sums[unit] = was
             total += int(was, 16)
+    if vouched is not None and units and sum(map(len, units.values())) == len(paths):
+        streamed = _stat_by_unit(root, units, sums, since, shas)  # every output in one unit: no map of them
+        if streamed is None:
+            return {}
+        return _finished(total + streamed[0], streamed[1], paths, sums, units)
     rest = _rest(paths, units, sums) if units else paths
     found = _stat_items(_walk_stats(root) if vouched is None else _lstat_each(root, rest), since)
     if found is None or not set(rest) <= found.keys():
@@ -418,6 +423,12 @@ def _stat_record(
         if unit not in sums and all(found.get(rel) is not None for rel in members):
             sums[unit] = _hex(sum(cast(int, found[rel]) for rel in members))
     total += sum(cast(int, found[rel]) for rel in rest if rel not in kept)
+    return _finished(total, kept, paths, sums, units)
+
+
+def _finished(
+    total: int, kept: dict[str, str], paths: list[str], sums: dict[str, str], units: Mapping[str, list[str]] | None
+) -> dict[str, object]:
     out: dict[str, object] = {
         "stat": _hex(total),
         "racy": kept,
@@ -428,6 +439,36 @@ def _stat_record(
     if units is not None:
         out["fleet"] = sorted(units)  # every unit verified together, vouched for or not (units.Fleet)
     return out
+
+
+def _stat_by_unit(
+    root: Path, units: Mapping[str, list[str]], sums: dict[str, str], since: int, shas: Mapping[str, str] | None
+) -> tuple[int, dict[str, str]] | None:
+    """:func:`_stat_record`'s sums taken unit by unit, when every output is in exactly one
+    unit: each file of a unit not in ``sums`` is ``lstat``'ed and summed as taken; a unit
+    with no racy file gets its sum in ``sums``. Returns the sum of every non-racy summand
+    and the racy files kept by content (:func:`_kept_by_content`); None when a file cannot
+    be stat'ed or read. A map of 800,000 summands was ~100 MB at 10,000 tenants."""
+    total = 0
+    racy: list[str] = []
+    try:
+        for unit, members in units.items():
+            if unit in sums:
+                continue
+            part, clean = 0, True
+            for rel, st in _lstat_each(root, members):
+                if max(st.st_ctime_ns, st.st_mtime_ns) >= since:
+                    racy.append(rel)
+                    clean = False
+                else:
+                    part += _stat_item(rel, st)
+            if clean:
+                sums[unit] = _hex(part)
+            total += part
+    except OSError:
+        return None
+    kept = _kept_by_content(root, racy, shas)
+    return None if kept is None else (total, kept)
 
 
 def _plain_stat_record(root: Path, paths: list[str], shas: Mapping[str, str] | None = None) -> dict[str, object]:

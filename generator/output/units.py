@@ -467,10 +467,20 @@ def parse_unit(raw: bytes | None, decoder: msgspec.json.Decoder[_Manifest] = _DE
     return Unit(data["unit"], data["inputs"], cast(dict[str, dict[str, Any]], data["files"]), raw)
 
 
+class WorkingTree:
+    """Recorded units read from the tree at ``root`` (what ``render`` and ``check`` trust):
+    a unit manifest read from it under the lock is on disk as read, so :func:`plan` need not
+    hold the bytes of one it hashed (with ``check --base`` they are the base's: held)."""
+
+    def __init__(self, root: Path) -> None:
+        self._base = os.fspath(root)
+
+    def __call__(self, unit: str) -> bytes | None:
+        return read_file(os.path.join(self._base, unit_path(unit)))
+
+
 def working_tree(root: Path) -> Recorded:
-    """Recorded units read from the tree at ``root`` (what ``render`` and ``check`` trust)."""
-    base = os.fspath(root)
-    return lambda unit: read_file(os.path.join(base, unit_path(unit)))
+    return WorkingTree(root)
 
 
 # --- the incremental render --------------------------------------------------------------
@@ -533,7 +543,8 @@ class Plan:
     def on_disk(self) -> Container[str]:
         """The files (and manifests) of the units vouched for, and the files of those hashed
         (``ondisk.TreeFiles``): those whose entry in the result names a tenant in :attr:`left`
-        or :attr:`hashed` (a hashed unit's manifest is held: it was parsed). A view, not a set
+        or :attr:`hashed` (a hashed unit's manifest is held when it was read from the base,
+        ``check --base``: ``assemble`` takes a held manifest from memory). A view, not a set
         (at 10,000 tenants a set of their 800,000 paths was ~33 MB)."""
         return _LeftOnDisk(self.entries, self.left, self.hashed)
 
@@ -662,6 +673,9 @@ def plan(
                 break
         else:
             unit.forget_fields()  # checked and used: at 10,000 tenants ~700 MB if kept
+            if isinstance(recorded, WorkingTree):  # on disk as read: at 10,000 tenants ~760 MB of bytes if held
+                out.parsed[unit_path(f"tenant/{name}")] = None
+                unit.let_go(functools.partial(recorded, f"tenant/{name}"))
             out.reused[name] = unit
             out.hashed.add(name)
             unit.merge_into(out.entries)
@@ -847,11 +861,16 @@ class ReusedFields:
 
     def __init__(self, reused: Mapping[str, Unit]) -> None:
         self._reused = reused
+        self._last: Unit | None = None
 
     def __call__(self, path: str, entry: Mapping[str, Any], field: str) -> Any:
         unit = self._reused.get(entry.get("tenant", ""))  # the plan checked a reused unit's entries all name it
         if unit is None:
             raise KeyError(path)
+        if unit is not self._last:  # the record asks unit by unit: one unit's decoded fields held at a time
+            if self._last is not None:
+                self._last.forget_fields()  # at 10,000 tenants every unit's sha256s, kept, were ~150 MB
+            self._last = unit
         return unit.recorded(path, field)
 
 

@@ -557,3 +557,42 @@ def test_a_no_op_walked_apart_is_clean_and_still_catches_a_same_size_edit(render
     monkeypatch.setattr(checkcache, "_read_sum", real)
     _same_size_edit(rendered_repo / "rendered/helm/dev/globex/api.yaml")
     assert checkcache.known_clean(rendered_repo, apart=True) is None
+
+
+@pytest.mark.parametrize("racy", [False, True])
+def test_a_fresh_clones_record_sums_each_unit_as_its_files_stat_without_a_map_of_them(rendered_repo, monkeypatch, racy):
+    """Without a record (a fresh clone) every unit's files are ``lstat``'ed and summed unit by
+    unit (no map of 800,000 summands at 10,000 tenants): the sums are each unit's files' own,
+    the tree's is their total, and a racy file is kept by content instead, its unit unsummed."""
+    import hashlib
+    import json
+    import os
+    import shutil
+
+    from generator.output import units
+
+    shutil.rmtree(rendered_repo / checkcache.CACHE_DIR)
+    monkeypatch.setattr(checkcache, "RACY_NS", 10**15 if racy else 0)
+    monkeypatch.setattr(checkcache, "_stat_items", lambda *a: (_ for _ in ()).throw(AssertionError("a map of every summand")))
+    pipeline.render_to_disk(rendered_repo)
+    record = json.loads((rendered_repo / CACHE_PATH).read_text())
+    members: dict[str, list[str]] = {}
+    for manifest in sorted((rendered_repo / units.UNITS_DIR).rglob("*.json")):
+        rel = manifest.relative_to(rendered_repo).as_posix()
+        parsed = units.parse_unit(manifest.read_bytes())
+        assert parsed is not None
+        members[rel] = [rel, *parsed.entries]
+    assert sorted(record["fleet"]) == sorted(members) and len(members) > 3
+
+    def summand(rel: str) -> int:
+        return checkcache._stat_item(rel, os.lstat(rendered_repo / rel))
+
+    if racy:
+        every = [rel for listed in members.values() for rel in listed]
+        assert "units" not in record and record["stat"] == checkcache._hex(0)
+        assert record["racy"] == {rel: hashlib.sha256((rendered_repo / rel).read_bytes()).hexdigest() for rel in every}
+    else:
+        assert record["racy"] == {}
+        assert record["units"] == {unit: checkcache._hex(sum(map(summand, listed))) for unit, listed in members.items()}
+        assert record["stat"] == checkcache._hex(sum(summand(rel) for listed in members.values() for rel in listed))
+    assert checkcache.known_clean(rendered_repo) is not None  # the record vouches for the tree as it is

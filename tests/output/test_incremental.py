@@ -630,6 +630,17 @@ def test_a_hashed_units_files_are_checked_not_held_and_read_again_when_asked(rep
     assert built.result.manifest["files"][helm].get("sha256") is None
     assert built.result.shas()[helm] == hashlib.sha256((repo / helm).read_bytes()).hexdigest()  # decoded again
     assert dict(built.result.files) == dict(pipeline.build(repo).result.files)
+    shas = built.result.shas()
+    assert all(len(shas[path]) == 64 for path in built.result.files)  # every reused unit's asked in turn ...
+    assert sum(unit._shas is not None for unit in plan.reused.values()) <= 1  # ... and one held at a time
+    # the unit's manifest, read from this tree, stays on disk too (at 10,000 tenants ~760 MB held)
+    manifest = units.unit_path("tenant/globex")
+    assert plan.parsed[manifest] is None and not plan.reused["globex"].held
+    assert manifest not in built.result.files.held and built.result.files[manifest] == (repo / manifest).read_bytes()  # type: ignore[attr-defined]
+    # recorded units read from elsewhere (the base commit, for check --base) are held as read
+    model = pipeline.resolve_only(repo)
+    elsewhere = units.plan(repo, model, units.digests(repo, model), lambda unit: (repo / units.unit_path(unit)).read_bytes())
+    assert "globex" in elsewhere.hashed and elsewhere.reused["globex"].held and elsewhere.parsed[manifest] is not None
     (repo / helm).write_bytes((repo / helm).read_bytes() + b"# edited\n")
     _, again = pipeline.build_incremental(repo)
     assert "globex" in again.render and again.reasons["globex"] == "a file differs from its recorded sha256"

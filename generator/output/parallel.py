@@ -30,6 +30,7 @@ from typing import Any, Generic, TypeVar, cast
 
 from generator.formats.templating import Templates
 from generator.model.resolve import Model
+from generator.output import contracts
 from generator.output.contracts import Declared
 from generator.output.limits import Facts
 from generator.output.spool import Spool, Stored
@@ -87,6 +88,9 @@ def _run(unit: Unit) -> list[Finished]:
         path, data, entry, declared, facts = finish(target.NAME, item)
         if spool is not None and isinstance(data, bytes) and not hold(data):
             data = spool.put(data)
+        if spool is not None and (declared[1] or declared[2]):  # its contracts too (render: contracts.spooled)
+            stored = spool.put(contracts.spilled_form(declared[1], declared[2]))
+            declared = cast(Declared, (path, stored, None, declared[3]))
         out.append((path, data, entry, declared, facts))
     return out
 

@@ -126,7 +126,9 @@ def render(
         produced = _serial(model, chosen, progress, finish)
     for path, data, entry, decl, facts in produced:
         _add(files, entries, path, data, entry)
-        if decl[1] or decl[2]:
+        if spool is not None and decl[2] is None:  # a worker spilled them: read from the spool when asked
+            declared.append(contracts.spooled(cast(tuple[str, Stored, Any, str], decl), spool))
+        elif decl[1] or decl[2]:
             declared.append(decl)
         if facts is not None:
             found.append(facts)
@@ -135,7 +137,7 @@ def render(
     if placeholders:
         raise CatalogErrors(placeholders)
     if check:
-        errors = [*contracts.check(declared), *limits.judge(model, found, {p: e["sources"] for p, e in entries.items()}, declared)]
+        errors = [*_fleet_check(declared, entries), *limits.judge(model, found, {p: e["sources"] for p, e in entries.items()}, declared)]
         if errors:
             raise CatalogErrors(errors)
     manifest = {
@@ -149,6 +151,25 @@ def render(
     # a serial render holds every file's bytes: a plain dict
     out: Mapping[str, bytes] = SpooledFiles(ordered, spool) if spool is not None else cast(dict[str, bytes], ordered)
     return RenderResult(out, manifest, tuple(declared))
+
+
+def _fleet_check(declared: list[contracts.Declared], entries: Mapping[str, Mapping[str, Any]]) -> list[CatalogError]:
+    """The contract check a tenant at a time (``contracts.check_by_unit``): a spooled render's
+    contracts are read from the spool one tenant's files at a time, never all at once."""
+    shared, tenants = by_tenant(declared, entries)
+    return contracts.check_by_unit(shared, lambda: iter(tenants))
+
+
+def by_tenant(
+    declared: Iterable[contracts.Declared], entries: Mapping[str, Mapping[str, Any]]
+) -> tuple[list[contracts.Declared], list[list[contracts.Declared]]]:
+    """The fleet-wide files' contracts, and each tenant's files' (their entries name the
+    tenant): the groups ``contracts.check_by_unit`` judges one at a time."""
+    groups: dict[str, list[contracts.Declared]] = {}
+    for item in declared:
+        groups.setdefault(entries[item[0]].get("tenant") or "", []).append(item)
+    shared = groups.pop("", [])
+    return shared, list(groups.values())
 
 
 _PLACEHOLDER = b"<account:"

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import itertools
 import json
 import os
 from collections.abc import Callable, Collection, Container, Iterable, Iterator, Mapping, Sequence
@@ -36,11 +37,10 @@ from generator.model.resolve import Model
 from generator.output import contracts, limits, unit_cache
 from generator.output.checkcache import Vouch  # whether a unit's files hold its recorded bytes, known without reading them
 from generator.output.ondisk import TreeFiles
-from generator.output.render import MANIFEST_PATH, MANIFEST_VERSION, EntryField, RenderResult, render
+from generator.output.render import MANIFEST_PATH, MANIFEST_VERSION, EntryField, RenderResult, by_tenant, render
 from generator.output.spool import Spool, SpooledFiles, Stored, stored_of
 from generator.output.tree import UNITS_DIR, EntryFields, Proven, files_under, read_file
 from generator.targets import TARGETS
-from generator.targets.contracts import Contract
 
 GLOBAL = "global"
 #: Bumped when the meaning of a digest changes: every recorded unit is then stale.
@@ -150,23 +150,21 @@ def digests(root: Path, model: Model, code: str | None = None) -> Digests:
 # --- unit manifests ----------------------------------------------------------------------
 
 
-def _places(declared: Mapping[str, contracts.Declared]) -> tuple[list[Location], dict[int, int]]:
+def _placed(declared: Mapping[str, contracts.Declared]) -> tuple[list[tuple[str, int, int]], dict[str, contracts.PlacedForm]]:
     """The catalog positions a unit's contracts point at, sorted (recorded once per unit: most
-    of its contracts share a handful of lines), and each position object's number by its
-    ``id``: a unit's ~460 contracts share far fewer objects, and a dataclass hashes in Python
-    (at 1,000 tenants ~950,000 hashes were a fifth of assembling the unit manifests)."""
-    seen: dict[int, Location] = {}
-    for _, provides, consumes, _ in declared.values():
-        for c in (*provides, *consumes):
-            if c.at is not None:
-                seen.setdefault(id(c.at), c.at)
-    table = sorted(set(seen.values()))
-    number = {where: i for i, where in enumerate(table)}
-    return table, {key: number[where] for key, where in seen.items()}
+    of its contracts share a handful of lines), and each file's contracts as places and rows
+    (``contracts.placed_form``: read from the render's spool, or from the contracts)."""
+    forms = {path: contracts.placed_form(provides, consumes) for path, (_, provides, consumes, _) in declared.items()}
+    table = sorted({place for places, _, _ in forms.values() for place in places})
+    return table, forms
 
 
-def _contract(c: Contract, places: Mapping[int, int]) -> list[Any]:
-    return [c.kind, c.name, c.scope, c.detail, places[id(c.at)] if c.at is not None else None]
+def _rows(form: contracts.PlacedForm, side: int, number: Mapping[tuple[str, int, int], int]) -> list[list[Any]]:
+    places, provides, consumes = form
+    return [
+        [kind, name, scope, detail, None if at is None else number[places[at]]]
+        for kind, name, scope, detail, at in (consumes if side else provides)
+    ]
 
 
 #: A file's record on its line: keys sorted, compact (msgspec's C encoder, ~10x ``json.dumps``
@@ -177,20 +175,17 @@ _RECORD = msgspec.json.Encoder(order="sorted")
 def unit_manifest(unit: str, inputs: str, entries: Mapping[str, dict[str, Any]], declared: Mapping[str, contracts.Declared]) -> bytes:
     """A unit's manifest: one line per file, sorted, so a diff shows exactly what changed;
     the contracts' catalog positions in one ``places`` table."""
-    table, places = _places(declared)
+    table, forms = _placed(declared)
+    number = {place: i for i, place in enumerate(table)}
     lines = []
     for path in sorted(entries):
         record = dict(entries[path])
         if path in declared:
-            _, provides, consumes, first = declared[path]
-            record["contracts"] = {
-                "provides": [_contract(c, places) for c in provides],
-                "consumes": [_contract(c, places) for c in consumes],
-                "first": first,
-            }
+            form = forms[path]
+            record["contracts"] = {"provides": _rows(form, 0, number), "consumes": _rows(form, 1, number), "first": declared[path][3]}
         lines.append(b"    " + json.dumps(path).encode() + b": " + _RECORD.encode(record))
     body = b",\n".join(lines)
-    rows = json.dumps([[w.path, w.line, w.col] for w in table], ensure_ascii=False)
+    rows = json.dumps([list(place) for place in table], ensure_ascii=False)
     head = f'{{\n  "inputs": {json.dumps(inputs)},\n  "places": {rows},\n  "unit": {json.dumps(unit)},\n  "version": {UNITS_VERSION},\n'
     return head.encode() + b'  "files": {\n' + body + (b"\n" if body else b"") + b"  }\n}\n"
 
@@ -835,11 +830,14 @@ def render_incremental(
         [d for unit in todo.previous for d in unit.declared.values()],
         (d for unit in todo.reused.values() for d in unit.declared.values()),
     )
+    shared, tenants = by_tenant(declared.values(), entries)  # the fresh tenants judged one at a time too
     errors = [
         *(
             []
             if proven
-            else contracts.check_by_unit(list(declared.values()), lambda: (u.declared_once().values() for u in todo.reused.values()))
+            else contracts.check_by_unit(
+                shared, lambda: itertools.chain(tenants, (u.declared_once().values() for u in todo.reused.values()))
+            )
         ),
         # every file's facts as recorded in its entry: the fresh ones' by finalize, the reused ones' in their unit
         *limits.judge(

@@ -151,3 +151,44 @@ def test_benchmark_runs_end_to_end_and_compares_like_with_like(tmp_path):
     assert len(row["render_vs_bare_each"]) == 1
     # --keep kept the catalog (read above); without it the bench removes its folder
     assert [p.name for p in catalog.parent.iterdir()] == ["catalog-10"]
+
+
+def _unit_manifests(result) -> dict[str, bytes]:
+    """Every unit's manifest as ``units.assemble`` would record it (contracts and places included)."""
+    from generator.output import units
+
+    members: dict[str, dict] = {}
+    for path, entry in result.manifest["files"].items():
+        members.setdefault(units.unit_of(entry), {})[path] = entry
+    declared = {d[0]: d for d in result.declared}
+    return {
+        unit: units.unit_manifest(unit, "inputs", listed, {p: declared[p] for p in listed if p in declared})
+        for unit, listed in members.items()
+    }
+
+
+def test_a_parallel_renders_contracts_wait_in_its_spool_and_are_the_serial_ones(large_model):
+    """The workers spill each file's contracts to the render's spool (none held by the render:
+    ~100 MB at 1,000 tenants); read back they are the serial render's, the unit manifests
+    that record them are byte for byte the same, and the fleet's check reads them."""
+    from generator.output import contracts
+
+    serial = render(large_model, jobs=1)
+    spooled = render(large_model, jobs=2)
+    assert all(isinstance(d[1], contracts.SpooledContracts) and isinstance(d[2], contracts.SpooledContracts) for d in spooled.declared)
+    assert not any(isinstance(d[1], contracts.SpooledContracts) for d in serial.declared)
+
+    def plain(result):
+        return [(path, tuple(provides), tuple(consumes), first) for path, provides, consumes, first in result.declared]
+
+    assert plain(spooled) == plain(serial) and len(plain(serial)) > 100
+    assert _unit_manifests(spooled) == _unit_manifests(serial)
+    assert contracts.links(spooled.declared) == contracts.links(serial.declared)
+    # a consumer no one answers, planted in the spooled contracts: found as in the serial ones
+    path, _, consumes, first = next(d for d in serial.declared if d[2])
+    broken = consumes[0]._replace(name="nobody-provides-this")
+    planted = [d if d[0] != path else (path, d[1], (*d[2], broken), first) for d in spooled.declared]
+    errors = contracts.check_by_unit(planted, lambda: iter(()))
+    assert errors and errors == contracts.check(
+        plain(serial)[:0] + [d if d[0] != path else (path, d[1], (*d[2], broken), first) for d in plain(serial)]
+    )

@@ -192,3 +192,18 @@ def test_a_parallel_renders_contracts_wait_in_its_spool_and_are_the_serial_ones(
     assert errors and errors == contracts.check(
         plain(serial)[:0] + [d if d[0] != path else (path, d[1], (*d[2], broken), first) for d in plain(serial)]
     )
+
+
+def test_a_parallel_render_judges_every_limit_fact_a_serial_one_has(large_model, monkeypatch):
+    """The workers send back no Facts with nothing in them (~9 files in 10): the limit check
+    still gets every fact that can breach, matrix or apply server-side, in the same order."""
+    from generator.output import limits
+
+    seen: list[list[limits.Facts]] = []
+    real = limits.judge
+    monkeypatch.setattr(limits, "judge", lambda model, found, *rest: seen.append(list(found)) or real(model, found, *rest))
+    render(large_model, jobs=1)
+    render(large_model, jobs=2)
+    serial, spread = seen
+    assert spread == [f for f in serial if limits.record(f) is not None]
+    assert spread and len(spread) < len(serial)

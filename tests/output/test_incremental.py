@@ -104,12 +104,12 @@ def test_a_one_tenant_write_reads_as_previous_only_the_manifests_it_replaces(rep
     result: the write's previous manifest (stale and unmanaged files) leaves it out."""
     _rendered(repo)
     _edit_tenant(repo)
-    seen: list[set[str]] = []
-    real = tree.manifests_files
-    monkeypatch.setattr(tree, "manifests_files", lambda found, **kw: seen.append(set(found)) or real(found, **kw))
+    seen: list[str] = []
+    real = tree._add_listed
+    monkeypatch.setattr(tree, "_add_listed", lambda out, rel, data, **kw: seen.append(rel) or real(out, rel, data, **kw))
     (repo / "rendered/helm/prod/globex/extra.yaml").write_text("planted: true\n")  # beside a reused unit's files
     _, report = pipeline.render_to_disk(repo)
-    assert seen == [{units.unit_path(units.GLOBAL), units.unit_path("tenant/hooli")}]
+    assert seen == [units.unit_path(units.GLOBAL), units.unit_path("tenant/hooli")]  # each read and decoded in turn
     assert report.unmanaged == ["rendered/helm/prod/globex/extra.yaml"]
 
 

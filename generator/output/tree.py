@@ -180,7 +180,7 @@ def read_manifest(
     parsed: Parsed | None = None,
     held: Collection[str] = frozenset(),
     same: Container[str] = frozenset(),
-    listed_only: bool = False,
+    listed_only: Container[str] = frozenset(),
 ) -> dict[str, dict[str, Any]]:
     """Files listed by the unit manifests on disk (empty when there are none), and with
     ``own`` the unit manifests themselves, so that prune can remove a unit's manifest.
@@ -190,8 +190,9 @@ def read_manifest(
     ``same``: held manifests the new result holds with those very bytes, so every file they
     list is in the result too (neither stale nor unmanaged): left out (the write and status
     need the others; at 10,000 tenants a one-tenant edit's union shrinks from 800,000 entries).
-    ``listed_only``: every path maps to one shared empty entry (what a status asks is whether a
-    path is listed: at 10,000 tenants the decoded entries were ~600 MB of ``check --full``)."""
+    ``listed_only``: paths that map to one shared empty entry, :data:`EVERY_PATH` for all (a
+    status asks only whether a path is listed, the write a stale file's entry: at 10,000
+    tenants the decoded entries were ~600 MB of ``check --full``)."""
     base = os.fspath(root)
     known = parsed or {}
     out: dict[str, dict[str, Any]] = {}
@@ -218,17 +219,36 @@ def manifests_files(found: dict[str, bytes | None], *, own: bool = True) -> dict
     return out
 
 
-def _add_listed(out: dict[str, dict[str, Any]], rel: str, data: bytes | None, *, own: bool, listed_only: bool = False) -> None:
+def _add_listed(
+    out: dict[str, dict[str, Any]], rel: str, data: bytes | None, *, own: bool, listed_only: Container[str] = frozenset()
+) -> None:
     """Add what the manifest ``rel`` (its bytes ``data``) lists, in path order of manifests
-    (with ``listed_only``, each path with :data:`_LISTED`: decoded, then let go)."""
+    (a path in ``listed_only`` with :data:`_LISTED`: its entry decoded, then let go)."""
     listed = manifest_files(data) if data is not None else {}
-    out.update(dict.fromkeys(listed, _LISTED) if listed_only else listed)
+    if listed_only is EVERY_PATH:
+        out.update(dict.fromkeys(listed, _LISTED))
+    elif listed_only:
+        out.update({path: _LISTED if path in listed_only else entry for path, entry in listed.items()})
+    else:
+        out.update(listed)
     if own and listed and data is not None:  # only a real manifest is ours to prune (never an empty one either)
-        out[rel] = _LISTED if listed_only else {"sha256": hashlib.sha256(data).hexdigest(), "sources": [], "target": "units"}
+        out[rel] = _LISTED if rel in listed_only else {"sha256": hashlib.sha256(data).hexdigest(), "sources": [], "target": "units"}
 
 
-#: The entry of every path :func:`read_manifest` lists with ``listed_only`` (never changed).
+#: The entry of every path :func:`read_manifest` lists in ``listed_only`` (never changed).
 _LISTED: dict[str, Any] = {}
+
+
+class _EveryPath(Container[str]):
+    def __contains__(self, item: object) -> bool:
+        return True
+
+    def __bool__(self) -> bool:
+        return True
+
+
+#: ``listed_only`` for every path.
+EVERY_PATH: Container[str] = _EveryPath()
 
 
 class EntryFields(TypedDict, total=False):
@@ -323,7 +343,7 @@ def status(
     ``walked``: the output folders' listing as walked (offered to the cache as ``cache`` says)
     under the lock the caller holds since (``walk_apart``)."""
     listing = walked() if walked is not None else list_folders(root, OUTPUT_DIRS, offer=cache)
-    previous = read_manifest(root, parsed=parsed, held=held, same=verified, listed_only=True)  # asked only what it lists
+    previous = read_manifest(root, parsed=parsed, held=held, same=verified, listed_only=EVERY_PATH)  # asked only what it lists
     found = _status(result, root, listing, previous, verified)
     if cache:
         listing.remember(root)
@@ -455,7 +475,8 @@ def write(
         repaired = journal.recover(root)
         _say(repaired)
         listing = walked() if walked is not None and repaired is None else list_folders(root, OUTPUT_DIRS, offer=cache)
-        previous = read_manifest(root, parsed=parsed, held=held, same=verified)
+        # a path the result renders is never stale: only whether it is listed matters, not its entry
+        previous = read_manifest(root, parsed=parsed, held=held, same=verified, listed_only=result.files)
         st = _status(result, root, listing, previous, verified)
         if before is not None:
             before(st)

@@ -313,3 +313,23 @@ def test_a_status_keeps_only_which_paths_the_previous_manifests_list(repo, monke
     assert {f"rendered/helm/{env}/hooli/web.yaml" for env in ("dev", "prod")} <= set(st.stale)
     (previous,) = kept
     assert len(previous) > 500 and all(entry is tree._LISTED for entry in previous.values()) and tree._LISTED == {}
+
+
+def test_a_write_keeps_whole_only_the_previous_entries_of_files_it_may_prune(repo, monkeypatch):
+    """The write reads a stale file's previous entry (its sha256 proves the file is ours to
+    prune); of a path the result renders it needs only that it is listed: one shared empty
+    entry. The stale files are still pruned, an edited one still kept."""
+    kept: list[dict] = []
+    real = tree.read_manifest
+    monkeypatch.setattr(tree, "read_manifest", lambda *a, **k: kept.append(real(*a, **k)) or kept[-1])
+    edit_yaml(repo / "tenants/hooli.yaml", lambda d: d.__setitem__("services", ["api"]))
+    stale = [f"rendered/helm/{env}/hooli/web.yaml" for env in ("dev", "prod")]
+    (repo / stale[1]).write_text((repo / stale[1]).read_text() + "# edited by hand\n")
+    built, report = pipeline.render_to_disk(repo, full=True)
+    assert stale[0] in report.pruned and [k.path for k in report.kept] == [stale[1]]
+    (previous,) = kept
+    assert previous[stale[0]]["sha256"] and previous[stale[1]]["sha256"]
+    assert previous["rendered/helm/dev/hooli/api.yaml"] is tree._LISTED
+    assert previous[units.unit_path("tenant/hooli")] is tree._LISTED
+    whole = {path for path, entry in previous.items() if entry is not tree._LISTED}
+    assert whole == {path for path in previous if path not in built.result.files} and len(whole) < len(previous) / 10

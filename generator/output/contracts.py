@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any, overload
+from typing import Any, NamedTuple, overload
 
 import msgspec
 
@@ -138,19 +138,16 @@ def spilled_form(provides: Sequence[Contract], consumes: Sequence[Contract]) -> 
     """A file's contracts as bytes for the render's spool (``parallel``): a worker sends back
     where they lie instead of the contracts (at 1,000 tenants ~460,000 of them, ~100 MB held
     by the render until its unit manifests were assembled)."""
-    index: dict[int, int] = {}  # a position object's place, by its id: most contracts share a few
-    places: list[tuple[str, int, int]] = []
+    return _SPILL.encode(placed_form(provides, consumes))
 
-    def row(c: Contract) -> tuple[str, str, str, str, int | None]:
-        if c.at is None:
-            return (c.kind, c.name, c.scope, c.detail, None)
-        at = index.get(id(c.at))
-        if at is None:
-            at = index[id(c.at)] = len(places)
-            places.append((c.at.path, c.at.line, c.at.col))
-        return (c.kind, c.name, c.scope, c.detail, at)
 
-    return _SPILL.encode((places, [row(c) for c in provides], [row(c) for c in consumes]))
+class SpilledContracts(NamedTuple):
+    """A file's contracts as a render worker sends them back: where it put their
+    :func:`spilled_form` (the render reads them as :func:`spooled`)."""
+
+    path: str
+    stored: Stored
+    first: str
 
 
 class SpooledContracts(Sequence[Contract]):
@@ -199,16 +196,28 @@ class SpooledContracts(Sequence[Contract]):
 
 
 def placed_form(provides: Sequence[Contract], consumes: Sequence[Contract]) -> PlacedForm:
-    """A file's contracts as places and rows (:func:`spilled_form`'s shape), from the spool
-    or from the contracts themselves: how a unit manifest records them."""
+    """A file's contracts as places and rows, each place an index into them: read from the
+    render's spool, or made from the contracts (how a unit manifest records them)."""
     if isinstance(provides, SpooledContracts):
         return provides.form()  # both sides lie in one spilled record
-    return _UNSPILL.decode(spilled_form(provides, consumes)) if provides or consumes else ([], [], [])
+    index: dict[int, int] = {}  # a position object's place, by its id: most contracts share a few
+    places: list[tuple[str, int, int]] = []
+
+    def row(c: Contract) -> tuple[str, str, str, str, int | None]:
+        if c.at is None:
+            return (c.kind, c.name, c.scope, c.detail, None)
+        at = index.get(id(c.at))
+        if at is None:
+            at = index[id(c.at)] = len(places)
+            places.append((c.at.path, c.at.line, c.at.col))
+        return (c.kind, c.name, c.scope, c.detail, at)
+
+    return places, [row(c) for c in provides], [row(c) for c in consumes]
 
 
-def spooled(declared: tuple[str, Stored, Any, str], spool: Spool) -> Declared:
+def spooled(spilled: SpilledContracts, spool: Spool) -> Declared:
     """A worker's spilled record of a file's contracts (``parallel``) as a Declared."""
-    path, stored, _, first = declared
+    path, stored, first = spilled
     return (path, SpooledContracts(stored, spool, 0), SpooledContracts(stored, spool, 1), first)
 
 

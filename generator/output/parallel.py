@@ -31,7 +31,7 @@ from typing import Any, Generic, TypeVar, cast
 from generator.formats.templating import Templates
 from generator.model.resolve import Model
 from generator.output import contracts, limits
-from generator.output.contracts import Declared
+from generator.output.contracts import Declared, SpilledContracts
 from generator.output.limits import Facts
 from generator.output.spool import Spool, Stored
 from generator.targets.base import RenderedFile, Target
@@ -41,8 +41,9 @@ MIN_DEPLOYMENTS = 64
 
 Unit = tuple[int, str | None]
 #: (path, final bytes, manifest entry, its contracts, its limits facts), as ``render.finalize``
-#: returns it; from a worker the bytes may be spilled to the render's spool (``output.spool``).
-Finished = tuple[str, Stored, dict[str, Any], Declared, Facts | None]
+#: returns it; from a worker the bytes and the contracts may be spilled to the render's spool
+#: (``output.spool``, ``contracts.SpilledContracts``).
+Finished = tuple[str, Stored, dict[str, Any], Declared | SpilledContracts, Facts | None]
 _STATE: dict[str, Any] = {}
 T = TypeVar("T")
 
@@ -88,12 +89,12 @@ def _run(unit: Unit) -> list[Finished]:
         path, data, entry, declared, facts = finish(target.NAME, item)
         if spool is not None and isinstance(data, bytes) and not hold(data):
             data = spool.put(data)
+        spilled: Declared | contracts.SpilledContracts = declared
         if spool is not None and (declared[1] or declared[2]):  # its contracts too (render: contracts.spooled)
-            stored = spool.put(contracts.spilled_form(declared[1], declared[2]))
-            declared = cast(Declared, (path, stored, None, declared[3]))
+            spilled = contracts.SpilledContracts(path, spool.put(contracts.spilled_form(declared[1], declared[2])), declared[3])
         if facts is not None and limits.record(facts) is None:
             facts = None  # nothing to judge (~9 files in 10): at 10,000 tenants 800,000 empty Facts held by the render
-        out.append((path, data, entry, declared, facts))
+        out.append((path, data, entry, spilled, facts))
     return out
 
 

@@ -11,6 +11,7 @@ files back to roots and tenants.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -126,8 +127,9 @@ def render(
         produced = _serial(model, chosen, progress, finish)
     for path, data, entry, decl, facts in produced:
         _add(files, entries, path, data, entry)
-        if spool is not None and decl[2] is None:  # a worker spilled them: read from the spool when asked
-            declared.append(contracts.spooled(cast(tuple[str, Stored, Any, str], decl), spool))
+        if isinstance(decl, contracts.SpilledContracts):  # a worker spilled them: read from the spool when asked
+            assert spool is not None, "only a spooled render's workers spill contracts"
+            declared.append(contracts.spooled(decl, spool))
         elif decl[1] or decl[2]:
             declared.append(decl)
         if facts is not None:
@@ -137,7 +139,7 @@ def render(
     if placeholders:
         raise CatalogErrors(placeholders)
     if check:
-        errors = [*_fleet_check(declared, entries), *limits.judge(model, found, {p: e["sources"] for p, e in entries.items()}, declared)]
+        errors = [*check_contracts(declared, entries), *limits.judge(model, found, {p: e["sources"] for p, e in entries.items()}, declared)]
         if errors:
             raise CatalogErrors(errors)
     manifest = {
@@ -153,23 +155,21 @@ def render(
     return RenderResult(out, manifest, tuple(declared))
 
 
-def _fleet_check(declared: list[contracts.Declared], entries: Mapping[str, Mapping[str, Any]]) -> list[CatalogError]:
-    """The contract check a tenant at a time (``contracts.check_by_unit``): a spooled render's
-    contracts are read from the spool one tenant's files at a time, never all at once."""
-    shared, tenants = by_tenant(declared, entries)
-    return contracts.check_by_unit(shared, lambda: iter(tenants))
-
-
-def by_tenant(
-    declared: Iterable[contracts.Declared], entries: Mapping[str, Mapping[str, Any]]
-) -> tuple[list[contracts.Declared], list[list[contracts.Declared]]]:
-    """The fleet-wide files' contracts, and each tenant's files' (their entries name the
-    tenant): the groups ``contracts.check_by_unit`` judges one at a time."""
+def check_contracts(
+    declared: Iterable[contracts.Declared],
+    entries: Mapping[str, Mapping[str, Any]],
+    reused: Callable[[], Iterable[Iterable[contracts.Declared]]] = tuple,
+) -> list[CatalogError]:
+    """The fleet's contract check a tenant at a time (``contracts.check_by_unit``): the files
+    grouped by the tenant their entries name, the fleet-wide ones shared; ``reused()``: more
+    units, each read again for every pass (an incremental render's reused units, from their
+    manifests). A spooled render's contracts are read one tenant's files at a time too."""
     groups: dict[str, list[contracts.Declared]] = {}
     for item in declared:
         groups.setdefault(entries[item[0]].get("tenant") or "", []).append(item)
     shared = groups.pop("", [])
-    return shared, list(groups.values())
+    tenants = list(groups.values())
+    return contracts.check_by_unit(shared, lambda: itertools.chain(tenants, reused()))
 
 
 _PLACEHOLDER = b"<account:"

@@ -243,9 +243,6 @@ class _EveryPath(Container[str]):
     def __contains__(self, item: object) -> bool:
         return True
 
-    def __bool__(self) -> bool:
-        return True
-
 
 #: ``listed_only`` for every path.
 EVERY_PATH: Container[str] = _EveryPath()

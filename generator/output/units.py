@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import itertools
 import json
 import os
 from collections.abc import Callable, Collection, Container, Iterable, Iterator, Mapping, Sequence
@@ -37,7 +36,7 @@ from generator.model.resolve import Model
 from generator.output import contracts, limits, unit_cache
 from generator.output.checkcache import Vouch  # whether a unit's files hold its recorded bytes, known without reading them
 from generator.output.ondisk import TreeFiles
-from generator.output.render import MANIFEST_PATH, MANIFEST_VERSION, EntryField, RenderResult, by_tenant, render
+from generator.output.render import MANIFEST_PATH, MANIFEST_VERSION, EntryField, RenderResult, check_contracts, render
 from generator.output.spool import Spool, SpooledFiles, Stored, stored_of
 from generator.output.tree import UNITS_DIR, EntryFields, Proven, files_under, read_file
 from generator.targets import TARGETS
@@ -337,27 +336,23 @@ class Unit:
     def declared(self) -> dict[str, contracts.Declared]:
         """Path -> its recorded contracts, read from the manifest on first use: an edit whose
         contract change :func:`contracts.unchanged` proves never reads a reused unit's."""
-        found = self._contracts()
-        if found is None:  # a unit plan checks what nothing vouched for before reusing it: not expected
-            raise UsageError(f"{unit_path(self.unit)}: damaged contracts; run `companyos render --full`")
-        return found
+        if self._declared is None:
+            self._declared = self.declared_once()
+        return self._declared
 
     def declared_once(self) -> dict[str, contracts.Declared]:
         """:attr:`declared` without keeping it: the fleet-wide check reads each reused unit's
         contracts once, unit by unit (at 1,000 tenants, kept, they were ~190 MB)."""
-        if self._declared is not None:
-            return self._declared
-        found = self._decode_contracts()
-        if found is None:
+        found = self._contracts_now()
+        if found is None:  # a unit plan checks what nothing vouched for before reusing it: not expected
             raise UsageError(f"{unit_path(self.unit)}: damaged contracts; run `companyos render --full`")
         return found
 
-    def _contracts(self) -> dict[str, contracts.Declared] | None:
-        if self._declared is None:
-            self._declared = self._decode_contracts()
-        return self._declared
-
-    def _decode_contracts(self) -> dict[str, contracts.Declared] | None:
+    def _contracts_now(self) -> dict[str, contracts.Declared] | None:
+        """The contracts as kept, else decoded from the manifest now (and not kept); None when
+        they do not decode."""
+        if self._declared is not None:
+            return self._declared
         try:
             found = _CONTRACTS.decode(self.raw)
         except msgspec.MsgspecError:
@@ -384,7 +379,7 @@ class Unit:
             _ = self.sources, self.shas
         except UsageError:
             return False
-        found = self._declared if self._declared is not None else self._decode_contracts()
+        found = self._contracts_now()
         return found is not None and all(
             isinstance(side, contracts.RecordedContracts) and side.decodable() for _, *sides, _ in found.values() for side in sides
         )
@@ -830,14 +825,11 @@ def render_incremental(
         [d for unit in todo.previous for d in unit.declared.values()],
         (d for unit in todo.reused.values() for d in unit.declared.values()),
     )
-    shared, tenants = by_tenant(declared.values(), entries)  # the fresh tenants judged one at a time too
     errors = [
         *(
             []
             if proven
-            else contracts.check_by_unit(
-                shared, lambda: itertools.chain(tenants, (u.declared_once().values() for u in todo.reused.values()))
-            )
+            else check_contracts(declared.values(), entries, lambda: (u.declared_once().values() for u in todo.reused.values()))
         ),
         # every file's facts as recorded in its entry: the fresh ones' by finalize, the reused ones' in their unit
         *limits.judge(

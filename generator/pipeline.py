@@ -26,7 +26,7 @@ from generator.model.references import check_references
 from generator.model.resolve import Model, resolve
 from generator.output import checkcache, lock, parallel, tree, unit_cache, units, walk_apart
 from generator.output.parse_store import load_memo, load_parses, save_memo, save_parses
-from generator.output.render import RenderResult, render
+from generator.output.render import RenderResult
 from generator.policy.core import PolicyReport
 from generator.policy.evaluate import evaluate, root_causes
 
@@ -132,8 +132,11 @@ def build(
     root = find_root(root or Path.cwd())
     with fewer_collections():
         judged = resolve_checked(root, today, parses="fresh")
-        result = render(judged.model, jobs=jobs if jobs is not None else default_jobs(), progress=progress)
-        return Build(root, judged.model, units.with_units(judged.model, units.digests(root, judged.model), result), judged.policy)
+        # every unit rendered (none is recorded): a large catalog's a chunk of tenants at a time
+        found, nothing = units.digests(root, judged.model), lambda unit: None
+        jobs = jobs if jobs is not None else default_jobs()
+        result, _ = units.render_incremental(judged.model, root, found, nothing, jobs=jobs, progress=progress)
+        return Build(root, judged.model, result, judged.policy)
 
 
 def build_incremental(

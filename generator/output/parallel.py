@@ -39,7 +39,9 @@ from generator.targets.base import RenderedFile, Target
 #: Below this many deployments a serial render is faster than starting workers.
 MIN_DEPLOYMENTS = 64
 
-Unit = tuple[int, str | None]
+#: (target index, environment or None for a whole target, chunk: an index into the render's
+#: tenant chunks, or None for the model's own ``rendering``).
+Unit = tuple[int, str | None, int | None]
 #: (path, final bytes, manifest entry, its contracts, its limits facts), as ``render.finalize``
 #: returns it; from a worker the bytes and the contracts may be spilled to the render's spool
 #: (``output.spool``, ``contracts.SpilledContracts``).
@@ -63,20 +65,41 @@ def restrict(model: Model, env: str) -> Model:
     )
 
 
-def units(model: Model, targets: Sequence[Target]) -> list[Unit]:
+def units(model: Model, targets: Sequence[Target], chunks: int = 0) -> list[Unit]:
+    """The work units, chunk after chunk when there are ``chunks`` (else one pass, chunk None)."""
     out: list[Unit] = []
-    for index, target in enumerate(targets):
-        if getattr(target, "PER_ENVIRONMENT", False):
-            out.extend((index, env.name) for env in model.environments)
-        else:
-            out.append((index, None))
+    for chunk in range(chunks) if chunks else (None,):
+        for index, target in enumerate(targets):
+            if getattr(target, "PER_ENVIRONMENT", False):
+                out.extend((index, env.name, chunk) for env in model.environments)
+            else:
+                out.append((index, None, chunk))
     return out
+
+
+def _scope(env: str | None, chunk: int | None) -> Model:
+    """The model a unit renders: one environment's and one chunk's tenants (made once per
+    worker for each pair: a view builds its own indexes on first use)."""
+    scopes: dict[tuple[str | None, int | None], Model] = _STATE.setdefault("scopes", {})
+    if (env, chunk) not in scopes:
+        model: Model = _STATE["model"]
+        scope = model if env is None else restrict(model, env)
+        scopes[env, chunk] = scope if chunk is None else dataclasses.replace(scope, rendering=_STATE["chunks"][chunk])
+    return scopes[env, chunk]
+
+
+def _keeps(tenant: str | None, chunk: int | None) -> bool:
+    """Whether a chunk keeps a file: its own tenants' (a target may render another's anyway),
+    and the fleet-wide ones in the first chunk only (every chunk renders them alike)."""
+    if chunk is None:
+        return True
+    return chunk == 0 if tenant is None else tenant in _STATE["chunks"][chunk]
 
 
 def _run(unit: Unit) -> list[Finished]:
     model: Model = _STATE["model"]
-    index, env = unit
-    scope = model if env is None else restrict(model, env)
+    index, env, chunk = unit
+    scope = _scope(env, chunk)
     if "templates" not in _STATE:  # compiled once per worker, on its first unit
         _STATE["templates"] = Templates(model.templates)
     templates = _STATE["templates"]
@@ -86,6 +109,8 @@ def _run(unit: Unit) -> list[Finished]:
     hold: Callable[[bytes], bool] = _STATE["hold"]
     out: list[Finished] = []
     for item in target.render(scope, templates):  # each file spilled as it is finished: a unit holds none
+        if not _keeps(item.tenant, chunk):
+            continue
         path, data, entry, declared, facts = finish(target.NAME, item)
         if spool is not None and isinstance(data, bytes) and not hold(data):
             data = spool.put(data)
@@ -115,31 +140,74 @@ def render_parallel(
     """Every target's finished files (``finish`` runs in the workers too: headers and hashes
     are a third of the work), in the order a serial run produces them per unit. With a
     ``spool`` the workers spill each file's bytes to it, except those ``hold`` keeps."""
-    work = units(model, targets)
-    # Largest units first (longest-processing-time scheduling), so no core idles at the end
-    # while another still renders a big environment; results go back in canonical order.
-    order = sorted(range(len(work)), key=lambda i: -_cost(model, targets, work[i]))
+    for items in _rendered(model, targets, jobs, finish, (), progress, spool, hold):
+        yield from items
+
+
+def render_in_chunks(
+    model: Model,
+    targets: Sequence[Target],
+    jobs: int,
+    finish: Callable[[str, RenderedFile], Finished],
+    chunks: Sequence[frozenset[str]],
+    progress: Callable[[int, int], None] | None = None,
+    spool: Spool | None = None,
+    hold: Callable[[bytes], bool] = lambda data: False,
+) -> Iterator[list[Finished]]:
+    """:func:`render_parallel` of each chunk of tenants in turn (the fleet-wide files with the
+    first): one list per chunk, as soon as that chunk's units are done, while the workers go
+    on with the next ones. At 10,000 tenants the parent held every file's record until the
+    last unit was in (~900 MB); now a chunk's at most."""
+    yield from _rendered(model, targets, jobs, finish, chunks, progress, spool, hold)
+
+
+def _rendered(
+    model: Model,
+    targets: Sequence[Target],
+    jobs: int,
+    finish: Callable[[str, RenderedFile], Finished],
+    chunks: Sequence[frozenset[str]],
+    progress: Callable[[int, int], None] | None,
+    spool: Spool | None,
+    hold: Callable[[bytes], bool],
+) -> Iterator[list[Finished]]:
+    """Each chunk's finished files (one list when there are no ``chunks``), in unit order."""
+    work = units(model, targets, len(chunks))
+    ends = [position + 1 for position, unit in enumerate(work) if position + 1 == len(work) or work[position + 1][2] != unit[2]]
+    # Chunk after chunk; in each, the largest units first (longest-processing-time scheduling),
+    # so no core idles at the end while another still renders a big environment; results go
+    # back in canonical order.
+    starts = [0, *ends[:-1]]
+    order = [
+        i for start, end in zip(starts, ends, strict=True) for i in sorted(range(start, end), key=lambda i: -_cost(model, targets, work[i]))
+    ]
     _STATE.clear()
-    _STATE.update(model=model, targets=list(targets), finish=finish, spool=spool, hold=hold)
-    results: list[list[Finished]] = [[] for _ in work]
+    _STATE.update(model=model, targets=list(targets), finish=finish, spool=spool, hold=hold, chunks=list(chunks))
+    results: list[list[Finished] | None] = [None] * len(work)
     try:
         with _forked_pool(min(jobs, len(work))) as pool:
             with _signals_held():
-                pending = [pool.submit(_run_at, (i, work[i])) for i in order]
+                pending = {pool.submit(_run_at, (i, work[i])) for i in order}
             try:
+                start = 0
                 for count, future in enumerate(as_completed(pending), 1):
                     position, items = _result(future, "render worker")
+                    pending.discard(future)  # a done future holds its result: the chunk's records, until the last chunk
                     results[position] = items
                     if progress is not None:
                         progress(count, len(work))
+                    while ends and all(results[i] is not None for i in range(start, ends[0])):  # a chunk is done
+                        done: list[Finished] = []
+                        for i in range(start, ends[0]):  # each unit's list let go once taken
+                            done.extend(results[i] or ())
+                            results[i] = []
+                        start = ends.pop(0)
+                        yield done
             finally:
                 for future in pending:
                     future.cancel()
     finally:
         _STATE.clear()
-    for position in range(len(results)):  # each unit's list let go once taken (the caller keeps what it needs)
-        items, results[position] = results[position], []
-        yield from items
 
 
 #: The calls :func:`apart_in_turn` runs, by position, as its forked worker inherits them (a
@@ -294,7 +362,7 @@ def _exit_when_orphaned(parent: int) -> None:
 def _cost(model: Model, targets: Sequence[Target], unit: Unit) -> int:
     """A rough size of a unit: the target's declared relative cost per deployment times the
     deployments it covers. Only the schedule depends on it, never the output."""
-    index, env = unit
+    index, env, _ = unit
     weight = getattr(targets[index], "RELATIVE_COST", 1)
     covered = len(model.deployments) if env is None else len(model.in_environment(env))
     return weight * covered

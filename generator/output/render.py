@@ -155,6 +155,29 @@ def render(
     return RenderResult(out, manifest, tuple(declared))
 
 
+#: Tenants a large full render takes at a time (:func:`render_by_tenant`): the parent holds
+#: one chunk's file records (~75 MB at 1,000 tenants x 3), and each later chunk renders the
+#: fleet-wide files again only to drop them (~1.4 s of CPU in all at 10,000 tenants).
+CHUNK_TENANTS = 1000
+
+
+def render_by_tenant(
+    model: Model, tenants: Collection[str], jobs: int, spool: Spool, progress: Callable[[int, int], None] | None = None
+) -> Iterator[tuple[str | None, list[Finished]]]:
+    """Every fleet-wide file and ``tenants``' own files, on ``jobs`` processes spilling to
+    ``spool`` (``parallel.usable`` must hold), :data:`CHUNK_TENANTS` at a time: (None, the
+    fleet-wide files) first, then (tenant, its files) for each tenant with files, as soon as
+    its chunk is done. Unchecked: the caller judges contracts and limits (``units``)."""
+    names = sorted(tenants)
+    chunks = [frozenset(names[i : i + CHUNK_TENANTS]) for i in range(0, len(names), CHUNK_TENANTS)] or [frozenset()]
+    for items in parallel.render_in_chunks(model, TARGETS, jobs, finalize, chunks, progress, spool, holds_placeholder):
+        grouped: dict[str | None, list[Finished]] = {}
+        for item in items:
+            grouped.setdefault(item[2].get("tenant"), []).append(item)
+        for tenant in sorted(grouped, key=lambda name: (name is not None, name or "")):
+            yield tenant, grouped.pop(tenant)
+
+
 def check_contracts(
     declared: Iterable[contracts.Declared],
     entries: Mapping[str, Mapping[str, Any]],

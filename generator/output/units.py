@@ -30,14 +30,23 @@ from typing import Any, Literal, TypedDict, TypeVar, cast, get_type_hints, overl
 import msgspec
 
 from generator.catalog.parse_cache import Stamp, stamp_of
-from generator.errors import CatalogErrors, Location, UsageError
+from generator.errors import CatalogError, CatalogErrors, Location, UsageError
 from generator.formats import emit
 from generator.model.resolve import Model
-from generator.output import contracts, limits, unit_cache
+from generator.output import contracts, limits, parallel, unit_cache
 from generator.output.checkcache import Vouch  # whether a unit's files hold its recorded bytes, known without reading them
 from generator.output.ondisk import TreeFiles
-from generator.output.render import MANIFEST_PATH, MANIFEST_VERSION, EntryField, RenderResult, check_contracts, render
-from generator.output.spool import Spool, SpooledFiles, Stored, stored_of
+from generator.output.render import (
+    MANIFEST_VERSION,
+    EntryField,
+    RenderResult,
+    check_contracts,
+    placeholder_errors,
+    render,
+    render_by_tenant,
+)
+from generator.output.spool import Spilled, Spool, SpooledFiles, Stored, stored_of
+from generator.output.spool import made as spool_made
 from generator.output.tree import UNITS_DIR, EntryFields, Proven, files_under, read_file
 from generator.targets import TARGETS
 
@@ -789,18 +798,58 @@ def render_incremental(
     fleet: Fleet | None = None,
     cache: unit_cache.Reader | None = None,
     early: Early | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[RenderResult, Plan]:
     """Render the global unit and every tenant the plan needs; reuse the rest. The result
     is byte-identical to a full render (tested) and includes every unit's manifest.
     ``cache``: :func:`plan`'s. ``early``: the fresh units, if rendered already."""
     todo = plan(root, model, found, recorded, vouch, fleet, cache)
     few = len(todo.render) <= FULL_SHARE * max(1, len(model.catalog.tenants))
+    entries = todo.entries  # the reused units' entries, merged by the plan
+    spool = None if few or not parallel.usable(model, jobs) else spool_made()
+    if spool is not None:  # a large render: each tenant's unit made as its chunk is done, its entries kept slim
+        made = _render_by_tenant(model, found, todo.render, jobs, entries, spool, progress)
+        files, declared, fresh_paths, todo.fresh = made.files, made.declared, made.fleet, made.paths
+        reused = {**todo.reused, **made.units}
+        proven = False
+    else:
+        files, declared, fresh_paths, spool = _render_fresh(model, todo, jobs, few, early, progress)
+        todo.fresh = fresh_paths  # Plan.on_disk and Plan.proven: views over them and the entries
+        reused = todo.reused
+        # the reused units passed the contract check together with todo.previous: only the change is judged
+        proven = todo.previous is not None and contracts.unchanged(
+            list(declared.values()),
+            [d for unit in todo.previous for d in unit.declared.values()],
+            (d for unit in reused.values() for d in unit.declared.values()),
+        )
+    errors = [
+        *([] if proven else check_contracts(declared.values(), entries, lambda: (u.declared_once().values() for u in reused.values()))),
+        # every file's facts as recorded in its entry: the fresh ones' by finalize, the reused ones' in their unit
+        *limits.judge(
+            model,
+            [limits.recorded(p, e) for p, e in entries.items() if "limits" in e],
+            EntryField(entries, "sources", recorded=ReusedFields(reused)),
+            every_declared(declared, reused.values()),  # read only to blame a breach
+        ),
+    ]
+    if errors:
+        raise CatalogErrors(errors)
+    shown = todo if reused is todo.reused else dataclasses.replace(todo, reused=reused)  # assemble takes a made unit as it lies
+    return assemble(model, found, files, entries, declared, shown, root, fresh=fresh_paths, spool=spool), todo
+
+
+def _render_fresh(
+    model: Model, todo: Plan, jobs: int, few: bool, early: Early | None, progress: Callable[[int, int], None] | None
+) -> tuple[dict[str, Stored], dict[str, contracts.Declared], list[str], Spool | None]:
+    """The plan's tenants and the global unit rendered at once (a few tenants, or a small
+    catalog): their files, contracts and paths, their entries added to the plan's; the spool
+    the workers spilled to, if any."""
     if early is not None and todo.reused and early.tenants == todo.render:  # a few: render_fresh's one job
         fresh = early.result()
     else:
         scoped = dataclasses.replace(model, rendering=frozenset(todo.render)) if todo.reused else model
-        fresh = render(scoped, jobs=1 if few else jobs, check=False)
-    entries = todo.entries  # the reused units' entries, merged by the plan
+        fresh = render(scoped, jobs=1 if few else jobs, progress=progress, check=False)
+    entries = todo.entries
     fresh_files, spool = stored_of(fresh.files)  # a spilled file is taken as it lies: not read back
     files: dict[str, Stored] = {}
     declared: dict[str, contracts.Declared] = {}
@@ -810,38 +859,97 @@ def render_incremental(
         tenant = entry.get("tenant")
         if tenant is not None and tenant not in todo.render:
             continue  # a target without the `wanted` guard rendered it anyway: use the recorded one
-        if path in entries:  # a reused unit lists it too: its manifest was edited by hand
-            owner = unit_path(unit_of(entries[path]))
-            raise UsageError(f"{owner} lists {path}, which {unit_path(unit_of(entry))} renders; run `companyos render --full`")
+        _refuse_listed_twice(entries, path, entry)
         entries[path] = entry
         fresh_paths.append(path)
         files[path] = fresh_files[path]
         if path in fresh_declared:
             declared[path] = fresh_declared[path]
-    todo.fresh = fresh_paths  # Plan.on_disk and Plan.proven: views over them and the entries
-    # the reused units passed the contract check together with todo.previous: only the change is judged
-    proven = todo.previous is not None and contracts.unchanged(
-        list(declared.values()),
-        [d for unit in todo.previous for d in unit.declared.values()],
-        (d for unit in todo.reused.values() for d in unit.declared.values()),
-    )
-    errors = [
-        *(
-            []
-            if proven
-            else check_contracts(declared.values(), entries, lambda: (u.declared_once().values() for u in todo.reused.values()))
-        ),
-        # every file's facts as recorded in its entry: the fresh ones' by finalize, the reused ones' in their unit
-        *limits.judge(
-            model,
-            [limits.recorded(p, e) for p, e in entries.items() if "limits" in e],
-            EntryField(entries, "sources", recorded=ReusedFields(todo.reused)),
-            every_declared(declared, todo.reused.values()),  # read only to blame a breach
-        ),
-    ]
-    if errors:
-        raise CatalogErrors(errors)
-    return assemble(model, found, files, entries, declared, todo, root, fresh=fresh_paths, spool=spool), todo
+    return files, declared, fresh_paths, spool
+
+
+def _refuse_listed_twice(entries: Mapping[str, Mapping[str, Any]], path: str, entry: Mapping[str, Any]) -> None:
+    """A fresh file a reused unit lists too: that unit's manifest was edited by hand."""
+    if path in entries:
+        owner = unit_path(unit_of(entries[path]))
+        raise UsageError(f"{owner} lists {path}, which {unit_path(unit_of(entry))} renders; run `companyos render --full`")
+
+
+@dataclass
+class _Made:
+    """What :func:`_render_by_tenant` rendered: every file's bytes or spool place (the tenants'
+    unit manifests' too), the fleet-wide files' contracts and paths, every path rendered,
+    and each tenant's unit as its manifest records it (read again from the spool when asked)."""
+
+    files: dict[str, Stored] = field(default_factory=dict)
+    declared: dict[str, contracts.Declared] = field(default_factory=dict)
+    fleet: list[str] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
+    units: dict[str, Unit] = field(default_factory=dict)
+
+
+def _render_by_tenant(
+    model: Model,
+    found: Digests,
+    tenants: Collection[str],
+    jobs: int,
+    entries: dict[str, dict[str, Any]],
+    spool: Spool,
+    progress: Callable[[int, int], None] | None = None,
+) -> _Made:
+    """The global unit and ``tenants``' units rendered a chunk at a time (``render.render_by_tenant``).
+    Each tenant's unit manifest is made, spilled and decoded again, slim, as soon as its chunk
+    is done (a reused unit's form: the sha256s, sources and contracts stay in the manifest),
+    so the fleet's full records are never held together (~1 GB at 10,000 tenants x 3)."""
+    made = _Made()
+    placeholders = []
+    decoder = shared_values(model)
+    for tenant, items in render_by_tenant(model, tenants, jobs, spool, progress):
+        members: dict[str, dict[str, Any]] = {}
+        declared: dict[str, contracts.Declared] = {}
+        for path, data, entry, decl, _ in items:  # the limit facts are in the entry too (finalize)
+            if path in made.files:
+                raise CatalogErrors(
+                    [CatalogError(Location(path), f"two outputs claim this path (targets {entries[path]['target']} and {entry['target']})")]
+                )
+            _refuse_listed_twice(entries, path, entry)
+            made.files[path] = data
+            members[path] = entries[path] = entry
+            if isinstance(decl, contracts.SpilledContracts):
+                declared[path] = contracts.spooled(decl, spool)
+            elif decl[1] or decl[2]:
+                declared[path] = decl
+        placeholders.extend(placeholder_errors({path: made.files[path] for path in members}))
+        if tenant is None:
+            made.paths.extend(members)
+            made.fleet.extend(members)
+            made.declared.update(declared)
+            continue
+        name = f"tenant/{tenant}"
+        data = unit_manifest(name, found.tenants.get(tenant, "missing"), members, declared)
+        unit = parse_unit(data, decoder)
+        if unit is None:
+            raise AssertionError(f"{unit_path(name)} as made does not decode")  # a bug, never the catalog's
+        for path in members:
+            del entries[path]  # the full records go: the unit's slim ones take their place
+        slim = unit.entries
+        roots: dict[str, str] = {}
+        for entry in slim.values():  # one string for the tenant and for each of its roots, not one per file
+            entry["tenant"] = tenant
+            if "root" in entry:
+                entry["root"] = roots.setdefault(entry["root"], entry["root"])
+        unit.merge_into(entries)
+        # keyed by the decoded paths (the entries' keys): the worker's copies go with the records
+        made.files.update((path, made.files.pop(path)) for path in slim)
+        made.paths.extend(slim)
+        where = spool.put(data)
+        if isinstance(where, Spilled):
+            unit.let_go(functools.partial(spool.get, where))
+        made.files[unit_path(name)] = where
+        made.units[tenant] = unit
+    if placeholders:
+        raise CatalogErrors(placeholders)
+    return made
 
 
 class ReusedFields:
@@ -977,15 +1085,6 @@ def membership(result: RenderResult) -> Mapping[str, Sequence[str]]:
         if entry.get("target") != "units":
             out.setdefault(unit_path(unit_of(entry)), []).append(path)
     return out
-
-
-def with_units(model: Model, found: Digests, result: RenderResult) -> RenderResult:
-    """A full render's result with every unit's manifest added (``render --full``, ``check --full``)."""
-    entries = dict(result.manifest["files"])
-    stored, spool = stored_of(result.files)  # a spilled file is taken as it lies: not read back
-    files = {p: d for p, d in stored.items() if p != MANIFEST_PATH}
-    declared = {d[0]: d for d in result.declared}
-    return assemble(model, found, files, entries, declared, Plan(set(model.catalog.tenants)), spool=spool)
 
 
 def unit_paths(paths: Iterable[str]) -> list[str]:

@@ -207,3 +207,109 @@ def test_a_parallel_render_judges_every_limit_fact_a_serial_one_has(large_model,
     serial, spread = seen
     assert spread == [f for f in serial if limits.record(f) is not None]
     assert spread and len(spread) < len(serial)
+
+
+@pytest.fixture(scope="module")
+def large_repo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("chunked") / "repo"
+    bench.make_catalog(root, 40)
+    return root, pipeline.resolve_only(root)
+
+
+def _chunked(root, model, monkeypatch, size=7):
+    """A cold render of the whole catalog through the unit planner, ``size`` tenants a chunk."""
+    from generator.output import render as render_module
+    from generator.output import units
+
+    monkeypatch.setattr(render_module, "CHUNK_TENANTS", size)
+    found = units.digests(root, model)
+    result, todo = units.render_incremental(model, root, found, lambda unit: None, jobs=2)
+    return result, todo, found
+
+
+def test_units_come_chunk_after_chunk():
+    from generator.targets import TARGETS
+
+    class Model:
+        environments = (type("E", (), {"name": "dev"}), type("E", (), {"name": "prod"}))
+
+    once = parallel.units(Model, TARGETS)
+    chunked = parallel.units(Model, TARGETS, 3)
+    assert [u[2] for u in once] == [None] * len(once)
+    assert chunked == [(index, env, chunk) for chunk in range(3) for index, env, _ in once]
+
+
+def test_a_large_render_made_chunk_by_chunk_is_byte_for_byte_the_serial_one(large_repo, monkeypatch):
+    """Seven tenants a chunk (six chunks, the fleet-wide files in the first): every file,
+    unit manifests included, is the serial render's, every sha256 and every unit's listing."""
+    from generator.output import units
+
+    root, model = large_repo
+    result, todo, found = _chunked(root, model, monkeypatch)
+    serial, _ = units.render_incremental(model, root, found, lambda unit: None, jobs=1)  # one pass, one process
+    assert dict(result.files.items()) == dict(serial.files.items())
+    assert len(units.unit_paths(result.files)) == len(model.catalog.tenants) + 1
+    assert dict(result.shas()) == dict(serial.shas())
+    assert {path: sorted(paths) for path, paths in (result.members or {}).items()} == {
+        path: sorted(paths) for path, paths in units.membership(serial).items()
+    }
+    assert sorted(todo.fresh) == sorted(p for p in serial.files if not p.startswith(units.UNITS_DIR + "/"))
+    assert not todo.reused  # the plan's own reused units: none (what it made is not on disk)
+
+
+def test_a_chunked_render_holds_only_the_chunk_at_hand_whole(large_repo, monkeypatch):
+    """While a chunk is taken, no earlier tenant's file keeps its full record (sha256,
+    sources): each tenant's unit was made and its entries replaced by the slim, decoded ones."""
+    from generator.output import units
+
+    seen: dict[str, object] = {}
+    real_made, real_by_tenant = units._render_by_tenant, units.render_by_tenant
+
+    def made(model, found, tenants, jobs, entries, spool, progress=None):
+        seen["entries"] = entries
+        return real_made(model, found, tenants, jobs, entries, spool, progress)
+
+    whole_at_each_tenant = []
+
+    def by_tenant(*args, **kwargs):
+        for tenant, items in real_by_tenant(*args, **kwargs):
+            entries = seen["entries"]
+            whole_at_each_tenant.append(sum(1 for e in entries.values() if "sha256" in e and e.get("tenant") is not None))
+            yield tenant, items
+
+    monkeypatch.setattr(units, "_render_by_tenant", made)
+    monkeypatch.setattr(units, "render_by_tenant", by_tenant)
+    root, model = large_repo
+    result, _, _ = _chunked(root, model, monkeypatch)
+    assert len(whole_at_each_tenant) == len(model.catalog.tenants) + 1  # the fleet-wide files, then each tenant
+    assert whole_at_each_tenant == [0] * len(whole_at_each_tenant)
+    assert all(
+        "sha256" not in entry for path, entry in result.manifest["files"].items() if entry.get("tenant") and "/.companyos" not in path
+    )
+
+
+def test_a_chunked_render_finds_a_broken_contract_as_the_serial_one_does(large_repo, monkeypatch):
+    """A consumer nobody answers, planted in a tenant of the last chunk (its contracts are read
+    back from its unit manifest in the spool): the same errors as the serial render's check."""
+    from generator.errors import CatalogErrors
+    from generator.output import render as render_module
+
+    root, model = large_repo
+    last = sorted(model.catalog.tenants)[-1]
+    clean = render(model, jobs=1)
+    victim = next(d[0] for d in clean.declared if d[2] and clean.entry(d[0]).get("tenant") == last)
+    real = render_module.finalize
+
+    def planted(target, item, **kwargs):
+        path, data, entry, declared, facts = real(target, item, **kwargs)
+        if path == victim:
+            declared = (path, declared[1], (*declared[2], declared[2][0]._replace(name="nobody-provides-this")), declared[3])
+        return path, data, entry, declared, facts
+
+    monkeypatch.setattr(render_module, "finalize", planted)
+    with pytest.raises(CatalogErrors) as serial:
+        render(model, jobs=1)
+    with pytest.raises(CatalogErrors) as chunked:
+        _chunked(root, model, monkeypatch)
+    assert chunked.value.errors == serial.value.errors
+    assert any("nobody-provides-this" in str(e) for e in serial.value.errors)

@@ -15,14 +15,35 @@ import multiprocessing
 import os
 import tempfile
 from collections.abc import Iterator, Mapping
-from typing import NamedTuple
 
 
-class Spilled(NamedTuple):
-    """Where one file's bytes lie in the spool."""
+class Spilled(int):
+    """Where one file's bytes lie in the spool: its offset and length packed in one int (as a
+    tuple of two ints it was ~124 bytes a file, ~100 MB of a cold render at 10,000 tenants;
+    this is ~40). A marker bit keeps it true even at offset 0 with nothing in it."""
 
-    offset: int
-    length: int
+    __slots__ = ()
+    _LENGTH_BITS = 40
+    _MARKER = 1 << 100
+
+    def __new__(cls, offset: int, length: int) -> Spilled:
+        if not (0 <= length < 1 << cls._LENGTH_BITS and 0 <= offset < cls._MARKER >> cls._LENGTH_BITS):
+            raise ValueError(f"no spool place for offset {offset}, length {length}")
+        return super().__new__(cls, cls._MARKER | offset << cls._LENGTH_BITS | length)
+
+    @property
+    def offset(self) -> int:
+        return (int(self) ^ self._MARKER) >> self._LENGTH_BITS
+
+    @property
+    def length(self) -> int:
+        return int(self) & ((1 << self._LENGTH_BITS) - 1)
+
+    def __repr__(self) -> str:
+        return f"Spilled(offset={self.offset}, length={self.length})"
+
+    def __reduce__(self) -> tuple[type[Spilled], tuple[int, int]]:
+        return Spilled, (self.offset, self.length)
 
 
 #: A file's bytes, or where they were spilled.

@@ -302,9 +302,10 @@ def test_manifest_files_lists_only_a_well_formed_manifest(data: bytes, listed: b
 
 
 def test_a_status_keeps_only_which_paths_the_previous_manifests_list(repo, monkeypatch):
-    """``check`` asks of the previous unit manifests only whether they list a path (a stale
-    file): each is decoded and its entries let go, one shared empty entry kept per path (at
-    10,000 tenants the entries were ~600 MB of ``check --full``); stale files still show."""
+    """``check`` asks of the previous unit manifests only whether they list a path the result
+    does not render (a stale file): each is decoded and its entries let go, one shared empty
+    entry kept for such a path, none for a rendered one (at 10,000 tenants the entries were
+    ~600 MB of ``check --full``, the rendered paths ~220 MB more); stale files still show."""
     kept: list[dict] = []
     real = tree.read_manifest
     monkeypatch.setattr(tree, "read_manifest", lambda *a, **k: kept.append(real(*a, **k)) or kept[-1])
@@ -312,13 +313,14 @@ def test_a_status_keeps_only_which_paths_the_previous_manifests_list(repo, monke
     _, st = pipeline.check(repo, use_cache=False, full=True)
     assert {f"rendered/helm/{env}/hooli/web.yaml" for env in ("dev", "prod")} <= set(st.stale)
     (previous,) = kept
-    assert len(previous) > 500 and all(entry is tree._LISTED for entry in previous.values()) and tree._LISTED == {}
+    assert set(previous) == set(st.stale) and len(previous) < 50  # the stale files alone (the tree: 500 and more)
+    assert all(entry is tree._LISTED for entry in previous.values()) and tree._LISTED == {}
 
 
 def test_a_write_keeps_whole_only_the_previous_entries_of_files_it_may_prune(repo, monkeypatch):
     """The write reads a stale file's previous entry (its sha256 proves the file is ours to
-    prune); of a path the result renders it needs only that it is listed: one shared empty
-    entry. The stale files are still pruned, an edited one still kept."""
+    prune); of a path the result renders it needs nothing: not kept at all. The stale files
+    are still pruned, an edited one still kept."""
     kept: list[dict] = []
     real = tree.read_manifest
     monkeypatch.setattr(tree, "read_manifest", lambda *a, **k: kept.append(real(*a, **k)) or kept[-1])
@@ -329,7 +331,6 @@ def test_a_write_keeps_whole_only_the_previous_entries_of_files_it_may_prune(rep
     assert stale[0] in report.pruned and [k.path for k in report.kept] == [stale[1]]
     (previous,) = kept
     assert previous[stale[0]]["sha256"] and previous[stale[1]]["sha256"]
-    assert previous["rendered/helm/dev/hooli/api.yaml"] is tree._LISTED
-    assert previous[units.unit_path("tenant/hooli")] is tree._LISTED
-    whole = {path for path, entry in previous.items() if entry is not tree._LISTED}
-    assert whole == {path for path in previous if path not in built.result.files} and len(whole) < len(previous) / 10
+    assert "rendered/helm/dev/hooli/api.yaml" not in previous and units.unit_path("tenant/hooli") not in previous
+    assert set(previous) == {*report.pruned, *(k.path for k in report.kept)} and len(previous) < 50
+    assert not any(path in built.result.files for path in previous)

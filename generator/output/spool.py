@@ -14,7 +14,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 
 
 class Spilled(int):
@@ -95,11 +95,15 @@ class Spool:
 
 
 class SpooledFiles(Mapping[str, bytes]):
-    """Path -> bytes in the order given: each held in memory or spilled to ``spool``."""
+    """Path -> bytes in the order given (``order``, else ``stored``'s): each held in memory or
+    spilled to ``spool``. ``order`` lists every path of ``stored`` once: a large render's
+    paths, sorted, beside its map, rather than a second map in that order (~50 MB at 10,000
+    tenants)."""
 
-    def __init__(self, stored: dict[str, Stored], spool: Spool | None) -> None:
+    def __init__(self, stored: dict[str, Stored], spool: Spool | None, order: Sequence[str] | None = None) -> None:
         self._stored = stored
         self._spool = spool
+        self._order = order
 
     @property
     def stored(self) -> dict[str, Stored]:
@@ -118,7 +122,7 @@ class SpooledFiles(Mapping[str, bytes]):
         return path in self._stored
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._stored)
+        return iter(self._stored if self._order is None else self._order)
 
     def __len__(self) -> int:
         return len(self._stored)

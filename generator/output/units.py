@@ -1065,8 +1065,10 @@ def assemble(
     ordered = InPathOrder(lambda: every_declared(declared, todo.reused.values()))
     if (todo.left or todo.hashed) and root is not None:
         return RenderResult(TreeFiles(root, files, todo.on_disk, order, spool), manifest, ordered, listed, ReusedFields(todo.reused))
-    in_order = {p: files[p] for p in order}
-    out: Mapping[str, bytes] = SpooledFiles(in_order, spool) if spool is not None else cast(dict[str, bytes], in_order)
+    # a spooled render's map as it is, with its paths in order beside it (not copied in that order)
+    out: Mapping[str, bytes] = (
+        SpooledFiles(files, spool, order) if spool is not None else cast(dict[str, bytes], {p: files[p] for p in order})
+    )
     return RenderResult(out, manifest, ordered, listed, ReusedFields(todo.reused) if todo.reused else None)
 
 

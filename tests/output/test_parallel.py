@@ -248,6 +248,7 @@ def test_a_large_render_made_chunk_by_chunk_is_byte_for_byte_the_serial_one(larg
     result, todo, found = _chunked(root, model, monkeypatch)
     serial, _ = units.render_incremental(model, root, found, lambda unit: None, jobs=1)  # one pass, one process
     assert dict(result.files.items()) == dict(serial.files.items())
+    assert list(result.files) == sorted(result.files) == list(serial.files)  # in path order, as the serial result
     assert len(units.unit_paths(result.files)) == len(model.catalog.tenants) + 1
     assert dict(result.shas()) == dict(serial.shas())
     assert {path: sorted(paths) for path, paths in (result.members or {}).items()} == {

@@ -933,11 +933,7 @@ def _render_by_tenant(
         for path in members:
             del entries[path]  # the full records go: the unit's slim ones take their place
         slim = unit.entries
-        roots: dict[str, str] = {}
-        for entry in slim.values():  # one string for the tenant and for each of its roots, not one per file
-            entry["tenant"] = tenant
-            if "root" in entry:
-                entry["root"] = roots.setdefault(entry["root"], entry["root"])
+        _all_of(tenant, slim)  # as the plan keeps a reused unit's: one name, entries equal field for field one dict
         unit.merge_into(entries)
         # keyed by the decoded paths (the entries' keys): the worker's copies go with the records
         made.files.update((path, made.files.pop(path)) for path in slim)

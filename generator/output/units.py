@@ -335,6 +335,13 @@ class Unit:
         fleet.update(self.entries)
         self.entries = _Merged(tuple(self.entries), fleet)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled with its manifest's bytes, read again if let go (a result sent to another
+        process: where they are read from, a render's spool, does not travel)."""
+        state = dict(self.__dict__)
+        state["_raw"], state["_reread"] = self.raw, None
+        return state
+
     def let_go(self, reread: Callable[[], bytes | None]) -> None:
         """Stop holding the bytes (a vouched unit's manifest is on disk as parsed: at 10,000
         tenants they are ~740 MB); ``reread`` reads them again if someone asks."""

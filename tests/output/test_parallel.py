@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import pickle
 import sys
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 from generator import pipeline
 from generator.output import parallel
-from generator.output.render import render
+from generator.output.render import EntryField, render
 from helpers.repo import REPO
 
 sys.path.insert(0, str(REPO / "bench"))
@@ -256,6 +257,11 @@ def test_a_large_render_made_chunk_by_chunk_is_byte_for_byte_the_serial_one(larg
     }
     assert sorted(todo.fresh) == sorted(p for p in serial.files if not p.startswith(units.UNITS_DIR + "/"))
     assert not todo.reused  # the plan's own reused units: none (what it made is not on disk)
+    # sent to another process (the spool does not travel): the same files, sha256s and sources
+    back = pickle.loads(pickle.dumps(result))
+    assert dict(back.files.items()) == dict(serial.files.items()) and dict(back.shas()) == dict(serial.shas())
+    path = next(p for p, e in serial.manifest["files"].items() if e.get("tenant") and "/.companyos" not in p)
+    assert EntryField(back.manifest["files"], "sources", recorded=back.recorded)[path] == serial.manifest["files"][path]["sources"]
 
 
 def test_a_chunked_render_holds_only_the_chunk_at_hand_whole(large_repo, monkeypatch):

@@ -139,8 +139,9 @@ def render_parallel(
 ) -> Iterator[Finished]:
     """Every target's finished files (``finish`` runs in the workers too: headers and hashes
     are a third of the work), in the order a serial run produces them per unit. With a
-    ``spool`` the workers spill each file's bytes to it, except those ``hold`` keeps."""
-    for items in _rendered(model, targets, jobs, finish, (), progress, spool, hold):
+    ``spool`` the workers spill each file's bytes to it, except those ``hold`` keeps. One
+    pass of :func:`render_in_chunks`: the model's own tenants, as one chunk."""
+    for items in render_in_chunks(model, targets, jobs, finish, (), progress, spool, hold):
         yield from items
 
 
@@ -155,32 +156,17 @@ def render_in_chunks(
     hold: Callable[[bytes], bool] = lambda data: False,
 ) -> Iterator[list[Finished]]:
     """:func:`render_parallel` of each chunk of tenants in turn (the fleet-wide files with the
-    first): one list per chunk, as soon as that chunk's units are done, while the workers go
-    on with the next ones. At 10,000 tenants the parent held every file's record until the
-    last unit was in (~900 MB); now a chunk's at most."""
-    yield from _rendered(model, targets, jobs, finish, chunks, progress, spool, hold)
-
-
-def _rendered(
-    model: Model,
-    targets: Sequence[Target],
-    jobs: int,
-    finish: Callable[[str, RenderedFile], Finished],
-    chunks: Sequence[frozenset[str]],
-    progress: Callable[[int, int], None] | None,
-    spool: Spool | None,
-    hold: Callable[[bytes], bool],
-) -> Iterator[list[Finished]]:
-    """Each chunk's finished files (one list when there are no ``chunks``), in unit order."""
+    first; no ``chunks``: one pass over the model's own tenants): one list per chunk, in unit
+    order, as soon as that chunk's units are done, while the workers go on with the next
+    ones. At 10,000 tenants the parent held every file's record until the last unit was in
+    (~900 MB); now a chunk's at most."""
     work = units(model, targets, len(chunks))
-    ends = [position + 1 for position, unit in enumerate(work) if position + 1 == len(work) or work[position + 1][2] != unit[2]]
+    per_chunk = max(1, len(work) // max(1, len(chunks)))  # every chunk has the same units (units())
+    spans = [range(start, min(start + per_chunk, len(work))) for start in range(0, len(work), per_chunk)]
     # Chunk after chunk; in each, the largest units first (longest-processing-time scheduling),
     # so no core idles at the end while another still renders a big environment; results go
     # back in canonical order.
-    starts = [0, *ends[:-1]]
-    order = [
-        i for start, end in zip(starts, ends, strict=True) for i in sorted(range(start, end), key=lambda i: -_cost(model, targets, work[i]))
-    ]
+    order = [i for span in spans for i in sorted(span, key=lambda i: -_cost(model, targets, work[i]))]
     _STATE.clear()
     _STATE.update(model=model, targets=list(targets), finish=finish, spool=spool, hold=hold, chunks=list(chunks))
     results: list[list[Finished] | None] = [None] * len(work)
@@ -189,19 +175,17 @@ def _rendered(
             with _signals_held():
                 pending = {pool.submit(_run_at, (i, work[i])) for i in order}
             try:
-                start = 0
                 for count, future in enumerate(as_completed(pending), 1):
                     position, items = _result(future, "render worker")
                     pending.discard(future)  # a done future holds its result: the chunk's records, until the last chunk
                     results[position] = items
                     if progress is not None:
                         progress(count, len(work))
-                    while ends and all(results[i] is not None for i in range(start, ends[0])):  # a chunk is done
+                    while spans and all(results[i] is not None for i in spans[0]):  # the next chunk is done
                         done: list[Finished] = []
-                        for i in range(start, ends[0]):  # each unit's list let go once taken
+                        for i in spans.pop(0):  # each unit's list let go once taken
                             done.extend(results[i] or ())
                             results[i] = []
-                        start = ends.pop(0)
                         yield done
             finally:
                 for future in pending:

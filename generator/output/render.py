@@ -126,12 +126,9 @@ def render(
     else:
         produced = _serial(model, chosen, progress, finish)
     for path, data, entry, decl, facts in produced:
-        _add(files, entries, path, data, entry)
-        if isinstance(decl, contracts.SpilledContracts):  # a worker spilled them: read from the spool when asked
-            assert spool is not None, "only a spooled render's workers spill contracts"
-            declared.append(contracts.spooled(decl, spool))
-        elif decl[1] or decl[2]:
-            declared.append(decl)
+        add_output(files, entries, path, data, entry)
+        if (held := contracts_of(decl, spool)) is not None:
+            declared.append(held)
         if facts is not None:
             found.append(facts)
     declared.sort(key=lambda d: d[0])
@@ -273,7 +270,17 @@ def _finalize_unexamined(target: str, item: RenderedFile) -> Finished:
     return finalize(target, item, examine=False)
 
 
-def _add(files: dict[str, Stored], entries: dict[str, dict[str, Any]], path: str, data: Stored, entry: dict[str, Any]) -> None:
+def contracts_of(decl: contracts.Declared | contracts.SpilledContracts, spool: Spool | None) -> contracts.Declared | None:
+    """A finished file's contracts as the check reads them (a worker's spilled ones from the
+    spool, when asked), None when it has none."""
+    if isinstance(decl, contracts.SpilledContracts):
+        assert spool is not None, "only a spooled render's workers spill contracts"
+        return contracts.spooled(decl, spool)
+    return decl if decl[1] or decl[2] else None
+
+
+def add_output(files: dict[str, Stored], entries: dict[str, dict[str, Any]], path: str, data: Stored, entry: dict[str, Any]) -> None:
+    """A finished file into the render's maps; two targets claiming one path is an error."""
     if path in files:
         raise CatalogErrors(
             [CatalogError(Location(path), f"two outputs claim this path (targets {entries[path]['target']} and {entry['target']})")]

@@ -180,7 +180,7 @@ def read_manifest(
     parsed: Parsed | None = None,
     held: Collection[str] = frozenset(),
     same: Container[str] = frozenset(),
-    listed_only: Container[str] = frozenset(),
+    listed_only: bool = False,
     rendered: Container[str] = frozenset(),
 ) -> dict[str, dict[str, Any]]:
     """Files listed by the unit manifests on disk (empty when there are none), and with
@@ -191,9 +191,9 @@ def read_manifest(
     ``same``: held manifests the new result holds with those very bytes, so every file they
     list is in the result too (neither stale nor unmanaged): left out (the write and status
     need the others; at 10,000 tenants a one-tenant edit's union shrinks from 800,000 entries).
-    ``listed_only``: paths that map to one shared empty entry, :data:`EVERY_PATH` for all (a
-    status asks only whether a path is listed, the write a stale file's entry: at 10,000
-    tenants the decoded entries were ~600 MB of ``check --full``). ``rendered``: paths the new
+    ``listed_only``: every path maps to one shared empty entry (a status asks only whether a
+    path is listed, the write a stale file's entry: at 10,000 tenants the decoded entries
+    were ~600 MB of ``check --full``). ``rendered``: paths the new
     result renders, left out (never stale: status and the write ask only about the others;
     at 10,000 tenants a full render's 800,000 listed paths were ~220 MB of ``check --full``)."""
     base = os.fspath(root)
@@ -228,37 +228,25 @@ def _add_listed(
     data: bytes | None,
     *,
     own: bool,
-    listed_only: Container[str] = frozenset(),
+    listed_only: bool = False,
     rendered: Container[str] = frozenset(),
 ) -> None:
     """Add what the manifest ``rel`` (its bytes ``data``) lists, in path order of manifests
-    (a path in ``listed_only`` with :data:`_LISTED`: its entry decoded, then let go; one in
+    (with ``listed_only`` each as :data:`_LISTED`: its entry decoded, then let go; a path in
     ``rendered`` not at all)."""
     listed = manifest_files(data) if data is not None else {}
-    real = bool(listed) and data is not None  # only a real manifest is ours to prune (never an empty one either)
+    itself: dict[str, Any] | None = None
+    if own and listed and data is not None and rel not in rendered:  # only a real manifest is ours to prune (never an empty one)
+        itself = _LISTED if listed_only else {"sha256": hashlib.sha256(data).hexdigest(), "sources": [], "target": "units"}
     if rendered:
         listed = {path: entry for path, entry in listed.items() if path not in rendered}
-    if listed_only is EVERY_PATH:
-        out.update(dict.fromkeys(listed, _LISTED))
-    elif listed_only:
-        out.update({path: _LISTED if path in listed_only else entry for path, entry in listed.items()})
-    else:
-        out.update(listed)
-    if own and real and data is not None and rel not in rendered:
-        out[rel] = _LISTED if rel in listed_only else {"sha256": hashlib.sha256(data).hexdigest(), "sources": [], "target": "units"}
+    out.update(dict.fromkeys(listed, _LISTED) if listed_only else listed)
+    if itself is not None:
+        out[rel] = itself
 
 
-#: The entry of every path :func:`read_manifest` lists in ``listed_only`` (never changed).
+#: The entry of every path :func:`read_manifest` lists with ``listed_only`` (never changed).
 _LISTED: dict[str, Any] = {}
-
-
-class _EveryPath(Container[str]):
-    def __contains__(self, item: object) -> bool:
-        return True
-
-
-#: ``listed_only`` for every path.
-EVERY_PATH: Container[str] = _EveryPath()
 
 
 class EntryFields(TypedDict, total=False):
@@ -354,7 +342,7 @@ def status(
     under the lock the caller holds since (``walk_apart``)."""
     listing = walked() if walked is not None else list_folders(root, OUTPUT_DIRS, offer=cache)
     # asked only whether a file the result does not render is listed
-    previous = read_manifest(root, parsed=parsed, held=held, same=verified, listed_only=EVERY_PATH, rendered=result.files)
+    previous = read_manifest(root, parsed=parsed, held=held, same=verified, listed_only=True, rendered=result.files)
     found = _status(result, root, listing, previous, verified)
     if cache:
         listing.remember(root)

@@ -30,7 +30,7 @@ from typing import Any, Literal, TypedDict, TypeVar, cast, get_type_hints, overl
 import msgspec
 
 from generator.catalog.parse_cache import Stamp, stamp_of
-from generator.errors import CatalogError, CatalogErrors, Location, UsageError
+from generator.errors import CatalogErrors, Location, UsageError
 from generator.formats import emit
 from generator.model.resolve import Model
 from generator.output import contracts, limits, parallel, unit_cache
@@ -40,7 +40,9 @@ from generator.output.render import (
     MANIFEST_VERSION,
     EntryField,
     RenderResult,
+    add_output,
     check_contracts,
+    contracts_of,
     placeholder_errors,
     render,
     render_by_tenant,
@@ -915,17 +917,12 @@ def _render_by_tenant(
         members: dict[str, dict[str, Any]] = {}
         declared: dict[str, contracts.Declared] = {}
         for path, data, entry, decl, _ in items:  # the limit facts are in the entry too (finalize)
-            if path in made.files:
-                raise CatalogErrors(
-                    [CatalogError(Location(path), f"two outputs claim this path (targets {entries[path]['target']} and {entry['target']})")]
-                )
-            _refuse_listed_twice(entries, path, entry)
-            made.files[path] = data
-            members[path] = entries[path] = entry
-            if isinstance(decl, contracts.SpilledContracts):
-                declared[path] = contracts.spooled(decl, spool)
-            elif decl[1] or decl[2]:
-                declared[path] = decl
+            if path not in made.files:  # rendered twice this run: add_output names both targets
+                _refuse_listed_twice(entries, path, entry)
+            add_output(made.files, entries, path, data, entry)
+            members[path] = entry
+            if (held := contracts_of(decl, spool)) is not None:
+                declared[path] = held
         placeholders.extend(placeholder_errors({path: made.files[path] for path in members}))
         if tenant is None:
             made.paths.extend(members)

@@ -28,7 +28,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import NamedTuple, cast
 
-from generator.output import committed, parallel, tree
+from generator.output import committed, parallel, since_proof, tree
 from generator.output.atomic import write_atomic
 
 # RACY_NS: a file whose ctime is this close to the record's (or later) may change again within
@@ -279,6 +279,8 @@ def known_clean(root: Path, inputs: str | None = None, *, apart: bool = False) -
     extra, proof = cached.get("extra"), cached.get("git")
     if isinstance(proof, str) and isinstance(extra, list) and committed.unchanged(root, root / CACHE_DIR, extra, proof):
         return files  # the committed tree, as git's index proves it (output.committed)
+    if since_proof.clean_since_proof(root, cached):
+        return files  # edited since git proved it: git, the changed folders and the edited units' bytes
     walked = _stat_clean(root, cached, apart=apart)
     if walked is not None:
         paths = walked.paths
@@ -289,7 +291,12 @@ def known_clean(root: Path, inputs: str | None = None, *, apart: bool = False) -
             attempt = committed.record(root, root / CACHE_DIR, paths)
             entry = {**cached, "git_tried": state if attempt.settled else None, "git": attempt.key}
             if attempt.base is not None and isinstance(cached.get("fleet"), list):  # HEAD's outputs: these units, verified
-                entry["git_base"] = {"key": attempt.base, "fleet": cached["fleet"]}
+                entry["git_base"] = {
+                    "key": attempt.base,
+                    "fleet": cached["fleet"],
+                    "folders": attempt.folders,
+                    "manifests": _manifest_shas(cached),
+                }
             _record(root, entry)
         elif proof is not None:  # a proof that no longer holds costs a git run each time: drop it
             _record(root, {**cached, "git": None})
@@ -299,6 +306,14 @@ def known_clean(root: Path, inputs: str | None = None, *, apart: bool = False) -
         return None
     _record(root, {**cached, **_stat_record(root, paths)})  # clean by content: stat it afresh
     return files
+
+
+def _manifest_shas(cached: Mapping[str, object]) -> dict[str, str]:
+    """Unit manifest -> its sha256, as the record ``cached`` verified it."""
+    contents = cached.get("contents")
+    if not isinstance(contents, dict):
+        return {}
+    return {str(unit): sums[0] for unit, sums in contents.items() if isinstance(sums, list) and sums and isinstance(sums[0], str)}
 
 
 def notes(root: Path) -> tuple[str, ...]:

@@ -31,6 +31,8 @@ from generator.output.listing import RACY_NS
 CONVERTING = ("text", "eol", "crlf", "ident", "filter", "working-tree-encoding")
 #: The folder list kept beside the record (one path per line; it can be ~10 MB).
 FOLDERS_FILE = "folders"
+#: Their ``lstat``s as proven (:func:`_folder_stats`, raw): which folders changed since (:func:`edited_since`).
+STATS_FILE = "folder-stats"
 _UNSPECIFIED = b"\0unspecified\0"
 
 
@@ -43,6 +45,8 @@ class Attempt(NamedTuple):
     key: str | None
     settled: bool = True
     base: str | None = None
+    #: The digest of the folder list and their stats as written (:func:`edited_since` checks them).
+    folders: str | None = None
 
 
 NOT_PROVEN = Attempt(None)
@@ -87,7 +91,8 @@ def record(root: Path, cache_dir: Path, outputs: Collection[str]) -> Attempt:
             return NOT_PROVEN
         cache_dir.mkdir(parents=True, exist_ok=True)
         write_atomic(cache_dir / FOLDERS_FILE, data)
-        return Attempt(_key(base, data, stats), base=base)
+        write_atomic(cache_dir / STATS_FILE, stats.tobytes())
+        return Attempt(_key(base, data, stats), base=base, folders=_folders_digest(data, stats.tobytes()))
     except Exception as exc:
         if _unanswered(exc):
             return NOT_PROVEN
@@ -271,6 +276,117 @@ def changed_later(root: Path, extras: Collection[str], base: str) -> Callable[[]
             raise
 
     return finish
+
+
+class Since(NamedTuple):
+    """What :func:`edited_since` found: the outputs ``git diff-files`` lists, the folders
+    proven then whose ``lstat`` is not as then (changed, or gone), and every folder proven
+    then (paths from ``root``)."""
+
+    moved: frozenset[str]
+    changed: list[str]
+    proven: frozenset[str]
+
+
+def edited_since(root: Path, cache_dir: Path, extras: Collection[str], base: str, folders: str) -> Callable[[], Since | None]:
+    """What changed in the output tree since git proved it (:func:`record`; ``base`` and
+    ``folders``, its :attr:`Attempt.base` and :attr:`Attempt.folders`): the files git lists
+    (:func:`changed_later`, started now, in its own processes) and the folders whose stat
+    changed -- only there can a file git does not track have appeared. The returned call
+    waits for git; None when the proof no longer holds or its folder list is not the one
+    recorded."""
+    moved = changed_later(root, extras, base)
+    repo = open_repo(root)
+    if repo is None:
+        return lambda: None
+    try:
+        top = git_path(repo, root, "rendered").removesuffix("rendered")
+        data, stats = (cache_dir / FOLDERS_FILE).read_bytes(), (cache_dir / STATS_FILE).read_bytes()
+    except OSError:
+        return lambda: None
+    if _folders_digest(data, stats) != folders:
+        return lambda: None
+    listed = data.decode("utf-8", "surrogateescape").split("\n")
+    then = array.array("q", stats)
+    changed = [folder.removeprefix(top) for folder in _changed_folders(str(repo.working_tree_dir or ""), listed, then)]
+    proven = frozenset(folder.removeprefix(top) for folder in listed)
+
+    def finish() -> Since | None:
+        found = moved()
+        return None if found is None else Since(found, changed, proven)
+
+    return finish
+
+
+def _changed_folders(top: str, folders: list[str], then: array.array[int]) -> list[str]:
+    """Those of ``folders`` whose (mtime, ctime, inode, mode) is not ``then``'s (flat, four
+    per folder), or that cannot be stat'ed now. Compared in C, a block of folders at a time
+    (at 10,000 tenants, 230,000 folders: a tuple each was ~0.6 s)."""
+    if len(then) != 4 * len(folders):
+        return list(folders)
+    now: array.array[int] = array.array("q")
+    add = now.extend
+    descriptor = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for folder in folders:
+            try:
+                st = os.stat(folder, dir_fd=descriptor, follow_symlinks=False)
+            except OSError:
+                add((-1, -1, -1, -1))  # no folder has these
+                continue
+            add((st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode))
+    finally:
+        os.close(descriptor)
+    out: list[str] = []
+    for start in range(0, len(folders), _BLOCK):
+        end = min(start + _BLOCK, len(folders))
+        if now[4 * start : 4 * end] != then[4 * start : 4 * end]:
+            out.extend(folders[at] for at in range(start, end) if now[4 * at : 4 * at + 4] != then[4 * at : 4 * at + 4])
+    return out
+
+
+#: Folders compared at once by :func:`_changed_folders` (only a block that differs is looked into).
+_BLOCK = 256
+
+
+def _folders_digest(data: bytes, stats: bytes) -> str:
+    return hashlib.sha256(b"%d\0" % len(data) + data + stats).hexdigest()
+
+
+def tracked_in(root: Path, folders: Collection[str]) -> frozenset[str] | None:
+    """The paths (from ``root``) HEAD has directly in each of ``folders`` (from ``root``):
+    files, links and folders alike; None when git cannot answer."""
+    repo = open_repo(root)
+    if repo is None:
+        return None
+    try:
+        top = git_path(repo, root, "rendered").removesuffix("rendered")
+        found: set[str] = set()
+        ordered = sorted(folders)
+        for at in range(0, len(ordered), 1000):  # a short command line each
+            spec = [f"{top}{folder}/" for folder in ordered[at : at + 1000]]
+            listed = repo.git.ls_tree("-z", "--name-only", "--full-tree", "HEAD", "--", *spec, stdout_as_string=False)
+            found.update(p.decode("utf-8", "surrogateescape").removeprefix(top) for p in listed.split(b"\0") if p)
+        return frozenset(found)
+    except Exception as exc:
+        if _unanswered(exc):
+            return None
+        raise
+
+
+def head_file(root: Path, rel: str) -> bytes | None:
+    """HEAD's bytes of the file ``rel`` (from ``root``), or None (no such file, or no git)."""
+    repo = open_repo(root)
+    if repo is None:
+        return None
+    try:
+        top = git_path(repo, root, "rendered").removesuffix("rendered")
+        data: bytes = repo.git.cat_file("blob", f"HEAD:{top}{rel}", stdout_as_string=False, strip_newline_in_stdout=False)
+        return data
+    except Exception as exc:
+        if _unanswered(exc):
+            return None
+        raise
 
 
 def _stat_untrusted(repo: Any) -> bool:

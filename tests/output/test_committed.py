@@ -13,7 +13,7 @@ import git
 import pytest
 
 from generator import pipeline
-from generator.output import checkcache, committed
+from generator.output import checkcache, committed, since_proof
 from helpers.catalog_edit import edit_yaml
 from helpers.gitrepo import commit_all, private_copy, rendered_and_committed
 
@@ -270,3 +270,131 @@ def test_git_proves_only_exactly_the_verified_outputs(committed_repo, monkeypatc
     paths = sorted(pipeline.build(committed_repo).result.files)
     attempt = committed.record(committed_repo, committed_repo / checkcache.CACHE_DIR, outputs(paths))
     assert (attempt.key is not None) == (outputs(paths) == paths)
+
+
+# --- a tree edited since git's proof (output/since_proof.py) -------------------------------
+
+HOOLI_API = "rendered/helm/dev/hooli/api.yaml"
+HOOLI_WEB = "rendered/helm/dev/hooli/web.yaml"
+#: A file the owner edit changes (the alarm subscriptions name the owner).
+HOOLI_ALARMS = "rendered/terraform/dev/tenant-hooli/alarms.tf"
+
+
+def _edited_since_proof(root: Path, companyos, **change: object) -> None:
+    """One tenant's catalog file edited and rendered on a proven tree (not committed)."""
+    edit_yaml(root / "tenants/hooli.yaml", lambda data: data.update(change or {"owner": "platform-b@example.com"}))
+    result = companyos("render", cwd=root)
+    assert result.code == 0 and "nothing rendered" not in result.out, result.out
+
+
+def answers(monkeypatch) -> list[bool]:
+    """What :func:`since_proof.clean_since_proof` answered, in turn."""
+    seen: list[bool] = []
+    real = since_proof.clean_since_proof
+
+    def asked(*args):
+        seen.append(real(*args))
+        return seen[-1]
+
+    monkeypatch.setattr(since_proof, "clean_since_proof", asked)
+    return seen
+
+
+def test_a_tree_edited_since_the_proof_is_answered_without_the_walk(proven_repo, companyos, monkeypatch):
+    """After a one-tenant edit the tree is no longer HEAD's: git lists the edited tenant's
+    files, only the folders it wrote in changed, and its unit's files are read and hashed;
+    no other file is stat'ed (the walk does not run) and nothing renders."""
+    _edited_since_proof(proven_repo, companyos)
+    seen, said = spy(monkeypatch), answers(monkeypatch)
+    read: list[str] = []
+    real_regular = since_proof._regular
+    monkeypatch.setattr(since_proof, "_regular", lambda root, rel: read.append(rel) or real_regular(root, rel))
+    assert companyos("check", cwd=proven_repo).code == 0
+    result = companyos("render", cwd=proven_repo)
+    assert result.code == 0 and "nothing rendered" in result.out
+    assert said == [True, True] and seen["walk"] == [] and seen["render"] == [], (said, seen)
+    assert read and all("hooli" in rel for rel in read), read  # only the edited unit's files (and its manifest)
+
+
+def _other_tenants_file(root: Path) -> None:
+    _same_size_edit(root)  # globex's: git lists it, and it is no edited unit's
+
+
+def _edited_tenants_file(root: Path) -> None:
+    path = root / HOOLI_API  # the edited unit's: git lists it anyway; its bytes differ from its manifest's
+    before = path.stat()
+    data = bytearray(path.read_bytes())
+    data[-2] = ord("x") if data[-2] != ord("x") else ord("y")
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def _heads_bytes(root: Path, rel: str) -> bytes:
+    data: bytes = git.Repo(root).git.cat_file("blob", f"HEAD:{rel}", stdout_as_string=False, strip_newline_in_stdout=False)
+    return data
+
+
+def _edited_tenants_file_back_to_heads_bytes(root: Path) -> None:
+    assert b"platform-b@example.com" in (root / HOOLI_ALARMS).read_bytes()  # the edit changed it
+    (root / HOOLI_ALARMS).write_bytes(_heads_bytes(root, HOOLI_ALARMS))  # git's index untouched: the edited unit's sha256 differs
+
+
+def _edited_tenants_file_checked_out(root: Path) -> None:
+    git.Repo(root).git.checkout("--", HOOLI_ALARMS)  # HEAD's bytes again, and git's index rewritten
+
+
+def _stray_in_new_folder(root: Path) -> None:
+    (root / "rendered/helm/dev/hooli/extra").mkdir()
+    (root / "rendered/helm/dev/hooli/extra/stray.yaml").write_text("a: 1\n")
+
+
+def _stray_link(root: Path) -> None:
+    (root / "rendered/helm/dev/globex/link.yaml").symlink_to("api.yaml")
+
+
+def _folder_made_a_link(root: Path) -> None:
+    """An untouched tenant's folder moved aside, a link in its place (its files read the same)."""
+    folder = root / "rendered/helm/dev/globex"
+    folder.rename(root / "globex-elsewhere")
+    folder.symlink_to(root / "globex-elsewhere")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        _other_tenants_file,
+        _edited_tenants_file,
+        _edited_tenants_file_back_to_heads_bytes,
+        _edited_tenants_file_checked_out,
+        _stray,
+        _stray_temporary,
+        _stray_in_new_folder,
+        _stray_link,
+        _folder_made_a_link,
+        _deleted,
+        _edited_workflow,
+        _edited_and_staged,
+    ],
+)
+def test_any_change_after_an_edit_since_the_proof_is_found(proven_repo, companyos, monkeypatch, change):
+    """Every way the tree can differ from the record after the edit is no answer from git's
+    proof: the walk (or the render) decides, and check finds the difference."""
+    _edited_since_proof(proven_repo, companyos)
+    change(proven_repo)
+    said = answers(monkeypatch)
+    assert companyos("check", cwd=proven_repo).code == 1
+    assert said in ([False], []), said  # [] when the proof's own checks (git's index) refused before
+
+
+def test_a_file_the_edit_removed_is_found_when_it_is_back_with_heads_bytes(proven_repo, companyos, monkeypatch):
+    """The edit drops a service: its files are pruned, and the edited unit's HEAD manifest
+    lists them as gone. One written back with HEAD's bytes is stale: found."""
+    _edited_since_proof(proven_repo, companyos, services=["api", "worker"])
+    assert not (proven_repo / HOOLI_WEB).exists()
+    said = answers(monkeypatch)
+    assert companyos("check", cwd=proven_repo).code == 0 and said == [True]
+    (proven_repo / HOOLI_WEB).write_bytes(_heads_bytes(proven_repo, HOOLI_WEB))  # git's index untouched (a checkout drops the proof)
+    said.clear()
+    found = companyos("check", cwd=proven_repo)
+    assert found.code == 1 and HOOLI_WEB in found.out + found.err, found.out
+    assert said == [False]

@@ -15,11 +15,11 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from generator.git import git_path, index_entries, is_git_error, open_repo
+from generator.git import git_path, index_entries, is_git_error, open_repo, tree_entries
 from generator.output.atomic import write_atomic
 from generator.output.journal import OUTPUT_DIRS
 
@@ -372,6 +372,27 @@ def tracked_in(root: Path, folders: Collection[str]) -> frozenset[str] | None:
         if _unanswered(exc):
             return None
         raise
+
+
+def heads_bytes(root: Path, files: Mapping[str, bytes]) -> bool:
+    """Whether each of ``files`` (path from ``root`` -> bytes read now) is a regular file at
+    HEAD with a blob of exactly those bytes (a file rewritten with the same bytes: ``git
+    diff-files`` lists it until the index is refreshed); False when git cannot answer."""
+    repo = open_repo(root)
+    if repo is None:
+        return False
+    try:
+        top = git_path(repo, root, "rendered").removesuffix("rendered")
+        ids = {path.removeprefix(top): (mode, sha) for path, mode, sha in tree_entries(repo, "HEAD", *(top + rel for rel in files))}
+    except Exception as exc:
+        if _unanswered(exc):
+            return False
+        raise
+    return all(
+        ids.get(rel, (0, ""))[0] in (0o100644, 0o100755)
+        and ids[rel][1] == hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+        for rel, data in files.items()
+    )
 
 
 def head_file(root: Path, rel: str) -> bytes | None:

@@ -52,9 +52,22 @@ def clean_since_proof(root: Path, cached: Mapping[str, object]) -> bool:
     if edits is None or found is None:
         return False
     expected, gone = edits
-    if not found.moved <= expected.keys() | gone or any(os.path.lexists(os.path.join(root, rel)) for rel in gone):
-        return False  # a file git lists that no edited unit explains, or one an edit dropped still there (the scan finds it too)
-    return _nothing_else(root, found, expected) and _holds(root, expected) and _holds(root, racy)
+    if any(os.path.lexists(os.path.join(root, rel)) for rel in gone):
+        return False  # a file an edit dropped is still there (the folder scan would find it too)
+    rewritten = found.moved - expected.keys() - gone
+    if not _as_head(root, rewritten):
+        return False  # a file git lists that no edited unit explains, and not HEAD's bytes
+    return _nothing_else(root, found, expected, rewritten) and _holds(root, expected) and _holds(root, racy)
+
+
+def _as_head(root: Path, listed: Collection[str]) -> bool:
+    """Whether each file git lists that no edit explains holds HEAD's bytes all the same (a
+    render wrote the same bytes again: an edit undone, until git refreshes its index)."""
+    if len(listed) > MOST_RACY:
+        return False
+    files = {rel: _regular(root, rel) for rel in listed}
+    found = {rel: data for rel, data in files.items() if data is not None}
+    return len(found) == len(files) and (not found or committed.heads_bytes(root, found))
 
 
 def _edited_files(
@@ -84,10 +97,10 @@ def _edited_files(
     return expected, gone
 
 
-def _nothing_else(root: Path, found: committed.Since, expected: Collection[str]) -> bool:
+def _nothing_else(root: Path, found: committed.Since, expected: Collection[str], rewritten: Collection[str]) -> bool:
     """Whether each entry of a folder changed since the proof is a folder proven then (its own
-    stat was compared), a file HEAD has that git does not list, or an edited unit's file; a
-    folder new since holds edited units' files alone."""
+    stat was compared), a file HEAD has that git does not list or that holds HEAD's bytes
+    (``rewritten``), or an edited unit's file; a folder new since holds edited units' files alone."""
     present = []
     for folder in found.changed:
         try:
@@ -107,7 +120,7 @@ def _nothing_else(root: Path, found: committed.Since, expected: Collection[str])
                 if item.is_dir(follow_symlinks=False):
                     if rel not in found.proven and not _only_expected(root, rel, expected):
                         return False
-                elif rel not in expected and (rel not in tracked or rel in found.moved):
+                elif rel not in expected and (rel not in tracked or (rel in found.moved and rel not in rewritten)):
                     return False
     return True
 

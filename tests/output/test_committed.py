@@ -316,6 +316,29 @@ def test_a_tree_edited_since_the_proof_is_answered_without_the_walk(proven_repo,
     assert read and all("hooli" in rel for rel in read), read  # only the edited unit's files (and its manifest)
 
 
+def test_an_edit_undone_is_answered_through_heads_bytes(proven_repo, companyos, monkeypatch):
+    """The edit rendered, then undone and rendered again: every unit is HEAD's again, but git
+    lists the rewritten files until its index is refreshed. Each holds HEAD's blob, so no walk;
+    one of them then edited (same size, mtime restored) is found."""
+    original = (proven_repo / "tenants/hooli.yaml").read_bytes()
+    _edited_since_proof(proven_repo, companyos)
+    (proven_repo / "tenants/hooli.yaml").write_bytes(original)
+    assert companyos("render", cwd=proven_repo).code == 0
+    assert git.Repo(proven_repo).git.diff_files("--name-only", "--", HOOLI_ALARMS), "git does not list the rewritten file"
+    seen, said = spy(monkeypatch), answers(monkeypatch)
+    assert companyos("check", cwd=proven_repo).code == 0
+    assert said == [True] and seen["walk"] == [] and seen["render"] == [], (said, seen)
+    path = proven_repo / HOOLI_ALARMS
+    before = path.stat()
+    data = bytearray(path.read_bytes())
+    data[-2] = ord("x") if data[-2] != ord("x") else ord("y")
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    said.clear()
+    assert companyos("check", cwd=proven_repo).code == 1
+    assert said == [False]
+
+
 def _other_tenants_file(root: Path) -> None:
     _same_size_edit(root)  # globex's: git lists it, and it is no edited unit's
 

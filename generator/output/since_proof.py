@@ -150,7 +150,8 @@ def _regular(root: Path, rel: str) -> bytes | None:
     """The bytes of ``rel`` when it is a regular file (never through a link: opened without
     following one, then asked what it is)."""
     try:
-        descriptor = os.open(os.path.join(root, rel), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+        descriptor = os.open(os.path.join(root, rel), flags)
     except OSError:
         return None
     try:

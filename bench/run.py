@@ -260,6 +260,10 @@ def _commit(root: Path, message: str = "base") -> None:
 
     shutil.copy(REPO / ".gitignore", root / ".gitignore")  # the lock, the journal and the caches stay out
     repo = scratch_repo(root)
+    # no background `git gc --auto` after the commit: packing ~80,000 new objects on the other
+    # core slowed the committed-tree runs that followed by 2x (a user's repository packs them once)
+    repo.git.config("gc.auto", "0")
+    repo.git.config("maintenance.auto", "false")
     repo.git.add("-A")
     repo.git.commit("-q", "-m", message)
 

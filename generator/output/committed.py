@@ -4,7 +4,9 @@ per output file: the no-op ``render`` and cached ``check`` of a committed tree.
 ``git diff-files``/``diff-index`` say the outputs are HEAD's (git stats them in parallel,
 in C); one ``lstat`` per folder sees what git does not track; no attribute or setting may
 make a file differ from its blob, and the index must be older than any later edit's ctime
-second. The argument and its limits: docs/incremental.md ("A committed tree").
+second. After a later write, it says what changed since the proof (:func:`edited_since`:
+the files git lists, the folders whose ``lstat`` moved) for ``output.since_proof``.
+The argument and its limits: docs/incremental.md ("A committed tree").
 """
 
 from __future__ import annotations
@@ -383,7 +385,12 @@ def heads_bytes(root: Path, files: Mapping[str, bytes]) -> bool:
         return False
     try:
         top = git_path(repo, root, "rendered").removesuffix("rendered")
-        ids = {path.removeprefix(top): (mode, sha) for path, mode, sha in tree_entries(repo, "HEAD", *(top + rel for rel in files))}
+        named = sorted(top + rel for rel in files)
+        ids = {
+            path.removeprefix(top): (mode, sha)
+            for at in range(0, len(named), 1000)  # a short command line each
+            for path, mode, sha in tree_entries(repo, "HEAD", *named[at : at + 1000])
+        }
     except Exception as exc:
         if _unanswered(exc):
             return False

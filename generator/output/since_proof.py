@@ -41,13 +41,14 @@ def clean_since_proof(root: Path, cached: Mapping[str, object]) -> bool:
     if not isinstance(racy, dict) or len(racy) > MOST_RACY:
         return False
     now = {unit: sums[0] for unit, sums in contents.items() if isinstance(sums, list) and sums and isinstance(sums[0], str)}
-    if set(now) != set(fleet) or not set(then) <= set(fleet):
-        return False  # a unit without its manifest's sha256, or one proven then that is gone
+    if set(now) != set(fleet):
+        return False  # a unit without its manifest's sha256
     edited = [unit for unit in fleet if now[unit] != then.get(unit)]
-    if len(edited) > MOST_EDITED:
+    removed = sorted(set(then) - set(fleet))  # a tenant removed since: its manifest and files must be gone
+    if len(edited) + len(removed) > MOST_EDITED:
         return False
     since = committed.edited_since(root, root / CACHE_DIR, extra, key, folders)  # git runs while the units are read
-    edits = _edited_files(root, edited, now, then)
+    edits = _edited_files(root, edited, removed, now, then)
     found = since()
     if edits is None or found is None:
         return False
@@ -71,11 +72,12 @@ def _as_head(root: Path, listed: Collection[str]) -> bool:
 
 
 def _edited_files(
-    root: Path, edited: list[str], now: Mapping[str, str], then: Mapping[str, object]
+    root: Path, edited: list[str], removed: list[str], now: Mapping[str, str], then: Mapping[str, object]
 ) -> tuple[dict[str, str], set[str]] | None:
     """Every file the ``edited`` units list now, and their manifests, with the sha256 the
-    record says it holds; and the files HEAD's versions of them list and they no longer do
-    (gone from disk, or stale). None when a manifest is not the recorded one."""
+    record says it holds; and the files HEAD's versions of them list and they no longer do,
+    and the ``removed`` units' manifests and files (gone from disk, or stale). None when a
+    manifest is not the recorded one."""
     expected: dict[str, str] = {}
     for unit in edited:
         data = _regular(root, unit)
@@ -87,8 +89,8 @@ def _edited_files(
             if not isinstance(sha, str):
                 return None
             expected[path] = sha
-    gone: set[str] = set()
-    for unit in edited:
+    gone: set[str] = set(removed)
+    for unit in [*edited, *removed]:
         if unit in then:
             head = committed.head_file(root, unit)
             if head is None or hashlib.sha256(head).hexdigest() != then[unit]:

@@ -421,3 +421,21 @@ def test_a_file_the_edit_removed_is_found_when_it_is_back_with_heads_bytes(prove
     found = companyos("check", cwd=proven_repo)
     assert found.code == 1 and HOOLI_WEB in found.out + found.err, found.out
     assert said == [False]
+
+
+def test_a_tenant_removed_since_the_proof_is_answered_and_its_files_must_be_gone(proven_repo, companyos, monkeypatch):
+    """`remove-tenant` prunes globex's files; the no-op after it is answered through git's
+    proof (globex's HEAD manifest lists what must be gone). One of its files written back
+    with HEAD's bytes is stale: found."""
+    assert companyos("remove-tenant", "globex", cwd=proven_repo).code == 0
+    assert companyos("render", cwd=proven_repo).code == 0
+    assert not (proven_repo / EDITED).exists()
+    seen, said = spy(monkeypatch), answers(monkeypatch)
+    assert companyos("check", cwd=proven_repo).code == 0
+    assert said == [True] and seen["walk"] == [] and seen["render"] == [], (said, seen)
+    (proven_repo / EDITED).parent.mkdir(parents=True)  # its folder was pruned with it
+    (proven_repo / EDITED).write_bytes(_heads_bytes(proven_repo, EDITED))
+    said.clear()
+    found = companyos("check", cwd=proven_repo)
+    assert found.code == 1 and EDITED in found.out + found.err, found.out
+    assert said == [False]

@@ -287,6 +287,21 @@ def changed_later(root: Path, extras: Collection[str], base: str) -> Callable[[]
     return finish
 
 
+def base_now(root: Path, extras: Collection[str]) -> str | None:
+    """:attr:`Attempt.base` as it would be recorded now (HEAD's outputs, git's settings, the
+    index file's identity): a proof whose base differs cannot hold. None when git cannot say."""
+    repo = open_repo(root)
+    if repo is None:
+        return None
+    try:
+        _, rendered, paths = _pathspec(repo, root, extras)
+        return _base_key(repo, rendered, paths)
+    except Exception as exc:
+        if _unanswered(exc):
+            return None
+        raise
+
+
 class Since(NamedTuple):
     """What :func:`edited_since` found: the outputs ``git diff-files`` lists, the folders
     proven then whose ``lstat`` is not as then (changed, or gone), and every folder proven

@@ -296,7 +296,7 @@ def known_clean(root: Path, inputs: str | None = None, *, apart: bool = False) -
                     "key": attempt.base,
                     "fleet": cached["fleet"],
                     "folders": attempt.folders,
-                    "manifests": _manifest_shas(cached),
+                    "manifests": since_proof.recorded_manifests(cached),
                 }
             _record(root, entry)
         elif proof is not None:  # a proof that no longer holds costs a git run each time: drop it
@@ -320,14 +320,6 @@ def _proof_may_hold(root: Path, cached: Mapping[str, object]) -> bool:
     if not (isinstance(key, str) and isinstance(extra, list)):
         return True
     return committed.base_now(root, extra) == key
-
-
-def _manifest_shas(cached: Mapping[str, object]) -> dict[str, str]:
-    """Unit manifest -> its sha256, as the record ``cached`` verified it."""
-    contents = cached.get("contents")
-    if not isinstance(contents, dict):
-        return {}
-    return {str(unit): sums[0] for unit, sums in contents.items() if isinstance(sums, list) and sums and isinstance(sums[0], str)}
 
 
 def notes(root: Path) -> tuple[str, ...]:
@@ -650,12 +642,7 @@ def _fleet(recorded: Mapping[str, object], vouch: Vouch) -> tuple[frozenset[str]
     found = recorded.get("fleet") if recorded.get("version") == CACHE_VERSION else None
     if not isinstance(found, list):
         return None
-    contents = recorded.get("contents")
-    verified = (
-        {str(p): v[0] for p, v in contents.items() if isinstance(v, list) and v and isinstance(v[0], str)}
-        if isinstance(contents, dict)
-        else {}
-    )
+    verified = since_proof.recorded_manifests(recorded)
 
     def same(unit: str, listed: Iterable[str], raw: bytes) -> bool:
         return vouch(unit, listed) or verified.get(unit) == hashlib.sha256(raw).hexdigest()

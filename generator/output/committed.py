@@ -17,10 +17,11 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
+from generator.catalog.snapshot import git_blob_id
 from generator.git import git_path, index_entries, is_git_error, open_repo, tree_entries
 from generator.output.atomic import write_atomic
 from generator.output.journal import OUTPUT_DIRS
@@ -36,6 +37,11 @@ FOLDERS_FILE = "folders"
 #: Their ``lstat``s as proven (:func:`_folder_stats`, raw): which folders changed since (:func:`edited_since`).
 STATS_FILE = "folder-stats"
 _UNSPECIFIED = b"\0unspecified\0"
+#: Paths named on one git command line (which stays short).
+_PER_COMMAND = 1000
+#: The modes of a regular file in a git tree.
+_REGULAR = (0o100644, 0o100755)
+_T = TypeVar("_T")
 
 
 class Attempt(NamedTuple):
@@ -142,8 +148,8 @@ def index_state(root: Path) -> str | None:
 def _pathspec(repo: Any, root: Path, outputs: Iterable[str]) -> tuple[str, str, list[str]]:
     """(root's path from the repository top with a trailing slash or "", ``rendered`` from
     the top, the generated workflows from the top)."""
-    rendered = git_path(repo, root, "rendered")
-    top = rendered.removesuffix("rendered")
+    top = _top(repo, root)
+    rendered = top + "rendered"
     return top, rendered, sorted(top + p for p in outputs if not p.startswith("rendered/"))
 
 
@@ -290,16 +296,33 @@ def changed_later(root: Path, extras: Collection[str], base: str) -> Callable[[]
 def base_now(root: Path, extras: Collection[str]) -> str | None:
     """:attr:`Attempt.base` as it would be recorded now (HEAD's outputs, git's settings, the
     index file's identity): a proof whose base differs cannot hold. None when git cannot say."""
-    repo = open_repo(root)
-    if repo is None:
-        return None
-    try:
+
+    def question(repo: Any, _top: str) -> str | None:
         _, rendered, paths = _pathspec(repo, root, extras)
         return _base_key(repo, rendered, paths)
+
+    return _asked(root, question, None)
+
+
+def _asked(root: Path, question: Callable[[Any, str], _T], failed: _T) -> _T:
+    """``question(repo, top)`` of ``root``'s repository (``top``: ``root``'s path from the
+    repository top, with a trailing slash, or ""), or ``failed`` when there is no repository
+    or git cannot answer (:func:`_unanswered`)."""
+    repo = open_repo(root)
+    if repo is None:
+        return failed
+    try:
+        return question(repo, _top(repo, root))
     except Exception as exc:
         if _unanswered(exc):
-            return None
+            return failed
         raise
+
+
+def _top(repo: Any, root: Path) -> str:
+    """``root``'s path from the repository top, with a trailing slash ("" at the top): git
+    names paths from there."""
+    return git_path(repo, root, "rendered").removesuffix("rendered")
 
 
 class Since(NamedTuple):
@@ -324,7 +347,7 @@ def edited_since(root: Path, cache_dir: Path, extras: Collection[str], base: str
     if repo is None:
         return lambda: None
     try:
-        top = git_path(repo, root, "rendered").removesuffix("rendered")
+        top = _top(repo, root)
         data, stats = (cache_dir / FOLDERS_FILE).read_bytes(), (cache_dir / STATS_FILE).read_bytes()
     except OSError:
         return lambda: None
@@ -368,63 +391,47 @@ def _folders_digest(data: bytes, stats: bytes) -> str:
 def tracked_in(root: Path, folders: Collection[str]) -> frozenset[str] | None:
     """The paths (from ``root``) HEAD has directly in each of ``folders`` (from ``root``):
     files, links and folders alike; None when git cannot answer."""
-    repo = open_repo(root)
-    if repo is None:
-        return None
-    try:
-        top = git_path(repo, root, "rendered").removesuffix("rendered")
+
+    def question(repo: Any, top: str) -> frozenset[str]:
         found: set[str] = set()
-        ordered = sorted(folders)
-        for at in range(0, len(ordered), 1000):  # a short command line each
-            spec = [f"{top}{folder}/" for folder in ordered[at : at + 1000]]
+        for spec in _batches([f"{top}{folder}/" for folder in sorted(folders)]):
             listed = repo.git.ls_tree("-z", "--name-only", "--full-tree", "HEAD", "--", *spec, stdout_as_string=False)
             found.update(p.decode("utf-8", "surrogateescape").removeprefix(top) for p in listed.split(b"\0") if p)
         return frozenset(found)
-    except Exception as exc:
-        if _unanswered(exc):
-            return None
-        raise
+
+    return _asked(root, question, None)
 
 
 def heads_bytes(root: Path, files: Mapping[str, bytes]) -> bool:
     """Whether each of ``files`` (path from ``root`` -> bytes read now) is a regular file at
     HEAD with a blob of exactly those bytes (a file rewritten with the same bytes: ``git
     diff-files`` lists it until the index is refreshed); False when git cannot answer."""
-    repo = open_repo(root)
-    if repo is None:
-        return False
-    try:
-        top = git_path(repo, root, "rendered").removesuffix("rendered")
-        named = sorted(top + rel for rel in files)
+
+    def question(repo: Any, top: str) -> bool:
         ids = {
             path.removeprefix(top): (mode, sha)
-            for at in range(0, len(named), 1000)  # a short command line each
-            for path, mode, sha in tree_entries(repo, "HEAD", *named[at : at + 1000])
+            for named in _batches(sorted(top + rel for rel in files))
+            for path, mode, sha in tree_entries(repo, "HEAD", *named)
         }
-    except Exception as exc:
-        if _unanswered(exc):
-            return False
-        raise
-    return all(
-        ids.get(rel, (0, ""))[0] in (0o100644, 0o100755)
-        and ids[rel][1] == hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
-        for rel, data in files.items()
-    )
+        return all(ids.get(rel, (0, ""))[0] in _REGULAR and ids[rel][1] == git_blob_id(data) for rel, data in files.items())
+
+    return _asked(root, question, False)
 
 
 def head_file(root: Path, rel: str) -> bytes | None:
     """HEAD's bytes of the file ``rel`` (from ``root``), or None (no such file, or no git)."""
-    repo = open_repo(root)
-    if repo is None:
-        return None
-    try:
-        top = git_path(repo, root, "rendered").removesuffix("rendered")
+
+    def question(repo: Any, top: str) -> bytes:
         data: bytes = repo.git.cat_file("blob", f"HEAD:{top}{rel}", stdout_as_string=False, strip_newline_in_stdout=False)
         return data
-    except Exception as exc:
-        if _unanswered(exc):
-            return None
-        raise
+
+    return _asked(root, question, None)
+
+
+def _batches(paths: list[str]) -> Iterator[list[str]]:
+    """``paths`` a command line's worth at a time (:data:`_PER_COMMAND`)."""
+    for at in range(0, len(paths), _PER_COMMAND):
+        yield paths[at : at + _PER_COMMAND]
 
 
 def _stat_untrusted(repo: Any) -> bool:

@@ -40,7 +40,7 @@ def clean_since_proof(root: Path, cached: Mapping[str, object]) -> bool:
         return False
     if not isinstance(racy, dict) or len(racy) > MOST_RACY:
         return False
-    now = {unit: sums[0] for unit, sums in contents.items() if isinstance(sums, list) and sums and isinstance(sums[0], str)}
+    now = recorded_manifests(cached)
     if set(now) != set(fleet):
         return False  # a unit without its manifest's sha256
     edited = [unit for unit in fleet if now[unit] != then.get(unit)]
@@ -59,6 +59,15 @@ def clean_since_proof(root: Path, cached: Mapping[str, object]) -> bool:
     if not _as_head(root, rewritten):
         return False  # a file git lists that no edited unit explains, and not HEAD's bytes
     return _nothing_else(root, found, expected, rewritten) and _holds(root, expected) and _holds(root, racy)
+
+
+def recorded_manifests(record: Mapping[str, object]) -> dict[str, str]:
+    """Unit manifest -> its sha256 as the verified-clean ``record`` took it (the key of its
+    content sum, ``checkcache``): equal manifest bytes list equal files with equal sha256s."""
+    contents = record.get("contents")
+    if not isinstance(contents, dict):
+        return {}
+    return {str(unit): sums[0] for unit, sums in contents.items() if isinstance(sums, list) and sums and isinstance(sums[0], str)}
 
 
 def _as_head(root: Path, listed: Collection[str]) -> bool:

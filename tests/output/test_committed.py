@@ -82,9 +82,9 @@ def test_a_committed_clean_tree_is_answered_by_git_without_the_stat_walk(proven_
     assert seen == {"git": [True, True], "walk": [], "render": []}
 
 
-def _same_size_edit(root: Path) -> None:
+def _same_size_edit(root: Path, rel: str = EDITED) -> None:
     """Change a file's bytes, keeping its size and mtime (only ctime and git's hash can tell)."""
-    path = root / EDITED
+    path = root / rel
     before = path.stat()
     data = bytearray(path.read_bytes())
     data[-2] = ord("x") if data[-2] != ord("x") else ord("y")
@@ -330,12 +330,7 @@ def test_an_edit_undone_is_answered_through_heads_bytes(proven_repo, companyos, 
     seen, said = spy(monkeypatch), answers(monkeypatch)
     assert companyos("check", cwd=proven_repo).code == 0
     assert said == [True] and seen["walk"] == [] and seen["render"] == [], (said, seen)
-    path = proven_repo / HOOLI_ALARMS
-    before = path.stat()
-    data = bytearray(path.read_bytes())
-    data[-2] = ord("x") if data[-2] != ord("x") else ord("y")
-    path.write_bytes(bytes(data))
-    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    _same_size_edit(proven_repo, HOOLI_ALARMS)
     said.clear()
     assert companyos("check", cwd=proven_repo).code == 1
     assert said == [False]
@@ -357,12 +352,7 @@ def _other_tenants_file(root: Path) -> None:
 
 
 def _edited_tenants_file(root: Path) -> None:
-    path = root / HOOLI_API  # the edited unit's: git lists it anyway; its bytes differ from its manifest's
-    before = path.stat()
-    data = bytearray(path.read_bytes())
-    data[-2] = ord("x") if data[-2] != ord("x") else ord("y")
-    path.write_bytes(bytes(data))
-    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    _same_size_edit(root, HOOLI_API)  # the edited unit's: git lists it anyway; its bytes differ from its manifest's
 
 
 def _heads_bytes(root: Path, rel: str) -> bytes:

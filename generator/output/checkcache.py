@@ -291,7 +291,7 @@ def known_clean(root: Path, inputs: str | None = None, *, apart: bool = False) -
             # clean by stat and committed, perhaps: let git prove it next time (tried once per index and HEAD)
             attempt = committed.record(root, root / CACHE_DIR, paths)
             entry = {**cached, "git_tried": state if attempt.settled else None, "git": attempt.key}
-            if attempt.base is not None and isinstance(cached.get("fleet"), list):  # HEAD's outputs: these units, verified
+            if attempt.base is not None and isinstance(cached.get("fleet"), list):  # the proven commit's outputs: these units, verified
                 entry["git_base"] = {
                     "key": attempt.base,
                     "fleet": cached["fleet"],
@@ -311,15 +311,16 @@ def known_clean(root: Path, inputs: str | None = None, *, apart: bool = False) -
 
 def _proof_may_hold(root: Path, cached: Mapping[str, object]) -> bool:
     """False when git's proof recorded with ``cached`` cannot hold any more: the part of its key
-    a write leaves true (HEAD's outputs, git's settings, the index file's identity) changed,
-    as after a `git status` that rewrote the index or a commit. Asking git then cost ~2.4 s
-    at 10,000 tenants before the walk (``committed.unchanged`` and ``since_proof`` each run
-    git and stat every folder); a few git calls answer it. True when there is nothing to ask."""
+    a write leaves true (the proven commit's outputs, git's settings and attributes, the
+    proven index copy's identity) changed, as after a config change or a new proof's copy.
+    Asking git then cost ~2.4 s at 10,000 tenants before the walk (``committed.unchanged``
+    and ``since_proof`` each run git and stat every folder); a few git calls answer it. True
+    when there is nothing to ask."""
     proven, extra = cached.get("git_base"), cached.get("extra")
     key = proven.get("key") if isinstance(proven, dict) else None
     if not (isinstance(key, str) and isinstance(extra, list)):
         return True
-    return committed.base_now(root, extra) == key
+    return committed.base_now(root, root / CACHE_DIR, extra) == key
 
 
 def notes(root: Path) -> tuple[str, ...]:
@@ -363,7 +364,7 @@ def remember_clean(
         **_content_record(outputs, members, before),
         **_stat_record(root, paths, members, vouched, before, outputs),
     }
-    if isinstance(before.get("git_base"), dict):  # a fact about HEAD and git's index, whatever this run wrote
+    if isinstance(before.get("git_base"), dict):  # a fact about the proven commit and index copy, whatever this run wrote
         entry["git_base"] = before["git_base"]
     _record(root, entry)
 
@@ -588,8 +589,8 @@ def proofs(root: Path) -> Proofs:
 
     A unit is vouched for when its manifest and files still ``lstat`` exactly as when the
     tree was last verified clean (then each holds the sha256 that manifest records: the same
-    argument as git's index). When git once proved the tree (``output.committed``) and HEAD,
-    git's settings and index are still as then (the record's ``git_base``), a unit of that
+    argument as git's index). When git once proved the tree (``output.committed``) and git's
+    settings and the proven index copy are still as then (the record's ``git_base``), a unit of that
     tree whose manifest and files ``git diff-files`` does not list holds the bytes verified
     then, whatever was written since: no ``lstat`` of it (at 10,000 tenants, 800,000 calls
     fewer per edit). git starts now: call this before the catalog is loaded, and the two overlap."""
@@ -609,7 +610,8 @@ def _vouching(root: Path, recorded: Mapping[str, object]) -> Vouch:
     if not known and not committed_units:
         return lambda unit, listed: False
     # git's answer, asked once (it holds for the run, which is under the writer lock)
-    changed = functools.cache(committed.changed_later(root, extra, base_key) if committed_units and isinstance(extra, list) else _no_proof)  # type: ignore[arg-type]
+    asked = isinstance(base_key, str) and committed_units and isinstance(extra, list)
+    changed = functools.cache(committed.changed_later(root, root / CACHE_DIR, extra, base_key) if asked else _no_proof)  # type: ignore[arg-type]
 
     def vouch(unit: str, listed: Iterable[str]) -> bool:
         if unit in committed_units:

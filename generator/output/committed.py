@@ -4,9 +4,11 @@ per output file: the no-op ``render`` and cached ``check`` of a committed tree.
 ``git diff-files``/``diff-index`` say the outputs are HEAD's (git stats them in parallel,
 in C); one ``lstat`` per folder sees what git does not track; no attribute or setting may
 make a file differ from its blob, and the index must be older than any later edit's ctime
-second. After a later write, it says what changed since the proof (:func:`edited_since`:
-the files git lists, the folders whose ``lstat`` moved) for ``output.since_proof``.
-The argument and its limits: docs/incremental.md ("A committed tree").
+second. The index proven is kept, a copy (:data:`PROOF_INDEX`), with the commit it matched:
+git is asked about that copy later, so a `git status` that rewrites the index, or a commit,
+leaves the proof standing. After a later write, it says what changed since the proof
+(:func:`edited_since`: the files git lists, the folders whose ``lstat`` moved) for
+``output.since_proof``. The argument and its limits: docs/incremental.md ("A committed tree").
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import array
 import contextlib
 import hashlib
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
@@ -36,6 +39,12 @@ CONVERTING = ("text", "eol", "crlf", "ident", "filter", "working-tree-encoding")
 FOLDERS_FILE = "folders"
 #: Their ``lstat``s as proven (:func:`_folder_stats`, raw): which folders changed since (:func:`edited_since`).
 STATS_FILE = "folder-stats"
+#: A copy of git's index as proven: its entries' stat data is what ``git diff-files`` compares
+#: the tree with later (``GIT_INDEX_FILE``). Nothing writes it after the proof; its identity is
+#: part of the key. ~100 MB at 10,000 tenants x 3.
+PROOF_INDEX = "proof-index"
+#: The commit the proven index matched (HEAD then): its outputs are the bytes verified.
+PROOF_COMMIT = "proof-commit"
 _UNSPECIFIED = b"\0unspecified\0"
 #: Paths named on one git command line (which stays short).
 _PER_COMMAND = 1000
@@ -47,8 +56,8 @@ _T = TypeVar("_T")
 class Attempt(NamedTuple):
     """What :func:`record` found: the key, or None; ``settled`` False when only folders
     changed a moment ago stood in the way (try again on the next run). ``base``: the part of
-    the key a later write to the tree leaves true (HEAD's outputs, git's settings and index:
-    :func:`changed_later`)."""
+    the key a later write to the tree leaves true (the proven commit's outputs, git's settings,
+    the proven index copy: :func:`changed_later`)."""
 
     key: str | None
     settled: bool = True
@@ -71,14 +80,22 @@ def record(root: Path, cache_dir: Path, outputs: Collection[str]) -> Attempt:
         return NOT_PROVEN
     try:
         top, rendered, extras = _pathspec(repo, root, outputs)
-        if _stat_untrusted(repo) or not _quiet(repo, rendered, extras)():
+        if _stat_untrusted(repo):
+            return NOT_PROVEN
+        live, commit = _index_stat(repo), repo.head.commit.hexsha
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        copy = _copy_index(repo, cache_dir)
+        if _identity(_index_stat(repo)) != _identity(live) or repo.head.commit.hexsha != commit:
+            return Attempt(None, settled=False)  # git wrote its index (or moved HEAD) while it was copied
+        repo.git.update_environment(GIT_INDEX_FILE=os.fspath(copy))  # every question below is about the copy
+        if not _quiet(repo, rendered, extras, commit)():
             return NOT_PROVEN
         ordered = sorted(outputs)  # ASCII (else no proof): str order is git's index order, path bytes
         if not all(map(str.isascii, ordered)) or not _tracked_exactly(repo, top, rendered, extras, ordered):
             return NOT_PROVEN
         if _converted(repo, top, ordered):
             return NOT_PROVEN
-        listed = repo.git.ls_tree("-r", "-d", "--name-only", "-z", "HEAD", "--", rendered, stdout_as_string=False)
+        listed = repo.git.ls_tree("-r", "-d", "--name-only", "-z", commit, "--", rendered, stdout_as_string=False)
         folders = sorted(
             {
                 rendered,
@@ -88,16 +105,15 @@ def record(root: Path, cache_dir: Path, outputs: Collection[str]) -> Attempt:
             }
         )
         stats = _folder_stats(str(repo.working_tree_dir or ""), folders)
-        index = _index_stat(repo)
         # git compares ctime in whole seconds: an index written in the last RACY_NS could hold an
         # entry stat'ed in the very second of a later edit that restores mtime and size
-        if max(max(stats[0::4]), max(stats[1::4]), index.st_mtime_ns, index.st_ctime_ns) >= time.time_ns() - RACY_NS:
+        if max(max(stats[0::4]), max(stats[1::4]), live.st_mtime_ns, live.st_ctime_ns) >= time.time_ns() - RACY_NS:
             return Attempt(None, settled=False)
         data = "\n".join(folders).encode("utf-8", "surrogateescape")
-        base = _base_key(repo, rendered, extras)
+        write_atomic(cache_dir / PROOF_COMMIT, commit + "\n")
+        base = _base_key(repo, rendered, extras, cache_dir)
         if base is None:
             return NOT_PROVEN
-        cache_dir.mkdir(parents=True, exist_ok=True)
         write_atomic(cache_dir / FOLDERS_FILE, data)
         write_atomic(cache_dir / STATS_FILE, stats.tobytes())
         return Attempt(_key(base, data, stats), base=base, folders=_folders_digest(data, stats.tobytes()))
@@ -111,16 +127,16 @@ def unchanged(root: Path, cache_dir: Path, extras: Collection[str], key: str) ->
     """Whether the output tree is still the one :func:`record` gave ``key`` for (False when
     anything differs or git cannot answer: the caller then stats every file). ``extras``:
     the generated workflows (every output outside ``rendered/``)."""
-    repo = open_repo(root)
-    if repo is None:
+    repo, commit = _at_proof(root, cache_dir)
+    if repo is None or commit is None:
         return False
     try:
         _, rendered, extras = _pathspec(repo, root, extras)
-        quiet = _quiet(repo, rendered, extras)  # git stats the files in parallel while this process stats the folders
+        quiet = _quiet(repo, rendered, extras, commit)  # git stats the files in parallel while this process stats the folders
         try:
             data = (cache_dir / FOLDERS_FILE).read_bytes()
             stats = _folder_stats(str(repo.working_tree_dir or ""), data.decode("utf-8", "surrogateescape").split("\n"))
-            base = _base_key(repo, rendered, extras)
+            base = _base_key(repo, rendered, extras, cache_dir)
             same = base is not None and _key(base, data, stats) == key
         finally:
             settled = quiet()
@@ -153,12 +169,12 @@ def _pathspec(repo: Any, root: Path, outputs: Iterable[str]) -> tuple[str, str, 
     return top, rendered, sorted(top + p for p in outputs if not p.startswith("rendered/"))
 
 
-def _quiet(repo: Any, rendered: str, extras: list[str]) -> Callable[[], bool]:
-    """Start ``git diff-index --cached HEAD`` and ``git diff-files`` over the outputs; the
-    returned call waits for both: True when index = HEAD and working tree = index."""
+def _quiet(repo: Any, rendered: str, extras: list[str], commit: str) -> Callable[[], bool]:
+    """Start ``git diff-index --cached <commit>`` and ``git diff-files`` over the outputs; the
+    returned call waits for both: True when index = ``commit``'s and working tree = index."""
     spec = ("--", rendered, *extras)
     running = [
-        repo.git.diff_index("--cached", "--quiet", "HEAD", *spec, as_process=True, with_exceptions=False),
+        repo.git.diff_index("--cached", "--quiet", commit, *spec, as_process=True, with_exceptions=False),
         repo.git.diff_files("--quiet", *spec, as_process=True, with_exceptions=False),
     ]
     return lambda: all([process.proc.wait() == 0 for process in running])  # a list: wait for every one
@@ -173,6 +189,42 @@ def _unanswered(exc: Exception) -> bool:
 def _index_stat(repo: Any) -> os.stat_result:
     """The repository's index file: its entries' stat data is what git compares with."""
     return os.stat(os.path.join(repo.git_dir, "index"))
+
+
+def _identity(st: os.stat_result) -> bytes:
+    """A file's identity: any write changes its ctime (and a new file its inode)."""
+    return b"%d %d %d %d" % (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def _copy_index(repo: Any, cache_dir: Path) -> Path:
+    """git's index copied to :data:`PROOF_INDEX` (whole, or not at all: copied beside it, then
+    renamed over it)."""
+    target = cache_dir / PROOF_INDEX
+    partial = cache_dir / (PROOF_INDEX + ".partial")
+    shutil.copyfile(os.path.join(repo.git_dir, "index"), partial)
+    os.replace(partial, target)
+    return target
+
+
+def _at_proof(root: Path, cache_dir: Path) -> tuple[Any, str | None]:
+    """``root``'s repository, its git commands asking about the proven index copy, and the
+    proven commit; (None, None) without a repository, (repo, None) without a proof."""
+    repo = open_repo(root)
+    if repo is None:
+        return None, None
+    commit = proof_commit(cache_dir)
+    if commit is not None:
+        repo.git.update_environment(GIT_INDEX_FILE=os.fspath(cache_dir / PROOF_INDEX))
+    return repo, commit
+
+
+def proof_commit(cache_dir: Path) -> str | None:
+    """The commit the last proof matched (:data:`PROOF_COMMIT`), or None."""
+    try:
+        found = (cache_dir / PROOF_COMMIT).read_text(encoding="ascii").strip()
+    except (OSError, UnicodeError):
+        return None
+    return found if len(found) in (40, 64) and all(c in "0123456789abcdef" for c in found) else None
 
 
 def _tracked_exactly(repo: Any, top: str, rendered: str, extras: list[str], ordered: list[str]) -> bool:
@@ -239,16 +291,22 @@ def _folder_stats(top: str, folders: Iterable[str], *, missing: bool = False) ->
     return out
 
 
-def _base_key(repo: Any, rendered: str, extras: list[str]) -> str | None:
-    """HEAD's ids of the outputs, the attribute and config fingerprint and the index file's
-    identity, in one digest; None without a HEAD tree for ``rendered``."""
-    names = [f"HEAD:{rendered}", *(f"HEAD:{p}" for p in extras)]
+def _base_key(repo: Any, rendered: str, extras: list[str], cache_dir: Path) -> str | None:
+    """The proven commit and its ids of the outputs, the attribute and config fingerprint and
+    the proven index copy's identity, in one digest; None without a proof, or without a tree
+    for ``rendered`` in its commit."""
+    commit = proof_commit(cache_dir)
+    if commit is None:
+        return None
+    names = [f"{commit}:{rendered}", *(f"{commit}:{p}" for p in extras)]
     status, ids, _ = repo.git.rev_parse(*names, with_extended_output=True, with_exceptions=False)
     if status != 0:
         return None
-    index = _index_stat(repo)  # its entries' stat data, as recorded: any rewrite drops the proof
-    identity = b"%d %d %d %d" % (index.st_size, index.st_mtime_ns, index.st_ctime_ns, index.st_ino)
-    return hashlib.sha256(b"\0".join((ids.encode(), _fingerprint(repo, rendered), identity))).hexdigest()
+    try:
+        index = os.stat(cache_dir / PROOF_INDEX)  # its entries' stat data, as proven: a rewrite drops the proof
+    except OSError:
+        return None
+    return hashlib.sha256(b"\0".join((commit.encode(), ids.encode(), _fingerprint(repo, rendered), _identity(index)))).hexdigest()
 
 
 def _key(base: str, folders: bytes, stats: array.array[int]) -> str:
@@ -257,21 +315,21 @@ def _key(base: str, folders: bytes, stats: array.array[int]) -> str:
     return hashlib.sha256(b"\0".join((base.encode(), folders, stats.tobytes()))).hexdigest()
 
 
-def changed_later(root: Path, extras: Collection[str], base: str) -> Callable[[], frozenset[str] | None]:
-    """The outputs (paths from ``root``) whose working-tree files may differ from HEAD's, while
-    HEAD's outputs, git's settings and its index are still those :func:`record` proved
-    (``base``, :attr:`Attempt.base`): every other tracked output holds the bytes verified
-    then, whatever was written since. git starts now, in its own processes; the returned call
-    waits: the paths ``git diff-files`` lists, or None when ``base`` no longer holds, the
-    index differs from HEAD, or git cannot answer. A file git does not track is never listed:
-    the caller asks only about files HEAD had when ``base`` was recorded."""
-    repo = open_repo(root)
-    if repo is None:
+def changed_later(root: Path, cache_dir: Path, extras: Collection[str], base: str) -> Callable[[], frozenset[str] | None]:
+    """The outputs (paths from ``root``) whose working-tree files may differ from the proven
+    commit's, while the proven index copy, that commit and git's settings are still those
+    :func:`record` proved (``base``, :attr:`Attempt.base`): every other tracked output holds
+    the bytes verified then, whatever was written, staged or committed since. git starts now,
+    in its own processes; the returned call waits: the paths ``git diff-files`` lists against
+    the copy, or None when ``base`` no longer holds or git cannot answer. A file git did not
+    track then is never listed: the caller asks only about files the proven commit has."""
+    repo, commit = _at_proof(root, cache_dir)
+    if repo is None or commit is None:
         return lambda: None
     try:
         top, rendered, extras = _pathspec(repo, root, extras)
         spec = ("--", rendered, *extras)
-        staged = repo.git.diff_index("--cached", "--quiet", "HEAD", *spec, as_process=True, with_exceptions=False)
+        staged = repo.git.diff_index("--cached", "--quiet", commit, *spec, as_process=True, with_exceptions=False)
         listing = repo.git.diff_files("--name-only", "-z", *spec, as_process=True)
     except Exception as exc:
         if _unanswered(exc):
@@ -282,7 +340,7 @@ def changed_later(root: Path, extras: Collection[str], base: str) -> Callable[[]
         try:
             names = listing.proc.stdout.read()
             listing.wait()  # GitCommandError when git failed
-            if staged.proc.wait() != 0 or _base_key(repo, rendered, extras) != base:
+            if staged.proc.wait() != 0 or _base_key(repo, rendered, extras, cache_dir) != base:
                 return None
             return frozenset(p.decode("utf-8", "surrogateescape").removeprefix(top) for p in names.split(b"\0") if p)
         except Exception as exc:
@@ -293,13 +351,14 @@ def changed_later(root: Path, extras: Collection[str], base: str) -> Callable[[]
     return finish
 
 
-def base_now(root: Path, extras: Collection[str]) -> str | None:
-    """:attr:`Attempt.base` as it would be recorded now (HEAD's outputs, git's settings, the
-    index file's identity): a proof whose base differs cannot hold. None when git cannot say."""
+def base_now(root: Path, cache_dir: Path, extras: Collection[str]) -> str | None:
+    """:attr:`Attempt.base` as it would be recorded now (the proven commit's outputs, git's
+    settings, the proven index copy's identity): a proof whose base differs cannot hold.
+    None when git cannot say."""
 
     def question(repo: Any, _top: str) -> str | None:
         _, rendered, paths = _pathspec(repo, root, extras)
-        return _base_key(repo, rendered, paths)
+        return _base_key(repo, rendered, paths, cache_dir)
 
     return _asked(root, question, None)
 
@@ -342,7 +401,7 @@ def edited_since(root: Path, cache_dir: Path, extras: Collection[str], base: str
     changed -- only there can a file git does not track have appeared. The returned call
     waits for git; None when the proof no longer holds or its folder list is not the one
     recorded."""
-    moved = changed_later(root, extras, base)
+    moved = changed_later(root, cache_dir, extras, base)
     repo = open_repo(root)
     if repo is None:
         return lambda: None
@@ -388,41 +447,42 @@ def _folders_digest(data: bytes, stats: bytes) -> str:
     return hashlib.sha256(b"%d\0" % len(data) + data + stats).hexdigest()
 
 
-def tracked_in(root: Path, folders: Collection[str]) -> frozenset[str] | None:
-    """The paths (from ``root``) HEAD has directly in each of ``folders`` (from ``root``):
+def tracked_in(root: Path, commit: str, folders: Collection[str]) -> frozenset[str] | None:
+    """The paths (from ``root``) ``commit`` has directly in each of ``folders`` (from ``root``):
     files, links and folders alike; None when git cannot answer."""
 
     def question(repo: Any, top: str) -> frozenset[str]:
         found: set[str] = set()
         for spec in _batches([f"{top}{folder}/" for folder in sorted(folders)]):
-            listed = repo.git.ls_tree("-z", "--name-only", "--full-tree", "HEAD", "--", *spec, stdout_as_string=False)
+            listed = repo.git.ls_tree("-z", "--name-only", "--full-tree", commit, "--", *spec, stdout_as_string=False)
             found.update(p.decode("utf-8", "surrogateescape").removeprefix(top) for p in listed.split(b"\0") if p)
         return frozenset(found)
 
     return _asked(root, question, None)
 
 
-def heads_bytes(root: Path, files: Mapping[str, bytes]) -> bool:
-    """Whether each of ``files`` (path from ``root`` -> bytes read now) is a regular file at
-    HEAD with a blob of exactly those bytes (a file rewritten with the same bytes: ``git
-    diff-files`` lists it until the index is refreshed); False when git cannot answer."""
+def commits_bytes(root: Path, commit: str, files: Mapping[str, bytes]) -> bool:
+    """Whether each of ``files`` (path from ``root`` -> bytes read now) is a regular file in
+    ``commit`` with a blob of exactly those bytes (a file rewritten with the same bytes: ``git
+    diff-files`` lists it against the proven index copy, which is never refreshed); False when
+    git cannot answer."""
 
     def question(repo: Any, top: str) -> bool:
         ids = {
             path.removeprefix(top): (mode, sha)
             for named in _batches(sorted(top + rel for rel in files))
-            for path, mode, sha in tree_entries(repo, "HEAD", *named)
+            for path, mode, sha in tree_entries(repo, commit, *named)
         }
         return all(ids.get(rel, (0, ""))[0] in _REGULAR and ids[rel][1] == git_blob_id(data) for rel, data in files.items())
 
     return _asked(root, question, False)
 
 
-def head_file(root: Path, rel: str) -> bytes | None:
-    """HEAD's bytes of the file ``rel`` (from ``root``), or None (no such file, or no git)."""
+def commit_file(root: Path, commit: str, rel: str) -> bytes | None:
+    """``commit``'s bytes of the file ``rel`` (from ``root``), or None (no such file, or no git)."""
 
     def question(repo: Any, top: str) -> bytes:
-        data: bytes = repo.git.cat_file("blob", f"HEAD:{top}{rel}", stdout_as_string=False, strip_newline_in_stdout=False)
+        data: bytes = repo.git.cat_file("blob", f"{commit}:{top}{rel}", stdout_as_string=False, strip_newline_in_stdout=False)
         return data
 
     return _asked(root, question, None)
@@ -443,7 +503,7 @@ def _stat_untrusted(repo: Any) -> bool:
 
 
 def _fingerprint(repo: Any, rendered: str) -> bytes:
-    """What decides the attributes and conversions besides HEAD's tree: git's whole config,
+    """What decides the attributes and conversions besides the commit's tree: git's whole config,
     every ``.gitattributes`` from the repository top down to ``rendered``'s folder, the
     repository's ``info/attributes`` and the user's attributes file."""
     config = repo.git.config("-z", "--list", with_exceptions=False, stdout_as_string=False)

@@ -3,11 +3,12 @@ without one ``lstat`` per output file: the no-op ``render`` and cached ``check``
 one-tenant edit, before it is committed.
 
 git proved the tree then (``committed.record``; the record's ``git_base``). Since then a few
-units were rendered again (their manifests' sha256s differ from the proven ones). Any other
-unit's files hold HEAD's bytes when ``git diff-files`` does not list them, and HEAD's bytes
-are the ones verified then. So only the edited units' files are read and hashed; a file git
-does not track can only have appeared in a folder whose ``lstat`` changed since the proof,
-and those few are listed. Any doubt answers False: the stat walk decides then.
+units were rendered again (their manifests' sha256s differ from the proven ones), and perhaps
+committed. Any other unit's files hold the proven commit's bytes when ``git diff-files``
+(asked about the proven index copy) does not list them, and those are the bytes verified
+then. So only the edited units' files are read and hashed; a file git did not track then can
+only have appeared in a folder whose ``lstat`` changed since the proof, and those few are
+listed. Any doubt answers False: the stat walk decides then.
 docs/incremental.md ("A tree edited since git's proof").
 """
 
@@ -47,8 +48,11 @@ def clean_since_proof(root: Path, cached: Mapping[str, object]) -> bool:
     removed = sorted(set(then) - set(fleet))  # a tenant removed since: its manifest and files must be gone
     if len(edited) + len(removed) > MOST_EDITED:
         return False
+    commit = committed.proof_commit(root / CACHE_DIR)
+    if commit is None:
+        return False
     since = committed.edited_since(root, root / CACHE_DIR, extra, key, folders)  # git runs while the units are read
-    edits = _edited_files(root, edited, removed, now, then)
+    edits = _edited_files(root, commit, edited, removed, now, then)
     found = since()
     if edits is None or found is None:
         return False
@@ -56,9 +60,9 @@ def clean_since_proof(root: Path, cached: Mapping[str, object]) -> bool:
     if any(os.path.lexists(os.path.join(root, rel)) for rel in gone):
         return False  # a file an edit dropped is still there (the folder scan would find it too)
     rewritten = found.moved - expected.keys() - gone
-    if not _as_head(root, rewritten):
-        return False  # a file git lists that no edited unit explains, and not HEAD's bytes
-    return _nothing_else(root, found, expected, rewritten) and _holds(root, expected) and _holds(root, racy)
+    if not _as_proven(root, commit, rewritten):
+        return False  # a file git lists that no edited unit explains, and not the proven bytes
+    return _nothing_else(root, commit, found, expected, rewritten) and _holds(root, expected) and _holds(root, racy)
 
 
 def recorded_manifests(record: Mapping[str, object]) -> dict[str, str]:
@@ -70,23 +74,24 @@ def recorded_manifests(record: Mapping[str, object]) -> dict[str, str]:
     return {str(unit): sums[0] for unit, sums in contents.items() if isinstance(sums, list) and sums and isinstance(sums[0], str)}
 
 
-def _as_head(root: Path, listed: Collection[str]) -> bool:
-    """Whether each file git lists that no edit explains holds HEAD's bytes all the same (a
-    render wrote the same bytes again: an edit undone, until git refreshes its index)."""
+def _as_proven(root: Path, commit: str, listed: Collection[str]) -> bool:
+    """Whether each file git lists that no edit explains holds the proven ``commit``'s bytes
+    all the same (a render wrote the same bytes again: an edit undone; the proven index copy
+    is never refreshed)."""
     if len(listed) > MOST_RACY:
         return False
     files = {rel: _regular(root, rel) for rel in listed}
     found = {rel: data for rel, data in files.items() if data is not None}
-    return len(found) == len(files) and (not found or committed.heads_bytes(root, found))
+    return len(found) == len(files) and (not found or committed.commits_bytes(root, commit, found))
 
 
 def _edited_files(
-    root: Path, edited: list[str], removed: list[str], now: Mapping[str, str], then: Mapping[str, object]
+    root: Path, commit: str, edited: list[str], removed: list[str], now: Mapping[str, str], then: Mapping[str, object]
 ) -> tuple[dict[str, str], set[str]] | None:
     """Every file the ``edited`` units list now, and their manifests, with the sha256 the
-    record says it holds; and the files HEAD's versions of them list and they no longer do,
-    and the ``removed`` units' manifests and files (gone from disk, or stale). None when a
-    manifest is not the recorded one."""
+    record says it holds; and the files the proven ``commit``'s versions of them list and they
+    no longer do, and the ``removed`` units' manifests and files (gone from disk, or stale).
+    None when a manifest is not the recorded one."""
     expected: dict[str, str] = {}
     for unit in edited:
         data = _regular(root, unit)
@@ -101,27 +106,28 @@ def _edited_files(
     gone: set[str] = set(removed)
     for unit in [*edited, *removed]:
         if unit in then:
-            head = committed.head_file(root, unit)
+            head = committed.commit_file(root, commit, unit)
             if head is None or hashlib.sha256(head).hexdigest() != then[unit]:
                 return None
             gone.update(path for path in manifest_files(head) if path not in expected)
     return expected, gone
 
 
-def _nothing_else(root: Path, found: committed.Since, expected: Collection[str], rewritten: Collection[str]) -> bool:
+def _nothing_else(root: Path, commit: str, found: committed.Since, expected: Collection[str], rewritten: Collection[str]) -> bool:
     """Whether each entry of a folder changed since the proof is a folder proven then (its own
-    stat was compared), a file HEAD has that git does not list or that holds HEAD's bytes
-    (``rewritten``), or an edited unit's file; a folder new since holds edited units' files alone."""
+    stat was compared), a file the proven ``commit`` has that git does not list or that holds
+    its bytes (``rewritten``), or an edited unit's file; a folder new since holds edited units'
+    files alone."""
     present = []
     for folder in found.changed:
         try:
             mode = os.lstat(os.path.join(root, folder)).st_mode
         except OSError:
-            continue  # gone: the files HEAD had there are listed by git
+            continue  # gone: the files the proven commit had there are listed by git
         if not stat.S_ISDIR(mode):
             return False  # a link (or a file) where a folder was proven
         present.append(folder)
-    tracked = committed.tracked_in(root, present)
+    tracked = committed.tracked_in(root, commit, present)
     if tracked is None:
         return False
     for folder in present:

@@ -6,6 +6,7 @@ proof and goes back to the stat walk, which finds what changed."""
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -106,12 +107,19 @@ def _deleted(root: Path) -> None:
 
 def _edited_and_staged(root: Path) -> None:
     (root / EDITED).write_text("edited: true\n")
-    git.Repo(root).git.add(EDITED)  # index != HEAD
+    git.Repo(root).git.add(EDITED)  # git's index rewritten, != HEAD (the proven copy is not)
 
 
 def _edited_and_committed(root: Path) -> None:
     (root / EDITED).write_text("edited: true\n")
-    commit_all(root, "hand edit")  # HEAD's tree id of rendered/ moves
+    commit_all(root, "hand edit")  # HEAD and its tree id of rendered/ move, git's index is rewritten
+
+
+def _edited_behind_assume_unchanged(root: Path) -> None:
+    """git's live index told not to look at the file, then the file edited: only the proven
+    copy, which has no such flag, still shows git the edit."""
+    git.Repo(root).git.update_index("--assume-unchanged", EDITED)
+    (root / EDITED).write_text("edited: true\n")
 
 
 def _edited_workflow(root: Path) -> None:
@@ -121,15 +129,23 @@ def _edited_workflow(root: Path) -> None:
 
 @pytest.mark.parametrize(
     "change",
-    [_same_size_edit, _stray, _stray_temporary, _deleted, _edited_and_staged, _edited_and_committed, _edited_workflow],
+    [
+        _same_size_edit,
+        _stray,
+        _stray_temporary,
+        _deleted,
+        _edited_and_staged,
+        _edited_and_committed,
+        _edited_behind_assume_unchanged,
+        _edited_workflow,
+    ],
 )
 def test_any_change_to_the_outputs_drops_the_proof_and_check_finds_it(proven_repo, companyos, monkeypatch, change):
+    """Staged or committed too: git is asked about the proven index copy, which lists the file."""
     change(proven_repo)
     seen = spy(monkeypatch)
     assert companyos("check", cwd=proven_repo).code == 1
-    # a staged or committed edit moves the index or HEAD: the proof is not even asked then
-    asked = [] if change in (_edited_and_staged, _edited_and_committed) else [False]
-    assert seen["git"] == asked and seen["render"], seen
+    assert seen["git"] == [False] and seen["render"], seen
 
 
 @pytest.mark.parametrize("hand_edit", [False, True], ids=["nothing else changed", "another tenant's file edited"])
@@ -172,11 +188,11 @@ def test_edits_of_a_proven_tree_vouch_for_the_other_tenants_through_git(proven_r
         assert (proven_repo / EDITED).read_bytes() == committed_bytes
         assert pipeline.check(proven_repo, full=True)[1].clean
     assert any(p.startswith("rendered/") and "hooli" in p for p in answers[0]), "the first render's files were not listed"
-    git.Repo(proven_repo).git.add("tenants/hooli.yaml")  # the index changes: no proof until it is recorded again
+    commit_all(proven_repo, "the edit")  # git's index rewritten and HEAD moved: the proven copy and commit stay
     edit_yaml(proven_repo / "tenants/hooli.yaml", lambda data: data.update(owner="platform-d@example.com"))
     answers.clear()
     assert companyos("render", cwd=proven_repo).code == 0
-    assert answers == [None]
+    assert len(answers) == 1 and answers[0] is not None and (EDITED in answers[0]) == hand_edit, answers
     assert pipeline.check(proven_repo, full=True)[1].clean
 
 
@@ -336,15 +352,55 @@ def test_an_edit_undone_is_answered_through_heads_bytes(proven_repo, companyos, 
     assert said == [False]
 
 
-def test_a_rewritten_index_skips_git_s_proof_straight_to_the_walk(proven_repo, companyos, monkeypatch):
-    """Once git rewrote its index (here `update-index --really-refresh`, as a `git status` or a
-    commit does), neither the committed proof nor the one since the edit can hold: they are
-    not asked (each would run git and stat every folder), the walk answers."""
+def test_a_rewritten_index_leaves_the_committed_proof_standing(proven_repo, companyos, monkeypatch):
+    """git rewrote its index (`update-index --really-refresh`, as a `git status` does): git is
+    asked about the proven copy, not the live index, so the proof still answers; a same-size
+    edit (mtime restored) after the rewrite is found."""
+    git.Repo(proven_repo).git.update_index("-q", "--really-refresh")
+    seen = spy(monkeypatch)
+    assert companyos("check", cwd=proven_repo).code == 0
+    assert seen["git"] == [True] and seen["walk"] == [] and not seen["render"], seen
+    _same_size_edit(proven_repo)
+    seen = spy(monkeypatch)
+    assert companyos("check", cwd=proven_repo).code == 1
+    assert seen["git"] == [False], seen
+
+
+def test_an_edit_committed_since_the_proof_is_answered_without_the_walk(proven_repo, companyos, monkeypatch):
+    """The everyday loop: a one-tenant edit rendered, `git status`, committed. git's index is
+    rewritten and HEAD moves, but the proven copy and commit stay: git lists the edited
+    tenant's files against them, the edited unit's bytes are hashed, no walk runs. A hand edit
+    of another tenant's file after the commit is found."""
     _edited_since_proof(proven_repo, companyos)
     git.Repo(proven_repo).git.update_index("-q", "--really-refresh")
+    commit_all(proven_repo, "the edit")
     seen, said = spy(monkeypatch), answers(monkeypatch)
     assert companyos("check", cwd=proven_repo).code == 0
-    assert seen["git"] == [] and said == [] and seen["walk"] and not seen["render"], (seen, said)
+    result = companyos("render", cwd=proven_repo)
+    assert result.code == 0 and "nothing rendered" in result.out
+    # (the committed proof is not asked: the render that wrote the edit dropped its key, not its base)
+    assert seen["git"] == [] and said == [True, True] and seen["walk"] == [] and seen["render"] == [], (seen, said)
+    _same_size_edit(proven_repo)
+    said.clear()
+    assert companyos("check", cwd=proven_repo).code == 1
+    assert said == [False]
+
+
+@pytest.mark.parametrize(
+    "rewrite",
+    [
+        pytest.param(lambda copy, live: copy.write_bytes(copy.read_bytes()), id="rewritten with its own bytes"),
+        pytest.param(lambda copy, live: shutil.copyfile(live, copy), id="replaced by git's live index"),
+        pytest.param(lambda copy, live: copy.unlink(), id="removed"),
+    ],
+)
+def test_a_proven_index_copy_written_since_is_no_proof(proven_repo, companyos, monkeypatch, rewrite):
+    """The copy's identity is part of the key: any write to it (which could change the stat
+    data git compares with) drops the proof; the walk answers, and the tree is still clean."""
+    rewrite(proven_repo / checkcache.CACHE_DIR / committed.PROOF_INDEX, proven_repo / ".git/index")
+    seen = spy(monkeypatch)
+    assert companyos("check", cwd=proven_repo).code == 0
+    assert seen["git"] == [] and seen["walk"] and not seen["render"], seen
 
 
 def _other_tenants_file(root: Path) -> None:
@@ -400,6 +456,7 @@ def _folder_made_a_link(root: Path) -> None:
         _deleted,
         _edited_workflow,
         _edited_and_staged,
+        _edited_and_committed,
     ],
 )
 def test_any_change_after_an_edit_since_the_proof_is_found(proven_repo, companyos, monkeypatch, change):
@@ -409,7 +466,7 @@ def test_any_change_after_an_edit_since_the_proof_is_found(proven_repo, companyo
     change(proven_repo)
     said = answers(monkeypatch)
     assert companyos("check", cwd=proven_repo).code == 1
-    assert said in ([False], []), said  # [] when the proof's own checks (git's index) refused before
+    assert said == [False], said
 
 
 def test_a_file_the_edit_removed_is_found_when_it_is_back_with_heads_bytes(proven_repo, companyos, monkeypatch):

@@ -285,9 +285,14 @@ def known_clean(root: Path, inputs: str | None = None, *, apart: bool = False) -
     walked = _stat_clean(root, cached, apart=apart)
     if walked is not None:
         paths = walked.paths
-        if cached.get("racy"):  # written just before the record: old enough now to be trusted by stat
-            _record(root, {**cached, **walked.record})  # the walk's paths: _output_paths' (the extras all found)
-        elif (state := committed.index_state(root)) is not None and cached.get("git_tried") != state:
+        settled = bool(cached.get("racy"))
+        if settled:  # written just before the record: old enough now to be trusted by stat
+            cached = {**cached, **walked.record}  # the walk's paths: _output_paths' (the extras all found)
+            if not walked.record or cached.get("racy"):  # some are still racy: git's proof waits for them
+                _record(root, cached)
+                return files
+        # settled or not, one walk serves git's proof too (a render's files used to need two slow no-ops)
+        if (state := committed.index_state(root)) is not None and cached.get("git_tried") != state:
             # clean by stat and committed, perhaps: let git prove it next time (tried once per index and HEAD)
             attempt = committed.record(root, root / CACHE_DIR, paths)
             entry = {**cached, "git_tried": state if attempt.settled else None, "git": attempt.key}
@@ -301,6 +306,8 @@ def known_clean(root: Path, inputs: str | None = None, *, apart: bool = False) -
             _record(root, entry)
         elif proof is not None:  # a proof that no longer holds costs a git run each time: drop it
             _record(root, {**cached, "git": None})
+        elif settled:
+            _record(root, cached)
         return files
     paths = _output_paths(root)
     if cached.get("outputs") != _read_sum(root, paths):

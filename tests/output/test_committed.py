@@ -251,6 +251,23 @@ def test_folders_changed_a_moment_ago_are_not_recorded_yet(committed_repo, compa
     assert isinstance(checkcache._read(repo).get("git"), str)
 
 
+def test_the_no_op_that_settles_a_writes_files_records_git_s_proof_in_the_same_run(committed_repo, companyos, monkeypatch):
+    """Files written a moment before the record are kept by content. The first no-op after
+    they settled records them by stat and, in the same run and the same walk, lets git prove
+    the tree: one slow run after a render, not two."""
+    repo = committed_repo
+    assert companyos("check", cwd=repo).code == 0  # the copy's files are a moment old: kept by content
+    assert checkcache._read(repo).get("racy"), "no file was racy: this test would prove nothing"
+    time.sleep(committed.RACY_NS / 1e9 + 0.1)
+    seen = spy(monkeypatch)
+    assert companyos("check", cwd=repo).code == 0
+    record = checkcache._read(repo)
+    assert not record.get("racy") and isinstance(record.get("git"), str) and seen["walk"], (seen, record.get("git"))
+    seen = spy(monkeypatch)
+    assert companyos("check", cwd=repo).code == 0
+    assert seen["git"] == [True] and seen["walk"] == [], seen
+
+
 def test_a_tree_git_cannot_prove_is_tried_once_per_index_and_head(committed_repo, companyos, monkeypatch):
     """A tree git cannot prove by stat: the first no-op asks git, the next ones do not pay for it again."""
     settled(monkeypatch)

@@ -285,8 +285,8 @@ def known_clean(root: Path, inputs: str | None = None, *, apart: bool = False) -
     walked = _stat_clean(root, cached, apart=apart)
     if walked is not None:
         paths = walked.paths
-        settled = bool(cached.get("racy"))
-        if settled:  # written just before the record: old enough now to be trusted by stat
+        was_racy = bool(cached.get("racy"))
+        if was_racy:  # written just before the record: old enough now to be trusted by stat
             cached = {**cached, **walked.record}  # the walk's paths: _output_paths' (the extras all found)
             if not walked.record or cached.get("racy"):  # some are still racy: git's proof waits for them
                 _record(root, cached)
@@ -306,7 +306,7 @@ def known_clean(root: Path, inputs: str | None = None, *, apart: bool = False) -
             _record(root, entry)
         elif proof is not None:  # a proof that no longer holds costs a git run each time: drop it
             _record(root, {**cached, "git": None})
-        elif settled:
+        elif was_racy:  # its files re-recorded by stat
             _record(root, cached)
         return files
     paths = _output_paths(root)

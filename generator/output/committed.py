@@ -87,7 +87,7 @@ def record(root: Path, cache_dir: Path, outputs: Collection[str]) -> Attempt:
         copy = _copy_index(repo, cache_dir)
         if _identity(_index_stat(repo)) != _identity(live) or repo.head.commit.hexsha != commit:
             return Attempt(None, settled=False)  # git wrote its index (or moved HEAD) while it was copied
-        repo.git.update_environment(GIT_INDEX_FILE=os.fspath(copy))  # every question below is about the copy
+        _ask_about(repo, copy)  # every question below is about the copy
         if not _quiet(repo, rendered, extras, commit)():
             return NOT_PROVEN
         ordered = sorted(outputs)  # ASCII (else no proof): str order is git's index order, path bytes
@@ -111,7 +111,7 @@ def record(root: Path, cache_dir: Path, outputs: Collection[str]) -> Attempt:
             return Attempt(None, settled=False)
         data = "\n".join(folders).encode("utf-8", "surrogateescape")
         write_atomic(cache_dir / PROOF_COMMIT, commit + "\n")
-        base = _base_key(repo, rendered, extras, cache_dir)
+        base = _base_key(repo, rendered, extras, cache_dir, commit)
         if base is None:
             return NOT_PROVEN
         write_atomic(cache_dir / FOLDERS_FILE, data)
@@ -136,7 +136,7 @@ def unchanged(root: Path, cache_dir: Path, extras: Collection[str], key: str) ->
         try:
             data = (cache_dir / FOLDERS_FILE).read_bytes()
             stats = _folder_stats(str(repo.working_tree_dir or ""), data.decode("utf-8", "surrogateescape").split("\n"))
-            base = _base_key(repo, rendered, extras, cache_dir)
+            base = _base_key(repo, rendered, extras, cache_dir, commit)
             same = base is not None and _key(base, data, stats) == key
         finally:
             settled = quiet()
@@ -154,11 +154,11 @@ def index_state(root: Path) -> str | None:
     if repo is None:
         return None
     try:
-        st = _index_stat(repo)
+        identity = _identity(_index_stat(repo))
         head = repo.head.commit.hexsha
     except (OSError, ValueError):  # no index, or no commit yet
         return None
-    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}:{head}"
+    return f"{identity.decode()} {head}"
 
 
 def _pathspec(repo: Any, root: Path, outputs: Iterable[str]) -> tuple[str, str, list[str]]:
@@ -173,11 +173,14 @@ def _quiet(repo: Any, rendered: str, extras: list[str], commit: str) -> Callable
     """Start ``git diff-index --cached <commit>`` and ``git diff-files`` over the outputs; the
     returned call waits for both: True when index = ``commit``'s and working tree = index."""
     spec = ("--", rendered, *extras)
-    running = [
-        repo.git.diff_index("--cached", "--quiet", commit, *spec, as_process=True, with_exceptions=False),
-        repo.git.diff_files("--quiet", *spec, as_process=True, with_exceptions=False),
-    ]
+    running = [_staged(repo, commit, spec), repo.git.diff_files("--quiet", *spec, as_process=True, with_exceptions=False)]
     return lambda: all([process.proc.wait() == 0 for process in running])  # a list: wait for every one
+
+
+def _staged(repo: Any, commit: str, spec: tuple[str, ...]) -> Any:
+    """``git diff-index --cached --quiet <commit>`` over ``spec``, started: it exits 0 when
+    the index (the proven copy, once asked about) holds ``commit``'s outputs."""
+    return repo.git.diff_index("--cached", "--quiet", commit, *spec, as_process=True, with_exceptions=False)
 
 
 def _unanswered(exc: Exception) -> bool:
@@ -214,8 +217,13 @@ def _at_proof(root: Path, cache_dir: Path) -> tuple[Any, str | None]:
         return None, None
     commit = proof_commit(cache_dir)
     if commit is not None:
-        repo.git.update_environment(GIT_INDEX_FILE=os.fspath(cache_dir / PROOF_INDEX))
+        _ask_about(repo, cache_dir / PROOF_INDEX)
     return repo, commit
+
+
+def _ask_about(repo: Any, index: Path) -> None:
+    """Point every later git command of ``repo`` at the index file ``index`` (``GIT_INDEX_FILE``)."""
+    repo.git.update_environment(GIT_INDEX_FILE=os.fspath(index))
 
 
 def proof_commit(cache_dir: Path) -> str | None:
@@ -291,13 +299,10 @@ def _folder_stats(top: str, folders: Iterable[str], *, missing: bool = False) ->
     return out
 
 
-def _base_key(repo: Any, rendered: str, extras: list[str], cache_dir: Path) -> str | None:
-    """The proven commit and its ids of the outputs, the attribute and config fingerprint and
-    the proven index copy's identity, in one digest; None without a proof, or without a tree
-    for ``rendered`` in its commit."""
-    commit = proof_commit(cache_dir)
-    if commit is None:
-        return None
+def _base_key(repo: Any, rendered: str, extras: list[str], cache_dir: Path, commit: str) -> str | None:
+    """The proven ``commit`` and its ids of the outputs, the attribute and config fingerprint
+    and the identity of the index copy in ``cache_dir``, in one digest; None without the copy,
+    or without a tree for ``rendered`` in ``commit``."""
     names = [f"{commit}:{rendered}", *(f"{commit}:{p}" for p in extras)]
     status, ids, _ = repo.git.rev_parse(*names, with_extended_output=True, with_exceptions=False)
     if status != 0:
@@ -329,7 +334,7 @@ def changed_later(root: Path, cache_dir: Path, extras: Collection[str], base: st
     try:
         top, rendered, extras = _pathspec(repo, root, extras)
         spec = ("--", rendered, *extras)
-        staged = repo.git.diff_index("--cached", "--quiet", commit, *spec, as_process=True, with_exceptions=False)
+        staged = _staged(repo, commit, spec)
         listing = repo.git.diff_files("--name-only", "-z", *spec, as_process=True)
     except Exception as exc:
         if _unanswered(exc):
@@ -340,7 +345,7 @@ def changed_later(root: Path, cache_dir: Path, extras: Collection[str], base: st
         try:
             names = listing.proc.stdout.read()
             listing.wait()  # GitCommandError when git failed
-            if staged.proc.wait() != 0 or _base_key(repo, rendered, extras, cache_dir) != base:
+            if staged.proc.wait() != 0 or _base_key(repo, rendered, extras, cache_dir, commit) != base:
                 return None
             return frozenset(p.decode("utf-8", "surrogateescape").removeprefix(top) for p in names.split(b"\0") if p)
         except Exception as exc:
@@ -357,8 +362,11 @@ def base_now(root: Path, cache_dir: Path, extras: Collection[str]) -> str | None
     None when git cannot say."""
 
     def question(repo: Any, _top: str) -> str | None:
+        commit = proof_commit(cache_dir)
+        if commit is None:
+            return None
         _, rendered, paths = _pathspec(repo, root, extras)
-        return _base_key(repo, rendered, paths, cache_dir)
+        return _base_key(repo, rendered, paths, cache_dir, commit)
 
     return _asked(root, question, None)
 

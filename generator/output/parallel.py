@@ -182,16 +182,22 @@ def render_in_chunks(
                     if progress is not None:
                         progress(count, len(work))
                     while spans and all(results[i] is not None for i in spans[0]):  # the next chunk is done
-                        done: list[Finished] = []
-                        for i in spans.pop(0):  # each unit's list let go once taken
-                            done.extend(results[i] or ())
-                            results[i] = []
-                        yield done
+                        # not bound to a name here: while this generator waits, only the caller holds the chunk
+                        yield _taken(results, spans.pop(0))
             finally:
                 for future in pending:
                     future.cancel()
     finally:
         _STATE.clear()
+
+
+def _taken(results: list[list[Finished] | None], span: range) -> list[Finished]:
+    """The finished records of the units in ``span``, in order; each unit's list let go."""
+    done: list[Finished] = []
+    for i in span:
+        done.extend(results[i] or ())
+        results[i] = []
+    return done
 
 
 #: The calls :func:`apart_in_turn` runs, by position, as its forked worker inherits them (a

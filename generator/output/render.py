@@ -172,9 +172,9 @@ def render_by_tenant(
         grouped: dict[str | None, list[Finished]] = {}
         for item in items:
             grouped.setdefault(item[2].get("tenant"), []).append(item)
-        # emptied in place: the chunk's list is also held by the suspended producer, and kept
-        # every record of the chunk alive until its last tenant was taken (~66 MB a chunk)
-        items.clear()
+        # let go here too: held through the yields below, it kept every record of the chunk alive
+        # until its last tenant was taken (~66 MB a chunk at 1,000 tenants x 3)
+        del items
         for tenant in sorted(grouped, key=lambda name: (name is not None, name or "")):
             yield tenant, grouped.pop(tenant)
 

@@ -351,10 +351,11 @@ def test_a_tree_edited_since_the_proof_is_answered_without_the_walk(proven_repo,
     assert read and all("hooli" in rel for rel in read), read  # only the edited unit's files (and its manifest)
 
 
-def test_an_edit_undone_is_answered_through_heads_bytes(proven_repo, companyos, monkeypatch):
-    """The edit rendered, then undone and rendered again: every unit is HEAD's again, but git
-    lists the rewritten files until its index is refreshed. Each holds HEAD's blob, so no walk;
-    one of them then edited (same size, mtime restored) is found."""
+def test_an_edit_undone_is_answered_through_the_proven_commits_bytes(proven_repo, companyos, monkeypatch):
+    """The edit rendered, then undone and rendered again: every unit is the proven commit's
+    again, but git lists the rewritten files (the proven index copy is never refreshed). Each
+    holds that commit's blob, so no walk; one of them then edited (same size, mtime restored)
+    is found."""
     original = (proven_repo / "tenants/hooli.yaml").read_bytes()
     _edited_since_proof(proven_repo, companyos)
     (proven_repo / "tenants/hooli.yaml").write_bytes(original)
@@ -493,7 +494,7 @@ def test_a_file_the_edit_removed_is_found_when_it_is_back_with_heads_bytes(prove
     assert not (proven_repo / HOOLI_WEB).exists()
     said = answers(monkeypatch)
     assert companyos("check", cwd=proven_repo).code == 0 and said == [True]
-    (proven_repo / HOOLI_WEB).write_bytes(_heads_bytes(proven_repo, HOOLI_WEB))  # git's index untouched (a checkout drops the proof)
+    (proven_repo / HOOLI_WEB).write_bytes(_heads_bytes(proven_repo, HOOLI_WEB))  # git's index untouched
     said.clear()
     found = companyos("check", cwd=proven_repo)
     assert found.code == 1 and HOOLI_WEB in found.out + found.err, found.out

@@ -349,11 +349,6 @@ def status(
     return found
 
 
-#: Up to this many files to compare, each is looked up in its folder's listing; more (a full
-#: render), in one set of every file on disk.
-_FEW = 4096
-
-
 def _status(
     result: RenderResult, root: Path, listing: Listing, previous: dict[str, dict[str, Any]], verified: Proven = Proven()
 ) -> TreeStatus:
@@ -386,12 +381,9 @@ def _status(
     fresh = getattr(rendered, "held", None)
     candidates = rendered if fresh is None else {*fresh, *but, *links}
     compare = [rel for rel in candidates if rel in rendered and (rel not in within or rel in but or rel in links)]
-    exists: Callable[[str], bool]
+    exists = listing.finder()  # asked in path order: no set of every path on disk
     if trusted != len(rendered) - len(compare):  # a verified file is not on disk any more: which?
-        exists = listing.files.__contains__
         compare = [rel for rel in rendered if rel not in within or rel in but or rel in links or not exists(rel)]
-    else:
-        exists = listing.files.__contains__ if len(compare) > _FEW else listing.has
     st.unchanged = trusted
     for rel in sorted(compare):
         if rel in links:  # never read through one: a link is not the file we generate

@@ -559,11 +559,13 @@ def test_a_no_op_walked_apart_is_clean_and_still_catches_a_same_size_edit(render
     assert checkcache.known_clean(rendered_repo, apart=True) is None
 
 
+@pytest.mark.parametrize("full", [False, True], ids=["render", "render --full"])
 @pytest.mark.parametrize("racy", [False, True])
-def test_a_fresh_clones_record_sums_each_unit_as_its_files_stat_without_a_map_of_them(rendered_repo, monkeypatch, racy):
+def test_a_fresh_clones_record_sums_each_unit_as_its_files_stat_without_a_map_of_them(rendered_repo, monkeypatch, racy, full):
     """Without a record (a fresh clone) every unit's files are ``lstat``'ed and summed unit by
     unit (no map of 800,000 summands at 10,000 tenants): the sums are each unit's files' own,
-    the tree's is their total, and a racy file is kept by content instead, its unit unsummed."""
+    the tree's is their total, and a racy file is kept by content instead, its unit unsummed.
+    A full render (nothing vouched for) records the same way."""
     import hashlib
     import json
     import os
@@ -574,7 +576,7 @@ def test_a_fresh_clones_record_sums_each_unit_as_its_files_stat_without_a_map_of
     shutil.rmtree(rendered_repo / checkcache.CACHE_DIR)
     monkeypatch.setattr(checkcache, "RACY_NS", 10**15 if racy else 0)
     monkeypatch.setattr(checkcache, "_stat_items", lambda *a: (_ for _ in ()).throw(AssertionError("a map of every summand")))
-    pipeline.render_to_disk(rendered_repo)
+    pipeline.render_to_disk(rendered_repo, full=full)
     record = json.loads((rendered_repo / CACHE_PATH).read_text())
     members: dict[str, list[str]] = {}
     for manifest in sorted((rendered_repo / units.UNITS_DIR).rglob("*.json")):

@@ -142,3 +142,23 @@ def test_a_removed_folder_leaves_the_cache_with_everything_below_it(repo: Path, 
     assert _same(found, list_folders(repo, OUTPUT_DIRS, cached=False))
     assert not [d for d in listing._load(repo, list(OUTPUT_DIRS)) if d == gone or d.startswith(gone + "/")]
     assert gone not in found.dirs and not [p for p in found.files if p.startswith(gone + "/")]
+
+
+def test_the_finder_answers_as_the_set_of_every_file_in_any_order(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``Listing.finder`` keeps only the last few folders' names split: asked of every file in
+    path order, in reverse and shuffled (its folders evicted and split again), and of paths
+    the walk did not find, it says what the set of every file says."""
+    import random
+
+    monkeypatch.setattr(listing, "_FOLDERS_KEPT", 2)  # evicted often even in the sample tree
+    (repo / "rendered/helm/dev/acme/linked.yaml").symlink_to("api.yaml")
+    found = list_folders(repo, OUTPUT_DIRS, cached=False)
+    every = sorted(found.files)
+    assert "rendered/helm/dev/acme/linked.yaml" in every and len({p.rpartition("/")[0] for p in every}) > 10
+    absent = [f"{p}.not-there" for p in every[::7]] + ["rendered/helm/dev/acme", "rendered/nowhere/x.yaml", "rendered"]
+    shuffled = [*every, *absent]
+    random.Random(5).shuffle(shuffled)
+    for asked in (every, every[::-1], shuffled):
+        finder = found.finder()
+        assert [p for p in asked if finder(p)] == [p for p in asked if p in found.files]
+    assert not any(found.finder()(p) for p in absent)

@@ -39,8 +39,11 @@ _VERSION = 4
 #: tenants 800,000 names as strings were ~140 MB of an edit's memory). No name holds it.
 _SEP = "\0"
 #: Folders whose names :meth:`Listing.finder` keeps split: paths in order leave a folder
-#: for its subfolders and come back, a few levels deep.
+#: for its subfolders and come back, a few levels deep. And at most this many names, beyond
+#: the last folder's: an edit asks a few files in many fleet-sized folders (10,000 names
+#: each at 10,000 tenants: 64 of them kept were ~25 MB of its peak).
 _FOLDERS_KEPT = 64
+_NAMES_KEPT = 20_000
 
 
 class _Folder(msgspec.Struct, array_like=True, gc=False):
@@ -139,20 +142,25 @@ class Listing:
     def finder(self) -> Callable[[str], bool]:
         """Whether a path is a file (or a link to one) the walk found, for paths asked in path
         order: each folder's names are split into a set once, and only the last
-        :data:`_FOLDERS_KEPT` folders' are kept (a full render asks every file: at 10,000
-        tenants a set of the 800,000 paths was ~120 MB of its peak)."""
+        :data:`_FOLDERS_KEPT` folders' (up to :data:`_NAMES_KEPT` names) are kept (a full
+        render asks every file: at 10,000 tenants a set of the 800,000 paths was ~120 MB of
+        its peak)."""
         recent: dict[str, frozenset[str]] = {}
+        held = 0  # names in ``recent``
         folders, links = self._folders, self._file_links
 
         def found(rel: str) -> bool:
+            nonlocal held
             folder, _, name = rel.rpartition("/")
             names = recent.get(folder)
             if names is None:
                 entry = folders.get(folder)
                 names = frozenset(entry.files.split(_SEP)) if entry is not None and entry.files else frozenset()
-                if len(recent) >= _FOLDERS_KEPT:
+                if len(recent) >= _FOLDERS_KEPT or held + len(names) > _NAMES_KEPT:
                     recent.clear()
+                    held = 0
                 recent[folder] = names
+                held += len(names)
             return name in names or rel in links
 
         return found

@@ -151,6 +151,7 @@ def test_the_finder_answers_as_the_set_of_every_file_in_any_order(repo: Path, mo
     import random
 
     monkeypatch.setattr(listing, "_FOLDERS_KEPT", 2)  # evicted often even in the sample tree
+    monkeypatch.setattr(listing, "_NAMES_KEPT", 5)  # and by their names' count
     (repo / "rendered/helm/dev/acme/linked.yaml").symlink_to("api.yaml")
     found = list_folders(repo, OUTPUT_DIRS, cached=False)
     every = sorted(found.files)

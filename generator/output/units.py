@@ -47,7 +47,7 @@ from generator.output.render import (
     render,
     render_by_tenant,
 )
-from generator.output.spool import Spilled, Spool, SpooledFiles, Stored, stored_of
+from generator.output.spool import Spool, SpooledFiles, Stored, stored_of
 from generator.output.spool import made as spool_made
 from generator.output.tree import UNITS_DIR, EntryFields, Proven, files_under, read_file
 from generator.targets import TARGETS
@@ -943,7 +943,7 @@ def _render_by_tenant(
         made.files.update((path, made.files.pop(path)) for path in slim)
         made.paths.extend(slim)
         where = spool.put(data)
-        if isinstance(where, Spilled):
+        if isinstance(where, int):  # spilled (else held: the spool could not take it)
             unit.let_go(functools.partial(spool.get, where))
         made.files[unit_path(name)] = where
         made.units[tenant] = unit

@@ -17,7 +17,7 @@ from generator import pipeline
 from generator.errors import CatalogErrors
 from generator.output import parallel, units
 from generator.output.render import render
-from generator.output.spool import Spilled, Spool, SpooledFiles, stored_of
+from generator.output.spool import Spool, SpooledFiles, length_of, offset_of, spilled, stored_of
 from helpers.repo import REPO
 
 sys.path.insert(0, str(REPO / "bench"))
@@ -38,7 +38,7 @@ def test_a_parallel_render_holds_no_file_bytes_and_reads_back_the_serial_ones(la
     spread = render(model, jobs=2)
     stored, spool = stored_of(spread.files)
     assert spool is not None and len(stored) == len(spread.files) > 1000
-    assert all(isinstance(where, Spilled) for where in stored.values())  # not one file's bytes came back
+    assert all(isinstance(where, int) for where in stored.values())  # not one file's bytes came back
     assert dict(spread.files) == dict(render(model, jobs=1).files)
 
 
@@ -82,7 +82,7 @@ def test_what_forked_processes_spill_the_parent_reads_at_its_place():
             where = pickle.loads(fh.read())
         os.waitpid(pid, 0)
         assert spool.get(where) == piece
-        places.append(range(where.offset, where.offset + where.length))
+        places.append(range(offset_of(where), offset_of(where) + length_of(where)))
     spans = sorted(places, key=lambda r: r.start)
     assert all(a.stop <= b.start for a, b in itertools.pairwise(spans))  # no two overlap
 
@@ -102,7 +102,7 @@ def test_a_tree_written_from_the_spool_is_the_serial_render(large, monkeypatch):
     monkeypatch.setenv("COMPANYOS_JOBS", "2")
     built, _ = pipeline.render_to_disk(root)
     stored, spool = stored_of(built.result.files)
-    assert spool is not None and all(isinstance(where, Spilled) for where in stored.values())  # unit manifests too
+    assert spool is not None and all(isinstance(where, int) for where in stored.values())  # unit manifests too
     assert sum(p.startswith(units.UNITS_DIR + "/") for p in stored) == len(built.model.catalog.tenants) + 1
     monkeypatch.setenv("COMPANYOS_JOBS", "1")
     serial, status = pipeline.check(root)
@@ -161,7 +161,7 @@ def test_an_incremental_render_of_most_tenants_spills_them_and_leaves_the_rest_o
     assert isinstance(files, TreeFiles) and files._spool is not None
     fresh = f"rendered/helm/dev/{names[0]}/api.yaml"
     kept = f"rendered/helm/dev/{names[-1]}/api.yaml"
-    assert isinstance(files._held[fresh], Spilled) and kept not in files.held
+    assert isinstance(files._held[fresh], int) and kept not in files.held
     monkeypatch.setenv("COMPANYOS_JOBS", "1")
     assert dict(files) == dict(pipeline.build(repo).result.files)
     monkeypatch.setenv("COMPANYOS_JOBS", "2")
@@ -174,17 +174,21 @@ def test_an_incremental_render_of_most_tenants_spills_them_and_leaves_the_rest_o
 
 
 def test_a_spilled_place_is_one_int_that_keeps_its_offset_and_length():
-    """Packed in one int (a file's place costs ~56 bytes, not a tuple's ~124): both parts come
-    back exact at the ends of their ranges, it stays true when empty at offset 0, it crosses to
-    a worker and back as itself, and a place it cannot hold is refused, not wrapped."""
+    """Packed in one plain int (a file's place costs 40 bytes, not a tuple's ~124 or an int
+    subclass's ~64): both parts come back exact at the ends of their ranges, it stays true
+    when empty at offset 0, it crosses to a worker and back as itself, and a place it cannot
+    hold is refused, not wrapped."""
+    import gc
     import pickle
+    import sys
 
-    for offset, length in [(0, 0), (0, 1), (1, 0), (5 * 2**30, 123_456), (2**59, 2**40 - 1)]:
-        where = Spilled(offset, length)
-        assert (where.offset, where.length) == (offset, length) and where
+    for offset, length in [(0, 0), (0, 1), (1, 0), (5 * 2**30, 123_456), (2**48, 2**40 - 1)]:
+        where = spilled(offset, length)
+        assert (offset_of(where), length_of(where)) == (offset, length) and where
+        assert type(where) is int and not gc.is_tracked(where) and sys.getsizeof(where) <= 40
         back = pickle.loads(pickle.dumps(where))
-        assert type(back) is Spilled and (back.offset, back.length) == (offset, length)
-    assert Spilled(1, 2) != Spilled(2, 1) and len({Spilled(1, 2), Spilled(1, 2)}) == 1
-    for offset, length in [(0, 2**40), (-1, 0), (0, -1), (2**60, 0)]:
+        assert (offset_of(back), length_of(back)) == (offset, length)
+    assert spilled(1, 2) != spilled(2, 1) and len({spilled(1, 2), spilled(1, 2)}) == 1
+    for offset, length in [(0, 2**40), (-1, 0), (0, -1), (2**49, 0)]:
         with pytest.raises(ValueError):
-            Spilled(offset, length)
+            spilled(offset, length)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 
 from generator import pipeline
+from generator.errors import UsageError
 from generator.output import tree, units
 from generator.output.render import MANIFEST_PATH
 from helpers.catalog_edit import edit_yaml
@@ -334,3 +336,28 @@ def test_a_write_keeps_whole_only_the_previous_entries_of_files_it_may_prune(rep
     assert "rendered/helm/dev/hooli/api.yaml" not in previous and units.unit_path("tenant/hooli") not in previous
     assert set(previous) == {*report.pruned, *(k.path for k in report.kept)} and len(previous) < 50
     assert not any(path in built.result.files for path in previous)
+
+
+def test_the_guard_forgets_checked_folders_but_never_a_link(repo, tmp_path, monkeypatch):
+    """``tree._Guard`` keeps only the last folders it checked (a cold render's 230,000 at
+    10,000 tenants were ~30 MB): a folder asked again after it was forgotten is checked
+    again, so a link on the way is refused however often it is asked, and each top folder's
+    own check (links above the walk, the real path) runs once."""
+    from generator.output.listing import list_folders
+
+    monkeypatch.setattr(tree, "_FOLDERS_CHECKED", 2)
+    linked = repo / "rendered/helm/stage"
+    shutil.rmtree(linked)
+    linked.symlink_to(tmp_path)
+    guard = tree._Guard(repo, list_folders(repo, tree.OUTPUT_DIRS, cached=False))
+    tops: list[str] = []
+    real_islink = tree.os.path.islink
+    monkeypatch.setattr(tree.os.path, "islink", lambda p: tops.append(p) or real_islink(p))
+    safe = ["rendered/helm/dev/acme/api.yaml", "rendered/argocd/dev/x.yaml", "rendered/terraform/dev/y.tf", ".github/workflows/z.yml"]
+    for _ in range(3):
+        for rel in safe:
+            assert guard(rel) == os.path.join(os.fspath(repo), rel)
+        with pytest.raises(UsageError, match="rendered/helm/stage is a symbolic link"):
+            guard("rendered/helm/stage/acme/api.yaml")
+    assert len(guard.checked) <= 2
+    assert len(tops) == len(set(tops)) and tops  # each top's path components once

@@ -316,6 +316,12 @@ def _stop(pool: ProcessPoolExecutor) -> None:
     for worker in workers:
         with contextlib.suppress(OSError, ValueError, AssertionError):
             worker.join(timeout=5)
+    # The pool's manager thread closes its wake-up pipe as it ends; the interpreter's exit
+    # writes to that pipe (concurrent.futures' _python_exit, unlocked before Python 3.12), and
+    # the two racing printed a traceback after "a render worker process died". Ended here first.
+    manager = getattr(pool, "_executor_manager_thread", None)
+    if manager is not None:
+        manager.join(timeout=5)
 
 
 #: prctl(2) option: the signal a process gets when its parent dies (Linux).

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import heapq
+import itertools
 import os
 import sys
 from collections.abc import Callable, Collection, Container, Iterable, Iterator, Mapping
@@ -394,7 +396,8 @@ def _status(
     if trusted != len(rendered) - len(compare):  # a verified file is not on disk any more: which?
         compare = [rel for rel in rendered if rel not in within or rel in but or rel in links or not exists(rel)]
     st.unchanged = trusted
-    for rel in sorted(compare):
+    compare.sort()  # in place: a full render compares every file (800,000 at 10,000 tenants)
+    for rel in compare:
         if rel in links:  # never read through one: a link is not the file we generate
             st.changed.append(rel)
             continue
@@ -503,9 +506,11 @@ def _plan(
         plan.leftovers.append(rel)
     report.removed_leftovers = list(plan.leftovers)
     # both in path order (_status): no set of the new files (a cold render's 800,000 at 10,000 tenants)
-    plan.create = [rel for rel in st.missing if rel != MANIFEST_PATH]
-    plan.replace = [rel for rel in st.changed if rel != MANIFEST_PATH]
-    todo = sorted((*plan.create, *plan.replace))
+    # each a copy only when the manifest must leave it: a cold render's st.missing lists
+    # every file, and each copy (and a tuple of both to sort) was ~6 MB at 10,000 tenants
+    plan.create = st.missing if MANIFEST_PATH not in st.missing else [rel for rel in st.missing if rel != MANIFEST_PATH]
+    plan.replace = st.changed if MANIFEST_PATH not in st.changed else [rel for rel in st.changed if rel != MANIFEST_PATH]
+    todo = list(heapq.merge(plan.create, plan.replace))
     for rel in todo:
         safe(rel)
     if MANIFEST_PATH in st.changed or MANIFEST_PATH in st.missing:
@@ -514,18 +519,20 @@ def _plan(
         plan.manifest_existed = MANIFEST_PATH not in st.missing
     elif MANIFEST_PATH in listing.links:
         raise UsageError(f"refusing to touch {MANIFEST_PATH}: it is a symbolic link")
-    for rel in (*plan.replace, *([MANIFEST_PATH] if plan.manifest_existed else [])):
+    for rel in itertools.chain(plan.replace, [MANIFEST_PATH] if plan.manifest_existed else []):
         for extra in (journal.tmp_of(rel), journal.backup_of(rel)):
             if extra in listing.links:
                 raise UsageError(f"refusing to touch {extra}: it is a symbolic link; remove it")
-    plan.folders = _missing_folders(root, listing, (*plan.create, *([MANIFEST_PATH] if plan.manifest else [])))
+    plan.folders = _missing_folders(root, listing, itertools.chain(plan.create, [MANIFEST_PATH] if plan.manifest else []))
     for rel in st.stale:
         reason = _not_ours(safe(rel, link_ok=True), previous.get(rel), rel in listing.links)
         if reason is None:
             plan.prune.append(rel)
         else:
             report.kept.append(Kept(rel, reason))
-    report.written = [*todo, *([MANIFEST_PATH] if plan.manifest else [])]
+    if plan.manifest:
+        todo.append(MANIFEST_PATH)
+    report.written = todo
     report.pruned = list(plan.prune)
     return plan, report
 

@@ -508,15 +508,16 @@ def _plan(
     # both in path order (_status): no set of the new files (a cold render's 800,000 at 10,000 tenants)
     # each a copy only when the manifest must leave it: a cold render's st.missing lists
     # every file, and each copy (and a tuple of both to sort) was ~6 MB at 10,000 tenants
-    plan.create = st.missing if MANIFEST_PATH not in st.missing else [rel for rel in st.missing if rel != MANIFEST_PATH]
-    plan.replace = st.changed if MANIFEST_PATH not in st.changed else [rel for rel in st.changed if rel != MANIFEST_PATH]
+    manifest_missing, manifest_changed = MANIFEST_PATH in st.missing, MANIFEST_PATH in st.changed  # asked once: lists
+    plan.create = _without(st.missing, MANIFEST_PATH) if manifest_missing else st.missing
+    plan.replace = _without(st.changed, MANIFEST_PATH) if manifest_changed else st.changed
     todo = list(heapq.merge(plan.create, plan.replace))
     for rel in todo:
         safe(rel)
-    if MANIFEST_PATH in st.changed or MANIFEST_PATH in st.missing:
+    if manifest_changed or manifest_missing:
         safe(MANIFEST_PATH)
         plan.manifest = MANIFEST_PATH
-        plan.manifest_existed = MANIFEST_PATH not in st.missing
+        plan.manifest_existed = not manifest_missing
     elif MANIFEST_PATH in listing.links:
         raise UsageError(f"refusing to touch {MANIFEST_PATH}: it is a symbolic link")
     for rel in itertools.chain(plan.replace, [MANIFEST_PATH] if plan.manifest_existed else []):
@@ -535,6 +536,10 @@ def _plan(
     report.written = todo
     report.pruned = list(plan.prune)
     return plan, report
+
+
+def _without(paths: list[str], rel: str) -> list[str]:
+    return [path for path in paths if path != rel]
 
 
 def _not_ours(path: str, entry: object, is_link: bool) -> str | None:

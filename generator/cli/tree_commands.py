@@ -12,6 +12,7 @@ import typer
 from generator import pipeline
 from generator.catalog import snapshot
 from generator.catalog.load import find_root
+from generator.cli import fast_exit
 from generator.cli.common import EXIT_DIFFERENT, FormatOption, RootOption
 from generator.cli.progress import render_progress
 from generator.errors import CatalogErrors
@@ -37,6 +38,7 @@ def render(
     re-renders only the tenants whose inputs changed, see docs/incremental.md)."""
     with render_progress(enabled=not quiet) as progress:
         done = pipeline.render_tree(root, progress=progress, full=full)
+    fast_exit.keep(done)  # freed by the process's end, not object by object here
     report = done.report
     if not quiet:
         verified = " (inputs and tree as last verified: nothing rendered)" if done.built is None else ""
@@ -88,6 +90,7 @@ def check(
             destruction = against_base(built.model, built.result, baseline, built.reused)
         if destruction.errors:
             raise CatalogErrors(destruction.errors)
+    fast_exit.keep(built)  # freed by the process's end, not object by object here
     blocked = destruction is not None and destruction.destructive and not acknowledge_destruction
     if destruction is not None:
         for note in destruction.notes:

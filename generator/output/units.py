@@ -559,7 +559,11 @@ class Plan:
     def proven(self, manifests: Container[str] = frozenset()) -> Proven:
         """Every reused file (read and hashed here, or vouched for by the stat record), the
         manifests of the units vouched for and those of ``manifests``: the result's entries
-        less those rendered this run and the other manifests (``tree.Proven``)."""
+        less those rendered this run and the other manifests (``tree.Proven``). Nothing, when
+        nothing is reused (a cold render: a set of its 800,000 fresh paths was ~58 MB at 10,000
+        tenants, to prove none of them)."""
+        if not self.reused:
+            return Proven()
         but = {*self.fresh, unit_path(GLOBAL), *(unit_path(f"tenant/{name}") for name in self.render)}
         read = (unit_path(f"tenant/{name}") for name in self.reused if name not in self.left)
         but.update(path for path in read if path not in manifests)

@@ -1,9 +1,9 @@
 """End the console script without freeing its heap, object by object.
 
 A command is one short-lived process. At 10,000 tenants a one-tenant edit ends holding
-~500 MB of small objects, and freeing them (when the command's result goes out of scope,
-then at interpreter teardown) was ~0.6 s of a 5.7 s run: work nobody needs, as the
-operating system takes the memory back at once. So the console script (``main.entry``)
+~500 MB of small objects, and freeing them one by one (when the command's result goes out of
+scope, then at interpreter teardown) was ~0.2 s of a 5.8 s run: work nobody needs, as the
+operating system takes the memory back at once (docs/benchmark.md, stop 48). So the console script (``main.entry``)
 holds a command's result until the end (:func:`keep`) and leaves through :func:`leave`:
 standard streams flushed, ``atexit`` handlers run (pools joined, temporary folders removed),
 then ``os._exit``. Tests call ``main.main`` in-process, where none of this is switched on.

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import re
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -283,7 +283,9 @@ def contracts_of(decl: contracts.Declared | contracts.SpilledContracts, spool: S
     return decl if decl[1] or decl[2] else None
 
 
-def add_output(files: dict[str, Stored], entries: dict[str, dict[str, Any]], path: str, data: Stored, entry: dict[str, Any]) -> None:
+def add_output(
+    files: MutableMapping[str, Stored], entries: dict[str, dict[str, Any]], path: str, data: Stored, entry: dict[str, Any]
+) -> None:
     """A finished file into the render's maps; two targets claiming one path is an error."""
     if path in files:
         raise CatalogErrors(

@@ -97,13 +97,13 @@ class SpooledFiles(Mapping[str, bytes]):
     paths, sorted, beside its map, rather than a second map in that order (~50 MB at 10,000
     tenants)."""
 
-    def __init__(self, stored: dict[str, Stored], spool: Spool | None, order: Sequence[str] | None = None) -> None:
+    def __init__(self, stored: Mapping[str, Stored], spool: Spool | None, order: Sequence[str] | None = None) -> None:
         self._stored = stored
         self._spool = spool
         self._order = order
 
     @property
-    def stored(self) -> dict[str, Stored]:
+    def stored(self) -> Mapping[str, Stored]:
         """Each path's bytes or where they were spilled: what another mapping takes over
         without reading them back."""
         return self._stored

@@ -21,7 +21,7 @@ import functools
 import hashlib
 import json
 import os
-from collections.abc import Callable, Collection, Container, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Container, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -36,6 +36,7 @@ from generator.model.resolve import Model
 from generator.output import contracts, limits, parallel, unit_cache
 from generator.output.checkcache import Vouch  # whether a unit's files hold its recorded bytes, known without reading them
 from generator.output.ondisk import TreeFiles
+from generator.output.places import Places
 from generator.output.render import (
     MANIFEST_VERSION,
     EntryField,
@@ -894,7 +895,7 @@ class _Made:
     unit manifests' too), the fleet-wide files' contracts and paths, every path rendered,
     and each tenant's unit as its manifest records it (read again from the spool when asked)."""
 
-    files: dict[str, Stored] = field(default_factory=dict)
+    files: MutableMapping[str, Stored] = field(default_factory=dict)
     declared: dict[str, contracts.Declared] = field(default_factory=dict)
     fleet: list[str] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)
@@ -914,7 +915,7 @@ def _render_by_tenant(
     Each tenant's unit manifest is made, spilled and decoded again, slim, as soon as its chunk
     is done (a reused unit's form: the sha256s, sources and contracts stay in the manifest),
     so the fleet's full records are never held together (~1 GB at 10,000 tenants x 3)."""
-    made = _Made()
+    made = _Made(files=Places(entries))  # a tenant's places packed beside its paths once its unit is made
     placeholders = []
     decoder = shared_values(model)
     for tenant, items in render_by_tenant(model, tenants, jobs, spool, progress):
@@ -943,8 +944,8 @@ def _render_by_tenant(
         slim = unit.entries
         _all_of(tenant, slim)  # as the plan keeps a reused unit's: one name, entries equal field for field one dict
         unit.merge_into(entries)
-        # keyed by the decoded paths (the entries' keys): the worker's copies go with the records
-        made.files.update((path, made.files.pop(path)) for path in slim)
+        # by the decoded paths (the entries' keys): the worker's copies go with the records
+        cast(Places, made.files).pack(tenant, cast(_Merged, unit.entries).paths)
         made.paths.extend(slim)
         where = spool.put(data)
         if isinstance(where, int):  # spilled (else held: the spool could not take it)
@@ -1021,7 +1022,7 @@ class InPathOrder(Sequence[contracts.Declared]):
 def assemble(
     model: Model,
     found: Digests,
-    files: dict[str, Stored],
+    files: MutableMapping[str, Stored],
     entries: dict[str, dict[str, Any]],
     declared: Mapping[str, contracts.Declared],
     todo: Plan,

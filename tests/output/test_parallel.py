@@ -250,6 +250,15 @@ def test_a_large_render_made_chunk_by_chunk_is_byte_for_byte_the_serial_one(larg
     serial, _ = units.render_incremental(model, root, found, lambda unit: None, jobs=1)  # one pass, one process
     assert dict(result.files.items()) == dict(serial.files.items())
     assert list(result.files) == sorted(result.files) == list(serial.files)  # in path order, as the serial result
+    # every tenant's files' places packed beside its unit's paths; only the fleet-wide files
+    # and the unit manifests kept in a map (output.places)
+    from generator.output.places import Places
+    from generator.output.spool import stored_of
+
+    stored, _ = stored_of(result.files)
+    assert isinstance(stored, Places)
+    tenant_files = [p for p, e in result.manifest["files"].items() if e.get("tenant") and not p.startswith(units.UNITS_DIR + "/")]
+    assert len(stored._loose) == len(result.files) - len(tenant_files)
     assert len(units.unit_paths(result.files)) == len(model.catalog.tenants) + 1
     assert dict(result.shas()) == dict(serial.shas())
     assert {path: sorted(paths) for path, paths in (result.members or {}).items()} == {

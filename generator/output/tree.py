@@ -353,7 +353,9 @@ def status(
     under the lock the caller holds since (``walk_apart``)."""
     listing = walked() if walked is not None else list_folders(root, OUTPUT_DIRS, offer=cache)
     # asked only whether a file the result does not render is listed
-    previous = read_manifest(root, parsed=parsed, held=held, same=verified, listed_only=True, rendered=result.files)
+    # the manifest's entries: the same paths as the files, asked of a plain map (a large render's
+    # files find a path through its unit, ``output.places``)
+    previous = read_manifest(root, parsed=parsed, held=held, same=verified, listed_only=True, rendered=result.manifest["files"])
     found = _status(result, root, listing, previous, verified)
     if cache:
         listing.remember(root)
@@ -482,7 +484,7 @@ def write(
         _say(repaired)
         listing = walked() if walked is not None and repaired is None else list_folders(root, OUTPUT_DIRS, offer=cache)
         # a path the result renders is never stale: only whether it is listed matters, not its entry
-        previous = read_manifest(root, parsed=parsed, held=held, same=verified, rendered=result.files)
+        previous = read_manifest(root, parsed=parsed, held=held, same=verified, rendered=result.manifest["files"])  # as in status
         st = _status(result, root, listing, previous, verified)
         if before is not None:
             before(st)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import re
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, KeysView, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -50,6 +50,13 @@ class RenderResult:
     #: Fields a reused file's entry does not hold (its sha256, its sources), read from its
     #: unit's manifest when asked (``units.ReusedFields``); None when every entry is whole.
     recorded: Recorded | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def paths(self) -> KeysView[str]:
+        """Every path rendered: the manifest's entries' keys, asked of a plain map (a large
+        render's ``files`` finds a path through its unit, ``output.places``)."""
+        files: dict[str, dict[str, Any]] = self.manifest["files"]
+        return files.keys()
 
     def entry(self, path: str) -> dict[str, Any] | None:
         entry: dict[str, Any] | None = self.manifest["files"].get(path)

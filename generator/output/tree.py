@@ -353,9 +353,7 @@ def status(
     under the lock the caller holds since (``walk_apart``)."""
     listing = walked() if walked is not None else list_folders(root, OUTPUT_DIRS, offer=cache)
     # asked only whether a file the result does not render is listed
-    # the manifest's entries: the same paths as the files, asked of a plain map (a large render's
-    # files find a path through its unit, ``output.places``)
-    previous = read_manifest(root, parsed=parsed, held=held, same=verified, listed_only=True, rendered=result.manifest["files"])
+    previous = read_manifest(root, parsed=parsed, held=held, same=verified, listed_only=True, rendered=result.paths)
     found = _status(result, root, listing, previous, verified)
     if cache:
         listing.remember(root)
@@ -392,11 +390,9 @@ def _status(
     # have them among those it holds, ``but`` and the links (the count below proves it, else
     # the pass over every path follows); asked of 800,000 paths this was ~0.5 s at 10,000 tenants
     fresh = getattr(rendered, "held", None)
-    if fresh is None:  # every rendered path a candidate: not asked again whether it is rendered
-        compare = [rel for rel in rendered if rel not in within or rel in but or rel in links]
-    else:
-        candidates = {*fresh, *but, *links}
-        compare = [rel for rel in candidates if rel in rendered and (rel not in within or rel in but or rel in links)]
+    # every rendered path, when the result holds them all (then not asked again whether it renders each)
+    candidates = rendered if fresh is None else [rel for rel in {*fresh, *but, *links} if rel in rendered]
+    compare = [rel for rel in candidates if rel not in within or rel in but or rel in links]
     exists = listing.finder()  # asked in path order: no set of every path on disk
     if trusted != len(rendered) - len(compare):  # a verified file is not on disk any more: which?
         compare = [rel for rel in rendered if rel not in within or rel in but or rel in links or not exists(rel)]
@@ -484,7 +480,7 @@ def write(
         _say(repaired)
         listing = walked() if walked is not None and repaired is None else list_folders(root, OUTPUT_DIRS, offer=cache)
         # a path the result renders is never stale: only whether it is listed matters, not its entry
-        previous = read_manifest(root, parsed=parsed, held=held, same=verified, rendered=result.manifest["files"])  # as in status
+        previous = read_manifest(root, parsed=parsed, held=held, same=verified, rendered=result.paths)
         st = _status(result, root, listing, previous, verified)
         if before is not None:
             before(st)

@@ -821,6 +821,7 @@ def render_incremental(
     few = len(todo.render) <= FULL_SHARE * max(1, len(model.catalog.tenants))
     entries = todo.entries  # the reused units' entries, merged by the plan
     spool = None if few or not parallel.usable(model, jobs) else spool_made()
+    files: MutableMapping[str, Stored]
     if spool is not None:  # a large render: each tenant's unit made as its chunk is done, its entries kept slim
         made = _render_by_tenant(model, found, todo.render, jobs, entries, spool, progress)
         files, declared, fresh_paths, todo.fresh = made.files, made.declared, made.fleet, made.paths
@@ -895,7 +896,7 @@ class _Made:
     unit manifests' too), the fleet-wide files' contracts and paths, every path rendered,
     and each tenant's unit as its manifest records it (read again from the spool when asked)."""
 
-    files: MutableMapping[str, Stored] = field(default_factory=dict)
+    files: Places
     declared: dict[str, contracts.Declared] = field(default_factory=dict)
     fleet: list[str] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)
@@ -915,7 +916,7 @@ def _render_by_tenant(
     Each tenant's unit manifest is made, spilled and decoded again, slim, as soon as its chunk
     is done (a reused unit's form: the sha256s, sources and contracts stay in the manifest),
     so the fleet's full records are never held together (~1 GB at 10,000 tenants x 3)."""
-    made = _Made(files=Places(entries))  # a tenant's places packed beside its paths once its unit is made
+    made = _Made(Places(entries))  # a tenant's places packed beside its paths once its unit is made
     placeholders = []
     decoder = shared_values(model)
     for tenant, items in render_by_tenant(model, tenants, jobs, spool, progress):
@@ -945,7 +946,7 @@ def _render_by_tenant(
         _all_of(tenant, slim)  # as the plan keeps a reused unit's: one name, entries equal field for field one dict
         unit.merge_into(entries)
         # by the decoded paths (the entries' keys): the worker's copies go with the records
-        cast(Places, made.files).pack(tenant, cast(_Merged, unit.entries).paths)
+        made.files.pack(tenant, _paths(unit.entries))
         made.paths.extend(slim)
         where = spool.put(data)
         if isinstance(where, int):  # spilled (else held: the spool could not take it)

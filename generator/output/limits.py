@@ -106,7 +106,7 @@ def record(found: Facts | None) -> dict[str, list[Any]] | None:
     return out or None
 
 
-def recorded(path: str, entry: dict[str, Any]) -> Facts:
+def recorded(path: str, entry: Mapping[str, Any]) -> Facts:
     """The :class:`Facts` a manifest entry records (see :func:`record`)."""
     data = entry.get("limits") or {}
     return Facts(

@@ -55,11 +55,11 @@ class RenderResult:
     def paths(self) -> KeysView[str]:
         """Every path rendered: the manifest's entries' keys, asked of a plain map (a large
         render's ``files`` finds a path through its unit, ``output.places``)."""
-        files: dict[str, dict[str, Any]] = self.manifest["files"]
+        files: dict[str, Mapping[str, Any]] = self.manifest["files"]
         return files.keys()
 
-    def entry(self, path: str) -> dict[str, Any] | None:
-        entry: dict[str, Any] | None = self.manifest["files"].get(path)
+    def entry(self, path: str) -> Mapping[str, Any] | None:
+        entry: Mapping[str, Any] | None = self.manifest["files"].get(path)
         return entry
 
     def shas(self) -> Mapping[str, str]:
@@ -118,7 +118,7 @@ def render(
     (and every target), broken contracts and consumer limits raise CatalogErrors."""
     chosen = list(targets if targets is not None else TARGETS)
     files: dict[str, Stored] = {}
-    entries: dict[str, dict[str, Any]] = {}
+    entries: dict[str, Mapping[str, Any]] = {}
     declared: list[contracts.Declared] = []
     found: list[limits.Facts] = []
     # Every target's render records each file's limit facts in its entry (the unit manifests
@@ -291,7 +291,7 @@ def contracts_of(decl: contracts.Declared | contracts.SpilledContracts, spool: S
 
 
 def add_output(
-    files: MutableMapping[str, Stored], entries: dict[str, dict[str, Any]], path: str, data: Stored, entry: dict[str, Any]
+    files: MutableMapping[str, Stored], entries: dict[str, Mapping[str, Any]], path: str, data: Stored, entry: dict[str, Any]
 ) -> None:
     """A finished file into the render's maps; two targets claiming one path is an error."""
     if path in files:

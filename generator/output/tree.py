@@ -300,9 +300,9 @@ def manifest_files(data: bytes | None) -> dict[str, dict[str, Any]]:
         return {}
 
 
-def manifest_roots(files: dict[str, dict[str, Any]]) -> set[str]:
-    """The Terraform roots a manifest's entries name."""
-    return {e["root"] for e in files.values() if isinstance(e, dict) and isinstance(e.get("root"), str)}
+def manifest_roots(files: Mapping[str, Mapping[str, Any]]) -> set[str]:
+    """The Terraform roots a manifest's entries name (a render's slim entries too, ``slim_entry``)."""
+    return {e["root"] for e in files.values() if isinstance(e, Mapping) and isinstance(e.get("root"), str)}
 
 
 def read_file(path: str | Path, limit: int = -1) -> bytes | None:

@@ -15,7 +15,7 @@ import contextlib
 import functools
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO, NamedTuple, get_type_hints
@@ -26,6 +26,7 @@ from generator.catalog.parse_cache import Stamp, stamp_of
 from generator.output.atomic import write_atomic_frames
 from generator.output.frames import framed, next_frame
 from generator.output.listing import CACHE_DIR, RACY_NS
+from generator.output.slim_entry import SlimEntry
 
 CACHE_PATH = f"{CACHE_DIR}/units"
 VERSION = 1
@@ -39,16 +40,16 @@ class _Unit(msgspec.Struct, array_like=True):
     inputs: str
     #: The unit's distinct entries (the plan shares equal ones), and for each file (in the
     #: manifest's order) its path and which entry it has.
-    kinds: list[dict[str, Any]]
+    kinds: list[Mapping[str, Any]]
     paths: list[str]
     kind_of: list[int]
 
 
 @functools.lru_cache(maxsize=4)
-def _decoder(entry: Any) -> msgspec.msgpack.Decoder[list[Any]]:
+def _decoder(entry: type[SlimEntry]) -> msgspec.msgpack.Decoder[list[Any]]:
     """Units whose entries decode as ``entry`` (``units.shared_entry``: this catalog's
     targets and environments as one shared string each, as the manifest decoder does)."""
-    fields = {**get_type_hints(_Unit), "kinds": list[entry]}  # _Unit's fields, in order
+    fields = {**get_type_hints(_Unit), "kinds": list[entry]}  # type: ignore[valid-type]  # _Unit's fields, in order
     typed = msgspec.defstruct("_TypedUnit", list(fields.items()), array_like=True)
     return msgspec.msgpack.Decoder(list[typed])  # type: ignore[valid-type]
 
@@ -61,7 +62,7 @@ class _Header(msgspec.Struct, array_like=True):
 class Cached(NamedTuple):
     sha256: str
     inputs: str
-    entries: dict[str, dict[str, Any]]
+    entries: dict[str, Mapping[str, Any]]
 
 
 class Kept(NamedTuple):
@@ -71,7 +72,7 @@ class Kept(NamedTuple):
     stamp: Stamp
     sha256: str
     inputs: str
-    entries: Iterable[tuple[str, dict[str, Any]]]
+    entries: Iterable[tuple[str, Mapping[str, Any]]]
 
 
 _ENCODER = msgspec.msgpack.Encoder()
@@ -94,7 +95,7 @@ class Reader:
     """The cache's units in tenant order, a frame at a time: ask :meth:`get` in that order
     (``with`` closes the file)."""
 
-    def __init__(self, root: Path, context: str, entry: Any) -> None:
+    def __init__(self, root: Path, context: str, entry: type[SlimEntry]) -> None:
         self._units = _decoder(entry)
         self._file: BinaryIO | None = None
         self._frame: dict[str, Any] = {}
@@ -116,7 +117,7 @@ class Reader:
         if found.kind_of and not (min(found.kind_of) >= 0 and max(found.kind_of) < len(kinds)):
             return None
         for kind in kinds:
-            kind["tenant"] = name  # one string for the unit's entries
+            kind.tenant = name  # one string for the unit's entries
         return Cached(found.sha256, found.inputs, dict(zip(found.paths, map(kinds.__getitem__, found.kind_of), strict=True)))
 
     def close(self) -> None:
@@ -180,7 +181,7 @@ def _frames(context: str, units: Iterable[Kept]) -> Iterator[bytes]:
 
 def _row(unit: Kept) -> _Unit:
     index: dict[int, int] = {}
-    kinds: list[dict[str, Any]] = []
+    kinds: list[Mapping[str, Any]] = []
     paths: list[str] = []
     kind_of: list[int] = []
     for path, entry in unit.entries:

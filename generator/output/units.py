@@ -48,9 +48,10 @@ from generator.output.render import (
     render,
     render_by_tenant,
 )
+from generator.output.slim_entry import SlimEntry
 from generator.output.spool import Spool, SpooledFiles, Stored, stored_of
 from generator.output.spool import made as spool_made
-from generator.output.tree import UNITS_DIR, EntryFields, Proven, files_under, read_file
+from generator.output.tree import UNITS_DIR, Proven, files_under, read_file
 from generator.targets import TARGETS
 
 GLOBAL = "global"
@@ -183,7 +184,7 @@ def _rows(form: contracts.PlacedForm, side: int, number: Mapping[tuple[str, int,
 _RECORD = msgspec.json.Encoder(order="sorted")
 
 
-def unit_manifest(unit: str, inputs: str, entries: Mapping[str, dict[str, Any]], declared: Mapping[str, contracts.Declared]) -> bytes:
+def unit_manifest(unit: str, inputs: str, entries: Mapping[str, Mapping[str, Any]], declared: Mapping[str, contracts.Declared]) -> bytes:
     """A unit's manifest: one line per file, sorted, so a diff shows exactly what changed;
     the contracts' catalog positions in one ``places`` table."""
     table, forms = _placed(declared)
@@ -210,16 +211,13 @@ class _Pact(msgspec.Struct):
     first: str
 
 
-class _Entry(EntryFields):
-    """A file's manifest entry without its contracts, sources and sha256 (the decoder skips
-    them: :class:`Unit` reads them when asked)."""
-
-
 class _Manifest(TypedDict):
     inputs: str
     unit: str
     version: int
-    files: dict[str, _Entry]
+    #: Each file's entry without its contracts, sources and sha256 (the decoder skips them:
+    #: :class:`Unit` reads them when asked).
+    files: dict[str, SlimEntry]
 
 
 class _Contracted(msgspec.Struct):
@@ -274,7 +272,7 @@ class Unit:
     unit: str
     inputs: str
     #: Path -> entry: decoded, or once merged into the fleet's map (:meth:`merge_into`) a view.
-    entries: Mapping[str, dict[str, Any]]
+    entries: Mapping[str, Mapping[str, Any]]
     _raw: bytes | None
     _declared: dict[str, contracts.Declared] | None = field(default=None, repr=False)
     #: Once let go (:meth:`let_go`): the manifest's sha256, and where to read it again.
@@ -332,7 +330,7 @@ class Unit:
     def sha256(self) -> str:
         return self._sha256 if self._sha256 is not None else _sha(self.raw)
 
-    def merge_into(self, fleet: dict[str, dict[str, Any]]) -> None:
+    def merge_into(self, fleet: dict[str, Mapping[str, Any]]) -> None:
         """Move the entries into the fleet's map and keep only their paths (a view over it):
         at 10,000 tenants a dict per unit beside the fleet's was ~45 MB of an edit."""
         fleet.update(self.entries)
@@ -404,15 +402,15 @@ class Unit:
         )
 
 
-class _Merged(Mapping[str, dict[str, Any]]):
+class _Merged(Mapping[str, Mapping[str, Any]]):
     """A unit's entries once merged into the fleet's map: its paths, their entries there."""
 
     __slots__ = ("_fleet", "paths")
 
-    def __init__(self, paths: tuple[str, ...], fleet: Mapping[str, dict[str, Any]]) -> None:
+    def __init__(self, paths: tuple[str, ...], fleet: Mapping[str, Mapping[str, Any]]) -> None:
         self.paths, self._fleet = paths, fleet
 
-    def __getitem__(self, path: str) -> dict[str, Any]:
+    def __getitem__(self, path: str) -> Mapping[str, Any]:
         if path not in self._fleet or path not in self.paths:
             raise KeyError(path)
         return self._fleet[path]
@@ -425,7 +423,7 @@ class _Merged(Mapping[str, dict[str, Any]]):
 
 
 @functools.lru_cache(maxsize=4)
-def _shared_entry(targets: tuple[str, ...], environments: tuple[str, ...]) -> Any:
+def _shared_entry(targets: tuple[str, ...], environments: tuple[str, ...]) -> type[SlimEntry]:
     """A file entry whose target and environment must be one of these, and decode to one
     shared string each (at 10,000 tenants 800,000 entries held two copies of their own:
     ~87 MB). Another value is not this catalog's: no valid unit, rendered again."""
@@ -433,10 +431,8 @@ def _shared_entry(targets: tuple[str, ...], environments: tuple[str, ...]) -> An
     def one_of(names: tuple[str, ...]) -> Any:
         return Literal[names] if names else str
 
-    fields: dict[str, Any] = get_type_hints(_Entry)  # every field's type, evaluated
-    fields.update(target=one_of(targets), environment=one_of(environments))
-    entry: Any = TypedDict("_SharedEntry", fields, total=False)  # type: ignore[misc]  # this catalog's literals
-    return entry
+    fields = [(name, one_of(names) | None, None) for name, names in (("target", targets), ("environment", environments))]
+    return cast(type[SlimEntry], msgspec.defstruct("_SharedEntry", fields, bases=(SlimEntry,)))  # this catalog's literals
 
 
 @functools.lru_cache(maxsize=4)
@@ -452,7 +448,7 @@ def shared_values(model: Model) -> msgspec.json.Decoder[_Manifest]:
     return _shared_values(*_literals(model))
 
 
-def shared_entry(model: Model) -> Any:
+def shared_entry(model: Model) -> type[SlimEntry]:
     """The entry type of :func:`shared_values` (for ``unit_cache``)."""
     return _shared_entry(*_literals(model))
 
@@ -473,7 +469,7 @@ def parse_unit(raw: bytes | None, decoder: msgspec.json.Decoder[_Manifest] = _DE
         return None
     if data["version"] != UNITS_VERSION:
         return None
-    return Unit(data["unit"], data["inputs"], cast(dict[str, dict[str, Any]], data["files"]), raw)
+    return Unit(data["unit"], data["inputs"], data["files"], raw)
 
 
 class WorkingTree:
@@ -516,8 +512,8 @@ class Plan:
     #: The result's entries (path -> entry): each reused unit's merged in as the plan accepts
     #: it (:meth:`Unit.merge_into`), the fresh ones added by :func:`render_incremental`, which
     #: also sets :attr:`fresh`, the paths rendered this run.
-    entries: dict[str, dict[str, Any]] = field(default_factory=dict)
-    fresh: Collection[str] = ()
+    entries: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    fresh: Iterable[str] = ()
     #: The last verified fleet's units this run does not reuse (rendered again, or a removed
     #: tenant's), when every reused unit is that fleet's too: the contract check then looks only
     #: at what changed (``contracts.unchanged``). None when that fleet is not known.
@@ -713,21 +709,21 @@ def _left_on_disk(out: Plan, history: _History, name: str, unit: Unit, recorded:
     history.reused(f"tenant/{name}", unit, vouched=True)
 
 
-def _all_of(tenant: str, entries: Mapping[str, dict[str, Any]], taken: Container[str] = ()) -> bool:
+def _all_of(tenant: str, entries: Mapping[str, Mapping[str, Any]], taken: Container[str] = ()) -> bool:
     """Whether every entry names ``tenant`` and no path is ``taken`` (listed by a unit the
     plan reuses already): the units then partition the files (``checkcache`` relies on it).
-    Each entry then holds this one name, and entries equal field for field are one dict
+    Each entry then holds this one name, and entries equal field for field are one record
     (without sha256 and sources a tenant's ~80 entries are a few dozen kinds: at 10,000
-    tenants, 800,000 dicts and names were ~200 MB). Entries are never changed after the
-    plan: sharing them is safe."""
+    tenants, 800,000 dicts and names were ~200 MB; ``slim_entry``). Entries are never
+    changed after the plan: sharing them is safe."""
     assert isinstance(entries, dict), "asked of a unit as parsed, before Unit.merge_into"  # narrows the type
-    kinds: dict[tuple[tuple[str, Any], ...], dict[str, Any]] = {}
+    kinds: dict[tuple[Any, ...], SlimEntry] = {}
     for path, entry in entries.items():
-        if entry.get("tenant") != tenant or path in taken:
+        if not isinstance(entry, SlimEntry) or entry.tenant != tenant or path in taken:
             return False
-        entry["tenant"] = tenant
-        if "limits" not in entry:  # the only field that is not a string (rare: a file near a limit)
-            entries[path] = kinds.setdefault(tuple(entry.items()), entry)
+        entry.tenant = tenant
+        if entry.limits is None:  # the only field that is not a string (rare: a file near a limit)
+            entries[path] = kinds.setdefault(entry.kind(), entry)
     return True
 
 
@@ -899,8 +895,28 @@ class _Made:
     files: Places
     declared: dict[str, contracts.Declared] = field(default_factory=dict)
     fleet: list[str] = field(default_factory=list)
-    paths: list[str] = field(default_factory=list)
     units: dict[str, Unit] = field(default_factory=dict)
+
+    @property
+    def paths(self) -> Iterable[str]:
+        """Every path rendered: the fleet-wide files', then each tenant's in its unit's own
+        tuple (a list of them all was 6.4 MB at 10,000 tenants x 3; only a plan that reuses
+        some units iterates it, :meth:`Plan.proven`)."""
+        return _Chained(self.fleet, self.units)
+
+
+class _Chained(Iterable[str]):
+    """The fleet-wide paths, then each unit's (iterable again and again, not a one-pass chain)."""
+
+    __slots__ = ("_fleet", "_units")
+
+    def __init__(self, fleet: list[str], units: Mapping[str, Unit]) -> None:
+        self._fleet, self._units = fleet, units
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._fleet
+        for unit in self._units.values():
+            yield from _paths(unit.entries)
 
 
 def _render_by_tenant(
@@ -908,7 +924,7 @@ def _render_by_tenant(
     found: Digests,
     tenants: Collection[str],
     jobs: int,
-    entries: dict[str, dict[str, Any]],
+    entries: dict[str, Mapping[str, Any]],
     spool: Spool,
     progress: Callable[[int, int], None] | None = None,
 ) -> _Made:
@@ -931,7 +947,6 @@ def _render_by_tenant(
                 declared[path] = held
         placeholders.extend(placeholder_errors({path: made.files[path] for path in members}))
         if tenant is None:
-            made.paths.extend(members)
             made.fleet.extend(members)
             made.declared.update(declared)
             continue
@@ -947,7 +962,6 @@ def _render_by_tenant(
         unit.merge_into(entries)
         # by the decoded paths (the entries' keys): the worker's copies go with the records
         made.files.pack(tenant, _paths(unit.entries))
-        made.paths.extend(slim)
         where = spool.put(data)
         if isinstance(where, int):  # spilled (else held: the spool could not take it)
             unit.let_go(functools.partial(spool.get, where))
@@ -1024,7 +1038,7 @@ def assemble(
     model: Model,
     found: Digests,
     files: MutableMapping[str, Stored],
-    entries: dict[str, dict[str, Any]],
+    entries: dict[str, Mapping[str, Any]],
     declared: Mapping[str, contracts.Declared],
     todo: Plan,
     root: Path | None = None,
@@ -1036,12 +1050,12 @@ def assemble(
     holds every entry in memory). ``fresh``: the entries rendered this run; a reused unit's
     are grouped already (``Plan.reused``: the plan checked every one is that tenant's).
     ``spool``: where the render spilled the files ``files`` does not hold."""
-    rendered: dict[str, dict[str, dict[str, Any]]] = {GLOBAL: {}}
+    rendered: dict[str, dict[str, Mapping[str, Any]]] = {GLOBAL: {}}
     rendered.update({f"tenant/{name}": {} for name in model.catalog.tenants})
     for path in entries if fresh is None else fresh:
         entry = entries[path]
         rendered.setdefault(unit_of(entry), {})[path] = entry
-    by_unit: dict[str, Mapping[str, dict[str, Any]]] = dict(rendered)
+    by_unit: dict[str, Mapping[str, Mapping[str, Any]]] = dict(rendered)
     if fresh is not None:
         by_unit.update({f"tenant/{name}": unit.entries for name, unit in todo.reused.items()})
     listed = {unit_path(unit): _paths(members) for unit, members in by_unit.items() if members}

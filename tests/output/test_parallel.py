@@ -259,6 +259,16 @@ def test_a_large_render_made_chunk_by_chunk_is_byte_for_byte_the_serial_one(larg
     assert isinstance(stored, Places)
     tenant_files = [p for p, e in result.manifest["files"].items() if e.get("tenant") and not p.startswith(units.UNITS_DIR + "/")]
     assert len(stored._loose) == len(result.files) - len(tenant_files)
+    # each tenant's entries kept as shared records (output.slim_entry), each equal to the serial
+    # render's dict less the fields read from its unit's manifest when asked
+    from generator.output.slim_entry import SlimEntry
+
+    made = [result.manifest["files"][p] for p in tenant_files]
+    assert all(isinstance(e, SlimEntry) for e in made) and len({id(e) for e in made}) < len(made)
+    assert all(
+        result.manifest["files"][p] == {k: v for k, v in serial.manifest["files"][p].items() if k not in ("sha256", "sources")}
+        for p in tenant_files
+    )
     assert len(units.unit_paths(result.files)) == len(model.catalog.tenants) + 1
     assert dict(result.shas()) == dict(serial.shas())
     assert {path: sorted(paths) for path, paths in (result.members or {}).items()} == {

@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from generator.catalog.load import Catalog, find_root, read_catalog
 from generator.catalog.parse_cache import ParseCache
@@ -24,8 +24,8 @@ from generator.catalog.snapshot import Baseline
 from generator.errors import CatalogErrors
 from generator.model.references import check_references
 from generator.model.resolve import Model, resolve
-from generator.output import checkcache, lock, parallel, tree, unit_cache, units, walk_apart
-from generator.output.parse_store import load_memo, load_parses, save_memo, save_parses
+from generator.output import checkcache, lock, parallel, parse_store, tree, unit_cache, units, walk_apart
+from generator.output.parse_store import load_memo, load_parses
 from generator.output.render import RenderResult
 from generator.policy.core import PolicyReport
 from generator.policy.evaluate import evaluate, root_causes
@@ -48,6 +48,54 @@ class Build:
     #: Tenants whose recorded unit was reused: their inputs (the context and their own files)
     #: are the record's -- with ``check --base``, the base commit's (``output.units``).
     reused: frozenset[str] = frozenset()
+
+    def made(self) -> Made:
+        return Made(self.root, self.result, self.policy, self.reused)
+
+
+@dataclass(frozen=True)
+class Made:
+    """A :class:`Build` without its model: what ``render_tree`` and ``check_tree`` (the CLI's
+    ``render`` and ``check``) return. The write and the comparison never read the model, so
+    it goes before them (at 10,000 tenants x 3 the write's growth then fits in its memory,
+    and the cold render's peak is the render's)."""
+
+    root: Path
+    result: RenderResult
+    policy: PolicyReport
+    reused: frozenset[str] = frozenset()
+
+
+_Kept = TypeVar("_Kept", Build, Made)
+
+
+@dataclass(frozen=True)
+class _CleanRecord:
+    """What a run records once it found the tree clean, taken from the model before the write
+    or the comparison (the model may go then): the catalog's parses and memo, the unit cache
+    (``todo``), and the tree's sums with the policy's waiver notes (``checkcache``)."""
+
+    root: Path
+    encoded: parse_store.Encoded
+    notes: tuple[str, ...]
+    inputs: str | None
+    #: The units the stat record vouched for under the lock (``checkcache.remember_clean``).
+    vouched: frozenset[str] | None
+    todo: units.Plan | None
+
+    @classmethod
+    def of(cls, built: Build, inputs: str | None, todo: units.Plan | None = None) -> _CleanRecord:
+        vouched = todo.vouched if todo is not None else None
+        return cls(built.root, parse_store.encode(built.root, built.model.catalog), waiver_notes(built), inputs, vouched, todo)
+
+    def save(self, result: RenderResult) -> None:
+        """Record that the tree holds exactly ``result``'s files (its entries' sha256s)."""
+        self.encoded.save(self.root)
+        if self.todo is not None and self.todo.uncached:
+            unit_cache.save(self.root, self.todo.context, self.todo.cached_units())
+        checkcache.remember_clean(
+            self.root, result.shas(), self.inputs, notes=self.notes, units=units.membership(result), vouched=self.vouched
+        )
 
 
 def default_jobs() -> int:
@@ -249,7 +297,7 @@ def _render_units(
         )
 
 
-def waiver_notes(built: Build) -> tuple[str, ...]:
+def waiver_notes(built: Build | Made) -> tuple[str, ...]:
     """The notes ``render`` prints for violations a valid waiver covers (kept in the
     verified-clean record for a render with nothing to do)."""
     return tuple(str(w) for w in built.policy.waived)
@@ -260,7 +308,7 @@ class Rendered:
     """What ``companyos render`` did. ``built`` is None when the tree was already verified
     clean for exactly these inputs (``output.checkcache``): nothing was rendered or written."""
 
-    built: Build | None
+    built: Made | None
     report: tree.WriteReport
     #: Generated files the tree holds now.
     files: int
@@ -281,8 +329,8 @@ def render_tree(root: Path | None = None, progress: Callable[[int, int], None] |
             files = checkcache.known_clean(root, inputs, apart=default_jobs() > 1)
             if files is not None:
                 return Rendered(None, tree.WriteReport(unchanged=files), files, checkcache.notes(root))
-    built, report = render_to_disk(root, progress, full=full, inputs=inputs)
-    return Rendered(built, report, len(built.result.files), waiver_notes(built))
+    made, report = _render_to_disk(root, progress, full=full, inputs=inputs, keep=Build.made)
+    return Rendered(made, report, len(made.result.files), waiver_notes(made))
 
 
 def render_to_disk(
@@ -290,48 +338,48 @@ def render_to_disk(
 ) -> tuple[Build, tree.WriteReport]:
     """Render into the tree: incrementally (``output.units``), or everything with ``full``.
     ``inputs``: :func:`checkcache.inputs_digest`, when the caller has it already."""
+    return _render_to_disk(root, progress, full=full, inputs=inputs, keep=_whole)
+
+
+def _whole(built: Build) -> Build:
+    return built
+
+
+def _render_to_disk(
+    root: Path | None, progress: Callable[[int, int], None] | None, *, full: bool, inputs: str | None, keep: Callable[[Build], _Kept]
+) -> tuple[_Kept, tree.WriteReport]:
+    """:func:`render_to_disk`, returning what ``keep`` keeps of the build: the rest (the
+    model, for :meth:`Build.made`) goes before the write."""
     root = find_root(root or Path.cwd())
     with fewer_collections():  # reading the old manifest allocates a dict per file, too
         # The lock is taken before the recorded units are read: the files reused from the
         # tree are the ones the write compares with, and nobody writes in between.
         with lock.hold(root):
-            vouched: frozenset[str] | None = None  # units the stat record vouched for (none is written)
-            todo: units.Plan | None = None
             if full:
                 built = build(root, progress=progress)
-                report = tree.write(built.result, built.root, cache=True)
+                record, result, kept = _CleanRecord.of(built, inputs), built.result, keep(built)
+                del built
+                report = tree.write(result, root, cache=True)
             else:
                 tree.recover(root)  # repaired first: the walk below sees the tree the write will change
                 with walk_apart.started(root, tree.OUTPUT_DIRS) as walk:  # the output folders, walked on the other core
                     built, todo = build_incremental(root)
+                    record, result, kept = _CleanRecord.of(built, inputs, todo), built.result, keep(built)
+                    del built
                     # read (or vouched for by stat) under this lock, the reused units' manifests too: equal by
                     # construction; the unit manifests the plan parsed under this lock (the write compares their bytes)
-                    parsed, vouched = todo.parsed, todo.vouched
                     report = tree.write(
-                        built.result,
-                        built.root,
+                        result,
+                        root,
                         verified=todo.proven(todo.reused_manifests),
-                        parsed=parsed,
-                        held=parsed.keys(),
+                        parsed=todo.parsed,
+                        held=todo.parsed.keys(),
                         cache=True,
                         walked=walk.listing,
                     )
-            if not report.unmanaged and not report.kept:  # the tree holds exactly built.result.files
-                _remember_clean(built, inputs, vouched, todo)
-        return built, report
-
-
-def _remember_clean(built: Build, inputs: str | None, vouched: frozenset[str] | None, todo: units.Plan | None = None) -> None:
-    """Record that the tree holds exactly ``built``'s files (its manifest entries' sha256s),
-    carrying the sums of the units ``vouched`` for under the lock (``checkcache``), and the
-    catalog's parses and (``todo``, an incremental plan) the units it decoded for the next run."""
-    save_parses(built.root, built.model.catalog)
-    save_memo(built.root, built.model.catalog)
-    if todo is not None and todo.uncached:
-        unit_cache.save(built.root, todo.context, todo.cached_units())
-    checkcache.remember_clean(
-        built.root, built.result.shas(), inputs, notes=waiver_notes(built), units=units.membership(built.result), vouched=vouched
-    )
+            if not report.unmanaged and not report.kept:  # the tree holds exactly result.files
+                record.save(result)
+        return kept, report
 
 
 def check(
@@ -342,6 +390,18 @@ def check(
     With ``use_cache``, a tree verified clean before and unchanged since (inputs, code and
     outputs hash the same) is reported clean without rendering; the Build is then None (see
     ``output.checkcache``)."""
+    return _check(root, use_cache=use_cache, full=full, base=base, keep=_whole)
+
+
+def check_tree(root: Path | None = None, *, use_cache: bool = False, full: bool = True) -> tuple[Made | None, tree.TreeStatus]:
+    """``companyos check`` without ``--base``: :func:`check`, the model let go before the
+    comparison (:class:`Made`)."""
+    return _check(root, use_cache=use_cache, full=full, base=None, keep=Build.made)
+
+
+def _check(
+    root: Path | None, *, use_cache: bool, full: bool, base: Baseline | None, keep: Callable[[Build], _Kept]
+) -> tuple[_Kept | None, tree.TreeStatus]:
     root = find_root(root or Path.cwd())
     tree.recover(root)
     inputs = checkcache.inputs_digest(root) if use_cache else None
@@ -350,18 +410,21 @@ def check(
             files = checkcache.known_clean(root, inputs, apart=default_jobs() > 1)
         if files is not None:
             return None, tree.TreeStatus(unchanged=files)
-    vouched: frozenset[str] | None = None  # units the stat record vouched for, under the lock
-    todo: units.Plan | None = None
     with fewer_collections():
         if full and base is None:
             built = build(root)
+            record, result, kept = _CleanRecord.of(built, inputs), built.result, keep(built)
+            del built
             with tree.quiescent(root):
-                status = tree.status(built.result, built.root, cache=True)
+                status = tree.status(result, root, cache=True)
         else:
             # the reused files are read under the lock, as compared; the output folders are
             # walked on the other core meanwhile (offered to the cache only without --base)
             with tree.quiescent(root), walk_apart.started(root, tree.OUTPUT_DIRS, offer=base is None) as walk:
                 built, todo = build_incremental(root, base, trust_stat=use_cache)
+                # the vouched units: carried by the record, used only without --base (no record after --base)
+                record, result, kept = _CleanRecord.of(built, inputs, todo), built.result, keep(built)
+                del built
                 # a reused file's bytes were read from this tree under this lock and matched the
                 # recorded sha256 (the tree's, or with --base the base commit's), or its stat is as
                 # when it last verified clean (the record's per-unit digest): equal by construction
@@ -369,19 +432,18 @@ def check(
                 # the base's, and git proves which of them the working tree holds unchanged
                 held = frozenset(todo.parsed) if base is None else base.proven(todo.parsed)
                 status = tree.status(
-                    built.result,
-                    built.root,
+                    result,
+                    root,
                     verified=todo.proven(todo.reused_manifests & held),
                     parsed=todo.parsed,
                     held=held,
                     cache=base is None,  # --base writes nothing: CI's command, in a clone thrown away
                     walked=walk.listing,
                 )
-                vouched = todo.vouched  # used only without --base (no record after --base)
         with tree.quiescent(root):
             # the tree holds exactly these bytes: their sha256s are in the manifest entries. Not
             # after --base: CI's command, in a clone that is thrown away (the record's walk costs
             # ~1.4 s at 1000 tenants x 3, and nobody would ask it)
             if status.clean and base is None:
-                _remember_clean(built, inputs, vouched, todo)
-    return built, status
+                record.save(result)
+    return kept, status

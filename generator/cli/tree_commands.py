@@ -78,16 +78,18 @@ def check(
     the tenants whose inputs differ from the base commit are rendered; every other unit must
     be byte-equal to the base's record (docs/incremental.md)."""
     destruction = None
+    built: pipeline.Build | pipeline.Made | None
     if base is None:
-        built, st = pipeline.check(root, use_cache=not full, full=full)
+        built, st = pipeline.check_tree(root, use_cache=not full, full=full)
     else:
         from generator.ops.destructive import against_base
 
         # one export of the base serves both the incremental check and the destruction report
         with snapshot.at(find_root(root or Path.cwd()), base) as baseline:
-            built, st = pipeline.check(root, full=full, base=None if full else baseline)
-            assert built is not None  # --base never takes the cached path
-            destruction = against_base(built.model, built.result, baseline, built.reused)
+            whole, st = pipeline.check(root, full=full, base=None if full else baseline)
+            assert whole is not None  # --base never takes the cached path
+            destruction = against_base(whole.model, whole.result, baseline, whole.reused)
+            built = whole
         if destruction.errors:
             raise CatalogErrors(destruction.errors)
     fast_exit.keep(built)  # freed by the process's end, not object by object here
@@ -142,7 +144,7 @@ def check(
 
 def diff(root: RootOption = None) -> None:
     """Print the full unified diff between the tree on disk and a fresh render."""
-    built, st = pipeline.check(root)
+    built, st = pipeline.check_tree(root)
     assert built is not None
     sys.stdout.write(tree.unified_diff(built.result, built.root, [*st.changed, *st.missing, *st.stale]))
     if not st.clean:

@@ -6,6 +6,7 @@ found the tree clean, so a failed run leaves the disk as it was. What may be reu
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from pathlib import Path
 
 from generator.catalog.file_memo import FileMemo, memo_context
@@ -27,9 +28,36 @@ def load_parses(root: Path) -> ParseCache:
     return ParseCache.decode(_cached(root, PARSES_PATH))
 
 
+@dataclass(frozen=True)
+class Encoded:
+    """The catalog's parses and memo as the next run reads them (None: as the last run's),
+    encoded while the catalog is at hand and written (:meth:`save`) only once the run found
+    the tree clean: the pipeline lets the model go before the write (``pipeline``)."""
+
+    parses: bytes | None
+    memo: bytes | None
+
+    def save(self, root: Path) -> None:
+        _keep(root, PARSES_PATH, self.parses)
+        _keep(root, MEMO_PATH, self.memo)
+
+
+def encode(root: Path, catalog: Catalog) -> Encoded:
+    """``catalog``'s parses and memo, each when it differs from the last run's."""
+    return Encoded(_parses(catalog), _memo(root, catalog))
+
+
+def _parses(catalog: Catalog) -> bytes | None:
+    return catalog.parses.encode() if catalog.parses is not None else None
+
+
+def _memo(root: Path, catalog: Catalog) -> bytes | None:
+    return catalog.memo.encode(_cached(root, MEMO_PATH)) if catalog.memo is not None else None
+
+
 def save_parses(root: Path, catalog: Catalog) -> None:
     """Keep ``catalog``'s parses for the next run, when they differ from the last run's."""
-    _keep(root, PARSES_PATH, catalog.parses.encode() if catalog.parses is not None else None)
+    _keep(root, PARSES_PATH, _parses(catalog))
 
 
 def load_memo(root: Path, catalog: Catalog, code: str, *, reuse: bool = True) -> FileMemo | None:
@@ -44,8 +72,7 @@ def load_memo(root: Path, catalog: Catalog, code: str, *, reuse: bool = True) ->
 
 def save_memo(root: Path, catalog: Catalog) -> None:
     """Keep ``catalog``'s memo for the next run, when it differs from the last run's."""
-    if catalog.memo is not None:
-        _keep(root, MEMO_PATH, catalog.memo.encode(_cached(root, MEMO_PATH)))
+    _keep(root, MEMO_PATH, _memo(root, catalog))
 
 
 def _cached(root: Path, rel: str) -> bytes | None:

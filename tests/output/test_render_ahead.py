@@ -110,7 +110,7 @@ def test_a_one_tenant_edit_takes_the_render_made_on_the_other_core(
     assert done.report.written
     assert len(pids(calls["render"])) == 1 and str(os.getpid()) not in pids(calls["render"])  # rendered in the worker alone
     assert pids(calls["judge"])[0] == str(os.getpid())
-    assert done.built is not None and done.built.policy == pipeline.judge(done.built.model)
+    assert done.built is not None and done.built.policy == pipeline.judge(pipeline.resolve_only(rendered))
     _, status = pipeline.check(rendered, full=True)
     assert status.clean
 
@@ -123,7 +123,7 @@ def test_a_render_made_before_the_plan_is_done_leaves_the_policy_to_the_worker(
     done = pipeline.render_tree(rendered)
     assert str(os.getpid()) not in pids(calls["render"])
     assert len(pids(calls["judge"])) == 1 and str(os.getpid()) not in pids(calls["judge"])  # judged there, after the render
-    assert done.built is not None and done.built.policy == pipeline.judge(done.built.model)
+    assert done.built is not None and done.built.policy == pipeline.judge(pipeline.resolve_only(rendered))
 
 
 def test_a_plan_that_renders_other_tenants_renders_here(rendered: Path, calls: dict[str, Path]) -> None:

@@ -45,7 +45,7 @@ def hcl_value(value: Any) -> str:
 _VERBATIM = re.compile(r'[^"\\\x00-\x1f$%]*')
 
 
-@functools.lru_cache(maxsize=1 << 16)
+@functools.lru_cache(maxsize=1 << 12)  # the strings tenants share: 1 << 16 held their own too, for 72 % hits against 70 %
 def _hcl_string(value: str) -> str:
     if _VERBATIM.fullmatch(value):
         return f'"{value}"'

@@ -345,6 +345,15 @@ def _whole(built: Build) -> Build:
     return built
 
 
+def _parted(
+    built: Build, inputs: str | None, todo: units.Plan | None, keep: Callable[[Build], _Kept]
+) -> tuple[_CleanRecord, RenderResult, _Kept]:
+    """What the write or the comparison and the record after it need of ``built``, and what
+    ``keep`` keeps of it for the caller: once the caller lets ``built`` go, so goes the model
+    unless ``keep`` kept it."""
+    return _CleanRecord.of(built, inputs, todo), built.result, keep(built)
+
+
 def _render_to_disk(
     root: Path | None, progress: Callable[[int, int], None] | None, *, full: bool, inputs: str | None, keep: Callable[[Build], _Kept]
 ) -> tuple[_Kept, tree.WriteReport]:
@@ -356,16 +365,14 @@ def _render_to_disk(
         # tree are the ones the write compares with, and nobody writes in between.
         with lock.hold(root):
             if full:
-                built = build(root, progress=progress)
-                record, result, kept = _CleanRecord.of(built, inputs), built.result, keep(built)
-                del built
+                record, result, kept = _parted(build(root, progress=progress), inputs, None, keep)
                 report = tree.write(result, root, cache=True)
             else:
                 tree.recover(root)  # repaired first: the walk below sees the tree the write will change
                 with walk_apart.started(root, tree.OUTPUT_DIRS) as walk:  # the output folders, walked on the other core
                     built, todo = build_incremental(root)
-                    record, result, kept = _CleanRecord.of(built, inputs, todo), built.result, keep(built)
-                    del built
+                    record, result, kept = _parted(built, inputs, todo, keep)
+                    del built  # kept only as much as ``keep`` keeps
                     # read (or vouched for by stat) under this lock, the reused units' manifests too: equal by
                     # construction; the unit manifests the plan parsed under this lock (the write compares their bytes)
                     report = tree.write(
@@ -412,9 +419,7 @@ def _check(
             return None, tree.TreeStatus(unchanged=files)
     with fewer_collections():
         if full and base is None:
-            built = build(root)
-            record, result, kept = _CleanRecord.of(built, inputs), built.result, keep(built)
-            del built
+            record, result, kept = _parted(build(root), inputs, None, keep)
             with tree.quiescent(root):
                 status = tree.status(result, root, cache=True)
         else:
@@ -423,8 +428,8 @@ def _check(
             with tree.quiescent(root), walk_apart.started(root, tree.OUTPUT_DIRS, offer=base is None) as walk:
                 built, todo = build_incremental(root, base, trust_stat=use_cache)
                 # the vouched units: carried by the record, used only without --base (no record after --base)
-                record, result, kept = _CleanRecord.of(built, inputs, todo), built.result, keep(built)
-                del built
+                record, result, kept = _parted(built, inputs, todo, keep)
+                del built  # kept only as much as ``keep`` keeps
                 # a reused file's bytes were read from this tree under this lock and matched the
                 # recorded sha256 (the tree's, or with --base the base commit's), or its stat is as
                 # when it last verified clean (the record's per-unit digest): equal by construction

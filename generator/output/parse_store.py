@@ -44,20 +44,10 @@ class Encoded:
 
 def encode(root: Path, catalog: Catalog) -> Encoded:
     """``catalog``'s parses and memo, each when it differs from the last run's."""
-    return Encoded(_parses(catalog), _memo(root, catalog))
-
-
-def _parses(catalog: Catalog) -> bytes | None:
-    return catalog.parses.encode() if catalog.parses is not None else None
-
-
-def _memo(root: Path, catalog: Catalog) -> bytes | None:
-    return catalog.memo.encode(_cached(root, MEMO_PATH)) if catalog.memo is not None else None
-
-
-def save_parses(root: Path, catalog: Catalog) -> None:
-    """Keep ``catalog``'s parses for the next run, when they differ from the last run's."""
-    _keep(root, PARSES_PATH, _parses(catalog))
+    return Encoded(
+        catalog.parses.encode() if catalog.parses is not None else None,
+        catalog.memo.encode(_cached(root, MEMO_PATH)) if catalog.memo is not None else None,
+    )
 
 
 def load_memo(root: Path, catalog: Catalog, code: str, *, reuse: bool = True) -> FileMemo | None:
@@ -68,11 +58,6 @@ def load_memo(root: Path, catalog: Catalog, code: str, *, reuse: bool = True) ->
     identities = catalog.parses.identities
     context = memo_context(code, identities, MEMO_FOLDER)
     return FileMemo.decode(_cached(root, MEMO_PATH) if reuse else None, context, identities)
-
-
-def save_memo(root: Path, catalog: Catalog) -> None:
-    """Keep ``catalog``'s memo for the next run, when it differs from the last run's."""
-    _keep(root, MEMO_PATH, _memo(root, catalog))
 
 
 def _cached(root: Path, rel: str) -> bytes | None:

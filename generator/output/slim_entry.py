@@ -69,8 +69,8 @@ class SlimEntry(msgspec.Struct, _Readable, gc=False, omit_defaults=True):
 
     def __eq__(self, other: object) -> bool:
         """Equal to any mapping with the same items, a dict entry too (as a dict would be)."""
-        if isinstance(other, (SlimEntry, Mapping)):
-            return dict(self.items()) == dict(other.items())
+        if isinstance(other, Mapping):  # a record too: registered as one below
+            return dict(self) == dict(other)
         return NotImplemented
 
     def __ne__(self, other: object) -> bool:

@@ -958,7 +958,7 @@ def _render_by_tenant(
         for path in members:
             del entries[path]  # the full records go: the unit's slim ones take their place
         slim = unit.entries
-        _all_of(tenant, slim)  # as the plan keeps a reused unit's: one name, entries equal field for field one dict
+        _all_of(tenant, slim)  # as the plan keeps a reused unit's: one name, entries equal field for field one record
         unit.merge_into(entries)
         # by the decoded paths (the entries' keys): the worker's copies go with the records
         made.files.pack(tenant, _paths(unit.entries))

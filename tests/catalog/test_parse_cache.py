@@ -16,7 +16,7 @@ import pytest
 from generator import pipeline
 from generator.catalog.load import Catalog, read_catalog
 from generator.errors import CatalogErrors
-from generator.output.parse_store import PARSES_PATH, load_parses, save_parses
+from generator.output.parse_store import PARSES_PATH, encode, load_parses
 
 
 def _docs(catalog: Catalog) -> dict[str, tuple[Any, dict[Any, Any], dict[Any, Any]]]:
@@ -30,7 +30,7 @@ def _docs(catalog: Catalog) -> dict[str, tuple[Any, dict[Any, Any], dict[Any, An
 def _cached(repo: Path) -> Catalog:
     """Save a read's parses (as a clean run does), then read the catalog through them."""
     first, _ = read_catalog(repo, cache=load_parses(repo))
-    save_parses(repo, first)
+    encode(repo, first).save(repo)
     cache = load_parses(repo)
     catalog, errors = read_catalog(repo, cache=cache)
     assert not errors

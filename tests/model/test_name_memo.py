@@ -17,7 +17,7 @@ from generator import pipeline
 from generator.catalog.load import Catalog
 from generator.errors import CatalogErrors
 from generator.model import name_registry
-from generator.output.parse_store import MEMO_PATH, save_memo, save_parses
+from generator.output.parse_store import MEMO_PATH, encode
 from helpers.repo import REPO
 
 
@@ -46,8 +46,7 @@ def derived(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def _clean(root: Path) -> Catalog:
     """Load (raising on any error) and keep the parses and memo as a clean run does."""
     catalog = pipeline.load(root)
-    save_parses(root, catalog)
-    save_memo(root, catalog)
+    encode(root, catalog).save(root)
     return catalog
 
 

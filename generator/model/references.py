@@ -25,7 +25,10 @@ from generator.model.name_registry import check_names
 from generator.model.networks import check_networks
 
 
-def check_references(catalog: Catalog) -> list[CatalogError]:
+def check_references(catalog: Catalog, *, names: bool = True) -> list[CatalogError]:
+    """Every cross-file check; ``names``: the name clashes too (the slowest: a caller may
+    check them apart, ``pipeline.resolve_named``). Errors are sorted when raised
+    (``CatalogErrors``): the order here does not matter."""
     return [
         *_environments(catalog),
         *_tiers(catalog),
@@ -36,7 +39,7 @@ def check_references(catalog: Catalog) -> list[CatalogError]:
         *_tenants(catalog),
         *check_networks(catalog),
         *_kubernetes_names(catalog),
-        *check_names(catalog),
+        *(check_names(catalog) if names else ()),
         *check_addons(catalog),
     ]
 

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from generator import pipeline
+from generator.catalog.snapshot import at as snapshot_at
 from generator.errors import CatalogErrors
+from generator.model import references
 from generator.output import parallel, units
 from helpers.baseline import check_base, forge
 from helpers.catalog_edit import edit_yaml, override
@@ -186,3 +188,62 @@ def test_check_base_compares_a_forged_output_with_the_render_made_on_the_other_c
     _, plan, clean, problems = check_base(rendered, "HEAD~1")
     assert plan.render == {"acme"} and str(os.getpid()) not in pids(calls["render"])
     assert not clean and forged.relative_to(rendered).as_posix() in problems
+
+
+def _tenant(repo: Path, name: str, services: str) -> None:
+    (repo / "tenants" / f"{name}.yaml").write_text(
+        f"name: {name}\ntier: standard\nowner: team@example.com\ncost_center: CC-4242\nenvironments: [dev]\nservices: [{services}]\n",
+        encoding="utf-8",
+    )
+
+
+def _judged_names_where(monkeypatch: pytest.MonkeyPatch, where: str, log: Path) -> Path:
+    """Record where the names are judged, with the worker's render (``here``: judged here,
+    as the worker's render is late) or this process's plan (``worker``) made 5 s slower."""
+    if where == "here":
+        _slowed(monkeypatch, units, "render_fresh", here=False)
+    else:
+        _slowed(monkeypatch, units, "plan", here=True)
+    return record_pids(monkeypatch, pipeline, "check_names", log)
+
+
+def _judged_in(log: Path) -> str:
+    """Where the names were judged first (the worker's twin may finish after this process's)."""
+    return "here" if pids(log)[0] == str(os.getpid()) else "worker" if str(os.getpid()) not in pids(log) else "both"
+
+
+@pytest.mark.parametrize("where", ["worker", "here"])
+def test_check_base_judges_the_names_with_the_policy(rendered: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str) -> None:
+    """``check --base`` reads no cache, so no memo of the names: they are judged with the
+    policy (``pipeline.resolve_named``), in the worker unless this process is done first."""
+    commit_all(rendered, "base")
+    _owner(rendered, "acme", "platform@example.com")
+    pipeline.render_tree(rendered)
+    commit_all(rendered, "acme's owner")
+    named = _judged_names_where(monkeypatch, where, tmp_path / "named-by")
+    loaded = record_pids(monkeypatch, references, "check_names", tmp_path / "loaded-by")  # the load's own check
+    with snapshot_at(rendered, "HEAD~1") as base:
+        built, plan = pipeline.build_incremental(rendered, base)
+    assert _judged_in(named) == where and pids(loaded) == []
+    assert plan.render == {"acme"} and built.policy == pipeline.judge(pipeline.resolve_only(rendered))
+
+
+@pytest.mark.parametrize("where", ["worker", "here"])
+def test_a_name_clash_judged_with_the_policy_is_refused_as_the_load_refuses_it(
+    rendered: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """``namespace-acme`` + service ``api`` claims ``acme-api``'s Application
+    ``dev-namespace-acme-api``: the same errors, root causes first, as ``load`` raises."""
+    commit_all(rendered, "base")
+    _tenant(rendered, "acme-api", "web")
+    _tenant(rendered, "namespace-acme", "api")
+    named = _judged_names_where(monkeypatch, where, tmp_path / "named-by")
+    before = snapshot(rendered)
+    with pytest.raises(CatalogErrors) as judged, snapshot_at(rendered, "HEAD") as base:
+        pipeline.build_incremental(rendered, base)
+    assert _judged_in(named) == where
+    with pytest.raises(CatalogErrors) as loaded:
+        pipeline.load(rendered, parses="none")
+    assert judged.value.errors == loaded.value.errors and judged.value.root_cause_count == loaded.value.root_cause_count
+    assert any("dev-namespace-acme-api" in str(e) and "collides with" in str(e) for e in judged.value.errors)
+    assert snapshot(rendered) == before

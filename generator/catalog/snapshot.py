@@ -59,7 +59,9 @@ def git_blob_id(data: bytes) -> str:
 
 def git_blob_digest(data: bytes) -> bytes:
     """:func:`git_blob_id` as 20 raw bytes (how :class:`Baseline` keeps them)."""
-    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).digest()
+    digest = hashlib.sha1(b"blob %d\0" % len(data), usedforsecurity=False)
+    digest.update(data)  # not a copy of ``data`` after the header: at 10,000 tenants ~720 MB of unit manifests
+    return digest.digest()
 
 
 @dataclass(frozen=True)
@@ -189,7 +191,7 @@ class Baseline:
         own files (its manifests matched its tree when it was checked), so git need only
         prove that none of them moved since. One that is gone shows in the walk of the tree."""
         moved = self._moved
-        return moved is not None and unit in self.manifests and unit not in moved and not any(rel in moved for rel in listed)
+        return moved is not None and unit in self.manifests and unit not in moved and moved.isdisjoint(listed)
 
     def proven(self, paths: Iterable[str]) -> frozenset[str]:
         """Those of ``paths`` (unit manifests) that git proves are on disk with the base's bytes."""

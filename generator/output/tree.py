@@ -28,6 +28,7 @@ from generator.output import journal, lock
 from generator.output.journal import OUTPUT_DIRS, TMP_SUFFIX
 from generator.output.listing import Listing, list_folders
 from generator.output.render import MANIFEST_PATH, RenderResult
+from generator.output.slim_entry import SlimEntry
 
 #: Folders whose content we own and where unknown files are reported.
 OWNED_DIRS = ("rendered",)
@@ -301,8 +302,18 @@ def manifest_files(data: bytes | None) -> dict[str, dict[str, Any]]:
 
 
 def manifest_roots(files: Mapping[str, Mapping[str, Any]]) -> set[str]:
-    """The Terraform roots a manifest's entries name (a render's slim entries too, ``slim_entry``)."""
-    return {e["root"] for e in files.values() if isinstance(e, Mapping) and isinstance(e.get("root"), str)}
+    """The Terraform roots a manifest's entries name (a render's slim entries too, ``slim_entry``).
+    Each entry object is asked once: a plan shares equal records (``units._all_of``), and at
+    10,000 tenants x 3 asking each of 800,000 entries was ~0.2 s of ``check --base``, twice."""
+    values = files.values()
+    once = dict(zip(map(id, values), values, strict=True)).values()  # in C, no entry asked
+    return {root for root in map(_root_of, once) if isinstance(root, str)}
+
+
+def _root_of(entry: object) -> object:
+    if isinstance(entry, SlimEntry):  # its field, not its mapping's lookup (a Python call)
+        return entry.root
+    return entry.get("root") if isinstance(entry, Mapping) else None
 
 
 def read_file(path: str | Path, limit: int = -1) -> bytes | None:

@@ -314,11 +314,12 @@ class Unit:
 
     @property
     def raw(self) -> bytes:
-        """The manifest's bytes: held, or read again and checked against their sha256."""
+        """The manifest's bytes: held, or read again and checked against their sha256 (if
+        pinned by it when let go, :meth:`let_go`)."""
         if self._raw is not None:
             return self._raw
         data = self._reread() if self._reread is not None else None
-        if data is None or hashlib.sha256(data).hexdigest() != self._sha256:
+        if data is None or (self._sha256 is not None and hashlib.sha256(data).hexdigest() != self._sha256):
             raise UsageError(f"{unit_path(self.unit)} changed while companyos was reading the tree; run the command again")
         return data
 
@@ -328,7 +329,9 @@ class Unit:
 
     @property
     def sha256(self) -> str:
-        return self._sha256 if self._sha256 is not None else _sha(self.raw)
+        if self._sha256 is None:
+            self._sha256 = _sha(self.raw)
+        return self._sha256
 
     def merge_into(self, fleet: dict[str, Mapping[str, Any]]) -> None:
         """Move the entries into the fleet's map and keep only their paths (a view over it):
@@ -343,10 +346,13 @@ class Unit:
         state["_raw"], state["_reread"] = self.raw, None
         return state
 
-    def let_go(self, reread: Callable[[], bytes | None]) -> None:
+    def let_go(self, reread: Callable[[], bytes | None], *, pin: bool = True) -> None:
         """Stop holding the bytes (a vouched unit's manifest is on disk as parsed: at 10,000
-        tenants they are ~740 MB); ``reread`` reads them again if someone asks."""
-        self._sha256 = self.sha256
+        tenants they are ~740 MB); ``reread`` reads them again if someone asks. ``pin``: hash
+        them first, to refuse other bytes read again (the working tree's may change; a base
+        commit's are its blob's, checked by their id: ``Baseline.file``)."""
+        if pin:
+            _ = self.sha256
         self._raw, self._reread = None, reread
 
     @property
@@ -704,7 +710,9 @@ def _left_on_disk(out: Plan, history: _History, name: str, unit: Unit, recorded:
     out.reused[name] = unit
     out.left.add(name)
     out.parsed[unit_path(f"tenant/{name}")] = None
-    unit.let_go(functools.partial(recorded, f"tenant/{name}"))
+    # a base commit's manifest is its blob, read again by its id: not hashed unless asked (with
+    # --base nothing asks, and at 10,000 tenants x 3 hashing them was ~0.35 s; assemble)
+    unit.let_go(functools.partial(recorded, f"tenant/{name}"), pin=isinstance(recorded, WorkingTree))
     unit.merge_into(out.entries)
     history.reused(f"tenant/{name}", unit, vouched=True)
 
@@ -838,7 +846,7 @@ def render_incremental(
         # every file's facts as recorded in its entry: the fresh ones' by finalize, the reused ones' in their unit
         *limits.judge(
             model,
-            [limits.recorded(p, e) for p, e in entries.items() if "limits" in e],
+            [limits.recorded(p, e) for p, e in entries.items() if (e.limits is not None if isinstance(e, SlimEntry) else "limits" in e)],
             EntryField(entries, "sources", recorded=ReusedFields(reused)),
             every_declared(declared, reused.values()),  # read only to blame a breach
         ),
@@ -1063,17 +1071,17 @@ def assemble(
         name = unit.removeprefix("tenant/")
         reused = todo.reused.get(name) if unit != GLOBAL else None
         path = unit_path(unit)
-        if reused is not None and not reused.held:
-            sha = reused.sha256  # on disk as parsed (Plan.on_disk): not read again
+        if reused is not None and not reused.held:  # on disk as parsed (Plan.on_disk): not read again
+            entries[path] = _LeftManifest(reused, name)
+            continue
+        if reused is not None:
+            data = reused.raw
         else:
-            if reused is not None:
-                data = reused.raw
-            else:
-                inputs = found.context if unit == GLOBAL else found.tenants.get(name, "missing")
-                data = unit_manifest(unit, inputs, members, {p: declared[p] for p in members if p in declared})
-            sha = _sha(data)
-            # with a spool (a large render) the manifest waits there too: ~60 KB a tenant
-            files[path] = data if spool is None or reused is not None else spool.put(data)
+            inputs = found.context if unit == GLOBAL else found.tenants.get(name, "missing")
+            data = unit_manifest(unit, inputs, members, {p: declared[p] for p in members if p in declared})
+        sha = _sha(data)
+        # with a spool (a large render) the manifest waits there too: ~60 KB a tenant
+        files[path] = data if spool is None or reused is not None else spool.put(data)
         own: dict[str, Any] = {"sha256": sha, "sources": [], "target": "units"}
         if unit != GLOBAL:
             own["tenant"] = name
@@ -1090,6 +1098,33 @@ def assemble(
         SpooledFiles(files, spool, order) if spool is not None else cast(dict[str, bytes], {p: files[p] for p in order})
     )
     return RenderResult(out, manifest, ordered, listed, ReusedFields(todo.reused) if todo.reused else None)
+
+
+class _LeftManifest(Mapping[str, Any]):
+    """The entry of a reused unit's manifest left on disk: its sha256 is the unit's, hashed
+    when first asked (:meth:`Unit.let_go`)."""
+
+    __slots__ = ("_tenant", "_unit")
+
+    def __init__(self, unit: Unit, tenant: str) -> None:
+        self._unit, self._tenant = unit, tenant
+
+    def __getitem__(self, key: str) -> Any:
+        if key == "sha256":
+            return self._unit.sha256
+        if key == "sources":
+            return []
+        if key == "target":
+            return "units"
+        if key == "tenant":
+            return self._tenant
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(("sha256", "sources", "target", "tenant"))
+
+    def __len__(self) -> int:
+        return 4
 
 
 def _paths(members: Mapping[str, Any]) -> Sequence[str]:

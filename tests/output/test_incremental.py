@@ -446,6 +446,30 @@ def test_check_base_reads_no_file_git_proves_unchanged(repo: Path, monkeypatch: 
     assert not [p for p in compared if "/rendered/helm/" in p and "hooli" not in p], compared
 
 
+def test_check_base_hashes_no_manifest_it_leaves_on_disk(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reused unit's manifest left on disk is the base's blob, read again by its id: its
+    sha256 (its entry's) is taken only when asked, and is its bytes'."""
+    _edit_tenant(repo)
+    pipeline.render_to_disk(repo)
+    commit_all(repo, "edit hooli")
+    hashed: list[str] = []
+    real = units._sha
+    monkeypatch.setattr(units, "_sha", lambda data: hashed.append(real(data)) or hashed[-1])
+    with snapshot.at(repo, "HEAD~1") as base:
+        built, plan = pipeline.build_incremental(repo, base)
+        left = {units.unit_path(f"tenant/{name}") for name in plan.left}
+        assert left and "hooli" not in plan.left
+        on_disk = {path: hashlib.sha256((repo / path).read_bytes()).hexdigest() for path in sorted(left)}
+        assert not set(on_disk.values()) & set(hashed)
+        entries = built.result.manifest["files"]
+        assert {path: entries[path]["sha256"] for path in on_disk} == on_disk  # asked: hashed now
+        assert {path: dict(entries[path]) for path in on_disk} == {
+            path: {"sha256": sha, "sources": [], "target": "units", "tenant": units.unit_named(path).removeprefix("tenant/")}
+            for path, sha in on_disk.items()
+        }
+    assert set(on_disk.values()) <= set(hashed)
+
+
 def test_check_base_reads_and_catches_a_working_tree_edit_git_sees(repo: Path) -> None:
     commit_all(repo, "same as the base")
     original = (repo / GLOBEX_FILE).read_bytes()

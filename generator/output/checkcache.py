@@ -575,7 +575,7 @@ def _stat_items(stats: Iterable[tuple[str, os.stat_result]], since: int) -> dict
 def _members(unit: str, listed: Iterable[str]) -> list[str]:
     """What a unit's stat digest covers: its manifest and every file it lists (the sums are
     order-free: no sort)."""
-    return [unit, *(rel for rel in listed if rel != unit)]
+    return [unit, *itertools.filterfalse(unit.__eq__, listed)]  # in C: 800,000 paths at 10,000 tenants x 3
 
 
 #: unit manifest path, its files -> whether they hold the bytes that manifest records, known
@@ -626,7 +626,7 @@ def _vouching(root: Path, recorded: Mapping[str, object]) -> Vouch:
     def vouch(unit: str, listed: Iterable[str]) -> bool:
         if unit in committed_units:
             moved = changed()
-            if moved is not None and unit not in moved and (not moved or not any(rel in moved for rel in listed)):
+            if moved is not None and unit not in moved and moved.isdisjoint(listed):  # in C: ~80 paths a unit
                 return True
         expected = known.get(unit)
         if not isinstance(expected, str):

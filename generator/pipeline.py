@@ -245,9 +245,9 @@ def build_incremental(
         # asked first: git's proof of a committed tree (if recorded) runs while the catalog loads
         proofs = checkcache.proofs(root) if base is None and trust_stat else None
         # with --base (CI: no cache, so no memo of the names) the names are judged with the
-        # policy on the other core: ~1 s at 10,000 tenants x 3. With the memo they cost ~0.3 s
-        # in the load, and an edit judges here after its plan (units.Early), where the check's
-        # table of digests raised the peak by ~50 MB
+        # policy on the other core, always there (_Verdict): ~1 s at 10,000 tenants x 3. With
+        # the memo they cost ~0.3 s in the load, and an edit judges here after its plan
+        # (units.Early), where the check's table of digests raised the peak by ~50 MB
         model = resolve_named(root) if base is not None else resolve_only(root, parses="reuse")
         found = units.digests(root, model)
         # the policy judges the model on the other core while the units render (it needs the
@@ -258,7 +258,7 @@ def build_incremental(
         judging = functools.partial(judge_named, model, today or datetime.date.today(), names=base is not None)
         calls: list[Callable[[], Any]] = [judging] if ahead is None else [functools.partial(units.render_fresh, model, ahead), judging]
         with parallel.apart_in_turn(calls, wanted=apart) as waiting:
-            verdict = _Verdict(judging, waiting[-1])
+            verdict = _Verdict(judging if base is None else None, waiting[-1])
             if not apart:
                 _refuse(model, verdict())  # judged here already: its errors before any render
             early = None if ahead is None else units.Early(ahead, verdict.judging_while(waiting[0]))
@@ -284,9 +284,11 @@ def _refuse(model: Model, judgement: Judgement) -> PolicyReport:
 class _Verdict:
     """The policy's verdict: judged on the other core after the units foreseen are rendered
     there, unless judged here while they are not rendered yet (this process would only wait:
-    a one-tenant edit's plan is done before the fleet-wide global unit is rendered)."""
+    a one-tenant edit's plan is done before the fleet-wide global unit is rendered). ``here``
+    None: always judged there (the name check without a memo builds a table of every name,
+    ~180 MB at 10,000 tenants x 3: not beside this process's plan)."""
 
-    def __init__(self, here: Callable[[], Judgement], apart: Callable[[], Judgement]) -> None:
+    def __init__(self, here: Callable[[], Judgement] | None, apart: Callable[[], Judgement]) -> None:
         self._here, self._apart = here, apart
         self._judged: Judgement | None = None
 
@@ -295,7 +297,7 @@ class _Verdict:
         on the other core is then stopped unfinished: ``parallel.apart_in_turn``)."""
 
         def waited() -> RenderResult:
-            if self._judged is None and not rendered.ready():
+            if self._here is not None and self._judged is None and not rendered.ready():
                 self._judged = self._here()
             return rendered()
 

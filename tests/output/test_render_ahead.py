@@ -197,10 +197,10 @@ def _tenant(repo: Path, name: str, services: str) -> None:
     )
 
 
-def _judged_names_where(monkeypatch: pytest.MonkeyPatch, where: str, log: Path) -> Path:
-    """Record where the names are judged, with the worker's render (``here``: judged here,
-    as the worker's render is late) or this process's plan (``worker``) made 5 s slower."""
-    if where == "here":
+def _judged_names_where(monkeypatch: pytest.MonkeyPatch, late: str, log: Path) -> Path:
+    """Record where the names are judged, with the worker's render (``late`` "worker") or this
+    process's plan ("here") made 5 s slower."""
+    if late == "worker":
         _slowed(monkeypatch, units, "render_fresh", here=False)
     else:
         _slowed(monkeypatch, units, "plan", here=True)
@@ -212,36 +212,37 @@ def _judged_in(log: Path) -> str:
     return "here" if pids(log)[0] == str(os.getpid()) else "worker" if str(os.getpid()) not in pids(log) else "both"
 
 
-@pytest.mark.parametrize("where", ["worker", "here"])
-def test_check_base_judges_the_names_with_the_policy(rendered: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str) -> None:
+@pytest.mark.parametrize("late", ["worker", "here"])
+def test_check_base_judges_the_names_with_the_policy(rendered: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, late: str) -> None:
     """``check --base`` reads no cache, so no memo of the names: they are judged with the
-    policy (``pipeline.resolve_named``), in the worker unless this process is done first."""
+    policy in the worker (``pipeline.resolve_named``), even when this process is done first
+    (it waits: the check's table of every name is not built beside its plan)."""
     commit_all(rendered, "base")
     _owner(rendered, "acme", "platform@example.com")
     pipeline.render_tree(rendered)
     commit_all(rendered, "acme's owner")
-    named = _judged_names_where(monkeypatch, where, tmp_path / "named-by")
+    named = _judged_names_where(monkeypatch, late, tmp_path / "named-by")
     loaded = record_pids(monkeypatch, references, "check_names", tmp_path / "loaded-by")  # the load's own check
     with snapshot_at(rendered, "HEAD~1") as base:
         built, plan = pipeline.build_incremental(rendered, base)
-    assert _judged_in(named) == where and pids(loaded) == []
+    assert _judged_in(named) == "worker" and pids(loaded) == []
     assert plan.render == {"acme"} and built.policy == pipeline.judge(pipeline.resolve_only(rendered))
 
 
-@pytest.mark.parametrize("where", ["worker", "here"])
+@pytest.mark.parametrize("late", ["worker", "here"])
 def test_a_name_clash_judged_with_the_policy_is_refused_as_the_load_refuses_it(
-    rendered: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+    rendered: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, late: str
 ) -> None:
     """``namespace-acme`` + service ``api`` claims ``acme-api``'s Application
     ``dev-namespace-acme-api``: the same errors, root causes first, as ``load`` raises."""
     commit_all(rendered, "base")
     _tenant(rendered, "acme-api", "web")
     _tenant(rendered, "namespace-acme", "api")
-    named = _judged_names_where(monkeypatch, where, tmp_path / "named-by")
+    named = _judged_names_where(monkeypatch, late, tmp_path / "named-by")
     before = snapshot(rendered)
     with pytest.raises(CatalogErrors) as judged, snapshot_at(rendered, "HEAD") as base:
         pipeline.build_incremental(rendered, base)
-    assert _judged_in(named) == where
+    assert _judged_in(named) == "worker"
     with pytest.raises(CatalogErrors) as loaded:
         pipeline.load(rendered, parses="none")
     assert judged.value.errors == loaded.value.errors and judged.value.root_cause_count == loaded.value.root_cause_count

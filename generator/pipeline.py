@@ -248,17 +248,18 @@ def build_incremental(
         # policy on the other core, always there (_Verdict): ~1 s at 10,000 tenants x 3. With
         # the memo they cost ~0.3 s in the load, and an edit judges here after its plan
         # (units.Early), where the check's table of digests raised the peak by ~50 MB
-        model = resolve_named(root) if base is not None else resolve_only(root, parses="reuse")
+        names_apart = base is not None
+        model = resolve_named(root) if names_apart else resolve_only(root, parses="reuse")
         found = units.digests(root, model)
         # the policy judges the model on the other core while the units render (it needs the
         # model alone); its errors still come first, as when it ran before the render. There,
         # before it, the units foreseen render while the plan runs here (units.Early)
         apart = parallel.usable(model, default_jobs())
         ahead = _foreseen(root, model, found, base) if apart else None
-        judging = functools.partial(judge_named, model, today or datetime.date.today(), names=base is not None)
+        judging = functools.partial(judge_named, model, today or datetime.date.today(), names=names_apart)
         calls: list[Callable[[], Any]] = [judging] if ahead is None else [functools.partial(units.render_fresh, model, ahead), judging]
         with parallel.apart_in_turn(calls, wanted=apart) as waiting:
-            verdict = _Verdict(judging if base is None else None, waiting[-1])
+            verdict = _Verdict(None if names_apart else judging, waiting[-1])
             if not apart:
                 _refuse(model, verdict())  # judged here already: its errors before any render
             early = None if ahead is None else units.Early(ahead, verdict.judging_while(waiting[0]))

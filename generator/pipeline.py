@@ -146,8 +146,14 @@ def load(
         catalog.memo = load_memo(root, catalog, units.code_digest(), reuse=parses == "reuse")
     errors = [*errors, *check_references(catalog, names=names)]
     if errors:
-        raise CatalogErrors([*errors, *(() if names else check_names(catalog))], root_causes=root_causes(catalog))
+        _refuse_loaded(catalog, [*errors, *(() if names else check_names(catalog))])
     return catalog
+
+
+def _refuse_loaded(catalog: Catalog, errors: list[CatalogError]) -> None:
+    """Raise the load's ``errors`` (if any), the rules that judge the catalog alone first."""
+    if errors:
+        raise CatalogErrors(errors, root_causes=root_causes(catalog))
 
 
 def resolve_only(root: Path, *, parses: Parses = "reuse") -> Model:
@@ -165,7 +171,7 @@ def resolve_named(root: Path) -> Model:
     try:
         return resolve(catalog)
     except CatalogErrors:
-        _refuse_clashes(catalog, check_names(catalog))
+        _refuse_loaded(catalog, check_names(catalog))
         raise
 
 
@@ -183,11 +189,6 @@ def judge_named(model: Model, today: datetime.date, *, names: bool = True) -> Ju
     policy stage."""
     clashes = check_names(model.catalog) if names else []
     return Judgement(clashes, None if clashes else judge(model, today))
-
-
-def _refuse_clashes(catalog: Catalog, clashes: list[CatalogError]) -> None:
-    if clashes:
-        raise CatalogErrors(clashes, root_causes=root_causes(catalog))
 
 
 def judge(model: Model, today: datetime.date | None = None) -> PolicyReport:
@@ -275,7 +276,7 @@ def build_incremental(
 
 def _refuse(model: Model, judgement: Judgement) -> PolicyReport:
     """The policy's report, unless names clash or a rule fails (CatalogErrors)."""
-    _refuse_clashes(model.catalog, judgement.clashes)
+    _refuse_loaded(model.catalog, judgement.clashes)
     assert judgement.policy is not None  # judged: no name clashes
     if judgement.policy.errors:
         raise CatalogErrors(judgement.policy.errors)

@@ -91,3 +91,10 @@ class SlimEntry(msgspec.Struct, _Readable, gc=False, omit_defaults=True):
 
 
 Mapping.register(SlimEntry)
+
+
+def entry_field(entry: Mapping[str, Any], key: str) -> Any:
+    """``entry.get(key)``: a record's field read directly (its mapping's lookup is a Python
+    call: asked of 800,000 entries at 10,000 tenants x 3 it was ~0.2 s a pass). ``key``: one
+    of :data:`FIELDS`."""
+    return getattr(entry, key) if isinstance(entry, SlimEntry) else entry.get(key)

@@ -28,7 +28,7 @@ from generator.output import journal, lock
 from generator.output.journal import OUTPUT_DIRS, TMP_SUFFIX
 from generator.output.listing import Listing, list_folders
 from generator.output.render import MANIFEST_PATH, RenderResult
-from generator.output.slim_entry import SlimEntry
+from generator.output.slim_entry import entry_field
 
 #: Folders whose content we own and where unknown files are reported.
 OWNED_DIRS = ("rendered",)
@@ -307,13 +307,7 @@ def manifest_roots(files: Mapping[str, Mapping[str, Any]]) -> set[str]:
     10,000 tenants x 3 asking each of 800,000 entries was ~0.2 s of ``check --base``, twice."""
     values = files.values()
     once = dict(zip(map(id, values), values, strict=True)).values()  # in C, no entry asked
-    return {root for root in map(_root_of, once) if isinstance(root, str)}
-
-
-def _root_of(entry: object) -> object:
-    if isinstance(entry, SlimEntry):  # its field, not its mapping's lookup (a Python call)
-        return entry.root
-    return entry.get("root") if isinstance(entry, Mapping) else None
+    return {root for e in once if isinstance(e, Mapping) and isinstance(root := entry_field(e, "root"), str)}
 
 
 def read_file(path: str | Path, limit: int = -1) -> bytes | None:

@@ -23,6 +23,7 @@ from generator.catalog.load import Catalog
 from generator.errors import CatalogErrors
 from generator.model import name_registry, naming
 from helpers import k8s
+from helpers.catalog_edit import write_tenant
 from helpers.repo import REPO, CliResult, snapshot
 
 Run = Callable[..., CliResult]
@@ -34,16 +35,6 @@ def cat(tmp_path: Path) -> Path:
     for item in ("catalog", "tenants", "environments", "templates"):
         shutil.copytree(REPO / item, tmp_path / item)
     return tmp_path
-
-
-def tenant(root: Path, name: str, services: str = "web", tier: str = "standard", envs: str = "dev", extra: str = "") -> Path:
-    path = root / "tenants" / f"{name}.yaml"
-    path.write_text(
-        f"name: {name}\ntier: {tier}\nowner: team@example.com\ncost_center: CC-4242\n"
-        f"environments: [{envs}]\nservices: [{services}]\n{extra}",
-        encoding="utf-8",
-    )
-    return path
 
 
 def service(root: Path, name: str, like: str = "web", change: Callable[[str], str] = lambda t: t) -> None:
@@ -208,8 +199,8 @@ def test_ci_roles_and_namespace_policies_match_the_targets() -> None:
 
 def test_application_name_clash_names_both_tenants(companyos: Run, cat: Path) -> None:
     """``namespace-acme`` + service ``api`` and tenant ``acme-api``: both ``dev-namespace-acme-api``."""
-    tenant(cat, "acme-api", "web")
-    path = tenant(cat, "namespace-acme", "api")
+    write_tenant(cat, "acme-api", "web")
+    path = write_tenant(cat, "namespace-acme", "api")
     line = one(refused(companyos, cat), "dev-namespace-acme-api")
     assert line.startswith(f"tenants/namespace-acme.yaml:{line_of(path, 'services:')}:")
     assert "tenant 'namespace-acme' service 'api'" in line
@@ -219,7 +210,7 @@ def test_application_name_clash_names_both_tenants(companyos: Run, cat: Path) ->
 @pytest.mark.parametrize("name", ["companyos-platform", "companyos-gitops", "companyos", "pool-standard", "pool-x", "shared", "platform",
                                   "argocd", "kube-x", "default", "monitoring", "shared-services"])  # fmt: skip
 def test_reserved_tenant_names_are_refused(companyos: Run, cat: Path, name: str) -> None:
-    tenant(cat, name)
+    write_tenant(cat, name)
     line = one(refused(companyos, cat), f"tenant name '{name}' is reserved")
     assert line.startswith(f"tenants/{name}.yaml:1:")
 
@@ -231,9 +222,9 @@ def test_reserved_words_follow_the_platform(companyos: Run, cat: Path) -> None:
         platform.read_text(encoding="utf-8").replace("organization: companyos", "organization: initrode") + "argocd_namespace: gitops\n",
         encoding="utf-8",
     )
-    tenant(cat, "initrode-ops")
-    tenant(cat, "gitops")
-    tenant(cat, "companyos-ops")  # no longer the organisation: allowed
+    write_tenant(cat, "initrode-ops")
+    write_tenant(cat, "gitops")
+    write_tenant(cat, "companyos-ops")  # no longer the organisation: allowed
     lines = refused(companyos, cat)
     one(lines, "tenant name 'initrode-ops' is reserved")
     one(lines, "tenant name 'gitops' is reserved")
@@ -288,7 +279,7 @@ def test_owner_of_256_characters_is_accepted(cat: Path) -> None:
 def test_service_named_like_a_namespace_policy(companyos: Run, cat: Path) -> None:
     """Service ``dns`` gets NetworkPolicy ``allow-dns``, the namespace's own DNS allowance."""
     service(cat, "dns")
-    path = tenant(cat, "hypno", "web, dns")
+    path = write_tenant(cat, "hypno", "web, dns")
     line = one(refused(companyos, cat), "NetworkPolicy 'allow-dns'")
     assert line.startswith(f"tenants/hypno.yaml:{line_of(path, 'services:')}:")
     assert "tenant 'hypno' service 'dns'" in line and "tenant 'hypno' namespace defaults" in line
@@ -297,7 +288,7 @@ def test_service_named_like_a_namespace_policy(companyos: Run, cat: Path) -> Non
 def test_service_named_like_another_services_migration_job(companyos: Run, cat: Path) -> None:
     """Service ``api-migrate`` next to ``api`` (which migrates): one workload label, one policy."""
     service(cat, "api-migrate")
-    tenant(cat, "hypno", "api, api-migrate")
+    write_tenant(cat, "hypno", "api, api-migrate")
     lines = refused(companyos, cat)
     line = one(lines, "NetworkPolicy 'allow-api-migrate'")
     assert "service 'api-migrate'" in line and "migration Job of service 'api'" in line
@@ -308,7 +299,7 @@ def test_service_named_origin_takes_the_origin_record(companyos: Run, cat: Path)
     """``origin.<tenant>.<domain>`` is the ALB record CloudFront uses; a public service ``origin``
     would publish its own host under the same name."""
     service(cat, "origin")
-    tenant(cat, "hypno", "origin")
+    write_tenant(cat, "hypno", "origin")
     line = one(refused(companyos, cat), "DNS name 'origin.hypno.dev.companyos.example'")
     assert "tenant 'hypno' service 'origin' in 'dev'" in line and "tenant 'hypno' origin record in 'dev'" in line
 
@@ -327,8 +318,8 @@ def test_irsa_role_of_a_service_named_like_the_rds_monitoring_role(companyos: Ru
 def test_dash_split_tenant_and_service_clash_in_iam_and_argocd(companyos: Run, cat: Path) -> None:
     """Tenant ``hypno`` service ``web-api`` and tenant ``hypno-web`` service ``api``."""
     service(cat, "web-api")
-    tenant(cat, "hypno", "web-api")
-    tenant(cat, "hypno-web", "api")
+    write_tenant(cat, "hypno", "web-api")
+    write_tenant(cat, "hypno-web", "api")
     lines = refused(companyos, cat)
     for kind, name in (("IAM role", "companyos-dev-hypno-web-api"), ("Argo CD Application", "dev-hypno-web-api")):
         line = one(lines, f"{kind} '{name}'")
@@ -339,8 +330,8 @@ def test_secret_templates_that_meet_across_tenants(companyos: Run, cat: Path) ->
     """Both templates contain {tenant} and {env}, yet tenant ``hypno`` reads ``hypno-x``'s secret."""
     service(cat, "web-x", change=lambda t: t + 'secrets:\n  - env: TOKEN\n    key: "companyos/{env}/{tenant}-x/token"\n')
     service(cat, "web-y", change=lambda t: t + 'secrets:\n  - env: TOKEN\n    key: "companyos/{env}/{tenant}/token"\n')
-    tenant(cat, "hypno", "web-x")
-    tenant(cat, "hypno-x", "web-y")
+    write_tenant(cat, "hypno", "web-x")
+    write_tenant(cat, "hypno-x", "web-y")
     line = one(refused(companyos, cat), "Secrets Manager secret 'companyos/dev/hypno-x/token'")
     assert "tenant 'hypno'" in line and "tenant 'hypno-x'" in line and "catalog/services/web-" in line
 
@@ -362,8 +353,8 @@ def test_platform_namespace_that_is_a_tenants_namespace(companyos: Run, cat: Pat
 
 
 def test_errors_are_catalog_errors_not_tracebacks(cat: Path) -> None:
-    tenant(cat, "acme-api", "web")
-    tenant(cat, "namespace-acme", "api")
+    write_tenant(cat, "acme-api", "web")
+    write_tenant(cat, "namespace-acme", "api")
     with pytest.raises(CatalogErrors) as caught:
         pipeline.load(cat)
     assert all(re.match(r"^\S+:\d+:\d+: ", str(e)) for e in caught.value.errors)
@@ -429,6 +420,6 @@ def test_name_longer_than_aws_allows_is_refused_at_its_line(companyos: Run, cat:
     platform = cat / "catalog/platform.yaml"
     platform.write_text(platform.read_text(encoding="utf-8").replace("organization: companyos", "organization: abcdefghijklmnopqrst"))
     service(cat, "s" * 20)
-    path = tenant(cat, "t" * 20, "s" * 20, envs="stage")
+    path = write_tenant(cat, "t" * 20, "s" * 20, envs="stage")
     line = one(refused(companyos, cat), f"IAM role 'abcdefghijklmnopqrst-stage-{'t' * 20}-{'s' * 20}'")
     assert line.startswith(f"tenants/{'t' * 20}.yaml:{line_of(path, 'services:')}:") and "at most 64" in line

@@ -18,6 +18,17 @@ def edit_yaml(path: Path, change: Callable[[Any], None]) -> None:
         yaml.dump(data, fh)
 
 
+def write_tenant(root: Path, name: str, services: str = "web", tier: str = "standard", envs: str = "dev", extra: str = "") -> Path:
+    """A new tenant file with these services, tier and environments (YAML flow lists as text)."""
+    path = root / "tenants" / f"{name}.yaml"
+    path.write_text(
+        f"name: {name}\ntier: {tier}\nowner: team@example.com\ncost_center: CC-4242\n"
+        f"environments: [{envs}]\nservices: [{services}]\n{extra}",
+        encoding="utf-8",
+    )
+    return path
+
+
 def override(repo: Path, tenant: str, env: str | None, change: dict[str, Any]) -> Path:
     """Deep-merge ``change`` into a tenant's settings (or its override for ``env``)."""
     path = repo / f"tenants/{tenant}.yaml"

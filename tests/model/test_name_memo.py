@@ -18,6 +18,7 @@ from generator.catalog.load import Catalog
 from generator.errors import CatalogErrors
 from generator.model import name_registry
 from generator.output.parse_store import MEMO_PATH, encode
+from helpers.catalog_edit import write_tenant
 from helpers.repo import REPO
 
 
@@ -62,15 +63,6 @@ def _without_memo(root: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
         return _errors(root)
 
 
-def _tenant(root: Path, name: str, services: str) -> Path:
-    path = root / "tenants" / f"{name}.yaml"
-    path.write_text(
-        f"name: {name}\ntier: standard\nowner: team@example.com\ncost_center: CC-4242\nenvironments: [dev]\nservices: [{services}]\n",
-        encoding="utf-8",
-    )
-    return path
-
-
 def _edit(path: Path, change: Callable[[str], str]) -> None:
     path.write_text(change(path.read_text(encoding="utf-8")), encoding="utf-8")
 
@@ -99,10 +91,10 @@ def test_a_clash_with_a_memoized_tenant_is_reported_as_without_the_memo(
     """``acme-api``'s names are memoized; the new tenant ``namespace-acme`` + service ``api``
     claims its Application ``dev-namespace-acme-api``: the digests prove nothing, the full
     check names both owners at their lines, the same errors as a run without the memo."""
-    _tenant(cat, "acme-api", "web")
+    write_tenant(cat, "acme-api", "web")
     _clean(cat)
     memo = (cat / MEMO_PATH).read_bytes()
-    _tenant(cat, "namespace-acme", "api")
+    write_tenant(cat, "namespace-acme", "api")
     derived.clear()
     errors = _errors(cat)
     assert "acme-api" in derived  # the full check derived the memoized tenant's names again
@@ -118,7 +110,7 @@ def test_a_name_too_long_in_the_new_tenant_is_reported(cat: Path, monkeypatch: p
     api = (cat / "catalog/services/api.yaml").read_text(encoding="utf-8")
     (cat / "catalog/services" / f"{'s' * 20}.yaml").write_text(api.replace("name: api\n", f"name: {'s' * 20}\n", 1), encoding="utf-8")
     _clean(cat)
-    _tenant(cat, "t" * 20, "s" * 20)
+    write_tenant(cat, "t" * 20, "s" * 20)
     errors = _errors(cat)
     assert errors == _without_memo(cat, monkeypatch)
     assert any(f"IAM role 'abcdefghijklmnopqrst-dev-{'t' * 20}-{'s' * 20}'" in e and "at most 64" in e for e in errors)
@@ -135,13 +127,13 @@ def test_a_memo_from_elsewhere_is_never_used(cat: Path, tmp_path: Path) -> None:
     """A forged memo hides ``acme-api``'s names. Where it was made, with its identities, it
     is trusted (the plant is live: a local cache is believed); copied to another checkout
     (say, committed to a pull request) the stat stamps differ and the clash is reported."""
-    _tenant(cat, "acme-api", "web")
+    write_tenant(cat, "acme-api", "web")
     _clean(cat)
     _forge_empty(cat, "tenants/acme-api.yaml")
     elsewhere = tmp_path / "elsewhere"
     shutil.copytree(cat, elsewhere, copy_function=shutil.copy2)  # bytes and mtimes kept, not inodes
     for root in (cat, elsewhere):
-        _tenant(root, "namespace-acme", "api")
+        write_tenant(root, "namespace-acme", "api")
     pipeline.load(cat)  # the forged memo, believed where it was made
     assert any("dev-namespace-acme-api" in e for e in _errors(elsewhere))
 

@@ -11,6 +11,7 @@ import pytest
 
 from generator import pipeline
 from generator.errors import CatalogErrors
+from helpers.catalog_edit import write_tenant
 from helpers.repo import REPO
 
 
@@ -20,11 +21,8 @@ def cat(tmp_path: Path) -> Path:
     ``api`` claims ``acme-api``'s Application ``dev-namespace-acme-api``."""
     for item in ("catalog", "tenants", "environments", "templates"):
         shutil.copytree(REPO / item, tmp_path / item)
-    for name, services in (("acme-api", "web"), ("namespace-acme", "api")):
-        (tmp_path / "tenants" / f"{name}.yaml").write_text(
-            f"name: {name}\ntier: standard\nowner: team@example.com\ncost_center: CC-4242\nenvironments: [dev]\nservices: [{services}]\n",
-            encoding="utf-8",
-        )
+    write_tenant(tmp_path, "acme-api", "web")
+    write_tenant(tmp_path, "namespace-acme", "api")
     return tmp_path
 
 

@@ -17,7 +17,7 @@ from generator.errors import CatalogErrors
 from generator.model import references
 from generator.output import parallel, units
 from helpers.baseline import check_base, forge
-from helpers.catalog_edit import edit_yaml, override
+from helpers.catalog_edit import edit_yaml, override, write_tenant
 from helpers.gitrepo import commit_all
 from helpers.processes import pids, record_pids
 from helpers.repo import snapshot
@@ -190,13 +190,6 @@ def test_check_base_compares_a_forged_output_with_the_render_made_on_the_other_c
     assert not clean and forged.relative_to(rendered).as_posix() in problems
 
 
-def _tenant(repo: Path, name: str, services: str) -> None:
-    (repo / "tenants" / f"{name}.yaml").write_text(
-        f"name: {name}\ntier: standard\nowner: team@example.com\ncost_center: CC-4242\nenvironments: [dev]\nservices: [{services}]\n",
-        encoding="utf-8",
-    )
-
-
 def _judged_names_where(monkeypatch: pytest.MonkeyPatch, late: str, log: Path) -> Path:
     """Record where the names are judged, with the worker's render (``late`` "worker") or this
     process's plan ("here") made 5 s slower."""
@@ -236,8 +229,8 @@ def test_a_name_clash_judged_with_the_policy_is_refused_as_the_load_refuses_it(
     """``namespace-acme`` + service ``api`` claims ``acme-api``'s Application
     ``dev-namespace-acme-api``: the same errors, root causes first, as ``load`` raises."""
     commit_all(rendered, "base")
-    _tenant(rendered, "acme-api", "web")
-    _tenant(rendered, "namespace-acme", "api")
+    write_tenant(rendered, "acme-api", "web")
+    write_tenant(rendered, "namespace-acme", "api")
     named = _judged_names_where(monkeypatch, late, tmp_path / "named-by")
     before = snapshot(rendered)
     with pytest.raises(CatalogErrors) as judged, snapshot_at(rendered, "HEAD") as base:

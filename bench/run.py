@@ -97,6 +97,12 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _workers_rss_mb() -> float:
+    """The largest peak RSS among this process's finished children: the render workers and
+    the worker ``parallel.apart`` forks (shared pages counted, as ``ps`` shows them)."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
 def _cpu_s() -> float:
     """User + system CPU seconds of this process and its (finished) render workers."""
     return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)))
@@ -119,6 +125,7 @@ def worker_render(root: Path) -> dict:
         "files": done.files,
         "written": len(done.report.written),
         "rss_mb": _rss_mb(),
+        "workers_rss_mb": _workers_rss_mb(),
     }
 
 
@@ -136,7 +143,7 @@ def worker_check(root: Path, use_cache: bool = True) -> dict:
     _, status = pipeline.check(root, use_cache=use_cache)
     seconds = time.perf_counter() - start
     assert status.clean, status.as_dict()
-    return {"seconds": seconds, "rss_mb": _rss_mb()}
+    return {"seconds": seconds, "rss_mb": _rss_mb(), "workers_rss_mb": _workers_rss_mb()}
 
 
 def worker_bare(root: Path) -> dict:
@@ -228,7 +235,7 @@ def worker_check_incremental(root: Path) -> dict:
     _, status = pipeline.check(root, full=False)
     seconds = time.perf_counter() - start
     assert status.clean, status.as_dict()
-    return {"seconds": seconds, "rss_mb": _rss_mb()}
+    return {"seconds": seconds, "rss_mb": _rss_mb(), "workers_rss_mb": _workers_rss_mb()}
 
 
 def worker_edit_render(root: Path) -> dict:
@@ -398,6 +405,7 @@ def bench(tenants: int, workdir: Path, repeat: int) -> dict:
         "check_base_s": round(check_base["seconds"], 3),
         "check_base_export_s": round(check_base["export_s"], 3),
         "peak_rss_mb": round(max(cold["rss_mb"], noop["rss_mb"], noop_unrecorded["rss_mb"], check["rss_mb"], check_full["rss_mb"]), 1),
+        "workers_peak_rss_mb": round(max(r["workers_rss_mb"] for r in (cold, noop, noop_unrecorded, check, check_full)), 1),
         "bare_jinja2_s": round(bare["seconds"], 3),
         "bare_templates_rendered": bare["files"],
         "render_vs_bare": _median_ratio(colds, bares),
@@ -431,7 +439,7 @@ def _bytes_per_tenant(root: Path, tenants: int) -> dict:
 
 def markdown(rows: list[dict]) -> str:
     head = (
-        "| tenants x envs | files | written cold / no-op | cold render s | no-op render s (without the record) | check s (cache) | check --full s | peak RSS MB "
+        "| tenants x envs | files | written cold / no-op | cold render s | no-op render s (without the record) | check s (cache) | check --full s | peak RSS MB (its largest worker) "
         "| bare jinja2 s | render / bare (each run) | render / bare, CPU s | bare targets s | render / bare targets "
         "| check / render | check --full / render | check, no cache s | one-tenant edit: render s (written) "
         "| one-tenant PR: check --base s (of it, git export s) | peak RSS MB: edit / check --base | rendered KB per tenant (all envs) / fleet-wide MB "
@@ -443,7 +451,7 @@ def markdown(rows: list[dict]) -> str:
         each = ", ".join(str(x) for x in r["render_vs_bare_each"])
         lines.append(
             f"| {r['tenants']} x 3 | {r['files']} | {r['files_written_cold']} / {r['files_written_noop']} | {r['cold_render_s']} | {r['noop_render_s']} ({r['noop_render_unrecorded_s']}) | {r['check_s']} | "
-            f"{r['check_full_s']} | {r['peak_rss_mb']} | {r['bare_jinja2_s']} | **{r['render_vs_bare']}** ({each}) | "
+            f"{r['check_full_s']} | {r['peak_rss_mb']} ({r['workers_peak_rss_mb']}) | {r['bare_jinja2_s']} | **{r['render_vs_bare']}** ({each}) | "
             f"{r['render_cpu_s']} / {r['bare_cpu_s']} = {r['render_vs_bare_cpu']} | {r['bare_targets_s']} | "
             f"{r['render_vs_bare_targets']} | {r['check_vs_render']} | {r['check_full_vs_render']} | "
             f"{r['check_incremental_s']} | {r['edit_render_s']} ({r['files_written_edit']}) | {r['check_base_s']} ({r['check_base_export_s']}) | "

@@ -98,7 +98,8 @@ def entry() -> None:
     the collector freed 149 objects in a cold render and cost 1.6 s of it, and 1.9 s of a
     6.2 s one-tenant edit (full collections over millions of live objects; docs/benchmark.md).
     Reference counting still frees everything else, and the process ends without freeing its
-    heap (``fast_exit``). Tests call :func:`main` in-process."""
+    heap (``fast_exit``). Forked workers turn it back on (``output.parallel``: a render's
+    templates leave cycles). Tests call :func:`main` in-process."""
     gc.disable()
     fast_exit.enable()
     try:

@@ -54,13 +54,18 @@ def _quoted(text: str) -> str:
 
 #: Emitted form of strings seen before: keys and values repeat across thousands of files.
 _STRINGS: dict[str, str] = {}
+#: Bounds of :data:`_STRINGS`. Only short strings are kept: the long ones (a tenant's
+#: dashboard JSON, its PromQL) are its own and rarely repeat (at 1,000 x 3, 20% of those over
+#: 512 characters), and kept they filled the memo with ~2 GB in each render worker at 10,000 x 3.
+_MEMO_ENTRIES = 200_000
+_MEMO_LONGEST = 128
 
 
 def _string(value: str) -> str:
     emitted = _STRINGS.get(value)
     if emitted is None:
         emitted = value if _PLAIN.fullmatch(value) and value.lower() not in _RESERVED else _quoted(value)
-        if len(_STRINGS) < 200_000:
+        if len(value) <= _MEMO_LONGEST and len(_STRINGS) < _MEMO_ENTRIES:
             _STRINGS[value] = emitted
     return emitted
 

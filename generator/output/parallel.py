@@ -347,6 +347,13 @@ def _worker_init(parent: int) -> None:
         threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
     if os.getppid() != parent:  # the parent died before the guard was in place
         os._exit(1)
+    # The console script turns the cyclic collector off (``cli.main.entry``): a command's own
+    # data is acyclic. A worker's garbage is not: Jinja's macros and imported template modules
+    # are cycles, and left to pile up they grew each render worker to ~2 GB at 10,000 x 3
+    # (~300 MB at 1,000 x 3, 92 MB collected, for the same CPU time). What the worker
+    # inherited is frozen first, so a pass visits only what the worker made.
+    gc.freeze()
+    gc.enable()
 
 
 def _exit_when_orphaned(parent: int) -> None:

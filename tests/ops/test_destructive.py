@@ -10,6 +10,7 @@ import pytest
 from generator import pipeline
 from generator.catalog import snapshot as snapshot_module
 from generator.ops import destructive
+from generator.output.tree import read_manifest
 from helpers.catalog_edit import edit_yaml, override
 from helpers.gitrepo import commit_all, private_copy, rendered_and_committed
 from helpers.repo import snapshot
@@ -313,6 +314,40 @@ def test_only_base_unit_manifests_that_differ_are_read_for_removed_roots(company
     result = check_base(companyos, based, "--acknowledge-destruction")
     assert any(line.startswith("Terraform root rendered/terraform/") and "hooli" in line for line in listed(result.out + result.err))
     assert any(p.endswith("/tenant-hooli.json") for p in read)
+
+
+def _roots_named(root: Path) -> set[str]:
+    """Every Terraform root a file of the rendered tree at ``root`` names (its unit manifests)."""
+    return {entry["root"] for entry in read_manifest(root).values() if entry.get("root")}
+
+
+def test_the_roots_listed_are_exactly_those_no_file_names_any_more(companyos, based, monkeypatch):
+    """Only the base's units whose manifest differs can drop a root, and their roots are
+    compared with the same units' files today. A dropped tenant's unit also names its pool's
+    and the shared roots: those live on in the global unit and must not be listed, so a root
+    missing from the unit is confirmed against every file. A harmless edit confirms nothing:
+    the roots of every file today are never gathered (~0.3 s at 10,000 x 3)."""
+    sizes: list[int] = []
+    real = destructive.manifest_roots
+
+    def recording(files):
+        sizes.append(len(files))
+        return real(files)
+
+    monkeypatch.setattr(destructive, "manifest_roots", recording)
+    before = _roots_named(based)
+    edit_yaml(based / "tenants/globex.yaml", lambda data: data.update(owner="platform-b@example.com"))
+    assert check_base(companyos, based).code == 0
+    everything = len(read_manifest(based))
+    assert sizes and max(sizes) < everything / 2, (sizes, everything)
+    sizes.clear()
+    (based / "tenants/hooli.yaml").unlink()
+    result = check_base(companyos, based, "--acknowledge-destruction")
+    gone = before - _roots_named(based)
+    said = {line.split()[2] for line in listed(result.out + result.err) if line.startswith("Terraform root ")}
+    assert gone and all("tenant-hooli" in root for root in gone)
+    assert said == gone
+    assert max(sizes) >= everything / 2, "a candidate was not confirmed against every file"
 
 
 def _spy_model_at(monkeypatch) -> list[object]:

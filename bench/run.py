@@ -103,6 +103,11 @@ def _workers_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
+def _peaks() -> dict:
+    """The peak RSS of this process and of its largest finished child, for a worker's result."""
+    return {"rss_mb": _rss_mb(), "workers_rss_mb": _workers_rss_mb()}
+
+
 def _cpu_s() -> float:
     """User + system CPU seconds of this process and its (finished) render workers."""
     return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)))
@@ -124,8 +129,7 @@ def worker_render(root: Path) -> dict:
         "cpu_s": _cpu_s() - cpu,
         "files": done.files,
         "written": len(done.report.written),
-        "rss_mb": _rss_mb(),
-        "workers_rss_mb": _workers_rss_mb(),
+        **_peaks(),
     }
 
 
@@ -136,14 +140,15 @@ def worker_render_unrecorded(root: Path) -> dict:
     return worker_render(root)
 
 
-def worker_check(root: Path, use_cache: bool = True) -> dict:
+def worker_check(root: Path, use_cache: bool = True, full: bool = True) -> dict:
+    """``companyos check``: by default as a developer runs it, with the verified-clean cache."""
     from generator import pipeline
 
     start = time.perf_counter()
-    _, status = pipeline.check(root, use_cache=use_cache)
+    _, status = pipeline.check(root, use_cache=use_cache, full=full)
     seconds = time.perf_counter() - start
     assert status.clean, status.as_dict()
-    return {"seconds": seconds, "rss_mb": _rss_mb(), "workers_rss_mb": _workers_rss_mb()}
+    return {"seconds": seconds, **_peaks()}
 
 
 def worker_bare(root: Path) -> dict:
@@ -229,13 +234,7 @@ def _edit_one_tenant(root: Path) -> None:
 
 def worker_check_incremental(root: Path) -> dict:
     """``check`` without the verified-clean cache: every unit verified against its record."""
-    from generator import pipeline
-
-    start = time.perf_counter()
-    _, status = pipeline.check(root, full=False)
-    seconds = time.perf_counter() - start
-    assert status.clean, status.as_dict()
-    return {"seconds": seconds, "rss_mb": _rss_mb(), "workers_rss_mb": _workers_rss_mb()}
+    return worker_check(root, use_cache=False, full=False)
 
 
 def worker_edit_render(root: Path) -> dict:

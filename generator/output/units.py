@@ -30,6 +30,7 @@ from typing import Any, Literal, TypedDict, TypeVar, cast, get_type_hints, overl
 import msgspec
 
 from generator.catalog.parse_cache import Stamp, stamp_of
+from generator.catalog.snapshot import Baseline
 from generator.errors import CatalogErrors, Location, UsageError
 from generator.formats import emit
 from generator.model.resolve import Model
@@ -494,6 +495,22 @@ def working_tree(root: Path) -> Recorded:
     return WorkingTree(root)
 
 
+class BaseCommit:
+    """Recorded units of a base commit (what ``check --base`` trusts): read by their blob id
+    (``Baseline.file``: the working tree's bytes checked against it, else git's object),
+    except :meth:`first`, the plan's one read of each, which takes the working tree's bytes
+    unhashed where git proves them the base's (``Baseline.proven_output``)."""
+
+    def __init__(self, base: Baseline) -> None:
+        self._base = base
+
+    def __call__(self, unit: str) -> bytes | None:
+        return self._base.file(unit_path(unit))
+
+    def first(self, unit: str) -> bytes | None:
+        return self._base.proven_output(unit_path(unit))
+
+
 # --- the incremental render --------------------------------------------------------------
 
 
@@ -640,6 +657,7 @@ def plan(
     base = os.fspath(root)
     history = _History(fleet)
     history.rendered(GLOBAL, glob)
+    first = recorded.first if isinstance(recorded, BaseCommit) else recorded  # each manifest's one read here
     for name in tenants:
         path = unit_path(f"tenant/{name}")
         stamp = unit_cache.stamp(root, path) if cache is not None else None  # taken before the manifest is read
@@ -655,7 +673,7 @@ def plan(
             _left_on_disk(out, history, name, Unit(f"tenant/{name}", hit.inputs, hit.entries, None, _sha256=hit.sha256), recorded)
             out.stamps[name] = stamp
             continue
-        unit = parse_unit(recorded(f"tenant/{name}"), decoder)
+        unit = parse_unit(first(f"tenant/{name}"), decoder)
         if unit is None:
             out.render.add(name)
             out.reasons[name] = "no recorded unit"

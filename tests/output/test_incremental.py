@@ -470,6 +470,33 @@ def test_check_base_hashes_no_manifest_it_leaves_on_disk(repo: Path, monkeypatch
     assert set(on_disk.values()) <= set(hashed)
 
 
+def test_check_base_plan_reads_git_proven_manifests_unhashed_and_a_moved_one_from_git(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plan's one read of a unit manifest git proves is the base's takes the working
+    tree's bytes without hashing them (git's proof vouches for them, as for the files they
+    list); a manifest git lists as changed is read from the base's blob, never the working
+    tree's bytes."""
+    _edit_tenant(repo)
+    pipeline.render_to_disk(repo)
+    commit_all(repo, "edit hooli")
+    moved = units.unit_path("tenant/globex")
+    forged = (repo / moved).read_bytes() + b"\n"  # still a valid manifest, other bytes
+    (repo / moved).write_bytes(forged)
+    blobs: list[bytes] = []
+    real_digest = snapshot.git_blob_digest
+    monkeypatch.setattr(snapshot, "git_blob_digest", lambda data: blobs.append(real_digest(data)) or blobs[-1])
+    parsed: list[bytes | None] = []
+    real_parse = units.parse_unit
+    monkeypatch.setattr(units, "parse_unit", lambda raw, *a: parsed.append(raw) or real_parse(raw, *a))
+    with snapshot.at(repo, "HEAD~1") as base:
+        _, plan = pipeline.build_incremental(repo, base)
+    proven = {units.unit_path(f"tenant/{name}") for name in plan.left}
+    assert proven and moved not in proven and "hooli" in plan.render
+    on_disk = {path: (repo / path).read_bytes() for path in proven}
+    assert not {real_digest(data) for data in on_disk.values()} & set(blobs)  # read, never hashed
+    assert set(on_disk.values()) <= set(parsed)
+    assert forged not in parsed and forged[:-1] in parsed  # the base's blob, not the working tree's bytes
+
+
 def test_check_base_reads_and_catches_a_working_tree_edit_git_sees(repo: Path) -> None:
     commit_all(repo, "same as the base")
     original = (repo / GLOBEX_FILE).read_bytes()

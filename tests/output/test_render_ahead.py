@@ -13,9 +13,9 @@ import pytest
 
 from generator import pipeline
 from generator.catalog.snapshot import at as snapshot_at
-from generator.errors import CatalogErrors
+from generator.errors import CatalogErrors, UsageError
 from generator.model import references
-from generator.output import parallel, units
+from generator.output import parallel, tree, units
 from helpers.baseline import check_base, forge
 from helpers.catalog_edit import edit_yaml, override, write_tenant
 from helpers.gitrepo import commit_all
@@ -241,3 +241,36 @@ def test_a_name_clash_judged_with_the_policy_is_refused_as_the_load_refuses_it(
     assert judged.value.errors == loaded.value.errors and judged.value.root_cause_count == loaded.value.root_cause_count
     assert any("dev-namespace-acme-api" in str(e) and "collides with" in str(e) for e in judged.value.errors)
     assert snapshot(rendered) == before
+
+
+def test_check_base_compares_the_tree_and_the_base_while_the_policy_is_judged(
+    rendered: Path, calls: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``check_against`` (``check --base``): the tree's comparison and the destruction report
+    are made before the policy's verdict is awaited, not after it."""
+    commit_all(rendered, "base")
+    _owner(rendered, "acme", "platform@example.com")
+    pipeline.render_tree(rendered)
+    commit_all(rendered, "acme's owner")
+    order: list[str] = []
+    real_status, real_verdict = tree.status, pipeline._Verdict.__call__
+    monkeypatch.setattr(tree, "status", lambda *a, **k: order.append("status") or real_status(*a, **k))
+    monkeypatch.setattr(pipeline._Verdict, "__call__", lambda self: (real_verdict(self), order.append("verdict"))[0])
+    with snapshot_at(rendered, "HEAD~1") as base:
+        built, status, reused = pipeline.check_against(rendered, base, lambda model, result, reused: order.append("against") or reused)
+    assert order == ["status", "against", "verdict"]
+    assert status.clean and reused == built.reused and "acme" not in reused and "globex" in reused
+
+
+def test_check_base_policy_errors_come_first_when_the_comparison_with_the_base_fails(rendered: Path) -> None:
+    """A CO007 violation while the destruction report (made while the policy is judged)
+    fails: the policy's errors are raised."""
+    commit_all(rendered, "base")
+    override(rendered, "globex", "prod", {"database": {"multi_az": False}})
+
+    def fails(*args: object) -> None:
+        raise UsageError("the report failed")
+
+    with snapshot_at(rendered, "HEAD") as base, pytest.raises(CatalogErrors) as raised:
+        pipeline.check_against(rendered, base, fails)
+    assert any("CO007" in str(e) for e in raised.value.errors)

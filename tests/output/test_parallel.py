@@ -148,8 +148,12 @@ def test_benchmark_runs_end_to_end_and_compares_like_with_like(tmp_path):
         "bare_targets_s",
         "peak_rss_mb",
         "render_cpu_s",
+        "check_base_s",
+        "check_base_ci_s",
     ):
         assert row[key] > 0, key
+    # the CI-like check --base set the local cache aside and put it back
+    assert (catalog / ".companyos-cache").is_dir() and not (catalog / ".companyos-cache.aside").exists()
     assert row["workers_peak_rss_mb"] >= 0  # 10 tenants render in one process: its only children are git's
     assert len(row["render_vs_bare_each"]) == 1
     # --keep kept the catalog (read above); without it the bench removes its folder

@@ -26,6 +26,7 @@ from generator.model.name_registry import check_names
 from generator.model.references import check_references
 from generator.model.resolve import Model, resolve
 from generator.output import checkcache, lock, parallel, parse_store, tree, unit_cache, units, walk_apart
+from generator.output.listing import Listing
 from generator.output.parse_store import load_memo, load_parses
 from generator.output.render import RenderResult
 from generator.policy.core import PolicyReport
@@ -510,45 +511,49 @@ def _check(
     with fewer_collections():
         if full and base is None:
             record, result, kept = _parted(build(root), inputs, None, keep)
-            report = None
+            compared = None
             with tree.quiescent(root):
                 status = tree.status(result, root, cache=True)
         else:
             # the reused files are read under the lock, as compared; the output folders are
             # walked on the other core meanwhile (offered to the cache only without --base)
             with tree.quiescent(root), walk_apart.started(root, tree.OUTPUT_DIRS, offer=base is None) as walk:
-
-                def compared(model: Model | None, result: RenderResult, todo: units.Plan) -> tuple[tree.TreeStatus, Any]:
-                    # a reused file's bytes were read from this tree under this lock and matched the
-                    # recorded sha256 (the tree's, or with --base the base commit's), or its stat is as
-                    # when it last verified clean (the record's per-unit digest): equal by construction
-                    # the plan parsed the working tree's manifests under this lock; with --base it parsed
-                    # the base's, and git proves which of them the working tree holds unchanged
-                    held = frozenset(todo.parsed) if base is None else base.proven(todo.parsed)
-                    status = tree.status(
-                        result,
-                        root,
-                        verified=todo.proven(todo.reused_manifests & held),
-                        parsed=todo.parsed,
-                        held=held,
-                        cache=base is None,  # --base writes nothing: CI's command, in a clone thrown away
-                        walked=walk.listing,
-                    )
-                    return status, None if against is None or model is None else against(model, result, frozenset(todo.reused))
-
                 # with --base the tree is compared (and ``against`` asked) while the policy is judged;
                 # without, after it: that comparison offers the folder listing to the cache
                 early: list[tuple[tree.TreeStatus, Any]] = []
-                meanwhile = None if base is None else lambda model, result, todo: early.append(compared(model, result, todo))
-                built, todo = build_incremental(root, base, trust_stat=use_cache, meanwhile=meanwhile)
+
+                def meanwhile(model: Model, result: RenderResult, todo: units.Plan) -> None:
+                    status = _compare(root, base, result, todo, walk.listing)
+                    early.append((status, None if against is None else against(model, result, frozenset(todo.reused))))
+
+                built, todo = build_incremental(root, base, trust_stat=use_cache, meanwhile=None if base is None else meanwhile)
                 # the vouched units: carried by the record, used only without --base (no record after --base)
                 record, result, kept = _parted(built, inputs, todo, keep)
                 del built  # kept only as much as ``keep`` keeps
-                status, report = early[0] if early else compared(None, result, todo)
+                status, compared = early[0] if early else (_compare(root, base, result, todo, walk.listing), None)
         with tree.quiescent(root):
             # the tree holds exactly these bytes: their sha256s are in the manifest entries. Not
             # after --base: CI's command, in a clone that is thrown away (the record's walk costs
             # ~1.4 s at 1000 tenants x 3, and nobody would ask it)
             if status.clean and base is None:
                 record.save(result)
-    return kept, status, report
+    return kept, status, compared
+
+
+def _compare(root: Path, base: Baseline | None, result: RenderResult, todo: units.Plan, walked: Callable[[], Listing]) -> tree.TreeStatus:
+    """The tree compared with an incremental render, under the lock the caller holds. A reused
+    file's bytes were read from this tree under this lock and matched the recorded sha256 (the
+    tree's, or with ``base`` the base commit's), or its stat is as when it last verified clean
+    (the record's per-unit digest): equal by construction. The plan parsed the working tree's
+    manifests under this lock; with ``base`` it parsed the base's, and git proves which of
+    them the working tree holds unchanged."""
+    held = frozenset(todo.parsed) if base is None else base.proven(todo.parsed)
+    return tree.status(
+        result,
+        root,
+        verified=todo.proven(todo.reused_manifests & held),
+        parsed=todo.parsed,
+        held=held,
+        cache=base is None,  # --base writes nothing: CI's command, in a clone thrown away
+        walked=walked,
+    )

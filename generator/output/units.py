@@ -25,12 +25,11 @@ from collections.abc import Callable, Collection, Container, Iterable, Iterator,
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Literal, TypedDict, TypeVar, cast, get_type_hints, overload
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, cast, get_type_hints, overload
 
 import msgspec
 
 from generator.catalog.parse_cache import Stamp, stamp_of
-from generator.catalog.snapshot import Baseline
 from generator.errors import CatalogErrors, Location, UsageError
 from generator.formats import emit
 from generator.model.resolve import Model
@@ -54,6 +53,9 @@ from generator.output.spool import Spool, SpooledFiles, Stored, stored_of
 from generator.output.spool import made as spool_made
 from generator.output.tree import UNITS_DIR, Proven, files_under, read_file
 from generator.targets import TARGETS
+
+if TYPE_CHECKING:
+    from generator.catalog.snapshot import Baseline
 
 GLOBAL = "global"
 #: Bumped when the meaning of a digest changes: every recorded unit is then stale.

@@ -66,14 +66,6 @@ def _stamp(st: os.stat_result) -> bytes:
     return _STAMP.pack(st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode)
 
 
-def _changed_since(entry: _Folder, since: int) -> bool:
-    """Whether the folder changed at or after ``since`` (ns) as its stamp says."""
-    mtime: int
-    ctime: int
-    mtime, ctime, _, _ = _STAMP.unpack(entry.stamp)
-    return max(mtime, ctime) >= since
-
-
 #: The cache file is frames (``frames``), each a 4-byte length and that many bytes of
 #: msgpack: first ``[version, tops]``, then maps of up to :data:`_FRAME` folders. Read and
 #: written a frame at a time: at 10,000 tenants the whole cache as one buffer was ~27 MB more
@@ -253,13 +245,13 @@ def list_folders(root: Path, folders: Iterable[str], *, cached: bool = True, off
         except OSError:
             st = None
         if st is not None and (entry is None or entry.stamp != _stamp(st)):
-            entry, changed = _read(path, st), True
+            entry, changed = _read(path, st, keep), True  # its stat kept only to be cached
         if st is None or entry is None:  # gone since its parent was read, or unreadable
             walked.pop(folder, None)
             listing._unread.add(folder)
             continue
         visited += 1
-        if _changed_since(entry, since):  # not kept: read again next time
+        if st.st_mtime_ns >= since or st.st_ctime_ns >= since:  # not kept: read again next time
             changed = True
             listing._racy.add(folder)
         if not keep and entry.stamp:
@@ -267,7 +259,7 @@ def list_folders(root: Path, folders: Iterable[str], *, cached: bool = True, off
         walked[folder] = entry  # a cached key stays: the walk's string goes
         prefix = folder + "/"
         if entry.dirs:
-            pending.extend(prefix + name for name in entry.dirs.split(_SEP))
+            pending += [prefix + name for name in entry.dirs.split(_SEP)]
         for name in entry.links.split(_SEP) if entry.links else ():
             listing.links.add(prefix + name)
             if not os.path.isdir(os.path.join(path, name)):  # where it points may change any time: asked afresh
@@ -294,9 +286,11 @@ def _drop_unreached(walked: dict[str, _Folder], tops: list[str]) -> None:
         del walked[folder]
 
 
-def _read(path: str, st: os.stat_result) -> _Folder | None:
+def _read(path: str, st: os.stat_result, keep: bool = True) -> _Folder | None:
     """The folder's entries now, under the ``lstat`` taken before reading them (a change in
-    between makes the next ``lstat`` differ: read again then)."""
+    between makes the next ``lstat`` differ: read again then); ``keep``: with that stat, to
+    be cached (a walk with nothing to cache, ``check --base``, reads every folder of a fresh
+    checkout: one record each, not a second without its stat)."""
     files: list[str] = []
     dirs: list[str] = []
     links: list[str] = []
@@ -311,7 +305,7 @@ def _read(path: str, st: os.stat_result) -> _Folder | None:
                     files.append(item.name)
     except OSError:
         return None
-    return _Folder(_stamp(st), _SEP.join(files), _SEP.join(dirs), _SEP.join(links))
+    return _Folder(_stamp(st) if keep else b"", _SEP.join(files), _SEP.join(dirs), _SEP.join(links))
 
 
 def _load(root: Path, tops: list[str]) -> dict[str, _Folder]:

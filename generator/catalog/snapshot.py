@@ -247,13 +247,14 @@ class Baseline:
         ids = self.blob_ids(files.keys())
         return frozenset(p for p, data in files.items() if ids.get(p) == git_blob_digest(data))
 
-    def output(self, rel: str, blob: bytes) -> bytes | None:
+    def output(self, rel: str, blob: bytes, *, hashed: bool = True) -> bytes | None:
         """The bytes of the base's output file ``rel`` with blob id ``blob``: the working tree's
-        when git proves them the base's (a plain read), else the object's."""
+        when git proves them the base's (a plain read, checked against ``blob`` unless not
+        ``hashed``: :meth:`proven_output`), else the object's."""
         moved = self._moved
         if moved is not None and rel not in moved and self.worktree is not None:
             data = _regular_file(os.path.join(self.worktree, rel))
-            if data is not None and git_blob_digest(data) == blob:
+            if data is not None and (not hashed or git_blob_digest(data) == blob):
                 return data
         return self.committed.read(blob) if self.committed is not None else None
 
@@ -265,12 +266,8 @@ class Baseline:
         read; hashing the ~720 MB of manifests again was ~0.45 s of ``check --base`` at 10,000
         tenants x 3. For the unit plan's one read of each manifest (``units.BaseCommit``); a
         manifest read again later goes through :meth:`file`, checked by its blob id."""
-        moved = self._moved
-        if moved is not None and rel in self.manifests and rel not in moved and self.worktree is not None:
-            data = _regular_file(os.path.join(self.worktree, rel))
-            if data is not None:
-                return data
-        return self.file(rel)
+        blob = self.manifests.get(rel)
+        return self.output(rel, blob, hashed=False) if blob is not None else self.file(rel)
 
     def same(self, rel: str, data: bytes) -> bool:
         """Whether ``rel`` at ``ref`` holds exactly ``data`` (by blob id: nothing is read)."""

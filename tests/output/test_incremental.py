@@ -497,6 +497,21 @@ def test_check_base_plan_reads_git_proven_manifests_unhashed_and_a_moved_one_fro
     assert forged not in parsed and forged[:-1] in parsed  # the base's blob, not the working tree's bytes
 
 
+def test_a_manifest_changed_after_gits_answer_is_read_again_from_its_blob(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Git answered "nothing moved", then the working tree's manifest changed (a race): the
+    plan's one read takes the working tree's bytes (git's answer vouches for them, as for the
+    files they list), but any later read (``Baseline.file``: a let-go manifest read again)
+    checks them against the base's blob id and reads git's object instead."""
+    rel = units.unit_path("tenant/globex")
+    committed = (repo / rel).read_bytes()
+    with snapshot.at(repo, "HEAD") as base:
+        monkeypatch.setattr(snapshot.Baseline, "_moved", frozenset())  # git's answer, taken before the change
+        (repo / rel).write_bytes(committed + b"\n")
+        assert base.proven_output(rel) == committed + b"\n"
+        assert base.file(rel) == committed
+        assert units.BaseCommit(base)("tenant/globex") == committed
+
+
 def test_check_base_reads_and_catches_a_working_tree_edit_git_sees(repo: Path) -> None:
     commit_all(repo, "same as the base")
     original = (repo / GLOBEX_FILE).read_bytes()

@@ -247,13 +247,13 @@ def worker_check_base(root: Path) -> dict:
     """A pull request that edits one tenant (edited and rendered by the ``edit-render`` worker
     just before), checked as CI does, in a process of its own: ``check --base`` against the
     committed base (the base's tree exported from git is part of the time)."""
-    from generator import pipeline
     from generator.catalog import snapshot
+    from generator.ops.destructive import check_base
 
     start = time.perf_counter()
     with snapshot.at(root, "HEAD") as base:
         exported = time.perf_counter() - start
-        _, status = pipeline.check(root, full=False, base=base)
+        _, status, _ = check_base(root, base)  # as the CLI runs it: the destruction report too
     seconds = time.perf_counter() - start
     assert status.clean, status.as_dict()
     return {"seconds": seconds, "export_s": exported, "rss_mb": _rss_mb()}

@@ -329,14 +329,9 @@ def _foreseen(root: Path, model: Model, found: units.Digests, base: Baseline | N
     bytes are not the base's)."""
     if base is not None:
         changed = [entry.path for entry in model.catalog.tenants.values() if entry.path not in base.same_tenant_files]
-        return units.foreseen(model, found, changed, _recorded_at(base))
+        return units.foreseen(model, found, changed, units.BaseCommit(base))
     parses = model.catalog.parses
     return None if parses is None else units.foreseen(model, found, parses.fresh, units.working_tree(root))
-
-
-def _recorded_at(base: Baseline) -> units.Recorded:
-    """The base commit's recorded units (``check --base`` trusts no other)."""
-    return units.BaseCommit(base)
 
 
 def _render_units(
@@ -351,7 +346,7 @@ def _render_units(
     manifests (and its files as the stat record vouches for them) or, with ``base``, the
     base commit's. ``early``: the fresh units, if foreseen and rendered already."""
     if base is not None:
-        recorded = _recorded_at(base)
+        recorded = units.BaseCommit(base)
         # the base's files git proves are on disk unchanged are not read (Baseline.vouch);
         # its unit manifests passed the contract check together when it was merged
         every = units.Fleet(frozenset(base.unit_manifests()), lambda unit, recorded: True)

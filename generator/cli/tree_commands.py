@@ -82,21 +82,19 @@ def check(
     if base is None:
         built, st = pipeline.check_tree(root, use_cache=not full, full=full)
     else:
-        from generator.ops.destructive import against_base
+        from generator.ops.destructive import against_base, check_base
 
         # one export of the base serves both the incremental check and the destruction report
         with snapshot.at(find_root(root or Path.cwd()), base) as baseline:
             if full:
                 whole, st = pipeline.check(root, full=True)
                 assert whole is not None  # --full never takes the cached path
-                found = against_base(whole.model, whole.result, baseline, whole.reused)
-            else:  # the destruction report is made while the policy is judged
-                whole, st, found = pipeline.check_against(
-                    root, baseline, lambda model, result, reused: against_base(model, result, baseline, reused)
-                )
-            built, destruction = whole, found
-        if found.errors:
-            raise CatalogErrors(found.errors)
+                destruction = against_base(whole.model, whole.result, baseline, whole.reused)
+            else:
+                whole, st, destruction = check_base(root, baseline)
+            built = whole
+        if destruction.errors:
+            raise CatalogErrors(destruction.errors)
     fast_exit.keep(built)  # freed by the process's end, not object by object here
     blocked = destruction is not None and destruction.destructive and not acknowledge_destruction
     if destruction is not None:

@@ -14,6 +14,7 @@ import json
 import re
 from collections.abc import Collection, Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -24,7 +25,7 @@ from generator.errors import CatalogError
 from generator.model.resolve import Model
 from generator.output.ondisk import TreeFiles
 from generator.output.render import MANIFEST_PATH, RenderResult
-from generator.output.tree import manifest_roots, manifests_files
+from generator.output.tree import TreeStatus, manifest_roots, manifests_files
 from generator.output.units import unit_path
 from generator.policy.rules.migrations import against_base as schema_against_base
 from generator.policy.rules.migrations import base_versions
@@ -264,6 +265,12 @@ def _deletion_protection(model: Model, result: RenderResult, base: Baseline, not
             if new_on.count(attr) < old_on.count(attr):
                 items.append(f"{attr} = true removed in {path}")
     return items
+
+
+def check_base(root: Path | None, base: Baseline) -> tuple[pipeline.Build, TreeStatus, Destruction]:
+    """``check --base``: the incremental check against ``base`` (``pipeline.check_against``),
+    with :func:`against_base`'s report made while the policy is judged."""
+    return pipeline.check_against(root, base, lambda model, result, reused: against_base(model, result, base, reused))
 
 
 def against_base(model: Model, result: RenderResult, base: Baseline, reused: Collection[str] = frozenset()) -> Destruction:

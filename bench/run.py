@@ -245,8 +245,10 @@ def worker_edit_render(root: Path) -> dict:
 
 def worker_check_base(root: Path) -> dict:
     """A pull request that edits one tenant (edited and rendered by the ``edit-render`` worker
-    just before), checked as CI does, in a process of its own: ``check --base`` against the
-    committed base (the base's tree exported from git is part of the time)."""
+    just before), checked in a process of its own as the CLI runs ``check --base`` (the
+    destruction report included) against the committed base, the local cache in place (a
+    developer's tree; CI's run is :func:`worker_check_base_ci`). The base's tree exported
+    from git is part of the time."""
     from generator.catalog import snapshot
     from generator.ops.destructive import check_base
 

@@ -16,7 +16,9 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from generator.errors import UsageError
 
@@ -427,6 +429,33 @@ def tree_paths(repo: gitpython.Repo, commit: str, *paths: str) -> Iterator[str]:
         yield record.decode("utf-8", "surrogateescape")
 
 
+@dataclass(frozen=True)
+class TreeChange:
+    """One path ``git diff-tree`` lists between two commits: its mode and blob id on each side
+    (mode 0 and an all-zero id where that side has no such path)."""
+
+    path: str
+    old_mode: int
+    new_mode: int
+    old_sha: str
+    new_sha: str
+
+
+def tree_changes(repo: gitpython.Repo, old: str, new: str, *paths: str) -> Iterator[TreeChange]:
+    """The paths below ``paths`` (from the repository top) that differ between commits ``old``
+    and ``new``, streamed from one ``git diff-tree -r -z --no-renames``: git compares tree
+    objects and skips every subtree whose id is equal on both sides, so no file is read or
+    stat'ed however large the trees are. git starts now (:func:`_records`)."""
+    return _changes(_records(repo, "diff_tree", "-r", "-z", "--no-renames", "--full-index", old, new, "--", *paths))
+
+
+def _changes(records: Iterator[bytes]) -> Iterator[TreeChange]:
+    for head in records:
+        path = next(records)
+        old_mode, new_mode, old_sha, new_sha, _ = head.removeprefix(b":").split(b" ")
+        yield TreeChange(path.decode("utf-8", "surrogateescape"), int(old_mode, 8), int(new_mode, 8), old_sha.decode(), new_sha.decode())
+
+
 def index_entries(repo: gitpython.Repo, *paths: str) -> Iterator[bytes]:
     """``git ls-files -z -v`` below ``paths``, streamed in index order (path bytes): each
     record is a tag (``H`` for a plain cached file), a space and the path from the top."""
@@ -434,8 +463,12 @@ def index_entries(repo: gitpython.Repo, *paths: str) -> Iterator[bytes]:
 
 
 def _records(repo: gitpython.Repo, command: str, *args: str) -> Iterator[bytes]:
-    """The NUL-terminated records of ``git <command> args``, streamed."""
-    proc = getattr(repo.git, command)(*args, as_process=True)
+    """The NUL-terminated records of ``git <command> args``, streamed; git starts now, not at
+    the first record asked for (a caller may start it early and read it later)."""
+    return _streamed(getattr(repo.git, command)(*args, as_process=True), command)
+
+
+def _streamed(proc: Any, command: str) -> Iterator[bytes]:
     rest = b""
     read = False
     try:

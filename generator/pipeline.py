@@ -25,7 +25,7 @@ from generator.errors import CatalogError, CatalogErrors
 from generator.model.name_registry import check_names
 from generator.model.references import check_references
 from generator.model.resolve import Model, resolve
-from generator.output import checkcache, lock, parallel, parse_store, tree, unit_cache, units, walk_apart
+from generator.output import checkcache, head_status, lock, parallel, parse_store, tree, unit_cache, units, walk_apart
 from generator.output.listing import Listing
 from generator.output.parse_store import load_memo, load_parses
 from generator.output.render import RenderResult
@@ -262,7 +262,11 @@ def build_incremental(
         # the memo they cost ~0.3 s in the load, and an edit judges here after its plan
         # (units.Early), where the check's table of digests raised the peak by ~50 MB
         names_apart = base is not None
-        model = resolve_named(root) if names_apart else resolve_only(root, parses="reuse")
+        try:
+            model = resolve_named(root) if names_apart else resolve_only(root, parses="reuse")
+        finally:  # --committed: the catalog just read must be HEAD's (git answered while it loaded), the root cause first
+            if base is not None:
+                base.require_committed_inputs()
         found = units.digests(root, model)
         # the policy judges the model on the other core while the units render (it needs the
         # model alone); its errors still come first, as when it ran before the render. There,
@@ -511,21 +515,31 @@ def _check(
                 status = tree.status(result, root, cache=True)
         else:
             # the reused files are read under the lock, as compared; the output folders are
-            # walked on the other core meanwhile (offered to the cache only without --base)
-            with tree.quiescent(root), walk_apart.started(root, tree.OUTPUT_DIRS, offer=base is None) as walk:
+            # walked on the other core meanwhile (offered to the cache only without --base).
+            # --committed reads HEAD's commit from git's objects instead: nothing to walk
+            committed = base is not None and base.head is not None
+            walking = nullcontext() if committed else walk_apart.started(root, tree.OUTPUT_DIRS, offer=base is None)
+            with tree.quiescent(root), walking as walk:
                 # with --base the tree is compared (and ``against`` asked) while the policy is judged;
                 # without, after it: that comparison offers the folder listing to the cache
                 early: list[tuple[tree.TreeStatus, Any]] = []
 
                 def meanwhile(model: Model, result: RenderResult, todo: units.Plan) -> None:
-                    status = _compare(root, base, result, todo, walk.listing)
+                    if base is not None and base.head is not None:
+                        status = head_status.status(result, base, todo)
+                    else:
+                        assert walk is not None  # walked unless --committed
+                        status = _compare(root, base, result, todo, walk.listing)
                     early.append((status, None if against is None else against(model, result, frozenset(todo.reused))))
 
                 built, todo = build_incremental(root, base, trust_stat=use_cache, meanwhile=None if base is None else meanwhile)
                 # the vouched units: carried by the record, used only without --base (no record after --base)
                 record, result, kept = _parted(built, inputs, todo, keep)
                 del built  # kept only as much as ``keep`` keeps
-                status, compared = early[0] if early else (_compare(root, base, result, todo, walk.listing), None)
+                if not early:  # without --base: compared after the verdict
+                    assert walk is not None
+                    early.append((_compare(root, base, result, todo, walk.listing), None))
+                status, compared = early[0]
         with tree.quiescent(root):
             # the tree holds exactly these bytes: their sha256s are in the manifest entries. Not
             # after --base: CI's command, in a clone that is thrown away (the record's walk costs

@@ -15,7 +15,7 @@ from generator.catalog.load import find_root
 from generator.cli import fast_exit
 from generator.cli.common import EXIT_DIFFERENT, FormatOption, RootOption
 from generator.cli.progress import render_progress
-from generator.errors import CatalogErrors
+from generator.errors import CatalogErrors, UsageError
 from generator.output import tree
 from generator.output.render import MANIFEST_PATH
 
@@ -72,6 +72,14 @@ def check(
     full: Annotated[
         bool, typer.Option("--full", help="Render every unit and compare; skip the verified-clean cache and the recorded units.")
     ] = False,
+    committed: Annotated[
+        bool,
+        typer.Option(
+            "--committed",
+            help="With --base: check HEAD's commit from git's objects, not the files on disk (CI's fresh checkout; "
+            "uncommitted output is not seen, an uncommitted catalog change is refused).",
+        ),
+    ] = False,
 ) -> None:
     """Exit 1 when the files on disk differ from what the catalog renders (or, with --base,
     when the change destroys something without --acknowledge-destruction). With --base, only
@@ -79,13 +87,17 @@ def check(
     be byte-equal to the base's record (docs/incremental.md)."""
     destruction = None
     built: pipeline.Build | pipeline.Made | None
+    current = None  # what the diff is taken from: the files on disk, or HEAD's commit
+    if committed and (base is None or full):
+        raise UsageError("--committed needs --base and no --full: it checks HEAD's commit against the base's record")
     if base is None:
         built, st = pipeline.check_tree(root, use_cache=not full, full=full)
     else:
         from generator.ops.destructive import against_base, check_base
 
         # one export of the base serves both the incremental check and the destruction report
-        with snapshot.at(find_root(root or Path.cwd()), base) as baseline:
+        with snapshot.at(find_root(root or Path.cwd()), base, head=committed) as baseline:
+            current = baseline.head_file if committed else None
             if full:
                 whole, st = pipeline.check(root, full=True)
                 assert whole is not None  # --full never takes the cached path
@@ -130,7 +142,7 @@ def check(
             # Short form: only edited files (missing/stale ones are listed above), no manifest.
             assert built is not None  # the cached path only ever reports a clean tree
             edited = [rel for rel in st.changed if rel != MANIFEST_PATH and not rel.startswith(tree.UNITS_DIR + "/")]
-            diff = tree.unified_diff(built.result, built.root, edited, context=1)
+            diff = tree.unified_diff(built.result, built.root, edited, context=1, current=current)
             lines = diff.splitlines()
             typer.echo("\n".join(lines[:200]))
             if len(lines) > 200:

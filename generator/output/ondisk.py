@@ -12,7 +12,7 @@ render's spool, ``output.spool``).
 from __future__ import annotations
 
 import os
-from collections.abc import Container, Iterator, KeysView, Mapping
+from collections.abc import Callable, Container, Iterator, KeysView, Mapping
 from pathlib import Path
 
 from generator.errors import UsageError
@@ -24,12 +24,21 @@ class TreeFiles(Mapping[str, bytes]):
     """Path -> bytes in path order: ``held`` in memory, ``on_disk`` read from ``root`` on access."""
 
     def __init__(
-        self, root: Path, held: Mapping[str, Stored], on_disk: Container[str], order: list[str], spool: Spool | None = None
+        self,
+        root: Path,
+        held: Mapping[str, Stored],
+        on_disk: Container[str],
+        order: list[str],
+        spool: Spool | None = None,
+        read: Callable[[str], bytes | None] | None = None,
     ) -> None:
         """``on_disk`` is kept, not copied (the plan's view: at 10,000 tenants a set of its
         800,000 paths was ~33 MB); a path held too is held. ``order``: every path of both, sorted.
-        ``spool``: where the render spilled the held files whose bytes are not in memory."""
+        ``spool``: where the render spilled the held files whose bytes are not in memory.
+        ``read``: how a file left on disk is read (default: from ``root``; ``check --base
+        --committed`` reads the base's bytes, checked by blob id)."""
         self._base = os.fspath(root)
+        self._read = read
         self._held = dict(held)
         self._on_disk = on_disk
         self._order = order
@@ -47,7 +56,7 @@ class TreeFiles(Mapping[str, bytes]):
             return fetch(data, self._spool)
         if path not in self._on_disk:
             raise KeyError(path)
-        found = read_file(os.path.join(self._base, path))
+        found = self._read(path) if self._read is not None else read_file(os.path.join(self._base, path))
         if found is None:
             raise UsageError(f"{path} disappeared while companyos was reading the tree; run the command again")
         return found

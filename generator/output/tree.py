@@ -592,13 +592,16 @@ def _missing_folders(root: Path, listing: Listing, paths: Iterable[str]) -> list
     return missing
 
 
-def unified_diff(result: RenderResult, root: Path, paths: Iterable[str], context: int = 3) -> str:
-    """A unified diff from the tree on disk to the rendered result, for ``paths``."""
+def unified_diff(
+    result: RenderResult, root: Path, paths: Iterable[str], context: int = 3, current: Callable[[str], bytes | None] | None = None
+) -> str:
+    """A unified diff from the tree on disk (or what ``current`` reads: HEAD's commit with
+    ``check --base --committed``) to the rendered result, for ``paths``."""
     import difflib
 
     chunks: list[str] = []
     for rel in sorted(set(paths)):
-        old = read_file(root / rel)
+        old = current(rel) if current is not None else read_file(root / rel)
         new = result.files.get(rel)
         old_lines = old.decode("utf-8", "replace").splitlines(keepends=True) if old is not None else []
         new_lines = new.decode("utf-8", "replace").splitlines(keepends=True) if new is not None else []

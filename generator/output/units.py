@@ -512,6 +512,17 @@ class BaseCommit:
     def first(self, unit: str) -> bytes | None:
         return self._base.proven_output(unit_path(unit))
 
+    @property
+    def committed(self) -> bool:
+        """Whether HEAD's commit is checked, not the working tree (``check --base --committed``):
+        no output file is then read from the working tree unchecked."""
+        return self._base.head is not None
+
+    def output(self, path: str) -> bytes | None:
+        """The base's bytes of output file ``path`` (checked by blob id): a reused unit's file
+        when the commit is checked (:attr:`committed`), whatever the working tree holds."""
+        return self._base.file(path)
+
 
 # --- the incremental render --------------------------------------------------------------
 
@@ -696,6 +707,11 @@ def plan(
             _left_on_disk(out, history, name, unit, recorded)
             out.keep(name, stamp)
             continue
+        if isinstance(recorded, BaseCommit) and recorded.committed:  # HEAD's files: never read from the working tree
+            out.render.add(name)
+            out.reasons[name] = "the commit changed a file it lists"
+            history.rendered(f"tenant/{name}", unit)
+            continue
         if not unit.decodable():
             out.render.add(name)
             out.reasons[name] = "its manifest's sha256s, sources, places or contract rows are damaged"
@@ -876,7 +892,8 @@ def render_incremental(
     if errors:
         raise CatalogErrors(errors)
     shown = todo if reused is todo.reused else dataclasses.replace(todo, reused=reused)  # assemble takes a made unit as it lies
-    return assemble(model, found, files, entries, declared, shown, root, fresh=fresh_paths, spool=spool), todo
+    left = recorded.output if isinstance(recorded, BaseCommit) and recorded.committed else None
+    return assemble(model, found, files, entries, declared, shown, root, fresh=fresh_paths, spool=spool, left=left), todo
 
 
 def _render_fresh(
@@ -1074,12 +1091,14 @@ def assemble(
     root: Path | None = None,
     fresh: Iterable[str] | None = None,
     spool: Spool | None = None,
+    left: Callable[[str], bytes | None] | None = None,
 ) -> RenderResult:
     """Add every unit's manifest (recorded bytes for a reused unit). There is no fleet-wide
     manifest file: it would change with every tenant added (``RenderResult.manifest`` still
     holds every entry in memory). ``fresh``: the entries rendered this run; a reused unit's
     are grouped already (``Plan.reused``: the plan checked every one is that tenant's).
-    ``spool``: where the render spilled the files ``files`` does not hold."""
+    ``spool``: where the render spilled the files ``files`` does not hold. ``left``: how a
+    reused file is read when asked (default: from the tree at ``root``)."""
     rendered: dict[str, dict[str, Mapping[str, Any]]] = {GLOBAL: {}}
     rendered.update({f"tenant/{name}": {} for name in model.catalog.tenants})
     for path in entries if fresh is None else fresh:
@@ -1111,7 +1130,8 @@ def assemble(
     manifest = {"generator": emit.GENERATOR, "version": MANIFEST_VERSION, "files": entries}
     ordered = InPathOrder(lambda: every_declared(declared, todo.reused.values()))
     if (todo.left or todo.hashed) and root is not None:
-        return RenderResult(TreeFiles(root, files, todo.on_disk, order, spool), manifest, ordered, listed, ReusedFields(todo.reused))
+        on_disk = TreeFiles(root, files, todo.on_disk, order, spool, read=left)
+        return RenderResult(on_disk, manifest, ordered, listed, ReusedFields(todo.reused))
     # a spooled render's map as it is, with its paths in order beside it (not copied in that order)
     out: Mapping[str, bytes] = (
         SpooledFiles(files, spool, order) if spool is not None else cast(dict[str, bytes], {p: files[p] for p in order})

@@ -10,13 +10,14 @@ from generator.catalog import snapshot
 from generator.output import units
 
 
-def check_base(repo: Path, ref: str = "HEAD") -> tuple[pipeline.Build | None, units.Plan, bool, list[str]]:
+def check_base(repo: Path, ref: str = "HEAD", *, committed: bool = False) -> tuple[pipeline.Build | None, units.Plan, bool, list[str]]:
     """The incremental build against ``ref`` (its plan), then ``check --base``: clean, and
-    every path it found changed, missing, stale or unmanaged."""
-    with snapshot.at(repo, ref) as base:
+    every path it found changed, missing, stale, unmanaged or left over. ``committed``:
+    HEAD's commit is checked, not the working tree (``--committed``)."""
+    with snapshot.at(repo, ref, head=committed) as base:
         built, plan = pipeline.build_incremental(repo, base)
         _, status = pipeline.check(repo, full=False, base=base)
-    return built, plan, status.clean, [*status.changed, *status.missing, *status.stale, *status.unmanaged]
+    return built, plan, status.clean, [*status.changed, *status.missing, *status.stale, *status.unmanaged, *status.leftover]
 
 
 def forge(repo: Path, rel: str, data: bytes, unit: str) -> None:

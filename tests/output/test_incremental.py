@@ -200,12 +200,13 @@ def test_unit_manifests_record_inputs_and_every_file(sample):
 # --- check --base: the attacks -------------------------------------------------------------
 
 
-def test_check_base_passes_an_honest_one_tenant_change_rendering_only_it(repo):
+@pytest.mark.parametrize("committed", [False, True], ids=["working tree", "committed"])
+def test_check_base_passes_an_honest_one_tenant_change_rendering_only_it(repo, committed):
     _rendered(repo)
     _edit_tenant(repo)
     pipeline.render_to_disk(repo)
     commit_all(repo, "edit hooli")
-    _, plan, clean, problems = check_base(repo, "HEAD~1")
+    _, plan, clean, problems = check_base(repo, "HEAD~1", committed=committed)
     assert clean, problems
     assert plan.render == {"hooli"}
     # the base's units passed the contract check together: only global's and hooli's are judged
@@ -213,8 +214,9 @@ def test_check_base_passes_an_honest_one_tenant_change_rendering_only_it(repo):
     assert sorted(b'"unit": "tenant/hooli"' in u.raw or b'"unit": "global"' in u.raw for u in plan.previous) == [True, True]
 
 
+@pytest.mark.parametrize("committed", [False, True], ids=["working tree", "committed"])
 @pytest.mark.parametrize("attack", ["file only", "file and manifest entries", "unit manifest only", "unit manifest deleted"])
-def test_check_base_refuses_edits_the_pr_recorded(repo, attack):
+def test_check_base_refuses_edits_the_pr_recorded(repo, attack, committed):
     _rendered(repo)
     unit = repo / units.unit_path("tenant/hooli")
     original = (repo / HOOLI_FILE).read_bytes()
@@ -231,7 +233,7 @@ def test_check_base_refuses_edits_the_pr_recorded(repo, attack):
     else:
         unit.unlink()
     commit_all(repo, attack)
-    _, _, clean, problems = check_base(repo, "HEAD~1")  # ... the base commit's record is not
+    _, _, clean, problems = check_base(repo, "HEAD~1", committed=committed)  # ... the base commit's record is not
     assert not clean
     expected = {
         "file only": {HOOLI_FILE},
@@ -242,35 +244,38 @@ def test_check_base_refuses_edits_the_pr_recorded(repo, attack):
     assert expected <= set(problems), problems
 
 
-def test_check_base_with_a_forged_edit_under_a_real_input_change_still_fails(repo):
+@pytest.mark.parametrize("committed", [False, True], ids=["working tree", "committed"])
+def test_check_base_with_a_forged_edit_under_a_real_input_change_still_fails(repo, committed):
     """The tenant's input changed (so its unit re-renders): a forged output is compared with the fresh render."""
     _rendered(repo)
     _edit_tenant(repo)
     pipeline.render_to_disk(repo)
     forge(repo, HOOLI_FILE, (repo / HOOLI_FILE).read_bytes() + b"# forged\n", "tenant/hooli")
     commit_all(repo, "edit and forge")
-    _, plan, clean, problems = check_base(repo, "HEAD~1")
+    _, plan, clean, problems = check_base(repo, "HEAD~1", committed=committed)
     assert plan.render == {"hooli"} and not clean and HOOLI_FILE in problems
 
 
-def test_check_base_re_renders_everything_after_a_template_change(repo):
+@pytest.mark.parametrize("committed", [False, True], ids=["working tree", "committed"])
+def test_check_base_re_renders_everything_after_a_template_change(repo, committed):
     _rendered(repo)
     template = repo / "templates" / "helm" / "values.yaml.j2"
     template.write_text(template.read_text().replace("\n", "\n# changed\n", 1))
     commit_all(repo, "template only, not re-rendered")
-    _, plan, clean, problems = check_base(repo, "HEAD~1")
+    _, plan, clean, problems = check_base(repo, "HEAD~1", committed=committed)
     assert plan.render == TENANTS and not clean
     assert any(p.startswith("rendered/helm/") for p in problems)
     pipeline.render_to_disk(repo)
     commit_all(repo, "re-rendered")
-    _, plan, clean, problems = check_base(repo, "HEAD~2")
+    _, plan, clean, problems = check_base(repo, "HEAD~2", committed=committed)
     assert plan.render == TENANTS and clean, problems
 
 
-def test_check_base_re_renders_everything_after_a_generator_upgrade(repo, monkeypatch):
+@pytest.mark.parametrize("committed", [False, True], ids=["working tree", "committed"])
+def test_check_base_re_renders_everything_after_a_generator_upgrade(repo, monkeypatch, committed):
     _rendered(repo)
     monkeypatch.setattr(units, "code_digest", lambda: hashlib.sha256(CODE.encode() + b"upgrade").hexdigest())
-    _, plan, clean, problems = check_base(repo)
+    _, plan, clean, problems = check_base(repo, committed=committed)
     assert plan.render == TENANTS and not clean
     assert units.unit_path(units.GLOBAL) in problems  # the recorded context is out of date
 

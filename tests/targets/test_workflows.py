@@ -168,7 +168,8 @@ def test_render_check_runs_check_validators_lint_cost_and_the_summary(docs):
     checks = [s for s in steps if ".venv/bin/companyos check" in s.get("run", "")]
     assert all('--base "$BASE_SHA"' in s["run"] or s["run"].endswith("check --full") for s in checks), checks
     by_event = {("pull_request" in s["if"]): s["run"] for s in checks}
-    assert 'args=(--base "$BASE_SHA")' in by_event[True] and by_event[False] == ".venv/bin/companyos check --full"
+    # the pull request's commit, read from git's objects (the checkout is that commit)
+    assert 'args=(--base "$BASE_SHA" --committed)' in by_event[True] and by_event[False] == ".venv/bin/companyos check --full"
     assert "github.event_name == 'push'" in next(s["if"] for s in checks if "--full" in s["run"])
     assert on(doc)["push"]["branches"] == ["main"]
 

@@ -16,6 +16,7 @@ Each measurement runs in its own process so peak RSS and caches are per measurem
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -247,13 +249,17 @@ def worker_check_base(root: Path) -> dict:
     """A pull request that edits one tenant (edited and rendered by the ``edit-render`` worker
     just before), checked in a process of its own as the CLI runs ``check --base`` (the
     destruction report included) against the committed base, the local cache in place (a
-    developer's tree; CI's run is :func:`worker_check_base_ci`). The base's tree exported
+    developer's tree; CI checks the commit: :func:`worker_check_base_committed`). The base's tree exported
     from git is part of the time."""
+    return _check_base(root, "HEAD")
+
+
+def _check_base(root: Path, ref: str, *, committed: bool = False) -> dict:
     from generator.catalog import snapshot
     from generator.ops.destructive import check_base
 
     start = time.perf_counter()
-    with snapshot.at(root, "HEAD") as base:
+    with snapshot.at(root, ref, head=committed) as base:
         exported = time.perf_counter() - start
         _, status, _ = check_base(root, base)  # as the CLI runs it: the destruction report too
     seconds = time.perf_counter() - start
@@ -262,14 +268,28 @@ def worker_check_base(root: Path) -> dict:
 
 
 def worker_check_base_ci(root: Path) -> dict:
-    """:func:`worker_check_base` as CI runs it, in a fresh checkout: no local cache (the
-    git-ignored ``.companyos-cache``: the folder listing, the parses, the verified-clean
-    record), so every output folder is read and every catalog file parsed. The cache is
-    set aside for the run and put back."""
+    """:func:`worker_check_base` in a fresh checkout: no local cache (the git-ignored
+    ``.companyos-cache``: the folder listing, the parses, the verified-clean record), so
+    every output folder is read and every catalog file parsed. The cache is set aside for
+    the run and put back."""
+    with _no_local_cache(root):
+        return worker_check_base(root)
+
+
+def worker_check_base_committed(root: Path) -> dict:
+    """The pull request committed (HEAD) and checked as CI runs it: ``check --base HEAD~1
+    --committed`` (HEAD's commit from git's objects, ``output.head_status``), no local cache."""
+    with _no_local_cache(root):
+        return _check_base(root, "HEAD~1", committed=True)
+
+
+@contextlib.contextmanager
+def _no_local_cache(root: Path) -> Iterator[None]:
+    """``.companyos-cache`` set aside for the run and put back."""
     cache, aside = root / ".companyos-cache", root / ".companyos-cache.aside"
     cache.rename(aside)
     try:
-        return worker_check_base(root)
+        yield
     finally:
         shutil.rmtree(cache, ignore_errors=True)
         aside.rename(cache)
@@ -332,6 +352,7 @@ WORKERS = {
     "edit-render": worker_edit_render,
     "check-base": worker_check_base,
     "check-base-ci": worker_check_base_ci,
+    "check-base-committed": worker_check_base_committed,
     "bare": worker_bare,
     "bare-targets": worker_bare_targets,
 }
@@ -383,8 +404,10 @@ def bench(tenants: int, workdir: Path, repeat: int) -> dict:
         check_bases.append(run_worker("check-base", root))
         check_bases_ci.append(run_worker("check-base-ci", root))
     check_base, check_base_ci = _median(check_bases), _median(check_bases_ci)
-    # the pull request merged: a committed tree, proven unchanged by git (output/committed.py)
+    # the pull request merged: a committed tree, proven unchanged by git (output/committed.py);
+    # first checked as CI checks the pull request's commit against its base
     _commit(root, "merged")
+    check_base_committed = _median([run_worker("check-base-committed", root) for _ in range(repeat)])
     time.sleep(2.5)  # past the folders' racy window
     for _ in range(2):  # the first settles the racy files, the second records git's key
         run_worker("render", root)
@@ -423,6 +446,8 @@ def bench(tenants: int, workdir: Path, repeat: int) -> dict:
         "check_base_export_s": round(check_base["export_s"], 3),
         "check_base_ci_s": round(check_base_ci["seconds"], 3),
         "check_base_ci_rss_mb": round(check_base_ci["rss_mb"], 1),
+        "check_base_committed_s": round(check_base_committed["seconds"], 3),
+        "check_base_committed_rss_mb": round(check_base_committed["rss_mb"], 1),
         "peak_rss_mb": round(max(cold["rss_mb"], noop["rss_mb"], noop_unrecorded["rss_mb"], check["rss_mb"], check_full["rss_mb"]), 1),
         "workers_peak_rss_mb": round(max(r["workers_rss_mb"] for r in (cold, noop, noop_unrecorded, check, check_full)), 1),
         "bare_jinja2_s": round(bare["seconds"], 3),
@@ -461,7 +486,7 @@ def markdown(rows: list[dict]) -> str:
         "| tenants x envs | files | written cold / no-op | cold render s | no-op render s (without the record) | check s (cache) | check --full s | peak RSS MB (its largest worker) "
         "| bare jinja2 s | render / bare (each run) | render / bare, CPU s | bare targets s | render / bare targets "
         "| check / render | check --full / render | check, no cache s | one-tenant edit: render s (written) "
-        "| one-tenant PR: check --base s (of it, git export s) / as CI runs it, no local cache s | peak RSS MB: edit / check --base / as CI | rendered KB per tenant (all envs) / fleet-wide MB "
+        "| one-tenant PR: check --base s (of it, git export s) / no local cache s / --committed, as CI runs it s | peak RSS MB: edit / check --base / no cache / --committed | rendered KB per tenant (all envs) / fleet-wide MB "
         "| committed tree: no-op render s / check s (peak RSS MB) | committed tree: one-tenant edit render s (peak RSS MB) / no-op after it s / first no-op after its commit s |\n"
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     )
@@ -473,8 +498,8 @@ def markdown(rows: list[dict]) -> str:
             f"{r['check_full_s']} | {r['peak_rss_mb']} ({r['workers_peak_rss_mb']}) | {r['bare_jinja2_s']} | **{r['render_vs_bare']}** ({each}) | "
             f"{r['render_cpu_s']} / {r['bare_cpu_s']} = {r['render_vs_bare_cpu']} | {r['bare_targets_s']} | "
             f"{r['render_vs_bare_targets']} | {r['check_vs_render']} | {r['check_full_vs_render']} | "
-            f"{r['check_incremental_s']} | {r['edit_render_s']} ({r['files_written_edit']}) | {r['check_base_s']} ({r['check_base_export_s']}) / {r['check_base_ci_s']} | "
-            f"{r['edit_rss_mb']} / {r['check_base_rss_mb']} / {r['check_base_ci_rss_mb']} | {r['kb_per_tenant']} / {r['fleet_wide_mb']} | "
+            f"{r['check_incremental_s']} | {r['edit_render_s']} ({r['files_written_edit']}) | {r['check_base_s']} ({r['check_base_export_s']}) / {r['check_base_ci_s']} / **{r['check_base_committed_s']}** | "
+            f"{r['edit_rss_mb']} / {r['check_base_rss_mb']} / {r['check_base_ci_rss_mb']} / {r['check_base_committed_rss_mb']} | {r['kb_per_tenant']} / {r['fleet_wide_mb']} | "
             f"{r['noop_render_committed_s']} / {r['check_committed_s']} ({r['noop_committed_rss_mb']}) | "
             f"{r['edit_committed_s']} ({r['edit_committed_rss_mb']}) / {r['noop_after_edit_s']} / {r['noop_after_commit_s']} |"
         )

@@ -150,6 +150,7 @@ def test_benchmark_runs_end_to_end_and_compares_like_with_like(tmp_path):
         "render_cpu_s",
         "check_base_s",
         "check_base_ci_s",
+        "check_base_committed_s",
     ):
         assert row[key] > 0, key
     # the CI-like check --base set the local cache aside and put it back

@@ -157,3 +157,17 @@ def test_a_reused_file_asked_for_is_the_commits_not_the_disks(repo: Path) -> Non
         built, plan = pipeline.build_incremental(repo, base)
         assert "globex" in plan.reused
         assert built.result.files[globex] == committed_bytes
+
+
+def test_a_new_tenants_file_the_commit_lacks_is_missing(repo: Path, companyos) -> None:
+    """A path neither the base nor HEAD has (the base lists it nowhere): asked of git, missing."""
+    from helpers.tenants import OWNER
+
+    assert companyos("new-tenant", "newco", "--tier", "standard", *OWNER, "--no-input", cwd=repo).code == 0
+    repo_git = git.Repo(repo)
+    assert repo_git.active_branch.name == "tenant/newco"
+    lacking = "rendered/helm/prod/newco/api.yaml"
+    repo_git.git.rm("-q", lacking)
+    repo_git.git.commit("-q", "-m", "one file lost")
+    st = _status(repo, "HEAD~2")
+    assert st.missing == [lacking] and not st.changed and not st.stale and not st.unmanaged

@@ -31,6 +31,7 @@ from typing import Any
 from git.exc import GitError
 from gitdb.exc import BadName, BadObject
 
+from generator.catalog.folders import INPUT_DIRS, OUTPUT_DIRS
 from generator.catalog.yaml_source import MAX_FILE_BYTES, parse_yaml
 from generator.errors import UsageError
 from generator.git import TreeChange, git_path, read_blob, require_repo, resolve_commit, tree_changes, tree_entries, tree_files, tree_paths
@@ -43,11 +44,8 @@ TENANTS = "tenants"
 RENDERED = "rendered"
 #: Indexed: the committed output's unit manifests (``output.units``), which list every other file.
 UNIT_MANIFESTS = f"{RENDERED}/.companyos-units"
-#: The folders whose files the generator writes (``output.journal.OUTPUT_DIRS``).
-OUTPUT_DIRS = (RENDERED, ".github/workflows")
+#: The first segments of the output folders: a path under one is read as output.
 _OUTPUT_TOPS = frozenset(folder.split("/", 1)[0] for folder in OUTPUT_DIRS)
-#: What a catalog read takes from the working tree: with ``--committed`` it must be HEAD's.
-INPUT_DIRS = ("catalog", "environments", "tenants", "templates")
 #: Above this many paths, :meth:`Baseline.blob_ids` lists the output once instead of naming each.
 _NAMED_PATHS = 20_000
 #: Paths named on one ``git ls-tree`` command line (which stays short).
@@ -299,7 +297,9 @@ class Baseline:
         it lists are on disk with the base's bytes as git proves it (nothing is read; else
         read and hash them). The files are the ones the base's manifest lists: the base's
         own files (its manifests matched its tree when it was checked), so git need only
-        prove that none of them moved since. One that is gone shows in the walk of the tree."""
+        prove that none of them moved since. One that is gone shows in the walk of the tree.
+        With :attr:`head` (``--committed``) git proves it of HEAD's commit from its tree objects
+        alone: neither the manifest nor a file it lists is among HEAD's changes since the base."""
         if self.head is not None:  # HEAD's files, not the working tree's: git's tree objects alone
             proof = self.head_proof
             changes = None if proof is None else proof.changes

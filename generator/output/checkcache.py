@@ -29,6 +29,7 @@ from typing import NamedTuple, cast
 
 import msgspec
 
+from generator.catalog.folders import INPUT_DIRS
 from generator.output import committed, json_pieces, parallel, since_proof, tree
 from generator.output.atomic import write_atomic_frames
 
@@ -42,8 +43,6 @@ CACHE_VERSION = 4
 #: Stat and content digests are sums of per-file hashes modulo this: a part of the tree (a
 #: unit) sums on its own, so a record carries an unchanged unit's sum without touching its files.
 _MODULUS = 1 << 256
-#: Folders whose every file is an input to the render.
-INPUT_DIRS = ("catalog", "environments", "tenants", "templates")
 #: Libraries whose version can change the bytes we write.
 OUTPUT_LIBRARIES = ("jinja2", "pyyaml", "pydantic", "pydantic-core")
 #: Outputs whose every file counts; generated workflows are added from the manifest (the

@@ -24,10 +24,10 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
+from generator.catalog.folders import OUTPUT_DIRS
 from generator.catalog.snapshot import git_blob_id
 from generator.git import git_path, index_entries, is_git_error, open_repo, tree_entries
 from generator.output.atomic import write_atomic
-from generator.output.journal import OUTPUT_DIRS
 
 # RACY_NS: a folder changed this recently (or later) may change again within one timestamp
 # tick without its stat changing: the proof is not recorded then (the next run tries again).

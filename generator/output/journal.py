@@ -22,6 +22,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from generator.catalog.folders import OUTPUT_DIRS  # every folder render writes into; journal paths lie below one
 from generator.errors import UsageError
 from generator.output import json_pieces
 from generator.output.lock import STATE_DIR
@@ -32,8 +33,6 @@ JOURNAL_VERSION = 1
 #: Every temporary name in the tree ends so (ignored by git, reported by ``check``).
 TMP_SUFFIX = ".companyos-tmp"
 BACKUP_SUFFIX = ".companyos-old" + TMP_SUFFIX
-#: Every folder render writes into; journal paths must lie below one of them.
-OUTPUT_DIRS = ("rendered", ".github/workflows")
 
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 #: Temporary siblings: O_NOFOLLOW, so a link planted under a temporary name fails the write

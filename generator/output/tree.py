@@ -23,9 +23,10 @@ from typing import Any, TypedDict, cast
 
 import msgspec
 
+from generator.catalog.folders import OUTPUT_DIRS
 from generator.errors import UsageError
 from generator.output import journal, lock
-from generator.output.journal import OUTPUT_DIRS, TMP_SUFFIX
+from generator.output.journal import TMP_SUFFIX
 from generator.output.listing import Listing, list_folders
 from generator.output.render import MANIFEST_PATH, RenderResult
 from generator.output.slim_entry import entry_field

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, cast, get_ty
 
 import msgspec
 
+from generator.catalog.folders import INPUT_DIRS
 from generator.catalog.parse_cache import Stamp, stamp_of
 from generator.errors import CatalogErrors, Location, UsageError
 from generator.formats import emit
@@ -60,8 +61,6 @@ if TYPE_CHECKING:
 GLOBAL = "global"
 #: Bumped when the meaning of a digest changes: every recorded unit is then stale.
 UNITS_VERSION = 3
-#: Folders whose every file is an input to the render.
-INPUT_DIRS = ("catalog", "environments", "tenants", "templates")
 #: Libraries whose version can change the bytes we write.
 OUTPUT_LIBRARIES = ("jinja2", "pyyaml", "pydantic", "pydantic-core")
 #: Above this share of tenants to render, the ordinary (parallel) full render is used.

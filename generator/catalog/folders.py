@@ -1,0 +1,13 @@
+"""The repository's folders by role: what a catalog read takes, what the generator writes.
+
+One definition for the stages that need them: the incremental render's input digests, the
+verified-clean record, the journal's writes and a base commit's comparisons
+(``check --base --committed`` proves the inputs are HEAD's and diffs the outputs).
+"""
+
+from __future__ import annotations
+
+#: What loading and resolving a catalog reads (with the generator's code, every input).
+INPUT_DIRS = ("catalog", "environments", "tenants", "templates")
+#: Where the generator writes: only files its manifests list are ever changed or pruned there.
+OUTPUT_DIRS = ("rendered", ".github/workflows")

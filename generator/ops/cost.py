@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -340,9 +341,9 @@ def compare(current: list[Estimate], base: list[Estimate] | None, base_ref: str 
         report.deployments.append(
             Row(key[0], key[1], old.total if old else None, cur.total if cur else None, cur.budget if cur else None, base is not None)
         )
-    for tenant in sorted({k[0] for k in (*now, *before)}):
-        cur_rows = [e for k, e in now.items() if k[0] == tenant]
-        old_rows = [e for k, e in before.items() if k[0] == tenant]
+    now_by, before_by = _by_tenant(now.values()), _by_tenant(before.values())
+    for tenant in sorted({*now_by, *before_by}):
+        cur_rows, old_rows = now_by.get(tenant, []), before_by.get(tenant, [])
         report.tenants.append(
             Row(
                 tenant,
@@ -362,6 +363,15 @@ def compare(current: list[Estimate], base: list[Estimate] | None, base_ref: str 
     return report
 
 
+def _by_tenant(rows: Iterable[Estimate]) -> dict[str, list[Estimate]]:
+    """``rows`` grouped by tenant, each group in the order given (one pass: picking each
+    tenant's rows out of all of them was quadratic, minutes at 10,000 tenants x 3)."""
+    out: dict[str, list[Estimate]] = {}
+    for e in rows:
+        out.setdefault(e.tenant, []).append(e)
+    return out
+
+
 def _unit_cost(rows: list[Estimate]) -> float | None:
     units = sum(e.units for e in rows)
     return round(sum(e.total for e in rows) / units, 4) if units else None
@@ -371,9 +381,9 @@ def unit_rows(current: list[Estimate], base: list[Estimate] | None) -> list[Unit
     """Per tenant with declared units: cost per unit now and at the base, and the parts whose
     monthly cost rose most (the contributors a regression names)."""
     out = []
-    for tenant in sorted({e.tenant for e in current}):
-        now = [e for e in current if e.tenant == tenant]
-        before = [e for e in base or [] if e.tenant == tenant]
+    current_by, base_by = _by_tenant(current), _by_tenant(base or [])
+    for tenant in sorted(current_by):
+        now, before = current_by[tenant], base_by.get(tenant, [])
         cur = _unit_cost(now)
         if cur is None:
             continue
@@ -425,13 +435,15 @@ def format_text(report: CostReport) -> str:
         + (f"{'change':>11} {'%':>7} " if compared else "")
         + f"{'budget':>10}  note"
     )
+    # asked once: each is a pass over every row (asked per row, 40,000 rows at 10,000 tenants x 3 took ~5 minutes)
+    exceeded, unit_exceeded = set(report.exceeded), set(report.unit_exceeded)
     for title, rows in (("monthly estimate per tenant (USD)", report.tenants), ("per tenant and environment", report.deployments)):
         lines += [title + (f", against {report.base}" if compared else ""), header]
         for r in rows:
             notes = [r.status] if r.status else []
             if r.budget is not None and r.current is not None and r.current > r.budget:
                 notes.append("over budget")
-            if r in report.exceeded:
+            if r in exceeded:
                 notes.append(f"rises more than {report.max_increase:g}%")
             line = f"{r.tenant:<20} {r.environment or 'all':<12} "
             if compared:
@@ -454,7 +466,7 @@ def format_text(report: CostReport) -> str:
             line = f"{u.tenant:<20} " + (f"{_unit(u.base):>12} " if compared else "") + f"{_unit(u.current):>12} "
             if compared:
                 pct = "" if u.change_percent is None else f"{u.change_percent:+.1f}"
-                flag = f"  rises more than {report.max_unit_increase:g}%" if u in report.unit_exceeded else ""
+                flag = f"  rises more than {report.max_unit_increase:g}%" if u in unit_exceeded else ""
                 line += f"{pct:>7}  " + ", ".join(f"{p} {c:+,.2f}" for p, c in u.contributors) + flag
             lines.append(line.rstrip())
         lines.append("")

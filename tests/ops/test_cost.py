@@ -295,3 +295,30 @@ def test_unit_gate_fails_the_cli_with_contributors(companyos, committed):
     assert "cost per 1k requests rises +100.0%" in result.err and "top contributors" in result.err
     assert set(data["levers"]) >= {"spot", "rds_proxy", "consolidation_headroom", "scale_to_zero", "log_archive"}
     assert companyos("cost", "--base", "HEAD", "--max-unit-increase", "150", cwd=committed).code == 0
+
+
+def test_a_large_fleet_is_grouped_in_one_pass_and_judged_once(monkeypatch):
+    """Rows per tenant are the sums of that tenant's deployments (interleaved in the input), and
+    the text report asks which tenants exceed the threshold once, not once per row: at 10,000
+    tenants x 3 both were quadratic (``cost --base`` took ~5 minutes)."""
+    envs = ("dev", "stage", "prod")
+    base = [cost.Estimate(f"t{i:03d}", env, {"compute": 10.0 + i}, 1000, units=100.0) for env in envs for i in range(300)]
+    now = [
+        cost.Estimate(f"t{i:03d}", env, {"compute": 10.0 + i * (2 if i % 7 == 0 else 1)}, 1000, units=100.0)
+        for env in envs
+        for i in range(300)
+    ]
+    report = cost.compare(now, base, "HEAD", max_increase=10)
+    by_tenant = {r.tenant: r for r in report.tenants}
+    for i in (0, 1, 7, 299):
+        name = f"t{i:03d}"
+        assert by_tenant[name].base == round(sum(e.total for e in base if e.tenant == name), 2)
+        assert by_tenant[name].current == round(sum(e.total for e in now if e.tenant == name), 2)
+    asked = []
+    exceeded = cost.CostReport.exceeded
+    monkeypatch.setattr(cost.CostReport, "exceeded", property(lambda self: asked.append(1) or exceeded.fget(self)))
+    text = cost.format_text(report)
+    assert len(asked) == 1
+    flagged = {line.split()[0] for line in text.splitlines() if "rises more than 10%" in line}
+    assert flagged == {f"t{i:03d}" for i in range(7, 300, 7)}  # t000: 10 -> 10 (0 * 2)
+    assert {u.tenant for u in report.unit_exceeded} == flagged

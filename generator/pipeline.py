@@ -525,7 +525,8 @@ def _check(
                 early: list[tuple[tree.TreeStatus, Any]] = []
 
                 def meanwhile(model: Model, result: RenderResult, todo: units.Plan) -> None:
-                    if base is not None and base.head is not None:
+                    if committed:
+                        assert base is not None
                         status = head_status.status(result, base, todo)
                     else:
                         assert walk is not None  # walked unless --committed

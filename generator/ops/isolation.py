@@ -167,15 +167,28 @@ class World:
     #: pool root name -> its pooled tenants (tenant roots reading its state)
     pools: dict[str, set[str]] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
+    _owners_of: tuple[int, int] = field(default=(0, -1), repr=False)
+    _by_namespace: dict[str, str] = field(default_factory=dict, repr=False)
+    _by_group: dict[str, str] = field(default_factory=dict, repr=False)
 
     def rel(self, path: Path) -> str:
         return path.relative_to(self.rendered.parent).as_posix()
 
     def owner_of_namespace(self, namespace: str) -> str | None:
-        return next((t for t in self.tenants if naming.namespace(t) == namespace), None)
+        return self._owners()[0].get(namespace)
 
     def owner_of_group(self, group: str) -> str | None:
-        return next((t for t in self.tenants if naming.tenant_group_of(self.organization, t) == group), None)
+        return self._owners()[1].get(group)
+
+    def _owners(self) -> tuple[dict[str, str], dict[str, str]]:
+        """Namespace -> tenant and group -> tenant, made again when :attr:`tenants` changed (a
+        scan of every tenant per lookup was quadratic: minutes at 10,000 tenants)."""
+        key = (id(self.tenants), len(self.tenants))
+        if self._owners_of != key:
+            self._by_namespace = {naming.namespace(t): t for t in sorted(self.tenants)}
+            self._by_group = {naming.tenant_group_of(self.organization, t): t for t in sorted(self.tenants)}
+            self._owners_of = key
+        return self._by_namespace, self._by_group
 
     def add(self, layer: str, source: str, target: str, *hops: Hop) -> None:
         self.findings.append(Finding(self.env, layer, source, target, hops))

@@ -8,6 +8,7 @@ workflow matrix takes as is. See docs/ci.md ("companyos affected").
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -186,7 +187,10 @@ def changed_paths(repo: Any, commit: Any, root: Path, folders: Iterable[str] = (
     10,000 tenants)."""
     prefix = git_path(repo, root, ".")
     prefix = "" if prefix == "." else prefix + "/"
-    specs = [prefix + folder.strip("/") if folder.strip("/") not in ("", ".") else prefix or "." for folder in folders]
+    specs = []
+    for folder in folders:
+        inner = folder.strip("/")
+        specs.append(prefix + inner if inner not in ("", ".") else prefix or ".")
     if not specs:
         return []
     names = repo.git.diff("--name-only", "--no-renames", "-z", commit.hexsha, "--", *specs).split("\0")
@@ -210,6 +214,8 @@ def _manifest_change(repo: Any, commit: Any, root: Path) -> _ManifestChange:
     may live on in another unit (a tenant's unit names its pool's and the shared root): it is
     confirmed against every manifest on disk, read only then. A base older than unit
     manifests (or without any) is compared whole."""
+    if not any((root / UNITS_DIR).glob("*.json")):
+        working_manifest(root)  # the UsageError: nothing rendered to compare
     units = git_path(repo, root, UNITS_DIR)
     prefix = units.removesuffix(UNITS_DIR)
     base_ids = {path.removeprefix(prefix): sha for path, _, sha in tree_entries(repo, commit.hexsha, units) if path.endswith(".json")}
@@ -220,16 +226,12 @@ def _manifest_change(repo: Any, commit: Any, root: Path) -> _ManifestChange:
     old = manifests_files({p: read_blob(repo, base_ids[p]) for p in differ if p in base_ids}, own=False)
     new = manifests_files({p: read_file(root / p) for p in differ}, own=False)
     named = manifest_roots(new)
-    everything: list[set[str]] = []
 
-    def live(name: str) -> bool:
-        if name in named:
-            return True
-        if not everything:  # a root the changed units no longer name: asked of every manifest once
-            everything.append(manifest_roots(working_manifest(root)))
-        return name in everything[0]
+    @functools.cache
+    def every_root() -> set[str]:  # a root the changed units no longer name: asked of every manifest, once
+        return manifest_roots(working_manifest(root))
 
-    return _ManifestChange(diff_manifests(old, new), live)
+    return _ManifestChange(diff_manifests(old, new), lambda name: name in named or name in every_root())
 
 
 # --- roots -----------------------------------------------------------------------------

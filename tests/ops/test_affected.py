@@ -203,3 +203,11 @@ def lib_model(root: Path):
     from generator import pipeline
 
     return pipeline.resolve_only(root)
+
+
+def test_a_working_tree_without_a_render_is_a_usage_error(gitrepo, companyos):
+    root, _ = gitrepo
+    for manifest in (root / tree.UNITS_DIR).glob("*.json"):
+        manifest.unlink()
+    result = companyos("affected", "--base", "HEAD", "--format", "json", cwd=root)
+    assert result.code == 2 and "run `companyos render` first" in result.err and "Traceback" not in result.err

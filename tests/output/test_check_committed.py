@@ -13,6 +13,7 @@ import pytest
 
 from generator import pipeline
 from generator.catalog import snapshot
+from generator.errors import UsageError
 from generator.output import tree, units
 from helpers.baseline import check_base, forge
 from helpers.gitrepo import commit_all
@@ -171,3 +172,27 @@ def test_a_new_tenants_file_the_commit_lacks_is_missing(repo: Path, companyos) -
     repo_git.git.commit("-q", "-m", "one file lost")
     st = _status(repo, "HEAD~2")
     assert st.missing == [lacking] and not st.changed and not st.stale and not st.unmanaged
+
+
+def test_a_catalog_in_a_subfolder_of_the_repository(tmp_path: Path) -> None:
+    """git names paths from the repository's top: the catalog's folder is stripped from what
+    diff-tree and git status list, and added to what is asked of them."""
+    mono = tmp_path / "mono"
+    root = copy_repo(mono / "platform")
+    (mono / "README").write_text("the platform lives in platform/\n")
+    pipeline.render_to_disk(root, full=True)
+    commit_all(mono, "base")
+    _edit_hooli(root)
+    pipeline.render_to_disk(root)
+    commit_all(mono, "edit hooli")
+    _, plan, clean, problems = check_base(root, "HEAD~1", committed=True)
+    assert clean and plan.render == {"hooli"}, problems
+    (root / HOOLI_FILE).write_bytes((root / HOOLI_FILE).read_bytes() + b"# forged\n")
+    (root / "rendered/helm/prod/extra.yaml").write_text("planted: true\n")
+    commit_all(mono, "forged")
+    st = _status(root, "HEAD~1")
+    assert st.changed == [HOOLI_FILE] and st.unmanaged == ["rendered/helm/prod/extra.yaml"]
+    hooli = root / "tenants/hooli.yaml"
+    hooli.write_text(hooli.read_text().replace("monthly_usd: 2600", "monthly_usd: 2700"))  # uncommitted, under the subfolder
+    with pytest.raises(UsageError, match=r"tenants/hooli\.yaml"):
+        _status(root, "HEAD~1")

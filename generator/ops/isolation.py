@@ -13,6 +13,7 @@ hop. Threat model and what is not covered: docs/isolation.md.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import ipaddress
 import json
@@ -95,11 +96,11 @@ def _unquote(value: Any) -> Any:
     return value.strip('"') if isinstance(value, str) else value
 
 
-#: Parsed roots by the digest of their bytes: python-hcl2 costs ~75 ms a file and the analyzer
-#: reads each main.tf twice (collect, then judge), and a re-run after a one-file edit (a planted
-#: fault, a CI retry) re-reads all unchanged. Bounded: beyond it, entries leave oldest first.
+#: Parsed roots by the digest of their bytes: python-hcl2 costs ~75-95 ms a file, and a re-run
+#: after a one-file edit (a planted fault, a CI retry) re-reads all unchanged. Bounded: beyond
+#: it, entries leave oldest first (each parse is ~1 MB of objects: 2,048 of them were gigabytes).
 _PARSED: OrderedDict[bytes, dict[str, Any]] = OrderedDict()
-PARSED_CACHE_SIZE = 2048
+PARSED_CACHE_SIZE = 256
 
 
 def _hcl(path: Path) -> dict[str, Any]:
@@ -201,33 +202,57 @@ def analyze(root: Path, organization: str) -> list[Finding]:
     findings: list[Finding] = []
     for env in envs:
         world = World(env, rendered, organization)
-        _collect(world)
+        roots = _collect(world)
         _namespaces(world)
         _projects(world)
         _pool_bootstraps(world)
-        _terraform(world)
+        _terraform(world, roots)
         findings += world.findings
     return findings
 
 
-def _collect(w: World) -> None:
-    """Tenants, pools and the data networks each tenant's data lives in."""
+@dataclass
+class _Roots:
+    """The environment's Terraform roots, each ``main.tf`` parsed once (python-hcl2 takes ~95 ms
+    for a tenant's; parsing each twice, and holding every parse between the two passes, was
+    ~95 minutes and >10 GB at 10,000 tenants x 3): a tenant root's Terraform findings, made
+    as it is parsed (they need only its owner and the tenants), and the few pool roots'
+    parses, judged once every tenant root has said which pool it reads."""
+
+    #: Root name -> its findings, for roots with one owner (``tenant-*``).
+    owned: dict[str, list[Finding]] = field(default_factory=dict)
+    #: Pool root name -> its parse.
+    pools: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _collect(w: World) -> _Roots:
+    """Tenants, pools and the data networks each tenant's data lives in (see :class:`_Roots`)."""
     ns_dir = w.rendered / "argocd" / w.env / "namespaces"
     w.tenants = {p.stem for p in ns_dir.glob("*.yaml")}
     tf = w.rendered / "terraform" / w.env
-    parsed = {root.name: _hcl(root / "main.tf") for root in sorted(tf.iterdir()) if (root / "main.tf").is_file()} if tf.is_dir() else {}
-    for name, doc in parsed.items():
+    out = _Roots()
+    networks: list[tuple[str, NetworkAddress]] = []  # in root order, their owners known once every pool is
+    for root in sorted(tf.iterdir()) if tf.is_dir() else []:
+        main, name = root / "main.tf", root.name
+        if not main.is_file() or name == "shared":
+            continue  # shared: where every tenant's pods run, not a data network, and no tenant's root
+        doc = _hcl(main)
         for _, block, body in _blocks(doc, "data", "terraform_remote_state"):
             key = str(body.get("config", {}).get("key", ""))
             if name.startswith("tenant-") and block == "pool" and "/pool-" in key:
                 w.pools.setdefault(key.split("/")[1], set()).add(name.removeprefix("tenant-"))
-    for name, doc in parsed.items():
-        if name == "shared":
-            continue  # where every tenant's pods run: not a data network
-        owners = w.pools.get(name, set()) if name.startswith("pool-") else {name.removeprefix("tenant-")}
         for _, block, body in _blocks(doc, "module"):
             if block == "vpc" and isinstance(body.get("cidr"), str):
-                w.data_cidrs[ipaddress.ip_network(body["cidr"])] = set(owners)
+                networks.append((name, ipaddress.ip_network(body["cidr"])))
+        if name.startswith("pool-"):
+            out.pools[name] = doc
+        else:
+            owned = dataclasses.replace(w, findings=[])  # the same world, its own findings
+            _judge_root(owned, root, doc)
+            out.owned[name] = owned.findings
+    for name, network in networks:
+        w.data_cidrs[network] = set(w.pools.get(name, set()) if name.startswith("pool-") else {name.removeprefix("tenant-")})
+    return out
 
 
 # --- Kubernetes: namespaces, NetworkPolicies, SecurityGroupPolicies, RBAC, SecretStores -----
@@ -456,26 +481,32 @@ def _pool_admin(w: World, path: Path, text: Text, tier: str) -> None:
 # --- Terraform: data-store security groups, IRSA and reader trusts, S3 and KMS grants --------
 
 
-def _terraform(w: World) -> None:
-    tf = w.rendered / "terraform" / w.env
-    for root in sorted(tf.iterdir()) if tf.is_dir() else []:
-        main = root / "main.tf"
-        if not main.is_file() or root.name == "shared":
-            continue
-        doc, rel = _hcl(main), w.rel(main)
-        text = Text(rel, main.read_text(encoding="utf-8"))
-        if root.name.startswith("pool-"):
-            clients, owner = w.pools.get(root.name, set()), None
+def _terraform(w: World, roots: _Roots) -> None:
+    """Each root's findings, in root order: a tenant root's as made when it was parsed, a pool
+    root's now (its clients are the tenant roots that read its state)."""
+    for name in sorted({*roots.owned, *roots.pools}):
+        if name in roots.owned:
+            w.findings.extend(roots.owned[name])
         else:
-            owner = root.name.removeprefix("tenant-")
-            clients = {owner}
-        _data_ingress(w, doc, text, owner, clients, _pool_records(root))
-        if owner is not None:
-            _irsa(w, doc, text, owner)
-            _reader_trust(w, doc, text, owner)
-        else:
-            _pool_bucket(w, doc, text, root.name, clients)
-            _pool_reader_trust(w, doc, text, root.name, clients)
+            _judge_root(w, w.rendered / "terraform" / w.env / name, roots.pools[name])
+
+
+def _judge_root(w: World, root: Path, doc: dict[str, Any]) -> None:
+    """One root's data-store ingress, IRSA, reader trusts and pool grants (``doc``: its parsed ``main.tf``)."""
+    main = root / "main.tf"
+    text = Text(w.rel(main), main.read_text(encoding="utf-8"))
+    if root.name.startswith("pool-"):
+        clients, owner = w.pools.get(root.name, set()), None
+    else:
+        owner = root.name.removeprefix("tenant-")
+        clients = {owner}
+    _data_ingress(w, doc, text, owner, clients, _pool_records(root))
+    if owner is not None:
+        _irsa(w, doc, text, owner)
+        _reader_trust(w, doc, text, owner)
+    else:
+        _pool_bucket(w, doc, text, root.name, clients)
+        _pool_reader_trust(w, doc, text, root.name, clients)
 
 
 def _pool_records(root: Path) -> set[str]:

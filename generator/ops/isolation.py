@@ -13,7 +13,9 @@ hop. Threat model and what is not covered: docs/isolation.md.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gc
 import hashlib
 import ipaddress
 import json
@@ -200,15 +202,35 @@ def analyze(root: Path, organization: str) -> list[Finding]:
     rendered = root / "rendered"
     envs = sorted(p.name for p in (rendered / "argocd").iterdir() if (p / "namespaces").is_dir()) if (rendered / "argocd").is_dir() else []
     findings: list[Finding] = []
-    for env in envs:
-        world = World(env, rendered, organization)
-        roots = _collect(world)
-        _namespaces(world)
-        _projects(world)
-        _pool_bootstraps(world)
-        _terraform(world, roots)
-        findings += world.findings
+    with _collector_on():
+        for env in envs:
+            findings += _analyze_env(rendered, env, organization)
     return findings
+
+
+@contextlib.contextmanager
+def _collector_on() -> Iterator[None]:
+    """The cyclic garbage collector on while parsing: python-hcl2's parse leaves reference
+    cycles (~1.5 MB a root), and the console script runs with the collector off
+    (``cli.main.entry``): at 1,000 tenants x 3 the analyzer held 6.8 GB of them."""
+    was_on = gc.isenabled()
+    gc.enable()
+    try:
+        yield
+    finally:
+        if not was_on:
+            gc.disable()
+
+
+def _analyze_env(rendered: Path, env: str, organization: str) -> list[Finding]:
+    """One environment's findings (see :func:`analyze`)."""
+    world = World(env, rendered, organization)
+    roots = _collect(world)
+    _namespaces(world)
+    _projects(world)
+    _pool_bootstraps(world)
+    _terraform(world, roots)
+    return world.findings
 
 
 @dataclass

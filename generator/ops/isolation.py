@@ -255,6 +255,7 @@ def _collect(w: World) -> _Roots:
     """Tenants, pools and the data networks each tenant's data lives in (see :class:`_Roots`)."""
     ns_dir = w.rendered / "argocd" / w.env / "namespaces"
     w.tenants = {p.stem for p in ns_dir.glob("*.yaml")}
+    w.owner_of_namespace("")  # the owner maps made once, here: each root's copy of the world shares them
     tf = w.rendered / "terraform" / w.env
     out = _Roots()
     networks: list[tuple[str, NetworkAddress]] = []  # in root order, their owners known once every pool is

@@ -251,3 +251,14 @@ def test_the_collector_runs_while_roots_are_parsed_and_is_left_as_found(clean: P
     finally:
         gc.enable()
     assert seen and all(seen)
+
+
+def test_the_owner_maps_are_made_once_per_environment(clean: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each Terraform root is judged in its own copy of the world: the copies share the maps
+    (made anew per root, they were a pass over every tenant per root: quadratic)."""
+    made: list[str] = []
+    real = isolation.naming.tenant_group_of  # asked only to make the group map
+    monkeypatch.setattr(isolation.naming, "tenant_group_of", lambda org, tenant: made.append(tenant) or real(org, tenant))
+    world = isolation.World("prod", clean / "rendered", ORG)
+    isolation._collect(world)
+    assert len(made) == len(world.tenants) == 5

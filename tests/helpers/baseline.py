@@ -29,3 +29,27 @@ def forge(repo: Path, rel: str, data: bytes, unit: str) -> None:
     text = manifest.read_text()
     assert old in text
     manifest.write_text(text.replace(old, hashlib.sha256(data).hexdigest()))
+
+
+def rendered_base(dest: Path, code: str) -> Path:
+    """The sample copied to ``dest``, rendered in full (every unit manifest recorded) with the
+    generator's code digest pinned to ``code``, and committed: a base for ``check --base``."""
+    import pytest
+
+    from helpers.gitrepo import commit_all
+    from helpers.repo import copy_repo
+
+    root = copy_repo(dest)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(units, "code_digest", lambda: code)
+        pipeline.render_to_disk(root, full=True)
+    commit_all(root, "base")
+    return root
+
+
+def edit_tenant(repo: Path, name: str = "hooli", old: str = "monthly_usd: 2500", new: str = "monthly_usd: 2600") -> None:
+    """Change one tenant's catalog file (its unit's inputs)."""
+    path = repo / "tenants" / f"{name}.yaml"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))

@@ -15,7 +15,7 @@ from generator import pipeline
 from generator.catalog import snapshot
 from generator.errors import UsageError
 from generator.output import tree, units
-from helpers.baseline import check_base, forge
+from helpers.baseline import check_base, edit_tenant, forge, rendered_base
 from helpers.gitrepo import commit_all
 from helpers.repo import copy_repo
 
@@ -30,12 +30,7 @@ def _fixed_code(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="module")
 def _base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = copy_repo(tmp_path_factory.mktemp("committed") / "repo")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(units, "code_digest", lambda: CODE)
-        pipeline.render_to_disk(root, full=True)
-    commit_all(root, "base")
-    return root
+    return rendered_base(tmp_path_factory.mktemp("committed") / "repo", CODE)
 
 
 @pytest.fixture
@@ -44,10 +39,7 @@ def repo(_base: Path, tmp_path: Path) -> Path:
 
 
 def _edit_hooli(repo: Path) -> None:
-    path = repo / "tenants" / "hooli.yaml"
-    text = path.read_text()
-    assert "monthly_usd: 2500" in text
-    path.write_text(text.replace("monthly_usd: 2500", "monthly_usd: 2600"))
+    edit_tenant(repo)
 
 
 def _status(repo: Path, ref: str) -> tree.TreeStatus:

@@ -15,9 +15,8 @@ from generator import pipeline
 from generator.catalog import snapshot
 from generator.output import checkcache, tree, units
 from generator.output.render import MANIFEST_PATH, EntryField, render
-from helpers.baseline import check_base, forge
+from helpers.baseline import check_base, edit_tenant, forge, rendered_base
 from helpers.gitrepo import commit_all
-from helpers.repo import copy_repo
 
 TENANTS = {"acme", "globex", "hooli", "initech", "umbrella"}
 HOOLI_FILE = "rendered/helm/prod/hooli/api.yaml"
@@ -38,12 +37,7 @@ def _fixed_code(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="module")
 def _base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The sample rendered in full (every unit manifest recorded) and committed, once."""
-    root = copy_repo(tmp_path_factory.mktemp("incremental") / "repo")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(units, "code_digest", lambda: CODE)
-        pipeline.render_to_disk(root, full=True)
-    commit_all(root, "base")
-    return root
+    return rendered_base(tmp_path_factory.mktemp("incremental") / "repo", CODE)
 
 
 @pytest.fixture
@@ -56,11 +50,7 @@ def _rendered(repo: Path) -> Path:
     return repo
 
 
-def _edit_tenant(repo: Path, name: str = "hooli", old: str = "monthly_usd: 2500", new: str = "monthly_usd: 2600") -> None:
-    path = repo / "tenants" / f"{name}.yaml"
-    text = path.read_text()
-    assert old in text
-    path.write_text(text.replace(old, new))
+_edit_tenant = edit_tenant
 
 
 # --- the render is the same, only cheaper ----------------------------------------------

@@ -172,16 +172,27 @@ def cost(
         raise typer.Exit(EXIT_DIFFERENT)
 
 
-def isolation(root: RootOption = None, format: FormatOption = "text") -> None:
+def isolation(
+    root: RootOption = None,
+    format: FormatOption = "text",
+    env: Annotated[
+        list[str] | None, typer.Option("--env", help="Only this environment (repeatable): one CI job per environment at scale.")
+    ] = None,
+) -> None:
     """Prove from the rendered tree that no tenant reaches another (docs/isolation.md); exit 1
     with each path found, hop by hop with its rendered file:line."""
     from generator.ops import isolation as lib
+    from generator.ops import parse_memo
 
     if format not in ("text", "json"):
         raise UsageError(f"unknown format '{format}' (expected text or json)")
     folder = find_root(root or Path.cwd())
+    known = lib.environments(folder)
+    unknown = sorted(set(env or ()) - set(known))
+    if unknown:
+        raise UsageError(f"no rendered environment {', '.join(repr(e) for e in unknown)} (rendered: {', '.join(known) or 'none'})")
     organization = pipeline.load(folder).platform.spec.organization
-    findings = lib.analyze(folder, organization)
+    findings = lib.analyze(folder, organization, cache=parse_memo.memo_folder(folder), only=env or ())
     typer.echo(lib.to_json(findings) if format == "json" else lib.to_text(findings), nl=False)
     if findings:
         raise typer.Exit(EXIT_DIFFERENT)
@@ -191,14 +202,17 @@ def lint(
     root: RootOption = None,
     format: FormatOption = "text",
     checkov: Annotated[bool, typer.Option("--checkov/--no-checkov", help="Run checkov (slow) besides the structural validators.")] = True,
+    isolation: Annotated[
+        bool, typer.Option("--isolation/--no-isolation", help="Run the isolation analyzer (`companyos isolation`) over the render too.")
+    ] = True,
 ) -> None:
-    """Lint a fresh render: checkov (skips in catalog/lint.yaml) and structural validators."""
+    """Lint a fresh render: checkov (skips in catalog/lint.yaml), structural validators and the isolation analyzer."""
     from generator.ops import lint as lib
 
     if checkov:
         lib.checkov_binary(find_root(root or Path.cwd()))  # before the render: a usage error costs nothing
     built = pipeline.build(root)
-    report = lib.run(built, use_checkov=checkov)
+    report = lib.run(built, use_checkov=checkov, use_isolation=isolation)
     typer.echo(json.dumps(report.as_dict(), indent=2) if format == "json" else lib.format_text(report), nl=format == "json")
     if not report.ok:
         raise typer.Exit(EXIT_DIFFERENT)

@@ -15,22 +15,19 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import gc
-import hashlib
 import ipaddress
 import json
 import re
-from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import hcl2
-import yaml
-
 from generator import pipeline
 from generator.model import naming
+from generator.ops.parse_memo import Blocks, ParseMemo
 from generator.ops.pod_groups import POOL_ADMIN_OUTPUT
 
 ANYONE = "*"
@@ -82,43 +79,17 @@ class Text:
     path: str
     text: str
 
+    @functools.cached_property
+    def lines(self) -> list[str]:
+        return self.text.splitlines()
+
     def line(self, needle: str, after: int = 1) -> int:
         """The first line at or after ``after`` containing ``needle`` (``after`` if none)."""
-        lines = self.text.splitlines()
+        lines = self.lines
         for number in range(max(after, 1), len(lines) + 1):
             if needle in lines[number - 1]:
                 return number
         return after
-
-
-def _unquote(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {_unquote(k): _unquote(v) for k, v in value.items() if k != "__is_block__"}
-    if isinstance(value, list):
-        return [_unquote(v) for v in value]
-    return value.strip('"') if isinstance(value, str) else value
-
-
-#: Parsed roots by the digest of their bytes: python-hcl2 costs ~75-95 ms a file, and a re-run
-#: after a one-file edit (a planted fault, a CI retry) re-reads all unchanged. Bounded: beyond
-#: it, entries leave oldest first (each parse is ~1 MB of objects: 2,048 of them were gigabytes).
-_PARSED: OrderedDict[bytes, dict[str, Any]] = OrderedDict()
-PARSED_CACHE_SIZE = 256
-
-
-def _hcl(path: Path) -> dict[str, Any]:
-    """The parsed root (shared: callers only read it)."""
-    data = path.read_bytes()
-    key = hashlib.sha256(data).digest()
-    parsed = _PARSED.get(key)
-    if parsed is None:
-        parsed = _unquote(hcl2.loads(data.decode("utf-8")))
-        _PARSED[key] = parsed
-        if len(_PARSED) > PARSED_CACHE_SIZE:
-            _PARSED.popitem(last=False)
-    else:
-        _PARSED.move_to_end(key)
-    return parsed
 
 
 def _blocks(doc: dict[str, Any], kind: str, rtype: str | None = None) -> Iterator[tuple[str, str, dict[str, Any]]]:
@@ -144,17 +115,12 @@ def _conditions(statement: dict[str, Any]) -> list[dict[str, Any]]:
     return found if isinstance(found, list) else [found]
 
 
-def _yaml_docs(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    """(first line, document) of every mapping document in a rendered YAML file."""
-    text = path.read_text(encoding="utf-8")
-    out = []
-    for node in yaml.compose_all(text, Loader=yaml.SafeLoader):
-        if node is None:
-            continue
-        doc = yaml.load(yaml.serialize(node), Loader=yaml.SafeLoader)
-        if isinstance(doc, dict):
-            out.append((node.start_mark.line + 1, doc))
-    return out
+#: The blocks of a ``main.tf`` the analyzer reads (``_blocks``' callers): what a parse keeps.
+READ_BLOCKS: Blocks = {
+    "data": frozenset({"terraform_remote_state", "aws_iam_policy_document"}),
+    "module": None,
+    "resource": frozenset({"aws_security_group_rule", "aws_vpc_security_group_ingress_rule"}),
+}
 
 
 # --- the world of one environment ----------------------------------------------------------
@@ -171,6 +137,8 @@ class World:
     #: pool root name -> its pooled tenants (tenant roots reading its state)
     pools: dict[str, set[str]] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
+    #: Parses of the rendered files, shared by the world's copies.
+    memo: ParseMemo = field(default_factory=lambda: ParseMemo(None, READ_BLOCKS), repr=False)
     _owners_of: tuple[int, int] = field(default=(0, -1), repr=False)
     _by_namespace: dict[str, str] = field(default_factory=dict, repr=False)
     _by_group: dict[str, str] = field(default_factory=dict, repr=False)
@@ -198,15 +166,44 @@ class World:
         self.findings.append(Finding(self.env, layer, source, target, hops))
 
 
-def analyze(root: Path, organization: str) -> list[Finding]:
-    """Every cross-tenant path in ``root/rendered``, per environment, in a stable order."""
+def environments(root: Path) -> list[str]:
+    """The environments of ``root/rendered`` (those with a namespaces folder), sorted."""
+    argocd = root / "rendered" / "argocd"
+    return sorted(p.name for p in argocd.iterdir() if (p / "namespaces").is_dir()) if argocd.is_dir() else []
+
+
+def analyze(root: Path, organization: str, *, cache: Path | None = None, only: Sequence[str] = ()) -> list[Finding]:
+    """Every cross-tenant path in ``root/rendered``, per environment (``only``: these), in a
+    stable order. ``cache``: the project whose ``.companyos-cache`` keeps the parses between
+    runs (``ops.parse_memo``; None: kept for this run only); the files it has not parsed
+    before are parsed first, on every core."""
     rendered = root / "rendered"
-    envs = sorted(p.name for p in (rendered / "argocd").iterdir() if (p / "namespaces").is_dir()) if (rendered / "argocd").is_dir() else []
+    envs = [env for env in environments(root) if not only or env in only]
+    memo = ParseMemo(cache, READ_BLOCKS)
     findings: list[Finding] = []
     with _collector_on():
+        memo.warm(_parsed_files(rendered, envs), pipeline.default_jobs())
         for env in envs:
-            findings += _analyze_env(rendered, env, organization)
+            findings += _analyze_env(rendered, env, organization, memo)
+    if not only:
+        memo.prune()  # the whole tree was read: what it did not ask for is no longer in it
     return findings
+
+
+def _parsed_files(rendered: Path, envs: Sequence[str]) -> list[Path]:
+    """The files the analysis parses, in the order it reads them (the parse memo's misses are
+    parsed ahead of it, on every core): roots' ``main.tf``, namespace, project and pool files."""
+    out: list[Path] = []
+    for env in envs:
+        tf, argocd = rendered / "terraform" / env, rendered / "argocd" / env
+        out += (
+            [root / "main.tf" for root in sorted(tf.iterdir()) if root.name != "shared" and (root / "main.tf").is_file()]
+            if tf.is_dir()
+            else []
+        )
+        out += sorted((argocd / "namespaces").glob("*.yaml")) + sorted((argocd / "projects").glob("*.yaml"))
+        out += sorted((argocd / "pools").glob("*/*.yaml"))
+    return out
 
 
 @contextlib.contextmanager
@@ -226,9 +223,9 @@ def _collector_on() -> Iterator[None]:
             gc.disable()
 
 
-def _analyze_env(rendered: Path, env: str, organization: str) -> list[Finding]:
+def _analyze_env(rendered: Path, env: str, organization: str, memo: ParseMemo) -> list[Finding]:
     """One environment's findings (see :func:`analyze`)."""
-    world = World(env, rendered, organization)
+    world = World(env, rendered, organization, memo=memo)
     roots = _collect(world)
     _namespaces(world)
     _projects(world)
@@ -263,7 +260,7 @@ def _collect(w: World) -> _Roots:
         main, name = root / "main.tf", root.name
         if not main.is_file() or name == "shared":
             continue  # shared: where every tenant's pods run, not a data network, and no tenant's root
-        doc = _hcl(main)
+        doc = w.memo.hcl(main)
         for _, block, body in _blocks(doc, "data", "terraform_remote_state"):
             key = str(body.get("config", {}).get("key", ""))
             if name.startswith("tenant-") and block == "pool" and "/pool-" in key:
@@ -293,7 +290,7 @@ def _namespaces(w: World) -> None:
         tenant, rel = path.stem, w.rel(path)
         text = Text(rel, path.read_text(encoding="utf-8"))
         own = naming.namespace(tenant)
-        for start, doc in _yaml_docs(path):
+        for start, doc in w.memo.yaml_docs(path):
             kind, meta = doc.get("kind"), doc.get("metadata", {})
             name = meta.get("name", "")
             here = Hop(rel, text.line(f"name: {name}", start), f"{kind} {name}")
@@ -402,7 +399,7 @@ def _projects(w: World) -> None:
         tenant, rel = path.stem, w.rel(path)
         text = Text(rel, path.read_text(encoding="utf-8"))
         own_ns, own_project = naming.namespace(tenant), naming.argocd_project(tenant, w.env)
-        for start, doc in _yaml_docs(path):
+        for start, doc in w.memo.yaml_docs(path):
             if doc.get("kind") != "AppProject":
                 continue
             spec = doc.get("spec", {})
@@ -465,7 +462,7 @@ def _pool_bootstraps(w: World) -> None:
             hop = Hop(rel, 1, f"bootstrap of {tenant} in pool {naming.pool_root(tier)}, which it does not belong to")
             for victim in sorted(w.pools.get(naming.pool_root(tier), set())) or [ANYONE]:
                 w.add("data", tenant, victim, hop)
-        for start, doc in _yaml_docs(path):
+        for start, doc in w.memo.yaml_docs(path):
             meta = doc.get("metadata", {})
             ns = str(meta.get("namespace", ""))
             if ns != pools_ns:
@@ -491,7 +488,7 @@ def _pool_admin(w: World, path: Path, text: Text, tier: str) -> None:
     """The admin Secret's store and ExternalSecret stay in the pools namespace, and the store
     assumes that pool's reader, never a tenant's (the pools namespace would read its secrets)."""
     pools_ns, rel = naming.pools_namespace_of(w.organization), w.rel(path)
-    for start, doc in _yaml_docs(path):
+    for start, doc in w.memo.yaml_docs(path):
         meta = doc.get("metadata", {})
         ns = str(meta.get("namespace", ""))
         if ns != pools_ns:

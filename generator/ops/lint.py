@@ -26,7 +26,7 @@ from generator import vendor
 from generator.catalog import spec
 from generator.catalog.load import load_entry
 from generator.errors import ErrorSink, UsageError
-from generator.ops import isolation
+from generator.ops import isolation, parse_memo
 from generator.pipeline import Build
 
 CONFIG_PATH = "catalog/lint.yaml"
@@ -107,8 +107,10 @@ def _write(build: Build, dest: Path) -> list[str]:
     return written
 
 
-def run(build: Build, *, use_checkov: bool = True, crd_dir: Path | None = None) -> LintReport:
-    """Lint ``build``'s render (see the module docstring); ``crd_dir`` replaces the vendored CRD schemas."""
+def run(build: Build, *, use_checkov: bool = True, use_isolation: bool = True, crd_dir: Path | None = None) -> LintReport:
+    """Lint ``build``'s render (see the module docstring); ``crd_dir`` replaces the vendored CRD
+    schemas. Without ``use_isolation`` the isolation analyzer is left to its own run (the
+    render-check workflow gives it one job per environment: at scale it is the slowest tool)."""
     config = load_config(build.root)
     # a missing checkov is a usage error before any work, not after a minute of validators
     binary = checkov_binary(build.root) if use_checkov else None
@@ -122,7 +124,8 @@ def run(build: Build, *, use_checkov: bool = True, crd_dir: Path | None = None) 
         report.tools.append(_workflow_schema(folder, workflows))
         unvalidated = {(k.api_version, k.kind) for k in config.unvalidated_kinds}
         report.tools.append(_kubernetes(folder, yaml_files, crd_dir or vendor.crd_schema_dir(), unvalidated))
-        report.tools.append(_isolation(folder, build))
+        if use_isolation:
+            report.tools.append(_isolation(folder, build))
         if binary is not None:
             report.tools.append(_checkov(folder, binary, config, report))
     return report
@@ -131,7 +134,7 @@ def run(build: Build, *, use_checkov: bool = True, crd_dir: Path | None = None) 
 def _isolation(folder: Path, build: Build) -> ToolResult:
     """The isolation analyzer (``companyos isolation``) over the same fresh render: a path from
     one tenant to another fails lint as it fails the render-check workflow (docs/isolation.md)."""
-    findings = isolation.analyze(folder, build.model.platform.organization)
+    findings = isolation.analyze(folder, build.model.platform.organization, cache=parse_memo.memo_folder(build.root))
     files = sum(1 for p in (folder / "rendered").rglob("*") if p.is_file()) if (folder / "rendered").is_dir() else 0
     return ToolResult("isolation", files, [str(f) for f in findings])
 

@@ -259,6 +259,37 @@ def apart_in_turn(calls: Sequence[Callable[[], Any]], *, wanted: bool) -> Iterat
         gc.unfreeze()
 
 
+#: Items a worker of :func:`each_forked` takes at a time: one pickled call per item cost more
+#: than a small parse.
+_BATCH = 32
+
+
+def each_forked(call: Callable[[T], object], items: Sequence[T], workers: int, *, who: str) -> None:
+    """``call`` on every item, spread over ``workers`` forked processes; with one worker (or
+    no ``fork``) here, in order. Results are dropped: a caller keeps what its calls make on
+    disk (``ops.parse_memo``). ``call`` and the items must pickle (a module-level function,
+    plain data). A worker that raises or dies fails the whole call."""
+    if workers <= 1 or len(items) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        for item in items:
+            call(item)
+        return
+    batches = [items[start : start + _BATCH] for start in range(0, len(items), _BATCH)]
+    gc.freeze()  # the parent's objects stay out of the workers' collector passes (shared pages)
+    try:
+        with _forked_pool(min(workers, len(batches))) as pool:
+            with _signals_held():
+                futures = [pool.submit(_each, call, batch) for batch in batches]
+            for future in futures:
+                _result(future, who)
+    finally:
+        gc.unfreeze()
+
+
+def _each(call: Callable[[T], object], batch: Sequence[T]) -> None:
+    for item in batch:
+        call(item)
+
+
 @contextlib.contextmanager
 def _forked_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
     """A pool of ``workers`` forked processes for the block: shut down when the block ends,

@@ -57,7 +57,7 @@ class Workflow:
 
 
 WORKFLOWS = (
-    Workflow("render-check", ("platform",)),
+    Workflow("render-check", ("platform", "environment")),
     Workflow("terraform", ("platform", "environment")),
     Workflow("drift", ("platform",)),
     Workflow("migrations", ("platform", "service"), when="migrations"),

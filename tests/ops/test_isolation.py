@@ -240,10 +240,11 @@ def test_the_collector_runs_while_roots_are_parsed_and_is_left_as_found(clean: P
     (``cli.main.entry``): at 1,000 tenants x 3 the analyzer held 6.8 GB of them."""
     import gc
 
+    import hcl2
+
     seen: list[bool] = []
-    real = isolation.hcl2.loads
-    monkeypatch.setattr(isolation.hcl2, "loads", lambda text, *a, **k: seen.append(gc.isenabled()) or real(text, *a, **k))
-    isolation._PARSED.clear()
+    real = hcl2.loads
+    monkeypatch.setattr(hcl2, "loads", lambda text, *a, **k: seen.append(gc.isenabled()) or real(text, *a, **k))
     gc.disable()
     try:
         assert isolation.analyze(clean, ORG) == []
@@ -262,3 +263,16 @@ def test_the_owner_maps_are_made_once_per_environment(clean: Path, monkeypatch: 
     world = isolation.World("prod", clean / "rendered", ORG)
     isolation._collect(world)
     assert len(made) == len(world.tenants) == 5
+
+
+def test_cli_one_environment_at_a_time(repo: Path, clean: Path, companyos: Callable[..., CliResult]) -> None:
+    """``--env``: one CI job per environment at scale; an environment not rendered is a usage error."""
+    shutil.rmtree(repo / "rendered")
+    shutil.copytree(clean / "rendered", repo / "rendered")
+    plant(repo, GLOBEX, 'trust_condition_test = "StringEquals"', 'trust_condition_test = "StringLike"')
+    assert companyos("isolation", "--env", "dev", "--env", "stage", cwd=repo).code == 0
+    prod = companyos("isolation", "--env", "prod", cwd=repo)
+    assert prod.code == 1 and prod.out.startswith("prod: identity: * -> globex:")
+    unknown = companyos("isolation", "--env", "qa", cwd=repo)
+    assert unknown.code == 2 and "no rendered environment 'qa' (rendered: dev, prod, stage)" in unknown.err
+    assert (repo / ".companyos-cache" / "rendered-parses").is_dir()  # the command keeps its parses

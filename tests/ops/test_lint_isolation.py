@@ -3,10 +3,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from generator import pipeline
 from generator.ops import lint
+from helpers.repo import CliResult
 
 GLOBEX = "rendered/terraform/prod/tenant-globex/main.tf"
 
@@ -28,3 +32,25 @@ def test_a_loosened_irsa_trust_fails_the_isolation_tool(sample: pipeline.Build, 
     assert len(result.errors) == 1 and "prod: identity: * -> globex:" in result.errors[0] and "StringLike" in result.errors[0]
     report = lint.LintReport(tools=[result])
     assert not report.ok
+
+
+@pytest.mark.parametrize("wanted", [True, False])
+def test_the_isolation_tool_runs_unless_left_out(sample: pipeline.Build, monkeypatch: pytest.MonkeyPatch, wanted: bool) -> None:
+    """``lint --no-isolation``: the render-check workflow gives the analyzer one job per
+    environment, so its lint step leaves it out instead of parsing every root again."""
+    for tool in ("_yamllint", "_workflow_schema", "_kubernetes"):
+        monkeypatch.setattr(lint, tool, lambda *a, _name=tool, **k: lint.ToolResult(_name))
+    monkeypatch.setattr(lint, "_write", lambda build, dest: [])
+    monkeypatch.setattr(lint, "_isolation", lambda folder, build: lint.ToolResult("isolation"))
+    report = lint.run(sample, use_checkov=False, use_isolation=wanted)
+    assert ("isolation" in [t.name for t in report.tools]) is wanted
+
+
+def test_the_cli_passes_no_isolation_on(
+    sample: pipeline.Build, repo: Path, monkeypatch: pytest.MonkeyPatch, companyos: Callable[..., CliResult]
+) -> None:
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(pipeline, "build", lambda root=None: sample)
+    monkeypatch.setattr(lint, "run", lambda build, **options: seen.update(options) or lint.LintReport())
+    assert companyos("lint", "--no-checkov", "--no-isolation", cwd=repo).code == 0
+    assert seen == {"use_checkov": False, "use_isolation": False}

@@ -87,3 +87,32 @@ def test_policy_errors_judged_apart_come_first_and_nothing_is_written(tmp_path: 
         pipeline.render_tree(repo)
     assert raised.value.errors and any("CO007" in str(e) for e in raised.value.errors)
     assert snapshot(repo) == before
+
+
+def _write_pid(item: str) -> None:
+    """An item of :func:`parallel.each_forked`: its worker's pid, in a file named by the item."""
+    folder, name = item.rsplit("/", 1)
+    Path(folder, name).write_text(str(os.getpid()))
+
+
+def _fail_on_seven(item: str) -> None:
+    if item.endswith("/7"):
+        raise ValueError("item 7 does not parse")
+    _write_pid(item)
+
+
+def test_each_forked_runs_every_item_in_other_processes(tmp_path: Path) -> None:
+    items = [f"{tmp_path}/{n}" for n in range(100)]
+    parallel.each_forked(_write_pid, items, 2, who="test")
+    pids = {int((tmp_path / str(n)).read_text()) for n in range(100)}
+    assert os.getpid() not in pids and 1 <= len(pids) <= 2
+
+
+def test_each_forked_with_one_worker_runs_here_in_order(tmp_path: Path) -> None:
+    parallel.each_forked(_write_pid, [f"{tmp_path}/a", f"{tmp_path}/b"], 1, who="test")
+    assert {(tmp_path / n).read_text() for n in "ab"} == {str(os.getpid())}
+
+
+def test_each_forked_fails_when_a_worker_raises(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="item 7"):
+        parallel.each_forked(_fail_on_seven, [f"{tmp_path}/{n}" for n in range(40)], 2, who="test")

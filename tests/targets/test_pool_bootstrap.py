@@ -22,7 +22,7 @@ from generator import pipeline
 from generator.errors import CatalogErrors, UsageError
 from generator.formats.templating import Templates
 from generator.model import naming
-from generator.ops import isolation, pod_groups
+from generator.ops import isolation, parse_memo, pod_groups
 from generator.targets import admission, common
 from generator.targets import pool_bootstrap as pb
 from generator.targets.argocd import target as argocd
@@ -269,7 +269,7 @@ def test_contracts_of_the_bootstrap_files_are_closed(sample: pipeline.Build) -> 
 
 
 def hcl(sample: pipeline.Build, path: str) -> dict[str, Any]:
-    return isolation._unquote(hcl2.loads(sample.result.files[path].decode()))  # type: ignore[no-any-return]
+    return parse_memo.unquote(hcl2.loads(sample.result.files[path].decode()))  # type: ignore[no-any-return]
 
 
 def resources(doc: dict[str, Any], rtype: str) -> dict[str, dict[str, Any]]:

@@ -174,6 +174,22 @@ def test_render_check_runs_check_validators_lint_cost_and_the_summary(docs):
     assert on(doc)["push"]["branches"] == ["main"]
 
 
+def test_render_check_proves_isolation_in_one_job_per_environment(sample, docs):
+    """The analyzer is the slowest check at scale (a python-hcl2 parse per root): one job per
+    environment runs ``isolation --env``, and lint leaves it out rather than run it again."""
+    doc = docs[".github/workflows/render-check.yml"]
+    envs = [e.name for e in sample.model.environments]
+    isolation_jobs = {name: job for name, job in jobs(doc).items() if name.startswith("isolation-")}
+    assert sorted(isolation_jobs) == sorted(f"isolation-{env}" for env in envs)
+    for env in envs:
+        job = isolation_jobs[f"isolation-{env}"]
+        assert job["env"] == {"ENVIRONMENT": env} and job["permissions"] == {"contents": "read"}
+        assert [s["run"] for s in job["steps"] if "companyos" in s.get("run", "")] == ['.venv/bin/companyos isolation --env "$ENVIRONMENT"']
+    lint = [s["run"] for s in jobs(doc)["render-check"]["steps"] if "companyos lint" in s.get("run", "")]
+    assert lint == [".venv/bin/companyos lint --checkov --no-isolation"]
+    assert not any("companyos isolation" in s.get("run", "") for s in jobs(doc)["render-check"]["steps"])
+
+
 def test_terraform_plans_affected_roots_and_applies_in_promotion_order(sample, docs):
     """Layers and batches in detail: tests/targets/test_workflow_matrix.py."""
     doc = docs[".github/workflows/terraform.yml"]

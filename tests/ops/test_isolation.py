@@ -4,6 +4,7 @@ rendered file:line of the hop (docs/isolation.md)."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import shutil
 from collections.abc import Callable
@@ -11,6 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from generator import pipeline
 from generator.ops import isolation
@@ -276,3 +279,89 @@ def test_cli_one_environment_at_a_time(repo: Path, clean: Path, companyos: Calla
     unknown = companyos("isolation", "--env", "qa", cwd=repo)
     assert unknown.code == 2 and "no rendered environment 'qa' (rendered: dev, prod, stage)" in unknown.err
     assert (repo / ".companyos-cache" / "rendered-parses").is_dir()  # the command keeps its parses
+
+
+def _network(draw: Callable[..., object], v6: bool) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    bits = 128 if v6 else 32
+    prefix = draw(st.integers(min_value=0 if not v6 else 96, max_value=bits))
+    address = draw(st.integers(min_value=0, max_value=2**bits - 1))
+    return ipaddress.ip_network((address, prefix), strict=False)
+
+
+@st.composite
+def _blocks_and_data(draw: Callable[..., object]) -> tuple[list[object], object, tuple[object, ...]]:
+    # few distinct top bits, so nesting and overlap happen often
+    def net() -> object:
+        v6 = draw(st.booleans()) if draw(st.integers(0, 9)) == 0 else False
+        found = _network(draw, v6)
+        return found.supernet(new_prefix=max(0, found.prefixlen - draw(st.integers(0, 3)))) if found.prefixlen else found
+
+    data = draw(st.lists(st.builds(net), min_size=0, max_size=25, unique=True))
+    cidr = net()
+    excepts = tuple(draw(st.lists(st.builds(net), max_size=3)))
+    return data, cidr, excepts
+
+
+@given(_blocks_and_data())
+@example(([ipaddress.ip_network("10.0.0.255/32")], ipaddress.ip_network("10.0.0.0/24"), ()))  # starts at the block's last address
+@example(([ipaddress.ip_network("10.0.0.0/8")], ipaddress.ip_network("10.1.0.0/16"), ()))  # a supernet of the block
+@settings(max_examples=300, deadline=None)
+def test_an_ip_block_reaches_what_a_scan_of_every_data_network_finds(case: tuple[list[object], object, tuple[object, ...]]) -> None:
+    """``World.reached`` (supernets by lookup, subnets by bisection, once per distinct block)
+    against the scan it replaced: every data network, in order, overlapping and in no except."""
+    data, cidr, excepts = case
+    world = isolation.World("prod", Path("rendered"), ORG)
+    world.data_cidrs = {d: {f"t{n}"} for n, d in enumerate(data)}  # type: ignore[misc]
+    scan = [
+        (d, owners)
+        for d, owners in world.data_cidrs.items()
+        if d.version == cidr.version  # type: ignore[attr-defined]
+        and cidr.overlaps(d)  # type: ignore[attr-defined]
+        and not any(d.subnet_of(e) for e in excepts if e.version == d.version)  # type: ignore[attr-defined]
+    ]
+    assert world.reached(cidr, excepts) == scan  # type: ignore[arg-type]
+    assert world.reached(cidr, excepts) == scan  # type: ignore[arg-type]  # asked again: the kept answer
+
+
+def test_the_reached_networks_follow_the_data_networks_when_they_change() -> None:
+    world = isolation.World("prod", Path("rendered"), ORG)
+    block = ipaddress.ip_network("10.0.0.0/8")
+    world.data_cidrs = {ipaddress.ip_network("10.1.0.0/16"): {"acme"}}
+    assert [d for d, _ in world.reached(block, ())] == [ipaddress.ip_network("10.1.0.0/16")]
+    world.data_cidrs = {ipaddress.ip_network("10.2.0.0/16"): {"globex"}}
+    assert [d for d, _ in world.reached(block, ())] == [ipaddress.ip_network("10.2.0.0/16")]
+
+
+def _sql_owner_by_scan(tenants: set[str], token: str, own: str) -> str | None:
+    """The lookup ``_sql_owner`` replaced (the oracle): every tenant, own first, then longest."""
+    for tenant in sorted([own, *(t for t in tenants if t != own)], key=lambda t: (t != own, -len(t))):
+        ident = tenant.replace("-", "_")
+        if token in (tenant, ident, f"tenant_{ident}") or token.startswith(f"{ident}_"):
+            return tenant
+    return None
+
+
+_TENANT = st.from_regex(r"\A[ab][ab-]{0,4}[ab]\Z")
+
+
+@given(st.sets(_TENANT, min_size=1, max_size=12), st.data())
+@settings(max_examples=300, deadline=None)
+def test_a_bootstrap_sql_name_is_owned_as_a_scan_of_every_tenant_finds(tenants: set[str], data: st.DataObject) -> None:
+    own = data.draw(st.sampled_from(sorted(tenants)))
+    base = data.draw(st.sampled_from(sorted(tenants))).replace("-", "_")
+    token = data.draw(st.sampled_from([base, f"tenant_{base}", f"{base}_app", f"{base}_b_reader", "b_a", "app"]))
+    world = isolation.World("prod", Path("rendered"), ORG, tenants=tenants)
+    found, expected = isolation._sql_owner(world, token, own), _sql_owner_by_scan(tenants, token, own)
+    # equal, but for a tie between two names of one length (the scan's order there was a set's)
+    assert (found is None) == (expected is None)
+    if found is not None and expected is not None:
+        assert len(found) == len(expected) and isolation._names_tenant(token, found)
+        assert (found == own) == (expected == own)
+
+
+def test_a_sql_name_two_tenants_share_is_the_longer_ones() -> None:
+    """``tenant_a`` is tenant ``a``'s prefixed name and tenant ``tenant-a``'s identifier."""
+    tenants = {"a", "tenant-a", "b"}
+    world = isolation.World("prod", Path("rendered"), ORG, tenants=tenants)
+    assert isolation._sql_owner(world, "tenant_a", "b") == _sql_owner_by_scan(tenants, "tenant_a", "b") == "tenant-a"
+    assert isolation._sql_owner(world, "tenant_a_reader", "b") == _sql_owner_by_scan(tenants, "tenant_a_reader", "b") == "tenant-a"

@@ -203,16 +203,33 @@ def lint(
     format: FormatOption = "text",
     checkov: Annotated[bool, typer.Option("--checkov/--no-checkov", help="Run checkov (slow) besides the structural validators.")] = True,
     isolation: Annotated[
-        bool, typer.Option("--isolation/--no-isolation", help="Run the isolation analyzer (`companyos isolation`) over the render too.")
-    ] = True,
+        bool | None,
+        typer.Option(
+            "--isolation/--no-isolation",
+            help="Run the isolation analyzer (`companyos isolation`) over the render too (default: unless --base).",
+        ),
+    ] = None,
+    base: Annotated[
+        str | None,
+        typer.Option(
+            "--base", help="Lint only the output HEAD's commit added or changed since this commit (all of it when lint itself changed)."
+        ),
+    ] = None,
 ) -> None:
-    """Lint a fresh render: checkov (skips in catalog/lint.yaml), structural validators and the isolation analyzer."""
+    """Lint a fresh render: checkov (skips in catalog/lint.yaml), structural validators and the
+    isolation analyzer; with --base, what a pull request's commit changed (docs/guardrails.md)."""
     from generator.ops import lint as lib
 
+    if base is not None and isolation:
+        raise UsageError("lint --base does not run the isolation analyzer: run `companyos isolation` (one job per environment in CI)")
+    folder = find_root(root or Path.cwd())
     if checkov:
-        lib.checkov_binary(find_root(root or Path.cwd()))  # before the render: a usage error costs nothing
-    built = pipeline.build(root)
-    report = lib.run(built, use_checkov=checkov, use_isolation=isolation)
+        lib.checkov_binary(folder)  # before the render: a usage error costs nothing
+    if base is not None:
+        report = lib.run_since(folder, base, use_checkov=checkov)
+    else:
+        built = pipeline.build(root)
+        report = lib.run(built, use_checkov=checkov, use_isolation=isolation is not False)
     typer.echo(json.dumps(report.as_dict(), indent=2) if format == "json" else lib.format_text(report), nl=format == "json")
     if not report.ok:
         raise typer.Exit(EXIT_DIFFERENT)

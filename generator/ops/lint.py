@@ -26,7 +26,7 @@ from generator import vendor
 from generator.catalog import spec
 from generator.catalog.load import load_entry
 from generator.errors import ErrorSink, UsageError
-from generator.ops import isolation, parse_memo
+from generator.ops import isolation, lint_scope, parse_memo
 from generator.pipeline import Build
 
 CONFIG_PATH = "catalog/lint.yaml"
@@ -77,13 +77,16 @@ class LintReport:
     #: Framework -> {passed, failed, skipped, parsing_errors}.
     checkov: dict[str, dict[str, int]] = field(default_factory=dict)
     checkov_version: str = ""
+    #: What was linted when not the whole render (``lint --base``).
+    scope: str = ""
 
     @property
     def ok(self) -> bool:
         return not any(t.errors for t in self.tools)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "tools": [t.as_dict() for t in self.tools], "checkov": self.checkov, "checkov_version": self.checkov_version}
+        out = {"ok": self.ok, "tools": [t.as_dict() for t in self.tools], "checkov": self.checkov, "checkov_version": self.checkov_version}
+        return {**out, "scope": self.scope} if self.scope else out
 
 
 def load_config(root: Path) -> LintConfig:
@@ -114,20 +117,45 @@ def run(build: Build, *, use_checkov: bool = True, use_isolation: bool = True, c
     config = load_config(build.root)
     # a missing checkov is a usage error before any work, not after a minute of validators
     binary = checkov_binary(build.root) if use_checkov else None
-    report = LintReport()
     with tempfile.TemporaryDirectory(prefix="companyos-lint-") as tmp:
         folder = Path(tmp)
         files = _write(build, folder)
-        yaml_files = [f for f in files if f.endswith((".yaml", ".yml"))]
-        report.tools.append(_yamllint(folder, yaml_files, config))
-        workflows = [f for f in yaml_files if f.startswith(".github/workflows/")]
-        report.tools.append(_workflow_schema(folder, workflows))
-        unvalidated = {(k.api_version, k.kind) for k in config.unvalidated_kinds}
-        report.tools.append(_kubernetes(folder, yaml_files, crd_dir or vendor.crd_schema_dir(), unvalidated))
+        report = _lint(folder, files, config, binary, crd_dir)
         if use_isolation:
-            report.tools.append(_isolation(folder, build))
-        if binary is not None:
-            report.tools.append(_checkov(folder, binary, config, report))
+            report.tools.insert(len(report.tools) - (binary is not None), _isolation(folder, build))
+    return report
+
+
+def run_since(root: Path, base: str, *, use_checkov: bool = True, crd_dir: Path | None = None) -> LintReport:
+    """Lint what HEAD's commit changed in the output since commit ``base`` (``lint --base``),
+    read from git's objects: the files it adds or changes, and for checkov every ``.tf`` file
+    of a Terraform root one of them is in. Every other output file is the base's, which this
+    lint passed when the base was merged. When lint itself differs from the base's (its
+    configuration, the generator and its vendored schemas, the pinned tool versions),
+    every output file of HEAD is linted. The isolation analyzer is not run (its own jobs)."""
+    config = load_config(root)
+    binary = checkov_binary(root) if use_checkov else None
+    scope = lint_scope.since(root, base)
+    with tempfile.TemporaryDirectory(prefix="companyos-lint-") as tmp:
+        folder = Path(tmp)
+        files = scope.write(root, folder)
+        report = _lint(folder, [f for f in files if f in scope.changed], config, binary, crd_dir)
+    report.scope = scope.describe()
+    return report
+
+
+def _lint(folder: Path, files: list[str], config: LintConfig, binary: str | None, crd_dir: Path | None) -> LintReport:
+    """Every tool but the isolation analyzer over ``files`` (paths below ``folder``); checkov
+    over the whole folder."""
+    report = LintReport()
+    yaml_files = [f for f in files if f.endswith((".yaml", ".yml"))]
+    report.tools.append(_yamllint(folder, yaml_files, config))
+    workflows = [f for f in yaml_files if f.startswith(".github/workflows/")]
+    report.tools.append(_workflow_schema(folder, workflows))
+    unvalidated = {(k.api_version, k.kind) for k in config.unvalidated_kinds}
+    report.tools.append(_kubernetes(folder, yaml_files, crd_dir or vendor.crd_schema_dir(), unvalidated))
+    if binary is not None:
+        report.tools.append(_checkov(folder, binary, config, report))
     return report
 
 
@@ -326,7 +354,7 @@ def _checkov_version(binary: str) -> str:
 
 
 def format_text(report: LintReport) -> str:
-    lines = []
+    lines = [f"lint --base: {report.scope}"] if report.scope else []
     for tool in report.tools:
         status = "FAIL" if tool.errors else "ok"
         lines.append(f"{status:<4} {tool.name}: {tool.files} checked" + (f" ({tool.note})" if tool.note else ""))

@@ -185,8 +185,12 @@ def test_render_check_proves_isolation_in_one_job_per_environment(sample, docs):
         job = isolation_jobs[f"isolation-{env}"]
         assert job["env"] == {"ENVIRONMENT": env} and job["permissions"] == {"contents": "read"}
         assert [s["run"] for s in job["steps"] if "companyos" in s.get("run", "")] == ['.venv/bin/companyos isolation --env "$ENVIRONMENT"']
-    lint = [s["run"] for s in jobs(doc)["render-check"]["steps"] if "companyos lint" in s.get("run", "")]
-    assert lint == [".venv/bin/companyos lint --checkov --no-isolation"]
+    lint = {s["if"]: s["run"] for s in jobs(doc)["render-check"]["steps"] if "companyos lint" in s.get("run", "")}
+    # a pull request: what its commit changed since the base (docs/guardrails.md); a push: everything
+    assert lint == {
+        "${{ github.event_name == 'pull_request' }}": '.venv/bin/companyos lint --checkov --base "$BASE_SHA"',
+        "${{ github.event_name == 'push' }}": ".venv/bin/companyos lint --checkov --no-isolation",
+    }
     assert not any("companyos isolation" in s.get("run", "") for s in jobs(doc)["render-check"]["steps"])
 
 

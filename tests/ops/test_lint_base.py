@@ -1,0 +1,121 @@
+"""``lint --base REF``: a pull request's commit is linted for what it adds or changes since its
+base (the base's files passed lint when it merged), read from git's objects; checkov sees
+every ``.tf`` file of a changed Terraform root; when lint itself changed, every output file is
+linted again (docs/guardrails.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from generator.ops import lint, lint_scope
+from helpers.gitrepo import commit_all
+from helpers.repo import CliResult, copy_repo
+
+GLOBEX_NS = "rendered/argocd/prod/namespaces/globex.yaml"
+ACME_PROJECT = "rendered/argocd/dev/projects/acme.yaml"
+ACME_ALARMS = "rendered/terraform/prod/tenant-acme/alarms.tf"
+
+
+def append(root: Path, rel: str, text: str) -> None:
+    path = root / rel
+    path.write_text(path.read_text(encoding="utf-8") + text, encoding="utf-8")
+
+
+#: A ConfigMap whose ``data`` is a list (kubernetes-validate) and whose ``name`` repeats (yamllint).
+BAD_DOC = "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: planted\n  name: planted\n  namespace: tenant-globex\ndata: [1]\n"
+
+
+@pytest.fixture
+def pull_request(tmp_path: Path) -> Path:
+    """The sample committed as the base, with a fault already in it (lint passed it then, say:
+    it is not the pull request's), then a pull request's commit: a bad document added to one
+    namespace file and a comment to one Terraform file."""
+    root = copy_repo(tmp_path / "repo")
+    append(root, ACME_PROJECT, BAD_DOC.replace("globex", "acme"))
+    commit_all(root, "base")
+    append(root, GLOBEX_NS, BAD_DOC)
+    append(root, ACME_ALARMS, "# reviewed\n")
+    commit_all(root, "the pull request")
+    return root
+
+
+def test_only_what_the_commit_changed_is_linted(pull_request: Path) -> None:
+    report = lint.run_since(pull_request, "HEAD~1", use_checkov=False)
+    errors = [e for tool in report.tools for e in tool.errors]
+    assert errors and all(e.startswith(GLOBEX_NS) for e in errors), errors
+    assert {t.name for t in report.tools if t.errors} == {"yamllint", "kubernetes-validate + CRD schemas"}
+    assert report.scope.startswith("2 output file(s) HEAD added or changed since HEAD~1")
+    yamllint = next(t for t in report.tools if t.name == "yamllint")
+    assert yamllint.files == 1  # the namespace file; the Terraform file is no YAML
+
+
+def test_checkov_sees_every_tf_file_of_a_changed_root(pull_request: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[str] = []
+    monkeypatch.setattr(lint, "checkov_binary", lambda root: "checkov")
+    monkeypatch.setattr(
+        lint,
+        "_checkov",
+        lambda folder, binary, config, report: (
+            seen.extend(sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())) or lint.ToolResult("checkov")
+        ),
+    )
+    lint.run_since(pull_request, "HEAD~1")
+    acme = pull_request / "rendered/terraform/prod/tenant-acme"
+    assert [p for p in seen if p.endswith(".tf")] == sorted(p.relative_to(pull_request).as_posix() for p in acme.glob("*.tf"))
+    assert GLOBEX_NS in seen and ACME_PROJECT not in seen
+
+
+def test_the_commit_is_linted_not_the_checkout(pull_request: Path) -> None:
+    (pull_request / GLOBEX_NS).write_text("fixed: on disk only\n", encoding="utf-8")
+    report = lint.run_since(pull_request, "HEAD~1", use_checkov=False)
+    assert any(e.startswith(GLOBEX_NS) for t in report.tools for e in t.errors)
+
+
+def test_when_lint_changed_every_output_file_is_linted(pull_request: Path) -> None:
+    append(pull_request, "catalog/lint.yaml", "# a new rule would go here\n")
+    commit_all(pull_request, "lint changed")
+    scope = lint_scope.since(pull_request, "HEAD~2")
+    assert scope.whole and scope.reasons == ("catalog/lint.yaml",)
+    report = lint.run_since(pull_request, "HEAD~2", use_checkov=False)
+    errors = [e for tool in report.tools for e in tool.errors]
+    assert any(e.startswith(ACME_PROJECT) for e in errors) and any(e.startswith(GLOBEX_NS) for e in errors)
+    assert report.scope.startswith("every output file of HEAD: lint changed since HEAD~2 (catalog/lint.yaml)")
+    yamllint = next(t for t in report.tools if t.name == "yamllint")
+    assert yamllint.files == sum(1 for p in (pull_request / "rendered").rglob("*.yaml")) + sum(
+        1 for p in (pull_request / ".github/workflows").glob("*.yml")
+    )
+
+
+def test_an_honest_commit_lints_clean_and_a_deleted_file_needs_nothing(tmp_path: Path) -> None:
+    root = copy_repo(tmp_path / "repo")
+    commit_all(root, "base")
+    (root / GLOBEX_NS).unlink()
+    append(root, ACME_ALARMS, "# reviewed\n")
+    commit_all(root, "the pull request")
+    report = lint.run_since(root, "HEAD~1", use_checkov=False)
+    assert report.ok and report.scope.startswith("1 output file(s)")
+
+
+def test_a_catalog_in_a_subfolder_of_the_repository(tmp_path: Path) -> None:
+    root = copy_repo(tmp_path / "top" / "platform")
+    commit_all(tmp_path / "top", "base")
+    append(root, GLOBEX_NS, BAD_DOC)
+    commit_all(tmp_path / "top", "the pull request")
+    scope = lint_scope.since(root, "HEAD~1")
+    assert scope.changed == {GLOBEX_NS}
+    report = lint.run_since(root, "HEAD~1", use_checkov=False)
+    assert [e.split(":")[0] for t in report.tools for e in t.errors] and all(
+        e.startswith(GLOBEX_NS) for t in report.tools for e in t.errors
+    )
+
+
+def test_cli(pull_request: Path, companyos: Callable[..., CliResult]) -> None:
+    bad = companyos("lint", "--base", "HEAD~1", "--no-checkov", cwd=pull_request)
+    assert bad.code == 1 and bad.out.startswith("lint --base: 2 output file(s) HEAD added or changed since HEAD~1")
+    both = companyos("lint", "--base", "HEAD~1", "--no-checkov", "--isolation", cwd=pull_request)
+    assert both.code == 2 and "does not run the isolation analyzer" in both.err
+    unknown = companyos("lint", "--base", "no-such-ref", "--no-checkov", cwd=pull_request)
+    assert unknown.code == 2 and "git ref 'no-such-ref' does not exist" in unknown.err

@@ -230,6 +230,6 @@ def lint(
     else:
         built = pipeline.build(root)
         report = lib.run(built, use_checkov=checkov, use_isolation=isolation is not False)
-    typer.echo(json.dumps(report.as_dict(), indent=2) if format == "json" else lib.format_text(report), nl=format == "json")
+    typer.echo(json.dumps(report.as_dict(), indent=2) if format == "json" else lib.format_text(report))
     if not report.ok:
         raise typer.Exit(EXIT_DIFFERENT)

@@ -115,6 +115,7 @@ def test_a_catalog_in_a_subfolder_of_the_repository(tmp_path: Path) -> None:
 def test_cli(pull_request: Path, companyos: Callable[..., CliResult]) -> None:
     bad = companyos("lint", "--base", "HEAD~1", "--no-checkov", cwd=pull_request)
     assert bad.code == 1 and bad.out.startswith("lint --base: 2 output file(s) HEAD added or changed since HEAD~1")
+    assert bad.out.endswith("\n")  # the report is whole lines
     both = companyos("lint", "--base", "HEAD~1", "--no-checkov", "--isolation", cwd=pull_request)
     assert both.code == 2 and "does not run the isolation analyzer" in both.err
     unknown = companyos("lint", "--base", "no-such-ref", "--no-checkov", cwd=pull_request)

@@ -27,6 +27,7 @@ from typing import Any
 import msgspec
 import yaml
 
+from generator.errors import UsageError
 from generator.output import parallel
 from generator.output.atomic import write_atomic
 from generator.output.listing import CACHE_DIR
@@ -62,7 +63,10 @@ def unquote(value: Any) -> Any:
 
 def parse_hcl(data: bytes, blocks: Blocks) -> dict[str, Any]:
     """A ``.tf`` file's top-level blocks of the kinds and types in ``blocks``, parsed by python-hcl2."""
-    import hcl2
+    try:
+        import hcl2
+    except ImportError:
+        raise UsageError("the isolation analyzer needs python-hcl2, a test dependency: run `make install-test`") from None
 
     doc = unquote(hcl2.loads(data.decode("utf-8")))
     kept: dict[str, Any] = {}

@@ -154,3 +154,14 @@ def test_a_yaml_entry_that_would_not_read_back_is_not_kept(tmp_path: Path) -> No
     docs = memo.yaml_docs(path)
     assert [line for line, _ in docs] == [1, 4] and str(docs[0][1]["when"]) == "2024-01-01"
     assert entries(tmp_path) == {}
+
+
+def test_without_python_hcl2_the_analyzer_says_how_to_install_it(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """python-hcl2 is a test dependency (``make install-test``), not a runtime one."""
+    import sys
+
+    from generator.errors import UsageError
+
+    monkeypatch.setitem(sys.modules, "hcl2", None)  # an import of it fails
+    with pytest.raises(UsageError, match="needs python-hcl2, a test dependency: run `make install-test`"):
+        isolation.analyze(tree, ORG, cache=tree)

@@ -185,12 +185,21 @@ def test_render_check_proves_isolation_in_one_job_per_environment(sample, docs):
         job = isolation_jobs[f"isolation-{env}"]
         assert job["env"] == {"ENVIRONMENT": env} and job["permissions"] == {"contents": "read"}
         assert [s["run"] for s in job["steps"] if "companyos" in s.get("run", "")] == ['.venv/bin/companyos isolation --env "$ENVIRONMENT"']
-    lint = {s["if"]: s["run"] for s in jobs(doc)["render-check"]["steps"] if "companyos lint" in s.get("run", "")}
-    # a pull request: what its commit changed since the base (docs/guardrails.md); a push: everything
-    assert lint == {
-        "${{ github.event_name == 'pull_request' }}": '.venv/bin/companyos lint --checkov --base "$BASE_SHA"',
-        "${{ github.event_name == 'push' }}": ".venv/bin/companyos lint --checkov --no-isolation",
-    }
+    steps = jobs(doc)["render-check"]["steps"]
+    lint = {s["if"]: s for s in steps if "companyos lint" in s.get("run", "")}
+    # a pull request: what its commit changed since the base (docs/guardrails.md)
+    assert lint["${{ github.event_name == 'pull_request' }}"]["run"] == '.venv/bin/companyos lint --checkov --base "$BASE_SHA"'
+    # a push: what changed since the branch's last commit whose render-check passed (pushes only:
+    # a pull request's run may be on a branch named like it), or everything when there is none
+    push = lint["${{ github.event_name == 'push' }}"]
+    assert push["env"] == {"LINTED_SHA": "${{ steps.linted.outputs.sha }}"}
+    assert '.venv/bin/companyos lint --checkov --base "$LINTED_SHA"' in push["run"] and "lint --checkov --no-isolation" in push["run"]
+    linted = next(s for s in steps if s.get("id") == "linted")
+    assert linted["if"] == "${{ github.event_name == 'push' }}" and linted["env"]["BRANCH"] == "main"
+    for flag in ("--workflow render-check.yml", '--branch "$BRANCH"', "--event push", "--status success", "--limit 1"):
+        assert flag in linted["run"], flag
+    assert steps.index(linted) < steps.index(push)
+    assert jobs(doc)["render-check"]["permissions"] == {"contents": "read", "actions": "read"}
     assert not any("companyos isolation" in s.get("run", "") for s in jobs(doc)["render-check"]["steps"])
 
 

@@ -253,7 +253,7 @@ def analyze(root: Path, organization: str, *, cache: Path | None = None, only: S
     """Every cross-tenant path in ``root/rendered``, per environment (``only``: these), in a
     stable order. ``cache``: the project whose ``.companyos-cache`` keeps the parses between
     runs (``ops.parse_memo``; None: kept for this run only); the files it has not parsed
-    before are parsed first, on every core."""
+    before are parsed first, on every core, and afterwards the memo holds what this run read."""
     rendered = root / "rendered"
     envs = [env for env in environments(root) if not only or env in only]
     memo = ParseMemo(cache, READ_BLOCKS)
@@ -262,8 +262,7 @@ def analyze(root: Path, organization: str, *, cache: Path | None = None, only: S
         memo.warm(_parsed_files(rendered, envs), pipeline.default_jobs())
         for env in envs:
             findings += _analyze_env(rendered, env, organization, memo)
-    if not only:
-        memo.prune()  # the whole tree was read: what it did not ask for is no longer in it
+    memo.prune()  # the memo holds what this run read: in CI, one environment's job keeps its own
     return findings
 
 

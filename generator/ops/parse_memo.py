@@ -131,8 +131,9 @@ class ParseMemo:
         return len(missing)
 
     def prune(self) -> None:
-        """Drop every entry no call of this memo asked for, and other versions' folders: after
-        a run over the whole tree, what it did not read is gone from the tree."""
+        """Drop every entry no call of this memo asked for, and other versions' folders: the
+        memo holds what the run read (one environment's files after ``isolation --env``: in
+        CI each environment's job keeps its own)."""
         if self.folder is None or not self.folder.is_dir():
             return
         for other in self.folder.parent.iterdir():

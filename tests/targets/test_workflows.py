@@ -183,8 +183,22 @@ def test_render_check_proves_isolation_in_one_job_per_environment(sample, docs):
     assert sorted(isolation_jobs) == sorted(f"isolation-{env}" for env in envs)
     for env in envs:
         job = isolation_jobs[f"isolation-{env}"]
-        assert job["env"] == {"ENVIRONMENT": env} and job["permissions"] == {"contents": "read"}
-        assert [s["run"] for s in job["steps"] if "companyos" in s.get("run", "")] == ['.venv/bin/companyos isolation --env "$ENVIRONMENT"']
+        assert job["env"] == {"ENVIRONMENT": env, "BRANCH": "main"} and job["permissions"] == {"contents": "read", "actions": "read"}
+        steps = job["steps"]
+        assert [s["run"] for s in steps if "companyos" in s.get("run", "")] == ['.venv/bin/companyos isolation --env "$ENVIRONMENT"']
+        # the parses come only from an artifact of the branch's last passed push run (a pull
+        # request can neither write one there nor choose the run), and only a push keeps them
+        found = next(s for s in steps if s.get("id") == "parsed")
+        for flag in ("--workflow render-check.yml", '--branch "$BRANCH"', "--event push", "--status success", "--limit 1"):
+            assert flag in found["run"], flag
+        download = next(s for s in steps if s.get("uses", "").startswith("actions/download-artifact@"))
+        assert download["with"]["run-id"] == "${{ steps.parsed.outputs.run }}" and download["continue-on-error"] is True
+        assert download["with"]["name"] == f"isolation-parses-{env}" and download["with"]["path"] == ".companyos-cache/rendered-parses"
+        upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact@"))
+        assert upload["if"] == "${{ github.event_name == 'push' }}" and upload["with"]["name"] == f"isolation-parses-{env}"
+        assert upload["with"]["include-hidden-files"] is True
+        order = [steps.index(x) for x in (found, download, next(s for s in steps if "companyos isolation" in s.get("run", "")), upload)]
+        assert order == sorted(order)
     steps = jobs(doc)["render-check"]["steps"]
     lint = {s["if"]: s for s in steps if "companyos lint" in s.get("run", "")}
     # a pull request: what its commit changed since the base (docs/guardrails.md)

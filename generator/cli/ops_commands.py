@@ -56,7 +56,7 @@ def roots(
     if format not in ("text", "json", "matrix"):
         raise UsageError(f"unknown format '{format}' (expected text, json or matrix)")
     folder, model = model_for(root)
-    items = [r for r in lib.all_roots(model, lib.working_manifest(folder)) if env in (None, r.environment)]
+    items = [r for r in lib.all_roots(model, lib.working_roots(folder)) if env in (None, r.environment)]
     if shard is not None:
         items = lib.select_shard(items, shard)
     if batch is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from generator.model import naming
 from generator.model.resolve import Model
 from generator.ops import fleet
 from generator.output.render import MANIFEST_PATH
-from generator.output.tree import UNITS_DIR, manifest_roots, manifests_files, read_file, read_manifest
+from generator.output.tree import UNITS_DIR, listed_roots, manifest_roots, manifests_files, read_file, read_manifest
 from generator.targets import workflows
 
 KINDS = ("added", "changed", "removed")
@@ -150,6 +150,15 @@ def _files(data: Any, where: str) -> dict[str, dict[str, Any]]:
     return files
 
 
+def working_roots(root: Path) -> set[str]:
+    """Every Terraform root the unit manifests on disk name (``tree.listed_roots``: one
+    manifest in memory at a time)."""
+    found = listed_roots(root)
+    if found is None:
+        raise UsageError(f"no manifest under {UNITS_DIR}/: run `companyos render` first")
+    return found
+
+
 def working_manifest(root: Path) -> dict[str, dict[str, Any]]:
     """Every generated file the unit manifests on disk list (``output.units``)."""
     files = read_manifest(root, own=False)
@@ -229,7 +238,7 @@ def _manifest_change(repo: Any, commit: Any, root: Path) -> _ManifestChange:
 
     @functools.cache
     def every_root() -> set[str]:  # a root the changed units no longer name: asked of every manifest, once
-        return manifest_roots(working_manifest(root))
+        return working_roots(root)
 
     return _ManifestChange(diff_manifests(old, new), lambda name: name in named or name in every_root())
 
@@ -250,12 +259,14 @@ def select_shard(items: list[Root], spec: str) -> list[Root]:
     return items[int(k_text) - 1 :: int(n_text)]
 
 
-def root_info(model: Model, root: str) -> Root:
+def root_info(model: Model, root: str, accounts: Callable[[str], Mapping[str, str]] | None = None) -> Root:
     """Which account (and so which OIDC role) a Terraform root applies to.
 
     Root names come from ``naming`` like the terraform target's: ``shared`` (the
     environment's shared-services account), ``pool-<tier>`` (the pooled tier's account) and
     ``tenant-<name>`` (the tenant's account: its own for dedicated tiers, the pool's otherwise).
+    ``accounts``: environment -> its roots' accounts (:func:`environment_accounts`, kept by a
+    caller that asks for many roots).
     """
     parts = root.split("/")
     if len(parts) != 4 or parts[:2] != ["rendered", "terraform"]:
@@ -264,17 +275,7 @@ def root_info(model: Model, root: str) -> Root:
     env = model.environment(env_name)
     if env is None:
         raise UsageError(f"manifest root {root!r}: unknown environment '{env_name}'")
-    accounts = {naming.SHARED_ROOT: env.accounts.shared_services}
-    accounts.update({naming.pool_root(tier): acct for tier, acct in env.accounts.pools.items()})
-    # A vended account's id is known only to Terraform: CI starts from the management account,
-    # whose trust the account's Terraform role has from creation (org root, role_name).
-    accounts.update(
-        {
-            naming.tenant_root(d.name): model.platform.management_account or d.account_id if d.account_pending else d.account_id
-            for d in model.in_environment(env_name)
-        }
-    )
-    account = accounts.get(name)
+    account = (accounts or functools.partial(environment_accounts, model))(env_name).get(name)
     if account is None:
         raise UsageError(f"manifest root {root!r}: cannot tell which AWS account it belongs to")
     return Root(
@@ -288,9 +289,30 @@ def root_info(model: Model, root: str) -> Root:
     )
 
 
+def environment_accounts(model: Model, env_name: str) -> dict[str, str]:
+    """Root name -> the AWS account its Terraform runs in, for every root of an environment.
+    Made once per environment by a caller asking for many roots: made per root, it was a pass
+    over every tenant per root (466 s for the drift matrix at 10,000 tenants x 3)."""
+    env = model.environment(env_name)
+    if env is None:
+        return {}
+    accounts = {naming.SHARED_ROOT: env.accounts.shared_services}
+    accounts.update({naming.pool_root(tier): acct for tier, acct in env.accounts.pools.items()})
+    # A vended account's id is known only to Terraform: CI starts from the management account,
+    # whose trust the account's Terraform role has from creation (org root, role_name).
+    accounts.update(
+        {
+            naming.tenant_root(d.name): model.platform.management_account or d.account_id if d.account_pending else d.account_id
+            for d in model.in_environment(env_name)
+        }
+    )
+    return accounts
+
+
 def _sorted_roots(model: Model, roots: Iterable[str]) -> list[Root]:
     order = [e.name for e in model.environments]
-    infos = [root_info(model, r) for r in set(roots)]
+    accounts = functools.cache(functools.partial(environment_accounts, model))
+    infos = [root_info(model, r, accounts) for r in set(roots)]
     # Within an environment: the shared root, then pools, then tenants (the apply order
     # `just infra` uses, since tenant roots read what shared and pool roots create).
     rank = {naming.SHARED_ROOT: 0}
@@ -299,9 +321,10 @@ def _sorted_roots(model: Model, roots: Iterable[str]) -> list[Root]:
     )
 
 
-def all_roots(model: Model, manifest: dict[str, dict[str, Any]]) -> list[Root]:
-    """Every Terraform root the manifest lists (the nightly drift matrix)."""
-    return _sorted_roots(model, manifest_roots(manifest))
+def all_roots(model: Model, roots: Iterable[str]) -> list[Root]:
+    """Every Terraform root of ``roots`` (the manifests': :func:`working_roots`), in apply
+    order, with its account (the nightly drift matrix)."""
+    return _sorted_roots(model, roots)
 
 
 # --- the query -------------------------------------------------------------------------

@@ -226,6 +226,26 @@ def read_manifest(
     return out
 
 
+def listed_roots(root: Path) -> set[str] | None:
+    """The Terraform roots the unit manifests on disk name (None: there are none), each
+    manifest decoded and let go in turn: the union of their entries, to name the roots, was
+    ~1.4 GB at 10,000 tenants x 3 (the drift matrix)."""
+    base = os.fspath(root)
+    try:
+        units = sorted(rel for rel in files_under(root, (UNITS_DIR,)) if rel.endswith(".json"))
+        if not units:  # a tree rendered before units: the one fleet-wide manifest
+            data = read_file(os.path.join(base, MANIFEST_PATH))
+            return manifest_roots(manifest_files(data)) if data is not None else None
+        out: set[str] = set()
+        for rel in units:
+            data = read_file(os.path.join(base, rel))
+            if data is not None:
+                out |= manifest_roots(manifest_files(data))
+        return out
+    except OSError:
+        return None
+
+
 def manifests_files(found: dict[str, bytes | None], *, own: bool = True) -> dict[str, dict[str, Any]]:
     """The union of the ``files`` maps of manifests' bytes by path (a unit manifest whose
     bytes are no manifest lists nothing); with ``own``, an entry for each manifest itself."""

@@ -1,20 +1,26 @@
 """What ``lint --base REF`` lints: the output files HEAD's commit adds or changes since the
 base commit, read from git's objects (the commit CI checked with ``check --base --committed``,
-not the checkout), and for checkov every ``.tf`` file of each Terraform root one of them is
-in (checkov judges a root as a whole). Every other output file is the base's, which lint
-passed when the base was merged. When lint itself changed since the base -- its
-configuration, the generator (its code and vendored schemas), the pinned tool versions --
-nothing of the base's verdict carries over, and every output file of HEAD is linted.
+not the checkout), and for checkov the ``.tf`` files of each Terraform root one of them is in
+that the changed units and the global unit list (checkov judges a root with its context;
+another tenant's files in it, like the org root's, passed when the base merged). Every
+other output file is the base's, which lint passed when the base was merged. When lint
+itself changed since the base -- its configuration, the generator (its code and vendored
+schemas), the pinned tool versions -- nothing of the base's verdict carries over, and every
+output file of HEAD is linted.
 """
 
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from generator import git
 from generator.catalog.folders import OUTPUT_DIRS
+from generator.output.tree import UNITS_DIR, manifest_files
+from generator.output.units import GLOBAL, unit_path
 
 #: What lint's verdict depends on besides the output (paths from the catalog root).
 LINT_INPUTS = ("catalog/lint.yaml", "generator", "requirements", "pyproject.toml", "Makefile")
@@ -71,11 +77,33 @@ def since(root: Path, base: str) -> Scope:
     blobs = dict(changed)
     roots = sorted({root_of for path in changed if (root_of := _terraform_root(path)) is not None})
     if roots:
+        listed = _listed_by_units_in_play(repo, head, prefix, changed)
+        whole = {r for r in roots if any(_terraform_root(p) == r and p not in listed for p in changed)}
         for path, mode, sha in git.tree_entries(repo, head, *(prefix + r for r in roots)):
             rel = ours(path)
-            if rel.endswith(".tf") and posixpath.dirname(rel) in roots and not _is_link(mode):
+            root_of = posixpath.dirname(rel)
+            if rel.endswith(".tf") and root_of in roots and not _is_link(mode) and (root_of in whole or rel in listed):
                 blobs.setdefault(rel, sha)
     return Scope(base, False, frozenset(changed), blobs)
+
+
+def _listed_by_units_in_play(repo: Any, head: str, prefix: str, changed: Mapping[str, str]) -> set[str]:
+    """The files the global unit and the changed units list at HEAD: a changed root's context
+    for checkov. A root may hold one file per tenant (the org root: ``tenant-<name>.tf`` and
+    ``identity-<name>.tf``, ~11,000 files at 10,000 tenants, which checkov took over 10 minutes
+    to judge); a tenant's files refer only to their own unit's and the global unit's, and every
+    other tenant's were linted when the base merged. A changed unit's manifest changes with its
+    files, so the changed manifests name the units in play (a changed file none of them lists
+    makes its root linted whole)."""
+    manifests = {p: sha for p, sha in changed.items() if p.startswith(f"{UNITS_DIR}/") and p.endswith(".json")}
+    global_path = unit_path(GLOBAL)
+    if global_path not in manifests:
+        for _, _, sha in git.tree_entries(repo, head, prefix + global_path):
+            manifests[global_path] = sha
+    listed: set[str] = set()
+    for sha in manifests.values():
+        listed.update(manifest_files(git.read_blob(repo, sha)))
+    return listed
 
 
 def _terraform_root(path: str) -> str | None:

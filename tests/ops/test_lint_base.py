@@ -120,3 +120,43 @@ def test_cli(pull_request: Path, companyos: Callable[..., CliResult]) -> None:
     assert both.code == 2 and "does not run the isolation analyzer" in both.err
     unknown = companyos("lint", "--base", "no-such-ref", "--no-checkov", cwd=pull_request)
     assert unknown.code == 2 and "git ref 'no-such-ref' does not exist" in unknown.err
+
+
+def test_a_rendered_change_judges_its_root_with_its_own_and_the_global_units_files(tmp_path: Path) -> None:
+    """The org root holds one account file and one identity file per tenant (~11,000 files at
+    10,000 tenants): a change to one tenant's is judged with that tenant's and the global unit's
+    files of the root, not every tenant's."""
+    from generator import pipeline
+
+    root = copy_repo(tmp_path / "repo")
+    commit_all(root, "base")
+    path = root / "tenants" / "acme.yaml"
+    text = path.read_text(encoding="utf-8")
+    owner = next(line for line in text.splitlines() if line.startswith("owner:"))
+    path.write_text(text.replace(owner, "owner: someone-else@example.com"), encoding="utf-8")
+    pipeline.render_to_disk(root)
+    commit_all(root, "the pull request")
+    scope = lint_scope.since(root, "HEAD~1")
+    org = {p for p in scope.blobs if p.startswith("rendered/terraform/org/")}
+    assert "rendered/terraform/org/tenant-acme.tf" in scope.changed
+    assert {"rendered/terraform/org/main.tf", "rendered/terraform/org/identity-acme.tf", "rendered/terraform/org/tenant-acme.tf"} <= org
+    every = {p.relative_to(root).as_posix() for p in (root / "rendered/terraform/org").glob("*.tf")}
+    others = {p for p in every if any(p.endswith(f"-{t}.tf") for t in ("globex", "hooli", "initech", "umbrella"))}
+    assert others and org == every - others  # the shared files and acme's, no other tenant's
+
+
+def test_the_global_units_files_are_the_context_when_only_a_tenants_unit_changed(tmp_path: Path) -> None:
+    """A commit whose global manifest is the base's: its files of a changed root come from
+    HEAD's tree all the same (``main.tf`` of the org root is the global unit's)."""
+    from helpers.baseline import forge
+
+    root = copy_repo(tmp_path / "repo")
+    commit_all(root, "base")
+    rel = "rendered/terraform/org/tenant-acme.tf"
+    forge(root, rel, (root / rel).read_bytes() + b"# reviewed\n", "tenant/acme")
+    commit_all(root, "the pull request")
+    scope = lint_scope.since(root, "HEAD~1")
+    assert scope.changed == {rel, "rendered/.companyos-units/tenant-acme.json"}
+    org = {p for p in scope.blobs if p.startswith("rendered/terraform/org/")}
+    assert {"rendered/terraform/org/main.tf", rel, "rendered/terraform/org/identity-acme.tf"} <= org
+    assert not any(p.endswith("-globex.tf") for p in org)

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -120,10 +121,7 @@ def run(build: Build, *, use_checkov: bool = True, use_isolation: bool = True, c
     with tempfile.TemporaryDirectory(prefix="companyos-lint-") as tmp:
         folder = Path(tmp)
         files = _write(build, folder)
-        report = _lint(folder, files, config, binary, crd_dir)
-        if use_isolation:
-            report.tools.insert(len(report.tools) - (binary is not None), _isolation(folder, build))
-    return report
+        return _lint(folder, files, config, binary, crd_dir, (lambda: _isolation(folder, build)) if use_isolation else None)
 
 
 def run_since(root: Path, base: str, *, use_checkov: bool = True, crd_dir: Path | None = None) -> LintReport:
@@ -144,9 +142,16 @@ def run_since(root: Path, base: str, *, use_checkov: bool = True, crd_dir: Path 
     return report
 
 
-def _lint(folder: Path, files: list[str], config: LintConfig, binary: str | None, crd_dir: Path | None) -> LintReport:
-    """Every tool but the isolation analyzer over ``files`` (paths below ``folder``); checkov
-    over the whole folder."""
+def _lint(
+    folder: Path,
+    files: list[str],
+    config: LintConfig,
+    binary: str | None,
+    crd_dir: Path | None,
+    isolation: Callable[[], ToolResult] | None = None,
+) -> LintReport:
+    """The structural validators over ``files`` (paths below ``folder``), then ``isolation``
+    when given, then checkov over the whole folder."""
     report = LintReport()
     yaml_files = [f for f in files if f.endswith((".yaml", ".yml"))]
     report.tools.append(_yamllint(folder, yaml_files, config))
@@ -154,6 +159,8 @@ def _lint(folder: Path, files: list[str], config: LintConfig, binary: str | None
     report.tools.append(_workflow_schema(folder, workflows))
     unvalidated = {(k.api_version, k.kind) for k in config.unvalidated_kinds}
     report.tools.append(_kubernetes(folder, yaml_files, crd_dir or vendor.crd_schema_dir(), unvalidated))
+    if isolation is not None:
+        report.tools.append(isolation())
     if binary is not None:
         report.tools.append(_checkov(folder, binary, config, report))
     return report

@@ -213,7 +213,7 @@ def read_manifest(
     known = parsed or {}
     out: dict[str, dict[str, Any]] = {}
     try:
-        units = sorted(rel for rel in files_under(root, (UNITS_DIR,)) if rel.endswith(".json"))
+        units = _unit_manifests(root)
         if not units:  # a tree rendered before units: the one fleet-wide manifest, pruned next
             return manifests_files({MANIFEST_PATH: read_file(os.path.join(base, MANIFEST_PATH))}, own=own)
         for rel in units:  # each read, decoded and let go in turn: at 10,000 tenants all their bytes were ~600 MB
@@ -226,13 +226,18 @@ def read_manifest(
     return out
 
 
+def _unit_manifests(root: Path) -> list[str]:
+    """The unit manifests on disk (paths from ``root``), sorted."""
+    return sorted(rel for rel in files_under(root, (UNITS_DIR,)) if rel.endswith(".json"))
+
+
 def listed_roots(root: Path) -> set[str] | None:
     """The Terraform roots the unit manifests on disk name (None: there are none), each
     manifest decoded and let go in turn: the union of their entries, to name the roots, was
     ~1.4 GB at 10,000 tenants x 3 (the drift matrix)."""
     base = os.fspath(root)
     try:
-        units = sorted(rel for rel in files_under(root, (UNITS_DIR,)) if rel.endswith(".json"))
+        units = _unit_manifests(root)
         if not units:  # a tree rendered before units: the one fleet-wide manifest
             data = read_file(os.path.join(base, MANIFEST_PATH))
             return manifest_roots(manifest_files(data)) if data is not None else None

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from generator import pipeline
 from generator.ops import isolation
+from helpers.rendered import copy_rendered, write_rendered
 from helpers.repo import CliResult
 
 ORG = "companyos"
@@ -30,19 +31,13 @@ GLOBEX_PROJECT = "rendered/argocd/prod/projects/globex.yaml"
 @pytest.fixture(scope="module")
 def clean(sample: pipeline.Build, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The sample catalog's fresh render, written under a scratch root (rendered/ only)."""
-    root = tmp_path_factory.mktemp("isolation")
-    for path, data in sample.result.files.items():
-        if path.startswith("rendered/"):
-            (root / path).parent.mkdir(parents=True, exist_ok=True)
-            (root / path).write_bytes(data)
-    return root
+    return write_rendered(sample, tmp_path_factory.mktemp("isolation"))
 
 
 @pytest.fixture
 def tree(clean: Path, tmp_path: Path) -> Path:
     """A copy of the clean render to plant a fault in."""
-    shutil.copytree(clean / "rendered", tmp_path / "rendered")
-    return tmp_path
+    return copy_rendered(clean, tmp_path)
 
 
 def plant(root: Path, path: str, old: str, new: str, count: int = 1) -> int:

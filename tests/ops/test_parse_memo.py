@@ -6,7 +6,6 @@ documents on every rendered YAML file."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import yaml
 
 from generator import pipeline
 from generator.ops import isolation, parse_memo
+from helpers.rendered import copy_rendered, write_rendered
 
 ORG = "companyos"
 GLOBEX = "rendered/terraform/prod/tenant-globex/main.tf"
@@ -24,18 +24,12 @@ DEV_GLOBEX = "rendered/terraform/dev/tenant-globex/main.tf"
 
 @pytest.fixture(scope="module")
 def clean(sample: pipeline.Build, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("memo")
-    for path, data in sample.result.files.items():
-        if path.startswith("rendered/"):
-            (root / path).parent.mkdir(parents=True, exist_ok=True)
-            (root / path).write_bytes(data)
-    return root
+    return write_rendered(sample, tmp_path_factory.mktemp("memo"))
 
 
 @pytest.fixture
 def tree(clean: Path, tmp_path: Path) -> Path:
-    shutil.copytree(clean / "rendered", tmp_path / "rendered")
-    return tmp_path
+    return copy_rendered(clean, tmp_path)
 
 
 def entries(root: Path) -> dict[str, bytes]:

@@ -28,6 +28,7 @@ from generator.targets import pool_bootstrap as pb
 from generator.targets.argocd import target as argocd
 from helpers.k8s import _crd_validator, brace_paths
 from helpers.kyverno import request_refusals
+from helpers.rendered import copy_rendered, write_rendered
 from helpers.repo import REPO
 
 ORG = "companyos"
@@ -317,18 +318,12 @@ def test_pool_database_admits_the_pool_admin_group(sample: pipeline.Build) -> No
 
 @pytest.fixture(scope="module")
 def clean(sample: pipeline.Build, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("pool-bootstrap")
-    for path, data in sample.result.files.items():
-        if path.startswith("rendered/"):
-            (root / path).parent.mkdir(parents=True, exist_ok=True)
-            (root / path).write_bytes(data)
-    return root
+    return write_rendered(sample, tmp_path_factory.mktemp("pool-bootstrap"))
 
 
 @pytest.fixture
 def tree(clean: Path, tmp_path: Path) -> Path:
-    shutil.copytree(clean / "rendered", tmp_path / "rendered")
-    return tmp_path
+    return copy_rendered(clean, tmp_path)
 
 
 GLOBEX = "rendered/argocd/prod/pools/standard/globex.yaml"

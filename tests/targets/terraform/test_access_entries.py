@@ -12,20 +12,13 @@ import hcl2
 import yaml
 
 from generator import pipeline
+from generator.ops.parse_memo import unquote
 from generator.targets.argocd import target as argocd
 from generator.targets.terraform import access_entries
 from generator.vendor import VENDOR_DIR
 from helpers.identity import identity_text
 
 IDENTITY = "rendered/terraform/org/identity.tf"
-
-
-def _unq(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {_unq(k): _unq(v) for k, v in value.items() if k != "__is_block__"}
-    if isinstance(value, list):
-        return [_unq(v) for v in value]
-    return value.strip('"') if isinstance(value, str) else value
 
 
 def _of(doc: dict[str, Any], kind: str, rtype: str) -> dict[str, dict[str, Any]]:
@@ -35,7 +28,7 @@ def _of(doc: dict[str, Any], kind: str, rtype: str) -> dict[str, dict[str, Any]]
 def test_access_tf_uses_only_real_provider_arguments(sample: pipeline.Build) -> None:
     schema = json.loads((VENDOR_DIR / "terraform" / "aws-provider-resources.json").read_text())
     for env in sample.model.environments:
-        doc = _unq(hcl2.loads(sample.result.files[f"rendered/terraform/{env.name}/shared/access.tf"].decode()))
+        doc = unquote(hcl2.loads(sample.result.files[f"rendered/terraform/{env.name}/shared/access.tf"].decode()))
         entry = _of(doc, "resource", "aws_eks_access_entry")["tenant_team"]
         roles = _of(doc, "data", "aws_iam_roles")["tenant_team"]
         assert set(entry) - {"for_each"} <= set(schema["resources"]["aws_eks_access_entry"]["arguments"])
@@ -47,7 +40,7 @@ def test_access_tf_uses_only_real_provider_arguments(sample: pipeline.Build) -> 
 
 def test_each_record_names_the_group_of_the_tenants_rolebinding_and_a_set_the_org_root_assigns(sample: pipeline.Build) -> None:
     files = sample.result.files
-    identity = _unq(hcl2.loads(identity_text(files)))
+    identity = unquote(hcl2.loads(identity_text(files)))
     sets = {b["name"]: n for n, b in _of(identity, "resource", "aws_ssoadmin_permission_set").items()}
     assignments = _of(identity, "resource", "aws_ssoadmin_account_assignment").values()
     checked = 0

@@ -12,6 +12,7 @@ import hcl2
 
 from generator import pipeline
 from generator.model import naming
+from generator.ops.parse_memo import unquote
 from generator.targets.terraform import data_isolation
 from generator.vendor import VENDOR_DIR
 
@@ -20,17 +21,9 @@ def _parse(text: str) -> dict[str, Any]:
     return hcl2.loads(text)
 
 
-def _unq(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {_unq(k): _unq(v) for k, v in value.items() if k != "__is_block__"}
-    if isinstance(value, list):
-        return [_unq(v) for v in value]
-    return value.strip('"') if isinstance(value, str) else value
-
-
 def bucket_findings(text: str) -> list[str]:
     """What a pool main.tf lacks of the tenant-prefix policy."""
-    doc = _unq(_parse(text))
+    doc = unquote(_parse(text))
     found = []
     bucket = next((b for m in doc.get("module", []) for n, b in m.items() if n == "bucket"), None)
     if bucket is None:
@@ -84,7 +77,7 @@ def test_pooled_tenant_roots_tag_their_principals_with_their_prefix(sample: pipe
     assert pooled
     for d in pooled:
         root = naming.terraform_root_dir(d.env, naming.tenant_root(d.name))
-        providers = _unq(_parse(sample.result.files[f"{root}/providers.tf"].decode()))
+        providers = unquote(_parse(sample.result.files[f"{root}/providers.tf"].decode()))
         for block in providers["provider"]:
             default_tags = block["aws"]["default_tags"]
             tags = (default_tags[0] if isinstance(default_tags, list) else default_tags)["tags"]

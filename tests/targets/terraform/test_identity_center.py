@@ -11,6 +11,7 @@ import hcl2
 
 from generator import pipeline
 from generator.model import naming
+from generator.ops.parse_memo import unquote
 from generator.targets.terraform import identity_center
 from generator.vendor import VENDOR_DIR
 from helpers.identity import identity_text
@@ -19,26 +20,18 @@ IDENTITY = "rendered/terraform/org/identity.tf"
 MAIN = "rendered/terraform/org/main.tf"
 
 
-def _unq(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {_unq(k): _unq(v) for k, v in value.items() if k != "__is_block__"}
-    if isinstance(value, list):
-        return [_unq(v) for v in value]
-    return value.strip('"') if isinstance(value, str) else value
-
-
 def _of(doc: dict[str, Any], kind: str, rtype: str) -> dict[str, dict[str, Any]]:
     return {n: b for block in doc.get(kind, []) for t, named in block.items() if t == rtype for n, b in named.items()}
 
 
 def account_tags(main: str) -> dict[str, dict[str, str]]:
     """Terraform address -> tags of every account of the org root."""
-    return {n: b["tags"] for n, b in _of(_unq(hcl2.loads(main)), "resource", "aws_organizations_account").items()}
+    return {n: b["tags"] for n, b in _of(unquote(hcl2.loads(main)), "resource", "aws_organizations_account").items()}
 
 
 def identity_findings(text: str, accounts: dict[str, dict[str, str]], tenants: dict[str, bool], org: str) -> list[str]:
     """What lets a tenant team beyond its own accounts or resources (tenants: name -> dedicated)."""
-    doc = _unq(hcl2.loads(text))
+    doc = unquote(hcl2.loads(text))
     found: list[str] = []
     groups = _of(doc, "data", "aws_identitystore_group")
     sets = _of(doc, "resource", "aws_ssoadmin_permission_set")
@@ -97,7 +90,7 @@ def _inputs(sample: pipeline.Build) -> tuple[str, dict[str, dict[str, str]], dic
 def test_every_tenant_team_is_assigned_only_its_own_accounts(sample: pipeline.Build) -> None:
     text, accounts, tenants, org = _inputs(sample)
     assert identity_findings(text, accounts, tenants, org) == []
-    doc = _unq(hcl2.loads(text))
+    doc = unquote(hcl2.loads(text))
     assignments = _of(doc, "resource", "aws_ssoadmin_account_assignment")
     for tenant, dedicated in tenants.items():
         mine = {b["target_id"].split(".")[1] for b in assignments.values() if b["permission_set_arn"].split(".")[1] == tenant}
@@ -122,7 +115,7 @@ def test_planted_faults_are_caught(sample: pipeline.Build) -> None:
 
 def test_identity_resources_pass_the_provider_schema(sample: pipeline.Build) -> None:
     schema = json.loads((VENDOR_DIR / "terraform" / "aws-provider-resources.json").read_text())
-    doc = _unq(hcl2.loads(identity_text(sample.result.files)))
+    doc = unquote(hcl2.loads(identity_text(sample.result.files)))
     for kind, table in (("resource", schema["resources"]), ("data", schema["data_sources"])):
         for block in doc.get(kind, []):
             for rtype, named in block.items():
@@ -139,7 +132,7 @@ def test_identity_tf_names_no_tenant_and_each_tenant_has_its_own_file(sample: pi
     tenants = sorted({d.name for d in sample.model.deployments})
     assert not [t for t in tenants if f'"{t.replace("-", "_")}"' in shared or f"tenant-{t}" in shared]
     for tenant in tenants:
-        doc = _unq(hcl2.loads(files[f"rendered/terraform/org/{identity_center.tenant_filename(tenant)}"].decode()))
+        doc = unquote(hcl2.loads(files[f"rendered/terraform/org/{identity_center.tenant_filename(tenant)}"].decode()))
         key = tenant.replace("-", "_")
         assert set(_of(doc, "resource", "aws_ssoadmin_permission_set")) == {key, f"{key}_eks"}
         assert set(_of(doc, "data", "aws_identitystore_group")) == {key}

@@ -15,6 +15,7 @@ from generator.cli.common import EXIT_DIFFERENT, FormatOption, RootOption, model
 from generator.cli.fleet_commands import BatchOption, MaxJobsOption
 from generator.errors import UsageError
 from generator.ops.cost import DEFAULT_MAX_INCREASE
+from generator.ops.lint_scope import UNITS_PER_JOB
 
 
 def affected(
@@ -200,13 +201,15 @@ def isolation(
 
 def lint(
     root: RootOption = None,
-    format: FormatOption = "text",
+    format: Annotated[
+        str, typer.Option("--format", help="text, json, or matrix (with --base or --committed: the jobs of a whole lint).")
+    ] = "text",
     checkov: Annotated[bool, typer.Option("--checkov/--no-checkov", help="Run checkov (slow) besides the structural validators.")] = True,
     isolation: Annotated[
         bool | None,
         typer.Option(
             "--isolation/--no-isolation",
-            help="Run the isolation analyzer (`companyos isolation`) over the render too (default: unless --base).",
+            help="Run the isolation analyzer (`companyos isolation`) over the render too (default: unless --base or --committed).",
         ),
     ] = None,
     base: Annotated[
@@ -215,18 +218,44 @@ def lint(
             "--base", help="Lint only the output HEAD's commit added or changed since this commit (all of it when lint itself changed)."
         ),
     ] = None,
+    committed: Annotated[
+        bool, typer.Option("--committed", help="Lint every output file of HEAD's commit, read from git's objects (no render).")
+    ] = False,
+    batch: Annotated[
+        str | None, typer.Option("--batch", help="K/N: only the K-th of the N parts of the units in play (--format matrix gives N).")
+    ] = None,
+    units_per_job: Annotated[int, typer.Option("--units-per-job", help="--format matrix: tenant units per job.")] = UNITS_PER_JOB,
+    max_jobs: MaxJobsOption = 256,
 ) -> None:
     """Lint a fresh render: checkov (skips in catalog/lint.yaml), structural validators and the
-    isolation analyzer; with --base, what a pull request's commit changed (docs/guardrails.md)."""
+    isolation analyzer; with --base, what a pull request's commit changed; with --committed,
+    HEAD's commit; --format matrix and --batch split either into jobs (docs/guardrails.md)."""
     from generator.ops import lint as lib
+    from generator.ops import lint_scope
 
-    if base is not None and isolation:
-        raise UsageError("lint --base does not run the isolation analyzer: run `companyos isolation` (one job per environment in CI)")
+    if format not in ("text", "json", "matrix"):
+        raise UsageError(f"unknown format '{format}' (expected text, json or matrix)")
+    from_git = base is not None or committed
+    if base is not None and committed:
+        raise UsageError("lint: --base lints HEAD's commit already; --committed is for no base (every output file of HEAD)")
+    if from_git and isolation:
+        raise UsageError(
+            "lint --base/--committed does not run the isolation analyzer: run `companyos isolation` (one job per environment in CI)"
+        )
+    if not from_git and (format == "matrix" or batch is not None):
+        raise UsageError("lint --format matrix and --batch split a lint of HEAD's commit: give --base REF or --committed")
     folder = find_root(root or Path.cwd())
+    if format == "matrix":
+        typer.echo(lint_scope.matrix(folder, base, units_per_job, max_jobs))
+        return
+    part = None
+    if batch is not None:
+        part = lint_scope.Batch.parse(batch)
+        lint_scope.require_batch(folder, base, part, units_per_job, max_jobs)
     if checkov:
         lib.checkov_binary(folder)  # before the render: a usage error costs nothing
-    if base is not None:
-        report = lib.run_since(folder, base, use_checkov=checkov)
+    if from_git:
+        report = lib.run_since(folder, base, use_checkov=checkov, batch=part)
     else:
         built = pipeline.build(root)
         report = lib.run(built, use_checkov=checkov, use_isolation=isolation is not False)

@@ -124,16 +124,20 @@ def run(build: Build, *, use_checkov: bool = True, use_isolation: bool = True, c
         return _lint(folder, files, config, binary, crd_dir, (lambda: _isolation(folder, build)) if use_isolation else None)
 
 
-def run_since(root: Path, base: str, *, use_checkov: bool = True, crd_dir: Path | None = None) -> LintReport:
+def run_since(
+    root: Path, base: str | None, *, use_checkov: bool = True, crd_dir: Path | None = None, batch: lint_scope.Batch | None = None
+) -> LintReport:
     """Lint what HEAD's commit changed in the output since commit ``base`` (``lint --base``),
     read from git's objects: the files it adds or changes, and for checkov every ``.tf`` file
     of a Terraform root one of them is in. Every other output file is the base's, which this
     lint passed when the base was merged. When lint itself differs from the base's (its
-    configuration, the generator and its vendored schemas, the pinned tool versions),
-    every output file of HEAD is linted. The isolation analyzer is not run (its own jobs)."""
+    configuration, the generator and its vendored schemas, the pinned tool versions), or
+    ``base`` is None (``lint --committed``), every output file of HEAD is linted. ``batch``:
+    one part of the units in play (``lint_scope.Batch``). The isolation analyzer is not run
+    (its own jobs)."""
     config = load_config(root)
     binary = checkov_binary(root) if use_checkov else None
-    scope = lint_scope.since(root, base)
+    scope = lint_scope.since(root, base, batch)
     with tempfile.TemporaryDirectory(prefix="companyos-lint-") as tmp:
         folder = Path(tmp)
         files = scope.write(root, folder)
@@ -361,7 +365,7 @@ def _checkov_version(binary: str) -> str:
 
 
 def format_text(report: LintReport) -> str:
-    lines = [f"lint --base: {report.scope}"] if report.scope else []
+    lines = [f"lint scope: {report.scope}"] if report.scope else []
     for tool in report.tools:
         status = "FAIL" if tool.errors else "ok"
         lines.append(f"{status:<4} {tool.name}: {tool.files} checked" + (f" ({tool.note})" if tool.note else ""))

@@ -254,6 +254,10 @@ def context(model: Model) -> dict[str, Any]:
 TERRAFORM_LAYERS = ("org", "shared", "pool", "tenant")
 #: GitHub runs at most 256 jobs per matrix; batched matrices stay at or under this.
 MAX_JOBS = 256
+#: Tenant units one render-check lint job takes (``companyos lint --batch``): ~2 s of lint
+#: each on two cores at 10,000 tenants (checkov most of it), so a job of 200 is ~7 minutes
+#: besides its set-up, and a whole lint of 10,000 tenants is 50 jobs.
+LINT_UNITS_PER_JOB = 200
 #: The tenant layer plans and applies as this many matrices (each at most :data:`MAX_JOBS`
 #: jobs; shard K takes every N-th affected root): a fixed number, so the workflow's shape
 #: never depends on the fleet. With 3 minutes per plan and 10 per apply (output/limits.py)
@@ -299,6 +303,7 @@ def _terraform_layers(envs: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "tf_plan_steps": plans,
         "tf_max_jobs": MAX_JOBS,
+        "lint_units_per_job": LINT_UNITS_PER_JOB,
         "tf_base": TERRAFORM_BASE,
         "tf_apply_steps": stages,
         "tf_apply_parallel": APPLY_PARALLEL,

@@ -155,13 +155,11 @@ def test_render_check_runs_check_validators_lint_cost_and_the_summary(docs):
     for command in (
         "make install-test",
         ".venv/bin/companyos check",
-        "companyos lint",
         'companyos cost --base "$BASE_SHA"',
         "check-jsonschema --builtin-schema vendor.github-workflows",
         'companyos affected --base "$BASE_SHA" --format markdown >> "$GITHUB_STEP_SUMMARY"',
     ):
         assert command in joined
-    assert joined.index("companyos check") < joined.index("companyos lint")
     # A plain `check` trusts the unit manifests in the checkout: a pull request is checked
     # against its base commit, a push to main renders everything (docs/incremental.md).
     steps = jobs(doc)["render-check"]["steps"]
@@ -199,22 +197,35 @@ def test_render_check_proves_isolation_in_one_job_per_environment(sample, docs):
         assert upload["with"]["include-hidden-files"] is True
         order = [steps.index(x) for x in (found, download, next(s for s in steps if "companyos isolation" in s.get("run", "")), upload)]
         assert order == sorted(order)
-    steps = jobs(doc)["render-check"]["steps"]
-    lint = {s["if"]: s for s in steps if "companyos lint" in s.get("run", "")}
-    # a pull request: what its commit changed since the base (docs/guardrails.md)
-    assert lint["${{ github.event_name == 'pull_request' }}"]["run"] == '.venv/bin/companyos lint --checkov --base "$BASE_SHA"'
-    # a push: what changed since the branch's last commit whose render-check passed (pushes only:
-    # a pull request's run may be on a branch named like it), or everything when there is none
-    push = lint["${{ github.event_name == 'push' }}"]
-    assert push["env"] == {"LINTED_SHA": "${{ steps.linted.outputs.sha }}"}
-    assert '.venv/bin/companyos lint --checkov --base "$LINTED_SHA"' in push["run"] and "lint --checkov --no-isolation" in push["run"]
-    linted = next(s for s in steps if s.get("id") == "linted")
-    assert linted["if"] == "${{ github.event_name == 'push' }}" and linted["env"]["BRANCH"] == "main"
-    for flag in ("--workflow render-check.yml", '--branch "$BRANCH"', "--event push", "--status success", "--limit 1"):
-        assert flag in linted["run"], flag
-    assert steps.index(linted) < steps.index(push)
-    assert jobs(doc)["render-check"]["permissions"] == {"contents": "read", "actions": "read"}
+    assert jobs(doc)["render-check"]["permissions"] == {"contents": "read"}
     assert not any("companyos isolation" in s.get("run", "") for s in jobs(doc)["render-check"]["steps"])
+
+
+def test_render_check_lints_what_changed_as_a_matrix_of_batches(docs):
+    """Lint reads the commit from git's objects: a pull request's since its base, a push's since
+    the branch's last commit whose render-check passed (pushes only: a pull request's run may be
+    on a branch named like it), every output file without one; the units in play cut into jobs
+    by ``lint --format matrix``, each job ``lint --batch K/N`` (docs/guardrails.md)."""
+    doc = docs[".github/workflows/render-check.yml"]
+    plan, lint = jobs(doc)["lint-plan"], jobs(doc)["lint"]
+    assert plan["permissions"] == {"contents": "read", "actions": "read"} and lint["permissions"] == {"contents": "read"}
+    base = next(s for s in plan["steps"] if s.get("id") == "base")
+    assert base["env"]["PR_BASE"] == "${{ github.event.pull_request.base.sha }}" and base["env"]["BRANCH"] == "main"
+    for flag in ("--workflow render-check.yml", '--branch "$BRANCH"', "--event push", "--status success", "--limit 1"):
+        assert flag in base["run"], flag
+    assert 'git cat-file -e "$sha^{commit}"' in base["run"]  # a base not in the clone: everything is linted
+    matrix = next(s for s in plan["steps"] if s.get("id") == "plan")
+    assert matrix["env"] == {"BASE": "${{ steps.base.outputs.sha }}"}
+    assert 'scope=(--base "$BASE"); else scope=(--committed)' in matrix["run"]
+    assert '.venv/bin/companyos lint "${scope[@]}" --format matrix --units-per-job 200 --max-jobs 256' in matrix["run"]
+    assert plan["outputs"] == {"base": "${{ steps.base.outputs.sha }}", "matrix": "${{ steps.plan.outputs.matrix }}"}
+    assert lint["needs"] == ["lint-plan"] and lint["strategy"]["fail-fast"] is False
+    assert lint["strategy"]["matrix"] == {"include": "${{ fromJSON(needs.lint-plan.outputs.matrix).include }}"}
+    (run,) = [s for s in lint["steps"] if "companyos lint" in s.get("run", "")]
+    assert run["env"] == {"BASE": "${{ needs.lint-plan.outputs.base }}", "BATCH": "${{ matrix.batch }}"}
+    # the same cut as the plan's (a batch of another N is refused)
+    assert '.venv/bin/companyos lint --checkov "${scope[@]}" --batch "$BATCH" --units-per-job 200 --max-jobs 256' in run["run"]
+    assert any(s.get("run") == "make install-test" for s in lint["steps"])
 
 
 def test_terraform_plans_affected_roots_and_applies_in_promotion_order(sample, docs):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import posixpath
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,8 @@ class Scope:
     batch: Batch | None = None
     #: The files to lint in all batches together (``changed`` of an unbatched scope).
     total: int = 0
+    #: Path -> the unit whose manifest lists it, for the files of the units in play.
+    owners: Mapping[str, str] = field(default_factory=dict)
 
     def write(self, repo_root: Path, folder: Path) -> list[str]:
         """Every blob below ``folder`` at its path; the paths, sorted."""
@@ -92,8 +94,6 @@ def since(root: Path, base: str | None, batch: Batch | None = None) -> Scope:
         label = base
     if reasons:
         changed = {ours(path): sha for path, mode, sha in git.tree_entries(repo, head, *outputs) if not _is_link(mode)}
-        if batch is None or batch.whole:
-            return Scope(label, True, frozenset(changed), changed, reasons, batch)
     else:
         changed = {ours(c.path): c.new_sha for c in git.tree_changes(repo, old, head, *outputs) if c.new_mode and not _is_link(c.new_mode)}
     units = _Units.in_play(repo, head, prefix, changed)
@@ -110,7 +110,7 @@ def since(root: Path, base: str | None, batch: Batch | None = None) -> Scope:
             root_of = posixpath.dirname(rel)
             if rel.endswith(".tf") and root_of in roots and not _is_link(mode) and (root_of in whole or units.owner(rel) in context):
                 blobs.setdefault(rel, sha)
-    return Scope(label, bool(reasons), frozenset(picked), blobs, reasons, batch, len(changed))
+    return Scope(label, bool(reasons), frozenset(picked), blobs, reasons, batch, len(changed), units.owners)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,9 @@ must be caught by the tool responsible for it (proof that the wiring works)."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+
 import pytest
 
 from generator import pipeline, vendor
@@ -157,3 +160,55 @@ def test_missing_checkov_is_a_usage_error(companyos, repo, monkeypatch):
     monkeypatch.setenv("PATH", str(repo / "empty-bin"))
     result = companyos("lint", cwd=repo)
     assert result.code == 2 and "checkov not found" in result.err and "Traceback" not in result.err
+
+
+PRIVILEGED = CANARIES[f"{CANARY}/privileged.yaml"].decode()
+
+
+def test_kubernetes_manifests_are_judged_in_runs_of_a_few_units_as_in_one_run(sample, tmp_path, monkeypatch):
+    """checkov's Kubernetes graph checks grow faster than the manifests (one run over 200
+    tenants' did not finish in 12 minutes), so they run a few units at a time: the same
+    findings and counts as one run over every manifest, a planted fault in two units found in
+    both. A file no unit owns is judged in a run of its own, where no unit's NetworkPolicy
+    passes its pod (CKV2_K8S_6 does not compare namespaces)."""
+    if not checkov_available():
+        pytest.skip("checkov is not installed (make install-test)")
+    from generator.output import units
+
+    owners = {path: units.unit_of(entry) for path, entry in sample.result.manifest["files"].items()}
+    planted = {
+        f"rendered/argocd/prod/namespaces/{t}.yaml": PRIVILEGED.replace("namespace: default", f"namespace: tenant-{t}")
+        for t in ("acme", "umbrella")
+    }
+    assert {owners[rel] for rel in planted} == {"tenant/acme", "tenant/umbrella"}
+    for rel, data in sample.result.files.items():
+        if rel.endswith(lint.K8S_SUFFIXES) and not rel.startswith(".github/"):
+            (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / rel).write_bytes(data + (b"---\n" + planted[rel].encode() if rel in planted else b""))
+    config, binary = lint.load_config(sample.root), lint.checkov_binary(REPO)
+    monkeypatch.setattr(lint, "K8S_UNITS_PER_RUN", 2)
+    groups = lint._kubernetes_groups(tmp_path, owners)
+    assert len(groups) == 3  # global and five tenants, two units a run
+    assert sorted(p for g in groups for p in g) == sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
+    split = lint.LintReport()
+    split_result = lint._checkov(tmp_path, binary, config, split, owners)
+    monkeypatch.setattr(lint, "K8S_UNITS_PER_RUN", 1000)
+    assert len(lint._kubernetes_groups(tmp_path, owners)) == 1
+    one = lint.LintReport()
+    one_result = lint._checkov(tmp_path, binary, config, one, owners)
+    assert split.checkov == one.checkov and split.checkov["kubernetes"]["passed"] > 0
+    assert sorted(split_result.errors) == sorted(one_result.errors) and split_result.files == one_result.files
+    for where in planted:
+        assert any(e.startswith(f"{where}:") and "CKV_K8S_16" in e for e in split_result.errors), where
+    # and as checkov counts them in one plain run over the folder
+    args = [binary, "-d", str(tmp_path), "--framework", "kubernetes", "-o", "json", "--quiet", "--compact", "--skip-download"]
+    args += ["--skip-check", ",".join(sorted({s.id for s in config.checkov.skip if not s.paths}))]
+    plain = json.loads(subprocess.run(args, capture_output=True, text=True, check=False, cwd=tmp_path).stdout)["summary"]
+    assert (split.checkov["kubernetes"]["passed"], split_result.files) == (plain["passed"], plain["resource_count"])
+    # a file no unit owns: a run of its own
+    (tmp_path / CANARY).mkdir(parents=True)
+    (tmp_path / CANARY / "privileged.yaml").write_text(PRIVILEGED, encoding="utf-8")
+    assert lint._kubernetes_groups(tmp_path, owners)[-1] == [f"{CANARY}/privileged.yaml"]
+    alone = lint._checkov(tmp_path, binary, config, lint.LintReport(), owners)
+    canary = {e.split(" ")[1] for e in alone.errors if e.startswith(f"{CANARY}/privileged.yaml:")}
+    assert {"CKV_K8S_16", "CKV2_K8S_6"} <= canary

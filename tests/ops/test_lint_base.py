@@ -59,7 +59,7 @@ def test_checkov_sees_every_tf_file_of_a_changed_root(pull_request: Path, monkey
     monkeypatch.setattr(
         lint,
         "_checkov",
-        lambda folder, binary, config, report: (
+        lambda folder, binary, config, report, owners: (
             seen.extend(sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())) or lint.ToolResult("checkov")
         ),
     )

@@ -212,3 +212,35 @@ def test_kubernetes_manifests_are_judged_in_runs_of_a_few_units_as_in_one_run(sa
     alone = lint._checkov(tmp_path, binary, config, lint.LintReport(), owners)
     canary = {e.split(" ")[1] for e in alone.errors if e.startswith(f"{CANARY}/privileged.yaml:")}
     assert {"CKV_K8S_16", "CKV2_K8S_6"} <= canary
+
+
+def test_kubernetes_validate_reads_each_schema_once_and_judges_as_before(sample, tmp_path, monkeypatch):
+    """kubernetes-validate parses its schema and ~1 MB of definitions for every document; lint
+    keeps each parse for the run (and puts the library back after), with the same verdicts."""
+    import contextlib
+
+    from kubernetes_validate import utils
+
+    files = {**sample.result.files, **CANARIES}
+    for rel, data in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(data)
+    yaml_files = sorted(f for f in files if f.endswith((".yaml", ".yml")))
+    reads: list[str] = []
+    uncached = utils.schema_contents
+
+    def counted(filename: str, desired_version: str):
+        reads.append(filename)
+        return uncached(filename, desired_version)
+
+    monkeypatch.setattr(utils, "schema_contents", counted)
+    kept = lint._kubernetes(tmp_path, yaml_files, vendor.crd_schema_dir(), set())
+    assert utils.schema_contents is counted  # put back
+    assert reads and len(reads) == len(set(reads))  # each schema file parsed once
+    assert any(r.endswith("/_definitions.json") for r in reads)
+    reads.clear()
+    monkeypatch.setattr(lint, "_schemas_read_once", contextlib.nullcontext)
+    plain = lint._kubernetes(tmp_path, yaml_files, vendor.crd_schema_dir(), set())
+    assert len(reads) > len(set(reads))  # the library alone reads them again and again
+    assert (kept.errors, kept.files) == (plain.errors, plain.files)
+    assert any("typo.yaml" in e and "datta" in e for e in kept.errors)

@@ -32,6 +32,7 @@ from generator.catalog.load import load_entry
 from generator.errors import ErrorSink, UsageError
 from generator.ops import isolation, lint_scope, parse_memo
 from generator.output import units
+from generator.output.tree import UNITS_DIR
 from generator.pipeline import Build
 
 CONFIG_PATH = "catalog/lint.yaml"
@@ -378,12 +379,13 @@ def _checkov(folder: Path, binary: str, config: LintConfig, report: LintReport, 
 
 
 def _kubernetes_groups(folder: Path, owners: Mapping[str, str]) -> list[list[str]]:
-    """The files the Kubernetes framework reads below ``folder`` (workflows aside), in runs of
+    """The files the Kubernetes framework reads below ``folder`` (workflows and the unit
+    manifests aside: ~65 KB of JSON each, never a manifest of Kubernetes's), in runs of
     :data:`K8S_UNITS_PER_RUN` units; files no unit owns in runs of their own."""
     by_unit: dict[str | None, list[str]] = {}
     for path in sorted(folder.rglob("*")):
         rel = path.relative_to(folder).as_posix()
-        if rel.endswith(K8S_SUFFIXES) and not rel.startswith(".github/") and path.is_file():
+        if rel.endswith(K8S_SUFFIXES) and not rel.startswith((".github/", f"{UNITS_DIR}/")) and path.is_file():
             by_unit.setdefault(owners.get(rel), []).append(rel)
     unowned = by_unit.pop(None, [])
     named = sorted(unit for unit in by_unit if unit is not None)

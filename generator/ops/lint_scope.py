@@ -103,7 +103,7 @@ def since(root: Path, base: str | None, batch: Batch | None = None) -> Scope:
     roots = sorted({root_of for path in picked if (root_of := _terraform_root(path)) is not None})
     if roots:
         # a changed file no unit lists (a commit whose manifests do not match its files): its root whole
-        whole = {r for r in roots if any(_terraform_root(p) == r and units.owner(p) is None for p in picked)}
+        whole = {_terraform_root(p) for p in picked if units.owner(p) is None}
         context = (mine - {None}) | {GLOBAL}  # None: every file the units in play do not list
         for path, mode, sha in git.tree_entries(repo, head, *(prefix + r for r in roots)):
             rel = ours(path)

@@ -21,10 +21,10 @@ import gc
 import ipaddress
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from generator import pipeline
 from generator.model import naming
@@ -33,6 +33,7 @@ from generator.ops.pod_groups import POOL_ADMIN_OUTPUT
 
 ANYONE = "*"
 NetworkAddress = ipaddress.IPv4Network | ipaddress.IPv6Network
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,84 @@ READ_BLOCKS: Blocks = {
 # --- the world of one environment ----------------------------------------------------------
 
 
+class _Derived(Generic[T]):
+    """A value made from one of a world's collections, made again when the collection is
+    another object or has another size: a world's collections only grow while it is read,
+    and a test replaces them whole. A scan of every tenant or network per lookup instead was
+    quadratic, minutes at 10,000 tenants."""
+
+    def __init__(self, source: Callable[[World], Sized], make: Callable[[World], T]) -> None:
+        self._source, self._make = source, make
+        self._key: tuple[int, int] = (0, -1)
+        self._value: T | None = None
+
+    def of(self, world: World) -> T:
+        collection = self._source(world)
+        key = (id(collection), len(collection))
+        if self._value is None or key != self._key:
+            self._value, self._key = self._make(world), key
+        return self._value
+
+
+class _DataNetworks:
+    """A world's data networks by first address per IP version, and the answer of
+    :meth:`World.reached` per distinct ipBlock (every tenant's public egress is one block)."""
+
+    def __init__(self, data_cidrs: dict[NetworkAddress, set[str]]) -> None:
+        self._owners = data_cidrs
+        self._order = {data: n for n, data in enumerate(data_cidrs)}
+        self._starts: dict[int, tuple[list[int], list[NetworkAddress]]] = {4: ([], []), 6: ([], [])}
+        for data in sorted(data_cidrs, key=lambda d: (d.version, int(d.network_address), d.prefixlen)):
+            starts, networks = self._starts[data.version]
+            starts.append(int(data.network_address))
+            networks.append(data)
+        self._reached: dict[tuple[NetworkAddress, tuple[NetworkAddress, ...]], list[tuple[NetworkAddress, set[str]]]] = {}
+
+    def reached(self, cidr: NetworkAddress, excepts: tuple[NetworkAddress, ...]) -> list[tuple[NetworkAddress, set[str]]]:
+        known = self._reached.get((cidr, excepts))
+        if known is None:
+            found = sorted(self._overlapping(cidr), key=self._order.__getitem__)
+            known = [
+                (data, self._owners[data])
+                for data in found
+                if not any(data.subnet_of(e) for e in excepts if e.version == data.version)  # type: ignore[arg-type]
+            ]
+            self._reached[(cidr, excepts)] = known
+        return known
+
+    def _overlapping(self, cidr: NetworkAddress) -> Iterator[NetworkAddress]:
+        """Two CIDR blocks overlap only when one holds the other: ``cidr``'s supernets (one
+        lookup per shorter prefix) and the networks that start inside it (a bisection)."""
+        for prefix in range(cidr.prefixlen + 1):
+            wider = cidr.supernet(new_prefix=prefix)
+            if wider in self._owners:
+                yield wider
+        starts, networks = self._starts[cidr.version]
+        first, last = int(cidr.network_address), int(cidr.broadcast_address)
+        for position in range(bisect.bisect_left(starts, first), bisect.bisect_right(starts, last)):
+            if networks[position].prefixlen > cidr.prefixlen:  # the equal one is a supernet above
+                yield networks[position]
+
+
+def _owner_maps(world: World) -> tuple[dict[str, str], dict[str, str]]:
+    """Namespace -> tenant and group -> tenant."""
+    tenants = sorted(world.tenants)
+    return {naming.namespace(t): t for t in tenants}, {naming.tenant_group_of(world.organization, t): t for t in tenants}
+
+
+def _sql_name_maps(world: World) -> tuple[dict[str, str], dict[str, str]]:
+    """Each tenant's SQL names (its name, its identifier, ``tenant_<identifier>``; the longest
+    tenant where two share one) and identifier -> tenant."""
+    exact: dict[str, str] = {}
+    idents: dict[str, str] = {}
+    for tenant in sorted(world.tenants, key=lambda t: (len(t), t)):  # longer ones win
+        ident = tenant.replace("-", "_")
+        for name in (tenant, ident, f"tenant_{ident}"):
+            exact[name] = tenant
+        idents[ident] = tenant
+    return exact, idents
+
+
 @dataclass
 class World:
     env: str
@@ -140,36 +219,25 @@ class World:
     findings: list[Finding] = field(default_factory=list)
     #: Parses of the rendered files, shared by the world's copies.
     memo: ParseMemo = field(default_factory=lambda: ParseMemo(None, READ_BLOCKS), repr=False)
-    _owners_of: tuple[int, int] = field(default=(0, -1), repr=False)
-    _by_namespace: dict[str, str] = field(default_factory=dict, repr=False)
-    _by_group: dict[str, str] = field(default_factory=dict, repr=False)
-    _index_of: tuple[int, int] = field(default=(0, -1), repr=False)
-    _sql_names_of: tuple[int, int] = field(default=(0, -1), repr=False)
-    _sql_names: tuple[dict[str, str], dict[str, str]] = field(default=({}, {}), repr=False)
-    _order: dict[NetworkAddress, int] = field(default_factory=dict, repr=False)
-    _starts: dict[int, tuple[list[int], list[NetworkAddress]]] = field(default_factory=dict, repr=False)
-    _reached: dict[tuple[NetworkAddress, tuple[NetworkAddress, ...]], list[tuple[NetworkAddress, set[str]]]] = field(
-        default_factory=dict, repr=False
+    #: Lookups made from :attr:`tenants` and :attr:`data_cidrs` (shared by the world's copies).
+    _owners: _Derived[tuple[dict[str, str], dict[str, str]]] = field(
+        default_factory=lambda: _Derived(lambda w: w.tenants, _owner_maps), repr=False, compare=False
+    )
+    _sql_names: _Derived[tuple[dict[str, str], dict[str, str]]] = field(
+        default_factory=lambda: _Derived(lambda w: w.tenants, _sql_name_maps), repr=False, compare=False
+    )
+    _networks: _Derived[_DataNetworks] = field(
+        default_factory=lambda: _Derived(lambda w: w.data_cidrs, lambda w: _DataNetworks(w.data_cidrs)), repr=False, compare=False
     )
 
     def rel(self, path: Path) -> str:
         return path.relative_to(self.rendered.parent).as_posix()
 
     def owner_of_namespace(self, namespace: str) -> str | None:
-        return self._owners()[0].get(namespace)
+        return self._owners.of(self)[0].get(namespace)
 
     def owner_of_group(self, group: str) -> str | None:
-        return self._owners()[1].get(group)
-
-    def _owners(self) -> tuple[dict[str, str], dict[str, str]]:
-        """Namespace -> tenant and group -> tenant, made again when :attr:`tenants` changed (a
-        scan of every tenant per lookup was quadratic: minutes at 10,000 tenants)."""
-        key = (id(self.tenants), len(self.tenants))
-        if self._owners_of != key:
-            self._by_namespace = {naming.namespace(t): t for t in sorted(self.tenants)}
-            self._by_group = {naming.tenant_group_of(self.organization, t): t for t in sorted(self.tenants)}
-            self._owners_of = key
-        return self._by_namespace, self._by_group
+        return self._owners.of(self)[1].get(group)
 
     def add(self, layer: str, source: str, target: str, *hops: Hop) -> None:
         self.findings.append(Finding(self.env, layer, source, target, hops))
@@ -177,70 +245,13 @@ class World:
     def sql_names(self) -> tuple[dict[str, str], dict[str, str]]:
         """The names a pool bootstrap's SQL may use for each tenant: its name, its identifier
         and ``tenant_<identifier>`` (the longest tenant where two share one), and identifier ->
-        tenant for ``<identifier>_...`` (``_sql_owner``); made again when :attr:`tenants` changed."""
-        key = (id(self.tenants), len(self.tenants))
-        if self._sql_names_of != key:
-            exact: dict[str, str] = {}
-            idents: dict[str, str] = {}
-            for tenant in sorted(self.tenants, key=lambda t: (len(t), t)):  # longer ones win
-                ident = tenant.replace("-", "_")
-                for name in (tenant, ident, f"tenant_{ident}"):
-                    exact[name] = tenant
-                idents[ident] = tenant
-            self._sql_names, self._sql_names_of = (exact, idents), key
-        return self._sql_names
+        tenant for ``<identifier>_...`` (``_sql_owner``)."""
+        return self._sql_names.of(self)
 
     def reached(self, cidr: NetworkAddress, excepts: tuple[NetworkAddress, ...]) -> list[tuple[NetworkAddress, set[str]]]:
         """The data networks an ipBlock reaches (overlapping ``cidr``, inside none of ``excepts``),
-        in :attr:`data_cidrs`' order. Asked once per distinct block (every tenant's public
-        egress is the same block): scanning every data network per NetworkPolicy rule was
-        quadratic, minutes at 10,000 tenants."""
-        self._index()
-        known = self._reached.get((cidr, excepts))
-        if known is None:
-            order = self._data_order()
-            found = sorted(self._overlapping(cidr), key=order.__getitem__)
-            known = [
-                (data, self.data_cidrs[data])
-                for data in found
-                if not any(data.subnet_of(e) for e in excepts if e.version == data.version)  # type: ignore[arg-type]
-            ]
-            self._reached[(cidr, excepts)] = known
-        return known
-
-    def _overlapping(self, cidr: NetworkAddress) -> Iterator[NetworkAddress]:
-        """Two CIDR blocks overlap only when one holds the other: ``cidr``'s supernets (one
-        lookup per shorter prefix) and the networks that start inside it (a bisection)."""
-        for prefix in range(cidr.prefixlen + 1):
-            wider = cidr.supernet(new_prefix=prefix)
-            if wider in self.data_cidrs:
-                yield wider
-        starts, networks = self._data_starts()[cidr.version]
-        first, last = int(cidr.network_address), int(cidr.broadcast_address)
-        for position in range(bisect.bisect_left(starts, first), bisect.bisect_right(starts, last)):
-            if networks[position].prefixlen > cidr.prefixlen:  # the equal one is a supernet above
-                yield networks[position]
-
-    def _data_order(self) -> dict[NetworkAddress, int]:
-        self._index()
-        return self._order
-
-    def _data_starts(self) -> dict[int, tuple[list[int], list[NetworkAddress]]]:
-        self._index()
-        return self._starts
-
-    def _index(self) -> None:
-        """The data networks by first address per IP version, made again when they changed."""
-        key = (id(self.data_cidrs), len(self.data_cidrs))
-        if self._index_of == key:
-            return
-        self._order = {data: n for n, data in enumerate(self.data_cidrs)}
-        self._starts = {4: ([], []), 6: ([], [])}
-        for data in sorted(self.data_cidrs, key=lambda d: (d.version, int(d.network_address), d.prefixlen)):
-            starts, networks = self._starts[data.version]
-            starts.append(int(data.network_address))
-            networks.append(data)
-        self._reached, self._index_of = {}, key
+        in :attr:`data_cidrs`' order."""
+        return self._networks.of(self).reached(cidr, excepts)
 
 
 def environments(root: Path) -> list[str]:

@@ -23,7 +23,7 @@ from generator.catalog.folders import OUTPUT_DIRS
 from generator.errors import UsageError
 from generator.ops import fleet
 from generator.output.tree import UNITS_DIR, manifest_files
-from generator.output.units import GLOBAL, unit_path
+from generator.output.units import GLOBAL, unit_named, unit_path
 from generator.targets.workflows import LINT_UNITS_PER_JOB, MAX_JOBS
 
 #: What lint's verdict depends on besides the output (paths from the catalog root).
@@ -234,10 +234,7 @@ class _Units:
 def _unit_of_manifest(path: str) -> str | None:
     """The unit whose manifest is at ``path`` (``rendered/.companyos-units/<unit>.json``), else None."""
     folder, _, name = path.rpartition("/")
-    if folder != UNITS_DIR or not name.endswith(".json"):
-        return None
-    stem = name.removesuffix(".json")
-    return GLOBAL if stem == GLOBAL else f"tenant/{stem.removeprefix('tenant-')}" if stem.startswith("tenant-") else stem
+    return unit_named(path) if folder == UNITS_DIR and name.endswith(".json") else None
 
 
 def _terraform_root(path: str) -> str | None:

@@ -480,47 +480,65 @@ def parse_unit(raw: bytes | None, decoder: msgspec.json.Decoder[_Manifest] = _DE
     return Unit(data["unit"], data["inputs"], data["files"], raw)
 
 
-class WorkingTree:
+class RecordedUnits:
+    """Where the recorded unit manifests come from: the working tree, a base commit, or any
+    function of the unit (a full render has none; tests). :func:`plan` reads each manifest
+    once through :meth:`first`; a reused unit's files are read from the working tree unless
+    :meth:`committed_output` reads a commit's instead."""
+
+    def __init__(self, read: Callable[[str], bytes | None]) -> None:
+        self._read = read
+
+    def __call__(self, unit: str) -> bytes | None:
+        return self._read(unit)
+
+    def first(self, unit: str) -> bytes | None:
+        """The plan's one read of ``unit``'s manifest."""
+        return self(unit)
+
+    def committed_output(self) -> Callable[[str], bytes | None] | None:
+        """A reader of the checked commit's output files when a commit is checked, not the
+        working tree (``check --base --committed``); None: the working tree's files are read."""
+        return None
+
+
+def recorded_units(recorded: Recorded) -> RecordedUnits:
+    """``recorded`` as :class:`RecordedUnits` (a plain function reads the working tree's files)."""
+    return recorded if isinstance(recorded, RecordedUnits) else RecordedUnits(recorded)
+
+
+class WorkingTree(RecordedUnits):
     """Recorded units read from the tree at ``root`` (what ``render`` and ``check`` trust):
     a unit manifest read from it under the lock is on disk as read, so :func:`plan` need not
     hold the bytes of one it hashed (with ``check --base`` they are the base's: held)."""
 
     def __init__(self, root: Path) -> None:
-        self._base = os.fspath(root)
-
-    def __call__(self, unit: str) -> bytes | None:
-        return read_file(os.path.join(self._base, unit_path(unit)))
+        base = os.fspath(root)
+        super().__init__(lambda unit: read_file(os.path.join(base, unit_path(unit))))
 
 
 def working_tree(root: Path) -> Recorded:
     return WorkingTree(root)
 
 
-class BaseCommit:
+class BaseCommit(RecordedUnits):
     """Recorded units of a base commit (what ``check --base`` trusts): read by their blob id
     (``Baseline.file``: the working tree's bytes checked against it, else git's object),
     except :meth:`first`, the plan's one read of each, which takes the working tree's bytes
     unhashed where git proves them the base's (``Baseline.proven_output``)."""
 
     def __init__(self, base: Baseline) -> None:
+        super().__init__(lambda unit: base.file(unit_path(unit)))
         self._base = base
-
-    def __call__(self, unit: str) -> bytes | None:
-        return self._base.file(unit_path(unit))
 
     def first(self, unit: str) -> bytes | None:
         return self._base.proven_output(unit_path(unit))
 
-    @property
-    def committed(self) -> bool:
-        """Whether HEAD's commit is checked, not the working tree (``check --base --committed``):
-        no output file is then read from the working tree unchecked."""
-        return self._base.head is not None
-
-    def output(self, path: str) -> bytes | None:
-        """The base's bytes of output file ``path`` (checked by blob id): a reused unit's file
-        when the commit is checked (:attr:`committed`), whatever the working tree holds."""
-        return self._base.file(path)
+    def committed_output(self) -> Callable[[str], bytes | None] | None:
+        """With HEAD's commit checked (``Baseline.head``), the base's bytes of an output file,
+        checked by blob id, whatever the working tree holds: no output file is then read from
+        the working tree unchecked."""
+        return self._base.file if self._base.head is not None else None
 
 
 # --- the incremental render --------------------------------------------------------------
@@ -669,7 +687,9 @@ def plan(
     base = os.fspath(root)
     history = _History(fleet)
     history.rendered(GLOBAL, glob)
-    first = recorded.first if isinstance(recorded, BaseCommit) else recorded  # each manifest's one read here
+    recorded = recorded_units(recorded)
+    first = recorded.first  # each manifest's one read here
+    committed = recorded.committed_output() is not None
     for name in tenants:
         path = unit_path(f"tenant/{name}")
         stamp = unit_cache.stamp(root, path) if cache is not None else None  # taken before the manifest is read
@@ -706,7 +726,7 @@ def plan(
             _left_on_disk(out, history, name, unit, recorded)
             out.keep(name, stamp)
             continue
-        if isinstance(recorded, BaseCommit) and recorded.committed:  # HEAD's files: never read from the working tree
+        if committed:  # HEAD's files: never read from the working tree
             out.render.add(name)
             out.reasons[name] = "the commit changed a file it lists"
             history.rendered(f"tenant/{name}", unit)
@@ -891,7 +911,7 @@ def render_incremental(
     if errors:
         raise CatalogErrors(errors)
     shown = todo if reused is todo.reused else dataclasses.replace(todo, reused=reused)  # assemble takes a made unit as it lies
-    left = recorded.output if isinstance(recorded, BaseCommit) and recorded.committed else None
+    left = recorded_units(recorded).committed_output()
     return assemble(model, found, files, entries, declared, shown, root, fresh=fresh_paths, spool=spool, left=left), todo
 
 

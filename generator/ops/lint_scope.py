@@ -6,7 +6,7 @@ another tenant's files in it, like the org root's, passed when the base merged).
 itself changed since the base (its configuration, the generator and its vendored schemas,
 the pinned tool versions), or with ``--committed`` (no base), every output file of HEAD is
 linted. ``--batch K/N`` lints one of N parts of the units in play, so a whole lint at
-10,000 tenants (~6 hours on one runner) runs as a matrix of jobs (``--format matrix``).
+10,000 tenants (~4 hours on one runner) runs as a matrix of jobs (``--format matrix``).
 """
 
 from __future__ import annotations

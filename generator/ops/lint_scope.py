@@ -76,10 +76,7 @@ class Scope:
 def since(root: Path, base: str | None, batch: Batch | None = None) -> Scope:
     """The scope of ``lint --base base`` (``base`` None: ``lint --committed``, every output file
     of HEAD) for the catalog at ``root``, or of one ``batch`` of it (see the module docstring)."""
-    repo = git.require_repo(root, "lint --base compares commits" if base is not None else "lint --committed reads HEAD's commit")
-    head = git.resolve_commit(repo, "HEAD").hexsha
-    top = git.git_path(repo, root, ".")
-    prefix = "" if top == "." else f"{top}/"
+    repo, head, prefix = _head(root, "lint --base compares commits" if base is not None else "lint --committed reads HEAD's commit")
 
     def ours(path: str) -> str:
         return path.removeprefix(prefix)
@@ -168,10 +165,7 @@ def require_batch(root: Path, base: str | None, batch: Batch, units_per_job: int
 def _tenants_in_play(root: Path, base: str | None) -> list[str]:
     """The tenant units whose manifests HEAD changed since ``base`` (every one at HEAD when lint
     itself changed, or with no base), sorted: what :func:`since` reads as the units in play."""
-    repo = git.require_repo(root, "lint --format matrix and --batch read HEAD's commit")
-    head = git.resolve_commit(repo, "HEAD").hexsha
-    top = git.git_path(repo, root, ".")
-    prefix = "" if top == "." else f"{top}/"
+    repo, head, prefix = _head(root, "lint --format matrix and --batch read HEAD's commit")
     manifests = prefix + UNITS_DIR
     lint_changed = True
     if base is not None:
@@ -182,6 +176,14 @@ def _tenants_in_play(root: Path, base: str | None) -> list[str]:
     else:
         paths = [c.path for c in git.tree_changes(repo, old, head, manifests) if c.new_mode and not _is_link(c.new_mode)]
     return sorted(unit for path in paths if (unit := _unit_of_manifest(path.removeprefix(prefix))) not in (None, GLOBAL))
+
+
+def _head(root: Path, purpose: str) -> tuple[Any, str, str]:
+    """The repository of the catalog at ``root``, HEAD's commit id, and the catalog's folder in
+    the repository as a path prefix (empty at its top)."""
+    repo = git.require_repo(root, purpose)
+    top = git.git_path(repo, root, ".")
+    return repo, git.resolve_commit(repo, "HEAD").hexsha, "" if top == "." else f"{top}/"
 
 
 def _cut(units: list[str], jobs: int) -> list[list[str]]:

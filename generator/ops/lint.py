@@ -14,6 +14,7 @@ import contextlib
 import functools
 import json
 import os
+import posixpath
 import shutil
 import subprocess
 import sys
@@ -332,11 +333,16 @@ def checkov_binary(root: Path) -> str:
 
 
 #: Units per checkov run of the Kubernetes framework. Its graph checks relate resources
-#: pairwise: at 10,000 tenants one run over 40 tenants' manifests took ~3x one over 20 (30.6 s
-#: against 10.6 s), and one over 200 had not finished after 12 minutes (4.3 GB). A tenant's
-#: manifests never refer to another's (a namespace of its own), and ``lint --base`` already
-#: judged the changed files alone, so runs of a few units judge each resource as one run does.
-K8S_UNITS_PER_RUN = 10
+#: pairwise: at 10,000 tenants runs over 5, 10, 20 and 40 tenants' manifests took 3.8, 6.1,
+#: 10.6 and 30.6 s (least per tenant at 20: each run also starts checkov, ~3 s), and one over
+#: 200 had not finished after 12 minutes (4.3 GB). A tenant's manifests never refer to
+#: another's (a namespace of its own), and ``lint --base`` already judged the changed files
+#: alone, so runs of a few units judge each resource as one run does.
+K8S_UNITS_PER_RUN = 20
+#: Terraform roots per checkov run: the framework is linear (20 tenants' roots 17.4 s, 40:
+#: 31.8 s) and judges each root alone (registry modules are not fetched), so runs of a
+#: hundred roots keep both cores busy and the memory of each run small.
+TF_ROOTS_PER_RUN = 100
 #: Files per checkov run of those no unit owns (command lines stay far under the limit).
 K8S_FILES_PER_RUN = 500
 #: What the Kubernetes framework reads (it keeps the documents with ``apiVersion`` and ``kind``).
@@ -344,25 +350,32 @@ K8S_SUFFIXES = (".yaml", ".yml", ".json")
 
 
 def _checkov(folder: Path, binary: str, config: LintConfig, report: LintReport, owners: Mapping[str, str]) -> ToolResult:
-    """checkov over ``folder``: Terraform and workflows in one run, Kubernetes manifests in
-    runs of :data:`K8S_UNITS_PER_RUN` units (``owners``: path -> unit), as many at once as
-    there are cores; their counts add up (each file is in one run)."""
+    """checkov over ``folder``: workflows in one run, Terraform in runs of whole roots,
+    Kubernetes manifests in runs of :data:`K8S_UNITS_PER_RUN` units (``owners``: path ->
+    unit), as many at once as there are cores; their counts add up (each file is in one run)."""
     result = ToolResult("checkov")
     global_skips = sorted({s.id for s in config.checkov.skip if not s.paths})
     scoped = [s for s in config.checkov.skip if s.paths]
     common = ["-o", "json", "--quiet", "--compact", "--skip-download", "--download-external-modules", "false", "--no-fail-on-crash"]
     if global_skips:
         common += ["--skip-check", ",".join(global_skips)]
-    runs = [[binary, "-d", str(folder), "--framework", *(f for f in CHECKOV_FRAMEWORKS if f != "kubernetes"), *common]]
-    for group in _kubernetes_groups(folder, owners):
-        runs.append([binary, *(arg for rel in group for arg in ("-f", rel)), "--framework", "kubernetes", *common])
     env = {**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false", "LOG_LEVEL": "ERROR"}
 
-    def run(args: list[str]) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(args, capture_output=True, text=True, check=False, env=env, cwd=folder)
+    def run(job: tuple[list[str], Path]) -> subprocess.CompletedProcess[str]:
+        args, cwd = job
+        return subprocess.run(args, capture_output=True, text=True, check=False, env=env, cwd=cwd)
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        done = list(pool.map(run, runs))
+    with tempfile.TemporaryDirectory(prefix="companyos-checkov-") as tmp:
+        # Terraform with -f names a file from the files' common folder, not from the cwd (the
+        # skips' paths would not match): each run judges a folder of links to its roots' files
+        runs = [([binary, "-d", str(folder), "--framework", "github_actions", *common], folder)]
+        for n, group in enumerate(_terraform_groups(folder)):
+            linked = _linked(folder, group, Path(tmp) / str(n))
+            runs.append(([binary, "-d", str(linked), "--framework", "terraform", *common], linked))
+        for group in _kubernetes_groups(folder, owners):
+            runs.append(([binary, *(arg for rel in group for arg in ("-f", rel)), "--framework", "kubernetes", *common], folder))
+        with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            done = list(pool.map(run, runs))
     report.checkov_version = _checkov_version(binary)
     for proc in done:
         try:
@@ -376,6 +389,32 @@ def _checkov(folder: Path, binary: str, config: LintConfig, report: LintReport, 
     if not report.checkov:
         result.note = "no Terraform, Kubernetes or workflow files rendered"
     return result
+
+
+def _linked(folder: Path, files: list[str], dest: Path) -> Path:
+    """``dest`` holding each of ``files`` (paths below ``folder``) at its path, as a hard link
+    (a copy where the file system has none)."""
+    for rel in files:
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(folder / rel, target)
+        except OSError:
+            shutil.copyfile(folder / rel, target)
+    return dest
+
+
+def _terraform_groups(folder: Path) -> list[list[str]]:
+    """The ``.tf`` files below ``folder``, a whole root (a folder of them) in one run and
+    :data:`TF_ROOTS_PER_RUN` roots a run: a run over 600 roots (a batch of 200 tenants) held
+    2.2 GB and kept the other core idle once the Kubernetes runs were done."""
+    roots: dict[str, list[str]] = {}
+    for path in sorted(folder.rglob("*.tf")):
+        if path.is_file():
+            rel = path.relative_to(folder).as_posix()
+            roots.setdefault(posixpath.dirname(rel), []).append(rel)
+    named = sorted(roots)
+    return [[rel for root in named[i : i + TF_ROOTS_PER_RUN] for rel in roots[root]] for i in range(0, len(named), TF_ROOTS_PER_RUN)]
 
 
 def _kubernetes_groups(folder: Path, owners: Mapping[str, str]) -> list[list[str]]:

@@ -246,3 +246,49 @@ def test_kubernetes_validate_reads_each_schema_once_and_judges_as_before(sample,
     assert len(reads) > len(set(reads))  # the library alone reads them again and again
     assert (kept.errors, kept.files) == (plain.errors, plain.files)
     assert any("typo.yaml" in e and "datta" in e for e in kept.errors)
+
+
+#: An ingress from anywhere to port 22 (CKV_AWS_24), planted in two roots.
+OPEN_SSH = """
+resource "aws_security_group" "planted" {
+  name = "planted"
+  ingress {
+    from_port   = 22
+    to_port     = 22
+    protocol    = "tcp"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+}
+"""
+
+
+def test_terraform_roots_are_judged_in_runs_of_whole_roots_as_in_one_run(sample, tmp_path, monkeypatch):
+    """checkov's Terraform framework judges each root alone, so lint gives it runs of whole
+    roots (both cores busy, each run's memory small): the same counts and findings as one
+    plain run over the folder, a fault planted in two roots found in both."""
+    if not checkov_available():
+        pytest.skip("checkov is not installed (make install-test)")
+    planted = {"rendered/terraform/org/main.tf", "rendered/terraform/prod/tenant-acme/main.tf"}
+    for rel, data in sample.result.files.items():
+        if rel.endswith(".tf"):
+            (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / rel).write_bytes(data + (OPEN_SSH.encode() if rel in planted else b""))
+    assert planted <= {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.tf")}
+    config, binary = lint.load_config(sample.root), lint.checkov_binary(REPO)
+    monkeypatch.setattr(lint, "TF_ROOTS_PER_RUN", 10)
+    groups = lint._terraform_groups(tmp_path)
+    roots = [{p.rsplit("/", 1)[0] for p in group} for group in groups]
+    assert len(groups) > 1 and all(len(r) <= 10 for r in roots)
+    assert sum(map(len, roots)) == len(set().union(*roots))  # a root is in one run, whole
+    assert sorted(p for g in groups for p in g) == sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.tf"))
+    split = lint.LintReport()
+    split_result = lint._checkov(tmp_path, binary, config, split, {})
+    args = [binary, "-d", str(tmp_path), "--framework", "terraform", "-o", "json", "--quiet", "--compact", "--skip-download"]
+    args += ["--download-external-modules", "false", "--skip-check", ",".join(sorted({s.id for s in config.checkov.skip if not s.paths}))]
+    plain = json.loads(subprocess.run(args, capture_output=True, text=True, check=False, cwd=tmp_path).stdout)["summary"]
+    assert (split.checkov["terraform"]["passed"], split_result.files) == (plain["passed"], plain["resource_count"])
+    # what checkov failed is reported, or skipped by a catalog/lint.yaml rule scoped to its path
+    assert split.checkov["terraform"]["failed"] + split.checkov["terraform"]["skipped"] == plain["failed"]
+    assert split_result.errors and {e.split(":")[0] for e in split_result.errors} == planted
+    for where in planted:
+        assert any(e.startswith(f"{where}:") and "CKV_AWS_24" in e for e in split_result.errors), where

@@ -255,7 +255,7 @@ TERRAFORM_LAYERS = ("org", "shared", "pool", "tenant")
 #: GitHub runs at most 256 jobs per matrix; batched matrices stay at or under this.
 MAX_JOBS = 256
 #: Tenant units one render-check lint job takes (``companyos lint --batch``): a batch of 200
-#: took 5 min 17 s on two cores at 10,000 tenants (docs/guardrails.md), besides the job's
+#: took 4 min 41 s on two cores at 10,000 tenants (docs/guardrails.md), besides the job's
 #: set-up, and a whole lint of 10,000 tenants is 50 jobs.
 LINT_UNITS_PER_JOB = 200
 #: The tenant layer plans and applies as this many matrices (each at most :data:`MAX_JOBS`

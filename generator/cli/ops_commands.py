@@ -15,7 +15,7 @@ from generator.cli.common import EXIT_DIFFERENT, FormatOption, RootOption, model
 from generator.cli.fleet_commands import BatchOption, MaxJobsOption
 from generator.errors import UsageError
 from generator.ops.cost import DEFAULT_MAX_INCREASE
-from generator.ops.lint_scope import UNITS_PER_JOB
+from generator.targets.workflows import LINT_UNITS_PER_JOB
 
 
 def affected(
@@ -224,7 +224,7 @@ def lint(
     batch: Annotated[
         str | None, typer.Option("--batch", help="K/N: only the K-th of the N parts of the units in play (--format matrix gives N).")
     ] = None,
-    units_per_job: Annotated[int, typer.Option("--units-per-job", help="--format matrix: tenant units per job.")] = UNITS_PER_JOB,
+    units_per_job: Annotated[int, typer.Option("--units-per-job", help="--format matrix: tenant units per job.")] = LINT_UNITS_PER_JOB,
     max_jobs: MaxJobsOption = 256,
 ) -> None:
     """Lint a fresh render: checkov (skips in catalog/lint.yaml), structural validators and the

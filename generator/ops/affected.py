@@ -253,10 +253,8 @@ def _root_env(root: str) -> str:
 
 def select_shard(items: list[Root], spec: str) -> list[Root]:
     """Items ``K-1, K-1+N, ...`` for ``spec`` = ``K/N`` (1-based), a stable partition."""
-    k_text, _, n_text = spec.partition("/")
-    if not (k_text.isdigit() and n_text.isdigit() and 1 <= int(k_text) <= int(n_text)):
-        raise UsageError(f"--shard {spec!r}: expected K/N with 1 <= K <= N, e.g. 2/3")
-    return items[int(k_text) - 1 :: int(n_text)]
+    k, n = fleet.part(spec, "--shard")
+    return items[k - 1 :: n]
 
 
 def root_info(model: Model, root: str, accounts: Callable[[str], Mapping[str, str]] | None = None) -> Root:

@@ -67,15 +67,21 @@ def matrix(rows: list[Any], max_jobs: int) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
-def pick(rows: list[Any], spec: str, max_jobs: int) -> list[Any]:
-    """Batch ``K/N`` of :func:`matrix` (N must match: a stale matrix is refused)."""
+def part(spec: str, option: str) -> tuple[int, int]:
+    """``K/N`` (``--batch``, ``--shard``) as (K, N) with 1 <= K <= N, else a UsageError naming ``option``."""
     k_text, _, n_text = spec.partition("/")
     if not (k_text.isdigit() and n_text.isdigit() and 1 <= int(k_text) <= int(n_text)):
-        raise UsageError(f"--batch {spec!r}: expected K/N with 1 <= K <= N, e.g. 2/3")
+        raise UsageError(f"{option} {spec!r}: expected K/N with 1 <= K <= N, e.g. 2/3")
+    return int(k_text), int(n_text)
+
+
+def pick(rows: list[Any], spec: str, max_jobs: int) -> list[Any]:
+    """Batch ``K/N`` of :func:`matrix` (N must match: a stale matrix is refused)."""
+    k, n = part(spec, "--batch")
     parts = cut(rows, max_jobs)
-    if int(n_text) != len(parts):
-        raise UsageError(f"--batch {spec}: there are {len(parts)} batches, not {n_text}")
-    return parts[int(k_text) - 1]
+    if n != len(parts):
+        raise UsageError(f"--batch {spec}: there are {len(parts)} batches, not {n}")
+    return parts[k - 1]
 
 
 def restore_rows(model: Model) -> list[dict[str, Any]]:

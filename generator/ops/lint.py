@@ -413,8 +413,7 @@ def _terraform_groups(folder: Path) -> list[list[str]]:
         if path.is_file():
             rel = path.relative_to(folder).as_posix()
             roots.setdefault(posixpath.dirname(rel), []).append(rel)
-    named = sorted(roots)
-    return [[rel for root in named[i : i + TF_ROOTS_PER_RUN] for rel in roots[root]] for i in range(0, len(named), TF_ROOTS_PER_RUN)]
+    return _runs(roots, TF_ROOTS_PER_RUN)
 
 
 def _kubernetes_groups(folder: Path, owners: Mapping[str, str]) -> list[list[str]]:
@@ -427,9 +426,14 @@ def _kubernetes_groups(folder: Path, owners: Mapping[str, str]) -> list[list[str
         if rel.endswith(K8S_SUFFIXES) and not rel.startswith((".github/", f"{UNITS_DIR}/")) and path.is_file():
             by_unit.setdefault(owners.get(rel), []).append(rel)
     unowned = by_unit.pop(None, [])
-    named = sorted(unit for unit in by_unit if unit is not None)
-    groups = [[rel for unit in named[i : i + K8S_UNITS_PER_RUN] for rel in by_unit[unit]] for i in range(0, len(named), K8S_UNITS_PER_RUN)]
-    return groups + [unowned[i : i + K8S_FILES_PER_RUN] for i in range(0, len(unowned), K8S_FILES_PER_RUN)]
+    owned = {unit: files for unit, files in by_unit.items() if unit is not None}
+    return _runs(owned, K8S_UNITS_PER_RUN) + _runs({rel: [rel] for rel in unowned}, K8S_FILES_PER_RUN)
+
+
+def _runs(files_of: Mapping[str, list[str]], per_run: int) -> list[list[str]]:
+    """The files of ``files_of``'s keys (a root, a unit), ``per_run`` keys a run, in key order."""
+    keys = sorted(files_of)
+    return [[rel for key in keys[i : i + per_run] for rel in files_of[key]] for i in range(0, len(keys), per_run)]
 
 
 def _count_checkov(item: Mapping[str, Any], scoped: list[CheckovSkip], report: LintReport, result: ToolResult) -> None:

@@ -63,7 +63,7 @@ class Scope:
 
     def describe(self) -> str:
         if not self.whole:
-            what = f"{self.total or len(self.changed)} output file(s) HEAD added or changed since {self.base}"
+            what = f"{self.total} output file(s) HEAD added or changed since {self.base}"
         elif self.base == "HEAD":
             what = "every output file of HEAD"
         else:
@@ -87,7 +87,7 @@ def since(root: Path, base: str | None, batch: Batch | None = None) -> Scope:
         label = "HEAD"
     else:
         old = git.resolve_commit(repo, base).hexsha
-        reasons = tuple(sorted({_first_part(ours(c.path)) for c in git.tree_changes(repo, old, head, *(prefix + p for p in LINT_INPUTS))}))
+        reasons = _lint_changes(repo, old, head, prefix)
         label = base
     if reasons:
         changed = {ours(path): sha for path, mode, sha in git.tree_entries(repo, head, *outputs) if not _is_link(mode)}
@@ -119,10 +119,7 @@ class Batch:
 
     @classmethod
     def parse(cls, spec: str) -> Batch:
-        k_text, _, n_text = spec.partition("/")
-        if not (k_text.isdigit() and n_text.isdigit() and 1 <= int(k_text) <= int(n_text)):
-            raise UsageError(f"--batch {spec!r}: expected K/N with 1 <= K <= N, e.g. 2/3")
-        return cls(int(k_text), int(n_text))
+        return cls(*fleet.part(spec, "--batch"))
 
     @property
     def whole(self) -> bool:
@@ -132,11 +129,7 @@ class Batch:
         return f"{self.index}/{self.count}"
 
 
-#: Tenant units one lint job takes by default (the render-check workflow's).
-UNITS_PER_JOB = LINT_UNITS_PER_JOB
-
-
-def jobs_needed(units: int, units_per_job: int = UNITS_PER_JOB, max_jobs: int = MAX_JOBS) -> int:
+def jobs_needed(units: int, units_per_job: int = LINT_UNITS_PER_JOB, max_jobs: int = MAX_JOBS) -> int:
     """How many lint jobs ``units`` tenant units in play take: one per ``units_per_job``,
     at least one (the global unit), at most ``max_jobs`` (more units per job beyond that)."""
     if units_per_job < 1 or max_jobs < 1:
@@ -144,7 +137,7 @@ def jobs_needed(units: int, units_per_job: int = UNITS_PER_JOB, max_jobs: int = 
     return max(1, min(max_jobs, -(-units // units_per_job)))
 
 
-def matrix(root: Path, base: str | None, units_per_job: int = UNITS_PER_JOB, max_jobs: int = MAX_JOBS) -> str:
+def matrix(root: Path, base: str | None, units_per_job: int = LINT_UNITS_PER_JOB, max_jobs: int = MAX_JOBS) -> str:
     """One line of JSON for a workflow's matrix: ``{"count", "jobs", "include": [{"batch":
     "K/N", "name", "size"}]}``, ``count`` the tenant units in play. Only git's listings are
     read (which unit manifests HEAD holds or changed), no manifest: a few KB at any size."""
@@ -154,7 +147,7 @@ def matrix(root: Path, base: str | None, units_per_job: int = UNITS_PER_JOB, max
     return json.dumps({"count": len(tenants), "jobs": jobs, "include": include}, sort_keys=True, separators=(",", ":"))
 
 
-def require_batch(root: Path, base: str | None, batch: Batch, units_per_job: int = UNITS_PER_JOB, max_jobs: int = MAX_JOBS) -> None:
+def require_batch(root: Path, base: str | None, batch: Batch, units_per_job: int = LINT_UNITS_PER_JOB, max_jobs: int = MAX_JOBS) -> None:
     """Refuse a ``batch`` whose N is not the matrix's (a stale matrix, or other options):
     its parts would be other units, some of them linted twice and some never."""
     jobs = jobs_needed(len(_tenants_in_play(root, base)), units_per_job, max_jobs)
@@ -170,12 +163,18 @@ def _tenants_in_play(root: Path, base: str | None) -> list[str]:
     lint_changed = True
     if base is not None:
         old = git.resolve_commit(repo, base).hexsha
-        lint_changed = any(True for _ in git.tree_changes(repo, old, head, *(prefix + p for p in LINT_INPUTS)))
+        lint_changed = bool(_lint_changes(repo, old, head, prefix))
     if lint_changed:
         paths = [path for path, mode, _ in git.tree_entries(repo, head, manifests) if not _is_link(mode)]
     else:
         paths = [c.path for c in git.tree_changes(repo, old, head, manifests) if c.new_mode and not _is_link(c.new_mode)]
     return sorted(unit for path in paths if (unit := _unit_of_manifest(path.removeprefix(prefix))) not in (None, GLOBAL))
+
+
+def _lint_changes(repo: Any, old: str, head: str, prefix: str) -> tuple[str, ...]:
+    """The lint inputs (:data:`LINT_INPUTS`) that differ between commits ``old`` and ``head``, sorted."""
+    changes = git.tree_changes(repo, old, head, *(prefix + p for p in LINT_INPUTS))
+    return tuple(sorted({_first_part(c.path.removeprefix(prefix)) for c in changes}))
 
 
 def _head(root: Path, purpose: str) -> tuple[Any, str, str]:

@@ -165,6 +165,19 @@ def test_missing_checkov_is_a_usage_error(companyos, repo, monkeypatch):
 PRIVILEGED = CANARIES[f"{CANARY}/privileged.yaml"].decode()
 
 
+def _write(folder, files: dict[str, bytes]) -> None:
+    for rel, data in files.items():
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_bytes(data)
+
+
+def _plain_checkov(binary: str, folder, framework: str, config: lint.LintConfig) -> dict:
+    """The summary of one plain ``checkov -d folder`` run of ``framework``, with lint's global skips."""
+    args = [binary, "-d", str(folder), "--framework", framework, "-o", "json", "--quiet", "--compact", "--skip-download"]
+    args += ["--download-external-modules", "false", "--skip-check", ",".join(sorted({s.id for s in config.checkov.skip if not s.paths}))]
+    return json.loads(subprocess.run(args, capture_output=True, text=True, check=False, cwd=folder).stdout)["summary"]
+
+
 def test_kubernetes_manifests_are_judged_in_runs_of_a_few_units_as_in_one_run(sample, tmp_path, monkeypatch):
     """checkov's Kubernetes graph checks grow faster than the manifests (one run over 200
     tenants' did not finish in 12 minutes), so they run a few units at a time: the same
@@ -181,10 +194,8 @@ def test_kubernetes_manifests_are_judged_in_runs_of_a_few_units_as_in_one_run(sa
         for t in ("acme", "umbrella")
     }
     assert {owners[rel] for rel in planted} == {"tenant/acme", "tenant/umbrella"}
-    for rel, data in sample.result.files.items():
-        if rel.endswith(lint.K8S_SUFFIXES) and not rel.startswith(".github/"):
-            (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-            (tmp_path / rel).write_bytes(data + (b"---\n" + planted[rel].encode() if rel in planted else b""))
+    kube = {rel: data for rel, data in sample.result.files.items() if rel.endswith(lint.K8S_SUFFIXES) and not rel.startswith(".github/")}
+    _write(tmp_path, {rel: data + (b"---\n" + planted[rel].encode() if rel in planted else b"") for rel, data in kube.items()})
     config, binary = lint.load_config(sample.root), lint.checkov_binary(REPO)
     monkeypatch.setattr(lint, "K8S_UNITS_PER_RUN", 2)
     groups = lint._kubernetes_groups(tmp_path, owners)
@@ -203,9 +214,7 @@ def test_kubernetes_manifests_are_judged_in_runs_of_a_few_units_as_in_one_run(sa
     for where in planted:
         assert any(e.startswith(f"{where}:") and "CKV_K8S_16" in e for e in split_result.errors), where
     # and as checkov counts them in one plain run over the folder
-    args = [binary, "-d", str(tmp_path), "--framework", "kubernetes", "-o", "json", "--quiet", "--compact", "--skip-download"]
-    args += ["--skip-check", ",".join(sorted({s.id for s in config.checkov.skip if not s.paths}))]
-    plain = json.loads(subprocess.run(args, capture_output=True, text=True, check=False, cwd=tmp_path).stdout)["summary"]
+    plain = _plain_checkov(binary, tmp_path, "kubernetes", config)
     assert (split.checkov["kubernetes"]["passed"], split_result.files) == (plain["passed"], plain["resource_count"])
     # a file no unit owns: a run of its own
     (tmp_path / CANARY).mkdir(parents=True)
@@ -224,9 +233,7 @@ def test_kubernetes_validate_reads_each_schema_once_and_judges_as_before(sample,
     from kubernetes_validate import utils
 
     files = {**sample.result.files, **CANARIES}
-    for rel, data in files.items():
-        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / rel).write_bytes(data)
+    _write(tmp_path, files)
     yaml_files = sorted(f for f in files if f.endswith((".yaml", ".yml")))
     reads: list[str] = []
     uncached = utils.schema_contents
@@ -269,10 +276,8 @@ def test_terraform_roots_are_judged_in_runs_of_whole_roots_as_in_one_run(sample,
     if not checkov_available():
         pytest.skip("checkov is not installed (make install-test)")
     planted = {"rendered/terraform/org/main.tf", "rendered/terraform/prod/tenant-acme/main.tf"}
-    for rel, data in sample.result.files.items():
-        if rel.endswith(".tf"):
-            (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-            (tmp_path / rel).write_bytes(data + (OPEN_SSH.encode() if rel in planted else b""))
+    terraform = {rel: data for rel, data in sample.result.files.items() if rel.endswith(".tf")}
+    _write(tmp_path, {rel: data + (OPEN_SSH.encode() if rel in planted else b"") for rel, data in terraform.items()})
     assert planted <= {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.tf")}
     config, binary = lint.load_config(sample.root), lint.checkov_binary(REPO)
     monkeypatch.setattr(lint, "TF_ROOTS_PER_RUN", 10)
@@ -283,9 +288,7 @@ def test_terraform_roots_are_judged_in_runs_of_whole_roots_as_in_one_run(sample,
     assert sorted(p for g in groups for p in g) == sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.tf"))
     split = lint.LintReport()
     split_result = lint._checkov(tmp_path, binary, config, split, {})
-    args = [binary, "-d", str(tmp_path), "--framework", "terraform", "-o", "json", "--quiet", "--compact", "--skip-download"]
-    args += ["--download-external-modules", "false", "--skip-check", ",".join(sorted({s.id for s in config.checkov.skip if not s.paths}))]
-    plain = json.loads(subprocess.run(args, capture_output=True, text=True, check=False, cwd=tmp_path).stdout)["summary"]
+    plain = _plain_checkov(binary, tmp_path, "terraform", config)
     assert (split.checkov["terraform"]["passed"], split_result.files) == (plain["passed"], plain["resource_count"])
     # what checkov failed is reported, or skipped by a catalog/lint.yaml rule scoped to its path
     assert split.checkov["terraform"]["failed"] + split.checkov["terraform"]["skipped"] == plain["failed"]

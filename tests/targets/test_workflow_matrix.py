@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import subprocess
 import sys
 
 import pytest
 import yaml
 
-from generator.ops import affected, fleet
+from generator.errors import UsageError
+from generator.ops import affected, fleet, lint_scope
 from generator.targets.workflows import DRIFT_SHARDS, TENANT_SHARDS
 from helpers.catalog_edit import edit_yaml
 from helpers.gitrepo import commit_all
@@ -59,6 +61,19 @@ def test_a_stale_or_malformed_batch_is_refused():
         affected.select_batch(roots, "0/256")
     with pytest.raises(Exception, match="at least 1"):
         fleet.cut(roots, 0)
+
+
+@pytest.mark.parametrize("spec", ["0/2", "3/2", "2", "a/b", "1/0", "-1/2"])
+def test_one_parser_refuses_a_malformed_part_for_every_option(spec):
+    """``--batch`` (roots, lint) and ``--shard`` read K/N through ``fleet.part``."""
+    for option in ("--batch", "--shard"):
+        with pytest.raises(UsageError, match=f"^{option} '{re.escape(spec)}': expected K/N"):
+            fleet.part(spec, option)
+    with pytest.raises(UsageError, match="--shard"):
+        affected.select_shard(fake_roots(4), spec)
+    with pytest.raises(UsageError, match="--batch"):
+        lint_scope.Batch.parse(spec)
+    assert fleet.part("2/3", "--batch") == (2, 3)
 
 
 def workflow(sample, name: str) -> dict:

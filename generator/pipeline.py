@@ -164,13 +164,13 @@ def resolve_only(root: Path, *, parses: Parses = "reuse") -> Model:
     return resolve(load(root, parses=parses))
 
 
-def resolve_named(root: Path) -> Model:
-    """:func:`resolve_only` of the catalog read afresh (no parse cache, so no memo of the
-    names: ``check --base``), its name clashes left to :func:`judge_named`, which judges them
-    with the policy on the other core while the units render (at 10,000 tenants x 3 they
-    were ~1 s of the load). A catalog that does not resolve brings its name clashes with it,
-    as the load would have."""
-    catalog = load(root, parses="none", names=False)
+def resolve_named(root: Path, parses: Parses = "none") -> Model:
+    """:func:`resolve_only` for ``check --base``, its name clashes left to :func:`judge_named`,
+    which judges them with the policy on the other core while the units render (at 10,000
+    tenants x 3 they were ~1 s of the load). ``parses``: the catalog read afresh (CI's
+    ``--committed``) or through the last clean run's parses (the working tree's). A catalog
+    that does not resolve brings its name clashes with it, as the load would have."""
+    catalog = load(root, parses=parses, names=False)
     try:
         return resolve(catalog)
     except CatalogErrors:
@@ -263,7 +263,10 @@ def build_incremental(
         # (units.Early), where the check's table of digests raised the peak by ~50 MB
         names_apart = base is not None
         try:
-            model = resolve_named(root) if names_apart else resolve_only(root, parses="reuse")
+            if base is not None:  # the working tree's parses as its render left them; never for --committed
+                model = resolve_named(root, "reuse" if base.head is None else "none")
+            else:
+                model = resolve_only(root, parses="reuse")
         finally:  # --committed: the catalog just read must be HEAD's (git answered while it loaded), the root cause first
             if base is not None:
                 base.require_committed_inputs()
@@ -354,7 +357,14 @@ def _render_units(
         # the base's files git proves are on disk unchanged are not read (Baseline.vouch);
         # its unit manifests passed the contract check together when it was merged
         every = units.Fleet(frozenset(base.unit_manifests()), lambda unit, recorded: True)
-        return units.render_incremental(model, root, found, recorded, jobs=default_jobs(), vouch=base.vouch, fleet=every, early=early)
+        # a working-tree manifest git proves the base's (base.vouch) is taken as last decoded
+        # by a render, by its stamp (unit_cache): not read at all. Never for --committed (CI's:
+        # HEAD's commit from git's objects, whatever the working tree holds)
+        decoded = base.head is None
+        with unit_cache.Reader(root, found.context, units.shared_entry(model)) if decoded else nullcontext() as cache:
+            return units.render_incremental(
+                model, root, found, recorded, jobs=default_jobs(), vouch=base.vouch, fleet=every, cache=cache, early=early
+            )
     fleet: units.Fleet | None = None
     if proofs is not None and proofs.fleet is not None:  # a unit is the verified fleet's while its manifest holds the bytes verified then
         paths, same = proofs.fleet

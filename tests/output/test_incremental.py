@@ -13,10 +13,11 @@ import pytest
 
 from generator import pipeline
 from generator.catalog import snapshot
-from generator.output import checkcache, tree, units
+from generator.output import checkcache, tree, unit_cache, units
 from generator.output.render import MANIFEST_PATH, EntryField, render
 from helpers.baseline import check_base, edit_tenant, forge, rendered_base
 from helpers.gitrepo import commit_all
+from helpers.unit_cache_frames import cached_units, frames, write_frames
 
 TENANTS = {"acme", "globex", "hooli", "initech", "umbrella"}
 HOOLI_FILE = "rendered/helm/prod/hooli/api.yaml"
@@ -505,6 +506,59 @@ def test_a_manifest_changed_after_gits_answer_is_read_again_from_its_blob(repo: 
         assert base.proven_output(rel) == committed + b"\n"
         assert base.file(rel) == committed
         assert units.BaseCommit(base)("tenant/globex") == committed
+
+
+def test_check_base_takes_a_git_proven_manifest_as_a_render_last_decoded_it(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The working tree's ``check --base``: a unit manifest git proves the base's is taken from
+    the unit cache by its stamp, not read at all; one git lists as changed is read from the
+    base's blob even when the cache holds an entry with its stamp now; ``--committed`` (HEAD's
+    commit, whatever the working tree holds) never opens the cache."""
+    monkeypatch.setattr(checkcache, "RACY_NS", 0)
+    monkeypatch.setattr(unit_cache, "RACY_NS", 0)
+    _edit_tenant(repo)
+    pipeline.render_to_disk(repo)  # the reused units are kept in the cache
+    others = TENANTS - {"hooli"}
+    assert set(cached_units(repo)) == others
+    commit_all(repo, "edit hooli")
+    moved = units.unit_path("tenant/globex")
+    (repo / moved).write_bytes((repo / moved).read_bytes() + b"\n")  # still a valid manifest, other bytes
+    kept = frames(repo)
+    row = next(r for frame in kept[1:] for r in frame if r[0] == "globex")
+    row[1] = list(unit_cache.stamp(repo, moved) or ())  # an entry with the changed manifest's stamp ...
+    row[4][0]["root"] = "planted"  # ... saying what no manifest says
+    write_frames(repo, kept)
+    parsed: list[bytes | None] = []
+    real_parse = units.parse_unit
+    monkeypatch.setattr(units, "parse_unit", lambda raw, *a: parsed.append(raw) or real_parse(raw, *a))
+    with snapshot.at(repo, "HEAD~1") as base:
+        built, plan = pipeline.build_incremental(repo, base)
+    assert plan.left == others - {"globex"} and "globex" in plan.hashed  # the proven units as last decoded ...
+    read = {json.loads(raw)["unit"] for raw in parsed if raw is not None}
+    assert read == {"global", "tenant/hooli", "tenant/globex"}, read  # ... but globex's, read from the base's blob
+    assert not any(entry.get("root") == "planted" for entry in built.result.manifest["files"].values())
+    assert dict(built.result.files) == dict(pipeline.build(repo).result.files)
+    monkeypatch.setattr(unit_cache, "Reader", lambda *a, **k: (_ for _ in ()).throw(AssertionError("read the unit cache")))
+    (repo / moved).write_bytes((repo / moved).read_bytes()[:-1])
+    assert check_base(repo, "HEAD~1", committed=True)[2]
+
+
+def test_check_base_parses_only_the_catalog_files_changed_since_the_last_clean_run(repo: Path) -> None:
+    """The working tree's ``check --base`` reads the catalog through the last clean run's
+    parses (each reused only for the same bytes and stamp): an edit made since is parsed and
+    caught. ``--committed`` parses every file afresh and keeps nothing."""
+    assert pipeline.check(repo, use_cache=False)[1].clean  # a clean run: its parses are kept
+    commit_all(repo, "same as the base")
+    _edit_tenant(repo)  # not rendered
+    with snapshot.at(repo, "HEAD~1") as base:
+        built, plan = pipeline.build_incremental(repo, base)
+        status = pipeline.check(repo, full=False, base=base)[1]
+    parses = built.model.catalog.parses
+    assert parses is not None and parses.fresh == ["tenants/hooli.yaml"]
+    assert plan.render == {"hooli"} and "rendered/terraform/prod/tenant-hooli/main.tf" in status.changed
+    commit_all(repo, "edit hooli")  # --committed checks HEAD's catalog
+    with snapshot.at(repo, "HEAD~1", head=True) as base:
+        built, plan = pipeline.build_incremental(repo, base)
+    assert built.model.catalog.parses is None and plan.render == {"hooli"}
 
 
 def test_check_base_reads_and_catches_a_working_tree_edit_git_sees(repo: Path) -> None:

@@ -7,13 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
 
 from generator import pipeline
 from generator.output import checkcache, tree, unit_cache, units
-from generator.output.frames import framed, next_frame
 from helpers.catalog_edit import edit_yaml
+from helpers.unit_cache_frames import cached_units, frames, write_frames
 
 
 @pytest.fixture
@@ -45,26 +44,10 @@ def _edit(repo: Path, owner: str) -> tuple[pipeline.Build, list[str]]:
     return built, manifests
 
 
-def _frames(repo: Path) -> list[Any]:
-    out = []
-    with open(repo / unit_cache.CACHE_PATH, "rb") as fh:
-        while (frame := next_frame(fh)) is not None:
-            out.append(msgspec.msgpack.decode(frame))
-    return out
-
-
-def _write(repo: Path, frames: list[Any]) -> None:
-    (repo / unit_cache.CACHE_PATH).write_bytes(b"".join(framed(msgspec.msgpack.encode(f)) for f in frames))
-
-
-def _cached_units(repo: Path) -> dict[str, list[Any]]:
-    return {row[0]: row for frame in _frames(repo)[1:] for row in frame}
-
-
 def test_an_edit_after_an_edit_reads_no_vouched_units_manifest_and_renders_the_same(settled: Path) -> None:
     _, first = _edit(settled, "platform-b@example.com")
     assert first, "the first edit decodes the manifests (nothing cached yet)"
-    assert set(_cached_units(settled)) == {"acme", "globex", "initech", "umbrella"}  # hooli was rendered: not kept
+    assert set(cached_units(settled)) == {"acme", "globex", "initech", "umbrella"}  # hooli was rendered: not kept
     built, second = _edit(settled, "platform-c@example.com")
     assert second == [], f"read {second}"
     assert dict(built.result.files) == dict(pipeline.build(settled).result.files)
@@ -73,14 +56,14 @@ def test_an_edit_after_an_edit_reads_no_vouched_units_manifest_and_renders_the_s
 
 def test_a_cached_unit_is_used_only_while_its_manifests_stamp_is_the_kept_one(settled: Path) -> None:
     _edit(settled, "platform-b@example.com")
-    frames = _frames(settled)
-    row = next(r for frame in frames[1:] for r in frame if r[0] == "globex")
+    kept = frames(settled)
+    row = next(r for frame in kept[1:] for r in frame if r[0] == "globex")
     row[4][0]["root"] = "planted"  # a kept entry no manifest says
-    _write(settled, frames)
+    write_frames(settled, kept)
     built, read = _edit(settled, "platform-c@example.com")
     assert read == [] and any(e.get("root") == "planted" for e in built.result.manifest["files"].values())  # the plant is live
     row[1][2] += 1  # the same entry, kept for another ctime: the manifest no longer has that stamp
-    _write(settled, frames)
+    write_frames(settled, kept)
     built, read = _edit(settled, "platform-d@example.com")
     assert any(p.endswith("/tenant-globex.json") for p in read)
     assert not any(e.get("root") == "planted" for e in built.result.manifest["files"].values())
@@ -88,9 +71,9 @@ def test_a_cached_unit_is_used_only_while_its_manifests_stamp_is_the_kept_one(se
 
 def test_another_context_or_a_damaged_cache_is_not_used(settled: Path) -> None:
     _edit(settled, "platform-b@example.com")
-    frames = _frames(settled)
-    frames[0][1] = "another context"
-    _write(settled, frames)
+    kept = frames(settled)
+    kept[0][1] = "another context"
+    write_frames(settled, kept)
     _, read = _edit(settled, "platform-c@example.com")
     assert len(read) == 4
     for damaged in (b"\x00\x00\x00\x05junk!", b"", b"\xff"):

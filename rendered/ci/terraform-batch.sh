@@ -7,6 +7,10 @@
 # each root's AWS role is assumed by OIDC in turn, so one job can serve roots of many accounts.
 set -euo pipefail
 mode=$1 layer=$2 batch=$3 env=${4:-} shard=${5:-}
+case $mode in
+  plan | apply) ;;
+  *) echo "::error::$0: plan or apply, not '$mode'" >&2; exit 2 ;;
+esac
 scope=()
 if [ -n "$env" ]; then scope=(--env "$env"); fi
 if [ -n "$shard" ]; then scope+=(--shard "$shard"); fi
@@ -41,6 +45,10 @@ apply() { # root: init and apply (state locks keep two runs from applying one ro
   (cd "$1" && terraform init -input=false && terraform apply -input=false -no-color -lock-timeout=20m -auto-approve)
 }
 
+root_steps() { # root: this run's mode
+  if [ "$mode" = plan ]; then plan "$1"; else apply "$1"; fi
+}
+
 roots="$RUNNER_TEMP/roots.tsv"
 .venv/bin/companyos batches --base "$BASE_SHA" "${scope[@]}" --layer "$layer" --batch "$batch" > "$roots"
 mkdir -p plans
@@ -48,7 +56,7 @@ mkdir -p plans
 failed=0
 while IFS=$'\t' read -r root id role region; do
   echo "::group::$root"
-  if assume "$role" "$region" "terraform-$mode" && "$mode" "$root"; then
+  if assume "$role" "$region" "terraform-$mode" && root_steps "$root"; then
     if [ "$mode" = plan ]; then
       cp "$root/tfplan" "plans/$id.tfplan"
       cp "$root/plan.txt" "plans/$id.txt"
@@ -56,7 +64,7 @@ while IFS=$'\t' read -r root id role region; do
     fi
   else
     failed=1
-    printf '#### `%s`\n%s failed\n\n' "$root" "$mode" >> plans/summary.md
+    { echo "#### \`$root\`"; echo "$mode failed"; echo; } >> plans/summary.md
   fi
   echo "::endgroup::"
 done < "$roots"

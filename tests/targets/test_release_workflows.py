@@ -195,7 +195,9 @@ def test_promote_walks_the_chain_and_gates_on_smoke_slo_and_window(sample, promo
         assert "cosign verify" in copy_runs and "cosign copy" in copy_runs
         pr = promote["jobs"][f"pr-{env.name}"]
         assert pr["needs"] == [f"copy-{env.name}"]
-        assert f'companyos promote "$SERVICE" --to {env.name}' in pr["steps"][-1]["run"]
+        opened = pr["steps"][-1]["run"]
+        assert f"source={env.promotion.after} target={env.name}\n" in opened
+        assert 'companyos promote "$SERVICE" --to "$target"' in opened
 
 
 @pytest.mark.slow

@@ -2,11 +2,13 @@
 ``shell`` (or the job's or workflow's ``defaults.run.shell``) names, with the runner's default
 options, the step's ``env``, and the runner's files (``$GITHUB_OUTPUT``, ``$RUNNER_TEMP``).
 
-No cloud or cluster is here: ``companyos`` (``.venv/bin/companyos``) is a stub that records its
-arguments, prints ``stdout`` and exits with ``code``; a few plain tools are the real ones
-(``REAL_TOOLS``), and any other command (``aws``, ``kubectl``, ``gh``, ``git``...) does nothing
-and succeeds (bash's ``command_not_found_handle``), so what is asked is only how the step's own
-script treats the stub's answer. ``${{ ... }}`` expressions become :data:`PLACEHOLDER`."""
+:func:`run_step`: no cloud or cluster is here, so ``companyos`` is a stub that records its
+arguments, prints an answer and exits with a given code; a few plain tools are the real ones
+(``REAL_TOOLS``) and any other command does nothing and succeeds (bash's
+``command_not_found_handle``): what is asked is only how the script treats the stub's answer.
+``${{ ... }}`` expressions become :data:`PLACEHOLDER`. :func:`run_real_step`: the real
+``companyos`` in a git checkout, each expression given its value.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +16,12 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from helpers.repo import REPO
 
 EXPRESSION = re.compile(r"\$\{\{.*?\}\}", re.S)
 #: What an expression evaluates to here: a word that is a valid tenant, environment or branch name.
@@ -52,6 +57,7 @@ class StepRun:
     #: The stub's argument lines, one per call.
     calls: list[str]
     outputs: str
+    #: stderr (with a real run, stdout first).
     stderr: str
 
 
@@ -71,26 +77,61 @@ def run_step(workflow: dict[str, Any], job: dict[str, Any], step: dict[str, Any]
         os.symlink(found, tools / name)
     startup = folder / "startup.sh"
     startup.write_text("command_not_found_handle() { return 0; }\n", encoding="utf-8")
-    runner = {name: folder / name for name in ("output", "env", "summary")}
+    # BASH_ENV: read by every non-interactive bash, --norc or not
+    base = {"PATH": str(tools), "BASH_ENV": str(startup), "HOME": str(folder), "GITHUB_WORKSPACE": str(folder)}
+    ran = _execute(workflow, job, step, folder, folder, base, lambda _: PLACEHOLDER)
+    called = calls.read_text(encoding="utf-8").splitlines() if calls.exists() else []
+    return StepRun(ran.code, called, ran.outputs, ran.stderr)
+
+
+def run_real_step(
+    workflow: dict[str, Any], job: dict[str, Any], step: dict[str, Any], repo: Path, scratch: Path, values: Mapping[str, str]
+) -> StepRun:
+    """Run ``step`` for real in the git checkout ``repo``, whose ``.venv`` and ``.venv-tools``
+    are linked to this project's (the real ``companyos`` and checkov), with this machine's
+    tools. ``values``: each expression's value by its text (``steps.base.outputs.sha``); an
+    expression not among them is an error, not a guess. The runner's files go to ``scratch``."""
+    for folder in (".venv", ".venv-tools"):
+        if not (repo / folder).exists():
+            os.symlink(REPO / folder, repo / folder)
+    scratch.mkdir(parents=True)
+
+    def value(expression: str) -> str:
+        text = expression.removeprefix("${{").removesuffix("}}").strip()
+        assert text in values, f"no value for the expression {text!r}"
+        return values[text]
+
+    base = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", str(scratch)), "GITHUB_WORKSPACE": str(repo)}
+    return _execute(workflow, job, step, repo, scratch, base, value)
+
+
+def _execute(
+    workflow: dict[str, Any],
+    job: dict[str, Any],
+    step: dict[str, Any],
+    cwd: Path,
+    scratch: Path,
+    base: dict[str, str],
+    value: Callable[[str], str],
+) -> StepRun:
+    """The step's script (each expression replaced by ``value`` of its text) run in ``cwd``
+    with the shell the runner would use, ``base`` and the step's ``env`` as its environment."""
+    runner = {name: scratch / name for name in ("output", "env", "summary")}
     for path in runner.values():
         path.touch()
-    (folder / "temp").mkdir()
+    (scratch / "temp").mkdir()
     env = {
-        "PATH": str(tools),
-        "BASH_ENV": str(startup),  # read by every non-interactive bash, --norc or not
-        "HOME": str(folder),
+        **base,
         "GITHUB_OUTPUT": str(runner["output"]),
         "GITHUB_ENV": str(runner["env"]),
         "GITHUB_STEP_SUMMARY": str(runner["summary"]),
-        "RUNNER_TEMP": str(folder / "temp"),
-        "GITHUB_WORKSPACE": str(folder),
+        "RUNNER_TEMP": str(scratch / "temp"),
     }
     for scope in (workflow, job, step):
-        env.update({str(k): EXPRESSION.sub(PLACEHOLDER, str(v)) for k, v in (scope.get("env") or {}).items()})
-    script = folder / "step.sh"
-    script.write_text(EXPRESSION.sub(PLACEHOLDER, step["run"]), encoding="utf-8")
+        env.update({str(k): EXPRESSION.sub(lambda m: value(m.group()), str(v)) for k, v in (scope.get("env") or {}).items()})
+    script = scratch / "step.sh"
+    script.write_text(EXPRESSION.sub(lambda m: value(m.group()), step["run"]), encoding="utf-8")
     command = [str(script) if part == "{0}" else part for part in shell_command(effective_shell(workflow, job, step))]
     command[0] = shutil.which(command[0]) or command[0]
-    proc = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=60, check=False)
-    called = calls.read_text(encoding="utf-8").splitlines() if calls.exists() else []
-    return StepRun(proc.returncode, called, runner["output"].read_text(encoding="utf-8"), proc.stderr)
+    proc = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=900, check=False)
+    return StepRun(proc.returncode, [], runner["output"].read_text(encoding="utf-8"), proc.stdout + proc.stderr)

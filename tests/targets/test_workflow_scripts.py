@@ -1,11 +1,14 @@
 """The shell the rendered workflows run: every ``run:`` step with pipefail, every script clean
 under shellcheck, and a failing ``companyos`` fails the step that runs it (a matrix or an
 answer written to ``$GITHUB_OUTPUT`` from a command that failed would be empty, and the job
-after it would skip its work or fail somewhere else)."""
+after it would skip its work or fail somewhere else). And render-check.yml's lint jobs end to
+end: the base, the matrix and each batch's lint, with the real ``companyos`` and checkov.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +18,9 @@ import pytest
 import yaml
 
 from generator.targets import workflows as target
-from helpers.step_runner import EXPRESSION, PLACEHOLDER, effective_shell, run_step, shell_command
+from helpers.gitrepo import commit_all
+from helpers.repo import copy_repo
+from helpers.step_runner import EXPRESSION, PLACEHOLDER, effective_shell, run_real_step, run_step, shell_command
 from helpers.workflow_linters import tool
 
 #: What the stub prints: valid for every matrix and JSON answer the workflows read.
@@ -120,3 +125,124 @@ def test_the_runner_shell_without_pipefail_or_an_echoed_answer_lets_a_failure_th
     piped = {"run": '.venv/bin/companyos list-tenants --format tsv | while read -r name; do echo "$name"; done\n'}
     assert run_step(plain, job, piped, tmp_path / "plain", code=2, stdout="").code == 0
     assert run_step(doc, job, piped, tmp_path / "strict", code=2, stdout="").code != 0
+
+
+# --- render-check.yml's lint jobs, end to end ----------------------------------------------
+
+#: The sample's tenants a pull request below changes (three units in play: two jobs of two).
+CHANGED = ("acme", "globex", "hooli")
+UNITS_PER_JOB = 2
+
+
+def _lint_jobs(workflows: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """render-check.yml, and its lint-plan and lint jobs with two units per job instead of
+    :data:`target.LINT_UNITS_PER_JOB` (the sample's five tenants would be one job)."""
+    doc = workflows[".github/workflows/render-check.yml"]
+    wanted = f"--units-per-job {target.LINT_UNITS_PER_JOB} "
+    jobs = {}
+    for name in ("lint-plan", "lint"):
+        job = json.loads(json.dumps(doc["jobs"][name]))
+        for step in job["steps"]:
+            if "companyos lint" in step.get("run", ""):
+                assert step["run"].count(wanted) == 1, step["run"]
+                step["run"] = step["run"].replace(wanted, f"--units-per-job {UNITS_PER_JOB} ")
+        jobs[name] = job
+    return doc, jobs["lint-plan"], jobs["lint"]
+
+
+def _step(job: dict[str, Any], which: str) -> dict[str, Any]:
+    return next(s for s in job["steps"] if s.get("id") == which or which in s.get("run", ""))
+
+
+def _outputs(text: str) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in text.splitlines())
+
+
+@pytest.fixture(scope="module")
+def pull_request(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The sample committed as a base, then a pull request that changes three tenants' owners
+    (rendered) and plants a privileged Pod in hooli's namespace file (checkov's CKV_K8S_16)."""
+    from generator import pipeline
+
+    root = copy_repo(tmp_path_factory.mktemp("lint-jobs") / "repo")
+    base = commit_all(root, "base")
+    for tenant in CHANGED:
+        path = root / "tenants" / f"{tenant}.yaml"
+        text = path.read_text(encoding="utf-8")
+        owner = next(line for line in text.splitlines() if line.startswith("owner:"))
+        path.write_text(text.replace(owner, f"owner: someone-else-{tenant}@example.com"), encoding="utf-8")
+    pipeline.render_to_disk(root)
+    namespace = root / "rendered/argocd/prod/namespaces/hooli.yaml"
+    namespace.write_text(namespace.read_text(encoding="utf-8") + PRIVILEGED_POD, encoding="utf-8")
+    commit_all(root, "the pull request")
+    return root, base
+
+
+PRIVILEGED_POD = """---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: planted
+  namespace: tenant-hooli
+spec:
+  containers:
+    - name: app
+      image: busybox:1.36
+      securityContext:
+        privileged: true
+"""
+
+
+@pytest.mark.slow
+def test_the_lint_jobs_run_the_plans_batches_end_to_end(workflows, pull_request, tmp_path: Path) -> None:
+    """A pull request through render-check.yml's lint-plan job (the base step, then the
+    matrix) and one lint job per matrix entry, each step's script as the runner runs it with
+    the real companyos and checkov: the matrix cuts the three changed tenants into two jobs,
+    and only the job whose batch holds hooli fails, on the Pod planted there."""
+    root, base = pull_request
+    doc, plan_job, lint_job = _lint_jobs(workflows)
+    github = {
+        "github.token": "unused",
+        "github.repository": "example/platform",
+        "github.event_name": "pull_request",
+        "github.event.pull_request.base.sha": base,
+    }
+    found = run_real_step(doc, plan_job, _step(plan_job, "base"), root, tmp_path / "base", github)
+    assert found.code == 0 and _outputs(found.outputs) == {"sha": base}, found.stderr
+    planned = run_real_step(doc, plan_job, _step(plan_job, "plan"), root, tmp_path / "plan", {"steps.base.outputs.sha": base})
+    assert planned.code == 0, planned.stderr
+    matrix = json.loads(_outputs(planned.outputs)["matrix"])
+    assert matrix["count"] == len(CHANGED) and [e["batch"] for e in matrix["include"]] == ["1/2", "2/2"]
+    verdicts = {}
+    for entry in matrix["include"]:
+        values = {"needs.lint-plan.outputs.base": base, "matrix.batch": entry["batch"]}
+        ran = run_real_step(doc, lint_job, _step(lint_job, "companyos lint"), root, tmp_path / entry["name"], values)
+        verdicts[entry["batch"]] = ran
+    assert verdicts["1/2"].code == 0, verdicts["1/2"].stderr  # acme and globex
+    failed = verdicts["2/2"]  # hooli
+    assert failed.code != 0 and "CKV_K8S_16" in failed.stderr and "namespaces/hooli.yaml" in failed.stderr, failed.stderr
+
+
+def test_a_push_lints_since_the_last_passed_push_or_everything(workflows, pull_request, tmp_path: Path) -> None:
+    """The base step of a push asks ``gh`` for the branch's last passed push (a stub answers
+    here): that commit when the clone has it, else nothing, and the plan then cuts every
+    tenant unit of HEAD (``--committed``)."""
+    root, base = pull_request
+    doc, plan_job, _ = _lint_jobs(workflows)
+    github = {"github.token": "unused", "github.repository": "example/platform", "github.event_name": "push"}
+    github["github.event.pull_request.base.sha"] = ""
+    answers = {}
+    for answer in (base, "0" * 40):
+        gh = tmp_path / answer[:8] / "bin" / "gh"
+        gh.parent.mkdir(parents=True)
+        gh.write_text(f"#!/bin/bash\necho {answer}\n", encoding="utf-8")
+        gh.chmod(0o755)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("PATH", f"{gh.parent}:{os.environ['PATH']}")
+            found = run_real_step(doc, plan_job, _step(plan_job, "base"), root, tmp_path / answer[:8] / "base", github)
+        assert found.code == 0, found.stderr
+        answers[answer] = _outputs(found.outputs)["sha"]
+    assert answers == {base: base, "0" * 40: ""}
+    planned = run_real_step(doc, plan_job, _step(plan_job, "plan"), root, tmp_path / "whole", {"steps.base.outputs.sha": ""})
+    matrix = json.loads(_outputs(planned.outputs)["matrix"])
+    assert planned.code == 0 and matrix["count"] == 5 and len(matrix["include"]) == 3, planned.stderr

@@ -123,7 +123,8 @@ def fewer_collections() -> Iterator[None]:
 
 #: How a whole catalog read treats the parse cache (``catalog.parse_cache``): reuse the last
 #: clean run's parses; parse every file and keep the parses for a clean run to save
-#: (``--full``); or parse every file and keep nothing (``--base``: never saved).
+#: (``--full``); or parse every file and keep nothing (``check --base --committed``: CI's,
+#: which trusts no local cache; no ``--base`` run saves one).
 Parses = Literal["reuse", "fresh", "none"]
 
 

@@ -672,10 +672,10 @@ def plan(
 ) -> Plan:
     """Reuse a tenant's recorded unit only when the context and its own inputs digest the
     same as recorded and every file it lists is on disk with that sha256: read and hashed,
-    or (``vouch``, the working tree only) vouched for by the verified-clean stat record.
-    ``fleet``: the units last verified together, for :attr:`Plan.previous`. ``cache``: the
-    units as last decoded, by their manifest's stamp (the working tree only): a vouched unit
-    found there is not read at all."""
+    or vouched for (``vouch``: the verified-clean stat record, or with ``check --base`` git's
+    proof). ``fleet``: the units last verified together, for :attr:`Plan.previous`. ``cache``:
+    the working tree's units as last decoded, by their manifest's stamp (never for
+    ``--committed``): a vouched unit found there is not read at all."""
     tenants = sorted(model.catalog.tenants)
     decoder = shared_values(model)
     glob = parse_unit(recorded(GLOBAL), decoder)

@@ -56,10 +56,15 @@ def cut(rows: list[Any], max_jobs: int) -> list[list[Any]]:
 
 
 def matrix(rows: list[Any], max_jobs: int) -> str:
-    """One line of JSON: ``{"count", "jobs", "include": [{"batch": "K/N", "name", "size"}]}``."""
-    parts = cut(rows, max_jobs)
+    """``rows`` cut into at most ``max_jobs`` batches, as :func:`as_matrix`."""
+    return as_matrix(cut(rows, max_jobs), len(rows))
+
+
+def as_matrix(parts: list[list[Any]], count: int) -> str:
+    """One line of JSON for a workflow's matrix, a job per part: ``{"count", "jobs", "include":
+    [{"batch": "K/N", "name", "size"}]}`` (``count``: the rows the parts hold)."""
     data = {
-        "count": len(rows),
+        "count": count,
         "jobs": len(parts),
         # name: the batch in a form artifact and concurrency names accept ("K/N" has a slash)
         "include": [{"batch": f"{k}/{len(parts)}", "name": f"{k}-of-{len(parts)}", "size": len(p)} for k, p in enumerate(parts, start=1)],

@@ -11,7 +11,6 @@ linted. ``--batch K/N`` lints one of N parts of the units in play, so a whole li
 
 from __future__ import annotations
 
-import json
 import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -142,9 +141,7 @@ def matrix(root: Path, base: str | None, units_per_job: int = LINT_UNITS_PER_JOB
     "K/N", "name", "size"}]}``, ``count`` the tenant units in play. Only git's listings are
     read (which unit manifests HEAD holds or changed), no manifest: a few KB at any size."""
     tenants = _tenants_in_play(root, base)
-    jobs = jobs_needed(len(tenants), units_per_job, max_jobs)
-    include = [{"batch": f"{k}/{jobs}", "name": f"{k}-of-{jobs}", "size": len(p)} for k, p in enumerate(_cut(tenants, jobs), start=1)]
-    return json.dumps({"count": len(tenants), "jobs": jobs, "include": include}, sort_keys=True, separators=(",", ":"))
+    return fleet.as_matrix(_cut(tenants, jobs_needed(len(tenants), units_per_job, max_jobs)), len(tenants))
 
 
 def require_batch(root: Path, base: str | None, batch: Batch, units_per_job: int = LINT_UNITS_PER_JOB, max_jobs: int = MAX_JOBS) -> None:

@@ -24,6 +24,7 @@ import yaml
 from hcl2 import SerializationOptions
 
 from helpers.catalog_edit import edit_yaml
+from helpers.step_runner import effective_shell, shell_command
 
 NEW = ("failover", "failback", "region-drill", "chaos-fis")
 PIN = re.compile(r"uses: [\w./-]+@[0-9a-f]{40} # ")
@@ -63,8 +64,13 @@ def test_new_workflows_are_least_privilege_pinned_and_list_no_tenant(sample):
 
 
 def _step(sample, workflow: str, starts: str) -> str:
-    job = next(iter(_workflow(sample, workflow)["jobs"].values()))
-    return next(s["run"] for s in job["steps"] if s.get("name", "").startswith(starts))
+    """The script of ``workflow``'s step named ``starts...``, which the runners below run as
+    ``bash -eo pipefail``: the shell the workflow gives that step (``helpers.step_runner``)."""
+    doc = _workflow(sample, workflow)
+    job = next(iter(doc["jobs"].values()))
+    step = next(s for s in job["steps"] if s.get("name", "").startswith(starts))
+    assert shell_command(effective_shell(doc, job, step))[:-1] == ["bash", "--noprofile", "--norc", "-eo", "pipefail"], step
+    return str(step["run"])
 
 
 def _run_step(repo: Path, script: str, tmp_path: Path) -> list[str]:

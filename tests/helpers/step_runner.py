@@ -3,7 +3,7 @@
 options, the step's ``env``, and the runner's files (``$GITHUB_OUTPUT``, ``$RUNNER_TEMP``).
 
 :func:`run_step`: no cloud or cluster is here, so ``companyos`` is a stub that records its
-arguments, prints an answer and exits with a given code; a few plain tools are the real ones
+arguments, prints an answer and succeeds, or fails at a given call; a few plain tools are the real ones
 (``REAL_TOOLS``) and any other command does nothing and succeeds (bash's
 ``command_not_found_handle``): what is asked is only how the script treats the stub's answer.
 ``${{ ... }}`` expressions become :data:`PLACEHOLDER`. :func:`run_real_step`: the real
@@ -61,13 +61,28 @@ class StepRun:
     stderr: str
 
 
-def run_step(workflow: dict[str, Any], job: dict[str, Any], step: dict[str, Any], folder: Path, *, code: int, stdout: str) -> StepRun:
-    """Run ``step`` (of ``job`` in ``workflow``) in the empty ``folder`` with the stub answering
-    ``stdout`` and exit ``code``."""
+def run_step(
+    workflow: dict[str, Any],
+    job: dict[str, Any],
+    step: dict[str, Any],
+    folder: Path,
+    *,
+    stdout: str,
+    fails_at: int | None = None,
+    values: Mapping[str, str] | None = None,
+) -> StepRun:
+    """Run ``step`` (of ``job`` in ``workflow``) in the empty ``folder``, the stub answering
+    ``stdout`` and succeeding, except its ``fails_at``-th call (from 1), which prints nothing and
+    exits 2. ``values``: some expressions' values by their text (an optional input left
+    empty, say); every other expression is :data:`PLACEHOLDER`."""
     stub = folder / ".venv" / "bin" / "companyos"
     stub.parent.mkdir(parents=True)
     calls = folder / "calls"
-    stub.write_text(f"#!/bin/bash\necho \"$*\" >> {calls}\ncat <<'EOF'\n{stdout}\nEOF\nexit {code}\n", encoding="utf-8")
+    stub.write_text(
+        f'#!/bin/bash\necho "$*" >> {calls}\nmapfile -t seen < {calls}\n'
+        f"if [ \"${{#seen[@]}}\" -eq {fails_at or 0} ]; then exit 2; fi\ncat <<'EOF'\n{stdout}\nEOF\n",
+        encoding="utf-8",
+    )
     stub.chmod(0o755)
     tools = folder / "tools"
     tools.mkdir()
@@ -79,7 +94,8 @@ def run_step(workflow: dict[str, Any], job: dict[str, Any], step: dict[str, Any]
     startup.write_text("command_not_found_handle() { return 0; }\n", encoding="utf-8")
     # BASH_ENV: read by every non-interactive bash, --norc or not
     base = {"PATH": str(tools), "BASH_ENV": str(startup), "HOME": str(folder), "GITHUB_WORKSPACE": str(folder)}
-    ran = _execute(workflow, job, step, folder, folder, base, lambda _: PLACEHOLDER)
+    given = values or {}
+    ran = _execute(workflow, job, step, folder, folder, base, lambda expression: given.get(_text(expression), PLACEHOLDER))
     called = calls.read_text(encoding="utf-8").splitlines() if calls.exists() else []
     return StepRun(ran.code, called, ran.outputs, ran.stderr)
 
@@ -97,7 +113,7 @@ def run_real_step(
     scratch.mkdir(parents=True)
 
     def value(expression: str) -> str:
-        text = expression.removeprefix("${{").removesuffix("}}").strip()
+        text = _text(expression)
         assert text in values, f"no value for the expression {text!r}"
         return values[text]
 
@@ -135,3 +151,8 @@ def _execute(
     command[0] = shutil.which(command[0]) or command[0]
     proc = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=900, check=False)
     return StepRun(proc.returncode, [], runner["output"].read_text(encoding="utf-8"), proc.stdout + proc.stderr)
+
+
+def _text(expression: str) -> str:
+    """``${{ a.b }}`` -> ``a.b``."""
+    return expression.removeprefix("${{").removesuffix("}}").strip()

@@ -296,7 +296,8 @@ def _no_local_cache(root: Path) -> Iterator[None]:
 
 
 def _commit(root: Path, message: str = "base") -> None:
-    """The benchmark catalog, rendered, committed (the base of ``check --base``)."""
+    """Everything under ``root`` committed (the repository made on the first call, the base of
+    ``check --base``; ``scale.py`` commits its edits with it too)."""
     from generator.git import scratch_repo
 
     shutil.copy(REPO / ".gitignore", root / ".gitignore")  # the lock, the journal and the caches stay out

@@ -120,13 +120,8 @@ def settle(root: Path, digest: str, revision: Revision) -> None:
     """Whatever an interrupted run left rendered and committed, and git's proof recorded."""
     if _git(root, "status", "--porcelain", "--untracked-files=no"):
         companyos(revision, root, digest, "render", "--quiet")
-        _commit(root, "bench: settle")
+        run._commit(root, "bench: settle")
     companyos(revision, root, digest, "render", "--quiet")
-
-
-def _commit(root: Path, message: str) -> None:
-    _git(root, "add", "-A")
-    _git(root, "commit", "-q", "--no-verify", "-m", message)
 
 
 def rounds(root: Path, digest: str, revisions: list[Revision], repeat: int) -> dict[str, dict[str, Timing]]:
@@ -150,7 +145,7 @@ def rounds(root: Path, digest: str, revisions: list[Revision], repeat: int) -> d
             timed("one-tenant edit: render", revision, "render", "--quiet")
             timed("no-op render after the edit", revision, "render", "--quiet")
             timed("check --base HEAD (the working tree)", revision, "check", "--base", "HEAD")
-        _commit(root, "bench: edit")
+        run._commit(root, "bench: edit")
         for revision in revisions:
             companyos(revision, root, digest, "render", "--quiet")  # records git's proof of the commit
             timed("no-op render, committed tree", revision, "render", "--quiet")

@@ -18,6 +18,15 @@ def edit_yaml(path: Path, change: Callable[[Any], None]) -> None:
         yaml.dump(data, fh)
 
 
+def new_owner(root: Path, tenant: str, owner: str) -> None:
+    """Give ``tenant`` another ``owner`` (its tags change in every environment's roots): its
+    catalog file's ``owner:`` line, replaced as text."""
+    path = root / "tenants" / f"{tenant}.yaml"
+    text = path.read_text(encoding="utf-8")
+    line = next(line for line in text.splitlines() if line.startswith("owner:"))
+    path.write_text(text.replace(line, f"owner: {owner}"), encoding="utf-8")
+
+
 def write_tenant(root: Path, name: str, services: str = "web", tier: str = "standard", envs: str = "dev", extra: str = "") -> Path:
     """A new tenant file with these services, tier and environments (YAML flow lists as text)."""
     path = root / "tenants" / f"{name}.yaml"

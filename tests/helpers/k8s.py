@@ -166,3 +166,20 @@ def validate_all(
                 errors = [f"{'.'.join(map(str, exc.path))}: {exc.message}"]
         results[kind][where] = errors
     return dict(results)
+
+
+def privileged_pod(name: str, namespace: str) -> str:
+    """A Pod with a privileged container: what checkov's CKV_K8S_16 and the admission policies
+    refuse, planted where a test wants a linter to find it."""
+    return f"""apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+  namespace: {namespace}
+spec:
+  containers:
+    - name: app
+      image: busybox:1.36
+      securityContext:
+        privileged: true
+"""

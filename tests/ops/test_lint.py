@@ -16,6 +16,7 @@ from generator.errors import CatalogErrors
 from generator.ops import lint
 from generator.output.render import RenderResult
 from helpers.catalog_edit import edit_yaml
+from helpers.k8s import privileged_pod
 from helpers.repo import REPO
 
 #: One worker runs this module, so the session's lint (checkov over the whole render, about
@@ -24,18 +25,7 @@ pytestmark = pytest.mark.xdist_group("lint")
 
 CANARY = "rendered/zz-lint-canary"
 CANARIES = {
-    f"{CANARY}/privileged.yaml": b"""apiVersion: v1
-kind: Pod
-metadata:
-  name: canary
-  namespace: default
-spec:
-  containers:
-    - name: app
-      image: busybox:1.36
-      securityContext:
-        privileged: true
-""",
+    f"{CANARY}/privileged.yaml": privileged_pod("canary", "default").encode(),
     f"{CANARY}/typo.yaml": b"""apiVersion: v1
 kind: ConfigMap
 metadata:
@@ -189,10 +179,7 @@ def test_kubernetes_manifests_are_judged_in_runs_of_a_few_units_as_in_one_run(sa
     from generator.output import units
 
     owners = {path: units.unit_of(entry) for path, entry in sample.result.manifest["files"].items()}
-    planted = {
-        f"rendered/argocd/prod/namespaces/{t}.yaml": PRIVILEGED.replace("namespace: default", f"namespace: tenant-{t}")
-        for t in ("acme", "umbrella")
-    }
+    planted = {f"rendered/argocd/prod/namespaces/{t}.yaml": privileged_pod("canary", f"tenant-{t}") for t in ("acme", "umbrella")}
     assert {owners[rel] for rel in planted} == {"tenant/acme", "tenant/umbrella"}
     kube = {rel: data for rel, data in sample.result.files.items() if rel.endswith(lint.K8S_SUFFIXES) and not rel.startswith(".github/")}
     _write(tmp_path, {rel: data + (b"---\n" + planted[rel].encode() if rel in planted else b"") for rel, data in kube.items()})

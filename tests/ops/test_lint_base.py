@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from generator.ops import lint, lint_scope
+from helpers.catalog_edit import new_owner
 from helpers.gitrepo import commit_all
 from helpers.repo import CliResult, copy_repo
 
@@ -131,10 +132,7 @@ def test_a_rendered_change_judges_its_root_with_its_own_and_the_global_units_fil
 
     root = copy_repo(tmp_path / "repo")
     commit_all(root, "base")
-    path = root / "tenants" / "acme.yaml"
-    text = path.read_text(encoding="utf-8")
-    owner = next(line for line in text.splitlines() if line.startswith("owner:"))
-    path.write_text(text.replace(owner, "owner: someone-else@example.com"), encoding="utf-8")
+    new_owner(root, "acme", "someone-else@example.com")
     pipeline.render_to_disk(root)
     commit_all(root, "the pull request")
     scope = lint_scope.since(root, "HEAD~1")
@@ -168,13 +166,6 @@ def test_the_global_units_files_are_the_context_when_only_a_tenants_unit_changed
 TENANTS = ("acme", "globex", "hooli", "initech", "umbrella")
 
 
-def _new_owner(root: Path, tenant: str) -> None:
-    path = root / "tenants" / f"{tenant}.yaml"
-    text = path.read_text(encoding="utf-8")
-    owner = next(line for line in text.splitlines() if line.startswith("owner:"))
-    path.write_text(text.replace(owner, f"owner: someone-else-{tenant}@example.com"), encoding="utf-8")
-
-
 @pytest.fixture
 def four_tenants_changed(tmp_path: Path) -> Path:
     """The sample committed, then a commit that changes four tenants' owners (rendered)."""
@@ -183,7 +174,7 @@ def four_tenants_changed(tmp_path: Path) -> Path:
     root = copy_repo(tmp_path / "repo")
     commit_all(root, "base")
     for tenant in TENANTS[:4]:
-        _new_owner(root, tenant)
+        new_owner(root, tenant, f"someone-else-{tenant}@example.com")
     pipeline.render_to_disk(root)
     commit_all(root, "the pull request")
     return root

@@ -18,7 +18,9 @@ import pytest
 import yaml
 
 from generator.targets import workflows as target
+from helpers.catalog_edit import new_owner
 from helpers.gitrepo import commit_all
+from helpers.k8s import privileged_pod
 from helpers.repo import copy_repo
 from helpers.step_runner import EXPRESSION, PLACEHOLDER, effective_shell, run_real_step, run_step, shell_command
 from helpers.workflow_linters import tool
@@ -170,10 +172,7 @@ def pull_request(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     root = copy_repo(tmp_path_factory.mktemp("lint-jobs") / "repo")
     base = commit_all(root, "base")
     for tenant in CHANGED:
-        path = root / "tenants" / f"{tenant}.yaml"
-        text = path.read_text(encoding="utf-8")
-        owner = next(line for line in text.splitlines() if line.startswith("owner:"))
-        path.write_text(text.replace(owner, f"owner: someone-else-{tenant}@example.com"), encoding="utf-8")
+        new_owner(root, tenant, f"someone-else-{tenant}@example.com")
     pipeline.render_to_disk(root)
     namespace = root / "rendered/argocd/prod/namespaces/hooli.yaml"
     namespace.write_text(namespace.read_text(encoding="utf-8") + PRIVILEGED_POD, encoding="utf-8")
@@ -181,19 +180,7 @@ def pull_request(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     return root, base
 
 
-PRIVILEGED_POD = """---
-apiVersion: v1
-kind: Pod
-metadata:
-  name: planted
-  namespace: tenant-hooli
-spec:
-  containers:
-    - name: app
-      image: busybox:1.36
-      securityContext:
-        privileged: true
-"""
+PRIVILEGED_POD = "---\n" + privileged_pod("planted", "tenant-hooli")
 
 
 @pytest.mark.slow

@@ -337,7 +337,9 @@ def _foreseen(root: Path, model: Model, found: units.Digests, base: Baseline | N
     bytes are not the base's)."""
     if base is not None:
         changed = [entry.path for entry in model.catalog.tenants.values() if entry.path not in base.same_tenant_files]
-        return units.foreseen(model, found, changed, units.BaseCommit(base))
+        # the base's global manifest from git's objects: git's proof of the working tree is
+        # still running, and the plan (which waits for it) starts the render foreseen no sooner
+        return units.foreseen(model, found, changed, lambda unit: base.stored(units.unit_path(unit)))
     parses = model.catalog.parses
     return None if parses is None else units.foreseen(model, found, parses.fresh, units.working_tree(root))
 

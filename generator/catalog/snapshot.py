@@ -383,6 +383,13 @@ class Baseline:
         blob = self.manifests.get(rel)
         return self.output(rel, blob, hashed=False) if blob is not None else self.file(rel)
 
+    def stored(self, rel: str) -> bytes | None:
+        """The base's bytes of unit manifest ``rel`` from git's object store, without waiting
+        for git's proof of the working tree (:meth:`_Committed.moved_later`, ~1.7 s of lstat at
+        10,000 tenants x 3): for a guess made while that runs (``units.foreseen``)."""
+        blob = self.manifests.get(rel)
+        return None if blob is None or self.committed is None else self.committed.read(blob)
+
     def same(self, rel: str, data: bytes) -> bool:
         """Whether ``rel`` at ``ref`` holds exactly ``data`` (by blob id: nothing is read)."""
         return rel in self.unchanged({rel: data})

@@ -101,7 +101,7 @@ def _rss_mb() -> float:
 
 def _workers_rss_mb() -> float:
     """The largest peak RSS among this process's finished children: the render workers and
-    the worker ``parallel.apart`` forks (shared pages counted, as ``ps`` shows them)."""
+    the worker ``forked.apart`` forks (shared pages counted, as ``ps`` shows them)."""
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 

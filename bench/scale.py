@@ -43,13 +43,27 @@ import run
 REPO = Path(__file__).resolve().parents[1]
 #: Where the built tree keeps the code digest every revision is pinned to (git-ignored there).
 DIGEST_FILE = ".bench-code-digest"
-#: Runs ``companyos`` from the checkout ``BENCH_CODE`` with ``BENCH_DIGEST`` as its code digest.
+#: Runs ``companyos`` from the checkout ``BENCH_CODE`` with ``BENCH_DIGEST`` as its code digest,
+#: pinned when ``generator.output.units`` is first imported: importing it here would load the
+#: render's code, which a no-op never loads (``checkcache.as_last_verified``).
 SHIM = """\
-import os, sys
+import importlib.machinery, os, sys
 sys.path.insert(0, os.environ["BENCH_CODE"])
-from generator.output import units
 digest = os.environ["BENCH_DIGEST"]
-units.code_digest = lambda: digest
+
+class Pin:
+    def find_spec(self, name, path, target=None):
+        if name != "generator.output.units":
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        run = spec.loader.exec_module
+        def exec_module(module):
+            run(module)
+            module.code_digest = lambda: digest
+        spec.loader.exec_module = exec_module
+        return spec
+
+sys.meta_path.insert(0, Pin())
 from generator.cli.main import entry
 sys.argv[0] = "companyos"
 entry()

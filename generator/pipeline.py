@@ -11,21 +11,22 @@ from __future__ import annotations
 import datetime
 import functools
 import gc
-import os
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from generator.catalog.load import Catalog, find_root, read_catalog
+from generator.catalog.folders import find_root
+from generator.catalog.load import Catalog, read_catalog
 from generator.catalog.parse_cache import ParseCache
 from generator.catalog.snapshot import Baseline
 from generator.errors import CatalogError, CatalogErrors
 from generator.model.name_registry import check_names
 from generator.model.references import check_references
 from generator.model.resolve import Model, resolve
-from generator.output import checkcache, head_status, lock, parallel, parse_store, tree, unit_cache, units, walk_apart
+from generator.output import checkcache, forked, head_status, lock, parallel, parse_store, tree, unit_cache, units, walk_apart
+from generator.output.forked import default_jobs
 from generator.output.listing import Listing
 from generator.output.parse_store import load_memo, load_parses
 from generator.output.render import RenderResult
@@ -100,14 +101,6 @@ class _CleanRecord:
         checkcache.remember_clean(
             self.root, result.shas(), self.inputs, notes=self.notes, units=units.membership(result), vouched=self.vouched
         )
-
-
-def default_jobs() -> int:
-    """Worker processes for rendering: ``COMPANYOS_JOBS``, else one per core."""
-    try:
-        return max(1, int(os.environ.get("COMPANYOS_JOBS", "")))
-    except ValueError:
-        return os.cpu_count() or 1
 
 
 @contextmanager
@@ -279,7 +272,7 @@ def build_incremental(
         ahead = _foreseen(root, model, found, base) if apart else None
         judging = functools.partial(judge_named, model, today or datetime.date.today(), names=names_apart)
         calls: list[Callable[[], Any]] = [judging] if ahead is None else [functools.partial(units.render_fresh, model, ahead), judging]
-        with parallel.apart_in_turn(calls, wanted=apart) as waiting:
+        with forked.apart_in_turn(calls, wanted=apart) as waiting:
             verdict = _Verdict(None if names_apart else judging, waiting[-1])
             if not apart:
                 _refuse(model, verdict())  # judged here already: its errors before any render
@@ -316,9 +309,9 @@ class _Verdict:
         self._here, self._apart = here, apart
         self._judged: Judgement | None = None
 
-    def judging_while(self, rendered: parallel.Waiter[RenderResult]) -> Callable[[], RenderResult]:
+    def judging_while(self, rendered: forked.Waiter[RenderResult]) -> Callable[[], RenderResult]:
         """``rendered``'s result, the policy judged here first if it is not there yet (its twin
-        on the other core is then stopped unfinished: ``parallel.apart_in_turn``)."""
+        on the other core is then stopped unfinished: ``forked.apart_in_turn``)."""
 
         def waited() -> RenderResult:
             if self._here is not None and self._judged is None and not rendered.ready():
@@ -399,19 +392,18 @@ class Rendered:
     waived: tuple[str, ...]
 
 
-def render_tree(root: Path | None = None, progress: Callable[[int, int], None] | None = None, *, full: bool = False) -> Rendered:
+def render_tree(
+    root: Path | None = None, progress: Callable[[int, int], None] | None = None, *, full: bool = False, inputs: str | None = None
+) -> Rendered:
     """``companyos render``: nothing to do when the inputs and the tree are as last verified
     clean (the record is keyed by today's date too, so waiver expiry is never cached past a
-    day); else :func:`render_to_disk`."""
+    day: ``checkcache.as_last_verified``); else :func:`render_to_disk`. ``inputs``: that
+    question's inputs digest when the caller asked it already and the tree was not clean."""
     root = find_root(root or Path.cwd())
-    inputs = None
-    if not full:
-        tree.recover(root)
-        with lock.hold(root):
-            inputs = checkcache.inputs_digest(root)  # the record's key, and the new record's if we render
-            files = checkcache.known_clean(root, inputs, apart=default_jobs() > 1)
-            if files is not None:
-                return Rendered(None, tree.WriteReport(unchanged=files), files, checkcache.notes(root))
+    if not full and inputs is None:
+        verified, inputs = checkcache.as_last_verified(root, default_jobs(), writer=True)
+        if verified is not None:
+            return Rendered(None, tree.WriteReport(unchanged=verified.files), verified.files, verified.notes)
     made, report = _render_to_disk(root, progress, full=full, inputs=inputs, keep=Build.made)
     return Rendered(made, report, len(made.result.files), waiver_notes(made))
 
@@ -496,10 +488,12 @@ def check_against(
     return kept, status, compared
 
 
-def check_tree(root: Path | None = None, *, use_cache: bool = False, full: bool = True) -> tuple[Made | None, tree.TreeStatus]:
+def check_tree(
+    root: Path | None = None, *, use_cache: bool = False, full: bool = True, inputs: str | None = None
+) -> tuple[Made | None, tree.TreeStatus]:
     """``companyos check`` without ``--base``: :func:`check`, the model let go before the
-    comparison (:class:`Made`)."""
-    kept, status, _ = _check(root, use_cache=use_cache, full=full, base=None, keep=Build.made)
+    comparison (:class:`Made`). ``inputs``: as for :func:`render_tree`."""
+    kept, status, _ = _check(root, use_cache=use_cache, full=full, base=None, keep=Build.made, asked=inputs)
     return kept, status
 
 
@@ -511,15 +505,18 @@ def _check(
     base: Baseline | None,
     keep: Callable[[Build], _Kept],
     against: Callable[[Model, RenderResult, frozenset[str]], Any] | None = None,
+    asked: str | None = None,
 ) -> tuple[_Kept | None, tree.TreeStatus, Any]:
+    """``asked``: with ``use_cache``, the inputs digest of a ``checkcache.as_last_verified``
+    the caller made already (the tree was not as last verified)."""
     root = find_root(root or Path.cwd())
-    tree.recover(root)
-    inputs = checkcache.inputs_digest(root) if use_cache else None
-    if inputs is not None:
-        with tree.quiescent(root):  # never read a tree while it is being written
-            files = checkcache.known_clean(root, inputs, apart=default_jobs() > 1)
-        if files is not None:
-            return None, tree.TreeStatus(unchanged=files), None
+    inputs = asked if use_cache else None
+    if use_cache and inputs is None:  # never read a tree while it is being written (tree.quiescent)
+        verified, inputs = checkcache.as_last_verified(root, default_jobs(), writer=False)
+        if verified is not None:
+            return None, tree.TreeStatus(unchanged=verified.files), None
+    else:
+        tree.recover(root)
     with fewer_collections():
         if full and base is None:
             record, result, kept = _parted(build(root), inputs, None, keep)

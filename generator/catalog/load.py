@@ -135,15 +135,6 @@ class Catalog:
         return self.of("tenant")
 
 
-def find_root(start: Path) -> Path:
-    """The repository root: the nearest folder at or above ``start`` with catalog/platform.yaml."""
-    start = start.resolve()
-    for candidate in (start, *start.parents):
-        if (candidate / "catalog" / "platform.yaml").is_file():
-            return candidate
-    return start
-
-
 def read_catalog(
     root: Path, tenants: Collection[str] | None = None, known: Collection[str] | None = None, cache: ParseCache | None = None
 ) -> tuple[Catalog, list[CatalogError]]:

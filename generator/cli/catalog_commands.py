@@ -6,12 +6,11 @@ import json
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from generator import pipeline
-from generator.catalog.load import find_root
+from generator.catalog.folders import find_root
 from generator.cli.common import (
     EXIT_DIFFERENT,
     FormatOption,
@@ -19,7 +18,9 @@ from generator.cli.common import (
     echo_waived,
 )
 from generator.errors import CatalogError, CatalogErrors, Location, UsageError
-from generator.model.explain import Explanation
+
+if TYPE_CHECKING:
+    from generator.model.explain import Explanation
 
 
 def explain(
@@ -41,6 +42,7 @@ def explain(
     """Show resolved settings and the file:line that set each, or which catalog lines made a rendered line.
 
     Works while a policy rule fails: violating values are marked with the rule (exit 0)."""
+    from generator import pipeline
     from generator.model.explain import explain as run
     from generator.model.explain import format_text
     from generator.ops import trace
@@ -74,6 +76,7 @@ def explain(
 def explain_contracts(folder: Path, tenant: str, environment: str, format: str) -> None:
     """Every contract a file of this deployment consumes or provides to a consumer, rendered in
     memory without the check (so a broken one is listed, not raised)."""
+    from generator import pipeline
     from generator.output import contracts as checker
     from generator.output.render import render
 
@@ -134,6 +137,8 @@ def validate(
 ) -> None:
     """Check the catalog (syntax, references, policy rules and waivers) and the contracts and
     consumer limits of its render, done in memory (nothing is written)."""
+    from generator import pipeline
+
     folder = find_root(root or Path.cwd())
     built = pipeline.build(folder)
     judged = pipeline.Judged(built.model, built.policy)
@@ -154,8 +159,8 @@ def schema(
     check_only: Annotated[bool, typer.Option("--check", help="Exit 1 if the files on disk are out of date.")] = False,
 ) -> None:
     """Export the JSON Schema of every input file kind (for editor autocompletion)."""
+    from generator.catalog.folders import find_root
     from generator.catalog.json_schema import SCHEMA_DIR, json_schemas
-    from generator.catalog.load import find_root
 
     folder = out or find_root(root or Path.cwd()) / SCHEMA_DIR
     stale = []
@@ -178,7 +183,7 @@ def allocate(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be allocated; write nothing.")] = False,
 ) -> None:
     """Record a VPC CIDR in catalog/networks.yaml for every VPC that lacks one."""
-    from generator.catalog.load import find_root
+    from generator.catalog.folders import find_root
     from generator.ops.allocate import allocate as run
     from generator.ops.allocate import headroom
 

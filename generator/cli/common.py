@@ -6,15 +6,16 @@ The CLI is thin on purpose: parse flags, call the library, map outcomes to exit 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from generator import pipeline
-from generator.catalog.load import find_root
+from generator.catalog.folders import find_root
 from generator.errors import CatalogErrors
-from generator.model.resolve import Model
-from generator.policy.core import PolicyReport
+
+if TYPE_CHECKING:  # the commands load the pipeline when they run: the CLI starts without it (a no-op render never needs it)
+    from generator.model.resolve import Model
+    from generator.policy.core import PolicyReport
 
 RootOption = Annotated[Path | None, typer.Option("--root", help="Repository root (default: found from the current folder).")]
 FormatOption = Annotated[str, typer.Option("--format", help="text or json.")]
@@ -39,6 +40,8 @@ def report(errors: CatalogErrors) -> None:
 def model_for(root: Path | None) -> tuple[Path, Model]:
     """(repository root, resolved and judged model) for ``--root`` or the current folder;
     waived violations are printed as notes."""
+    from generator import pipeline
+
     folder = find_root(root or Path.cwd())
     judged = pipeline.resolve_checked(folder)
     return folder, judged.model

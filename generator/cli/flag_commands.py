@@ -58,7 +58,7 @@ def flag(
     """Set (--set VARIANT, or `set`) or kill (--kill, or `kill`) FLAG of SERVICE in --env, for every tenant or one (--tenant); re-renders atomically."""
     from pathlib import Path
 
-    from generator.catalog.load import find_root
+    from generator.catalog.folders import find_root
     from generator.lifecycle import flags as lib
     from generator.ops import flags as plan_lib
 

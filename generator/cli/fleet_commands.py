@@ -12,9 +12,10 @@ from typing import Annotated
 
 import typer
 
-from generator.catalog.load import find_root
+from generator.catalog.folders import find_root
 from generator.cli.common import RootOption, model_for
 from generator.errors import UsageError
+from generator.model.ci import MAX_JOBS
 
 MaxJobsOption = Annotated[int, typer.Option("--max-jobs", help="Most jobs in one matrix (GitHub allows 256).")]
 BatchOption = Annotated[str | None, typer.Option("--batch", help="K/N: print batch K's items instead of the matrix.")]
@@ -42,7 +43,7 @@ def list_tenants(
     format: Annotated[
         str, typer.Option("--format", help="text, json, namespaces (space-separated), tsv (namespace, cluster) or matrix (batches).")
     ] = "text",
-    max_jobs: MaxJobsOption = 256,
+    max_jobs: MaxJobsOption = MAX_JOBS,
     batch: BatchOption = None,
 ) -> None:
     """Every tenant per environment with its namespace, cell and cluster (what workflows loop over)."""
@@ -72,7 +73,7 @@ def batches(
     base: Annotated[str, typer.Option("--base", help="Git ref to compare with (branch, tag or commit).")],
     layer: Annotated[str | None, typer.Option("--layer", help="org, shared, pool or tenant (plan and apply in this order).")] = None,
     env: Annotated[str | None, typer.Option("--env", help="Only this environment (one apply stage).")] = None,
-    max_jobs: MaxJobsOption = 256,
+    max_jobs: MaxJobsOption = MAX_JOBS,
     batch: BatchOption = None,
     shard: Annotated[
         str | None,
@@ -111,7 +112,7 @@ def batches(
 
 
 def restore_targets(
-    max_jobs: MaxJobsOption = 256,
+    max_jobs: MaxJobsOption = MAX_JOBS,
     batch: BatchOption = None,
     root: RootOption = None,
 ) -> None:

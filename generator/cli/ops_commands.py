@@ -9,13 +9,11 @@ from typing import Annotated
 
 import typer
 
-from generator import pipeline
-from generator.catalog.load import find_root
+from generator.catalog.folders import find_root
 from generator.cli.common import EXIT_DIFFERENT, FormatOption, RootOption, model_for
 from generator.cli.fleet_commands import BatchOption, MaxJobsOption
 from generator.errors import UsageError
-from generator.ops.cost import DEFAULT_MAX_INCREASE
-from generator.targets.workflows import LINT_UNITS_PER_JOB
+from generator.model.ci import DEFAULT_MAX_INCREASE, LINT_UNITS_PER_JOB, MAX_JOBS
 
 
 def affected(
@@ -46,7 +44,7 @@ def roots(
     shard: Annotated[str | None, typer.Option("--shard", help="K/N: only every N-th root, starting at the K-th.")] = None,
     root: RootOption = None,
     format: Annotated[str, typer.Option("--format", help="text, json, or matrix (batches, like `companyos batches`).")] = "text",
-    max_jobs: MaxJobsOption = 256,
+    max_jobs: MaxJobsOption = MAX_JOBS,
     batch: BatchOption = None,
 ) -> None:
     """Every Terraform root with its environment, account role and region (the drift
@@ -182,6 +180,7 @@ def isolation(
 ) -> None:
     """Prove from the rendered tree that no tenant reaches another (docs/isolation.md); exit 1
     with each path found, hop by hop with its rendered file:line."""
+    from generator import pipeline
     from generator.ops import isolation as lib
     from generator.ops import parse_memo
 
@@ -225,11 +224,12 @@ def lint(
         str | None, typer.Option("--batch", help="K/N: only the K-th of the N parts of the units in play (--format matrix gives N).")
     ] = None,
     units_per_job: Annotated[int, typer.Option("--units-per-job", help="--format matrix: tenant units per job.")] = LINT_UNITS_PER_JOB,
-    max_jobs: MaxJobsOption = 256,
+    max_jobs: MaxJobsOption = MAX_JOBS,
 ) -> None:
     """Lint a fresh render: checkov (skips in catalog/lint.yaml), structural validators and the
     isolation analyzer; with --base, what a pull request's commit changed; with --committed,
     HEAD's commit; --format matrix and --batch split either into jobs (docs/guardrails.md)."""
+    from generator import pipeline
     from generator.ops import lint as lib
     from generator.ops import lint_scope
 

@@ -27,7 +27,7 @@ def promote(
     """Copy the previous environment's release of SERVICE into --to (catalog + re-render), refusing skips and closed windows."""
     from pathlib import Path
 
-    from generator.catalog.load import find_root
+    from generator.catalog.folders import find_root
     from generator.lifecycle import promote as lib
     from generator.ops import promote as plan_lib
 

@@ -27,7 +27,7 @@ def standby(
 ) -> None:
     """Set disaster_recovery.active (or add/remove --tenant in active_tenants) in environments/ENV.yaml;
     run `companyos render` next and commit both."""
-    from generator.catalog.load import find_root
+    from generator.catalog.folders import find_root
     from generator.ops.standby import set_active
 
     changed = set_active(find_root(root or Path.cwd()), environment, active, tenant)

@@ -5,19 +5,19 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from generator import pipeline
-from generator.catalog import snapshot
-from generator.catalog.load import find_root
+from generator.catalog.folders import MANIFEST_PATH, find_root
 from generator.cli import fast_exit
 from generator.cli.common import EXIT_DIFFERENT, FormatOption, RootOption
 from generator.cli.progress import render_progress
 from generator.errors import CatalogErrors, UsageError
-from generator.output import tree
-from generator.output.render import MANIFEST_PATH
+from generator.output import checkcache, forked, tree
+
+if TYPE_CHECKING:
+    from generator import pipeline
 
 #: What resolves each kind of difference ``check`` reports (text and ``--format json``).
 NEXT_STEP = {
@@ -36,14 +36,22 @@ def render(
 ) -> None:
     """Render the catalog into rendered/ and .github/workflows/ (atomic, prunes stale output;
     re-renders only the tenants whose inputs changed, see docs/incremental.md)."""
-    with render_progress(enabled=not quiet) as progress:
-        done = pipeline.render_tree(root, progress=progress, full=full)
-    fast_exit.keep(done)  # freed by the process's end, not object by object here
-    report = done.report
+    folder = find_root(root or Path.cwd())
+    # asked before the render's code is loaded: a no-op needs none of it (checkcache.as_last_verified)
+    verified, inputs = (None, None) if full else checkcache.as_last_verified(folder, forked.default_jobs(), writer=True)
+    if verified is not None:
+        report, files, waived = tree.WriteReport(unchanged=verified.files), verified.files, verified.notes
+    else:
+        from generator import pipeline
+
+        with render_progress(enabled=not quiet) as progress:
+            done = pipeline.render_tree(folder, progress=progress, full=full, inputs=inputs)
+        fast_exit.keep(done)  # freed by the process's end, not object by object here
+        report, files, waived = done.report, done.files, done.waived
     if not quiet:
-        verified = " (inputs and tree as last verified: nothing rendered)" if done.built is None else ""
+        said = " (inputs and tree as last verified: nothing rendered)" if verified is not None else ""
         typer.echo(
-            f"rendered {done.files} files: {len(report.written)} written, {report.unchanged} unchanged, {len(report.pruned)} pruned{verified}"
+            f"rendered {files} files: {len(report.written)} written, {report.unchanged} unchanged, {len(report.pruned)} pruned{said}"
         )
         for rel in report.pruned:
             typer.echo(f"  pruned {rel}")
@@ -51,7 +59,7 @@ def render(
             typer.echo(f"  warning: {rel} is under rendered/ but was not generated; remove it", err=True)
         for rel in report.removed_leftovers:
             typer.echo(f"  removed {rel} (a temporary file of an interrupted write)")
-        for note in done.waived:
+        for note in waived:
             typer.echo(note)
     for kept in report.kept:  # even with --quiet: a file we did not delete although asked to
         typer.echo(f"  kept {kept.path}: not pruned because {kept.reason}; delete it yourself if it is no longer needed", err=True)
@@ -90,13 +98,23 @@ def check(
     current = None  # what the diff is taken from: the files on disk, or HEAD's commit
     if committed and (base is None or full):
         raise UsageError("--committed needs --base and no --full: it checks HEAD's commit against the base's record")
-    if base is None:
-        built, st = pipeline.check_tree(root, use_cache=not full, full=full)
+    folder = find_root(root or Path.cwd())
+    verified, inputs = None, None
+    if base is None and not full:  # asked before the render's code is loaded, as render does
+        verified, inputs = checkcache.as_last_verified(folder, forked.default_jobs(), writer=False)
+    if verified is not None:
+        built, st = None, tree.TreeStatus(unchanged=verified.files)
+    elif base is None:
+        from generator import pipeline
+
+        built, st = pipeline.check_tree(folder, use_cache=not full, full=full, inputs=inputs)
     else:
+        from generator import pipeline
+        from generator.catalog import snapshot
         from generator.ops.destructive import against_base, check_base
 
         # one export of the base serves both the incremental check and the destruction report
-        with snapshot.at(find_root(root or Path.cwd()), base, head=committed) as baseline:
+        with snapshot.at(folder, base, head=committed) as baseline:
             current = baseline.head_file if committed else None
             if full:
                 whole, st = pipeline.check(root, full=True)
@@ -159,6 +177,8 @@ def check(
 
 def diff(root: RootOption = None) -> None:
     """Print the full unified diff between the tree on disk and a fresh render."""
+    from generator import pipeline
+
     built, st = pipeline.check_tree(root)
     assert built is not None
     sys.stdout.write(tree.unified_diff(built.result, built.root, [*st.changed, *st.missing, *st.stale]))

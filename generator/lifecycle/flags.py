@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from generator import git
-from generator.catalog.load import find_root
+from generator.catalog.folders import find_root
 from generator.errors import UsageError
 from generator.lifecycle.transaction import Progress, git_state, refusal, render_tracked, transaction
 from generator.ops import flags as ops_flags

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from generator import git, pipeline
 from generator.catalog import spec
-from generator.catalog.load import find_root, load_entry
+from generator.catalog.folders import find_root
+from generator.catalog.load import load_entry
 from generator.errors import ErrorSink, UsageError
 from generator.lifecycle.request import (
     TEMPLATE_DIR,

@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 from generator import git
-from generator.catalog.load import find_root
+from generator.catalog.folders import find_root
 from generator.errors import UsageError
 from generator.lifecycle.transaction import Progress, git_state, refusal, render_tracked, transaction
 from generator.ops import promote as ops_promote

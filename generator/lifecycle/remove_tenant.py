@@ -13,7 +13,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from generator import pipeline
-from generator.catalog.load import find_root
+from generator.catalog.folders import find_root
 from generator.errors import UsageError
 from generator.lifecycle.request import answers_path
 from generator.lifecycle.transaction import (

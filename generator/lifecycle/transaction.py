@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from generator import git, pipeline
+from generator.catalog.folders import MANIFEST_PATH
 from generator.errors import UsageError
 from generator.lifecycle.request import CLEAN_FOLDERS
 from generator.model import networks
 from generator.ops.allocate import allocate
 from generator.output import lock, tree
 from generator.output.atomic import write_atomic
-from generator.output.render import MANIFEST_PATH
 
 
 class FileTransaction:

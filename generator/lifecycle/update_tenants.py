@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from generator import git
-from generator.catalog.load import find_root, linked_part
+from generator.catalog.folders import find_root
+from generator.catalog.load import linked_part
 from generator.errors import CatalogErrors, UsageError
 from generator.lifecycle.request import (
     TEMPLATE_DIR,

@@ -15,19 +15,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from generator.catalog.folders import MANIFEST_PATH
 from generator.errors import UsageError
 from generator.git import blobs, git_path, read_blob, require_repo, resolve_commit, tree_entries
-from generator.model import naming
+from generator.model import ci, naming
 from generator.model.resolve import Model
 from generator.ops import fleet
-from generator.output.render import MANIFEST_PATH
 from generator.output.tree import UNITS_DIR, listed_roots, manifest_roots, manifests_files, read_file, read_manifest
 from generator.targets import workflows
 
 KINDS = ("added", "changed", "removed")
 #: Plan and apply order (org -> shared -> pool -> tenant) and GitHub's jobs-per-matrix limit.
 LAYERS = workflows.TERRAFORM_LAYERS
-MAX_JOBS = workflows.MAX_JOBS
+MAX_JOBS = ci.MAX_JOBS
 ORG_DIR = "rendered/terraform/org"
 
 

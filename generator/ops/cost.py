@@ -18,10 +18,10 @@ from typing import Any
 from generator import pipeline
 from generator.catalog import spec
 from generator.errors import CatalogError, CatalogErrors, Location, UsageError
+from generator.model.ci import DEFAULT_MAX_INCREASE
 from generator.model.resolve import Deployment, Model
 
 PRICING_PATH = "catalog/pricing.yaml"
-DEFAULT_MAX_INCREASE = 10.0
 #: The render-check gate: a tenant's cost per declared unit may rise this much (percent).
 DEFAULT_MAX_UNIT_INCREASE = 10.0
 #: How many parts a unit-cost regression names as its top contributors.

@@ -20,11 +20,12 @@ from typing import Any
 import yaml
 
 from generator import pipeline
+from generator.catalog.folders import MANIFEST_PATH
 from generator.catalog.snapshot import Baseline
 from generator.errors import CatalogError
 from generator.model.resolve import Model
 from generator.output.ondisk import TreeFiles
-from generator.output.render import MANIFEST_PATH, RenderResult
+from generator.output.render import RenderResult
 from generator.output.tree import TreeStatus, manifest_roots, manifests_files
 from generator.output.units import unit_path
 from generator.policy.rules.migrations import against_base as schema_against_base

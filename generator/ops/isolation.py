@@ -30,6 +30,7 @@ from generator import pipeline
 from generator.model import naming
 from generator.ops.parse_memo import Blocks, ParseMemo
 from generator.ops.pod_groups import POOL_ADMIN_OUTPUT
+from generator.output import forked
 
 ANYONE = "*"
 NetworkAddress = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -270,7 +271,7 @@ def analyze(root: Path, organization: str, *, cache: Path | None = None, only: S
     memo = ParseMemo(cache, READ_BLOCKS)
     findings: list[Finding] = []
     with _collector_on():
-        memo.warm(_parsed_files(rendered, envs), pipeline.default_jobs())
+        memo.warm(_parsed_files(rendered, envs), forked.default_jobs())
         for env in envs:
             findings += _analyze_env(rendered, env, organization, memo)
     memo.prune()  # the memo holds what this run read: in CI, one environment's job keeps its own

@@ -20,10 +20,10 @@ from typing import Any
 from generator import git
 from generator.catalog.folders import OUTPUT_DIRS
 from generator.errors import UsageError
+from generator.model.ci import LINT_UNITS_PER_JOB, MAX_JOBS
 from generator.ops import fleet
 from generator.output.tree import UNITS_DIR, manifest_files
 from generator.output.units import GLOBAL, unit_named, unit_path
-from generator.targets.workflows import LINT_UNITS_PER_JOB, MAX_JOBS
 
 #: What lint's verdict depends on besides the output (paths from the catalog root).
 LINT_INPUTS = ("catalog/lint.yaml", "generator", "requirements", "pyproject.toml", "Makefile")

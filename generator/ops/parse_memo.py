@@ -28,7 +28,7 @@ import msgspec
 import yaml
 
 from generator.errors import UsageError
-from generator.output import parallel
+from generator.output import forked
 from generator.output.atomic import write_atomic
 from generator.output.listing import CACHE_DIR
 
@@ -127,7 +127,7 @@ class ParseMemo:
                 if not _entry(self.folder, key).exists():
                     missing.append(str(path))
         jobs = jobs if len(missing) >= MIN_PARALLEL else 1
-        parallel.each_forked(functools.partial(_store, self.folder, dict(self.blocks)), missing, jobs, who="parse")
+        forked.each_forked(functools.partial(_store, self.folder, dict(self.blocks)), missing, jobs, who="parse")
         return len(missing)
 
     def prune(self) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from generator import pipeline
+from generator.catalog.folders import MANIFEST_PATH
 from generator.catalog.load import LAYOUT, Catalog, Entry, FileKind
 from generator.catalog.yaml_source import KeyPath, SourceDoc
 from generator.errors import CatalogErrors, Location, UsageError
@@ -28,7 +29,7 @@ from generator.formats import emit
 from generator.model.layers import Origin
 from generator.model.resolve import Deployment, Model, resolve
 from generator.output import parallel, tree
-from generator.output.render import MANIFEST_PATH, render
+from generator.output.render import render
 from generator.targets import TARGETS
 from generator.targets.base import Target
 

@@ -30,7 +30,7 @@ from typing import NamedTuple, cast
 import msgspec
 
 from generator.catalog.folders import INPUT_DIRS
-from generator.output import committed, json_pieces, parallel, since_proof, tree
+from generator.output import committed, forked, json_pieces, lock, since_proof, tree
 from generator.output.atomic import write_atomic_frames
 
 # RACY_NS: a file whose ctime is this close to the record's (or later) may change again within
@@ -229,7 +229,7 @@ def _walk_tally(root: Path, wanted: Container[str], racy: Container[str], since:
         return _tally(_walk_stats(root), wanted, racy, since)
     deep: list[str] = []
     near = list(_walk_stats(root, stop_at=deep))
-    with parallel.apart(functools.partial(_tally_below, root, deep[1::2], wanted, racy, since), wanted=True) as theirs:
+    with forked.apart(functools.partial(_tally_below, root, deep[1::2], wanted, racy, since), wanted=True) as theirs:
         mine = _tally(itertools.chain(near, _walk_stats(root, deep[::2])), wanted, racy, since)
         return mine.joined(theirs())
 
@@ -314,6 +314,29 @@ def known_clean(root: Path, inputs: str | None = None, *, apart: bool = False) -
         return None
     _record(root, {**cached, **_stat_record(root, paths)})  # clean by content: stat it afresh
     return files
+
+
+class AsVerified(NamedTuple):
+    """A tree as last verified clean for these very inputs: nothing to render or compare."""
+
+    #: Generated files the tree holds.
+    files: int
+    #: The waiver notes the run that verified it printed.
+    notes: tuple[str, ...]
+
+
+def as_last_verified(root: Path, jobs: int, *, writer: bool) -> tuple[AsVerified | None, str]:
+    """The first question of ``render`` (``writer``: under the writer's lock) and of a cached
+    ``check`` (reading, ``tree.quiescent``), an interrupted write repaired first: whether the
+    inputs and the tree are as last verified clean (:func:`known_clean`, a large tree's walk
+    on a worker when ``jobs`` > 1), and the inputs digest (the key of the record a render or
+    check makes next). This module loads none of the render's code: at 10,000 tenants a no-op
+    answered here, before the CLI loads the rest, starts git's proof ~0.25 s sooner."""
+    tree.recover(root)
+    with lock.hold(root) if writer else tree.quiescent(root):
+        inputs = inputs_digest(root)
+        files = known_clean(root, inputs, apart=jobs > 1)
+        return (None if files is None else AsVerified(files, notes(root) if writer else ())), inputs
 
 
 def _proof_may_hold(root: Path, cached: Mapping[str, object]) -> bool:

@@ -29,7 +29,6 @@ from generator.output.spool import made as spool_made
 from generator.targets import TARGETS
 from generator.targets.base import RenderedFile, Target
 
-MANIFEST_PATH = "rendered/.companyos-manifest.json"
 MANIFEST_VERSION = 1
 
 

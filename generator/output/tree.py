@@ -19,17 +19,19 @@ import sys
 from collections.abc import Callable, Collection, Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypedDict, cast
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 import msgspec
 
-from generator.catalog.folders import OUTPUT_DIRS
+from generator.catalog.folders import MANIFEST_PATH, OUTPUT_DIRS
 from generator.errors import UsageError
 from generator.output import journal, lock
 from generator.output.journal import TMP_SUFFIX
 from generator.output.listing import Listing, list_folders
-from generator.output.render import MANIFEST_PATH, RenderResult
 from generator.output.slim_entry import entry_field
+
+if TYPE_CHECKING:  # the render is not loaded to read or compare a tree (a no-op render loads none of it)
+    from generator.output.render import RenderResult
 
 #: Folders whose content we own and where unknown files are reported.
 OWNED_DIRS = ("rendered",)

@@ -856,7 +856,7 @@ def foreseen(model: Model, found: Digests, changed: Iterable[str], recorded: Rec
 @dataclass(frozen=True)
 class Early:
     """:func:`render_fresh` of ``tenants``, started before the plan ran (on the other core,
-    ``parallel.apart_in_turn``): :func:`render_incremental` takes it only when the plan
+    ``forked.apart_in_turn``): :func:`render_incremental` takes it only when the plan
     renders exactly these tenants and reuses the others, so it is the render it would make."""
 
     tenants: frozenset[str]

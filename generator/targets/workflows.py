@@ -18,6 +18,7 @@ from generator.catalog import spec
 from generator.errors import CatalogError, CatalogErrors, Location
 from generator.formats.templating import Templates, comment_text, shell_join, shell_word
 from generator.model import naming
+from generator.model.ci import LINT_UNITS_PER_JOB, MAX_JOBS
 from generator.model.resolve import Model
 from generator.targets import common as hardening
 from generator.targets import release
@@ -252,12 +253,6 @@ def context(model: Model) -> dict[str, Any]:
 #: Plan and apply order: the organization root, then each environment's shared root, its
 #: pools, its tenants (each layer reads what the previous one created).
 TERRAFORM_LAYERS = ("org", "shared", "pool", "tenant")
-#: GitHub runs at most 256 jobs per matrix; batched matrices stay at or under this.
-MAX_JOBS = 256
-#: Tenant units one render-check lint job takes (``companyos lint --batch``): a batch of 200
-#: took 4 min 41 s on two cores at 10,000 tenants (docs/guardrails.md), besides the job's
-#: set-up, and a whole lint of 10,000 tenants is 50 jobs.
-LINT_UNITS_PER_JOB = 200
 #: The tenant layer plans and applies as this many matrices (each at most :data:`MAX_JOBS`
 #: jobs; shard K takes every N-th affected root): a fixed number, so the workflow's shape
 #: never depends on the fleet. With 3 minutes per plan and 10 per apply (output/limits.py)

@@ -36,8 +36,9 @@ from typing import Any
 import pytest
 
 from generator import pipeline
+from generator.catalog.folders import MANIFEST_PATH
 from generator.output import journal, listing, lock, tree, units
-from generator.output.render import MANIFEST_PATH, RenderResult
+from generator.output.render import RenderResult
 from helpers.repo import REPO, CliResult, snapshot
 
 TENANTS = 200

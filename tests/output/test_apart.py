@@ -1,4 +1,4 @@
-"""One call on the other core (``parallel.apart``), and the policy judged there while the
+"""One call on the other core (``forked.apart``), and the policy judged there while the
 units render (``pipeline.build_incremental``): the same report as judged here, its errors
 still first, nothing written after them, and a worker that dies is an error, not a hang."""
 
@@ -12,7 +12,7 @@ import pytest
 
 from generator import pipeline
 from generator.errors import CatalogErrors
-from generator.output import parallel, units
+from generator.output import forked, parallel, units
 from helpers.catalog_edit import override
 from helpers.processes import record_pids
 from helpers.repo import snapshot
@@ -20,7 +20,7 @@ from tests.helpers.repo import copy_repo
 
 
 def test_the_call_runs_in_another_process_and_its_result_comes_back() -> None:
-    with parallel.apart(os.getpid, wanted=True) as result:
+    with forked.apart(os.getpid, wanted=True) as result:
         assert result() != os.getpid()
 
 
@@ -28,18 +28,18 @@ def test_what_the_call_raised_is_raised_when_asked() -> None:
     def fails() -> None:
         raise ValueError("no such thing")
 
-    with parallel.apart(fails, wanted=True) as result, pytest.raises(ValueError, match="no such thing"):
+    with forked.apart(fails, wanted=True) as result, pytest.raises(ValueError, match="no such thing"):
         result()
 
 
 def test_a_worker_that_dies_is_an_error() -> None:
-    with parallel.apart(lambda: os.kill(os.getpid(), signal.SIGKILL), wanted=True) as result, pytest.raises(OSError, match="died"):
+    with forked.apart(lambda: os.kill(os.getpid(), signal.SIGKILL), wanted=True) as result, pytest.raises(OSError, match="died"):
         result()
 
 
 def test_unwanted_the_call_runs_here_before_the_block() -> None:
     order: list[str] = []
-    with parallel.apart(lambda: order.append(f"call {os.getpid()}") or 7, wanted=False) as result:
+    with forked.apart(lambda: order.append(f"call {os.getpid()}") or 7, wanted=False) as result:
         order.append("block")
         assert result() == 7
     assert order == [f"call {os.getpid()}", "block"]
@@ -90,7 +90,7 @@ def test_policy_errors_judged_apart_come_first_and_nothing_is_written(tmp_path: 
 
 
 def _write_pid(item: str) -> None:
-    """An item of :func:`parallel.each_forked`: its worker's pid, in a file named by the item."""
+    """An item of :func:`forked.each_forked`: its worker's pid, in a file named by the item."""
     folder, name = item.rsplit("/", 1)
     Path(folder, name).write_text(str(os.getpid()))
 
@@ -103,16 +103,16 @@ def _fail_on_seven(item: str) -> None:
 
 def test_each_forked_runs_every_item_in_other_processes(tmp_path: Path) -> None:
     items = [f"{tmp_path}/{n}" for n in range(100)]
-    parallel.each_forked(_write_pid, items, 2, who="test")
+    forked.each_forked(_write_pid, items, 2, who="test")
     pids = {int((tmp_path / str(n)).read_text()) for n in range(100)}
     assert os.getpid() not in pids and 1 <= len(pids) <= 2
 
 
 def test_each_forked_with_one_worker_runs_here_in_order(tmp_path: Path) -> None:
-    parallel.each_forked(_write_pid, [f"{tmp_path}/a", f"{tmp_path}/b"], 1, who="test")
+    forked.each_forked(_write_pid, [f"{tmp_path}/a", f"{tmp_path}/b"], 1, who="test")
     assert {(tmp_path / n).read_text() for n in "ab"} == {str(os.getpid())}
 
 
 def test_each_forked_fails_when_a_worker_raises(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="item 7"):
-        parallel.each_forked(_fail_on_seven, [f"{tmp_path}/{n}" for n in range(40)], 2, who="test")
+        forked.each_forked(_fail_on_seven, [f"{tmp_path}/{n}" for n in range(40)], 2, who="test")

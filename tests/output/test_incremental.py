@@ -13,8 +13,9 @@ import pytest
 
 from generator import pipeline
 from generator.catalog import snapshot
+from generator.catalog.folders import MANIFEST_PATH
 from generator.output import checkcache, tree, unit_cache, units
-from generator.output.render import MANIFEST_PATH, EntryField, render
+from generator.output.render import EntryField, render
 from helpers.baseline import check_base, edit_tenant, forge, rendered_base
 from helpers.gitrepo import commit_all
 from helpers.unit_cache_frames import cached_units, frames, write_frames

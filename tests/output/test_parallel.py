@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from generator import pipeline
-from generator.output import parallel
+from generator.output import forked, parallel
 from generator.output.render import EntryField, render
 from helpers.repo import REPO
 
@@ -369,7 +369,7 @@ def test_workers_collect_cycles_though_the_console_script_turns_the_collector_of
     gc.disable()
     try:
         result = render(large_model, jobs=2, check=False)
-        with parallel.apart(gc.isenabled, wanted=True) as apart_collects:
+        with forked.apart(gc.isenabled, wanted=True) as apart_collects:
             pass_collects = apart_collects()
     finally:
         if was:

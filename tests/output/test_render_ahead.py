@@ -1,6 +1,6 @@
 """The units a run will render, foreseen from the catalog files that changed and rendered on
 the other core while the plan runs (``units.foreseen``, ``units.Early``,
-``parallel.apart_in_turn``): taken only when the plan renders exactly those tenants, so the
+``forked.apart_in_turn``): taken only when the plan renders exactly those tenants, so the
 tree is the one a full render makes; the policy is then judged here, its errors still first."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from generator import pipeline
 from generator.catalog.snapshot import at as snapshot_at
 from generator.errors import CatalogErrors, UsageError
 from generator.model import references
-from generator.output import parallel, tree, units
+from generator.output import forked, parallel, tree, units
 from helpers.baseline import check_base, forge
 from helpers.catalog_edit import edit_yaml, override, write_tenant
 from helpers.gitrepo import commit_all
@@ -25,14 +25,14 @@ from tests.helpers.repo import copy_repo
 
 
 def test_calls_apart_run_in_turn_in_one_worker() -> None:
-    with parallel.apart_in_turn([os.getpid, time.monotonic_ns, os.getpid], wanted=True) as (first, clock, last):
+    with forked.apart_in_turn([os.getpid, time.monotonic_ns, os.getpid], wanted=True) as (first, clock, last):
         assert first() == last() != os.getpid()
         assert isinstance(clock(), int)
 
 
 def test_a_call_nobody_asks_for_is_stopped_when_the_block_ends() -> None:
     started = time.monotonic()
-    with parallel.apart_in_turn([os.getpid, lambda: time.sleep(60)], wanted=True) as (worker, _):
+    with forked.apart_in_turn([os.getpid, lambda: time.sleep(60)], wanted=True) as (worker, _):
         pid = worker()
     assert time.monotonic() - started < 30  # not the 60 s the second call sleeps
     with pytest.raises(ProcessLookupError):
@@ -41,7 +41,7 @@ def test_a_call_nobody_asks_for_is_stopped_when_the_block_ends() -> None:
 
 def test_unwanted_every_call_runs_here_first_in_order() -> None:
     order: list[int] = []
-    with parallel.apart_in_turn([lambda: order.append(1) or 1, lambda: order.append(2) or 2], wanted=False) as (one, two):
+    with forked.apart_in_turn([lambda: order.append(1) or 1, lambda: order.append(2) or 2], wanted=False) as (one, two):
         assert order == [1, 2]
         assert (one(), two()) == (1, 2)
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from generator import pipeline
+from generator.catalog.folders import MANIFEST_PATH
 from generator.errors import UsageError
 from generator.output import tree, units
-from generator.output.render import MANIFEST_PATH
 from helpers.catalog_edit import edit_yaml
 from helpers.repo import REPO, snapshot
 

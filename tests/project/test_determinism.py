@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from generator import pipeline
-from generator.output.render import MANIFEST_PATH
+from generator.catalog.folders import MANIFEST_PATH
 from helpers.repo import REPO
 
 DIGEST = "import hashlib,sys; from pathlib import Path; from generator import pipeline; r = pipeline.build(Path(sys.argv[1])).result; print(hashlib.sha256(b''.join(p.encode() + b'\\0' + d for p, d in sorted(r.files.items()))).hexdigest())"

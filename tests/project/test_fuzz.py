@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from generator import pipeline
+from generator.catalog.folders import MANIFEST_PATH
 from generator.output import tree
-from generator.output.render import MANIFEST_PATH
 from helpers.repo import copy_repo, snapshot
 from helpers.yaml_docs import load_yaml_docs
 

@@ -109,12 +109,14 @@ def check(
 
         built, st = pipeline.check_tree(folder, use_cache=not full, full=full, inputs=inputs)
     else:
-        from generator import pipeline
         from generator.catalog import snapshot
-        from generator.ops.destructive import against_base, check_base
 
-        # one export of the base serves both the incremental check and the destruction report
+        # one export of the base serves both the incremental check and the destruction report;
+        # git's proof of the working tree starts with it, and runs while the render's code loads
         with snapshot.at(folder, base, head=committed) as baseline:
+            from generator import pipeline
+            from generator.ops.destructive import against_base, check_base
+
             current = baseline.head_file if committed else None
             if full:
                 whole, st = pipeline.check(root, full=True)

@@ -2,7 +2,8 @@
 
 One definition for the stages that need them: the incremental render's input digests, the
 verified-clean record, the journal's writes and a base commit's comparisons
-(``check --base --committed`` proves the inputs are HEAD's and diffs the outputs).
+(``check --base --committed`` proves the inputs are HEAD's and diffs the outputs). Plain
+values and :func:`find_root` only: the CLI reads them before it loads anything else.
 """
 
 from __future__ import annotations

@@ -131,6 +131,18 @@ class Listing:
                     yield prefix + name
         yield from self._file_links
 
+    def by_folder(self) -> Iterator[tuple[str, int, Callable[[], list[str]], Callable[[], Iterator[str]]]]:
+        """:meth:`paths` a folder at a time: (folder, how many files, a call that lists their
+        names, a call that makes their paths), folders with no file left out; the links to
+        files last, as the folder ``""`` (``tree._status`` counts a folder's files before it
+        makes any path)."""
+        for folder, entry in self._folders.items():
+            if entry.files:
+                names = functools.partial(entry.files.split, _SEP)
+                yield folder, entry.files.count(_SEP) + 1, names, functools.partial(_joined, folder + "/", entry.files)
+        if self._file_links:
+            yield "", len(self._file_links), list, functools.partial(iter, list(self._file_links))
+
     def finder(self) -> Callable[[str], bool]:
         """Whether a path is a file (or a link to one) the walk found, for paths asked in path
         order: each folder's names are split into a set once, and only the last
@@ -216,6 +228,10 @@ def from_wire(fh: BinaryIO) -> Listing:
     while (frame := next_frame(fh)) is not None:
         folders.update(_FOLDERS.decode(frame))
     return Listing(set(found.links), found.tops, found.changed, folders, set(found.unread), set(found.racy), found.file_links)
+
+
+def _joined(prefix: str, names: str) -> Iterator[str]:
+    return map(prefix.__add__, names.split(_SEP))
 
 
 def list_folders(root: Path, folders: Iterable[str], *, cached: bool = True, offer: bool = True) -> Listing:

@@ -789,3 +789,54 @@ def test_a_whole_file_is_read_with_a_buffer_of_its_size(tmp_path: Path, monkeypa
     assert tree.read_file(fifo) == b"y" * 200_000
     writer.join()
     assert tree.read_file(tmp_path / "missing") is None and tree.read_file(tmp_path) is None
+
+
+# --- a folder's files counted, not tested one by one (tree._status) ------------------------------
+
+HOOLI_STRAY = "rendered/helm/prod/hooli/stray.yaml"
+
+
+def _swapped(repo: Path) -> None:
+    """hooli's ``api.yaml`` gone and a stray file beside it: the folder holds as many files as
+    before, so only the proofs that its verified files are on disk tell the two apart."""
+    (repo / HOOLI_FILE).unlink()
+    (repo / HOOLI_STRAY).write_text("kind: ConfigMap\n")
+
+
+@pytest.mark.parametrize("how", ["check, stat record", "check, no cache", "check --base", "render"])
+def test_a_verified_file_swapped_for_a_stray_in_its_folder_is_found(repo: Path, how: str) -> None:
+    """``tree._status`` counts a folder's files when it holds as many as verified paths (none
+    made afresh, no link): sound only because every verified path is proven a file on disk
+    (git, the stat record, or read under the lock). A swap keeps the count: the proofs must
+    drop the unit, whose file is then missing and the stray unmanaged."""
+    _rendered(repo)
+    if how == "check, stat record":
+        pipeline.check(repo, use_cache=True, full=False)  # the record, with hooli's stat sum
+    _swapped(repo)
+    if how == "render":
+        _, report = pipeline.render_to_disk(repo)
+        assert report.unmanaged == [HOOLI_STRAY] and (repo / HOOLI_FILE).is_file()
+        return
+    if how == "check --base":
+        _, _, clean, problems = check_base(repo, "HEAD")
+        assert not clean and sorted(problems) == [HOOLI_FILE, HOOLI_STRAY]
+        return
+    status = pipeline.check(repo, use_cache=how == "check, stat record", full=False)[1]
+    assert status.missing == [HOOLI_FILE] and status.unmanaged == [HOOLI_STRAY]
+
+
+def test_a_folder_of_verified_files_is_counted_without_making_its_paths(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The no-op's comparison makes paths only for the folders it must look into: one with a
+    stray. A folder of files made afresh (the global unit renders every run) is counted too."""
+    from generator.output import listing
+
+    _rendered(repo)
+    (repo / HOOLI_STRAY).write_text("kind: ConfigMap\n")
+    looked: list[str] = []
+    joined = listing._joined
+    monkeypatch.setattr(listing, "_joined", lambda prefix, names: looked.append(prefix) or joined(prefix, names))
+    status = pipeline.check(repo, full=False)[1]
+    assert status.unmanaged == [HOOLI_STRAY] and not status.changed and not status.missing
+    assert "rendered/helm/prod/hooli/" in looked and "rendered/helm/prod/globex/" not in looked
+    assert "rendered/terraform/prod/shared/" not in looked  # the global unit's, rendered afresh
+    assert len(looked) < len({p.rpartition("/")[0] for p in tree.files_under(repo, ("rendered",))}) / 2

@@ -18,7 +18,8 @@ from typing import Any
 from generator.catalog.folders import MANIFEST_PATH
 from generator.errors import UsageError
 from generator.git import blobs, git_path, read_blob, require_repo, resolve_commit, tree_entries
-from generator.model import ci, naming
+from generator.model import naming
+from generator.model.ci import MAX_JOBS
 from generator.model.resolve import Model
 from generator.ops import fleet
 from generator.output.tree import UNITS_DIR, listed_roots, manifest_roots, manifests_files, read_file, read_manifest
@@ -27,7 +28,6 @@ from generator.targets import workflows
 KINDS = ("added", "changed", "removed")
 #: Plan and apply order (org -> shared -> pool -> tenant) and GitHub's jobs-per-matrix limit.
 LAYERS = workflows.TERRAFORM_LAYERS
-MAX_JOBS = ci.MAX_JOBS
 ORG_DIR = "rendered/terraform/org"
 
 

@@ -87,7 +87,7 @@ def apart_in_turn(calls: Sequence[Callable[[], Any]], *, wanted: bool) -> Iterat
                 futures = [pool.submit(_run_apart, position) for position in range(len(calls))]  # forks the worker now
             yield [Waiter(future) for future in futures]
             if not all(future.done() for future in futures):
-                stop_pool(pool)
+                _stop_pool(pool)
     finally:
         _APART.clear()
         gc.unfreeze()
@@ -127,14 +127,14 @@ def _each(call: Callable[[T], object], batch: Sequence[T]) -> None:
 @contextlib.contextmanager
 def forked_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
     """A pool of ``workers`` forked processes for the block: shut down when the block ends,
-    its workers killed when it fails (:func:`stop_pool`). concurrent.futures rather than
+    its workers killed when it fails (:func:`_stop_pool`). concurrent.futures rather than
     multiprocessing.Pool: a worker that dies (killed, out of memory) fails the block
     (:func:`result_of`) instead of hanging it forever."""
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=_worker_init, initargs=(os.getpid(),))
     try:
         yield pool
     except BaseException:
-        stop_pool(pool)
+        _stop_pool(pool)
         raise
     else:
         pool.shutdown(wait=True)
@@ -168,7 +168,7 @@ def signals_held() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def stop_pool(pool: ProcessPoolExecutor) -> None:
+def _stop_pool(pool: ProcessPoolExecutor) -> None:
     """Stop a pool that failed or was interrupted without waiting for its workers: a signal
     that lands after the pool forked them but before its manager thread started leaves
     workers nobody tells to stop, and the interpreter's exit would wait for them forever

@@ -179,17 +179,14 @@ class Proven:
     is a regular file on disk now (read here, or vouched for by git or by its ``lstat``, mode
     included): what lets the status count a folder's files instead of testing each."""
 
-    within: Container[str] = frozenset()
+    within: Collection[str] = frozenset()
     but: Collection[str] = frozenset()
 
     def __contains__(self, rel: object) -> bool:
         return rel in self.within and rel not in self.but
 
     def per_folder(self) -> Mapping[str, int]:
-        """How many paths of ``within`` each folder holds, ``but``'s among them; empty when
-        ``within`` cannot be listed (``_status``: every folder path by path)."""
-        if not isinstance(self.within, Iterable):
-            return {}
+        """How many paths of ``within`` each folder holds, ``but``'s among them."""
         return collections.Counter(rel.rpartition("/")[0] for rel in self.within)
 
 
@@ -431,17 +428,10 @@ def _status(
     linked = {rel.rpartition("/")[0] for rel in links}
     for folder, count, names, paths in listing.by_folder():
         listed = expected.get(folder) if folder and folder not in linked else None
-        if listed is not None:
-            made = but_in.get(folder, ())
-            present = 0
-            if made and all(f"{folder}/{name}" in within for name in made):
-                on_disk = set(names())
-                present = sum(name in on_disk for name in made)
-            elif made:
-                listed = None  # a ``but`` path that is not the result's: path by path
-            if listed is not None and count == listed - len(made) + present:
-                trusted += count - present
-                continue
+        counted = None if listed is None else _verified_files(folder, count, names, listed, but_in.get(folder, []), within)
+        if counted is not None:
+            trusted += counted
+            continue
         for rel in paths():
             if rel in within and rel not in but:  # most of them (verified files are the result's)
                 if rel not in links:
@@ -486,6 +476,22 @@ def _status(
     st.unmanaged = sorted(unknown)
     st.leftover = sorted(leftover)
     return st
+
+
+def _verified_files(
+    folder: str, count: int, names: Callable[[], list[str]], listed: int, made: list[str], within: Container[str]
+) -> int | None:
+    """How many of ``folder``'s ``count`` files are verified ones, when its files are exactly
+    its ``listed`` result paths less the ``made`` ones (``but``) absent from its ``names``
+    (``_status``); None when that is not known: the folder is looked at path by path (a
+    ``but`` path that is not the result's, or a file count that leaves room for a stray)."""
+    present = 0
+    if made:
+        if not all(f"{folder}/{name}" in within for name in made):
+            return None
+        on_disk = set(names())
+        present = sum(name in on_disk for name in made)
+    return count - present if count == listed - len(made) + present else None
 
 
 def recover(root: Path) -> str | None:

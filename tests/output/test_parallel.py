@@ -157,6 +157,10 @@ def test_benchmark_runs_end_to_end_and_compares_like_with_like(tmp_path):
     assert (catalog / ".companyos-cache").is_dir() and not (catalog / ".companyos-cache.aside").exists()
     assert row["workers_peak_rss_mb"] >= 0  # 10 tenants render in one process: its only children are git's
     assert len(row["render_vs_bare_each"]) == 1
+    # per MB: the render writes more than the bare loop (emitted JSON, its unit manifests), so
+    # its per-MB ratio is below its plain one, and below that without the manifests counted
+    assert row["render_mb"] > row["render_mb"] - row["unit_manifests_mb"] > row["bare_mb"] > 0
+    assert row["render_vs_bare_per_mb"] <= row["render_vs_bare_per_template_mb"] <= row["render_vs_bare"]
     # --keep kept the catalog (read above); without it the bench removes its folder
     assert [p.name for p in catalog.parent.iterdir()] == ["catalog-10"]
 

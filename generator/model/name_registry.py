@@ -10,7 +10,8 @@ may have one owner. A clash is reported at the later owner's catalog line and na
 
 Cost: a handful of dict insertions per deployment and service; locations and messages are
 only built for clashes. With the catalog's memo (``catalog.file_memo``) a tenant's names are
-derived only when its file changed: 8-byte digests prove the rest apart.
+derived only when its file changed: 8-byte digests prove the rest apart (and a sequence of
+digests a clean run found all different is not compared again).
 """
 
 from __future__ import annotations
@@ -169,7 +170,24 @@ def _names_apart(
             digests = b"".join(map(name_digest, own.owners))
             memo.put(entry.path, digests)
         seen.frombytes(digests)
-    return len(set(seen)) == len(seen)
+    # the very sequence a clean run found all different (an edit that renames nothing keeps
+    # it): ~0.2 s of a set of a million digests at 10,000 tenants not built again
+    proof = hashlib.sha256(seen).digest()
+    if memo.holds(_APART, proof):
+        return True
+    if not all_different(seen):
+        return False
+    memo.record(_APART, proof)
+    return True
+
+
+#: The kind of proof :func:`_names_apart` keeps in the memo.
+_APART = "names-apart"
+
+
+def all_different(digests: array.array[int]) -> bool:
+    """Whether no two of ``digests`` are equal."""
+    return len(set(digests)) == len(digests)
 
 
 def _reserved(catalog: Catalog, platform: spec.Platform) -> Iterator[CatalogError]:

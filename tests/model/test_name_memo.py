@@ -85,6 +85,57 @@ def test_only_the_edited_tenants_names_are_derived_again(cat: Path, derived: lis
     assert sorted(derived) == tenants
 
 
+@pytest.fixture
+def compared(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many digests each comparison of the whole sequence took (none: the proof held)."""
+    sizes: list[int] = []
+    real = name_registry.all_different
+
+    def counted(digests: Any) -> bool:
+        sizes.append(len(digests))
+        return real(digests)
+
+    monkeypatch.setattr(name_registry, "all_different", counted)
+    return sizes
+
+
+def test_a_sequence_proven_apart_is_not_compared_again_until_a_name_changes(cat: Path, derived: list[str], compared: list[int]) -> None:
+    """The first clean run compares every digest and keeps the proof; a run with the same
+    digests (nothing changed, or an owner edited: acme's names derived again, the same) does
+    not compare them; a new tenant changes the sequence, and a clash it brings is found."""
+    _clean(cat)
+    assert len(compared) == 1 and compared[0] > 0
+    compared.clear()
+    _clean(cat)
+    assert compared == []
+    _edit(cat / "tenants/acme.yaml", lambda t: t.replace("\nowner:", "\n# one line down\nowner:"))
+    derived.clear()
+    _clean(cat)
+    assert derived == ["acme"] and compared == []
+    write_tenant(cat, "acme-api", "web")
+    _clean(cat)
+    assert len(compared) == 1
+    compared.clear()
+    write_tenant(cat, "namespace-acme", "api")  # claims acme-api's Application dev-namespace-acme-api
+    assert any("dev-namespace-acme-api" in e for e in _errors(cat))
+    assert len(compared) == 1
+
+
+def test_a_proof_of_other_digests_is_replaced_by_this_runs(cat: Path, compared: list[int]) -> None:
+    """A memo whose facts all still hold but whose proof covers other digests: the run
+    compares, and keeps its own proof although no fact changed."""
+    _clean(cat)
+    version, context, facts, proofs = msgspec.msgpack.decode((cat / MEMO_PATH).read_bytes())
+    assert set(proofs) == {"names-apart"}
+    (cat / MEMO_PATH).write_bytes(msgspec.msgpack.encode([version, context, facts, {"names-apart": b"\0" * 32}]))
+    compared.clear()
+    _clean(cat)
+    assert len(compared) == 1
+    compared.clear()
+    _clean(cat)
+    assert compared == []
+
+
 def test_a_clash_with_a_memoized_tenant_is_reported_as_without_the_memo(
     cat: Path, derived: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -118,9 +169,9 @@ def test_a_name_too_long_in_the_new_tenant_is_reported(cat: Path, monkeypatch: p
 
 def _forge_empty(root: Path, rel: str) -> None:
     """Make the memo say ``rel``'s tenant claims no name at all (its identity kept)."""
-    version, context, facts = msgspec.msgpack.decode((root / MEMO_PATH).read_bytes())
+    version, context, facts, proofs = msgspec.msgpack.decode((root / MEMO_PATH).read_bytes())
     facts[rel][1] = b""
-    (root / MEMO_PATH).write_bytes(msgspec.msgpack.encode([version, context, facts]))
+    (root / MEMO_PATH).write_bytes(msgspec.msgpack.encode([version, context, facts, proofs]))
 
 
 def test_a_memo_from_elsewhere_is_never_used(cat: Path, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import itertools
 import os
 import struct
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,12 +131,33 @@ class Listing:
                     yield prefix + name
         yield from self._file_links
 
-    def by_folder(self) -> Iterator[tuple[str, int, Callable[[], list[str]], Callable[[], Iterator[str]]]]:
-        """:meth:`paths` a folder at a time: (folder, how many files, a call that lists their
-        names, a call that makes their paths), folders with no file left out; the links to
-        files last, as the folder ``""`` (``tree._status`` counts a folder's files before it
-        makes any path)."""
+    def counted(self, expected: Mapping[str, int], unless: Container[str]) -> tuple[int, list[str]]:
+        """How many files the folders hold that hold exactly ``expected[folder]`` files and are
+        not in ``unless``, and every other folder with files (for :meth:`by_folder`). One
+        tight pass: at 10,000 tenants ~230,000 folders, most of them counted here, none of
+        their names split (``tree._status``)."""
+        counted = 0
+        rest: list[str] = []
+        wanted = expected.get
         for folder, entry in self._folders.items():
+            files = entry.files
+            if files:
+                count = files.count(_SEP) + 1
+                if wanted(folder) == count and folder not in unless:
+                    counted += count
+                else:
+                    rest.append(folder)
+        return counted, rest
+
+    def by_folder(
+        self, only: Iterable[str] | None = None
+    ) -> Iterator[tuple[str, int, Callable[[], list[str]], Callable[[], Iterator[str]]]]:
+        """:meth:`paths` a folder at a time (``only`` these folders, each one with files):
+        (folder, how many files, a call that lists their names, a call that makes their
+        paths), folders with no file left out; the links to files last, as the folder ``""``
+        (``tree._status`` counts a folder's files before it makes any path)."""
+        folders = self._folders.items() if only is None else ((folder, self._folders[folder]) for folder in only)
+        for folder, entry in folders:
             if entry.files:
                 names = functools.partial(entry.files.split, _SEP)
                 yield folder, entry.files.count(_SEP) + 1, names, functools.partial(_joined, folder + "/", entry.files)

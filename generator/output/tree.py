@@ -409,7 +409,6 @@ def _status(
     rendered = result.files
     # one pass over every file on disk, each path made and dropped in turn: at 10,000 tenants
     # a set of the 800,000 paths (and the set operations over it) was ~180 MB of an edit
-    trusted = 0  # reused bytes read from, or vouched for on, this very tree
     stale: list[str] = []
     unknown: list[str] = []
     leftover: list[str] = []
@@ -426,7 +425,10 @@ def _status(
         folder, _, name = rel.rpartition("/")
         but_in.setdefault(folder, []).append(name)
     linked = {rel.rpartition("/")[0] for rel in links}
-    for folder, count, names, paths in listing.by_folder():
+    # the folders whose count is their verified paths' (no fresh path, no link) counted at once;
+    # the others one by one (a fresh path's folder: _verified_files, or path by path)
+    trusted, looked = listing.counted(expected, but_in.keys() | linked)
+    for folder, count, names, paths in listing.by_folder(looked):
         listed = expected.get(folder) if folder and folder not in linked else None
         counted = None if listed is None else _verified_files(folder, count, names, listed, but_in.get(folder, []), within)
         if counted is not None:

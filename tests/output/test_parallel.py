@@ -157,6 +157,11 @@ def test_benchmark_runs_end_to_end_and_compares_like_with_like(tmp_path):
     assert (catalog / ".companyos-cache").is_dir() and not (catalog / ".companyos-cache.aside").exists()
     assert row["workers_peak_rss_mb"] >= 0  # 10 tenants render in one process: its only children are git's
     assert len(row["render_vs_bare_each"]) == 1
+    # the bytes per tenant by kind add up to the total, and the headers are a part of them
+    by_kind = row["kb_per_tenant_by_kind"]
+    assert {"terraform", "argocd", "helm", "unit manifest"} <= set(by_kind)
+    assert sum(by_kind.values()) == pytest.approx(row["kb_per_tenant"], abs=0.1 * len(by_kind))
+    assert 0 < row["kb_per_tenant_headers"] < by_kind["terraform"]
     # per MB: the render writes more than the bare loop (emitted JSON, its unit manifests), so
     # its per-MB ratio is below its plain one, and below that without the manifests counted
     assert row["render_mb"] > row["render_mb"] - row["unit_manifests_mb"] > row["bare_mb"] > 0

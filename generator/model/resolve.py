@@ -39,22 +39,23 @@ class Deployment:
     #: Catalog files every output of this deployment depends on (platform, tier,
     #: environment, tenant); a target adds the service file and templates it uses.
     sources: tuple[str, ...]
+    #: The tenant's name, the environment's, whether the tier is dedicated and the tenant's
+    #: namespace, set once from the frozen fields above: the targets ask them ~1,500,000
+    #: times at 10,000 tenants x 3, ~0.2 s of a one-tenant edit's global unit as properties.
+    name: str = field(init=False, repr=False, compare=False)
+    env: str = field(init=False, repr=False, compare=False)
+    dedicated: bool = field(init=False, repr=False, compare=False)
+    namespace: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def name(self) -> str:
-        return self.tenant.name
-
-    @property
-    def env(self) -> str:
-        return self.environment.name
-
-    @property
-    def dedicated(self) -> bool:
-        return self.tier.isolation == "dedicated"
-
-    @property
-    def namespace(self) -> str:
-        return naming.namespace(self.tenant.name)
+    def __post_init__(self) -> None:
+        derived = {
+            "name": self.tenant.name,
+            "env": self.environment.name,
+            "dedicated": self.tier.isolation == "dedicated",
+            "namespace": naming.namespace(self.tenant.name),
+        }
+        for key, value in derived.items():
+            object.__setattr__(self, key, value)  # frozen: set as built
 
     @property
     def account_id(self) -> str:

@@ -171,17 +171,22 @@ def plan_roles(model: Model, env: spec.Environment, the_plan: dict[str, Any]) ->
 
 
 def context(model: Model, env: spec.Environment) -> dict[str, Any]:
-    """Every value a runbook names, per data owner (pools and dedicated tenants) and host."""
+    """Every value a runbook names, per data owner (pools and dedicated tenants) and host.
+    ``tenants`` and ``hosts`` are the rendered tenants' only (their pages and failover plans;
+    the environment's runbooks name no tenant): an incremental render makes a few rows, not
+    30,000 at 10,000 tenants."""
     platform = model.platform
     owners: dict[str, dict[str, Any]] = {}
     hosts: list[dict[str, str]] = []
     tenants: list[dict[str, Any]] = []
+    sources: set[str] = set()
     for d in model.in_environment(env.name):
         if d.account_pending:  # held until `companyos record-accounts`: no id to name yet
             continue
+        sources.add(model.source("tenant", d.name))
         owner = d.name if d.dedicated else naming.pool_root(d.tier.name)
-        account = d.account_id if d.dedicated else env.accounts.pools[d.tier.name]
         if owner not in owners:  # a pool's row, made once (not once per pooled tenant, then dropped)
+            account = d.account_id if d.dedicated else env.accounts.pools[d.tier.name]
             owners[owner] = {
                 "owner": owner,
                 "account": account,
@@ -192,6 +197,8 @@ def context(model: Model, env: spec.Environment) -> dict[str, Any]:
                 "vault": dr.backup_vault(platform, env.name, owner),
                 "kms_alias": naming.kms_alias(platform, env.name, owner),
             }
+        if not model.renders(d.name):
+            continue  # its page is not rendered (an incremental render): no row, no hosts
         secrets = [naming.secret_key(ref.key, d.name, d.env) for svc in d.services for ref in svc.secrets]
         db_secrets = sorted({naming.db_secret_key(platform, env.name, d.name, svc.name) for svc in d.services if svc.uses_database})
         tenants.append(
@@ -229,5 +236,5 @@ def context(model: Model, env: spec.Environment) -> dict[str, Any]:
         "owners": [owners[k] for k in sorted(owners)],
         "tenants": sorted(tenants, key=lambda t: t["name"]),
         "hosts": sorted(hosts, key=lambda h: h["host"]),
-        "sources": sorted({model.source("tenant", t["name"]) for t in tenants}),
+        "sources": sorted(sources),
     }

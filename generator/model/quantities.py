@@ -6,6 +6,7 @@ that the tenants' namespace quotas fit in it, and the capacity target prices not
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 
@@ -14,8 +15,10 @@ from generator.model.resolve import Deployment
 _UNITS = {"": 1.0, "m": 0.001, "Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40}
 
 
+@functools.lru_cache(maxsize=4096)
 def quantity(value: str) -> float:
-    """A Kubernetes quantity as a float (cores or bytes); the settings schema has already validated it."""
+    """A Kubernetes quantity as a float (cores or bytes); the settings schema has already validated it.
+    Kept per text: a fleet's quotas are a few texts, summed over 30,000 deployments at 10,000 x 3."""
     match = re.fullmatch(r"([0-9.]+)([A-Za-z]*)", value)
     if match is None or match.group(2) not in _UNITS:
         raise ValueError(f"not a Kubernetes quantity: {value!r}")

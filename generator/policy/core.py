@@ -161,9 +161,17 @@ def regulated(model: Model) -> Iterator[Deployment]:
 def setting_rule(
     rule_id: str, model: Model, deployments: Iterable[Deployment], path: str, ok: Callable[[Any], bool], expectation: str
 ) -> Iterator[Violation]:
+    parts = tuple(path.split("."))
+    # most deployments share their (tier, environment)'s validated settings (model/resolve.py):
+    # judged once per settings object (kept, so its id is its own)
+    judged: dict[int, tuple[BaseModel, Any, bool]] = {}
     for d in deployments:
-        value = value_of(d, path)
-        if not ok(value):
+        known = judged.get(id(d.settings))
+        if known is None or known[0] is not d.settings:
+            found = settings_value(d.settings, parts)
+            known = judged[id(d.settings)] = (d.settings, found, ok(found))
+        _, value, fine = known
+        if not fine:
             yield Violation(
                 rule_id,
                 blame(d, path, model.source("tier", d.tier.name)),

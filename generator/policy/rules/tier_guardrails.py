@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from generator.catalog import spec
 from generator.model.layers import lookup
-from generator.model.resolve import Model
+from generator.model.resolve import Deployment, Model
 from generator.policy.core import Violation, blame, rule, settings_value
 
 
@@ -37,24 +37,42 @@ def instance_classes(model: Model) -> Iterator[Violation]:
 
 @rule("CO012", "tier-guardrails", "No environment or tenant override weakens a tier guardrail.")
 def tier_guardrails(model: Model) -> Iterator[Violation]:
+    # most deployments share their (tier, environment)'s validated settings (model/resolve.py):
+    # their guardrails are judged once per settings object (the object kept, so its id is its own)
+    judged: dict[tuple[int, str, str], tuple[spec.Settings, list[tuple[str, spec.Guardrail, Any, str]]]] = {}
     for d in model.deployments:
+        key = (id(d.settings), d.tier.name, d.env)
+        known = judged.get(key)
+        if known is None or known[0] is not d.settings:
+            known = judged[key] = (d.settings, _broken(d))
+        if not known[1]:
+            continue
         tier_entry = model.catalog.tiers[d.tier.name]
-        for path, rail in sorted(d.tier.guardrails.items()):
-            if rail.environments is not None and d.env not in rail.environments:
-                continue
-            value = setting_at(d.settings, tuple(path.split(".")))
-            problem = guardrail_problem(rail, value)
-            if problem:
-                rule_at = tier_entry.locate("guardrails", path, key=True)
-                yield Violation(
-                    "CO012",
-                    blame(d, path, tier_entry.path),
-                    f"{path} = {json.dumps(value)} for tenant '{d.name}' in {d.env} breaks tier '{d.tier.name}' guardrail "
-                    f"({rule_at}): {path} {problem} ({rail.reason})",
-                    d.name,
-                    d.env,
-                    path,
-                )
+        for path, rail, value, problem in known[1]:
+            rule_at = tier_entry.locate("guardrails", path, key=True)
+            yield Violation(
+                "CO012",
+                blame(d, path, tier_entry.path),
+                f"{path} = {json.dumps(value)} for tenant '{d.name}' in {d.env} breaks tier '{d.tier.name}' guardrail "
+                f"({rule_at}): {path} {problem} ({rail.reason})",
+                d.name,
+                d.env,
+                path,
+            )
+
+
+def _broken(d: Deployment) -> list[tuple[str, spec.Guardrail, Any, str]]:
+    """(path, guardrail, value, what is wrong) of each guardrail of ``d``'s tier in force in its
+    environment that its settings break, in path order."""
+    out = []
+    for path, rail in sorted(d.tier.guardrails.items()):
+        if rail.environments is not None and d.env not in rail.environments:
+            continue
+        value = setting_at(d.settings, tuple(path.split(".")))
+        problem = guardrail_problem(rail, value)
+        if problem:
+            out.append((path, rail, value, problem))
+    return out
 
 
 def setting_at(settings: BaseModel, path: tuple[str, ...]) -> Any:

@@ -152,6 +152,10 @@ def name_digest(key: tuple[str, str, str]) -> bytes:
     return hashlib.blake2b("\0".join(key).encode("utf-8", "surrogateescape"), digest_size=8).digest()
 
 
+#: The kind of proof :func:`_names_apart` keeps in the memo.
+_APART = "names-apart"
+
+
 def _names_apart(
     registry: NameRegistry, catalog: Catalog, platform: spec.Platform, tenants: list[Entry[spec.Tenant]], memo: FileMemo
 ) -> bool:
@@ -179,10 +183,6 @@ def _names_apart(
         return False
     memo.record(_APART, proof)
     return True
-
-
-#: The kind of proof :func:`_names_apart` keeps in the memo.
-_APART = "names-apart"
 
 
 def all_different(digests: array.array[int]) -> bool:

@@ -149,18 +149,14 @@ class Listing:
                     rest.append(folder)
         return counted, rest
 
-    def by_folder(
-        self, only: Iterable[str] | None = None
-    ) -> Iterator[tuple[str, int, Callable[[], list[str]], Callable[[], Iterator[str]]]]:
-        """:meth:`paths` a folder at a time (``only`` these folders, each one with files):
-        (folder, how many files, a call that lists their names, a call that makes their
-        paths), folders with no file left out; the links to files last, as the folder ``""``
-        (``tree._status`` counts a folder's files before it makes any path)."""
-        folders = self._folders.items() if only is None else ((folder, self._folders[folder]) for folder in only)
-        for folder, entry in folders:
-            if entry.files:
-                names = functools.partial(entry.files.split, _SEP)
-                yield folder, entry.files.count(_SEP) + 1, names, functools.partial(_joined, folder + "/", entry.files)
+    def by_folder(self, folders: Iterable[str]) -> Iterator[tuple[str, int, Callable[[], list[str]], Callable[[], Iterator[str]]]]:
+        """:meth:`paths` of ``folders`` (each one with files; :meth:`counted`'s rest) a folder at a
+        time: (folder, how many files, a call that lists their names, a call that makes their
+        paths); the links to files last, as the folder ``""`` (``tree._status`` counts a folder's
+        files before it makes any path)."""
+        for folder in folders:
+            files = self._folders[folder].files
+            yield folder, files.count(_SEP) + 1, functools.partial(files.split, _SEP), functools.partial(_joined, folder + "/", files)
         if self._file_links:
             yield "", len(self._file_links), list, functools.partial(iter, list(self._file_links))
 

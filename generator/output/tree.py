@@ -429,11 +429,13 @@ def _status(
     # the others one by one (a fresh path's folder: _verified_files, or path by path)
     trusted, looked = listing.counted(expected, but_in.keys() | linked)
     for folder, count, names, paths in listing.by_folder(looked):
-        listed = expected.get(folder) if folder and folder not in linked else None
-        counted = None if listed is None else _verified_files(folder, count, names, listed, but_in.get(folder, []), within)
-        if counted is not None:
-            trusted += counted
-            continue
+        # a folder with fresh paths (no link) may still be counted; any other here is not
+        made, listed = but_in.get(folder), expected.get(folder)
+        if folder and made and listed is not None and folder not in linked:
+            counted = _verified_files(folder, count, names, listed, made, within)
+            if counted is not None:
+                trusted += counted
+                continue
         for rel in paths():
             if rel in within and rel not in but:  # most of them (verified files are the result's)
                 if rel not in links:
@@ -484,15 +486,14 @@ def _verified_files(
     folder: str, count: int, names: Callable[[], list[str]], listed: int, made: list[str], within: Container[str]
 ) -> int | None:
     """How many of ``folder``'s ``count`` files are verified ones, when its files are exactly
-    its ``listed`` result paths less the ``made`` ones (``but``) absent from its ``names``
-    (``_status``); None when that is not known: the folder is looked at path by path (a
-    ``but`` path that is not the result's, or a file count that leaves room for a stray)."""
-    present = 0
-    if made:
-        if not all(f"{folder}/{name}" in within for name in made):
-            return None
-        on_disk = set(names())
-        present = sum(name in on_disk for name in made)
+    its ``listed`` result paths less the ``made`` ones (``but``, at least one) absent from its
+    ``names`` (``_status``; a folder without fresh paths is counted by ``Listing.counted``);
+    None when that is not known: the folder is looked at path by path (a ``but`` path that is
+    not the result's, or a file count that leaves room for a stray)."""
+    if not all(f"{folder}/{name}" in within for name in made):
+        return None
+    on_disk = set(names())
+    present = sum(name in on_disk for name in made)
     return count - present if count == listed - len(made) + present else None
 
 

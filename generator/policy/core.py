@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -158,19 +158,41 @@ def regulated(model: Model) -> Iterator[Deployment]:
     return (d for d in model.deployments if d.tier.regulated)
 
 
+T = TypeVar("T")
+
+
+def once_per_settings(
+    judge: Callable[[Deployment], T], *, by: Callable[[Deployment], Hashable] = lambda d: None
+) -> Callable[[Deployment], T]:
+    """``judge``, asked once per validated settings object (and value of ``by``, whatever else
+    the judgement reads): deployments that customise nothing share their (tier, environment)'s
+    object (model/resolve.py), judged once instead of once per deployment (the policy at 10,000
+    tenants x 3: 0.40 -> 0.23 s). The object is kept beside its judgement, so the id it is
+    found by is its own."""
+    judged: dict[tuple[int, Hashable], tuple[BaseModel, T]] = {}
+
+    def once(d: Deployment) -> T:
+        key = (id(d.settings), by(d))
+        known = judged.get(key)
+        if known is None or known[0] is not d.settings:
+            known = judged[key] = (d.settings, judge(d))
+        return known[1]
+
+    return once
+
+
 def setting_rule(
     rule_id: str, model: Model, deployments: Iterable[Deployment], path: str, ok: Callable[[Any], bool], expectation: str
 ) -> Iterator[Violation]:
     parts = tuple(path.split("."))
-    # most deployments share their (tier, environment)'s validated settings (model/resolve.py):
-    # judged once per settings object (kept, so its id is its own)
-    judged: dict[int, tuple[BaseModel, Any, bool]] = {}
+
+    def judged(d: Deployment) -> tuple[Any, bool]:
+        value = settings_value(d.settings, parts)
+        return value, ok(value)
+
+    judged_once = once_per_settings(judged)
     for d in deployments:
-        known = judged.get(id(d.settings))
-        if known is None or known[0] is not d.settings:
-            found = settings_value(d.settings, parts)
-            known = judged[id(d.settings)] = (d.settings, found, ok(found))
-        _, value, fine = known
+        value, fine = judged_once(d)
         if not fine:
             yield Violation(
                 rule_id,

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from generator.catalog import spec
 from generator.model.layers import lookup
 from generator.model.resolve import Deployment, Model
-from generator.policy.core import Violation, blame, rule, settings_value
+from generator.policy.core import Violation, blame, once_per_settings, rule, settings_value
 
 
 @rule("CO009", "tier-instance-classes", "Database and cache instance classes stay within the tier's allowed list.")
@@ -37,18 +37,13 @@ def instance_classes(model: Model) -> Iterator[Violation]:
 
 @rule("CO012", "tier-guardrails", "No environment or tenant override weakens a tier guardrail.")
 def tier_guardrails(model: Model) -> Iterator[Violation]:
-    # most deployments share their (tier, environment)'s validated settings (model/resolve.py):
-    # their guardrails are judged once per settings object (the object kept, so its id is its own)
-    judged: dict[tuple[int, str, str], tuple[spec.Settings, list[tuple[str, spec.Guardrail, Any, str]]]] = {}
+    broken = once_per_settings(_broken, by=lambda d: (d.tier.name, d.env))  # the rails read the tier and environment too
     for d in model.deployments:
-        key = (id(d.settings), d.tier.name, d.env)
-        known = judged.get(key)
-        if known is None or known[0] is not d.settings:
-            known = judged[key] = (d.settings, _broken(d))
-        if not known[1]:
+        found = broken(d)
+        if not found:
             continue
         tier_entry = model.catalog.tiers[d.tier.name]
-        for path, rail, value, problem in known[1]:
+        for path, rail, value, problem in found:
             rule_at = tier_entry.locate("guardrails", path, key=True)
             yield Violation(
                 "CO012",

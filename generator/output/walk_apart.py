@@ -36,10 +36,11 @@ class Walk:
         self.root, self.folders, self.offer = root, list(folders), offer
         self._out = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close(): it outlives this call)
         self._child: subprocess.Popen[bytes] | None = None
-        command = [sys.executable, "-c", _CHILD, os.pathsep.join(sys.path), *([] if offer else [_NO_OFFER]), os.fspath(root), *self.folders]
         with contextlib.suppress(OSError, ValueError):  # no interpreter to start: walked here
             if sys.executable:
-                self._child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=self._out, stderr=subprocess.DEVNULL)
+                self._child = subprocess.Popen(
+                    command(root, self.folders, offer=offer), stdin=subprocess.DEVNULL, stdout=self._out, stderr=subprocess.DEVNULL
+                )
 
     def listing(self) -> Listing:
         """The child's listing; the folders walked here when it has none."""
@@ -58,6 +59,11 @@ class Walk:
             self._child.kill()
             self._child.wait()
         self._out.close()
+
+
+def command(root: Path, folders: Sequence[str], *, offer: bool = True) -> list[str]:
+    """The child's command line (``bench/floor.py`` times this very process)."""
+    return [sys.executable, "-c", _CHILD, os.pathsep.join(sys.path), *([] if offer else [_NO_OFFER]), os.fspath(root), *folders]
 
 
 @contextlib.contextmanager

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import cast
 
 _OPEN, _CLOSE = "{[(", "}])"
 #: A string literal without interpolation (most of them): its contents are never syntax.
@@ -115,6 +114,8 @@ _SIMPLE_ATTRIBUTE = re.compile(rf"( *)([A-Za-z_][\w-]*) = ({_PLAIN_VALUE}|\[(?:{
 @functools.lru_cache(maxsize=MEMO_ENTRIES)
 def _line(line: str) -> tuple[int, str, str] | str:
     """``(indent, name, value)`` for a single-line attribute, else the line as it stays."""
+    if "=" not in line:  # no assignment can be found in it (block headers, brackets: ~45% of lines)
+        return line
     simple = _SIMPLE_ATTRIBUTE.fullmatch(line)
     if simple is not None:
         return len(simple[1]), simple[2], simple[3]
@@ -160,23 +161,32 @@ def format_hcl(text: str) -> str:
 
 @functools.lru_cache(maxsize=MEMO_ENTRIES)
 def _paragraph(text: str) -> str:
-    """Lines without blank ones between them, with every run of ``=`` aligned."""
-    lines = [_line(line) for line in text.split("\n")]
+    """Lines without blank ones between them, with every run of ``=`` aligned: consecutive
+    attributes at one indent. One pass, each run laid out as it ends."""
     result: list[str] = []
-    i, count = 0, len(lines)
-    while i < count:
-        item = lines[i]
+    run: list[tuple[int, str, str]] = []
+    for item in map(_line, text.split("\n")):
         if isinstance(item, str):
+            if run:
+                _aligned(run, result)
+                run = []
             result.append(item)
-            i += 1
-            continue
-        indent = item[0]
-        j = i + 1
-        while j < count and not isinstance(lines[j], str) and lines[j][0] == indent:
-            j += 1
-        run = cast("list[tuple[int, str, str]]", lines[i:j])  # the loop above took only attributes
-        width = max(len(entry[1]) for entry in run)
-        pad = " " * indent
-        result.extend(f"{pad}{entry[1].ljust(width)} = {entry[2]}" for entry in run)
-        i = j
+        elif run and item[0] == run[0][0]:
+            run.append(item)
+        else:
+            if run:
+                _aligned(run, result)
+            run = [item]
+    if run:
+        _aligned(run, result)
     return "\n".join(result)
+
+
+def _aligned(run: list[tuple[int, str, str]], result: list[str]) -> None:
+    """Append ``run``'s attributes, their ``=`` one space after the longest name."""
+    pad = " " * run[0][0]
+    if len(run) == 1:
+        result.append(f"{pad}{run[0][1]} = {run[0][2]}")
+        return
+    width = max([len(entry[1]) for entry in run])
+    result.extend([f"{pad}{entry[1].ljust(width)} = {entry[2]}" for entry in run])

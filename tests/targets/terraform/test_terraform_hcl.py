@@ -129,3 +129,47 @@ def test_simple_attribute_fast_path_agrees_with_the_scanner(sample):
     assert fast > 1000  # the fast path is really taken
     for line in ['  a = "x${y}"', '  b = "q\\"uote"', "  c = [1, [2]]", "  d = f(1)", "  e = 1 # x = {", '  "k" = 1']:
         assert _SIMPLE_ATTRIBUTE.fullmatch(line) is None, line
+
+
+def _runs_by_scanning_ahead(text: str) -> str:
+    """The alignment rule as first written (a run found by looking ahead from its first
+    attribute): the reference the one-pass layout must agree with."""
+    from generator.targets.terraform.hcl import _line_scanned
+
+    lines = [_line_scanned(line) for line in text.split("\n")]
+    result: list[str] = []
+    i = 0
+    while i < len(lines):
+        item = lines[i]
+        if isinstance(item, str):
+            result.append(item)
+            i += 1
+            continue
+        j = i + 1
+        while j < len(lines) and not isinstance(lines[j], str) and lines[j][0] == item[0]:
+            j += 1
+        width = max(len(entry[1]) for entry in lines[i:j])  # type: ignore[misc]
+        result.extend(f"{' ' * item[0]}{entry[1].ljust(width)} = {entry[2]}" for entry in lines[i:j])  # type: ignore[misc]
+        i = j
+    return "\n".join(result)
+
+
+@hypothesis.settings(max_examples=400, deadline=None)
+@hypothesis.given(
+    st.lists(st.sampled_from([*_LINES, "  dd = 4", "    e = 5", "      fff = [1]", "    gggg = x.y"]), min_size=1, max_size=30)
+)
+@hypothesis.example(["  a = 1", "    bb = 2", "  ccc = 3"])  # an indent change alone ends a run
+def test_one_pass_layout_agrees_with_scanning_ahead(lines):
+    from generator.targets.terraform.hcl import _paragraph
+
+    text = "\n".join(line for line in lines if line.strip())  # a paragraph: no blank line in it
+    if text:
+        assert _paragraph(text) == _runs_by_scanning_ahead(text)
+
+
+@hypothesis.settings(max_examples=300, deadline=None)
+@hypothesis.given(st.text(alphabet=st.characters(blacklist_characters="=\n")))
+def test_a_line_without_an_equals_sign_stays_as_the_scanner_keeps_it(line):
+    from generator.targets.terraform.hcl import _line, _line_scanned
+
+    assert _line(line) == _line_scanned(line) == line

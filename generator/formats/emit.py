@@ -95,21 +95,30 @@ def _scalar(value: Any) -> str:
 
 
 def _block(value: Any, pad: str, out: list[str]) -> None:
-    """Append the lines of a non-empty mapping or sequence, indented by ``pad``."""
+    """Append the lines of a non-empty mapping or sequence, indented by ``pad``. Strings, most
+    keys and values, are looked up in :data:`_STRINGS` here, not through a call each (~7
+    million at 1,000 tenants x 3)."""
     inner = pad + "  "
+    known = _STRINGS.get
     if type(value) is dict:
         for key, item in value.items():
             if type(key) is not str:
                 raise TypeError(f"YAML output keys must be strings, got {key!r}")
-            if type(item) in (dict, list) and item:
-                out.append(f"{pad}{_string(key)}:")
+            name = known(key) or _string(key)
+            kind = type(item)
+            if kind is str:
+                out.append(f"{pad}{name}: {known(item) or _string(item)}")
+            elif (kind is dict or kind is list) and item:
+                out.append(f"{pad}{name}:")
                 _block(item, inner, out)
             else:
-                out.append(f"{pad}{_string(key)}: {_inline(item)}")
+                out.append(f"{pad}{name}: {_inline(item)}")
         return
     for item in value:
         kind = type(item)
-        if kind is dict and item:
+        if kind is str:
+            out.append(f"{pad}- {known(item) or _string(item)}")
+        elif kind is dict and item:
             first = len(out)
             _block(item, inner, out)
             out[first] = f"{pad}- {out[first][len(inner) :]}"

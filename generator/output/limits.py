@@ -280,14 +280,19 @@ _PAIR = re.compile(rb"^    ([^:\n]+): (.*)$", re.MULTILINE)
 
 
 def _scan(data: bytes) -> list[dict[str, Any]]:
-    """Kind, name and labels of each document of a small manifest, from the emitter's block
-    layout (top-level keys at column 0, metadata fields at 2), without a YAML parse."""
+    """Kind, name and labels of each document of a small manifest that could breach a limit,
+    from the emitter's block layout (top-level keys at column 0, metadata fields at 2),
+    without a YAML parse. A document whose metadata has no line of :data:`_LONG_LINE` holds
+    no name or label over its limit: it is left out unread (a tenant's namespace file holds
+    ~12 documents, one of them with a long annotation line)."""
     out: list[dict[str, Any]] = []
     for doc in _DOC.split(data):
         kind, meta = _KIND.search(doc), _META.search(doc)
         if kind is None or meta is None:
             continue
         block = meta.group(1)
+        if _LONG_RUN.search(block) is None:
+            continue
         name = _NAME.search(block)
         labels = _LABELS.search(block)
         pairs = {_unquote(k): _unquote(v) for k, v in _PAIR.findall(labels.group(1))} if labels else {}
@@ -300,11 +305,15 @@ _META_BLOCK = re.compile(rb"\nmetadata:\n((?:  .*\n)*)")
 _LONG_LINE = len("    k: ") + MAX_LABEL + 1
 
 
+#: A line of at least :data:`_LONG_LINE` bytes (tried at line starts only: one pass).
+_LONG_RUN = re.compile(rb"^.{%d}" % _LONG_LINE, re.MULTILINE)
+
+
 def _long_metadata(data: bytes) -> bool:
     """Whether any line of a top-level metadata block is long enough to hold a name or label
     over its limit (an unquoted value is never longer than its raw text). Most files have
     none, and are not scanned further."""
-    return any(len(line) >= _LONG_LINE for m in _META_BLOCK.finditer(b"\n" + data) for line in m.group(1).split(b"\n"))
+    return any(_LONG_RUN.search(m.group(1)) is not None for m in _META_BLOCK.finditer(b"\n" + data))
 
 
 def _unquote(raw: bytes) -> str:

@@ -6,6 +6,7 @@ sample tree committed in a scratch repository and checks what it counted and ran
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -105,3 +106,13 @@ def test_the_floor_is_the_start_and_both_stat_passes_at_once(committed: Path, mo
     ]
     assert medians["together"]["cpu"] == 2.6  # both processes' CPU
     assert found["floor_s"] == 1.5 and found["left_for_the_catalog_s"] == 0.5
+
+
+def test_the_script_prints_the_floor_table(committed: Path) -> None:
+    """As docs/benchmark.md runs it: one repeat, markdown out."""
+    command = [sys.executable, str(REPO / "bench" / "floor.py"), "--workdir", str(committed), "--repeat", "1", "--markdown"]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    rows = [line for line in proc.stdout.splitlines() if re.match(r"^\| .+ \| [0-9.]+ \| [0-9.]+ \|$", line)]
+    assert len(rows) == 5
+    assert re.search(r"Floor \(startup \+ both at once\): \*\*[0-9.]+ s\*\*", proc.stdout)

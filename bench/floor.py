@@ -35,6 +35,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,7 +73,7 @@ def timed(*commands: tuple[list[str], dict[str, str]], cwd: Path) -> Timed:
         code = os.waitstatus_to_exitcode(status)
         if code != 0:
             assert proc.stderr is not None
-            raise SystemExit(f"{proc.args} exited {code}: {proc.stderr.read().decode()[-2000:]}")
+            raise SystemExit(f"{proc.args!r} exited {code}: {proc.stderr.read().decode()[-2000:]}")
     return Timed(time.perf_counter() - start, cpu)
 
 
@@ -108,16 +109,30 @@ def counts(root: Path) -> dict[str, int | None]:
     return {"files": listed.count(b"\0"), "folders": len(listing.dirs), "inotify_watches": limit}
 
 
+#: The steps timed, in the order each round runs them: what the table calls each, and the
+#: processes it starts together (``timed``).
+STEPS: dict[str, tuple[str, Callable[[Path], tuple[tuple[list[str], dict[str, str]], ...]]]] = {
+    "startup": ("interpreter start and `import generator.cli.main`", lambda root: (startup(),)),
+    "git_stat_threads": (
+        "`git diff-files` over the outputs (git's threads, as `render` runs it)",
+        lambda root: (git_stat(root, threads=True),),
+    ),
+    "git_stat_one_thread": ("the same on one thread (`core.preloadIndex=false`)", lambda root: (git_stat(root, threads=False),)),
+    "walk": ("the folder walk's child, with the listing cache", lambda root: (walk(root),)),
+    "together": (
+        "the git stat and the walk started together, as `render` starts them",
+        lambda root: (git_stat(root, threads=True), walk(root)),
+    ),
+}
+
+
 def measure(root: Path, repeat: int) -> dict[str, object]:
-    """Each measure ``repeat`` times in turn (the VM drifts: no measure gets a quiet minute to
+    """Each step ``repeat`` times in turn (the VM drifts: no step gets a quiet minute to
     itself); medians, and the floor they add up to."""
-    runs: dict[str, list[Timed]] = {"startup": [], "git_stat_threads": [], "git_stat_one_thread": [], "walk": [], "together": []}
+    runs: dict[str, list[Timed]] = {name: [] for name in STEPS}
     for _ in range(repeat):
-        runs["startup"].append(timed(startup(), cwd=root))
-        runs["git_stat_threads"].append(timed(git_stat(root, threads=True), cwd=root))
-        runs["git_stat_one_thread"].append(timed(git_stat(root, threads=False), cwd=root))
-        runs["walk"].append(timed(walk(root), cwd=root))
-        runs["together"].append(timed(git_stat(root, threads=True), walk(root), cwd=root))
+        for name, (_, commands) in STEPS.items():
+            runs[name].append(timed(*commands(root), cwd=root))
     medians = {
         name: {"seconds": _median(t.seconds for t in timings), "cpu": _median(t.cpu for t in timings)} for name, timings in runs.items()
     }
@@ -132,22 +147,15 @@ def measure(root: Path, repeat: int) -> dict[str, object]:
     }
 
 
-def _median(values: object) -> float:
-    return round(statistics.median(list(values)), 3)  # type: ignore[call-overload]
+def _median(values: Iterable[float]) -> float:
+    return round(statistics.median(values), 3)
 
 
 def markdown(found: dict[str, object]) -> str:
     medians = found["medians"]
     assert isinstance(medians, dict)
-    names = {
-        "startup": "interpreter start and `import generator.cli.main`",
-        "git_stat_threads": "`git diff-files` over the outputs (git's threads, as `render` runs it)",
-        "git_stat_one_thread": "the same on one thread (`core.preloadIndex=false`)",
-        "walk": "the folder walk's child, with the listing cache",
-        "together": "the git stat and the walk started together, as `render` starts them",
-    }
     lines = ["| step | wall s (median) | CPU s (median) |", "|---|---|---|"]
-    lines += [f"| {label} | {medians[name]['seconds']:.2f} | {medians[name]['cpu']:.2f} |" for name, label in names.items()]
+    lines += [f"| {label} | {medians[name]['seconds']:.2f} | {medians[name]['cpu']:.2f} |" for name, (label, _) in STEPS.items()]
     lines += [
         "",
         f"{found['files']:,} tracked output files, {found['folders']:,} folders, {found['cores']} cores; "

@@ -486,17 +486,21 @@ def _bytes_per_tenant(root: Path, tenants: int) -> dict:
     per_tenant = total = headers = 0
     kinds: dict[str, int] = {}
     for manifest in units_dir.glob("*.json"):
-        listed = json.loads(manifest.read_text())["files"]
-        size = manifest.stat().st_size + sum((root / p).stat().st_size for p in listed)
+        raw = manifest.read_bytes()
+        listed = json.loads(raw)["files"]
+        if not manifest.name.startswith("tenant-"):
+            total += len(raw) + sum((root / p).stat().st_size for p in listed)
+            continue
+        kinds["unit manifest"] = kinds.get("unit manifest", 0) + len(raw)
+        size = len(raw)
+        for path in listed:
+            data = (root / path).read_bytes()  # each tenant file read once: its size, its kind, its header
+            kind = path.split("/")[1]
+            kinds[kind] = kinds.get(kind, 0) + len(data)
+            headers += _header_bytes(data)
+            size += len(data)
         total += size
-        if manifest.name.startswith("tenant-"):
-            per_tenant += size
-            kinds["unit manifest"] = kinds.get("unit manifest", 0) + manifest.stat().st_size
-            for path in listed:
-                data = (root / path).read_bytes()
-                kind = path.split("/")[1]
-                kinds[kind] = kinds.get(kind, 0) + len(data)
-                headers += _header_bytes(data)
+        per_tenant += size
     per = max(1, tenants) * 1024
     return {
         "kb_per_tenant": round(per_tenant / per, 1),

@@ -185,8 +185,5 @@ def _paragraph(text: str) -> str:
 def _aligned(run: list[tuple[int, str, str]], result: list[str]) -> None:
     """Append ``run``'s attributes, their ``=`` one space after the longest name."""
     pad = " " * run[0][0]
-    if len(run) == 1:
-        result.append(f"{pad}{run[0][1]} = {run[0][2]}")
-        return
     width = max([len(entry[1]) for entry in run])
     result.extend([f"{pad}{entry[1].ljust(width)} = {entry[2]}" for entry in run])
